@@ -1,0 +1,318 @@
+"""The outer GBCS frame: MAC header (0xDD) and grouping header (0xDF), CRIB §2.
+
+The payload is kept as bytes here; the payload families decode it. That keeps
+frame round-trips exact whatever the payload holds, and lets MAC and signature
+checks run over the bytes exactly as received.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from gbcs.errors import DecodeError, EncodeError
+from gbcs.primitives import CosemDateTime, Reader, encode_length, pack_id8, pack_u64
+
+__all__ = [
+    "MAC_LENGTH",
+    "SECURITY_CONTROL",
+    "SIGNATURE_LENGTH",
+    "CraFlag",
+    "FrameParts",
+    "GbcsMessage",
+    "GroupingHeader",
+    "OtherInformation",
+    "decode_message",
+]
+
+GENERAL_CIPHERING = 0xDD
+GENERAL_SIGNING = 0xDF
+SECURITY_CONTROL = 0x11  # authentication only, suite 1 (CRIB §2.1)
+MAC_LENGTH = 12
+SIGNATURE_LENGTH = 64
+LAYER = "frame"
+
+
+class CraFlag(enum.IntEnum):
+    """First byte of the transaction id (CRIB §2.2)."""
+
+    COMMAND = 1
+    RESPONSE = 2
+    ALERT = 3
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class OtherInformation:
+    """Message code and the optional supplementary fields (CRIB §2.3).
+
+    Each optional field needs the ones before it; ``certificate`` and
+    ``supplementary_originator_counter`` exclude each other.
+    """
+
+    message_code: int
+    supplementary_remote_party: bytes | None = None
+    supplementary_remote_party_counter: int | None = None
+    supplementary_originator_counter: int | None = None
+    certificate: bytes | None = None
+
+    def encode(self) -> bytes:
+        if not 0 <= self.message_code <= 0xFFFF:
+            raise EncodeError(f"message code {self.message_code} is not a uint16")
+        out = self.message_code.to_bytes(2, "big")
+        if self.supplementary_remote_party is None:
+            if (self.supplementary_remote_party_counter is not None
+                    or self.supplementary_originator_counter is not None
+                    or self.certificate is not None):
+                raise EncodeError("supplementary fields need a supplementary remote party")
+            return out
+        out += pack_id8(self.supplementary_remote_party, "supplementary remote party")
+        if self.supplementary_remote_party_counter is None:
+            if self.supplementary_originator_counter is not None or self.certificate is not None:
+                raise EncodeError("supplementary originator counter or certificate needs "
+                                  "a supplementary remote party counter")
+            return out
+        out += pack_u64(self.supplementary_remote_party_counter, "supplementary remote party counter")
+        if self.supplementary_originator_counter is not None:
+            if self.certificate is not None:
+                raise EncodeError("other-information carries a supplementary originator "
+                                  "counter or a certificate, not both")
+            return out + pack_u64(self.supplementary_originator_counter,
+                              "supplementary originator counter")
+        if self.certificate is not None:
+            if len(self.certificate) == 8:
+                raise EncodeError("an 8-byte certificate would read back as a counter")
+            if not self.certificate:
+                raise EncodeError("certificate is empty")
+            out += self.certificate
+        return out
+
+    @classmethod
+    def read(cls, r: Reader) -> OtherInformation:
+        """Parse per the CRIB §2.3 rule: code, party, counter, then 8 bytes or a cert."""
+        code = r.uint(2, "message code")
+        party = counter = supp_counter = cert = None
+        if r.remaining:
+            party = r.take(8, "supplementary remote party")
+        if r.remaining:
+            counter = r.uint(8, "supplementary remote party counter")
+        if r.remaining == 8:
+            supp_counter = r.uint(8, "supplementary originator counter")
+        elif r.remaining:
+            cert = r.take(r.remaining, "certificate")
+        return cls(code, party, counter, supp_counter, cert)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupingHeader:
+    """The General-Signing header fields before the payload (CRIB §2.2)."""
+
+    cra_flag: CraFlag
+    originator_counter: int
+    business_originator: bytes
+    business_target: bytes
+    other_information: OtherInformation
+    date_time: CosemDateTime | None = None
+
+    @property
+    def message_code(self) -> int:
+        return self.other_information.message_code
+
+    @property
+    def transaction_id(self) -> bytes:
+        return bytes((self.cra_flag,)) + pack_u64(self.originator_counter, "originator counter")
+
+    def encode(self) -> bytes:
+        """Header bytes from the 0x09 transaction-id length up to other-information."""
+        other = self.other_information.encode()
+        dt = b"\x00" if self.date_time is None else b"\x0c" + self.date_time.encode()
+        return b"".join((
+            b"\x09", bytes((int(self.cra_flag),)),
+            pack_u64(self.originator_counter, "originator counter"),
+            b"\x08", pack_id8(self.business_originator, "business originator"),
+            b"\x08", pack_id8(self.business_target, "business target"),
+            dt, encode_length(len(other)), other,
+        ))
+
+
+@dataclass(frozen=True, slots=True)
+class FrameParts:
+    """Where the authenticated regions lie inside the encoded General-Signing APDU.
+
+    Kept beside a decoded message so crypto never re-encodes what it checks.
+    """
+
+    signing_apdu: bytes  # from 0xDF through the signature field
+    signed_end: int  # index in signing_apdu just past the last payload byte
+    payload_offset: int  # absolute offset of the payload in the whole message
+
+
+@dataclass(frozen=True, slots=True)
+class GbcsMessage:
+    """A whole GBCS message.
+
+    ``signature`` is None for a pre-command (no signature field at all), b"" for
+    an unsigned message (length byte 0x00) and 64 bytes ``r||s`` when signed.
+    ``mac`` is None for the unwrapped form (bare 0xDF) and 12 bytes otherwise.
+    """
+
+    header: GroupingHeader
+    payload: bytes
+    signature: bytes | None = b""
+    mac: bytes | None = None
+
+    # Convenience views -------------------------------------------------
+    @property
+    def cra_flag(self) -> CraFlag:
+        return self.header.cra_flag
+
+    @property
+    def message_code(self) -> int:
+        return self.header.other_information.message_code
+
+    @property
+    def is_precommand(self) -> bool:
+        return self.signature is None
+
+    @property
+    def is_signed(self) -> bool:
+        return bool(self.signature)
+
+    @property
+    def has_mac(self) -> bool:
+        return self.mac is not None
+
+    # Encoding -----------------------------------------------------------
+    def signing_parts(self) -> FrameParts:
+        header = self.header.encode()
+        if self.signature is not None and len(self.signature) not in (0, SIGNATURE_LENGTH):
+            raise EncodeError(f"signature must be empty or {SIGNATURE_LENGTH} bytes, "
+                              f"got {len(self.signature)}")
+        body = b"\xdf" + header + encode_length(len(self.payload))
+        payload_start = len(body)
+        body += self.payload
+        signed_end = len(body)
+        if self.signature is not None:
+            body += encode_length(len(self.signature)) + self.signature
+        prefix = 0 if self.mac is None else 7 + len(encode_length(len(body) + 17)) + 5
+        return FrameParts(body, signed_end, prefix + payload_start)
+
+    def signed_data(self) -> bytes:
+        """Bytes the ECDSA signature covers: after 0xDF up to the payload end (CRIB §3.4)."""
+        parts = self.signing_parts()
+        return parts.signing_apdu[1:parts.signed_end]
+
+    def encode(self) -> bytes:
+        apdu = self.signing_parts().signing_apdu
+        if self.mac is None:
+            return apdu
+        if len(self.mac) != MAC_LENGTH:
+            raise EncodeError(f"MAC must be {MAC_LENGTH} bytes, got {len(self.mac)}")
+        return mac_header(len(apdu)) + apdu + self.mac
+
+    def with_mac(self, mac: bytes | None) -> GbcsMessage:
+        return replace(self, mac=mac)
+
+    def with_signature(self, signature: bytes | None) -> GbcsMessage:
+        return replace(self, signature=signature)
+
+
+def mac_header(signing_apdu_length: int) -> bytes:
+    """General-ciphering header with the five empty fields (CRIB §2.1)."""
+    return (b"\xdd\x00\x00\x00\x00\x00\x00" + encode_length(5 + signing_apdu_length + MAC_LENGTH)
+            + bytes((SECURITY_CONTROL,)) + b"\x00\x00\x00\x00")
+
+
+def decode_message(data: bytes) -> tuple[GbcsMessage, FrameParts]:
+    """Decode the frame; return the message and the raw authenticated regions."""
+    data = bytes(data)
+    r = Reader(data, LAYER)
+    if not data:
+        raise r.error("tag", "empty input")
+    tag = data[0]
+    mac = None
+    if tag == GENERAL_CIPHERING:
+        r.pos = 1
+        for field in ("transaction-id length", "originator-system-title length",
+                      "recipient-system-title length", "date-time length",
+                      "other-information length"):
+            pos = r.pos
+            if r.u8(field) != 0:
+                reason = ("a populated general-ciphering header is a GBT routing header; "
+                          "reassemble the blocks first") if pos == 1 else "must be zero"
+                raise r.error(field, reason, pos)
+        r.expect(0x00, "key-info")
+        length_pos = r.pos
+        length = r.length("ciphered-service length")
+        if length != r.remaining:
+            raise r.error("ciphered-service length",
+                          f"declares {length} bytes, {r.remaining} follow", length_pos)
+        if length < 5 + MAC_LENGTH + 1:
+            raise r.error("ciphered-service length", f"{length} is too short", length_pos)
+        r.expect(SECURITY_CONTROL, "security control")
+        pos = r.pos
+        if r.uint(4, "invocation counter") != 0:
+            raise r.error("invocation counter", "must be zero in GBCS", pos)
+        start = r.pos
+        sr = Reader(data, LAYER, start, end=len(data) - MAC_LENGTH)
+        message, parts = _read_signing(sr, start)
+        mac = data[-MAC_LENGTH:]
+        return replace(message, mac=mac), parts
+    if tag == GENERAL_SIGNING:
+        return _read_signing(r, 0)
+    raise r.error("tag", f"0x{tag:02X} is neither general-ciphering (0xDD) nor "
+                  "general-signing (0xDF)")
+
+
+def _read_signing(r: Reader, start: int) -> tuple[GbcsMessage, FrameParts]:
+    r.expect(GENERAL_SIGNING, "general-signing tag")
+    r.expect(0x09, "transaction-id length")
+    pos = r.pos
+    cra = r.u8("CRA flag")
+    try:
+        cra_flag = CraFlag(cra)
+    except ValueError:
+        raise r.error("CRA flag", f"0x{cra:02X} is not 1, 2 or 3", pos) from None
+    counter = r.uint(8, "originator counter")
+    r.expect(0x08, "business originator length")
+    originator = r.take(8, "business originator")
+    r.expect(0x08, "business target length")
+    target = r.take(8, "business target")
+    pos = r.pos
+    dt_len = r.u8("date-time length")
+    date_time = None
+    if dt_len == 12:
+        date_time = CosemDateTime.read(r)
+    elif dt_len != 0:
+        raise r.error("date-time length", f"must be 0 or 12, found {dt_len}", pos)
+    pos = r.pos
+    other_len = r.length("other-information length")
+    if other_len < 2:
+        raise r.error("other-information length", "must hold at least the message code", pos)
+    other = OtherInformation.read(r.sub(other_len, "other-information"))
+    payload_len = r.length("content length")
+    payload_offset = r.base + r.pos
+    payload = r.take(payload_len, "content")
+    signed_end = r.pos - start
+    signature: bytes | None
+    if r.remaining == 0:
+        signature = None
+    else:
+        pos = r.pos
+        sig_len = r.length("signature length")
+        if sig_len not in (0, SIGNATURE_LENGTH):
+            raise r.error("signature length",
+                          f"must be 0 or {SIGNATURE_LENGTH}, found {sig_len}", pos)
+        signature = r.take(sig_len, "signature")
+    r.finish()
+    header = GroupingHeader(cra_flag, counter, originator, target, other, date_time)
+    message = GbcsMessage(header, payload, signature)
+    parts = FrameParts(r.data[start:r.end], signed_end, payload_offset)
+    return message, parts
+
+
+def decode(data: bytes) -> GbcsMessage:
+    return decode_message(data)[0]

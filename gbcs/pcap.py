@@ -1,0 +1,116 @@
+"""Capture files for Wireshark: classic libpcap bytes and Exported-PDU frames.
+
+Pure functions, no I/O: the caller writes the bytes wherever it likes. Lab
+engineers open the result in Wireshark to see GBCS messages the kit made or
+received exactly as Wireshark's own GBCS dissectors read them (DESIGN §1).
+
+Layouts (facts, from the libpcap file-format description and Wireshark's
+Exported-PDU link type):
+
+* file header, 24 bytes, written little-endian: magic ``0xA1B2C3D4``
+  (microsecond timestamps), version 2.4, thiszone 0, sigfigs 0, snaplen,
+  link type;
+* per record, 16 bytes: seconds, microseconds, captured length, original
+  length, then the frame;
+* Exported-PDU (link type 252) frame: a list of tags, each ``type (2, BE)
+  length (2, BE) value``, ending with the end-of-options tag (type 0,
+  length 0), then the PDU. Tag 12 names the dissector to call on the PDU.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from gbcs.errors import EncodeError
+
+__all__ = [
+    "DEFAULT_SNAPLEN",
+    "EXP_PDU_TAG_DISSECTOR_NAME",
+    "EXP_PDU_TAG_END_OF_OPTIONS",
+    "LINKTYPE_IEEE802_15_4_NOFCS",
+    "LINKTYPE_IEEE802_15_4_TAP",
+    "LINKTYPE_WIRESHARK_UPPER_PDU",
+    "PCAP_MAGIC",
+    "exported_pdu",
+    "exported_pdu_tag",
+    "pcap_file",
+    "pcap_header",
+    "pcap_record",
+]
+
+PCAP_MAGIC = 0xA1B2C3D4  # microsecond resolution; written little-endian
+PCAP_VERSION = (2, 4)
+DEFAULT_SNAPLEN = 0x40000  # the snapshot length Wireshark itself writes
+
+# Link types (tcpdump.org LINKTYPE_* registry). The 802.15.4 ones are here for
+# the HAN capture writer that builds on this module.
+LINKTYPE_WIRESHARK_UPPER_PDU = 252
+LINKTYPE_IEEE802_15_4_NOFCS = 230
+LINKTYPE_IEEE802_15_4_WITHFCS = 195
+LINKTYPE_IEEE802_15_4_TAP = 283
+
+# Exported-PDU tag types used here (values verified against tshark 4.0).
+EXP_PDU_TAG_END_OF_OPTIONS = 0
+EXP_PDU_TAG_DISSECTOR_NAME = 12
+
+_FILE_HEADER = struct.Struct("<IHHiIII")
+_RECORD_HEADER = struct.Struct("<IIII")
+
+
+def pcap_header(link_type: int, snaplen: int = DEFAULT_SNAPLEN) -> bytes:
+    """The 24-byte global header of a classic pcap file."""
+    if not 0 <= link_type <= 0xFFFF:
+        raise EncodeError(f"link type {link_type} is out of range")
+    return _FILE_HEADER.pack(PCAP_MAGIC, *PCAP_VERSION, 0, 0, snaplen, link_type)
+
+
+def pcap_record(timestamp: float, frame: bytes, snaplen: int = DEFAULT_SNAPLEN) -> bytes:
+    """One record header plus frame; frames over ``snaplen`` are refused, not cut.
+
+    A silently truncated frame would show as malformed in Wireshark, which is
+    worse than an error here.
+    """
+    if timestamp < 0:
+        raise EncodeError(f"timestamp {timestamp} is before 1970")
+    if len(frame) > snaplen:
+        raise EncodeError(f"frame of {len(frame)} bytes exceeds the snapshot length {snaplen}")
+    micros = round(timestamp * 1_000_000)
+    seconds, micros = divmod(micros, 1_000_000)
+    if seconds > 0xFFFFFFFF:
+        raise EncodeError(f"timestamp {timestamp} does not fit a 32-bit pcap field")
+    return _RECORD_HEADER.pack(seconds, micros, len(frame), len(frame)) + bytes(frame)
+
+
+def pcap_file(link_type: int, records: Iterable[tuple[float, bytes]],
+              snaplen: int = DEFAULT_SNAPLEN) -> bytes:
+    """A whole classic pcap file: header, then ``(timestamp, frame)`` records in order."""
+    parts = [pcap_header(link_type, snaplen)]
+    parts.extend(pcap_record(ts, frame, snaplen) for ts, frame in records)
+    return b"".join(parts)
+
+
+def exported_pdu_tag(tag_type: int, value: bytes) -> bytes:
+    """One Exported-PDU tag; the value is zero-padded to a multiple of 4 bytes.
+
+    The length field carries the padded length, which is what Wireshark writes
+    and reads for its string tags (the string is read up to its first NUL).
+    """
+    if not 0 <= tag_type <= 0xFFFF:
+        raise EncodeError(f"tag type {tag_type} is out of range")
+    padded = bytes(value) + b"\x00" * (-len(value) % 4)
+    if len(padded) > 0xFFFF:
+        raise EncodeError(f"tag value of {len(value)} bytes is too long")
+    return struct.pack(">HH", tag_type, len(padded)) + padded
+
+
+def exported_pdu(protocol_name: str, payload: bytes) -> bytes:
+    """A link-type-252 frame asking Wireshark to dissect ``payload`` with ``protocol_name``.
+
+    For a GBCS message the name is ``gbcs_message`` (its registered dissector).
+    """
+    name = protocol_name.encode("ascii")
+    if not name or b"\x00" in name:
+        raise EncodeError(f"bad dissector name {protocol_name!r}")
+    return (exported_pdu_tag(EXP_PDU_TAG_DISSECTOR_NAME, name)
+            + struct.pack(">HH", EXP_PDU_TAG_END_OF_OPTIONS, 0) + bytes(payload))

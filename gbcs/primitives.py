@@ -1,0 +1,257 @@
+"""Byte-level building blocks shared by every layer (CRIB §1).
+
+:class:`Reader` is the single place where bytes are consumed, so every layer
+reports truncation and bad lengths the same way, with absolute offsets.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+
+from gbcs.errors import DecodeError, EncodeError
+
+__all__ = [
+    "GBZ_EPOCH",
+    "CosemDateTime",
+    "Reader",
+    "decode_length",
+    "encode_length",
+    "eui64",
+    "pack_id8",
+    "pack_u64",
+    "utc_from_gbz",
+    "utc_to_gbz",
+]
+
+GBZ_EPOCH = _dt.datetime(2000, 1, 1, tzinfo=_dt.UTC)
+
+
+def encode_length(n: int) -> bytes:
+    """DER-style definite length, shortest form (CRIB §1.1)."""
+    if n < 0:
+        raise EncodeError(f"length {n} is negative")
+    if n < 0x80:
+        return bytes((n,))
+    if n <= 0xFF:
+        return bytes((0x81, n))
+    if n <= 0xFFFF:
+        return bytes((0x82, n >> 8, n & 0xFF))
+    if n <= 0xFFFFFF:
+        return bytes((0x83, n >> 16, (n >> 8) & 0xFF, n & 0xFF))
+    raise EncodeError(f"length {n} does not fit in 3 bytes")
+
+
+class Reader:
+    """A cursor over a buffer that raises :class:`DecodeError` on every misuse.
+
+    ``base`` makes offsets absolute when a layer decodes a slice of a larger
+    buffer (a payload inside a message).
+    """
+
+    __slots__ = ("base", "data", "end", "layer", "pos")
+
+    def __init__(self, data: bytes, layer: str, pos: int = 0, base: int = 0,
+                 end: int | None = None) -> None:
+        self.data = data
+        self.layer = layer
+        self.pos = pos
+        self.base = base
+        self.end = len(data) if end is None else end
+
+    @property
+    def offset(self) -> int:
+        return self.base + self.pos
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+    def error(self, field: str, reason: str, pos: int | None = None) -> DecodeError:
+        return DecodeError(self.layer, field, self.base + (self.pos if pos is None else pos),
+                           reason)
+
+    def take(self, n: int, field: str) -> bytes:
+        pos = self.pos
+        if n > self.end - pos:
+            raise self.error(field, f"truncated: needs {n} bytes, {self.end - pos} left")
+        self.pos = pos + n
+        return self.data[pos:pos + n]
+
+    def u8(self, field: str) -> int:
+        pos = self.pos
+        if pos >= self.end:
+            raise self.error(field, "truncated: needs 1 byte, 0 left")
+        self.pos = pos + 1
+        return self.data[pos]
+
+    def uint(self, n: int, field: str) -> int:
+        return int.from_bytes(self.take(n, field), "big")
+
+    def sint(self, n: int, field: str) -> int:
+        return int.from_bytes(self.take(n, field), "big", signed=True)
+
+    def expect(self, value: int, field: str) -> None:
+        pos = self.pos
+        got = self.u8(field)
+        if got != value:
+            raise self.error(field, f"expected 0x{value:02X}, found 0x{got:02X}", pos)
+
+    def length(self, field: str) -> int:
+        """Read a DER-style length; reject indefinite and non-minimal forms.
+
+        Non-minimal forms are refused so that encode(decode(b)) == b holds for
+        every accepted input.
+        """
+        pos = self.pos
+        first = self.u8(field)
+        if first < 0x80:
+            return first
+        n = first & 0x7F
+        if n == 0:
+            raise self.error(field, "indefinite length (0x80) is not allowed", pos)
+        if n > 3:
+            raise self.error(field, f"length of length {n} exceeds 3", pos)
+        value = self.uint(n, field)
+        if value < 0x80 or value >> (8 * (n - 1)) == 0:
+            raise self.error(field, f"non-minimal length encoding of {value}", pos)
+        return value
+
+    def sub(self, n: int, field: str, layer: str | None = None) -> Reader:
+        """A reader over the next ``n`` bytes; this reader moves past them."""
+        pos = self.pos
+        self.take(n, field)
+        return Reader(self.data, layer or self.layer, pos, self.base, pos + n)
+
+    def finish(self, field: str = "trailing bytes") -> None:
+        if self.pos != self.end:
+            raise self.error(field, f"{self.end - self.pos} unexpected trailing bytes")
+
+
+def decode_length(data: bytes, pos: int = 0, layer: str = "length") -> tuple[int, int]:
+    """Return (length, position after it)."""
+    r = Reader(data, layer, pos)
+    value = r.length("length")
+    return value, r.pos
+
+
+def pack_id8(value: bytes, what: str) -> bytes:
+    """Check and return an 8-byte identifier for the wire."""
+    if not isinstance(value, bytes | bytearray) or len(value) != 8:
+        raise EncodeError(f"{what} must be 8 bytes")
+    return bytes(value)
+
+
+def pack_u64(value: int, what: str) -> bytes:
+    if not 0 <= value <= 0xFFFF_FFFF_FFFF_FFFF:
+        raise EncodeError(f"{what} {value} is not a uint64")
+    return value.to_bytes(8, "big")
+
+
+def eui64(value: bytes | str) -> bytes:
+    """Normalise an 8-byte identifier given as bytes or 16 hex digits (CRIB §1.2)."""
+    if isinstance(value, str):
+        text = value.replace("-", "").replace(":", "").replace(" ", "")
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            raise EncodeError(f"identifier {value!r} is not hexadecimal") from None
+    else:
+        raw = bytes(value)
+    if len(raw) != 8:
+        raise EncodeError(f"identifier must be 8 bytes, got {len(raw)}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class CosemDateTime:
+    """COSEM date-time, 12 bytes (CRIB §1.3); every field kept as sent.
+
+    0xFF (0xFFFF for the year) means "not specified" and deviation 0x8000
+    means "not specified"; those raw values are kept so the bytes round-trip.
+    """
+
+    year: int = 0xFFFF
+    month: int = 0xFF
+    day: int = 0xFF
+    day_of_week: int = 0xFF
+    hour: int = 0xFF
+    minute: int = 0xFF
+    second: int = 0xFF
+    hundredths: int = 0xFF
+    deviation: int = -0x8000
+    clock_status: int = 0xFF
+
+    LENGTH = 12
+
+    def encode(self) -> bytes:
+        try:
+            return (self.year.to_bytes(2, "big")
+                    + bytes((self.month, self.day, self.day_of_week, self.hour,
+                             self.minute, self.second, self.hundredths))
+                    + self.deviation.to_bytes(2, "big", signed=True)
+                    + bytes((self.clock_status,)))
+        except (OverflowError, ValueError) as exc:
+            raise EncodeError(f"COSEM date-time field out of range: {exc}") from None
+
+    @classmethod
+    def decode(cls, data: bytes, layer: str = "cosem-date-time", base: int = 0) -> CosemDateTime:
+        r = Reader(data, layer, base=base)
+        value = cls.read(r)
+        r.finish()
+        return value
+
+    @classmethod
+    def read(cls, r: Reader, field: str = "date-time") -> CosemDateTime:
+        raw = r.take(12, field)
+        return cls(int.from_bytes(raw[0:2], "big"), raw[2], raw[3], raw[4], raw[5], raw[6],
+                   raw[7], raw[8], int.from_bytes(raw[9:11], "big", signed=True), raw[11])
+
+    @classmethod
+    def from_datetime(cls, when: _dt.datetime) -> CosemDateTime:
+        """Encode an aware datetime as UTC with deviation 0 (GBCS devices keep UTC)."""
+        if when.tzinfo is None:
+            raise EncodeError("COSEM date-time needs a timezone-aware datetime")
+        utc = when.astimezone(_dt.UTC)
+        return cls(utc.year, utc.month, utc.day, utc.isoweekday(), utc.hour, utc.minute,
+                   utc.second, utc.microsecond // 10000, 0, 0)
+
+    def to_datetime(self) -> _dt.datetime | None:
+        """The instant, or None when a date or time field is unspecified."""
+        fields = (self.month, self.day, self.hour, self.minute, self.second)
+        if self.year == 0xFFFF or any(f == 0xFF for f in fields):
+            return None
+        hundredths = 0 if self.hundredths == 0xFF else self.hundredths
+        deviation = 0 if self.deviation == -0x8000 else self.deviation
+        try:
+            naive = _dt.datetime(self.year, self.month, self.day, self.hour, self.minute,
+                                 self.second, hundredths * 10000)
+        except ValueError:
+            return None
+        # Blue Book (IC 8 clock): deviation is UTC minus local time, in minutes.
+        return naive.replace(tzinfo=_dt.timezone(_dt.timedelta(minutes=-deviation)))
+
+    def __str__(self) -> str:
+        def part(v: int, width: int, unspecified: int) -> str:
+            return "*" * width if v == unspecified else f"{v:0{width}d}"
+
+        text = (f"{part(self.year, 4, 0xFFFF)}-{part(self.month, 2, 0xFF)}-"
+                f"{part(self.day, 2, 0xFF)} {part(self.hour, 2, 0xFF)}:"
+                f"{part(self.minute, 2, 0xFF)}:{part(self.second, 2, 0xFF)}")
+        if self.deviation != -0x8000:
+            text += f" dev={self.deviation}"
+        return text
+
+
+def utc_from_gbz(seconds: int) -> _dt.datetime:
+    """GBZ UTCTime: seconds since 2000-01-01 00:00:00 UTC (CRIB §1.4)."""
+    return GBZ_EPOCH + _dt.timedelta(seconds=seconds)
+
+
+def utc_to_gbz(when: _dt.datetime) -> int:
+    if when.tzinfo is None:
+        raise EncodeError("GBZ UTCTime needs a timezone-aware datetime")
+    seconds = int((when - GBZ_EPOCH).total_seconds())
+    if not 0 <= seconds <= 0xFFFFFFFF:
+        raise EncodeError(f"{when.isoformat()} is outside the GBZ UTCTime range")
+    return seconds

@@ -1,0 +1,174 @@
+"""Which keys protect which message, and the checks a receiver makes (CRIB §3.2-§3.5).
+
+:class:`SecurityContext` caches static-static ECDH secrets per key pair: the
+scalar multiplication dominates the cost of a MAC check otherwise, and the
+pair never changes while the key store does not.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gbcs import crypto
+from gbcs.errors import EncodeError, KeyNotFoundError, VerificationError
+from gbcs.frame import CraFlag, FrameParts, GbcsMessage, GroupingHeader
+from gbcs.keys import KeyStore, KeyUsage
+
+__all__ = [
+    "DEFAULT_ACB",
+    "DEVICE_ORIGINATED_COMMANDS",
+    "CheckResult",
+    "SecurityContext",
+]
+
+# RTDS Access Control Broker (KA certificate with role OU=04), CRIB §1.2.
+DEFAULT_ACB = bytes.fromhex("90B3D51F30000002")
+# Commands a HAN device sends to another device: MAC'd device to device (CRIB §3.2).
+DEVICE_ORIGINATED_COMMANDS = frozenset({0x009B, 0x0090, 0x0116, 0x0117, 0x0118, 0x0119})
+
+
+class CheckResult(enum.Enum):
+    """Outcome of one MAC or signature check, as the CLI reports it."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    ABSENT = "absent"
+    NO_KEY = "no-key"
+
+
+@dataclass(frozen=True, slots=True)
+class BlockParties:
+    """The KDF inputs for a protected block (CRIB §3.5)."""
+
+    originator: bytes
+    far_party: bytes
+    counter: int
+
+
+class SecurityContext:
+    """Keys plus the deployment fact of who the Access Control Broker is."""
+
+    def __init__(self, keystore: KeyStore, acb: bytes = DEFAULT_ACB) -> None:
+        self.keystore = keystore
+        self.acb = acb
+        self._secrets: dict[tuple[bytes, bytes], bytes] = {}
+
+    # Key agreement ----------------------------------------------------------
+    def shared_secret(self, a: bytes, b: bytes) -> bytes:
+        """Z for the KA pair (a, b), from whichever side holds a private key."""
+        key = (a, b) if a <= b else (b, a)
+        z = self._secrets.get(key)
+        if z is None:
+            ks = self.keystore
+            if ks.has_private_key(a, KeyUsage.KA):
+                z = crypto.ecdh(ks.private_key(a, KeyUsage.KA), ks.public_key(b, KeyUsage.KA))
+            elif ks.has_private_key(b, KeyUsage.KA):
+                z = crypto.ecdh(ks.private_key(b, KeyUsage.KA), ks.public_key(a, KeyUsage.KA))
+            else:
+                raise KeyNotFoundError(a, KeyUsage.KA.value, private=True)
+            self._secrets[key] = z
+        return z
+
+    def mac_pair(self, header: GroupingHeader) -> tuple[bytes, bytes]:
+        """Whose KA keys make the MAC key (CRIB §3.2)."""
+        if (header.cra_flag is CraFlag.COMMAND
+                and header.other_information.message_code not in DEVICE_ORIGINATED_COMMANDS):
+            return self.acb, header.business_target
+        return header.business_originator, header.business_target
+
+    def mac_key(self, header: GroupingHeader) -> bytes:
+        z = self.shared_secret(*self.mac_pair(header))
+        return crypto.kdf(z, header.business_originator, int(header.cra_flag),
+                          header.originator_counter, header.business_target)
+
+    # MAC ----------------------------------------------------------------------
+    def compute_mac(self, message: GbcsMessage) -> bytes:
+        apdu = message.signing_parts().signing_apdu
+        return crypto.gmac(self.mac_key(message.header), message.header.business_originator, apdu)
+
+    def add_mac(self, message: GbcsMessage) -> GbcsMessage:
+        return replace(message, mac=self.compute_mac(message))
+
+    def check_mac(self, message: GbcsMessage, parts: FrameParts | None = None) -> CheckResult:
+        if message.mac is None:
+            return CheckResult.ABSENT
+        try:
+            key = self.mac_key(message.header)
+        except KeyNotFoundError:
+            return CheckResult.NO_KEY
+        apdu = (parts or message.signing_parts()).signing_apdu
+        ok = crypto.gmac_matches(key, message.header.business_originator, apdu, message.mac)
+        return CheckResult.VALID if ok else CheckResult.INVALID
+
+    # Signature ----------------------------------------------------------------
+    def sign(self, message: GbcsMessage) -> GbcsMessage:
+        """Sign as the Business Originator; a pre-command becomes a signed command."""
+        private = self.keystore.private_key(message.header.business_originator, KeyUsage.DS)
+        unsigned = replace(message, signature=b"", mac=None)
+        signature = crypto.ecdsa_sign(private, unsigned.signed_data())
+        return replace(message, signature=signature)
+
+    def check_signature(self, message: GbcsMessage,
+                        parts: FrameParts | None = None) -> CheckResult:
+        if not message.signature:
+            return CheckResult.ABSENT
+        try:
+            public = self.keystore.public_key(message.header.business_originator, KeyUsage.DS)
+        except KeyNotFoundError:
+            return CheckResult.NO_KEY
+        if parts is None:
+            data = message.signed_data()
+        else:
+            data = parts.signing_apdu[1:parts.signed_end]
+        ok = crypto.ecdsa_verify(public, data, message.signature)
+        return CheckResult.VALID if ok else CheckResult.INVALID
+
+    # Protected blocks -----------------------------------------------------------
+    @staticmethod
+    def block_parties(header: GroupingHeader) -> BlockParties:
+        other = header.other_information
+        far = other.supplementary_remote_party or header.business_target
+        counter = (other.supplementary_originator_counter
+                   if other.supplementary_originator_counter is not None
+                   else header.originator_counter)
+        return BlockParties(header.business_originator, far, counter)
+
+    def block_key(self, header: GroupingHeader) -> bytes:
+        p = self.block_parties(header)
+        z = self.shared_secret(p.originator, p.far_party)
+        return crypto.kdf(z, p.originator, crypto.CRA_ENCRYPTION, p.counter, p.far_party)
+
+    def decrypt_block(self, header: GroupingHeader, block: bytes) -> bytes:
+        return crypto.decrypt_block(self.block_key(header), header.business_originator, block)
+
+    def encrypt_block(self, header: GroupingHeader, plaintext: bytes) -> bytes:
+        return crypto.encrypt_block(self.block_key(header), header.business_originator, plaintext)
+
+    # Whole-message protection -----------------------------------------------------
+    def protect(self, message: GbcsMessage, *, sign: bool = False,
+                mac: bool = True) -> GbcsMessage:
+        """Sign (when asked) and MAC a message as its originator would send it."""
+        if sign:
+            message = self.sign(message)
+        elif message.signature is None and mac:
+            raise EncodeError("a pre-command must be signed before it can be MAC'd")
+        return self.add_mac(message) if mac else replace(message, mac=None)
+
+    def require_valid(self, message: GbcsMessage, parts: FrameParts | None = None) -> None:
+        """Raise unless every present MAC and signature verifies (receivers use this)."""
+        for what, result in (("MAC", self.check_mac(message, parts)),
+                             ("signature", self.check_signature(message, parts))):
+            if result is CheckResult.INVALID:
+                raise VerificationError(f"{what} does not verify")
+            if result is CheckResult.NO_KEY:
+                raise VerificationError(f"no key to check the {what}")
+
+
+def public_key_bytes(key: ec.EllipticCurvePublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    return key.public_bytes(serialization.Encoding.X962,
+                            serialization.PublicFormat.UncompressedPoint)

@@ -1,0 +1,53 @@
+"""Hypothesis strategies shared by the codec tests."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from gbcs.frame import CraFlag, GbcsMessage, GroupingHeader, OtherInformation
+from gbcs.primitives import CosemDateTime
+
+ids = st.binary(min_size=8, max_size=8)
+u64 = st.integers(0, 2**64 - 1)
+
+date_times = st.builds(
+    CosemDateTime,
+    year=st.integers(0, 0xFFFF), month=st.integers(0, 255), day=st.integers(0, 255),
+    day_of_week=st.integers(0, 255), hour=st.integers(0, 255), minute=st.integers(0, 255),
+    second=st.integers(0, 255), hundredths=st.integers(0, 255),
+    deviation=st.integers(-0x8000, 0x7FFF), clock_status=st.integers(0, 255),
+)
+
+
+@st.composite
+def other_informations(draw: st.DrawFn) -> OtherInformation:
+    code = draw(st.integers(0, 0xFFFF))
+    depth = draw(st.integers(0, 4))
+    if depth == 0:
+        return OtherInformation(code)
+    party = draw(ids)
+    if depth == 1:
+        return OtherInformation(code, party)
+    counter = draw(u64)
+    if depth == 2:
+        return OtherInformation(code, party, counter)
+    if depth == 3:
+        return OtherInformation(code, party, counter, draw(u64))
+    cert = draw(st.binary(min_size=1, max_size=300).filter(lambda b: len(b) != 8))
+    return OtherInformation(code, party, counter, certificate=cert)
+
+
+headers = st.builds(
+    GroupingHeader,
+    cra_flag=st.sampled_from(list(CraFlag)), originator_counter=u64,
+    business_originator=ids, business_target=ids, other_information=other_informations(),
+    date_time=st.none() | date_times,
+)
+
+messages = st.builds(
+    GbcsMessage,
+    header=headers,
+    payload=st.binary(max_size=400),
+    signature=st.sampled_from([None, b""]) | st.binary(min_size=64, max_size=64),
+    mac=st.none() | st.binary(min_size=12, max_size=12),
+).filter(lambda m: not (m.signature is None and m.mac is not None) or True)
