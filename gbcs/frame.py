@@ -188,6 +188,10 @@ class GbcsMessage:
     # Encoding -----------------------------------------------------------
     def signing_parts(self) -> FrameParts:
         header = self.header.encode()
+        if self.signature is None and (self.mac is not None
+                                       or self.header.cra_flag is not CraFlag.COMMAND):
+            raise EncodeError("only an unwrapped command may be a pre-command "
+                              "(no signature field)")
         if self.signature is not None and len(self.signature) not in (0, SIGNATURE_LENGTH):
             raise EncodeError(f"signature must be empty or {SIGNATURE_LENGTH} bytes, "
                               f"got {len(self.signature)}")
@@ -299,6 +303,11 @@ def _read_signing(r: Reader, start: int) -> tuple[GbcsMessage, FrameParts]:
     signed_end = r.pos - start
     signature: bytes | None
     if r.remaining == 0:
+        # Only an unwrapped command can be a pre-command (CRIB §2.4): anything
+        # else without a signature-length byte is a truncated message.
+        if cra_flag is not CraFlag.COMMAND or start != 0:
+            raise r.error("signature length", "missing: only an unwrapped command may be a "
+                          "pre-command without a signature field")
         signature = None
     else:
         pos = r.pos

@@ -82,8 +82,9 @@ def pcap_record(timestamp: float, frame: bytes, snaplen: int = DEFAULT_SNAPLEN) 
     return _RECORD_HEADER.pack(seconds, micros, len(frame), len(frame)) + bytes(frame)
 
 
-def pcap_file(link_type: int, records: Iterable[tuple[float, bytes]],
-              snaplen: int = DEFAULT_SNAPLEN) -> bytes:
+def pcap_file(
+    link_type: int, records: Iterable[tuple[float, bytes]], snaplen: int = DEFAULT_SNAPLEN
+) -> bytes:
     """A whole classic pcap file: header, then ``(timestamp, frame)`` records in order."""
     parts = [pcap_header(link_type, snaplen)]
     parts.extend(pcap_record(ts, frame, snaplen) for ts, frame in records)
@@ -112,5 +113,8 @@ def exported_pdu(protocol_name: str, payload: bytes) -> bytes:
     name = protocol_name.encode("ascii")
     if not name or b"\x00" in name:
         raise EncodeError(f"bad dissector name {protocol_name!r}")
-    return (exported_pdu_tag(EXP_PDU_TAG_DISSECTOR_NAME, name)
-            + struct.pack(">HH", EXP_PDU_TAG_END_OF_OPTIONS, 0) + bytes(payload))
+    return (
+        exported_pdu_tag(EXP_PDU_TAG_DISSECTOR_NAME, name)
+        + struct.pack(">HH", EXP_PDU_TAG_END_OF_OPTIONS, 0)
+        + bytes(payload)
+    )

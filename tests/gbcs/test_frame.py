@@ -51,10 +51,6 @@ def test_every_reference_frame_roundtrips(vector: RtdsVector) -> None:
 
 @given(messages)
 def test_frame_roundtrip(message: GbcsMessage) -> None:
-    if message.signature is None and message.mac is not None:
-        # A pre-command carries no signature field: inside a MAC header the decoder
-        # cannot tell it apart, so it is still well formed and reads back identically.
-        pass
     wire = message.encode()
     decoded, parts = decode_message(wire)
     assert decoded == message
@@ -110,6 +106,8 @@ def test_encode_rejects_bad_values() -> None:
     with pytest.raises(EncodeError):
         GroupingHeader(CraFlag.COMMAND, -1, b"\x00" * 8, b"\x01" * 8,
                        OtherInformation(1)).encode()
+    with pytest.raises(EncodeError, match="pre-command"):
+        GbcsMessage(header, b"", signature=None, mac=b"\x00" * 12).encode()
     with pytest.raises(EncodeError):
         OtherInformation(1, None, 5).encode()
     with pytest.raises(EncodeError):
