@@ -23,6 +23,9 @@ __all__ = [
     "GroupingHeader",
     "OtherInformation",
     "decode_message",
+    "new_alert",
+    "new_command",
+    "response_to",
 ]
 
 GENERAL_CIPHERING = 0xDD
@@ -230,8 +233,112 @@ def mac_header(signing_apdu_length: int) -> bytes:
             + bytes((SECURITY_CONTROL,)) + b"\x00\x00\x00\x00")
 
 
+_MAC_PREFIX = b"\xdd\x00\x00\x00\x00\x00\x00"
+_SECURITY_HEADER = b"\x11\x00\x00\x00\x00"
+_CRA = {1: CraFlag.COMMAND, 2: CraFlag.RESPONSE, 3: CraFlag.ALERT}
+
+
+def _fast_length(data: bytes, p: int) -> tuple[int, int]:
+    """A minimal DER-style length at ``p``, or (-1, p) for anything unusual."""
+    b = data[p]
+    if b < 0x80:
+        return b, p + 1
+    if b == 0x81 and data[p + 1] >= 0x80:
+        return data[p + 1], p + 2
+    if b == 0x82 and data[p + 1]:
+        return data[p + 1] << 8 | data[p + 2], p + 3
+    return -1, p
+
+
+def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
+    """The common, well-formed case without per-field bookkeeping.
+
+    It declines (returns None) at the first surprise; :func:`decode_message`
+    then runs the careful decoder, which names the field and offset. Every
+    message this accepts, the careful decoder accepts identically (tested).
+    """
+    n = len(data)
+    try:
+        if data[:7] == _MAC_PREFIX:
+            length, p = _fast_length(data, 7)
+            if length != n - p or length < 18 or data[p:p + 5] != _SECURITY_HEADER:
+                return None
+            start = p + 5
+            end = n - MAC_LENGTH
+            mac: bytes | None = data[end:]
+        elif n and data[0] == GENERAL_SIGNING:
+            start, end, mac = 0, n, None
+        else:
+            return None
+        p = start
+        if data[p] != GENERAL_SIGNING or data[p + 1] != 9 or data[p + 11] != 8 \
+                or data[p + 20] != 8:
+            return None
+        cra_flag = _CRA.get(data[p + 2])
+        if cra_flag is None:
+            return None
+        counter = int.from_bytes(data[p + 3:p + 11], "big")
+        originator = data[p + 12:p + 20]
+        target = data[p + 21:p + 29]
+        q = p + 30
+        if data[p + 29] == 12:
+            date_time: CosemDateTime | None = CosemDateTime.read(Reader(data, LAYER, q))
+            q += 12
+        elif data[p + 29] == 0:
+            date_time = None
+        else:
+            return None
+        other_len, q = _fast_length(data, q)
+        if other_len < 2 or q + other_len > end:
+            return None
+        other_end = q + other_len
+        code = data[q] << 8 | data[q + 1]
+        if other_len == 2:
+            other = OtherInformation(code)
+        elif other_len == 10:
+            other = OtherInformation(code, data[q + 2:q + 10])
+        elif other_len == 18:
+            other = OtherInformation(code, data[q + 2:q + 10],
+                                     int.from_bytes(data[q + 10:q + 18], "big"))
+        else:
+            return None  # rarer forms: the careful decoder handles them
+        payload_len, q = _fast_length(data, other_end)
+        if payload_len < 0:
+            return None
+        payload_offset = q
+        q += payload_len
+        if q > end:
+            return None
+        payload = data[payload_offset:q]
+        signed_end = q - start
+        if q == end:
+            if cra_flag is not CraFlag.COMMAND or mac is not None:
+                return None
+            signature: bytes | None = None
+        elif data[q] == 0 and q + 1 == end:
+            signature = b""
+        elif data[q] == 0x40 and q + 65 == end:
+            signature = data[q + 1:end]
+        else:
+            return None
+    except IndexError:
+        return None
+    header = GroupingHeader(cra_flag, counter, originator, target, other, date_time)
+    return (GbcsMessage(header, payload, signature, mac),
+            FrameParts(data[start:end], signed_end, payload_offset))
+
+
 def decode_message(data: bytes) -> tuple[GbcsMessage, FrameParts]:
     """Decode the frame; return the message and the raw authenticated regions."""
+    data = bytes(data)
+    fast = _fast_decode(data)
+    if fast is not None:
+        return fast
+    return decode_message_careful(data)
+
+
+def decode_message_careful(data: bytes) -> tuple[GbcsMessage, FrameParts]:
+    """Field-by-field decoder: slower, and names the field and offset of any error."""
     data = bytes(data)
     r = Reader(data, LAYER)
     if not data:
@@ -262,16 +369,16 @@ def decode_message(data: bytes) -> tuple[GbcsMessage, FrameParts]:
             raise r.error("invocation counter", "must be zero in GBCS", pos)
         start = r.pos
         sr = Reader(data, LAYER, start, end=len(data) - MAC_LENGTH)
-        message, parts = _read_signing(sr, start)
-        mac = data[-MAC_LENGTH:]
-        return replace(message, mac=mac), parts
+        message, parts = _read_signing(sr, start, data[-MAC_LENGTH:])
+        return message, parts
     if tag == GENERAL_SIGNING:
         return _read_signing(r, 0)
     raise r.error("tag", f"0x{tag:02X} is neither general-ciphering (0xDD) nor "
                   "general-signing (0xDF)")
 
 
-def _read_signing(r: Reader, start: int) -> tuple[GbcsMessage, FrameParts]:
+def _read_signing(r: Reader, start: int,
+                  mac: bytes | None = None) -> tuple[GbcsMessage, FrameParts]:
     r.expect(GENERAL_SIGNING, "general-signing tag")
     r.expect(0x09, "transaction-id length")
     pos = r.pos
@@ -318,10 +425,37 @@ def _read_signing(r: Reader, start: int) -> tuple[GbcsMessage, FrameParts]:
         signature = r.take(sig_len, "signature")
     r.finish()
     header = GroupingHeader(cra_flag, counter, originator, target, other, date_time)
-    message = GbcsMessage(header, payload, signature)
+    message = GbcsMessage(header, payload, signature, mac)
     parts = FrameParts(r.data[start:r.end], signed_end, payload_offset)
     return message, parts
 
 
 def decode(data: bytes) -> GbcsMessage:
     return decode_message(data)[0]
+
+
+def new_command(message_code: int, payload: bytes, *, originator: bytes, target: bytes,
+                counter: int, on_behalf_of: bytes | None = None,
+                on_behalf_counter: int | None = None, precommand: bool = False) -> GbcsMessage:
+    """An unprotected command; ``on_behalf_of`` gives the 18-byte other-information
+    form the ACB uses for device-log commands (CRIB §2.3). MAC and signature are
+    added by :class:`gbcs.security.SecurityContext`."""
+    other = OtherInformation(message_code, on_behalf_of, on_behalf_counter)
+    header = GroupingHeader(CraFlag.COMMAND, counter, originator, target, other)
+    return GbcsMessage(header, payload, None if precommand else b"")
+
+
+def response_to(command: GbcsMessage | GroupingHeader, payload: bytes, *,
+                date_time: CosemDateTime | None = None) -> GbcsMessage:
+    """A response echoing the command's counter and other-information (CRIB §9.6)."""
+    h = command.header if isinstance(command, GbcsMessage) else command
+    header = GroupingHeader(CraFlag.RESPONSE, h.originator_counter, h.business_target,
+                            h.business_originator, h.other_information, date_time)
+    return GbcsMessage(header, payload, b"")
+
+
+def new_alert(message_code: int, payload: bytes, *, originator: bytes, target: bytes,
+              counter: int) -> GbcsMessage:
+    header = GroupingHeader(CraFlag.ALERT, counter, originator, target,
+                            OtherInformation(message_code))
+    return GbcsMessage(header, payload, b"")

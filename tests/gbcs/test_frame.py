@@ -5,7 +5,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gbcs.errors import DecodeError, EncodeError
-from gbcs.frame import CraFlag, GbcsMessage, GroupingHeader, OtherInformation, decode_message
+from gbcs.frame import (
+    CraFlag,
+    GbcsMessage,
+    GroupingHeader,
+    OtherInformation,
+    _fast_decode,
+    decode_message,
+    decode_message_careful,
+)
 from gbcs.rtds import RtdsVector
 from tests.conftest import corpus_params
 from tests.gbcs.strategies import messages
@@ -40,6 +48,7 @@ def test_every_reference_frame_roundtrips(vector: RtdsVector) -> None:
     message, parts = decode_message(vector.data)
     assert message.encode() == vector.data
     assert message.signing_parts() == parts
+    assert decode_message_careful(vector.data) == (message, parts)
     kind = vector.kind
     if kind == "PRECOMMAND":
         assert message.is_precommand and message.mac is None
@@ -56,6 +65,20 @@ def test_frame_roundtrip(message: GbcsMessage) -> None:
     assert decoded == message
     assert decoded.encode() == wire
     assert parts.signing_apdu[1:parts.signed_end] == message.signed_data()
+
+
+@given(messages)
+def test_fast_path_agrees_with_careful_decoder(message: GbcsMessage) -> None:
+    wire = message.encode()
+    fast = _fast_decode(wire)
+    assert fast is None or fast == decode_message_careful(wire)
+
+
+@given(st.binary(max_size=200))
+def test_fast_path_never_accepts_what_careful_rejects(data: bytes) -> None:
+    fast = _fast_decode(b"\xdf" + data)
+    if fast is not None:
+        assert decode_message_careful(b"\xdf" + data) == fast
 
 
 @given(st.binary(max_size=200))
@@ -112,3 +135,15 @@ def test_encode_rejects_bad_values() -> None:
         OtherInformation(1, None, 5).encode()
     with pytest.raises(EncodeError):
         OtherInformation(1, b"\x00" * 8, 1, 2, b"cert-bytes").encode()
+
+
+@pytest.mark.parametrize("vector", corpus_params()[:: max(1, len(corpus_params()) // 12)])
+def test_fast_path_on_every_single_byte_mutation(vector: RtdsVector) -> None:
+    """Whatever the fast path accepts, the careful decoder accepts identically."""
+    for pos in range(len(vector.data)):
+        for flip in (0x01, 0x80, 0xFF):
+            data = bytearray(vector.data)
+            data[pos] ^= flip
+            fast = _fast_decode(bytes(data))
+            if fast is not None:
+                assert decode_message_careful(bytes(data)) == fast

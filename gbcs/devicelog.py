@@ -1,0 +1,458 @@
+"""Typed builders and parsers for the CHF device-log family (CRIB §6).
+
+CCS01/02/03/05/06/07 and the CS14 alert are DLMS on COSEM class 104 (ZigBee
+network control); CS07 and the GPF logs are ASN.1 (see :mod:`gbcs.joins`).
+Each command type turns into an Access-Request and back; parsing checks the
+exact shape GBCS gives, so a wrong object or method is an error, not a guess.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+from dataclasses import dataclass
+
+from gbcs import axdr, dlms
+from gbcs.axdr import Array, Boolean, Data, Enum, LongUnsigned, NullData, OctetString, Structure
+from gbcs.dlms import AccessKind, AccessRequest, AccessResponse, AccessResult, RequestSpec
+from gbcs.errors import DecodeError, EncodeError
+from gbcs.primitives import CosemDateTime
+
+__all__ = [
+    "CURRENT_LOG",
+    "HISTORIC_LOG",
+    "ZIGBEE_NETWORK_CONTROL",
+    "ActiveDevice",
+    "ActiveDevices",
+    "AddDevice",
+    "DeviceLog",
+    "DeviceLogEntry",
+    "DeviceLogs",
+    "DeviceType",
+    "ReadDeviceLog",
+    "ReadDeviceLogs",
+    "RemoveDevice",
+    "RestoreDeviceLog",
+    "WhitelistChangeAlert",
+]
+
+ZIGBEE_NETWORK_CONTROL = 104  # COSEM interface class (CRIB §6)
+CURRENT_LOG = bytes.fromhex("00001E0300FF")  # 0-0:30.3.0.255
+HISTORIC_LOG = bytes.fromhex("00001E0301FF")  # 0-0:30.3.1.255
+LAYER = "devicelog"
+
+# Class 104 members used by the device-log use cases (CRIB §6).
+ENABLE_JOINING = 2
+JOIN_TIMEOUT = 3
+ACTIVE_DEVICES = 4
+REGISTER_DEVICE = 1
+UNREGISTER_DEVICE = 2
+BACKUP_PAN = 4
+RESTORE_PAN = 5
+CS14_ALERT_CODE = 0x8F12
+
+
+class DeviceType(enum.IntEnum):
+    """GBCS device types (CRIB §5.2 DeviceType)."""
+
+    GSME = 0
+    ESME = 1
+    CHF = 2
+    GPF = 3
+    HCALCS = 4
+    PPMID = 5
+    TYPE2 = 6
+
+
+def _id8(value: bytes, what: str) -> bytes:
+    if len(value) != 8:
+        raise EncodeError(f"{what} must be 8 bytes, got {len(value)}")
+    return bytes(value)
+
+
+def _bad(field: str, reason: str, base: int = 0) -> DecodeError:
+    return DecodeError(LAYER, field, base, reason)
+
+
+def _octets(value: Data, field: str, size: int | None, base: int) -> bytes:
+    if not isinstance(value, OctetString):
+        raise _bad(field, f"expected octet-string, found {value.TYPE}", base)
+    if size is not None and len(value.value) != size:
+        raise _bad(field, f"expected {size} bytes, found {len(value.value)}", base)
+    return value.value
+
+
+def _items(value: Data, kind: type[Structure] | type[Array], field: str, count: int | None,
+           base: int) -> tuple[Data, ...]:
+    if not isinstance(value, kind):
+        raise _bad(field, f"expected {kind.TYPE}, found {value.TYPE}", base)
+    if count is not None and len(value.value) != count:
+        raise _bad(field, f"expected {count} elements, found {len(value.value)}", base)
+    return value.value
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLogEntry:
+    """One CHF device-log entry: a device and its trust-centre link key hash."""
+
+    device_id: bytes
+    tc_link_key_hash: bytes
+
+    def __post_init__(self) -> None:
+        _id8(self.device_id, "device id")
+        if len(self.tc_link_key_hash) != 16:
+            raise EncodeError("a trust-centre link key hash is 16 bytes")
+
+    def to_axdr(self) -> Structure:
+        return Structure((OctetString(self.device_id), OctetString(self.tc_link_key_hash)))
+
+    @classmethod
+    def from_axdr(cls, value: Data, base: int = 0) -> DeviceLogEntry:
+        device, key = _items(value, Structure, "device log entry", 2, base)
+        return cls(_octets(device, "device id", 8, base),
+                   _octets(key, "trust-centre link key hash", 16, base))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLog:
+    """A CHF device log as CCS07 returns it and CCS03 restores it.
+
+    ``date_time`` is the backup time; CCS03's restore parameter has none.
+    """
+
+    extended_pan_id: bytes
+    entries: tuple[DeviceLogEntry, ...] = ()
+    date_time: CosemDateTime | None = None
+
+    def __post_init__(self) -> None:
+        _id8(self.extended_pan_id, "extended PAN id")
+        seen = set()
+        for entry in self.entries:
+            if entry.device_id in seen:
+                raise EncodeError(f"device {entry.device_id.hex().upper()} is in the log twice")
+            seen.add(entry.device_id)
+
+    def entry_for(self, device_id: bytes) -> DeviceLogEntry | None:
+        for entry in self.entries:
+            if entry.device_id == device_id:
+                return entry
+        return None
+
+    def only(self, device_id: bytes) -> DeviceLog:
+        """The log cut down to one meter's entry (SR 8.16: only that entry is restored)."""
+        entry = self.entry_for(device_id)
+        if entry is None:
+            raise EncodeError(f"device {device_id.hex().upper()} is not in this device log")
+        return DeviceLog(self.extended_pan_id, (entry,), self.date_time)
+
+    def to_axdr(self) -> Structure:
+        """With a date-time: the CCS07 / CS14 form; without: the restore_PAN parameter."""
+        entries = Array(tuple(e.to_axdr() for e in self.entries))
+        if self.date_time is None:
+            return Structure((OctetString(self.extended_pan_id), entries))
+        return Structure((OctetString(self.date_time.encode()),
+                          OctetString(self.extended_pan_id), entries))
+
+    @classmethod
+    def from_axdr(cls, value: Data, base: int = 0) -> DeviceLog:
+        items = _items(value, Structure, "device log", None, base)
+        if len(items) == 3:
+            raw = _octets(items[0], "backup date-time", 12, base)
+            date_time: CosemDateTime | None = CosemDateTime.decode(raw, LAYER, base)
+            pan, entries = items[1], items[2]
+        elif len(items) == 2:
+            date_time = None
+            pan, entries = items
+        else:
+            raise _bad("device log", f"expected 2 or 3 elements, found {len(items)}", base)
+        return cls(_octets(pan, "extended PAN id", 8, base),
+                   tuple(DeviceLogEntry.from_axdr(e, base)
+                         for e in _items(entries, Array, "entries", None, base)),
+                   date_time)
+
+    def to_base64(self) -> str:
+        """The log as DUIS returns it from SR 8.9 (base64 of the A-XDR structure)."""
+        return base64.b64encode(axdr.encode(self.to_axdr())).decode("ascii")
+
+    @classmethod
+    def from_base64(cls, text: str) -> DeviceLog:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError):
+            raise _bad("device log", "not valid base64") from None
+        return cls.from_axdr(axdr.decode(raw))
+
+
+# Commands -----------------------------------------------------------------------------
+
+def _spec(kind: int, obis: bytes, index: int) -> RequestSpec:
+    return RequestSpec(kind, ZIGBEE_NETWORK_CONTROL, obis, index)
+
+
+def _expect_specs(request: AccessRequest, expected: tuple[RequestSpec, ...],
+                  use_case: str, base: int) -> None:
+    if not isinstance(request, AccessRequest):
+        raise _bad("apdu", f"{use_case} needs an Access-Request", base)
+    if request.specs != expected:
+        raise _bad("access-request-specification",
+                   f"not the {use_case} shape: expected {len(expected)} specification(s) "
+                   "on class 104", base)
+
+
+@dataclass(frozen=True, slots=True)
+class AddDevice:
+    """CCS01 (0x0001): register a device, set the join timeout, enable joining."""
+
+    device_id: bytes
+    device_type: int
+    install_code: bytes
+    join_timeout: int = 90
+    enable_joining: bool = True
+    reserved: int = 0  # the fourth register-device item; its meaning is not known [U]
+
+    MESSAGE_CODE = 0x0001
+    SPECS = (_spec(AccessKind.ACTION, CURRENT_LOG, REGISTER_DEVICE),
+             _spec(AccessKind.SET, CURRENT_LOG, JOIN_TIMEOUT),
+             _spec(AccessKind.SET, CURRENT_LOG, ENABLE_JOINING))
+
+    def __post_init__(self) -> None:
+        _id8(self.device_id, "device id")
+        if len(self.install_code) != 16:
+            raise EncodeError("a GBCS install code is 16 bytes (no CRC)")
+        if not 0 <= self.join_timeout <= 0xFFFF:
+            raise EncodeError(f"join timeout {self.join_timeout} is not a long-unsigned")
+
+    def to_request(self, invoke_id: int) -> AccessRequest:
+        register = Structure((OctetString(self.device_id), Enum(self.device_type),
+                              OctetString(self.install_code), Enum(self.reserved)))
+        return AccessRequest(invoke_id, self.SPECS, (
+            register, LongUnsigned(self.join_timeout), Boolean(self.enable_joining)))
+
+    @classmethod
+    def from_request(cls, request: AccessRequest, base: int = 0) -> AddDevice:
+        _expect_specs(request, cls.SPECS, "CCS01", base)
+        register, timeout, enable = request.data
+        device, dtype, code, reserved = _items(register, Structure, "register device", 4, base)
+        if not isinstance(dtype, Enum) or not isinstance(reserved, Enum):
+            raise _bad("register device", "device type and last item are enums", base)
+        if not isinstance(timeout, LongUnsigned):
+            raise _bad("join timeout", f"expected long-unsigned, found {timeout.TYPE}", base)
+        if not isinstance(enable, Boolean):
+            raise _bad("enable joining", f"expected boolean, found {enable.TYPE}", base)
+        return cls(_octets(device, "device id", 8, base), dtype.value,
+                   _octets(code, "install code", 16, base), timeout.value, enable.value,
+                   reserved.value)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDevice:
+    """CCS02 (0x0002): unregister a device from the CHF device log."""
+
+    device_id: bytes
+
+    MESSAGE_CODE = 0x0002
+    SPECS = (_spec(AccessKind.ACTION, CURRENT_LOG, UNREGISTER_DEVICE),)
+
+    def to_request(self, invoke_id: int) -> AccessRequest:
+        return AccessRequest(invoke_id, self.SPECS, (OctetString(_id8(self.device_id,
+                                                                      "device id")),))
+
+    @classmethod
+    def from_request(cls, request: AccessRequest, base: int = 0) -> RemoveDevice:
+        _expect_specs(request, cls.SPECS, "CCS02", base)
+        return cls(_octets(request.data[0], "device id", 8, base))
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreDeviceLog:
+    """CCS03 (0x0003): restore_PAN with an extended PAN id and log entries."""
+
+    log: DeviceLog
+
+    MESSAGE_CODE = 0x0003
+    SPECS = (_spec(AccessKind.ACTION, CURRENT_LOG, RESTORE_PAN),)
+
+    def to_request(self, invoke_id: int) -> AccessRequest:
+        log = DeviceLog(self.log.extended_pan_id, self.log.entries)  # no date-time here
+        return AccessRequest(invoke_id, self.SPECS, (log.to_axdr(),))
+
+    @classmethod
+    def from_request(cls, request: AccessRequest, base: int = 0) -> RestoreDeviceLog:
+        _expect_specs(request, cls.SPECS, "CCS03", base)
+        log = DeviceLog.from_axdr(request.data[0], base)
+        if log.date_time is not None:
+            raise _bad("restore PAN", "the restore parameter has no date-time", base)
+        return cls(log)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadDeviceLog:
+    """CCS05/CCS04 (0x0004) and CCS06 (0x010F): GET active devices."""
+
+    SPECS = (_spec(AccessKind.GET, CURRENT_LOG, ACTIVE_DEVICES),)
+
+    def to_request(self, invoke_id: int) -> AccessRequest:
+        return AccessRequest(invoke_id, self.SPECS, (NullData(),))
+
+    @classmethod
+    def from_request(cls, request: AccessRequest, base: int = 0) -> ReadDeviceLog:
+        _expect_specs(request, cls.SPECS, "CCS05/CCS06", base)
+        return cls()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadDeviceLogs:
+    """CCS07 (0x00FE): backup_PAN on the current and the historic device log."""
+
+    MESSAGE_CODE = 0x00FE
+    SPECS = (_spec(AccessKind.ACTION, CURRENT_LOG, BACKUP_PAN),
+             _spec(AccessKind.ACTION, HISTORIC_LOG, BACKUP_PAN))
+
+    def to_request(self, invoke_id: int) -> AccessRequest:
+        return AccessRequest(invoke_id, self.SPECS, (NullData(), NullData()))
+
+    @classmethod
+    def from_request(cls, request: AccessRequest, base: int = 0) -> ReadDeviceLogs:
+        _expect_specs(request, cls.SPECS, "CCS07", base)
+        return cls()
+
+
+# Responses ---------------------------------------------------------------------------
+
+def simple_response(invoke_id: int, specs: tuple[RequestSpec, ...],
+                    results: tuple[int, ...]) -> AccessResponse:
+    """Null data and one result per specification: CCS01, CCS02 and CCS03 responses."""
+    if len(results) != len(specs):
+        raise EncodeError(f"{len(specs)} specifications need {len(specs)} results")
+    return AccessResponse(invoke_id, tuple(NullData() for _ in specs),
+                          tuple(AccessResult(s.kind, r) for s, r in zip(specs, results,
+                                                                        strict=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceLogs:
+    """CCS07 response: the current and historic logs, None where the CHF failed."""
+
+    current: DeviceLog | None
+    historic: DeviceLog | None
+    results: tuple[int, int] = (0, 0)
+
+    def to_response(self, invoke_id: int) -> AccessResponse:
+        data = tuple(NullData() if log is None else log.to_axdr()
+                     for log in (self.current, self.historic))
+        return AccessResponse(invoke_id, data, tuple(AccessResult(AccessKind.ACTION, r)
+                                                     for r in self.results))
+
+    @classmethod
+    def from_response(cls, response: AccessResponse, base: int = 0) -> DeviceLogs:
+        if not isinstance(response, AccessResponse) or len(response.data) != 2:
+            raise _bad("apdu", "a CCS07 response is an Access-Response with two results", base)
+        logs = [None if isinstance(d, NullData) else DeviceLog.from_axdr(d, base)
+                for d in response.data]
+        results = tuple(r.result for r in response.results)
+        if len(results) != 2:
+            raise _bad("results", f"expected 2 results, found {len(results)}", base)
+        return cls(logs[0], logs[1], (results[0], results[1]))
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveDevice:
+    """One IC 104 active-device element, 14 fields (CRIB §6.4; names [S/U])."""
+
+    device_id: bytes
+    status: bytes = b"\xc8"
+    max_rssi: int = -35
+    average_rssi: int = -50
+    min_rssi: int = -100
+    lqi: tuple[int, int, int] = (2, 39, 247)
+    last_communication: CosemDateTime = CosemDateTime()
+    hops: int = 1
+    transmission_failures: int = 0
+    transmission_successes: int = 100
+    application_version: int = 1
+    stack_version: int = 1
+
+    def to_axdr(self) -> Structure:
+        return Structure((
+            OctetString(_id8(self.device_id, "device id")),
+            axdr.BitString(self.status, 8),
+            axdr.Integer(self.max_rssi), axdr.Integer(self.average_rssi),
+            axdr.Integer(self.min_rssi),
+            *(axdr.Unsigned(v) for v in self.lqi),
+            OctetString(self.last_communication.encode()),
+            axdr.Unsigned(self.hops), axdr.Unsigned(self.transmission_failures),
+            axdr.Unsigned(self.transmission_successes),
+            axdr.Unsigned(self.application_version), axdr.Unsigned(self.stack_version),
+        ))
+
+    @classmethod
+    def from_axdr(cls, value: Data, base: int = 0) -> ActiveDevice:
+        f = _items(value, Structure, "active device", 14, base)
+        try:
+            status = f[1]
+            if not isinstance(status, axdr.BitString):
+                raise TypeError("status")
+            numbers = [getattr(v, "value") for v in f[2:8]] + [getattr(v, "value")
+                                                               for v in f[9:]]
+        except (TypeError, AttributeError) as exc:
+            raise _bad("active device", f"unexpected element type ({exc})", base) from None
+        return cls(_octets(f[0], "device id", 8, base), status.value, *numbers[:3],
+                   (numbers[3], numbers[4], numbers[5]),
+                   CosemDateTime.decode(_octets(f[8], "last communication", 12, base),
+                                        LAYER, base),
+                   *numbers[6:])
+
+
+@dataclass(frozen=True, slots=True)
+class WhitelistChangeAlert:
+    """CS14 (0x0018): alert 0x8F12 with the device log after the change (CRIB §6.6)."""
+
+    timestamp: CosemDateTime
+    log: DeviceLog
+    alert_code: int = CS14_ALERT_CODE
+
+    MESSAGE_CODE = 0x0018
+
+    def to_notification(self, invoke_id: int) -> dlms.DataNotification:
+        if self.log.date_time is None:
+            raise EncodeError("the CS14 device log carries its date-time")
+        body = Structure((LongUnsigned(self.alert_code), OctetString(self.timestamp.encode()),
+                          self.log.to_axdr()))
+        return dlms.DataNotification(invoke_id, body)
+
+    @classmethod
+    def from_notification(cls, apdu: dlms.DataNotification,
+                          base: int = 0) -> WhitelistChangeAlert:
+        if not isinstance(apdu, dlms.DataNotification):
+            raise _bad("apdu", "CS14 is a Data-Notification", base)
+        code, stamp, log = _items(apdu.body, Structure, "alert", 3, base)
+        if not isinstance(code, LongUnsigned):
+            raise _bad("alert code", f"expected long-unsigned, found {code.TYPE}", base)
+        return cls(CosemDateTime.decode(_octets(stamp, "timestamp", 12, base), LAYER, base),
+                   DeviceLog.from_axdr(log, base), code.value)
+
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveDevices:
+    """CCS05/CCS04 and CCS06 response: the active-devices array, or a failed GET."""
+
+    devices: tuple[ActiveDevice, ...] | None
+    result: int = 0
+
+    def to_response(self, invoke_id: int) -> AccessResponse:
+        data: Data = (NullData() if self.devices is None
+                      else Array(tuple(d.to_axdr() for d in self.devices)))
+        return AccessResponse(invoke_id, (data,), (AccessResult(AccessKind.GET, self.result),))
+
+    @classmethod
+    def from_response(cls, response: AccessResponse, base: int = 0) -> ActiveDevices:
+        if (not isinstance(response, AccessResponse) or len(response.data) != 1
+                or len(response.results) != 1):
+            raise _bad("apdu", "expected an Access-Response with one result", base)
+        data = response.data[0]
+        devices = None if isinstance(data, NullData) else tuple(
+            ActiveDevice.from_axdr(d, base) for d in _items(data, Array, "active devices",
+                                                              None, base))
+        return cls(devices, response.results[0].result)
