@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from gbcs import asn1
+from gbcs.asn1 import Asn1Payload
+from gbcs.errors import DecodeError, EncodeError
+from gbcs.frame import decode_message
+from gbcs.joins import (
+    DisconnectFromHan,
+    DisconnectResult,
+    GpfDeviceLogBackup,
+    GpfDeviceLogRestore,
+    GpfRestoreOutcome,
+    HanDevice,
+    JoinDetails,
+    JoinDevice,
+    JoinMethod,
+    UnjoinDevice,
+    int_response,
+    parse_int_response,
+)
+from gbcs.rtds import RtdsVector
+
+ESME = bytes.fromhex("00DB1234567890A0")
+
+
+def _payload(corpus: list[RtdsVector], name: str) -> tuple[Asn1Payload, bytes]:
+    vector = next(v for v in corpus if v.name.startswith(name))
+    message, _ = decode_message(vector.data)
+    return asn1.decode(message.message_code, message.cra_flag, message.payload), message.payload
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("CS03A1_8.7.1_SUCCESS_COMMAND", JoinDevice),
+        ("CS03CCritical_8.7.1_SUCCESS_COMMAND", JoinDevice),
+        ("CS04B_8.8.2_SUCCESS_COMMAND", UnjoinDevice),
+        ("CS07_8.9_SUCCESS_RESPONSE", JoinDetails),
+        ("CS07_8.9_ERROR_RESPONSE", JoinDetails),
+        ("GCS59_8.12.2_SUCCESS_COMMAND", GpfDeviceLogRestore),
+        ("GCS59_8.12.2_SUCCESS_RESPONSE", GpfRestoreOutcome),
+        ("GCS62_NA_8071_ALERT", GpfDeviceLogBackup),
+    ],
+)
+def test_typed_roundtrip_on_reference(corpus: list[RtdsVector], name: str, kind: type) -> None:
+    payload, raw = _payload(corpus, name)
+    typed = kind.from_payload(payload)
+    assert asn1.encode(typed.to_payload()) == raw
+
+
+def test_reference_values(corpus: list[RtdsVector]) -> None:
+    join = JoinDevice.from_payload(_payload(corpus, "CS03A1_8.7.1_SUCCESS_COMMAND")[0])
+    assert join == JoinDevice(JoinMethod.METHOD_A_INITIATOR, bytes.fromhex("00DB12345678909A"), 4)
+    method_c = JoinDevice.from_payload(_payload(corpus, "CS03CCritical_8.7.1_SUCCESS_COMMAND")[0])
+    assert method_c.method == JoinMethod.METHOD_C and method_c.other_device_ka_certificate
+    details = JoinDetails.from_payload(_payload(corpus, "CS07_8.9_SUCCESS_RESPONSE")[0])
+    assert [d.type_name for d in details.devices] == ["GPF", "GPF", "PPMID"]
+    assert JoinDetails.from_payload(_payload(corpus, "CS07_8.9_ERROR_RESPONSE")[0]) == JoinDetails(
+        1, None
+    )
+    backup = GpfDeviceLogBackup.from_payload(_payload(corpus, "GCS62_NA_8071_ALERT")[0])
+    assert backup.alert_code == 0x8071 and len(backup.devices) == 6
+    assert backup.backup_time == dt.datetime(2015, 1, 1, tzinfo=dt.UTC)
+    response, _ = _payload(corpus, "CS03B_8.7.2_ERROR_RESPONSE")
+    assert parse_int_response(response, "JoinDeviceResponse") == 2
+
+
+def test_disconnect_payloads() -> None:
+    command = DisconnectFromHan(ESME).to_payload()
+    wire = asn1.encode(command)
+    assert wire.hex().upper() == "300A0408" + ESME.hex().upper()
+    assert DisconnectFromHan.from_payload(asn1.decode_type("DisconnectFromHanCommand", wire)) == (
+        DisconnectFromHan(ESME)
+    )
+    response = int_response("DisconnectFromHanResponse", DisconnectResult.NOT_JOINED)
+    assert asn1.encode(response) == b"\x02\x01\x01"
+    decoded = asn1.decode_type("DisconnectFromHanResponse", b"\x02\x01\x01")
+    assert parse_int_response(decoded, "DisconnectFromHanResponse") == DisconnectResult.NOT_JOINED
+
+
+def test_wrong_type_and_bad_ids() -> None:
+    with pytest.raises(DecodeError, match="expected JoinDeviceCommand"):
+        JoinDevice.from_payload(UnjoinDevice(ESME).to_payload())
+    with pytest.raises(EncodeError):
+        UnjoinDevice(b"short").to_payload()
+    with pytest.raises(EncodeError):
+        HanDevice(b"\x00" * 7, 1).to_value()
