@@ -1,0 +1,307 @@
+"""``gbcs-hil`` command line: decode, encode and build example messages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from gbcs.catalogue import CATALOGUE, Catalogue
+from gbcs.errors import DecodeError, GbcsError
+from gbcs.keys import FileKeyStore
+from gbcs.security import DEFAULT_ACB, SecurityContext
+
+__all__ = ["main"]
+
+
+def _security(args: argparse.Namespace) -> SecurityContext | None:
+    folder = args.keystore or os.environ.get("GBCS_KEYSTORE")
+    if not folder:
+        return None
+    acb = bytes.fromhex(args.acb) if args.acb else DEFAULT_ACB
+    return SecurityContext(FileKeyStore(folder), acb=acb)
+
+
+def _catalogue(args: argparse.Namespace) -> Catalogue:
+    code = getattr(args, "disconnect_code", None)
+    return CATALOGUE if code is None else Catalogue(code)
+
+
+def read_inputs(items: Sequence[str], stdin: TextIO) -> Iterator[tuple[str | None, bytes | str]]:
+    """Yield (file name or None, bytes) per message; an unreadable input yields its error text."""
+    from gbcs.message import parse_input
+
+    for item in items:
+        if item == "-":
+            try:
+                yield None, parse_input(stdin.read())
+            except GbcsError as exc:
+                yield None, f"standard input: {exc}"
+        elif item.startswith("@"):
+            path = Path(item[1:])
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for file in files:
+                try:
+                    raw = file.read_bytes()
+                except OSError as exc:
+                    yield str(file), f"cannot read: {exc.strerror}"
+                    continue
+                try:
+                    yield str(file), parse_input(raw.decode("ascii"))
+                except (UnicodeDecodeError, GbcsError):
+                    yield str(file), raw  # binary message
+        else:
+            try:
+                yield None, parse_input(item)
+            except GbcsError as exc:
+                yield None, f"argument: {exc}"
+
+
+def _render(value: Any, indent: int, out: list[str], key: str | None = None) -> None:
+    """An indented tree of the JSON payload, names first, for people."""
+    pad = "  " * indent
+    label = f"{key}: " if key is not None else ""
+    if isinstance(value, dict) and "type" in value and isinstance(value["type"], str):
+        extras = ", ".join(
+            f"{k}={v}"
+            for k, v in value.items()
+            if k not in ("type", "value") and not isinstance(v, dict | list) and v is not None
+        )
+        inner = value.get("value")
+        head = f"{pad}{label}{value['type']}"
+        if isinstance(inner, list):
+            out.append(f"{head} ({len(inner)})" + (f" {extras}" if extras else ""))
+            for index, item in enumerate(inner):
+                _render(item, indent + 1, out, f"[{index}]")
+        elif isinstance(inner, dict):
+            out.append(head + (f" {extras}" if extras else ""))
+            for k, v in inner.items():
+                _render(v, indent + 1, out, k)
+        else:
+            shown = "" if inner is None else f" {inner}"
+            out.append(head + shown + (f" ({extras})" if extras else ""))
+        return
+    if isinstance(value, dict):
+        scalars = {k: v for k, v in value.items() if not isinstance(v, dict | list)}
+        nested = {k: v for k, v in value.items() if isinstance(v, dict | list)}
+        summary = ", ".join(f"{k}={v}" for k, v in scalars.items() if v is not None)
+        out.append(f"{pad}{label}{summary}".rstrip())
+        for k, v in nested.items():
+            _render(v, indent + 1, out, k)
+    elif isinstance(value, list):
+        if all(not isinstance(v, dict | list) for v in value):
+            out.append(f"{pad}{label}[{', '.join(str(v) for v in value)}]")
+            return
+        out.append(f"{pad}{label}({len(value)} items)")
+        for index, v in enumerate(value):
+            _render(v, indent + 1, out, f"[{index}]")
+    else:
+        out.append(f"{pad}{label}{value}")
+
+
+def human(result: dict[str, Any]) -> str:
+    lines = []
+    if result.get("file"):
+        lines.append(f"file: {result['file']}")
+    lines.append(
+        f"{result['use_case']} (0x{result['message_code']:04X}) "
+        f"{result.get('use_case_name') or ''} - {result['cra_flag']}".rstrip()
+    )
+    other = result["other_information"]
+    lines.append(
+        f"  originator {result['originator']} -> target {result['target']}, "
+        f"originator counter {result['originator_counter']}"
+    )
+    if other.get("supplementary_remote_party"):
+        lines.append(
+            f"  on behalf of {other['supplementary_remote_party']} "
+            f"(counter {other['supplementary_remote_party_counter']})"
+        )
+    if result.get("date_time"):
+        lines.append(f"  date-time {result['date_time']['text']}")
+    lines.append(f"  MAC: {result['mac']}   signature: {result['signature']}")
+    if "roundtrip" in result:
+        lines.append(f"  round-trip: {'exact' if result['roundtrip'] else 'DIFFERS'}")
+    lines.append(f"  payload ({result['payload_family']}):")
+    _render(result["payload"], 2, lines)
+    for block in result["decrypted"]:
+        lines.append(f"  protected block {block['where']}: {block['status']}")
+        if block.get("data") is not None:
+            _render(block["data"], 2, lines, "plaintext")
+        elif block.get("plaintext"):
+            lines.append(f"    plaintext: {block['plaintext']}")
+    return "\n".join(lines)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from gbcs.message import inspect, roundtrips, to_json
+
+    inputs = list(read_inputs(args.inputs, sys.stdin))  # before the keys: a pipe may write them
+    try:
+        security = _security(args)
+    except GbcsError as exc:
+        print(f"gbcs-hil decode: {exc}", file=sys.stderr)
+        return 2
+    catalogue = _catalogue(args)
+    failures = 0
+    for name, data in inputs:
+        result: dict[str, Any]
+        if isinstance(data, str):
+            failures += 1
+            error = {"layer": "input", "offset": 0, "reason": data}
+            result = {"file": name, "error": error} if name else {"error": error}
+        else:
+            try:
+                inspection = inspect(data, security, catalogue)
+                result = to_json(
+                    inspection, roundtrip=roundtrips(inspection, data) if args.roundtrip else None
+                )
+                if name:
+                    result = {"file": name, **result}
+                if args.roundtrip and not result["roundtrip"]:
+                    failures += 1
+            except DecodeError as exc:
+                failures += 1
+                error = exc.as_dict()
+                result = {"file": name, "error": error} if name else {"error": error}
+        if args.json:
+            print(json.dumps(result))
+        elif "error" in result:
+            where = f"{name}: " if name else ""
+            e = result["error"]
+            print(
+                f"{where}error in {e['layer']}"
+                + (f" ({e['field']})" if e.get("field") else "")
+                + f" at offset {e['offset']}: {e['reason']}"
+            )
+        else:
+            print(human(result))
+            print()
+    return 1 if failures else 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from gbcs.message import message_from_json
+
+    text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"gbcs-hil encode: input is not JSON: {exc}", file=sys.stderr)
+        return 2
+    try:
+        message = message_from_json(obj)
+        security = _security(args)
+        if args.sign or args.mac or args.resign:
+            if security is None:
+                raise GbcsError("--sign/--mac need --keystore (or $GBCS_KEYSTORE)")
+            if args.sign or (args.resign and message.is_signed):
+                message = security.sign(message)
+            if args.mac or (args.resign and message.mac is not None):
+                message = security.add_mac(message)
+        if args.no_mac:
+            message = message.with_mac(None)
+        wire = message.encode()
+    except GbcsError as exc:
+        print(f"gbcs-hil encode: {exc}", file=sys.stderr)
+        return 1
+    print(wire.hex().upper())
+    return 0
+
+
+def cmd_example(args: argparse.Namespace) -> int:
+    from gbcs.examples import EXAMPLES, build_example
+
+    if args.list:
+        for name, text in EXAMPLES.items():
+            print(f"{name:20} {text}")
+        return 0
+    try:
+        wire = build_example(args.name, Path(args.keys), seed=args.seed)
+    except GbcsError as exc:
+        print(f"gbcs-hil example: {exc}", file=sys.stderr)
+        return 1
+    print(wire.hex().upper())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gbcs-hil", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def keys(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--keystore",
+            metavar="DIR",
+            help="key folder in the RTDS layout (default $GBCS_KEYSTORE)",
+        )
+        p.add_argument(
+            "--acb",
+            metavar="EUI64",
+            help=f"Access Control Broker id (default {DEFAULT_ACB.hex().upper()})",
+        )
+
+    p = sub.add_parser("decode", help="decode, verify and decrypt GBCS messages")
+    keys(p)
+    p.add_argument("--json", action="store_true", help="one JSON object per input per line")
+    p.add_argument(
+        "--roundtrip",
+        action="store_true",
+        help="re-encode from the decoded tree and compare with the input",
+    )
+    p.add_argument(
+        "--disconnect-code",
+        type=lambda s: int(s, 0),
+        metavar="CODE",
+        help="message code of the SECMP0013 disconnect (default "
+        "$GBCS_HIL_DISCONNECT_CODE or 0x7F00)",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="hex, base64, @file, @folder or - for standard input",
+    )
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("encode", help="build a message from the decode --json form")
+    keys(p)
+    p.add_argument("--sign", action="store_true", help="sign as the business originator")
+    p.add_argument("--mac", action="store_true", help="add or recompute the GBCS MAC")
+    p.add_argument(
+        "--resign",
+        action="store_true",
+        help="recompute the signature and MAC where the input had them",
+    )
+    p.add_argument("--no-mac", action="store_true", help="emit the unwrapped form")
+    p.add_argument("input", nargs="?", default="-", help="JSON file or - (default)")
+    p.set_defaults(func=cmd_encode)
+
+    p = sub.add_parser("example", help="build and sign an example message with a test PKI")
+    p.add_argument("name", nargs="?", default="disconnect", help="example name (see --list)")
+    p.add_argument(
+        "--keys",
+        default="gbcs-hil-keys",
+        metavar="DIR",
+        help="folder to write the generated test keys to (RTDS layout)",
+    )
+    p.add_argument("--seed", type=int, default=1, help="test-PKI seed (deterministic keys)")
+    p.add_argument("--list", action="store_true", help="list the examples")
+    p.set_defaults(func=cmd_example)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

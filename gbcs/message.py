@@ -1,0 +1,389 @@
+"""Whole-message decoding: frame, payload family, checks and decrypted blocks.
+
+This is what the command line and the emulators call: one function from bytes
+to an :class:`Inspection`, and the JSON form both ways so a decoded message can
+be edited and encoded again.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gbcs import asn1, axdr, dlms, gbz
+from gbcs.catalogue import CATALOGUE, Catalogue, UseCase
+from gbcs.errors import DecodeError, EncodeError, GbcsError, KeyNotFoundError, VerificationError
+from gbcs.frame import CraFlag, FrameParts, GbcsMessage, GroupingHeader, OtherInformation
+from gbcs.frame import decode_message as decode_frame
+from gbcs.primitives import CosemDateTime
+from gbcs.security import CheckResult, SecurityContext
+
+__all__ = [
+    "DecodedPayload",
+    "DecryptedBlock",
+    "Inspection",
+    "decode_payload",
+    "encode_payload",
+    "inspect",
+    "message_from_json",
+    "payload_family",
+    "to_json",
+]
+
+DLMS_TAGS = frozenset({0xD9, 0xDA, 0x0F})
+
+
+def payload_family(payload: bytes) -> str:
+    """CRIB §5: dispatch on the first payload bytes."""
+    if payload[:2] == b"\x01\x09":
+        return "gbz"
+    if payload and payload[0] in DLMS_TAGS:
+        return "dlms"
+    return "asn1"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedPayload:
+    family: str
+    value: Any  # dlms APDU, asn1.Asn1Payload or gbz.GbzPayload
+
+
+def decode_payload(
+    message: GbcsMessage, base: int = 0, catalogue: Catalogue = CATALOGUE
+) -> DecodedPayload:
+    payload = message.payload
+    if not payload:
+        raise DecodeError("frame", "content", base, "payload is empty")
+    family = payload_family(payload)
+    if family == "gbz":
+        value: Any = gbz.decode(payload, message.cra_flag is CraFlag.ALERT, base)
+    elif family == "dlms":
+        value = dlms.decode(payload, base)
+    elif message.message_code == catalogue.disconnect_code:
+        name = asn1.DISCONNECT_TYPES.get(int(message.cra_flag))
+        if name is None:
+            raise DecodeError("asn1", "CRA flag", base, "the disconnect has no alert")
+        value = asn1.decode_type(name, payload, base)
+    else:
+        value = asn1.decode(message.message_code, int(message.cra_flag), payload, base)
+    return DecodedPayload(family, value)
+
+
+def encode_payload(payload: DecodedPayload) -> bytes:
+    if payload.family == "gbz":
+        return gbz.encode(payload.value)
+    if payload.family == "dlms":
+        return dlms.encode(payload.value)
+    return asn1.encode(payload.value)
+
+
+def payload_to_json(payload: DecodedPayload) -> Any:
+    module = {"gbz": gbz, "dlms": dlms, "asn1": asn1}[payload.family]
+    return module.to_json(payload.value)
+
+
+def payload_from_json(family: str, obj: Any) -> DecodedPayload:
+    module = {"gbz": gbz, "dlms": dlms, "asn1": asn1}.get(family)
+    if module is None:
+        raise EncodeError(f"payload_family {family!r} is not dlms, asn1 or gbz")
+    return DecodedPayload(family, module.from_json(obj))
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptedBlock:
+    """One protected block (CRIB §3.5) found in the payload, and what came of it."""
+
+    where: str
+    block: bytes
+    plaintext: bytes | None
+    status: str  # "decrypted", "invalid" (tag failed) or "no-key"
+    decoded: Any = None  # the plaintext as A-XDR data, when it parses as such
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    message: GbcsMessage
+    parts: FrameParts
+    payload: DecodedPayload
+    use_case: UseCase | None
+    mac: CheckResult
+    signature: CheckResult
+    decrypted: tuple[DecryptedBlock, ...]
+
+
+PROTECTED_BLOCK_START = b"\x31\x00\x00\x00\x00"
+
+
+def protected_blocks(
+    payload: DecodedPayload, raw: bytes | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """Where encrypted content sits: DLMS protected data and GBZ encrypted components.
+
+    ``raw`` (the payload bytes) lets the walk be skipped when no block can be there.
+    """
+    if raw is not None and PROTECTED_BLOCK_START not in raw:
+        return
+    if payload.family == "gbz":
+        for index, component in enumerate(payload.value.components):
+            if isinstance(component.frame, gbz.EncryptedFrame):
+                yield f"component[{index}]", component.frame.block
+    elif payload.family == "dlms":
+        apdu = payload.value
+        items = (apdu.body,) if isinstance(apdu, dlms.DataNotification) else apdu.data
+        for index, item in enumerate(items):
+            yield from _axdr_blocks(item, f"data[{index}]")
+
+
+def _axdr_blocks(value: axdr.Data, where: str) -> Iterator[tuple[str, bytes]]:
+    """IC 30 protected data: structure{array{protection parameters}, octet-string 31...}."""
+    if isinstance(value, axdr.Structure):
+        items = value.value
+        if (
+            len(items) >= 2
+            and isinstance(items[-2], axdr.Array)
+            and isinstance(items[-1], axdr.OctetString)
+            and items[-1].value[:5] == b"\x31\x00\x00\x00\x00"
+        ):
+            yield f"{where}[{len(items) - 1}]", items[-1].value
+        for index, item in enumerate(items):
+            yield from _axdr_blocks(item, f"{where}[{index}]")
+    elif isinstance(value, axdr.Array):
+        for index, item in enumerate(value.value):
+            yield from _axdr_blocks(item, f"{where}[{index}]")
+
+
+def _decrypt_all(
+    header: GroupingHeader, payload: DecodedPayload, raw: bytes, security: SecurityContext | None
+) -> tuple[DecryptedBlock, ...]:
+    found = []
+    for where, block in protected_blocks(payload, raw):
+        if security is None:
+            found.append(DecryptedBlock(where, block, None, "no-key"))
+            continue
+        try:
+            plaintext = security.decrypt_block(header, block)
+        except KeyNotFoundError:
+            found.append(DecryptedBlock(where, block, None, "no-key"))
+            continue
+        except (VerificationError, DecodeError):
+            found.append(DecryptedBlock(where, block, None, "invalid"))
+            continue
+        decoded = None
+        if payload.family == "dlms":
+            try:
+                decoded = axdr.decode(plaintext)
+            except DecodeError:
+                decoded = None
+        found.append(DecryptedBlock(where, block, plaintext, "decrypted", decoded))
+    return tuple(found)
+
+
+def inspect(
+    data: bytes, security: SecurityContext | None = None, catalogue: Catalogue = CATALOGUE
+) -> Inspection:
+    """Decode everything and run every check the keys allow; malformed input raises."""
+    message, parts = decode_frame(data)
+    payload = decode_payload(message, parts.payload_offset, catalogue)
+    if security is None:
+        mac = CheckResult.ABSENT if message.mac is None else CheckResult.NO_KEY
+        signature = CheckResult.NO_KEY if message.is_signed else CheckResult.ABSENT
+    else:
+        mac = security.check_mac(message, parts)
+        signature = security.check_signature(message, parts)
+    return Inspection(
+        message,
+        parts,
+        payload,
+        catalogue.get(message.message_code),
+        mac,
+        signature,
+        _decrypt_all(message.header, payload, message.payload, security),
+    )
+
+
+# JSON ------------------------------------------------------------------------------------
+
+
+def _hex(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.hex().upper()
+
+
+def header_to_json(header: GroupingHeader) -> dict[str, Any]:
+    other = header.other_information
+    return {
+        "cra_flag": header.cra_flag.label,
+        "originator_counter": header.originator_counter,
+        "originator": _hex(header.business_originator),
+        "target": _hex(header.business_target),
+        "date_time": None
+        if header.date_time is None
+        else {"hex": _hex(header.date_time.encode()), "text": str(header.date_time)},
+        "other_information": {
+            "message_code": other.message_code,
+            "supplementary_remote_party": _hex(other.supplementary_remote_party),
+            "supplementary_remote_party_counter": other.supplementary_remote_party_counter,
+            "supplementary_originator_counter": other.supplementary_originator_counter,
+            "certificate": _hex(other.certificate),
+        },
+    }
+
+
+def to_json(inspection: Inspection, *, roundtrip: bool | None = None) -> dict[str, Any]:
+    m = inspection.message
+    out: dict[str, Any] = {
+        "message_code": m.message_code,
+        "use_case": inspection.use_case.use_case
+        if inspection.use_case
+        else f"unknown-0x{m.message_code:04X}",
+        "use_case_name": inspection.use_case.name if inspection.use_case else None,
+        "critical": inspection.use_case.critical if inspection.use_case else None,
+    }
+    out.update(header_to_json(m.header))
+    out.update(
+        {
+            "mac": inspection.mac.value,
+            "signature": inspection.signature.value,
+            "mac_bytes": _hex(m.mac),
+            "signature_bytes": _hex(m.signature),
+            "payload_family": inspection.payload.family,
+            "payload": payload_to_json(inspection.payload),
+            "payload_hex": _hex(m.payload),
+            "decrypted": [
+                {
+                    "where": d.where,
+                    "status": d.status,
+                    "block": _hex(d.block),
+                    "plaintext": _hex(d.plaintext),
+                    "data": None if d.decoded is None else axdr.to_json(d.decoded),
+                }
+                for d in inspection.decrypted
+            ],
+        }
+    )
+    if roundtrip is not None:
+        out["roundtrip"] = roundtrip
+    return out
+
+
+def roundtrips(inspection: Inspection, data: bytes) -> bool:
+    """Re-encode from the decoded tree (not the kept payload bytes) and compare."""
+    payload = encode_payload(inspection.payload)
+    return replace(inspection.message, payload=payload).encode() == data
+
+
+# JSON -> message ----------------------------------------------------------------------------
+
+
+def _field(obj: dict[str, Any], name: str, path: str) -> Any:
+    if name not in obj:
+        raise EncodeError(f"{path}.{name} is missing")
+    return obj[name]
+
+
+def _json_bytes(value: Any, path: str, size: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise EncodeError(f"{path} must be a hex string")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise EncodeError(f"{path} is not hexadecimal") from None
+    if size is not None and len(raw) != size:
+        raise EncodeError(f"{path} must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+def _opt_bytes(value: Any, path: str, size: int | None = None) -> bytes | None:
+    return None if value is None else _json_bytes(value, path, size)
+
+
+def _json_int(value: Any, path: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise EncodeError(f"{path} must be an integer")
+    return value
+
+
+def _opt_int(value: Any, path: str) -> int | None:
+    return None if value is None else _json_int(value, path)
+
+
+def message_from_json(obj: Any) -> GbcsMessage:
+    """Rebuild a message from the ``--json`` form (names and check results are ignored).
+
+    The payload comes from the decoded ``payload`` tree when present, else
+    ``payload_hex``, so an engineer can edit either.
+    """
+    if not isinstance(obj, dict):
+        raise EncodeError("$ must be a JSON object")
+    try:
+        cra = CraFlag[str(_field(obj, "cra_flag", "$")).upper()]
+    except KeyError:
+        raise EncodeError("$.cra_flag must be command, response or alert") from None
+    other_obj = obj.get("other_information") or {"message_code": _field(obj, "message_code", "$")}
+    if not isinstance(other_obj, dict):
+        raise EncodeError("$.other_information must be an object")
+    p = "$.other_information"
+    other = OtherInformation(
+        _json_int(_field(other_obj, "message_code", p), p + ".message_code"),
+        _opt_bytes(
+            other_obj.get("supplementary_remote_party"), p + ".supplementary_remote_party", 8
+        ),
+        _opt_int(
+            other_obj.get("supplementary_remote_party_counter"),
+            p + ".supplementary_remote_party_counter",
+        ),
+        _opt_int(
+            other_obj.get("supplementary_originator_counter"),
+            p + ".supplementary_originator_counter",
+        ),
+        _opt_bytes(other_obj.get("certificate"), p + ".certificate"),
+    )
+    if (
+        "message_code" in obj
+        and _json_int(obj["message_code"], "$.message_code") != other.message_code
+    ):
+        raise EncodeError("$.message_code and $.other_information.message_code differ")
+    dt_obj = obj.get("date_time")
+    date_time = None
+    if dt_obj is not None:
+        raw = _json_bytes(
+            dt_obj.get("hex") if isinstance(dt_obj, dict) else dt_obj, "$.date_time.hex", 12
+        )
+        date_time = CosemDateTime.decode(raw)
+    header = GroupingHeader(
+        cra,
+        _json_int(_field(obj, "originator_counter", "$"), "$.originator_counter"),
+        _json_bytes(_field(obj, "originator", "$"), "$.originator", 8),
+        _json_bytes(_field(obj, "target", "$"), "$.target", 8),
+        other,
+        date_time,
+    )
+    if obj.get("payload") is not None:
+        family = _field(obj, "payload_family", "$")
+        payload = encode_payload(payload_from_json(family, obj["payload"]))
+    else:
+        payload = _json_bytes(_field(obj, "payload_hex", "$"), "$.payload_hex")
+    signature = _opt_bytes(obj.get("signature_bytes"), "$.signature_bytes")
+    if signature is not None and len(signature) not in (0, 64):
+        raise EncodeError("$.signature_bytes must be empty (unsigned) or 64 bytes")
+    mac = _opt_bytes(obj.get("mac_bytes"), "$.mac_bytes", 12)
+    return GbcsMessage(header, payload, signature, mac)
+
+
+def parse_input(text: str) -> bytes:
+    """Hex (spaces, colons allowed) or base64 text to bytes."""
+    cleaned = "".join(text.split()).replace(":", "")
+    if cleaned.startswith(("0x", "0X")):
+        cleaned = cleaned[2:]
+    if not cleaned:
+        raise GbcsError("input is empty")
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        pass
+    try:
+        return base64.b64decode(cleaned, validate=True)
+    except (binascii.Error, ValueError):
+        raise GbcsError("input is neither hexadecimal nor base64") from None

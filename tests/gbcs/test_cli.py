@@ -1,0 +1,158 @@
+"""The ``gbcs-hil`` command line, run in-process and as a console script."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gbcs.cli import main
+from gbcs.rtds import RtdsVector
+from tests.conftest import RTDS
+
+
+def run(
+    argv: list[str],
+    capsys: pytest.CaptureFixture[str],
+    stdin: str = "",
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> tuple[int, str, str]:
+    if monkeypatch is not None:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_example_then_decode_verifies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = tmp_path / "keys"
+    code, out, _ = run(["example", "disconnect", "--keys", str(keys)], capsys)
+    assert code == 0 and (keys / "90b3d51f30010000-ds.pem").exists()
+    wire = out.strip()
+    code, out, _ = run(
+        ["decode", "--keystore", str(keys), "--json", "--roundtrip", "-"], capsys, wire, monkeypatch
+    )
+    assert code == 0
+    result = json.loads(out)
+    assert result["use_case"] == "CS02f-SECMP0013" and result["message_code"] == 0x7F00
+    assert (result["mac"], result["signature"], result["roundtrip"]) == ("valid", "valid", True)
+    assert result["cra_flag"] == "command" and result["payload_family"] == "asn1"
+    assert result["originator"] == "90B3D51F30010000"
+    assert result["target"] == "00DB1234567890A0"
+    # Human form names the use case and the ASN.1 field.
+    code, out, _ = run(["decode", "--keystore", str(keys), wire], capsys)
+    assert code == 0 and "DisconnectFromHanCommand" in out and "deviceId" in out
+    assert "MAC: valid   signature: valid" in out
+
+
+def test_edit_and_encode_resigns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = tmp_path / "keys"
+    _, out, _ = run(["example", "disconnect", "--keys", str(keys)], capsys)
+    _, out, _ = run(["decode", "--json", out.strip()], capsys)
+    obj = json.loads(out)
+    obj["payload"]["value"]["deviceId"] = "00DB1234567890A1"
+    obj["target"] = "00DB1234567890A1"
+    obj["originator_counter"] += 1
+    text = json.dumps(obj)
+    # Without re-signing, the edited message no longer verifies...
+    code, out, _ = run(["encode", "-"], capsys, text, monkeypatch)
+    assert code == 0
+    _, checked, _ = run(["decode", "--keystore", str(keys), "--json", out.strip()], capsys)
+    assert json.loads(checked)["signature"] == "invalid"
+    # ...with --resign it does.
+    code, out, _ = run(
+        ["encode", "--keystore", str(keys), "--resign", "-"], capsys, text, monkeypatch
+    )
+    assert code == 0
+    _, checked, _ = run(["decode", "--keystore", str(keys), "--json", out.strip()], capsys)
+    result = json.loads(checked)
+    assert (result["mac"], result["signature"]) == ("valid", "valid")
+    assert result["payload"]["value"]["deviceId"] == "00DB1234567890A1"
+    code, _, err = run(["encode", "--resign", "-"], capsys, text, monkeypatch)
+    assert code == 1 and "--keystore" in err
+
+
+def test_malformed_inputs_report_and_exit_nonzero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.hex"
+    bad.write_text("DD0000000000008191")
+    code, out, _ = run(["decode", "--json", f"@{bad}", "zz-not-hex"], capsys)
+    assert code == 1
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["file"] == str(bad)
+    assert first["error"]["layer"] == "frame" and first["error"]["offset"] == 7
+    assert "declares 145 bytes" in first["error"]["reason"]
+    assert second["error"]["layer"] == "input"
+    code, out, _ = run(["decode", f"@{bad}"], capsys)
+    assert code == 1 and "error in frame (ciphered-service length) at offset 7" in out
+
+
+def test_encode_rejects_bad_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run(["encode", "-"], capsys, "{not json", monkeypatch)
+    assert code == 2 and "not JSON" in err
+    code, _, err = run(["encode", "-"], capsys, '{"cra_flag": "command"}', monkeypatch)
+    assert code == 1 and "missing" in err
+
+
+def test_unknown_example(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["example", "nope"], capsys)
+    assert code == 1 and "choose from" in err
+    code, out, _ = run(["example", "--list"], capsys)
+    assert code == 0 and "ccs07" in out
+
+
+@pytest.mark.skipif(RTDS is None, reason="../shared/rtds is not present")
+def test_decode_whole_reference_folder(
+    capsys: pytest.CaptureFixture[str], corpus: list[RtdsVector]
+) -> None:
+    assert RTDS is not None
+    code, out, _ = run(
+        [
+            "decode",
+            "--keystore",
+            str(RTDS / "keystore"),
+            "--json",
+            "--roundtrip",
+            f"@{RTDS / 'RTDS-4.5.0'}",
+        ],
+        capsys,
+    )
+    assert code == 0
+    results = [json.loads(line) for line in out.splitlines()]
+    assert len(results) == len(corpus) == 766
+    assert all(r["roundtrip"] for r in results)
+    assert {r["mac"] for r in results} == {"valid", "absent", "no-key"}
+    assert [r["file"] for r in results if r["mac"] == "no-key"] == [
+        r["file"]
+        for r in results
+        if "PCS0" in r["file"] and "PRECOMMAND" not in r["file"] and r["mac"] != "absent"
+    ]
+    assert {r["signature"] for r in results} == {"valid", "absent"}
+
+
+@pytest.mark.skipif(shutil.which("gbcs-hil") is None, reason="console script not installed")
+def test_console_script_pipeline(tmp_path: Path) -> None:
+    """The README's main-job command, as a shell pipeline."""
+    keys = tmp_path / "demo-keys"
+    result = subprocess.run(
+        f"gbcs-hil example disconnect --keys {keys} | gbcs-hil decode --keystore {keys} -",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "MAC: valid   signature: valid" in result.stdout

@@ -1,0 +1,135 @@
+"""Whole-message decoding over the reference corpus, and the JSON form both ways."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from gbcs.catalogue import CATALOGUE, Catalogue
+from gbcs.errors import DecodeError, EncodeError
+from gbcs.keys import FileKeyStore
+from gbcs.message import (
+    encode_payload,
+    inspect,
+    message_from_json,
+    parse_input,
+    payload_family,
+    roundtrips,
+    to_json,
+)
+from gbcs.rtds import RtdsVector
+from gbcs.security import CheckResult, SecurityContext
+from tests.conftest import RTDS, corpus_params
+
+PPMID_CODES = {0x009B, 0x0090}
+
+
+@pytest.fixture(scope="module")
+def security() -> SecurityContext:
+    if RTDS is None:
+        pytest.skip("no RTDS key store")
+    return SecurityContext(FileKeyStore(RTDS / "keystore"))
+
+
+@pytest.mark.parametrize("vector", corpus_params())
+def test_reference_message_decodes_verifies_and_roundtrips(
+    vector: RtdsVector, security: SecurityContext
+) -> None:
+    insp = inspect(vector.data, security)
+    m = insp.message
+    # Every payload decodes and re-encodes from the decoded tree, byte for byte.
+    assert encode_payload(insp.payload) == m.payload
+    assert roundtrips(insp, vector.data)
+    assert insp.payload.family == payload_family(m.payload)
+    assert insp.use_case is not None, f"0x{m.message_code:04X} missing from the catalogue"
+    # Every MAC and signature verifies, except the device-originated PCS01/PCS02 MACs.
+    if m.mac is not None:
+        expected = CheckResult.NO_KEY if m.message_code in PPMID_CODES else CheckResult.VALID
+        assert insp.mac is expected
+    else:
+        assert insp.mac is CheckResult.ABSENT
+    assert insp.signature is (CheckResult.VALID if m.is_signed else CheckResult.ABSENT)
+    # Every protected block decrypts.
+    assert all(d.status == "decrypted" for d in insp.decrypted)
+    # The JSON form is JSON, and encodes back to the same bytes.
+    obj = json.loads(json.dumps(to_json(insp)))
+    assert message_from_json(obj).encode() == vector.data
+    obj["payload"] = None  # from payload_hex instead of the tree
+    assert message_from_json(obj).encode() == vector.data
+
+
+def test_corpus_totals(corpus: list[RtdsVector], security: SecurityContext) -> None:
+    """The CRIB §10 figures for this subset: all MACs and signatures, all blocks."""
+    macs = sigs = blocks = 0
+    for vector in corpus:
+        insp = inspect(vector.data, security)
+        macs += insp.mac is CheckResult.VALID
+        sigs += insp.signature is CheckResult.VALID
+        blocks += sum(d.status == "decrypted" for d in insp.decrypted)
+    assert (len(corpus), macs, sigs) == (766, 438, 336)
+    assert blocks >= 20
+
+
+def test_decrypted_block_content(corpus: list[RtdsVector], security: SecurityContext) -> None:
+    vector = next(v for v in corpus if v.name == "ECS17b_4.1.1_SINGLE_SUCCESS_RESPONSE_GBCS.HEX")
+    (block,) = inspect(vector.data, security).decrypted
+    assert block.plaintext.hex() == "02010204060000000a02020f00161e060000000a02020f001620"
+
+
+def test_without_keys_checks_say_no_key(corpus: list[RtdsVector]) -> None:
+    vector = next(v for v in corpus if v.kind == "COMMAND")
+    insp = inspect(vector.data)
+    assert insp.mac is CheckResult.NO_KEY
+    assert all(d.status == "no-key" for d in insp.decrypted)
+
+
+def test_disconnect_code_follows_the_catalogue() -> None:
+    from gbcs.examples import build_example
+
+    wire = build_example("disconnect")
+    assert inspect(wire).use_case.use_case == "CS02f-SECMP0013"
+    moved = Catalogue(0x7F10)
+    with pytest.raises(DecodeError, match=r"no ASN\.1 payload type"):
+        inspect(wire, catalogue=moved)
+    with pytest.raises(Exception, match="already GBCS CCS07"):
+        Catalogue(0x00FE)
+    assert CATALOGUE.disconnect_code == 0x7F00
+
+
+def test_json_errors_name_the_field(corpus: list[RtdsVector]) -> None:
+    obj = to_json(inspect(corpus[0].data))
+    for key, value, match in [
+        ("originator", "00", "originator must be 8 bytes"),
+        ("cra_flag", "push", "cra_flag"),
+        ("originator_counter", "x", "originator_counter"),
+        ("mac_bytes", "zz", "mac_bytes"),
+        ("payload_family", "json", "payload_family"),
+    ]:
+        bad = dict(obj, **{key: value})
+        with pytest.raises(EncodeError, match=match):
+            message_from_json(bad)
+    with pytest.raises(EncodeError, match="missing"):
+        message_from_json({k: v for k, v in obj.items() if k != "target"})
+
+
+def test_parse_input_forms(tmp_path: Path) -> None:
+    assert parse_input("DF 09:01") == b"\xdf\x09\x01"
+    assert parse_input("0xdf09") == b"\xdf\x09"
+    assert parse_input("3wkB") == b"\xdf\x09\x01"
+    with pytest.raises(Exception, match="neither"):
+        parse_input("not a message!")
+    with pytest.raises(Exception, match="empty"):
+        parse_input("  ")
+
+
+def test_malformed_payload_reports_offset(corpus: list[RtdsVector]) -> None:
+    vector = next(v for v in corpus if v.name.startswith("CCS07_8.9_SUCCESS_COMMAND"))
+    insp = inspect(vector.data)
+    bad = replace(insp.message, payload=insp.message.payload[:-1]).encode()
+    with pytest.raises(DecodeError) as info:
+        inspect(bad)
+    assert info.value.layer in ("dlms", "axdr")
+    assert info.value.offset >= insp.parts.payload_offset
