@@ -53,8 +53,9 @@ def ecdh(private: ec.EllipticCurvePrivateKey, public: ec.EllipticCurvePublicKey)
 
 def kdf(z: bytes, originator: bytes, cra: int, counter: int, recipient: bytes) -> bytes:
     """SP800-56A concatenation KDF, one SHA-256 round, 128 bits kept (CRIB §3.1)."""
-    other_info = (ALGORITHM_ID + originator + b"\x09" + bytes((cra,))
-                  + counter.to_bytes(8, "big") + recipient)
+    other_info = (
+        ALGORITHM_ID + originator + b"\x09" + bytes((cra,)) + counter.to_bytes(8, "big") + recipient
+    )
     return hashlib.sha256(b"\x00\x00\x00\x01" + z + other_info).digest()[:16]
 
 
@@ -93,17 +94,19 @@ def encrypt_block(key: bytes, originator: bytes, plaintext: bytes) -> bytes:
     if len(key) != 16:
         raise EncodeError("an encryption key is 16 bytes")
     sealed = AESGCM(key).encrypt(originator + _ZERO4, plaintext, BLOCK_HEADER[:1])
-    return BLOCK_HEADER + sealed[:-16] + sealed[-16:-16 + TAG_LENGTH]
+    return BLOCK_HEADER + sealed[:-16] + sealed[-16 : -16 + TAG_LENGTH]
 
 
 def split_block(block: bytes, base: int = 0) -> tuple[bytes, bytes]:
     """Ciphertext and tag of a protected block; the header checked (CRIB §3.5)."""
     if len(block) < len(BLOCK_HEADER) + TAG_LENGTH:
-        raise DecodeError("crypto", "protected block", base,
-                          f"{len(block)} bytes is shorter than header and tag")
+        raise DecodeError(
+            "crypto", "protected block", base, f"{len(block)} bytes is shorter than header and tag"
+        )
     if block[0] != ENCRYPTION_SC:
-        raise DecodeError("crypto", "security control", base,
-                          f"expected 0x31, found 0x{block[0]:02X}")
+        raise DecodeError(
+            "crypto", "security control", base, f"expected 0x31, found 0x{block[0]:02X}"
+        )
     if block[1:5] != _ZERO4:
         raise DecodeError("crypto", "invocation counter", base + 1, "must be zero in GBCS")
     return block[5:-TAG_LENGTH], block[-TAG_LENGTH:]
@@ -112,8 +115,9 @@ def split_block(block: bytes, base: int = 0) -> tuple[bytes, bytes]:
 def decrypt_block(key: bytes, originator: bytes, block: bytes) -> bytes:
     """Inverse of :func:`encrypt_block`; a wrong key or tampering raises VerificationError."""
     ciphertext, tag = split_block(block)
-    decryptor = Cipher(algorithms.AES(key),
-                       modes.GCM(originator + _ZERO4, tag, min_tag_length=TAG_LENGTH)).decryptor()
+    decryptor = Cipher(
+        algorithms.AES(key), modes.GCM(originator + _ZERO4, tag, min_tag_length=TAG_LENGTH)
+    ).decryptor()
     decryptor.authenticate_additional_data(BLOCK_HEADER[:1])
     try:
         return decryptor.update(ciphertext) + decryptor.finalize()

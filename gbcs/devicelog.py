@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gbcs import axdr, dlms
 from gbcs.axdr import Array, Boolean, Data, Enum, LongUnsigned, NullData, OctetString, Structure
@@ -83,13 +83,21 @@ def _octets(value: Data, field: str, size: int | None, base: int) -> bytes:
     return value.value
 
 
-def _items(value: Data, kind: type[Structure] | type[Array], field: str, count: int | None,
-           base: int) -> tuple[Data, ...]:
+def _items(
+    value: Data, kind: type[Structure] | type[Array], field: str, count: int | None, base: int
+) -> tuple[Data, ...]:
     if not isinstance(value, kind):
         raise _bad(field, f"expected {kind.TYPE}, found {value.TYPE}", base)
     if count is not None and len(value.value) != count:
         raise _bad(field, f"expected {count} elements, found {len(value.value)}", base)
     return value.value
+
+
+def _number(value: Data, field: str, base: int) -> int:
+    number = getattr(value, "value", None)
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise _bad(field, f"expected an integer, found {value.TYPE}", base)
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +118,10 @@ class DeviceLogEntry:
     @classmethod
     def from_axdr(cls, value: Data, base: int = 0) -> DeviceLogEntry:
         device, key = _items(value, Structure, "device log entry", 2, base)
-        return cls(_octets(device, "device id", 8, base),
-                   _octets(key, "trust-centre link key hash", 16, base))
+        return cls(
+            _octets(device, "device id", 8, base),
+            _octets(key, "trust-centre link key hash", 16, base),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +161,9 @@ class DeviceLog:
         entries = Array(tuple(e.to_axdr() for e in self.entries))
         if self.date_time is None:
             return Structure((OctetString(self.extended_pan_id), entries))
-        return Structure((OctetString(self.date_time.encode()),
-                          OctetString(self.extended_pan_id), entries))
+        return Structure(
+            (OctetString(self.date_time.encode()), OctetString(self.extended_pan_id), entries)
+        )
 
     @classmethod
     def from_axdr(cls, value: Data, base: int = 0) -> DeviceLog:
@@ -166,10 +177,14 @@ class DeviceLog:
             pan, entries = items
         else:
             raise _bad("device log", f"expected 2 or 3 elements, found {len(items)}", base)
-        return cls(_octets(pan, "extended PAN id", 8, base),
-                   tuple(DeviceLogEntry.from_axdr(e, base)
-                         for e in _items(entries, Array, "entries", None, base)),
-                   date_time)
+        return cls(
+            _octets(pan, "extended PAN id", 8, base),
+            tuple(
+                DeviceLogEntry.from_axdr(e, base)
+                for e in _items(entries, Array, "entries", None, base)
+            ),
+            date_time,
+        )
 
     def to_base64(self) -> str:
         """The log as DUIS returns it from SR 8.9 (base64 of the A-XDR structure)."""
@@ -186,18 +201,22 @@ class DeviceLog:
 
 # Commands -----------------------------------------------------------------------------
 
+
 def _spec(kind: int, obis: bytes, index: int) -> RequestSpec:
     return RequestSpec(kind, ZIGBEE_NETWORK_CONTROL, obis, index)
 
 
-def _expect_specs(request: AccessRequest, expected: tuple[RequestSpec, ...],
-                  use_case: str, base: int) -> None:
+def _expect_specs(
+    request: AccessRequest, expected: tuple[RequestSpec, ...], use_case: str, base: int
+) -> None:
     if not isinstance(request, AccessRequest):
         raise _bad("apdu", f"{use_case} needs an Access-Request", base)
     if request.specs != expected:
-        raise _bad("access-request-specification",
-                   f"not the {use_case} shape: expected {len(expected)} specification(s) "
-                   "on class 104", base)
+        raise _bad(
+            "access-request-specification",
+            f"not the {use_case} shape: expected {len(expected)} specification(s) on class 104",
+            base,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +231,11 @@ class AddDevice:
     reserved: int = 0  # the fourth register-device item; its meaning is not known [U]
 
     MESSAGE_CODE = 0x0001
-    SPECS = (_spec(AccessKind.ACTION, CURRENT_LOG, REGISTER_DEVICE),
-             _spec(AccessKind.SET, CURRENT_LOG, JOIN_TIMEOUT),
-             _spec(AccessKind.SET, CURRENT_LOG, ENABLE_JOINING))
+    SPECS = (
+        _spec(AccessKind.ACTION, CURRENT_LOG, REGISTER_DEVICE),
+        _spec(AccessKind.SET, CURRENT_LOG, JOIN_TIMEOUT),
+        _spec(AccessKind.SET, CURRENT_LOG, ENABLE_JOINING),
+    )
 
     def __post_init__(self) -> None:
         _id8(self.device_id, "device id")
@@ -224,10 +245,19 @@ class AddDevice:
             raise EncodeError(f"join timeout {self.join_timeout} is not a long-unsigned")
 
     def to_request(self, invoke_id: int) -> AccessRequest:
-        register = Structure((OctetString(self.device_id), Enum(self.device_type),
-                              OctetString(self.install_code), Enum(self.reserved)))
-        return AccessRequest(invoke_id, self.SPECS, (
-            register, LongUnsigned(self.join_timeout), Boolean(self.enable_joining)))
+        register = Structure(
+            (
+                OctetString(self.device_id),
+                Enum(self.device_type),
+                OctetString(self.install_code),
+                Enum(self.reserved),
+            )
+        )
+        return AccessRequest(
+            invoke_id,
+            self.SPECS,
+            (register, LongUnsigned(self.join_timeout), Boolean(self.enable_joining)),
+        )
 
     @classmethod
     def from_request(cls, request: AccessRequest, base: int = 0) -> AddDevice:
@@ -240,9 +270,14 @@ class AddDevice:
             raise _bad("join timeout", f"expected long-unsigned, found {timeout.TYPE}", base)
         if not isinstance(enable, Boolean):
             raise _bad("enable joining", f"expected boolean, found {enable.TYPE}", base)
-        return cls(_octets(device, "device id", 8, base), dtype.value,
-                   _octets(code, "install code", 16, base), timeout.value, enable.value,
-                   reserved.value)
+        return cls(
+            _octets(device, "device id", 8, base),
+            dtype.value,
+            _octets(code, "install code", 16, base),
+            timeout.value,
+            enable.value,
+            reserved.value,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +290,9 @@ class RemoveDevice:
     SPECS = (_spec(AccessKind.ACTION, CURRENT_LOG, UNREGISTER_DEVICE),)
 
     def to_request(self, invoke_id: int) -> AccessRequest:
-        return AccessRequest(invoke_id, self.SPECS, (OctetString(_id8(self.device_id,
-                                                                      "device id")),))
+        return AccessRequest(
+            invoke_id, self.SPECS, (OctetString(_id8(self.device_id, "device id")),)
+        )
 
     @classmethod
     def from_request(cls, request: AccessRequest, base: int = 0) -> RemoveDevice:
@@ -306,8 +342,10 @@ class ReadDeviceLogs:
     """CCS07 (0x00FE): backup_PAN on the current and the historic device log."""
 
     MESSAGE_CODE = 0x00FE
-    SPECS = (_spec(AccessKind.ACTION, CURRENT_LOG, BACKUP_PAN),
-             _spec(AccessKind.ACTION, HISTORIC_LOG, BACKUP_PAN))
+    SPECS = (
+        _spec(AccessKind.ACTION, CURRENT_LOG, BACKUP_PAN),
+        _spec(AccessKind.ACTION, HISTORIC_LOG, BACKUP_PAN),
+    )
 
     def to_request(self, invoke_id: int) -> AccessRequest:
         return AccessRequest(invoke_id, self.SPECS, (NullData(), NullData()))
@@ -320,14 +358,18 @@ class ReadDeviceLogs:
 
 # Responses ---------------------------------------------------------------------------
 
-def simple_response(invoke_id: int, specs: tuple[RequestSpec, ...],
-                    results: tuple[int, ...]) -> AccessResponse:
+
+def simple_response(
+    invoke_id: int, specs: tuple[RequestSpec, ...], results: tuple[int, ...]
+) -> AccessResponse:
     """Null data and one result per specification: CCS01, CCS02 and CCS03 responses."""
     if len(results) != len(specs):
         raise EncodeError(f"{len(specs)} specifications need {len(specs)} results")
-    return AccessResponse(invoke_id, tuple(NullData() for _ in specs),
-                          tuple(AccessResult(s.kind, r) for s, r in zip(specs, results,
-                                                                        strict=True)))
+    return AccessResponse(
+        invoke_id,
+        tuple(NullData() for _ in specs),
+        tuple(AccessResult(s.kind, r) for s, r in zip(specs, results, strict=True)),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,17 +381,20 @@ class DeviceLogs:
     results: tuple[int, int] = (0, 0)
 
     def to_response(self, invoke_id: int) -> AccessResponse:
-        data = tuple(NullData() if log is None else log.to_axdr()
-                     for log in (self.current, self.historic))
-        return AccessResponse(invoke_id, data, tuple(AccessResult(AccessKind.ACTION, r)
-                                                     for r in self.results))
+        data = tuple(
+            NullData() if log is None else log.to_axdr() for log in (self.current, self.historic)
+        )
+        return AccessResponse(
+            invoke_id, data, tuple(AccessResult(AccessKind.ACTION, r) for r in self.results)
+        )
 
     @classmethod
     def from_response(cls, response: AccessResponse, base: int = 0) -> DeviceLogs:
         if not isinstance(response, AccessResponse) or len(response.data) != 2:
             raise _bad("apdu", "a CCS07 response is an Access-Response with two results", base)
-        logs = [None if isinstance(d, NullData) else DeviceLog.from_axdr(d, base)
-                for d in response.data]
+        logs = [
+            None if isinstance(d, NullData) else DeviceLog.from_axdr(d, base) for d in response.data
+        ]
         results = tuple(r.result for r in response.results)
         if len(results) != 2:
             raise _bad("results", f"expected 2 results, found {len(results)}", base)
@@ -366,7 +411,7 @@ class ActiveDevice:
     average_rssi: int = -50
     min_rssi: int = -100
     lqi: tuple[int, int, int] = (2, 39, 247)
-    last_communication: CosemDateTime = CosemDateTime()
+    last_communication: CosemDateTime = field(default_factory=CosemDateTime)
     hops: int = 1
     transmission_failures: int = 0
     transmission_successes: int = 100
@@ -374,34 +419,38 @@ class ActiveDevice:
     stack_version: int = 1
 
     def to_axdr(self) -> Structure:
-        return Structure((
-            OctetString(_id8(self.device_id, "device id")),
-            axdr.BitString(self.status, 8),
-            axdr.Integer(self.max_rssi), axdr.Integer(self.average_rssi),
-            axdr.Integer(self.min_rssi),
-            *(axdr.Unsigned(v) for v in self.lqi),
-            OctetString(self.last_communication.encode()),
-            axdr.Unsigned(self.hops), axdr.Unsigned(self.transmission_failures),
-            axdr.Unsigned(self.transmission_successes),
-            axdr.Unsigned(self.application_version), axdr.Unsigned(self.stack_version),
-        ))
+        return Structure(
+            (
+                OctetString(_id8(self.device_id, "device id")),
+                axdr.BitString(self.status, 8),
+                axdr.Integer(self.max_rssi),
+                axdr.Integer(self.average_rssi),
+                axdr.Integer(self.min_rssi),
+                *(axdr.Unsigned(v) for v in self.lqi),
+                OctetString(self.last_communication.encode()),
+                axdr.Unsigned(self.hops),
+                axdr.Unsigned(self.transmission_failures),
+                axdr.Unsigned(self.transmission_successes),
+                axdr.Unsigned(self.application_version),
+                axdr.Unsigned(self.stack_version),
+            )
+        )
 
     @classmethod
     def from_axdr(cls, value: Data, base: int = 0) -> ActiveDevice:
         f = _items(value, Structure, "active device", 14, base)
-        try:
-            status = f[1]
-            if not isinstance(status, axdr.BitString):
-                raise TypeError("status")
-            numbers = [getattr(v, "value") for v in f[2:8]] + [getattr(v, "value")
-                                                               for v in f[9:]]
-        except (TypeError, AttributeError) as exc:
-            raise _bad("active device", f"unexpected element type ({exc})", base) from None
-        return cls(_octets(f[0], "device id", 8, base), status.value, *numbers[:3],
-                   (numbers[3], numbers[4], numbers[5]),
-                   CosemDateTime.decode(_octets(f[8], "last communication", 12, base),
-                                        LAYER, base),
-                   *numbers[6:])
+        status = f[1]
+        if not isinstance(status, axdr.BitString):
+            raise _bad("active device status", f"expected bit-string, found {status.TYPE}", base)
+        numbers = [_number(v, "active device", base) for v in (*f[2:8], *f[9:])]
+        return cls(
+            _octets(f[0], "device id", 8, base),
+            status.value,
+            *numbers[:3],
+            (numbers[3], numbers[4], numbers[5]),
+            CosemDateTime.decode(_octets(f[8], "last communication", 12, base), LAYER, base),
+            *numbers[6:],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,21 +466,27 @@ class WhitelistChangeAlert:
     def to_notification(self, invoke_id: int) -> dlms.DataNotification:
         if self.log.date_time is None:
             raise EncodeError("the CS14 device log carries its date-time")
-        body = Structure((LongUnsigned(self.alert_code), OctetString(self.timestamp.encode()),
-                          self.log.to_axdr()))
+        body = Structure(
+            (
+                LongUnsigned(self.alert_code),
+                OctetString(self.timestamp.encode()),
+                self.log.to_axdr(),
+            )
+        )
         return dlms.DataNotification(invoke_id, body)
 
     @classmethod
-    def from_notification(cls, apdu: dlms.DataNotification,
-                          base: int = 0) -> WhitelistChangeAlert:
+    def from_notification(cls, apdu: dlms.DataNotification, base: int = 0) -> WhitelistChangeAlert:
         if not isinstance(apdu, dlms.DataNotification):
             raise _bad("apdu", "CS14 is a Data-Notification", base)
         code, stamp, log = _items(apdu.body, Structure, "alert", 3, base)
         if not isinstance(code, LongUnsigned):
             raise _bad("alert code", f"expected long-unsigned, found {code.TYPE}", base)
-        return cls(CosemDateTime.decode(_octets(stamp, "timestamp", 12, base), LAYER, base),
-                   DeviceLog.from_axdr(log, base), code.value)
-
+        return cls(
+            CosemDateTime.decode(_octets(stamp, "timestamp", 12, base), LAYER, base),
+            DeviceLog.from_axdr(log, base),
+            code.value,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,17 +497,26 @@ class ActiveDevices:
     result: int = 0
 
     def to_response(self, invoke_id: int) -> AccessResponse:
-        data: Data = (NullData() if self.devices is None
-                      else Array(tuple(d.to_axdr() for d in self.devices)))
+        data: Data = (
+            NullData() if self.devices is None else Array(tuple(d.to_axdr() for d in self.devices))
+        )
         return AccessResponse(invoke_id, (data,), (AccessResult(AccessKind.GET, self.result),))
 
     @classmethod
     def from_response(cls, response: AccessResponse, base: int = 0) -> ActiveDevices:
-        if (not isinstance(response, AccessResponse) or len(response.data) != 1
-                or len(response.results) != 1):
+        if (
+            not isinstance(response, AccessResponse)
+            or len(response.data) != 1
+            or len(response.results) != 1
+        ):
             raise _bad("apdu", "expected an Access-Response with one result", base)
         data = response.data[0]
-        devices = None if isinstance(data, NullData) else tuple(
-            ActiveDevice.from_axdr(d, base) for d in _items(data, Array, "active devices",
-                                                              None, base))
+        devices = (
+            None
+            if isinstance(data, NullData)
+            else tuple(
+                ActiveDevice.from_axdr(d, base)
+                for d in _items(data, Array, "active devices", None, base)
+            )
+        )
         return cls(devices, response.results[0].result)

@@ -27,8 +27,12 @@ class DecodeError(GbcsError):
         super().__init__(f"{layer}: {field} at offset {offset}: {reason}")
 
     def as_dict(self) -> dict[str, object]:
-        return {"layer": self.layer, "field": self.field, "offset": self.offset,
-                "reason": self.reason}
+        return {
+            "layer": self.layer,
+            "field": self.field,
+            "offset": self.offset,
+            "reason": self.reason,
+        }
 
 
 class EncodeError(GbcsError, ValueError):

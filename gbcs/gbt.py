@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gbcs.errors import EncodeError, GbtError
-from gbcs.frame import CraFlag, GbcsMessage
+from gbcs.frame import CraFlag, GbcsMessage, read_parties
 from gbcs.primitives import Reader, encode_length, pack_id8, pack_u64
 
 __all__ = ["GbtBlock", "RoutingHeader", "decode_block", "missing_blocks", "reassemble", "split"]
@@ -33,8 +33,13 @@ class RoutingHeader:
     @classmethod
     def of(cls, message: GbcsMessage) -> RoutingHeader:
         h = message.header
-        return cls(h.cra_flag, h.originator_counter, h.business_originator, h.business_target,
-                   h.other_information.message_code)
+        return cls(
+            h.cra_flag,
+            h.originator_counter,
+            h.business_originator,
+            h.business_target,
+            h.other_information.message_code,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,35 +70,40 @@ class GbtBlock:
         if not 0 <= self.invocation_counter <= 0xFFFFFFFF:
             raise EncodeError("invocation counter is a uint32")
         control = (0x80 if self.last else 0) | (0x40 if self.streaming else 0) | self.window
-        apdu = (bytes((GBT_TAG, control)) + self.block_number.to_bytes(2, "big")
-                + self.block_number_ack.to_bytes(2, "big") + encode_length(len(self.data))
-                + self.data)
-        service = (bytes((self.security_control,)) + self.invocation_counter.to_bytes(4, "big")
-                   + apdu)
-        return b"".join((
-            b"\xdd\x09", bytes((int(r.cra_flag),)), pack_u64(r.originator_counter, "counter"),
-            b"\x08", pack_id8(r.business_originator, "business originator"),
-            b"\x08", pack_id8(r.business_target, "business target"),
-            b"\x00\x02", r.message_code.to_bytes(2, "big"), b"\x00",
-            encode_length(len(service)), service,
-        ))
+        apdu = (
+            bytes((GBT_TAG, control))
+            + self.block_number.to_bytes(2, "big")
+            + self.block_number_ack.to_bytes(2, "big")
+            + encode_length(len(self.data))
+            + self.data
+        )
+        service = (
+            bytes((self.security_control,)) + self.invocation_counter.to_bytes(4, "big") + apdu
+        )
+        return b"".join(
+            (
+                b"\xdd\x09",
+                bytes((int(r.cra_flag),)),
+                pack_u64(r.originator_counter, "counter"),
+                b"\x08",
+                pack_id8(r.business_originator, "business originator"),
+                b"\x08",
+                pack_id8(r.business_target, "business target"),
+                b"\x00\x02",
+                r.message_code.to_bytes(2, "big"),
+                b"\x00",
+                encode_length(len(service)),
+                service,
+            )
+        )
 
 
 def decode_block(data: bytes, base: int = 0) -> GbtBlock:
     r = Reader(bytes(data), LAYER, base=base)
     r.expect(0xDD, "general-ciphering tag")
-    r.expect(0x09, "transaction-id length")
-    pos = r.pos
-    cra = r.u8("CRA flag")
-    try:
-        cra_flag = CraFlag(cra)
-    except ValueError:
-        raise r.error("CRA flag", f"0x{cra:02X} is not 1, 2 or 3", pos) from None
-    counter = r.uint(8, "originator counter")
-    r.expect(0x08, "originator-system-title length")
-    originator = r.take(8, "business originator")
-    r.expect(0x08, "recipient-system-title length")
-    target = r.take(8, "business target")
+    cra_flag, counter, originator, target = read_parties(
+        r, "originator-system-title length", "recipient-system-title length"
+    )
     r.expect(0x00, "date-time length")
     r.expect(0x02, "other-information length")
     code = r.uint(2, "message code")
@@ -112,22 +122,34 @@ def decode_block(data: bytes, base: int = 0) -> GbtBlock:
     block_data = r.take(size, "block-data")
     r.finish()
     routing = RoutingHeader(cra_flag, counter, originator, target, code)
-    return GbtBlock(routing, number, block_data, bool(control & 0x80), bool(control & 0x40),
-                    control & 0x3F, ack, security_control, invocation)
+    return GbtBlock(
+        routing,
+        number,
+        block_data,
+        bool(control & 0x80),
+        bool(control & 0x40),
+        control & 0x3F,
+        ack,
+        security_control,
+        invocation,
+    )
 
 
-def split(message: bytes, routing: RoutingHeader, block_size: int,
-          window: int = 1) -> list[GbtBlock]:
+def split(
+    message: bytes, routing: RoutingHeader, block_size: int, window: int = 1
+) -> list[GbtBlock]:
     """Cut an encoded GBCS message into blocks of at most ``block_size`` data bytes."""
     if block_size < 1:
         raise EncodeError("block size must be at least 1")
     if not message:
         raise EncodeError("nothing to split")
-    chunks = [message[i:i + block_size] for i in range(0, len(message), block_size)]
+    chunks = [message[i : i + block_size] for i in range(0, len(message), block_size)]
     if len(chunks) > 0xFFFF:
         raise EncodeError(f"{len(chunks)} blocks exceed the 16-bit block number")
-    return [GbtBlock(routing, n, chunk, last=n == len(chunks), window=window)
-            for n, chunk in enumerate(chunks, start=1)]
+    return [
+        GbtBlock(routing, n, chunk, last=n == len(chunks), window=window)
+        for n, chunk in enumerate(chunks, start=1)
+    ]
 
 
 def missing_blocks(blocks: Iterable[GbtBlock]) -> tuple[int, ...]:
@@ -157,8 +179,7 @@ def reassemble(blocks: Iterable[GbtBlock]) -> bytes:
         prior = by_number.get(block.block_number)
         if prior is not None:
             if prior.data != block.data or prior.last != block.last:
-                raise GbtError(f"block {block.block_number} received twice with different "
-                               "contents")
+                raise GbtError(f"block {block.block_number} received twice with different contents")
             continue
         by_number[block.block_number] = block
     last = sorted(n for n, b in by_number.items() if b.last)

@@ -65,10 +65,15 @@ class MemoryKeyStore:
     def __init__(self) -> None:
         self._keys: dict[tuple[bytes, KeyUsage], PartyKeys] = {}
 
-    def add(self, party: bytes, usage: KeyUsage, *,
-            private: ec.EllipticCurvePrivateKey | None = None,
-            public: ec.EllipticCurvePublicKey | None = None,
-            certificate: x509.Certificate | None = None) -> None:
+    def add(
+        self,
+        party: bytes,
+        usage: KeyUsage,
+        *,
+        private: ec.EllipticCurvePrivateKey | None = None,
+        public: ec.EllipticCurvePublicKey | None = None,
+        certificate: x509.Certificate | None = None,
+    ) -> None:
         if public is None and certificate is not None:
             cert_key = certificate.public_key()
             if not isinstance(cert_key, ec.EllipticCurvePublicKey):
@@ -107,8 +112,9 @@ class MemoryKeyStore:
         return None if entry is None else entry.certificate
 
 
-def _load_public(data: bytes, path: Path) -> tuple[ec.EllipticCurvePublicKey,
-                                                    x509.Certificate | None]:
+def _load_public(
+    data: bytes, path: Path
+) -> tuple[ec.EllipticCurvePublicKey, x509.Certificate | None]:
     try:
         if b"CERTIFICATE" in data:
             cert = x509.load_pem_x509_certificate(data)
@@ -174,11 +180,11 @@ class FileKeyStore(MemoryKeyStore):
                 entry.private = private
                 entry.public = private.public_key()
             if ".pem" in files:
-                entry.public, entry.certificate = _load_public(files[".pem"].read_bytes(),
-                                                               files[".pem"])
+                entry.public, entry.certificate = _load_public(
+                    files[".pem"].read_bytes(), files[".pem"]
+                )
             self._keys[key] = entry
         return entry
 
     def parties(self) -> Iterable[tuple[bytes, KeyUsage]]:
         return tuple(self._files)
-

@@ -51,8 +51,9 @@ class Reader:
 
     __slots__ = ("base", "data", "end", "layer", "pos")
 
-    def __init__(self, data: bytes, layer: str, pos: int = 0, base: int = 0,
-                 end: int | None = None) -> None:
+    def __init__(
+        self, data: bytes, layer: str, pos: int = 0, base: int = 0, end: int | None = None
+    ) -> None:
         self.data = data
         self.layer = layer
         self.pos = pos
@@ -68,15 +69,16 @@ class Reader:
         return self.end - self.pos
 
     def error(self, field: str, reason: str, pos: int | None = None) -> DecodeError:
-        return DecodeError(self.layer, field, self.base + (self.pos if pos is None else pos),
-                           reason)
+        return DecodeError(
+            self.layer, field, self.base + (self.pos if pos is None else pos), reason
+        )
 
     def take(self, n: int, field: str) -> bytes:
         pos = self.pos
         if n > self.end - pos:
             raise self.error(field, f"truncated: needs {n} bytes, {self.end - pos} left")
         self.pos = pos + n
-        return self.data[pos:pos + n]
+        return self.data[pos : pos + n]
 
     def u8(self, field: str) -> int:
         pos = self.pos
@@ -186,11 +188,22 @@ class CosemDateTime:
 
     def encode(self) -> bytes:
         try:
-            return (self.year.to_bytes(2, "big")
-                    + bytes((self.month, self.day, self.day_of_week, self.hour,
-                             self.minute, self.second, self.hundredths))
-                    + self.deviation.to_bytes(2, "big", signed=True)
-                    + bytes((self.clock_status,)))
+            return (
+                self.year.to_bytes(2, "big")
+                + bytes(
+                    (
+                        self.month,
+                        self.day,
+                        self.day_of_week,
+                        self.hour,
+                        self.minute,
+                        self.second,
+                        self.hundredths,
+                    )
+                )
+                + self.deviation.to_bytes(2, "big", signed=True)
+                + bytes((self.clock_status,))
+            )
         except (OverflowError, ValueError) as exc:
             raise EncodeError(f"COSEM date-time field out of range: {exc}") from None
 
@@ -204,8 +217,18 @@ class CosemDateTime:
     @classmethod
     def read(cls, r: Reader, field: str = "date-time") -> CosemDateTime:
         raw = r.take(12, field)
-        return cls(int.from_bytes(raw[0:2], "big"), raw[2], raw[3], raw[4], raw[5], raw[6],
-                   raw[7], raw[8], int.from_bytes(raw[9:11], "big", signed=True), raw[11])
+        return cls(
+            int.from_bytes(raw[0:2], "big"),
+            raw[2],
+            raw[3],
+            raw[4],
+            raw[5],
+            raw[6],
+            raw[7],
+            raw[8],
+            int.from_bytes(raw[9:11], "big", signed=True),
+            raw[11],
+        )
 
     @classmethod
     def from_datetime(cls, when: _dt.datetime) -> CosemDateTime:
@@ -213,8 +236,18 @@ class CosemDateTime:
         if when.tzinfo is None:
             raise EncodeError("COSEM date-time needs a timezone-aware datetime")
         utc = when.astimezone(_dt.UTC)
-        return cls(utc.year, utc.month, utc.day, utc.isoweekday(), utc.hour, utc.minute,
-                   utc.second, utc.microsecond // 10000, 0, 0)
+        return cls(
+            utc.year,
+            utc.month,
+            utc.day,
+            utc.isoweekday(),
+            utc.hour,
+            utc.minute,
+            utc.second,
+            utc.microsecond // 10000,
+            0,
+            0,
+        )
 
     def to_datetime(self) -> _dt.datetime | None:
         """The instant, or None when a date or time field is unspecified."""
@@ -224,8 +257,15 @@ class CosemDateTime:
         hundredths = 0 if self.hundredths == 0xFF else self.hundredths
         deviation = 0 if self.deviation == -0x8000 else self.deviation
         try:
-            naive = _dt.datetime(self.year, self.month, self.day, self.hour, self.minute,
-                                 self.second, hundredths * 10000)
+            naive = _dt.datetime(
+                self.year,
+                self.month,
+                self.day,
+                self.hour,
+                self.minute,
+                self.second,
+                hundredths * 10000,
+            )
         except ValueError:
             return None
         # Blue Book (IC 8 clock): deviation is UTC minus local time, in minutes.
@@ -235,9 +275,11 @@ class CosemDateTime:
         def part(v: int, width: int, unspecified: int) -> str:
             return "*" * width if v == unspecified else f"{v:0{width}d}"
 
-        text = (f"{part(self.year, 4, 0xFFFF)}-{part(self.month, 2, 0xFF)}-"
-                f"{part(self.day, 2, 0xFF)} {part(self.hour, 2, 0xFF)}:"
-                f"{part(self.minute, 2, 0xFF)}:{part(self.second, 2, 0xFF)}")
+        text = (
+            f"{part(self.year, 4, 0xFFFF)}-{part(self.month, 2, 0xFF)}-"
+            f"{part(self.day, 2, 0xFF)} {part(self.hour, 2, 0xFF)}:"
+            f"{part(self.minute, 2, 0xFF)}:{part(self.second, 2, 0xFF)}"
+        )
         if self.deviation != -0x8000:
             text += f" dev={self.deviation}"
         return text

@@ -74,15 +74,22 @@ class SecurityContext:
 
     def mac_pair(self, header: GroupingHeader) -> tuple[bytes, bytes]:
         """Whose KA keys make the MAC key (CRIB §3.2)."""
-        if (header.cra_flag is CraFlag.COMMAND
-                and header.other_information.message_code not in DEVICE_ORIGINATED_COMMANDS):
+        if (
+            header.cra_flag is CraFlag.COMMAND
+            and header.other_information.message_code not in DEVICE_ORIGINATED_COMMANDS
+        ):
             return self.acb, header.business_target
         return header.business_originator, header.business_target
 
     def mac_key(self, header: GroupingHeader) -> bytes:
         z = self.shared_secret(*self.mac_pair(header))
-        return crypto.kdf(z, header.business_originator, int(header.cra_flag),
-                          header.originator_counter, header.business_target)
+        return crypto.kdf(
+            z,
+            header.business_originator,
+            int(header.cra_flag),
+            header.originator_counter,
+            header.business_target,
+        )
 
     # MAC ----------------------------------------------------------------------
     def compute_mac(self, message: GbcsMessage) -> bytes:
@@ -111,18 +118,14 @@ class SecurityContext:
         signature = crypto.ecdsa_sign(private, unsigned.signed_data())
         return replace(message, signature=signature)
 
-    def check_signature(self, message: GbcsMessage,
-                        parts: FrameParts | None = None) -> CheckResult:
+    def check_signature(self, message: GbcsMessage, parts: FrameParts | None = None) -> CheckResult:
         if not message.signature:
             return CheckResult.ABSENT
         try:
             public = self.keystore.public_key(message.header.business_originator, KeyUsage.DS)
         except KeyNotFoundError:
             return CheckResult.NO_KEY
-        if parts is None:
-            data = message.signed_data()
-        else:
-            data = parts.signing_apdu[1:parts.signed_end]
+        data = message.signed_data() if parts is None else parts.signing_apdu[1 : parts.signed_end]
         ok = crypto.ecdsa_verify(public, data, message.signature)
         return CheckResult.VALID if ok else CheckResult.INVALID
 
@@ -131,9 +134,11 @@ class SecurityContext:
     def block_parties(header: GroupingHeader) -> BlockParties:
         other = header.other_information
         far = other.supplementary_remote_party or header.business_target
-        counter = (other.supplementary_originator_counter
-                   if other.supplementary_originator_counter is not None
-                   else header.originator_counter)
+        counter = (
+            other.supplementary_originator_counter
+            if other.supplementary_originator_counter is not None
+            else header.originator_counter
+        )
         return BlockParties(header.business_originator, far, counter)
 
     def block_key(self, header: GroupingHeader) -> bytes:
@@ -148,8 +153,7 @@ class SecurityContext:
         return crypto.encrypt_block(self.block_key(header), header.business_originator, plaintext)
 
     # Whole-message protection -----------------------------------------------------
-    def protect(self, message: GbcsMessage, *, sign: bool = False,
-                mac: bool = True) -> GbcsMessage:
+    def protect(self, message: GbcsMessage, *, sign: bool = False, mac: bool = True) -> GbcsMessage:
         """Sign (when asked) and MAC a message as its originator would send it."""
         if sign:
             message = self.sign(message)
@@ -159,8 +163,10 @@ class SecurityContext:
 
     def require_valid(self, message: GbcsMessage, parts: FrameParts | None = None) -> None:
         """Raise unless every present MAC and signature verifies (receivers use this)."""
-        for what, result in (("MAC", self.check_mac(message, parts)),
-                             ("signature", self.check_signature(message, parts))):
+        for what, result in (
+            ("MAC", self.check_mac(message, parts)),
+            ("signature", self.check_signature(message, parts)),
+        ):
             if result is CheckResult.INVALID:
                 raise VerificationError(f"{what} does not verify")
             if result is CheckResult.NO_KEY:
@@ -170,5 +176,6 @@ class SecurityContext:
 def public_key_bytes(key: ec.EllipticCurvePublicKey) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
-    return key.public_bytes(serialization.Encoding.X962,
-                            serialization.PublicFormat.UncompressedPoint)
+    return key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )

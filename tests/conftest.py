@@ -10,8 +10,10 @@ from gbcs.rtds import RtdsVector, find_rtds, load_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 RTDS = find_rtds(REPO)
-SKIP_REASON = ("../shared/rtds (RTDS 4.5.0 reference messages) is not beside the repository; "
-               "set GBCS_RTDS to its path to run the reference-vector tests")
+SKIP_REASON = (
+    "../shared/rtds (RTDS 4.5.0 reference messages) is not beside the repository; "
+    "set GBCS_RTDS to its path to run the reference-vector tests"
+)
 
 CORPUS: list[RtdsVector] = load_corpus(RTDS / "RTDS-4.5.0") if RTDS else []
 

@@ -12,10 +12,16 @@ u64 = st.integers(0, 2**64 - 1)
 
 date_times = st.builds(
     CosemDateTime,
-    year=st.integers(0, 0xFFFF), month=st.integers(0, 255), day=st.integers(0, 255),
-    day_of_week=st.integers(0, 255), hour=st.integers(0, 255), minute=st.integers(0, 255),
-    second=st.integers(0, 255), hundredths=st.integers(0, 255),
-    deviation=st.integers(-0x8000, 0x7FFF), clock_status=st.integers(0, 255),
+    year=st.integers(0, 0xFFFF),
+    month=st.integers(0, 255),
+    day=st.integers(0, 255),
+    day_of_week=st.integers(0, 255),
+    hour=st.integers(0, 255),
+    minute=st.integers(0, 255),
+    second=st.integers(0, 255),
+    hundredths=st.integers(0, 255),
+    deviation=st.integers(-0x8000, 0x7FFF),
+    clock_status=st.integers(0, 255),
 )
 
 
@@ -39,8 +45,11 @@ def other_informations(draw: st.DrawFn) -> OtherInformation:
 
 headers = st.builds(
     GroupingHeader,
-    cra_flag=st.sampled_from(list(CraFlag)), originator_counter=u64,
-    business_originator=ids, business_target=ids, other_information=other_informations(),
+    cra_flag=st.sampled_from(list(CraFlag)),
+    originator_counter=u64,
+    business_originator=ids,
+    business_target=ids,
+    other_information=other_informations(),
     date_time=st.none() | date_times,
 )
 

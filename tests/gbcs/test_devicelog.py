@@ -49,8 +49,10 @@ def test_ccs02_ccs03_commands(corpus: list[RtdsVector]) -> None:
     assert RemoveDevice.from_request(request) == RemoveDevice(ESME)
     request = _payload(corpus, "CCS03_8.12.1_SUCCESS_COMMAND")
     restore = RestoreDeviceLog.from_request(request)
-    assert restore.log == DeviceLog(bytes.fromhex("0000000000000140"),
-                                    (DeviceLogEntry(ESME, KEY_06), DeviceLogEntry(GSME, KEY_05)))
+    assert restore.log == DeviceLog(
+        bytes.fromhex("0000000000000140"),
+        (DeviceLogEntry(ESME, KEY_06), DeviceLogEntry(GSME, KEY_05)),
+    )
     assert restore.to_request(request.invoke_id) == request
 
 
@@ -58,24 +60,34 @@ def test_ccs07_response_logs(corpus: list[RtdsVector]) -> None:
     response = _payload(corpus, "CCS07_8.9_SUCCESS_RESPONSE")
     logs = DeviceLogs.from_response(response)
     assert logs.results == (0, 0)
-    assert logs.current == DeviceLog(bytes.fromhex("0001020304050607"),
-                                     (DeviceLogEntry(ESME, KEY_06), DeviceLogEntry(GSME, KEY_05)),
-                                     BACKUP)
+    assert logs.current == DeviceLog(
+        bytes.fromhex("0001020304050607"),
+        (DeviceLogEntry(ESME, KEY_06), DeviceLogEntry(GSME, KEY_05)),
+        BACKUP,
+    )
     assert [e.device_id.hex().upper() for e in logs.historic.entries] == [
-        "00DB1234567890A3", "00DB1234567890A4"]
+        "00DB1234567890A3",
+        "00DB1234567890A4",
+    ]
     assert logs.to_response(response.invoke_id) == response
     error = DeviceLogs.from_response(_payload(corpus, "CCS07_8.9_ERROR_RESPONSE"))
     assert error == DeviceLogs(None, None, (1, 250))
-    assert ReadDeviceLogs.from_request(_payload(corpus, "CCS07_8.9_SUCCESS_COMMAND")) == \
-        ReadDeviceLogs()
+    assert (
+        ReadDeviceLogs.from_request(_payload(corpus, "CCS07_8.9_SUCCESS_COMMAND"))
+        == ReadDeviceLogs()
+    )
 
 
 def test_ccs05_active_devices(corpus: list[RtdsVector]) -> None:
     response = _payload(corpus, "CCS05CCS04_8.9_SUCCESS_RESPONSE")
     active = ActiveDevices.from_response(response)
     first = active.devices[0]
-    assert (first.device_id, first.max_rssi, first.average_rssi, first.min_rssi) == \
-        (ESME, -35, -50, -100)
+    assert (first.device_id, first.max_rssi, first.average_rssi, first.min_rssi) == (
+        ESME,
+        -35,
+        -50,
+        -100,
+    )
     assert first.lqi == (2, 39, 247)
     assert str(first.last_communication) == "2014-12-31 23:50:00"
     assert active.to_response(response.invoke_id) == response
@@ -98,8 +110,7 @@ def test_simple_responses_match_reference(corpus: list[RtdsVector]) -> None:
 
 
 def test_device_log_selection_and_base64() -> None:
-    log = DeviceLog(bytes(8), (DeviceLogEntry(ESME, KEY_06), DeviceLogEntry(GSME, KEY_05)),
-                    BACKUP)
+    log = DeviceLog(bytes(8), (DeviceLogEntry(ESME, KEY_06), DeviceLogEntry(GSME, KEY_05)), BACKUP)
     assert log.only(GSME).entries == (DeviceLogEntry(GSME, KEY_05),)
     assert DeviceLog.from_base64(log.to_base64()) == log
     with pytest.raises(EncodeError, match="not in this device log"):
@@ -125,3 +136,16 @@ def test_wrong_shapes_are_named() -> None:
 def test_active_device_roundtrip() -> None:
     device = ActiveDevice(ESME, last_communication=BACKUP)
     assert ActiveDevice.from_axdr(device.to_axdr()) == device
+
+
+def test_active_device_rejects_wrong_element_types() -> None:
+    from gbcs import axdr
+
+    fields = list(ActiveDevice(ESME, last_communication=BACKUP).to_axdr().value)
+    fields[2] = axdr.OctetString(b"\x01")
+    with pytest.raises(DecodeError, match="expected an integer"):
+        ActiveDevice.from_axdr(axdr.Structure(tuple(fields)))
+    fields = list(ActiveDevice(ESME, last_communication=BACKUP).to_axdr().value)
+    fields[1] = axdr.Unsigned(1)
+    with pytest.raises(DecodeError, match="expected bit-string"):
+        ActiveDevice.from_axdr(axdr.Structure(tuple(fields)))

@@ -34,8 +34,7 @@ def test_crib_ccs01_header_fields() -> None:
     assert h.originator_counter == 0x516
     assert h.business_originator.hex().upper() == "90B3D51F30000002"
     assert h.business_target.hex().upper() == "00DB1234567890A2"
-    assert h.other_information == OtherInformation(
-        0x0001, bytes.fromhex("90B3D51F30010000"), 0x3EA)
+    assert h.other_information == OtherInformation(0x0001, bytes.fromhex("90B3D51F30010000"), 0x3EA)
     assert message.signature == b""
     assert message.mac.hex() == "7c0607034dc39f5f32153966"
     assert len(message.payload) == 77 and message.payload[0] == 0xD9
@@ -64,7 +63,7 @@ def test_frame_roundtrip(message: GbcsMessage) -> None:
     decoded, parts = decode_message(wire)
     assert decoded == message
     assert decoded.encode() == wire
-    assert parts.signing_apdu[1:parts.signed_end] == message.signed_data()
+    assert parts.signing_apdu[1 : parts.signed_end] == message.signed_data()
 
 
 @given(messages)
@@ -105,12 +104,20 @@ def test_trailing_byte_rejected() -> None:
     assert info.value.offset == len(unwrapped)
 
 
-@pytest.mark.parametrize(("offset", "value", "field"), [
-    (0, 0xAA, "tag"), (1, 0x09, "GBT routing header"), (5, 1, "other-information length"),
-    (12, 0x01, "invocation counter"), (9, 0x10, "security control"),
-    (14, 0xDE, "general-signing tag"), (15, 0x08, "transaction-id length"),
-    (16, 0x07, "CRA flag"), (43, 0x05, "date-time length"),
-])
+@pytest.mark.parametrize(
+    ("offset", "value", "field"),
+    [
+        (0, 0xAA, "tag"),
+        (1, 0x09, "GBT routing header"),
+        (5, 1, "other-information length"),
+        (12, 0x01, "invocation counter"),
+        (9, 0x10, "security control"),
+        (14, 0xDE, "general-signing tag"),
+        (15, 0x08, "transaction-id length"),
+        (16, 0x07, "CRA flag"),
+        (43, 0x05, "date-time length"),
+    ],
+)
 def test_bad_header_bytes_named(offset: int, value: int, field: str) -> None:
     data = bytearray(CCS01_COMMAND)
     data[offset] = value
@@ -127,8 +134,7 @@ def test_encode_rejects_bad_values() -> None:
     with pytest.raises(EncodeError):
         GbcsMessage(header, b"", mac=b"\x00").encode()
     with pytest.raises(EncodeError):
-        GroupingHeader(CraFlag.COMMAND, -1, b"\x00" * 8, b"\x01" * 8,
-                       OtherInformation(1)).encode()
+        GroupingHeader(CraFlag.COMMAND, -1, b"\x00" * 8, b"\x01" * 8, OtherInformation(1)).encode()
     with pytest.raises(EncodeError, match="pre-command"):
         GbcsMessage(header, b"", signature=None, mac=b"\x00" * 12).encode()
     with pytest.raises(EncodeError):

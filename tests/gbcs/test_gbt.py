@@ -11,16 +11,33 @@ from gbcs.frame import CraFlag
 from gbcs.gbt import GbtBlock, RoutingHeader, decode_block, missing_blocks, reassemble, split
 from tests.gbcs.strategies import ids, u64
 
-routings = st.builds(RoutingHeader, cra_flag=st.sampled_from(list(CraFlag)),
-                     originator_counter=u64, business_originator=ids, business_target=ids,
-                     message_code=st.integers(0, 0xFFFF))
-blocks = st.builds(GbtBlock, routing=routings, block_number=st.integers(0, 0xFFFF),
-                   data=st.binary(max_size=300), last=st.booleans(), streaming=st.booleans(),
-                   window=st.integers(0, 63), block_number_ack=st.integers(0, 0xFFFF),
-                   security_control=st.integers(0, 255),
-                   invocation_counter=st.integers(0, 2**32 - 1))
-ROUTING = RoutingHeader(CraFlag.RESPONSE, 0x516, bytes.fromhex("00DB1234567890A2"),
-                        bytes.fromhex("90B3D51F30000002"), 0x00FE)
+routings = st.builds(
+    RoutingHeader,
+    cra_flag=st.sampled_from(list(CraFlag)),
+    originator_counter=u64,
+    business_originator=ids,
+    business_target=ids,
+    message_code=st.integers(0, 0xFFFF),
+)
+blocks = st.builds(
+    GbtBlock,
+    routing=routings,
+    block_number=st.integers(0, 0xFFFF),
+    data=st.binary(max_size=300),
+    last=st.booleans(),
+    streaming=st.booleans(),
+    window=st.integers(0, 63),
+    block_number_ack=st.integers(0, 0xFFFF),
+    security_control=st.integers(0, 255),
+    invocation_counter=st.integers(0, 2**32 - 1),
+)
+ROUTING = RoutingHeader(
+    CraFlag.RESPONSE,
+    0x516,
+    bytes.fromhex("00DB1234567890A2"),
+    bytes.fromhex("90B3D51F30000002"),
+    0x00FE,
+)
 
 
 @given(blocks)
@@ -31,10 +48,22 @@ def test_block_roundtrip(block: GbtBlock) -> None:
 
 
 def test_block_layout() -> None:
-    wire = GbtBlock(ROUTING, 1, b"\xAA\xBB", last=False, window=1).encode()
+    wire = GbtBlock(ROUTING, 1, b"\xaa\xbb", last=False, window=1).encode()
     assert wire.hex().upper() == (
-        "DD09020000000000000516" "0800DB1234567890A2" "0890B3D51F30000002" "00" "0200FE" "00"
-        "0E" "0000000000" "E0" "01" "0001" "0000" "02AABB")
+        "DD09020000000000000516"
+        "0800DB1234567890A2"
+        "0890B3D51F30000002"
+        "00"
+        "0200FE"
+        "00"
+        "0E"
+        "0000000000"
+        "E0"
+        "01"
+        "0001"
+        "0000"
+        "02AABB"
+    )
 
 
 @given(st.binary(min_size=1, max_size=2000), st.integers(1, 300), st.randoms())
@@ -62,8 +91,13 @@ def test_inconsistent_blocks_rejected() -> None:
     other = GbtBlock(ROUTING, 2, b"different", last=False)
     with pytest.raises(GbtError, match="different contents"):
         reassemble([*parts, other])
-    stranger = GbtBlock(RoutingHeader(CraFlag.RESPONSE, 0x517, ROUTING.business_originator,
-                                      ROUTING.business_target, 0x00FE), 2, parts[1].data)
+    stranger = GbtBlock(
+        RoutingHeader(
+            CraFlag.RESPONSE, 0x517, ROUTING.business_originator, ROUTING.business_target, 0x00FE
+        ),
+        2,
+        parts[1].data,
+    )
     with pytest.raises(GbtError, match="different messages"):
         reassemble([parts[0], stranger, parts[2]])
     with pytest.raises(GbtError, match="block number 0"):

@@ -19,9 +19,17 @@ from gbcs.primitives import (
 from tests.gbcs.strategies import date_times
 
 
-@pytest.mark.parametrize(("n", "wire"), [(0, "00"), (0x7F, "7F"), (0x80, "8180"),
-                                         (0x91, "8191"), (0x1A8, "8201A8"),
-                                         (0x10000, "83010000")])
+@pytest.mark.parametrize(
+    ("n", "wire"),
+    [
+        (0, "00"),
+        (0x7F, "7F"),
+        (0x80, "8180"),
+        (0x91, "8191"),
+        (0x1A8, "8201A8"),
+        (0x10000, "83010000"),
+    ],
+)
 def test_length_forms(n: int, wire: str) -> None:
     assert encode_length(n).hex().upper() == wire
     assert decode_length(bytes.fromhex(wire)) == (n, len(wire) // 2)
@@ -33,9 +41,16 @@ def test_length_roundtrip(n: int) -> None:
     assert decode_length(wire) == (n, len(wire))
 
 
-@pytest.mark.parametrize(("wire", "reason"), [("80", "indefinite"), ("84000000FF", "exceeds 3"),
-                                              ("817F", "non-minimal"), ("820080", "non-minimal"),
-                                              ("82", "truncated")])
+@pytest.mark.parametrize(
+    ("wire", "reason"),
+    [
+        ("80", "indefinite"),
+        ("84000000FF", "exceeds 3"),
+        ("817F", "non-minimal"),
+        ("820080", "non-minimal"),
+        ("82", "truncated"),
+    ],
+)
 def test_length_rejects(wire: str, reason: str) -> None:
     with pytest.raises(DecodeError, match=reason) as info:
         decode_length(bytes.fromhex(wire))
