@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import importlib.resources
+import pickle
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asn1tools
@@ -166,6 +169,41 @@ def register(message_code: int, cra_flag: int, type_name: str, *, replace: bool 
 @functools.cache
 def _source() -> str:
     return importlib.resources.files(__name__).joinpath("gbcs.asn").read_text("utf-8")
+
+
+PARSED_CACHE = "gbcs.asn.parsed"
+
+
+def parse_source(source: str) -> dict[str, Any]:
+    """asn1tools' parse of the module: the slow step of compiling (pyparsing, ~0.1 s)."""
+    return asn1tools.parse_string(source)
+
+
+def _parsed() -> dict[str, Any]:
+    """The parsed module from the shipped cache when it matches the source, else parsed now.
+
+    The cache (``gbcs.asn.parsed``: the source's SHA-256, then a pickle of the
+    parse) takes a tenth of a second off every process start; a stale or
+    missing cache only costs that time back. Regenerate it with
+    ``python -m gbcs.asn1``; a test checks it is current.
+    """
+    source = _source()
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    try:
+        raw = importlib.resources.files(__name__).joinpath(PARSED_CACHE).read_bytes()
+    except (FileNotFoundError, OSError):
+        raw = b""
+    if raw[:32] == digest:
+        return pickle.loads(raw[32:])  # our own package file, never user input
+    return parse_source(source)
+
+
+def write_parsed_cache(folder: Path | None = None) -> Path:
+    source = _source()
+    target = (folder or Path(__file__).parent) / PARSED_CACHE
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    target.write_bytes(digest + pickle.dumps(parse_source(source), protocol=4))
+    return target
 
 
 @functools.cache
@@ -311,7 +349,7 @@ class _Codec:
 @functools.cache
 def _codec() -> _Codec:
     """Compile gbcs.asn once (asn1tools compiling is the slow part, ~0.2 s)."""
-    spec = asn1tools.compile_string(_source(), "der")
+    spec = asn1tools.compile_dict(_parsed(), "der")
     decoders: dict[str, _Decoder] = {}
     to_j: dict[str, _Conv] = {}
     from_j: dict[str, _Conv] = {}

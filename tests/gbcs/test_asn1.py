@@ -566,3 +566,16 @@ def test_random_bytes_behind_a_valid_prefix(tail: bytes) -> None:
         p = _decode_or_none(type_name, data)
         if p is not None:
             assert asn1.encode(p) == data
+
+
+def test_shipped_parse_cache_is_current() -> None:
+    """gbcs.asn.parsed must match the source; regenerate with ``python -m gbcs.asn1``."""
+    import hashlib
+    import pickle
+    from pathlib import Path
+
+    folder = Path(asn1.__file__).parent
+    source = (folder / "gbcs.asn").read_text("utf-8")
+    raw = (folder / asn1.PARSED_CACHE).read_bytes()
+    assert raw[:32] == hashlib.sha256(source.encode("utf-8")).digest(), "stale parse cache"
+    assert pickle.loads(raw[32:]) == asn1.parse_source(source)
