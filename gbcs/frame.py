@@ -270,6 +270,13 @@ _m_header = GbcsMessage.header.__set__  # type: ignore[attr-defined]
 _m_payload = GbcsMessage.payload.__set__  # type: ignore[attr-defined]
 _m_signature = GbcsMessage.signature.__set__  # type: ignore[attr-defined]
 _m_mac = GbcsMessage.mac.__set__  # type: ignore[attr-defined]
+_p_apdu = FrameParts.signing_apdu.__set__  # type: ignore[attr-defined]
+_p_signed_end = FrameParts.signed_end.__set__  # type: ignore[attr-defined]
+_p_payload_offset = FrameParts.payload_offset.__set__  # type: ignore[attr-defined]
+# Other-information values repeat (one per message code and remote party); being
+# immutable they are shared, keyed by their exact bytes, up to a bound.
+_OTHER_INFORMATION: dict[bytes, OtherInformation] = {}
+_OTHER_INFORMATION_LIMIT = 4096
 
 
 def _fast_length(data: bytes, p: int) -> tuple[int, int]:
@@ -325,17 +332,22 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
         if other_len < 2 or q + other_len > end:
             return None
         other_end = q + other_len
-        code = data[q] << 8 | data[q + 1]
-        if other_len == 2:
-            other = OtherInformation(code)
-        elif other_len == 10:
-            other = OtherInformation(code, data[q + 2 : q + 10])
-        elif other_len == 18:
-            other = OtherInformation(
-                code, data[q + 2 : q + 10], int.from_bytes(data[q + 10 : q + 18], "big")
-            )
-        else:
-            return None  # rarer forms: the careful decoder handles them
+        raw_other = data[q:other_end]
+        other = _OTHER_INFORMATION.get(raw_other)
+        if other is None:
+            code = data[q] << 8 | data[q + 1]
+            if other_len == 2:
+                other = OtherInformation(code)
+            elif other_len == 10:
+                other = OtherInformation(code, data[q + 2 : q + 10])
+            elif other_len == 18:
+                other = OtherInformation(
+                    code, data[q + 2 : q + 10], int.from_bytes(data[q + 10 : q + 18], "big")
+                )
+            else:
+                return None  # rarer forms: the careful decoder handles them
+            if len(_OTHER_INFORMATION) < _OTHER_INFORMATION_LIMIT:
+                _OTHER_INFORMATION[raw_other] = other
         payload_len, q = _fast_length(data, other_end)
         if payload_len < 0:
             return None
@@ -371,7 +383,11 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
     _m_payload(message, payload)
     _m_signature(message, signature)
     _m_mac(message, mac)
-    return message, FrameParts(data[start:end], signed_end, payload_offset)
+    parts = _new(FrameParts)
+    _p_apdu(parts, data[start:end])
+    _p_signed_end(parts, signed_end)
+    _p_payload_offset(parts, payload_offset)
+    return message, parts
 
 
 def decode_message(data: bytes) -> tuple[GbcsMessage, FrameParts]:

@@ -55,6 +55,7 @@ class SecurityContext:
         self.keystore = keystore
         self.acb = acb
         self._secrets: dict[tuple[bytes, bytes], bytes] = {}
+        self._ds_keys: dict[bytes, ec.EllipticCurvePublicKey] = {}
 
     # Key agreement ----------------------------------------------------------
     def shared_secret(self, a: bytes, b: bytes) -> bytes:
@@ -121,10 +122,14 @@ class SecurityContext:
     def check_signature(self, message: GbcsMessage, parts: FrameParts | None = None) -> CheckResult:
         if not message.signature:
             return CheckResult.ABSENT
-        try:
-            public = self.keystore.public_key(message.header.business_originator, KeyUsage.DS)
-        except KeyNotFoundError:
-            return CheckResult.NO_KEY
+        originator = message.header.business_originator
+        public = self._ds_keys.get(originator)
+        if public is None:
+            try:
+                public = self.keystore.public_key(originator, KeyUsage.DS)
+            except KeyNotFoundError:
+                return CheckResult.NO_KEY
+            self._ds_keys[originator] = public
         data = message.signed_data() if parts is None else parts.signing_apdu[1 : parts.signed_end]
         ok = crypto.ecdsa_verify(public, data, message.signature)
         return CheckResult.VALID if ok else CheckResult.INVALID
