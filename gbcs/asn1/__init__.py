@@ -428,6 +428,16 @@ def _header(data: bytes, pos: int, end: int, path: str, loose: list) -> tuple[in
     return p, q
 
 
+def _contents(data: bytes, pos: int, end: int, tag: int, path: str, loose: list) -> tuple[int, int]:
+    """Check the tag at ``pos``; return the contents' bounds (short form inline)."""
+    if data[pos] != tag:
+        raise _mismatch(path, tag, data, pos)
+    n = data[pos + 1] if pos + 1 < end else 0x80
+    if n < 0x80 and pos + 2 + n <= end:
+        return pos + 2, pos + 2 + n
+    return _header(data, pos, end, path, loose)
+
+
 def _mismatch(path: str, tag: int, data: bytes, pos: int) -> _Fail:
     return _Fail(path, pos, f"expected tag 0x{tag:02X}, found 0x{data[pos]:02X}")
 
@@ -498,14 +508,7 @@ def _sequence_decoder(node: Any, limits: Any, path: str) -> _Decoder:
         )
 
     def sequence(data: bytes, pos: int, end: int, loose: list) -> tuple[Any, int]:
-        if data[pos] != tag:
-            raise _mismatch(path, tag, data, pos)
-        n = data[pos + 1] if pos + 1 < end else 0x80  # short-form fast path
-        if n < 0x80 and pos + 2 + n <= end:
-            p = pos + 2
-            q = p + n
-        else:
-            p, q = _header(data, pos, end, path, loose)
+        p, q = _contents(data, pos, end, tag, path, loose)
         out = {}
         for name, tags, mdec, kind, default, mpath in members:
             if p < q and data[p] in tags:
@@ -532,14 +535,7 @@ def _sequence_of_decoder(node: Any, limits: Any, path: str) -> _Decoder:
     element = _build_decoder(node.element_type, limits.element_type, path + "[]")
 
     def sequence_of(data: bytes, pos: int, end: int, loose: list) -> tuple[Any, int]:
-        if data[pos] != tag:
-            raise _mismatch(path, tag, data, pos)
-        n = data[pos + 1] if pos + 1 < end else 0x80  # short-form fast path
-        if n < 0x80 and pos + 2 + n <= end:
-            p = pos + 2
-            q = p + n
-        else:
-            p, q = _header(data, pos, end, path, loose)
+        p, q = _contents(data, pos, end, tag, path, loose)
         out = []
         while p < q:
             value, p = element(data, p, q, loose)
@@ -562,14 +558,7 @@ def _check_integer(data: bytes, p: int, q: int, path: str, pos: int) -> None:
 
 def _integer_decoder(tag: int, lo: int | None, hi: int | None, path: str) -> _Decoder:
     def integer(data: bytes, pos: int, end: int, loose: list) -> tuple[Any, int]:
-        if data[pos] != tag:
-            raise _mismatch(path, tag, data, pos)
-        n = data[pos + 1] if pos + 1 < end else 0x80  # short-form fast path
-        if n < 0x80 and pos + 2 + n <= end:
-            p = pos + 2
-            q = p + n
-        else:
-            p, q = _header(data, pos, end, path, loose)
+        p, q = _contents(data, pos, end, tag, path, loose)
         _check_integer(data, p, q, path, pos)
         value = int.from_bytes(data[p:q], "big", signed=True)
         if (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -585,14 +574,7 @@ def _enumerated_decoder(node: Any, tag: int, path: str) -> _Decoder:
         raise NotImplementedError(f"{path}: extensible ENUMERATED is not supported")
 
     def enumerated(data: bytes, pos: int, end: int, loose: list) -> tuple[Any, int]:
-        if data[pos] != tag:
-            raise _mismatch(path, tag, data, pos)
-        n = data[pos + 1] if pos + 1 < end else 0x80  # short-form fast path
-        if n < 0x80 and pos + 2 + n <= end:
-            p = pos + 2
-            q = p + n
-        else:
-            p, q = _header(data, pos, end, path, loose)
+        p, q = _contents(data, pos, end, tag, path, loose)
         _check_integer(data, p, q, path, pos)
         value = int.from_bytes(data[p:q], "big", signed=True)
         try:
@@ -605,14 +587,7 @@ def _enumerated_decoder(node: Any, tag: int, path: str) -> _Decoder:
 
 def _octets_decoder(tag: int, lo: int | None, hi: int | None, path: str) -> _Decoder:
     def octets(data: bytes, pos: int, end: int, loose: list) -> tuple[Any, int]:
-        if data[pos] != tag:
-            raise _mismatch(path, tag, data, pos)
-        n = data[pos + 1] if pos + 1 < end else 0x80  # short-form fast path
-        if n < 0x80 and pos + 2 + n <= end:
-            p = pos + 2
-            q = p + n
-        else:
-            p, q = _header(data, pos, end, path, loose)
+        p, q = _contents(data, pos, end, tag, path, loose)
         if (lo is not None and q - p < lo) or (hi is not None and q - p > hi):
             size = lo if lo == hi else f"{lo}..{hi}"
             raise _Fail(path, pos, f"{q - p} bytes, expected {size}")
@@ -623,14 +598,7 @@ def _octets_decoder(tag: int, lo: int | None, hi: int | None, path: str) -> _Dec
 
 def _bits_decoder(tag: int, path: str) -> _Decoder:
     def bits(data: bytes, pos: int, end: int, loose: list) -> tuple[Any, int]:
-        if data[pos] != tag:
-            raise _mismatch(path, tag, data, pos)
-        n = data[pos + 1] if pos + 1 < end else 0x80  # short-form fast path
-        if n < 0x80 and pos + 2 + n <= end:
-            p = pos + 2
-            q = p + n
-        else:
-            p, q = _header(data, pos, end, path, loose)
+        p, q = _contents(data, pos, end, tag, path, loose)
         if q == p:
             raise _Fail(path, pos, "BIT STRING without its unused-bits octet")
         unused = data[p]
@@ -645,14 +613,7 @@ def _bits_decoder(tag: int, path: str) -> _Decoder:
 
 def _null_decoder(tag: int, path: str) -> _Decoder:
     def null(data: bytes, pos: int, end: int, loose: list) -> tuple[Any, int]:
-        if data[pos] != tag:
-            raise _mismatch(path, tag, data, pos)
-        n = data[pos + 1] if pos + 1 < end else 0x80  # short-form fast path
-        if n < 0x80 and pos + 2 + n <= end:
-            p = pos + 2
-            q = p + n
-        else:
-            p, q = _header(data, pos, end, path, loose)
+        p, q = _contents(data, pos, end, tag, path, loose)
         if q != p:
             raise _Fail(path, pos, "NULL with contents")
         return None, q
@@ -684,14 +645,7 @@ def _oid_text(contents: bytes) -> str:
 
 def _oid_decoder(tag: int, path: str) -> _Decoder:
     def oid(data: bytes, pos: int, end: int, loose: list) -> tuple[Any, int]:
-        if data[pos] != tag:
-            raise _mismatch(path, tag, data, pos)
-        n = data[pos + 1] if pos + 1 < end else 0x80  # short-form fast path
-        if n < 0x80 and pos + 2 + n <= end:
-            p = pos + 2
-            q = p + n
-        else:
-            p, q = _header(data, pos, end, path, loose)
+        p, q = _contents(data, pos, end, tag, path, loose)
         contents = data[p:q]
         text = _OIDS.get(contents)
         if text is None:
@@ -737,14 +691,7 @@ def _format_time(value: _dt.datetime) -> str:
 
 def _time_decoder(tag: int, path: str) -> _Decoder:
     def time(data: bytes, pos: int, end: int, loose: list) -> tuple[Any, int]:
-        if data[pos] != tag:
-            raise _mismatch(path, tag, data, pos)
-        n = data[pos + 1] if pos + 1 < end else 0x80  # short-form fast path
-        if n < 0x80 and pos + 2 + n <= end:
-            p = pos + 2
-            q = p + n
-        else:
-            p, q = _header(data, pos, end, path, loose)
+        p, q = _contents(data, pos, end, tag, path, loose)
         try:
             return _parse_time(data[p:q]), q
         except ValueError as e:
