@@ -193,14 +193,13 @@ def inspect(
     else:
         mac = security.check_mac(message, parts)
         signature = security.check_signature(message, parts)
+    decrypted = (
+        _decrypt_all(message.header, payload, message.payload, security)
+        if PROTECTED_BLOCK_START in message.payload
+        else ()
+    )
     return Inspection(
-        message,
-        parts,
-        payload,
-        catalogue.get(message.message_code),
-        mac,
-        signature,
-        _decrypt_all(message.header, payload, message.payload, security),
+        message, parts, payload, catalogue.get(message.message_code), mac, signature, decrypted
     )
 
 

@@ -87,7 +87,7 @@ class SecurityContext:
         return crypto.kdf(
             z,
             header.business_originator,
-            int(header.cra_flag),
+            header.cra_flag.value,
             header.originator_counter,
             header.business_target,
         )
