@@ -57,19 +57,27 @@ def decode_payload(
     payload = message.payload
     if not payload:
         raise DecodeError("frame", "content", base, "payload is empty")
-    family = payload_family(payload)
-    if family == "gbz":
-        value: Any = gbz.decode(payload, message.cra_flag is CraFlag.ALERT, base)
-    elif family == "dlms":
+    first = payload[0]
+    if first == 0x01 and payload[1:2] == b"\x09":
+        family = "gbz"
+        value: Any = gbz.decode(payload, message.header.cra_flag is CraFlag.ALERT, base)
+    elif first in DLMS_TAGS:
+        family = "dlms"
         value = dlms.decode(payload, base)
-    elif message.message_code == catalogue.disconnect_code:
-        name = asn1.DISCONNECT_TYPES.get(int(message.cra_flag))
-        if name is None:
-            raise DecodeError("asn1", "CRA flag", base, "the disconnect has no alert")
-        value = asn1.decode_type(name, payload, base)
     else:
-        value = asn1.decode(message.message_code, int(message.cra_flag), payload, base)
-    return DecodedPayload(family, value)
+        family = "asn1"
+        code = message.header.other_information.message_code
+        if code == catalogue.disconnect_code:
+            name = asn1.DISCONNECT_TYPES.get(message.header.cra_flag.value)
+            if name is None:
+                raise DecodeError("asn1", "CRA flag", base, "the disconnect has no alert")
+            value = asn1.decode_type(name, payload, base)
+        else:
+            value = asn1.decode(code, message.header.cra_flag.value, payload, base)
+    decoded = _new(DecodedPayload)
+    _dp_family(decoded, family)
+    _dp_value(decoded, value)
+    return decoded
 
 
 def encode_payload(payload: DecodedPayload) -> bytes:
@@ -198,9 +206,29 @@ def inspect(
         if PROTECTED_BLOCK_START in message.payload
         else ()
     )
-    return Inspection(
-        message, parts, payload, catalogue.get(message.message_code), mac, signature, decrypted
-    )
+    # Built through the slots: the frozen __init__ is a measurable share of a
+    # whole-corpus pass (benchmarks/codec_corpus.py).
+    inspection = _new(Inspection)
+    _set_message(inspection, message)
+    _set_parts(inspection, parts)
+    _set_payload(inspection, payload)
+    _set_use_case(inspection, catalogue.get(message.header.other_information.message_code))
+    _set_mac(inspection, mac)
+    _set_signature(inspection, signature)
+    _set_decrypted(inspection, decrypted)
+    return inspection
+
+
+_new = object.__new__
+_dp_family = DecodedPayload.family.__set__  # type: ignore[attr-defined]
+_dp_value = DecodedPayload.value.__set__  # type: ignore[attr-defined]
+_set_message = Inspection.message.__set__  # type: ignore[attr-defined]
+_set_parts = Inspection.parts.__set__  # type: ignore[attr-defined]
+_set_payload = Inspection.payload.__set__  # type: ignore[attr-defined]
+_set_use_case = Inspection.use_case.__set__  # type: ignore[attr-defined]
+_set_mac = Inspection.mac.__set__  # type: ignore[attr-defined]
+_set_signature = Inspection.signature.__set__  # type: ignore[attr-defined]
+_set_decrypted = Inspection.decrypted.__set__  # type: ignore[attr-defined]
 
 
 # JSON ------------------------------------------------------------------------------------
