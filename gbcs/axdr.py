@@ -12,19 +12,21 @@ byte still round-trips), floats, date, time and date-time as their raw bytes
 The decoder is the hot path of DLMS decoding (every RTDS payload goes through
 it), so it works on ``data``/``pos`` directly, decodes leaves inline, builds
 objects without ``__init__``, shares the instances of one-byte values and
-unpacks integer-only compact arrays with :mod:`struct`; errors still carry
-absolute offsets. Hostile input is bounded: nesting depth (:data:`MAX_DEPTH`)
-and the number of values a compact array may expand to.
+unpacks integer-only compact arrays and arrays of same-shape elements with
+:mod:`struct`. A fast loop that trusts the input goes first; at the first
+oddity the checked loop decodes again from the same position, so errors
+still carry exact absolute offsets. Hostile input is bounded: nesting depth
+(:data:`MAX_DEPTH`) and the number of values a compact array may expand to.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-import operator
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from gbcs.errors import DecodeError, EncodeError
@@ -595,6 +597,141 @@ def _read_items(
     return items, pos
 
 
+class _Retry(Exception):
+    """Something :func:`_read_fast` does not handle; the checked loop takes over."""
+
+
+_RETRY = (_Retry, IndexError, struct.error, DecodeError)
+"""What makes the fast loop hand over to :func:`_read_items` (never seen on good input)."""
+
+
+def _fast_length(data: bytes, pos: int) -> tuple[int, int]:
+    """A long-form DER length at ``pos`` that ``_long_length`` would accept, or _Retry."""
+    n = data[pos] & 0x7F
+    stop = pos + 1 + n
+    if not 1 <= n <= 3 or stop > len(data):
+        raise _Retry
+    value = int.from_bytes(data[pos + 1 : stop], "big")
+    if value < 0x80 or value >> (8 * (n - 1)) == 0:
+        raise _Retry
+    return value, stop
+
+
+def _read_fast(data: bytes, pos: int, depth: int, n: int) -> tuple[list[Data], int]:
+    """``n`` values like :func:`_read_items` for input that decodes cleanly.
+
+    ``data`` ends where the values may end (``len(data)`` is the bound), so a
+    byte read past the end raises IndexError instead of being checked first;
+    every oddity raises one of :data:`_RETRY`, and the caller then runs the
+    checked loop from the same position, which yields the same values or the
+    exact error. Leaves come in order of frequency in the RTDS.
+    """
+    items: list[Any] = [None] * n
+    for i in range(n):
+        tag = data[pos]
+        if tag == 0x09:
+            size = data[pos + 1]
+            if size == 1:
+                items[i] = _OCTET_1[data[pos + 2]]
+                pos += 3
+                continue
+            if size < 0x80:
+                pos += 2
+            else:
+                size, pos = _fast_length(data, pos + 1)
+            stop = pos + size
+            if stop > len(data):
+                raise _Retry
+            item = _new(OctetString)
+            _set_bytes(item, data[pos:stop])
+            items[i] = item
+            pos = stop
+        elif tag == 0x02:
+            count = data[pos + 1]
+            if count < 0x80:
+                pos += 2
+            else:  # a long count sizes a list: every value takes at least its tag byte
+                count, pos = _fast_length(data, pos + 1)
+                if count > len(data) - pos:
+                    raise _Retry
+            if depth >= MAX_DEPTH:
+                raise _Retry
+            children, pos = _read_fast(data, pos, depth + 1, count)
+            item = _new(Structure)
+            _set_structure(item, tuple(children))
+            items[i] = item
+        elif (memo := _INTERNED[tag]) is not None:
+            raw = (data[pos + 1] << 8) | data[pos + 2]
+            items[i] = memo.get(raw) or _intern_word(tag, raw)
+            pos += 3
+        elif tag == 0x00:
+            items[i] = _NULL
+            pos += 1
+        elif (shared := _SHARED[tag]) is not None:
+            items[i] = shared[data[pos + 1]]
+            pos += 2
+        elif tag == 0x01:
+            count = data[pos + 1]
+            if count < 0x80:
+                pos += 2
+            else:  # a long count sizes a list: every value takes at least its tag byte
+                count, pos = _fast_length(data, pos + 1)
+                if count > len(data) - pos:
+                    raise _Retry
+            if depth >= MAX_DEPTH:
+                raise _Retry
+            if count >= _FAST_ARRAY_MIN and (
+                same := _read_same_shape(data, pos, len(data), depth + 1, count)
+            ):
+                values, pos = same
+            else:
+                children, pos = _read_fast(data, pos, depth + 1, count)
+                values = tuple(children)
+            item = _new(Array)
+            _set_array(item, values)
+            items[i] = item
+        elif tag == 0x06:
+            item = _new(DoubleLongUnsigned)
+            _set_int(item, _U32(data, pos + 1)[0])
+            items[i] = item
+            pos += 5
+        elif tag == 0x04:
+            bits = data[pos + 1]
+            if bits < 0x80:
+                pos += 2
+            else:
+                bits, pos = _fast_length(data, pos + 1)
+            stop = pos + (bits + 7) // 8
+            if stop > len(data):
+                raise _Retry
+            item = _new(BitString)
+            _set_bits_value(item, data[pos:stop])
+            _set_bits_length(item, bits)
+            items[i] = item
+            pos = stop
+        else:
+            reader = _READERS[tag]
+            if reader is None:
+                raise _Retry
+            items[i], pos = reader(data, pos + 1, len(data), 0, depth)
+    return items, pos
+
+
+_U32 = struct.Struct(">I").unpack_from
+
+
+def _read_values(
+    data: bytes, pos: int, end: int, base: int, n: int, what: str
+) -> tuple[list[Data], int]:
+    """``n`` tagged values at depth 0: the fast loop, else the checked one."""
+    if n <= end - pos:  # else truncated for sure; the checked loop says where
+        try:
+            return _read_fast(data if end == len(data) else data[:end], pos, 0, n)
+        except _RETRY:
+            pass
+    return _read_items(data, pos, end, base, 0, n, what)
+
+
 def _byte_reader(cls: type[_Int]) -> _Reader:
     shared: list[Data] = []
     for raw in range(256):
@@ -710,6 +847,170 @@ def _read_bit_string(data: bytes, pos: int, end: int, base: int, depth: int) -> 
     _set_bits_value(obj, data[pos:stop])
     _set_bits_length(obj, bits)
     return obj, stop
+
+
+# Arrays of same-shape elements ---------------------------------------------
+#
+# Most of the values in a big payload sit in arrays whose elements all have
+# the same shape (a tariff table: 80 times structure {octet-string(1), long}).
+# The first element is walked once to learn that shape: which bytes are fixed
+# (tags, counts, lengths) and which hold values. When every element of the
+# array repeats the fixed bytes (checked a byte column at a time), the values
+# come out of one struct unpack and the objects are built a column at a time
+# by C-level maps. Anything else, malformed input included, falls back to the
+# general loop, so values and errors are those of the general path.
+
+_FAST_ARRAY_MIN = 8
+"""Fewest elements for which learning the shape pays off."""
+_BOOL_BYTES = frozenset((0x00, 0xFF))
+_BOOL_BY_BYTE = {0x00: _FALSE, 0xFF: _TRUE}
+
+# Shape nodes: (kind, ...) tuples; kinds below.
+_K_TABLE = 0  # (kind, table): one byte indexes a table of shared values
+_K_WORD = 1  # (kind, tag): interned two-byte integers
+_K_NEW = 2  # (kind, cls, setter): a fresh object per value
+_K_CONST = 3  # (kind, value): no content (null-data, dont-care)
+_K_BOOL = 4  # (kind,): 00 or FF
+_K_BITS = 5  # (kind, bit count)
+_K_CONTAINER = 6  # (kind, cls, setter, members)
+
+_Shape = tuple[Any, ...]
+_FIXED_CODES: list[str | None] = [None] * 256
+"""struct codes of the remaining fixed-width types (boolean and dont-care special-cased)."""
+for _tag, _code in (
+    (Tag.DOUBLE_LONG, "i"), (Tag.DOUBLE_LONG_UNSIGNED, "I"), (Tag.LONG64, "q"),
+    (Tag.LONG64_UNSIGNED, "Q"), (Tag.FLOAT32, "4s"), (Tag.FLOAT64, "8s"),
+    (Tag.DATE_TIME, "12s"), (Tag.DATE, "5s"), (Tag.TIME, "4s"), (Tag.BOOLEAN, "B"),
+    (Tag.DONT_CARE, ""),
+):  # fmt: skip
+    _FIXED_CODES[_tag] = _code
+
+
+class _Mismatch(Exception):
+    """The elements are not all of the learnt shape; use the general loop."""
+
+
+def _shape(
+    data: bytes, pos: int, end: int, depth: int, start: int, fmt: list[str], fixed: list[int]
+) -> tuple[_Shape, int] | None:
+    """Learn the shape of the value at ``pos``; None when it has no fixed layout.
+
+    ``fmt`` collects struct codes (``x`` for fixed bytes), ``fixed`` the
+    offsets (from ``start``) of the fixed bytes.
+    """
+    if pos >= end:
+        return None
+    tag = data[pos]
+    fixed.append(pos - start)
+    fmt.append("x")
+    pos += 1
+    if tag == 0x02 or tag == 0x01:
+        if depth >= MAX_DEPTH or pos >= end or (count := data[pos]) >= 0x80:
+            return None
+        fixed.append(pos - start)
+        fmt.append("x")
+        pos += 1
+        members = []
+        for _ in range(count):
+            found = _shape(data, pos, end, depth + 1, start, fmt, fixed)
+            if found is None:
+                return None
+            member, pos = found
+            members.append(member)
+        if tag == 0x02:
+            return (_K_CONTAINER, Structure, _set_structure, tuple(members)), pos
+        return (_K_CONTAINER, Array, _set_array, tuple(members)), pos
+    if (shared := _SHARED[tag]) is not None:
+        fmt.append("B")
+        return (_K_TABLE, shared), pos + 1
+    if _INTERNED[tag] is not None:
+        fmt.append("H")
+        return (_K_WORD, tag), pos + 2
+    if tag == 0x00:
+        return (_K_CONST, _NULL), pos
+    if tag == 0x09 or tag == 0x0A or tag == 0x0C or tag == 0x04:
+        if pos >= end or (size := data[pos]) >= 0x80:
+            return None
+        fixed.append(pos - start)
+        fmt.append("x")
+        pos += 1
+        if tag == 0x04:
+            fmt.append(f"{(size + 7) // 8}s")
+            return (_K_BITS, size), pos + (size + 7) // 8
+        if tag == 0x09 and size == 1:
+            fmt.append("B")
+            return (_K_TABLE, _OCTET_1), pos + 1
+        fmt.append(f"{size}s")
+        return (_K_NEW, _CLASS_BY_TAG[tag], _set_bytes), pos + size
+    code = _FIXED_CODES[tag]
+    if code is None:
+        return None
+    if tag == 0x03:
+        fmt.append("B")
+        return (_K_BOOL,), pos + 1
+    if tag == 0xFF:
+        return (_K_CONST, _DONT_CARE), pos
+    fmt.append(code)
+    cls = _CLASS_BY_TAG[tag]
+    return (_K_NEW, cls, _set_int if issubclass(cls, _Int) else _set_bytes), pos + cls.SIZE  # type: ignore[attr-defined]
+
+
+def _build(shape: _Shape, columns: Iterator[tuple[Any, ...]], n: int) -> list[Data]:
+    """The ``n`` values of one shape node, taking its columns in order."""
+    kind = shape[0]
+    if kind == _K_TABLE:
+        return list(map(shape[1].__getitem__, next(columns)))
+    if kind == _K_WORD:
+        tag = shape[1]
+        get = _INTERNED[tag].get  # type: ignore[union-attr]
+        return [get(raw) or _intern_word(tag, raw) for raw in next(columns)]
+    if kind == _K_NEW:
+        objs = list(map(_new, repeat(shape[1], n)))
+        any(map(shape[2], objs, next(columns)))
+        return objs
+    if kind == _K_CONTAINER:
+        members = [_build(member, columns, n) for member in shape[3]]
+        objs = list(map(_new, repeat(shape[1], n)))
+        any(map(shape[2], objs, zip(*members, strict=True) if members else repeat((), n)))
+        return objs
+    if kind == _K_CONST:
+        return [shape[1]] * n
+    if kind == _K_BOOL:
+        column = next(columns)
+        if not _BOOL_BYTES.issuperset(column):
+            raise _Mismatch
+        return list(map(_BOOL_BY_BYTE.__getitem__, column))
+    objs = list(map(_new, repeat(BitString, n)))  # _K_BITS
+    any(map(_set_bits_value, objs, next(columns)))
+    any(map(_set_bits_length, objs, repeat(shape[1], n)))
+    return objs
+
+
+def _read_same_shape(
+    data: bytes, pos: int, end: int, depth: int, n: int
+) -> tuple[tuple[Data, ...], int] | None:
+    """``n`` elements of one fixed shape from ``pos`` (at ``depth``), or None."""
+    fmt = [""]
+    fixed: list[int] = []
+    found = _shape(data, pos, end, depth, pos, fmt, fixed)
+    if found is None:
+        return None
+    shape, stop = found
+    size = stop - pos
+    stop = pos + size * n
+    if stop > end:
+        return None
+    region = data[pos:stop]
+    for offset in fixed:
+        if region[offset::size] != region[offset : offset + 1] * n:
+            return None
+    flat = struct.unpack(">" + "".join(fmt) * n, region)  # struct keeps the compiled layouts
+    width = len(flat) // n
+    try:
+        values = _build(shape, (flat[j::width] for j in range(width)), n)
+    except _Mismatch:
+        return None
+    return tuple(values), stop
 
 
 # Compact arrays ------------------------------------------------------------
@@ -845,47 +1146,41 @@ _PACK_CODES: dict[int, str] = {
 """struct codes for the integer types; one- and two-byte ones stay raw to index the caches."""
 
 
-def _int_maker(tag: int) -> Callable[[int], Data]:
-    shared = _SHARED[tag]
-    if shared is not None:
-        return shared.__getitem__
-    memo = _INTERNED[tag]
-    if memo is not None:
-        return lambda raw: memo.get(raw) or _intern_word(tag, raw)
-    cls = _CLASS_BY_TAG[tag]
-
-    def make(value: int) -> Data:
-        obj = _new(cls)
-        _set_int(obj, value)
-        return obj
-
-    return make
+def _int_shape(tag: int) -> _Shape:
+    """The shape node building values of an integer type from its struct code's values."""
+    if (shared := _SHARED[tag]) is not None:
+        return (_K_TABLE, shared)
+    if _INTERNED[tag] is not None:
+        return (_K_WORD, tag)
+    return (_K_NEW, _CLASS_BY_TAG[tag], _set_int)
 
 
 def _packed_reader(td: TypeDescription) -> tuple[Callable[[bytes], list[Data]], int] | None:
     """A whole-contents reader and the element size when elements are integers only.
 
     Profile buffers are usually structures of integers; one struct unpack
-    per element replaces a reader call per value.
+    for the whole contents and a column at a time object building (as for
+    same-shape arrays) replace a reader call per value.
     """
     members = td.members if td.tag == Tag.STRUCTURE else (td,)
     if not members or any(m.tag not in _PACK_CODES for m in members):
         return None
-    layout = struct.Struct(">" + "".join(_PACK_CODES[m.tag] for m in members))
-    makers = tuple(_int_maker(m.tag) for m in members)
-    if td.tag != Tag.STRUCTURE:
-        make = makers[0]
-        return (lambda contents: [make(v) for (v,) in layout.iter_unpack(contents)]), layout.size
+    codes = "".join(_PACK_CODES[m.tag] for m in members)
+    size = struct.calcsize(">" + codes)
+    shapes = tuple(_int_shape(m.tag) for m in members)
+    shape = (
+        (_K_CONTAINER, Structure, _set_structure, shapes) if td.tag == Tag.STRUCTURE else shapes[0]
+    )
+    width = len(members)
 
-    def read_structures(contents: bytes) -> list[Data]:
-        out = []
-        for values in layout.iter_unpack(contents):
-            obj = _new(Structure)
-            _set_structure(obj, tuple(map(operator.call, makers, values)))
-            out.append(obj)
-        return out
+    def read_packed(contents: bytes) -> list[Data]:
+        n = len(contents) // size
+        if not n:
+            return []
+        flat = struct.unpack(">" + codes * n, contents)
+        return _build(shape, (flat[j::width] for j in range(width)), n)
 
-    return read_structures, layout.size
+    return read_packed, size
 
 
 def _read_compact_array(data: bytes, pos: int, end: int, base: int, depth: int) -> tuple[Data, int]:
@@ -935,21 +1230,21 @@ _install_readers()
 def read(r: Reader) -> Data:
     """Read one tagged value from ``r`` and move past it (errors name layer "axdr")."""
     data = r.data if type(r.data) is bytes else bytes(r.data)
-    items, r.pos = _read_items(data, r.pos, r.end, r.base, 0, 1, "tag")
+    items, r.pos = _read_values(data, r.pos, r.end, r.base, 1, "tag")
     return items[0]
 
 
 def read_sequence(r: Reader, count: int, what: str = "data item tag") -> tuple[Data, ...]:
     """Read ``count`` tagged values from ``r`` in one pass (a DLMS list of data)."""
     data = r.data if type(r.data) is bytes else bytes(r.data)
-    items, r.pos = _read_items(data, r.pos, r.end, r.base, 0, count, what)
+    items, r.pos = _read_values(data, r.pos, r.end, r.base, count, what)
     return tuple(items)
 
 
 def decode(data: bytes, base: int = 0) -> Data:
     """Exactly one tagged value filling ``data``; ``base`` makes offsets absolute."""
     data = bytes(data)
-    items, pos = _read_items(data, 0, len(data), base, 0, 1, "tag")
+    items, pos = _read_values(data, 0, len(data), base, 1, "tag")
     if pos != len(data):
         raise DecodeError(
             LAYER, "trailing bytes", base + pos, f"{len(data) - pos} unexpected trailing bytes"

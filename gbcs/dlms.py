@@ -433,7 +433,13 @@ _SPEC_FIELDS = tuple(
 _KINDS = {kind.value: kind for kind in AccessKind}
 _INTERN_LIMIT = 4096
 _SPECS: dict[bytes, RequestSpec] = {}
-_RESULTS: dict[bytes, AccessResult] = {}
+_RESULTS: dict[bytes, AccessResult] = {
+    bytes((kind, result)): AccessResult(_KINDS[kind], result)
+    for kind in (AccessKind.GET, AccessKind.SET, AccessKind.ACTION)
+    for result in range(256)
+}
+"""Every valid result, built once (768 small objects)."""
+_RESULT_BY_WORD = {(raw[0] << 8) | raw[1]: result for raw, result in _RESULTS.items()}
 _U32 = struct.Struct(">I").unpack_from
 
 
@@ -484,17 +490,22 @@ def _read_specs(r: Reader, count: int) -> tuple[RequestSpec, ...]:
         if kind >= AccessKind.GET_WITH_SELECTION:
             selector = r.u8(f"access-request specification {i} selector")
             parameter = axdr.read(r)
-        spec = _new(RequestSpec)
-        for setter, value in zip(
-            _SPEC_FIELDS,
-            (_KINDS[kind], (raw[1] << 8) | raw[2], raw[3:9], raw[9], selector, parameter),
-            strict=True,
-        ):
-            setter(spec, value)
-        if selector is None and len(_SPECS) < _INTERN_LIMIT:
-            _SPECS[raw] = spec
-        specs.append(spec)
+        specs.append(_new_spec(raw, selector, parameter))
     return tuple(specs)
+
+
+def _new_spec(raw: bytes, selector: int | None, parameter: Data | None) -> RequestSpec:
+    """The spec whose fixed part is ``raw`` (kind already checked); plain ones are interned."""
+    spec = _new(RequestSpec)
+    for setter, value in zip(
+        _SPEC_FIELDS,
+        (_KINDS[raw[0]], (raw[1] << 8) | raw[2], raw[3:9], raw[9], selector, parameter),
+        strict=True,
+    ):
+        setter(spec, value)
+    if selector is None and len(_SPECS) < _INTERN_LIMIT:
+        _SPECS[raw] = spec
+    return spec
 
 
 def _decode_request(r: Reader) -> AccessRequest:
@@ -550,6 +561,130 @@ def _decode_notification(r: Reader) -> DataNotification:
     return DataNotification(invoke_id, body, date_time)
 
 
+# The fast path: the three APDUs as GBCS sends them, read straight from the
+# bytes with no Reader. Anything it does not expect (and every malformed
+# input) raises one of axdr._RETRY and the Reader-based decoders above run
+# from the start, so values and errors are exactly theirs.
+
+_read_fast = axdr._read_fast
+_RETRY = (*axdr._RETRY, KeyError)
+_DATE_TIME = struct.Struct(">HBBBBBBBhB").unpack_from
+_DATE_TIME_FIELDS = tuple(
+    CosemDateTime.__dict__[name].__set__
+    for name in (
+        "year", "month", "day", "day_of_week", "hour", "minute", "second", "hundredths",
+        "deviation", "clock_status",
+    )
+)  # fmt: skip
+_set_request = tuple(
+    AccessRequest.__dict__[name].__set__ for name in ("invoke_id", "specs", "data", "date_time")
+)
+_set_response = tuple(
+    AccessResponse.__dict__[name].__set__
+    for name in ("invoke_id", "data", "results", "date_time", "specs")
+)
+_set_notification = tuple(
+    DataNotification.__dict__[name].__set__ for name in ("invoke_id", "body", "date_time")
+)
+
+
+def _fast_header(data: bytes) -> tuple[int, CosemDateTime | None, int]:
+    """Invoke id, date-time and the position after them, when a date-time is present."""
+    if data[5] != CosemDateTime.LENGTH:
+        raise axdr._Retry
+    date_time = _new(CosemDateTime)
+    for setter, value in zip(_DATE_TIME_FIELDS, _DATE_TIME(data, 6), strict=True):
+        setter(date_time, value)
+    return _U32(data, 1)[0], date_time, 18
+
+
+def _fast_request(data: bytes) -> AccessRequest:
+    if data[5]:
+        invoke_id, date_time, pos = _fast_header(data)
+    else:  # GBCS: no date-time
+        invoke_id, date_time, pos = _U32(data, 1)[0], None, 6
+    count = data[pos]
+    if count >= 0x80:
+        raise axdr._Retry
+    pos += 1
+    specs: list[Any] = [None] * count
+    for i in range(count):
+        raw = data[pos : pos + 10]
+        spec = _SPECS.get(raw)
+        if spec is not None:
+            pos += 10
+        elif len(raw) != 10 or not 1 <= raw[0] <= 5:
+            raise axdr._Retry
+        elif raw[0] >= AccessKind.GET_WITH_SELECTION:
+            selector = data[pos + 10]
+            parameter, pos = _read_fast(data, pos + 11, 0, 1)
+            spec = _new_spec(raw, selector, parameter[0])
+        else:
+            spec = _new_spec(raw, None, None)
+            pos += 10
+        specs[i] = spec
+    if data[pos] != count:
+        raise axdr._Retry
+    items, pos = _read_fast(data, pos + 1, 0, count)
+    if pos != len(data):
+        raise axdr._Retry
+    apdu = _new(AccessRequest)  # four setter calls cost less than the dataclass __init__
+    set_invoke_id, set_specs, set_data, set_date_time = _set_request
+    set_invoke_id(apdu, invoke_id)
+    set_specs(apdu, tuple(specs))
+    set_data(apdu, tuple(items))
+    set_date_time(apdu, date_time)
+    return apdu
+
+
+def _fast_response(data: bytes) -> AccessResponse:
+    if data[5]:
+        invoke_id, date_time, pos = _fast_header(data)
+    else:  # GBCS: no date-time
+        invoke_id, date_time, pos = _U32(data, 1)[0], None, 6
+    count = data[pos + 1]
+    if data[pos] != 0 or count >= 0x80:  # GBCS never echoes the specifications
+        raise axdr._Retry
+    items, pos = _read_fast(data, pos + 2, 0, count)
+    if data[pos] != count or pos + 1 + 2 * count != len(data):
+        raise axdr._Retry
+    if count == 1:
+        results: tuple[AccessResult, ...] = (_RESULT_BY_WORD[(data[pos + 1] << 8) | data[pos + 2]],)
+    else:
+        get = _RESULT_BY_WORD.__getitem__
+        results = tuple([get((data[p] << 8) | data[p + 1]) for p in range(pos + 1, len(data), 2)])
+    apdu = _new(AccessResponse)
+    set_invoke_id, set_data, set_results, set_date_time, set_specs = _set_response
+    set_invoke_id(apdu, invoke_id)
+    set_data(apdu, tuple(items))
+    set_results(apdu, results)
+    set_date_time(apdu, date_time)
+    set_specs(apdu, None)
+    return apdu
+
+
+def _fast_notification(data: bytes) -> DataNotification:
+    if data[5]:
+        invoke_id, date_time, pos = _fast_header(data)
+    else:  # GBCS: no date-time
+        invoke_id, date_time, pos = _U32(data, 1)[0], None, 6
+    body, pos = _read_fast(data, pos, 0, 1)
+    if pos != len(data):
+        raise axdr._Retry
+    apdu = _new(DataNotification)
+    set_invoke_id, set_body, set_date_time = _set_notification
+    set_invoke_id(apdu, invoke_id)
+    set_body(apdu, body[0])
+    set_date_time(apdu, date_time)
+    return apdu
+
+
+_FAST_DECODERS = {
+    ACCESS_REQUEST: _fast_request,
+    ACCESS_RESPONSE: _fast_response,
+    DATA_NOTIFICATION: _fast_notification,
+}
+
 _DECODERS = {
     ACCESS_REQUEST: _decode_request,
     ACCESS_RESPONSE: _decode_response,
@@ -564,6 +699,10 @@ def decode(data: bytes, base: int = 0) -> Apdu:
     so error offsets point into the whole message.
     """
     data = data if type(data) is bytes else bytes(data)
+    try:
+        return _FAST_DECODERS[data[0]](data)  # type: ignore[no-any-return]
+    except _RETRY:
+        pass
     r = Reader(data, LAYER, base=base)
     if not data:
         raise r.error("tag", "empty input")

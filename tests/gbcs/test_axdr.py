@@ -488,3 +488,83 @@ def test_mutated_encodings_decode_or_raise(value: Data, data: st.DataObject) -> 
             else:
                 del raw[index]
     _decode_or_error(bytes(raw))
+
+
+def _checked(raw: bytes, base: int = 0) -> Data | DecodeError:
+    """What the checked loop alone makes of ``raw`` (the reference for the fast paths)."""
+    try:
+        items, pos = axdr._read_items(raw, 0, len(raw), base, 0, 1, "tag")
+    except DecodeError as exc:
+        return exc
+    if pos != len(raw):
+        return DecodeError("axdr", "trailing bytes", base + pos, "trailing")
+    return items[0]
+
+
+def _same_outcome(raw: bytes, base: int = 0) -> None:
+    expected = _checked(raw, base)
+    if isinstance(expected, DecodeError):
+        with pytest.raises(DecodeError) as info:
+            axdr.decode(raw, base)
+        if expected.field != "trailing bytes":
+            assert info.value.as_dict() == expected.as_dict()
+    else:
+        assert axdr.decode(raw, base) == expected
+
+
+def _same_shape_array(element: bytes, count: int) -> bytes:
+    return b"\x01" + encode_length(count) + element * count
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        "020209010110084",  # structure {octet-string(1), long}: the RTDS tariff table
+        "0203090400000000090600000a0064ff120002",
+        "06000000ff",
+        "02030f801200ff0403c0",
+        "020203ff0300",
+        "020201000200",
+        "020200ff",
+        "020102021b010203041a07e80101ff",
+        "0202050000fffe177fc00001",
+        "020214000000000000000115ffffffffffffffff",
+        "02030a0268690c00180000000000000000",
+    ],
+)
+def test_same_shape_arrays_match_the_checked_loop(element: str) -> None:
+    if len(element) % 2:
+        element += "9"
+    raw_element = bytes.fromhex(element)
+    for count in (1, 7, 8, 9, 80, 200):
+        raw = _same_shape_array(raw_element, count)
+        _same_outcome(raw, 17)
+        value = axdr.decode(raw)
+        assert isinstance(value, Array) and len(value.value) == count
+        assert axdr.encode(value) == raw
+        # Every single-byte change and every truncation gives the checked loop's answer.
+        if count == 9:
+            for i in range(len(raw)):
+                for b in (0x00, 0x01, 0x03, 0x80, 0x81, 0xFF, raw[i] ^ 0x01):
+                    _same_outcome(raw[:i] + bytes((b,)) + raw[i + 1 :], 5)
+                _same_outcome(raw[:i], 5)
+
+
+def test_fast_loop_errors_match_the_checked_loop() -> None:
+    samples = [
+        "02020901ff0304",  # bad boolean
+        "01820000",  # non-minimal count
+        "01840000000100",
+        "0980",  # indefinite length
+        "0281ff" + "00" * 3,  # long count beyond the data
+        "04820100" + "00" * 31,  # bit-string one byte short
+        "04820100" + "00" * 32,
+        "06000001",
+        "130202060608" + "00" * 8,
+        "130202060607" + "00" * 7,
+        "0101" * 70 + "00",  # deeper than MAX_DEPTH
+        "0101" * 60 + "00",
+        "07",  # unknown tag
+    ]
+    for text in samples:
+        _same_outcome(bytes.fromhex(text), 3)
