@@ -130,6 +130,29 @@ class Asn1Payload:
     length_forms: tuple[tuple[int, int], ...] = field(default=())
 
 
+class _PayloadBuilder:
+    """Asn1Payload's slots, mutable: filled, then switched to Asn1Payload.
+
+    A frozen dataclass __init__ goes through object.__setattr__ per field;
+    decode builds its result this way instead (same layout, so CPython allows
+    the class switch, and the result is an ordinary Asn1Payload).
+    """
+
+    __slots__ = Asn1Payload.__slots__
+
+
+def _payload(type_name: str, value: Any, length_forms: tuple[tuple[int, int], ...]) -> Asn1Payload:
+    p = object.__new__(_PayloadBuilder)
+    p.type_name = type_name
+    p.value = value
+    p.length_forms = length_forms
+    p.__class__ = Asn1Payload
+    return p
+
+
+_payload("", None, ())  # fails at import, not at decode, if the layouts ever differ
+
+
 # --------------------------------------------------------------------------
 # Mapping
 # --------------------------------------------------------------------------
@@ -245,6 +268,23 @@ def decode_type(type_name: str, data: bytes, base: int = 0, *, strict: bool = Fa
         raise DecodeError(LAYER, type_name, base, "unknown ASN.1 type") from None
     data = bytes(data)
     loose: list[int] = []
+    fast = _FAST.get(type_name)
+    if fast is None:
+        uses = _USES.get(type_name, 0) + 1
+        _USES[type_name] = uses
+        if uses > _FAST_AFTER:
+            fast = _fast(type_name)
+    if data and fast is not None:
+        try:
+            value, end = fast(data, loose)
+        except Exception:  # anything unusual: the checked decoder below says what
+            end = -1
+        if end == len(data):
+            if not loose:
+                return _payload(type_name, value, ())
+            if not strict:
+                return _payload(type_name, value, _length_forms(data))
+        loose = []
     try:
         if not data:
             raise _Fail(type_name, 0, "empty payload")
@@ -362,6 +402,20 @@ def _codec() -> _Codec:
 
 
 _DECODERS: dict[str, _Decoder] = {}  # _codec().decoders, reachable without a call
+_FAST: dict[str, Callable[[bytes, list], tuple[Any, int]]] = {}  # built once a type is busy
+_USES: dict[str, int] = {}
+# Generating a straight-line decoder costs up to ~8 ms for the certificate-bearing
+# types, far more than a few checked decodes: a one-off decode (a CLI run, a cold
+# pass) stays on the checked decoder, and a type that keeps coming gets compiled.
+_FAST_AFTER = 16
+
+
+def _fast(type_name: str) -> Callable[[bytes, list], tuple[Any, int]]:
+    """The generated fast decoder of a type (see _build_fast)."""
+    compiled = _codec().spec.types[type_name]
+    fast = _build_fast(compiled.type, compiled.constraints_checker.type, type_name)
+    _FAST[type_name] = fast
+    return fast
 
 
 class _Fail(Exception):
@@ -715,6 +769,245 @@ def _any_decoder(path: str) -> _Decoder:
         return data[pos:q], q
 
     return any_
+
+
+# --------------------------------------------------------------------------
+# Fast decoders: one straight-line Python function per type, generated as source
+# --------------------------------------------------------------------------
+#
+# The checked decoders above cost a few closure calls per TLV. Each type also
+# gets one generated function that decodes the whole tree inline (no call per
+# TLV, constants baked in, no paths built). It only recognises well-formed
+# input: on anything else it raises (_Slow, or IndexError/KeyError/ValueError
+# on garbage), and decode_type re-runs the checked decoder, which either
+# raises the precise error or returns the value. Both record non-shortest
+# length forms in ``loose`` at the same positions, in the same order.
+
+
+class _Slow(Exception):
+    """The fast decoder met something it leaves to the checked decoder."""
+
+
+def _oid_miss(contents: bytes) -> str:
+    """_oid_decoder's cache miss (ValueError for malformed contents)."""
+    text = _oid_text(contents)
+    if len(_OIDS) < 256:
+        _OIDS[contents] = text
+    return text
+
+
+class _FastGen:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.consts: dict[str, Any] = {
+            "_Slow": _Slow,
+            "_OIDS": _OIDS,
+            "_oid_miss": _oid_miss,
+            "_parse_time": _parse_time,
+        }
+        self.count = 0
+
+    def var(self) -> str:
+        self.count += 1
+        return str(self.count)
+
+    def const(self, value: Any) -> str:
+        name = f"_k{len(self.consts)}"
+        self.consts[name] = value
+        return name
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
+    def header(self, d: int, p: str, q: str, n: str, loose: bool = True) -> tuple[str, str]:
+        """Length at p + 1 (tag already checked); sets c<n> and e<n>, the content bounds."""
+        c, e, ln = f"c{n}", f"e{n}", f"L{n}"
+        self.emit(d, f"{ln} = data[{p} + 1]")
+        self.emit(d, f"if {ln} < 0x80:")
+        self.emit(d + 1, f"{c} = {p} + 2")
+        self.emit(d, f"elif {ln} == 0x81:")
+        self.emit(d + 1, f"{ln} = data[{p} + 2]")
+        self.emit(d + 1, f"{c} = {p} + 3")
+        if loose:
+            self.emit(d + 1, f"if {ln} < 0x80:")
+            self.emit(d + 2, f"loose.append({p})")
+        self.emit(d, f"elif {ln} == 0x82:")
+        self.emit(d + 1, f"{ln} = data[{p} + 2] << 8 | data[{p} + 3]")
+        self.emit(d + 1, f"{c} = {p} + 4")
+        if loose:
+            self.emit(d + 1, f"if {ln} < 0x100:")
+            self.emit(d + 2, f"loose.append({p})")
+        self.emit(d, "else:")
+        self.emit(d + 1, "raise _Slow")
+        self.emit(d, f"{e} = {c} + {ln}")
+        self.emit(d, f"if {e} > {q}:")
+        self.emit(d + 1, "raise _Slow")
+        return c, e
+
+    def tag_test(self, tags: frozenset[int], p: str) -> str:
+        if len(tags) == 1:
+            return f"data[{p}] == {next(iter(tags))}"
+        return f"data[{p}] in {self.const(tags)}"
+
+    def node(self, node: Any, limits: Any, d: int, p: str, q: str, v: str, checked: bool) -> None:
+        """Decode the TLV at ``p`` (p < q holds) into ``v`` and move ``p`` past it."""
+        n = self.var()
+        if isinstance(node, ber.Choice):
+            alts: dict[int, int] = {}
+            for i, member in enumerate(node.members):
+                for t in _tags(member, "") or ():
+                    alts[t] = i
+            first = True
+            for i, (member, mlimits) in enumerate(zip(node.members, limits.members, strict=True)):
+                tags = frozenset(t for t, j in alts.items() if j == i)
+                if not tags:
+                    continue
+                self.emit(d, f"{'if' if first else 'elif'} {self.tag_test(tags, p)}:")
+                first = False
+                own = _tags(member, "")
+                self.node(member, mlimits, d + 1, p, q, f"a{n}", own == tags)
+                self.emit(d + 1, f"{v} = ({member.name!r}, a{n})")
+            self.emit(d, "else:")
+            self.emit(d + 1, "raise _Slow")
+            return
+        if isinstance(node, ber.Any):
+            self.emit(d, f"if data[{p}] & 0x1F == 0x1F:")
+            self.emit(d + 1, "raise _Slow")
+            _, e = self.header(d, p, q, n, loose=False)
+            self.emit(d, f"{v} = data[{p}:{e}]")
+            self.emit(d, f"{p} = {e}")
+            return
+        tag = _tag_of(node, "")
+        if not checked:
+            self.emit(d, f"if data[{p}] != {tag}:")
+            self.emit(d + 1, "raise _Slow")
+        c, e = self.header(d, p, q, n)
+        if isinstance(node, ber.Sequence):
+            self.sequence(node, limits, d, c, e, v, n)
+        elif isinstance(node, der.SequenceOf):
+            lo, hi = _bounds(limits)
+            s = f"s{n}"
+            self.emit(d, f"{v} = []")
+            self.emit(d, f"{s} = {c}")
+            self.emit(d, f"while {s} < {e}:")
+            self.node(node.element_type, limits.element_type, d + 1, s, e, f"x{n}", False)
+            self.emit(d + 1, f"{v}.append(x{n})")
+            if lo is not None:
+                self.emit(d, f"if len({v}) < {lo}:")
+                self.emit(d + 1, "raise _Slow")
+            if hi is not None:
+                self.emit(d, f"if len({v}) > {hi}:")
+                self.emit(d + 1, "raise _Slow")
+        elif isinstance(node, ber.Enumerated | der.Integer):
+            self.emit(d, f"if {e} - {c} == 1:")
+            self.emit(d + 1, f"{v} = data[{c}]")
+            self.emit(d + 1, f"if {v} >= 0x80:")
+            self.emit(d + 2, f"{v} -= 0x100")
+            self.emit(d, "else:")
+            self.emit(d + 1, f"if {e} == {c} or (data[{c}] == 0 and data[{c} + 1] < 0x80) or (")
+            self.emit(d + 2, f"data[{c}] == 0xFF and data[{c} + 1] >= 0x80")
+            self.emit(d + 1, "):")
+            self.emit(d + 2, "raise _Slow")
+            self.emit(d + 1, f"{v} = int.from_bytes(data[{c}:{e}], 'big', signed=True)")
+            if isinstance(node, ber.Enumerated):
+                if node.has_extension_marker:
+                    raise NotImplementedError("extensible ENUMERATED is not supported")
+                self.emit(d, f"{v} = {self.const(dict(node.value_to_data))}[{v}]")
+            else:
+                lo, hi = _bounds(limits)
+                if lo is not None:
+                    self.emit(d, f"if {v} < {lo}:")
+                    self.emit(d + 1, "raise _Slow")
+                if hi is not None:
+                    self.emit(d, f"if {v} > {hi}:")
+                    self.emit(d + 1, "raise _Slow")
+        elif isinstance(node, der.OctetString):
+            lo, hi = _bounds(limits)
+            if lo is not None and lo == hi:
+                self.emit(d, f"if {e} - {c} != {lo}:")
+                self.emit(d + 1, "raise _Slow")
+            else:
+                if lo is not None:
+                    self.emit(d, f"if {e} - {c} < {lo}:")
+                    self.emit(d + 1, "raise _Slow")
+                if hi is not None:
+                    self.emit(d, f"if {e} - {c} > {hi}:")
+                    self.emit(d + 1, "raise _Slow")
+            self.emit(d, f"{v} = data[{c}:{e}]")
+        elif isinstance(node, der.BitString):
+            self.emit(d, f"u{n} = data[{c}]")  # IndexError when empty or past the buffer
+            self.emit(d, f"if {e} == {c}:")
+            self.emit(d + 1, "raise _Slow")
+            self.emit(d, f"if u{n} and (u{n} > 7 or {e} - {c} == 1 or ")
+            self.emit(d + 1, f"data[{e} - 1] & ((1 << u{n}) - 1)):")
+            self.emit(d + 1, "raise _Slow")
+            self.emit(d, f"{v} = (data[{c} + 1:{e}], 8 * ({e} - {c} - 1) - u{n})")
+        elif isinstance(node, ber.Null):
+            self.emit(d, f"if {e} != {c}:")
+            self.emit(d + 1, "raise _Slow")
+            self.emit(d, f"{v} = None")
+        elif isinstance(node, ber.ObjectIdentifier):
+            self.emit(d, f"{v} = data[{c}:{e}]")
+            self.emit(d, f"{v} = _OIDS.get({v}) or _oid_miss({v})")
+        elif isinstance(node, der.GeneralizedTime):
+            self.emit(d, f"{v} = _parse_time(data[{c}:{e}])")
+        else:
+            raise NotImplementedError(f"{type(node).__name__} is not supported")
+        self.emit(d, f"{p} = {e}")
+
+    def sequence(self, node: Any, limits: Any, d: int, c: str, e: str, v: str, n: str) -> None:
+        if node.additions:
+            raise NotImplementedError("extension additions are not supported")
+        s = f"s{n}"
+        self.emit(d, f"{s} = {c}")
+        pending: list[str] = []  # members decoded but not yet in the dict
+        made = False
+        for i, (member, mlimits) in enumerate(zip(node.root_members, limits.members, strict=True)):
+            m = f"m{n}_{i}"
+            tags = _tags(member, "")
+            test = f"{s} < {e}" if tags is None else f"{s} < {e} and {self.tag_test(tags, s)}"
+            checked = tags is not None and len(tags) == 1
+            if member.has_default():
+                default = self.const(member.default)
+                self.emit(d, f"if {test}:")
+                self.node(member, mlimits, d + 1, s, e, m, checked)
+                self.emit(d + 1, f"if {m} == {default}:")
+                self.emit(d + 2, "raise _Slow")
+                self.emit(d, "else:")
+                self.emit(d + 1, f"{m} = {default}")
+            elif member.optional:
+                if not made:
+                    self.emit(d, f"{v} = {{{', '.join(pending)}}}")
+                    pending, made = [], True
+                self.emit(d, f"if {test}:")
+                self.node(member, mlimits, d + 1, s, e, m, checked)
+                self.emit(d + 1, f"{v}[{member.name!r}] = {m}")
+                continue
+            else:
+                self.emit(d, f"if not ({test}):")
+                self.emit(d + 1, "raise _Slow")
+                self.node(member, mlimits, d, s, e, m, checked)
+            if made:
+                self.emit(d, f"{v}[{member.name!r}] = {m}")
+            else:
+                pending.append(f"{member.name!r}: {m}")
+        if not made:
+            self.emit(d, f"{v} = {{{', '.join(pending)}}}")
+        self.emit(d, f"if {s} != {e}:")
+        self.emit(d + 1, "raise _Slow")
+
+
+def _build_fast(node: Any, limits: Any, name: str) -> Callable[[bytes, list], tuple[Any, int]]:
+    """The generated fast decoder of one type: ``(data, loose) -> (value, end)``."""
+    g = _FastGen()
+    g.emit(0, "def fast(data, loose):")
+    g.emit(1, "p = 0")
+    g.emit(1, "q = len(data)")
+    g.node(node, limits, 1, "p", "q", "v", False)
+    g.emit(1, "return v, p")
+    namespace = dict(g.consts)
+    exec(compile("\n".join(g.lines), f"<gbcs.asn1 fast decoder {name}>", "exec"), namespace)
+    return namespace["fast"]
 
 
 # --------------------------------------------------------------------------

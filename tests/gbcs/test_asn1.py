@@ -579,3 +579,46 @@ def test_shipped_parse_cache_is_current() -> None:
     raw = (folder / asn1.PARSED_CACHE).read_bytes()
     assert raw[:32] == hashlib.sha256(source.encode("utf-8")).digest(), "stale parse cache"
     assert pickle.loads(raw[32:]) == asn1.parse_source(source)
+
+
+class _NoFast(dict):
+    """A _FAST stand-in whose every decoder bails out: decode_type then runs the checked path."""
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        def bail(data: bytes, loose: list) -> Any:
+            raise asn1._Slow
+
+        return bail
+
+
+def _outcome(type_name: str, data: bytes, strict: bool) -> Any:
+    try:
+        return asn1.decode_type(type_name, data, 5, strict=strict)
+    except DecodeError as exc:
+        return exc.as_dict()
+
+
+def test_fast_decoders_agree_with_the_checked_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generated fast decoders give the checked decoders' value or error, for the
+    reference payloads, their truncations and random changes, strict or not."""
+    if not CORPUS:
+        pytest.skip("RTDS corpus absent")
+    monkeypatch.setattr(asn1, "_FAST_AFTER", 0)  # every decode below takes the fast path
+    rng = random.Random(0xA5171)
+    cases = []
+    for _, code, cra, payload in asn1_payloads():
+        type_name = asn1.type_for(code, cra)
+        datas = [payload, payload + b"\x00"]
+        datas += [payload[:n] for n in range(0, len(payload), max(1, len(payload) // 25))]
+        for _ in range(25):
+            data = bytearray(payload)
+            for _ in range(rng.randint(1, 3)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            datas.append(bytes(data))
+        cases += [(type_name, d) for d in datas]
+    fast = [(_outcome(t, d, False), _outcome(t, d, True)) for t, d in cases]
+    monkeypatch.setattr(asn1, "_FAST", _NoFast())
+    checked = [(_outcome(t, d, False), _outcome(t, d, True)) for t, d in cases]
+    for (type_name, data), f, c in zip(cases, fast, checked, strict=True):
+        assert f == c, (type_name, data.hex())
+    assert sum(isinstance(f[0], Asn1Payload) for f in fast) > 200

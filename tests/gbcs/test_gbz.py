@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from typing import Any
 
 import pytest
@@ -582,3 +583,30 @@ def test_mutated_rtds_payloads_decode_or_round_trip(data: st.DataObject) -> None
 def test_zcl_view_never_raises(cluster: int, fc: int, command: int, payload: bytes) -> None:
     frame = ZclFrame(fc & ~4, 0, command % 16, payload)
     assert isinstance(_zcl_json(frame, cluster), dict)
+
+
+def _outcome(decoder: Any, data: bytes, alert: bool) -> Any:
+    try:
+        return decoder(data, alert, 11)
+    except DecodeError as exc:
+        return exc.as_dict()
+
+
+@pytest.mark.skipif(not GBZ_PAYLOADS, reason=SKIP_REASON)
+def test_fast_path_agrees_with_the_checked_decoder() -> None:
+    """decode's one-loop fast path and the field-by-field reader give the same value or
+    the same error, for every truncation and for random byte changes of every payload."""
+    rng = random.Random(0x6B2)
+    for payload, alert, _ in GBZ_PAYLOADS:
+        cases = [payload[:n] for n in range(len(payload) + 1)] + [payload + b"\x00"]
+        for _ in range(20):
+            raw = bytearray(payload)
+            for _ in range(rng.randint(1, 3)):
+                raw[rng.randrange(len(raw))] = rng.randrange(256)
+            cases.append(bytes(raw))
+        for data in cases:
+            for flag in (alert, not alert):
+                fast = _outcome(gbz.decode, data, flag)
+                assert fast == _outcome(gbz._decode_checked, data, flag), data.hex()
+                if isinstance(fast, GbzPayload):
+                    assert all(type(c) is GbzComponent for c in fast.components)
