@@ -8,6 +8,7 @@ checks run over the bytes exactly as received.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass, replace
 
 from gbcs.errors import EncodeError
@@ -279,6 +280,10 @@ _OTHER_INFORMATION: dict[bytes, OtherInformation] = {}
 _OTHER_INFORMATION_LIMIT = 4096
 
 
+# DF, 09, CRA, counter, 08, originator, 08, target, date-time length (CRIB §2.2).
+_GROUPING_FIXED = struct.Struct(">BBBQB8sB8sB")
+
+
 def _fast_length(data: bytes, p: int) -> tuple[int, int]:
     """A minimal DER-style length at ``p``, or (-1, p) for anything unusual."""
     b = data[p]
@@ -311,20 +316,21 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
             start, end, mac = 0, n, None
         else:
             return None
-        p = start
-        if data[p] != GENERAL_SIGNING or data[p + 1] != 9 or data[p + 11] != 8 or data[p + 20] != 8:
+        if end - start < 30:
             return None
-        cra_flag = _CRA.get(data[p + 2])
-        if cra_flag is None:
+        tag, id_len, cra, counter, o_len, originator, t_len, target, dt_len = (
+            _GROUPING_FIXED.unpack_from(data, start)
+        )
+        cra_flag = _CRA.get(cra)
+        if tag != GENERAL_SIGNING or id_len != 9 or o_len != 8 or t_len != 8 or cra_flag is None:
             return None
-        counter = int.from_bytes(data[p + 3 : p + 11], "big")
-        originator = data[p + 12 : p + 20]
-        target = data[p + 21 : p + 29]
-        q = p + 30
-        if data[p + 29] == 12:
-            date_time: CosemDateTime | None = CosemDateTime.read(Reader(data, LAYER, q))
+        q = start + 30
+        if dt_len == 12:
+            if q + 12 > end:
+                return None
+            date_time: CosemDateTime | None = CosemDateTime.unpack(data[q : q + 12])
             q += 12
-        elif data[p + 29] == 0:
+        elif dt_len == 0:
             date_time = None
         else:
             return None

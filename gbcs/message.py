@@ -68,12 +68,12 @@ def decode_payload(
         family = "asn1"
         code = message.header.other_information.message_code
         if code == catalogue.disconnect_code:
-            name = asn1.DISCONNECT_TYPES.get(message.header.cra_flag.value)
+            name = asn1.DISCONNECT_TYPES.get(message.header.cra_flag)
             if name is None:
                 raise DecodeError("asn1", "CRA flag", base, "the disconnect has no alert")
             value = asn1.decode_type(name, payload, base)
         else:
-            value = asn1.decode(code, message.header.cra_flag.value, payload, base)
+            value = asn1.decode(code, message.header.cra_flag, payload, base)
     decoded = _new(DecodedPayload)
     _dp_family(decoded, family)
     _dp_value(decoded, value)

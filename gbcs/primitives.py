@@ -6,7 +6,9 @@ reports truncation and bad lengths the same way, with absolute offsets.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
+import struct
 from dataclasses import dataclass
 
 from gbcs.errors import DecodeError, EncodeError
@@ -216,19 +218,15 @@ class CosemDateTime:
 
     @classmethod
     def read(cls, r: Reader, field: str = "date-time") -> CosemDateTime:
-        raw = r.take(12, field)
-        return cls(
-            int.from_bytes(raw[0:2], "big"),
-            raw[2],
-            raw[3],
-            raw[4],
-            raw[5],
-            raw[6],
-            raw[7],
-            raw[8],
-            int.from_bytes(raw[9:11], "big", signed=True),
-            raw[11],
-        )
+        return cls.unpack(r.take(12, field))
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> CosemDateTime:
+        """From exactly 12 bytes; built through the slots (every response carries one)."""
+        obj = _new(cls)
+        for setter, value in zip(_DATE_TIME_SETTERS, _DATE_TIME.unpack(raw), strict=True):
+            setter(obj, value)
+        return obj
 
     @classmethod
     def from_datetime(cls, when: _dt.datetime) -> CosemDateTime:
@@ -283,6 +281,13 @@ class CosemDateTime:
         if self.deviation != -0x8000:
             text += f" dev={self.deviation}"
         return text
+
+
+_new = object.__new__
+_DATE_TIME = struct.Struct(">HBBBBBBBhB")
+_DATE_TIME_SETTERS = tuple(
+    getattr(CosemDateTime, f.name).__set__ for f in dataclasses.fields(CosemDateTime)
+)
 
 
 def utc_from_gbz(seconds: int) -> _dt.datetime:

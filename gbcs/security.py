@@ -87,7 +87,7 @@ class SecurityContext:
         return crypto.kdf(
             z,
             header.business_originator,
-            header.cra_flag.value,
+            header.cra_flag,  # an IntEnum is an int: no .value lookup on the hot path
             header.originator_counter,
             header.business_target,
         )
