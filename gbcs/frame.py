@@ -398,11 +398,9 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
 
 def decode_message(data: bytes) -> tuple[GbcsMessage, FrameParts]:
     """Decode the frame; return the message and the raw authenticated regions."""
-    data = bytes(data)
-    fast = _fast_decode(data)
-    if fast is not None:
-        return fast
-    return decode_message_careful(data)
+    if type(data) is not bytes:
+        data = bytes(data)
+    return _fast_decode(data) or decode_message_careful(data)
 
 
 def decode_message_careful(data: bytes) -> tuple[GbcsMessage, FrameParts]:

@@ -58,7 +58,7 @@ def decode_payload(
     if not payload:
         raise DecodeError("frame", "content", base, "payload is empty")
     first = payload[0]
-    if first == 0x01 and payload[1:2] == b"\x09":
+    if first == 0x01 and len(payload) > 1 and payload[1] == 0x09:
         family = "gbz"
         value: Any = gbz.decode(payload, message.header.cra_flag is CraFlag.ALERT, base)
     elif first in DLMS_TAGS:

@@ -101,14 +101,16 @@ class SecurityContext:
         return replace(message, mac=self.compute_mac(message))
 
     def check_mac(self, message: GbcsMessage, parts: FrameParts | None = None) -> CheckResult:
-        if message.mac is None:
+        mac = message.mac
+        if mac is None:
             return CheckResult.ABSENT
+        header = message.header
         try:
-            key = self.mac_key(message.header)
+            key = self.mac_key(header)
         except KeyNotFoundError:
             return CheckResult.NO_KEY
-        apdu = (parts or message.signing_parts()).signing_apdu
-        ok = crypto.gmac_matches(key, message.header.business_originator, apdu, message.mac)
+        apdu = (parts if parts is not None else message.signing_parts()).signing_apdu
+        ok = crypto.gmac_matches(key, header.business_originator, apdu, mac)
         return CheckResult.VALID if ok else CheckResult.INVALID
 
     # Signature ----------------------------------------------------------------
