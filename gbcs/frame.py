@@ -334,7 +334,11 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
             date_time = None
         else:
             return None
-        other_len, q = _fast_length(data, q)
+        other_len = data[q]
+        if other_len < 0x80:  # the short form is all but universal: no call for it
+            q += 1
+        else:
+            other_len, q = _fast_length(data, q)
         if other_len < 2 or q + other_len > end:
             return None
         other_end = q + other_len
@@ -354,9 +358,13 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
                 return None  # rarer forms: the careful decoder handles them
             if len(_OTHER_INFORMATION) < _OTHER_INFORMATION_LIMIT:
                 _OTHER_INFORMATION[raw_other] = other
-        payload_len, q = _fast_length(data, other_end)
-        if payload_len < 0:
-            return None
+        payload_len = data[other_end]
+        if payload_len < 0x80:
+            q = other_end + 1
+        else:
+            payload_len, q = _fast_length(data, other_end)
+            if payload_len < 0:
+                return None
         payload_offset = q
         q += payload_len
         if q > end:
