@@ -1,0 +1,1 @@
+"""Emulated GB smart-metering devices, HAN medium and DCC-side services (to come)."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gbcs import asn1, axdr, dlms, gbz
+from gbcs import asn1, axdr, crypto, dlms, gbz
 from gbcs.catalogue import CATALOGUE, Catalogue, UseCase
 from gbcs.errors import DecodeError, EncodeError, GbcsError, KeyNotFoundError, VerificationError
 from gbcs.frame import CraFlag, FrameParts, GbcsMessage, GroupingHeader, OtherInformation
@@ -38,7 +38,7 @@ DLMS_TAGS = frozenset({0xD9, 0xDA, 0x0F})
 
 def payload_family(payload: bytes) -> str:
     """CRIB §5: dispatch on the first payload bytes."""
-    if payload[:2] == b"\x01\x09":
+    if payload[:2] == b"\x01\x09":  # ZigBee Smart Energy profile id 0x0109
         return "gbz"
     if payload and payload[0] in DLMS_TAGS:
         return "dlms"
@@ -122,7 +122,7 @@ class Inspection:
     decrypted: tuple[DecryptedBlock, ...]
 
 
-PROTECTED_BLOCK_START = b"\x31\x00\x00\x00\x00"
+PROTECTED_BLOCK_START = crypto.BLOCK_HEADER  # 31 00000000 (CRIB §3.5)
 
 
 def protected_blocks(
@@ -153,7 +153,7 @@ def _axdr_blocks(value: axdr.Data, where: str) -> Iterator[tuple[str, bytes]]:
             len(items) >= 2
             and isinstance(items[-2], axdr.Array)
             and isinstance(items[-1], axdr.OctetString)
-            and items[-1].value[:5] == b"\x31\x00\x00\x00\x00"
+            and items[-1].value[:5] == PROTECTED_BLOCK_START
         ):
             yield f"{where}[{len(items) - 1}]", items[-1].value
         for index, item in enumerate(items):

@@ -1,0 +1,1 @@
+"""Real radios: ZigBee dongles, labgrid places and the pytest plugin (to come)."""
