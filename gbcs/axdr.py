@@ -475,6 +475,18 @@ _INTERN_LIMIT = 4096
 """Most two-byte integers interned per type; bounds memory on hostile input."""
 _OCTET_1 = tuple(OctetString(bytes((b,))) for b in range(256))
 """Every one-byte octet-string, built once."""
+_OCTETS_MAX = 16
+"""Longest octet-string interned: OBIS codes, dates and date-times repeat (89 % in the RTDS)."""
+_OCTETS: dict[bytes, OctetString] = {}
+"""Octet-strings of 0 or 2 to :data:`_OCTETS_MAX` bytes seen so far (bounded by _INTERN_LIMIT)."""
+
+
+def _intern_octets(raw: bytes) -> OctetString:
+    obj = _new(OctetString)
+    _set_bytes(obj, raw)
+    if len(_OCTETS) < _INTERN_LIMIT:
+        _OCTETS[raw] = obj
+    return obj
 
 
 def _truncated(field: str, offset: int, need: int, left: int) -> DecodeError:
@@ -551,6 +563,9 @@ def _read_items(
                 raise _truncated("octet-string", base + pos, size, end - pos)
             if size == 1:  # ids and flags: 58 % of the octet-strings in the RTDS
                 item: Data = _OCTET_1[data[pos]]
+            elif size <= _OCTETS_MAX:
+                raw = data[pos:stop]
+                item = _OCTETS.get(raw) or _intern_octets(raw)
             else:
                 item = _new(OctetString)
                 _set_bytes(item, data[pos:stop])
@@ -642,9 +657,13 @@ def _read_fast(data: bytes, pos: int, depth: int, n: int) -> tuple[list[Data], i
             stop = pos + size
             if stop > len(data):
                 raise _Retry
-            item = _new(OctetString)
-            _set_bytes(item, data[pos:stop])
-            items[i] = item
+            if size <= _OCTETS_MAX:
+                raw = data[pos:stop]
+                items[i] = _OCTETS.get(raw) or _intern_octets(raw)
+            else:
+                item = _new(OctetString)
+                _set_bytes(item, data[pos:stop])
+                items[i] = item
             pos = stop
         elif tag == 0x02:
             count = data[pos + 1]
@@ -797,6 +816,7 @@ def _fixed_bytes_reader(cls: type[_Bytes]) -> _Reader:
 def _string_reader(cls: type[_Bytes]) -> _Reader:
     field = cls.TYPE
     length_field = f"{field} length"
+    intern = cls is OctetString
 
     def read_string(data: bytes, pos: int, end: int, base: int, depth: int) -> tuple[Data, int]:
         if pos < end and (n := data[pos]) < 0x80:
@@ -806,6 +826,9 @@ def _string_reader(cls: type[_Bytes]) -> _Reader:
         stop = pos + n
         if stop > end:
             raise _truncated(field, base + pos, n, end - pos)
+        if intern and n <= _OCTETS_MAX:
+            raw = data[pos:stop]
+            return _OCTETS.get(raw) or _intern_octets(raw), stop
         obj = _new(cls)
         _set_bytes(obj, data[pos:stop])
         return obj, stop
@@ -873,6 +896,7 @@ _K_CONST = 3  # (kind, value): no content (null-data, dont-care)
 _K_BOOL = 4  # (kind,): 00 or FF
 _K_BITS = 5  # (kind, bit count)
 _K_CONTAINER = 6  # (kind, cls, setter, members)
+_K_OCTETS = 7  # (kind,): interned octet-strings of up to _OCTETS_MAX bytes
 
 _Shape = tuple[Any, ...]
 _FIXED_CODES: list[str | None] = [None] * 256
@@ -941,6 +965,8 @@ def _shape(
             fmt.append("B")
             return (_K_TABLE, _OCTET_1), pos + 1
         fmt.append(f"{size}s")
+        if tag == 0x09 and size <= _OCTETS_MAX:
+            return (_K_OCTETS,), pos + size
         return (_K_NEW, _CLASS_BY_TAG[tag], _set_bytes), pos + size
     code = _FIXED_CODES[tag]
     if code is None:
@@ -973,6 +999,9 @@ def _build(shape: _Shape, columns: Iterator[tuple[Any, ...]], n: int) -> list[Da
         objs = list(map(_new, repeat(shape[1], n)))
         any(map(shape[2], objs, zip(*members, strict=True) if members else repeat((), n)))
         return objs
+    if kind == _K_OCTETS:
+        get = _OCTETS.get
+        return [get(raw) or _intern_octets(raw) for raw in next(columns)]
     if kind == _K_CONST:
         return [shape[1]] * n
     if kind == _K_BOOL:

@@ -568,3 +568,35 @@ def test_fast_loop_errors_match_the_checked_loop() -> None:
     ]
     for text in samples:
         _same_outcome(bytes.fromhex(text), 3)
+
+
+@pytest.mark.parametrize("size", [0, 2, 5, 6, 12, 16, 17, 40])
+def test_interned_octet_strings_match_the_checked_loop(size: int) -> None:
+    content = bytes(range(0x30, 0x30 + size))
+    leaf = b"\x09" + encode_length(size) + content
+    samples = [
+        leaf,
+        b"\x02\x02" + leaf + b"\x12\x00\x07",  # inside a structure
+        _same_shape_array(b"\x02\x02" + leaf + b"\x11\x01", 9),  # column-wise array
+        b"\x13\x02\x02\x12\x09" + encode_length(9 * (2 + len(encode_length(size)) + size))
+        + (b"\x00\x05" + encode_length(size) + content) * 9,  # compact array
+    ]  # fmt: skip
+    for raw in samples:
+        _same_outcome(raw, 11)
+        first, again = axdr.decode(raw), axdr.decode(raw)
+        assert first == again and axdr.encode(first) == raw
+        for i in range(len(raw)):
+            _same_outcome(raw[:i], 3)
+            _same_outcome(raw[:i] + bytes((raw[i] ^ 0x01,)) + raw[i + 1 :], 3)
+    value = axdr.decode(leaf)
+    assert value == OctetString(content) and type(value.value) is bytes
+
+
+def test_octet_string_interning_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(axdr, "_OCTETS", {})
+    monkeypatch.setattr(axdr, "_INTERN_LIMIT", 3)
+    for n in range(10):
+        raw = b"\x09\x04" + n.to_bytes(4, "big")
+        assert axdr.decode(raw) == OctetString(n.to_bytes(4, "big"))
+        assert axdr.decode(raw) == OctetString(n.to_bytes(4, "big"))
+    assert len(axdr._OCTETS) == 3
