@@ -142,20 +142,10 @@ class GroupingHeader:
         """Header bytes from the 0x09 transaction-id length up to other-information."""
         other = self.other_information.encode()
         dt = b"\x00" if self.date_time is None else b"\x0c" + self.date_time.encode()
-        return b"".join(
-            (
-                b"\x09",
-                bytes((int(self.cra_flag),)),
-                pack_u64(self.originator_counter, "originator counter"),
-                b"\x08",
-                pack_id8(self.business_originator, "business originator"),
-                b"\x08",
-                pack_id8(self.business_target, "business target"),
-                dt,
-                encode_length(len(other)),
-                other,
-            )
+        parties = encode_parties(
+            self.cra_flag, self.originator_counter, self.business_originator, self.business_target
         )
+        return b"".join((parties, dt, encode_length(len(other)), other))
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,6 +451,21 @@ def decode_message_careful(data: bytes) -> tuple[GbcsMessage, FrameParts]:
         return _read_signing(r, 0)
     raise r.error(
         "tag", f"0x{tag:02X} is neither general-ciphering (0xDD) nor general-signing (0xDF)"
+    )
+
+
+def encode_parties(cra_flag: int, counter: int, originator: bytes, target: bytes) -> bytes:
+    """Transaction id, originator and target: the inverse of :func:`read_parties`."""
+    return b"".join(
+        (
+            b"\x09",
+            bytes((int(cra_flag),)),
+            pack_u64(counter, "originator counter"),
+            b"\x08",
+            pack_id8(originator, "business originator"),
+            b"\x08",
+            pack_id8(target, "business target"),
+        )
     )
 
 

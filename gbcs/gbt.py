@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gbcs.errors import EncodeError, GbtError
-from gbcs.frame import CraFlag, GbcsMessage, read_parties
-from gbcs.primitives import Reader, encode_length, pack_id8, pack_u64
+from gbcs.frame import CraFlag, GbcsMessage, encode_parties, read_parties
+from gbcs.primitives import Reader, encode_length
 
 __all__ = ["GbtBlock", "RoutingHeader", "decode_block", "missing_blocks", "reassemble", "split"]
 
@@ -82,13 +82,10 @@ class GbtBlock:
         )
         return b"".join(
             (
-                b"\xdd\x09",
-                bytes((int(r.cra_flag),)),
-                pack_u64(r.originator_counter, "counter"),
-                b"\x08",
-                pack_id8(r.business_originator, "business originator"),
-                b"\x08",
-                pack_id8(r.business_target, "business target"),
+                b"\xdd",
+                encode_parties(
+                    r.cra_flag, r.originator_counter, r.business_originator, r.business_target
+                ),
                 b"\x00\x02",
                 r.message_code.to_bytes(2, "big"),
                 b"\x00",
