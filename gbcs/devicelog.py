@@ -17,7 +17,7 @@ from gbcs import axdr, dlms
 from gbcs.axdr import Array, Boolean, Data, Enum, LongUnsigned, NullData, OctetString, Structure
 from gbcs.dlms import AccessKind, AccessRequest, AccessResponse, AccessResult, RequestSpec
 from gbcs.errors import DecodeError, EncodeError
-from gbcs.primitives import CosemDateTime
+from gbcs.primitives import CosemDateTime, pack_id8
 
 __all__ = [
     "CURRENT_LOG",
@@ -65,12 +65,6 @@ class DeviceType(enum.IntEnum):
     TYPE2 = 6
 
 
-def _id8(value: bytes, what: str) -> bytes:
-    if len(value) != 8:
-        raise EncodeError(f"{what} must be 8 bytes, got {len(value)}")
-    return bytes(value)
-
-
 def _bad(field: str, reason: str, base: int = 0) -> DecodeError:
     return DecodeError(LAYER, field, base, reason)
 
@@ -108,7 +102,7 @@ class DeviceLogEntry:
     tc_link_key_hash: bytes
 
     def __post_init__(self) -> None:
-        _id8(self.device_id, "device id")
+        pack_id8(self.device_id, "device id")
         if len(self.tc_link_key_hash) != 16:
             raise EncodeError("a trust-centre link key hash is 16 bytes")
 
@@ -136,7 +130,7 @@ class DeviceLog:
     date_time: CosemDateTime | None = None
 
     def __post_init__(self) -> None:
-        _id8(self.extended_pan_id, "extended PAN id")
+        pack_id8(self.extended_pan_id, "extended PAN id")
         seen = set()
         for entry in self.entries:
             if entry.device_id in seen:
@@ -238,7 +232,7 @@ class AddDevice:
     )
 
     def __post_init__(self) -> None:
-        _id8(self.device_id, "device id")
+        pack_id8(self.device_id, "device id")
         if len(self.install_code) != 16:
             raise EncodeError("a GBCS install code is 16 bytes (no CRC)")
         if not 0 <= self.join_timeout <= 0xFFFF:
@@ -291,7 +285,7 @@ class RemoveDevice:
 
     def to_request(self, invoke_id: int) -> AccessRequest:
         return AccessRequest(
-            invoke_id, self.SPECS, (OctetString(_id8(self.device_id, "device id")),)
+            invoke_id, self.SPECS, (OctetString(pack_id8(self.device_id, "device id")),)
         )
 
     @classmethod
@@ -421,7 +415,7 @@ class ActiveDevice:
     def to_axdr(self) -> Structure:
         return Structure(
             (
-                OctetString(_id8(self.device_id, "device id")),
+                OctetString(pack_id8(self.device_id, "device id")),
                 axdr.BitString(self.status, 8),
                 axdr.Integer(self.max_rssi),
                 axdr.Integer(self.average_rssi),

@@ -15,7 +15,8 @@ from typing import Any
 from gbcs import asn1
 from gbcs.asn1 import Asn1Payload
 from gbcs.devicelog import DeviceType
-from gbcs.errors import DecodeError, EncodeError
+from gbcs.errors import DecodeError
+from gbcs.primitives import pack_id8
 
 __all__ = [
     "DisconnectFromHan",
@@ -83,12 +84,6 @@ def _expect(payload: Asn1Payload, type_name: str) -> Any:
     return payload.value
 
 
-def _id8(value: bytes, what: str) -> bytes:
-    if len(value) != 8:
-        raise EncodeError(f"{what} must be 8 bytes, got {len(value)}")
-    return bytes(value)
-
-
 @dataclass(frozen=True, slots=True)
 class HanDevice:
     """An ASN.1 DeviceLogEntry: a device and its type (CS07, GPF device log)."""
@@ -97,7 +92,7 @@ class HanDevice:
     device_type: int
 
     def to_value(self) -> dict[str, Any]:
-        return {"deviceId": _id8(self.device_id, "device id"), "deviceType": self.device_type}
+        return {"deviceId": pack_id8(self.device_id, "device id"), "deviceType": self.device_type}
 
     @classmethod
     def from_value(cls, value: dict[str, Any]) -> HanDevice:
@@ -131,7 +126,7 @@ class JoinDevice:
     def to_payload(self) -> Asn1Payload:
         value: dict[str, Any] = {
             "joinMethodAndRole": self.method,
-            "otherDeviceEntityId": _id8(self.other_device_id, "other device id"),
+            "otherDeviceEntityId": pack_id8(self.other_device_id, "other device id"),
             "otherDeviceType": self.other_device_type,
         }
         if self.other_device_ka_certificate is not None:
@@ -157,7 +152,7 @@ class UnjoinDevice:
     device_id: bytes
 
     def to_payload(self) -> Asn1Payload:
-        return Asn1Payload("UnjoinDeviceCommand", _id8(self.device_id, "device id"))
+        return Asn1Payload("UnjoinDeviceCommand", pack_id8(self.device_id, "device id"))
 
     @classmethod
     def from_payload(cls, payload: Asn1Payload) -> UnjoinDevice:
@@ -273,7 +268,7 @@ class DisconnectFromHan:
 
     def to_payload(self) -> Asn1Payload:
         return Asn1Payload(
-            "DisconnectFromHanCommand", {"deviceId": _id8(self.device_id, "device id")}
+            "DisconnectFromHanCommand", {"deviceId": pack_id8(self.device_id, "device id")}
         )
 
     @classmethod

@@ -141,8 +141,10 @@ def decode_length(data: bytes, pos: int = 0, layer: str = "length") -> tuple[int
 
 def pack_id8(value: bytes, what: str) -> bytes:
     """Check and return an 8-byte identifier for the wire."""
-    if not isinstance(value, bytes | bytearray) or len(value) != 8:
-        raise EncodeError(f"{what} must be 8 bytes")
+    if not isinstance(value, bytes | bytearray):
+        raise EncodeError(f"{what} must be 8 bytes, got {type(value).__name__}")
+    if len(value) != 8:
+        raise EncodeError(f"{what} must be 8 bytes, got {len(value)}")
     return bytes(value)
 
 
