@@ -1,0 +1,595 @@
+"""Whole on-air frames (PSDUs) for the HAN stack, and one decoder for all of them.
+
+The builders return the PSDU (MAC header ... FCS) of one frame as a ZigBee
+Smart Energy network sends it, with NWK and APS security applied. They assume
+a single hop: the MAC source and destination are the NWK ones (NWK broadcasts
+go to MAC 0xFFFF). Every sequence number and frame counter is a parameter; the
+caller keeps the counters.
+
+:func:`decode_frame` reverses them: MAC, then NWK (decrypted with the network
+key named by the key sequence number), APS (decrypted with the link key of a
+partner), and, for an unfragmented data frame, the ZDO or ZCL/tunnel/GBCS
+tunnel content. Fragmented APS data is left for the caller to gather with
+:func:`.aps.reassemble` and then hand to :func:`decode_application`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from .aps import (
+    DEVICE_ANNOUNCE_CLUSTER,
+    ZDO_PROFILE,
+    ApsCommand,
+    ApsData,
+    ApsFrame,
+    DeliveryMode,
+    DeviceAnnounce,
+    Fragment,
+    KeyType,
+    TransportKey,
+    decode_aps,
+    device_announce_frame,
+    encode_aps,
+    fragment,
+)
+from .mac import (
+    BROADCAST_ADDRESS,
+    BROADCAST_PAN,
+    AssociationRequest,
+    AssociationResponse,
+    AssociationStatus,
+    Beacon,
+    BeaconRequest,
+    Capability,
+    DataRequest,
+    MacFrame,
+    MacFrameType,
+    ZigbeeBeaconPayload,
+    decode_mac,
+    encode_mac,
+)
+from .nwk import (
+    BROADCAST_RX_ON_WHEN_IDLE,
+    DiscoverRoute,
+    Leave,
+    NwkCommand,
+    NwkFrame,
+    NwkFrameType,
+    RejoinRequest,
+    RejoinResponse,
+    decode_nwk,
+    encode_nwk,
+)
+from .security import MIC_LENGTH, AuxHeader, EncryptedPayload, KeyId
+from .tunnel import (
+    SMART_ENERGY_PROFILE,
+    TUNNELING_CLUSTER,
+    GbcsTunnelCommand,
+    TransferData,
+    TunnelCommand,
+    decode_gbcs_tunnel,
+    parse_tunnel,
+)
+from .zcl import ZclFrame, decode_zcl
+
+__all__ = [
+    "Application",
+    "Decoded",
+    "Keys",
+    "NwkSecurity",
+    "application_frames",
+    "association_request",
+    "association_response",
+    "beacon",
+    "beacon_request",
+    "data_request",
+    "decode_application",
+    "decode_frame",
+    "device_announce",
+    "leave",
+    "nwk_data",
+    "rejoin_request",
+    "rejoin_response",
+    "transport_network_key",
+]
+
+_BROADCAST_FLOOR = 0xFFF8  # NWK addresses from here up are broadcasts (spec 3.6.5)
+_GBCS_TUNNEL_FIRST_BYTES = frozenset({b"\x01", b"\x02", b"\x03"})
+
+
+@dataclass(frozen=True, slots=True)
+class NwkSecurity:
+    """What NWK-secures an outgoing frame.
+
+    ``source`` is the sender's EUI-64 (the extended nonce) and ``frame_counter``
+    its outgoing NWK frame counter, which the caller increments per frame.
+    """
+
+    key: bytes
+    key_sequence: int
+    frame_counter: int
+    source: bytes
+
+    def aux(self) -> AuxHeader:
+        return AuxHeader(KeyId.NETWORK, self.frame_counter, self.source, self.key_sequence)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Keys :func:`decode_frame` may use.
+
+    ``network`` maps key sequence numbers to network keys; ``link`` maps a
+    partner's EUI-64 to the link key it shares with the trust centre (or its
+    APS partner).
+    """
+
+    network: Mapping[int, bytes] = field(default_factory=dict)
+    link: Mapping[bytes, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    """The content of an APS data payload, as far as the codec understands it."""
+
+    zdo: DeviceAnnounce | None = None
+    zcl: ZclFrame | None = None
+    tunnel: TunnelCommand | None = None
+    gbcs: GbcsTunnelCommand | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded PSDU: each layer present as far as the frame (and the keys) reach."""
+
+    mac: MacFrame
+    nwk: NwkFrame | None = None
+    aps: ApsFrame | None = None
+    app: Application | None = None
+
+
+# -- MAC-only frames --------------------------------------------------------
+
+
+def beacon_request(*, mac_sequence: int) -> bytes:
+    """MAC beacon request: broadcast, no source address (802.15.4 7.3.7)."""
+    return encode_mac(
+        MacFrame(
+            MacFrameType.COMMAND, mac_sequence, BeaconRequest(), BROADCAST_PAN, BROADCAST_ADDRESS
+        )
+    )
+
+
+def beacon(
+    *,
+    mac_sequence: int,
+    pan_id: int,
+    src: int,
+    extended_pan_id: bytes,
+    association_permit: bool,
+    pan_coordinator: bool = True,
+    router_capacity: bool = True,
+    end_device_capacity: bool = True,
+    device_depth: int = 0,
+    update_id: int = 0,
+) -> bytes:
+    """A ZigBee beacon from coordinator/router ``src`` of PAN ``pan_id``."""
+    payload = ZigbeeBeaconPayload(
+        extended_pan_id, router_capacity, end_device_capacity, device_depth, update_id
+    )
+    frame = MacFrame(
+        MacFrameType.BEACON,
+        mac_sequence,
+        Beacon(payload, pan_coordinator, association_permit),
+        src_pan=pan_id,
+        src=src,
+    )
+    return encode_mac(frame)
+
+
+def association_request(
+    *, mac_sequence: int, pan_id: int, coordinator: int, device_ieee: bytes, capability: Capability
+) -> bytes:
+    """Association request from a device (extended address, source PAN 0xFFFF)."""
+    frame = MacFrame(
+        MacFrameType.COMMAND,
+        mac_sequence,
+        AssociationRequest(capability),
+        pan_id,
+        coordinator,
+        BROADCAST_PAN,
+        device_ieee,
+        ack_request=True,
+    )
+    return encode_mac(frame)
+
+
+def association_response(
+    *,
+    mac_sequence: int,
+    pan_id: int,
+    device_ieee: bytes,
+    coordinator_ieee: bytes,
+    short_address: int,
+    status: AssociationStatus = AssociationStatus.SUCCESS,
+) -> bytes:
+    """Association response, extended addresses both ways, PAN ID compressed."""
+    frame = MacFrame(
+        MacFrameType.COMMAND,
+        mac_sequence,
+        AssociationResponse(short_address, status),
+        pan_id,
+        device_ieee,
+        None,
+        coordinator_ieee,
+        ack_request=True,
+    )
+    return encode_mac(frame)
+
+
+def data_request(*, mac_sequence: int, pan_id: int, src: int | bytes, dst: int) -> bytes:
+    """MAC data request (a sleepy device polling its parent, or fetching its association)."""
+    frame = MacFrame(
+        MacFrameType.COMMAND, mac_sequence, DataRequest(), pan_id, dst, None, src, ack_request=True
+    )
+    return encode_mac(frame)
+
+
+# -- NWK and above ----------------------------------------------------------
+
+
+def _mac_data(mac_sequence: int, pan_id: int, src: int, dst: int, nwk: bytes) -> bytes:
+    broadcast = dst >= _BROADCAST_FLOOR
+    frame = MacFrame(
+        MacFrameType.DATA,
+        mac_sequence,
+        nwk,
+        pan_id,
+        BROADCAST_ADDRESS if broadcast else dst,
+        None,
+        src,
+        ack_request=not broadcast,
+    )
+    return encode_mac(frame)
+
+
+def nwk_data(
+    aps: ApsFrame,
+    *,
+    mac_sequence: int,
+    nwk_sequence: int,
+    pan_id: int,
+    src: int,
+    dst: int,
+    security: NwkSecurity | None,
+    aps_key: bytes | None = None,
+    radius: int = 30,
+    src_ieee: bytes | None = None,
+    dst_ieee: bytes | None = None,
+    discover_route: DiscoverRoute = DiscoverRoute.ENABLE,
+) -> bytes:
+    """An APS frame in a NWK data frame in a MAC data frame.
+
+    NWK-secured with ``security`` (``None`` only for the few frames ZigBee
+    sends before a device holds the network key); APS-secured with
+    ``aps_key`` when ``aps.security`` is set (the link key itself; key-transport
+    hashing follows the aux header's key id).
+    """
+    nonce_source = security.source if security is not None else src_ieee
+    nwk = NwkFrame(
+        NwkFrameType.DATA,
+        dst,
+        src,
+        nwk_sequence,
+        encode_aps(aps, aps_key, nonce_source=nonce_source),
+        radius,
+        discover_route if dst < _BROADCAST_FLOOR else DiscoverRoute.SUPPRESS,
+        dst_ieee,
+        src_ieee,
+        security=security.aux() if security is not None else None,
+    )
+    key = security.key if security is not None else None
+    return _mac_data(mac_sequence, pan_id, src, dst, encode_nwk(nwk, key))
+
+
+def application_frames(
+    payload: bytes,
+    *,
+    cluster_id: int,
+    counter: int,
+    src_endpoint: int = 1,
+    dst_endpoint: int = 1,
+    profile_id: int = SMART_ENERGY_PROFILE,
+    max_block: int | None = None,
+    ack_request: bool = True,
+    security: AuxHeader | None = None,
+) -> list[ApsData]:
+    """The APS data frame(s) for one application payload (a ZCL frame, say).
+
+    With ``max_block`` and a longer payload it is fragmented (spec 2.2.8.4.5):
+    every block shares the APS counter and carries its :class:`.aps.Fragment`.
+    Send each with :func:`nwk_data`. With ``security`` (an APS aux header) each
+    block is secured on its own, block ``i`` with frame counter
+    ``security.frame_counter + i``: advance the APS frame counter by the
+    number of frames returned.
+    """
+
+    def frame(block: bytes, frag: Fragment | None = None) -> ApsData:
+        aux = security
+        if aux is not None and frag is not None:
+            aux = replace(aux, frame_counter=aux.frame_counter + frag.block_number)
+        return ApsData(
+            cluster_id,
+            profile_id,
+            src_endpoint,
+            dst_endpoint,
+            counter,
+            block,
+            DeliveryMode.UNICAST,
+            None,
+            ack_request,
+            frag,
+            aux,
+        )
+
+    if max_block is None or len(payload) <= max_block:
+        return [frame(bytes(payload))]
+    return [frame(block, frag) for frag, block in fragment(payload, max_block)]
+
+
+def transport_network_key(
+    *,
+    mac_sequence: int,
+    nwk_sequence: int,
+    aps_counter: int,
+    aps_frame_counter: int,
+    pan_id: int,
+    tc_short: int,
+    tc_ieee: bytes,
+    dst_short: int,
+    dst_ieee: bytes,
+    network_key: bytes,
+    key_sequence: int,
+    link_key: bytes,
+) -> bytes:
+    """The trust centre's Transport Key (network key) to a joining device.
+
+    NWK unsecured (the device has no network key yet); APS-secured with the
+    key-transport key of ``link_key`` and an extended nonce naming the trust
+    centre (spec 4.4.1.1, 4.6.3.2.2). ``aps_frame_counter`` is the trust
+    centre's outgoing APS frame counter.
+    """
+    command = ApsCommand(
+        aps_counter,
+        TransportKey(KeyType.NETWORK, network_key, dst_ieee, tc_ieee, key_sequence),
+        AuxHeader(KeyId.KEY_TRANSPORT, aps_frame_counter, tc_ieee),
+    )
+    return nwk_data(
+        command,
+        mac_sequence=mac_sequence,
+        nwk_sequence=nwk_sequence,
+        pan_id=pan_id,
+        src=tc_short,
+        dst=dst_short,
+        security=None,
+        aps_key=link_key,
+        radius=1,
+        src_ieee=tc_ieee,
+        dst_ieee=dst_ieee,
+        discover_route=DiscoverRoute.SUPPRESS,
+    )
+
+
+def device_announce(
+    *,
+    mac_sequence: int,
+    nwk_sequence: int,
+    aps_counter: int,
+    zdo_sequence: int,
+    pan_id: int,
+    nwk_address: int,
+    ieee: bytes,
+    capability: Capability,
+    security: NwkSecurity,
+) -> bytes:
+    """ZDO Device_annce, NWK-secured, broadcast to all rx-on-when-idle devices."""
+    announce = DeviceAnnounce(zdo_sequence, nwk_address, ieee, capability)
+    return nwk_data(
+        device_announce_frame(announce, aps_counter),
+        mac_sequence=mac_sequence,
+        nwk_sequence=nwk_sequence,
+        pan_id=pan_id,
+        src=nwk_address,
+        dst=BROADCAST_RX_ON_WHEN_IDLE,
+        security=security,
+        src_ieee=ieee,
+    )
+
+
+def _nwk_command(
+    command: NwkCommand,
+    *,
+    mac_sequence: int,
+    nwk_sequence: int,
+    pan_id: int,
+    src: int,
+    dst: int,
+    security: NwkSecurity | None,
+    radius: int,
+    src_ieee: bytes | None,
+    dst_ieee: bytes | None,
+) -> bytes:
+    nwk = NwkFrame(
+        NwkFrameType.COMMAND,
+        dst,
+        src,
+        nwk_sequence,
+        command,
+        radius,
+        DiscoverRoute.SUPPRESS,
+        dst_ieee,
+        src_ieee,
+        security=security.aux() if security is not None else None,
+    )
+    key = security.key if security is not None else None
+    return _mac_data(mac_sequence, pan_id, src, dst, encode_nwk(nwk, key))
+
+
+def rejoin_request(
+    *,
+    mac_sequence: int,
+    nwk_sequence: int,
+    pan_id: int,
+    src: int,
+    dst: int,
+    device_ieee: bytes,
+    capability: Capability,
+    security: NwkSecurity | None = None,
+) -> bytes:
+    """NWK rejoin request (spec 3.4.6) from ``src`` to its chosen parent ``dst``.
+
+    A trust-centre rejoin (the device lacks the current network key) is sent
+    NWK-unsecured: leave ``security`` as ``None``.
+    """
+    return _nwk_command(
+        RejoinRequest(capability),
+        mac_sequence=mac_sequence,
+        nwk_sequence=nwk_sequence,
+        pan_id=pan_id,
+        src=src,
+        dst=dst,
+        security=security,
+        radius=1,
+        src_ieee=device_ieee,
+        dst_ieee=None,
+    )
+
+
+def rejoin_response(
+    *,
+    mac_sequence: int,
+    nwk_sequence: int,
+    pan_id: int,
+    src: int,
+    src_ieee: bytes,
+    dst: int,
+    dst_ieee: bytes,
+    network_address: int,
+    status: int = 0,
+    security: NwkSecurity | None = None,
+) -> bytes:
+    """NWK rejoin response (spec 3.4.7); unsecured in answer to an unsecured request."""
+    return _nwk_command(
+        RejoinResponse(network_address, status),
+        mac_sequence=mac_sequence,
+        nwk_sequence=nwk_sequence,
+        pan_id=pan_id,
+        src=src,
+        dst=dst,
+        security=security,
+        radius=1,
+        src_ieee=src_ieee,
+        dst_ieee=dst_ieee,
+    )
+
+
+def leave(
+    *,
+    mac_sequence: int,
+    nwk_sequence: int,
+    pan_id: int,
+    src: int,
+    dst: int,
+    security: NwkSecurity,
+    request: bool = False,
+    rejoin: bool = False,
+    remove_children: bool = False,
+    src_ieee: bytes | None = None,
+) -> bytes:
+    """NWK leave (spec 3.4.4), always NWK-secured.
+
+    A device leaving announces it to ``dst`` 0xFFFD with ``request`` False; a
+    parent or the trust centre asks a device to leave with ``request`` True.
+    """
+    return _nwk_command(
+        Leave(rejoin, request, remove_children),
+        mac_sequence=mac_sequence,
+        nwk_sequence=nwk_sequence,
+        pan_id=pan_id,
+        src=src,
+        dst=dst,
+        security=security,
+        radius=1,
+        src_ieee=src_ieee,
+        dst_ieee=None,
+    )
+
+
+# -- decoding ---------------------------------------------------------------
+
+
+def decode_application(
+    profile_id: int, cluster_id: int, payload: bytes, *, base: int = 0
+) -> Application:
+    """ZDO Device_annce, or ZCL with the Tunneling cluster and GBCS tunnel header.
+
+    Frames the codec does not model come back as far as it understands them
+    (a ZCL frame of another cluster, for instance).
+    """
+    if profile_id == ZDO_PROFILE:
+        if cluster_id == DEVICE_ANNOUNCE_CLUSTER:
+            return Application(zdo=DeviceAnnounce.decode(payload, base=base))
+        return Application()
+    zcl = decode_zcl(payload, base=base)
+    if (profile_id, cluster_id) != (SMART_ENERGY_PROFILE, TUNNELING_CLUSTER):
+        return Application(zcl=zcl)
+    body_at = base + len(payload) - len(zcl.payload)
+    tunnel = parse_tunnel(zcl, base=body_at)
+    gbcs = None
+    if isinstance(tunnel, TransferData) and tunnel.data[:1] in _GBCS_TUNNEL_FIRST_BYTES:
+        gbcs = decode_gbcs_tunnel(tunnel.data, base=body_at + 2)
+    return Application(zcl=zcl, tunnel=tunnel, gbcs=gbcs)
+
+
+def decode_frame(psdu: bytes, keys: Keys | None = None) -> Decoded:
+    """Parse one PSDU (FCS included) into its layers, removing the security ``keys`` allow.
+
+    Raises :class:`gbcs.errors.DecodeError` for malformed bytes and
+    :class:`gbcs.errors.VerificationError` when a key given for a layer does not
+    verify it. Without a key a secured payload stays an ``EncryptedPayload``
+    and the layers above it are ``None``.
+    """
+    keys = keys or Keys()
+    mac = decode_mac(psdu)
+    if mac.frame_type != MacFrameType.DATA or not isinstance(mac.payload, bytes):
+        return Decoded(mac)
+    nwk_at = len(psdu) - 2 - len(mac.payload)
+    nwk = decode_nwk(mac.payload, keys.network, base=nwk_at)
+    if nwk.frame_type != NwkFrameType.DATA or not isinstance(nwk.payload, bytes):
+        return Decoded(mac, nwk)
+    aps_at = nwk_at + len(mac.payload) - len(nwk.payload)
+    if nwk.security is not None:
+        aps_at -= MIC_LENGTH
+    sender = nwk.src_ieee or (nwk.security.source if nwk.security else None)
+    partners = [a for a in (nwk.src_ieee, nwk.dst_ieee, sender) if a is not None]
+    aps = decode_aps(
+        nwk.payload,
+        keys.link,
+        base=aps_at,
+        partners=partners,
+        nonce_source=sender,
+        network_keys=keys.network,
+    )
+    if (
+        not isinstance(aps, ApsData)
+        or aps.fragment is not None
+        or isinstance(aps.payload, EncryptedPayload)
+    ):
+        return Decoded(mac, nwk, aps)
+    app_at = aps_at + len(nwk.payload) - len(aps.payload)
+    if aps.security is not None:
+        app_at -= MIC_LENGTH
+    return Decoded(
+        mac, nwk, aps, decode_application(aps.profile_id, aps.cluster_id, aps.payload, base=app_at)
+    )

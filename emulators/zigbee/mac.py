@@ -1,0 +1,459 @@
+"""IEEE 802.15.4 MAC frames as ZigBee uses them (2003/2006 frame formats).
+
+Layout (IEEE 802.15.4-2006 7.2): frame control (2, LE: type bits 0-2, security
+3, frame pending 4, ack request 5, PAN ID compression 6, destination address
+mode 10-11, frame version 12-13, source address mode 14-15), sequence number,
+destination PAN and address, source PAN (absent when compressed) and address,
+payload, FCS. The FCS is the ITU-T CRC-16 (CRC-16/KERMIT: reflected 0x1021,
+initial value 0) over the MHR and payload, sent little-endian; the PSDU is at
+most aMaxPHYPacketSize (127) bytes including it.
+
+ZigBee never uses MAC security (spec 1.4/4.2), so a frame with the security bit
+set is refused rather than half-decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from gbcs.errors import DecodeError, EncodeError
+
+from ._wire import Reader, check_range, eui64, u8, u16
+
+__all__ = [
+    "BROADCAST_ADDRESS",
+    "BROADCAST_PAN",
+    "MAX_PSDU",
+    "Address",
+    "AssociationRequest",
+    "AssociationResponse",
+    "AssociationStatus",
+    "Beacon",
+    "BeaconRequest",
+    "Capability",
+    "DataRequest",
+    "MacCommand",
+    "MacCommandId",
+    "MacFrame",
+    "MacFrameType",
+    "ZigbeeBeaconPayload",
+    "decode_mac",
+    "encode_mac",
+    "fcs",
+]
+
+LAYER = "mac"
+MAX_PSDU = 127
+BROADCAST_PAN = 0xFFFF
+BROADCAST_ADDRESS = 0xFFFF
+
+Address = int | bytes
+"""A short address (``int``) or an EUI-64 (8 ``bytes``, display order)."""
+
+
+class MacFrameType(IntEnum):
+    BEACON = 0
+    DATA = 1
+    ACK = 2
+    COMMAND = 3
+
+
+class MacCommandId(IntEnum):
+    ASSOCIATION_REQUEST = 0x01
+    ASSOCIATION_RESPONSE = 0x02
+    DATA_REQUEST = 0x04
+    BEACON_REQUEST = 0x07
+
+
+class AssociationStatus(IntEnum):
+    SUCCESS = 0x00
+    PAN_AT_CAPACITY = 0x01
+    PAN_ACCESS_DENIED = 0x02
+
+
+def fcs(data: bytes) -> bytes:
+    """The 2-byte 802.15.4 FCS of ``data`` (CRC-16/KERMIT), in transmission order."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc.to_bytes(2, "little")
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """Capability information byte (802.15.4 7.3.1.2; reused by ZigBee NWK rejoin and ZDO).
+
+    A GB ESME is a mains-powered router (:meth:`router`); a GSME is a sleepy end
+    device (:meth:`sleepy_end_device`).
+    """
+
+    alternate_pan_coordinator: bool = False
+    full_function_device: bool = False
+    mains_powered: bool = False
+    rx_on_when_idle: bool = False
+    security_capable: bool = False
+    allocate_address: bool = True
+
+    @classmethod
+    def router(cls) -> Capability:
+        return cls(False, True, True, True, False, True)
+
+    @classmethod
+    def sleepy_end_device(cls) -> Capability:
+        return cls()
+
+    def encode(self) -> bytes:
+        bits = (
+            self.alternate_pan_coordinator,
+            self.full_function_device,
+            self.mains_powered,
+            self.rx_on_when_idle,
+            False,
+            False,
+            self.security_capable,
+            self.allocate_address,
+        )
+        return bytes((sum(1 << i for i, bit in enumerate(bits) if bit),))
+
+    @classmethod
+    def decode(cls, reader: Reader) -> Capability:
+        at = reader.offset
+        value = reader.u8("capability information")
+        if value & 0x30:
+            raise reader.error("capability information", "reserved bits 4-5 are set", at)
+        return cls(*(bool(value & (1 << i)) for i in (0, 1, 2, 3, 6, 7)))
+
+
+@dataclass(frozen=True, slots=True)
+class BeaconRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class DataRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationRequest:
+    capability: Capability
+
+
+@dataclass(frozen=True, slots=True)
+class AssociationResponse:
+    short_address: int
+    status: int = AssociationStatus.SUCCESS
+
+
+MacCommand = BeaconRequest | DataRequest | AssociationRequest | AssociationResponse
+
+
+@dataclass(frozen=True, slots=True)
+class ZigbeeBeaconPayload:
+    """The 15-byte ZigBee beacon payload (spec 3.6.7, table 3.56); protocol ID is 0.
+
+    ``extended_pan_id`` is in display order. ZigBee Pro uses stack profile 2 and
+    protocol version 2 and sends a tx offset of 0xFFFFFF (no beacon scheduling).
+    """
+
+    extended_pan_id: bytes
+    router_capacity: bool = True
+    end_device_capacity: bool = True
+    device_depth: int = 0
+    update_id: int = 0
+    stack_profile: int = 2
+    protocol_version: int = 2
+    tx_offset: int = 0xFFFFFF
+
+    def encode(self) -> bytes:
+        check_range(self.stack_profile, 4, "stack_profile")
+        check_range(self.protocol_version, 4, "protocol_version")
+        check_range(self.device_depth, 4, "device_depth")
+        check_range(self.tx_offset, 24, "tx_offset")
+        flags = (
+            (0x04 if self.router_capacity else 0)
+            | (self.device_depth << 3)
+            | (0x80 if self.end_device_capacity else 0)
+        )
+        return (
+            b"\x00"
+            + bytes((self.stack_profile | self.protocol_version << 4, flags))
+            + eui64(self.extended_pan_id, "extended_pan_id")
+            + self.tx_offset.to_bytes(3, "little")
+            + u8(self.update_id, "update_id")
+        )
+
+    @classmethod
+    def decode(cls, reader: Reader) -> ZigbeeBeaconPayload:
+        at = reader.offset
+        if (protocol := reader.u8("protocol id")) != 0:
+            raise reader.error("protocol id", f"{protocol} is not ZigBee (0)", at)
+        versions = reader.u8("stack profile")
+        at = reader.offset
+        flags = reader.u8("beacon flags")
+        if flags & 0x03:
+            raise reader.error("beacon flags", "reserved bits 0-1 are set", at)
+        extended_pan_id = reader.eui64("extended pan id")
+        tx_offset = reader.u24("tx offset")
+        update_id = reader.u8("update id")
+        return cls(
+            extended_pan_id,
+            bool(flags & 0x04),
+            bool(flags & 0x80),
+            (flags >> 3) & 0x0F,
+            update_id,
+            versions & 0x0F,
+            versions >> 4,
+            tx_offset,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Beacon:
+    """Beacon MSDU: superframe specification, empty GTS and pending-address fields, payload.
+
+    ZigBee networks are non-beacon-enabled: beacon and superframe order 15 (7.2.2.1.2).
+    """
+
+    payload: ZigbeeBeaconPayload
+    pan_coordinator: bool = True
+    association_permit: bool = False
+    beacon_order: int = 15
+    superframe_order: int = 15
+    final_cap_slot: int = 15
+    battery_life_extension: bool = False
+
+    def encode(self) -> bytes:
+        for name in ("beacon_order", "superframe_order", "final_cap_slot"):
+            check_range(getattr(self, name), 4, name)
+        spec = (
+            self.beacon_order
+            | self.superframe_order << 4
+            | self.final_cap_slot << 8
+            | self.battery_life_extension << 12
+            | self.pan_coordinator << 14
+            | self.association_permit << 15
+        )
+        return u16(spec, "superframe") + b"\x00\x00" + self.payload.encode()
+
+    @classmethod
+    def decode(cls, reader: Reader) -> Beacon:
+        at = reader.offset
+        spec = reader.u16("superframe specification")
+        if spec & 0x2000:
+            raise reader.error("superframe specification", "reserved bit 13 is set", at)
+        at = reader.offset
+        if reader.u8("gts specification"):
+            raise reader.error("gts specification", "GTS are not used by ZigBee", at)
+        at = reader.offset
+        if reader.u8("pending address specification"):
+            raise reader.error(
+                "pending address specification", "pending addresses are not supported", at
+            )
+        payload = ZigbeeBeaconPayload.decode(reader)
+        return cls(
+            payload,
+            bool(spec & 0x4000),
+            bool(spec & 0x8000),
+            spec & 0x0F,
+            (spec >> 4) & 0x0F,
+            (spec >> 8) & 0x0F,
+            bool(spec & 0x1000),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MacFrame:
+    """One MAC frame; :func:`encode_mac` adds the FCS, :func:`decode_mac` checks it.
+
+    ``payload`` is a :class:`Beacon` for beacons, a MAC command dataclass for
+    commands, and raw bytes (the NWK frame) for data; acks have an empty one.
+    ``src_pan`` is ``None`` when the source PAN ID is elided by PAN ID
+    compression (it then equals ``dst_pan``).
+    """
+
+    frame_type: MacFrameType
+    sequence: int
+    payload: bytes | Beacon | MacCommand = b""
+    dst_pan: int | None = None
+    dst: Address | None = None
+    src_pan: int | None = None
+    src: Address | None = None
+    ack_request: bool = False
+    frame_pending: bool = False
+    frame_version: int = 0
+
+
+_COMMANDS: dict[type, MacCommandId] = {
+    BeaconRequest: MacCommandId.BEACON_REQUEST,
+    DataRequest: MacCommandId.DATA_REQUEST,
+    AssociationRequest: MacCommandId.ASSOCIATION_REQUEST,
+    AssociationResponse: MacCommandId.ASSOCIATION_RESPONSE,
+}
+
+
+def _mode(address: Address | None, field: str) -> int:
+    if address is None:
+        return 0
+    if isinstance(address, int):
+        check_range(address, 16, field)
+        return 2
+    if len(address) != 8:
+        raise EncodeError(f"{field} must be a short address or 8 bytes")
+    return 3
+
+
+def _address(address: Address, field: str) -> bytes:
+    return u16(address, field) if isinstance(address, int) else eui64(address, field)
+
+
+def _encode_payload(frame: MacFrame) -> bytes:
+    payload = frame.payload
+    kind = frame.frame_type
+    if kind == MacFrameType.BEACON:
+        if not isinstance(payload, Beacon):
+            raise EncodeError("a beacon frame needs a Beacon payload")
+        return payload.encode()
+    if kind == MacFrameType.COMMAND:
+        command_id = _COMMANDS.get(type(payload))
+        if command_id is None:
+            raise EncodeError("a command frame needs a MAC command payload")
+        body = b""
+        if isinstance(payload, AssociationRequest):
+            body = payload.capability.encode()
+        elif isinstance(payload, AssociationResponse):
+            body = u16(payload.short_address, "short_address") + u8(payload.status, "status")
+        return bytes((command_id,)) + body
+    if not isinstance(payload, bytes | bytearray):
+        raise EncodeError(f"a {kind.name.lower()} frame needs a bytes payload")
+    if kind == MacFrameType.ACK and payload:
+        raise EncodeError("an acknowledgement has no payload")
+    return bytes(payload)
+
+
+def encode_mac(frame: MacFrame) -> bytes:
+    """The PSDU for ``frame``: MHR, payload and FCS."""
+    dst_mode = _mode(frame.dst, "dst")
+    src_mode = _mode(frame.src, "src")
+    if (frame.dst_pan is None) != (dst_mode == 0):
+        raise EncodeError("dst_pan is present exactly when dst is")
+    if frame.src_pan is not None and src_mode == 0:
+        raise EncodeError("src_pan without src")
+    compressed = src_mode != 0 and frame.src_pan is None
+    if compressed and dst_mode == 0:
+        raise EncodeError("PAN ID compression (src_pan=None) needs a destination")
+    check_range(frame.frame_version, 2, "frame_version")
+    if frame.frame_version > 1:
+        raise EncodeError("only 802.15.4-2003/2006 frame versions (0, 1) are supported")
+    control = (
+        int(frame.frame_type)
+        | frame.frame_pending << 4
+        | frame.ack_request << 5
+        | compressed << 6
+        | dst_mode << 10
+        | frame.frame_version << 12
+        | src_mode << 14
+    )
+    mhr = u16(control, "frame control") + u8(frame.sequence, "sequence")
+    if frame.dst is not None and frame.dst_pan is not None:
+        mhr += u16(frame.dst_pan, "dst_pan") + _address(frame.dst, "dst")
+    if frame.src is not None:
+        if frame.src_pan is not None:
+            mhr += u16(frame.src_pan, "src_pan")
+        mhr += _address(frame.src, "src")
+    body = mhr + _encode_payload(frame)
+    psdu = body + fcs(body)
+    if len(psdu) > MAX_PSDU:
+        raise EncodeError(f"PSDU of {len(psdu)} bytes exceeds aMaxPHYPacketSize ({MAX_PSDU})")
+    return psdu
+
+
+def _read_address(reader: Reader, mode: int, field: str) -> Address:
+    return reader.u16(field) if mode == 2 else reader.eui64(field)
+
+
+def _decode_command(reader: Reader) -> MacCommand:
+    at = reader.offset
+    command_id = reader.u8("command id")
+    command: MacCommand
+    if command_id == MacCommandId.BEACON_REQUEST:
+        command = BeaconRequest()
+    elif command_id == MacCommandId.DATA_REQUEST:
+        command = DataRequest()
+    elif command_id == MacCommandId.ASSOCIATION_REQUEST:
+        command = AssociationRequest(Capability.decode(reader))
+    elif command_id == MacCommandId.ASSOCIATION_RESPONSE:
+        command = AssociationResponse(reader.u16("short address"), reader.u8("status"))
+    else:
+        raise reader.error("command id", f"unsupported MAC command 0x{command_id:02X}", at)
+    reader.end("command payload")
+    return command
+
+
+def decode_mac(psdu: bytes, *, base: int = 0) -> MacFrame:
+    """Parse a PSDU whose last two bytes are the FCS; the FCS must match."""
+    psdu = bytes(psdu)
+    if len(psdu) > MAX_PSDU:
+        raise DecodeError(LAYER, "length", base, f"{len(psdu)} bytes exceeds {MAX_PSDU}")
+    if len(psdu) < 5:
+        raise DecodeError(LAYER, "length", base + len(psdu), "shorter than MHR + FCS (5 bytes)")
+    body, received = psdu[:-2], psdu[-2:]
+    if fcs(body) != received:
+        raise DecodeError(
+            LAYER,
+            "fcs",
+            base + len(body),
+            f"FCS is {received.hex().upper()}, computed {fcs(body).hex().upper()}",
+        )
+    reader = Reader(body, LAYER, base)
+    control = reader.u16("frame control")
+    kind_value = control & 0x07
+    if kind_value > MacFrameType.COMMAND:
+        raise reader.error("frame type", f"reserved frame type {kind_value}", base)
+    if control & 0x08:
+        raise reader.error("frame control", "MAC security is not used by ZigBee", base)
+    if control & 0x0380:
+        raise reader.error("frame control", "reserved bits 7-9 are set", base)
+    dst_mode, version, src_mode = (control >> 10) & 3, (control >> 12) & 3, (control >> 14) & 3
+    if 1 in (dst_mode, src_mode):
+        raise reader.error("frame control", "reserved addressing mode 1", base)
+    if version > 1:
+        raise reader.error("frame control", f"unsupported frame version {version}", base)
+    compressed = bool(control & 0x40)
+    if compressed and not (dst_mode and src_mode):
+        raise reader.error("frame control", "PAN ID compression without both addresses", base)
+    sequence = reader.u8("sequence")
+    dst_pan = dst = src_pan = src = None
+    if dst_mode:
+        dst_pan = reader.u16("dst pan")
+        dst = _read_address(reader, dst_mode, "dst address")
+    if src_mode:
+        if not compressed:
+            src_pan = reader.u16("src pan")
+        src = _read_address(reader, src_mode, "src address")
+    kind = MacFrameType(kind_value)
+    payload: bytes | Beacon | MacCommand
+    if kind == MacFrameType.BEACON:
+        payload = Beacon.decode(reader)
+        reader.end("beacon payload")
+    elif kind == MacFrameType.COMMAND:
+        payload = _decode_command(reader)
+    else:
+        payload = reader.rest()
+        if kind == MacFrameType.ACK and payload:
+            raise reader.error("payload", "an acknowledgement has no payload", reader.offset)
+    return MacFrame(
+        kind,
+        sequence,
+        payload,
+        dst_pan,
+        dst,
+        src_pan,
+        src,
+        bool(control & 0x20),
+        bool(control & 0x10),
+        version,
+    )

@@ -1,0 +1,270 @@
+"""Smart Energy Tunneling cluster (0x0704) and the GBCS tunnel header inside it.
+
+Tunneling commands (SE 1.x / ZCL 10.6), cluster-specific, profile 0x0109:
+
+* client to server: RequestTunnel 0x00 (protocol id u8, manufacturer code u16,
+  flow control support bool, maximum incoming transfer size u16), CloseTunnel
+  0x01 (tunnel id), TransferData 0x02 (tunnel id u16 + data);
+* server to client: RequestTunnelResponse 0x00 (tunnel id, status, maximum
+  incoming transfer size), TransferData 0x01 (tunnel id + data).
+
+GBCS runs its tunnel with protocol id 6, "GB-HRGP", and the manufacturer code
+0xFFFF (unused) - the values Wireshark names and a Silicon Labs comms-hub
+tunnelling server accepts; 200 is merely the first manufacturer-defined id.
+Inside TransferData GBCS puts a one-byte command: GET (0x01, no body: "send me
+what you hold"), GET-RESPONSE (0x02, then a count of messages still waiting,
+then one GBCS message) and PUT (0x03, then one GBCS message). Wireshark's
+``gbcs_tunnel`` heuristic picks TransferData payloads by that first byte, so
+it needs no RequestTunnel in the capture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+from gbcs.errors import DecodeError, EncodeError
+
+from ._wire import Reader, u8, u16
+from .zcl import Direction, ZclFrame, ZclFrameType
+
+__all__ = [
+    "GBCS_MANUFACTURER_CODE",
+    "GBCS_PROTOCOL_ID",
+    "SMART_ENERGY_PROFILE",
+    "TUNNELING_CLUSTER",
+    "CloseTunnel",
+    "GbcsGet",
+    "GbcsGetResponse",
+    "GbcsPut",
+    "GbcsTunnelCommand",
+    "GbcsTunnelCommandId",
+    "RequestTunnel",
+    "RequestTunnelResponse",
+    "TransferData",
+    "TunnelCommand",
+    "TunnelProtocol",
+    "TunnelStatus",
+    "decode_gbcs_tunnel",
+    "encode_gbcs_tunnel",
+    "parse_tunnel",
+    "tunnel_frame",
+]
+
+LAYER = "tunnel"
+SMART_ENERGY_PROFILE = 0x0109
+TUNNELING_CLUSTER = 0x0704
+
+
+class TunnelProtocol(IntEnum):
+    DLMS_COSEM = 0
+    IEC_61107 = 1
+    ANSI_C12 = 2
+    M_BUS = 3
+    SML = 4
+    CLIMATE_TALK = 5
+    GB_HRGP = 6
+    IPV6 = 7
+    IPV4 = 8
+    NULL = 9
+    TEST = 199
+    MANUFACTURER = 200
+
+
+GBCS_PROTOCOL_ID = TunnelProtocol.GB_HRGP
+GBCS_MANUFACTURER_CODE = 0xFFFF
+
+
+class TunnelStatus(IntEnum):
+    SUCCESS = 0
+    BUSY = 1
+    NO_MORE_TUNNEL_IDS = 2
+    PROTOCOL_NOT_SUPPORTED = 3
+    FLOW_CONTROL_NOT_SUPPORTED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTunnel:
+    protocol_id: int = GBCS_PROTOCOL_ID
+    manufacturer_code: int = GBCS_MANUFACTURER_CODE
+    flow_control: bool = False
+    max_incoming_transfer_size: int = 1500
+
+
+@dataclass(frozen=True, slots=True)
+class CloseTunnel:
+    tunnel_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTunnelResponse:
+    tunnel_id: int
+    status: int = TunnelStatus.SUCCESS
+    max_incoming_transfer_size: int = 1500
+
+
+@dataclass(frozen=True, slots=True)
+class TransferData:
+    """Data through a tunnel; its command id depends on the ZCL direction (0x02 / 0x01)."""
+
+    tunnel_id: int
+    data: bytes
+
+
+TunnelCommand = RequestTunnel | CloseTunnel | RequestTunnelResponse | TransferData
+
+_TO_SERVER = {RequestTunnel: 0x00, CloseTunnel: 0x01, TransferData: 0x02}
+_TO_CLIENT = {RequestTunnelResponse: 0x00, TransferData: 0x01}
+
+
+def _body(command: TunnelCommand) -> bytes:
+    if isinstance(command, RequestTunnel):
+        return (
+            u8(command.protocol_id, "protocol_id")
+            + u16(command.manufacturer_code, "manufacturer_code")
+            + bytes((command.flow_control,))
+            + u16(command.max_incoming_transfer_size, "max_incoming_transfer_size")
+        )
+    if isinstance(command, RequestTunnelResponse):
+        return (
+            u16(command.tunnel_id, "tunnel_id")
+            + u8(command.status, "status")
+            + u16(command.max_incoming_transfer_size, "max_incoming_transfer_size")
+        )
+    if isinstance(command, CloseTunnel):
+        return u16(command.tunnel_id, "tunnel_id")
+    return u16(command.tunnel_id, "tunnel_id") + bytes(command.data)
+
+
+def tunnel_frame(
+    command: TunnelCommand,
+    *,
+    sequence: int,
+    direction: Direction | None = None,
+    disable_default_response: bool = False,
+) -> ZclFrame:
+    """The cluster-specific ZCL frame for a tunnel command.
+
+    ``direction`` is implied for every command but TransferData, which exists
+    both ways (client to server 0x02, server to client 0x01).
+    """
+    if direction is None:
+        if isinstance(command, TransferData):
+            raise EncodeError("TransferData needs an explicit direction")
+        direction = Direction.TO_CLIENT if type(command) in _TO_CLIENT else Direction.TO_SERVER
+    table = _TO_SERVER if direction == Direction.TO_SERVER else _TO_CLIENT
+    command_id = table.get(type(command))
+    if command_id is None:
+        raise EncodeError(f"{type(command).__name__} is not sent {direction.name}")
+    return ZclFrame(
+        ZclFrameType.CLUSTER,
+        direction,
+        sequence,
+        command_id,
+        _body(command),
+        disable_default_response,
+    )
+
+
+def parse_tunnel(frame: ZclFrame, *, base: int = 0) -> TunnelCommand:
+    """The tunnel command in a ZCL frame of the Tunneling cluster.
+
+    ``base`` is the absolute offset of the ZCL payload, for error offsets.
+    """
+    if frame.frame_type != ZclFrameType.CLUSTER or frame.manufacturer_code is not None:
+        raise DecodeError(LAYER, "frame type", base, "not a standard cluster-specific command")
+    reader = Reader(frame.payload, LAYER, base)
+    key = (frame.direction, frame.command_id)
+    command: TunnelCommand
+    if key == (Direction.TO_SERVER, 0x00):
+        command = RequestTunnel(
+            reader.u8("protocol id"),
+            reader.u16("manufacturer code"),
+            _bool(reader, "flow control support"),
+            reader.u16("max incoming transfer size"),
+        )
+    elif key == (Direction.TO_SERVER, 0x01):
+        command = CloseTunnel(reader.u16("tunnel id"))
+    elif key in ((Direction.TO_SERVER, 0x02), (Direction.TO_CLIENT, 0x01)):
+        command = TransferData(reader.u16("tunnel id"), reader.rest())
+    elif key == (Direction.TO_CLIENT, 0x00):
+        command = RequestTunnelResponse(
+            reader.u16("tunnel id"), reader.u8("status"), reader.u16("max incoming transfer size")
+        )
+    else:
+        raise DecodeError(
+            LAYER,
+            "command id",
+            base,
+            f"unsupported tunnel command 0x{frame.command_id:02X} {frame.direction.name}",
+        )
+    reader.end("tunnel command")
+    return command
+
+
+def _bool(reader: Reader, field: str) -> bool:
+    at = reader.offset
+    value = reader.u8(field)
+    if value > 1:
+        raise reader.error(field, f"boolean value {value}", at)
+    return bool(value)
+
+
+# -- GBCS tunnel header -----------------------------------------------------
+
+
+class GbcsTunnelCommandId(IntEnum):
+    GET = 0x01
+    GET_RESPONSE = 0x02
+    PUT = 0x03
+
+
+@dataclass(frozen=True, slots=True)
+class GbcsGet:
+    """A device asks the CHF for the next message it holds for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class GbcsGetResponse:
+    """The CHF's answer to GET: one message and how many are still waiting."""
+
+    remaining: int
+    message: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GbcsPut:
+    """A GBCS message pushed through the tunnel."""
+
+    message: bytes
+
+
+GbcsTunnelCommand = GbcsGet | GbcsGetResponse | GbcsPut
+
+
+def encode_gbcs_tunnel(command: GbcsTunnelCommand) -> bytes:
+    """The TransferData data bytes for a GBCS tunnel command."""
+    if isinstance(command, GbcsGet):
+        return bytes((GbcsTunnelCommandId.GET,))
+    if isinstance(command, GbcsGetResponse):
+        return (
+            bytes((GbcsTunnelCommandId.GET_RESPONSE,))
+            + u8(command.remaining, "remaining")
+            + bytes(command.message)
+        )
+    if isinstance(command, GbcsPut):
+        return bytes((GbcsTunnelCommandId.PUT,)) + bytes(command.message)
+    raise EncodeError(f"not a GBCS tunnel command: {command!r}")
+
+
+def decode_gbcs_tunnel(data: bytes, *, base: int = 0) -> GbcsTunnelCommand:
+    reader = Reader(data, "gbcs tunnel", base)
+    command_id = reader.u8("command")
+    if command_id == GbcsTunnelCommandId.GET:
+        reader.end("GET")
+        return GbcsGet()
+    if command_id == GbcsTunnelCommandId.GET_RESPONSE:
+        return GbcsGetResponse(reader.u8("remaining messages"), reader.rest())
+    if command_id == GbcsTunnelCommandId.PUT:
+        return GbcsPut(reader.rest())
+    raise reader.error("command", f"0x{command_id:02X} is not GET, GET-RESPONSE or PUT", base)

@@ -1,0 +1,144 @@
+"""ZigBee NWK frames, commands and NWK security."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from emulators.zigbee.mac import Capability
+from emulators.zigbee.nwk import (
+    Leave,
+    NwkFrame,
+    NwkFrameType,
+    RejoinRequest,
+    RejoinResponse,
+    decode_nwk,
+    encode_nwk,
+)
+from emulators.zigbee.security import AuxHeader, EncryptedPayload, KeyId
+from gbcs.errors import DecodeError, EncodeError, VerificationError
+
+from .checks import every_prefix_fails, every_prefix_is_handled
+from .strategies import keys, nwk_frames
+
+SOURCE = bytes.fromhex("00124B000A0B0C0D")
+KEY = bytes.fromhex("0102030405060708090A0B0C0D0E0F10")
+
+
+@given(nwk_frames(secured=False))
+def test_round_trip_unsecured(frame: NwkFrame) -> None:
+    data = encode_nwk(frame)
+    assert decode_nwk(data) == frame
+    assert encode_nwk(decode_nwk(data)) == data
+
+
+@given(nwk_frames(secured=True), keys)
+def test_round_trip_secured(frame: NwkFrame, key: bytes) -> None:
+    data = encode_nwk(frame, key)
+    assert frame.security is not None
+    ring = {frame.security.key_sequence: key}
+    assert decode_nwk(data, ring) == frame  # type: ignore[arg-type]
+    assert encode_nwk(decode_nwk(data, ring), key) == data  # type: ignore[arg-type]
+
+
+@given(nwk_frames(secured=True), keys)
+def test_without_keys_the_payload_stays_encrypted_and_re_encodes(
+    frame: NwkFrame, key: bytes
+) -> None:
+    data = encode_nwk(frame, key)
+    sniffed = decode_nwk(data)
+    assert isinstance(sniffed.payload, EncryptedPayload)
+    assert encode_nwk(sniffed) == data
+
+
+@given(nwk_frames(secured=True), keys, st.data())
+def test_corruption_after_the_frame_control_fails_the_mic(
+    frame: NwkFrame, key: bytes, data: st.DataObject
+) -> None:
+    wire = bytearray(encode_nwk(frame, key))
+    assert frame.security is not None
+    ring = {frame.security.key_sequence: key}
+    where = data.draw(st.integers(2, len(wire) - 1))
+    wire[where] ^= 1 << data.draw(st.integers(0, 7))
+    try:
+        decoded = decode_nwk(bytes(wire), ring)  # type: ignore[arg-type]
+    except (VerificationError, DecodeError):
+        return
+    raise AssertionError(f"corrupted frame decoded: {decoded}")
+
+
+def test_unknown_key_sequence_number() -> None:
+    frame = NwkFrame(
+        NwkFrameType.DATA, 0, 1, 2, b"aps", security=AuxHeader(KeyId.NETWORK, 1, SOURCE, 3)
+    )
+    with pytest.raises(VerificationError, match="key sequence number 3"):
+        decode_nwk(encode_nwk(frame, KEY), {0: KEY})
+
+
+def test_known_bytes_of_an_unsecured_rejoin_request() -> None:
+    frame = NwkFrame(
+        NwkFrameType.COMMAND,
+        0x0000,
+        0x1234,
+        7,
+        RejoinRequest(Capability.router()),
+        1,
+        src_ieee=SOURCE,
+    )
+    # frame control 0x1009: command, version 2, source IEEE; command 0x06, capability 0x8E.
+    assert encode_nwk(frame).hex() == "09100000341201070d0c0b0a004b1200068e"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        RejoinRequest(Capability.router()),
+        RejoinResponse(0x1234, 0),
+        Leave(),
+        Leave(rejoin=True, request=True, remove_children=True),
+    ],
+)
+def test_commands_truncate_to_decode_errors(command: object) -> None:
+    frame = NwkFrame(NwkFrameType.COMMAND, 0xFFFD, 0x1234, 9, command, 1)  # type: ignore[arg-type]
+    every_prefix_fails(decode_nwk, encode_nwk(frame))
+
+
+def test_leave_option_bits() -> None:
+    frame = NwkFrame(NwkFrameType.COMMAND, 0, 1, 0, Leave(rejoin=True), 1)
+    assert encode_nwk(frame)[-2:] == b"\x04\x80"
+    frame = NwkFrame(NwkFrameType.COMMAND, 0, 1, 0, Leave(request=True), 1)
+    assert encode_nwk(frame)[-2:] == b"\x04\x40"
+
+
+@given(nwk_frames(), keys)
+def test_truncated_frames_only_raise_decode_or_verification_errors(
+    frame: NwkFrame, key: bytes
+) -> None:
+    data = encode_nwk(frame, key)
+    ring = {frame.security.key_sequence: key} if frame.security else None
+
+    def decode(b: bytes) -> object:
+        try:
+            return decode_nwk(b, ring)  # type: ignore[arg-type]
+        except VerificationError:
+            return None
+
+    every_prefix_is_handled(decode, data)
+    every_prefix_fails(decode_nwk, data[: 8 + 8 * (frame.dst_ieee is not None)])
+
+
+def test_secured_frame_needs_key_and_network_aux() -> None:
+    aux = AuxHeader(KeyId.NETWORK, 1, SOURCE, 0)
+    with pytest.raises(EncodeError, match="network key"):
+        encode_nwk(NwkFrame(NwkFrameType.DATA, 0, 1, 2, b"x", security=aux))
+    link_aux = AuxHeader(KeyId.LINK, 1, SOURCE)
+    with pytest.raises(EncodeError, match="network key"):
+        encode_nwk(NwkFrame(NwkFrameType.DATA, 0, 1, 2, b"x", security=link_aux), KEY)
+
+
+def test_wrong_protocol_version_is_refused() -> None:
+    data = bytearray(encode_nwk(NwkFrame(NwkFrameType.DATA, 0, 1, 2, b"x")))
+    data[0] = (data[0] & 0xC3) | (3 << 2)
+    with pytest.raises(DecodeError, match="protocol version"):
+        decode_nwk(bytes(data))

@@ -1,0 +1,120 @@
+"""ZCL header, Smart Energy Tunneling commands and the GBCS tunnel header."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+
+from emulators.zigbee.tunnel import (
+    GBCS_MANUFACTURER_CODE,
+    GBCS_PROTOCOL_ID,
+    GbcsGet,
+    GbcsGetResponse,
+    GbcsPut,
+    GbcsTunnelCommand,
+    RequestTunnel,
+    RequestTunnelResponse,
+    TransferData,
+    TunnelCommand,
+    decode_gbcs_tunnel,
+    encode_gbcs_tunnel,
+    parse_tunnel,
+    tunnel_frame,
+)
+from emulators.zigbee.zcl import Direction, ZclFrame, ZclFrameType, decode_zcl, encode_zcl
+from gbcs.errors import DecodeError, EncodeError
+
+from .checks import every_prefix_fails
+from .strategies import (
+    client_tunnel_commands,
+    gbcs_tunnel_commands,
+    server_tunnel_commands,
+    zcl_frames,
+)
+
+
+@given(zcl_frames)
+def test_zcl_round_trip(frame: ZclFrame) -> None:
+    data = encode_zcl(frame)
+    assert decode_zcl(data) == frame
+    assert encode_zcl(decode_zcl(data)) == data
+    header = 3 + 2 * (frame.manufacturer_code is not None)
+    every_prefix_fails(decode_zcl, data[:header])
+
+
+def test_zcl_header_bytes() -> None:
+    frame = ZclFrame(ZclFrameType.CLUSTER, Direction.TO_CLIENT, 0x42, 0x01, b"", True, 0x1234)
+    assert encode_zcl(frame).hex() == "1d34124201"
+
+
+@given(client_tunnel_commands)
+def test_client_commands_round_trip(command: TunnelCommand) -> None:
+    direction = Direction.TO_SERVER if isinstance(command, TransferData) else None
+    frame = tunnel_frame(command, sequence=5, direction=direction)
+    assert frame.direction == Direction.TO_SERVER
+    wire = encode_zcl(frame)
+    assert parse_tunnel(decode_zcl(wire)) == command
+
+
+@given(server_tunnel_commands)
+def test_server_commands_round_trip(command: TunnelCommand) -> None:
+    direction = Direction.TO_CLIENT if isinstance(command, TransferData) else None
+    frame = tunnel_frame(command, sequence=5, direction=direction)
+    assert frame.direction == Direction.TO_CLIENT
+    assert parse_tunnel(decode_zcl(encode_zcl(frame))) == command
+
+
+def test_gbcs_request_tunnel_bytes() -> None:
+    """GB-HRGP (6), manufacturer code unused (0xFFFF), no flow control, 1500 bytes."""
+    assert (GBCS_PROTOCOL_ID, GBCS_MANUFACTURER_CODE) == (6, 0xFFFF)
+    frame = tunnel_frame(RequestTunnel(), sequence=1)
+    assert encode_zcl(frame).hex() == "01010006ffff00dc05"
+
+
+def test_transfer_data_command_ids_depend_on_direction() -> None:
+    data = TransferData(7, b"\x01")
+    to_server = tunnel_frame(data, sequence=1, direction=Direction.TO_SERVER)
+    to_client = tunnel_frame(data, sequence=1, direction=Direction.TO_CLIENT)
+    assert (to_server.command_id, to_client.command_id) == (0x02, 0x01)
+    assert encode_zcl(to_server).hex() == "010102070001"
+    with pytest.raises(EncodeError, match="direction"):
+        tunnel_frame(data, sequence=1)
+    with pytest.raises(EncodeError):
+        tunnel_frame(RequestTunnel(), sequence=1, direction=Direction.TO_CLIENT)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [RequestTunnel(), RequestTunnelResponse(7)],
+)
+def test_fixed_commands_truncate_to_decode_errors(command: TunnelCommand) -> None:
+    wire = encode_zcl(tunnel_frame(command, sequence=1))
+    every_prefix_fails(lambda b: parse_tunnel(decode_zcl(b)), wire)
+
+
+def test_trailing_bytes_and_unknown_commands() -> None:
+    frame = tunnel_frame(RequestTunnelResponse(7), sequence=1)
+    long = ZclFrame(frame.frame_type, frame.direction, 1, 0x00, frame.payload + b"\x00")
+    with pytest.raises(DecodeError, match="trailing"):
+        parse_tunnel(long)
+    with pytest.raises(DecodeError, match="unsupported tunnel command"):
+        parse_tunnel(ZclFrame(ZclFrameType.CLUSTER, Direction.TO_SERVER, 1, 0x09))
+
+
+@given(gbcs_tunnel_commands)
+def test_gbcs_tunnel_round_trip(command: GbcsTunnelCommand) -> None:
+    data = encode_gbcs_tunnel(command)
+    assert decode_gbcs_tunnel(data) == command
+    assert encode_gbcs_tunnel(decode_gbcs_tunnel(data)) == data
+
+
+def test_gbcs_tunnel_bytes() -> None:
+    """As Wireshark's gbcs_tunnel reads them: command, GET-RESPONSE adds a remaining count."""
+    assert encode_gbcs_tunnel(GbcsGet()) == b"\x01"
+    assert encode_gbcs_tunnel(GbcsGetResponse(2, b"\xdd\x00")) == b"\x02\x02\xdd\x00"
+    assert encode_gbcs_tunnel(GbcsPut(b"\xdd\x00")) == b"\x03\xdd\x00"
+    every_prefix_fails(decode_gbcs_tunnel, b"\x02\x00")
+    with pytest.raises(DecodeError, match="trailing"):
+        decode_gbcs_tunnel(b"\x01\x00")
+    with pytest.raises(DecodeError, match="GET"):
+        decode_gbcs_tunnel(b"\x04")
