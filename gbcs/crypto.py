@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -43,6 +43,7 @@ ENCRYPTION_SC = 0x31  # authentication + encryption, suite 1 (CRIB §3.5)
 BLOCK_HEADER = b"\x31\x00\x00\x00\x00"
 TAG_LENGTH = 12
 _ECDSA = ec.ECDSA(hashes.SHA256())
+_ECDSA_DETERMINISTIC = ec.ECDSA(hashes.SHA256(), deterministic_signing=True)
 _ZERO4 = b"\x00\x00\x00\x00"
 
 
@@ -70,8 +71,16 @@ def gmac_matches(key: bytes, originator: bytes, signing_apdu: bytes, mac: bytes)
 
 
 def ecdsa_sign(private: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
-    """Raw ``r || s`` (64 bytes) as GBCS carries it (CRIB §3.4)."""
-    r, s = decode_dss_signature(private.sign(data, _ECDSA))
+    """Raw ``r || s`` (64 bytes) as GBCS carries it (CRIB §3.4).
+
+    Nonces are derived per RFC 6979 where the OpenSSL build allows it, so an
+    emulated run replays byte for byte from its seed; verifiers cannot tell.
+    """
+    try:
+        der = private.sign(data, _ECDSA_DETERMINISTIC)
+    except UnsupportedAlgorithm:
+        der = private.sign(data, _ECDSA)
+    r, s = decode_dss_signature(der)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
