@@ -37,6 +37,7 @@ __all__ = [
     "pcap_file",
     "pcap_header",
     "pcap_record",
+    "pcapng_file",
 ]
 
 PCAP_MAGIC = 0xA1B2C3D4  # microsecond resolution; written little-endian
@@ -118,3 +119,61 @@ def exported_pdu(protocol_name: str, payload: bytes) -> bytes:
         + struct.pack(">HH", EXP_PDU_TAG_END_OF_OPTIONS, 0)
         + bytes(payload)
     )
+
+
+# --- pcapng (several interfaces, each with its own link type) -----------------------
+# Block layouts from the pcapng specification (draft-ietf-opsawg-pcapng): every
+# block is type (4) total-length (4) body total-length (4), little-endian here;
+# options are code (2) length (2) value padded to 4, ended by code 0.
+_SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
+_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+_OPT_IF_NAME = 2
+
+
+def _pad4(data: bytes) -> bytes:
+    return data + b"\x00" * (-len(data) % 4)
+
+
+def _block(block_type: int, body: bytes) -> bytes:
+    total = 12 + len(body)
+    return struct.pack("<II", block_type, total) + body + struct.pack("<I", total)
+
+
+def _option(code: int, value: bytes) -> bytes:
+    return struct.pack("<HH", code, len(value)) + _pad4(value)
+
+
+def pcapng_file(
+    interfaces: Iterable[tuple[int, str]],
+    packets: Iterable[tuple[int, float, bytes]],
+    snaplen: int = DEFAULT_SNAPLEN,
+) -> bytes:
+    """A pcapng section: ``interfaces`` as ``(link type, name)``, then
+    ``(interface index, timestamp, frame)`` packets in order (microsecond times).
+
+    One file can then hold the HAN's 802.15.4 air and the WAN's GBCS messages,
+    each on an interface of its own link type, for Wireshark to show together.
+    """
+    parts = [
+        _block(_SHB, struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1)),
+    ]
+    count = 0
+    for link_type, name in interfaces:
+        if not 0 <= link_type <= 0xFFFF:
+            raise EncodeError(f"link type {link_type} is out of range")
+        options = _option(_OPT_IF_NAME, name.encode("utf-8")) + struct.pack("<HH", 0, 0)
+        parts.append(_block(_IDB, struct.pack("<HHI", link_type, 0, snaplen) + options))
+        count += 1
+    for index, timestamp, frame in packets:
+        if not 0 <= index < count:
+            raise EncodeError(f"packet names interface {index}, but there are {count}")
+        if timestamp < 0:
+            raise EncodeError(f"timestamp {timestamp} is before 1970")
+        if len(frame) > snaplen:
+            raise EncodeError(f"frame of {len(frame)} bytes exceeds the snapshot length {snaplen}")
+        micros = round(timestamp * 1_000_000)
+        body = struct.pack(
+            "<IIIII", index, micros >> 32, micros & 0xFFFFFFFF, len(frame), len(frame)
+        ) + _pad4(bytes(frame))
+        parts.append(_block(_EPB, body))
+    return b"".join(parts)
