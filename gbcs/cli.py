@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -229,6 +230,11 @@ def cmd_example(args: argparse.Namespace) -> int:
     return 0
 
 
+# The other packages' commands (the emulated HAN, later the bench and dongles) plug
+# in here; the codec itself never imports them.
+COMMAND_MODULES = ("emulators.cli",)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gbcs-hil", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -292,6 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="test-PKI seed (deterministic keys)")
     p.add_argument("--list", action="store_true", help="list the examples")
     p.set_defaults(func=cmd_example)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 

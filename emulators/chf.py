@@ -1,0 +1,382 @@
+"""The Communications Hub Function: HAN trust centre, device logs and GBCS router.
+
+The CHF keeps a current device log (0-0:30.3.0.255, the whitelist) and a
+historic one (0-0:30.3.1.255: the devices most recently removed, bounded,
+oldest overwritten), answers the device-log use cases CCS01-CCS07 with the
+DLMS shapes of CRIB §6, raises CS14 on every whitelist change, and routes
+GBCS between the WAN and the devices in its current log, holding messages for
+sleepy devices until they poll.
+
+Trust-centre model (documented in the README): a device log entry's 16 bytes
+are the device's trust-centre link key, i.e. the AES-MMO hash of its install
+code (the ZigBee "hashed" key). CCS01 opens a join window for one EUI-64; the
+trust centre admits that device only while the window is open and only with
+that key. CCS03 restores entries (and adopts the log's extended PAN ID), so a
+device already holding the network's PAN settings can do a trust-centre
+rejoin and receive the current network key encrypted with the restored key.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from emulators.clock import VirtualClock
+from emulators.credentials import DeviceCredentials, TrustAnchors
+from emulators.device import GbcsDevice, Reply, dlms_request
+from emulators.zigbee.install_code import link_key_from_install_code
+from gbcs import dlms
+from gbcs.devicelog import (
+    ActiveDevice,
+    ActiveDevices,
+    AddDevice,
+    DeviceLog,
+    DeviceLogEntry,
+    DeviceLogs,
+    DeviceType,
+    ReadDeviceLog,
+    ReadDeviceLogs,
+    RemoveDevice,
+    RestoreDeviceLog,
+    WhitelistChangeAlert,
+    simple_response,
+)
+from gbcs.errors import GbcsError
+from gbcs.frame import GbcsMessage, decode_message
+from gbcs.primitives import CosemDateTime
+
+__all__ = ["CommsHub", "RouteFailure"]
+
+CURRENT_LOG_CAPACITY = 32
+HISTORIC_LOG_CAPACITY = 16
+ACTION_OTHER_REASON = 250  # DLMS action-result other-reason
+ACTION_NOT_FOUND = 1  # what the RTDS CCS02/CCS03 error responses carry
+READ_DEVICE_LOG_CODES = (0x0004, 0x010F)  # CCS05/CCS04 and CCS06
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFailure:
+    """Why the CHF could not pass a WAN message to a HAN device."""
+
+    target: bytes
+    reason: str
+
+
+@dataclass(slots=True)
+class LoggedDevice:
+    """What the CHF knows about a whitelisted device beyond its log entry."""
+
+    device_type: DeviceType | None = None
+    sleepy: bool = False
+    last_communication: float | None = None
+    frames_ok: int = 0
+
+
+class CommsHub(GbcsDevice):
+    """CHF state machine: WAN in, HAN out, and the device-log use cases."""
+
+    device_type = DeviceType.CHF
+
+    def __init__(
+        self,
+        credentials: DeviceCredentials,
+        anchors: TrustAnchors,
+        clock: VirtualClock,
+        *,
+        extended_pan_id: bytes,
+        historic_capacity: int = HISTORIC_LOG_CAPACITY,
+        current_capacity: int = CURRENT_LOG_CAPACITY,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(credentials, anchors, clock, **kwargs)
+        if len(extended_pan_id) != 8:
+            raise GbcsError("an extended PAN ID is 8 bytes")
+        self.extended_pan_id = extended_pan_id
+        self.current: dict[bytes, DeviceLogEntry] = {}
+        self.devices: dict[bytes, LoggedDevice] = {}
+        self.historic: collections.deque[DeviceLogEntry] = collections.deque(
+            maxlen=historic_capacity
+        )
+        self.current_capacity = current_capacity
+        self.join_windows: dict[bytes, float] = {}
+        self.held: dict[bytes, collections.deque[bytes]] = {}
+        self.wan_out: Callable[[bytes], None] | None = None
+        self.on_route_failure: Callable[[RouteFailure], None] | None = None
+        self.on_network_change: Callable[[bytes], None] | None = None
+        self.local: dict[bytes, GbcsDevice] = {}  # devices inside the hub (the GPF)
+        self.on_alert = self.wan_to
+        self.handlers.update(
+            {
+                AddDevice.MESSAGE_CODE: self._add_device,
+                RemoveDevice.MESSAGE_CODE: self._remove_device,
+                RestoreDeviceLog.MESSAGE_CODE: self._restore,
+                ReadDeviceLogs.MESSAGE_CODE: self._read_logs,
+                **{code: self._read_active for code in READ_DEVICE_LOG_CODES},
+            }
+        )
+
+    # Trust-centre decisions (asked by the HAN stack) -------------------------------
+    def join_key(self, device: bytes) -> bytes | None:
+        """The link key to admit ``device`` with, only while its CCS01 join window is open."""
+        entry = self.current.get(device)
+        closes = self.join_windows.get(device)
+        if entry is None or closes is None or self.clock.now > closes:
+            return None
+        return entry.tc_link_key_hash
+
+    def rejoin_key(self, device: bytes) -> bytes | None:
+        """The trust-centre link key for a trust-centre rejoin: any whitelisted device."""
+        entry = self.current.get(device)
+        return None if entry is None else entry.tc_link_key_hash
+
+    def joining_open(self) -> bool:
+        now = self.clock.now
+        return any(now <= closes for closes in self.join_windows.values())
+
+    def device_joined(self, device: bytes, *, sleepy: bool) -> None:
+        """The HAN stack admitted ``device``; its join window closes (GBCS: one join)."""
+        self.join_windows.pop(device, None)
+        info = self.devices.setdefault(device, LoggedDevice())
+        info.sleepy = sleepy
+        info.last_communication = self.clock.now
+        self.log_event("device joined", device.hex().upper())
+
+    # Logs ------------------------------------------------------------------------
+    def current_log(self) -> DeviceLog:
+        return DeviceLog(self.extended_pan_id, tuple(self.current.values()), self.now_cosem())
+
+    def historic_log(self) -> DeviceLog:
+        return DeviceLog(self.extended_pan_id, tuple(self.historic), self.now_cosem())
+
+    def _whitelist_changed(self) -> None:
+        alert = WhitelistChangeAlert(self.now_cosem(), self.current_log())
+        self.alert(
+            WhitelistChangeAlert.MESSAGE_CODE,
+            dlms.encode(alert.to_notification(dlms.invoke_id_for_counter(self.alert_counter))),
+        )
+
+    def _to_historic(self, entry: DeviceLogEntry) -> None:
+        self.historic = collections.deque(
+            (e for e in self.historic if e.device_id != entry.device_id),
+            maxlen=self.historic.maxlen,
+        )
+        self.historic.append(entry)
+
+    # Use cases ---------------------------------------------------------------------
+    def _add_device(self, message: GbcsMessage) -> Reply:
+        request = dlms_request(message)
+        command = AddDevice.from_request(request)
+        device = command.device_id
+        if device not in self.current and len(self.current) >= self.current_capacity:
+            results = (ACTION_OTHER_REASON, 0, 0)
+            self.log_event("device log full", device.hex().upper())
+        else:
+            key = link_key_from_install_code(command.install_code)
+            self.current[device] = DeviceLogEntry(device, key)
+            info = self.devices.setdefault(device, LoggedDevice())
+            try:
+                info.device_type = DeviceType(command.device_type)
+            except ValueError:
+                info.device_type = None
+            info.sleepy = command.device_type == DeviceType.GSME
+            self.historic = collections.deque(
+                (e for e in self.historic if e.device_id != device), maxlen=self.historic.maxlen
+            )
+            if command.enable_joining:
+                self.join_windows[device] = self.clock.now + command.join_timeout
+            results = (0, 0, 0)
+            self.clock.call_soon(self._whitelist_changed)
+        response = simple_response(request.invoke_id, AddDevice.SPECS, results)
+        return Reply(dlms.encode(response))
+
+    def _remove_device(self, message: GbcsMessage) -> Reply:
+        request = dlms_request(message)
+        device = RemoveDevice.from_request(request).device_id
+        entry = self.current.pop(device, None)
+        if entry is None:
+            result = ACTION_NOT_FOUND
+        else:
+            self._to_historic(entry)
+            self.devices.pop(device, None)
+            self.join_windows.pop(device, None)
+            self.held.pop(device, None)
+            result = 0
+            self.clock.call_soon(self._whitelist_changed)
+        response = simple_response(request.invoke_id, RemoveDevice.SPECS, (result,))
+        return Reply(dlms.encode(response))
+
+    def _restore(self, message: GbcsMessage) -> Reply:
+        request = dlms_request(message)
+        log = RestoreDeviceLog.from_request(request).log
+        new = [e for e in log.entries if e.device_id not in self.current]
+        if len(self.current) + len(new) > self.current_capacity:
+            result = ACTION_OTHER_REASON
+        else:
+            for entry in log.entries:
+                self.current[entry.device_id] = entry
+                self.devices.setdefault(entry.device_id, LoggedDevice())
+            restored = {e.device_id for e in log.entries}
+            self.historic = collections.deque(
+                (e for e in self.historic if e.device_id not in restored),
+                maxlen=self.historic.maxlen,
+            )
+            changed = log.extended_pan_id != self.extended_pan_id
+            self.extended_pan_id = log.extended_pan_id
+            if changed and self.on_network_change is not None:
+                self.on_network_change(log.extended_pan_id)
+            result = 0
+            self.clock.call_soon(self._whitelist_changed)
+        response = simple_response(request.invoke_id, RestoreDeviceLog.SPECS, (result,))
+        return Reply(dlms.encode(response))
+
+    def _read_logs(self, message: GbcsMessage) -> Reply:
+        request = dlms_request(message)
+        ReadDeviceLogs.from_request(request)
+        logs = DeviceLogs(self.current_log(), self.historic_log())
+        return Reply(dlms.encode(logs.to_response(request.invoke_id)))
+
+    def _read_active(self, message: GbcsMessage) -> Reply:
+        request = dlms_request(message)
+        ReadDeviceLog.from_request(request)
+        devices = []
+        for device in self.current:
+            info = self.devices.get(device) or LoggedDevice()
+            when = (
+                CosemDateTime()
+                if info.last_communication is None
+                else CosemDateTime.from_datetime(self.clock.at(info.last_communication))
+            )
+            devices.append(
+                ActiveDevice(
+                    device,
+                    last_communication=when,
+                    transmission_successes=min(info.frames_ok, 0xFFFF),
+                )
+            )
+        return Reply(dlms.encode(ActiveDevices(tuple(devices)).to_response(request.invoke_id)))
+
+    # Routing -----------------------------------------------------------------------
+    def from_wan(self, data: bytes) -> None:
+        """A GBCS message from the DCC: run it here or pass it to the HAN device it names."""
+        try:
+            message, _ = decode_message(data)
+        except GbcsError as e:
+            self.log_security("malformed WAN message", str(e))
+            return
+        target = message.header.business_target
+        if target == self.eui64:
+            response = self.receive(data)
+            if response is not None:
+                self.wan_to(response)
+            return
+        local = self.local.get(target)
+        if local is not None:
+            response = local.receive(data)
+            if response is not None:
+                self.wan_to(response)
+            return
+        if target not in self.current:
+            self._route_failed(
+                target, f"device {target.hex().upper()} is not in the CHF device log (whitelist)"
+            )
+            return
+        info = self.devices.get(target)
+        if info is not None and info.sleepy:
+            self.held.setdefault(target, collections.deque()).append(data)
+            return
+        if self.han is None or not self.han.joined:
+            self._route_failed(target, "the CHF has no HAN")
+            return
+        self.han.send_gbcs(target, data)
+
+    def from_han(self, device: bytes, data: bytes) -> None:
+        """A GBCS message from a HAN device: only whitelisted devices are heard."""
+        if device not in self.current:
+            self.log_security("frame from a device not in the device log", device.hex().upper())
+            return
+        info = self.devices.setdefault(device, LoggedDevice())
+        info.last_communication = self.clock.now
+        info.frames_ok += 1
+        self.wan_to(data)
+
+    def take_held(self, device: bytes) -> bytes | None:
+        """The next message held for a sleepy device that has just polled (GET)."""
+        if device not in self.current:
+            return None
+        info = self.devices.setdefault(device, LoggedDevice())
+        info.last_communication = self.clock.now
+        queue = self.held.get(device)
+        if not queue:
+            return None
+        data = queue.popleft()
+        return data
+
+    def held_count(self, device: bytes) -> int:
+        return len(self.held.get(device, ()))
+
+    def wan_to(self, data: bytes) -> None:
+        """Hand a message to the WAN side (the head end), if one is connected."""
+        if self.wan_out is not None:
+            self.wan_out(data)
+
+    def _route_failed(self, target: bytes, reason: str) -> None:
+        self.log_event("message not routed", reason)
+        if self.on_route_failure is not None:
+            self.on_route_failure(RouteFailure(target, reason))
+
+    # State ------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            **self.gbcs_state(),
+            "extended_pan_id": self.extended_pan_id.hex().upper(),
+            "current_log": [
+                {
+                    "device_id": e.device_id.hex().upper(),
+                    "tc_link_key_hash": e.tc_link_key_hash.hex().upper(),
+                    "device_type": None
+                    if (info := self.devices.get(e.device_id)) is None or info.device_type is None
+                    else info.device_type.name,
+                    "sleepy": bool(info and info.sleepy),
+                }
+                for e in self.current.values()
+            ],
+            "historic_log": [
+                {
+                    "device_id": e.device_id.hex().upper(),
+                    "tc_link_key_hash": e.tc_link_key_hash.hex().upper(),
+                }
+                for e in self.historic
+            ],
+            "historic_capacity": self.historic.maxlen,
+            "join_windows": {k.hex().upper(): v for k, v in self.join_windows.items()},
+            "held": {k.hex().upper(): [m.hex() for m in q] for k, q in self.held.items() if q},
+        }
+
+    def load_state(self, obj: dict[str, Any]) -> None:
+        self.load_gbcs_state(obj)
+        self.extended_pan_id = bytes.fromhex(obj["extended_pan_id"])
+        self.current = {}
+        self.devices = {}
+        for item in obj.get("current_log", []):
+            device = bytes.fromhex(item["device_id"])
+            self.current[device] = DeviceLogEntry(device, bytes.fromhex(item["tc_link_key_hash"]))
+            dtype = item.get("device_type")
+            self.devices[device] = LoggedDevice(
+                None if dtype is None else DeviceType[dtype], bool(item.get("sleepy"))
+            )
+        self.historic = collections.deque(
+            (
+                DeviceLogEntry(bytes.fromhex(i["device_id"]), bytes.fromhex(i["tc_link_key_hash"]))
+                for i in obj.get("historic_log", [])
+            ),
+            maxlen=int(obj.get("historic_capacity", HISTORIC_LOG_CAPACITY)),
+        )
+        self.join_windows = {
+            bytes.fromhex(k): float(v) for k, v in obj.get("join_windows", {}).items()
+        }
+        self.held = {
+            bytes.fromhex(k): collections.deque(bytes.fromhex(m) for m in v)
+            for k, v in obj.get("held", {}).items()
+        }

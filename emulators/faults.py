@@ -1,0 +1,97 @@
+"""Seeded fault injection for the emulated HAN medium.
+
+Every decision comes from one ``random.Random(seed)`` drawn in the order
+frames are transmitted, and the virtual clock orders events deterministically,
+so a run with faults replays exactly from its seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+__all__ = ["NO_FAULTS", "FaultInjector", "FaultPlan"]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """Per-frame probabilities (0..1) and the bounds of injected delays (seconds)."""
+
+    loss: float = 0.0
+    duplication: float = 0.0
+    reordering: float = 0.0
+    delay: float = 0.0  # probability that a frame is held back by up to max_delay
+    max_delay: float = 0.5
+    power_cycle: float = 0.0  # probability, per frame a device receives, of a power cycle first
+    power_off_time: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "duplication", "reordering", "delay", "power_cycle"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"fault probability {name}={value} is outside 0..1")
+        if self.max_delay < 0 or self.power_off_time < 0:
+            raise ValueError("fault delays cannot be negative")
+
+    @property
+    def active(self) -> bool:
+        return any((self.loss, self.duplication, self.reordering, self.delay, self.power_cycle))
+
+    @classmethod
+    def parse(cls, text: str) -> FaultPlan:
+        """``loss=0.1,duplication=0.05`` as a lab engineer types it on the command line."""
+        values: dict[str, float] = {}
+        for item in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, number = item.partition("=")
+            if not sep or name not in cls.__dataclass_fields__:
+                raise ValueError(f"unknown fault setting {item!r}")
+            try:
+                values[name] = float(number)
+            except ValueError:
+                raise ValueError(f"fault setting {name} needs a number, got {number!r}") from None
+        return cls(**values)
+
+
+NO_FAULTS = FaultPlan()
+
+
+class FaultInjector:
+    """Draws the fate of each transmitted frame: the delays of its copies (none = lost)."""
+
+    def __init__(self, plan: FaultPlan = NO_FAULTS, seed: int = 0) -> None:
+        self.plan = plan
+        self.seed = seed
+        self._random = random.Random(seed)
+        self.counts = {"lost": 0, "duplicated": 0, "reordered": 0, "delayed": 0, "power_cycles": 0}
+
+    def copies(self, airtime: float) -> list[float]:
+        """Delays after which copies of one frame arrive; ``[]`` means the frame is lost."""
+        plan = self.plan
+        if not plan.active:
+            return [airtime]
+        r = self._random
+        if r.random() < plan.loss:
+            self.counts["lost"] += 1
+            return []
+        delay = airtime
+        if r.random() < plan.delay:
+            self.counts["delayed"] += 1
+            delay += r.uniform(0.0, plan.max_delay)
+        if r.random() < plan.reordering:
+            # Held back just long enough for a later frame to overtake it.
+            self.counts["reordered"] += 1
+            delay += airtime * r.uniform(1.5, 4.0)
+        copies = [delay]
+        if r.random() < plan.duplication:
+            self.counts["duplicated"] += 1
+            copies.append(delay + airtime * r.uniform(0.5, 2.0))
+        return copies
+
+    def power_cycle(self) -> bool:
+        """Whether the receiving device loses power before this frame."""
+        if not self.plan.power_cycle:
+            return False
+        hit = self._random.random() < self.plan.power_cycle
+        if hit:
+            self.counts["power_cycles"] += 1
+        return hit

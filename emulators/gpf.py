@@ -1,0 +1,87 @@
+"""The Gas Proxy Function: lives in the Communications Hub beside the CHF.
+
+Its device log lists the HAN devices joined to it (the GSME, a PPMID); GCS59
+restores that log and every change raises the GCS62 backup alert (CRIB §6.8,
+§6.9), so a hub swap can carry the gas side over.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emulators.device import GbcsDevice, Reply, asn1_reply
+from gbcs import asn1
+from gbcs.devicelog import DeviceType
+from gbcs.frame import GbcsMessage
+from gbcs.joins import (
+    GpfDeviceLogBackup,
+    GpfDeviceLogRestore,
+    GpfRestoreOutcome,
+    HanDevice,
+    JoinDetails,
+    JoinResult,
+)
+
+__all__ = ["Gpf"]
+
+GCS59 = 0x008C
+GCS62 = 0x00B2
+READ_JOIN_DETAILS = 0x0013
+GPF_LOG_CAPACITY = 5
+
+
+class Gpf(GbcsDevice):
+    device_type = DeviceType.GPF
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.device_log: dict[bytes, int] = {}
+        self.handlers[GCS59] = self._restore
+        self.handlers[READ_JOIN_DETAILS] = self._join_details
+
+    def add(self, device: HanDevice) -> None:
+        self.device_log[device.device_id] = device.device_type
+        self.clock.call_soon(self._backup)
+
+    def remove(self, device_id: bytes) -> bool:
+        if self.device_log.pop(device_id, None) is None:
+            return False
+        self.clock.call_soon(self._backup)
+        return True
+
+    def devices(self) -> tuple[HanDevice, ...]:
+        return tuple(HanDevice(d, t) for d, t in self.device_log.items())
+
+    def _backup(self) -> None:
+        alert = GpfDeviceLogBackup(self.clock.utc.replace(microsecond=0), self.devices())
+        self.alert(GCS62, asn1.encode(alert.to_payload()))
+
+    def _restore(self, message: GbcsMessage) -> Reply:
+        h = message.header
+        command = GpfDeviceLogRestore.from_payload(
+            asn1.decode(h.other_information.message_code, h.cra_flag, message.payload)
+        )
+        outcomes = []
+        for device in command.devices:
+            if device.device_id not in self.device_log and len(self.device_log) >= GPF_LOG_CAPACITY:
+                outcomes.append((device, JoinResult.DEVICE_LOG_FULL))
+                continue
+            self.device_log[device.device_id] = device.device_type
+            outcomes.append((device, JoinResult.SUCCESS))
+        if any(code == JoinResult.SUCCESS for _, code in outcomes):
+            self.clock.call_soon(self._backup)
+        return asn1_reply(GpfRestoreOutcome(tuple(outcomes)).to_payload())
+
+    def _join_details(self, message: GbcsMessage) -> Reply:
+        self.asn1_payload(message)  # a malformed command is refused, not answered
+        return asn1_reply(JoinDetails(0, self.devices()).to_payload())
+
+    def state(self) -> dict[str, Any]:
+        return {
+            **self.gbcs_state(),
+            "device_log": {d.hex().upper(): t for d, t in self.device_log.items()},
+        }
+
+    def load_state(self, obj: dict[str, Any]) -> None:
+        self.load_gbcs_state(obj)
+        self.device_log = {bytes.fromhex(k): int(v) for k, v in obj.get("device_log", {}).items()}

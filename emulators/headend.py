@@ -1,0 +1,204 @@
+"""The WAN side of the emulated world: what the DCC puts on and takes off the wire.
+
+It builds commands as the DCC Access Control Broker and the users do
+(device-log commands from the ACB on behalf of the supplier, MAC'd;
+critical commands signed by the supplier, then MAC'd), hands them to a
+Communications Hub, and waits on the virtual clock for the response, which
+it verifies before anyone reads it. Alerts are verified and kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from emulators.chf import CommsHub, RouteFailure
+from emulators.clock import VirtualClock
+from emulators.medium import Capture
+from gbcs.catalogue import CATALOGUE, Catalogue
+from gbcs.errors import GbcsError
+from gbcs.frame import CraFlag, GbcsMessage, decode_message, new_command
+from gbcs.keys import KeyUsage, MemoryKeyStore
+from gbcs.security import SecurityContext
+from gbcs.testpki import TestPki
+
+__all__ = ["HeadEnd", "Outcome"]
+
+DEFAULT_TIMEOUT = 120.0  # simulated seconds: a sleepy GSME answers on its next wake
+FIRST_COUNTER = 0x0000_0001_0000_0000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What came back for one command: a verified response, or why there is none."""
+
+    command: GbcsMessage
+    response: GbcsMessage | None = None
+    failure: str | None = None
+    sent_at: float = 0.0
+    answered_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None
+
+    @property
+    def result(self) -> str:
+        return "ok" if self.response is not None else (self.failure or "no response")
+
+
+@dataclass(slots=True)
+class _Pending:
+    response: GbcsMessage | None = None
+    failure: str | None = None
+    at: float | None = None
+
+
+@dataclass(slots=True)
+class Received:
+    """Every message the head end took off the WAN, verified or not."""
+
+    alerts: list[GbcsMessage] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+
+class HeadEnd:
+    """Sends GBCS commands to hubs and collects verified responses and alerts."""
+
+    def __init__(
+        self,
+        pki: TestPki,
+        clock: VirtualClock,
+        *,
+        keystore: MemoryKeyStore | None = None,
+        catalogue: Catalogue = CATALOGUE,
+    ) -> None:
+        self.pki = pki
+        self.clock = clock
+        self.catalogue = catalogue
+        self.keystore = keystore if keystore is not None else pki.keystore()
+        self.acb = pki.party("acb").eui64
+        self.security = SecurityContext(self.keystore, self.acb)
+        self.counters: dict[bytes, int] = {}  # next originator counter per remote party
+        self._pending: dict[tuple[bytes, int], _Pending] = {}
+        self.received = Received()
+        self.on_alert: Callable[[GbcsMessage], None] | None = None
+        self.log: list[tuple[float, str, bytes]] = []  # (time, "sent"/"received", bytes)
+        self.capture: Capture | None = None
+
+    # Keys -------------------------------------------------------------------------
+    def trust_device(self, device: bytes, ka_public: bytes, ds_public: bytes) -> None:
+        """Record a device's public keys, as the DCC holds device certificates."""
+        from emulators.credentials import public_key
+
+        self.keystore.add(device, KeyUsage.KA, public=public_key(ka_public))
+        self.keystore.add(device, KeyUsage.DS, public=public_key(ds_public))
+
+    def party(self, name: str) -> bytes:
+        return self.pki.party(name).eui64
+
+    def next_counter(self, originator: bytes) -> int:
+        """Originator counters only grow (GBCS 4.3.2.2); devices reject anything else."""
+        counter = self.counters.get(originator, FIRST_COUNTER)
+        self.counters[originator] = counter + 1
+        return counter
+
+    # Hubs ---------------------------------------------------------------------------
+    def connect(self, hub: CommsHub) -> None:
+        """Plug a hub's WAN side into this head end."""
+        hub.wan_out = self._from_wan
+        hub.on_route_failure = self._route_failure
+
+    # Commands -------------------------------------------------------------------------
+    def command(
+        self,
+        message_code: int,
+        payload: bytes,
+        target: bytes,
+        *,
+        originator: str = "supplier",
+        on_behalf_of: str | None = None,
+        sign: bool | None = None,
+        counter: int | None = None,
+    ) -> GbcsMessage:
+        """A protected command. Critical use cases are signed by ``originator`` unless told."""
+        sender = self.party(originator)
+        if counter is None:
+            counter = self.next_counter(sender)
+        behalf = None if on_behalf_of is None else self.party(on_behalf_of)
+        message = new_command(
+            message_code,
+            payload,
+            originator=sender,
+            target=target,
+            counter=counter,
+            on_behalf_of=behalf,
+            on_behalf_counter=None if behalf is None else self.next_counter(behalf),
+        )
+        if sign is None:
+            use_case = self.catalogue.get(message_code)
+            sign = bool(use_case and use_case.critical)
+        return self.security.protect(message, sign=sign)
+
+    def device_log_command(self, message_code: int, payload: bytes, hub: bytes) -> GbcsMessage:
+        """CCS0x: from the ACB on behalf of the supplier, MAC only (CRIB §6)."""
+        return self.command(
+            message_code, payload, hub, originator="acb", on_behalf_of="supplier", sign=False
+        )
+
+    def send(
+        self, hub: CommsHub, message: GbcsMessage | bytes, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> Outcome:
+        """Give ``message`` to ``hub`` and run the clock until it is answered or times out."""
+        if isinstance(message, bytes):
+            data = message
+            message = decode_message(data)[0]
+        else:
+            data = message.encode()
+        key = (message.header.business_originator, message.header.originator_counter)
+        pending = self._pending[key] = _Pending()
+        sent_at = self.clock.now
+        self.log.append((sent_at, "sent", data))
+        if self.capture is not None:
+            self.capture.record_wan(sent_at, data)
+        hub.from_wan(data)
+        self.clock.run_until(
+            lambda: pending.response is not None or pending.failure is not None, timeout=timeout
+        )
+        self._pending.pop(key, None)
+        failure = pending.failure
+        if pending.response is None and failure is None:
+            failure = f"no response within {timeout:g} s"
+        return Outcome(message, pending.response, failure, sent_at, pending.at)
+
+    # Incoming -----------------------------------------------------------------------------
+    def _from_wan(self, data: bytes) -> None:
+        self.log.append((self.clock.now, "received", data))
+        if self.capture is not None:
+            self.capture.record_wan(self.clock.now, data)
+        try:
+            message, parts = decode_message(data)
+            self.security.require_valid(message, parts)
+        except GbcsError as e:
+            self.received.rejected.append(f"{type(e).__name__}: {e}")
+            return
+        header = message.header
+        if header.cra_flag is CraFlag.ALERT:
+            self.received.alerts.append(message)
+            if self.on_alert is not None:
+                self.on_alert(message)
+            return
+        pending = self._pending.get((header.business_target, header.originator_counter))
+        if pending is None:
+            self.received.rejected.append(
+                f"unexpected response 0x{header.message_code:04X} counter "
+                f"{header.originator_counter:#x}"
+            )
+            return
+        pending.response = message
+        pending.at = self.clock.now
+
+    def _route_failure(self, failure: RouteFailure) -> None:
+        for pending in self._pending.values():
+            if pending.response is None and pending.failure is None:
+                pending.failure = failure.reason

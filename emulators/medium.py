@@ -1,0 +1,124 @@
+"""The air: a simulated IEEE 802.15.4 channel shared by the radios in one place.
+
+A premises, a triage bench or a third site each have their own medium; moving
+a meter between them is moving it between rooms. Every frame is recorded as
+it would be on the air (the PSDU with its FCS) for the capture, and reaches
+the radios it is addressed to on the same channel after its airtime plus
+whatever the seeded fault injector decides (loss, duplication, reordering,
+delay, receiver power cycle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from emulators.clock import VirtualClock
+from emulators.faults import FaultInjector
+from emulators.zigbee.mac import BROADCAST_ADDRESS, BROADCAST_PAN
+
+__all__ = ["Capture", "HanMedium", "Radio", "airtime"]
+
+BYTE_TIME = 32e-6  # 250 kbit/s O-QPSK: 32 µs per byte (802.15.4-2006 6.5.3)
+PHY_OVERHEAD = 6  # preamble (4), SFD (1), PHR (1)
+
+
+def airtime(psdu: bytes) -> float:
+    return (len(psdu) + PHY_OVERHEAD) * BYTE_TIME
+
+
+class Radio(Protocol):
+    """What the medium needs of a radio: where it listens and how to hand it a frame."""
+
+    ieee: bytes
+    channel: int
+    pan_id: int | None
+    short_address: int | None
+    listening: bool
+
+    def deliver(self, psdu: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class Capture:
+    """Every frame put on the air, with its simulated time, for the pcap."""
+
+    frames: list[tuple[float, str, bytes]] = field(default_factory=list)  # time, place, psdu
+    wan: list[tuple[float, bytes]] = field(default_factory=list)  # GBCS messages on the WAN
+    keys: dict[bytes, str] = field(default_factory=dict)  # key -> label, for zigbee_pc_keys
+
+    def record(self, time: float, place: str, psdu: bytes) -> None:
+        self.frames.append((time, place, psdu))
+
+    def record_wan(self, time: float, message: bytes) -> None:
+        self.wan.append((time, message))
+
+    def add_key(self, key: bytes, label: str) -> None:
+        self.keys.setdefault(bytes(key), label)
+
+
+class HanMedium:
+    """One place's radio channel(s): delivery, faults and capture."""
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        *,
+        name: str = "han",
+        faults: FaultInjector | None = None,
+        capture: Capture | None = None,
+    ) -> None:
+        self.clock = clock
+        self.name = name
+        self.faults = faults
+        self.capture = capture
+        self.radios: list[Radio] = []
+        self.on_power_cycle: Callable[[Radio], None] | None = None
+        self.frames_sent = 0
+
+    def attach(self, radio: Radio) -> None:
+        if radio not in self.radios:
+            self.radios.append(radio)
+
+    def detach(self, radio: Radio) -> None:
+        if radio in self.radios:
+            self.radios.remove(radio)
+
+    def _receivers(
+        self, sender: Radio, dst_pan: int | None, dst: int | bytes | None
+    ) -> list[Radio]:
+        out = []
+        for radio in self.radios:
+            if radio is sender or radio.channel != sender.channel:
+                continue
+            if dst is None or dst == BROADCAST_ADDRESS:
+                out.append(radio)
+            elif isinstance(dst, bytes):
+                if dst == radio.ieee:
+                    out.append(radio)
+            elif (dst_pan in (radio.pan_id, BROADCAST_PAN)) and dst == radio.short_address:
+                out.append(radio)
+        return out
+
+    def transmit(
+        self, sender: Radio, psdu: bytes, *, dst_pan: int | None, dst: int | bytes | None
+    ) -> None:
+        """Put a frame on the air from ``sender``; ``dst`` is its MAC destination."""
+        self.frames_sent += 1
+        if self.capture is not None:
+            self.capture.record(self.clock.now, self.name, psdu)
+        delay = airtime(psdu)
+        for radio in self._receivers(sender, dst_pan, dst):
+            copies = [delay] if self.faults is None else self.faults.copies(delay)
+            for after in copies:
+                self.clock.call_later(after, self._arrive, radio, sender.channel, psdu)
+
+    def _arrive(self, radio: Radio, channel: int, psdu: bytes) -> None:
+        if radio not in self.radios or radio.channel != channel or not radio.listening:
+            return
+        if self.faults is not None and self.faults.power_cycle():
+            if self.on_power_cycle is not None:
+                self.on_power_cycle(radio)
+            return
+        radio.deliver(psdu)

@@ -1,0 +1,208 @@
+"""Emulated meters: the ESME (mains-powered router) and the GSME (sleepy end device).
+
+Both keep a device log of their HAN partners (CS03 join, CS04 unjoin, CS07
+read join details) and obey the SECMP0013 disconnect: after answering, signed,
+they drop network key, PAN and link key, go back to their install-code key
+and auto-join the next HAN that opens a join window for them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emulators.clock import VirtualClock
+from emulators.credentials import DeviceCredentials, TrustAnchors
+from emulators.device import GbcsDevice, Reply, asn1_reply, dlms_request
+from gbcs import dlms
+from gbcs.devicelog import DeviceType
+from gbcs.errors import GbcsError
+from gbcs.frame import GbcsMessage
+from gbcs.joins import (
+    DisconnectFromHan,
+    DisconnectResult,
+    HanDevice,
+    JoinDetails,
+    JoinDevice,
+    JoinMethod,
+    JoinResult,
+    UnjoinDevice,
+    UnjoinResult,
+    int_response,
+)
+from gbcs.reads import (
+    EsmeIdentity,
+    EventLog,
+    EventLogEntry,
+    FirmwareVersion,
+    ReadEsmeIdentity,
+    ReadEventLog,
+    ReadFirmwareVersion,
+)
+
+__all__ = ["Esme", "Gsme", "Meter"]
+
+PARTNER_CAPACITY = 5  # a meter's HAN partner log (GSME/PPMID/HCALCS/IHD) is small
+# CS03 message codes and the join methods each may carry (GBCS 13.3.x).
+JOIN_CODES: dict[int, frozenset[int]] = {
+    0x000D: frozenset({JoinMethod.METHOD_A_INITIATOR, JoinMethod.METHOD_A_RESPONDER}),
+    0x00AB: frozenset({JoinMethod.METHOD_A_INITIATOR, JoinMethod.METHOD_A_RESPONDER}),
+    0x000E: frozenset({JoinMethod.METHOD_B}),
+    0x00AF: frozenset({JoinMethod.METHOD_C}),
+}
+UNJOIN_CODES = (0x000F, 0x0010)
+READ_JOIN_DETAILS = 0x0013
+
+
+class Meter(GbcsDevice):
+    """What the ESME and GSME share: partners, join details and the HAN disconnect."""
+
+    sleepy = False
+
+    def __init__(
+        self,
+        credentials: DeviceCredentials,
+        anchors: TrustAnchors,
+        clock: VirtualClock,
+        *,
+        install_code: bytes,
+        firmware_version: bytes = b"\x01\x00\x00\x00",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(credentials, anchors, clock, **kwargs)
+        if len(install_code) != 16:
+            raise GbcsError("a GBCS install code is 16 bytes (no CRC)")
+        self.install_code = install_code
+        self.firmware_version = firmware_version
+        self.partners: dict[bytes, int] = {}
+        for code in JOIN_CODES:
+            self.handlers[code] = self._join
+        for code in UNJOIN_CODES:
+            self.handlers[code] = self._unjoin
+        self.handlers[READ_JOIN_DETAILS] = self._join_details
+        self.handlers[self.catalogue.disconnect_code] = self._disconnect
+
+    # CS03 / CS04 / CS07 ----------------------------------------------------------------
+    def _join(self, message: GbcsMessage) -> Reply:
+        command = JoinDevice.from_payload(self.asn1_payload(message))
+        allowed = JOIN_CODES[message.header.other_information.message_code]
+        device = command.other_device_id
+        if command.method not in allowed:
+            code = JoinResult.INVALID_MESSAGE_CODE_FOR_JOIN_METHOD
+        elif command.method == JoinMethod.METHOD_C and command.other_device_ka_certificate is None:
+            code = JoinResult.INVALID_OR_MISSING_CERTIFICATE
+        elif (
+            device in self.partners and self.partners[device] != command.other_device_type
+        ) or device == self.eui64:
+            code = JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY
+        elif device not in self.partners and len(self.partners) >= PARTNER_CAPACITY:
+            code = JoinResult.DEVICE_LOG_FULL
+        else:
+            self.partners[device] = command.other_device_type
+            code = JoinResult.SUCCESS
+            self.log_event("partner joined", device.hex().upper())
+        return asn1_reply(int_response("JoinDeviceResponse", code))
+
+    def _unjoin(self, message: GbcsMessage) -> Reply:
+        device = UnjoinDevice.from_payload(self.asn1_payload(message)).device_id
+        if self.partners.pop(device, None) is None:
+            code = UnjoinResult.NOT_IN_DEVICE_LOG
+        else:
+            code = UnjoinResult.SUCCESS
+            self.log_event("partner unjoined", device.hex().upper())
+        return asn1_reply(int_response("UnjoinDeviceResponse", code))
+
+    def _join_details(self, message: GbcsMessage) -> Reply:
+        self.asn1_payload(message)  # a malformed command is refused, not answered
+        devices = tuple(HanDevice(d, t) for d, t in self.partners.items())
+        return asn1_reply(JoinDetails(0, devices).to_payload())
+
+    # SECMP0013 CS02f ---------------------------------------------------------------------
+    def _disconnect(self, message: GbcsMessage) -> Reply:
+        command = DisconnectFromHan.from_payload(self.asn1_payload(message))
+        if command.device_id != self.eui64:
+            code = DisconnectResult.WRONG_DEVICE_ID
+            after = None
+        elif self.han is None or not self.han.joined:
+            code = DisconnectResult.NOT_JOINED
+            after = None
+        else:
+            code = DisconnectResult.SUCCESS
+            han = self.han
+            after = han.forget_network
+            self.log_event("disconnect from HAN", "reverting to the install-code link key")
+        return asn1_reply(int_response("DisconnectFromHanResponse", code), after)
+
+    # State -----------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            **self.gbcs_state(),
+            "install_code": self.install_code.hex().upper(),
+            "firmware_version": self.firmware_version.hex(),
+            "partners": {d.hex().upper(): t for d, t in self.partners.items()},
+        }
+
+    def load_state(self, obj: dict[str, Any]) -> None:
+        self.load_gbcs_state(obj)
+        self.partners = {bytes.fromhex(k): int(v) for k, v in obj.get("partners", {}).items()}
+        self.firmware_version = bytes.fromhex(obj.get("firmware_version", "01000000"))
+
+
+# Event codes the emulated meters write to their event log. They are the kit's
+# own (0xF0xx), not GBCS-assigned codes, so a reader never mistakes them for a
+# real meter's events.
+EVENT_CODES: dict[str, int] = {
+    "joined HAN": 0xF001,
+    "left HAN": 0xF002,
+    "disconnect from HAN": 0xF003,
+    "partner joined": 0xF004,
+    "partner unjoined": 0xF005,
+    "command executed": 0xF006,
+}
+
+
+class Esme(Meter):
+    """Electricity meter: a ZigBee router, always listening; answers the QA reads."""
+
+    device_type = DeviceType.ESME
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.variant = kwargs.pop("variant", b"B")
+        self.model = kwargs.pop("model", b"GBHILEM1")
+        self.manufacturer = kwargs.pop("manufacturer", b"GBHL")
+        super().__init__(*args, **kwargs)
+        self.handlers[ReadEsmeIdentity.MESSAGE_CODE] = self._identity
+        self.handlers[ReadFirmwareVersion.MESSAGE_CODE] = self._firmware
+        self.handlers[ReadEventLog.MESSAGE_CODE] = self._event_log
+
+    def _identity(self, message: GbcsMessage) -> Reply:
+        request = dlms_request(message)
+        ReadEsmeIdentity.from_request(request)
+        answer = EsmeIdentity(self.variant, self.model, self.manufacturer, False)
+        return Reply(dlms.encode(answer.to_response(request.invoke_id)))
+
+    def _firmware(self, message: GbcsMessage) -> Reply:
+        request = dlms_request(message)
+        ReadFirmwareVersion.from_request(request)
+        answer = FirmwareVersion(self.firmware_version)
+        return Reply(dlms.encode(answer.to_response(request.invoke_id)))
+
+    def event_entries(self) -> tuple[EventLogEntry, ...]:
+        return tuple(
+            EventLogEntry.at(self.clock.at(e.time), EVENT_CODES[e.event])
+            for e in self.event_log
+            if e.event in EVENT_CODES
+        )
+
+    def _event_log(self, message: GbcsMessage) -> Reply:
+        request = dlms_request(message)
+        query = ReadEventLog.from_request(request)
+        answer = EventLog(query.select(self.event_entries()))
+        return Reply(dlms.encode(answer.to_response(request.invoke_id)))
+
+
+class Gsme(Meter):
+    """Gas meter: a sleepy end device that wakes, polls its hub, and sleeps again."""
+
+    device_type = DeviceType.GSME
+    sleepy = True
+    WAKE_INTERVAL = 30.0

@@ -1,0 +1,1100 @@
+"""ZigBee nodes on the emulated medium: the hub's trust centre and the meters' stacks.
+
+Every frame is a real PSDU built and parsed with :mod:`emulators.zigbee`, so
+what the devices do is exactly what the capture shows. The model (documented
+in the README):
+
+* The CHF's node is PAN coordinator and trust centre. It admits a device that
+  associates only while the CHF has a CCS01 join window open for its EUI-64,
+  and sends it the network key in an APS Transport Key secured with the
+  key-transport key of the device's install-code link key. A device with a
+  wrong install code cannot decrypt it and never joins.
+* A trust-centre rejoin (NWK rejoin request sent unsecured) is answered for any
+  device in the CHF's current device log, with the network key secured with
+  the logged trust-centre link key: after CCS03 restored a meter's entry onto
+  another hub that took over its extended PAN ID, the meter rejoins there.
+* Joined meters keep a GBCS tunnel (Tunneling cluster 0x0704, protocol
+  GB-HRGP) to the hub. The hub pushes commands to an ESME with PUT; a sleepy
+  GSME wakes every 30 s and asks with GET, and the hub answers GET-RESPONSE
+  with a message it held. Meters answer with PUT. Long messages are APS
+  fragmented.
+* Unicast MAC frames are acknowledged and retried (macMaxFrameRetries 3); NWK
+  frame counters drop duplicates. A meter whose keep-alive GET goes
+  unacknowledged has lost its parent: it searches for its extended PAN ID and
+  tries a trust-centre rejoin, and until then keeps its network settings.
+* A meter without network settings auto-joins: it scans its channels for a
+  beacon that permits joining and associates.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from emulators.clock import Timer, VirtualClock
+from emulators.medium import Capture, HanMedium
+from emulators.zigbee import air
+from emulators.zigbee.air import Keys, NwkSecurity
+from emulators.zigbee.aps import (
+    ApsCommand,
+    ApsData,
+    Fragment,
+    FragmentError,
+    TransportKey,
+    reassemble,
+)
+from emulators.zigbee.install_code import link_key_from_install_code
+from emulators.zigbee.mac import (
+    AssociationRequest,
+    AssociationResponse,
+    AssociationStatus,
+    Beacon,
+    BeaconRequest,
+    Capability,
+    MacFrame,
+    MacFrameType,
+    decode_mac,
+    encode_mac,
+)
+from emulators.zigbee.nwk import Leave, RejoinRequest, RejoinResponse
+from emulators.zigbee.tunnel import (
+    TUNNELING_CLUSTER,
+    GbcsGet,
+    GbcsGetResponse,
+    GbcsPut,
+    RequestTunnel,
+    RequestTunnelResponse,
+    TransferData,
+    encode_gbcs_tunnel,
+    tunnel_frame,
+)
+from emulators.zigbee.zcl import Direction, encode_zcl
+from gbcs.errors import GbcsError
+
+__all__ = [
+    "ALL_CHANNELS",
+    "CoordinatorNode",
+    "MeterNode",
+    "NetworkSettings",
+    "NodeState",
+    "TrustCentre",
+]
+
+ALL_CHANNELS = tuple(range(11, 27))  # 2.4 GHz O-QPSK channels
+COORDINATOR = 0x0000
+ACK_WAIT = 0.000864  # macAckWaitDuration, 54 symbols
+MAX_FRAME_RETRIES = 3  # macMaxFrameRetries
+TURNAROUND = 0.000192  # aTurnaroundTime, 12 symbols
+SCAN_DWELL = 0.0154  # one channel, scan duration 0 (802.15.4: aBaseSuperframeDuration)
+RESPONSE_WAIT = 0.5
+JOIN_RETRY = 30.0
+KEEPALIVE = 60.0  # an ESME checks its parent this often
+SLEEPY_POLL = 30.0  # a GSME wakes this often (GBCS: at least every 30 s)
+AWAKE_WINDOW = 0.25
+REASSEMBLY_TIMEOUT = 5.0
+MAX_BLOCK = 48  # APS payload bytes per block: fits a NWK-secured frame in 127 bytes
+NWK_DEDUP_WINDOW = 64
+
+
+class NodeState(enum.Enum):
+    OFF = "off"
+    SCANNING = "scanning"  # auto-join: looking for a network that permits joining
+    JOINING = "joining"  # associated, waiting for the network key
+    JOINED = "joined"
+    ORPHANED = "orphaned"  # holds network settings, lost its parent: trust-centre rejoin
+    REJOINING = "rejoining"
+
+
+@dataclass(slots=True)
+class NetworkSettings:
+    """What a device keeps across power cycles once it has joined (NV storage)."""
+
+    channel: int
+    pan_id: int
+    extended_pan_id: bytes
+    network_key: bytes
+    key_sequence: int
+    short_address: int
+    trust_centre: bytes  # the trust centre's EUI-64
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["extended_pan_id"] = self.extended_pan_id.hex().upper()
+        d["network_key"] = self.network_key.hex().upper()
+        d["trust_centre"] = self.trust_centre.hex().upper()
+        return d
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> NetworkSettings:
+        return cls(
+            int(obj["channel"]),
+            int(obj["pan_id"]),
+            bytes.fromhex(obj["extended_pan_id"]),
+            bytes.fromhex(obj["network_key"]),
+            int(obj["key_sequence"]),
+            int(obj["short_address"]),
+            bytes.fromhex(obj["trust_centre"]),
+        )
+
+
+class TrustCentre(Protocol):
+    """The hub logic the coordinator asks (a :class:`emulators.chf.CommsHub`)."""
+
+    def join_key(self, device: bytes) -> bytes | None: ...
+
+    def rejoin_key(self, device: bytes) -> bytes | None: ...
+
+    def joining_open(self) -> bool: ...
+
+    def device_joined(self, device: bytes, *, sleepy: bool) -> None: ...
+
+    def from_han(self, device: bytes, data: bytes) -> None: ...
+
+    def take_held(self, device: bytes) -> bytes | None: ...
+
+    def held_count(self, device: bytes) -> int: ...
+
+
+@dataclass(slots=True)
+class _Counters:
+    mac: int = 0
+    nwk: int = 0
+    aps: int = 0
+    zcl: int = 0
+    zdo: int = 0
+    nwk_frame: int = 0
+    aps_frame: int = 0
+
+    def next(self, name: str, bits: int = 8) -> int:
+        value = getattr(self, name)
+        setattr(self, name, (value + 1) % (1 << bits))
+        return value
+
+
+@dataclass(slots=True)
+class _Reassembly:
+    parts: dict[int, tuple[Fragment, bytes]] = field(default_factory=dict)
+    timer: Timer | None = None
+
+
+class _Node:
+    """What both ends share: the radio, counters, MAC acks and retries, NWK dedup."""
+
+    def __init__(self, clock: VirtualClock, ieee: bytes, *, name: str = "") -> None:
+        if len(ieee) != 8:
+            raise GbcsError("an EUI-64 is 8 bytes")
+        self.clock = clock
+        self.ieee = ieee
+        self.name = name or ieee.hex().upper()
+        self.medium: HanMedium | None = None
+        self.channel = ALL_CHANNELS[0]
+        self.pan_id: int | None = None
+        self.short_address: int | None = None
+        self.listening = True
+        self.counters = _Counters()
+        self._tx_queue: collections.deque[tuple[bytes, int | None, int | bytes | None, bool]] = (
+            collections.deque()
+        )
+        self._tx_current: tuple[bytes, int | None, int | bytes | None, int] | None = None
+        self._tx_timer: Timer | None = None
+        self._nwk_seen: dict[bytes | int, int] = {}
+        self._reassembly: dict[tuple[int, int], _Reassembly] = {}
+        self.frames_dropped = 0
+        self.trace: Callable[[str], None] | None = None
+
+    # Radio -------------------------------------------------------------------------
+    def place(self, medium: HanMedium | None) -> None:
+        """Put the radio somewhere (a premises, a bench) or nowhere (in a van)."""
+        if self.medium is not None:
+            self.medium.detach(self)
+        self.medium = medium
+        if medium is not None:
+            medium.attach(self)
+
+    def _transmit(self, psdu: bytes, dst_pan: int | None, dst: int | bytes | None) -> None:
+        """Queue a frame that needs no acknowledgement (broadcasts, beacons)."""
+        self._tx_queue.append((psdu, dst_pan, dst, False))
+        if self._tx_current is None:
+            self._tx_next()
+
+    def _send_acked(self, psdu: bytes, dst_pan: int, dst: int | bytes) -> None:
+        """Queue a unicast frame with ack request: retried until acknowledged or given up."""
+        self._tx_queue.append((psdu, dst_pan, dst, True))
+        if self._tx_current is None:
+            self._tx_next()
+
+    def _tx_next(self) -> None:
+        """Stop-and-wait MAC: one frame on the air at a time, the next after its ack."""
+        self._tx_current = None
+        if not self._tx_queue:
+            return
+        psdu, dst_pan, dst, acked = self._tx_queue.popleft()
+        self._tx_current = (psdu, dst_pan, dst, 0) if acked else (psdu, dst_pan, dst, -1)
+        self._put_on_air(psdu, dst_pan, dst)
+        wait = _airtime(psdu) + (ACK_WAIT if acked else TURNAROUND)
+        self._tx_timer = self.clock.call_later(wait, self._tx_timeout)
+
+    def _put_on_air(self, psdu: bytes, dst_pan: int | None, dst: int | bytes | None) -> None:
+        if self.medium is not None and self.listening:
+            self.medium.transmit(self, psdu, dst_pan=dst_pan, dst=dst)
+
+    def _tx_timeout(self) -> None:
+        current = self._tx_current
+        if current is None:
+            return
+        psdu, dst_pan, dst, tries = current
+        if tries < 0:  # unacknowledged frame: done once it has left
+            self._tx_next()
+            return
+        if tries >= MAX_FRAME_RETRIES:
+            self._tx_next()
+            if dst is not None:
+                self.delivery_failed(dst)
+            return
+        self._tx_current = (psdu, dst_pan, dst, tries + 1)
+        self._put_on_air(psdu, dst_pan, dst)
+        self._tx_timer = self.clock.call_later(_airtime(psdu) + ACK_WAIT, self._tx_timeout)
+
+    def _acknowledged(self, seq: int) -> None:
+        current = self._tx_current
+        if current is None or current[3] < 0 or current[0][2] != seq:
+            return
+        if self._tx_timer is not None:
+            self._tx_timer.cancel()
+        self._tx_timer = self.clock.call_later(TURNAROUND, self._tx_next)
+        self._tx_current = (*current[:3], -2)  # acknowledged: wait for the turnaround
+
+    def _tx_reset(self) -> None:
+        if self._tx_timer is not None:
+            self._tx_timer.cancel()
+        self._tx_queue.clear()
+        self._tx_current = None
+        self._tx_timer = None
+
+    def delivery_failed(self, dst: int | bytes) -> None:
+        """The MAC gave up on a frame to ``dst`` (no acknowledgement)."""
+
+    def _ack(self, seq: int) -> None:
+        # Acks go out at the turnaround time, outside the transmit queue (802.15.4 7.5.6.4.2).
+        self._put_on_air(encode_mac(MacFrame(MacFrameType.ACK, seq)), None, None)
+
+    def keys(self) -> Keys:
+        return Keys()
+
+    def deliver(self, psdu: bytes) -> None:
+        try:
+            mac = decode_mac(psdu)
+        except GbcsError:
+            self.frames_dropped += 1
+            return
+        if mac.frame_type == MacFrameType.ACK:
+            self._acknowledged(mac.sequence)
+            return
+        if mac.ack_request and (
+            mac.dst == self.ieee or (mac.dst == self.short_address and mac.dst_pan == self.pan_id)
+        ):
+            self.clock.call_later(TURNAROUND, self._ack, mac.sequence)
+        if mac.frame_type != MacFrameType.DATA:
+            self.mac_frame(mac)
+            return
+        try:
+            decoded = air.decode_frame(psdu, self.keys())
+        except GbcsError:
+            self.frames_dropped += 1
+            return
+        nwk = decoded.nwk
+        if nwk is None:
+            return
+        for_me = nwk.dst in (self.short_address, 0xFFFF, 0xFFFD, 0xFFFC)
+        if not for_me and nwk.dst_ieee != self.ieee:
+            return
+        if nwk.security is not None:
+            source: bytes | int = nwk.security.source or nwk.src
+            last = self._nwk_seen.get(source)
+            counter = nwk.security.frame_counter
+            if last is not None and counter <= last:
+                return  # a retransmission or a replay (ZigBee 4.3.1.2)
+            self._nwk_seen[source] = counter
+        elif self._duplicate_unsecured(nwk.src_ieee or nwk.src, nwk.sequence):
+            return
+        self.nwk_frame(decoded)
+
+    def _duplicate_unsecured(self, source: bytes | int, sequence: int) -> bool:
+        key = ("u", source)
+        last = self._nwk_seen.get(key)  # type: ignore[call-overload]
+        self._nwk_seen[key] = sequence  # type: ignore[index]
+        return last == sequence
+
+    def mac_frame(self, mac: MacFrame) -> None:
+        """Beacons and MAC commands."""
+
+    def nwk_frame(self, decoded: air.Decoded) -> None:
+        """NWK data and commands addressed to this node."""
+
+    # APS data ------------------------------------------------------------------------
+    def _aps_payload(self, src: int, aps: ApsData) -> bytes | None:
+        """The whole APS payload once every block is in (spec 2.2.8.4.5)."""
+        if aps.fragment is None:
+            return aps.payload if isinstance(aps.payload, bytes) else None
+        if not isinstance(aps.payload, bytes):
+            return None
+        key = (src, aps.counter)
+        entry = self._reassembly.get(key)
+        if entry is None:
+            entry = self._reassembly[key] = _Reassembly()
+            entry.timer = self.clock.call_later(REASSEMBLY_TIMEOUT, self._reassembly.pop, key, None)
+        entry.parts[aps.fragment.block_number] = (aps.fragment, aps.payload)
+        try:
+            whole = reassemble(entry.parts.values())
+        except FragmentError:
+            return None
+        if entry.timer is not None:
+            entry.timer.cancel()
+        del self._reassembly[key]
+        return whole
+
+    def _security(self, settings: NetworkSettings) -> NwkSecurity:
+        counter = self.counters.nwk_frame
+        self.counters.nwk_frame += 1
+        return NwkSecurity(settings.network_key, settings.key_sequence, counter, self.ieee)
+
+    def _send_application(
+        self, settings: NetworkSettings, dst: int, zcl: bytes, cluster: int = TUNNELING_CLUSTER
+    ) -> None:
+        frames = air.application_frames(
+            zcl,
+            cluster_id=cluster,
+            counter=self.counters.next("aps"),
+            max_block=MAX_BLOCK,
+            ack_request=False,
+        )
+        for aps in frames:
+            psdu = air.nwk_data(
+                aps,
+                mac_sequence=self.counters.next("mac"),
+                nwk_sequence=self.counters.next("nwk"),
+                pan_id=settings.pan_id,
+                src=settings.short_address,
+                dst=dst,
+                security=self._security(settings),
+            )
+            self._send_acked(psdu, settings.pan_id, dst)
+
+    def _tunnel_zcl(self, command: Any, direction: Direction | None = None) -> bytes:
+        frame = tunnel_frame(
+            command,
+            sequence=self.counters.next("zcl"),
+            direction=direction,
+            disable_default_response=True,
+        )
+        return encode_zcl(frame)
+
+    def _log(self, text: str) -> None:
+        if self.trace is not None:
+            self.trace(f"{self.clock.now:10.4f} {self.name}: {text}")
+
+
+def _airtime(psdu: bytes) -> float:
+    return (len(psdu) + 6) * 32e-6
+
+
+def short_address_for(ieee: bytes, taken: set[int]) -> int:
+    """A stochastic-looking but reproducible NWK address (ZigBee 3.6.1.7)."""
+    value = int.from_bytes(hashlib.sha256(ieee).digest()[:2], "big") % 0xFFF6 + 1
+    while value in taken or value == COORDINATOR:
+        value = value % 0xFFF6 + 1
+    return value
+
+
+@dataclass(slots=True)
+class Child:
+    ieee: bytes
+    short_address: int
+    sleepy: bool
+    tunnel_id: int | None = None
+    announced: bool = False
+
+
+class CoordinatorNode(_Node):
+    """The CHF's radio: PAN coordinator and trust centre."""
+
+    def __init__(self, clock: VirtualClock, ieee: bytes, *, name: str = "") -> None:
+        super().__init__(clock, ieee, name=name)
+        self.settings: NetworkSettings | None = None
+        self.trust_centre: TrustCentre | None = None
+        self.children: dict[bytes, Child] = {}
+        self._next_tunnel = 1
+        self.capture: Capture | None = None
+
+    @property
+    def joined(self) -> bool:
+        return self.settings is not None
+
+    def form(
+        self, channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes
+    ) -> NetworkSettings:
+        if channel not in ALL_CHANNELS:
+            raise GbcsError(f"channel {channel} is not a 2.4 GHz ZigBee channel (11-26)")
+        if not 0 <= pan_id < 0xFFFF:
+            raise GbcsError(f"PAN ID {pan_id:#06x} is not usable")
+        if len(extended_pan_id) != 8 or len(network_key) != 16:
+            raise GbcsError("an extended PAN ID is 8 bytes and a network key 16")
+        self.settings = NetworkSettings(
+            channel, pan_id, extended_pan_id, network_key, 0, COORDINATOR, self.ieee
+        )
+        self.channel, self.pan_id, self.short_address = channel, pan_id, COORDINATOR
+        self._note_keys()
+        self._log(f"formed PAN {pan_id:#06x} on channel {channel}")
+        return self.settings
+
+    def adopt_extended_pan_id(self, extended_pan_id: bytes) -> None:
+        """CCS03 restored a log with another extended PAN ID: take it over (swap-out)."""
+        if self.settings is not None:
+            self.settings.extended_pan_id = extended_pan_id
+            self._log(f"adopted extended PAN ID {extended_pan_id.hex().upper()}")
+
+    def _note_keys(self) -> None:
+        capture = self.medium.capture if self.medium is not None else None
+        if capture is not None and self.settings is not None:
+            capture.add_key(self.settings.network_key, f"nwk {self.name}")
+
+    def place(self, medium: HanMedium | None) -> None:
+        super().place(medium)
+        self._note_keys()
+
+    def keys(self) -> Keys:
+        if self.settings is None:
+            return Keys()
+        return Keys(network={self.settings.key_sequence: self.settings.network_key})
+
+    # MAC -----------------------------------------------------------------------------
+    def mac_frame(self, mac: MacFrame) -> None:
+        settings, tc = self.settings, self.trust_centre
+        if settings is None or tc is None:
+            return
+        if isinstance(mac.payload, BeaconRequest):
+            psdu = air.beacon(
+                mac_sequence=self.counters.next("mac"),
+                pan_id=settings.pan_id,
+                src=COORDINATOR,
+                extended_pan_id=settings.extended_pan_id,
+                association_permit=tc.joining_open(),
+            )
+            self.clock.call_later(TURNAROUND, self._transmit, psdu, None, None)
+        elif isinstance(mac.payload, AssociationRequest) and isinstance(mac.src, bytes):
+            self.clock.call_later(0.002, self._associate, mac.src, mac.payload.capability)
+
+    def _associate(self, device: bytes, capability: Capability) -> None:
+        settings, tc = self.settings, self.trust_centre
+        assert settings is not None and tc is not None
+        key = tc.join_key(device)
+        child = self.children.get(device)
+        if key is None:
+            status, short = AssociationStatus.PAN_ACCESS_DENIED, 0xFFFF
+            self._log(f"association from {device.hex().upper()} denied: no join window")
+        else:
+            taken = {c.short_address for c in self.children.values() if c.ieee != device}
+            short = child.short_address if child else short_address_for(device, taken)
+            status = AssociationStatus.SUCCESS
+        psdu = air.association_response(
+            mac_sequence=self.counters.next("mac"),
+            pan_id=settings.pan_id,
+            device_ieee=device,
+            coordinator_ieee=self.ieee,
+            short_address=short,
+            status=status,
+        )
+        self._send_acked(psdu, settings.pan_id, device)
+        if key is not None:
+            sleepy = not capability.rx_on_when_idle
+            self.children[device] = Child(device, short, sleepy)
+            self.clock.call_later(0.01, self._send_network_key, device, key)
+
+    def _send_network_key(self, device: bytes, link_key: bytes) -> None:
+        settings = self.settings
+        child = self.children.get(device)
+        if settings is None or child is None:
+            return
+        frame_counter = self.counters.aps_frame
+        self.counters.aps_frame += 1
+        psdu = air.transport_network_key(
+            mac_sequence=self.counters.next("mac"),
+            nwk_sequence=self.counters.next("nwk"),
+            aps_counter=self.counters.next("aps"),
+            aps_frame_counter=frame_counter,
+            pan_id=settings.pan_id,
+            tc_short=COORDINATOR,
+            tc_ieee=self.ieee,
+            dst_short=child.short_address,
+            dst_ieee=device,
+            network_key=settings.network_key,
+            key_sequence=settings.key_sequence,
+            link_key=link_key,
+        )
+        if self.medium is not None and self.medium.capture is not None:
+            self.medium.capture.add_key(link_key, f"link {device.hex().upper()}")
+        self._send_acked(psdu, settings.pan_id, child.short_address)
+
+    # NWK ------------------------------------------------------------------------------
+    def nwk_frame(self, decoded: air.Decoded) -> None:
+        nwk = decoded.nwk
+        settings, tc = self.settings, self.trust_centre
+        if nwk is None or settings is None or tc is None:
+            return
+        payload = nwk.payload
+        if isinstance(payload, RejoinRequest):
+            if nwk.src_ieee is not None:
+                self.clock.call_later(0.002, self._rejoin, nwk.src_ieee, nwk.src, payload)
+            return
+        if isinstance(payload, Leave):
+            device = nwk.security.source if nwk.security else None
+            if device is not None and device in self.children:
+                del self.children[device]
+                self._log(f"{device.hex().upper()} left")
+            return
+        if nwk.security is None:
+            return  # data on a secured network must be NWK-secured
+        device = nwk.security.source
+        if device is None:
+            return
+        child = self.children.get(device)
+        if child is not None and not child.announced:
+            # Any frame secured with the network key proves the device holds it,
+            # even when its broadcast Device_annce was lost.
+            self._announced(device, nwk.src)
+        aps = decoded.aps
+        if isinstance(aps, ApsData):
+            app = decoded.app
+            if app is not None and app.zdo is not None:
+                self._announced(device, app.zdo.nwk_address)
+                return
+            whole = self._aps_payload(nwk.src, aps)
+            if whole is None:
+                return
+            if app is None:
+                app = air.decode_application(aps.profile_id, aps.cluster_id, whole)
+            self._application(device, app)
+
+    def _announced(self, device: bytes, short: int) -> None:
+        child = self.children.get(device)
+        tc = self.trust_centre
+        if child is None or tc is None:
+            return
+        if not child.announced:
+            child.announced = True
+            tc.device_joined(device, sleepy=child.sleepy)
+            self._log(f"{device.hex().upper()} joined as {short:#06x}")
+
+    def _rejoin(self, device: bytes, old_short: int, request: RejoinRequest) -> None:
+        settings, tc = self.settings, self.trust_centre
+        assert settings is not None and tc is not None
+        key = tc.rejoin_key(device)
+        taken = {c.short_address for c in self.children.values() if c.ieee != device}
+        short = (
+            old_short
+            if old_short not in taken and old_short != COORDINATOR
+            else (short_address_for(device, taken))
+        )
+        status = 0 if key is not None else AssociationStatus.PAN_ACCESS_DENIED
+        psdu = air.rejoin_response(
+            mac_sequence=self.counters.next("mac"),
+            nwk_sequence=self.counters.next("nwk"),
+            pan_id=settings.pan_id,
+            src=COORDINATOR,
+            src_ieee=self.ieee,
+            dst=old_short,
+            dst_ieee=device,
+            network_address=short,
+            status=status,
+        )
+        self._send_acked(psdu, settings.pan_id, old_short)
+        if key is None:
+            self._log(f"trust-centre rejoin from {device.hex().upper()} denied: not in device log")
+            return
+        sleepy = not request.capability.rx_on_when_idle
+        self.children[device] = Child(device, short, sleepy)
+        self.clock.call_later(0.01, self._send_network_key, device, key)
+
+    # Tunnel ------------------------------------------------------------------------------
+    def _application(self, device: bytes, app: air.Application) -> None:
+        child = self.children.get(device)
+        tc, settings = self.trust_centre, self.settings
+        if child is None or tc is None or settings is None or app.tunnel is None:
+            return
+        if not child.announced:
+            return
+        tunnel = app.tunnel
+        if isinstance(tunnel, RequestTunnel):
+            if child.tunnel_id is None:
+                child.tunnel_id = self._next_tunnel
+                self._next_tunnel = self._next_tunnel % 0xFFFF + 1
+            zcl = self._tunnel_zcl(RequestTunnelResponse(child.tunnel_id))
+            self._send_application(settings, child.short_address, zcl)
+            return
+        if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != child.tunnel_id:
+            return
+        gbcs = app.gbcs
+        if isinstance(gbcs, GbcsPut):
+            tc.from_han(device, gbcs.message)
+        elif isinstance(gbcs, GbcsGet):
+            message = tc.take_held(device)
+            if message is not None:
+                remaining = min(tc.held_count(device), 0xFF)
+                self._put(child, encode_gbcs_tunnel(GbcsGetResponse(remaining, message)))
+
+    def _put(self, child: Child, data: bytes) -> None:
+        settings = self.settings
+        assert settings is not None and child.tunnel_id is not None
+        zcl = self._tunnel_zcl(TransferData(child.tunnel_id, data), Direction.TO_CLIENT)
+        self._send_application(settings, child.short_address, zcl)
+
+    # HanPort ------------------------------------------------------------------------------
+    def send_gbcs(self, peer: bytes, data: bytes) -> None:
+        child = self.children.get(peer)
+        if child is None or child.tunnel_id is None:
+            self._log(f"no tunnel to {peer.hex().upper()}: message dropped")
+            return
+        self._put(child, encode_gbcs_tunnel(GbcsPut(data)))
+
+    def forget_network(self) -> None:
+        raise GbcsError("a Communications Hub does not leave its own network")
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "ieee": self.ieee.hex().upper(),
+            "settings": None if self.settings is None else self.settings.to_json(),
+            "counters": asdict(self.counters),
+            "children": [
+                {
+                    "ieee": c.ieee.hex().upper(),
+                    "short_address": c.short_address,
+                    "sleepy": c.sleepy,
+                    "tunnel_id": c.tunnel_id,
+                    "announced": c.announced,
+                }
+                for c in self.children.values()
+            ],
+            "next_tunnel": self._next_tunnel,
+        }
+
+    def load_state(self, obj: dict[str, Any]) -> None:
+        settings = obj.get("settings")
+        self.settings = None if settings is None else NetworkSettings.from_json(settings)
+        if self.settings is not None:
+            self.channel, self.pan_id = self.settings.channel, self.settings.pan_id
+            self.short_address = COORDINATOR
+        self.counters = _Counters(**obj.get("counters", {}))
+        self.children = {
+            bytes.fromhex(c["ieee"]): Child(
+                bytes.fromhex(c["ieee"]),
+                int(c["short_address"]),
+                bool(c["sleepy"]),
+                c.get("tunnel_id"),
+                bool(c.get("announced", True)),
+            )
+            for c in obj.get("children", [])
+        }
+        self._next_tunnel = int(obj.get("next_tunnel", 1))
+
+
+class MeterNode(_Node):
+    """A meter's stack: auto-join with its install code, tunnel, keep-alive, rejoin."""
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        ieee: bytes,
+        *,
+        install_code: bytes,
+        sleepy: bool,
+        channels: tuple[int, ...] = ALL_CHANNELS,
+        name: str = "",
+    ) -> None:
+        super().__init__(clock, ieee, name=name)
+        self.install_code = install_code
+        self.link_key = link_key_from_install_code(install_code)
+        self.sleepy = sleepy
+        self.channels = channels
+        self.settings: NetworkSettings | None = None
+        self.state = NodeState.OFF
+        self.tunnel_id: int | None = None
+        self.on_gbcs: Callable[[bytes, bytes], None] | None = None
+        self.on_state: Callable[[NodeState], None] | None = None
+        self._timer: Timer | None = None
+        self._beacons: list[tuple[int, int, bytes, bool]] = []  # channel, pan, epid, permit
+        self._target: tuple[int, int, bytes] | None = None
+        self._pending_short: int | None = None
+        self._awake_until = 0.0
+        self.joins = 0
+        self.rejoins = 0
+        self.listening = False
+        self.powered = False
+
+    @property
+    def capability(self) -> Capability:
+        return Capability.sleepy_end_device() if self.sleepy else Capability.router()
+
+    @property
+    def joined(self) -> bool:
+        return self.state is NodeState.JOINED and self.tunnel_id is not None
+
+    # Life cycle ----------------------------------------------------------------------------
+    def power_on(self) -> None:
+        self.powered = True
+        self.listening = True
+        if self.settings is None:
+            self._set_state(NodeState.SCANNING)
+            self._schedule(0.1, self._scan)
+        else:
+            self._resume()
+
+    def power_off(self) -> None:
+        self.powered = False
+        self.listening = False
+        self._cancel()
+        self._tx_reset()
+        self._reassembly.clear()
+        self.tunnel_id = None
+        self._set_state(NodeState.OFF)
+
+    def power_cycle(self, off_time: float = 2.0) -> None:
+        """Lose power: RAM state goes, network settings and counters stay (NV)."""
+        if not self.powered:
+            return
+        self.power_off()
+        self.clock.call_later(off_time, self.power_on)
+
+    def _resume(self) -> None:
+        settings = self.settings
+        assert settings is not None
+        self.channel, self.pan_id = settings.channel, settings.pan_id
+        self.short_address = settings.short_address
+        self._set_state(NodeState.JOINED)
+        self._request_tunnel()
+        self._schedule_keepalive()
+
+    def _set_state(self, state: NodeState) -> None:
+        if state is not self.state:
+            self.state = state
+            self._log(f"state {state.value}")
+            if self.on_state is not None:
+                self.on_state(state)
+
+    def _schedule(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
+        self._cancel()
+        self._timer = self.clock.call_later(delay, callback, *args)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def keys(self) -> Keys:
+        network = {}
+        if self.settings is not None:
+            network[self.settings.key_sequence] = self.settings.network_key
+        return Keys(network=network, link={b"\x00" * 8: self.link_key})
+
+    # Scanning, association and the network key -------------------------------------------
+    def _scan(self, index: int = 0, rejoin: bool = False) -> None:
+        if index == 0:
+            self._beacons = []
+        if index >= len(self.channels):
+            self._scan_done(rejoin)
+            return
+        self.channel = self.channels[index]
+        self._transmit(air.beacon_request(mac_sequence=self.counters.next("mac")), None, None)
+        self._schedule(SCAN_DWELL, self._scan, index + 1, rejoin)
+
+    def mac_frame(self, mac: MacFrame) -> None:
+        if isinstance(mac.payload, Beacon) and mac.src_pan is not None:
+            beacon = mac.payload
+            self._beacons.append(
+                (
+                    self.channel,
+                    mac.src_pan,
+                    beacon.payload.extended_pan_id,
+                    beacon.association_permit,
+                )
+            )
+        elif isinstance(mac.payload, AssociationResponse) and self.state is NodeState.JOINING:
+            if mac.payload.status != AssociationStatus.SUCCESS:
+                self._log(f"association refused (status {int(mac.payload.status)})")
+                self._join_failed()
+                return
+            self._pending_short = mac.payload.short_address
+            self.short_address = mac.payload.short_address
+            self._schedule(RESPONSE_WAIT * 4, self._join_failed)
+
+    def _scan_done(self, rejoin: bool) -> None:
+        if rejoin:
+            settings = self.settings
+            assert settings is not None
+            match = [b for b in self._beacons if b[2] == settings.extended_pan_id]
+            if not match:
+                self._set_state(NodeState.ORPHANED)
+                self._schedule(KEEPALIVE, self._start_rejoin)
+                return
+            channel, pan, epid, _ = match[0]
+            self._target = (channel, pan, epid)
+            self.channel, self.pan_id = channel, pan
+            self._set_state(NodeState.REJOINING)
+            psdu = air.rejoin_request(
+                mac_sequence=self.counters.next("mac"),
+                nwk_sequence=self.counters.next("nwk"),
+                pan_id=pan,
+                src=settings.short_address,
+                dst=COORDINATOR,
+                device_ieee=self.ieee,
+                capability=self.capability,
+            )
+            self.short_address = settings.short_address
+            self._send_acked(psdu, pan, COORDINATOR)
+            self._schedule(RESPONSE_WAIT * 4, self._rejoin_failed)
+            return
+        open_ = [b for b in self._beacons if b[3]]
+        if not open_:
+            self._schedule(JOIN_RETRY, self._scan)
+            return
+        channel, pan, epid, _ = open_[0]
+        self._target = (channel, pan, epid)
+        self.channel, self.pan_id = channel, pan
+        self._set_state(NodeState.JOINING)
+        psdu = air.association_request(
+            mac_sequence=self.counters.next("mac"),
+            pan_id=pan,
+            coordinator=COORDINATOR,
+            device_ieee=self.ieee,
+            capability=self.capability,
+        )
+        self._send_acked(psdu, pan, COORDINATOR)
+        self._schedule(RESPONSE_WAIT * 4, self._join_failed)
+
+    def _join_failed(self) -> None:
+        self._log("join failed; scanning again later")
+        self.short_address = None
+        self.pan_id = None
+        self._pending_short = None
+        self._set_state(NodeState.SCANNING)
+        self._schedule(JOIN_RETRY, self._scan)
+
+    def _rejoin_failed(self) -> None:
+        self._log("trust-centre rejoin failed")
+        self._set_state(NodeState.ORPHANED)
+        self._schedule(KEEPALIVE, self._start_rejoin)
+
+    def _start_rejoin(self) -> None:
+        self.tunnel_id = None
+        self._set_state(NodeState.REJOINING)
+        self._scan(0, True)
+
+    def nwk_frame(self, decoded: air.Decoded) -> None:
+        nwk, aps = decoded.nwk, decoded.aps
+        if nwk is None:
+            return
+        if isinstance(nwk.payload, RejoinResponse) and self.state is NodeState.REJOINING:
+            if nwk.payload.status != 0:
+                self._log(f"rejoin refused (status {nwk.payload.status})")
+                self._rejoin_failed()
+                return
+            self._pending_short = nwk.payload.network_address
+            self.short_address = nwk.payload.network_address
+            return
+        if isinstance(aps, ApsCommand):
+            command = aps.command
+            if (
+                isinstance(command, TransportKey)
+                and self.state in (NodeState.JOINING, NodeState.REJOINING)
+                and self._pending_short is not None
+                and self._target is not None
+            ):
+                self._got_network_key(command)
+            return
+        if isinstance(nwk.payload, Leave) and nwk.payload.request:
+            self.forget_network()
+            return
+        if not isinstance(aps, ApsData) or nwk.security is None or self.settings is None:
+            return
+        whole = self._aps_payload(nwk.src, aps)
+        if whole is None:
+            return
+        app = decoded.app
+        if app is None or aps.fragment is not None:
+            app = air.decode_application(aps.profile_id, aps.cluster_id, whole)
+        self._application(app)
+
+    def _got_network_key(self, command: TransportKey) -> None:
+        assert self._target is not None and self._pending_short is not None
+        channel, pan, epid = self._target
+        rejoin = self.state is NodeState.REJOINING
+        self.settings = NetworkSettings(
+            channel,
+            pan,
+            epid,
+            command.key,
+            command.key_sequence,
+            self._pending_short,
+            command.src_ieee,
+        )
+        self.short_address = self._pending_short
+        if rejoin:
+            self.rejoins += 1
+        else:
+            self.joins += 1
+        self._nwk_seen.clear()
+        self._log(
+            ("rejoined" if rejoin else "joined") + f" PAN {pan:#06x} as {self._pending_short:#06x}"
+        )
+        self._pending_short = None
+        self._set_state(NodeState.JOINED)
+        psdu = air.device_announce(
+            mac_sequence=self.counters.next("mac"),
+            nwk_sequence=self.counters.next("nwk"),
+            aps_counter=self.counters.next("aps"),
+            zdo_sequence=self.counters.next("zdo"),
+            pan_id=pan,
+            nwk_address=self.settings.short_address,
+            ieee=self.ieee,
+            capability=self.capability,
+            security=self._security(self.settings),
+        )
+        self._transmit(psdu, pan, 0xFFFF)
+        self.clock.call_later(0.01, self._request_tunnel)
+        self._schedule_keepalive()
+
+    # Tunnel ----------------------------------------------------------------------------
+    def _request_tunnel(self) -> None:
+        if self.settings is None or self.tunnel_id is not None:
+            return
+        self._send_application(self.settings, COORDINATOR, self._tunnel_zcl(RequestTunnel()))
+        self._stay_awake()
+
+    def _application(self, app: air.Application) -> None:
+        tunnel = app.tunnel
+        if isinstance(tunnel, RequestTunnelResponse):
+            if tunnel.status == 0:
+                self.tunnel_id = tunnel.tunnel_id
+                self._log(f"tunnel {tunnel.tunnel_id} open")
+                if self.on_state is not None:
+                    self.on_state(self.state)
+            return
+        if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != self.tunnel_id:
+            return
+        gbcs = app.gbcs
+        message = None
+        if isinstance(gbcs, GbcsPut):
+            message = gbcs.message
+        elif isinstance(gbcs, GbcsGetResponse):
+            message = gbcs.message
+            if gbcs.remaining:
+                self.clock.call_later(0.01, self._poll)
+        if message and self.on_gbcs is not None and self.settings is not None:
+            self._stay_awake()
+            self.on_gbcs(self.settings.trust_centre, message)
+
+    def send_gbcs(self, peer: bytes, data: bytes) -> None:
+        if self.settings is None or self.tunnel_id is None:
+            self._log("no tunnel: GBCS message dropped")
+            return
+        zcl = self._tunnel_zcl(
+            TransferData(self.tunnel_id, encode_gbcs_tunnel(GbcsPut(data))), Direction.TO_SERVER
+        )
+        self._send_application(self.settings, COORDINATOR, zcl)
+        self._stay_awake()
+
+    # Keep-alive, polling and sleep --------------------------------------------------------
+    def _schedule_keepalive(self) -> None:
+        self._schedule(SLEEPY_POLL if self.sleepy else KEEPALIVE, self._keepalive)
+
+    def _keepalive(self) -> None:
+        if self.state is not NodeState.JOINED or self.settings is None:
+            return
+        if self.sleepy:
+            self.listening = True
+        if self.tunnel_id is None:
+            self._request_tunnel()
+        else:
+            self._poll()
+        self._schedule_keepalive()
+
+    def _poll(self) -> None:
+        if self.settings is None or self.tunnel_id is None:
+            return
+        zcl = self._tunnel_zcl(
+            TransferData(self.tunnel_id, encode_gbcs_tunnel(GbcsGet())), Direction.TO_SERVER
+        )
+        self._send_application(self.settings, COORDINATOR, zcl)
+        self._stay_awake()
+
+    def _stay_awake(self) -> None:
+        if not self.sleepy:
+            return
+        self.listening = True
+        self._awake_until = max(self._awake_until, self.clock.now + AWAKE_WINDOW)
+        self.clock.call_at(self._awake_until, self._maybe_sleep)
+
+    def _maybe_sleep(self) -> None:
+        if (
+            self.sleepy
+            and self.state is NodeState.JOINED
+            and self.clock.now >= self._awake_until
+            and self._tx_current is None
+            and not self._reassembly
+        ):
+            self.listening = False
+
+    def delivery_failed(self, dst: int | bytes) -> None:
+        if self.state is NodeState.JOINED and dst == COORDINATOR:
+            self._log("parent lost (no acknowledgement)")
+            self.tunnel_id = None
+            self._set_state(NodeState.ORPHANED)
+            self.listening = True
+            self._schedule(1.0, self._start_rejoin)
+
+    # SECMP0013 disconnect --------------------------------------------------------------------
+    def forget_network(self) -> None:
+        """Leave, drop network key, PAN and link key; back to the install-code key, auto-join."""
+        settings = self.settings
+        if settings is not None and self.state is NodeState.JOINED:
+            psdu = air.leave(
+                mac_sequence=self.counters.next("mac"),
+                nwk_sequence=self.counters.next("nwk"),
+                pan_id=settings.pan_id,
+                src=settings.short_address,
+                dst=0xFFFD,
+                security=self._security(settings),
+                src_ieee=self.ieee,
+            )
+            self._transmit(psdu, settings.pan_id, 0xFFFF)
+        self.settings = None
+        self.tunnel_id = None
+        self.short_address = None
+        self.pan_id = None
+        self.link_key = link_key_from_install_code(self.install_code)
+        self._nwk_seen.clear()
+        self.listening = True
+        self._set_state(NodeState.SCANNING)
+        self._log("network forgotten; auto-join")
+        self._schedule(5.0, self._scan)
+
+    # State -------------------------------------------------------------------------------
+    def node_state(self) -> dict[str, Any]:
+        return {
+            "ieee": self.ieee.hex().upper(),
+            "install_code": self.install_code.hex().upper(),
+            "sleepy": self.sleepy,
+            "channels": list(self.channels),
+            "settings": None if self.settings is None else self.settings.to_json(),
+            "counters": asdict(self.counters),
+            "powered": self.powered,
+        }
+
+    def load_node_state(self, obj: dict[str, Any]) -> None:
+        settings = obj.get("settings")
+        self.settings = None if settings is None else NetworkSettings.from_json(settings)
+        self.counters = _Counters(**obj.get("counters", {}))
+        self.channels = tuple(int(c) for c in obj.get("channels", ALL_CHANNELS))

@@ -1,0 +1,414 @@
+"""Named end-to-end scenarios on the emulated HAN (DESIGN §2: the three meter states).
+
+Each scenario builds a :class:`emulators.world.World`, drives it through the
+DCC head end exactly as a triage bench would (GBCS commands through hubs,
+HAN joins and rejoins on the air) and records every step with its outcome.
+``returned-meter`` is state 2 (still joined to its old HAN), ``fresh-meter``
+state 1 and ``dead-meter`` state 3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulators.faults import NO_FAULTS, FaultPlan
+from emulators.headend import Outcome
+from emulators.meters import Esme
+from emulators.node import NodeState
+from emulators.world import Hub, MeterUnit, World
+from gbcs import asn1, dlms
+from gbcs.catalogue import CATALOGUE
+from gbcs.devicelog import (
+    AddDevice,
+    DeviceLog,
+    DeviceLogs,
+    DeviceType,
+    ReadDeviceLogs,
+    RemoveDevice,
+    RestoreDeviceLog,
+)
+from gbcs.dlms import AccessResponse
+from gbcs.errors import GbcsError
+from gbcs.joins import (
+    DisconnectFromHan,
+    DisconnectResult,
+    JoinDetails,
+    parse_int_response,
+)
+from gbcs.reads import (
+    EsmeIdentity,
+    EventLog,
+    FirmwareVersion,
+    ReadEsmeIdentity,
+    ReadEventLog,
+    ReadFirmwareVersion,
+)
+
+__all__ = ["SCENARIOS", "Run", "Step", "run_scenario"]
+
+JOIN_TIMEOUT = 300.0  # simulated seconds a bench waits for a join or rejoin
+JOIN_WINDOW = 3600  # seconds a CCS01 join window stays open
+HAN_EVENT = 0  # message_code of steps that are HAN events, not GBCS messages
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One thing the scenario did and how it ended (``result`` "ok" or the reason)."""
+
+    use_case: str
+    message_code: int
+    source: str
+    target: str
+    result: str
+    time: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.result == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "use_case": self.use_case,
+            "message_code": self.message_code,
+            "from": self.source,
+            "to": self.target,
+            "result": self.result,
+            "time": round(self.time, 6),
+        }
+        if self.detail:
+            out["detail"] = self.detail
+        return out
+
+
+def _hex(eui: bytes) -> str:
+    return eui.hex().upper()
+
+
+class Run:
+    """A scenario in progress: the world plus the steps taken so far."""
+
+    def __init__(self, name: str, world: World) -> None:
+        self.name = name
+        self.world = world
+        self.steps: list[Step] = []
+
+    # Recording -----------------------------------------------------------------------
+    def record(
+        self,
+        use_case: str,
+        code: int,
+        source: bytes | str,
+        target: bytes | str,
+        result: str,
+        **detail: Any,
+    ) -> Step:
+        step = Step(
+            use_case,
+            code,
+            source if isinstance(source, str) else _hex(source),
+            target if isinstance(target, str) else _hex(target),
+            result,
+            self.world.clock.now,
+            detail,
+        )
+        self.steps.append(step)
+        return step
+
+    def _gbcs(self, outcome: Outcome, check: Callable[[Outcome], str], **detail: Any) -> Step:
+        header = outcome.command.header
+        code = header.other_information.message_code
+        try:
+            result = check(outcome) if outcome.ok else outcome.result
+        except GbcsError as e:
+            result = f"response not understood: {e}"
+        return self.record(
+            CATALOGUE.use_case_name(code),
+            code,
+            header.business_originator,
+            header.business_target,
+            result,
+            **detail,
+        )
+
+    # Device-log use cases on a hub (ACB on behalf of the supplier) ---------------------------
+    def device_log(self, hub: Hub, command: Any, code: int) -> tuple[Step, AccessResponse | None]:
+        he = self.world.headend
+        counter = he.next_counter(he.acb)
+        request = command.to_request(dlms.invoke_id_for_counter(counter))
+        message = he.command(
+            code,
+            dlms.encode(request),
+            hub.eui64,
+            originator="acb",
+            on_behalf_of="supplier",
+            sign=False,
+            counter=counter,
+        )
+        outcome = he.send(hub.chf, message)
+        response: AccessResponse | None = None
+
+        def check(o: Outcome) -> str:
+            nonlocal response
+            assert o.response is not None
+            apdu = dlms.decode(o.response.payload)
+            if not isinstance(apdu, AccessResponse):
+                return "response is not an Access-Response"
+            response = apdu
+            failed = [r.result for r in apdu.results if r.result != 0]
+            return "ok" if not failed else f"CHF refused: DLMS result {failed[0]}"
+
+        return self._gbcs(outcome, check), response
+
+    def add_device(self, hub: Hub, meter: MeterUnit, install_code: bytes | None = None) -> Step:
+        command = AddDevice(
+            meter.eui64,
+            int(meter.device.device_type),
+            install_code if install_code is not None else meter.device.install_code,
+            join_timeout=JOIN_WINDOW,
+        )
+        return self.device_log(hub, command, AddDevice.MESSAGE_CODE)[0]
+
+    def remove_device(self, hub: Hub, meter: MeterUnit) -> Step:
+        return self.device_log(hub, RemoveDevice(meter.eui64), RemoveDevice.MESSAGE_CODE)[0]
+
+    def read_logs(self, hub: Hub) -> tuple[Step, DeviceLogs | None]:
+        step, response = self.device_log(hub, ReadDeviceLogs(), ReadDeviceLogs.MESSAGE_CODE)
+        logs = None if response is None else DeviceLogs.from_response(response)
+        return step, logs
+
+    def restore(self, hub: Hub, log: DeviceLog) -> Step:
+        return self.device_log(hub, RestoreDeviceLog(log), RestoreDeviceLog.MESSAGE_CODE)[0]
+
+    # Commands to a meter, through its hub ------------------------------------------------------
+    def meter_command(
+        self, hub: Hub, meter: MeterUnit, code: int, payload: bytes, **kwargs: Any
+    ) -> Outcome:
+        message = self.world.headend.command(code, payload, meter.eui64, **kwargs)
+        return self.world.headend.send(hub.chf, message)
+
+    def join_details(self, hub: Hub, meter: MeterUnit) -> Step:
+        outcome = self.meter_command(hub, meter, 0x0013, asn1.encode(JoinDetails.COMMAND))
+
+        def check(o: Outcome) -> str:
+            assert o.response is not None
+            details = JoinDetails.from_payload(asn1.decode(0x0013, 2, o.response.payload))
+            return "ok" if details.response_code == 0 else f"read failure {details.response_code}"
+
+        return self._gbcs(outcome, check)
+
+    def qa_reads(self, hub: Hub, meter: MeterUnit) -> list[Step]:
+        """The checks a bench makes: join details, and on an ESME identity, firmware, events."""
+        steps = [self.join_details(hub, meter)]
+        if not isinstance(meter.device, Esme):
+            return steps
+        he = self.world.headend
+        for read, answer in (
+            (ReadEsmeIdentity(), EsmeIdentity),
+            (ReadFirmwareVersion(), FirmwareVersion),
+            (ReadEventLog.between(self.world.clock.epoch, self.world.clock.utc), EventLog),
+        ):
+            counter = he.next_counter(he.party("supplier"))
+            request = read.to_request(dlms.invoke_id_for_counter(counter))
+            outcome = self.meter_command(
+                hub, meter, read.MESSAGE_CODE, dlms.encode(request), counter=counter
+            )
+
+            def check(o: Outcome, answer: Any = answer) -> str:
+                assert o.response is not None
+                apdu = dlms.decode(o.response.payload)
+                if not isinstance(apdu, AccessResponse):
+                    return "response is not an Access-Response"
+                answer.from_response(apdu)
+                failed = [r.result for r in apdu.results if r.result != 0]
+                return "ok" if not failed else f"read failed: DLMS result {failed[0]}"
+
+            steps.append(self._gbcs(outcome, check))
+        return steps
+
+    def disconnect(self, hub: Hub, meter: MeterUnit, **kwargs: Any) -> Step:
+        """SECMP0013 CS02f: supplier-signed, ACB-MAC'd; the meter answers signed."""
+        payload = asn1.encode(DisconnectFromHan(meter.eui64).to_payload())
+        outcome = self.meter_command(hub, meter, CATALOGUE.disconnect_code, payload, **kwargs)
+
+        def check(o: Outcome) -> str:
+            assert o.response is not None
+            if not o.response.signature:
+                return "the disconnect response is not signed"
+            value = asn1.decode_type(
+                asn1.DISCONNECT_TYPES[o.response.header.cra_flag], o.response.payload
+            )
+            code = parse_int_response(value, "DisconnectFromHanResponse")
+            return "ok" if code == 0 else f"meter refused: {DisconnectResult(code).name}"
+
+        return self._gbcs(outcome, check)
+
+    # HAN events ---------------------------------------------------------------------------
+    def wait_joined(
+        self,
+        meter: MeterUnit,
+        hub: Hub,
+        use_case: str,
+        timeout: float = JOIN_TIMEOUT,
+        *,
+        probe: bool = False,
+    ) -> Step:
+        """Run until the meter joins ``hub``; with ``probe`` failing is a finding, not an error."""
+        world = self.world
+        ok = world.run_until(lambda: world.joined_to(meter) == hub.eui64, timeout)
+        result = "ok" if ok else f"{meter.kind} did not join within {timeout:g} s"
+        detail = {"probe": True} if probe else {}
+        return self.record(use_case, HAN_EVENT, meter.eui64, hub.eui64, result, **detail)
+
+    def wait_left(self, meter: MeterUnit, hub: Hub, timeout: float = 30.0) -> Step:
+        world = self.world
+        ok = world.run_until(lambda: meter.node.state is NodeState.SCANNING, timeout)
+        result = "ok" if ok else "meter still holds its network settings"
+        return self.record("HAN leave (auto-join)", HAN_EVENT, meter.eui64, hub.eui64, result)
+
+    # Report ---------------------------------------------------------------------------
+    def report(self, seed: int) -> dict[str, Any]:
+        return {
+            "scenario": self.name,
+            "seed": seed,
+            "steps": [s.to_json() for s in self.steps],
+            "meters": self.world.summary(),
+            "ok": all(s.ok for s in self.steps if not s.detail.get("probe")),
+        }
+
+
+# --- Scenario bodies -----------------------------------------------------------------
+
+
+def _premises(run: Run, kind: str = "esme") -> tuple[Hub, MeterUnit]:
+    """A premises HAN with a CHF and the meter joined to it with its install code."""
+    world = run.world
+    old = world.add_hub("premises", world.pki.party("chf").eui64, name="premises CHF")
+    cast = "esme" if kind == "esme" else "gsme"
+    meter = world.add_meter("premises", kind, world.pki.party(cast).eui64, name=f"{cast.upper()}")
+    run.add_device(old, meter)
+    run.wait_joined(meter, old, "HAN join (install code)")
+    return old, meter
+
+
+DISCONNECT_ATTEMPTS = 3
+
+
+def _release(run: Run, hub: Hub, meter: MeterUnit) -> bool:
+    """Divorce a meter the bench can talk to: CS02f, then off the bench hub's log.
+
+    The meter leaves the whitelist only once its signed disconnect response
+    is in: removing it first is the known failure (it could never be reached
+    again), so an unconfirmed divorce leaves it whitelisted and says so.
+    """
+    for _ in range(DISCONNECT_ATTEMPTS):
+        if run.disconnect(hub, meter).ok:
+            run.wait_left(meter, hub)
+            run.remove_device(hub, meter)
+            return True
+    run.record(
+        "SR 8.15",
+        HAN_EVENT,
+        hub.eui64,
+        meter.eui64,
+        f"divorce not confirmed after {DISCONNECT_ATTEMPTS} CS02f attempts; "
+        "meter left on the bench whitelist",
+    )
+    return False
+
+
+def returned_meter(run: Run) -> None:
+    world = run.world
+    old, meter = _premises(run)
+    world.move(meter, None)  # taken off the wall without being divorced
+    world.run(600)
+    bench = world.add_hub("bench", name="bench CHF")
+    world.move(meter, "bench")
+    _, logs = run.read_logs(old)  # CCS07 on the old CHF
+    entry_log = None
+    if logs is not None:
+        for log in (logs.current, logs.historic):
+            if log is not None and log.entry_for(meter.eui64) is not None:
+                entry_log = DeviceLog(log.extended_pan_id, log.only(meter.eui64).entries)
+                break
+    if entry_log is None:
+        run.record("SR 8.16", HAN_EVENT, bench.eui64, meter.eui64, "meter is in no log of its CHF")
+        return
+    run.restore(bench, entry_log)  # CCS03 with that single entry
+    if not run.wait_joined(meter, bench, "trust-centre rejoin").ok:
+        run.remove_device(bench, meter)  # back to one log: the old hub's
+        return
+    run.remove_device(old, meter)  # the old hub forgets it: one log only
+    run.qa_reads(bench, meter)
+    if not _release(run, bench, meter):
+        return
+    third = world.add_hub("site-3", name="third CHF")
+    world.move(meter, "site-3")
+    run.add_device(third, meter)
+    run.wait_joined(meter, third, "HAN join (install code)")
+
+
+def fresh_meter(run: Run) -> None:
+    world = run.world
+    bench = world.add_hub("bench", name="bench CHF")
+    meter = world.add_meter("bench", "esme", world.pki.party("esme").eui64, name="ESME")
+    run.add_device(bench, meter)
+    if not run.wait_joined(meter, bench, "HAN join (install code)").ok:
+        return
+    run.qa_reads(bench, meter)
+    _release(run, bench, meter)
+
+
+def dead_meter(run: Run) -> None:
+    world = run.world
+    old, meter = _premises(run)
+    meter.node.power_off()  # it dies on the shelf
+    world.move(meter, "bench")
+    bench = world.add_hub("bench", name="bench CHF")
+    run.add_device(bench, meter)
+    join = run.wait_joined(meter, bench, "HAN join (install code)", probe=True)
+    run.remove_device(bench, meter)
+    _, logs = run.read_logs(old)
+    log = None if logs is None else logs.current
+    if log is not None and log.entry_for(meter.eui64) is not None:
+        run.restore(bench, DeviceLog(log.extended_pan_id, log.only(meter.eui64).entries))
+        rejoin = run.wait_joined(meter, bench, "trust-centre rejoin", probe=True)
+        run.remove_device(bench, meter)
+    else:
+        rejoin = run.record("trust-centre rejoin", HAN_EVENT, meter.eui64, bench.eui64, "no entry")
+    faulty = not (join.ok or rejoin.ok)
+    verdict = "FAULTY: no install-code join and no trust-centre rejoin" if faulty else "alive"
+    run.record("triage verdict", HAN_EVENT, bench.eui64, meter.eui64, "ok", verdict=verdict)
+
+
+SCENARIOS: dict[str, tuple[str, Callable[[Run], None]]] = {
+    "returned-meter": (
+        "state 2: CCS07 on the old CHF, single-entry CCS03 onto a bench CHF, trust-centre "
+        "rejoin, reads through the bench CHF, CS02f, install-code join of a third HAN",
+        returned_meter,
+    ),
+    "fresh-meter": ("state 1: install-code join to the bench CHF, reads, CS02f", fresh_meter),
+    "dead-meter": ("state 3: neither a join nor a rejoin happens; reported faulty", dead_meter),
+}
+
+
+def run_scenario(
+    name: str,
+    seed: int = 0,
+    *,
+    faults: FaultPlan = NO_FAULTS,
+    capture: bool = True,
+    world: World | None = None,
+) -> Run:
+    try:
+        _, body = SCENARIOS[name]
+    except KeyError:
+        raise GbcsError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}") from None
+    run = Run(name, world if world is not None else World(seed, faults=faults, capture=capture))
+    body(run)
+    return run
+
+
+__all__ += ["DeviceType"]

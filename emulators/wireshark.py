@@ -1,0 +1,69 @@
+"""Write what the emulated world put on the air and on the WAN, for Wireshark.
+
+The capture is a pcapng file: one IEEE 802.15.4 interface (link type 195,
+PSDU with FCS) per place (premises, bench, ...), each frame at its simulated
+time, plus a ``wan`` interface (link type 252, Exported PDU for the
+``gbcs_message`` dissector) with the GBCS messages the head end exchanged
+with the hubs: device-log commands addressed to a CHF never cross the HAN.
+Beside it, ``<capture>.keys`` holds the keys Wireshark needs, one
+``"<32 hex>","Normal","<label>"`` line each in the format of its
+``zigbee_pc_keys`` table (network keys and link keys).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emulators.medium import Capture
+from gbcs.pcap import (
+    LINKTYPE_IEEE802_15_4_WITHFCS,
+    LINKTYPE_WIRESHARK_UPPER_PDU,
+    exported_pdu,
+    pcapng_file,
+)
+
+__all__ = ["capture_bytes", "keys_lines", "keys_path", "uat_options", "write_capture"]
+
+WAN_INTERFACE = "wan"
+
+
+def capture_bytes(capture: Capture, epoch: float = 0.0) -> bytes:
+    places: dict[str, int] = {}
+    for _, place, _ in capture.frames:
+        places.setdefault(place, len(places))
+    wan = len(places)
+    interfaces = [(LINKTYPE_IEEE802_15_4_WITHFCS, f"han:{p}") for p in places]
+    interfaces.append((LINKTYPE_WIRESHARK_UPPER_PDU, WAN_INTERFACE))
+    packets = [(places[place], epoch + t, psdu) for t, place, psdu in capture.frames]
+    packets += [(wan, epoch + t, exported_pdu("gbcs_message", m)) for t, m in capture.wan]
+    packets.sort(key=lambda p: p[1])  # stable: same-time frames keep their order
+    return pcapng_file(interfaces, packets)
+
+
+def keys_lines(capture: Capture) -> list[str]:
+    lines = []
+    for key, label in capture.keys.items():
+        safe = label.replace('"', "'")
+        lines.append(f'"{key.hex().upper()}","Normal","{safe}"')
+    return lines
+
+
+def keys_path(path: Path) -> Path:
+    return path.with_name(path.name + ".keys")
+
+
+def uat_options(capture: Capture) -> list[str]:
+    """tshark arguments that load every captured key into ``zigbee_pc_keys``."""
+    out: list[str] = []
+    for line in keys_lines(capture):
+        out += ["-o", f"uat:zigbee_pc_keys:{line}"]
+    return out
+
+
+def write_capture(capture: Capture, path: Path | str, epoch: float = 0.0) -> tuple[Path, Path]:
+    """Write the capture and its ``.keys`` file; returns both paths."""
+    target = Path(path)
+    target.write_bytes(capture_bytes(capture, epoch))
+    keys = keys_path(target)
+    keys.write_text("".join(line + "\n" for line in keys_lines(capture)), encoding="utf-8")
+    return target, keys

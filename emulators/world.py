@@ -1,0 +1,401 @@
+"""An emulated world: places with their HAN media, hubs, meters and the DCC head end.
+
+It wires the GBCS state machines (:mod:`emulators.chf`, :mod:`emulators.meters`,
+:mod:`emulators.gpf`) to their ZigBee nodes (:mod:`emulators.node`) and the
+hubs to the head end, on one virtual clock, with one seeded fault injector.
+Everything random comes from the seed, so a world replays exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulators.chf import CommsHub
+from emulators.clock import VirtualClock
+from emulators.credentials import DeviceCredentials, TrustAnchors
+from emulators.faults import NO_FAULTS, FaultInjector, FaultPlan
+from emulators.gpf import Gpf
+from emulators.headend import HeadEnd
+from emulators.medium import Capture, HanMedium, Radio
+from emulators.meters import Esme, Gsme, Meter
+from emulators.node import ALL_CHANNELS, CoordinatorNode, MeterNode, NodeState
+from gbcs.devicelog import DeviceType
+from gbcs.errors import GbcsError
+from gbcs.keys import KeyUsage
+from gbcs.testpki import TestPki
+
+__all__ = ["Hub", "MeterUnit", "World"]
+
+
+@dataclass(slots=True)
+class Hub:
+    """A Communications Hub: its CHF, its GPF and the CHF's radio."""
+
+    chf: CommsHub
+    gpf: Gpf
+    node: CoordinatorNode
+    place: str
+
+    @property
+    def eui64(self) -> bytes:
+        return self.chf.eui64
+
+
+@dataclass(slots=True)
+class MeterUnit:
+    """A meter: its GBCS logic and its radio, and where it physically is."""
+
+    device: Meter
+    node: MeterNode
+    place: str | None
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def eui64(self) -> bytes:
+        return self.device.eui64
+
+    @property
+    def kind(self) -> str:
+        return self.device.device_type.name
+
+
+STATE_FORMAT = "gbcs-hil world 1"
+
+
+def _derived_eui(prefix: str, index: int) -> bytes:
+    return bytes.fromhex(prefix) + index.to_bytes(2, "big")
+
+
+class World:
+    """Everything one emulation run needs, built from one seed."""
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        faults: FaultPlan = NO_FAULTS,
+        capture: bool = True,
+        pki: TestPki | None = None,
+    ) -> None:
+        self.seed = seed
+        self.clock = VirtualClock()
+        self.pki = pki if pki is not None else TestPki.default_cast(seed)
+        self.anchors = TrustAnchors.from_pki(self.pki)
+        self.capture = Capture() if capture else None
+        self.faults = FaultInjector(faults, seed)
+        self.random = random.Random(seed)
+        self.places: dict[str, HanMedium] = {}
+        self.hubs: dict[bytes, Hub] = {}
+        self.meters: dict[bytes, MeterUnit] = {}
+        self.headend = HeadEnd(self.pki, self.clock)
+        self.headend.capture = self.capture
+        self.trace: Callable[[str], None] | None = None
+
+    # Places -----------------------------------------------------------------------
+    def place(self, name: str) -> HanMedium:
+        medium = self.places.get(name)
+        if medium is None:
+            medium = HanMedium(
+                self.clock,
+                name=name,
+                faults=self.faults if self.faults.plan.active else None,
+                capture=self.capture,
+            )
+            medium.on_power_cycle = self._power_cycle
+            self.places[name] = medium
+        return medium
+
+    def _power_cycle(self, radio: Radio) -> None:
+        if isinstance(radio, MeterNode):
+            radio.power_cycle(self.faults.plan.power_off_time)
+
+    # Credentials ----------------------------------------------------------------------
+    def _credentials(
+        self, eui: bytes, name: str, given: DeviceCredentials | None = None
+    ) -> DeviceCredentials:
+        if given is not None:
+            if given.eui64 != eui:
+                raise GbcsError(f"credentials are for {given.eui64.hex().upper()}, not {eui.hex()}")
+            self.headend.trust_device(
+                eui, given.public_point(KeyUsage.KA), given.public_point(KeyUsage.DS)
+            )
+            return given
+        try:
+            party = self.pki.party(eui)
+        except GbcsError:
+            party = None
+        if party is not None:
+            return DeviceCredentials.from_party(party)
+        credentials = DeviceCredentials.generate(eui, self.seed)
+        self.headend.trust_device(
+            eui, credentials.public_point(KeyUsage.KA), credentials.public_point(KeyUsage.DS)
+        )
+        return credentials
+
+    # Hubs ---------------------------------------------------------------------------
+    def add_hub(
+        self,
+        place: str,
+        eui: bytes | None = None,
+        *,
+        name: str = "",
+        channel: int | None = None,
+        pan_id: int | None = None,
+        extended_pan_id: bytes | None = None,
+        network_key: bytes | None = None,
+        credentials: tuple[DeviceCredentials, DeviceCredentials] | None = None,
+    ) -> Hub:
+        if eui is None:
+            eui = _derived_eui("00DB12345678", 0xC000 + 2 * len(self.hubs))
+        if eui in self.hubs or eui in self.meters:
+            raise GbcsError(f"{eui.hex().upper()} is already in this world")
+        r = self.random
+        channel = channel if channel is not None else r.choice(ALL_CHANNELS)
+        pan_id = pan_id if pan_id is not None else r.randrange(1, 0xFFF0)
+        epid = extended_pan_id if extended_pan_id is not None else bytes(r.randbytes(8))
+        key = network_key if network_key is not None else r.randbytes(16)
+        gpf_eui = eui[:7] + bytes(((eui[7] + 1) % 256,))
+        given = credentials or (None, None)
+        chf = CommsHub(
+            self._credentials(eui, name, given[0]),
+            self.anchors,
+            self.clock,
+            extended_pan_id=epid,
+            name=name,
+        )
+        gpf = Gpf(self._credentials(gpf_eui, f"{name} GPF", given[1]), self.anchors, self.clock)
+        node = CoordinatorNode(self.clock, eui, name=name or eui.hex().upper())
+        node.trace = self.trace
+        node.place(self.place(place))
+        node.form(channel, pan_id, epid, key)
+        node.trust_centre = chf
+        chf.han = node
+        chf.on_network_change = node.adopt_extended_pan_id
+        chf.local[gpf.eui64] = gpf
+        gpf.on_alert = chf.wan_to
+        self.headend.connect(chf)
+        hub = Hub(chf, gpf, node, place)
+        self.hubs[eui] = hub
+        return hub
+
+    # Meters ------------------------------------------------------------------------------
+    def add_meter(
+        self,
+        place: str | None,
+        kind: str = "esme",
+        eui: bytes | None = None,
+        *,
+        install_code: bytes | None = None,
+        name: str = "",
+        power: bool = True,
+        channels: tuple[int, ...] = ALL_CHANNELS,
+        credentials: DeviceCredentials | None = None,
+    ) -> MeterUnit:
+        kind = kind.lower()
+        if kind not in ("esme", "gsme"):
+            raise GbcsError(f"unknown meter kind {kind!r} (esme or gsme)")
+        if eui is None:
+            eui = _derived_eui("00DB12345678", 0xB000 + len(self.meters))
+        if eui in self.meters or eui in self.hubs:
+            raise GbcsError(f"{eui.hex().upper()} is already in this world")
+        if install_code is None:
+            install_code = hashlib.sha256(
+                b"install code" + eui + bytes([self.seed & 0xFF])
+            ).digest()[:16]
+        cls = Esme if kind == "esme" else Gsme
+        device = cls(
+            self._credentials(eui, name, credentials),
+            self.anchors,
+            self.clock,
+            install_code=install_code,
+            name=name,
+        )
+        node = MeterNode(
+            self.clock,
+            eui,
+            install_code=install_code,
+            sleepy=device.sleepy,
+            channels=channels,
+            name=name or eui.hex().upper(),
+        )
+        node.trace = self.trace
+        device.han = node
+        unit = MeterUnit(device, node, place)
+
+        def on_gbcs(peer: bytes, data: bytes) -> None:
+            response = device.receive(data)
+            if response is not None:
+                node.send_gbcs(peer, response)
+
+        def on_state(state: NodeState) -> None:
+            if state is NodeState.JOINED and node.joined:
+                device.log_event("joined HAN", node.settings.trust_centre.hex().upper())
+
+        node.on_gbcs = on_gbcs
+        node.on_state = on_state
+        if place is not None:
+            node.place(self.place(place))
+        if power:
+            node.power_on()
+        self.meters[eui] = unit
+        return unit
+
+    def move(self, meter: MeterUnit, place: str | None) -> None:
+        """Carry a meter somewhere else (None: in a van, out of range of every HAN)."""
+        meter.node.place(None if place is None else self.place(place))
+        meter.place = place
+
+    # Queries -------------------------------------------------------------------------------
+    def joined_to(self, meter: MeterUnit) -> bytes | None:
+        """The hub a meter is joined to right now (its trust centre, when it is reachable)."""
+        node = meter.node
+        if not node.joined or node.settings is None:
+            return None
+        hub = self.hubs.get(node.settings.trust_centre)
+        if hub is None or hub.node.medium is not node.medium:
+            return None
+        child = hub.node.children.get(meter.eui64)
+        return hub.eui64 if child is not None and child.announced else None
+
+    def logs_holding(self, meter: MeterUnit) -> list[bytes]:
+        """The hubs whose current device log lists the meter."""
+        return [h.eui64 for h in self.hubs.values() if meter.eui64 in h.chf.current]
+
+    def joinable(self, meter: MeterUnit) -> bool:
+        """Whether the meter can still get onto some HAN: it auto-joins with its
+        install code, or a hub whitelists it under the network it remembers."""
+        node = meter.node
+        if node.settings is None:
+            return True  # auto-join (or off with no network: joins when powered)
+        epid = node.settings.extended_pan_id
+        return any(
+            meter.eui64 in h.chf.current and h.chf.extended_pan_id == epid
+            for h in self.hubs.values()
+        )
+
+    def run(self, seconds: float) -> None:
+        self.clock.run_for(seconds)
+
+    def run_until(self, condition: Callable[[], bool], timeout: float) -> bool:
+        return self.clock.run_until(condition, timeout=timeout)
+
+    def device_type(self, eui: bytes) -> DeviceType | None:
+        if eui in self.hubs:
+            return DeviceType.CHF
+        unit = self.meters.get(eui)
+        return None if unit is None else unit.device.device_type
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            m.eui64.hex().upper(): {
+                "kind": m.kind,
+                "joined_to": None if (h := self.joined_to(m)) is None else h.hex().upper(),
+                "state": m.node.state.value,
+                "in_device_logs": [h.hex().upper() for h in self.logs_holding(m)],
+            }
+            for m in self.meters.values()
+        }
+
+    # State ----------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """Everything a fleet needs to survive a restart (frames in flight are lost)."""
+        return {
+            "format": STATE_FORMAT,
+            "seed": self.seed,
+            "time": self.clock.now,
+            "headend": {"counters": {k.hex().upper(): v for k, v in self.headend.counters.items()}},
+            "hubs": [
+                {
+                    "eui64": _hex(h.eui64),
+                    "name": h.chf.name,
+                    "place": h.place,
+                    "chf": h.chf.state(),
+                    "gpf": h.gpf.state(),
+                    "node": h.node.state(),
+                }
+                for h in self.hubs.values()
+            ],
+            "meters": [
+                {
+                    "eui64": _hex(m.eui64),
+                    "kind": m.kind.lower(),
+                    "name": m.device.name,
+                    "place": m.place,
+                    "device": m.device.state(),
+                    "node": m.node.node_state(),
+                }
+                for m in self.meters.values()
+            ],
+        }
+
+    @classmethod
+    def from_json(
+        cls, obj: dict[str, Any], *, faults: FaultPlan = NO_FAULTS, capture: bool = True
+    ) -> World:
+        if not isinstance(obj, dict) or obj.get("format") != STATE_FORMAT:
+            raise GbcsError(f"not a gbcs-hil world state (format {STATE_FORMAT} expected)")
+        try:
+            world = cls(int(obj["seed"]), faults=faults, capture=capture)
+            world.clock.now = float(obj["time"])
+            world.headend.counters = {
+                bytes.fromhex(k): int(v) for k, v in obj["headend"]["counters"].items()
+            }
+            for h in obj["hubs"]:
+                settings = h["node"]["settings"]
+                hub = world.add_hub(
+                    h["place"],
+                    bytes.fromhex(h["eui64"]),
+                    name=h["name"],
+                    channel=settings["channel"],
+                    pan_id=settings["pan_id"],
+                    extended_pan_id=bytes.fromhex(settings["extended_pan_id"]),
+                    network_key=bytes.fromhex(settings["network_key"]),
+                    credentials=(
+                        DeviceCredentials.from_json(h["chf"]["credentials"]),
+                        DeviceCredentials.from_json(h["gpf"]["credentials"]),
+                    ),
+                )
+                hub.chf.load_state(h["chf"])
+                hub.gpf.load_state(h["gpf"])
+                hub.node.load_state(h["node"])
+            for m in obj["meters"]:
+                unit = world.add_meter(
+                    m["place"],
+                    m["kind"],
+                    bytes.fromhex(m["eui64"]),
+                    install_code=bytes.fromhex(m["device"]["install_code"]),
+                    name=m["name"],
+                    power=False,
+                    channels=tuple(m["node"]["channels"]),
+                    credentials=DeviceCredentials.from_json(m["device"]["credentials"]),
+                )
+                unit.device.load_state(m["device"])
+                unit.node.load_node_state(m["node"])
+                if m["node"].get("powered"):
+                    unit.node.power_on()
+        except (KeyError, TypeError, ValueError) as e:
+            raise GbcsError(f"world state is damaged: {type(e).__name__} {e}") from None
+        return world
+
+    def save(self, path: str | Path) -> Path:
+        target = Path(path)
+        target.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        return target
+
+    @classmethod
+    def load(cls, path: str | Path, **kwargs: Any) -> World:
+        try:
+            obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise GbcsError(f"{path}: not JSON ({e})") from None
+        return cls.from_json(obj, **kwargs)
+
+
+def _hex(eui: bytes) -> str:
+    return eui.hex().upper()

@@ -1,0 +1,65 @@
+"""``gbcs-hil emulate scenario``: the JSON a lab engineer's script reads, and the capture."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gbcs.cli import main
+
+
+def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+    code = main(["emulate", "scenario", *argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_returned_meter_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pcap = tmp_path / "rm.pcapng"
+    code, report = _json(capsys, "returned-meter", "--seed", "3", "--pcap", str(pcap))
+    assert code == 0
+    assert report["scenario"] == "returned-meter" and report["seed"] == 3
+    for step in report["steps"]:
+        assert {"use_case", "message_code", "from", "to", "result"} <= set(step)
+        assert isinstance(step["message_code"], int)
+        assert step["result"] == "ok"
+    codes = [s["message_code"] for s in report["steps"]]
+    assert codes.index(0x00FE) < codes.index(0x0003) < codes.index(0x7F00)
+    (meter,) = report["meters"].values()
+    assert meter["state"] == "joined" and len(meter["joined_to"]) == 16
+    assert pcap.stat().st_size > 1000 and Path(str(pcap) + ".keys").read_text().count("\n") >= 3
+
+
+def test_dead_meter_and_fresh_meter(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = _json(capsys, "dead-meter")
+    assert code == 0
+    (meter,) = report["meters"].values()
+    assert meter["joined_to"] is None
+    assert report["steps"][-1]["detail"]["verdict"].startswith("FAULTY")
+    code, report = _json(capsys, "fresh-meter", "--seed", "8")
+    assert code == 0
+    (meter,) = report["meters"].values()
+    assert meter == {"kind": "ESME", "joined_to": None, "state": "scanning", "in_device_logs": []}
+
+
+def test_human_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emulate", "scenario", "fresh-meter"]) == 0
+    out = capsys.readouterr().out
+    assert "CS02f-SECMP0013" in out and "0x7F00" in out and "meters:" in out
+
+
+def test_bad_faults_and_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emulate", "scenario", "fresh-meter", "--faults", "loss=2"]) == 2
+    assert "outside 0..1" in capsys.readouterr().err
+    assert main(["emulate", "scenario", "fresh-meter", "--faults", "gremlins=1"]) == 2
+    assert "unknown fault setting 'gremlins=1'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["emulate", "scenario", "no-such"])
+
+
+def test_faults_replay_from_the_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("returned-meter", "--seed", "5", "--faults", "loss=0.1,duplication=0.05")
+    first = _json(capsys, *args)[1]
+    second = _json(capsys, *args)[1]
+    assert first == second

@@ -1,0 +1,176 @@
+"""The three returned-meter states of DESIGN §2 and the known failure modes, end to end."""
+
+from __future__ import annotations
+
+import pytest
+
+from emulators.node import NodeState
+from emulators.scenarios import SCENARIOS, Run, run_scenario
+from emulators.world import World
+from gbcs.catalogue import CATALOGUE
+from gbcs.errors import GbcsError
+
+DISCONNECT = CATALOGUE.disconnect_code
+
+
+def _codes(run: Run) -> list[tuple[str, str]]:
+    return [(s.use_case, s.result) for s in run.steps]
+
+
+def test_state_2_returned_meter_end_to_end() -> None:
+    run = run_scenario("returned-meter", seed=7)
+    report = run.report(7)
+    assert report["ok"], _codes(run)
+    steps = [(s.use_case, s.message_code) for s in run.steps]
+    # CCS07 on the old CHF, CCS03 onto the bench, rejoin, reads, CS02f, third HAN.
+    order = [
+        "CCS07",
+        "CCS03",
+        "trust-centre rejoin",
+        "CS07",
+        "CS02f-SECMP0013",
+        "HAN leave (auto-join)",
+        "HAN join (install code)",
+    ]
+    names = [u for u, _ in steps]
+    positions = [names.index(u, names.index("CCS07")) for u in order[:-1]]
+    assert positions == sorted(positions)
+    assert names[-1] == "HAN join (install code)"
+    assert [c for u, c in steps if u.startswith("CS02f")] == [DISCONNECT]
+    world = run.world
+    (meter,) = world.meters.values()
+    third = next(h for h in world.hubs.values() if h.place == "site-3")
+    assert world.joined_to(meter) == third.eui64
+    assert world.logs_holding(meter) == [third.eui64]
+    assert report["meters"][meter.eui64.hex().upper()]["joined_to"] == third.eui64.hex().upper()
+    # The bench log held only that meter (single-entry CCS03), now in its history.
+    bench = next(h for h in world.hubs.values() if h.place == "bench")
+    assert [e.device_id for e in bench.chf.historic_log().entries] == [meter.eui64]
+    # The disconnect response was signed by the meter and verified by the head end.
+    assert meter.node.joins == 2 and meter.node.rejoins == 1
+
+
+def test_state_1_fresh_meter() -> None:
+    run = run_scenario("fresh-meter", seed=2)
+    assert run.report(2)["ok"], _codes(run)
+    (meter,) = run.world.meters.values()
+    assert meter.node.state is NodeState.SCANNING  # divorced: back to auto-join
+    assert run.world.logs_holding(meter) == []
+    assert [s.use_case for s in run.steps][:2] == ["CCS01", "HAN join (install code)"]
+
+
+def test_state_3_dead_meter_is_reported_faulty() -> None:
+    run = run_scenario("dead-meter", seed=4)
+    report = run.report(4)
+    probes = [s for s in run.steps if s.detail.get("probe")]
+    assert [s.use_case for s in probes] == ["HAN join (install code)", "trust-centre rejoin"]
+    assert all("did not join" in s.result for s in probes)
+    verdict = run.steps[-1]
+    assert verdict.detail["verdict"].startswith("FAULTY")
+    assert report["ok"]  # the bench did its job: the failure is the finding
+    (meter,) = run.world.meters.values()
+    assert len(run.world.logs_holding(meter)) == 1  # the restored entry was taken back
+
+
+def test_unknown_scenario_is_refused() -> None:
+    with pytest.raises(GbcsError, match="unknown scenario 'nope'"):
+        run_scenario("nope")
+    assert set(SCENARIOS) >= {"returned-meter", "fresh-meter", "dead-meter"}
+
+
+# --- failure modes -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def bench() -> tuple[Run, object, object]:
+    world = World(seed=11)
+    run = Run("failure", world)
+    hub = world.add_hub("bench", name="bench CHF")
+    meter = world.add_meter("bench", "esme", world.pki.party("esme").eui64)
+    run.add_device(hub, meter)
+    assert run.wait_joined(meter, hub, "join").ok
+    return run, hub, meter
+
+
+def test_whitelist_removed_before_disconnect_cannot_be_routed(bench) -> None:
+    run, hub, meter = bench
+    assert run.remove_device(hub, meter).ok
+    step = run.disconnect(hub, meter)
+    assert step.result == (
+        f"device {meter.eui64.hex().upper()} is not in the CHF device log (whitelist)"
+    )
+    # The meter still holds the network and nothing will ever let it rejoin elsewhere.
+    assert meter.node.settings is not None
+    assert not run.world.joinable(meter)
+
+
+def test_meter_only_in_historic_log_is_restored_from_it() -> None:
+    world = World(seed=12)
+    run = Run("historic", world)
+    old = world.add_hub("premises", name="old")
+    meter = world.add_meter("premises", "esme")
+    run.add_device(old, meter)
+    assert run.wait_joined(meter, old, "join").ok
+    assert run.remove_device(old, meter).ok  # whitelist entry gone before triage
+    world.move(meter, "bench")
+    new = world.add_hub("bench", name="bench")
+    _, logs = run.read_logs(old)
+    assert logs is not None and logs.current.entry_for(meter.eui64) is None
+    entry = logs.historic.entry_for(meter.eui64)
+    assert entry is not None
+    from gbcs.devicelog import DeviceLog
+
+    assert run.restore(new, DeviceLog(logs.historic.extended_pan_id, (entry,))).ok
+    assert run.wait_joined(meter, new, "trust-centre rejoin").ok
+    assert run.join_details(new, meter).ok
+
+
+def test_wrong_install_code_never_joins() -> None:
+    world = World(seed=13)
+    run = Run("wrong code", world)
+    hub = world.add_hub("bench")
+    meter = world.add_meter("bench", "esme")
+    wrong = bytes(b ^ 0xFF for b in meter.device.install_code)
+    assert run.add_device(hub, meter, install_code=wrong).ok
+    step = run.wait_joined(meter, hub, "join", timeout=600)
+    assert step.result == "ESME did not join within 600 s"
+    assert meter.node.settings is None and meter.node.joins == 0
+    assert not any(c.announced for c in hub.node.children.values())
+
+
+def test_bad_signature_is_rejected(bench) -> None:
+    run, hub, meter = bench
+    he = run.world.headend
+    from gbcs import asn1
+    from gbcs.joins import DisconnectFromHan
+
+    good = he.command(
+        DISCONNECT, asn1.encode(DisconnectFromHan(meter.eui64).to_payload()), meter.eui64
+    )
+    forged = good.with_signature(bytes(64))
+    forged = he.security.add_mac(forged)  # a valid MAC over a bad signature
+    outcome = he.send(hub.chf, forged)
+    assert not outcome.ok
+    assert meter.device.security_log[-1].detail.endswith("signature invalid")
+    assert meter.node.settings is not None  # still joined
+
+
+def test_replayed_counter_is_rejected(bench) -> None:
+    run, hub, meter = bench
+    he = run.world.headend
+    from gbcs import asn1
+    from gbcs.joins import JoinDetails
+
+    command = he.command(0x0013, asn1.encode(JoinDetails.COMMAND), meter.eui64)
+    assert he.send(hub.chf, command).ok
+    again = he.send(hub.chf, command)
+    assert again.failure == "no response within 120 s"
+    assert "replayed originator counter" in meter.device.security_log[-1].detail
+
+
+def test_unsigned_critical_command_is_rejected(bench) -> None:
+    run, hub, meter = bench
+    step = run.disconnect(hub, meter, sign=False)
+    assert step.result == "no response within 120 s"
+    assert meter.device.security_log[-1].detail.endswith("is not signed")
+    assert meter.node.state is NodeState.JOINED

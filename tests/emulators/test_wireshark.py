@@ -1,0 +1,111 @@
+"""What the emulated HAN puts on the air, read back by Wireshark with the captured keys."""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from emulators.scenarios import run_scenario
+from emulators.wireshark import capture_bytes, keys_lines, uat_options, write_capture
+from gbcs.catalogue import CATALOGUE
+
+TSHARK = shutil.which("tshark")
+needs_tshark = pytest.mark.skipif(
+    TSHARK is None, reason="tshark is not installed (CI installs it with apt-get)"
+)
+FIELDS = (
+    "frame.interface_name",
+    "_ws.malformed",
+    "_ws.expert.severity",
+    "wpan.fcs_ok",
+    "zbee_nwk.security",
+    "zbee_aps.cmd.key",
+    "zbee_zcl_se.tun.protocol_id",
+    "gbcs_message.grouping_header.message_code",
+)
+
+
+@functools.cache
+def _returned_meter(tmp: str) -> tuple[Path, Path, list[str]]:
+    run = run_scenario("returned-meter", seed=9)
+    assert run.report(9)["ok"]
+    pcap, keys = write_capture(run.world.capture, Path(tmp) / "returned-meter.pcapng")
+    return pcap, keys, uat_options(run.world.capture)
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
+    return _returned_meter(str(tmp_path_factory.mktemp("wireshark")))
+
+
+def _tshark(path: Path, options: list[str]) -> list[list[str]]:
+    assert TSHARK is not None
+    args = [TSHARK, "-r", str(path), *options, "-T", "fields", "-E", "separator=|"]
+    for f in FIELDS:
+        args += ["-e", f]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    return [line.split("|") for line in out.splitlines()]
+
+
+def test_keys_file_has_zigbee_pc_keys_lines(capture: tuple[Path, Path, list[str]]) -> None:
+    _, keys, _ = capture
+    lines = keys.read_text().splitlines()
+    assert lines and all(
+        re.fullmatch(r'"[0-9A-F]{32}","Normal","(nwk|link) [^"]+"', line) for line in lines
+    )
+    assert sum(line.endswith('"nwk premises CHF"') for line in lines) == 1
+    assert any('"link ' in line for line in lines)
+
+
+def test_capture_starts_with_a_pcapng_section() -> None:
+    run = run_scenario("fresh-meter", seed=1)
+    data = capture_bytes(run.world.capture)
+    assert data[:4] == b"\x0a\x0d\x0d\x0a" and data[8:12] == bytes.fromhex("4d3c2b1a")
+    assert keys_lines(run.world.capture)
+
+
+@needs_tshark
+def test_every_frame_decodes_and_the_scenario_codes_are_seen(
+    capture: tuple[Path, Path, list[str]],
+) -> None:
+    pcap, keys, options = capture
+    rows = _tshark(pcap, options)
+    assert len(rows) > 100
+    for row in rows:
+        interface, malformed, severity = row[0], row[1], row[2]
+        assert not malformed, row
+        assert "error" not in severity.lower() and "warn" not in severity.lower(), row
+        if interface.startswith("han:"):
+            assert row[3] in ("1", "True"), row  # FCS correct
+    codes = {int(c, 16) for row in rows for c in row[7].split(",") if c}
+    expected = {0x0001, 0x00FE, 0x0003, 0x0002, 0x0013, CATALOGUE.disconnect_code}
+    assert expected <= codes
+    on_air = {
+        int(c, 16) for row in rows if row[0].startswith("han:") for c in row[7].split(",") if c
+    }
+    assert {0x0013, CATALOGUE.disconnect_code} <= on_air  # commands to the meter cross the HAN
+    # Every Transport Key decrypts (with the link key) to a network key of the capture.
+    transported = {row[5].upper() for row in rows if row[5]}
+    network_keys = {
+        line.split(",")[0].strip('"') for line in keys.read_text().splitlines() if '"nwk ' in line
+    }
+    assert transported == network_keys and len(network_keys) == 3
+    tunnels = {row[6] for row in rows if row[6]}
+    assert {int(t, 0) for t in tunnels} == {6}  # GB-HRGP
+
+
+@needs_tshark
+def test_without_the_network_key_nothing_above_nwk_is_readable(
+    capture: tuple[Path, Path, list[str]],
+) -> None:
+    pcap, _, _ = capture
+    rows = _tshark(pcap, [])
+    on_air = [row for row in rows if row[0].startswith("han:")]
+    assert on_air
+    assert not any(row[7] for row in on_air)  # no GBCS message readable on the air
+    assert not any(row[6] for row in on_air)
