@@ -151,7 +151,11 @@ class CommsHub(GbcsDevice):
         return DeviceLog(self.extended_pan_id, tuple(self.historic), self.now_cosem())
 
     def _whitelist_changed(self) -> None:
-        alert = WhitelistChangeAlert(self.now_cosem(), self.current_log())
+        """Raise CS14 (on the clock, after the response) with the log as it is now."""
+        self.clock.call_soon(self._send_whitelist_alert, self.current_log())
+
+    def _send_whitelist_alert(self, log: DeviceLog) -> None:
+        alert = WhitelistChangeAlert(self.now_cosem(), log)
         self.alert(
             WhitelistChangeAlert.MESSAGE_CODE,
             dlms.encode(alert.to_notification(dlms.invoke_id_for_counter(self.alert_counter))),
@@ -187,7 +191,7 @@ class CommsHub(GbcsDevice):
             if command.enable_joining:
                 self.join_windows[device] = self.clock.now + command.join_timeout
             results = (0, 0, 0)
-            self.clock.call_soon(self._whitelist_changed)
+            self._whitelist_changed()
         response = simple_response(request.invoke_id, AddDevice.SPECS, results)
         return Reply(dlms.encode(response))
 
@@ -203,7 +207,7 @@ class CommsHub(GbcsDevice):
             self.join_windows.pop(device, None)
             self.held.pop(device, None)
             result = 0
-            self.clock.call_soon(self._whitelist_changed)
+            self._whitelist_changed()
         response = simple_response(request.invoke_id, RemoveDevice.SPECS, (result,))
         return Reply(dlms.encode(response))
 
@@ -227,7 +231,7 @@ class CommsHub(GbcsDevice):
             if changed and self.on_network_change is not None:
                 self.on_network_change(log.extended_pan_id)
             result = 0
-            self.clock.call_soon(self._whitelist_changed)
+            self._whitelist_changed()
         response = simple_response(request.invoke_id, RestoreDeviceLog.SPECS, (result,))
         return Reply(dlms.encode(response))
 

@@ -1,0 +1,641 @@
+"""The CHF's device logs, trust-centre decisions and routing (emulators/chf.py).
+
+Commands reach the hub as the DCC sends them: built by the head end, handed
+to ``from_wan`` (or ``receive``), answered over the WAN and verified.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from emulators.chf import (
+    ACTION_NOT_FOUND,
+    ACTION_OTHER_REASON,
+    HISTORIC_LOG_CAPACITY,
+    CommsHub,
+    RouteFailure,
+)
+from emulators.headend import HeadEnd, Outcome
+from gbcs import asn1, dlms
+from gbcs.devicelog import (
+    ActiveDevices,
+    AddDevice,
+    DeviceLog,
+    DeviceLogEntry,
+    DeviceLogs,
+    DeviceType,
+    ReadDeviceLog,
+    ReadDeviceLogs,
+    RemoveDevice,
+    RestoreDeviceLog,
+    WhitelistChangeAlert,
+)
+from gbcs.dlms import AccessResponse, DataNotification
+from gbcs.frame import CraFlag, GbcsMessage, new_command
+from gbcs.joins import JoinDetails
+from gbcs.primitives import CosemDateTime
+from tests.emulators.conftest import (
+    EPID,
+    INSTALL_CODE,
+    LINK_KEY,
+    FakeHan,
+    device_log_message,
+    verified,
+)
+
+DEV = [bytes.fromhex(f"00DB12345678B0{i:02X}") for i in range(40)]
+OTHER_EPID = bytes.fromhex("1122334455667788")
+CODE2 = bytes(range(16))
+
+
+@pytest.fixture
+def hub(make_hub: Callable[..., CommsHub], headend: HeadEnd) -> CommsHub:
+    chf = make_hub()
+    headend.connect(chf)
+    return chf
+
+
+class Dcc:
+    """Sends device-log commands to one hub and returns the DLMS response."""
+
+    def __init__(self, headend: HeadEnd, hub: CommsHub) -> None:
+        self.headend = headend
+        self.hub = hub
+
+    def send(self, command: Any, code: int) -> AccessResponse:
+        message = device_log_message(self.headend, command, code, self.hub.eui64)
+        outcome = self.headend.send(self.hub, message, timeout=5)
+        assert outcome.ok, outcome.result
+        assert outcome.response is not None
+        apdu = dlms.decode(outcome.response.payload)
+        assert isinstance(apdu, AccessResponse)
+        assert apdu.invoke_id == dlms.invoke_id_for_counter(message.header.originator_counter)
+        return apdu
+
+    def add(
+        self,
+        device: bytes,
+        code: bytes = INSTALL_CODE,
+        *,
+        device_type: DeviceType = DeviceType.ESME,
+        join_timeout: int = 90,
+        enable_joining: bool = True,
+    ) -> tuple[int, ...]:
+        command = AddDevice(device, int(device_type), code, join_timeout, enable_joining)
+        return tuple(r.result for r in self.send(command, AddDevice.MESSAGE_CODE).results)
+
+    def remove(self, device: bytes) -> int:
+        (result,) = self.send(RemoveDevice(device), RemoveDevice.MESSAGE_CODE).results
+        return result.result
+
+    def restore(self, log: DeviceLog) -> int:
+        (result,) = self.send(RestoreDeviceLog(log), RestoreDeviceLog.MESSAGE_CODE).results
+        return result.result
+
+    def logs(self) -> DeviceLogs:
+        return DeviceLogs.from_response(self.send(ReadDeviceLogs(), ReadDeviceLogs.MESSAGE_CODE))
+
+    def active(self, code: int = 0x0004) -> ActiveDevices:
+        return ActiveDevices.from_response(self.send(ReadDeviceLog(), code))
+
+
+@pytest.fixture
+def dcc(headend: HeadEnd, hub: CommsHub) -> Dcc:
+    return Dcc(headend, hub)
+
+
+def whitelist_alerts(headend: HeadEnd) -> list[WhitelistChangeAlert]:
+    out = []
+    for message in headend.received.alerts:
+        assert message.header.message_code == WhitelistChangeAlert.MESSAGE_CODE
+        apdu = dlms.decode(message.payload)
+        assert isinstance(apdu, DataNotification)
+        out.append(WhitelistChangeAlert.from_notification(apdu))
+    return out
+
+
+# Construction --------------------------------------------------------------------------
+
+
+def test_extended_pan_id_must_be_8_bytes(make_hub: Callable[..., CommsHub]) -> None:
+    from gbcs.errors import GbcsError
+
+    with pytest.raises(GbcsError, match="extended PAN ID is 8 bytes"):
+        make_hub(extended_pan_id=b"\x01" * 7)
+
+
+def test_new_hub_has_empty_logs(hub: CommsHub) -> None:
+    assert hub.current == {}
+    assert list(hub.historic) == []
+    assert hub.historic.maxlen == HISTORIC_LOG_CAPACITY
+    assert hub.join_key(DEV[0]) is None
+    assert hub.rejoin_key(DEV[0]) is None
+    assert not hub.joining_open()
+
+
+# CCS01 ----------------------------------------------------------------------------------
+
+
+def test_ccs01_adds_install_code_link_key_and_opens_join_window(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    assert dcc.add(DEV[0], INSTALL_CODE, join_timeout=120) == (0, 0, 0)
+    assert hub.current == {DEV[0]: DeviceLogEntry(DEV[0], LINK_KEY)}
+    assert hub.current[DEV[0]].tc_link_key_hash.hex().upper() == "66B6900981E1EE3CA4206B6B861C02BB"
+    assert hub.devices[DEV[0]].device_type is DeviceType.ESME
+    assert not hub.devices[DEV[0]].sleepy
+    assert hub.join_windows == {DEV[0]: 120.0}
+    assert hub.joining_open()
+    assert hub.join_key(DEV[0]) == LINK_KEY
+    assert hub.join_key(DEV[1]) is None  # the window is for one EUI-64
+    assert hub.rejoin_key(DEV[0]) == LINK_KEY
+    hub.clock.run(120)  # the window is open up to and including its closing time
+    assert hub.join_key(DEV[0]) == LINK_KEY
+    hub.clock.run(120.001)
+    assert hub.join_key(DEV[0]) is None
+    assert not hub.joining_open()
+    assert hub.rejoin_key(DEV[0]) == LINK_KEY  # still whitelisted for a rejoin
+    assert DEV[0] in hub.current
+
+
+def test_join_window_is_relative_to_the_command_time(hub: CommsHub, dcc: Dcc) -> None:
+    hub.clock.run(1000)
+    dcc.add(DEV[0], join_timeout=10)
+    assert hub.join_windows[DEV[0]] == 1010
+    hub.clock.run(1010.5)
+    assert hub.join_key(DEV[0]) is None
+
+
+def test_ccs01_without_enable_joining_opens_no_window(hub: CommsHub, dcc: Dcc) -> None:
+    assert dcc.add(DEV[0], enable_joining=False) == (0, 0, 0)
+    assert DEV[0] in hub.current
+    assert hub.join_key(DEV[0]) is None
+    assert not hub.joining_open()
+    assert hub.rejoin_key(DEV[0]) == LINK_KEY
+
+
+def test_ccs01_gsme_is_sleepy(hub: CommsHub, dcc: Dcc) -> None:
+    dcc.add(DEV[0], CODE2, device_type=DeviceType.GSME)
+    assert hub.devices[DEV[0]].sleepy
+    assert hub.devices[DEV[0]].device_type is DeviceType.GSME
+    assert hub.current[DEV[0]].tc_link_key_hash != LINK_KEY
+
+
+def test_ccs01_again_replaces_the_key(hub: CommsHub, dcc: Dcc) -> None:
+    dcc.add(DEV[0], INSTALL_CODE)
+    dcc.add(DEV[0], CODE2)
+    assert len(hub.current) == 1
+    assert hub.current[DEV[0]].tc_link_key_hash != LINK_KEY
+
+
+def test_device_joined_closes_the_window(hub: CommsHub, dcc: Dcc) -> None:
+    dcc.add(DEV[0], join_timeout=600)
+    hub.clock.run(5)
+    hub.device_joined(DEV[0], sleepy=False)
+    assert hub.join_key(DEV[0]) is None  # GBCS: one join per window
+    assert hub.devices[DEV[0]].last_communication == 5
+    assert hub.event_log[-1].event == "device joined"
+
+
+def test_device_log_full(make_hub: Callable[..., CommsHub], headend: HeadEnd) -> None:
+    hub = make_hub(current_capacity=2)
+    headend.connect(hub)
+    dcc = Dcc(headend, hub)
+    assert dcc.add(DEV[0]) == (0, 0, 0)
+    assert dcc.add(DEV[1]) == (0, 0, 0)
+    hub.clock.run()
+    alerts = len(headend.received.alerts)
+    assert dcc.add(DEV[2]) == (ACTION_OTHER_REASON, 0, 0)
+    hub.clock.run()
+    assert list(hub.current) == DEV[:2]
+    assert DEV[2] not in hub.join_windows
+    assert len(headend.received.alerts) == alerts  # no whitelist change, no CS14
+    assert hub.event_log[-2].event == "device log full"
+    # An existing entry can still be updated when the log is full.
+    assert dcc.add(DEV[1], CODE2) == (0, 0, 0)
+
+
+# CCS02 and the historic log -----------------------------------------------------------
+
+
+def test_ccs02_moves_the_entry_to_the_historic_log(hub: CommsHub, dcc: Dcc) -> None:
+    dcc.add(DEV[0])
+    dcc.add(DEV[1])
+    assert dcc.remove(DEV[0]) == 0
+    assert list(hub.current) == [DEV[1]]
+    assert list(hub.historic) == [DeviceLogEntry(DEV[0], LINK_KEY)]
+    assert DEV[0] not in hub.join_windows
+    assert DEV[0] not in hub.devices
+    assert hub.rejoin_key(DEV[0]) is None
+
+
+def test_ccs02_of_an_unknown_device_is_not_found(hub: CommsHub, dcc: Dcc) -> None:
+    dcc.add(DEV[0])
+    assert dcc.remove(DEV[5]) == ACTION_NOT_FOUND
+    assert list(hub.current) == [DEV[0]]
+    assert list(hub.historic) == []
+
+
+def test_ccs02_twice_keeps_one_historic_entry(hub: CommsHub, dcc: Dcc) -> None:
+    dcc.add(DEV[0])
+    dcc.remove(DEV[0])
+    dcc.add(DEV[0], CODE2)
+    assert list(hub.historic) == []  # re-adding takes it out of the historic log
+    dcc.remove(DEV[0])
+    assert [e.device_id for e in hub.historic] == [DEV[0]]
+    assert hub.historic[0].tc_link_key_hash != LINK_KEY
+
+
+@pytest.mark.parametrize("capacity", [1, 3])
+def test_historic_log_is_bounded_oldest_overwritten(
+    make_hub: Callable[..., CommsHub], headend: HeadEnd, capacity: int
+) -> None:
+    hub = make_hub(historic_capacity=capacity)
+    headend.connect(hub)
+    dcc = Dcc(headend, hub)
+    for device in DEV[:5]:
+        dcc.add(device)
+    for device in DEV[:5]:
+        assert dcc.remove(device) == 0
+    assert [e.device_id for e in hub.historic] == DEV[5 - capacity : 5]
+    assert [e.device_id for e in dcc.logs().historic.entries] == DEV[5 - capacity : 5]
+
+
+def test_default_historic_capacity(hub: CommsHub, dcc: Dcc) -> None:
+    for device in DEV[: HISTORIC_LOG_CAPACITY + 2]:
+        dcc.add(device, enable_joining=False)
+        dcc.remove(device)
+    assert len(hub.historic) == HISTORIC_LOG_CAPACITY
+    assert hub.historic[0].device_id == DEV[2]
+
+
+# CCS03 ------------------------------------------------------------------------------
+
+
+def test_ccs03_restores_and_adopts_the_extended_pan_id(hub: CommsHub, dcc: Dcc) -> None:
+    changes: list[bytes] = []
+    hub.on_network_change = changes.append
+    dcc.add(DEV[0])
+    dcc.remove(DEV[0])
+    entries = (DeviceLogEntry(DEV[0], LINK_KEY), DeviceLogEntry(DEV[1], bytes(16)))
+    assert dcc.restore(DeviceLog(OTHER_EPID, entries)) == 0
+    assert hub.extended_pan_id == OTHER_EPID
+    assert changes == [OTHER_EPID]
+    assert hub.current == {DEV[0]: entries[0], DEV[1]: entries[1]}
+    assert list(hub.historic) == []  # restored entries leave the historic log
+    assert hub.rejoin_key(DEV[1]) == bytes(16)
+    assert hub.join_key(DEV[1]) is None  # a restore opens no join window
+
+
+def test_ccs03_with_the_same_pan_does_not_signal_a_change(hub: CommsHub, dcc: Dcc) -> None:
+    changes: list[bytes] = []
+    hub.on_network_change = changes.append
+    assert dcc.restore(DeviceLog(EPID, (DeviceLogEntry(DEV[0], LINK_KEY),))) == 0
+    assert changes == []
+    assert hub.extended_pan_id == EPID
+
+
+def test_ccs03_beyond_capacity_changes_nothing(
+    make_hub: Callable[..., CommsHub], headend: HeadEnd
+) -> None:
+    hub = make_hub(current_capacity=2)
+    headend.connect(hub)
+    changes: list[bytes] = []
+    hub.on_network_change = changes.append
+    dcc = Dcc(headend, hub)
+    dcc.add(DEV[0])
+    hub.clock.run()
+    alerts = len(headend.received.alerts)
+    log = DeviceLog(OTHER_EPID, tuple(DeviceLogEntry(d, bytes(16)) for d in DEV[1:3]))
+    assert dcc.restore(log) == ACTION_OTHER_REASON
+    hub.clock.run()
+    assert list(hub.current) == [DEV[0]]
+    assert hub.extended_pan_id == EPID
+    assert changes == []
+    assert len(headend.received.alerts) == alerts
+    # Entries already in the log do not count twice.
+    overlap = DeviceLog(OTHER_EPID, (DeviceLogEntry(DEV[0], bytes(16)), log.entries[0]))
+    assert dcc.restore(overlap) == 0
+    assert hub.current[DEV[0]].tc_link_key_hash == bytes(16)
+
+
+# CCS07 and CCS05/CCS04 -----------------------------------------------------------------
+
+
+def test_ccs07_returns_both_logs(hub: CommsHub, dcc: Dcc) -> None:
+    dcc.add(DEV[0])
+    dcc.add(DEV[1], CODE2)
+    dcc.add(DEV[2])
+    dcc.remove(DEV[1])
+    hub.clock.run(3600)
+    logs = dcc.logs()
+    assert logs.results == (0, 0)
+    assert logs.current is not None and logs.historic is not None
+    assert logs.current.extended_pan_id == logs.historic.extended_pan_id == EPID
+    assert [e.device_id for e in logs.current.entries] == [DEV[0], DEV[2]]
+    assert logs.current.entry_for(DEV[0]).tc_link_key_hash == LINK_KEY
+    assert [e.device_id for e in logs.historic.entries] == [DEV[1]]
+    assert logs.current.date_time == CosemDateTime.from_datetime(hub.clock.at(3600))
+
+
+def test_ccs07_of_an_empty_hub(dcc: Dcc) -> None:
+    logs = dcc.logs()
+    assert logs.current.entries == () and logs.historic.entries == ()
+
+
+@pytest.mark.parametrize("code", [0x0004, 0x010F])
+def test_read_active_devices(hub: CommsHub, dcc: Dcc, code: int) -> None:
+    dcc.add(DEV[0])
+    dcc.add(DEV[1])
+    hub.clock.run(30)
+    hub.device_joined(DEV[1], sleepy=False)
+    hub.clock.run(40)
+    hub.from_han(DEV[1], b"gbcs")
+    hub.from_han(DEV[1], b"gbcs")
+    active = dcc.active(code)
+    assert active.result == 0
+    assert [d.device_id for d in active.devices] == [DEV[0], DEV[1]]
+    never, seen = active.devices
+    assert never.last_communication == CosemDateTime()
+    assert never.transmission_successes == 0
+    assert seen.last_communication == CosemDateTime.from_datetime(hub.clock.at(40))
+    assert seen.transmission_successes == 2
+
+
+def test_read_active_devices_empty(dcc: Dcc) -> None:
+    assert dcc.active().devices == ()
+
+
+def test_wrong_dlms_shape_is_refused(hub: CommsHub, headend: HeadEnd) -> None:
+    """A CCS02 request sent under the CCS07 code: the payload check refuses it."""
+    message = device_log_message(headend, RemoveDevice(DEV[0]), 0x00FE, hub.eui64)
+    assert hub.receive(message.encode()) is None
+    assert hub.security_log[-1].event == "command payload invalid"
+
+
+# CS14 ------------------------------------------------------------------------------------
+
+
+def test_cs14_alert_on_each_whitelist_change(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    dcc.add(DEV[0])
+    hub.clock.run()
+    dcc.add(DEV[1])
+    hub.clock.run()
+    dcc.remove(DEV[0])
+    hub.clock.run()
+    dcc.remove(DEV[7])  # not found: no change
+    dcc.logs()  # a read: no change
+    dcc.restore(DeviceLog(EPID, (DeviceLogEntry(DEV[3], bytes(16)),)))
+    hub.clock.run()
+    assert headend.received.rejected == []
+    messages = headend.received.alerts
+    assert len(messages) == 4
+    for i, message in enumerate(messages, start=1):
+        assert message.header.cra_flag is CraFlag.ALERT
+        assert message.header.business_originator == hub.eui64
+        assert message.header.business_target == eui("acb")
+        assert message.header.originator_counter == i
+    alerts = whitelist_alerts(headend)
+    assert [[e.device_id for e in a.log.entries] for a in alerts] == [
+        [DEV[0]],
+        [DEV[0], DEV[1]],
+        [DEV[1]],
+        [DEV[1], DEV[3]],
+    ]
+    assert all(a.alert_code == 0x8F12 and a.log.extended_pan_id == EPID for a in alerts)
+    assert alerts[0].log.entries[0].tc_link_key_hash == LINK_KEY
+
+
+def test_cs14_alerts_for_back_to_back_changes_each_carry_their_own_log(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    """Two changes before the clock runs: each alert reports the log right after its change."""
+    dcc.add(DEV[0])
+    dcc.add(DEV[1])
+    dcc.remove(DEV[0])
+    assert headend.received.alerts == []  # raised on the clock, after the responses
+    hub.clock.run()
+    alerts = whitelist_alerts(headend)
+    assert [[e.device_id for e in a.log.entries] for a in alerts] == [
+        [DEV[0]],
+        [DEV[0], DEV[1]],
+        [DEV[1]],
+    ]
+
+
+def test_cs14_alert_is_macd_for_the_acb(hub: CommsHub, headend: HeadEnd) -> None:
+    sent: list[bytes] = []
+    hub.wan_out = sent.append
+    data = device_log_message(headend, AddDevice(DEV[0], 1, INSTALL_CODE), 1, hub.eui64)
+    hub.from_wan(data.encode())
+    assert len(sent) == 1  # the response; the alert follows on the clock
+    hub.clock.run()
+    assert len(sent) == 2
+    alert = verified(headend, sent[1])
+    assert alert.signature == b""
+    tampered = bytearray(sent[1])
+    tampered[-1] ^= 1
+    from gbcs.errors import VerificationError
+
+    with pytest.raises(VerificationError):
+        verified(headend, bytes(tampered))
+
+
+# Routing ----------------------------------------------------------------------------
+
+
+def cs07_for(headend: HeadEnd, device: bytes) -> GbcsMessage:
+    """A CS07 for a HAN device; the CHF routes it without checking it, so it is not MAC'd."""
+    supplier = headend.party("supplier")
+    return new_command(
+        0x0013,
+        asn1.encode(JoinDetails.COMMAND),
+        originator=supplier,
+        target=device,
+        counter=headend.next_counter(supplier),
+    )
+
+
+def test_from_wan_to_a_device_not_in_the_log_fails_naming_the_whitelist(
+    hub: CommsHub, headend: HeadEnd
+) -> None:
+    failures: list[RouteFailure] = []
+    headend_failure = hub.on_route_failure
+    hub.on_route_failure = lambda f: (failures.append(f), headend_failure(f))  # type: ignore[misc]
+    outcome: Outcome = headend.send(hub, cs07_for(headend, DEV[9]), timeout=10)
+    assert not outcome.ok
+    assert outcome.failure is not None and "whitelist" in outcome.failure
+    assert failures == [
+        RouteFailure(DEV[9], "device 00DB12345678B009 is not in the CHF device log (whitelist)")
+    ]
+    assert hub.event_log[-1].event == "message not routed"
+    assert hub.clock.now == 0  # failed at once, not after the timeout
+
+
+def test_from_wan_without_a_han(hub: CommsHub, dcc: Dcc, headend: HeadEnd) -> None:
+    dcc.add(DEV[0])
+    outcome = headend.send(hub, cs07_for(headend, DEV[0]), timeout=10)
+    assert outcome.failure == "the CHF has no HAN"
+
+
+def test_from_wan_han_not_joined(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, fake_han: FakeHan
+) -> None:
+    dcc.add(DEV[0])
+    fake_han.joined = False
+    hub.han = fake_han
+    outcome = headend.send(hub, cs07_for(headend, DEV[0]), timeout=10)
+    assert outcome.failure == "the CHF has no HAN"
+    assert fake_han.sent == []
+
+
+def test_from_wan_passes_to_the_han(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, fake_han: FakeHan
+) -> None:
+    dcc.add(DEV[0])
+    hub.han = fake_han
+    data = cs07_for(headend, DEV[0]).encode()
+    hub.from_wan(data)
+    assert fake_han.sent == [(DEV[0], data)]  # byte for byte, untouched
+
+
+def test_from_wan_to_a_local_device(hub: CommsHub, headend: HeadEnd, gpf: Any) -> None:
+    hub.local[gpf.eui64] = gpf
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gpf.eui64)
+    outcome = headend.send(hub, command, timeout=1)
+    assert outcome.ok
+    assert outcome.response.header.business_originator == gpf.eui64
+
+
+def test_from_wan_malformed(hub: CommsHub) -> None:
+    sent: list[bytes] = []
+    hub.wan_out = sent.append
+    hub.from_wan(b"\xdd\x00")
+    assert sent == []
+    assert hub.security_log[-1].event == "malformed WAN message"
+
+
+def test_from_wan_rejected_command_to_the_hub_gets_no_response(
+    hub: CommsHub, headend: HeadEnd
+) -> None:
+    sent: list[bytes] = []
+    hub.wan_out = sent.append
+    message = device_log_message(headend, RemoveDevice(DEV[0]), 2, hub.eui64)
+    data = bytearray(message.encode())
+    data[-1] ^= 1
+    hub.from_wan(bytes(data))
+    assert sent == []
+    assert "MAC invalid" in hub.security_log[-1].detail
+
+
+def test_from_han_from_a_whitelisted_device_goes_to_the_wan(hub: CommsHub, dcc: Dcc) -> None:
+    sent: list[bytes] = []
+    dcc.add(DEV[0])
+    hub.clock.run(12)
+    hub.wan_out = sent.append
+    hub.from_han(DEV[0], b"response bytes")
+    assert sent == [b"response bytes"]
+    assert hub.devices[DEV[0]].frames_ok == 1
+    assert hub.devices[DEV[0]].last_communication == 12
+
+
+def test_from_han_from_a_non_whitelisted_device_is_dropped(hub: CommsHub, dcc: Dcc) -> None:
+    sent: list[bytes] = []
+    dcc.add(DEV[0])
+    dcc.remove(DEV[0])
+    hub.wan_out = sent.append
+    hub.from_han(DEV[0], b"data")
+    hub.from_han(DEV[1], b"data")
+    assert sent == []
+    assert [e.detail for e in hub.security_log[-2:]] == [
+        "00DB12345678B000",
+        "00DB12345678B001",
+    ]
+    assert hub.security_log[-1].event == "frame from a device not in the device log"
+    assert DEV[1] not in hub.devices
+
+
+def test_held_messages_for_a_sleepy_device_in_order(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, fake_han: FakeHan
+) -> None:
+    hub.han = fake_han
+    dcc.add(DEV[0], device_type=DeviceType.GSME)
+    messages = [cs07_for(headend, DEV[0]).encode() for _ in range(3)]
+    for data in messages:
+        hub.from_wan(data)
+    assert fake_han.sent == []  # never pushed to a sleepy device
+    assert hub.held_count(DEV[0]) == 3
+    hub.clock.run(31)
+    assert hub.take_held(DEV[0]) == messages[0]
+    assert hub.devices[DEV[0]].last_communication == 31
+    assert hub.held_count(DEV[0]) == 2
+    assert hub.take_held(DEV[0]) == messages[1]
+    assert hub.take_held(DEV[0]) == messages[2]
+    assert hub.take_held(DEV[0]) is None
+    assert hub.held_count(DEV[0]) == 0
+
+
+def test_take_held_for_a_device_not_in_the_log(hub: CommsHub, dcc: Dcc, headend: HeadEnd) -> None:
+    assert hub.take_held(DEV[0]) is None
+    dcc.add(DEV[0], device_type=DeviceType.GSME)
+    hub.from_wan(cs07_for(headend, DEV[0]).encode())
+    dcc.remove(DEV[0])  # removing a device drops what was held for it
+    assert hub.held_count(DEV[0]) == 0
+    assert hub.take_held(DEV[0]) is None
+    assert DEV[0] not in hub.devices
+
+
+# State ---------------------------------------------------------------------------------
+
+
+def test_state_round_trip(
+    make_hub: Callable[..., CommsHub], hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    dcc.add(DEV[0], device_type=DeviceType.GSME, join_timeout=500)
+    dcc.add(DEV[1], CODE2)
+    dcc.add(DEV[2])
+    dcc.remove(DEV[2])
+    dcc.restore(DeviceLog(OTHER_EPID, (DeviceLogEntry(DEV[3], bytes(range(16))),)))
+    held = cs07_for(headend, DEV[0]).encode()
+    hub.from_wan(held)
+    hub.clock.run(50)
+    hub.receive(b"junk")
+    state = json.loads(json.dumps(hub.state()))
+    assert state["extended_pan_id"] == OTHER_EPID.hex().upper()
+    assert state["historic_log"] == [
+        {"device_id": DEV[2].hex().upper(), "tc_link_key_hash": LINK_KEY.hex().upper()}
+    ]
+    assert state["current_log"][0] == {
+        "device_id": DEV[0].hex().upper(),
+        "tc_link_key_hash": LINK_KEY.hex().upper(),
+        "device_type": "GSME",
+        "sleepy": True,
+    }
+    assert state["current_log"][2]["device_type"] is None  # restored: type unknown
+
+    other = make_hub(historic_capacity=2)
+    other.load_state(state)
+    assert other.state() == state
+    assert other.extended_pan_id == OTHER_EPID
+    assert other.current == hub.current
+    assert list(other.historic) == list(hub.historic)
+    assert other.historic.maxlen == HISTORIC_LOG_CAPACITY
+    assert other.join_key(DEV[0]) == LINK_KEY
+    assert other.take_held(DEV[0]) == held
+    assert other.counters == hub.counters
+    assert other.alert_counter == hub.alert_counter
+
+
+def test_load_state_replaces_everything(make_hub: Callable[..., CommsHub], dcc: Dcc) -> None:
+    dcc.add(DEV[0])
+    empty = make_hub(historic_capacity=4).state()
+    dcc.hub.load_state(empty)
+    assert dcc.hub.current == {}
+    assert dcc.hub.join_windows == {}
+    assert dcc.hub.historic.maxlen == 4

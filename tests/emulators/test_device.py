@@ -1,0 +1,444 @@
+"""What every emulated device checks before a command runs (emulators/device.py).
+
+Commands are built the way the DCC head end builds them and handed to a real
+ESME with ``receive(bytes)``. A rejected command gets no response, leaves a
+security-log entry naming the reason, and changes nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from emulators.clock import VirtualClock
+from emulators.credentials import DeviceCredentials, TrustAnchors
+from emulators.device import AFTER_RESPONSE_DELAY, SECURITY_LOG_LIMIT, LogEvent, Reply
+from emulators.headend import FIRST_COUNTER, HeadEnd
+from emulators.meters import Esme
+from gbcs import asn1
+from gbcs.frame import CraFlag, decode_message, new_command
+from gbcs.joins import (
+    DisconnectFromHan,
+    JoinDetails,
+    JoinDevice,
+    JoinMethod,
+    JoinResult,
+    parse_int_response,
+)
+from gbcs.security import CheckResult
+from gbcs.testpki import TestPki
+from tests.emulators.conftest import verified
+
+CS07 = 0x0013
+CS03A1 = 0x000D  # critical
+
+
+def cs07_payload() -> bytes:
+    return asn1.encode(JoinDetails.COMMAND)
+
+
+def join_payload(device: bytes, device_type: int = 0) -> bytes:
+    return asn1.encode(JoinDevice(JoinMethod.METHOD_A_INITIATOR, device, device_type).to_payload())
+
+
+def snapshot(device: Esme) -> dict:
+    state = copy.deepcopy(device.state())
+    del state["security_log"]
+    return state
+
+
+def assert_rejected(
+    device: Esme, data: bytes, reason: str, event: str = "command rejected"
+) -> None:
+    before = snapshot(device)
+    log_length = len(device.security_log)
+    assert device.receive(data) is None
+    assert len(device.security_log) == log_length + 1
+    entry = device.security_log[-1]
+    assert entry.event == event
+    assert reason in entry.detail, entry.detail
+    assert entry.time == device.clock.now
+    assert snapshot(device) == before  # counters, logs, partners: nothing moved
+
+
+# Accepted commands ------------------------------------------------------------------
+
+
+def test_valid_command_is_answered_with_a_verified_response(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    command = headend.command(CS07, cs07_payload(), esme.eui64)
+    out = esme.receive(command.encode())
+    assert out is not None
+    response = verified(headend, out)
+    h = response.header
+    assert h.cra_flag is CraFlag.RESPONSE
+    assert h.originator_counter == command.header.originator_counter == FIRST_COUNTER
+    assert h.business_originator == esme.eui64
+    assert h.business_target == eui("supplier")
+    assert h.other_information == command.header.other_information
+    assert h.date_time is not None
+    assert h.date_time.to_datetime() == esme.clock.utc
+    assert response.signature == b""  # not critical: MAC only
+    assert len(response.mac) == 12
+    details = JoinDetails.from_payload(asn1.decode(CS07, CraFlag.RESPONSE, response.payload))
+    assert details == JoinDetails(0, ())
+    assert esme.counters == {eui("supplier"): FIRST_COUNTER}
+    assert esme.security_log == []
+    assert esme.event_log[-1] == LogEvent(0.0, "command executed", "CS07")
+
+
+def test_response_mac_is_bound_to_the_response_bytes(esme: Esme, headend: HeadEnd) -> None:
+    out = esme.receive(headend.command(CS07, cs07_payload(), esme.eui64).encode())
+    assert out is not None
+    message, parts = decode_message(out)
+    assert headend.security.check_mac(message, parts) is CheckResult.VALID
+    at = parts.payload_offset
+    tampered = out[:at] + bytes([out[at] ^ 1]) + out[at + 1 :]
+    message, parts = decode_message(tampered)
+    assert headend.security.check_mac(message, parts) is CheckResult.INVALID
+
+
+def test_critical_command_response_is_signed(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    command = headend.command(CS03A1, join_payload(eui("gsme")), esme.eui64)
+    assert command.is_signed  # the head end signs critical commands as the supplier
+    out = esme.receive(command.encode())
+    assert out is not None
+    response = verified(headend, out)
+    assert len(response.signature) == 64
+    assert headend.security.check_signature(response) is CheckResult.VALID
+    assert parse_int_response(
+        asn1.decode(CS03A1, CraFlag.RESPONSE, response.payload), "JoinDeviceResponse"
+    ) == (JoinResult.SUCCESS)
+    assert esme.partners == {eui("gsme"): 0}
+
+
+def test_command_from_network_operator_and_acb_are_accepted(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    for originator in ("network_operator", "acb"):
+        command = headend.command(CS07, cs07_payload(), esme.eui64, originator=originator)
+        assert esme.receive(command.encode()) is not None
+    assert esme.counters == {
+        eui("network_operator"): FIRST_COUNTER,
+        eui("acb"): FIRST_COUNTER,
+    }
+
+
+def test_counters_are_per_remote_party(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    a = headend.command(CS07, cs07_payload(), esme.eui64, counter=500)
+    b = headend.command(CS07, cs07_payload(), esme.eui64, originator="network_operator", counter=5)
+    assert esme.receive(a.encode()) is not None
+    assert esme.receive(b.encode()) is not None  # 5 < 500, but another originator
+    assert esme.counters == {eui("supplier"): 500, eui("network_operator"): 5}
+
+
+def test_increasing_counters_are_accepted(esme: Esme, headend: HeadEnd) -> None:
+    for counter in (10, 11, 1000, 2**63):
+        command = headend.command(CS07, cs07_payload(), esme.eui64, counter=counter)
+        assert esme.receive(command.encode()) is not None
+    assert max(esme.counters.values()) == 2**63
+
+
+# Rejected commands ---------------------------------------------------------------------
+
+
+def test_wrong_target(esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]) -> None:
+    command = headend.command(CS07, cs07_payload(), eui("gsme"))
+    assert_rejected(esme, command.encode(), "addressed to 00DB1234567890A1, not this device")
+
+
+def test_unknown_originator(esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]) -> None:
+    # supplier2 is a real, certified party, but not one of this meter's trust anchors.
+    command = headend.command(CS07, cs07_payload(), esme.eui64, originator="supplier2")
+    reason = f"originator {eui('supplier2').hex().upper()} is not a trust anchor"
+    assert_rejected(esme, command.encode(), reason)
+
+
+def test_bad_mac(esme: Esme, headend: HeadEnd) -> None:
+    data = bytearray(headend.command(CS07, cs07_payload(), esme.eui64).encode())
+    data[-1] ^= 0x01
+    assert_rejected(esme, bytes(data), "MAC invalid")
+
+
+def test_missing_mac(esme: Esme, headend: HeadEnd) -> None:
+    command = headend.command(CS07, cs07_payload(), esme.eui64).with_mac(None)
+    assert_rejected(esme, command.encode(), "MAC absent")
+
+
+def test_mac_from_someone_without_the_acb_key(
+    esme: Esme, headend: HeadEnd, pki: TestPki, eui: Callable[[str], bytes]
+) -> None:
+    """A MAC computed with the wrong key pair (supplier2's KA instead of the ACB's) fails."""
+    from gbcs.security import SecurityContext
+
+    wrong = SecurityContext(pki.keystore(), acb=eui("supplier2"))
+    command = headend.command(CS07, cs07_payload(), esme.eui64)
+    assert_rejected(esme, wrong.add_mac(command).encode(), "MAC invalid")
+
+
+def test_precommand_without_signature_field(esme: Esme, eui: Callable[[str], bytes]) -> None:
+    command = new_command(
+        CS03A1,
+        join_payload(eui("gsme")),
+        originator=eui("supplier"),
+        target=esme.eui64,
+        counter=FIRST_COUNTER,
+        precommand=True,
+    )
+    data = command.encode()
+    assert decode_message(data)[0].signature is None
+    assert_rejected(esme, data, "a pre-command (no signature field) cannot be executed")
+
+
+def test_unsigned_critical_command(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    command = headend.command(CS03A1, join_payload(eui("gsme")), esme.eui64, sign=False)
+    assert command.signature == b""
+    assert_rejected(esme, command.encode(), "critical command CS03A1 is not signed")
+
+
+def test_critical_command_signed_by_the_acb(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    command = headend.command(CS03A1, join_payload(eui("gsme")), esme.eui64, originator="acb")
+    assert command.is_signed
+    assert_rejected(
+        esme, command.encode(), "a critical command must be signed by a supplier or network"
+    )
+
+
+def test_bad_signature(esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]) -> None:
+    command = headend.command(CS03A1, join_payload(eui("gsme")), esme.eui64)
+    signature = bytearray(command.signature)
+    signature[10] ^= 0x40
+    # Re-MAC so that only the signature is wrong.
+    forged = headend.security.add_mac(command.with_signature(bytes(signature)))
+    assert_rejected(esme, forged.encode(), "signature invalid")
+
+
+def test_signature_by_the_wrong_party(
+    esme: Esme, headend: HeadEnd, pki: TestPki, eui: Callable[[str], bytes]
+) -> None:
+    """Signed with the network operator's key but claiming to be the supplier."""
+    from gbcs import crypto
+    from gbcs.keys import KeyUsage
+
+    command = headend.command(CS03A1, join_payload(eui("gsme")), esme.eui64)
+    wrong_key = pki.keystore().private_key(eui("network_operator"), KeyUsage.DS)
+    signature = crypto.ecdsa_sign(wrong_key, command.signed_data())
+    forged = headend.security.add_mac(command.with_signature(signature))
+    assert_rejected(esme, forged.encode(), "signature invalid")
+
+
+def test_signed_non_critical_command_must_still_verify(esme: Esme, headend: HeadEnd) -> None:
+    command = headend.command(CS07, cs07_payload(), esme.eui64, sign=True)
+    assert esme.receive(command.encode()) is not None
+    bad = headend.command(CS07, cs07_payload(), esme.eui64, sign=True)
+    forged = headend.security.add_mac(bad.with_signature(bytes(64)))
+    assert_rejected(esme, forged.encode(), "signature invalid")
+
+
+def test_replay_of_the_same_bytes(esme: Esme, headend: HeadEnd) -> None:
+    data = headend.command(CS07, cs07_payload(), esme.eui64).encode()
+    assert esme.receive(data) is not None
+    assert_rejected(
+        esme,
+        data,
+        f"replayed originator counter {FIRST_COUNTER:#x} (last accepted {FIRST_COUNTER:#x})",
+    )
+
+
+def test_lower_counter_is_a_replay(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    assert esme.receive(headend.command(CS07, cs07_payload(), esme.eui64, counter=100).encode())
+    lower = headend.command(CS07, cs07_payload(), esme.eui64, counter=99).encode()
+    assert_rejected(esme, lower, "replayed originator counter 0x63 (last accepted 0x64)")
+    assert esme.counters[eui("supplier")] == 100
+
+
+def test_replayed_critical_command_changes_nothing(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    data = headend.command(CS03A1, join_payload(eui("gsme")), esme.eui64).encode()
+    assert esme.receive(data) is not None
+    esme.partners.clear()
+    assert_rejected(esme, data, "replayed originator counter")
+    assert esme.partners == {}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x00", b"\xdd", b"\xdf\x09", bytes(range(40))],
+    ids=["empty", "zero", "mac-header-only", "short-signing", "junk"],
+)
+def test_malformed_bytes(esme: Esme, data: bytes) -> None:
+    assert_rejected(esme, data, "", event="malformed command")
+
+
+def test_truncated_command(esme: Esme, headend: HeadEnd) -> None:
+    data = headend.command(CS07, cs07_payload(), esme.eui64).encode()
+    for cut in (1, 12, len(data) // 2):
+        assert_rejected(esme, data[:-cut], "", event="malformed command")
+    assert_rejected(esme, data + b"\x00", "", event="malformed command")
+
+
+@pytest.mark.parametrize("code", [0x008C, 0x0001, 0x0057, 0x1234])
+def test_unsupported_message_code(esme: Esme, headend: HeadEnd, code: int) -> None:
+    command = headend.command(code, b"\x00", esme.eui64)
+    assert_rejected(esme, command.encode(), f"message code 0x{code:04X} is not supported")
+
+
+def test_response_flag_is_not_a_command(esme: Esme, headend: HeadEnd) -> None:
+    command = headend.command(CS07, cs07_payload(), esme.eui64)
+    header = replace(command.header, cra_flag=CraFlag.RESPONSE)
+    response = headend.security.add_mac(replace(command, header=header))
+    assert_rejected(esme, response.encode(), "not a command (CRA flag")
+
+
+def test_invalid_payload_after_the_checks(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    """A genuine command with a payload the use case cannot parse: no response, logged."""
+    command = headend.command(CS07, b"\x30\x05\x01", esme.eui64)
+    assert esme.receive(command.encode()) is None
+    entry = esme.security_log[-1]
+    assert entry.event == "command payload invalid"
+    assert entry.detail.startswith("0x0013: ")
+    # The counter is consumed: the same bytes again are a replay.
+    assert esme.counters == {eui("supplier"): FIRST_COUNTER}
+    assert esme.event_log == []
+
+
+def test_rejection_reasons_are_recorded_in_order(esme: Esme, headend: HeadEnd) -> None:
+    esme.receive(b"")
+    esme.clock.run(5)
+    esme.receive(headend.command(0x1234, b"", esme.eui64).encode())
+    assert [(e.time, e.event) for e in esme.security_log] == [
+        (0.0, "malformed command"),
+        (5.0, "command rejected"),
+    ]
+
+
+def test_security_log_is_bounded(esme: Esme) -> None:
+    for _ in range(SECURITY_LOG_LIMIT + 10):
+        esme.receive(b"\x00")
+    assert len(esme.security_log) == SECURITY_LOG_LIMIT
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_property_any_flipped_byte_is_rejected(
+    pki: TestPki, anchors: TrustAnchors, headend: HeadEnd, data: st.DataObject
+) -> None:
+    critical = data.draw(st.booleans(), label="critical")
+    clock = VirtualClock()
+    esme = Esme(
+        DeviceCredentials.from_party(pki.party("esme")), anchors, clock, install_code=bytes(16)
+    )
+    code, payload = (
+        (CS03A1, join_payload(pki.party("gsme").eui64)) if critical else (CS07, cs07_payload())
+    )
+    raw = bytearray(headend.command(code, payload, esme.eui64).encode())
+    index = data.draw(st.integers(0, len(raw) - 1), label="index")
+    raw[index] ^= data.draw(st.integers(1, 255), label="mask")
+    assert esme.receive(bytes(raw)) is None
+    assert esme.counters == {}
+    assert esme.partners == {}
+    assert len(esme.security_log) == 1
+
+
+# Alerts and deferred actions ----------------------------------------------------------
+
+
+def test_alert_is_macd_to_the_acb_with_increasing_counters(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    seen: list[bytes] = []
+    esme.on_alert = seen.append
+    first = esme.alert(0x0018, b"\x01\x02")
+    second = esme.alert(0x0018, b"\x03", sign=True)
+    assert seen == [first, second]
+    a, b = verified(headend, first), verified(headend, second)
+    assert a.header.cra_flag is CraFlag.ALERT
+    assert a.header.business_originator == esme.eui64
+    assert a.header.business_target == eui("acb")
+    assert (a.header.originator_counter, b.header.originator_counter) == (1, 2)
+    assert a.payload == b"\x01\x02"
+    assert a.signature == b"" and len(b.signature) == 64
+    assert esme.alert_counter == 3
+
+
+def test_reply_after_runs_once_the_response_has_gone(
+    esme: Esme, headend: HeadEnd, fake_han: object
+) -> None:
+    esme.han = fake_han  # type: ignore[assignment]
+    data = headend.command(
+        esme.catalogue.disconnect_code,
+        asn1.encode(DisconnectFromHan(esme.eui64).to_payload()),
+        esme.eui64,
+    ).encode()
+    assert esme.receive(data) is not None
+    assert fake_han.forgotten == 0  # type: ignore[attr-defined]
+    esme.clock.run(AFTER_RESPONSE_DELAY - 0.01)
+    assert fake_han.forgotten == 0  # type: ignore[attr-defined]
+    esme.clock.run(AFTER_RESPONSE_DELAY)
+    assert fake_han.forgotten == 1  # type: ignore[attr-defined]
+
+
+def test_handler_registry_is_used(esme: Esme, headend: HeadEnd) -> None:
+    calls: list[int] = []
+
+    def handler(message: object) -> Reply:
+        calls.append(1)
+        return Reply(b"\xab\xcd")
+
+    esme.handlers[0x1234] = handler
+    out = esme.receive(headend.command(0x1234, b"", esme.eui64).encode())
+    assert out is not None
+    assert verified(headend, out).payload == b"\xab\xcd"
+    assert calls == [1]
+
+
+def test_replace_anchors_rebuilds_the_security_context(
+    esme: Esme, headend: HeadEnd, pki: TestPki, anchors: TrustAnchors
+) -> None:
+    supplier2 = TrustAnchors.from_pki(pki, supplier="supplier2")
+    old_context = esme.security
+    esme.replace_anchors(supplier2)
+    assert esme.security is not old_context
+    assert esme.anchors == supplier2
+    rejected = headend.command(CS07, cs07_payload(), esme.eui64, originator="supplier")
+    assert esme.receive(rejected.encode()) is None
+    accepted = headend.command(CS07, cs07_payload(), esme.eui64, originator="supplier2")
+    assert esme.receive(accepted.encode()) is not None
+    esme.replace_anchors(anchors)
+
+
+def test_gbcs_state_round_trip(esme: Esme, headend: HeadEnd, make_esme: Callable) -> None:
+    esme.receive(headend.command(CS07, cs07_payload(), esme.eui64, counter=77).encode())
+    esme.receive(b"junk")
+    esme.alert(0x0018, b"")
+    state = esme.gbcs_state()
+    other = make_esme()
+    other.load_gbcs_state(state)
+    assert other.gbcs_state() == state
+    assert other.counters == esme.counters
+    assert other.alert_counter == 2
+    assert other.security_log == esme.security_log
+    # The restored counters still protect against replay.
+    replay = headend.command(CS07, cs07_payload(), esme.eui64, counter=77).encode()
+    assert other.receive(replay) is None

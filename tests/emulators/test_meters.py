@@ -1,0 +1,415 @@
+"""ESME/GSME use cases (emulators/meters.py): joins, unjoins, join details, disconnect, reads.
+
+The meter is driven with commands from the head end; its HAN is a fake port so
+that the GBCS logic is tested on its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from emulators.device import AFTER_RESPONSE_DELAY
+from emulators.headend import HeadEnd
+from emulators.meters import EVENT_CODES, PARTNER_CAPACITY, Esme, Gsme
+from gbcs import asn1, dlms
+from gbcs.catalogue import CATALOGUE, SECMP0013_DISCONNECT_DEFAULT_CODE, Catalogue
+from gbcs.dlms import AccessResponse
+from gbcs.errors import GbcsError
+from gbcs.frame import CraFlag, GbcsMessage
+from gbcs.joins import (
+    DisconnectFromHan,
+    DisconnectResult,
+    HanDevice,
+    JoinDetails,
+    JoinDevice,
+    JoinMethod,
+    JoinResult,
+    UnjoinDevice,
+    UnjoinResult,
+    parse_int_response,
+)
+from gbcs.reads import (
+    EsmeIdentity,
+    EventLog,
+    EventLogEntry,
+    FirmwareVersion,
+    ReadEsmeIdentity,
+    ReadEventLog,
+    ReadFirmwareVersion,
+)
+from gbcs.testpki import TestPki
+from tests.emulators.conftest import INSTALL_CODE, FakeHan, verified
+
+PARTNERS = [bytes.fromhex(f"00DB12345678C0{i:02X}") for i in range(8)]
+DISCONNECT = CATALOGUE.disconnect_code
+
+
+class Bench:
+    """Sends one command to a meter directly and returns the verified response."""
+
+    def __init__(self, headend: HeadEnd, meter: Any) -> None:
+        self.headend = headend
+        self.meter = meter
+
+    def send(self, code: int, payload: bytes, **kwargs: Any) -> GbcsMessage:
+        command = self.headend.command(code, payload, self.meter.eui64, **kwargs)
+        out = self.meter.receive(command.encode())
+        assert out is not None, self.meter.security_log[-1:]
+        return verified(self.headend, out)
+
+    def asn1(self, code: int, payload: Any, response_type: str) -> int:
+        response = self.send(code, asn1.encode(payload))
+        return parse_int_response(
+            asn1.decode(code, CraFlag.RESPONSE, response.payload), response_type
+        )
+
+    def join(self, code: int, command: JoinDevice) -> int:
+        return self.asn1(code, command.to_payload(), "JoinDeviceResponse")
+
+    def unjoin(self, code: int, device: bytes) -> int:
+        return self.asn1(code, UnjoinDevice(device).to_payload(), "UnjoinDeviceResponse")
+
+    def details(self) -> JoinDetails:
+        response = self.send(0x0013, asn1.encode(JoinDetails.COMMAND))
+        return JoinDetails.from_payload(asn1.decode(0x0013, CraFlag.RESPONSE, response.payload))
+
+    def disconnect(self, device: bytes | None = None) -> tuple[GbcsMessage, int]:
+        payload = asn1.encode(DisconnectFromHan(device or self.meter.eui64).to_payload())
+        response = self.send(DISCONNECT, payload)
+        value = asn1.decode_type(asn1.DISCONNECT_TYPES[response.header.cra_flag], response.payload)
+        return response, parse_int_response(value, "DisconnectFromHanResponse")
+
+    def dlms(self, read: Any) -> AccessResponse:
+        counter = self.headend.next_counter(self.headend.party("supplier"))
+        request = read.to_request(dlms.invoke_id_for_counter(counter))
+        response = self.send(read.MESSAGE_CODE, dlms.encode(request), counter=counter)
+        apdu = dlms.decode(response.payload)
+        assert isinstance(apdu, AccessResponse)
+        assert apdu.invoke_id == request.invoke_id
+        return apdu
+
+
+@pytest.fixture
+def bench(esme: Esme, headend: HeadEnd, fake_han: FakeHan) -> Bench:
+    esme.han = fake_han
+    return Bench(headend, esme)
+
+
+def join_a(device: bytes, device_type: int = 0) -> JoinDevice:
+    return JoinDevice(JoinMethod.METHOD_A_INITIATOR, device, device_type)
+
+
+# Construction ----------------------------------------------------------------------------
+
+
+def test_install_code_must_be_16_bytes(make_esme: Callable[..., Esme]) -> None:
+    with pytest.raises(GbcsError, match="install code is 16 bytes"):
+        make_esme(install_code=INSTALL_CODE + b"\xb5\xc3")
+
+
+def test_meter_kinds(esme: Esme, gsme: Gsme) -> None:
+    assert (esme.sleepy, gsme.sleepy) == (False, True)
+    assert int(esme.device_type) == 1 and int(gsme.device_type) == 0
+    assert gsme.WAKE_INTERVAL == 30.0
+
+
+# CS03 join ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "method"),
+    [
+        (0x000D, JoinMethod.METHOD_A_INITIATOR),
+        (0x000D, JoinMethod.METHOD_A_RESPONDER),
+        (0x00AB, JoinMethod.METHOD_A_RESPONDER),
+        (0x000E, JoinMethod.METHOD_B),
+    ],
+)
+def test_join_success(bench: Bench, esme: Esme, code: int, method: JoinMethod) -> None:
+    assert bench.join(code, JoinDevice(method, PARTNERS[0], 5)) == JoinResult.SUCCESS
+    assert esme.partners == {PARTNERS[0]: 5}
+    assert esme.event_log[-2].event == "partner joined"
+    assert esme.event_log[-2].detail == PARTNERS[0].hex().upper()
+
+
+@pytest.mark.parametrize(
+    ("code", "method"),
+    [
+        (0x000D, JoinMethod.METHOD_B),
+        (0x000D, JoinMethod.METHOD_C),
+        (0x000E, JoinMethod.METHOD_A_INITIATOR),
+        (0x00AF, JoinMethod.METHOD_A_RESPONDER),
+        (0x00AF, JoinMethod.METHOD_B),
+        (0x00AB, JoinMethod.METHOD_C),
+    ],
+)
+def test_join_method_and_code_mismatch(
+    bench: Bench, esme: Esme, code: int, method: JoinMethod
+) -> None:
+    result = bench.join(code, JoinDevice(method, PARTNERS[0], 0))
+    assert result == JoinResult.INVALID_MESSAGE_CODE_FOR_JOIN_METHOD
+    assert esme.partners == {}
+
+
+def test_join_method_c_needs_a_certificate(bench: Bench, esme: Esme, pki: TestPki) -> None:
+    missing = JoinDevice(JoinMethod.METHOD_C, PARTNERS[0], 5)
+    assert bench.join(0x00AF, missing) == JoinResult.INVALID_OR_MISSING_CERTIFICATE
+    assert esme.partners == {}
+    der = pki.party("gsme").ka_cert.public_bytes(serialization.Encoding.DER)
+    with_cert = JoinDevice(JoinMethod.METHOD_C, PARTNERS[0], 5, der)
+    assert bench.join(0x00AF, with_cert) == JoinResult.SUCCESS
+    assert esme.partners == {PARTNERS[0]: 5}
+
+
+def test_join_incompatible_with_existing_entry(bench: Bench, esme: Esme) -> None:
+    assert bench.join(0x000D, join_a(PARTNERS[0], 0)) == JoinResult.SUCCESS
+    assert bench.join(0x000D, join_a(PARTNERS[0], 5)) == JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY
+    assert esme.partners == {PARTNERS[0]: 0}
+    assert bench.join(0x000D, join_a(PARTNERS[0], 0)) == JoinResult.SUCCESS  # same type again
+
+
+def test_join_with_itself_is_incompatible(bench: Bench, esme: Esme) -> None:
+    assert bench.join(0x000D, join_a(esme.eui64, 1)) == JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY
+    assert esme.partners == {}
+
+
+def test_join_log_full(bench: Bench, esme: Esme) -> None:
+    for device in PARTNERS[:PARTNER_CAPACITY]:
+        assert bench.join(0x000D, join_a(device)) == JoinResult.SUCCESS
+    assert bench.join(0x000D, join_a(PARTNERS[PARTNER_CAPACITY])) == JoinResult.DEVICE_LOG_FULL
+    assert list(esme.partners) == PARTNERS[:PARTNER_CAPACITY]
+    # A device already in the full log may join again.
+    assert bench.join(0x000D, join_a(PARTNERS[0])) == JoinResult.SUCCESS
+
+
+def test_join_critical_codes_must_be_signed(esme: Esme, headend: HeadEnd) -> None:
+    payload = asn1.encode(join_a(PARTNERS[0]).to_payload())
+    unsigned = headend.command(0x000D, payload, esme.eui64, sign=False)
+    assert esme.receive(unsigned.encode()) is None
+    assert esme.partners == {}
+    method_b = asn1.encode(JoinDevice(JoinMethod.METHOD_B, PARTNERS[0], 0).to_payload())
+    assert esme.receive(headend.command(0x000E, method_b, esme.eui64).encode()) is not None
+
+
+# CS04 unjoin and CS07 join details -------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [0x000F, 0x0010])
+def test_unjoin(bench: Bench, esme: Esme, code: int) -> None:
+    bench.join(0x000D, join_a(PARTNERS[0]))
+    bench.join(0x000D, join_a(PARTNERS[1], 5))
+    assert bench.unjoin(code, PARTNERS[0]) == UnjoinResult.SUCCESS
+    assert esme.partners == {PARTNERS[1]: 5}
+    assert esme.event_log[-2].event == "partner unjoined"
+    assert bench.unjoin(code, PARTNERS[0]) == UnjoinResult.NOT_IN_DEVICE_LOG
+    assert esme.partners == {PARTNERS[1]: 5}
+
+
+def test_unjoin_not_in_log(bench: Bench, esme: Esme) -> None:
+    assert bench.unjoin(0x0010, PARTNERS[3]) == UnjoinResult.NOT_IN_DEVICE_LOG
+    assert all(e.event != "partner unjoined" for e in esme.event_log)
+
+
+def test_join_details_lists_partners_in_join_order(bench: Bench) -> None:
+    assert bench.details() == JoinDetails(0, ())
+    bench.join(0x000D, join_a(PARTNERS[2], 5))
+    bench.join(0x000E, JoinDevice(JoinMethod.METHOD_B, PARTNERS[0], 0))
+    bench.join(0x000D, join_a(PARTNERS[1], 4))
+    bench.unjoin(0x0010, PARTNERS[0])
+    details = bench.details()
+    assert details.response_code == 0
+    assert details.devices == (HanDevice(PARTNERS[2], 5), HanDevice(PARTNERS[1], 4))
+
+
+def test_join_details_response_bytes(bench: Bench) -> None:
+    bench.join(0x000D, join_a(PARTNERS[0], 5))
+    response = bench.send(0x0013, asn1.encode(JoinDetails.COMMAND))
+    expected = asn1.encode(JoinDetails(0, (HanDevice(PARTNERS[0], 5),)).to_payload())
+    assert response.payload == expected
+    assert response.signature == b""
+
+
+def test_join_details_with_a_malformed_command_is_not_answered(
+    esme: Esme, headend: HeadEnd
+) -> None:
+    command = headend.command(0x0013, b"\x05\x00\x00", esme.eui64)
+    assert esme.receive(command.encode()) is None
+    assert esme.security_log[-1].event == "command payload invalid"
+
+
+# CS02f disconnect ----------------------------------------------------------------------------
+
+
+def test_disconnect_success_forgets_the_network_after_the_response(
+    bench: Bench, esme: Esme, fake_han: FakeHan
+) -> None:
+    response, code = bench.disconnect()
+    assert code == DisconnectResult.SUCCESS
+    assert len(response.signature) == 64  # critical: the meter signs its answer
+    assert response.header.other_information.message_code == SECMP0013_DISCONNECT_DEFAULT_CODE
+    assert fake_han.forgotten == 0  # not before the response has left
+    assert esme.event_log[-2].event == "disconnect from HAN"
+    esme.clock.run_for(AFTER_RESPONSE_DELAY / 2)
+    assert fake_han.forgotten == 0
+    esme.clock.run_for(AFTER_RESPONSE_DELAY)
+    assert fake_han.forgotten == 1
+    esme.clock.run()
+    assert fake_han.forgotten == 1
+
+
+def test_disconnect_wrong_device_id(bench: Bench, esme: Esme, fake_han: FakeHan) -> None:
+    _, code = bench.disconnect(PARTNERS[0])
+    assert code == DisconnectResult.WRONG_DEVICE_ID
+    esme.clock.run()
+    assert fake_han.forgotten == 0
+    assert all(e.event != "disconnect from HAN" for e in esme.event_log)
+
+
+def test_disconnect_when_not_joined(bench: Bench, esme: Esme, fake_han: FakeHan) -> None:
+    fake_han.joined = False
+    _, code = bench.disconnect()
+    assert code == DisconnectResult.NOT_JOINED
+    esme.clock.run()
+    assert fake_han.forgotten == 0
+
+
+def test_disconnect_without_a_han(bench: Bench, esme: Esme) -> None:
+    esme.han = None
+    _, code = bench.disconnect()
+    assert code == DisconnectResult.NOT_JOINED
+    assert esme.clock.pending() == 0
+
+
+def test_disconnect_response_bytes(bench: Bench) -> None:
+    response, _ = bench.disconnect()
+    assert response.payload == asn1.encode(
+        asn1.Asn1Payload("DisconnectFromHanResponse", int(DisconnectResult.SUCCESS))
+    )
+
+
+def test_disconnect_must_be_signed(esme: Esme, headend: HeadEnd, fake_han: FakeHan) -> None:
+    esme.han = fake_han
+    payload = asn1.encode(DisconnectFromHan(esme.eui64).to_payload())
+    command = headend.command(DISCONNECT, payload, esme.eui64, sign=False)
+    assert esme.receive(command.encode()) is None
+    esme.clock.run()
+    assert fake_han.forgotten == 0
+
+
+def test_disconnect_under_a_configured_code(
+    pki: TestPki, anchors: Any, clock: Any, fake_han: FakeHan
+) -> None:
+    from emulators.credentials import DeviceCredentials
+
+    catalogue = Catalogue(0x7E00)
+    meter = Gsme(
+        DeviceCredentials.from_party(pki.party("gsme")),
+        anchors,
+        clock,
+        install_code=INSTALL_CODE,
+        catalogue=catalogue,
+    )
+    meter.han = fake_han
+    headend = HeadEnd(pki, clock, catalogue=catalogue)
+    payload = asn1.encode(DisconnectFromHan(meter.eui64).to_payload())
+    command = headend.command(0x7E00, payload, meter.eui64)
+    assert command.is_signed
+    out = meter.receive(command.encode())
+    assert out is not None
+    assert verified(headend, out).header.message_code == 0x7E00
+    old_code = headend.command(0x7F00, payload, meter.eui64, sign=True)
+    assert meter.receive(old_code.encode()) is None
+    assert "not supported" in meter.security_log[-1].detail
+
+
+# ESME reads ------------------------------------------------------------------------------------
+
+
+def test_esme_identity(make_esme: Callable[..., Esme], headend: HeadEnd) -> None:
+    meter = make_esme(variant=b"A", model=b"MODEL-X", manufacturer=b"ACME")
+    answer = EsmeIdentity.from_response(Bench(headend, meter).dlms(ReadEsmeIdentity()))
+    assert answer == EsmeIdentity(b"A", b"MODEL-X", b"ACME", False)
+
+
+def test_esme_identity_defaults(bench: Bench) -> None:
+    answer = EsmeIdentity.from_response(bench.dlms(ReadEsmeIdentity()))
+    assert (answer.variant, answer.model, answer.manufacturer) == (b"B", b"GBHILEM1", b"GBHL")
+
+
+def test_firmware_version(make_esme: Callable[..., Esme], headend: HeadEnd) -> None:
+    meter = make_esme(firmware_version=b"\x02\x05\x00\x01")
+    answer = FirmwareVersion.from_response(Bench(headend, meter).dlms(ReadFirmwareVersion()))
+    assert answer.version == b"\x02\x05\x00\x01"
+
+
+def test_gsme_does_not_answer_esme_reads(gsme: Gsme, headend: HeadEnd) -> None:
+    request = ReadFirmwareVersion().to_request(0x20000001)
+    command = headend.command(ReadFirmwareVersion.MESSAGE_CODE, dlms.encode(request), gsme.eui64)
+    assert gsme.receive(command.encode()) is None
+    assert "0x0059 is not supported" in gsme.security_log[-1].detail
+
+
+def test_event_log_range_selection(bench: Bench, esme: Esme) -> None:
+    clock = esme.clock
+    for t, event in ((100, "joined HAN"), (200, "partner joined"), (300, "left HAN")):
+        clock.run(t)
+        esme.log_event(event, "x")
+    esme.log_event("not an event code", "ignored")
+    clock.run(1000)
+
+    def read(start: float, end: float) -> tuple[EventLogEntry, ...]:
+        query = ReadEventLog.between(clock.at(start), clock.at(end))
+        log = EventLog.from_response(bench.dlms(query))
+        assert log.entries is not None
+        return log.entries
+
+    everything = read(0, 400)
+    assert [e.event_code for e in everything] == [0xF001, 0xF004, 0xF002]
+    assert [e.time for e in everything] == [clock.at(100), clock.at(200), clock.at(300)]
+    assert [e.event_code for e in read(150, 300)] == [0xF004, 0xF002]  # both ends inclusive
+    assert [e.event_code for e in read(100, 100)] == [0xF001]
+    assert read(301, 399) == ()
+    assert read(0, 99) == ()
+
+
+def test_event_log_includes_executed_commands(bench: Bench, esme: Esme) -> None:
+    esme.clock.run(60)
+    bench.details()
+    query = ReadEventLog.between(esme.clock.epoch, esme.clock.epoch + dt.timedelta(days=1))
+    entries = EventLog.from_response(bench.dlms(query)).entries
+    assert [e.event_code for e in entries] == [EVENT_CODES["command executed"]]
+    assert entries[0].time == esme.clock.at(60)
+
+
+# State --------------------------------------------------------------------------------------
+
+
+def test_state_round_trip(bench: Bench, esme: Esme, make_esme: Callable[..., Esme]) -> None:
+    bench.join(0x000D, join_a(PARTNERS[0], 5))
+    bench.join(0x000D, join_a(PARTNERS[1], 0))
+    esme.firmware_version = b"\x09\x09\x09\x09"
+    state = json.loads(json.dumps(esme.state()))
+    assert state["install_code"] == INSTALL_CODE.hex().upper()
+    assert state["partners"] == {PARTNERS[0].hex().upper(): 5, PARTNERS[1].hex().upper(): 0}
+    assert state["firmware_version"] == "09090909"
+    other = make_esme()
+    other.load_state(state)
+    assert other.state() == state
+    assert other.partners == esme.partners
+    assert other.counters == esme.counters
+    assert other.event_log == esme.event_log
+
+
+def test_load_state_defaults(make_esme: Callable[..., Esme], esme: Esme) -> None:
+    esme.partners[PARTNERS[0]] = 1
+    esme.load_state({})
+    assert esme.partners == {}
+    assert esme.firmware_version == b"\x01\x00\x00\x00"
+    assert esme.counters == {}
+    assert esme.alert_counter == 1
