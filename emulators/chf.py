@@ -174,7 +174,7 @@ class CommsHub(GbcsDevice):
         command = AddDevice.from_request(request)
         device = command.device_id
         if device not in self.current and len(self.current) >= self.current_capacity:
-            results = (ACTION_OTHER_REASON, 0, 0)
+            results = (ACTION_OTHER_REASON, ACTION_OTHER_REASON, ACTION_OTHER_REASON)
             self.log_event("device log full", device.hex().upper())
         else:
             key = link_key_from_install_code(command.install_code)
@@ -292,6 +292,12 @@ class CommsHub(GbcsDevice):
             return
         if self.han is None or not self.han.joined:
             self._route_failed(target, "the CHF has no HAN")
+            return
+        if not self.han.reachable(target):
+            self._route_failed(
+                target,
+                f"device {target.hex().upper()} is whitelisted but not joined to this CHF's HAN",
+            )
             return
         self.han.send_gbcs(target, data)
 

@@ -102,13 +102,22 @@ class HanMedium:
         return out
 
     def transmit(
-        self, sender: Radio, psdu: bytes, *, dst_pan: int | None, dst: int | bytes | None
+        self,
+        sender: Radio,
+        psdu: bytes,
+        *,
+        dst_pan: int | None,
+        dst: int | bytes | None,
+        after: float = 0.0,
     ) -> None:
-        """Put a frame on the air from ``sender``; ``dst`` is its MAC destination."""
+        """Put a frame on the air from ``sender`` ``after`` seconds from now (a turnaround).
+
+        ``dst`` is its MAC destination; the capture time is when it starts.
+        """
         self.frames_sent += 1
         if self.capture is not None:
-            self.capture.record(self.clock.now, self.name, psdu)
-        delay = airtime(psdu)
+            self.capture.record(self.clock.now + after, self.name, psdu)
+        delay = after + airtime(psdu)
         for radio in self._receivers(sender, dst_pan, dst):
             copies = [delay] if self.faults is None else self.faults.copies(delay)
             for after in copies:

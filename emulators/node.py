@@ -59,6 +59,7 @@ from emulators.zigbee.mac import (
     MacFrameType,
     decode_mac,
     encode_mac,
+    fcs,
 )
 from emulators.zigbee.nwk import Leave, RejoinRequest, RejoinResponse
 from emulators.zigbee.tunnel import (
@@ -92,7 +93,10 @@ TURNAROUND = 0.000192  # aTurnaroundTime, 12 symbols
 SCAN_DWELL = 0.0154  # one channel, scan duration 0 (802.15.4: aBaseSuperframeDuration)
 RESPONSE_WAIT = 0.5
 JOIN_RETRY = 30.0
-KEEPALIVE = 60.0  # an ESME checks its parent this often
+# A mains-powered ESME notices a lost parent when a frame to it goes unacknowledged
+# (on power-up it re-opens its tunnel at once); an idle one also checks hourly.
+KEEPALIVE = 3600.0
+REJOIN_RETRY = 60.0  # an orphaned meter looks for its network again this often
 SLEEPY_POLL = 30.0  # a GSME wakes this often (GBCS: at least every 30 s)
 AWAKE_WINDOW = 0.25
 REASSEMBLY_TIMEOUT = 5.0
@@ -238,9 +242,11 @@ class _Node:
         wait = _airtime(psdu) + (ACK_WAIT if acked else TURNAROUND)
         self._tx_timer = self.clock.call_later(wait, self._tx_timeout)
 
-    def _put_on_air(self, psdu: bytes, dst_pan: int | None, dst: int | bytes | None) -> None:
+    def _put_on_air(
+        self, psdu: bytes, dst_pan: int | None, dst: int | bytes | None, after: float = 0.0
+    ) -> None:
         if self.medium is not None and self.listening:
-            self.medium.transmit(self, psdu, dst_pan=dst_pan, dst=dst)
+            self.medium.transmit(self, psdu, dst_pan=dst_pan, dst=dst, after=after)
 
     def _tx_timeout(self) -> None:
         current = self._tx_current
@@ -265,8 +271,7 @@ class _Node:
             return
         if self._tx_timer is not None:
             self._tx_timer.cancel()
-        self._tx_timer = self.clock.call_later(TURNAROUND, self._tx_next)
-        self._tx_current = (*current[:3], -2)  # acknowledged: wait for the turnaround
+        self._tx_next()
 
     def _tx_reset(self) -> None:
         if self._tx_timer is not None:
@@ -280,12 +285,30 @@ class _Node:
 
     def _ack(self, seq: int) -> None:
         # Acks go out at the turnaround time, outside the transmit queue (802.15.4 7.5.6.4.2).
-        self._put_on_air(encode_mac(MacFrame(MacFrameType.ACK, seq)), None, None)
+        self._put_on_air(_ACKS[seq], None, None, TURNAROUND)
 
     def keys(self) -> Keys:
         return Keys()
 
+    def wants(self, frame_type: int, psdu: bytes) -> bool:
+        """A radio's first look at a frame, before any decoding (address filtering)."""
+        return True
+
     def deliver(self, psdu: bytes) -> None:
+        frame_type = psdu[0] & 0x07
+        if frame_type == MacFrameType.ACK:
+            # 5 bytes: only the sender waiting for this sequence number cares.
+            current = self._tx_current
+            if (
+                current is not None
+                and len(psdu) == 5
+                and current[0][2] == psdu[2]
+                and fcs(psdu[:3]) == psdu[3:]
+            ):
+                self._acknowledged(psdu[2])
+            return
+        if not self.wants(frame_type, psdu):
+            return
         try:
             mac = decode_mac(psdu)
         except GbcsError:
@@ -297,7 +320,7 @@ class _Node:
         if mac.ack_request and (
             mac.dst == self.ieee or (mac.dst == self.short_address and mac.dst_pan == self.pan_id)
         ):
-            self.clock.call_later(TURNAROUND, self._ack, mac.sequence)
+            self._ack(mac.sequence)
         if mac.frame_type != MacFrameType.DATA:
             self.mac_frame(mac)
             return
@@ -396,6 +419,9 @@ class _Node:
     def _log(self, text: str) -> None:
         if self.trace is not None:
             self.trace(f"{self.clock.now:10.4f} {self.name}: {text}")
+
+
+_ACKS = tuple(encode_mac(MacFrame(MacFrameType.ACK, seq)) for seq in range(256))
 
 
 def _airtime(psdu: bytes) -> float:
@@ -653,11 +679,15 @@ class CoordinatorNode(_Node):
         self._send_application(settings, child.short_address, zcl)
 
     # HanPort ------------------------------------------------------------------------------
+    def reachable(self, peer: bytes) -> bool:
+        """Whether ``peer`` has joined this network and opened its GBCS tunnel."""
+        child = self.children.get(peer)
+        return child is not None and child.tunnel_id is not None
+
     def send_gbcs(self, peer: bytes, data: bytes) -> None:
         child = self.children.get(peer)
         if child is None or child.tunnel_id is None:
-            self._log(f"no tunnel to {peer.hex().upper()}: message dropped")
-            return
+            raise GbcsError(f"{peer.hex().upper()} has no GBCS tunnel to this hub")
         self._put(child, encode_gbcs_tunnel(GbcsPut(data)))
 
     def forget_network(self) -> None:
@@ -733,6 +763,15 @@ class MeterNode(_Node):
         self.rejoins = 0
         self.listening = False
         self.powered = False
+        self.dead = False
+
+    def wants(self, frame_type: int, psdu: bytes) -> bool:
+        if frame_type == MacFrameType.BEACON:
+            return self.state in (NodeState.SCANNING, NodeState.REJOINING)
+        if frame_type == MacFrameType.COMMAND:
+            # The only broadcast MAC command is the beacon request: for coordinators.
+            return psdu[5:7] != b"\xff\xff"
+        return True
 
     @property
     def capability(self) -> Capability:
@@ -744,6 +783,8 @@ class MeterNode(_Node):
 
     # Life cycle ----------------------------------------------------------------------------
     def power_on(self) -> None:
+        if self.dead:
+            return  # a dead radio stays silent whatever is done to it
         self.powered = True
         self.listening = True
         if self.settings is None:
@@ -837,7 +878,7 @@ class MeterNode(_Node):
             match = [b for b in self._beacons if b[2] == settings.extended_pan_id]
             if not match:
                 self._set_state(NodeState.ORPHANED)
-                self._schedule(KEEPALIVE, self._start_rejoin)
+                self._schedule(REJOIN_RETRY, self._start_rejoin)
                 return
             channel, pan, epid, _ = match[0]
             self._target = (channel, pan, epid)
@@ -885,7 +926,7 @@ class MeterNode(_Node):
     def _rejoin_failed(self) -> None:
         self._log("trust-centre rejoin failed")
         self._set_state(NodeState.ORPHANED)
-        self._schedule(KEEPALIVE, self._start_rejoin)
+        self._schedule(REJOIN_RETRY, self._start_rejoin)
 
     def _start_rejoin(self) -> None:
         self.tunnel_id = None
@@ -995,6 +1036,9 @@ class MeterNode(_Node):
         if message and self.on_gbcs is not None and self.settings is not None:
             self._stay_awake()
             self.on_gbcs(self.settings.trust_centre, message)
+
+    def reachable(self, peer: bytes) -> bool:
+        return self.joined and self.settings is not None and peer == self.settings.trust_centre
 
     def send_gbcs(self, peer: bytes, data: bytes) -> None:
         if self.settings is None or self.tunnel_id is None:

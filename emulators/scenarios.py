@@ -364,7 +364,8 @@ def fresh_meter(run: Run) -> None:
 def dead_meter(run: Run) -> None:
     world = run.world
     old, meter = _premises(run)
-    meter.node.power_off()  # it dies on the shelf
+    meter.node.dead = True  # it dies on the shelf
+    meter.node.power_off()
     world.move(meter, "bench")
     bench = world.add_hub("bench", name="bench CHF")
     run.add_device(bench, meter)

@@ -246,10 +246,21 @@ class World:
         self.meters[eui] = unit
         return unit
 
-    def move(self, meter: MeterUnit, place: str | None) -> None:
-        """Carry a meter somewhere else (None: in a van, out of range of every HAN)."""
-        meter.node.place(None if place is None else self.place(place))
+    def move(self, meter: MeterUnit, place: str | None, *, unplug: bool | None = None) -> None:
+        """Carry a meter somewhere else (None: in a van, out of range of every HAN).
+
+        A mains-powered ESME is unplugged on the way and powered again where it
+        is put down (nowhere: it stays off); a battery GSME stays powered.
+        """
+        if unplug is None:
+            unplug = not meter.device.sleepy
+        node = meter.node
+        if unplug and node.powered:
+            node.power_off()
+        node.place(None if place is None else self.place(place))
         meter.place = place
+        if unplug and place is not None and not node.powered:
+            node.power_on()
 
     # Queries -------------------------------------------------------------------------------
     def joined_to(self, meter: MeterUnit) -> bytes | None:

@@ -61,6 +61,9 @@ class FakeHan:
     def send_gbcs(self, peer: bytes, data: bytes) -> None:
         self.sent.append((peer, data))
 
+    def reachable(self, peer: bytes) -> bool:
+        return self.joined
+
     def forget_network(self) -> None:
         self.forgotten += 1
         self.joined = False

@@ -209,7 +209,7 @@ def test_device_log_full(make_hub: Callable[..., CommsHub], headend: HeadEnd) ->
     assert dcc.add(DEV[1]) == (0, 0, 0)
     hub.clock.run()
     alerts = len(headend.received.alerts)
-    assert dcc.add(DEV[2]) == (ACTION_OTHER_REASON, 0, 0)
+    assert dcc.add(DEV[2]) == (ACTION_OTHER_REASON,) * 3  # nothing was set
     hub.clock.run()
     assert list(hub.current) == DEV[:2]
     assert DEV[2] not in hub.join_windows

@@ -1,0 +1,230 @@
+"""A fleet on the emulated HAN: joins, triage cycles, memory, and the crypto floor.
+
+Usage: python benchmarks/fleet.py [--hans N] [--meters M] [--cycles K] [--seed S]
+
+Builds N premises HANs of M meters each (ESMEs, keys generated per meter) on
+one virtual clock, opens a CCS01 join window for every meter and runs until
+all have joined with their install codes: prints joins/s and the peak RSS per
+emulated meter. Then runs K full triage cycles (DESIGN §2 state 2: CCS07 on
+the old CHF, single-entry CCS03 onto a bench CHF, trust-centre rejoin, a CS07
+read through the bench, CS02f, the meter off both logs) and compares their
+wall time with the crypto floor of the same cycles: every cryptographic call
+a cycle made (ECDH, KDF, GMAC, ECDSA, ZigBee CCM*, key derivation) is
+recorded with its arguments and replayed alone, in the same run. Cycles with
+and without recording alternate on identical meters, so the timed ones carry
+no recording overhead.
+
+Targets (issue 3): 10 000 emulated meters in one process under 1 GB RSS;
+cycle time <= 2x its crypto floor.
+
+Last line: ``fleet meters=<n> joins_per_s=<j> cycles_per_s=<c>
+rss_per_meter_kb=<k> peak_rss_mb=<m> ratio_to_crypto_floor=<r>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import emulators.chf
+import emulators.credentials
+import emulators.node
+from emulators.scenarios import Run
+from emulators.world import Hub, MeterUnit, World
+from emulators.zigbee import security as zigbee_security
+from gbcs import crypto
+from gbcs.devicelog import DeviceLog
+
+# (module, attribute) of every cryptographic primitive the emulated world calls.
+CRYPTO_CALLS: tuple[tuple[Any, str], ...] = (
+    (crypto, "ecdh"),
+    (crypto, "kdf"),
+    (crypto, "gmac"),
+    (crypto, "gmac_matches"),
+    (crypto, "ecdsa_sign"),
+    (crypto, "ecdsa_verify"),
+    (crypto, "encrypt_block"),
+    (crypto, "decrypt_block"),
+    (zigbee_security, "encrypt"),
+    (zigbee_security, "decrypt"),
+    (emulators.credentials, "_private_key"),
+    (emulators.node, "link_key_from_install_code"),
+    (emulators.chf, "link_key_from_install_code"),
+)
+
+
+def rss_mb() -> float:
+    """Peak resident set size of this process (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except OSError:
+        return rss_mb()
+
+
+@contextmanager
+def recording() -> Iterator[list[tuple[Callable[..., Any], tuple, dict]]]:
+    calls: list[tuple[Callable[..., Any], tuple, dict]] = []
+    saved = []
+    for module, name in CRYPTO_CALLS:
+        original = getattr(module, name)
+        saved.append((module, name, original))
+
+        def wrapper(*args: Any, _f: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            calls.append((_f, args, kwargs))
+            return _f(*args, **kwargs)
+
+        setattr(module, name, wrapper)
+    try:
+        yield calls
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+
+
+def replay(calls: list[tuple[Callable[..., Any], tuple, dict]]) -> float:
+    start = time.perf_counter()
+    for f, args, kwargs in calls:
+        try:  # noqa: SIM105 - contextlib.suppress would add its own cost to the floor
+            f(*args, **kwargs)
+        except Exception:  # a MIC or signature that did not verify: same cost, same outcome
+            pass
+    return time.perf_counter() - start
+
+
+def build_fleet(world: World, hans: int, meters: int) -> tuple[list[Hub], list[MeterUnit]]:
+    hubs, units = [], []
+    for h in range(hans):
+        place = f"premises-{h}"
+        hub = world.add_hub(place, bytes.fromhex(f"00DB4000{h:04X}0000"), name=f"CHF {h}")
+        hubs.append(hub)
+        for m in range(meters):
+            eui = bytes.fromhex(f"00DB5{h:05X}{m:05X}"[:16].ljust(16, "0"))
+            unit = world.add_meter(place, "esme", eui, power=False)
+            units.append(unit)
+    return hubs, units
+
+
+def join_all(world: World, run: Run, hubs: list[Hub], units: list[MeterUnit], meters: int) -> float:
+    start = time.perf_counter()
+    for i, unit in enumerate(units):
+        hub = hubs[i // meters]
+        step = run.add_device(hub, unit)
+        if not step.ok:
+            raise SystemExit(f"CCS01 failed for {unit.eui64.hex()}: {step.result}")
+        # Installers power meters on over the next minutes, not all in one instant.
+        world.clock.call_later(world.random.uniform(0.0, 600.0), unit.node.power_on)
+    ok = world.run_until(lambda: all(u.node.joined for u in units), timeout=3600.0)
+    elapsed = time.perf_counter() - start
+    if not ok:
+        missing = sum(1 for u in units if not u.node.joined)
+        raise SystemExit(f"{missing} meters did not join within an hour of simulated time")
+    return elapsed
+
+
+def triage_cycle(world: World, run: Run, old: Hub, unit: MeterUnit, index: int) -> None:
+    """State 2 on one meter: old CHF -> bench CHF -> divorced, off both logs."""
+    bench_place = f"bench-{index}"
+    world.move(unit, bench_place)
+    bench = world.add_hub(bench_place, bytes.fromhex(f"00DB6000{index:04X}0000"), name="bench")
+    _, logs = run.read_logs(old)
+    assert logs is not None and logs.current is not None
+    entry = DeviceLog(logs.current.extended_pan_id, logs.current.only(unit.eui64).entries)
+    steps = [run.restore(bench, entry)]
+    steps.append(run.wait_joined(unit, bench, "trust-centre rejoin"))
+    steps.append(run.join_details(bench, unit))
+    steps.append(run.disconnect(bench, unit))
+    steps.append(run.wait_left(unit, bench))
+    steps.append(run.remove_device(bench, unit))
+    steps.append(run.remove_device(old, unit))
+    failed = [s for s in steps if not s.ok]
+    if failed:
+        raise SystemExit(f"cycle {index} failed: {failed[0].use_case}: {failed[0].result}")
+    unit.node.power_off()  # out of the way of the next cycles
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hans", type=int, default=2000)
+    parser.add_argument(
+        "--meters", type=int, default=5, help="meters per HAN (a CHF logs 32 at most)"
+    )
+    parser.add_argument("--cycles", type=int, default=40, help="triage cycles (even)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    gc.collect()
+    base = current_rss_mb()
+    world = World(args.seed, capture=False)
+    world.headend.capture = None
+    run = Run("fleet", world)
+    t0 = time.perf_counter()
+    hubs, units = build_fleet(world, args.hans, args.meters)
+    built = time.perf_counter() - t0
+    joined = join_all(world, run, hubs, units, args.meters)
+    n = len(units)
+    gc.collect()
+    fleet_mb = current_rss_mb() - base
+    print(f"fleet: {args.hans} HANs x {args.meters} meters = {n} meters, built in {built:.1f} s")
+    print(
+        f"joins: {n} in {joined:.1f} s wall = {n / joined:.0f} joins/s "
+        f"({world.clock.now:.0f} s simulated, {world.clock.events_run} events)"
+    )
+    print(
+        f"memory: {fleet_mb:.0f} MB for the fleet = {fleet_mb * 1024 / n:.1f} KB per meter; "
+        f"peak RSS {rss_mb():.0f} MB"
+    )
+
+    # Triage cycles: alternate timed (plain) and recorded (for the floor) on twin meters.
+    # One untimed cycle first: the ASN.1 compiler and other one-time set-up are not cycle cost.
+    triage_cycle(world, run, hubs[-1], units[-1], 10_000)
+    run.steps.clear()
+    cycles = max(2, args.cycles - args.cycles % 2)
+    timed = 0.0
+    floor = 0.0
+    recorded_calls = 0
+    for i in range(cycles):
+        hub_index = (i * 7919) % args.hans
+        unit = units[hub_index * args.meters + (i // args.hans) % args.meters]
+        if i % 2 == 0:
+            start = time.perf_counter()
+            triage_cycle(world, run, hubs[hub_index], unit, i)
+            timed += time.perf_counter() - start
+        else:
+            with recording() as calls:
+                triage_cycle(world, run, hubs[hub_index], unit, i)
+            recorded_calls += len(calls)
+            floor += replay(calls)
+    half = cycles // 2
+    cycle_s = timed / half
+    floor_s = floor / half
+    ratio = cycle_s / floor_s
+    print(
+        f"triage cycles: {cycles} ({half} timed, {half} recorded); "
+        f"{cycle_s * 1000:.2f} ms per cycle = {1 / cycle_s:.1f} cycles/s"
+    )
+    print(
+        f"crypto floor: {floor_s * 1000:.2f} ms per cycle "
+        f"({recorded_calls / half:.0f} crypto calls per cycle); ratio {ratio:.2f}"
+    )
+    print(
+        f"fleet meters={n} joins_per_s={n / joined:.0f} cycles_per_s={1 / cycle_s:.1f} "
+        f"rss_per_meter_kb={fleet_mb * 1024 / n:.1f} peak_rss_mb={rss_mb():.0f} "
+        f"ratio_to_crypto_floor={ratio:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
