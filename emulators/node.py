@@ -325,7 +325,7 @@ class _Node:
             self.mac_frame(mac)
             return
         try:
-            decoded = air.decode_frame(psdu, self.keys())
+            decoded = air.decode_frame(psdu, self.keys(), mac=mac)
         except GbcsError:
             self.frames_dropped += 1
             return

@@ -6,12 +6,41 @@ decoder can leak an ``IndexError`` or ``struct.error``.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from gbcs.errors import DecodeError, EncodeError
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
+
+T = TypeVar("T")
+
+
+def builder(cls: type[T]) -> Callable[..., T]:
+    """A positional constructor for the frozen, slotted dataclass ``cls`` for decoders.
+
+    It takes every field in order and stores them through the slot descriptors,
+    which is about twice as fast as the generated ``__init__`` (one
+    ``object.__setattr__`` per field); the instance is the same. Decoders build
+    many frames, so this matters on the hot path.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    if hasattr(cls, "__post_init__") or list(getattr(cls, "__slots__", ())) != names:
+        raise TypeError(f"{cls.__name__} is not a plain slotted dataclass")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    args = ", ".join(f"a{i}" for i in range(len(names)))
+    lines = [f"def build({args}):", "    o = _new(_cls)"]
+    for i, name in enumerate(names):
+        namespace[f"_s{i}"] = cls.__dict__[name].__set__
+        lines.append(f"    _s{i}(o, a{i})")
+    lines.append("    return o")
+    exec("\n".join(lines), namespace)
+    build: Callable[..., T] = namespace["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
+    return build
 
 
 class Reader:
@@ -41,24 +70,44 @@ class Reader:
     def error(self, field: str, reason: str, at: int | None = None) -> DecodeError:
         return DecodeError(self.layer, field, self.offset if at is None else at, reason)
 
+    def _short(self, n: int, field: str) -> DecodeError:
+        return self.error(field, f"needs {n} bytes, only {self.remaining()} left")
+
     def take(self, n: int, field: str) -> bytes:
-        if self.remaining() < n:
-            raise self.error(field, f"needs {n} bytes, only {self.remaining()} left")
-        chunk = self._data[self._pos : self._pos + n]
-        self._pos += n
-        return chunk
+        pos = self._pos
+        end = pos + n
+        data = self._data
+        if end > len(data):
+            raise self._short(n, field)
+        self._pos = end
+        return data[pos:end]
 
     def u8(self, field: str) -> int:
-        return self.take(1, field)[0]
+        pos = self._pos
+        data = self._data
+        if pos >= len(data):
+            raise self._short(1, field)
+        self._pos = pos + 1
+        return data[pos]
 
     def u16(self, field: str) -> int:
-        return _U16.unpack(self.take(2, field))[0]
+        pos = self._pos
+        data = self._data
+        if pos + 2 > len(data):
+            raise self._short(2, field)
+        self._pos = pos + 2
+        return data[pos] | data[pos + 1] << 8
 
     def u24(self, field: str) -> int:
         return int.from_bytes(self.take(3, field), "little")
 
     def u32(self, field: str) -> int:
-        return _U32.unpack(self.take(4, field))[0]
+        pos = self._pos
+        data = self._data
+        if pos + 4 > len(data):
+            raise self._short(4, field)
+        self._pos = pos + 4
+        return _U32.unpack_from(data, pos)[0]
 
     def eui64(self, field: str) -> bytes:
         """An on-air (little-endian) EUI-64, returned in display order."""

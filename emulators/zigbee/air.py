@@ -15,9 +15,12 @@ tunnel content. Fragmented APS data is left for the caller to gather with
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
+from . import security as zigbee_security
+from ._wire import builder
 from .aps import (
     DEVICE_ANNOUNCE_CLUSTER,
     ZDO_PROFILE,
@@ -37,6 +40,7 @@ from .aps import (
 from .mac import (
     BROADCAST_ADDRESS,
     BROADCAST_PAN,
+    MAX_PSDU,
     AssociationRequest,
     AssociationResponse,
     AssociationStatus,
@@ -49,6 +53,7 @@ from .mac import (
     ZigbeeBeaconPayload,
     decode_mac,
     encode_mac,
+    fcs,
 )
 from .nwk import (
     BROADCAST_RX_ON_WHEN_IDLE,
@@ -96,6 +101,12 @@ __all__ = [
 ]
 
 _BROADCAST_FLOOR = 0xFFF8  # NWK addresses from here up are broadcasts (spec 3.6.5)
+_new_aux = builder(AuxHeader)
+# The MAC and NWK headers of nwk_data's frames (see mac.encode_mac, nwk._encode_header).
+_MAC_DATA_HEAD = struct.Struct("<HBHHH")  # control, sequence, dst pan, dst, src
+_MAC_DATA_CONTROL = 0x8841  # data, PAN ID compression, short destination and source
+_NWK_HEAD = struct.Struct("<HHHBB")  # control, dst, src, radius, sequence
+_NWK_DATA_CONTROL = 2 << 2  # data frame, protocol version 2
 _GBCS_TUNNEL_FIRST_BYTES = frozenset({b"\x01", b"\x02", b"\x03"})
 
 
@@ -113,7 +124,7 @@ class NwkSecurity:
     source: bytes
 
     def aux(self) -> AuxHeader:
-        return AuxHeader(KeyId.NETWORK, self.frame_counter, self.source, self.key_sequence)
+        return _new_aux(KeyId.NETWORK, self.frame_counter, self.source, self.key_sequence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,16 +160,32 @@ class Decoded:
     app: Application | None = None
 
 
+_NO_KEYS = Keys()
+_new_application = builder(Application)
+_new_decoded = builder(Decoded)
+
+
 # -- MAC-only frames --------------------------------------------------------
+
+
+_beacon_requests: dict[int, bytes] = {}  # by sequence number: at most 256
 
 
 def beacon_request(*, mac_sequence: int) -> bytes:
     """MAC beacon request: broadcast, no source address (802.15.4 7.3.7)."""
-    return encode_mac(
+    cacheable = type(mac_sequence) is int
+    if cacheable:
+        psdu = _beacon_requests.get(mac_sequence)
+        if psdu is not None:
+            return psdu
+    psdu = encode_mac(
         MacFrame(
             MacFrameType.COMMAND, mac_sequence, BeaconRequest(), BROADCAST_PAN, BROADCAST_ADDRESS
         )
     )
+    if cacheable:
+        _beacon_requests[mac_sequence] = psdu
+    return psdu
 
 
 def beacon(
@@ -277,12 +304,71 @@ def nwk_data(
     hashing follows the aux header's key id).
     """
     nonce_source = security.source if security is not None else src_ieee
+    payload = encode_aps(aps, aps_key, nonce_source=nonce_source)
+    # Fast path: the NWK and MAC headers packed directly, for plainly valid values;
+    # the same bytes (and the same single encryption) as the NwkFrame/MacFrame
+    # path below, which handles everything else and raises the precise errors.
+    if (
+        type(src) is int
+        and type(dst) is int
+        and type(mac_sequence) is int
+        and 0 <= mac_sequence <= 0xFF
+        and type(pan_id) is int
+        and 0 <= pan_id <= 0xFFFF
+        and type(discover_route) is DiscoverRoute
+        and (dst_ieee is None or (type(dst_ieee) is bytes and len(dst_ieee) == 8))
+        and (src_ieee is None or (type(src_ieee) is bytes and len(src_ieee) == 8))
+        and (
+            security is None
+            or (
+                type(security) is NwkSecurity
+                and security.key is not None
+                and type(security.source) is bytes
+            )
+        )
+    ):
+        broadcast = dst >= _BROADCAST_FLOOR
+        control = (
+            _NWK_DATA_CONTROL
+            | (DiscoverRoute.SUPPRESS if broadcast else discover_route) << 6
+            | (security is not None) << 9
+            | (dst_ieee is not None) << 11
+            | (src_ieee is not None) << 12
+        )
+        try:
+            header = _NWK_HEAD.pack(control, dst, src, radius, nwk_sequence)
+        except struct.error:
+            pass
+        else:
+            if dst_ieee is not None:
+                header += dst_ieee[::-1]
+            if src_ieee is not None:
+                header += src_ieee[::-1]
+            if security is None:
+                nwk_bytes = header + payload
+            else:
+                nwk_bytes = header + zigbee_security.encrypt(
+                    header, security.aux(), payload, security.key
+                )
+            body = (
+                _MAC_DATA_HEAD.pack(
+                    _MAC_DATA_CONTROL if broadcast else _MAC_DATA_CONTROL | 0x20,
+                    mac_sequence,
+                    pan_id,
+                    BROADCAST_ADDRESS if broadcast else dst,
+                    src,
+                )
+                + nwk_bytes
+            )
+            if len(body) <= MAX_PSDU - 2:
+                return body + fcs(body)
+            return _mac_data(mac_sequence, pan_id, src, dst, nwk_bytes)  # too long: raises
     nwk = NwkFrame(
         NwkFrameType.DATA,
         dst,
         src,
         nwk_sequence,
-        encode_aps(aps, aps_key, nonce_source=nonce_source),
+        payload,
         radius,
         discover_route if dst < _BROADCAST_FLOOR else DiscoverRoute.SUPPRESS,
         dst_ieee,
@@ -542,32 +628,34 @@ def decode_application(
             return Application(zdo=DeviceAnnounce.decode(payload, base=base))
         return Application()
     zcl = decode_zcl(payload, base=base)
-    if (profile_id, cluster_id) != (SMART_ENERGY_PROFILE, TUNNELING_CLUSTER):
-        return Application(zcl=zcl)
+    if profile_id != SMART_ENERGY_PROFILE or cluster_id != TUNNELING_CLUSTER:
+        return _new_application(None, zcl, None, None)
     body_at = base + len(payload) - len(zcl.payload)
     tunnel = parse_tunnel(zcl, base=body_at)
     gbcs = None
-    if isinstance(tunnel, TransferData) and tunnel.data[:1] in _GBCS_TUNNEL_FIRST_BYTES:
+    if type(tunnel) is TransferData and tunnel.data[:1] in _GBCS_TUNNEL_FIRST_BYTES:
         gbcs = decode_gbcs_tunnel(tunnel.data, base=body_at + 2)
-    return Application(zcl=zcl, tunnel=tunnel, gbcs=gbcs)
+    return _new_application(None, zcl, tunnel, gbcs)
 
 
-def decode_frame(psdu: bytes, keys: Keys | None = None) -> Decoded:
+def decode_frame(psdu: bytes, keys: Keys | None = None, *, mac: MacFrame | None = None) -> Decoded:
     """Parse one PSDU (FCS included) into its layers, removing the security ``keys`` allow.
 
     Raises :class:`gbcs.errors.DecodeError` for malformed bytes and
     :class:`gbcs.errors.VerificationError` when a key given for a layer does not
     verify it. Without a key a secured payload stays an ``EncryptedPayload``
-    and the layers above it are ``None``.
+    and the layers above it are ``None``. ``mac`` is the PSDU's MAC frame when
+    the caller has already decoded it (a radio filtering on addresses).
     """
-    keys = keys or Keys()
-    mac = decode_mac(psdu)
-    if mac.frame_type != MacFrameType.DATA or not isinstance(mac.payload, bytes):
+    keys = keys or _NO_KEYS
+    if mac is None:
+        mac = decode_mac(psdu)
+    if mac.frame_type is not MacFrameType.DATA or not isinstance(mac.payload, bytes):
         return Decoded(mac)
     nwk_at = len(psdu) - 2 - len(mac.payload)
     nwk = decode_nwk(mac.payload, keys.network, base=nwk_at)
-    if nwk.frame_type != NwkFrameType.DATA or not isinstance(nwk.payload, bytes):
-        return Decoded(mac, nwk)
+    if nwk.frame_type is not NwkFrameType.DATA or not isinstance(nwk.payload, bytes):
+        return _new_decoded(mac, nwk, None, None)
     aps_at = nwk_at + len(mac.payload) - len(nwk.payload)
     if nwk.security is not None:
         aps_at -= MIC_LENGTH
@@ -586,10 +674,10 @@ def decode_frame(psdu: bytes, keys: Keys | None = None) -> Decoded:
         or aps.fragment is not None
         or isinstance(aps.payload, EncryptedPayload)
     ):
-        return Decoded(mac, nwk, aps)
+        return _new_decoded(mac, nwk, aps, None)
     app_at = aps_at + len(nwk.payload) - len(aps.payload)
     if aps.security is not None:
         app_at -= MIC_LENGTH
-    return Decoded(
+    return _new_decoded(
         mac, nwk, aps, decode_application(aps.profile_id, aps.cluster_id, aps.payload, base=app_at)
     )

@@ -17,6 +17,7 @@ and an extended nonce naming the trust centre (4.4.1.1, 4.4.9.2).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -24,9 +25,9 @@ from enum import IntEnum
 from gbcs.errors import DecodeError, EncodeError, GbcsError, VerificationError
 
 from . import security
-from ._wire import Reader, check_range, eui64, u8, u16
+from ._wire import Reader, builder, check_range, eui64, u8, u16
 from .mac import Capability
-from .security import AuxHeader, EncryptedPayload, KeyId
+from .security import AuxHeader, EncryptedPayload, KeyId, _peek_aux
 
 __all__ = [
     "DEVICE_ANNOUNCE_CLUSTER",
@@ -91,6 +92,7 @@ class KeyType(IntEnum):
 
 
 _MODELLED_KEY_TYPES = frozenset(bytes((k,)) for k in KeyType)
+_KEY_TYPES = {int(k): k for k in KeyType}
 
 
 class FragmentError(GbcsError):
@@ -253,7 +255,34 @@ def _encode_command(body: ApsCommandBody) -> bytes:
     raise EncodeError(f"not an APS command: {body!r}")
 
 
+_DATA_HEAD = struct.Struct("<BBHHBB")  # control, dst endpoint, cluster, profile, src ep, counter
+_GROUP_HEAD = struct.Struct("<BHHHBB")  # control, group, cluster, profile, src ep, counter
+_FRAME_TYPES = (ApsFrameType.DATA, ApsFrameType.COMMAND, ApsFrameType.ACK)
+_MODES = (DeliveryMode.UNICAST, None, DeliveryMode.BROADCAST, DeliveryMode.GROUP)
+
+
 def _encode_header(frame: ApsFrame) -> bytes:
+    # Fast path: an unfragmented unicast or broadcast data frame with its values in
+    # range; anything else takes _encode_header_checked for the precise error.
+    if type(frame) is ApsData and frame.fragment is None and frame.group is None:
+        mode = frame.delivery_mode
+        ack = frame.ack_request
+        if (mode is DeliveryMode.UNICAST or mode is DeliveryMode.BROADCAST) and type(ack) is bool:
+            try:
+                return _DATA_HEAD.pack(
+                    mode << 2 | (frame.security is not None) << 5 | ack << 6,
+                    frame.dst_endpoint,  # type: ignore[arg-type]
+                    frame.cluster_id,
+                    frame.profile_id,
+                    frame.src_endpoint,
+                    frame.counter,
+                )
+            except struct.error:
+                pass
+    return _encode_header_checked(frame)
+
+
+def _encode_header_checked(frame: ApsFrame) -> bytes:
     if isinstance(frame, ApsData):
         kind, mode = ApsFrameType.DATA, frame.delivery_mode
         extended = _encode_fragment(frame.fragment)
@@ -363,7 +392,7 @@ def _decode_command(reader: Reader) -> ApsCommandBody:
     if command_id != ApsCommandId.TRANSPORT_KEY or body[:1] not in _MODELLED_KEY_TYPES:
         return RawApsCommand(command_id, body)
     inner = Reader(body, LAYER, reader.offset - len(body))
-    key_type = KeyType(inner.u8("key type"))
+    key_type = _KEY_TYPES[inner.u8("key type")]
     key = inner.take(16, "key")
     sequence = inner.u8("key sequence number") if key_type == KeyType.NETWORK else None
     command = TransportKey(
@@ -371,6 +400,10 @@ def _decode_command(reader: Reader) -> ApsCommandBody:
     )
     inner.end("transport key")
     return command
+
+
+_new_data = builder(ApsData)
+_new_command = builder(ApsCommand)
 
 
 def _candidate_keys(
@@ -405,16 +438,104 @@ def decode_aps(
     headers without one (learnt from the NWK layer).
     """
     data = bytes(data)
+    # Fast path: a data frame (unicast, broadcast or group; unfragmented or a plain
+    # block) or a non-group command, whose header is all there. The rest, and
+    # every error, is decoded field by field by _decode_checked before any key is
+    # tried, so errors and their offsets are unchanged.
+    if not data:
+        return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
+    control = data[0]
+    kind = control & 0x03
+    mode = _MODES[(control >> 2) & 0x03]
+    if mode is None or control & 0x10 or kind > 1:
+        return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
+    dst_endpoint = group = cluster = profile = src_endpoint = None
+    if kind == 0:
+        head = _DATA_HEAD if mode is not DeliveryMode.GROUP else _GROUP_HEAD
+        pos = head.size
+        if len(data) < pos:
+            return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
+        if mode is DeliveryMode.GROUP:
+            _, group, cluster, profile, src_endpoint, counter = head.unpack_from(data)
+        else:
+            _, dst_endpoint, cluster, profile, src_endpoint, counter = head.unpack_from(data)
+    else:
+        if mode is DeliveryMode.GROUP or control & 0x80 or len(data) < 2:
+            return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
+        counter = data[1]
+        pos = 2
+    frag: Fragment | None = None
+    if control & 0x80:
+        if len(data) < pos + 2:
+            return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
+        extended, number = data[pos], data[pos + 1]
+        if extended == 1 and number:
+            frag = Fragment(0, number)
+        elif extended == 2 and number:
+            frag = Fragment(number)
+        else:
+            return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
+        pos += 2
+    aux = None
+    plain: bytes | EncryptedPayload
+    if control & 0x20:
+        peeked = _peek_aux(data, pos)
+        if peeked is None or len(data) - peeked[1] < security.MIC_LENGTH:
+            return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
+        aux, payload_at = peeked
+        plain = _unprotect(
+            data[:pos],
+            aux,
+            data[payload_at:],
+            link_keys,
+            network_keys,
+            partners,
+            nonce_source,
+        )
+    else:
+        payload_at = pos
+        plain = data[pos:]
+    if kind == 0:
+        return _new_data(
+            cluster,  # type: ignore[arg-type]
+            profile,  # type: ignore[arg-type]
+            src_endpoint,  # type: ignore[arg-type]
+            dst_endpoint,
+            counter,
+            plain,
+            mode,
+            group,
+            bool(control & 0x40),
+            frag,
+            aux,
+        )
+    command: ApsCommandBody | EncryptedPayload = plain  # type: ignore[assignment]
+    if isinstance(plain, bytes):
+        if not plain:
+            raise DecodeError(LAYER, "command id", base + payload_at, "empty command frame")
+        command = _decode_command(Reader(plain, LAYER, base + payload_at))
+    return _new_command(counter, command, aux, mode, bool(control & 0x40))
+
+
+def _decode_checked(
+    data: bytes,
+    link_keys: Mapping[bytes, bytes] | None,
+    base: int,
+    partners: Sequence[bytes],
+    nonce_source: bytes | None,
+    network_keys: Mapping[int, bytes] | None,
+) -> ApsFrame:
+    """decode_aps field by field: every malformation raises its precise DecodeError."""
     reader = Reader(data, LAYER, base)
     control = reader.u8("frame control")
     kind_value = control & 0x03
     if kind_value == 3:
         raise reader.error("frame type", "inter-PAN frames are not supported", base)
-    kind = ApsFrameType(kind_value)
+    kind = _FRAME_TYPES[kind_value]
     mode_value = (control >> 2) & 0x03
     if mode_value == 1:
         raise reader.error("delivery mode", "reserved delivery mode 1", base)
-    mode = DeliveryMode(mode_value)
+    mode = _MODES[mode_value]
     ack_format = bool(control & 0x10)
     if ack_format and kind != ApsFrameType.ACK:
         raise reader.error("frame control", "ack format bit set on a non-ack frame", base)

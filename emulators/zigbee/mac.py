@@ -14,12 +14,14 @@ set is refused rather than half-decoded.
 
 from __future__ import annotations
 
+import binascii
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
 from gbcs.errors import DecodeError, EncodeError
 
-from ._wire import Reader, check_range, eui64, u8, u16
+from ._wire import Reader, builder, check_range, eui64, u8, u16
 
 __all__ = [
     "BROADCAST_ADDRESS",
@@ -72,14 +74,17 @@ class AssociationStatus(IntEnum):
     PAN_ACCESS_DENIED = 0x02
 
 
+# CRC-16/KERMIT is the bit-reflected CRC-CCITT: reflecting every input byte, running
+# the plain CCITT CRC (binascii.crc_hqx, in C) and reflecting the result gives the
+# same value as the bitwise loop, at C speed (every frame on the medium needs it).
+_REFLECT8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
 def fcs(data: bytes) -> bytes:
     """The 2-byte 802.15.4 FCS of ``data`` (CRC-16/KERMIT), in transmission order."""
-    crc = 0
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc.to_bytes(2, "little")
+    crc = binascii.crc_hqx(bytes(data).translate(_REFLECT8), 0)
+    # reflect16(crc) sent little-endian == reflect8 of each byte, high byte first
+    return bytes((_REFLECT8[crc >> 8], _REFLECT8[crc & 0xFF]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,8 +339,50 @@ def _encode_payload(frame: MacFrame) -> bytes:
     return bytes(payload)
 
 
+_DATA_MHR = struct.Struct("<HBHHH")  # control, sequence, dst pan, dst, src (PAN compressed)
+_DATA_CONTROL = 0x8841  # data, PAN ID compression, short destination and source
+
+
 def encode_mac(frame: MacFrame) -> bytes:
     """The PSDU for ``frame``: MHR, payload and FCS."""
+    # Fast path: the data frame between two short addresses of one PAN that carries
+    # every NWK frame. Anything else, or any value out of range, takes the
+    # field-by-field path below, which raises the precise EncodeError.
+    payload = frame.payload
+    dst = frame.dst
+    src = frame.src
+    dst_pan = frame.dst_pan
+    ack = frame.ack_request
+    pending = frame.frame_pending
+    version = frame.frame_version
+    if (
+        frame.frame_type is MacFrameType.DATA
+        and type(payload) is bytes
+        and type(dst) is int
+        and type(src) is int
+        and type(dst_pan) is int
+        and frame.src_pan is None
+        and type(ack) is bool
+        and type(pending) is bool
+        and type(version) is int
+        and version == 0
+    ):
+        try:
+            body = (
+                _DATA_MHR.pack(
+                    _DATA_CONTROL | pending << 4 | ack << 5, frame.sequence, dst_pan, dst, src
+                )
+                + payload
+            )
+        except struct.error:
+            pass
+        else:
+            if len(body) <= MAX_PSDU - 2:
+                return body + fcs(body)
+    return _encode_mac_checked(frame)
+
+
+def _encode_mac_checked(frame: MacFrame) -> bytes:
     dst_mode = _mode(frame.dst, "dst")
     src_mode = _mode(frame.src, "src")
     if (frame.dst_pan is None) != (dst_mode == 0):
@@ -393,9 +440,139 @@ def _decode_command(reader: Reader) -> MacCommand:
     return command
 
 
+# Decoded frames by PSDU (base 0): every receiver in range decodes the same bytes,
+# and a receiver decodes the MAC layer before and again inside air.decode_frame.
+# Frames are immutable, so handing out the same object is safe. Bounded.
+
+_MAC_TYPES = tuple(MacFrameType)  # MacFrameType(i) is _MAC_TYPES[i]
+_BEACON = struct.Struct("<HBBBBB8s3sB")  # superframe ... update id: 19 bytes
+_BEACON_REQUEST = BeaconRequest()
+_new_frame = builder(MacFrame)
+_new_beacon = builder(Beacon)
+_new_beacon_payload = builder(ZigbeeBeaconPayload)
+_DATA_REQUEST = DataRequest()
+
+# Per frame control value: None when decode_mac would refuse it, else
+# (type, unpack_from of the MHR, MHR length, dst mode, src mode, compressed).
+_Layout = tuple[MacFrameType, object, int, int, int, bool]
+_layouts: dict[int, _Layout | None] = {}
+
+
+def _layout(control: int) -> _Layout | None:
+    kind = control & 0x07
+    dst_mode, version, src_mode = (control >> 10) & 3, (control >> 12) & 3, (control >> 14) & 3
+    compressed = bool(control & 0x40)
+    if (
+        kind > MacFrameType.COMMAND
+        or control & 0x0388
+        or 1 in (dst_mode, src_mode)
+        or version > 1
+        or (compressed and not (dst_mode and src_mode))
+    ):
+        return None
+    fmt = "<HB"
+    if dst_mode:
+        fmt += "H" + ("H" if dst_mode == 2 else "8s")
+    if src_mode:
+        fmt += ("" if compressed else "H") + ("H" if src_mode == 2 else "8s")
+    unpack = struct.Struct(fmt)
+    return (_MAC_TYPES[kind], unpack.unpack_from, unpack.size, dst_mode, src_mode, compressed)
+
+
+def _decode_fast(body: bytes, base: int) -> MacFrame | None:
+    """``body`` (FCS checked) as a frame, or ``None`` to leave it to the careful decoder."""
+    control = body[0] | body[1] << 8
+    try:
+        layout = _layouts[control]
+    except KeyError:
+        layout = _layouts[control] = _layout(control)
+    if layout is None:
+        return None
+    kind, unpack_from, size, dst_mode, src_mode, compressed = layout
+    if len(body) < size:
+        return None
+    fields = unpack_from(body)
+    dst_pan = dst = src_pan = src = None
+    i = 2
+    if dst_mode:
+        dst_pan = fields[2]
+        dst = fields[3] if dst_mode == 2 else fields[3][::-1]
+        i = 4
+    if src_mode:
+        if not compressed:
+            src_pan = fields[i]
+            i += 1
+        src = fields[i] if src_mode == 2 else fields[i][::-1]
+    payload: bytes | Beacon | MacCommand
+    if kind is MacFrameType.DATA:
+        payload = body[size:]
+    elif kind is MacFrameType.COMMAND:
+        rest = body[size:]
+        if rest == b"\x07":
+            payload = _BEACON_REQUEST
+        elif rest == b"\x04":
+            payload = _DATA_REQUEST
+        else:
+            return None
+    elif kind is MacFrameType.ACK:
+        if len(body) != size:
+            return None
+        payload = b""
+    else:
+        if len(body) - size != _BEACON.size:
+            return None
+        spec, gts, pending, protocol, versions, flags, epid, tx, update = _BEACON.unpack_from(
+            body, size
+        )
+        if spec & 0x2000 or gts or pending or protocol or flags & 0x03:
+            return None
+        payload = _new_beacon(
+            _new_beacon_payload(
+                epid[::-1],
+                bool(flags & 0x04),
+                bool(flags & 0x80),
+                (flags >> 3) & 0x0F,
+                update,
+                versions & 0x0F,
+                versions >> 4,
+                int.from_bytes(tx, "little"),
+            ),
+            bool(spec & 0x4000),
+            bool(spec & 0x8000),
+            spec & 0x0F,
+            (spec >> 4) & 0x0F,
+            (spec >> 8) & 0x0F,
+            bool(spec & 0x1000),
+        )
+    return _new_frame(
+        kind,
+        fields[1],
+        payload,
+        dst_pan,
+        dst,
+        src_pan,
+        src,
+        bool(control & 0x20),
+        bool(control & 0x10),
+        (control >> 12) & 3,
+    )
+
+
 def decode_mac(psdu: bytes, *, base: int = 0) -> MacFrame:
     """Parse a PSDU whose last two bytes are the FCS; the FCS must match."""
     psdu = bytes(psdu)
+    frame = None
+    if 5 <= len(psdu) <= MAX_PSDU:
+        body = psdu[:-2]
+        if fcs(body) == psdu[-2:]:
+            frame = _decode_fast(body, base)
+    if frame is None:
+        frame = _decode_mac_checked(psdu, base)
+    return frame
+
+
+def _decode_mac_checked(psdu: bytes, base: int) -> MacFrame:
+    """decode_mac field by field: every malformation raises its precise DecodeError."""
     if len(psdu) > MAX_PSDU:
         raise DecodeError(LAYER, "length", base, f"{len(psdu)} bytes exceeds {MAX_PSDU}")
     if len(psdu) < 5:
@@ -434,7 +611,7 @@ def decode_mac(psdu: bytes, *, base: int = 0) -> MacFrame:
         if not compressed:
             src_pan = reader.u16("src pan")
         src = _read_address(reader, src_mode, "src address")
-    kind = MacFrameType(kind_value)
+    kind = _MAC_TYPES[kind_value]
     payload: bytes | Beacon | MacCommand
     if kind == MacFrameType.BEACON:
         payload = Beacon.decode(reader)

@@ -14,6 +14,7 @@ encrypted.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
@@ -21,9 +22,9 @@ from enum import IntEnum
 from gbcs.errors import EncodeError, VerificationError
 
 from . import security
-from ._wire import Reader, check_range, eui64, u8, u16
+from ._wire import Reader, builder, check_range, eui64, u8, u16
 from .mac import Capability
-from .security import AuxHeader, EncryptedPayload, KeyId
+from .security import AuxHeader, EncryptedPayload, KeyId, _peek_aux
 
 __all__ = [
     "BROADCAST_ALL",
@@ -166,7 +167,51 @@ def _encode_command(command: NwkCommand) -> bytes:
     raise EncodeError(f"not a NWK command: {command!r}")
 
 
+_HEAD = struct.Struct("<HHHBB")  # control, dst, src, radius, sequence
+_NWK_TYPES = tuple(NwkFrameType)  # NwkFrameType(i) is _NWK_TYPES[i]
+_DISCOVER = tuple(DiscoverRoute)
+
+
 def _encode_header(frame: NwkFrame) -> bytes:
+    # Fast path: no multicast or source route, addresses of the right size, values
+    # in range; anything else takes _encode_header_checked for the precise error.
+    discover = frame.discover_route
+    kind = frame.frame_type
+    dst_ieee = frame.dst_ieee
+    src_ieee = frame.src_ieee
+    initiator = frame.end_device_initiator
+    if (
+        frame.multicast_control is None
+        and frame.source_route is None
+        and (type(kind) is NwkFrameType or (type(kind) is int and 0 <= kind <= 3))
+        and (type(discover) is DiscoverRoute or (type(discover) is int and 0 <= discover <= 3))
+        and type(initiator) is bool
+        and (dst_ieee is None or (type(dst_ieee) is bytes and len(dst_ieee) == 8))
+        and (src_ieee is None or (type(src_ieee) is bytes and len(src_ieee) == 8))
+    ):
+        control = (
+            kind
+            | PROTOCOL_VERSION << 2
+            | discover << 6
+            | (frame.security is not None) << 9
+            | (dst_ieee is not None) << 11
+            | (src_ieee is not None) << 12
+            | initiator << 13
+        )
+        try:
+            out = _HEAD.pack(control, frame.dst, frame.src, frame.radius, frame.sequence)
+        except struct.error:
+            pass
+        else:
+            if dst_ieee is not None:
+                out += dst_ieee[::-1]
+            if src_ieee is not None:
+                out += src_ieee[::-1]
+            return out
+    return _encode_header_checked(frame)
+
+
+def _encode_header_checked(frame: NwkFrame) -> bytes:
     check_range(frame.discover_route, 2, "discover_route")
     control = (
         int(frame.frame_type)
@@ -248,6 +293,14 @@ def _decode_command(reader: Reader) -> NwkCommand:
     return command
 
 
+# Frame control bits the fast path insists on: data or command frame (bit 1
+# clear), protocol version 2, discover route 0 or 1 (bit 7 clear), no source
+# route, reserved bits 14-15 clear.
+_FAST_MASK = 0x0002 | 0x003C | 0x0080 | 0x0400 | 0xC000
+_FAST_VALUE = PROTOCOL_VERSION << 2
+_new_frame = builder(NwkFrame)
+
+
 def decode_nwk(
     data: bytes, network_keys: Mapping[int, bytes] | None = None, *, base: int = 0
 ) -> NwkFrame:
@@ -259,6 +312,75 @@ def decode_nwk(
     :class:`VerificationError`. ``base`` is the frame's offset in the PSDU.
     """
     data = bytes(data)
+    # Fast path for well-formed frames: one unpack for the fixed header. Whatever
+    # it does not plainly accept is decoded field by field by _decode_checked,
+    # before any key is used, so errors and their offsets are unchanged.
+    if len(data) < 8:
+        return _decode_checked(data, network_keys, base)
+    control, dst, src, radius, sequence = _HEAD.unpack_from(data)
+    kind = control & 0x03
+    if control & _FAST_MASK != _FAST_VALUE or (kind == 1 and not control & 0x0200):
+        return _decode_checked(data, network_keys, base)
+    pos = 8
+    dst_ieee = src_ieee = multicast = None
+    if control & 0x0800:
+        dst_ieee = data[pos : pos + 8][::-1]
+        pos += 8
+    if control & 0x1000:
+        src_ieee = data[pos : pos + 8][::-1]
+        pos += 8
+    if control & 0x0100:
+        if pos >= len(data):
+            return _decode_checked(data, network_keys, base)
+        multicast = data[pos]
+        pos += 1
+    if pos > len(data):
+        return _decode_checked(data, network_keys, base)
+    aux = None
+    payload: bytes | NwkCommand | EncryptedPayload
+    if control & 0x0200:
+        peeked = _peek_aux(data, pos)
+        if peeked is None:
+            return _decode_checked(data, network_keys, base)
+        aux, payload_at = peeked
+        if (
+            aux.key_id is not KeyId.NETWORK
+            or aux.source is None
+            or len(data) - payload_at < security.MIC_LENGTH
+        ):
+            return _decode_checked(data, network_keys, base)
+        sealed = data[payload_at:]
+        if not network_keys:
+            payload = EncryptedPayload(sealed)
+        else:
+            key = network_keys.get(aux.key_sequence)  # type: ignore[arg-type]
+            if key is None:
+                raise VerificationError(
+                    f"nwk: no network key with key sequence number {aux.key_sequence}"
+                )
+            plain = security.decrypt(data[:pos], aux, sealed, key, layer=LAYER)
+            payload = _payload(kind, plain, base + payload_at)
+    else:
+        payload = data[pos:]
+    return _new_frame(
+        _NWK_TYPES[kind],
+        dst,
+        src,
+        sequence,
+        payload,
+        radius,
+        _DISCOVER[(control >> 6) & 0x03],
+        dst_ieee,
+        src_ieee,
+        multicast,
+        None,
+        bool(control & 0x2000),
+        aux,
+    )
+
+
+def _decode_checked(data: bytes, network_keys: Mapping[int, bytes] | None, base: int) -> NwkFrame:
+    """decode_nwk field by field: every malformation raises its precise DecodeError."""
     reader = Reader(data, LAYER, base)
     control = reader.u16("frame control")
     kind = control & 0x03
@@ -313,13 +435,13 @@ def decode_nwk(
     else:
         payload = _payload(kind, reader.rest(), reader.offset)
     return NwkFrame(
-        NwkFrameType(kind),
+        _NWK_TYPES[kind],
         dst,
         src,
         sequence,
         payload,
         radius,
-        DiscoverRoute(discover),
+        _DISCOVER[discover],
         dst_ieee,
         src_ieee,
         multicast,

@@ -21,6 +21,7 @@ Facts from the ZigBee specification (05-3474, "Pro 2007" and later):
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -30,7 +31,7 @@ from zigpy.util import aes_mmo_hash
 
 from gbcs.errors import EncodeError, VerificationError
 
-from ._wire import Reader, eui64, u8, u32
+from ._wire import Reader, builder, eui64, u8, u32
 
 __all__ = [
     "LEVEL_ENC_MIC_32",
@@ -54,6 +55,9 @@ _LEVEL_MASK = 0x07
 _KEY_ID_SHIFT = 3
 _EXTENDED_NONCE = 0x20
 _RESERVED = 0xC0
+_AUX_HEAD = struct.Struct("<BI")  # security control, frame counter
+_U32 = struct.Struct("<I")
+_NONCE_TAIL = struct.Struct("<IB")  # frame counter, security control
 
 
 class KeyId(IntEnum):
@@ -84,6 +88,32 @@ class AuxHeader:
         return level | (int(self.key_id) << _KEY_ID_SHIFT) | nonce_bit
 
     def encode(self, level: int = 0) -> bytes:
+        # Fast path for the plainly valid headers every frame carries; anything else
+        # (and every error) goes through _encode_checked, field by field.
+        key_id = self.key_id
+        counter = self.frame_counter
+        if (
+            type(key_id) is KeyId
+            and type(level) is int
+            and 0 <= level <= _LEVEL_MASK
+            and type(counter) is int
+            and 0 <= counter <= 0xFFFFFFFF
+        ):
+            source = self.source
+            sequence = self.key_sequence
+            if source is None:
+                if sequence is None and key_id is not KeyId.NETWORK:
+                    return _AUX_HEAD.pack(level | key_id << _KEY_ID_SHIFT, counter)
+            elif type(source) is bytes and len(source) == 8:
+                head = _AUX_HEAD.pack(level | key_id << _KEY_ID_SHIFT | _EXTENDED_NONCE, counter)
+                if key_id is KeyId.NETWORK:
+                    if type(sequence) is int and 0 <= sequence <= 0xFF:
+                        return head + source[::-1] + bytes((sequence,))
+                elif sequence is None:
+                    return head + source[::-1]
+        return self._encode_checked(level)
+
+    def _encode_checked(self, level: int) -> bytes:
         if (self.key_sequence is not None) != (self.key_id == KeyId.NETWORK):
             raise EncodeError("key_sequence is present exactly for the network key")
         out = bytes((self.control(level),)) + u32(self.frame_counter, "frame_counter")
@@ -105,11 +135,56 @@ class AuxHeader:
             )
         if control & _RESERVED:
             raise reader.error("security control", "reserved bits 6-7 are set", at)
-        key_id = KeyId((control >> _KEY_ID_SHIFT) & 0x03)
+        key_id = _KEY_IDS[(control >> _KEY_ID_SHIFT) & 0x03]
         counter = reader.u32("frame counter")
         source = reader.eui64("extended source") if control & _EXTENDED_NONCE else None
         sequence = reader.u8("key sequence number") if key_id == KeyId.NETWORK else None
         return cls(key_id, counter, source, sequence)
+
+
+_KEY_IDS = tuple(KeyId)  # KeyId(i) is _KEY_IDS[i], without the enum call
+_new_aux = builder(AuxHeader)
+# Display-order sources by their on-air bytes: a network has few senders, and
+# receivers keep sources (replay windows), so they share one bytes object.
+_SOURCE_CACHE_SIZE = 1024
+_sources: dict[bytes, bytes] = {}
+
+
+def _peek_aux(data: bytes, pos: int) -> tuple[AuxHeader, int] | None:
+    """The aux header at ``data[pos:]`` and the offset after it, when plainly well-formed.
+
+    ``None`` for anything :meth:`AuxHeader.decode` might refuse (short data,
+    level or reserved bits set): the caller then decodes field by field to
+    report the exact error.
+    """
+    end = pos + 5
+    if end > len(data):
+        return None
+    control = data[pos]
+    if control & (_LEVEL_MASK | _RESERVED):
+        return None
+    key_id = (control >> _KEY_ID_SHIFT) & 0x03
+    counter = _U32.unpack_from(data, pos + 1)[0]
+    source = None
+    if control & _EXTENDED_NONCE:
+        pos = end
+        end += 8
+        if end > len(data):
+            return None
+        on_air = data[pos:end]
+        source = _sources.get(on_air)
+        if source is None:
+            source = on_air[::-1]
+            if len(_sources) >= _SOURCE_CACHE_SIZE:
+                _sources.clear()
+            _sources[on_air] = source
+    sequence = None
+    if key_id == 1:  # KeyId.NETWORK
+        if end >= len(data):
+            return None
+        sequence = data[end]
+        end += 1
+    return _new_aux(_KEY_IDS[key_id], counter, source, sequence), end
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +229,51 @@ def ccm_key(key_id: KeyId, key: bytes) -> bytes:
 
 def make_nonce(source: bytes, frame_counter: int, control: int) -> bytes:
     """13-byte CCM* nonce (spec 4.5.2.2); ``source`` in display order, sent little-endian."""
+    if (
+        type(source) is bytes
+        and len(source) == 8
+        and type(frame_counter) is int
+        and 0 <= frame_counter <= 0xFFFFFFFF
+        and type(control) is int
+        and 0 <= control <= 0xFF
+    ):
+        return source[::-1] + _NONCE_TAIL.pack(frame_counter, control)
     return eui64(source, "nonce source") + u32(frame_counter, "frame_counter") + bytes((control,))
+
+
+# AESCCM objects by (key id, key): building one (and, for the key-transport and
+# key-load keys, the HMAC-MMO derivation) costs more than sealing a frame. Only
+# exact ``bytes`` keys are cached, so every error still comes from ccm_key.
+_CIPHER_CACHE_SIZE = 32
+_ciphers: dict[tuple[int, bytes], AESCCM] = {}
+
+
+def _cipher(key_id: KeyId, key: bytes) -> AESCCM:
+    if type(key) is not bytes or type(key_id) is not KeyId:
+        return AESCCM(ccm_key(key_id, key), MIC_LENGTH)
+    cache_key = (key_id, key)
+    cipher = _ciphers.get(cache_key)
+    if cipher is None:
+        cipher = AESCCM(ccm_key(key_id, key), MIC_LENGTH)
+        if len(_ciphers) >= _CIPHER_CACHE_SIZE:
+            _ciphers.clear()
+        _ciphers[cache_key] = cipher
+    return cipher
+
+
+def _plain_aux(aux: AuxHeader, nonce_source: bytes | None) -> bool:
+    """Whether make_nonce and aux.control cannot fail for ``aux`` (the usual case)."""
+    if type(aux) is not AuxHeader:
+        return False
+    source = aux.source if aux.source is not None else nonce_source
+    counter = aux.frame_counter
+    return (
+        type(aux.key_id) is KeyId
+        and type(source) is bytes
+        and len(source) == 8
+        and type(counter) is int
+        and 0 <= counter <= 0xFFFFFFFF
+    )
 
 
 def _nonce_source(aux: AuxHeader, nonce_source: bytes | None) -> bytes:
@@ -173,10 +292,18 @@ def encrypt(
     derived here from ``aux.key_id``. ``nonce_source`` is the sender's EUI-64
     when ``aux`` carries none.
     """
+    if _plain_aux(aux, nonce_source):
+        source = aux.source if aux.source is not None else nonce_source
+        adata = bytes(header)
+        secured = aux.encode(LEVEL_ENC_MIC_32)
+        nonce = source[::-1] + _NONCE_TAIL.pack(aux.frame_counter, secured[0])  # type: ignore[index]
+        sealed = _cipher(aux.key_id, key).encrypt(nonce, bytes(payload), adata + secured)
+        # the same header as sent: level bits 0 (aux.encode())
+        return bytes((secured[0] ^ LEVEL_ENC_MIC_32,)) + secured[1:] + sealed
     source = _nonce_source(aux, nonce_source)
     nonce = make_nonce(source, aux.frame_counter, aux.control(LEVEL_ENC_MIC_32))
     adata = bytes(header) + aux.encode(LEVEL_ENC_MIC_32)
-    sealed = AESCCM(ccm_key(aux.key_id, key), MIC_LENGTH).encrypt(nonce, bytes(payload), adata)
+    sealed = _cipher(aux.key_id, key).encrypt(nonce, bytes(payload), adata)
     return aux.encode() + sealed
 
 
@@ -196,10 +323,16 @@ def decrypt(
     source = _nonce_source(aux, nonce_source)
     if len(sealed) < MIC_LENGTH:
         raise VerificationError(f"{layer}: secured payload of {len(sealed)} bytes has no MIC")
-    nonce = make_nonce(source, aux.frame_counter, aux.control(LEVEL_ENC_MIC_32))
-    adata = bytes(header) + aux.encode(LEVEL_ENC_MIC_32)
+    if _plain_aux(aux, nonce_source):
+        adata = bytes(header)
+        secured = aux.encode(LEVEL_ENC_MIC_32)
+        nonce = source[::-1] + _NONCE_TAIL.pack(aux.frame_counter, secured[0])
+        adata += secured
+    else:
+        nonce = make_nonce(source, aux.frame_counter, aux.control(LEVEL_ENC_MIC_32))
+        adata = bytes(header) + aux.encode(LEVEL_ENC_MIC_32)
     try:
-        return AESCCM(ccm_key(aux.key_id, key), MIC_LENGTH).decrypt(nonce, bytes(sealed), adata)
+        return _cipher(aux.key_id, key).decrypt(nonce, bytes(sealed), adata)
     except InvalidTag:
         raise VerificationError(
             f"{layer}: MIC does not verify with the {aux.key_id.name.lower().replace('_', '-')} "

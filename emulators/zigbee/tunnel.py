@@ -25,7 +25,7 @@ from enum import IntEnum
 
 from gbcs.errors import DecodeError, EncodeError
 
-from ._wire import Reader, u8, u16
+from ._wire import Reader, builder, u8, u16
 from .zcl import Direction, ZclFrame, ZclFrameType
 
 __all__ = [
@@ -173,7 +173,14 @@ def parse_tunnel(frame: ZclFrame, *, base: int = 0) -> TunnelCommand:
     """
     if frame.frame_type != ZclFrameType.CLUSTER or frame.manufacturer_code is not None:
         raise DecodeError(LAYER, "frame type", base, "not a standard cluster-specific command")
-    reader = Reader(frame.payload, LAYER, base)
+    # Fast path: TransferData (client to server 0x02, server to client 0x01).
+    payload = frame.payload
+    direction, command_id = frame.direction, frame.command_id
+    if ((direction == 0 and command_id == 0x02) or (direction == 1 and command_id == 0x01)) and len(
+        payload
+    ) >= 2:
+        return _new_transfer(payload[0] | payload[1] << 8, bytes(payload[2:]))
+    reader = Reader(payload, LAYER, base)
     key = (frame.direction, frame.command_id)
     command: TunnelCommand
     if key == (Direction.TO_SERVER, 0x00):
@@ -200,6 +207,9 @@ def parse_tunnel(frame: ZclFrame, *, base: int = 0) -> TunnelCommand:
         )
     reader.end("tunnel command")
     return command
+
+
+_new_transfer = builder(TransferData)
 
 
 def _bool(reader: Reader, field: str) -> bool:
@@ -257,7 +267,21 @@ def encode_gbcs_tunnel(command: GbcsTunnelCommand) -> bytes:
     raise EncodeError(f"not a GBCS tunnel command: {command!r}")
 
 
+_GBCS_GET = GbcsGet()
+_new_get_response = builder(GbcsGetResponse)
+_new_put = builder(GbcsPut)
+
+
 def decode_gbcs_tunnel(data: bytes, *, base: int = 0) -> GbcsTunnelCommand:
+    data = bytes(data)
+    if data:  # fast path for the well-formed commands
+        command_id = data[0]
+        if command_id == GbcsTunnelCommandId.PUT:
+            return _new_put(data[1:])
+        if command_id == GbcsTunnelCommandId.GET_RESPONSE and len(data) >= 2:
+            return _new_get_response(data[1], data[2:])
+        if command_id == GbcsTunnelCommandId.GET and len(data) == 1:
+            return _GBCS_GET
     reader = Reader(data, "gbcs tunnel", base)
     command_id = reader.u8("command")
     if command_id == GbcsTunnelCommandId.GET:

@@ -13,7 +13,7 @@ from enum import IntEnum
 
 from gbcs.errors import EncodeError
 
-from ._wire import Reader, u8, u16
+from ._wire import Reader, builder, u8, u16
 
 __all__ = ["Direction", "ZclFrame", "ZclFrameType", "decode_zcl", "encode_zcl"]
 
@@ -63,7 +63,25 @@ def encode_zcl(frame: ZclFrame) -> bytes:
     )
 
 
+_new_frame = builder(ZclFrame)
+_FRAME_TYPES = tuple(ZclFrameType)
+_DIRECTIONS = tuple(Direction)
+
+
 def decode_zcl(data: bytes, *, base: int = 0) -> ZclFrame:
+    data = bytes(data)
+    # Fast path: no manufacturer code, no reserved bits, frame type 0 or 1.
+    if len(data) >= 3 and not data[0] & 0xE6:
+        control = data[0]
+        return _new_frame(
+            _FRAME_TYPES[control & 0x01],
+            _DIRECTIONS[(control >> 3) & 1],
+            data[1],
+            data[2],
+            data[3:],
+            bool(control & 0x10),
+            None,
+        )
     reader = Reader(data, LAYER, base)
     control = reader.u8("frame control")
     if control & 0xE0:
@@ -74,8 +92,8 @@ def decode_zcl(data: bytes, *, base: int = 0) -> ZclFrame:
     sequence = reader.u8("sequence")
     command_id = reader.u8("command id")
     return ZclFrame(
-        ZclFrameType(control & 0x03),
-        Direction((control >> 3) & 1),
+        _FRAME_TYPES[control & 0x03],
+        _DIRECTIONS[(control >> 3) & 1],
         sequence,
         command_id,
         reader.rest(),
