@@ -63,7 +63,95 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def _progress_bar(stream: Any) -> Any:
+    """A one-line progress bar on a terminal; plain lines when piped."""
+    tty = stream.isatty()
+    last = [""]
+
+    def show(done: int, total: int, text: str) -> None:
+        width = 24
+        filled = width * done // max(total, 1)
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {text}"
+        if tty:
+            stream.write("\r" + line[:100].ljust(100))
+            if done == total:
+                stream.write("\n")
+        elif text != last[0]:
+            stream.write(line + "\n")
+        last[0] = text
+        stream.flush()
+
+    return show
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from emulators.bench import results_table, run_bench
+    from emulators.mpxn import MpxnError, ProductionProvingPolicy
+    from emulators.triage import read_manifest
+
+    try:
+        policy = ProductionProvingPolicy.from_env()
+        if args.lab_only:
+            policy = ProductionProvingPolicy(policy.dummy_ranges, lab_only=True)
+    except MpxnError as e:
+        print(f"gbcs-hil triage: {e}", file=sys.stderr)
+        return 2
+    rows = None
+    errors: list[str] = []
+    if args.manifest is not None:
+        try:
+            rows, errors = read_manifest(args.manifest, policy)
+        except OSError as e:
+            print(f"gbcs-hil triage: cannot read {args.manifest}: {e}", file=sys.stderr)
+            return 2
+        for error in errors:
+            print(f"gbcs-hil triage: {args.manifest}: {error}", file=sys.stderr)
+        if not rows:
+            print("gbcs-hil triage: no usable row in the manifest", file=sys.stderr)
+            return 2
+    progress = None if args.quiet else _progress_bar(sys.stderr)
+    try:
+        run = run_bench(
+            args.workdir,
+            rows,
+            seed=args.seed,
+            policy=policy,
+            manifest_errors=errors,
+            progress=progress,
+        )
+    except GbcsError as e:
+        print(f"gbcs-hil triage: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(run.to_json()))
+    else:
+        if run.resumed:
+            print(f"resumed the run in {run.workdir}")
+        print(results_table(run))
+        print(
+            f"\nreports in {run.workdir}: report.json, junit.xml, han.pcap (+ .keys), triage.sqlite"
+        )
+    return 0 if run.ok else 1
+
+
 def add_commands(sub: Any) -> None:
+    t = sub.add_parser(
+        "triage",
+        help="triage returned meters on the bench (the main job)",
+        description="With no arguments: a complete demonstration on emulated devices.",
+    )
+    t.add_argument("--workdir", default="triage-run", help="working folder (default ./triage-run)")
+    t.add_argument(
+        "--manifest", metavar="FILE", help="CSV: EUI-64, install code, type, old CHF, MPxN"
+    )
+    t.add_argument("--seed", type=int, default=1, help="seed of the emulated world")
+    t.add_argument(
+        "--lab-only", action="store_true", help="accept real-format MPxNs (never on a live bench)"
+    )
+    t.add_argument("--json", action="store_true", help="print the JSON report")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_triage)
+
     p = sub.add_parser("emulate", help="run the emulated HAN")
     esub = p.add_subparsers(dest="emulate_command", required=True)
     s = esub.add_parser(

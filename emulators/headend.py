@@ -85,6 +85,8 @@ class HeadEnd:
         self.on_alert: Callable[[GbcsMessage], None] | None = None
         self.log: list[tuple[float, str, bytes]] = []  # (time, "sent"/"received", bytes)
         self.capture: Capture | None = None
+        # Sees every message on the WAN: ("sent" | "received", bytes), for audit logs.
+        self.observer: Callable[[str, bytes], None] | None = None
 
     # Keys -------------------------------------------------------------------------
     def trust_device(self, device: bytes, ka_public: bytes, ds_public: bytes) -> None:
@@ -161,6 +163,8 @@ class HeadEnd:
         self.log.append((sent_at, "sent", data))
         if self.capture is not None:
             self.capture.record_wan(sent_at, data)
+        if self.observer is not None:
+            self.observer("sent", data)
         hub.from_wan(data)
         self.clock.run_until(
             lambda: pending.response is not None or pending.failure is not None, timeout=timeout
@@ -176,6 +180,8 @@ class HeadEnd:
         self.log.append((self.clock.now, "received", data))
         if self.capture is not None:
             self.capture.record_wan(self.clock.now, data)
+        if self.observer is not None:
+            self.observer("received", data)
         try:
             message, parts = decode_message(data)
             self.security.require_valid(message, parts)

@@ -314,36 +314,71 @@ class World:
         }
 
     # State ----------------------------------------------------------------------------
-    def to_json(self) -> dict[str, Any]:
-        """Everything a fleet needs to survive a restart (frames in flight are lost)."""
+    def meta_json(self) -> dict[str, Any]:
         return {
             "format": STATE_FORMAT,
             "seed": self.seed,
             "time": self.clock.now,
             "headend": {"counters": {k.hex().upper(): v for k, v in self.headend.counters.items()}},
-            "hubs": [
-                {
-                    "eui64": _hex(h.eui64),
-                    "name": h.chf.name,
-                    "place": h.place,
-                    "chf": h.chf.state(),
-                    "gpf": h.gpf.state(),
-                    "node": h.node.state(),
-                }
-                for h in self.hubs.values()
-            ],
-            "meters": [
-                {
-                    "eui64": _hex(m.eui64),
-                    "kind": m.kind.lower(),
-                    "name": m.device.name,
-                    "place": m.place,
-                    "device": m.device.state(),
-                    "node": m.node.node_state(),
-                }
-                for m in self.meters.values()
-            ],
         }
+
+    @staticmethod
+    def hub_json(h: Hub) -> dict[str, Any]:
+        return {
+            "eui64": _hex(h.eui64),
+            "name": h.chf.name,
+            "place": h.place,
+            "chf": h.chf.state(),
+            "gpf": h.gpf.state(),
+            "node": h.node.state(),
+        }
+
+    @staticmethod
+    def meter_json(m: MeterUnit) -> dict[str, Any]:
+        return {
+            "eui64": _hex(m.eui64),
+            "kind": m.kind.lower(),
+            "name": m.device.name,
+            "place": m.place,
+            "device": m.device.state(),
+            "node": m.node.node_state(),
+            "dead": m.node.dead,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything a fleet needs to survive a restart (frames in flight are lost)."""
+        return {
+            **self.meta_json(),
+            "hubs": [self.hub_json(h) for h in self.hubs.values()],
+            "meters": [self.meter_json(m) for m in self.meters.values()],
+        }
+
+    def entities(self, only: set[bytes] | None = None) -> dict[str, dict[str, Any]]:
+        """The state split per hub and meter (``only`` those EUI-64s), plus ``meta``."""
+        out: dict[str, dict[str, Any]] = {"meta": self.meta_json()}
+        for h in self.hubs.values():
+            if only is None or h.eui64 in only:
+                out["hub:" + _hex(h.eui64)] = self.hub_json(h)
+        for m in self.meters.values():
+            if only is None or m.eui64 in only:
+                out["meter:" + _hex(m.eui64)] = self.meter_json(m)
+        return out
+
+    @classmethod
+    def from_entities(cls, rows: dict[str, dict[str, Any]], **kwargs: Any) -> World:
+        """Rebuild a world saved with :meth:`entities` (hubs and meters in saved order)."""
+        try:
+            meta = rows["meta"]
+        except KeyError:
+            raise GbcsError("world state has no meta entry") from None
+        return cls.from_json(
+            {
+                **meta,
+                "hubs": [v for k, v in rows.items() if k.startswith("hub:")],
+                "meters": [v for k, v in rows.items() if k.startswith("meter:")],
+            },
+            **kwargs,
+        )
 
     @classmethod
     def from_json(
@@ -388,6 +423,7 @@ class World:
                 )
                 unit.device.load_state(m["device"])
                 unit.node.load_node_state(m["node"])
+                unit.node.dead = bool(m.get("dead", False))
                 if m["node"].get("powered"):
                     unit.node.power_on()
         except (KeyError, TypeError, ValueError) as e:

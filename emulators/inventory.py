@@ -1,0 +1,381 @@
+"""The Smart Metering Inventory and the bench's audit log, in SQLite.
+
+One database file (WAL) holds the inventory (devices, SMI statuses, CHF
+associations, MPxN links, Responsible Suppliers), the append-only audit log of
+every request, response and alert, the device logs the DCC handed out (so a
+later restore can be traced to its CHF), the triage journal and the emulated
+world's device state. Every change happens inside one transaction, so a crash
+at any instant leaves all of them consistent with each other.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gbcs.errors import GbcsError
+
+__all__ = [
+    "AuditEntry",
+    "Inventory",
+    "InventoryError",
+    "SmiDevice",
+    "SmiStatus",
+]
+
+
+class InventoryError(GbcsError):
+    """The inventory refuses a change (unknown device, invalid transition)."""
+
+
+class SmiStatus(enum.StrEnum):
+    """SMI statuses used by the seeds (SEC Appendix AB; DUIS status values)."""
+
+    PENDING = "pending"
+    WHITELISTED = "whitelisted"
+    INSTALLED_NOT_COMMISSIONED = "installed not commissioned"
+    COMMISSIONED = "commissioned"
+    DECOMMISSIONED = "decommissioned"
+    WITHDRAWN = "withdrawn"
+
+
+# Which status changes the inventory allows, from -> to (the seeds of issue 4).
+TRANSITIONS: dict[SmiStatus, frozenset[SmiStatus]] = {
+    SmiStatus.PENDING: frozenset(
+        {SmiStatus.WHITELISTED, SmiStatus.DECOMMISSIONED, SmiStatus.WITHDRAWN}
+    ),
+    SmiStatus.WHITELISTED: frozenset(
+        {
+            SmiStatus.WHITELISTED,
+            SmiStatus.PENDING,
+            SmiStatus.INSTALLED_NOT_COMMISSIONED,
+            SmiStatus.COMMISSIONED,
+            SmiStatus.DECOMMISSIONED,
+        }
+    ),
+    SmiStatus.INSTALLED_NOT_COMMISSIONED: frozenset(
+        {SmiStatus.COMMISSIONED, SmiStatus.PENDING, SmiStatus.WHITELISTED, SmiStatus.DECOMMISSIONED}
+    ),
+    SmiStatus.COMMISSIONED: frozenset(
+        {SmiStatus.PENDING, SmiStatus.WHITELISTED, SmiStatus.DECOMMISSIONED}
+    ),
+    SmiStatus.DECOMMISSIONED: frozenset(),
+    SmiStatus.WITHDRAWN: frozenset(),
+}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    eui64 TEXT PRIMARY KEY,
+    device_type TEXT NOT NULL,
+    smi_status TEXT NOT NULL,
+    chf TEXT,
+    install_code TEXT,
+    network_operator TEXT,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mpxn_links (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    eui64 TEXT NOT NULL,
+    mpxn TEXT NOT NULL,
+    started REAL NOT NULL,
+    ended REAL
+);
+CREATE TABLE IF NOT EXISTS responsible_suppliers (
+    mpxn TEXT PRIMARY KEY,
+    supplier TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chf_suppliers (
+    chf TEXT NOT NULL,
+    supplier TEXT NOT NULL,
+    PRIMARY KEY (chf, supplier)
+);
+CREATE TABLE IF NOT EXISTS issued_logs (
+    log TEXT PRIMARY KEY,
+    chf TEXT NOT NULL,
+    issued REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    srv TEXT,
+    party TEXT,
+    device TEXT,
+    message_code INTEGER,
+    data TEXT,
+    detail TEXT
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS journal (
+    meter TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    result TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (meter, step)
+);
+CREATE TABLE IF NOT EXISTS capture (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time REAL NOT NULL,
+    interface TEXT NOT NULL,
+    frame BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SmiDevice:
+    eui64: str
+    device_type: str
+    smi_status: SmiStatus
+    chf: str | None
+    install_code: str | None
+    network_operator: str | None
+    mpxns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    seq: int
+    time: float
+    kind: str
+    srv: str | None
+    party: str | None
+    device: str | None
+    message_code: int | None
+    data: str | None
+    detail: str | None
+
+
+class Inventory:
+    """SQLite-backed SMI, audit log and journal; use :meth:`transaction` for changes."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+        self._depth = 0
+        self.now = 0.0  # the bench's clock, set by whoever drives it
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing: nested uses join the outer transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self.db
+            finally:
+                self._depth -= 1
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # Devices ------------------------------------------------------------------------
+    def add_device(
+        self,
+        eui64: str,
+        device_type: str,
+        *,
+        status: SmiStatus = SmiStatus.PENDING,
+        install_code: str | None = None,
+        network_operator: str | None = None,
+        chf: str | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            if self._row(eui64) is not None:
+                raise InventoryError(f"device {eui64} is already in the inventory")
+            db.execute(
+                "INSERT INTO devices VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (eui64, device_type, status.value, chf, install_code, network_operator, self.now),
+            )
+
+    def _row(self, eui64: str) -> tuple | None:
+        return self.db.execute(
+            "SELECT eui64, device_type, smi_status, chf, install_code, network_operator "
+            "FROM devices WHERE eui64 = ?",
+            (eui64,),
+        ).fetchone()
+
+    def device(self, eui64: str) -> SmiDevice | None:
+        row = self._row(eui64)
+        if row is None:
+            return None
+        return SmiDevice(
+            row[0], row[1], SmiStatus(row[2]), row[3], row[4], row[5], self.mpxns(eui64)
+        )
+
+    def require(self, eui64: str) -> SmiDevice:
+        device = self.device(eui64)
+        if device is None:
+            raise InventoryError(f"device {eui64} is not in the Smart Metering Inventory")
+        return device
+
+    def devices(self) -> list[SmiDevice]:
+        rows = self.db.execute("SELECT eui64 FROM devices ORDER BY eui64").fetchall()
+        return [self.require(r[0]) for r in rows]
+
+    def set_status(self, eui64: str, status: SmiStatus) -> None:
+        with self.transaction() as db:
+            current = self.require(eui64).smi_status
+            if status not in TRANSITIONS[current]:
+                raise InventoryError(
+                    f"SMI status of {eui64} cannot go from '{current}' to '{status}'"
+                )
+            db.execute(
+                "UPDATE devices SET smi_status = ?, updated = ? WHERE eui64 = ?",
+                (status.value, self.now, eui64),
+            )
+
+    def associate(self, eui64: str, chf: str | None) -> None:
+        with self.transaction() as db:
+            self.require(eui64)
+            db.execute(
+                "UPDATE devices SET chf = ?, updated = ? WHERE eui64 = ?", (chf, self.now, eui64)
+            )
+
+    # MPxNs and Responsible Suppliers -------------------------------------------------
+    def mpxns(self, eui64: str) -> tuple[str, ...]:
+        rows = self.db.execute(
+            "SELECT mpxn FROM mpxn_links WHERE eui64 = ? AND ended IS NULL ORDER BY id", (eui64,)
+        ).fetchall()
+        return tuple(r[0] for r in rows)
+
+    def link_mpxn(self, eui64: str, mpxn: str) -> None:
+        with self.transaction() as db:
+            self.require(eui64)
+            if mpxn not in self.mpxns(eui64):
+                db.execute(
+                    "INSERT INTO mpxn_links (eui64, mpxn, started) VALUES (?, ?, ?)",
+                    (eui64, mpxn, self.now),
+                )
+
+    def end_mpxn_links(self, eui64: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE mpxn_links SET ended = ? WHERE eui64 = ? AND ended IS NULL",
+                (self.now, eui64),
+            )
+
+    def set_responsible_supplier(self, mpxn: str, supplier: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO responsible_suppliers VALUES (?, ?)", (mpxn, supplier)
+            )
+
+    def responsible_supplier(self, mpxn: str) -> str | None:
+        row = self.db.execute(
+            "SELECT supplier FROM responsible_suppliers WHERE mpxn = ?", (mpxn,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def record_chf_supplier(self, chf: str, supplier: str) -> None:
+        """``supplier`` is (or was) Responsible Supplier of a CHF: restores may use its logs."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO chf_suppliers VALUES (?, ?)", (chf, supplier))
+
+    def chf_suppliers(self, chf: str) -> frozenset[str]:
+        rows = self.db.execute("SELECT supplier FROM chf_suppliers WHERE chf = ?", (chf,))
+        return frozenset(r[0] for r in rows)
+
+    # Device logs the DCC returned (SR 8.9) -------------------------------------------
+    def record_issued_log(self, log_base64: str, chf: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO issued_logs VALUES (?, ?, ?)", (log_base64, chf, self.now)
+            )
+
+    def log_source(self, log_base64: str) -> str | None:
+        row = self.db.execute("SELECT chf FROM issued_logs WHERE log = ?", (log_base64,)).fetchone()
+        return None if row is None else row[0]
+
+    # Audit log --------------------------------------------------------------------
+    def audit(
+        self,
+        kind: str,
+        *,
+        srv: str | None = None,
+        party: str | None = None,
+        device: str | None = None,
+        message_code: int | None = None,
+        data: bytes | str | None = None,
+        detail: Any = None,
+    ) -> None:
+        if isinstance(data, bytes):
+            data = data.hex().upper()
+        if detail is not None and not isinstance(detail, str):
+            detail = json.dumps(detail, sort_keys=True)
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO audit (time, kind, srv, party, device, message_code, data, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.now, kind, srv, party, device, message_code, data, detail),
+            )
+
+    def audit_log(self) -> list[AuditEntry]:
+        rows = self.db.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+        return [AuditEntry(*r) for r in rows]
+
+    # Journal and key-value state (for resumable runs) -------------------------------------
+    def journal(self, meter: str) -> list[tuple[int, str, str, dict[str, Any]]]:
+        rows = self.db.execute(
+            "SELECT step, name, result, detail FROM journal WHERE meter = ? ORDER BY step",
+            (meter,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def journal_step(
+        self, meter: str, step: int, name: str, result: str, detail: dict[str, Any]
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO journal VALUES (?, ?, ?, ?, ?)",
+                (meter, step, name, result, json.dumps(detail, sort_keys=True)),
+            )
+
+    def get(self, key: str) -> Any:
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put(self, key: str, value: Any) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)", (key, json.dumps(value, sort_keys=True))
+            )
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything but the audit log's times, for comparing two runs."""
+        return {
+            "devices": [
+                (d.eui64, d.device_type, d.smi_status.value, d.chf, d.mpxns) for d in self.devices()
+            ],
+            "links": self.db.execute(
+                "SELECT eui64, mpxn, ended IS NULL FROM mpxn_links ORDER BY id"
+            ).fetchall(),
+        }

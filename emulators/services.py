@@ -1,0 +1,573 @@
+"""The DCC-side service layer a triage bench talks to (DUIS service requests).
+
+Each request is checked as SEC Appendix AB clause 6.1 says before anything is
+sent: the user's role must be eligible for the request; for a non-critical
+request the target's SMI status must be one of commissioned, installed not
+commissioned, whitelisted or pending; adding a meter to a CHF log needs the
+Responsible Supplier of its MPxN; restoring a device log needs a log read from
+a CHF of which the sender is or was the Responsible Supplier. A failed check
+rejects the request with a reason code and changes nothing. Production
+proving (SEC Section P as the model) adds: MPxNs must be valid and from the
+reserved dummy range unless the bench is in lab-only mode, and SRs 6.15, 6.21
+and 6.23 are refused. Every request, response, GBCS message and alert goes
+to the append-only audit log.
+
+Service requests: 8.9 Read Device Log (CCS07 option: current and historic
+logs, base64), 8.11 Update HAN Device Log (CCS01 add / CCS02 remove), 8.12.1
+Restore HAN Device Log (CCS03, whole log), 8.14.1 Communications Hub status
+update (installed), 8.15 Disconnect Smart Meter From HAN (CS02f, critical:
+transformed into a pre-command that the user signs with its own key, then the
+service layer adds the MAC), 8.16 Restore Specified HAN Device Log for
+Specified Smart Meter (only that meter's entry, with CCS03), device
+pre-notification (to build the inventory), and the QA reads (CS07, ECS26m,
+ECS52, ECS35a), named by their GBCS use case.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulators.headend import Outcome
+from emulators.inventory import Inventory, InventoryError, SmiStatus
+from emulators.mpxn import (
+    ExcludedServiceRequest,
+    MpxnError,
+    ProductionProvingPolicy,
+    refuse_excluded,
+)
+from emulators.world import Hub, World
+from gbcs import asn1, dlms
+from gbcs.catalogue import CATALOGUE
+from gbcs.devicelog import (
+    AddDevice,
+    DeviceLog,
+    DeviceLogs,
+    DeviceType,
+    ReadDeviceLogs,
+    RemoveDevice,
+    RestoreDeviceLog,
+)
+from gbcs.dlms import AccessResponse
+from gbcs.errors import GbcsError
+from gbcs.frame import GbcsMessage, new_command
+from gbcs.joins import DisconnectFromHan, DisconnectResult, JoinDetails, parse_int_response
+from gbcs.keys import KeyUsage, MemoryKeyStore
+from gbcs.reads import (
+    EsmeIdentity,
+    EventLog,
+    FirmwareVersion,
+    ReadEsmeIdentity,
+    ReadEventLog,
+    ReadFirmwareVersion,
+)
+from gbcs.security import SecurityContext
+from gbcs.testpki import RemotePartyRole
+
+__all__ = [
+    "ELIGIBLE_ROLES",
+    "Reason",
+    "ServiceLayer",
+    "ServiceResponse",
+    "User",
+]
+
+ACTIVE_STATUSES = frozenset(
+    {
+        SmiStatus.COMMISSIONED,
+        SmiStatus.INSTALLED_NOT_COMMISSIONED,
+        SmiStatus.WHITELISTED,
+        SmiStatus.PENDING,
+    }
+)
+
+SUPPLIER = RemotePartyRole.SUPPLIER
+NETWORK_OPERATOR = RemotePartyRole.NETWORK_OPERATOR
+
+# AB 6.1 "eligible user role", for the requests this layer offers.
+ELIGIBLE_ROLES: dict[str, frozenset[RemotePartyRole]] = {
+    "pre-notification": frozenset({SUPPLIER}),
+    "8.9": frozenset({SUPPLIER, NETWORK_OPERATOR}),
+    "8.11": frozenset({SUPPLIER}),
+    "8.12.1": frozenset({SUPPLIER}),
+    "8.14.1": frozenset({SUPPLIER}),
+    "8.15": frozenset({SUPPLIER}),
+    "8.16": frozenset({SUPPLIER}),
+    "CS07": frozenset({SUPPLIER, NETWORK_OPERATOR}),
+    "ECS26m": frozenset({SUPPLIER}),
+    "ECS52": frozenset({SUPPLIER, NETWORK_OPERATOR}),
+    "ECS35a": frozenset({SUPPLIER}),
+}
+CRITICAL = frozenset({"8.15"})
+
+
+class Reason(enum.StrEnum):
+    """Why a request was rejected or failed (the kit's reason codes)."""
+
+    ROLE_NOT_ELIGIBLE = "ROLE_NOT_ELIGIBLE"
+    UNKNOWN_DEVICE = "UNKNOWN_DEVICE"
+    SMI_STATUS = "SMI_STATUS"
+    NOT_RESPONSIBLE_SUPPLIER = "NOT_RESPONSIBLE_SUPPLIER"
+    LOG_NOT_FROM_SUPPLIERS_CHF = "LOG_NOT_FROM_SUPPLIERS_CHF"
+    ENTRY_NOT_IN_LOG = "ENTRY_NOT_IN_LOG"
+    INVALID_MPXN = "INVALID_MPXN"
+    EXCLUDED_SRV = "EXCLUDED_SRV"
+    INVALID_PARAMETER = "INVALID_PARAMETER"
+    NOT_SIGNED_BY_USER = "NOT_SIGNED_BY_USER"
+    DEVICE_FAILURE = "DEVICE_FAILURE"
+    NO_RESPONSE = "NO_RESPONSE"
+
+
+class Rejected(GbcsError):
+    def __init__(self, reason: Reason, text: str) -> None:
+        self.reason = reason
+        super().__init__(text)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceResponse:
+    """The answer to one service request."""
+
+    srv: str
+    status: str  # "ok", "rejected" (a check failed, nothing changed) or "failed"
+    reason: Reason | None = None
+    text: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def result(self) -> str:
+        return "ok" if self.ok else f"{self.status}: {self.reason}: {self.text}"
+
+
+class User:
+    """A DCC user (an energy supplier, say): its identity, role and its own signing key."""
+
+    def __init__(self, name: str, party_id: bytes, role: RemotePartyRole, keystore: Any) -> None:
+        self.name = name
+        self.party_id = party_id
+        self.role = role
+        own = MemoryKeyStore()
+        own.add(party_id, KeyUsage.DS, private=keystore.private_key(party_id, KeyUsage.DS))
+        self._signer = SecurityContext(own)
+
+    @property
+    def hex(self) -> str:
+        return self.party_id.hex().upper()
+
+    def sign(self, precommand: GbcsMessage) -> GbcsMessage:
+        """What the user's own system does with a pre-command: sign it (DUIS 'signed')."""
+        return self._signer.sign(precommand)
+
+
+def _hex(eui: bytes) -> str:
+    return eui.hex().upper()
+
+
+class ServiceLayer:
+    """Service requests over the emulated world's head end, with the SMI in SQLite."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        world: World,
+        policy: ProductionProvingPolicy | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.world = world
+        self.policy = policy if policy is not None else ProductionProvingPolicy.from_env()
+        self.headend = world.headend
+        self.headend.on_alert = self._alert
+        self.headend.observer = self._observe
+        self._srv: str | None = None
+        self.on_request: Callable[[str, ServiceResponse], None] | None = None
+
+    # Plumbing -----------------------------------------------------------------------
+    def _observe(self, kind: str, data: bytes) -> None:
+        self.inventory.now = self.world.clock.now
+        self.inventory.audit(f"gbcs {kind}", srv=self._srv, data=data)
+
+    def _alert(self, message: GbcsMessage) -> None:
+        h = message.header
+        self.inventory.audit(
+            "alert",
+            device=_hex(h.business_originator),
+            message_code=h.message_code,
+            detail=CATALOGUE.use_case_name(h.message_code),
+        )
+
+    def hub(self, chf: str) -> Hub:
+        try:
+            return self.world.hubs[bytes.fromhex(chf)]
+        except (KeyError, ValueError):
+            raise Rejected(Reason.UNKNOWN_DEVICE, f"no Communications Hub {chf}") from None
+
+    def _eligible(self, user: User, srv: str) -> None:
+        roles = ELIGIBLE_ROLES.get(srv)
+        if roles is None:
+            raise Rejected(Reason.INVALID_PARAMETER, f"service request {srv} is not offered")
+        if user.role not in roles:
+            raise Rejected(
+                Reason.ROLE_NOT_ELIGIBLE,
+                f"a {user.role.name.lower()} may not send service request {srv}",
+            )
+
+    def _active(self, eui64: str, srv: str) -> None:
+        device = self.inventory.device(eui64)
+        if device is None:
+            raise Rejected(Reason.UNKNOWN_DEVICE, f"device {eui64} is not in the inventory")
+        if srv not in CRITICAL and device.smi_status not in ACTIVE_STATUSES:
+            raise Rejected(
+                Reason.SMI_STATUS,
+                f"device {eui64} has SMI status '{device.smi_status}', "
+                "not commissioned, installed not commissioned, whitelisted or pending",
+            )
+
+    def _mpxn(self, text: str) -> str:
+        try:
+            value = self.policy.parse(text)
+        except MpxnError as e:
+            raise Rejected(Reason.INVALID_MPXN, str(e)) from None
+        return str(value)
+
+    def submit(self, user: User, srv: str, **params: Any) -> ServiceResponse:
+        """Run one service request: checks, then the GBCS exchange, all audited."""
+        self.inventory.now = self.world.clock.now
+        request = {k: (v.hex().upper() if isinstance(v, bytes) else v) for k, v in params.items()}
+        self.inventory.audit("request", srv=srv, party=user.hex, detail=request)
+        self._srv = srv
+        try:
+            if srv[:1].isdigit():  # a DUIS SRV number (the QA reads go by use case)
+                refuse_excluded(srv)
+            handler = getattr(self, "_sr_" + srv.replace(".", "_").replace("-", "_"), None)
+            if handler is None and srv in ("CS07", "ECS26m", "ECS52", "ECS35a"):
+                handler = self._read
+                params = {**params, "use_case": srv}
+            if handler is None:
+                raise Rejected(Reason.INVALID_PARAMETER, f"service request {srv} is not offered")
+            self._eligible(user, srv)
+            response = handler(user, **params)
+        except ExcludedServiceRequest as e:
+            response = ServiceResponse(srv, "rejected", Reason.EXCLUDED_SRV, str(e))
+        except Rejected as e:
+            response = ServiceResponse(srv, "rejected", e.reason, str(e))
+        except (TypeError, InventoryError) as e:
+            response = ServiceResponse(srv, "rejected", Reason.INVALID_PARAMETER, str(e))
+        finally:
+            self._srv = None
+        self.inventory.now = self.world.clock.now
+        self.inventory.audit(
+            "response",
+            srv=srv,
+            party=user.hex,
+            detail={"status": response.status, "reason": response.reason, "text": response.text},
+        )
+        if self.on_request is not None:
+            self.on_request(srv, response)
+        return response
+
+    def _send(self, hub: Hub, message: GbcsMessage, srv: str) -> Outcome:
+        return self.headend.send(hub.chf, message)
+
+    def _device_log_command(self, user: User, hub: Hub, command: Any, code: int) -> Outcome:
+        he = self.headend
+        counter = he.next_counter(he.acb)
+        request = command.to_request(dlms.invoke_id_for_counter(counter))
+        message = new_command(
+            code,
+            dlms.encode(request),
+            originator=he.acb,
+            target=hub.eui64,
+            counter=counter,
+            on_behalf_of=user.party_id,
+            on_behalf_counter=he.next_counter(user.party_id),
+        )
+        return he.send(hub.chf, he.security.add_mac(message))
+
+    @staticmethod
+    def _results(outcome: Outcome) -> AccessResponse:
+        if not outcome.ok or outcome.response is None:
+            raise Rejected(Reason.NO_RESPONSE, outcome.result)
+        apdu = dlms.decode(outcome.response.payload)
+        if not isinstance(apdu, AccessResponse):
+            raise Rejected(Reason.DEVICE_FAILURE, "the response is not an Access-Response")
+        return apdu
+
+    def _failed(self, srv: str, outcome_or_text: Outcome | str, reason: Reason) -> ServiceResponse:
+        text = outcome_or_text if isinstance(outcome_or_text, str) else outcome_or_text.result
+        return ServiceResponse(srv, "failed", reason, text)
+
+    # Inventory building ---------------------------------------------------------------
+    def _sr_pre_notification(
+        self,
+        user: User,
+        device: str,
+        device_type: str,
+        install_code: str | None = None,
+        network_operator: str | None = None,
+    ) -> ServiceResponse:
+        """Device pre-notification: the device enters the SMI as 'pending'."""
+        if device_type not in DeviceType.__members__:
+            raise Rejected(Reason.INVALID_PARAMETER, f"unknown device type {device_type!r}")
+        with self.inventory.transaction():
+            self.inventory.add_device(
+                device,
+                device_type,
+                install_code=install_code,
+                network_operator=network_operator,
+            )
+        return ServiceResponse("pre-notification", "ok")
+
+    def _sr_8_14_1(self, user: User, chf: str) -> ServiceResponse:
+        """CH status update, installed: commissioned, and the user becomes its supplier."""
+        self.hub(chf)
+        with self.inventory.transaction():
+            if self.inventory.device(chf) is None:
+                self.inventory.add_device(chf, "CHF", status=SmiStatus.WHITELISTED)
+            self.inventory.set_status(chf, SmiStatus.COMMISSIONED)
+            self.inventory.record_chf_supplier(chf, user.hex)
+        return ServiceResponse("8.14.1", "ok")
+
+    # 8.9 ------------------------------------------------------------------------------
+    def _sr_8_9(self, user: User, chf: str, option: str = "ccs07") -> ServiceResponse:
+        hub = self.hub(chf)
+        self._active(chf, "8.9")
+        if option != "ccs07":
+            raise Rejected(Reason.INVALID_PARAMETER, f"8.9 option {option!r} is not offered")
+        outcome = self._device_log_command(user, hub, ReadDeviceLogs(), ReadDeviceLogs.MESSAGE_CODE)
+        logs = DeviceLogs.from_response(self._results(outcome))
+        data: dict[str, Any] = {}
+        with self.inventory.transaction():
+            for name, log in (("current", logs.current), ("historic", logs.historic)):
+                if log is not None:
+                    text = log.to_base64()
+                    data[name] = text
+                    self.inventory.record_issued_log(text, chf)
+        return ServiceResponse("8.9", "ok", data=data)
+
+    # 8.11 -----------------------------------------------------------------------------
+    def _sr_8_11(
+        self, user: User, chf: str, device: str, action: str, mpxn: str | None = None
+    ) -> ServiceResponse:
+        hub = self.hub(chf)
+        meter = self.inventory.device(device)
+        if meter is None:
+            raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device} is not in the inventory")
+        self._active(device, "8.11")
+        if action == "add":
+            mpxns = [self._mpxn(mpxn)] if mpxn else list(meter.mpxns)
+            if not mpxns:
+                raise Rejected(Reason.INVALID_PARAMETER, "adding a meter needs its MPxN")
+            for value in mpxns:
+                if self.inventory.responsible_supplier(value) != user.hex:
+                    raise Rejected(
+                        Reason.NOT_RESPONSIBLE_SUPPLIER,
+                        f"{user.name} is not the Responsible Supplier for {value}",
+                    )
+            if not meter.install_code:
+                raise Rejected(Reason.INVALID_PARAMETER, f"no install code for {device} in SMI")
+            command: Any = AddDevice(
+                bytes.fromhex(device),
+                int(DeviceType[meter.device_type]),
+                bytes.fromhex(meter.install_code),
+                join_timeout=3600,
+            )
+            outcome = self._device_log_command(user, hub, command, AddDevice.MESSAGE_CODE)
+            apdu = self._results(outcome)
+            if any(r.result for r in apdu.results):
+                return self._failed("8.11", "the CHF refused the add", Reason.DEVICE_FAILURE)
+            with self.inventory.transaction():
+                self.inventory.set_status(device, SmiStatus.WHITELISTED)
+                self.inventory.associate(device, chf)
+            return ServiceResponse("8.11", "ok")
+        if action == "remove":
+            command = RemoveDevice(bytes.fromhex(device))
+            outcome = self._device_log_command(user, hub, command, RemoveDevice.MESSAGE_CODE)
+            apdu = self._results(outcome)
+            if any(r.result for r in apdu.results):
+                return self._failed(
+                    "8.11", "the device is not in that CHF's log", Reason.DEVICE_FAILURE
+                )
+            with self.inventory.transaction():
+                if meter.chf == chf:
+                    self.inventory.associate(device, None)
+            return ServiceResponse("8.11", "ok")
+        raise Rejected(Reason.INVALID_PARAMETER, f"8.11 action {action!r} is not add or remove")
+
+    # 8.12.1 and 8.16 ------------------------------------------------------------------
+    def _traced_log(self, user: User, log_base64: str) -> tuple[DeviceLog, str]:
+        try:
+            log = DeviceLog.from_base64(log_base64)
+        except GbcsError as e:
+            raise Rejected(Reason.INVALID_PARAMETER, f"the device log is not valid: {e}") from None
+        source = self.inventory.log_source(log_base64)
+        if source is None or user.hex not in self.inventory.chf_suppliers(source):
+            raise Rejected(
+                Reason.LOG_NOT_FROM_SUPPLIERS_CHF,
+                "the device log was not read from a CHF of which "
+                f"{user.name} is or was the Responsible Supplier",
+            )
+        return log, source
+
+    def _restore(self, user: User, hub: Hub, log: DeviceLog) -> Outcome:
+        restore = DeviceLog(log.extended_pan_id, log.entries)
+        return self._device_log_command(
+            user, hub, RestoreDeviceLog(restore), RestoreDeviceLog.MESSAGE_CODE
+        )
+
+    def _sr_8_12_1(self, user: User, chf: str, log: str) -> ServiceResponse:
+        hub = self.hub(chf)
+        self._active(chf, "8.12.1")
+        device_log, _ = self._traced_log(user, log)
+        apdu = self._results(self._restore(user, hub, device_log))
+        if any(r.result for r in apdu.results):
+            return self._failed("8.12.1", "the CHF refused the restore", Reason.DEVICE_FAILURE)
+        return ServiceResponse("8.12.1", "ok")
+
+    def _sr_8_16(
+        self, user: User, chf: str, device: str, log: str, mpxns: list[str] | tuple[str, ...]
+    ) -> ServiceResponse:
+        hub = self.hub(chf)
+        meter = self.inventory.device(device)
+        if meter is None:
+            raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device} is not in the inventory")
+        self._active(device, "8.16")
+        values = [self._mpxn(m) for m in mpxns]
+        if not values:
+            raise Rejected(Reason.INVALID_PARAMETER, "8.16 needs the meter's MPxN(s)")
+        device_log, _ = self._traced_log(user, log)
+        if device_log.entry_for(bytes.fromhex(device)) is None:
+            raise Rejected(Reason.ENTRY_NOT_IN_LOG, f"device {device} is not in that device log")
+        only = device_log.only(bytes.fromhex(device))
+        apdu = self._results(self._restore(user, hub, only))
+        if any(r.result for r in apdu.results):
+            return self._failed("8.16", "the CHF refused the restore", Reason.DEVICE_FAILURE)
+        with self.inventory.transaction():
+            self.inventory.associate(device, chf)
+            for value in values:
+                self.inventory.link_mpxn(device, value)
+            if meter.device_type != DeviceType.TYPE2.name:
+                self.inventory.set_status(device, SmiStatus.WHITELISTED)
+        return ServiceResponse("8.16", "ok")
+
+    # 8.15 -----------------------------------------------------------------------------
+    def _sr_8_15(self, user: User, device: str) -> ServiceResponse:
+        meter = self.inventory.device(device)
+        if meter is None:
+            raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device} is not in the inventory")
+        if meter.device_type not in ("ESME", "GSME"):
+            raise Rejected(Reason.INVALID_PARAMETER, "8.15 is for ESMEs and GSMEs")
+        if meter.chf is None:
+            raise Rejected(Reason.INVALID_PARAMETER, f"device {device} has no CHF in the SMI")
+        hub = self.hub(meter.chf)
+        he = self.headend
+        code = CATALOGUE.disconnect_code
+        payload = asn1.encode(DisconnectFromHan(bytes.fromhex(device)).to_payload())
+        # Transform: the DCC turns the request into a pre-command (no signature field).
+        precommand = new_command(
+            code,
+            payload,
+            originator=user.party_id,
+            target=bytes.fromhex(device),
+            counter=he.next_counter(user.party_id),
+            precommand=True,
+        )
+        self.inventory.audit("pre-command", srv="8.15", party=user.hex, data=precommand.encode())
+        signed = user.sign(precommand)
+        check = he.security.check_signature(signed)
+        if check.value != "valid" or signed.header != precommand.header:
+            raise Rejected(
+                Reason.NOT_SIGNED_BY_USER, f"the signed pre-command does not verify ({check.value})"
+            )
+        outcome = he.send(hub.chf, he.security.add_mac(signed))
+        if not outcome.ok or outcome.response is None:
+            return self._failed("8.15", outcome, Reason.NO_RESPONSE)
+        response = outcome.response
+        try:
+            value = asn1.decode_type(
+                asn1.DISCONNECT_TYPES[response.header.cra_flag], response.payload
+            )
+            result = parse_int_response(value, "DisconnectFromHanResponse")
+        except GbcsError as e:
+            return self._failed("8.15", f"response not understood: {e}", Reason.DEVICE_FAILURE)
+        if not response.signature:
+            return self._failed("8.15", "the response is not signed", Reason.DEVICE_FAILURE)
+        if result != DisconnectResult.SUCCESS:
+            name = (
+                DisconnectResult(result).name
+                if result in DisconnectResult._value2member_map_
+                else result
+            )
+            return self._failed("8.15", f"meter answered {name}", Reason.DEVICE_FAILURE)
+        with self.inventory.transaction():
+            self.inventory.set_status(device, SmiStatus.PENDING)
+            self.inventory.associate(device, None)
+            self.inventory.end_mpxn_links(device)
+        return ServiceResponse("8.15", "ok")
+
+    # QA reads -------------------------------------------------------------------------
+    def _read(self, user: User, device: str, use_case: str) -> ServiceResponse:
+        self._active(device, use_case)
+        meter = self.inventory.require(device)
+        if meter.chf is None:
+            raise Rejected(Reason.INVALID_PARAMETER, f"device {device} has no CHF in the SMI")
+        hub = self.hub(meter.chf)
+        he = self.headend
+        target = bytes.fromhex(device)
+        counter = he.next_counter(user.party_id)
+        if use_case == "CS07":
+            payload = asn1.encode(JoinDetails.COMMAND)
+            code = 0x0013
+        else:
+            read = {
+                "ECS26m": ReadEsmeIdentity(),
+                "ECS52": ReadFirmwareVersion(),
+                "ECS35a": ReadEventLog.between(self.world.clock.epoch, self.world.clock.utc),
+            }[use_case]
+            payload = dlms.encode(read.to_request(dlms.invoke_id_for_counter(counter)))
+            code = read.MESSAGE_CODE
+        message = new_command(
+            code, payload, originator=user.party_id, target=target, counter=counter
+        )
+        outcome = he.send(hub.chf, he.security.add_mac(message))
+        if not outcome.ok or outcome.response is None:
+            return self._failed(use_case, outcome, Reason.NO_RESPONSE)
+        try:
+            data = self._parse_read(use_case, outcome.response)
+        except GbcsError as e:
+            return self._failed(use_case, f"response not understood: {e}", Reason.DEVICE_FAILURE)
+        if data.pop("failed", False):
+            return self._failed(
+                use_case, "the meter reported a read failure", Reason.DEVICE_FAILURE
+            )
+        return ServiceResponse(use_case, "ok", data=data)
+
+    @staticmethod
+    def _parse_read(use_case: str, response: GbcsMessage) -> dict[str, Any]:
+        if use_case == "CS07":
+            details = JoinDetails.from_payload(asn1.decode(0x0013, 2, response.payload))
+            return {
+                "failed": details.response_code != 0,
+                "partners": [d.device_id.hex().upper() for d in details.devices or ()],
+            }
+        apdu = dlms.decode(response.payload)
+        if not isinstance(apdu, AccessResponse):
+            raise Rejected(Reason.DEVICE_FAILURE, "the response is not an Access-Response")
+        failed = any(r.result for r in apdu.results)
+        if use_case == "ECS26m":
+            ident = EsmeIdentity.from_response(apdu)
+            return {
+                "failed": failed,
+                "model": (ident.model or b"").decode("ascii", "replace"),
+                "manufacturer": (ident.manufacturer or b"").decode("ascii", "replace"),
+            }
+        if use_case == "ECS52":
+            firmware = FirmwareVersion.from_response(apdu)
+            return {"failed": failed, "firmware": (firmware.version or b"").hex().upper()}
+        events = EventLog.from_response(apdu)
+        return {"failed": failed, "events": len(events.entries or ())}

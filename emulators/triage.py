@@ -1,0 +1,490 @@
+"""The triage bench: per returned meter, find its state, re-establish, check, divorce.
+
+DESIGN §2: a returned meter is (1) fresh or already divorced: it joins the
+bench CHF with its install code; (2) still joined to its old HAN: SR 8.9
+(CCS07) on the old CHF, SR 8.16 (that meter's entry, CCS03) onto the bench
+CHF, and a trust-centre rejoin; or (3) dead: both fail and it is FAULTY.
+A reachable meter is checked (CS07 join details, ECS26m identity, ECS52
+firmware, ECS35a events; a GSME gets CS07), divorced with SR 8.15 (CS02f)
+and taken off the bench CHF's log (SR 8.11 remove).
+
+Every step runs in one SQLite transaction together with its journal row, the
+audit entries, the capture frames and the state of the emulated devices it
+touched, so a run killed at any instant resumes exactly where the database
+says it stopped: a step is either wholly done (and never repeated) or not at
+all (and run again from the saved device state).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulators.inventory import Inventory
+from emulators.mpxn import MpxnError, ProductionProvingPolicy, dummy_mpan, dummy_mprn
+from emulators.node import NodeState
+from emulators.services import ServiceLayer, ServiceResponse, User
+from emulators.world import Hub, MeterUnit, World
+from emulators.zigbee.install_code import parse_install_code
+from gbcs.devicelog import DeviceLog
+from gbcs.errors import GbcsError
+from gbcs.primitives import eui64 as parse_eui64
+from gbcs.testpki import RemotePartyRole
+
+__all__ = [
+    "Bench",
+    "ManifestRow",
+    "MeterReport",
+    "SimulatedCrash",
+    "read_manifest",
+]
+
+JOIN_WAIT = 300.0  # simulated seconds the bench waits for a join or a rejoin
+LEAVE_WAIT = 120.0
+STEP_SETTLE = 2.0  # simulated seconds after each step's exchange
+QA_ESME = ("CS07", "ECS26m", "ECS52", "ECS35a")
+QA_GSME = ("CS07",)
+BENCH_PLACE = "bench"
+STATES = ("fresh", "still-joined", "dead")
+
+
+class SimulatedCrash(BaseException):
+    """Raised by the crash hook: the process 'dies' here (tests of resumability)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestRow:
+    """One meter on the bench: as a manifest line gives it, or the demo builds it."""
+
+    eui64: bytes
+    install_code: bytes
+    device_type: str  # "ESME" or "GSME"
+    old_chf: bytes | None
+    mpxn: str
+    line: int = 0
+
+    @property
+    def hex(self) -> str:
+        return self.eui64.hex().upper()
+
+
+def read_manifest(
+    path: Path | str, policy: ProductionProvingPolicy | None = None
+) -> tuple[list[ManifestRow], list[str]]:
+    """CSV rows ``eui64, install_code, device_type, old_chf, mpxn``; bad rows by line number.
+
+    A header line is allowed. Good rows proceed even when others are bad.
+    """
+    rows: list[ManifestRow] = []
+    errors: list[str] = []
+    seen: set[bytes] = set()
+    with open(path, newline="", encoding="utf-8") as f:
+        for number, fields in enumerate(csv.reader(f), start=1):
+            if not fields or all(not x.strip() for x in fields) or fields[0].startswith("#"):
+                continue
+            if number == 1 and fields[0].strip().lower().replace("-", "") in ("eui64", "eui"):
+                continue
+            try:
+                row = _manifest_row(fields, number, policy or ProductionProvingPolicy.from_env())
+                if row.eui64 in seen:
+                    raise GbcsError(f"meter {row.hex} is listed twice")
+                seen.add(row.eui64)
+                rows.append(row)
+            except (GbcsError, ValueError) as e:
+                errors.append(f"line {number}: {e}")
+    return rows, errors
+
+
+def _manifest_row(fields: list[str], number: int, policy: ProductionProvingPolicy) -> ManifestRow:
+    if len(fields) != 5:
+        raise GbcsError(
+            f"expected 5 fields (eui64, install code, type, old CHF, MPxN), got {len(fields)}"
+        )
+    eui_text, code_text, kind, old_text, mpxn_text = (x.strip() for x in fields)
+    eui = parse_eui64(eui_text)
+    code = parse_install_code(code_text)
+    if len(code) != 16:
+        raise GbcsError("a GBCS install code is 16 bytes (32 hex digits) without its CRC")
+    kind = kind.upper()
+    if kind not in ("ESME", "GSME"):
+        raise GbcsError(f"device type {kind!r} is not ESME or GSME")
+    old = parse_eui64(old_text) if old_text else None
+    try:
+        mpxn = str(policy.parse(mpxn_text))
+    except MpxnError as e:
+        raise GbcsError(str(e)) from None
+    return ManifestRow(eui, code, kind, old, mpxn, number)
+
+
+@dataclass(slots=True)
+class MeterReport:
+    eui64: str
+    device_type: str
+    state_found: str = "unknown"
+    outcome: str = "PENDING"
+    smi_status: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def correct(self) -> bool:
+        expected = "FAULTY" if self.state_found == "dead" else "PASS"
+        return self.outcome == expected
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "eui64": self.eui64,
+            "device_type": self.device_type,
+            "state_found": self.state_found,
+            "outcome": self.outcome,
+            "smi_status": self.smi_status,
+            "steps": self.steps,
+        }
+
+
+class Bench:
+    """A triage bench over the emulated world, resumable from its SQLite database."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        world: World,
+        *,
+        policy: ProductionProvingPolicy | None = None,
+        crash_after: int | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.inventory = inventory
+        self.world = world
+        self.services = ServiceLayer(inventory, world, policy)
+        pki = world.pki
+        supplier = pki.party("supplier")
+        self.user = User("supplier", supplier.eui64, RemotePartyRole.SUPPLIER, pki.keystore())
+        self.crash_after = crash_after
+        self.commits = 0
+        self.progress = progress
+        self._frames_saved = int(inventory.get("capture_frames") or 0)
+        self._wan_saved = int(inventory.get("capture_wan") or 0)
+        self.touched: set[bytes] = set()
+
+    # Persistence ----------------------------------------------------------------------
+    def _hook(self, where: str) -> None:
+        """Crash points: before a step's commit, counted across the run."""
+        if self.crash_after is not None:
+            self.crash_after -= 1
+            if self.crash_after < 0:
+                raise SimulatedCrash(where)
+
+    def save_world(self, only: set[bytes] | None = None) -> None:
+        db = self.inventory.db
+        for key, value in self.world.entities(only).items():
+            db.execute(
+                "INSERT OR REPLACE INTO kv VALUES (?, ?)",
+                ("world:" + key, json.dumps(value, sort_keys=True)),
+            )
+        capture = self.world.capture
+        if capture is not None:
+            db.executemany(
+                "INSERT INTO capture (time, interface, frame) VALUES (?, ?, ?)",
+                [
+                    (t, "han:" + place, psdu)
+                    for t, place, psdu in capture.frames[self._frames_saved :]
+                ],
+            )
+            db.executemany(
+                "INSERT INTO capture (time, interface, frame) VALUES (?, 'wan', ?)",
+                [(t, data) for t, data in capture.wan[self._wan_saved :]],
+            )
+            self._frames_saved = len(capture.frames)
+            self._wan_saved = len(capture.wan)
+            self.inventory.put("capture_frames", self._frames_saved)
+            self.inventory.put("capture_wan", self._wan_saved)
+
+    @staticmethod
+    def load_world(inventory: Inventory, **kwargs: Any) -> World | None:
+        rows = inventory.db.execute(
+            "SELECT key, value FROM kv WHERE key LIKE 'world:%' ORDER BY rowid"
+        ).fetchall()
+        if not rows:
+            return None
+        entities = {k.removeprefix("world:"): json.loads(v) for k, v in rows}
+        world = World.from_entities(entities, **kwargs)
+        capture = world.capture
+        if capture is not None:
+            for t, interface, frame in inventory.db.execute(
+                "SELECT time, interface, frame FROM capture ORDER BY seq"
+            ):
+                if interface == "wan":
+                    capture.wan.append((t, bytes(frame)))
+                else:
+                    capture.frames.append((t, interface.removeprefix("han:"), bytes(frame)))
+        return world
+
+    def step(
+        self, meter: MeterReport, number: int, name: str, action: Callable[[], tuple[str, dict]]
+    ) -> tuple[str, dict[str, Any]]:
+        """Run step ``number`` of a meter once: replay its journal entry if it is done."""
+        for done_number, done_name, result, detail in self.inventory.journal(meter.eui64):
+            if done_number == number:
+                if done_name != name:
+                    raise GbcsError(
+                        f"journal of {meter.eui64} has step {number} '{done_name}', not '{name}'"
+                    )
+                meter.steps.append({"use_case": name, "result": result, **detail})
+                return result, detail
+        if self.progress is not None:
+            self.progress(f"{meter.eui64} {name}")
+        with self.inventory.transaction():
+            result, detail = action()
+            # What a device does just after answering (a CS02f leave, a CS14 alert) belongs
+            # to this step: let it happen before the step's state is committed.
+            self.world.run(STEP_SETTLE)
+            self.inventory.now = self.world.clock.now
+            self.inventory.journal_step(meter.eui64, number, name, result, detail)
+            self.save_world(self.touched)
+            self._hook(f"{meter.eui64} step {number} {name}")
+        self.commits += 1
+        meter.steps.append({"use_case": name, "result": result, **detail})
+        return result, detail
+
+    # The flow -------------------------------------------------------------------------
+    def bench_hub(self) -> Hub:
+        for hub in self.world.hubs.values():
+            if hub.place == BENCH_PLACE:
+                return hub
+        raise GbcsError("the world has no bench CHF")
+
+    def triage(self, row: ManifestRow) -> MeterReport:
+        """The whole flow for one meter; every device-changing step journaled."""
+        world, sr, user = self.world, self.services, self.user
+        meter = world.meters[row.eui64]
+        bench = self.bench_hub()
+        report = MeterReport(row.hex, row.device_type)
+        counter = iter(range(1, 1000))
+        self.touched = {row.eui64, bench.eui64}
+        if row.old_chf is not None:
+            self.touched.add(row.old_chf)
+
+        def via(response: ServiceResponse, **extra: Any) -> tuple[str, dict]:
+            return response.result, {**extra, **({"data": response.data} if response.data else {})}
+
+        reached = None
+        # (2) still joined to its old HAN: CCS07 on the old CHF, 8.16 onto the bench.
+        if row.old_chf is not None:
+            old = row.old_chf.hex().upper()
+            result, detail = self.step(
+                report, next(counter), "8.9", lambda: via(sr.submit(user, "8.9", chf=old))
+            )
+            log_text = None
+            if result == "ok":
+                for which in ("current", "historic"):
+                    text = detail.get("data", {}).get(which)
+                    if text and DeviceLog.from_base64(text).entry_for(row.eui64) is not None:
+                        log_text = text
+                        break
+            if log_text is not None:
+                result, _ = self.step(
+                    report,
+                    next(counter),
+                    "8.16",
+                    lambda: via(
+                        sr.submit(
+                            user,
+                            "8.16",
+                            chf=bench.eui64.hex().upper(),
+                            device=row.hex,
+                            log=log_text,
+                            mpxns=[row.mpxn],
+                        )
+                    ),
+                )
+                if result == "ok":
+                    rejoin, _ = self.step(
+                        report,
+                        next(counter),
+                        "trust-centre rejoin",
+                        lambda: self._wait_joined(meter, bench),
+                    )
+                    if rejoin == "ok":
+                        reached = "still-joined"
+                        self.step(
+                            report,
+                            next(counter),
+                            "8.11 remove (old CHF)",
+                            lambda: via(
+                                sr.submit(user, "8.11", chf=old, device=row.hex, action="remove")
+                            ),
+                        )
+                    else:
+                        self.step(
+                            report,
+                            next(counter),
+                            "8.11 remove (bench CHF)",
+                            lambda: via(
+                                sr.submit(
+                                    user,
+                                    "8.11",
+                                    chf=bench.eui64.hex().upper(),
+                                    device=row.hex,
+                                    action="remove",
+                                )
+                            ),
+                        )
+        # (1) fresh or divorced: install-code join to the bench CHF.
+        if reached is None:
+            result, _ = self.step(
+                report,
+                next(counter),
+                "8.11 add (bench CHF)",
+                lambda: via(
+                    sr.submit(
+                        user,
+                        "8.11",
+                        chf=bench.eui64.hex().upper(),
+                        device=row.hex,
+                        action="add",
+                        mpxn=row.mpxn,
+                    )
+                ),
+            )
+            if result == "ok":
+                join, _ = self.step(
+                    report,
+                    next(counter),
+                    "install-code join",
+                    lambda: self._wait_joined(meter, bench),
+                )
+                if join == "ok":
+                    reached = "fresh"
+                else:
+                    self.step(
+                        report,
+                        next(counter),
+                        "8.11 remove (bench CHF)",
+                        lambda: via(
+                            sr.submit(
+                                user,
+                                "8.11",
+                                chf=bench.eui64.hex().upper(),
+                                device=row.hex,
+                                action="remove",
+                            )
+                        ),
+                    )
+        attempted = any(
+            s["use_case"] in ("trust-centre rejoin", "install-code join") for s in report.steps
+        )
+        if reached is None and not attempted:
+            # The bench could not even try (a rejected request): not a finding about the meter.
+            report.state_found = "unknown"
+            report.outcome = "FAIL"
+        elif reached is None:
+            report.state_found = "dead"
+            report.outcome = "FAULTY"
+        else:
+            report.state_found = reached
+            checks = QA_ESME if row.device_type == "ESME" else QA_GSME
+            passed = True
+            for use_case in checks:
+                result, _ = self.step(
+                    report,
+                    next(counter),
+                    use_case,
+                    lambda use_case=use_case: via(sr.submit(user, use_case, device=row.hex)),
+                )
+                passed = passed and result == "ok"
+            divorce, _ = self.step(
+                report,
+                next(counter),
+                "8.15",
+                lambda: via(sr.submit(user, "8.15", device=row.hex)),
+            )
+            if divorce == "ok":
+                self.step(report, next(counter), "HAN leave", lambda: self._wait_left(meter))
+                removed, _ = self.step(
+                    report,
+                    next(counter),
+                    "8.11 remove (bench CHF)",
+                    lambda: via(
+                        sr.submit(
+                            user,
+                            "8.11",
+                            chf=bench.eui64.hex().upper(),
+                            device=row.hex,
+                            action="remove",
+                        )
+                    ),
+                )
+                passed = passed and removed == "ok"
+            report.outcome = "PASS" if passed and divorce == "ok" else "FAIL"
+        device = self.inventory.device(row.hex)
+        report.smi_status = "" if device is None else device.smi_status.value
+        return report
+
+    def _wait_joined(self, meter: MeterUnit, hub: Hub) -> tuple[str, dict]:
+        ok = self.world.run_until(lambda: self.world.joined_to(meter) == hub.eui64, JOIN_WAIT)
+        if ok:
+            return "ok", {"joined_to": hub.eui64.hex().upper()}
+        return f"no join within {JOIN_WAIT:g} s", {}
+
+    def _wait_left(self, meter: MeterUnit) -> tuple[str, dict]:
+        ok = self.world.run_until(lambda: meter.node.state is NodeState.SCANNING, LEAVE_WAIT)
+        return ("ok", {}) if ok else ("meter still holds its network settings", {})
+
+    def run(self, rows: list[ManifestRow]) -> Iterator[MeterReport]:
+        for row in rows:
+            yield self.triage(row)
+
+
+# --- The embedded demonstration -------------------------------------------------------
+
+
+def demo_rows() -> list[ManifestRow]:
+    """The demo's meters: two ESMEs and a GSME taken from a premises without divorce,
+    one fresh ESME and one dead ESME."""
+    code = bytes.fromhex
+    old = code("00DB1234567890A2")
+    return [
+        ManifestRow(
+            code("00DB1234567890A0"),
+            code("83FED3407A939723A5C639B26916D505"),
+            "ESME",
+            old,
+            str(dummy_mpan(1)),
+        ),
+        ManifestRow(
+            code("00DB1234567890A1"),
+            code("83FED3407A939723A5C639B26916D506"),
+            "GSME",
+            old,
+            str(dummy_mprn(1)),
+        ),
+        ManifestRow(
+            code("00DB1234567890B1"),
+            code("0123456789ABCDEF0123456789ABCDEF"),
+            "ESME",
+            old,
+            str(dummy_mpan(2)),
+        ),
+        ManifestRow(
+            code("00DB1234567890B2"),
+            code("00112233445566778899AABBCCDDEEFF"),
+            "ESME",
+            None,
+            str(dummy_mpan(3)),
+        ),
+        ManifestRow(
+            code("00DB1234567890B3"),
+            code("FFEEDDCCBBAA99887766554433221100"),
+            "ESME",
+            old,
+            str(dummy_mpan(4)),
+        ),
+    ]
+
+
+DEAD_IN_DEMO = bytes.fromhex("00DB1234567890B3")
+FRESH_IN_DEMO = bytes.fromhex("00DB1234567890B2")
