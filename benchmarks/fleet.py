@@ -28,35 +28,12 @@ import gc
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
 
-import emulators.chf
-import emulators.credentials
-import emulators.node
+from crypto_floor import recording, replay
+
 from emulators.scenarios import Run
 from emulators.world import Hub, MeterUnit, World
-from emulators.zigbee import security as zigbee_security
-from gbcs import crypto
 from gbcs.devicelog import DeviceLog
-
-# (module, attribute) of every cryptographic primitive the emulated world calls.
-CRYPTO_CALLS: tuple[tuple[Any, str], ...] = (
-    (crypto, "ecdh"),
-    (crypto, "kdf"),
-    (crypto, "gmac"),
-    (crypto, "gmac_matches"),
-    (crypto, "ecdsa_sign"),
-    (crypto, "ecdsa_verify"),
-    (crypto, "encrypt_block"),
-    (crypto, "decrypt_block"),
-    (zigbee_security, "encrypt"),
-    (zigbee_security, "decrypt"),
-    (emulators.credentials, "_private_key"),
-    (emulators.node, "link_key_from_install_code"),
-    (emulators.chf, "link_key_from_install_code"),
-)
 
 
 def rss_mb() -> float:
@@ -71,36 +48,6 @@ def current_rss_mb() -> float:
         return pages * resource.getpagesize() / 2**20
     except OSError:
         return rss_mb()
-
-
-@contextmanager
-def recording() -> Iterator[list[tuple[Callable[..., Any], tuple, dict]]]:
-    calls: list[tuple[Callable[..., Any], tuple, dict]] = []
-    saved = []
-    for module, name in CRYPTO_CALLS:
-        original = getattr(module, name)
-        saved.append((module, name, original))
-
-        def wrapper(*args: Any, _f: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            calls.append((_f, args, kwargs))
-            return _f(*args, **kwargs)
-
-        setattr(module, name, wrapper)
-    try:
-        yield calls
-    finally:
-        for module, name, original in saved:
-            setattr(module, name, original)
-
-
-def replay(calls: list[tuple[Callable[..., Any], tuple, dict]]) -> float:
-    start = time.perf_counter()
-    for f, args, kwargs in calls:
-        try:  # noqa: SIM105 - contextlib.suppress would add its own cost to the floor
-            f(*args, **kwargs)
-        except Exception:  # a MIC or signature that did not verify: same cost, same outcome
-            pass
-    return time.perf_counter() - start
 
 
 def build_fleet(world: World, hans: int, meters: int) -> tuple[list[Hub], list[MeterUnit]]:

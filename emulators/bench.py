@@ -106,7 +106,7 @@ def setup(
         for hub in world.hubs.values():
             _expect(sr.submit(user, "8.14.1", chf=hub.eui64.hex().upper()), "8.14.1")
         for row in rows:
-            place = premises.get(row.old_chf) if row.old_chf is not None else BENCH_PLACE
+            place = premises.get(row.old_chf) if row.old_chf is not None else None
             world.add_meter(
                 place, row.device_type.lower(), row.eui64, install_code=row.install_code
             )
@@ -143,10 +143,7 @@ def setup(
                 meter.node.power_off()
             if row.old_chf is not None:
                 world.move(meter, None)  # taken off the wall without being divorced
-        world.run(600)
-        for row in rows:
-            if row.old_chf is not None:
-                world.move(world.meters[row.eui64], BENCH_PLACE)
+        world.run(600)  # in the van, then on the warehouse shelf until its turn
         bench.save_world(None)
         inventory.put("rows", _rows_json(rows))
         inventory.put("seed", seed)

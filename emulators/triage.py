@@ -271,6 +271,13 @@ class Bench:
         def via(response: ServiceResponse, **extra: Any) -> tuple[str, dict]:
             return response.result, {**extra, **({"data": response.data} if response.data else {})}
 
+        def place(where: str | None) -> tuple[str, dict]:
+            self.world.move(meter, where)
+            return "ok", {"place": where}
+
+        # The operator plugs the meter in on the bench (and shelves it at the end), so
+        # only the meter under test is on the bench's air.
+        self.step(report, next(counter), "on bench", lambda: place(BENCH_PLACE))
         reached = None
         # (2) still joined to its old HAN: CCS07 on the old CHF, 8.16 onto the bench.
         if row.old_chf is not None:
@@ -420,6 +427,7 @@ class Bench:
                 )
                 passed = passed and removed == "ok"
             report.outcome = "PASS" if passed and divorce == "ok" else "FAIL"
+        self.step(report, next(counter), "off bench", lambda: place(None))
         device = self.inventory.device(row.hex)
         report.smi_status = "" if device is None else device.smi_status.value
         return report

@@ -144,7 +144,7 @@ def test_decode_whole_reference_folder(
 
 @pytest.mark.skipif(shutil.which("gbcs-hil") is None, reason="console script not installed")
 def test_console_script_pipeline(tmp_path: Path) -> None:
-    """The README's main-job command, as a shell pipeline."""
+    """Example and decode chained as a lab engineer pipes them."""
     keys = tmp_path / "demo-keys"
     result = subprocess.run(
         f"gbcs-hil example disconnect --keys {keys} | gbcs-hil decode --keystore {keys} -",
@@ -156,3 +156,22 @@ def test_console_script_pipeline(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "MAC: valid   signature: valid" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("gbcs-hil") is None, reason="console script not installed")
+def test_readme_main_job_command(tmp_path: Path) -> None:
+    """The README's first command after the install: ``gbcs-hil triage``, as a process."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    first = next(line.strip() for line in readme.splitlines() if line.startswith("    pip install"))
+    assert first == "pip install . && gbcs-hil triage"
+    result = subprocess.run(
+        ["gbcs-hil", "triage", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAULTY" in result.stdout and result.stdout.count("PASS") == 4
+    assert (tmp_path / "triage-run" / "report.json").is_file()
