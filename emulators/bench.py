@@ -108,7 +108,11 @@ def setup(
         for row in rows:
             place = premises.get(row.old_chf) if row.old_chf is not None else None
             world.add_meter(
-                place, row.device_type.lower(), row.eui64, install_code=row.install_code
+                place,
+                row.device_type.lower(),
+                row.eui64,
+                install_code=row.install_code,
+                power=place is not None,  # a fresh meter waits unplugged on the shelf
             )
             _expect(
                 sr.submit(
@@ -122,19 +126,18 @@ def setup(
             )
             inventory.set_responsible_supplier(row.mpxn, user.hex)
             inventory.link_mpxn(row.hex, row.mpxn)
-        for row in rows:
-            if row.old_chf is None:
-                continue
-            hub = world.hubs[row.old_chf]
+        installed = [row for row in rows if row.old_chf is not None]
+        for row in installed:
             _expect(
                 sr.submit(
                     user, "8.11", chf=row.old_chf.hex().upper(), device=row.hex, action="add"
                 ),
                 "8.11 add at the premises",
             )
-            meter = world.meters[row.eui64]
-            if not world.run_until(lambda m=meter, h=hub: world.joined_to(m) == h.eui64, 600):
-                raise GbcsError(f"set-up: {row.hex} did not join its premises CHF")
+        pairs = [(world.meters[r.eui64], r.old_chf) for r in installed]
+        if not world.run_until(lambda: all(world.joined_to(m) == h for m, h in pairs), 3600):
+            late = [m.eui64.hex().upper() for m, h in pairs if world.joined_to(m) != h]
+            raise GbcsError(f"set-up: {', '.join(late)} did not join their premises CHF")
         world.run(3600)  # the premises lives for an hour
         for row in rows:
             meter = world.meters[row.eui64]

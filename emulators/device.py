@@ -94,7 +94,8 @@ Handler = Callable[[GbcsMessage], Reply]
 # After a disconnect response leaves, the meter waits this long (simulated)
 # before dropping its network so the response's frames are not cut off.
 AFTER_RESPONSE_DELAY = 1.0
-SECURITY_LOG_LIMIT = 256
+# Bounded like a meter's own logs (GBCS event and security logs keep the latest 100).
+SECURITY_LOG_LIMIT = 100
 
 
 class GbcsDevice:

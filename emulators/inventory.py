@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS mpxn_links (
     started REAL NOT NULL,
     ended REAL
 );
+CREATE INDEX IF NOT EXISTS mpxn_links_by_device ON mpxn_links (eui64);
 CREATE TABLE IF NOT EXISTS responsible_suppliers (
     mpxn TEXT PRIMARY KEY,
     supplier TEXT NOT NULL

@@ -679,6 +679,11 @@ class CoordinatorNode(_Node):
         self._send_application(settings, child.short_address, zcl)
 
     # HanPort ------------------------------------------------------------------------------
+    def has_child(self, device: bytes) -> bool:
+        """Whether ``device`` has joined (and proved it holds the network key)."""
+        child = self.children.get(device)
+        return child is not None and child.announced
+
     def reachable(self, peer: bytes) -> bool:
         """Whether ``peer`` has joined this network and opened its GBCS tunnel."""
         child = self.children.get(peer)

@@ -273,6 +273,8 @@ class Bench:
 
         def place(where: str | None) -> tuple[str, dict]:
             self.world.move(meter, where)
+            if where is not None and not meter.node.powered:
+                meter.node.power_on()  # a shelved GSME gets its battery; a dead one stays off
             return "ok", {"place": where}
 
         # The operator plugs the meter in on the bench (and shelves it at the end), so

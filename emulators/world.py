@@ -14,7 +14,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from emulators.chf import CommsHub
 from emulators.clock import VirtualClock
@@ -33,13 +33,52 @@ from gbcs.testpki import TestPki
 __all__ = ["Hub", "MeterUnit", "World"]
 
 
+class HubRadio(Protocol):
+    """A hub's radio as the world drives it: the emulated coordinator or a zigpy one.
+
+    It is the CHF's :class:`emulators.device.HanPort` and asks the CHF (its
+    ``trust_centre``) whom to admit.
+    """
+
+    medium: HanMedium | None
+    trust_centre: Any
+    trace: Callable[[str], None] | None
+
+    @property
+    def joined(self) -> bool: ...
+
+    def place(self, medium: HanMedium | None) -> None: ...
+
+    def form(
+        self, channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes
+    ) -> Any: ...
+
+    def adopt_extended_pan_id(self, extended_pan_id: bytes) -> None: ...
+
+    def send_gbcs(self, peer: bytes, data: bytes) -> None: ...
+
+    def reachable(self, peer: bytes) -> bool: ...
+
+    def forget_network(self) -> None: ...
+
+    def has_child(self, device: bytes) -> bool: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load_state(self, obj: dict[str, Any]) -> None: ...
+
+
+def _emulated_hub_radio(clock: VirtualClock, eui: bytes, name: str) -> HubRadio:
+    return CoordinatorNode(clock, eui, name=name)
+
+
 @dataclass(slots=True)
 class Hub:
     """A Communications Hub: its CHF, its GPF and the CHF's radio."""
 
     chf: CommsHub
     gpf: Gpf
-    node: CoordinatorNode
+    node: HubRadio
     place: str
 
     @property
@@ -94,6 +133,9 @@ class World:
         self.hubs: dict[bytes, Hub] = {}
         self.meters: dict[bytes, MeterUnit] = {}
         self.headend = HeadEnd(self.pki, self.clock)
+        # What gives a hub its HAN: the emulated coordinator node, or another backend's
+        # radio (zigpy on a real or simulated dongle) offering the same interface.
+        self.hub_radio: Callable[[VirtualClock, bytes, str], HubRadio] = _emulated_hub_radio
         self.headend.capture = self.capture
         self.trace: Callable[[str], None] | None = None
 
@@ -170,7 +212,7 @@ class World:
             name=name,
         )
         gpf = Gpf(self._credentials(gpf_eui, f"{name} GPF", given[1]), self.anchors, self.clock)
-        node = CoordinatorNode(self.clock, eui, name=name or eui.hex().upper())
+        node = self.hub_radio(self.clock, eui, name or eui.hex().upper())
         node.trace = self.trace
         node.place(self.place(place))
         node.form(channel, pan_id, epid, key)
@@ -271,8 +313,7 @@ class World:
         hub = self.hubs.get(node.settings.trust_centre)
         if hub is None or hub.node.medium is not node.medium:
             return None
-        child = hub.node.children.get(meter.eui64)
-        return hub.eui64 if child is not None and child.announced else None
+        return hub.eui64 if hub.node.has_child(meter.eui64) else None
 
     def logs_holding(self, meter: MeterUnit) -> list[bytes]:
         """The hubs whose current device log lists the meter."""
@@ -356,12 +397,18 @@ class World:
     def entities(self, only: set[bytes] | None = None) -> dict[str, dict[str, Any]]:
         """The state split per hub and meter (``only`` those EUI-64s), plus ``meta``."""
         out: dict[str, dict[str, Any]] = {"meta": self.meta_json()}
-        for h in self.hubs.values():
-            if only is None or h.eui64 in only:
-                out["hub:" + _hex(h.eui64)] = self.hub_json(h)
-        for m in self.meters.values():
-            if only is None or m.eui64 in only:
-                out["meter:" + _hex(m.eui64)] = self.meter_json(m)
+        hubs = (
+            self.hubs.values() if only is None else [self.hubs[e] for e in only if e in self.hubs]
+        )
+        for h in hubs:
+            out["hub:" + _hex(h.eui64)] = self.hub_json(h)
+        meters = (
+            self.meters.values()
+            if only is None
+            else [self.meters[e] for e in only if e in self.meters]
+        )
+        for m in meters:
+            out["meter:" + _hex(m.eui64)] = self.meter_json(m)
         return out
 
     @classmethod
