@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulators.headend import Outcome
-from emulators.inventory import Inventory, InventoryError, SmiStatus
+from emulators.inventory import TRANSITIONS, Inventory, InventoryError, SmiStatus
 from emulators.mpxn import (
     ExcludedServiceRequest,
     MpxnError,
@@ -242,8 +242,8 @@ class ServiceLayer:
         self.inventory.audit("request", srv=srv, party=user.hex, detail=request)
         self._srv = srv
         try:
-            if srv[:1].isdigit():  # a DUIS SRV number (the QA reads go by use case)
-                refuse_excluded(srv)
+            if srv[:1].isdigit() or srv.strip().upper().startswith("SRV"):
+                refuse_excluded(srv)  # a DUIS SRV number (the QA reads go by use case)
             handler = getattr(self, "_sr_" + srv.replace(".", "_").replace("-", "_"), None)
             if handler is None and srv in ("CS07", "ECS26m", "ECS52", "ECS35a"):
                 handler = self._read
@@ -505,7 +505,11 @@ class ServiceLayer:
             )
             return self._failed("8.15", f"meter answered {name}", Reason.DEVICE_FAILURE)
         with self.inventory.transaction():
-            self.inventory.set_status(device, SmiStatus.PENDING)
+            # A critical request skips the SMI status check, so the meter may be in a
+            # status that cannot become 'pending' (decommissioned, withdrawn): the
+            # disconnect has happened all the same, so record it and keep that status.
+            if SmiStatus.PENDING in TRANSITIONS[self.inventory.require(device).smi_status]:
+                self.inventory.set_status(device, SmiStatus.PENDING)
             self.inventory.associate(device, None)
             self.inventory.end_mpxn_links(device)
         return ServiceResponse("8.15", "ok")

@@ -1,0 +1,390 @@
+"""The SQLite Smart Metering Inventory: transactions, the append-only audit log, SMI statuses."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from emulators.inventory import TRANSITIONS, Inventory, InventoryError, SmiStatus
+
+METER = "00DB1234567890A0"
+OTHER = "00DB1234567890A1"
+CHF = "00DB1234567890A2"
+MPAN = "9900000000015"
+MPRN = "9999990001"
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.fixture
+def inv(tmp_path: Path) -> Iterator[Inventory]:
+    inventory = Inventory(tmp_path / "inventory.sqlite")
+    yield inventory
+    inventory.close()
+
+
+def tables(inv: Inventory) -> dict[str, list[tuple]]:
+    """Every row of every table (a stricter comparison than :meth:`Inventory.snapshot`)."""
+    names = [
+        r[0]
+        for r in inv.db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    return {n: inv.db.execute(f"SELECT * FROM {n} ORDER BY rowid").fetchall() for n in names}
+
+
+def fill(inv: Inventory) -> None:
+    """One change of every kind."""
+    inv.add_device(METER, "ESME", install_code="00" * 16)
+    inv.set_status(METER, SmiStatus.WHITELISTED)
+    inv.associate(METER, CHF)
+    inv.link_mpxn(METER, MPAN)
+    inv.set_responsible_supplier(MPAN, "SUPPLIER")
+    inv.record_chf_supplier(CHF, "SUPPLIER")
+    inv.record_issued_log("TE9H", CHF)
+    inv.audit("request", srv="8.11", party="SUPPLIER", device=METER, data=b"\x01\x02")
+    inv.journal_step(METER, 1, "8.9", "ok", {"x": 1})
+    inv.put("key", {"a": [1, 2]})
+
+
+# --- Transactions ----------------------------------------------------------------------
+
+
+def test_a_transaction_commits_everything(inv: Inventory) -> None:
+    with inv.transaction():
+        fill(inv)
+    assert inv.device(METER) is not None
+    assert inv.responsible_supplier(MPAN) == "SUPPLIER"
+    assert inv.chf_suppliers(CHF) == {"SUPPLIER"}
+    assert inv.log_source("TE9H") == CHF
+    assert [e.kind for e in inv.audit_log()] == ["request"]
+    assert inv.audit_log()[0].data == "0102"
+    assert inv.journal(METER) == [(1, "8.9", "ok", {"x": 1})]
+    assert inv.get("key") == {"a": [1, 2]}
+    assert not inv.db.in_transaction
+
+
+def test_an_exception_rolls_back_everything_including_audit_rows(inv: Inventory) -> None:
+    inv.add_device(OTHER, "GSME")
+    inv.audit("before")
+    before = tables(inv)
+    with pytest.raises(Boom), inv.transaction():
+        fill(inv)
+        assert inv.device(METER) is not None  # visible inside the transaction
+        raise Boom
+    assert tables(inv) == before
+    assert inv.device(METER) is None
+    assert [e.kind for e in inv.audit_log()] == ["before"]
+    assert inv.get("key") is None
+    assert not inv.db.in_transaction
+    # The inventory is usable afterwards.
+    inv.add_device(METER, "ESME")
+    assert inv.device(METER) is not None
+
+
+def test_a_base_exception_rolls_back_too(inv: Inventory) -> None:
+    with pytest.raises(KeyboardInterrupt), inv.transaction():
+        inv.add_device(METER, "ESME")
+        inv.audit("request")
+        raise KeyboardInterrupt
+    assert inv.devices() == []
+    assert inv.audit_log() == []
+
+
+def test_a_failed_change_inside_a_transaction_undoes_the_earlier_ones(inv: Inventory) -> None:
+    inv.add_device(METER, "ESME")
+    with pytest.raises(InventoryError), inv.transaction():
+        inv.set_status(METER, SmiStatus.WHITELISTED)
+        inv.audit("changed")
+        inv.add_device(METER, "ESME")  # already there
+    assert inv.require(METER).smi_status is SmiStatus.PENDING
+    assert inv.audit_log() == []
+
+
+def test_a_nested_transaction_joins_the_outer_one(inv: Inventory) -> None:
+    with pytest.raises(Boom), inv.transaction():
+        inv.add_device(METER, "ESME")
+        with inv.transaction():
+            inv.audit("inner")
+            inv.link_mpxn(METER, MPAN)
+        # The inner block ended without committing anything on its own.
+        assert inv.db.in_transaction
+        raise Boom
+    assert inv.devices() == []
+    assert inv.audit_log() == []
+    assert tables(inv)["mpxn_links"] == []
+
+
+def test_an_exception_from_a_nested_transaction_rolls_back_the_outer_one(
+    inv: Inventory,
+) -> None:
+    with pytest.raises(Boom), inv.transaction():
+        inv.add_device(METER, "ESME")
+        with inv.transaction():
+            inv.audit("inner")
+            raise Boom
+    assert inv.devices() == []
+    assert inv.audit_log() == []
+
+
+def test_a_failed_nested_transaction_is_undone_alone(inv: Inventory) -> None:
+    """A request that fails inside a bench step leaves nothing half-done in the step."""
+    with inv.transaction():
+        inv.add_device(METER, "ESME")
+        with pytest.raises(Boom), inv.transaction():
+            inv.link_mpxn(METER, MPAN)
+            inv.audit("inner")
+            raise Boom
+        inv.audit("outer")
+    assert inv.device(METER) is not None
+    assert inv.mpxns(METER) == ()
+    assert [e.kind for e in inv.audit_log()] == ["outer"]
+
+
+def test_nested_changes_commit_with_the_outer_transaction(inv: Inventory) -> None:
+    with inv.transaction():
+        with inv.transaction(), inv.transaction():
+            inv.add_device(METER, "ESME")
+        inv.audit("outer")
+    assert not inv.db.in_transaction
+    assert inv.device(METER) is not None
+    assert [e.kind for e in inv.audit_log()] == ["outer"]
+
+
+def test_committed_changes_survive_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.sqlite"
+    first = Inventory(path)
+    with first.transaction():
+        fill(first)
+    expected = tables(first)
+    first.close()
+    second = Inventory(path)
+    try:
+        assert tables(second) == expected
+        assert second.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        second.close()
+
+
+# --- Audit log -------------------------------------------------------------------------
+
+
+def test_the_audit_log_is_append_only(inv: Inventory) -> None:
+    inv.audit("request", srv="8.9", party="P", detail={"b": 2, "a": 1})
+    inv.audit("response", srv="8.9", party="P", detail="plain")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        inv.db.execute("UPDATE audit SET kind = 'forged' WHERE seq = 1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        inv.db.execute("DELETE FROM audit WHERE seq = 2")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        inv.db.execute("DELETE FROM audit")
+    log = inv.audit_log()
+    assert [(e.seq, e.kind) for e in log] == [(1, "request"), (2, "response")]
+    assert log[0].detail == '{"a": 1, "b": 2}'
+    assert log[1].detail == "plain"
+
+
+def test_a_refused_audit_change_inside_a_transaction_rolls_it_back(inv: Inventory) -> None:
+    inv.audit("kept")
+    with pytest.raises(sqlite3.DatabaseError), inv.transaction():
+        inv.add_device(METER, "ESME")
+        inv.db.execute("DELETE FROM audit")
+    assert [e.kind for e in inv.audit_log()] == ["kept"]
+    assert inv.devices() == []
+
+
+def test_audit_rows_carry_the_inventory_clock(inv: Inventory) -> None:
+    inv.now = 12.5
+    inv.audit("alert", device=CHF, message_code=0x18)
+    (entry,) = inv.audit_log()
+    assert (entry.time, entry.device, entry.message_code) == (12.5, CHF, 0x18)
+
+
+# --- SMI statuses ----------------------------------------------------------------------
+
+ALLOWED = [(a, b) for a in SmiStatus for b in TRANSITIONS[a]]
+REFUSED = [(a, b) for a, b in itertools.product(SmiStatus, SmiStatus) if b not in TRANSITIONS[a]]
+
+
+def test_the_transition_table_covers_every_status() -> None:
+    assert set(TRANSITIONS) == set(SmiStatus)
+    assert len(ALLOWED) + len(REFUSED) == len(SmiStatus) ** 2
+    # Spot checks against the seeds: decommissioned and withdrawn are final.
+    assert TRANSITIONS[SmiStatus.DECOMMISSIONED] == frozenset()
+    assert TRANSITIONS[SmiStatus.WITHDRAWN] == frozenset()
+    assert SmiStatus.PENDING in TRANSITIONS[SmiStatus.COMMISSIONED]
+    assert SmiStatus.PENDING not in TRANSITIONS[SmiStatus.PENDING]
+
+
+@pytest.mark.parametrize(("start", "end"), ALLOWED, ids=lambda s: str(s).replace(" ", "-"))
+def test_every_allowed_transition(inv: Inventory, start: SmiStatus, end: SmiStatus) -> None:
+    inv.add_device(METER, "ESME", status=start)
+    inv.now = 5.0
+    inv.set_status(METER, end)
+    assert inv.require(METER).smi_status is end
+    assert inv.db.execute("SELECT updated FROM devices").fetchone()[0] == 5.0
+
+
+@pytest.mark.parametrize(("start", "end"), REFUSED, ids=lambda s: str(s).replace(" ", "-"))
+def test_every_refused_transition(inv: Inventory, start: SmiStatus, end: SmiStatus) -> None:
+    inv.add_device(METER, "ESME", status=start)
+    with pytest.raises(InventoryError) as info:
+        inv.set_status(METER, end)
+    assert f"'{start}'" in str(info.value)
+    assert f"'{end}'" in str(info.value)
+    assert METER in str(info.value)
+    assert inv.require(METER).smi_status is start
+
+
+def test_a_new_device_is_pending_and_listed(inv: Inventory) -> None:
+    inv.add_device(METER, "ESME", install_code="AB" * 16, network_operator="NO")
+    inv.add_device(CHF, "CHF", status=SmiStatus.COMMISSIONED)
+    device = inv.require(METER)
+    assert device.smi_status is SmiStatus.PENDING
+    assert (device.device_type, device.install_code, device.network_operator) == (
+        "ESME",
+        "AB" * 16,
+        "NO",
+    )
+    assert device.chf is None and device.mpxns == ()
+    assert [d.eui64 for d in inv.devices()] == sorted([METER, CHF])
+    with pytest.raises(InventoryError, match="already"):
+        inv.add_device(METER, "GSME")
+    assert inv.require(METER).device_type == "ESME"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda inv: inv.require(OTHER),
+        lambda inv: inv.set_status(OTHER, SmiStatus.WHITELISTED),
+        lambda inv: inv.associate(OTHER, CHF),
+        lambda inv: inv.link_mpxn(OTHER, MPAN),
+    ],
+    ids=["require", "set_status", "associate", "link_mpxn"],
+)
+def test_unknown_devices_are_refused(inv: Inventory, change) -> None:
+    inv.add_device(METER, "ESME")
+    before = tables(inv)
+    with pytest.raises(InventoryError, match=OTHER):
+        change(inv)
+    assert tables(inv) == before
+    assert inv.device(OTHER) is None
+
+
+def test_association(inv: Inventory) -> None:
+    inv.add_device(METER, "ESME")
+    inv.associate(METER, CHF)
+    assert inv.require(METER).chf == CHF
+    inv.associate(METER, None)
+    assert inv.require(METER).chf is None
+
+
+# --- MPxNs, suppliers, issued logs -------------------------------------------------------
+
+
+def test_mpxn_links_are_recorded_once_and_ended(inv: Inventory) -> None:
+    inv.add_device(METER, "GSME")
+    inv.add_device(OTHER, "ESME")
+    inv.link_mpxn(METER, MPRN)
+    inv.link_mpxn(METER, MPRN)  # no duplicate
+    inv.link_mpxn(METER, MPAN)
+    inv.link_mpxn(OTHER, MPAN)
+    assert inv.mpxns(METER) == (MPRN, MPAN)
+    assert inv.require(METER).mpxns == (MPRN, MPAN)
+    inv.now = 9.0
+    inv.end_mpxn_links(METER)
+    assert inv.mpxns(METER) == ()
+    assert inv.mpxns(OTHER) == (MPAN,)
+    rows = inv.db.execute("SELECT eui64, mpxn, ended FROM mpxn_links ORDER BY id").fetchall()
+    assert rows == [(METER, MPRN, 9.0), (METER, MPAN, 9.0), (OTHER, MPAN, None)]
+    # A new link after the end is a new row; the ended ones stay as history.
+    inv.link_mpxn(METER, MPRN)
+    assert inv.mpxns(METER) == (MPRN,)
+    assert len(inv.db.execute("SELECT * FROM mpxn_links").fetchall()) == 4
+
+
+def test_responsible_suppliers(inv: Inventory) -> None:
+    assert inv.responsible_supplier(MPAN) is None
+    inv.set_responsible_supplier(MPAN, "S1")
+    assert inv.responsible_supplier(MPAN) == "S1"
+    inv.set_responsible_supplier(MPAN, "S2")  # change of supplier
+    assert inv.responsible_supplier(MPAN) == "S2"
+    assert inv.responsible_supplier(MPRN) is None
+
+
+def test_chf_suppliers_accumulate(inv: Inventory) -> None:
+    assert inv.chf_suppliers(CHF) == frozenset()
+    inv.record_chf_supplier(CHF, "S1")
+    inv.record_chf_supplier(CHF, "S1")
+    inv.record_chf_supplier(CHF, "S2")
+    inv.record_chf_supplier("00DB12345678C002", "S3")
+    assert inv.chf_suppliers(CHF) == {"S1", "S2"}
+
+
+def test_issued_log_provenance(inv: Inventory) -> None:
+    assert inv.log_source("AAAA") is None
+    inv.record_issued_log("AAAA", CHF)
+    inv.record_issued_log("BBBB", "00DB12345678C002")
+    inv.record_issued_log("AAAA", "00DB12345678C002")  # the first issue stands
+    assert inv.log_source("AAAA") == CHF
+    assert inv.log_source("BBBB") == "00DB12345678C002"
+    assert inv.log_source("AAAa") is None  # exact text only
+
+
+# --- Journal, kv, snapshot --------------------------------------------------------------
+
+
+def test_journal_steps_in_order_and_never_twice(inv: Inventory) -> None:
+    inv.journal_step(METER, 2, "8.16", "ok", {"b": 1})
+    inv.journal_step(METER, 1, "8.9", "ok", {"data": {"current": "AA"}})
+    inv.journal_step(OTHER, 1, "8.11 add (bench CHF)", "rejected: X", {})
+    assert inv.journal(METER) == [
+        (1, "8.9", "ok", {"data": {"current": "AA"}}),
+        (2, "8.16", "ok", {"b": 1}),
+    ]
+    assert inv.journal(OTHER) == [(1, "8.11 add (bench CHF)", "rejected: X", {})]
+    assert inv.journal(CHF) == []
+    with pytest.raises(sqlite3.IntegrityError):
+        inv.journal_step(METER, 1, "8.9", "ok", {})
+    assert len(inv.journal(METER)) == 2
+
+
+def test_kv(inv: Inventory) -> None:
+    assert inv.get("rows") is None
+    inv.put("rows", [{"eui64": METER}])
+    inv.put("seed", 3)
+    inv.put("seed", 4)
+    assert inv.get("rows") == [{"eui64": METER}]
+    assert inv.get("seed") == 4
+
+
+def test_snapshot(inv: Inventory) -> None:
+    inv.add_device(OTHER, "GSME")
+    inv.add_device(METER, "ESME", status=SmiStatus.WHITELISTED)
+    inv.associate(METER, CHF)
+    inv.link_mpxn(METER, MPAN)
+    inv.link_mpxn(OTHER, MPRN)
+    inv.end_mpxn_links(OTHER)
+    inv.audit("request")
+    assert inv.snapshot() == {
+        "devices": [
+            (METER, "ESME", "whitelisted", CHF, (MPAN,)),
+            (OTHER, "GSME", "pending", None, ()),
+        ],
+        "links": [(METER, MPAN, 1), (OTHER, MPRN, 0)],
+    }
+    # Times are not part of it: the same changes at another time compare equal.
+    snap = inv.snapshot()
+    inv.now = 100.0
+    inv.associate(METER, CHF)
+    assert inv.snapshot() == snap
+    inv.set_status(METER, SmiStatus.PENDING)
+    assert inv.snapshot() != snap

@@ -1,0 +1,572 @@
+"""The DCC service layer: SEC Appendix AB 6.1 checks, Production Proving and SMI transitions."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators.inventory import TRANSITIONS, AuditEntry, Inventory, SmiStatus
+from emulators.mpxn import ProductionProvingPolicy, dummy_mpan, dummy_mprn
+from emulators.node import NodeState
+from emulators.services import Reason, ServiceLayer, ServiceResponse, User
+from emulators.world import Hub, MeterUnit, World
+from gbcs import crypto
+from gbcs.catalogue import CATALOGUE
+from gbcs.devicelog import DeviceLog, WhitelistChangeAlert
+from gbcs.frame import decode_message
+from gbcs.keys import KeyUsage, MemoryKeyStore
+from gbcs.security import CheckResult, SecurityContext
+from gbcs.testpki import RemotePartyRole
+
+SEED = 3
+OLD = bytes.fromhex("00DB1234567890A2")
+ESME = bytes.fromhex("00DB1234567890A0")  # joined to the old CHF at the premises
+GSME = bytes.fromhex("00DB1234567890A1")  # joined to the old CHF at the premises
+FRESH = bytes.fromhex("00DB1234567890B2")  # pre-notified, on the bench, in no log
+TYPE2 = bytes.fromhex("00DB1234567890D1")
+CODES = {
+    ESME: bytes.fromhex("83FED3407A939723A5C639B26916D505"),
+    GSME: bytes.fromhex("83FED3407A939723A5C639B26916D506"),
+    FRESH: bytes.fromhex("00112233445566778899AABBCCDDEEFF"),
+}
+MPXN = {ESME: str(dummy_mpan(1)), GSME: str(dummy_mprn(1)), FRESH: str(dummy_mpan(3))}
+REAL_MPAN = "1312345678907"  # valid check digit, not in the dummy range
+BAD_MPAN = "9900000000010"  # dummy range, wrong check digit (dummy_mpan(1) ends in 5)
+
+
+def h(eui: bytes) -> str:
+    return eui.hex().upper()
+
+
+@dataclass
+class Bed:
+    inventory: Inventory
+    world: World
+    sl: ServiceLayer
+    supplier: User
+    supplier2: User
+    operator: User
+    old: Hub
+    bench: Hub
+
+    def meter(self, eui: bytes) -> MeterUnit:
+        return self.world.meters[eui]
+
+    def submit(self, user: User, srv: str, **params: Any) -> ServiceResponse:
+        return self.sl.submit(user, srv, **params)
+
+    def read_old_log(self) -> str:
+        """SR 8.9 on the old CHF by the supplier: the current log, as the DCC issued it."""
+        response = self.submit(self.supplier, "8.9", chf=h(OLD))
+        assert response.ok, response.result
+        return response.data["current"]
+
+    def state(self) -> tuple[dict[str, list[tuple]], dict[str, Any]]:
+        """Every inventory table but the audit log, and every emulated device's state."""
+        db = self.inventory.db
+        names = [
+            r[0]
+            for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' AND name != 'audit'"
+            )
+        ]
+        rows = {n: db.execute(f"SELECT * FROM {n} ORDER BY rowid").fetchall() for n in names}
+        return rows, self.world.to_json()
+
+    def set_status(self, eui: bytes, status: SmiStatus) -> None:
+        """Put a device in any status for a test, whatever the transition rules say."""
+        self.inventory.db.execute(
+            "UPDATE devices SET smi_status = ? WHERE eui64 = ?", (status.value, h(eui))
+        )
+
+    def rejected(
+        self, user: User, srv: str, reason: Reason, **params: Any
+    ) -> tuple[ServiceResponse, list[AuditEntry]]:
+        """Submit; require the rejection, and that it changed nothing but two audit rows."""
+        before = self.state()
+        seen = len(self.inventory.audit_log())
+        response = self.submit(user, srv, **params)
+        assert response.status == "rejected", response.result
+        assert response.reason is reason, response.result
+        assert not response.ok
+        assert self.state() == before
+        new = self.inventory.audit_log()[seen:]
+        assert [e.kind for e in new] == ["request", "response"]
+        assert all(e.srv == srv and e.party == user.hex for e in new)
+        assert f'"reason": "{reason}"' in (new[1].detail or "")
+        assert '"status": "rejected"' in (new[1].detail or "")
+        return response, new
+
+
+def user(world: World, name: str, role: RemotePartyRole) -> User:
+    return User(name, world.pki.party(name).eui64, role, world.pki.keystore())
+
+
+@pytest.fixture
+def bed(tmp_path: Path) -> Iterator[Bed]:
+    world = World(SEED)
+    old = world.add_hub("premises", OLD, name="old CHF")
+    bench = world.add_hub("bench", name="bench CHF")
+    inventory = Inventory(tmp_path / "services.sqlite")
+    sl = ServiceLayer(inventory, world, ProductionProvingPolicy())
+    b = Bed(
+        inventory,
+        world,
+        sl,
+        user(world, "supplier", RemotePartyRole.SUPPLIER),
+        user(world, "supplier2", RemotePartyRole.SUPPLIER),
+        user(world, "network_operator", RemotePartyRole.NETWORK_OPERATOR),
+        old,
+        bench,
+    )
+    for hub in (old, bench):
+        assert b.submit(b.supplier, "8.14.1", chf=h(hub.eui64)).ok
+    for eui, kind, place in (
+        (ESME, "esme", "premises"),
+        (GSME, "gsme", "premises"),
+        (FRESH, "esme", "bench"),
+    ):
+        world.add_meter(place, kind, eui, install_code=CODES[eui])
+        response = b.submit(
+            b.supplier,
+            "pre-notification",
+            device=h(eui),
+            device_type=kind.upper(),
+            install_code=CODES[eui].hex().upper(),
+        )
+        assert response.ok, response.result
+        inventory.set_responsible_supplier(MPXN[eui], b.supplier.hex)
+        inventory.link_mpxn(h(eui), MPXN[eui])
+    for eui in (ESME, GSME):
+        response = b.submit(b.supplier, "8.11", chf=h(OLD), device=h(eui), action="add")
+        assert response.ok, response.result
+        meter = world.meters[eui]
+        assert world.run_until(lambda m=meter: world.joined_to(m) == OLD, 600)
+    world.run(10)
+    yield b
+    inventory.close()
+
+
+def test_the_bed(bed: Bed) -> None:
+    inv = bed.inventory
+    assert inv.require(h(OLD)).smi_status is SmiStatus.COMMISSIONED
+    assert inv.chf_suppliers(h(OLD)) == {bed.supplier.hex}
+    for eui in (ESME, GSME):
+        device = inv.require(h(eui))
+        assert (device.smi_status, device.chf) == (SmiStatus.WHITELISTED, h(OLD))
+    assert inv.require(h(FRESH)).smi_status is SmiStatus.PENDING
+    assert set(bed.old.chf.current) == {ESME, GSME}
+    assert not bed.bench.chf.current
+
+
+# --- Eligible user role ------------------------------------------------------------------
+
+
+def test_a_network_operator_may_not_add_a_meter(bed: Bed) -> None:
+    bed.inventory.set_responsible_supplier(MPXN[FRESH], bed.operator.hex)
+    bed.rejected(
+        bed.operator,
+        "8.11",
+        Reason.ROLE_NOT_ELIGIBLE,
+        chf=h(bed.bench.eui64),
+        device=h(FRESH),
+        action="add",
+    )
+    # The same request from a supplier that is Responsible Supplier goes through.
+    bed.inventory.set_responsible_supplier(MPXN[FRESH], bed.supplier.hex)
+    response = bed.submit(
+        bed.supplier, "8.11", chf=h(bed.bench.eui64), device=h(FRESH), action="add"
+    )
+    assert response.ok, response.result
+
+
+def test_a_network_operator_may_not_disconnect_a_meter(bed: Bed) -> None:
+    _, rows = bed.rejected(bed.operator, "8.15", Reason.ROLE_NOT_ELIGIBLE, device=h(ESME))
+    assert "network_operator may not send service request 8.15" in rows[1].detail
+    assert bed.world.joined_to(bed.meter(ESME)) == OLD
+    assert bed.submit(bed.supplier, "8.15", device=h(ESME)).ok
+
+
+def test_a_network_operator_may_not_restore_a_log(bed: Bed) -> None:
+    log = bed.read_old_log()
+    bed.inventory.record_chf_supplier(h(OLD), bed.operator.hex)  # not what stops it
+    params = {"chf": h(bed.bench.eui64), "device": h(ESME), "log": log, "mpxns": [MPXN[ESME]]}
+    bed.rejected(bed.operator, "8.16", Reason.ROLE_NOT_ELIGIBLE, **params)
+    bed.rejected(bed.operator, "8.12.1", Reason.ROLE_NOT_ELIGIBLE, chf=params["chf"], log=log)
+    bed.rejected(
+        bed.operator,
+        "pre-notification",
+        Reason.ROLE_NOT_ELIGIBLE,
+        device=h(TYPE2),
+        device_type="TYPE2",
+    )
+    assert bed.submit(bed.supplier, "8.16", **params).ok
+
+
+def test_a_network_operator_may_read(bed: Bed) -> None:
+    assert bed.submit(bed.operator, "8.9", chf=h(OLD)).ok
+    response = bed.submit(bed.operator, "CS07", device=h(ESME))
+    assert response.ok, response.result
+    assert response.data["partners"] == []
+    assert bed.submit(bed.operator, "ECS52", device=h(ESME)).ok
+    bed.rejected(bed.operator, "ECS26m", Reason.ROLE_NOT_ELIGIBLE, device=h(ESME))
+
+
+def test_an_unknown_request_is_refused(bed: Bed) -> None:
+    bed.rejected(bed.supplier, "9.99", Reason.INVALID_PARAMETER, device=h(ESME))
+    bed.rejected(bed.supplier, "CS99", Reason.INVALID_PARAMETER, device=h(ESME))
+
+
+# --- SMI status ----------------------------------------------------------------------------
+
+ACTIVE = [
+    SmiStatus.COMMISSIONED,
+    SmiStatus.INSTALLED_NOT_COMMISSIONED,
+    SmiStatus.WHITELISTED,
+    SmiStatus.PENDING,
+]
+INACTIVE = [SmiStatus.DECOMMISSIONED, SmiStatus.WITHDRAWN]
+
+
+@pytest.mark.parametrize("status", ACTIVE, ids=str)
+def test_a_read_is_accepted_in_an_active_status(bed: Bed, status: SmiStatus) -> None:
+    bed.set_status(ESME, status)
+    response = bed.submit(bed.supplier, "ECS26m", device=h(ESME))
+    assert response.ok, response.result
+
+
+@pytest.mark.parametrize("status", INACTIVE, ids=str)
+def test_a_read_is_refused_in_an_inactive_status(bed: Bed, status: SmiStatus) -> None:
+    bed.set_status(ESME, status)
+    for use_case in ("CS07", "ECS26m", "ECS52", "ECS35a"):
+        response, _ = bed.rejected(bed.supplier, use_case, Reason.SMI_STATUS, device=h(ESME))
+        assert str(status) in response.text
+    bed.rejected(
+        bed.supplier, "8.11", Reason.SMI_STATUS, chf=h(OLD), device=h(ESME), action="remove"
+    )
+    log = bed.read_old_log()
+    bed.rejected(
+        bed.supplier,
+        "8.16",
+        Reason.SMI_STATUS,
+        chf=h(bed.bench.eui64),
+        device=h(ESME),
+        log=log,
+        mpxns=[MPXN[ESME]],
+    )
+
+
+def test_a_decommissioned_chf_is_not_read(bed: Bed) -> None:
+    bed.inventory.set_status(h(OLD), SmiStatus.DECOMMISSIONED)
+    bed.rejected(bed.supplier, "8.9", Reason.SMI_STATUS, chf=h(OLD))
+
+
+def test_a_device_not_in_the_inventory_is_refused(bed: Bed) -> None:
+    bed.rejected(bed.supplier, "CS07", Reason.UNKNOWN_DEVICE, device=h(TYPE2))
+    bed.rejected(bed.supplier, "8.15", Reason.UNKNOWN_DEVICE, device=h(TYPE2))
+    bed.rejected(bed.supplier, "8.9", Reason.UNKNOWN_DEVICE, chf="00DB12345678FFFF")
+
+
+@pytest.mark.parametrize("status", INACTIVE, ids=str)
+def test_the_critical_disconnect_is_not_refused_for_its_smi_status(
+    bed: Bed, status: SmiStatus
+) -> None:
+    bed.set_status(ESME, status)
+    response = bed.submit(bed.supplier, "8.15", device=h(ESME))
+    assert response.ok, response.result
+    device = bed.inventory.require(h(ESME))
+    # The meter really left its HAN: the SMI follows, in the status it may keep.
+    assert device.chf is None and device.mpxns == ()
+    assert device.smi_status is status
+    assert SmiStatus.PENDING not in TRANSITIONS[status]
+    assert bed.world.run_until(lambda: bed.meter(ESME).node.state is NodeState.SCANNING, 120)
+
+
+# --- Responsible Supplier (8.11 add) ----------------------------------------------------
+
+
+def test_only_the_responsible_supplier_adds_a_meter(bed: Bed) -> None:
+    bench = h(bed.bench.eui64)
+    rows = {"chf": bench, "device": h(FRESH), "action": "add"}
+    response, _ = bed.rejected(bed.supplier2, "8.11", Reason.NOT_RESPONSIBLE_SUPPLIER, **rows)
+    assert MPXN[FRESH] in response.text
+    bed.rejected(bed.supplier2, "8.11", Reason.NOT_RESPONSIBLE_SUPPLIER, mpxn=MPXN[FRESH], **rows)
+    # An MPxN nobody is Responsible Supplier for.
+    bed.rejected(
+        bed.supplier, "8.11", Reason.NOT_RESPONSIBLE_SUPPLIER, mpxn=str(dummy_mpan(9)), **rows
+    )
+    # A change of supplier: now supplier2 may, and supplier may not.
+    bed.inventory.set_responsible_supplier(MPXN[FRESH], bed.supplier2.hex)
+    bed.rejected(bed.supplier, "8.11", Reason.NOT_RESPONSIBLE_SUPPLIER, **rows)
+    response = bed.submit(bed.supplier2, "8.11", **rows)
+    assert response.ok, response.result
+
+
+def test_8_11_add_whitelists_and_associates(bed: Bed) -> None:
+    bench = bed.bench
+    assert bed.inventory.require(h(FRESH)).smi_status is SmiStatus.PENDING
+    seen = len(bed.inventory.audit_log())
+    response = bed.submit(bed.supplier, "8.11", chf=h(bench.eui64), device=h(FRESH), action="add")
+    assert response.ok, response.result
+    device = bed.inventory.require(h(FRESH))
+    assert (device.smi_status, device.chf) == (SmiStatus.WHITELISTED, h(bench.eui64))
+    assert FRESH in bench.chf.current
+    sent = [e for e in bed.inventory.audit_log()[seen:] if e.kind == "gbcs sent"]
+    assert len(sent) == 1 and sent[0].srv == "8.11"
+    # The meter then joins with its install code.
+    assert bed.world.run_until(lambda: bed.world.joined_to(bed.meter(FRESH)) == bench.eui64, 300)
+
+
+def test_8_11_remove(bed: Bed) -> None:
+    response = bed.submit(bed.supplier, "8.11", chf=h(OLD), device=h(GSME), action="remove")
+    assert response.ok, response.result
+    assert GSME not in bed.old.chf.current
+    assert bed.inventory.require(h(GSME)).chf is None
+    again = bed.submit(bed.supplier, "8.11", chf=h(OLD), device=h(GSME), action="remove")
+    assert (again.status, again.reason) == ("failed", Reason.DEVICE_FAILURE)
+    bed.rejected(
+        bed.supplier, "8.11", Reason.INVALID_PARAMETER, chf=h(OLD), device=h(GSME), action="swap"
+    )
+
+
+# --- Log provenance (8.16, 8.12.1) -------------------------------------------------------
+
+
+def test_a_log_the_dcc_never_issued_is_refused(bed: Bed) -> None:
+    issued = bed.read_old_log()
+    log = DeviceLog.from_base64(issued)
+    forged = DeviceLog(log.extended_pan_id, log.entries).to_base64()  # same entries, no date
+    assert forged != issued and DeviceLog.from_base64(forged).entry_for(ESME) is not None
+    bench = h(bed.bench.eui64)
+    bed.rejected(
+        bed.supplier,
+        "8.16",
+        Reason.LOG_NOT_FROM_SUPPLIERS_CHF,
+        chf=bench,
+        device=h(ESME),
+        log=forged,
+        mpxns=[MPXN[ESME]],
+    )
+    bed.rejected(bed.supplier, "8.12.1", Reason.LOG_NOT_FROM_SUPPLIERS_CHF, chf=bench, log=forged)
+    bed.rejected(bed.supplier, "8.12.1", Reason.INVALID_PARAMETER, chf=bench, log="not base64!")
+    assert bed.submit(bed.supplier, "8.12.1", chf=bench, log=issued).ok
+    assert set(bed.bench.chf.current) == {ESME, GSME}
+
+
+def test_a_log_from_a_chf_the_sender_never_supplied_is_refused(bed: Bed) -> None:
+    log = bed.read_old_log()
+    bench = h(bed.bench.eui64)
+    params = {"chf": bench, "device": h(ESME), "log": log, "mpxns": [MPXN[ESME]]}
+    response, _ = bed.rejected(bed.supplier2, "8.16", Reason.LOG_NOT_FROM_SUPPLIERS_CHF, **params)
+    assert "supplier2" in response.text
+    bed.rejected(bed.supplier2, "8.12.1", Reason.LOG_NOT_FROM_SUPPLIERS_CHF, chf=bench, log=log)
+    # supplier2 was Responsible Supplier of that CHF once: then it may.
+    bed.inventory.record_chf_supplier(h(OLD), bed.supplier2.hex)
+    response = bed.submit(bed.supplier2, "8.16", **params)
+    assert response.ok, response.result
+
+
+def test_8_16_for_a_meter_not_in_the_log_is_refused(bed: Bed) -> None:
+    log = bed.read_old_log()
+    bed.rejected(
+        bed.supplier,
+        "8.16",
+        Reason.ENTRY_NOT_IN_LOG,
+        chf=h(bed.bench.eui64),
+        device=h(FRESH),
+        log=log,
+        mpxns=[MPXN[FRESH]],
+    )
+
+
+# --- Production Proving: MPxNs and excluded SRVs --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mpxns", "reason"),
+    [
+        ([REAL_MPAN], Reason.INVALID_MPXN),
+        ([BAD_MPAN], Reason.INVALID_MPXN),
+        ([MPXN[ESME], "12345"], Reason.INVALID_MPXN),
+        ([], Reason.INVALID_PARAMETER),
+    ],
+    ids=["real", "bad-check-digit", "too-short", "none"],
+)
+def test_8_16_mpxns_are_checked(bed: Bed, mpxns: list[str], reason: Reason) -> None:
+    log = bed.read_old_log()
+    params = {"chf": h(bed.bench.eui64), "device": h(ESME), "log": log, "mpxns": mpxns}
+    bed.rejected(bed.supplier, "8.16", reason, **params)
+
+
+def test_8_11_add_mpxn_is_checked(bed: Bed) -> None:
+    bed.inventory.set_responsible_supplier(REAL_MPAN, bed.supplier.hex)
+    for value in (REAL_MPAN, BAD_MPAN):
+        bed.rejected(
+            bed.supplier,
+            "8.11",
+            Reason.INVALID_MPXN,
+            chf=h(bed.bench.eui64),
+            device=h(FRESH),
+            action="add",
+            mpxn=value,
+        )
+
+
+def test_lab_only_accepts_real_mpxns_but_not_invalid_ones(bed: Bed) -> None:
+    bed.sl.policy = ProductionProvingPolicy(lab_only=True)
+    log = bed.read_old_log()
+    params = {"chf": h(bed.bench.eui64), "device": h(ESME), "log": log}
+    bed.rejected(bed.supplier, "8.16", Reason.INVALID_MPXN, mpxns=[BAD_MPAN], **params)
+    response = bed.submit(bed.supplier, "8.16", mpxns=[REAL_MPAN], **params)
+    assert response.ok, response.result
+    assert REAL_MPAN in bed.inventory.require(h(ESME)).mpxns
+
+
+@pytest.mark.parametrize("srv", ["6.15", "6.21", "6.23", "6.15.1", "6.23.2", "SRV6.21", "srv 6.15"])
+def test_excluded_service_requests_are_refused(bed: Bed, srv: str) -> None:
+    for sender in (bed.supplier, bed.operator):
+        response, _ = bed.rejected(sender, srv, Reason.EXCLUDED_SRV, device=h(ESME))
+        assert "6." in response.text
+
+
+# --- SMI transitions on success ----------------------------------------------------------
+
+
+def test_8_16_associates_records_the_mpxn_and_whitelists(bed: Bed) -> None:
+    bench = bed.bench
+    log = bed.read_old_log()
+    bed.inventory.set_status(h(ESME), SmiStatus.PENDING)
+    extra = str(dummy_mpan(8))
+    seen = len(bed.inventory.audit_log())
+    response = bed.submit(
+        bed.supplier,
+        "8.16",
+        chf=h(bench.eui64),
+        device=h(ESME),
+        log=log,
+        mpxns=[MPXN[ESME], extra],
+    )
+    assert response.ok, response.result
+    device = bed.inventory.require(h(ESME))
+    assert device.smi_status is SmiStatus.WHITELISTED
+    assert device.chf == h(bench.eui64)
+    assert device.mpxns == (MPXN[ESME], extra)
+    # Only that meter's entry went to the bench CHF, with the old CHF's link key hash.
+    assert set(bench.chf.current) == {ESME}
+    assert bench.chf.current[ESME] == bed.old.chf.current[ESME]
+    assert bench.chf.extended_pan_id == bed.old.chf.extended_pan_id
+    assert [e.kind for e in bed.inventory.audit_log()[seen:]].count("gbcs sent") == 1
+    # The GSME is untouched; the ESME, carried to the bench, rejoins it (trust-centre swap-out).
+    assert bed.inventory.require(h(GSME)).chf == h(OLD)
+    bed.world.move(bed.meter(ESME), "bench")
+    assert bed.world.run_until(lambda: bed.world.joined_to(bed.meter(ESME)) == bench.eui64, 300)
+
+
+def test_8_16_leaves_a_type_2_device_unwhitelisted(bed: Bed) -> None:
+    code = "00112233445566778899AABBCCDDEE00"
+    mpxn = str(dummy_mpan(5))
+    response = bed.submit(
+        bed.supplier, "pre-notification", device=h(TYPE2), device_type="TYPE2", install_code=code
+    )
+    assert response.ok, response.result
+    bed.inventory.set_responsible_supplier(mpxn, bed.supplier.hex)
+    response = bed.submit(
+        bed.supplier, "8.11", chf=h(OLD), device=h(TYPE2), action="add", mpxn=mpxn
+    )
+    assert response.ok, response.result
+    log = bed.read_old_log()
+    assert DeviceLog.from_base64(log).entry_for(TYPE2) is not None
+    bed.inventory.set_status(h(TYPE2), SmiStatus.PENDING)
+    response = bed.submit(
+        bed.supplier, "8.16", chf=h(bed.bench.eui64), device=h(TYPE2), log=log, mpxns=[mpxn]
+    )
+    assert response.ok, response.result
+    device = bed.inventory.require(h(TYPE2))
+    assert device.smi_status is SmiStatus.PENDING
+    assert device.chf == h(bed.bench.eui64)
+    assert device.mpxns == (mpxn,)
+    assert set(bed.bench.chf.current) == {TYPE2}
+    # 8.15 is for ESMEs and GSMEs only.
+    bed.rejected(bed.supplier, "8.15", Reason.INVALID_PARAMETER, device=h(TYPE2))
+
+
+def test_8_15_sets_pending_disassociates_and_ends_mpxn_links(bed: Bed) -> None:
+    inv = bed.inventory
+    inv.link_mpxn(h(ESME), str(dummy_mpan(8)))
+    response = bed.submit(bed.supplier, "8.15", device=h(ESME))
+    assert response.ok, response.result
+    device = inv.require(h(ESME))
+    assert (device.smi_status, device.chf, device.mpxns) == (SmiStatus.PENDING, None, ())
+    links = [row for row in inv.snapshot()["links"] if row[0] == h(ESME)]
+    assert links == [(h(ESME), MPXN[ESME], 0), (h(ESME), str(dummy_mpan(8)), 0)]
+    assert inv.require(h(GSME)).mpxns == (MPXN[GSME],)  # only that meter
+    assert bed.world.run_until(lambda: bed.meter(ESME).node.state is NodeState.SCANNING, 120)
+    assert bed.world.joined_to(bed.meter(GSME)) == OLD
+    # A meter without a CHF in the SMI cannot be disconnected again.
+    bed.rejected(bed.supplier, "8.15", Reason.INVALID_PARAMETER, device=h(ESME))
+
+
+def test_8_15_is_signed_by_the_supplier_then_maced(bed: Bed) -> None:
+    seen = len(bed.inventory.audit_log())
+    assert bed.submit(bed.supplier, "8.15", device=h(ESME)).ok
+    rows = [e for e in bed.inventory.audit_log()[seen:] if e.srv == "8.15"]
+    kinds = [e.kind for e in rows]
+    assert kinds[:3] == ["request", "pre-command", "gbcs sent"]
+    assert kinds[-1] == "response"
+    assert kinds.count("gbcs sent") == 1 and kinds.count("pre-command") == 1
+
+    precommand, _ = decode_message(bytes.fromhex(rows[1].data))
+    command, parts = decode_message(bytes.fromhex(rows[2].data))
+    assert not precommand.signature and precommand.mac is None
+    assert precommand.header.business_originator == bed.supplier.party_id
+    assert command.header == precommand.header
+    assert command.header.message_code == CATALOGUE.disconnect_code
+    assert command.header.business_target == ESME
+    assert command.signature and command.mac
+
+    pki = bed.world.pki
+    everyone = SecurityContext(pki.keystore())
+    assert everyone.check_signature(command, parts) is CheckResult.VALID
+    assert everyone.check_mac(command, parts) is CheckResult.VALID  # the ACB's MAC
+
+    def only(name: str) -> SecurityContext:
+        store = MemoryKeyStore()
+        party = pki.party(name)
+        store.add(party.eui64, KeyUsage.DS, public=party.private_key(KeyUsage.DS).public_key())
+        return SecurityContext(store)
+
+    assert only("supplier").check_signature(command, parts) is CheckResult.VALID
+    assert only("supplier2").check_signature(command, parts) is CheckResult.NO_KEY
+    # A signature by supplier2's key over the same command does not verify as supplier's.
+    unsigned = dataclasses.replace(precommand, signature=b"", mac=None)
+    private = pki.party("supplier2").private_key(KeyUsage.DS)
+    other = dataclasses.replace(
+        command, signature=crypto.ecdsa_sign(private, unsigned.signed_data())
+    )
+    assert only("supplier").check_signature(other) is CheckResult.INVALID
+    tampered = bytearray(command.signature)
+    tampered[5] ^= 1
+    forged = dataclasses.replace(command, signature=bytes(tampered))
+    assert everyone.check_signature(forged) is CheckResult.INVALID
+
+
+def test_whitelist_alerts_are_audited(bed: Bed) -> None:
+    seen = len(bed.inventory.audit_log())
+    bench = bed.bench
+    assert bed.submit(bed.supplier, "8.11", chf=h(bench.eui64), device=h(FRESH), action="add").ok
+    bed.world.run(5)
+    alerts = [e for e in bed.inventory.audit_log()[seen:] if e.kind == "alert"]
+    assert alerts, "no CS14 alert was audited"
+    assert {(e.device, e.message_code, e.detail) for e in alerts} == {
+        (h(bench.eui64), WhitelistChangeAlert.MESSAGE_CODE, "CS14")
+    }
+    assert WhitelistChangeAlert.MESSAGE_CODE == 0x0018
+    # The alerts of the set-up were audited too (one per add at the premises, at least).
+    before = [e for e in bed.inventory.audit_log()[:seen] if e.kind == "alert"]
+    assert {e.device for e in before} == {h(OLD)}

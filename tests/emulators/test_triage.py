@@ -1,0 +1,426 @@
+"""The triage bench end to end: the demo, resuming after a crash at any step, manifests."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from emulators.bench import DB_NAME, BenchRun, run_bench
+from emulators.inventory import Inventory
+from emulators.mpxn import ProductionProvingPolicy, dummy_mpan, dummy_mprn
+from emulators.triage import ManifestRow, SimulatedCrash, demo_rows, read_manifest
+from gbcs.errors import GbcsError
+
+STILL_JOINED_ESME = [
+    "on bench",
+    "8.9",
+    "8.16",
+    "trust-centre rejoin",
+    "8.11 remove (old CHF)",
+    "CS07",
+    "ECS26m",
+    "ECS52",
+    "ECS35a",
+    "8.15",
+    "HAN leave",
+    "8.11 remove (bench CHF)",
+    "off bench",
+]
+STILL_JOINED_GSME = [
+    "on bench",
+    "8.9",
+    "8.16",
+    "trust-centre rejoin",
+    "8.11 remove (old CHF)",
+    "CS07",
+    "8.15",
+    "HAN leave",
+    "8.11 remove (bench CHF)",
+    "off bench",
+]
+FRESH_ESME = [
+    "on bench",
+    "8.11 add (bench CHF)",
+    "install-code join",
+    "CS07",
+    "ECS26m",
+    "ECS52",
+    "ECS35a",
+    "8.15",
+    "HAN leave",
+    "8.11 remove (bench CHF)",
+    "off bench",
+]
+ALL_OK = "ok"
+NO_JOIN = "no join within 300 s"
+DEAD_ESME = [
+    ("on bench", ALL_OK),
+    ("8.9", ALL_OK),
+    ("8.16", ALL_OK),
+    ("trust-centre rejoin", NO_JOIN),
+    ("8.11 remove (bench CHF)", ALL_OK),
+    ("8.11 add (bench CHF)", ALL_OK),
+    ("install-code join", NO_JOIN),
+    ("8.11 remove (bench CHF)", ALL_OK),
+    ("off bench", ALL_OK),
+]
+# eui64: (device type, state found, outcome, [(use case, result)])
+DEMO: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
+    "00DB1234567890A0": (
+        "ESME",
+        "still-joined",
+        "PASS",
+        [(s, ALL_OK) for s in STILL_JOINED_ESME],
+    ),
+    "00DB1234567890A1": (
+        "GSME",
+        "still-joined",
+        "PASS",
+        [(s, ALL_OK) for s in STILL_JOINED_GSME],
+    ),
+    "00DB1234567890B1": (
+        "ESME",
+        "still-joined",
+        "PASS",
+        [(s, ALL_OK) for s in STILL_JOINED_ESME],
+    ),
+    "00DB1234567890B2": ("ESME", "fresh", "PASS", [(s, ALL_OK) for s in FRESH_ESME]),
+    "00DB1234567890B3": ("ESME", "dead", "FAULTY", DEAD_ESME),
+}
+DEMO_STEPS = sum(len(v[3]) for v in DEMO.values())
+
+
+@pytest.fixture(autouse=True)
+def _no_policy_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "GBCS_HIL_LAB_ONLY",
+        "GBCS_HIL_DUMMY_MPAN_PREFIXES",
+        "GBCS_HIL_DUMMY_MPRN_PREFIXES",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def open_inventory(folder: Path) -> Inventory:
+    return Inventory(folder / DB_NAME)
+
+
+def sent(folder: Path) -> list[str]:
+    """The data of every 'gbcs sent' audit row, in order."""
+    inv = open_inventory(folder)
+    try:
+        return [e.data for e in inv.audit_log() if e.kind == "gbcs sent"]
+    finally:
+        inv.close()
+
+
+def final_state(folder: Path, run: BenchRun) -> tuple[Any, ...]:
+    inv = open_inventory(folder)
+    try:
+        snapshot = inv.snapshot()
+        journal = {r.eui64: inv.journal(r.eui64) for r in run.reports}
+        kinds = Counter(
+            (e.kind, e.srv) for e in inv.audit_log() if e.kind in ("gbcs sent", "request")
+        )
+    finally:
+        inv.close()
+    meters = {
+        r.eui64: (
+            r.state_found,
+            r.outcome,
+            r.smi_status,
+            [(s["use_case"], s["result"]) for s in r.steps],
+        )
+        for r in run.reports
+    }
+    return (
+        snapshot,
+        meters,
+        [(n, name, res) for j in journal.values() for n, name, res, _ in j],
+        kinds,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, BenchRun]:
+    folder = tmp_path_factory.mktemp("demo")
+    return folder, run_bench(folder)
+
+
+# --- The demo, uninterrupted ------------------------------------------------------------
+
+
+def test_demo_report_has_the_expected_state_and_outcome_per_meter(
+    demo: tuple[Path, BenchRun],
+) -> None:
+    folder, run = demo
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert report["ok"] is True and run.ok
+    assert report["resumed"] is False
+    assert report["manifest_errors"] == []
+    assert [m["eui64"] for m in report["meters"]] == [r.hex for r in demo_rows()]
+    got = {
+        m["eui64"]: (
+            m["device_type"],
+            m["state_found"],
+            m["outcome"],
+            [(s["use_case"], s["result"]) for s in m["steps"]],
+        )
+        for m in report["meters"]
+    }
+    assert got == DEMO
+
+
+def test_demo_smi_statuses(demo: tuple[Path, BenchRun]) -> None:
+    folder, _ = demo
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    inv = open_inventory(folder)
+    try:
+        for m in report["meters"]:
+            device = inv.require(m["eui64"])
+            assert m["smi_status"] == device.smi_status.value
+            if m["outcome"] == "PASS":
+                # Divorced by 8.15: pending, no CHF, MPxN links ended.
+                assert (m["smi_status"], device.chf, device.mpxns) == ("pending", None, ())
+            # Every meter ends up in no CHF's device log on the bench.
+            assert device.chf is None
+    finally:
+        inv.close()
+
+
+def test_demo_step_details(demo: tuple[Path, BenchRun]) -> None:
+    _, run = demo
+    by_eui = {r.eui64: r for r in run.reports}
+    a0 = by_eui["00DB1234567890A0"]
+    read = a0.steps[1]
+    assert read["use_case"] == "8.9" and set(read["data"]) == {"current", "historic"}
+    rejoin = a0.steps[3]
+    bench = rejoin["joined_to"]
+    assert bench != "00DB1234567890A2"
+    fresh = by_eui["00DB1234567890B2"].steps[2]
+    assert fresh == {"use_case": "install-code join", "result": "ok", "joined_to": bench}
+    identity = next(s for s in a0.steps if s["use_case"] == "ECS26m")
+    assert set(identity["data"]) == {"model", "manufacturer"}
+
+
+def test_demo_junit(demo: tuple[Path, BenchRun]) -> None:
+    folder, _ = demo
+    suite = ET.parse(folder / "junit.xml").getroot()
+    assert suite.tag == "testsuite"
+    assert (suite.get("tests"), suite.get("failures")) == ("5", "0")
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == list(DEMO)
+    assert {c.get("classname") for c in cases} == {"triage"}
+    assert suite.findall(".//failure") == [] and suite.findall(".//error") == []
+    for case in cases:
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        expected = DEMO[case.get("name")]
+        assert (props["device_type"], props["state_found"], props["outcome"]) == expected[:3]
+
+
+def test_demo_capture(demo: tuple[Path, BenchRun]) -> None:
+    folder, _ = demo
+    data = (folder / "han.pcap").read_bytes()
+    assert data[:4] == bytes.fromhex("0A0D0D0A")  # pcapng section header block
+    assert len(data) > 1000
+    keys = folder / "han.pcap.keys"
+    assert keys.exists() and keys.read_text(encoding="utf-8").strip()
+
+
+def test_demo_audit_log(demo: tuple[Path, BenchRun]) -> None:
+    folder, _ = demo
+    inv = open_inventory(folder)
+    try:
+        log = inv.audit_log()
+    finally:
+        inv.close()
+    kinds = Counter(e.kind for e in log)
+    assert kinds["request"] == kinds["response"]
+    assert kinds["pre-command"] == 4  # one 8.15 per meter that passed
+    assert kinds["alert"] > 0
+    data = [e.data for e in log if e.kind == "gbcs sent"]
+    assert len(data) == len(set(data))
+    assert [e.seq for e in log] == list(range(1, len(log) + 1))
+
+
+def test_running_again_resumes_and_sends_nothing(
+    tmp_path: Path, demo: tuple[Path, BenchRun]
+) -> None:
+    folder = tmp_path / "again"
+    first = run_bench(folder)
+    before = sent(folder)
+    assert before
+    second = run_bench(folder)
+    assert second.resumed and second.ok
+    assert sent(folder) == before
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert report["resumed"] is True
+    assert [r.to_json() for r in second.reports] == [r.to_json() for r in first.reports]
+    # And the same as a run in another folder with the same seed.
+    assert final_state(folder, second)[:3] == final_state(demo[0], demo[1])[:3]
+
+
+# --- Crash and resume ------------------------------------------------------------------
+
+
+def test_the_crash_hook_counts_steps(tmp_path: Path) -> None:
+    with pytest.raises(SimulatedCrash, match=r"00DB1234567890A0 step 2 8\.9"):
+        run_bench(tmp_path, crash_after=1)
+    inv = open_inventory(tmp_path)
+    try:
+        # Step 1 was committed, the crashed step 2 was rolled back with its audit rows.
+        assert [name for _, name, _, _ in inv.journal("00DB1234567890A0")] == ["on bench"]
+        assert inv.get("world:meter:00DB1234567890A0")["place"] == "bench"
+        assert not [e for e in inv.audit_log() if e.srv == "8.9"]
+        assert inv.get("rows") is not None  # the set-up was committed
+    finally:
+        inv.close()
+    # Past the last step there is nothing left to crash in.
+    run = run_bench(tmp_path / "whole", crash_after=DEMO_STEPS)
+    assert run.ok
+
+
+CRASH_POINTS = range(DEMO_STEPS)  # every step: a run is fast enough
+
+
+@pytest.mark.parametrize("crash_after", CRASH_POINTS)
+def test_a_crash_at_any_step_resumes_to_the_same_result(
+    tmp_path: Path, demo: tuple[Path, BenchRun], crash_after: int
+) -> None:
+    with pytest.raises(SimulatedCrash):
+        run_bench(tmp_path, crash_after=crash_after)
+    inv = open_inventory(tmp_path)
+    try:
+        done = sum(len(inv.journal(r.hex)) for r in demo_rows())
+    finally:
+        inv.close()
+    assert done == crash_after  # every step before the crash was committed, not the one hit
+    run = run_bench(tmp_path)
+    assert run.resumed and run.ok
+    assert final_state(tmp_path, run) == final_state(*demo)
+    data = sent(tmp_path)
+    assert len(data) == len(set(data)), "a GBCS command was sent twice"
+    assert len(data) == len(sent(demo[0]))
+
+
+def test_crashing_repeatedly_still_finishes(tmp_path: Path, demo: tuple[Path, BenchRun]) -> None:
+    crashes = 0
+    while True:
+        try:
+            run = run_bench(tmp_path, crash_after=7)
+            break
+        except SimulatedCrash:
+            crashes += 1
+            assert crashes < DEMO_STEPS
+    assert crashes == (DEMO_STEPS - 1) // 7  # the last run has 7 steps or fewer left
+    assert final_state(tmp_path, run) == final_state(*demo)
+    data = sent(tmp_path)
+    assert len(data) == len(set(data)) == len(sent(demo[0]))
+
+
+# --- Manifests ---------------------------------------------------------------------------
+
+GOOD_FRESH = f"00DB1234567890C1,00112233445566778899AABBCCDDEEFF,ESME,,{dummy_mpan(11)}"
+GOOD_OLD = (
+    f"00DB1234567890C2,0123456789ABCDEF0123456789ABCDEF,esme,00DB1234567890E0,{dummy_mpan(12)}"
+)
+GOOD_GAS = (
+    f"00DB1234567890C3,FFEEDDCCBBAA99887766554433221100,GSME,00DB1234567890E0,{dummy_mprn(13)}"
+)
+MANIFEST = [
+    "eui64,install_code,device_type,old_chf,mpxn",  # 1: header
+    GOOD_FRESH,  # 2
+    "00DB12345678,00112233445566778899AABBCCDDEE00,ESME,,9900000000015",  # 3: bad EUI
+    "# a comment",  # 4
+    "00DB1234567890C4,00112233445566778899AABBCCDDEE,ESME,,9900000000024",  # 5: 15 bytes
+    GOOD_OLD,  # 6
+    "00DB1234567890C5,00112233445566778899AABBCCDDEE01,PPMID,,9900000000033",  # 7: type
+    "",  # 8: blank
+    "00DB1234567890C6,00112233445566778899AABBCCDDEE02,ESME,,1312345678907",  # 9: real MPAN
+    GOOD_FRESH.replace(str(dummy_mpan(11)), str(dummy_mpan(14))),  # 10: duplicated meter
+    "00DB1234567890C7,00112233445566778899AABBCCDDEE03,ESME",  # 11: 3 fields
+    GOOD_GAS,  # 12
+    "00DB1234567890C8,00112233445566778899AABBCCDDEE04,ESME,,9900000000042,extra",  # 13
+]
+BAD_LINES = [3, 5, 7, 9, 10, 11, 13]
+
+
+def write_manifest(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_read_manifest_reports_bad_rows_by_line(tmp_path: Path) -> None:
+    rows, errors = read_manifest(write_manifest(tmp_path / "m.csv", MANIFEST))
+    assert [r.hex for r in rows] == ["00DB1234567890C1", "00DB1234567890C2", "00DB1234567890C3"]
+    assert [r.line for r in rows] == [2, 6, 12]
+    assert [int(e.split(":")[0].removeprefix("line ")) for e in errors] == BAD_LINES
+    text = dict(zip(BAD_LINES, errors, strict=True))
+    assert "16 bytes" in text[5] or "length" in text[5]
+    assert "'PPMID'" in text[7]
+    assert "dummy" in text[9]
+    assert "listed twice" in text[10]
+    assert "got 3" in text[11] and "got 6" in text[13]
+    fresh, old, gas = rows
+    assert fresh.old_chf is None and fresh.mpxn == str(dummy_mpan(11))
+    assert (old.device_type, old.old_chf) == ("ESME", bytes.fromhex("00DB1234567890E0"))
+    assert (gas.device_type, gas.mpxn) == ("GSME", str(dummy_mprn(13)))
+    assert fresh.install_code == bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+
+
+def test_read_manifest_in_lab_only_mode_accepts_a_real_mpan(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path / "m.csv", MANIFEST)
+    rows, errors = read_manifest(path, ProductionProvingPolicy(lab_only=True))
+    assert "00DB1234567890C6" in [r.hex for r in rows]
+    assert 9 not in [int(e.split(":")[0].removeprefix("line ")) for e in errors]
+
+
+def test_a_manifest_run_triages_the_good_rows(tmp_path: Path) -> None:
+    rows, errors = read_manifest(write_manifest(tmp_path / "m.csv", MANIFEST))
+    folder = tmp_path / "run"
+    run = run_bench(folder, rows, manifest_errors=errors)
+    assert not run.ok  # manifest errors make the run not ok ...
+    assert all(r.correct for r in run.reports)  # ... though every meter got its outcome
+    got = {r.eui64: (r.state_found, r.outcome) for r in run.reports}
+    assert got == {
+        "00DB1234567890C1": ("fresh", "PASS"),
+        "00DB1234567890C2": ("still-joined", "PASS"),
+        "00DB1234567890C3": ("still-joined", "PASS"),
+    }
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert report["ok"] is False and report["manifest_errors"] == errors
+    suite = ET.parse(folder / "junit.xml").getroot()
+    names = [c.get("name") for c in suite.findall("testcase[@classname='manifest']")]
+    assert names == [f"line {n}" for n in BAD_LINES]
+    assert suite.get("failures") == "0"
+    # The same manifest again resumes; a different one is refused and changes nothing.
+    before = sent(folder)
+    again = run_bench(folder, rows, manifest_errors=errors)
+    assert again.resumed and again.manifest_errors == errors
+    with pytest.raises(GbcsError, match="different run"):
+        run_bench(folder, rows[:2])
+    with pytest.raises(GbcsError, match="different run"):
+        run_bench(folder, demo_rows())
+    assert sent(folder) == before
+
+
+def test_a_different_manifest_on_the_demo_folder_is_refused(tmp_path: Path) -> None:
+    run_bench(tmp_path)
+    other = [
+        ManifestRow(
+            bytes.fromhex("00DB1234567890C1"),
+            bytes(16),
+            "ESME",
+            None,
+            str(dummy_mpan(11)),
+            2,
+        )
+    ]
+    with pytest.raises(GbcsError, match="different run"):
+        run_bench(tmp_path, other)
+    # No rows: the stored run resumes.
+    assert run_bench(tmp_path).resumed
