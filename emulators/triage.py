@@ -27,7 +27,7 @@ from typing import Any
 from emulators.inventory import Inventory
 from emulators.mpxn import MpxnError, ProductionProvingPolicy, dummy_mpan, dummy_mprn
 from emulators.node import NodeState
-from emulators.services import ServiceLayer, ServiceResponse, User
+from emulators.services import ServiceLayer, User
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee.install_code import parse_install_code
 from gbcs.devicelog import DeviceLog
@@ -262,14 +262,22 @@ class Bench:
         world, sr, user = self.world, self.services, self.user
         meter = world.meters[row.eui64]
         bench = self.bench_hub()
+        bench_chf = bench.eui64.hex().upper()
         report = MeterReport(row.hex, row.device_type)
-        counter = iter(range(1, 1000))
+        numbers = iter(range(1, 1000))
         self.touched = {row.eui64, bench.eui64}
         if row.old_chf is not None:
             self.touched.add(row.old_chf)
 
-        def via(response: ServiceResponse, **extra: Any) -> tuple[str, dict]:
-            return response.result, {**extra, **({"data": response.data} if response.data else {})}
+        def run(name: str, action: Callable[[], tuple[str, dict]]) -> tuple[str, dict]:
+            return self.step(report, next(numbers), name, action)
+
+        def request(name: str, srv: str, **params: Any) -> tuple[str, dict]:
+            def action() -> tuple[str, dict]:
+                response = sr.submit(user, srv, **params)
+                return response.result, ({"data": response.data} if response.data else {})
+
+            return run(name, action)
 
         def place(where: str | None) -> tuple[str, dict]:
             self.world.move(meter, where)
@@ -277,16 +285,20 @@ class Bench:
                 meter.node.power_on()  # a shelved GSME gets its battery; a dead one stays off
             return "ok", {"place": where}
 
+        def joined(name: str) -> bool:
+            return run(name, lambda: self._wait_joined(meter, bench))[0] == "ok"
+
+        def remove(name: str, chf: str) -> str:
+            return request(name, "8.11", chf=chf, device=row.hex, action="remove")[0]
+
         # The operator plugs the meter in on the bench (and shelves it at the end), so
         # only the meter under test is on the bench's air.
-        self.step(report, next(counter), "on bench", lambda: place(BENCH_PLACE))
+        run("on bench", lambda: place(BENCH_PLACE))
         reached = None
         # (2) still joined to its old HAN: CCS07 on the old CHF, 8.16 onto the bench.
         if row.old_chf is not None:
             old = row.old_chf.hex().upper()
-            result, detail = self.step(
-                report, next(counter), "8.9", lambda: via(sr.submit(user, "8.9", chf=old))
-            )
+            result, detail = request("8.9", "8.9", chf=old)
             log_text = None
             if result == "ok":
                 for which in ("current", "historic"):
@@ -295,94 +307,28 @@ class Bench:
                         log_text = text
                         break
             if log_text is not None:
-                result, _ = self.step(
-                    report,
-                    next(counter),
-                    "8.16",
-                    lambda: via(
-                        sr.submit(
-                            user,
-                            "8.16",
-                            chf=bench.eui64.hex().upper(),
-                            device=row.hex,
-                            log=log_text,
-                            mpxns=[row.mpxn],
-                        )
-                    ),
+                result, _ = request(
+                    "8.16", "8.16", chf=bench_chf, device=row.hex, log=log_text, mpxns=[row.mpxn]
                 )
-                if result == "ok":
-                    rejoin, _ = self.step(
-                        report,
-                        next(counter),
-                        "trust-centre rejoin",
-                        lambda: self._wait_joined(meter, bench),
-                    )
-                    if rejoin == "ok":
-                        reached = "still-joined"
-                        self.step(
-                            report,
-                            next(counter),
-                            "8.11 remove (old CHF)",
-                            lambda: via(
-                                sr.submit(user, "8.11", chf=old, device=row.hex, action="remove")
-                            ),
-                        )
-                    else:
-                        self.step(
-                            report,
-                            next(counter),
-                            "8.11 remove (bench CHF)",
-                            lambda: via(
-                                sr.submit(
-                                    user,
-                                    "8.11",
-                                    chf=bench.eui64.hex().upper(),
-                                    device=row.hex,
-                                    action="remove",
-                                )
-                            ),
-                        )
+                if result == "ok" and joined("trust-centre rejoin"):
+                    reached = "still-joined"
+                    remove("8.11 remove (old CHF)", old)
+                elif result == "ok":
+                    remove("8.11 remove (bench CHF)", bench_chf)
         # (1) fresh or divorced: install-code join to the bench CHF.
         if reached is None:
-            result, _ = self.step(
-                report,
-                next(counter),
+            result, _ = request(
                 "8.11 add (bench CHF)",
-                lambda: via(
-                    sr.submit(
-                        user,
-                        "8.11",
-                        chf=bench.eui64.hex().upper(),
-                        device=row.hex,
-                        action="add",
-                        mpxn=row.mpxn,
-                    )
-                ),
+                "8.11",
+                chf=bench_chf,
+                device=row.hex,
+                action="add",
+                mpxn=row.mpxn,
             )
-            if result == "ok":
-                join, _ = self.step(
-                    report,
-                    next(counter),
-                    "install-code join",
-                    lambda: self._wait_joined(meter, bench),
-                )
-                if join == "ok":
-                    reached = "fresh"
-                else:
-                    self.step(
-                        report,
-                        next(counter),
-                        "8.11 remove (bench CHF)",
-                        lambda: via(
-                            sr.submit(
-                                user,
-                                "8.11",
-                                chf=bench.eui64.hex().upper(),
-                                device=row.hex,
-                                action="remove",
-                            )
-                        ),
-                    )
+            if result == "ok" and joined("install-code join"):
+                reached = "fresh"
+            elif result == "ok":
+                remove("8.11 remove (bench CHF)", bench_chf)
         attempted = any(
             s["use_case"] in ("trust-centre rejoin", "install-code join") for s in report.steps
         )
@@ -396,40 +342,13 @@ class Bench:
         else:
             report.state_found = reached
             checks = QA_ESME if row.device_type == "ESME" else QA_GSME
-            passed = True
-            for use_case in checks:
-                result, _ = self.step(
-                    report,
-                    next(counter),
-                    use_case,
-                    lambda use_case=use_case: via(sr.submit(user, use_case, device=row.hex)),
-                )
-                passed = passed and result == "ok"
-            divorce, _ = self.step(
-                report,
-                next(counter),
-                "8.15",
-                lambda: via(sr.submit(user, "8.15", device=row.hex)),
-            )
-            if divorce == "ok":
-                self.step(report, next(counter), "HAN leave", lambda: self._wait_left(meter))
-                removed, _ = self.step(
-                    report,
-                    next(counter),
-                    "8.11 remove (bench CHF)",
-                    lambda: via(
-                        sr.submit(
-                            user,
-                            "8.11",
-                            chf=bench.eui64.hex().upper(),
-                            device=row.hex,
-                            action="remove",
-                        )
-                    ),
-                )
-                passed = passed and removed == "ok"
-            report.outcome = "PASS" if passed and divorce == "ok" else "FAIL"
-        self.step(report, next(counter), "off bench", lambda: place(None))
+            passed = all([request(u, u, device=row.hex)[0] == "ok" for u in checks])
+            divorced = request("8.15", "8.15", device=row.hex)[0] == "ok"
+            if divorced:
+                run("HAN leave", lambda: self._wait_left(meter))
+                passed = remove("8.11 remove (bench CHF)", bench_chf) == "ok" and passed
+            report.outcome = "PASS" if passed and divorced else "FAIL"
+        run("off bench", lambda: place(None))
         device = self.inventory.device(row.hex)
         report.smi_status = "" if device is None else device.smi_status.value
         return report
