@@ -89,6 +89,7 @@ NETWORK_OPERATOR = RemotePartyRole.NETWORK_OPERATOR
 # AB 6.1 "eligible user role", for the requests this layer offers.
 ELIGIBLE_ROLES: dict[str, frozenset[RemotePartyRole]] = {
     "pre-notification": frozenset({SUPPLIER}),
+    "decommission": frozenset({SUPPLIER}),
     "8.9": frozenset({SUPPLIER, NETWORK_OPERATOR}),
     "8.11": frozenset({SUPPLIER}),
     "8.12.1": frozenset({SUPPLIER}),
@@ -302,6 +303,19 @@ class ServiceLayer:
         text = outcome_or_text if isinstance(outcome_or_text, str) else outcome_or_text.result
         return ServiceResponse(srv, "failed", reason, text)
 
+    def _set_status(self, device: str, status: SmiStatus) -> None:
+        """Change an SMI status and record the notification network parties get of it."""
+        before = self.inventory.require(device)
+        self.inventory.set_status(device, status)
+        if before.smi_status is not status:
+            self.inventory.audit(
+                "notification",
+                srv=self._srv,
+                party=before.network_operator,
+                device=device,
+                detail={"smi_status": status.value, "previous": before.smi_status.value},
+            )
+
     # Inventory building ---------------------------------------------------------------
     def _sr_pre_notification(
         self,
@@ -323,13 +337,21 @@ class ServiceLayer:
             )
         return ServiceResponse("pre-notification", "ok")
 
+    def _sr_decommission(self, user: User, device: str) -> ServiceResponse:
+        """Decommission a device (a meter found faulty): SMI 'decommissioned', no CHF."""
+        with self.inventory.transaction():
+            self._set_status(device, SmiStatus.DECOMMISSIONED)
+            self.inventory.associate(device, None)
+            self.inventory.end_mpxn_links(device)
+        return ServiceResponse("decommission", "ok")
+
     def _sr_8_14_1(self, user: User, chf: str) -> ServiceResponse:
         """CH status update, installed: commissioned, and the user becomes its supplier."""
         self.hub(chf)
         with self.inventory.transaction():
             if self.inventory.device(chf) is None:
                 self.inventory.add_device(chf, "CHF", status=SmiStatus.WHITELISTED)
-            self.inventory.set_status(chf, SmiStatus.COMMISSIONED)
+            self._set_status(chf, SmiStatus.COMMISSIONED)
             self.inventory.record_chf_supplier(chf, user.hex)
         return ServiceResponse("8.14.1", "ok")
 
@@ -382,7 +404,7 @@ class ServiceLayer:
             if any(r.result for r in apdu.results):
                 return self._failed("8.11", "the CHF refused the add", Reason.DEVICE_FAILURE)
             with self.inventory.transaction():
-                self.inventory.set_status(device, SmiStatus.WHITELISTED)
+                self._set_status(device, SmiStatus.WHITELISTED)
                 self.inventory.associate(device, chf)
             return ServiceResponse("8.11", "ok")
         if action == "remove":
@@ -452,7 +474,7 @@ class ServiceLayer:
             for value in values:
                 self.inventory.link_mpxn(device, value)
             if meter.device_type != DeviceType.TYPE2.name:
-                self.inventory.set_status(device, SmiStatus.WHITELISTED)
+                self._set_status(device, SmiStatus.WHITELISTED)
         return ServiceResponse("8.16", "ok")
 
     # 8.15 -----------------------------------------------------------------------------
@@ -509,7 +531,7 @@ class ServiceLayer:
             # status that cannot become 'pending' (decommissioned, withdrawn): the
             # disconnect has happened all the same, so record it and keep that status.
             if SmiStatus.PENDING in TRANSITIONS[self.inventory.require(device).smi_status]:
-                self.inventory.set_status(device, SmiStatus.PENDING)
+                self._set_status(device, SmiStatus.PENDING)
             self.inventory.associate(device, None)
             self.inventory.end_mpxn_links(device)
         return ServiceResponse("8.15", "ok")

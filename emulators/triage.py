@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +165,11 @@ class Bench:
         pki = world.pki
         supplier = pki.party("supplier")
         self.user = User("supplier", supplier.eui64, RemotePartyRole.SUPPLIER, pki.keystore())
-        self.crash_after = crash_after
+        # A seeded crash for resumability tests; GBCS_HIL_CRASH_AFTER=N makes the
+        # process kill itself with SIGKILL before the (N+1)th step commits.
+        env = os.environ.get("GBCS_HIL_CRASH_AFTER")
+        self.hard_crash = crash_after is None and env is not None
+        self.crash_after = int(env) if self.hard_crash and env is not None else crash_after
         self.commits = 0
         self.progress = progress
         self._frames_saved = int(inventory.get("capture_frames") or 0)
@@ -176,6 +182,8 @@ class Bench:
         if self.crash_after is not None:
             self.crash_after -= 1
             if self.crash_after < 0:
+                if self.hard_crash:
+                    os.kill(os.getpid(), signal.SIGKILL)  # as 'kill -9' would, mid-transaction
                 raise SimulatedCrash(where)
 
     def save_world(self, only: set[bytes] | None = None) -> None:
@@ -339,6 +347,7 @@ class Bench:
         elif reached is None:
             report.state_found = "dead"
             report.outcome = "FAULTY"
+            request("decommission", "decommission", device=row.hex)
         else:
             report.state_found = reached
             checks = QA_ESME if row.device_type == "ESME" else QA_GSME

@@ -570,3 +570,17 @@ def test_whitelist_alerts_are_audited(bed: Bed) -> None:
     # The alerts of the set-up were audited too (one per add at the premises, at least).
     before = [e for e in bed.inventory.audit_log()[:seen] if e.kind == "alert"]
     assert {e.device for e in before} == {h(OLD)}
+
+
+def test_status_changes_are_notified_and_decommission_ends_links(bed: Bed) -> None:
+    before = len(bed.inventory.audit_log())
+    response = bed.submit(bed.supplier, "decommission", device=h(ESME))
+    assert response.ok, response.result
+    device = bed.inventory.require(h(ESME))
+    assert (device.smi_status, device.chf, device.mpxns) == (SmiStatus.DECOMMISSIONED, None, ())
+    notes = [e for e in bed.inventory.audit_log()[before:] if e.kind == "notification"]
+    assert len(notes) == 1 and notes[0].device == h(ESME)
+    assert '"smi_status": "decommissioned"' in (notes[0].detail or "")
+    # Decommissioned is final: nothing may bring it back.
+    again = bed.submit(bed.supplier, "decommission", device=h(ESME))
+    assert again.status == "rejected" and "cannot go from 'decommissioned'" in again.text

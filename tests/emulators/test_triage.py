@@ -67,6 +67,7 @@ DEAD_ESME = [
     ("8.11 add (bench CHF)", ALL_OK),
     ("install-code join", NO_JOIN),
     ("8.11 remove (bench CHF)", ALL_OK),
+    ("decommission", ALL_OK),
     ("off bench", ALL_OK),
 ]
 # eui64: (device type, state found, outcome, [(use case, result)])
@@ -186,6 +187,9 @@ def test_demo_smi_statuses(demo: tuple[Path, BenchRun]) -> None:
             if m["outcome"] == "PASS":
                 # Divorced by 8.15: pending, no CHF, MPxN links ended.
                 assert (m["smi_status"], device.chf, device.mpxns) == ("pending", None, ())
+            if m["outcome"] == "FAULTY":
+                # Found dead: decommissioned, its MPxN links ended too.
+                assert (m["smi_status"], device.mpxns) == ("decommissioned", ())
             # Every meter ends up in no CHF's device log on the bench.
             assert device.chf is None
     finally:
