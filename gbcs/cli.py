@@ -232,7 +232,7 @@ def cmd_example(args: argparse.Namespace) -> int:
 
 # The other packages' commands (the emulated HAN, later the bench and dongles) plug
 # in here; the codec itself never imports them.
-COMMAND_MODULES = ("emulators.cli",)
+COMMAND_MODULES = ("emulators.cli", "hardware.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
