@@ -105,6 +105,8 @@ class CommsHub(GbcsDevice):
         self.wan_out: Callable[[bytes], None] | None = None
         self.on_route_failure: Callable[[RouteFailure], None] | None = None
         self.on_network_change: Callable[[bytes], None] | None = None
+        # The HAN radio's hook: the whitelist changed (CCS01/02/03), sync the trust centre.
+        self.on_log_change: Callable[[], None] | None = None
         self.local: dict[bytes, GbcsDevice] = {}  # devices inside the hub (the GPF)
         self.on_alert = self.wan_to
         self.handlers.update(
@@ -153,6 +155,8 @@ class CommsHub(GbcsDevice):
     def _whitelist_changed(self) -> None:
         """Raise CS14 (on the clock, after the response) with the log as it is now."""
         self.clock.call_soon(self._send_whitelist_alert, self.current_log())
+        if self.on_log_change is not None:
+            self.on_log_change()
 
     def _send_whitelist_alert(self, log: DeviceLog) -> None:
         alert = WhitelistChangeAlert(self.now_cosem(), log)

@@ -1,0 +1,770 @@
+"""A hub's HAN on any zigpy ControllerApplication: the CHF's trust centre and GBCS tunnel.
+
+:class:`ZigpyHubRadio` is a :class:`emulators.world.HubRadio` whose radio is a
+zigpy ``ControllerApplication`` (bellows/EZSP on a dongle, or
+:class:`hardware.sim_radio.SimControllerApplication` on the emulated HAN in CI).
+zigpy does not speak Smart Energy, so the kit does:
+
+* zigpy's Tunneling (0x0704) and Key Establishment clusters are empty stubs and
+  its ZCL layer ignores profile 0x0109, so the radio registers a Smart Energy
+  endpoint (``additional_endpoints``), takes raw frames from zigpy's
+  ``handle_message`` listener event and runs the tunnel server (RequestTunnel,
+  TransferData with GBCS GET / GET-RESPONSE / PUT) with :mod:`emulators.zigbee`.
+* Meters are admitted only with ``permit_with_link_key`` for the EUI-64 whose
+  CCS01 join window is open, with the link key in the CHF's device log (the
+  AES-MMO hash of install code + CRC). ``permit()`` is never called with a
+  non-zero time: on bellows it opens the network to every device holding the
+  well-known key.
+* The coordinator's key table mirrors the CHF's current device log (zigpy
+  ``NetworkInfo.key_table`` + ``write_network_info``), and the network takes the
+  log's extended PAN ID: after a CCS03 restore a swapped-out meter's trust-centre
+  rejoin succeeds. The CHF tells the radio through its ``on_log_change`` hook.
+* Joined meters are described to zigpy as Smart Energy devices as soon as zigpy
+  learns of them, so zigpy never interviews them (GBCS meters need not answer ZDO
+  discovery, and the emulated ones do not).
+
+Time: the emulated world runs on a :class:`emulators.clock.VirtualClock` and
+zigpy on asyncio. :class:`VirtualTimeLoop` is an asyncio loop whose ``time()``
+is the virtual clock: every asyncio timer also schedules a clock event, and the
+loop is pumped (its ready callbacks run, without ever blocking) when such an
+event fires, when the sim radio hands zigpy a frame, and when this radio calls
+zigpy. zigpy's timeouts therefore elapse in simulated seconds and a run stays
+reproducible. Synchronous calls that must finish (connect, forming) use
+:meth:`VirtualTimeLoop.run_until_complete`, which advances the virtual clock
+until the coroutine is done. It must not be called from inside a running asyncio
+loop (tests are synchronous).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import weakref
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import zigpy.config as zconf
+import zigpy.endpoint
+import zigpy.exceptions
+import zigpy.state
+import zigpy.types as t
+import zigpy.zdo.types as zdo_t
+from zigpy.application import ControllerApplication
+
+from emulators.clock import Timer, VirtualClock
+from emulators.medium import HanMedium
+from emulators.zigbee import air
+from emulators.zigbee.tunnel import (
+    SMART_ENERGY_PROFILE,
+    TUNNELING_CLUSTER,
+    GbcsGet,
+    GbcsGetResponse,
+    GbcsPut,
+    RequestTunnel,
+    RequestTunnelResponse,
+    TransferData,
+    encode_gbcs_tunnel,
+    tunnel_frame,
+)
+from emulators.zigbee.zcl import Direction, encode_zcl
+from gbcs.errors import GbcsError
+
+__all__ = [
+    "PERMIT_MAX",
+    "SE_ENDPOINT",
+    "WELL_KNOWN_KEY",
+    "VirtualTimeLoop",
+    "ZigpyHubRadio",
+    "from_eui64",
+    "se_endpoint_descriptor",
+    "to_eui64",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+WELL_KNOWN_KEY = b"ZigBeeAlliance09"  # 5A6967426565416C6C69616E63653039: never admits anyone
+SE_ENDPOINT = 0x0A  # endpoint 1 is zigpy's Home Automation endpoint
+SE_DEVICE_TYPE = 0x0500  # Smart Energy: Energy Service Interface (the hub)
+METER_DEVICE_TYPE = 0x0501  # Smart Energy: Metering Device
+PERMIT_MAX = 254  # zigpy permits for at most 254 s; longer join windows are renewed
+DEVICE_ANNOUNCE = 0x0013
+SYNC_TIMEOUT = 600.0  # simulated seconds a synchronous zigpy call may take
+
+
+def to_eui64(eui: bytes) -> t.EUI64:
+    """zigpy's EUI64 (little-endian list) from the kit's display-order bytes."""
+    return t.EUI64(bytes(eui)[::-1])
+
+
+def from_eui64(eui: t.EUI64) -> bytes:
+    """The kit's display-order bytes from zigpy's EUI64 or ExtendedPanId."""
+    return bytes(eui)[::-1]
+
+
+def se_endpoint_descriptor(endpoint: int = SE_ENDPOINT) -> zdo_t.SimpleDescriptor:
+    """The hub's Smart Energy endpoint: Tunneling server and client (profile 0x0109)."""
+    return zdo_t.SimpleDescriptor(
+        endpoint=endpoint,
+        profile=SMART_ENERGY_PROFILE,
+        device_type=SE_DEVICE_TYPE,
+        device_version=0,
+        input_clusters=[TUNNELING_CLUSTER],
+        output_clusters=[TUNNELING_CLUSTER],
+    )
+
+
+# -- asyncio on the virtual clock ---------------------------------------------------
+
+
+class _NoIo:
+    """The loop's selector: the emulated world has no file descriptors to wait on."""
+
+    def select(self, timeout: float | None) -> list[Any]:
+        if timeout is None or timeout > 0:
+            raise RuntimeError(
+                "a VirtualTimeLoop never waits in real time: drive it with pump() "
+                "or run_until_complete()"
+            )
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+_LOOPS: weakref.WeakKeyDictionary[VirtualClock, VirtualTimeLoop] = weakref.WeakKeyDictionary()
+
+
+class VirtualTimeLoop(asyncio.BaseEventLoop):
+    """An asyncio loop that lives on a :class:`VirtualClock` and never blocks.
+
+    ``time()`` is the clock's ``now``; each timer (``call_at``/``call_later``)
+    also books a clock event that pumps the loop when it is due; :meth:`pump`
+    runs everything ready without waiting. Thread-safe wake-ups and executors
+    have nothing to wake them: the radios here need neither.
+    """
+
+    def __init__(self, clock: VirtualClock, *, sync_timeout: float = SYNC_TIMEOUT) -> None:
+        super().__init__()
+        self._selector = _NoIo()
+        self._clock = weakref.ref(clock)  # weak: the loop is cached per clock
+        self._now = clock.now  # the time it stopped at, once the clock is gone
+        self.sync_timeout = sync_timeout
+        self._wakeups: dict[int, tuple[asyncio.TimerHandle, Timer]] = {}
+
+    @classmethod
+    def for_clock(cls, clock: VirtualClock) -> VirtualTimeLoop:
+        """The one loop of a clock: every zigpy radio of a world shares it."""
+        loop = _LOOPS.get(clock)
+        if loop is None or loop.is_closed():
+            loop = _LOOPS[clock] = cls(clock)
+            weakref.finalize(clock, loop.finish)  # the world is gone: so is its loop
+        return loop
+
+    def finish(self) -> None:
+        """Cancel what is left (zigpy tasks waiting on meters), let it unwind, close."""
+        if self.is_closed() or self.is_running():
+            return
+        for task in asyncio.all_tasks(self):
+            task.cancel()
+        self.pump()
+        self.close()
+
+    @property
+    def clock(self) -> VirtualClock:
+        clock = self._clock()
+        if clock is None:
+            raise RuntimeError("the VirtualTimeLoop's clock is gone")
+        return clock
+
+    # BaseEventLoop hooks ----------------------------------------------------------
+    def time(self) -> float:
+        clock = self._clock()
+        if clock is not None:
+            self._now = clock.now
+        return self._now
+
+    def _process_events(self, event_list: list[Any]) -> None:
+        pass
+
+    def _write_to_self(self) -> None:
+        pass
+
+    def call_at(
+        self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:
+        handle = super().call_at(when, callback, *args, context=context)
+        clock = self._clock()
+        if clock is not None:
+            self._wakeups[id(handle)] = (handle, clock.call_at(when, self._wake, id(handle)))
+        return handle
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        super()._timer_handle_cancelled(handle)  # type: ignore[misc]
+        entry = self._wakeups.pop(id(handle), None)
+        if entry is not None:
+            entry[1].cancel()
+
+    def _wake(self, key: int) -> None:
+        self._wakeups.pop(key, None)
+        self.pump()
+
+    # Driving -----------------------------------------------------------------------
+    def _has_work(self) -> bool:
+        if self._ready:  # type: ignore[attr-defined]
+            return True
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        return bool(scheduled) and scheduled[0].when() <= self.time()
+
+    def pump(self, max_rounds: int = 100_000) -> None:
+        """Run every ready callback and due timer, repeatedly, until nothing is left.
+
+        Inside a running pump (a callback that pumps again) it does nothing:
+        the outer pump goes on until the loop is idle.
+        """
+        if self.is_running() or self.is_closed():
+            return
+        for _ in range(max_rounds):
+            if not self._has_work():
+                return
+            self.call_soon(self.stop)
+            self.run_forever()
+        raise RuntimeError(f"asyncio callbacks did not settle after {max_rounds} rounds")
+
+    def run_until_complete(self, future: Any) -> Any:
+        """Run ``future`` to its end, advancing the virtual clock while it waits."""
+        if self.is_running():
+            raise RuntimeError("run_until_complete() inside the running VirtualTimeLoop")
+        task = asyncio.ensure_future(future, loop=self)
+        self.pump()
+        if not task.done():
+            self.clock.run_until(task.done, timeout=self.sync_timeout)
+        if not task.done():
+            task.cancel()
+            self.pump()
+            raise TimeoutError(f"not done within {self.sync_timeout:g} simulated seconds")
+        return task.result()
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Start ``coro`` now and run it as far as it goes without waiting."""
+        task = self.create_task(coro)
+        self.pump()
+        return task
+
+
+# -- the hub radio ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Child:
+    """A meter on this hub's network, as the radio has seen it."""
+
+    ieee: bytes
+    nwk: int
+    sleepy: bool
+    endpoint: int = 1
+    tunnel_id: int | None = None
+
+
+class ZigpyHubRadio:
+    """A CHF's HAN port on a zigpy ControllerApplication (see the module docstring)."""
+
+    def __init__(
+        self,
+        clock: VirtualClock,
+        eui: bytes,
+        name: str = "",
+        *,
+        app_factory: Callable[[HanMedium | None], ControllerApplication],
+        loop: asyncio.AbstractEventLoop | None = None,
+        endpoint: int = SE_ENDPOINT,
+    ) -> None:
+        if len(eui) != 8:
+            raise GbcsError("an EUI-64 is 8 bytes")
+        self.clock = clock
+        self.ieee = eui
+        self.name = name or eui.hex().upper()
+        self.app_factory = app_factory
+        self.loop = loop if loop is not None else VirtualTimeLoop.for_clock(clock)
+        self.endpoint = endpoint
+        self.medium: HanMedium | None = None
+        self.trace: Callable[[str], None] | None = None
+        self.app: ControllerApplication | None = None
+        self._tc: Any = None
+        self._formed = False
+        self._children: dict[bytes, _Child] = {}
+        self._next_tunnel = 1
+        self._zcl_sequence = 0
+        self._permitted: dict[bytes, tuple[bytes, float]] = {}  # eui -> key, until
+        self._sync_pending = False
+        self._sync_running = False
+        self._renew: Timer | None = None
+        self.syncs = 0  # how often the coordinator was brought in line with the CHF
+
+    # HubRadio: placement and forming ----------------------------------------------------
+    @property
+    def trust_centre(self) -> Any:
+        return self._tc
+
+    @trust_centre.setter
+    def trust_centre(self, tc: Any) -> None:
+        self._tc = tc
+        if tc is not None and hasattr(tc, "on_log_change"):
+            tc.on_log_change = self._request_sync
+        self._request_sync()
+
+    @property
+    def joined(self) -> bool:
+        return self._formed
+
+    def place(self, medium: HanMedium | None) -> None:
+        """Where the dongle is; the first placement creates the zigpy application."""
+        self.medium = medium
+        if self.app is None:
+            self.app = self.app_factory(medium)
+            descriptors = self.app.config[zconf.CONF_ADDITIONAL_ENDPOINTS]
+            if not any(d.endpoint == self.endpoint for d in descriptors):
+                descriptors.append(se_endpoint_descriptor(self.endpoint))
+        else:
+            relocate = getattr(self.app, "relocate", None)
+            if relocate is not None:
+                relocate(medium)
+
+    def form(
+        self, channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes
+    ) -> zigpy.state.NetworkInfo:
+        """Connect and form the zigpy network with exactly the hub's settings."""
+        if self.app is None:
+            self.place(self.medium)
+        app = self._app
+        if len(extended_pan_id) != 8 or len(network_key) != 16:
+            raise GbcsError("an extended PAN ID is 8 bytes and a network key 16")
+        network_info = zigpy.state.NetworkInfo(
+            source="gbcs-hil",
+            extended_pan_id=t.ExtendedPanId(extended_pan_id[::-1]),
+            pan_id=t.PanId(pan_id),
+            nwk_update_id=0,
+            nwk_manager_id=t.NWK(0x0000),
+            channel=channel,
+            channel_mask=t.Channels.from_channel_list([channel]),
+            security_level=5,
+            network_key=zigpy.state.Key(key=t.KeyData(network_key), seq=0),
+            # The global TC link key is not the well-known key either: a device that
+            # only knows "ZigBeeAlliance09" has nothing to join with.
+            tc_link_key=zigpy.state.Key(
+                key=t.KeyData(_global_key(self.ieee, network_key)),
+                partner_ieee=to_eui64(self.ieee),
+            ),
+            key_table=[],
+            children=[],
+            nwk_addresses={},
+        )
+        node_info = zigpy.state.NodeInfo(
+            nwk=t.NWK(0x0000),
+            ieee=to_eui64(self.ieee),
+            logical_type=zdo_t.LogicalType.Coordinator,
+        )
+
+        async def bring_up() -> None:
+            await app.connect()
+            await app.write_network_info(network_info=network_info, node_info=node_info)
+            await app.initialize(auto_form=False)
+
+        self._run(bring_up())
+        app.add_listener(self)
+        self._formed = True
+        self._log(f"formed PAN {pan_id:#06x} on channel {channel} through zigpy")
+        self._request_sync()
+        return app.state.network_info
+
+    def adopt_extended_pan_id(self, extended_pan_id: bytes) -> None:
+        """CCS03 restored a log with another extended PAN ID: the next sync takes it."""
+        self._log(f"adopting extended PAN ID {extended_pan_id.hex().upper()}")
+        self._request_sync()
+
+    def forget_network(self) -> None:
+        raise GbcsError("a Communications Hub does not leave its own network")
+
+    def close(self) -> None:
+        """Shut the zigpy application down (the loop stays: other hubs may share it)."""
+        if self._renew is not None:
+            self._renew.cancel()
+        if self.app is not None and self._formed:
+            self._run(self.app.shutdown(db=False))
+        self._formed = False
+
+    # Trust centre: keep the coordinator in line with the CHF --------------------------
+    def _request_sync(self) -> None:
+        """The CHF's whitelist or network changed: sync after the current event."""
+        if self._sync_pending or not self._formed or self._tc is None:
+            return
+        self._sync_pending = True
+        self.clock.call_soon(self._start_sync)
+
+    def _start_sync(self) -> None:
+        self._sync_pending = False
+        if self._sync_running:  # a slow radio: go again when this one ends
+            self._sync_pending = True
+            self.clock.call_later(1.0, self._start_sync)
+            return
+        self._spawn(self._sync())
+
+    async def _sync(self) -> None:
+        """Key table and extended PAN ID from the CHF's log; join windows as permits."""
+        self._sync_running = True
+        try:
+            await self._sync_network()
+            await self._sync_permits()
+            self.syncs += 1
+        finally:
+            self._sync_running = False
+
+    async def _sync_network(self) -> None:
+        app, tc = self._app, self._tc
+        log = tc.current_log()
+        await app.load_network_info(load_devices=True)
+        info = app.state.network_info
+        have = {from_eui64(k.partner_ieee): bytes(k.key) for k in info.key_table}
+        want = {
+            e.device_id: bytes(e.tc_link_key_hash)
+            for e in log.entries
+            if bytes(e.tc_link_key_hash) != WELL_KNOWN_KEY  # never a key to admit with
+        }
+        epid = bytes(log.extended_pan_id)
+        if have == want and from_eui64(info.extended_pan_id) == epid:
+            return
+        kept = {from_eui64(k.partner_ieee): k for k in info.key_table}
+        key_table = [
+            kept[eui]
+            if eui in kept and bytes(kept[eui].key) == key
+            else zigpy.state.Key(key=t.KeyData(key), partner_ieee=to_eui64(eui))
+            for eui, key in want.items()
+        ]
+        new_info = info.replace(
+            extended_pan_id=t.ExtendedPanId(epid[::-1]),
+            key_table=key_table,
+        )
+        await app.write_network_info(network_info=new_info, node_info=app.state.node_info)
+        await app.load_network_info(load_devices=False)
+        self._permitted.clear()  # rewriting the network drops transient keys on EZSP
+        self._log(
+            f"coordinator key table {len(key_table)} entries, extended PAN ID {epid.hex().upper()}"
+        )
+
+    async def _sync_permits(self) -> None:
+        """permit_with_link_key for each open CCS01 window; renewed before it lapses."""
+        app, tc = self._app, self._tc
+        now = self.clock.now
+        windows = getattr(tc, "join_windows", {})
+        renew_at: float | None = None
+        open_any = False
+        for entry in tc.current_log().entries:
+            eui = entry.device_id
+            key = tc.join_key(eui)
+            if key is None:
+                continue
+            if bytes(key) == WELL_KNOWN_KEY:
+                self._log(f"refusing to permit {eui.hex().upper()} with the well-known key")
+                continue
+            closes = windows.get(eui, now + PERMIT_MAX)
+            if closes - now < 1:
+                continue  # closing now: a permit would outlast the CHF's window
+            open_any = True
+            seconds = min(PERMIT_MAX, int(closes - now))  # never past the window
+            until = now + seconds
+            held = self._permitted.get(eui)
+            if held is None or held[0] != bytes(key) or held[1] < min(closes, until) - 1:
+                await app.permit_with_link_key(to_eui64(eui), t.KeyData(key), time_s=seconds)
+                self._permitted[eui] = (bytes(key), until)
+                self._log(f"permit {eui.hex().upper()} with its link key for {seconds} s")
+            if closes > until:
+                renew_at = until - 2 if renew_at is None else min(renew_at, until - 2)
+        if not open_any and self._permitted:
+            await app.permit_ncp(0)  # close joining: no window is open any more
+            self._permitted.clear()
+        if self._renew is not None:
+            self._renew.cancel()
+            self._renew = None
+        if renew_at is not None:
+            self._renew = self.clock.call_at(max(renew_at, now + 1), self._request_sync)
+
+    # zigpy listener events ---------------------------------------------------------------
+    def device_joined(self, device: Any) -> None:
+        """zigpy learned of a device: describe it so zigpy does not interview it."""
+        self._describe(device)
+
+    def device_left(self, device: Any) -> None:
+        eui = from_eui64(device.ieee)
+        if self._children.pop(eui, None) is not None:
+            self._log(f"{eui.hex().upper()} left")
+
+    def handle_message(
+        self,
+        device: Any,
+        profile: int,
+        cluster: int,
+        src_ep: int,
+        dst_ep: int,
+        data: bytes,
+    ) -> None:
+        """Every frame zigpy received from a known device, raw (zigpy drops SE ones)."""
+        try:
+            self._handle(device, profile, cluster, src_ep, bytes(data))
+        except Exception as e:  # zigpy would swallow it silently: say so
+            LOGGER.exception("%s: frame from %s not handled", self.name, device)
+            self._log(f"frame not handled: {type(e).__name__}: {e}")
+
+    def _handle(self, device: Any, profile: int, cluster: int, src_ep: int, data: bytes) -> None:
+        eui = from_eui64(device.ieee)
+        if profile == 0 and cluster == DEVICE_ANNOUNCE:
+            sleepy = len(data) >= 12 and not data[11] & 0x08  # capability: rx on when idle
+            self._present(eui, device.nwk, sleepy, announce=True)
+            return
+        if profile != SMART_ENERGY_PROFILE:
+            return
+        child = self._present(eui, device.nwk, None)
+        if child is None or cluster != TUNNELING_CLUSTER:
+            return
+        child.endpoint = src_ep
+        try:
+            app = air.decode_application(profile, cluster, data)
+        except GbcsError as e:
+            self._log(f"malformed tunnel frame from {eui.hex().upper()}: {e}")
+            return
+        self._tunnel(child, app)
+
+    def _describe(self, device: Any) -> None:
+        if device.node_desc is None:
+            device.node_desc = zdo_t.NodeDescriptor(
+                logical_type=zdo_t.LogicalType.EndDevice,
+                complex_descriptor_available=0,
+                user_descriptor_available=0,
+                reserved=0,
+                aps_flags=0,
+                frequency_band=zdo_t.FrequencyBand.Freq2400MHz,
+                mac_capability_flags=zdo_t.MACCapabilityFlags.AllocateAddress,
+                manufacturer_code=0,
+                maximum_buffer_size=82,
+                maximum_incoming_transfer_size=1500,
+                server_mask=0,
+                maximum_outgoing_transfer_size=1500,
+                descriptor_capability_field=zdo_t.DescriptorCapability.NONE,
+            )
+        if 1 not in device.endpoints:
+            ep = device.add_endpoint(1)
+            ep.profile_id = SMART_ENERGY_PROFILE
+            ep.device_type = METER_DEVICE_TYPE
+            ep.add_input_cluster(TUNNELING_CLUSTER)
+            ep.add_output_cluster(TUNNELING_CLUSTER)
+            ep.status = zigpy.endpoint.Status.ZDO_INIT
+        device.model = device.model or "GBCS meter"
+        device.manufacturer = device.manufacturer or "gbcs-hil"
+
+    def _present(
+        self, eui: bytes, nwk: int, sleepy: bool | None, *, announce: bool = False
+    ) -> _Child | None:
+        """A NWK-secured frame proves the device holds the network key: it has joined."""
+        tc = self._tc
+        if tc is None:
+            return None
+        child = self._children.get(eui)
+        if child is not None and not announce:
+            child.nwk = nwk
+            return child  # the CHF decides whether it still listens to it
+        if tc.rejoin_key(eui) is None:
+            return child  # not in the CHF's device log: it does not join the CHF
+        if sleepy is None:
+            info = getattr(tc, "devices", {}).get(eui)
+            sleepy = bool(info is not None and info.sleepy)
+        if child is None:
+            child = self._children[eui] = _Child(eui, int(nwk), sleepy)
+        else:  # announced again: a rejoin; the meter opens a new tunnel
+            child.nwk, child.sleepy, child.tunnel_id = int(nwk), sleepy, None
+        tc.device_joined(eui, sleepy=sleepy)
+        self._log(f"{eui.hex().upper()} joined as {int(nwk):#06x}")
+        self._request_sync()  # its join window has closed
+        return child
+
+    # Tunnel server --------------------------------------------------------------------------
+    def _tunnel(self, child: _Child, app: air.Application) -> None:
+        tc = self._tc
+        tunnel = app.tunnel
+        if isinstance(tunnel, RequestTunnel):
+            if child.tunnel_id is None:
+                child.tunnel_id = self._next_tunnel
+                self._next_tunnel = self._next_tunnel % 0xFFFF + 1
+            self._send_zcl(child, RequestTunnelResponse(child.tunnel_id), None)
+            return
+        if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != child.tunnel_id:
+            return
+        gbcs = app.gbcs
+        if isinstance(gbcs, GbcsPut):
+            tc.from_han(child.ieee, gbcs.message)
+        elif isinstance(gbcs, GbcsGet):
+            message = tc.take_held(child.ieee)
+            if message is not None:
+                remaining = min(tc.held_count(child.ieee), 0xFF)
+                self._put(child, encode_gbcs_tunnel(GbcsGetResponse(remaining, message)))
+
+    def _put(self, child: _Child, data: bytes) -> None:
+        assert child.tunnel_id is not None
+        self._send_zcl(child, TransferData(child.tunnel_id, data), Direction.TO_CLIENT)
+
+    def _send_zcl(self, child: _Child, command: Any, direction: Direction | None) -> None:
+        sequence = self._zcl_sequence
+        self._zcl_sequence = (sequence + 1) % 256
+        zcl = encode_zcl(
+            tunnel_frame(
+                command, sequence=sequence, direction=direction, disable_default_response=True
+            )
+        )
+        app = self._app
+        packet = t.ZigbeePacket(
+            src=t.AddrModeAddress(addr_mode=t.AddrMode.NWK, address=app.state.node_info.nwk),
+            src_ep=self.endpoint,
+            dst=t.AddrModeAddress(addr_mode=t.AddrMode.NWK, address=t.NWK(child.nwk)),
+            dst_ep=child.endpoint,
+            tsn=sequence,
+            profile_id=SMART_ENERGY_PROFILE,
+            cluster_id=TUNNELING_CLUSTER,
+            data=t.SerializableBytes(zcl),
+            tx_options=t.TransmitOptions.NONE,
+            radius=0,
+        )
+        self._spawn(self._send(child, packet))
+
+    async def _send(self, child: _Child, packet: t.ZigbeePacket) -> None:
+        try:
+            await self._app.send_packet(packet)
+        except zigpy.exceptions.DeliveryError as e:
+            self._log(f"frame to {child.ieee.hex().upper()} not delivered: {e}")
+
+    # HanPort -----------------------------------------------------------------------------
+    def has_child(self, device: bytes) -> bool:
+        """Whether ``device`` has joined this network and proved it holds the network key."""
+        return device in self._children
+
+    def reachable(self, peer: bytes) -> bool:
+        child = self._children.get(peer)
+        return child is not None and child.tunnel_id is not None
+
+    def send_gbcs(self, peer: bytes, data: bytes) -> None:
+        child = self._children.get(peer)
+        if child is None or child.tunnel_id is None:
+            raise GbcsError(f"{peer.hex().upper()} has no GBCS tunnel to this hub")
+        self._put(child, encode_gbcs_tunnel(GbcsPut(data)))
+
+    # State ----------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Settings in the emulated coordinator's shape (World.save reads them), plus zigpy's."""
+        app = self._app
+        if self._formed and not self.loop.is_running():
+            self._run(app.load_network_info(load_devices=False))
+        info = app.state.network_info
+        settings = None
+        if self._formed:
+            settings = {
+                "channel": int(info.channel),
+                "pan_id": int(info.pan_id),
+                "extended_pan_id": from_eui64(info.extended_pan_id).hex().upper(),
+                "network_key": bytes(info.network_key.key).hex().upper(),
+                "key_sequence": int(info.network_key.seq),
+                "short_address": 0,
+                "trust_centre": self.ieee.hex().upper(),
+            }
+        return {
+            "ieee": self.ieee.hex().upper(),
+            "backend": "zigpy",
+            "settings": settings,
+            "nwk_frame_counter": int(info.network_key.tx_counter),
+            "aps_frame_counter": int(info.tc_link_key.tx_counter),
+            "children": [
+                {
+                    "ieee": c.ieee.hex().upper(),
+                    "short_address": c.nwk,
+                    "sleepy": c.sleepy,
+                    "endpoint": c.endpoint,
+                    "tunnel_id": c.tunnel_id,
+                }
+                for c in self._children.values()
+            ],
+            "next_tunnel": self._next_tunnel,
+        }
+
+    def load_state(self, obj: dict[str, Any]) -> None:
+        """After a restart: frame counters, children and tunnels back (form() ran already)."""
+        app = self._app
+        children = [
+            _Child(
+                bytes.fromhex(c["ieee"]),
+                int(c["short_address"]),
+                bool(c["sleepy"]),
+                int(c.get("endpoint", 1)),
+                c.get("tunnel_id"),
+            )
+            for c in obj.get("children", [])
+        ]
+        self._next_tunnel = int(obj.get("next_tunnel", 1))
+
+        async def restore() -> None:
+            await app.load_network_info(load_devices=True)
+            info = app.state.network_info
+            new_info = info.replace(
+                network_key=info.network_key.replace(
+                    tx_counter=max(info.network_key.tx_counter, int(obj["nwk_frame_counter"]))
+                ),
+                tc_link_key=info.tc_link_key.replace(
+                    tx_counter=max(info.tc_link_key.tx_counter, int(obj["aps_frame_counter"]))
+                ),
+                children=[to_eui64(c.ieee) for c in children],
+                nwk_addresses={to_eui64(c.ieee): t.NWK(c.nwk) for c in children},
+            )
+            await app.write_network_info(network_info=new_info, node_info=app.state.node_info)
+            await app.load_network_info(load_devices=False)
+            for c in children:  # zigpy has no database here: tell it who is on the network
+                device = app.devices.get(to_eui64(c.ieee)) or app.add_device(
+                    to_eui64(c.ieee), t.NWK(c.nwk)
+                )
+                self._describe(device)
+                app.device_initialized(device)
+
+        self._run(restore())
+        self._children = {c.ieee: c for c in children}
+        self._request_sync()
+
+    # Plumbing ---------------------------------------------------------------------------
+    @property
+    def _app(self) -> ControllerApplication:
+        if self.app is None:
+            raise GbcsError(f"{self.name}: the zigpy radio has not been placed yet")
+        return self.app
+
+    def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a zigpy call to its end (synchronous callers: forming, saving)."""
+        return self.loop.run_until_complete(coro)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Start a zigpy call from the world's event handlers without waiting for it."""
+        spawn = getattr(self.loop, "spawn", None)
+        if spawn is not None:
+            spawn(self._logged(coro))
+        else:
+            self.loop.create_task(self._logged(coro))
+
+    async def _logged(self, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await coro
+        except Exception as e:  # a radio error must not stop the world
+            LOGGER.warning("%s: zigpy call failed", self.name, exc_info=e)
+            self._log(f"zigpy call failed: {type(e).__name__}: {e}")
+
+    def _log(self, text: str) -> None:
+        if self.trace is not None:
+            self.trace(f"{self.clock.now:10.4f} {self.name}: {text}")
+
+
+def _global_key(eui: bytes, network_key: bytes) -> bytes:
+    """A per-hub global TC link key that no device knows (the well-known one is refused)."""
+    key = hashlib.sha256(b"gbcs-hil global tclk" + eui + network_key).digest()[:16]
+    return key if key != WELL_KNOWN_KEY else bytes(16)

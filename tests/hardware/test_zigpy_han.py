@@ -1,0 +1,247 @@
+"""The CHF on a zigpy ControllerApplication over the sim radio (``sim://<place>``).
+
+Every hub's HAN here is :class:`hardware.zigpy_han.ZigpyHubRadio` on a
+:class:`hardware.sim_radio.SimControllerApplication`: the frames the meters see
+come from zigpy's ``send_packet`` through the sim NCP, and what the meters send
+reaches the CHF through zigpy's ``packet_received``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import zigpy.exceptions
+import zigpy.types as t
+
+from emulators.node import NodeState
+from emulators.scenarios import Run, run_scenario
+from emulators.world import Hub, MeterUnit, World
+from emulators.zigbee import air
+from emulators.zigbee.aps import ApsCommand, TransportKey
+from emulators.zigbee.install_code import link_key_from_install_code
+from gbcs.devicelog import DeviceLog
+from gbcs.errors import GbcsError
+from hardware.sim_radio import SimControllerApplication, WellKnownKeyRefused, sim_hub_radio
+from hardware.zigpy_han import WELL_KNOWN_KEY, ZigpyHubRadio, from_eui64, to_eui64
+
+SEED = 7
+
+
+class ZigpyWorld(World):
+    """A world whose hubs all run their HAN through zigpy on the sim radio."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.hub_radio = sim_hub_radio
+
+
+def _radio(hub: Hub) -> ZigpyHubRadio:
+    assert isinstance(hub.node, ZigpyHubRadio)
+    return hub.node
+
+
+def _app(hub: Hub) -> SimControllerApplication:
+    app = _radio(hub).app
+    assert isinstance(app, SimControllerApplication)
+    return app
+
+
+def _transport_keys_under(world: World, key: bytes) -> int:
+    """How many Transport Key commands in the capture decrypt with ``key``."""
+    euis = [*world.hubs, *world.meters]
+    keys = air.Keys(link=dict.fromkeys(euis, key))
+    found = 0
+    assert world.capture is not None
+    for _, _, psdu in world.capture.frames:
+        try:
+            decoded = air.decode_frame(psdu, keys)
+        except GbcsError:
+            continue
+        aps = decoded.aps
+        if isinstance(aps, ApsCommand) and isinstance(aps.command, TransportKey):
+            found += 1
+    return found
+
+
+def test_returned_meter_through_zigpy() -> None:
+    world = ZigpyWorld(SEED)
+    run = run_scenario("returned-meter", SEED, world=world)
+    assert [s.result for s in run.steps] == ["ok"] * len(run.steps), run.report(SEED)
+    assert len(world.hubs) == 3
+    third = list(world.hubs.values())[-1]
+    (meter,) = world.meters.values()
+    assert world.joined_to(meter) == third.eui64
+    assert meter.node.rejoins == 1 and meter.node.joins == 2
+    # zigpy never interviewed the meters: no unicast ZDO from any hub.
+    hubs = set(world.hubs)
+    assert world.capture is not None
+    network_keys = [h.node.state()["settings"]["network_key"] for h in world.hubs.values()]
+    for _, _, psdu in world.capture.frames:
+        for key in network_keys:
+            keys = air.Keys(network={0: bytes.fromhex(key)})
+            try:
+                decoded = air.decode_frame(psdu, keys)
+            except GbcsError:
+                continue
+            nwk, aps = decoded.nwk, decoded.aps
+            if nwk is not None and nwk.src == 0 and getattr(aps, "profile_id", None) == 0:
+                assert nwk.dst >= 0xFFF8, "zigpy sent a unicast ZDO request to a meter"
+    # Every admission used a link key from a device log, never the well-known key.
+    for hub in world.hubs.values():
+        assert _app(hub).ncp.key_table.get(meter.eui64, b"") != WELL_KNOWN_KEY
+        assert all(a.key != WELL_KNOWN_KEY for a in _app(hub).ncp.admitted)
+    assert hubs == {h.eui64 for h in world.hubs.values()}
+
+
+def _premises(world: World) -> tuple[Run, Hub, MeterUnit]:
+    run = Run("test", world)
+    hub = world.add_hub("premises", name="premises CHF")
+    meter = world.add_meter("premises", "esme", name="ESME")
+    return run, hub, meter
+
+
+def test_wrong_install_code_never_joins() -> None:
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    wrong = bytes(b ^ 0x5A for b in meter.device.install_code)
+    assert run.add_device(hub, meter, install_code=wrong).ok
+    step = run.wait_joined(meter, hub, "HAN join (wrong install code)", timeout=300)
+    assert not step.ok
+    assert meter.node.joins == 0 and meter.node.state is not NodeState.JOINED
+    assert not hub.node.has_child(meter.eui64)
+    ncp = _app(hub).ncp
+    # zigpy permitted it, the NCP admitted it and sent the network key under the
+    # logged (wrong) key, which the meter cannot open.
+    assert ncp.admitted and {a.key for a in ncp.admitted} == {link_key_from_install_code(wrong)}
+    assert _transport_keys_under(world, meter.node.link_key) == 0
+    assert meter.eui64 in hub.chf.join_windows  # the CHF never saw it join
+
+
+def test_the_well_known_key_never_admits() -> None:
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    app, loop = _app(hub), _radio(hub).loop
+    rogue = world.add_meter("premises", "esme", name="rogue")
+    rogue.node.link_key = WELL_KNOWN_KEY  # a device that only knows "ZigBeeAlliance09"
+
+    # Opening the network to everyone, or with the well-known key, is refused.
+    for call in (
+        app.permit(60),
+        app.permit(60, node=app.state.node_info.ieee),
+        app.permit_ncp(60),
+        app.permit_with_link_key(to_eui64(rogue.eui64), t.KeyData(WELL_KNOWN_KEY), 60),
+    ):
+        with pytest.raises(WellKnownKeyRefused):
+            loop.run_until_complete(call)
+    loop.run_until_complete(app.permit(0))  # closing is fine (zigpy does it at start-up)
+    world.run(120)
+    assert not app.ncp.transient and not any(a.ieee == rogue.eui64 for a in app.ncp.admitted)
+    assert rogue.node.state is NodeState.SCANNING
+
+    # A CCS01 window for the rogue admits it only under its install-code key.
+    assert run.add_device(hub, meter).ok
+    assert run.add_device(hub, rogue).ok
+    assert run.wait_joined(meter, hub, "HAN join (install code)").ok
+    assert not run.wait_joined(rogue, hub, "HAN join (well-known key)", timeout=120).ok
+    assert any(a.ieee == rogue.eui64 for a in app.ncp.admitted)
+    assert all(a.key != WELL_KNOWN_KEY for a in app.ncp.admitted)
+    assert _transport_keys_under(world, WELL_KNOWN_KEY) == 0
+    assert _transport_keys_under(world, meter.node.link_key) == 1  # the check can see keys
+
+    # A device-log entry holding the well-known key is neither permitted nor kept.
+    entry = hub.chf.current[rogue.eui64]
+    hub.chf.current[rogue.eui64] = type(entry)(rogue.eui64, WELL_KNOWN_KEY)
+    assert hub.chf.on_log_change is not None
+    hub.chf.on_log_change()
+    world.run(120)
+    assert rogue.eui64 not in app.ncp.transient
+    assert app.ncp.key_table.get(rogue.eui64) != WELL_KNOWN_KEY
+    assert not hub.node.has_child(rogue.eui64)
+
+
+def test_ccs03_restore_writes_key_table_and_meter_rejoins() -> None:
+    world = ZigpyWorld(SEED)
+    run, old, meter = _premises(world)
+    assert run.add_device(old, meter).ok
+    assert run.wait_joined(meter, old, "HAN join (install code)").ok
+    world.move(meter, None)
+    world.run(60)
+    bench = world.add_hub("bench", name="bench CHF")
+    world.move(meter, "bench")
+    assert not run.wait_joined(meter, bench, "rejoin before restore", timeout=120).ok
+
+    _, logs = run.read_logs(old)
+    assert logs is not None and logs.current is not None
+    log = DeviceLog(logs.current.extended_pan_id, logs.current.only(meter.eui64).entries)
+    assert run.restore(bench, log).ok
+    world.run(0.001)  # the radio syncs right after the CCS03 response
+
+    app = _app(bench)
+    loop = _radio(bench).loop
+    loop.run_until_complete(app.load_network_info(load_devices=True))
+    info = app.state.network_info
+    table = {from_eui64(k.partner_ieee): bytes(k.key) for k in info.key_table}
+    assert table == {meter.eui64: log.entries[0].tc_link_key_hash}
+    assert from_eui64(info.extended_pan_id) == log.extended_pan_id
+    assert app.ncp.settings is not None
+    assert app.ncp.settings.extended_pan_id == log.extended_pan_id
+
+    assert run.wait_joined(meter, bench, "trust-centre rejoin").ok
+    assert meter.node.rejoins == 1
+    rejoin = [a for a in app.ncp.admitted if a.how == "rejoin"]
+    assert [(a.ieee, a.key) for a in rejoin] == [(meter.eui64, log.entries[0].tc_link_key_hash)]
+    assert [s.result for s in run.qa_reads(bench, meter)] == ["ok"] * 4
+
+
+def test_state_survives_a_restart_through_zigpy() -> None:
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    gsme = world.add_meter("premises", "gsme", name="GSME")
+    assert run.add_device(hub, meter).ok and run.add_device(hub, gsme).ok
+    assert run.wait_joined(meter, hub, "join").ok and run.wait_joined(gsme, hub, "join").ok
+    saved = json.loads(json.dumps(world.to_json()))
+    assert saved["hubs"][0]["node"]["backend"] == "zigpy"
+
+    again = ZigpyWorld.from_json(saved)
+    hub2 = again.hubs[hub.eui64]
+    # Meters re-open their tunnels on power-up (the emulated coordinator needs this too).
+    again.run(1.0)
+    run2 = Run("again", again)
+    assert [s.result for s in run2.qa_reads(hub2, again.meters[meter.eui64])] == ["ok"] * 4
+    assert [s.result for s in run2.qa_reads(hub2, again.meters[gsme.eui64])] == ["ok"]
+
+
+def test_a_long_join_window_is_renewed_but_never_outlasts_the_chf() -> None:
+    world = ZigpyWorld(SEED)
+    run = Run("test", world)
+    hub = world.add_hub("premises", name="premises CHF")
+    meter = world.add_meter("premises", "esme", name="ESME", power=False)
+    assert run.add_device(hub, meter).ok  # a 3600 s window; zigpy permits 254 s at a time
+    app = _app(hub)
+    closes = hub.chf.join_windows[meter.eui64]
+    for _ in range(6):
+        world.run(200)
+        assert app.ncp.transient[meter.eui64][1] <= closes
+        assert app.ncp.trust_centre.joining_open()
+    meter.node.power_on()  # installed 1200 s after CCS01
+    assert run.wait_joined(meter, hub, "HAN join (install code)").ok
+    world.run(1)
+    assert not app.ncp.transient and not app.ncp.trust_centre.joining_open()
+    assert meter.eui64 not in hub.chf.join_windows
+
+
+def test_zigpy_requests_to_a_silent_meter_time_out_in_simulated_time() -> None:
+    """Meters do not answer ZDO: zigpy gives up after its retries, in virtual seconds."""
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok
+    assert run.wait_joined(meter, hub, "HAN join (install code)").ok
+    app, loop = _app(hub), _radio(hub).loop
+    device = app.get_device(ieee=to_eui64(meter.eui64))
+    assert device.is_initialized  # described by the radio: zigpy did not interview it
+    started = world.clock.now
+    with pytest.raises((TimeoutError, zigpy.exceptions.DeliveryError)):
+        loop.run_until_complete(device.zdo.Node_Desc_req(device.nwk))
+    assert 1 < world.clock.now - started < 300
+    assert [s.result for s in run.qa_reads(hub, meter)] == ["ok"] * 4
