@@ -102,6 +102,8 @@ AWAKE_WINDOW = 0.25
 REASSEMBLY_TIMEOUT = 5.0
 MAX_BLOCK = 48  # APS payload bytes per block: fits a NWK-secured frame in 127 bytes
 NWK_DEDUP_WINDOW = 64
+HUB_ENDPOINT = 0x0A  # the hub's Smart Energy endpoint (Tunneling server)
+METER_ENDPOINT = 0x01
 
 
 class NodeState(enum.Enum):
@@ -385,6 +387,11 @@ class _Node:
         self.counters.nwk_frame += 1
         return NwkSecurity(settings.network_key, settings.key_sequence, counter, self.ieee)
 
+    # Endpoints of the GBCS tunnel: the hub's Smart Energy endpoint (endpoint 1 is the
+    # Home Automation one on zigpy coordinators) and the meter's.
+    TUNNEL_SRC_ENDPOINT = METER_ENDPOINT
+    TUNNEL_DST_ENDPOINT = HUB_ENDPOINT
+
     def _send_application(
         self, settings: NetworkSettings, dst: int, zcl: bytes, cluster: int = TUNNELING_CLUSTER
     ) -> None:
@@ -392,6 +399,8 @@ class _Node:
             zcl,
             cluster_id=cluster,
             counter=self.counters.next("aps"),
+            src_endpoint=self.TUNNEL_SRC_ENDPOINT,
+            dst_endpoint=self.TUNNEL_DST_ENDPOINT,
             max_block=MAX_BLOCK,
             ack_request=False,
         )
@@ -447,6 +456,9 @@ class Child:
 
 class CoordinatorNode(_Node):
     """The CHF's radio: PAN coordinator and trust centre."""
+
+    TUNNEL_SRC_ENDPOINT = HUB_ENDPOINT
+    TUNNEL_DST_ENDPOINT = METER_ENDPOINT
 
     def __init__(self, clock: VirtualClock, ieee: bytes, *, name: str = "") -> None:
         super().__init__(clock, ieee, name=name)

@@ -55,6 +55,7 @@ from zigpy.application import ControllerApplication
 
 from emulators.clock import Timer, VirtualClock
 from emulators.medium import HanMedium
+from emulators.node import HUB_ENDPOINT
 from emulators.zigbee import air
 from emulators.zigbee.tunnel import (
     SMART_ENERGY_PROFILE,
@@ -85,7 +86,7 @@ __all__ = [
 LOGGER = logging.getLogger(__name__)
 
 WELL_KNOWN_KEY = b"ZigBeeAlliance09"  # 5A6967426565416C6C69616E63653039: never admits anyone
-SE_ENDPOINT = 0x0A  # endpoint 1 is zigpy's Home Automation endpoint
+SE_ENDPOINT = HUB_ENDPOINT  # endpoint 1 is zigpy's Home Automation endpoint
 SE_DEVICE_TYPE = 0x0500  # Smart Energy: Energy Service Interface (the hub)
 METER_DEVICE_TYPE = 0x0501  # Smart Energy: Metering Device
 PERMIT_MAX = 254  # zigpy permits for at most 254 s; longer join windows are renewed
