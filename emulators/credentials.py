@@ -143,6 +143,13 @@ class TrustAnchors:
                 return anchor
         return None
 
+    def by_role(self, role: int) -> TrustAnchor | None:
+        """The anchor held for a remote-party role (CS02a, CS02b), None for other roles."""
+        for anchor in self:
+            if anchor.role == role:
+                return anchor
+        return None
+
     def with_anchor(self, anchor: TrustAnchor) -> TrustAnchors:
         """The anchors after a credentials update replaced one role's anchor (CS02b)."""
         names = {

@@ -76,10 +76,14 @@ class Reply:
 
     payload: bytes
     after: Callable[[], None] | None = None
+    # Simulated seconds between the response leaving and ``after`` (None: AFTER_RESPONSE_DELAY).
+    delay: float | None = None
 
 
-def asn1_reply(payload: Asn1Payload, after: Callable[[], None] | None = None) -> Reply:
-    return Reply(asn1.encode(payload), after)
+def asn1_reply(
+    payload: Asn1Payload, after: Callable[[], None] | None = None, *, delay: float | None = None
+) -> Reply:
+    return Reply(asn1.encode(payload), after, delay)
 
 
 def dlms_request(message: GbcsMessage) -> AccessRequest:
@@ -102,6 +106,9 @@ class GbcsDevice:
     """The GBCS side of an emulated device: checks, dispatch, responses and alerts."""
 
     device_type: DeviceType
+    # Critical commands the Access Control Broker may send MAC'd only (its MAC is the
+    # authorisation): GBCS 13.3.3.1, CS02b accessControlBrokerByACB to any device but the CHF.
+    acb_authorised: frozenset[int] = frozenset()
 
     def __init__(
         self,
@@ -167,7 +174,11 @@ class GbcsDevice:
         if mac is not CheckResult.VALID:
             raise Rejected(f"MAC {mac.value}")
         use_case = self.catalogue.get(code)
-        if use_case is not None and use_case.critical:
+        if (
+            use_case is not None
+            and use_case.critical
+            and not (code in self.acb_authorised and originator == self.anchors.acb.party_id)
+        ):
             if not message.signature:
                 raise Rejected(f"critical command {use_case.use_case} is not signed")
             if originator == self.anchors.acb.party_id:
@@ -213,7 +224,8 @@ class GbcsDevice:
         out = self.security.protect(response, sign=critical).encode()
         self.log_event("command executed", self.catalogue.use_case_name(code))
         if reply.after is not None:
-            self.clock.call_later(AFTER_RESPONSE_DELAY, reply.after)
+            delay = AFTER_RESPONSE_DELAY if reply.delay is None else reply.delay
+            self.clock.call_later(delay, reply.after)
         return out
 
     def asn1_payload(self, message: GbcsMessage) -> Asn1Payload:
@@ -253,6 +265,11 @@ class GbcsDevice:
         }
 
     def load_gbcs_state(self, obj: dict[str, Any]) -> None:
+        # Anchors may have been replaced (CS02b) since the device was built from the PKI.
+        if "anchors" in obj:
+            anchors = TrustAnchors.from_json(obj["anchors"])
+            if anchors != self.anchors:
+                self.replace_anchors(anchors)
         self.counters = {bytes.fromhex(k): int(v) for k, v in obj.get("counters", {}).items()}
         self.alert_counter = int(obj.get("alert_counter", 1))
         self.event_log = [LogEvent.from_json(e) for e in obj.get("event_log", [])]

@@ -3,20 +3,43 @@
 Both keep a device log of their HAN partners (CS03 join, CS04 unjoin, CS07
 read join details) and obey the SECMP0013 disconnect: after answering, signed,
 they drop network key, PAN and link key, go back to their install-code key
-and auto-join the next HAN that opens a join window for them.
+and auto-join the next HAN that opens a join window for them. They hold their
+trust anchors as GBCS meters do: CS02a reports them, CS02b (supplier, network
+operator and ACB modes) replaces them, CS02e returns the meter's own certificate
+(:mod:`emulators.credential_uc` has the rules and the choices made).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from enum import IntEnum
 from typing import Any
 
 from emulators.clock import VirtualClock
+from emulators.credential_uc import (
+    UPDATE_CODES,
+    UpdatePlan,
+    authorise_update,
+    credential_details,
+    plan_update,
+)
 from emulators.credentials import DeviceCredentials, TrustAnchors
-from emulators.device import GbcsDevice, Reply, asn1_reply, dlms_request
+from emulators.device import GbcsDevice, Rejected, Reply, asn1_reply, dlms_request
 from gbcs import dlms
+from gbcs.credentials_uc import (
+    PROVIDE_CREDENTIAL_DETAILS,
+    PROVIDE_DEVICE_CERTIFICATE,
+    CredentialsReplacementMode,
+    DeviceCertificate,
+    DeviceCertificateResult,
+    ProvideCredentialDetails,
+    ProvideDeviceCertificate,
+    UpdateCredentialsResponse,
+    UpdateSecurityCredentials,
+)
 from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
-from gbcs.frame import GbcsMessage
+from gbcs.frame import FrameParts, GbcsMessage
 from gbcs.joins import (
     DisconnectFromHan,
     DisconnectResult,
@@ -29,6 +52,7 @@ from gbcs.joins import (
     UnjoinResult,
     int_response,
 )
+from gbcs.keys import KeyUsage
 from gbcs.reads import (
     EsmeIdentity,
     EventLog,
@@ -38,6 +62,7 @@ from gbcs.reads import (
     ReadEventLog,
     ReadFirmwareVersion,
 )
+from gbcs.testpki import RemotePartyRole
 
 __all__ = ["Esme", "Gsme", "Meter"]
 
@@ -54,9 +79,16 @@ READ_JOIN_DETAILS = 0x0013
 
 
 class Meter(GbcsDevice):
-    """What the ESME and GSME share: partners, join details and the HAN disconnect."""
+    """What the ESME and GSME share: partners, join details, the HAN disconnect and the
+    security-credential use cases CS02a, CS02b and CS02e (:mod:`emulators.credential_uc`).
+
+    ``certificates`` are the meter's own DER X.509 certificates by key usage (KA, DS),
+    returned by CS02e; a meter built without them answers noCertificateHeld.
+    """
 
     sleepy = False
+    # CS02b accessControlBrokerByACB comes MAC'd by the ACB alone (GBCS 13.3.3.1).
+    acb_authorised = frozenset({0x0104})
 
     def __init__(
         self,
@@ -66,6 +98,7 @@ class Meter(GbcsDevice):
         *,
         install_code: bytes,
         firmware_version: bytes = b"\x01\x00\x00\x00",
+        certificates: Mapping[KeyUsage, bytes] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(credentials, anchors, clock, **kwargs)
@@ -74,12 +107,17 @@ class Meter(GbcsDevice):
         self.install_code = install_code
         self.firmware_version = firmware_version
         self.partners: dict[bytes, int] = {}
+        self.certificates: dict[KeyUsage, bytes] = dict(certificates or {})
         for code in JOIN_CODES:
             self.handlers[code] = self._join
         for code in UNJOIN_CODES:
             self.handlers[code] = self._unjoin
         self.handlers[READ_JOIN_DETAILS] = self._join_details
         self.handlers[self.catalogue.disconnect_code] = self._disconnect
+        self.handlers[PROVIDE_CREDENTIAL_DETAILS] = self._credential_details
+        self.handlers[PROVIDE_DEVICE_CERTIFICATE] = self._device_certificate
+        for code in UPDATE_CODES:
+            self.handlers[code] = self._update_credentials
 
     # CS03 / CS04 / CS07 ----------------------------------------------------------------
     def _join(self, message: GbcsMessage) -> Reply:
@@ -132,19 +170,95 @@ class Meter(GbcsDevice):
             self.log_event("disconnect from HAN", "reverting to the install-code link key")
         return asn1_reply(int_response("DisconnectFromHanResponse", code), after)
 
+    # Security credentials: CS02a, CS02b, CS02e -----------------------------------------------
+    def authorise(self, message: GbcsMessage, parts: FrameParts) -> None:
+        """The common checks, then CS02b's own (GBCS 13.3), before any state changes."""
+        super().authorise(message, parts)
+        if message.header.other_information.message_code in UPDATE_CODES:
+            authorise_update(message, self._update_command(message), self.anchors, self.clock.utc)
+
+    def _update_command(self, message: GbcsMessage) -> UpdateSecurityCredentials:
+        try:
+            return UpdateSecurityCredentials.from_payload(self.asn1_payload(message))
+        except GbcsError as e:
+            raise Rejected(f"CS02b payload: {e}") from None
+
+    def _credential_details(self, message: GbcsMessage) -> Reply:
+        command = ProvideCredentialDetails.from_payload(self.asn1_payload(message))
+        details = credential_details(self.anchors, self.counters, command.roles)
+        return asn1_reply(details.to_payload())
+
+    def _update_credentials(self, message: GbcsMessage) -> Reply:
+        command = self._update_command(message)
+        plan = plan_update(command, self.anchors, self.clock.utc, message.header.originator_counter)
+        response = UpdateCredentialsResponse(plan.outcome).to_payload()
+        if plan.anchors is None:
+            self.log_security("credentials update refused", _outcome_text(plan))
+            return asn1_reply(response)
+        # The response is protected with the keys valid when the command arrived; the
+        # new anchors take over on the clock's next step, before any later command.
+        return asn1_reply(response, lambda: self._install(plan), delay=0.0)
+
+    def _install(self, plan: UpdatePlan) -> None:
+        assert plan.anchors is not None
+        self.replace_anchors(plan.anchors)
+        for party, floor in plan.counters:
+            if floor is None:
+                self.counters.pop(party, None)
+            else:
+                self.counters[party] = floor
+        self.log_security("trust anchors replaced", _outcome_text(plan))
+
+    def _device_certificate(self, message: GbcsMessage) -> Reply:
+        command = ProvideDeviceCertificate.from_payload(self.asn1_payload(message))
+        usage = command.key_usage.usage
+        certificate = None if usage is None else self.certificates.get(usage)
+        if usage is None:
+            answer = DeviceCertificate(response_code=DeviceCertificateResult.INVALID_KEY_USAGE)
+        elif certificate is None:
+            answer = DeviceCertificate(response_code=DeviceCertificateResult.NO_CERTIFICATE_HELD)
+        else:
+            answer = DeviceCertificate(certificate)
+        return asn1_reply(answer.to_payload())
+
     # State -----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {
+        state = {
             **self.gbcs_state(),
             "install_code": self.install_code.hex().upper(),
             "firmware_version": self.firmware_version.hex(),
             "partners": {d.hex().upper(): t for d, t in self.partners.items()},
         }
+        if self.certificates:
+            state["certificates"] = {u.value: c.hex() for u, c in self.certificates.items()}
+        return state
 
     def load_state(self, obj: dict[str, Any]) -> None:
         self.load_gbcs_state(obj)
         self.partners = {bytes.fromhex(k): int(v) for k, v in obj.get("partners", {}).items()}
         self.firmware_version = bytes.fromhex(obj.get("firmware_version", "01000000"))
+        if "certificates" in obj:
+            self.certificates = {
+                KeyUsage(u): bytes.fromhex(c) for u, c in obj["certificates"].items()
+            }
+
+
+def _outcome_text(plan: UpdatePlan) -> str:
+    """E.g. ``NETWORK_OPERATOR_BY_NETWORK_OPERATOR: DS SUCCESS, KA SUCCESS`` for the logs."""
+
+    def name(value: int, kind: type[IntEnum]) -> str:
+        try:
+            return kind(value).name
+        except ValueError:
+            return str(value)
+
+    outcome = plan.outcome
+    cells = ", ".join(
+        f"{name(o.cell.role, RemotePartyRole)} "
+        f"{u.name if (u := o.cell.key_usage.usage) else 'cell'} {o.status.name}"
+        for o in outcome.outcomes
+    )
+    return f"{name(outcome.mode, CredentialsReplacementMode)}: {cells}"
 
 
 # Event codes the emulated meters write to their event log. They are the kit's

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from cryptography.hazmat.primitives import serialization
 
 from emulators.chf import CommsHub
 from emulators.clock import VirtualClock
@@ -180,6 +182,19 @@ class World:
         )
         return credentials
 
+    def _certificates(self, eui: bytes, credentials: DeviceCredentials) -> dict[KeyUsage, bytes]:
+        """A meter's DER certificates when the test PKI certified its key pairs (CS02e)."""
+        try:
+            party = self.pki.party(eui)
+        except GbcsError:
+            return {}
+        if not party.is_device or DeviceCredentials.from_party(party) != credentials:
+            return {}
+        return {
+            usage: party.certificate(usage).public_bytes(serialization.Encoding.DER)
+            for usage in (KeyUsage.KA, KeyUsage.DS)
+        }
+
     # Hubs ---------------------------------------------------------------------------
     def add_hub(
         self,
@@ -238,6 +253,7 @@ class World:
         power: bool = True,
         channels: tuple[int, ...] = ALL_CHANNELS,
         credentials: DeviceCredentials | None = None,
+        certificates: Mapping[KeyUsage, bytes] | None = None,
     ) -> MeterUnit:
         kind = kind.lower()
         if kind not in ("esme", "gsme"):
@@ -251,12 +267,14 @@ class World:
                 b"install code" + eui + bytes([self.seed & 0xFF])
             ).digest()[:16]
         cls = Esme if kind == "esme" else Gsme
+        own = self._credentials(eui, name, credentials)
         device = cls(
-            self._credentials(eui, name, credentials),
+            own,
             self.anchors,
             self.clock,
             install_code=install_code,
             name=name,
+            certificates=self._certificates(eui, own) if certificates is None else certificates,
         )
         node = MeterNode(
             self.clock,
