@@ -1,0 +1,484 @@
+"""pytest plugin: the same tests on the emulated HAN, zigpy's simulated radio or a real dongle.
+
+Registered through the ``pytest11`` entry point ``gbcs_hil`` (before that is
+installed: ``pytest -p hardware.pytest_plugin``). ``--han`` picks the backend
+that gives every hub its radio:
+
+* ``emulated`` (default): the emulated coordinator of :mod:`emulators.node`;
+* ``sim://PLACE``: zigpy driving the emulated radio (:mod:`hardware.sim_radio`),
+  the fixtures' bench being PLACE;
+* ``/dev/ttyUSB0``, ``/dev/zigbee/...``, ``socket://HOST:PORT``,
+  ``rfc2217://HOST:PORT``: a real dongle, local or behind ser2net;
+* ``labgrid:PLACE``: the dongle in an acquired labgrid place
+  (:mod:`hardware.labgrid_support`).
+
+Fixtures: ``han`` (the backend), ``world`` (an :class:`emulators.world.World`
+prepared by it, seeded by ``--han-seed``), ``chf`` (a hub at place "bench"),
+``esme`` and ``gsme`` (emulated meters on the bench; on a real dongle the
+meters named with ``--meter EUI64:INSTALLCODE[:esme|:gsme]``). Tests marked
+``hardware`` run only on an available real dongle. Every JUnit test case
+carries ``han_backend`` (and the dongle's serial and firmware when known).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.metadata
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from gbcs.errors import GbcsError
+
+if TYPE_CHECKING:  # the emulators are imported when a fixture needs them, not at every start-up
+    from emulators.world import Hub, MeterUnit, World
+
+__all__ = [
+    "BENCH",
+    "EmulatedBackend",
+    "HanBackend",
+    "HanSpec",
+    "RealMeter",
+    "SerialBackend",
+    "ZigpySimBackend",
+    "make_backend",
+    "parse_han",
+    "parse_meter",
+]
+
+BENCH = "bench"  # the place the chf, esme and gsme fixtures are put
+BAUDRATE = 115200  # EZSP dongles' usual rate (the exporter example uses the same)
+OPEN_TIMEOUT = 2.0  # seconds to open a port when checking it is there
+SIM_RADIO = "hardware.sim_radio"  # zigpy on the emulated radio (imported only for sim://)
+SIM_FACTORY = "sim_hub_radio"  # its World.hub_radio factory
+HAN_FORMS = (
+    "emulated, a serial device (/dev/ttyUSB0, /dev/zigbee/...), socket://HOST:PORT, "
+    "rfc2217://HOST:PORT, labgrid:PLACE or sim://PLACE"
+)
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_WINDOWS_PORT = re.compile(r"COM\d+", re.IGNORECASE)
+MARKER = "hardware: needs a physical ZigBee dongle (opt-in)"
+
+
+# --- Option values --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HanSpec:
+    """A parsed ``--han``: ``kind`` emulated, serial, sim or labgrid, and its target."""
+
+    kind: str
+    target: str = ""
+    text: str = "emulated"
+
+
+def parse_han(text: str) -> HanSpec:
+    """Check a ``--han`` value; raises ``argparse.ArgumentTypeError`` so pytest reports usage."""
+    value = text.strip()
+    bad = argparse.ArgumentTypeError(f"{text!r} is not {HAN_FORMS}")
+    if value == "emulated":
+        return HanSpec("emulated", "", value)
+    if value.startswith("sim://"):
+        place = value.removeprefix("sim://").rstrip("/")
+        if not _NAME.fullmatch(place):
+            raise argparse.ArgumentTypeError(f"{text!r}: sim:// needs a place name (sim://bench)")
+        return HanSpec("sim", place, value)
+    if value.startswith("labgrid:"):
+        place = value.removeprefix("labgrid:")
+        if not place or any(c.isspace() for c in place):
+            raise argparse.ArgumentTypeError(f"{text!r}: labgrid: needs a place (labgrid:PLACE)")
+        return HanSpec("labgrid", place, value)
+    if value.startswith(("socket://", "rfc2217://")):
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None or port == 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: needs a host and a TCP port (HOST:PORT)")
+        return HanSpec("serial", value, value)
+    if value.startswith("/dev/") and value != "/dev/":
+        return HanSpec("serial", value, value)
+    if _WINDOWS_PORT.fullmatch(value):
+        return HanSpec("serial", value, value)
+    raise bad
+
+
+@dataclass(frozen=True, slots=True)
+class RealMeter:
+    """A meter under test given with ``--meter``: the plugin knows only its identity."""
+
+    eui64: bytes
+    install_code: bytes  # 16 bytes as GBCS carries it (a CRC given on the command line is checked)
+    kind: str = "esme"
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind.upper()} {self.eui64.hex().upper()}"
+
+
+def parse_meter(text: str) -> RealMeter:
+    """``EUI64:INSTALLCODE`` with an optional ``:esme`` or ``:gsme`` (default esme)."""
+    from emulators.zigbee.install_code import INSTALL_CODE_LENGTH, parse_install_code
+    from gbcs.primitives import eui64 as parse_eui64
+
+    eui_text, sep, rest = text.strip().partition(":")
+    if not sep or not rest:
+        raise argparse.ArgumentTypeError(f"{text!r} is not EUI64:INSTALLCODE[:esme|:gsme]")
+    kind = "esme"
+    head, _, tail = rest.rpartition(":")
+    if head and tail.lower() in ("esme", "gsme"):
+        rest, kind = head, tail.lower()
+    try:
+        eui = parse_eui64(eui_text)
+    except GbcsError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: EUI-64 {eui_text!r}: {e}") from None
+    try:
+        code = parse_install_code(rest)
+    except GbcsError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: install code: {e}") from None
+    return RealMeter(eui, code[:INSTALL_CODE_LENGTH], kind)
+
+
+# --- Backends ------------------------------------------------------------------------------
+
+
+class HanBackend:
+    """What gives the world's hubs their radio; ``hardware`` when it is a real dongle."""
+
+    name: str = "emulated"
+    hardware: bool = False
+    bench: str = BENCH  # the place the chf, esme and gsme fixtures are put
+
+    def describe(self) -> dict[str, str]:
+        """What a JUnit report should say about the HAN: at least ``han_backend``."""
+        return {"han_backend": self.name}
+
+    def available(self) -> str | None:
+        """None when the backend can be used, else why not (the reason tests skip with)."""
+        return None
+
+    def prepare(self, world: World) -> None:
+        """Set the world up for this backend before any hub is added."""
+
+
+class EmulatedBackend(HanBackend):
+    """The default: hubs keep the emulated coordinator; nothing to prepare."""
+
+    name = "emulated"
+
+
+class ZigpySimBackend(HanBackend):
+    """``sim://PLACE``: zigpy's application stack driving the emulated radio.
+
+    Every hub of the world gets :mod:`hardware.sim_radio`'s zigpy radio, on
+    the medium of its own place (which zigpy knows as ``sim://<place>``);
+    PLACE is where the ``chf``, ``esme`` and ``gsme`` fixtures are put.
+    """
+
+    def __init__(self, place: str) -> None:
+        self.place = place
+        self.bench = place
+        self.name = f"sim://{place}"
+
+    def _factory(self) -> tuple[Callable[..., Any] | None, str | None]:
+        try:
+            module = importlib.import_module(SIM_RADIO)
+        except ImportError as e:
+            return None, f"--han {self.name}: {SIM_RADIO} cannot be imported ({e})"
+        factory = getattr(module, SIM_FACTORY, None)
+        if not callable(factory):
+            return None, f"--han {self.name}: {SIM_RADIO} has no {SIM_FACTORY} hub-radio factory"
+        return factory, None
+
+    def describe(self) -> dict[str, str]:
+        out = {"han_backend": self.name}
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out["han_zigpy"] = importlib.metadata.version("zigpy")
+        return out
+
+    def available(self) -> str | None:
+        return self._factory()[1]
+
+    def prepare(self, world: World) -> None:
+        factory, reason = self._factory()
+        if factory is None:
+            raise GbcsError(reason or f"--han {self.name} is not usable")
+        world.hub_radio = factory
+
+
+def _usb_serial_number(device: str) -> str | None:
+    """The USB serial number of a local port (udev symlinks resolved), if pyserial knows it."""
+    if not device.startswith("/dev/"):
+        return None
+    try:
+        from serial.tools import list_ports
+    except ImportError:
+        return None
+    real = str(Path(device).resolve())
+    for port in list_ports.comports():
+        if port.device in (device, real):
+            return port.serial_number or None
+    return None
+
+
+class SerialBackend(HanBackend):
+    """A real dongle: a serial device, ``socket://``, ``rfc2217://`` or a labgrid place.
+
+    A labgrid place is resolved to its URL on first use, so collecting tests
+    never needs the coordinator.
+    """
+
+    hardware = True
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        place: str | None = None,
+        resolve: Callable[[str], str] | None = None,
+    ) -> None:
+        if (url is None) == (place is None):
+            raise GbcsError("a serial backend needs either a URL or a labgrid place")
+        self._url = url
+        self.place = place
+        self.name = url if place is None else f"labgrid:{place}"
+        self._resolve = resolve
+        self._checked = False
+        self._reason: str | None = None
+        self.serial_number: str | None = None
+        self.firmware: str | None = None
+
+    @property
+    def url(self) -> str:
+        """The pyserial URL; raises :class:`GbcsError` when a labgrid place cannot be resolved."""
+        if self._url is None:
+            assert self.place is not None
+            if self._resolve is None:
+                from hardware.labgrid_support import resolve_place
+
+                self._resolve = resolve_place
+            self._url = self._resolve(self.place)
+        return self._url
+
+    def describe(self) -> dict[str, str]:
+        out = {"han_backend": self.name}
+        if self._url is not None and self._url != self.name:
+            out["han_port"] = self._url
+        if self.serial_number is None and self._url is not None:
+            self.serial_number = _usb_serial_number(self._url)
+        if self.serial_number:
+            out["han_dongle_serial"] = self.serial_number
+        if self.firmware:
+            out["han_firmware"] = self.firmware
+        return out
+
+    def available(self) -> str | None:
+        """Whether the port opens (checked once a session: opening may reset a dongle)."""
+        if not self._checked:
+            self._reason = self._check()
+            self._checked = True
+        return self._reason
+
+    def _check(self) -> str | None:
+        try:
+            url = self.url
+        except GbcsError as e:
+            return f"--han {self.name}: {e}"
+        try:
+            import serial
+        except ImportError as e:  # pragma: no cover - pyserial is a dependency
+            return f"--han {self.name}: pyserial is missing ({e})"
+        try:
+            port = serial.serial_for_url(
+                url, do_not_open=True, baudrate=BAUDRATE, timeout=OPEN_TIMEOUT
+            )
+            port.open()
+            port.close()
+        except (serial.SerialException, OSError, ValueError) as e:
+            return f"--han {self.name}: cannot open {url}: {e}"
+        return None
+
+    def prepare(self, world: World) -> None:
+        """Not possible yet: say so clearly instead of hanging on the port."""
+        reason = self.available()
+        if reason is not None:
+            raise GbcsError(reason)
+        raise GbcsError(
+            f"--han {self.name}: {self.url} opens, but a hub radio on a real dongle (zigpy over "
+            "bellows in real time) is not available yet: the kit's zigpy hub radio runs on the "
+            "emulated world's virtual clock, whose loop does no I/O"
+        )
+
+
+def make_backend(spec: HanSpec) -> HanBackend:
+    """The backend for a parsed ``--han``."""
+    if spec.kind == "emulated":
+        return EmulatedBackend()
+    if spec.kind == "sim":
+        return ZigpySimBackend(spec.target)
+    if spec.kind == "labgrid":
+        return SerialBackend(place=spec.target)
+    if spec.kind == "serial":
+        return SerialBackend(spec.target)
+    raise GbcsError(f"unknown HAN backend kind {spec.kind!r}")
+
+
+# --- pytest hooks -------------------------------------------------------------------------
+
+_BACKEND = pytest.StashKey[HanBackend]()
+_METERS = pytest.StashKey[list[RealMeter]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("gbcs-hil", "GB smart-metering HAN")
+    group.addoption(
+        "--han",
+        type=parse_han,
+        default=HanSpec("emulated"),
+        metavar="BACKEND",
+        help=f"the HAN the tests run on: {HAN_FORMS} (default emulated)",
+    )
+    group.addoption(
+        "--meter",
+        type=parse_meter,
+        action="append",
+        default=[],
+        metavar="EUI64:INSTALLCODE[:esme|:gsme]",
+        help="a real meter under test (repeatable; kind esme unless :gsme is given)",
+    )
+    group.addoption(
+        "--han-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the world the fixtures build (default 0)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+    spec = config.getoption("han", HanSpec("emulated"))
+    meters: list[RealMeter] = list(config.getoption("meter", []) or [])
+    seen: set[bytes] = set()
+    for meter in meters:
+        if meter.eui64 in seen:
+            raise pytest.UsageError(f"--meter {meter.eui64.hex().upper()} is given twice")
+        seen.add(meter.eui64)
+    config.stash[_BACKEND] = make_backend(spec)
+    config.stash[_METERS] = meters
+
+
+def backend_of(config: pytest.Config) -> HanBackend:
+    """The session's backend (the default one when the plugin was registered late)."""
+    if _BACKEND not in config.stash:
+        config.stash[_BACKEND] = EmulatedBackend()
+    return config.stash[_BACKEND]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    backend = backend_of(config)
+    seed = config.getoption("han_seed", 0)
+    meters = config.stash.get(_METERS, [])
+    extra = f", meters {', '.join(m.name for m in meters)}" if meters else ""
+    return f"gbcs-hil HAN: {backend.name} (seed {seed}){extra}"
+
+
+def _record(item: pytest.Item) -> None:
+    """Put (or refresh) the backend's description into the test case's JUnit properties."""
+    props = backend_of(item.config).describe()
+    kept = [(k, v) for k, v in item.user_properties if k not in props]
+    item.user_properties[:] = [*kept, *props.items()]
+
+
+def hardware_skip_reason(backend: HanBackend) -> str | None:
+    """Why a ``hardware`` test cannot run on this backend (None: it can)."""
+    if not backend.hardware:
+        return (
+            f"needs a real ZigBee dongle; --han is {backend.name} "
+            "(give --han /dev/ttyUSB0, socket://HOST:PORT, rfc2217://HOST:PORT or labgrid:PLACE)"
+        )
+    return backend.available()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _record(item)
+    if item.get_closest_marker("hardware") is not None:
+        reason = hardware_skip_reason(backend_of(item.config))
+        if reason is not None:
+            pytest.skip(reason)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    _record(item)  # the firmware may have become known during the test
+
+
+# --- Fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def han(request: pytest.FixtureRequest) -> HanBackend:
+    """The HAN backend chosen with ``--han``."""
+    return backend_of(request.config)
+
+
+@pytest.fixture
+def world(han: HanBackend, request: pytest.FixtureRequest) -> World:
+    """A fresh world seeded by ``--han-seed``, prepared by the backend (skips if unusable)."""
+    from emulators.world import World
+
+    reason = han.available()
+    if reason is not None:
+        pytest.skip(reason)
+    created = World(int(request.config.getoption("han_seed", 0)))
+    try:
+        han.prepare(created)
+    except GbcsError as e:
+        failure = str(e)
+    else:
+        return created
+    pytest.fail(failure, pytrace=False)
+
+
+@pytest.fixture
+def chf(han: HanBackend, world: World) -> Hub:
+    """A Communications Hub at the bench, its radio given by the backend."""
+    return world.add_hub(han.bench, name="bench CHF")
+
+
+def _meter(request: pytest.FixtureRequest, han: HanBackend, kind: str) -> Any:
+    given = [m for m in request.config.stash.get(_METERS, []) if m.kind == kind]
+    if han.hardware:  # a real meter: only its identity, no emulated world needed
+        if not given:
+            pytest.skip(
+                f"--han {han.name} is a real dongle: name the real {kind.upper()} with "
+                f"--meter EUI64:INSTALLCODE:{kind}"
+            )
+        return given[0]
+    world: World = request.getfixturevalue("world")
+    if given:  # an emulated meter with the identity given on the command line
+        return world.add_meter(
+            han.bench, kind, given[0].eui64, install_code=given[0].install_code, name=kind.upper()
+        )
+    return world.add_meter(han.bench, kind, world.pki.party(kind).eui64, name=kind.upper())
+
+
+@pytest.fixture
+def esme(request: pytest.FixtureRequest, han: HanBackend) -> MeterUnit | RealMeter:
+    """An ESME on the bench: emulated, or the real one named with ``--meter``."""
+    return _meter(request, han, "esme")
+
+
+@pytest.fixture
+def gsme(request: pytest.FixtureRequest, han: HanBackend) -> MeterUnit | RealMeter:
+    """A GSME on the bench: emulated, or the real one named with ``--meter ...:gsme``."""
+    return _meter(request, han, "gsme")

@@ -1,0 +1,546 @@
+"""The gbcs_hil pytest plugin: --han backends, fixtures, the hardware marker, JUnit properties."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import types
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from importlib.metadata import entry_points
+from typing import Any
+
+import pytest
+
+from emulators.world import World
+from gbcs.errors import GbcsError
+from hardware import labgrid_support
+from hardware.labgrid_support import (
+    choose_serial_port,
+    resolve_place,
+    serial_url,
+    url_for_resource,
+)
+from hardware.pytest_plugin import (
+    EmulatedBackend,
+    HanSpec,
+    RealMeter,
+    SerialBackend,
+    ZigpySimBackend,
+    hardware_skip_reason,
+    make_backend,
+    parse_han,
+    parse_meter,
+)
+
+# Inner pytest runs load the plugin themselves until its pytest11 entry point is installed
+# and leave out pytest-asyncio (its unset loop-scope warning would fill their output) and
+# labgrid's plugin, which cannot be configured twice in one process.
+INSTALLED = any(ep.name == "gbcs_hil" for ep in entry_points(group="pytest11"))
+PLUGIN = [
+    *("-p", "no:asyncio", "-p", "no:labgrid"),
+    *([] if INSTALLED else ["-p", "hardware.pytest_plugin"]),
+]
+
+ESME_EUI = "00DB123456780001"
+CODE = "83FED3407A939723A5C639B26916D505"
+CODE_CRC = CODE + "C3B5"  # the published test vector's CRC-16/X.25
+
+
+@pytest.fixture
+def listener() -> Iterator[str]:
+    """A TCP port that accepts connections, standing in for ser2net in raw mode."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.listen(4)
+    try:
+        yield f"socket://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        server.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- --han and --meter parsing --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "backend"),
+    [
+        ("emulated", "emulated", EmulatedBackend),
+        ("/dev/ttyUSB0", "serial", SerialBackend),
+        ("/dev/zigbee/skyconnect-0", "serial", SerialBackend),
+        ("socket://bench-pi:3333", "serial", SerialBackend),
+        ("rfc2217://10.0.0.5:4001", "serial", SerialBackend),
+        ("labgrid:warehouse-1", "labgrid", SerialBackend),
+        ("sim://bench", "sim", ZigpySimBackend),
+    ],
+)
+def test_each_han_form_gives_its_backend(value: str, kind: str, backend: type) -> None:
+    spec = parse_han(value)
+    assert spec.kind == kind
+    made = make_backend(spec)
+    assert type(made) is backend
+    assert made.name == value
+    assert made.hardware is (backend is SerialBackend)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "zigbee", "ttyUSB0", "/dev/", "socket://host", "socket://:33", "rfc2217://h:x",
+     "socket://h:70000", "labgrid:", "sim://", "sim://a b", "tcp://h:1"],
+)  # fmt: skip
+def test_bad_han_values_are_refused(value: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_han(value)
+
+
+def test_meter_option_forms() -> None:
+    meter = parse_meter(f"{ESME_EUI}:{CODE}")
+    assert meter == RealMeter(bytes.fromhex(ESME_EUI), bytes.fromhex(CODE), "esme")
+    gsme = parse_meter(f"00-DB-12-34-56-78-00-02:{CODE_CRC}:gsme")
+    assert gsme.kind == "gsme" and gsme.install_code == bytes.fromhex(CODE)  # CRC checked, dropped
+    spaced = parse_meter(f"{ESME_EUI}:83:FE:D3:40:7A:93:97:23:A5:C6:39:B2:69:16:D5:05")
+    assert spaced.install_code == bytes.fromhex(CODE)
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        (f"{ESME_EUI}", "EUI64:INSTALLCODE"),
+        (f"00DB1234567800:{CODE}", "EUI-64"),
+        (f"00DB12345678000Z:{CODE}", "EUI-64"),
+        (f"{ESME_EUI}:{CODE[:-2]}", "install code"),
+        (f"{ESME_EUI}:{CODE[:-1]}X", "install code"),
+        (f"{ESME_EUI}:{CODE}0000", "install code"),  # wrong CRC
+    ],
+)
+def test_bad_meter_values_are_refused(value: str, says: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError, match=says):
+        parse_meter(value)
+
+
+# --- Backends ------------------------------------------------------------------------------
+
+
+def test_emulated_backend_is_usable_and_changes_nothing() -> None:
+    backend = EmulatedBackend()
+    world = World(0)
+    radio = world.hub_radio
+    assert backend.available() is None
+    backend.prepare(world)
+    assert world.hub_radio is radio
+    assert backend.describe() == {"han_backend": "emulated"}
+    assert "needs a real ZigBee dongle" in (hardware_skip_reason(backend) or "")
+
+
+def test_serial_backend_on_a_missing_device_says_why() -> None:
+    backend = SerialBackend("/dev/gbcs-hil-no-such-dongle")
+    reason = backend.available()
+    assert reason is not None and "cannot open /dev/gbcs-hil-no-such-dongle" in reason
+    assert hardware_skip_reason(backend) == reason
+    with pytest.raises(GbcsError, match="cannot open"):
+        backend.prepare(World(0))
+
+
+def test_serial_backend_opens_a_tcp_port(listener: str) -> None:
+    backend = SerialBackend(listener)
+    assert backend.available() is None
+    assert hardware_skip_reason(backend) is None
+    # Reachable but no zigpy hub radio for a real dongle here: a clear error, not a hang.
+    with pytest.raises(GbcsError, match="zigpy over bellows in real time"):
+        backend.prepare(World(0))
+
+
+def test_serial_backend_on_a_closed_tcp_port() -> None:
+    backend = SerialBackend(f"socket://127.0.0.1:{closed_port()}")
+    assert "cannot open socket://127.0.0.1" in (backend.available() or "")
+
+
+def test_labgrid_backend_resolves_lazily(listener: str) -> None:
+    asked: list[str] = []
+
+    def resolve(place: str) -> str:
+        asked.append(place)
+        return listener
+
+    backend = SerialBackend(place="bench-1", resolve=resolve)
+    assert backend.describe() == {"han_backend": "labgrid:bench-1"}
+    assert asked == []  # nothing resolved before it is needed
+    assert backend.available() is None
+    assert backend.available() is None  # checked once
+    assert asked == ["bench-1"]
+    assert backend.describe()["han_port"] == listener
+
+
+def test_labgrid_backend_unresolvable_place_is_a_skip_reason() -> None:
+    def resolve(place: str) -> str:
+        raise GbcsError(f"labgrid place {place}: place {place} is not acquired")
+
+    backend = SerialBackend(place="bench-2", resolve=resolve)
+    assert backend.available() == (
+        "--han labgrid:bench-2: labgrid place bench-2: place bench-2 is not acquired"
+    )
+
+
+def test_sim_backend_without_sim_radio_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "hardware.sim_radio", None)
+    backend = ZigpySimBackend("bench")
+    reason = backend.available()
+    assert reason is not None and "hardware.sim_radio cannot be imported" in reason
+    with pytest.raises(GbcsError, match="sim_radio"):
+        backend.prepare(World(0))
+
+
+def test_sim_backend_without_a_factory_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "hardware.sim_radio", types.ModuleType("hardware.sim_radio"))
+    reason = ZigpySimBackend("bench").available()
+    assert reason is not None and "has no sim_hub_radio hub-radio factory" in reason
+
+
+def test_sim_backend_gives_hubs_the_zigpy_radio() -> None:
+    sim_radio = pytest.importorskip("hardware.sim_radio")
+    world = World(0)
+    backend = ZigpySimBackend("bench")
+    assert backend.available() is None
+    backend.prepare(world)
+    assert world.hub_radio is sim_radio.sim_hub_radio
+    assert backend.bench == "bench" and "han_zigpy" in backend.describe()
+
+
+# --- labgrid: resource to URL, and the coordinator -----------------------------------------
+
+
+def test_labgrid_protocols_map_to_pyserial_urls() -> None:
+    assert serial_url("bench-pi", 3333, "raw") == "socket://bench-pi:3333"
+    assert serial_url("bench-pi", 3333, "rfc2217") == "rfc2217://bench-pi:3333"
+    assert serial_url("fd00::5", 4001, "raw") == "socket://[fd00::5]:4001"
+    params = {"host": "exp-1", "port": 40123, "speed": 115200, "protocol": "raw"}
+    assert url_for_resource(params) == "socket://exp-1:40123"
+    exported = types.SimpleNamespace(host="exp-1", port=40124, protocol="rfc2217")
+    assert url_for_resource(exported) == "rfc2217://exp-1:40124"
+    assert url_for_resource({"host": "exp-1", "port": 1}) == "rfc2217://exp-1:1"  # labgrid default
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "protocol", "says"),
+    [
+        ("h", 1, "telnet", "not supported"),
+        ("", 1, "raw", "no host"),
+        ("h", None, "raw", "no usable TCP port"),
+        ("h", 0, "raw", "no usable TCP port"),
+    ],
+)
+def test_labgrid_bad_resources(host: str, port: Any, protocol: str, says: str) -> None:
+    with pytest.raises(GbcsError, match=says):
+        serial_url(host, port, protocol)
+
+
+def test_labgrid_real_network_serial_port_maps() -> None:
+    resource_module = pytest.importorskip("labgrid.resource")
+    port = resource_module.NetworkSerialPort(None, "han", host="exp", port=5000, protocol="raw")
+    assert url_for_resource(port) == "socket://exp:5000"
+
+
+def test_labgrid_place_with_several_ports_needs_one_named_han() -> None:
+    assert choose_serial_port("p", {"dongle": 1}) == ("dongle", 1)
+    assert choose_serial_port("p", {"console": 1, "han": 2}) == ("han", 2)
+    with pytest.raises(GbcsError, match="several serial ports"):
+        choose_serial_port("p", {"console": 1, "dongle": 2})
+    with pytest.raises(GbcsError, match="has no NetworkSerialPort"):
+        choose_serial_port("p", {})
+
+
+def test_missing_labgrid_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("labgrid", "labgrid.remote", "labgrid.remote.client"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(GbcsError, match=r"needs labgrid.*pip install 'gbcs-hil\[labgrid\]'"):
+        resolve_place("bench-1")
+    reason = SerialBackend(place="bench-1").available()
+    assert reason is not None and "needs labgrid, which is not installed" in reason
+
+
+class _FakeError(Exception):
+    def __str__(self) -> str:
+        return f"Error: {self.args[0]}"
+
+
+class _Entry:
+    def __init__(self, params: dict[str, Any], avail: bool = True) -> None:
+        self.args = params
+        self.avail = avail
+        self.extra: dict[str, Any] = {}
+
+
+class _FakeSession:
+    """What resolve_place uses of labgrid's ClientSession."""
+
+    def __init__(self, places: dict[str, Any]) -> None:
+        import asyncio
+
+        self.places = places
+        self.loop = asyncio.new_event_loop()
+        self.stopped = False
+
+    def get_place(self, name: str) -> Any:
+        if name not in self.places:
+            raise _FakeError(f"place pattern {name} matches nothing")
+        return name
+
+    def get_target_resources(self, place: str) -> dict[tuple[str, str], Any]:
+        resources = self.places[place]
+        if resources is None:
+            raise _FakeError(f"place {place} is not acquired")
+        return resources
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_labgrid(monkeypatch: pytest.MonkeyPatch) -> _FakeSession:
+    raw = {"host": "exp-1", "port": 40123, "speed": 115200, "protocol": "raw"}
+    session = _FakeSession(
+        {
+            "raw-place": {("han", "NetworkSerialPort"): _Entry(raw)},
+            "rfc-place": {
+                ("console", "NetworkSerialPort"): _Entry({**raw, "protocol": "rfc2217"}),
+                ("han", "NetworkSerialPort"): _Entry({**raw, "port": 40124, "protocol": "rfc2217"}),
+                ("power", "NetworkPowerPort"): _Entry({"host": "pdu"}),
+            },
+            "idle-place": None,
+            "empty-place": {("power", "NetworkPowerPort"): _Entry({"host": "pdu"})},
+            "unplugged": {("han", "NetworkSerialPort"): _Entry(raw, avail=False)},
+        }
+    )
+    client = types.ModuleType("labgrid.remote.client")
+    client.Error = _FakeError  # type: ignore[attr-defined]
+    client.start_session = lambda address: session  # type: ignore[attr-defined]
+    for name in ("labgrid", "labgrid.remote"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "labgrid.remote.client", client)
+    monkeypatch.delenv("LG_PROXY", raising=False)
+    yield session
+    session.loop.close()
+
+
+def test_labgrid_place_resolves_through_the_coordinator(fake_labgrid: _FakeSession) -> None:
+    assert resolve_place("raw-place") == "socket://exp-1:40123"
+    assert fake_labgrid.stopped
+    assert resolve_place("rfc-place") == "rfc2217://exp-1:40124"
+
+
+@pytest.mark.parametrize(
+    ("place", "says"),
+    [
+        ("idle-place", r"idle-place is not acquired \(labgrid-client -p idle-place acquire\)"),
+        ("nowhere", "matches nothing"),
+        ("empty-place", "has no NetworkSerialPort"),
+        ("unplugged", "serial port han is not available"),
+    ],
+)
+def test_labgrid_place_errors(fake_labgrid: _FakeSession, place: str, says: str) -> None:
+    with pytest.raises(GbcsError, match=says):
+        resolve_place(place)
+
+
+def test_labgrid_hint_names_the_extra() -> None:
+    assert labgrid_support.LABGRID_HINT == "pip install 'gbcs-hil[labgrid]'"
+
+
+# --- The plugin in a pytest run ---------------------------------------------------------------
+
+
+BACKEND_TEST = """
+def test_backend(han):
+    print("BACKEND", type(han).__name__, han.name)
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "backend"),
+    [
+        ([], "EmulatedBackend emulated"),
+        (["--han", "emulated"], "EmulatedBackend emulated"),
+        (["--han", "/dev/ttyUSB0"], "SerialBackend /dev/ttyUSB0"),
+        (["--han=socket://bench-pi:3333"], "SerialBackend socket://bench-pi:3333"),
+        (["--han", "rfc2217://bench-pi:4001"], "SerialBackend rfc2217://bench-pi:4001"),
+        (["--han", "labgrid:warehouse-1"], "SerialBackend labgrid:warehouse-1"),
+        (["--han", "sim://bench"], "ZigpySimBackend sim://bench"),
+    ],
+)
+def test_han_option_in_a_run(pytester: pytest.Pytester, option: list[str], backend: str) -> None:
+    pytester.makepyfile(BACKEND_TEST)
+    result = pytester.runpytest(*PLUGIN, "-s", *option)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"*BACKEND {backend}*"])
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        (["--han", "zigbee"], "*argument --han: 'zigbee' is not emulated, a serial device*"),
+        (["--meter", f"XYZ:{CODE}"], "*argument --meter: 'XYZ:*EUI-64 'XYZ'*"),
+        (["--meter", f"{ESME_EUI}:1234"], "*argument --meter:*install code*length*"),
+        (["--han-seed", "many"], "*argument --han-seed*"),
+        (["--meter", f"{ESME_EUI}:{CODE}", "--meter", f"{ESME_EUI}:{CODE}"], "*given twice*"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    pytester: pytest.Pytester, option: list[str], says: str
+) -> None:
+    pytester.makepyfile(BACKEND_TEST)
+    result = pytester.runpytest(*PLUGIN, *option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([says])
+
+
+HARDWARE_TEST = """
+import pytest
+
+@pytest.mark.hardware
+def test_on_a_dongle(han):
+    assert han.hardware
+
+def test_anywhere(han):
+    pass
+"""
+
+
+def test_hardware_marker_skipped_on_the_emulated_backend(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HARDWARE_TEST)
+    result = pytester.runpytest(*PLUGIN, "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*needs a real ZigBee dongle; --han is emulated*"])
+
+
+def test_hardware_marker_skipped_when_the_dongle_is_absent(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HARDWARE_TEST)
+    result = pytester.runpytest(*PLUGIN, "-rs", "--han", "/dev/gbcs-hil-no-such-dongle")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*cannot open /dev/gbcs-hil-no-such-dongle*"])
+
+
+def test_hardware_marker_runs_on_an_open_port(pytester: pytest.Pytester, listener: str) -> None:
+    pytester.makepyfile(HARDWARE_TEST)
+    result = pytester.runpytest(*PLUGIN, "--han", listener)
+    result.assert_outcomes(passed=2)
+
+
+WORLD_TEST = """
+from emulators.scenarios import Run
+from emulators.world import World
+
+def test_join_and_read(han, world, chf, esme):
+    assert isinstance(world, World) and world.seed == {seed}
+    assert chf.place == "bench" and esme.place == "bench"
+    run = Run("plugin", world)
+    assert run.add_device(chf, esme).ok
+    assert run.wait_joined(esme, chf, "HAN join (install code)").ok
+    assert world.joined_to(esme) == chf.eui64
+    cs07 = run.join_details(chf, esme)
+    assert (cs07.use_case, cs07.result) == ("CS07", "ok")
+    print("ESME", esme.eui64.hex().upper())
+
+def test_gsme_too(world, chf, gsme):
+    run = Run("plugin", world)
+    assert run.add_device(chf, gsme).ok
+    assert run.wait_joined(gsme, chf, "HAN join (install code)").ok
+"""
+
+
+def test_fixtures_give_a_working_world(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(WORLD_TEST.format(seed=5))
+    result = pytester.runpytest(*PLUGIN, "-s", "--han-seed", "5")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["gbcs-hil HAN: emulated (seed 5)"])
+
+
+def test_meter_option_names_the_emulated_meter(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(WORLD_TEST.format(seed=0))
+    result = pytester.runpytest(*PLUGIN, "-s", "--meter", f"{ESME_EUI}:{CODE_CRC}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"*ESME {ESME_EUI}"])
+
+
+REAL_METER_TEST = """
+from hardware.pytest_plugin import RealMeter
+
+def test_real_meter(esme):
+    assert isinstance(esme, RealMeter)
+    print("REAL", esme.name, esme.install_code.hex().upper())
+
+def test_no_real_gsme(gsme):
+    pass
+"""
+
+
+def test_meter_option_on_a_dongle_is_the_real_meter(
+    pytester: pytest.Pytester, listener: str
+) -> None:
+    pytester.makepyfile(REAL_METER_TEST)
+    result = pytester.runpytest(
+        *PLUGIN, "-s", "-rs", "--han", listener, "--meter", f"{ESME_EUI}:{CODE}"
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        [f"*REAL ESME {ESME_EUI} {CODE}", "*--meter EUI64:INSTALLCODE:gsme*"]
+    )
+
+
+def test_world_skips_when_the_backend_is_unusable(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_w(world):\n    pass\n")
+    result = pytester.runpytest(*PLUGIN, "-rs", "--han", "/dev/gbcs-hil-no-such-dongle")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*cannot open /dev/gbcs-hil-no-such-dongle*"])
+
+
+def _junit_properties(path: Any) -> dict[str, dict[str, str]]:
+    root = ET.parse(path).getroot()
+    return {
+        case.get("name", ""): {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        for case in root.iter("testcase")
+    }
+
+
+def test_junit_cases_carry_the_backend(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HARDWARE_TEST)
+    result = pytester.runpytest(*PLUGIN, "--junitxml=out.xml")
+    result.assert_outcomes(passed=1, skipped=1)
+    cases = _junit_properties(pytester.path / "out.xml")
+    assert cases == {
+        "test_on_a_dongle": {"han_backend": "emulated"},
+        "test_anywhere": {"han_backend": "emulated"},
+    }
+
+
+def test_junit_names_the_dongle(pytester: pytest.Pytester, listener: str) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.hardware
+        def test_flash(han):
+            han.serial_number = "A1B2C3"
+            han.firmware = "EmberZNet 7.4.4.0"
+        """
+    )
+    result = pytester.runpytest(*PLUGIN, "--junitxml=out.xml", "--han", listener)
+    result.assert_outcomes(passed=1)
+    props = _junit_properties(pytester.path / "out.xml")["test_flash"]
+    assert props == {
+        "han_backend": listener,
+        "han_dongle_serial": "A1B2C3",
+        "han_firmware": "EmberZNet 7.4.4.0",
+    }
+
+
+def test_spec_default_is_emulated() -> None:
+    assert make_backend(HanSpec("emulated")).name == "emulated"
