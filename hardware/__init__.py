@@ -1,1 +1,1 @@
-"""Real radios: ZigBee dongles, labgrid places and the pytest plugin (to come)."""
+"""Real radios: the CHF on zigpy, the sim radio, dongles, labgrid and the pytest plugin."""
