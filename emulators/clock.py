@@ -3,20 +3,29 @@
 Nothing in the emulated world sleeps: timers go into a queue and
 :meth:`VirtualClock.run` jumps straight to the next one, so a GSME that wakes
 every 30 s costs no wall-clock time and a run is reproducible event by event.
+
+:class:`WallClock` is the same interface on real time, for a world that drives
+real radios (zigpy over a serial port): its ``run*`` methods wait, turning an
+asyncio event loop meanwhile so the radio's I/O and tasks progress.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import heapq
 import itertools
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_EPOCH", "Timer", "VirtualClock"]
+__all__ = ["DEFAULT_EPOCH", "WALL_SLICE", "Timer", "VirtualClock", "WallClock"]
 
 DEFAULT_EPOCH = dt.datetime(2026, 11, 21, 9, 0, 0, tzinfo=dt.UTC)
+WALL_SLICE = 0.05  # longest a WallClock runs its event loop before looking at its timers again
+CANCEL_GRACE = 5.0  # seconds a timed-out coroutine gets to unwind after it is cancelled
 
 
 @dataclass(slots=True, eq=False)
@@ -133,3 +142,198 @@ class VirtualClock:
             self.step()
             ran += 1
         return True
+
+
+class WallClock(VirtualClock):
+    """Real time: ``now`` is seconds of ``time.monotonic()`` since the clock started.
+
+    Timers fire once real time reaches them. :meth:`run`, :meth:`run_for`,
+    :meth:`run_until` and :meth:`step` really wait, running :attr:`loop` (an
+    asyncio event loop, its own unless given) in slices of at most
+    :data:`WALL_SLICE` seconds, so a zigpy radio's serial I/O and tasks go on
+    while the world waits; due timers run between slices. A timer booked from
+    inside a slice for before the slice ends stops the loop early.
+
+    While the clock catches up on timers that became due during a slice, each
+    runs with ``now`` at its own due time, as on a :class:`VirtualClock`: the
+    emulated radios' sub-millisecond MAC timing (turnarounds, ACK waits) then
+    holds although Python and the OS wake late. Outside a timer, ``now`` is the
+    wall time. ``utc`` is the real UTC time unless another ``epoch`` is given.
+    Like :class:`VirtualClock` it is single-threaded: book timers from the
+    thread that runs it.
+    """
+
+    def __init__(
+        self,
+        epoch: dt.datetime | None = None,
+        start: float = 0.0,
+        *,
+        loop: asyncio.AbstractEventLoop | None = None,
+        slice_seconds: float = WALL_SLICE,
+    ) -> None:
+        if slice_seconds <= 0:
+            raise ValueError(f"a slice must be positive ({slice_seconds})")
+        self._origin = time.monotonic() - start
+        self._pinned: float | None = None  # the due time of the timer running now
+        self._slice_end: float | None = None  # while the loop runs: when this slice ends
+        self.slice_seconds = slice_seconds
+        self.loop = loop if loop is not None else asyncio.new_event_loop()
+        self._owns_loop = loop is None
+        super().__init__(epoch if epoch is not None else dt.datetime.now(dt.UTC), start)
+
+    # Time ---------------------------------------------------------------------------
+    @property  # type: ignore[override]
+    def now(self) -> float:
+        pinned = self._pinned
+        return pinned if pinned is not None else time.monotonic() - self._origin
+
+    @now.setter
+    def now(self, value: float) -> None:
+        """Re-reads the wall clock from ``value`` on (a restored world's saved time)."""
+        self._origin = time.monotonic() - value
+        if self._pinned is not None:
+            self._pinned = value
+
+    def elapsed(self) -> float:
+        """Wall seconds since the start, even inside a timer (where ``now`` is its due time)."""
+        return time.monotonic() - self._origin
+
+    def call_at(self, due: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        timer = super().call_at(due, callback, *args)
+        end = self._slice_end
+        if end is not None and timer.due < end and self.loop.is_running():
+            self.loop.stop()  # booked from inside a slice: fire it on time, not at the slice end
+        return timer
+
+    # Running --------------------------------------------------------------------------
+    def _fire(self, horizon: float, limit: int) -> int:
+        """Run up to ``limit`` timers due by ``horizon``, each with ``now`` at its due time."""
+        ran = 0
+        outer = self._pinned
+        try:
+            while ran < limit:
+                due = self.next_due()
+                if due is None or due > horizon:
+                    break
+                timer = heapq.heappop(self._queue)[2]
+                self._pinned = due if self._pinned is None else max(self._pinned, due)
+                self.events_run += 1
+                ran += 1
+                timer.callback(*timer.args)
+        finally:
+            self._pinned = outer
+        return ran
+
+    def _turn(self, seconds: float) -> None:
+        """Run the event loop for ``seconds`` (0: one pass over what is ready and I/O)."""
+        loop = self.loop
+        if loop.is_running():
+            raise RuntimeError(
+                "a WallClock cannot wait inside its own running event loop "
+                "(call run/run_until from synchronous code, not from a coroutine or callback)"
+            )
+        if loop.is_closed():
+            raise RuntimeError("the WallClock's event loop is closed")
+        outer = self._pinned
+        self._pinned = None  # coroutines see the wall time
+        self._slice_end = self.elapsed() + seconds
+        handle = loop.call_later(seconds, loop.stop)
+        try:
+            loop.run_forever()
+        finally:
+            handle.cancel()
+            self._slice_end = None
+            self._pinned = outer
+
+    def _drive(
+        self,
+        condition: Callable[[], bool] | None,
+        deadline: float | None,
+        max_events: int,
+    ) -> tuple[bool, int]:
+        """Fire due timers and turn the loop until ``condition``, ``deadline`` or no timers."""
+        ran = 0
+        while True:
+            ran += self._fire(self.elapsed(), max_events - ran)
+            if condition is not None and condition():
+                return True, ran
+            due = self.next_due()
+            if due is not None and due <= self.elapsed():
+                if ran >= max_events:
+                    raise RuntimeError(f"wall clock ran {ran} events without settling")
+                self._turn(0.0)  # behind: let I/O in, then catch up
+                continue
+            now = self.elapsed()
+            if deadline is not None and now >= deadline:
+                return False, ran
+            if condition is None and deadline is None and due is None:
+                self._turn(0.0)  # a task may still book a timer
+                if self.next_due() is None:
+                    return True, ran
+                continue
+            wait = self.slice_seconds
+            if due is not None:
+                wait = min(wait, due - now)
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            self._turn(max(wait, 0.0))
+
+    def step(self) -> bool:
+        """Wait for the next timer and run it; False when nothing is scheduled."""
+        while True:
+            due = self.next_due()
+            if due is None:
+                return False
+            now = self.elapsed()
+            if due <= now:
+                return self._fire(now, 1) == 1
+            self._turn(min(due - now, self.slice_seconds))
+
+    def run(self, until: float | None = None, *, max_events: int = 10_000_000) -> int:
+        """Wait until real time reaches ``until`` (None: until no timer is left), firing timers."""
+        return self._drive(None, until, max_events)[1]
+
+    def run_until(
+        self,
+        condition: Callable[[], bool],
+        *,
+        timeout: float,
+        max_events: int = 10_000_000,
+    ) -> bool:
+        """Wait until ``condition()`` holds or ``timeout`` real seconds pass."""
+        if condition():
+            return True
+        ok, _ = self._drive(condition, self.elapsed() + timeout, max_events)
+        return ok or condition()
+
+    def complete(self, awaitable: Awaitable[Any], *, timeout: float) -> Any:
+        """Run a coroutine on :attr:`loop` to its end while timers fire; its result.
+
+        Raises :class:`TimeoutError` (after cancelling it) when it is not done
+        within ``timeout`` seconds, so a silent port cannot hang a caller.
+        """
+        if self.loop.is_running():
+            raise RuntimeError("complete() inside the WallClock's running event loop")
+        task = asyncio.ensure_future(awaitable, loop=self.loop)
+        if not self.run_until(task.done, timeout=timeout):
+            task.cancel()
+            self.run_until(task.done, timeout=CANCEL_GRACE)
+            cause = task.exception() if task.done() and not task.cancelled() else None
+            raise TimeoutError(f"not done within {timeout:g} s") from cause
+        return task.result()
+
+    def close(self) -> None:
+        """Cancel the loop's remaining tasks, let them unwind and close the loop if it is ours."""
+        loop = self.loop
+        if loop.is_closed() or loop.is_running():
+            return
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            gathered = asyncio.gather(*tasks, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):  # a task that will not unwind stays behind
+                loop.run_until_complete(asyncio.wait_for(gathered, CANCEL_GRACE))
+        if self._owns_loop:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()

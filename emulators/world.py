@@ -123,9 +123,10 @@ class World:
         faults: FaultPlan = NO_FAULTS,
         capture: bool = True,
         pki: TestPki | None = None,
+        clock: VirtualClock | None = None,
     ) -> None:
         self.seed = seed
-        self.clock = VirtualClock()
+        self.clock = clock if clock is not None else VirtualClock()
         self.pki = pki if pki is not None else TestPki.default_cast(seed)
         self.anchors = TrustAnchors.from_pki(self.pki)
         self.capture = Capture() if capture else None

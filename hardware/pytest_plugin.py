@@ -233,10 +233,15 @@ class SerialBackend(HanBackend):
     """A real dongle: a serial device, ``socket://``, ``rfc2217://`` or a labgrid place.
 
     A labgrid place is resolved to its URL on first use, so collecting tests
-    never needs the coordinator.
+    never needs the coordinator. :meth:`prepare` puts the world on a wall clock
+    and gives its hub the CHF's zigpy radio on bellows (EZSP) for the port
+    (:mod:`hardware.realtime`); the line settings come from the arguments or the
+    URL's ``?baudrate=N&flow_control=hardware|software``. The dongle is
+    connected when the hub is added, bounded by ``connect_timeout`` seconds.
     """
 
     hardware = True
+    CONNECT_TIMEOUT = 60.0  # seconds bellows may take to reset the NCP and form the network
 
     def __init__(
         self,
@@ -244,6 +249,9 @@ class SerialBackend(HanBackend):
         *,
         place: str | None = None,
         resolve: Callable[[str], str] | None = None,
+        baudrate: int | None = None,
+        flow_control: str | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         if (url is None) == (place is None):
             raise GbcsError("a serial backend needs either a URL or a labgrid place")
@@ -255,6 +263,13 @@ class SerialBackend(HanBackend):
         self._reason: str | None = None
         self.serial_number: str | None = None
         self.firmware: str | None = None
+        self.baudrate = baudrate
+        self.flow_control = flow_control
+        self.connect_timeout = connect_timeout
+        self._radios: Any = None  # the current world's DongleRadioFactory
+        self._clock: Any = None  # and its WallClock
+        self._at_exit = False
+        self._failure: str | None = None  # the dongle did not come up earlier this session
 
     @property
     def url(self) -> str:
@@ -273,9 +288,11 @@ class SerialBackend(HanBackend):
         if self._url is not None and self._url != self.name:
             out["han_port"] = self._url
         if self.serial_number is None and self._url is not None:
-            self.serial_number = _usb_serial_number(self._url)
+            self.serial_number = _usb_serial_number(self._url.partition("?")[0])
         if self.serial_number:
             out["han_dongle_serial"] = self.serial_number
+        if self.firmware is None and self._radios is not None:
+            self.firmware = self._radios.firmware()
         if self.firmware:
             out["han_firmware"] = self.firmware
         return out
@@ -297,8 +314,12 @@ class SerialBackend(HanBackend):
         except ImportError as e:  # pragma: no cover - pyserial is a dependency
             return f"--han {self.name}: pyserial is missing ({e})"
         try:
+            settings = self.settings()
+        except GbcsError as e:
+            return f"--han {self.name}: {e}"
+        try:
             port = serial.serial_for_url(
-                url, do_not_open=True, baudrate=BAUDRATE, timeout=OPEN_TIMEOUT
+                settings.path, do_not_open=True, baudrate=settings.baudrate, timeout=OPEN_TIMEOUT
             )
             port.open()
             port.close()
@@ -306,16 +327,56 @@ class SerialBackend(HanBackend):
             return f"--han {self.name}: cannot open {url}: {e}"
         return None
 
+    def settings(self) -> Any:
+        """The port's :class:`hardware.realtime.SerialSettings` (arguments, then URL query)."""
+        from hardware.realtime import serial_settings
+
+        return serial_settings(
+            self.url,
+            baudrate=self.baudrate,
+            flow_control=self.flow_control,
+        )
+
     def prepare(self, world: World) -> None:
-        """Not possible yet: say so clearly instead of hanging on the port."""
+        """Real time and the dongle: a WallClock for the world, zigpy on bellows for its hub.
+
+        The port is checked first (a missing device or a closed TCP port fails
+        here at once). The previous world's connection is shut down first: a
+        dongle has one host. Once the dongle failed to come up (a silent port,
+        not an EZSP NCP), later tests fail at once with that reason.
+        """
         reason = self.available()
         if reason is not None:
             raise GbcsError(reason)
-        raise GbcsError(
-            f"--han {self.name}: {self.url} opens, but a hub radio on a real dongle (zigpy over "
-            "bellows in real time) is not available yet: the kit's zigpy hub radio runs on the "
-            "emulated world's virtual clock, whose loop does no I/O"
-        )
+        from hardware.realtime import DongleRadioFactory, use_wall_clock
+
+        settings = self.settings()
+        self.release()
+        if self._failure is not None:  # fail every later test at once, not after a timeout each
+            raise GbcsError(f"--han {self.name}: the dongle did not come up: {self._failure}")
+        clock = use_wall_clock(world)
+        radios = DongleRadioFactory(settings, sync_timeout=self.connect_timeout)
+        world.hub_radio = radios
+        self._radios, self._clock = radios, clock
+        if not self._at_exit:
+            import atexit
+
+            atexit.register(self.release)
+            self._at_exit = True
+
+    def release(self) -> None:
+        """Shut the current world's zigpy application down and close its clock's loop."""
+        radios, clock = self._radios, self._clock
+        self._radios = self._clock = None
+        if radios is not None:
+            if self.firmware is None:
+                self.firmware = radios.firmware()
+            if radios.failure is not None and self._failure is None:
+                self._failure = radios.failure
+            radios.close()
+        if clock is not None:
+            with contextlib.suppress(Exception):
+                clock.close()
 
 
 def make_backend(spec: HanSpec) -> HanBackend:

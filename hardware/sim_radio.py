@@ -29,9 +29,13 @@ decides, as on an EZSP NCP:
   device's admission is reported with ``handle_join`` (EZSP's trust-centre join
   handler) and its NWK leave with ``handle_leave``.
 
-The application must run on the :class:`hardware.zigpy_han.VirtualTimeLoop` of
-the medium's clock. Places are found by name: :func:`register_place` (which
-:func:`sim_hub_radio` calls) makes ``sim://<name>`` point at a medium.
+The application must run on the loop of the medium's clock
+(:func:`hardware.zigpy_han.loop_for_clock`): the clock's
+:class:`hardware.zigpy_han.VirtualTimeLoop` for simulated time, or a
+:class:`emulators.clock.WallClock`'s own asyncio loop for real time (the same
+radio then shows the real-time path in CI). Places are found by name:
+:func:`register_place` (which :func:`sim_hub_radio` calls) makes
+``sim://<name>`` point at a medium.
 ``send_packet`` returns once the frames are queued (no delivery confirmation).
 """
 
@@ -68,6 +72,7 @@ from hardware.zigpy_han import (
     VirtualTimeLoop,
     ZigpyHubRadio,
     from_eui64,
+    loop_for_clock,
     to_eui64,
 )
 
@@ -306,7 +311,7 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
     def __init__(self, config: dict[str, Any]) -> None:
         super().__init__(config)
         self._ncp: SimNcp | None = None
-        self._loop: VirtualTimeLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._descriptors: dict[int, zdo_t.SimpleDescriptor] = {}
 
     @property
@@ -323,9 +328,10 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
         if medium is None:
             raise ConnectionRefusedError(f"no emulated place {place!r} (register_place)")
         loop = asyncio.get_running_loop()
-        if not isinstance(loop, VirtualTimeLoop) or loop.clock is not medium.clock:
+        if loop is not loop_for_clock(medium.clock):
             raise zigpy.exceptions.ControllerException(
-                "a sim:// radio runs on the VirtualTimeLoop of its medium's clock"
+                "a sim:// radio runs on the loop of its medium's clock "
+                "(its VirtualTimeLoop, or a WallClock's own loop)"
             )
         self._loop = loop
         if self._ncp is None or self._ncp.clock is not medium.clock:
@@ -538,11 +544,13 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
 
     # NCP callbacks (on the virtual clock): into zigpy, inside the loop ----------------------
     def _in_loop(self, callback: Callable[..., Any], *args: Any) -> None:
+        """Hand zigpy an NCP event: at once in virtual time, in the next slice in real time."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         loop.call_soon(callback, *args)
-        loop.pump()
+        if isinstance(loop, VirtualTimeLoop):
+            loop.pump()
 
     def _ncp_join(self, ieee: bytes, nwk: int) -> None:
         self._in_loop(self.handle_join, t.NWK(nwk), to_eui64(ieee), t.NWK(COORDINATOR))

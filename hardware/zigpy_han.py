@@ -33,11 +33,21 @@ reproducible. Synchronous calls that must finish (connect, forming) use
 :meth:`VirtualTimeLoop.run_until_complete`, which advances the virtual clock
 until the coroutine is done. It must not be called from inside a running asyncio
 loop (tests are synchronous).
+
+Real time: on a :class:`emulators.clock.WallClock` (a real dongle, or the sim
+radio in real time) zigpy runs on the clock's own asyncio loop, an ordinary one
+that does real I/O. The clock turns that loop while the world waits
+(``run_until`` and friends); synchronous calls run their coroutine with
+:meth:`WallClock.complete` (timers keep firing, bounded by ``sync_timeout`` real
+seconds), and calls made from the world's handlers become tasks that run in the
+clock's next slice. A synchronous call from inside the running loop is refused
+(it could only deadlock).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import weakref
@@ -53,7 +63,7 @@ import zigpy.types as t
 import zigpy.zdo.types as zdo_t
 from zigpy.application import ControllerApplication
 
-from emulators.clock import Timer, VirtualClock
+from emulators.clock import Timer, VirtualClock, WallClock
 from emulators.medium import HanMedium
 from emulators.node import HUB_ENDPOINT
 from emulators.zigbee import air
@@ -79,6 +89,7 @@ __all__ = [
     "VirtualTimeLoop",
     "ZigpyHubRadio",
     "from_eui64",
+    "loop_for_clock",
     "se_endpoint_descriptor",
     "to_eui64",
 ]
@@ -92,6 +103,7 @@ METER_DEVICE_TYPE = 0x0501  # Smart Energy: Metering Device
 PERMIT_MAX = 254  # zigpy permits for at most 254 s; longer join windows are renewed
 DEVICE_ANNOUNCE = 0x0013
 SYNC_TIMEOUT = 600.0  # simulated seconds a synchronous zigpy call may take
+REALTIME_SYNC_TIMEOUT = 60.0  # real seconds (an EZSP NCP resets and forms in well under that)
 
 
 def to_eui64(eui: bytes) -> t.EUI64:
@@ -254,6 +266,13 @@ class VirtualTimeLoop(asyncio.BaseEventLoop):
         return task
 
 
+def loop_for_clock(clock: VirtualClock) -> asyncio.AbstractEventLoop:
+    """The loop zigpy runs on beside ``clock``: a WallClock's own, else its VirtualTimeLoop."""
+    if isinstance(clock, WallClock):
+        return clock.loop
+    return VirtualTimeLoop.for_clock(clock)
+
+
 # -- the hub radio ----------------------------------------------------------------------
 
 
@@ -280,6 +299,7 @@ class ZigpyHubRadio:
         app_factory: Callable[[HanMedium | None], ControllerApplication],
         loop: asyncio.AbstractEventLoop | None = None,
         endpoint: int = SE_ENDPOINT,
+        sync_timeout: float | None = None,
     ) -> None:
         if len(eui) != 8:
             raise GbcsError("an EUI-64 is 8 bytes")
@@ -287,7 +307,10 @@ class ZigpyHubRadio:
         self.ieee = eui
         self.name = name or eui.hex().upper()
         self.app_factory = app_factory
-        self.loop = loop if loop is not None else VirtualTimeLoop.for_clock(clock)
+        self.loop = loop if loop is not None else loop_for_clock(clock)
+        # Real seconds a synchronous call may take on an ordinary loop (a VirtualTimeLoop
+        # has its own bound, in simulated seconds).
+        self.sync_timeout = sync_timeout if sync_timeout is not None else REALTIME_SYNC_TIMEOUT
         self.endpoint = endpoint
         self.medium: HanMedium | None = None
         self.trace: Callable[[str], None] | None = None
@@ -372,12 +395,25 @@ class ZigpyHubRadio:
             await app.write_network_info(network_info=network_info, node_info=node_info)
             await app.initialize(auto_form=False)
 
-        self._run(bring_up())
+        try:
+            self._run(bring_up())
+        except (GbcsError, RuntimeError):
+            raise
+        except Exception as e:  # a port that is not there, silent or not an NCP: say which
+            self._let_go(app)
+            raise GbcsError(
+                f"{self.name}: the zigpy radio did not come up: {type(e).__name__}: {e}"
+            ) from e
         app.add_listener(self)
         self._formed = True
         self._log(f"formed PAN {pan_id:#06x} on channel {channel} through zigpy")
         self._request_sync()
         return app.state.network_info
+
+    def _let_go(self, app: ControllerApplication) -> None:
+        """Free the port after a failed bring-up: bellows keeps it when a timeout cancels it."""
+        with contextlib.suppress(Exception):
+            self._run(app.disconnect())
 
     def adopt_extended_pan_id(self, extended_pan_id: bytes) -> None:
         """CCS03 restored a log with another extended PAN ID: the next sync takes it."""
@@ -392,7 +428,10 @@ class ZigpyHubRadio:
         if self._renew is not None:
             self._renew.cancel()
         if self.app is not None and self._formed:
-            self._run(self.app.shutdown(db=False))
+            if self.loop.is_running():  # from a zigpy callback: cannot wait for it here
+                self._spawn(self.app.shutdown(db=False))
+            else:
+                self._run(self.app.shutdown(db=False))
         self._formed = False
 
     # Trust centre: keep the coordinator in line with the CHF --------------------------
@@ -742,14 +781,40 @@ class ZigpyHubRadio:
         return self.app
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run a zigpy call to its end (synchronous callers: forming, saving)."""
-        return self.loop.run_until_complete(coro)
+        """Run a zigpy call to its end (synchronous callers: forming, saving).
+
+        On a VirtualTimeLoop the virtual clock advances until it is done. On an
+        ordinary loop the wall clock turns the loop (timers firing) for at most
+        ``sync_timeout`` real seconds; from inside that running loop it would
+        deadlock, so it is refused.
+        """
+        loop = self.loop
+        if isinstance(loop, VirtualTimeLoop):
+            return loop.run_until_complete(coro)
+        if loop.is_running():
+            coro.close()
+            raise RuntimeError(
+                f"{self.name}: a synchronous zigpy call from inside its running event loop "
+                "would deadlock; call it from synchronous code"
+            )
+        clock = self.clock
+        if isinstance(clock, WallClock) and clock.loop is loop:
+            return clock.complete(coro, timeout=self.sync_timeout)
+        # A loop no clock turns: nothing on the clock can happen meanwhile.
+        return loop.run_until_complete(asyncio.wait_for(coro, self.sync_timeout))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        """Start a zigpy call from the world's event handlers without waiting for it."""
+        """Start a zigpy call from the world's event handlers without waiting for it.
+
+        On an ordinary loop it is a task: it starts in the wall clock's next slice
+        (at once when the loop is running).
+        """
         spawn = getattr(self.loop, "spawn", None)
         if spawn is not None:
             spawn(self._logged(coro))
+        elif self.loop.is_closed():
+            coro.close()
+            self._log("zigpy call dropped: the event loop is closed")
         else:
             self.loop.create_task(self._logged(coro))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from emulators.clock import WallClock
 from emulators.world import World
 from gbcs.errors import GbcsError
 from hardware import labgrid_support
@@ -151,9 +152,14 @@ def test_serial_backend_opens_a_tcp_port(listener: str) -> None:
     backend = SerialBackend(listener)
     assert backend.available() is None
     assert hardware_skip_reason(backend) is None
-    # Reachable but no zigpy hub radio for a real dongle here: a clear error, not a hang.
-    with pytest.raises(GbcsError, match="zigpy over bellows in real time"):
-        backend.prepare(World(0))
+    # A reachable port puts the world on the wall clock, ready for a bellows hub radio.
+    world = World(0)
+    backend.prepare(world)
+    try:
+        assert isinstance(world.clock, WallClock)
+        assert world.headend.clock is world.clock
+    finally:
+        backend.release()
 
 
 def test_serial_backend_on_a_closed_tcp_port() -> None:
@@ -436,6 +442,7 @@ def test_hardware_marker_runs_on_an_open_port(pytester: pytest.Pytester, listene
 
 WORLD_TEST = """
 from emulators.scenarios import Run
+from emulators.clock import WallClock
 from emulators.world import World
 
 def test_join_and_read(han, world, chf, esme):
