@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from emulators import tunnel_server
 from emulators.clock import Timer, VirtualClock
 from emulators.medium import Capture, HanMedium
 from emulators.zigbee import air
@@ -465,7 +466,7 @@ class CoordinatorNode(_Node):
         self.settings: NetworkSettings | None = None
         self.trust_centre: TrustCentre | None = None
         self.children: dict[bytes, Child] = {}
-        self._next_tunnel = 1
+        self._ids = tunnel_server.TunnelIds()
         self.capture: Capture | None = None
 
     @property
@@ -665,29 +666,19 @@ class CoordinatorNode(_Node):
             return
         if not child.announced:
             return
-        tunnel = app.tunnel
-        if isinstance(tunnel, RequestTunnel):
-            if child.tunnel_id is None:
-                child.tunnel_id = self._next_tunnel
-                self._next_tunnel = self._next_tunnel % 0xFFFF + 1
-            zcl = self._tunnel_zcl(RequestTunnelResponse(child.tunnel_id))
+        reply = tunnel_server.serve(device, child.tunnel_id, app.tunnel, app.gbcs, tc, self._ids)
+        child.tunnel_id = reply.tunnel_id
+        if reply.command is not None:
+            direction = Direction.TO_CLIENT if isinstance(reply.command, TransferData) else None
+            zcl = self._tunnel_zcl(reply.command, direction)
             self._send_application(settings, child.short_address, zcl)
-            return
-        if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != child.tunnel_id:
-            return
-        gbcs = app.gbcs
-        if isinstance(gbcs, GbcsPut):
-            tc.from_han(device, gbcs.message)
-        elif isinstance(gbcs, GbcsGet):
-            message = tc.take_held(device)
-            if message is not None:
-                remaining = min(tc.held_count(device), 0xFF)
-                self._put(child, encode_gbcs_tunnel(GbcsGetResponse(remaining, message)))
 
     def _put(self, child: Child, data: bytes) -> None:
         settings = self.settings
         assert settings is not None and child.tunnel_id is not None
-        zcl = self._tunnel_zcl(TransferData(child.tunnel_id, data), Direction.TO_CLIENT)
+        zcl = self._tunnel_zcl(
+            tunnel_server.put(child.tunnel_id, GbcsPut(data)), Direction.TO_CLIENT
+        )
         self._send_application(settings, child.short_address, zcl)
 
     # HanPort ------------------------------------------------------------------------------
@@ -705,7 +696,7 @@ class CoordinatorNode(_Node):
         child = self.children.get(peer)
         if child is None or child.tunnel_id is None:
             raise GbcsError(f"{peer.hex().upper()} has no GBCS tunnel to this hub")
-        self._put(child, encode_gbcs_tunnel(GbcsPut(data)))
+        self._put(child, data)
 
     def forget_network(self) -> None:
         raise GbcsError("a Communications Hub does not leave its own network")
@@ -725,7 +716,7 @@ class CoordinatorNode(_Node):
                 }
                 for c in self.children.values()
             ],
-            "next_tunnel": self._next_tunnel,
+            "next_tunnel": self._ids.next_id,
         }
 
     def load_state(self, obj: dict[str, Any]) -> None:
@@ -745,7 +736,7 @@ class CoordinatorNode(_Node):
             )
             for c in obj.get("children", [])
         }
-        self._next_tunnel = int(obj.get("next_tunnel", 1))
+        self._ids = tunnel_server.TunnelIds(int(obj.get("next_tunnel", 1)))
 
 
 class MeterNode(_Node):

@@ -63,6 +63,7 @@ import zigpy.types as t
 import zigpy.zdo.types as zdo_t
 from zigpy.application import ControllerApplication
 
+from emulators import tunnel_server
 from emulators.clock import Timer, VirtualClock, WallClock
 from emulators.medium import HanMedium
 from emulators.node import HUB_ENDPOINT
@@ -70,13 +71,8 @@ from emulators.zigbee import air
 from emulators.zigbee.tunnel import (
     SMART_ENERGY_PROFILE,
     TUNNELING_CLUSTER,
-    GbcsGet,
-    GbcsGetResponse,
     GbcsPut,
-    RequestTunnel,
-    RequestTunnelResponse,
     TransferData,
-    encode_gbcs_tunnel,
     tunnel_frame,
 )
 from emulators.zigbee.zcl import Direction, encode_zcl
@@ -318,7 +314,7 @@ class ZigpyHubRadio:
         self._tc: Any = None
         self._formed = False
         self._children: dict[bytes, _Child] = {}
-        self._next_tunnel = 1
+        self._ids = tunnel_server.TunnelIds()
         self._zcl_sequence = 0
         self._permitted: dict[bytes, tuple[bytes, float]] = {}  # eui -> key, until
         self._sync_pending = False
@@ -628,28 +624,18 @@ class ZigpyHubRadio:
 
     # Tunnel server --------------------------------------------------------------------------
     def _tunnel(self, child: _Child, app: air.Application) -> None:
-        tc = self._tc
-        tunnel = app.tunnel
-        if isinstance(tunnel, RequestTunnel):
-            if child.tunnel_id is None:
-                child.tunnel_id = self._next_tunnel
-                self._next_tunnel = self._next_tunnel % 0xFFFF + 1
-            self._send_zcl(child, RequestTunnelResponse(child.tunnel_id), None)
-            return
-        if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != child.tunnel_id:
-            return
-        gbcs = app.gbcs
-        if isinstance(gbcs, GbcsPut):
-            tc.from_han(child.ieee, gbcs.message)
-        elif isinstance(gbcs, GbcsGet):
-            message = tc.take_held(child.ieee)
-            if message is not None:
-                remaining = min(tc.held_count(child.ieee), 0xFF)
-                self._put(child, encode_gbcs_tunnel(GbcsGetResponse(remaining, message)))
+        reply = tunnel_server.serve(
+            child.ieee, child.tunnel_id, app.tunnel, app.gbcs, self._tc, self._ids
+        )
+        child.tunnel_id = reply.tunnel_id
+        if reply.command is not None:
+            direction = Direction.TO_CLIENT if isinstance(reply.command, TransferData) else None
+            self._send_zcl(child, reply.command, direction)
 
     def _put(self, child: _Child, data: bytes) -> None:
         assert child.tunnel_id is not None
-        self._send_zcl(child, TransferData(child.tunnel_id, data), Direction.TO_CLIENT)
+        command = tunnel_server.put(child.tunnel_id, GbcsPut(data))
+        self._send_zcl(child, command, Direction.TO_CLIENT)
 
     def _send_zcl(self, child: _Child, command: Any, direction: Direction | None) -> None:
         sequence = self._zcl_sequence
@@ -693,7 +679,7 @@ class ZigpyHubRadio:
         child = self._children.get(peer)
         if child is None or child.tunnel_id is None:
             raise GbcsError(f"{peer.hex().upper()} has no GBCS tunnel to this hub")
-        self._put(child, encode_gbcs_tunnel(GbcsPut(data)))
+        self._put(child, data)
 
     # State ----------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -729,7 +715,7 @@ class ZigpyHubRadio:
                 }
                 for c in self._children.values()
             ],
-            "next_tunnel": self._next_tunnel,
+            "next_tunnel": self._ids.next_id,
         }
 
     def load_state(self, obj: dict[str, Any]) -> None:
@@ -745,7 +731,7 @@ class ZigpyHubRadio:
             )
             for c in obj.get("children", [])
         ]
-        self._next_tunnel = int(obj.get("next_tunnel", 1))
+        self._ids = tunnel_server.TunnelIds(int(obj.get("next_tunnel", 1)))
 
         async def restore() -> None:
             await app.load_network_info(load_devices=True)

@@ -1,0 +1,89 @@
+"""The hub's side of the GBCS tunnel, whatever radio carries it.
+
+A joined device asks for a tunnel (RequestTunnel, protocol GB-HRGP) and gets
+its tunnel id; then TransferData carries the GBCS tunnel commands: PUT is a
+message for the WAN, GET asks for the next message the hub holds for a sleepy
+device and is answered with GET-RESPONSE (with the number still waiting). The
+emulated coordinator and the zigpy hub radio both serve the tunnel with this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from emulators.zigbee.tunnel import (
+    GbcsGet,
+    GbcsGetResponse,
+    GbcsPut,
+    GbcsTunnelCommand,
+    RequestTunnel,
+    RequestTunnelResponse,
+    TransferData,
+    TunnelCommand,
+    encode_gbcs_tunnel,
+)
+from emulators.zigbee.zcl import Direction
+
+__all__ = ["TunnelHub", "TunnelIds", "TunnelReply", "serve"]
+
+
+class TunnelHub(Protocol):
+    """What the tunnel server asks of the CHF."""
+
+    def from_han(self, device: bytes, data: bytes) -> None: ...
+
+    def take_held(self, device: bytes) -> bytes | None: ...
+
+    def held_count(self, device: bytes) -> int: ...
+
+
+@dataclass(slots=True)
+class TunnelIds:
+    """Tunnel ids a hub hands out, 1..0xFFFF round robin."""
+
+    next_id: int = 1
+
+    def allocate(self) -> int:
+        value = self.next_id
+        self.next_id = value % 0xFFFF + 1
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelReply:
+    """What the hub sends back, and the device's tunnel id from now on."""
+
+    tunnel_id: int | None
+    command: TunnelCommand | None = None
+    direction: Direction | None = None
+
+
+def serve(
+    device: bytes,
+    tunnel_id: int | None,
+    tunnel: TunnelCommand | None,
+    gbcs: GbcsTunnelCommand | None,
+    hub: TunnelHub,
+    ids: TunnelIds,
+) -> TunnelReply:
+    """One tunnel command from ``device`` (holding ``tunnel_id``), served."""
+    if isinstance(tunnel, RequestTunnel):
+        if tunnel_id is None:
+            tunnel_id = ids.allocate()
+        return TunnelReply(tunnel_id, RequestTunnelResponse(tunnel_id))
+    if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != tunnel_id:
+        return TunnelReply(tunnel_id)
+    if isinstance(gbcs, GbcsPut):
+        hub.from_han(device, gbcs.message)
+    elif isinstance(gbcs, GbcsGet):
+        message = hub.take_held(device)
+        if message is not None:
+            remaining = min(hub.held_count(device), 0xFF)
+            return TunnelReply(tunnel_id, put(tunnel_id, GbcsGetResponse(remaining, message)))
+    return TunnelReply(tunnel_id)
+
+
+def put(tunnel_id: int, command: GbcsTunnelCommand) -> TransferData:
+    """A GBCS tunnel command to a device (the hub is the tunnel's server)."""
+    return TransferData(tunnel_id, encode_gbcs_tunnel(command))
