@@ -15,7 +15,6 @@ from emulators.zigbee.tunnel import (
     decode_gbcs_tunnel,
     encode_gbcs_tunnel,
 )
-from emulators.zigbee.zcl import Direction
 
 METER = bytes.fromhex("00DB1234567890A1")
 
@@ -63,4 +62,3 @@ def test_wrong_tunnel_id_is_ignored() -> None:
     reply = serve(METER, 7, TransferData(8, b"\x01"), GbcsGet(), hub, TunnelIds())
     assert reply.command is None and hub.held == [b"\xdd\x01"]
     assert put(3, GbcsPut(b"x")) == TransferData(3, b"\x03x")
-    assert Direction.TO_CLIENT  # the caller sends TransferData to the client side
