@@ -101,7 +101,10 @@ REJOIN_RETRY = 60.0  # an orphaned meter looks for its network again this often
 SLEEPY_POLL = 30.0  # a GSME wakes this often (GBCS: at least every 30 s)
 AWAKE_WINDOW = 0.25
 REASSEMBLY_TIMEOUT = 5.0
-MAX_BLOCK = 48  # APS payload bytes per block: fits a NWK-secured frame in 127 bytes
+# APS payload bytes per block: the most a NWK-secured data frame (8-byte NWK header,
+# 14-byte auxiliary header with extended nonce, 4-byte MIC, 10-byte APS header with
+# fragmentation) carries in a 127-byte PSDU; a test pins it.
+MAX_BLOCK = 80
 NWK_DEDUP_WINDOW = 64
 HUB_ENDPOINT = 0x0A  # the hub's Smart Energy endpoint (Tunneling server)
 METER_ENDPOINT = 0x01
