@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from emulators.chf import CommsHub, RouteFailure
 from emulators.clock import VirtualClock
 from emulators.medium import Capture
+from gbcs import dlms
 from gbcs.catalogue import CATALOGUE, Catalogue
 from gbcs.errors import GbcsError
 from gbcs.frame import CraFlag, GbcsMessage, decode_message, new_command
@@ -142,11 +144,23 @@ class HeadEnd:
             sign = bool(use_case and use_case.critical)
         return self.security.protect(message, sign=sign)
 
-    def device_log_command(self, message_code: int, payload: bytes, hub: bytes) -> GbcsMessage:
-        """CCS0x: from the ACB on behalf of the supplier, MAC only (CRIB §6)."""
-        return self.command(
-            message_code, payload, hub, originator="acb", on_behalf_of="supplier", sign=False
+    def device_log_command(
+        self, command: Any, message_code: int, hub: bytes, on_behalf_of: bytes
+    ) -> GbcsMessage:
+        """A CCS0x command (a :mod:`gbcs.devicelog` type) as the ACB sends it on a user's
+        behalf: MAC only, and the DLMS invoke id follows the ACB's counter (CRIB §6, §9.8)."""
+        counter = self.next_counter(self.acb)
+        request = command.to_request(dlms.invoke_id_for_counter(counter))
+        message = new_command(
+            message_code,
+            dlms.encode(request),
+            originator=self.acb,
+            target=hub,
+            counter=counter,
+            on_behalf_of=on_behalf_of,
+            on_behalf_counter=self.next_counter(on_behalf_of),
         )
+        return self.security.add_mac(message)
 
     def send(
         self, hub: CommsHub, message: GbcsMessage | bytes, *, timeout: float = DEFAULT_TIMEOUT

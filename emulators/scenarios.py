@@ -136,17 +136,7 @@ class Run:
     # Device-log use cases on a hub (ACB on behalf of the supplier) ---------------------------
     def device_log(self, hub: Hub, command: Any, code: int) -> tuple[Step, AccessResponse | None]:
         he = self.world.headend
-        counter = he.next_counter(he.acb)
-        request = command.to_request(dlms.invoke_id_for_counter(counter))
-        message = he.command(
-            code,
-            dlms.encode(request),
-            hub.eui64,
-            originator="acb",
-            on_behalf_of="supplier",
-            sign=False,
-            counter=counter,
-        )
+        message = he.device_log_command(command, code, hub.eui64, he.party("supplier"))
         outcome = he.send(hub.chf, message)
         response: AccessResponse | None = None
 

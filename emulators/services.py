@@ -277,18 +277,7 @@ class ServiceLayer:
 
     def _device_log_command(self, user: User, hub: Hub, command: Any, code: int) -> Outcome:
         he = self.headend
-        counter = he.next_counter(he.acb)
-        request = command.to_request(dlms.invoke_id_for_counter(counter))
-        message = new_command(
-            code,
-            dlms.encode(request),
-            originator=he.acb,
-            target=hub.eui64,
-            counter=counter,
-            on_behalf_of=user.party_id,
-            on_behalf_counter=he.next_counter(user.party_id),
-        )
-        return he.send(hub.chf, he.security.add_mac(message))
+        return he.send(hub.chf, he.device_log_command(command, code, hub.eui64, user.party_id))
 
     @staticmethod
     def _results(outcome: Outcome) -> AccessResponse:
