@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulators import qa
 from emulators.faults import NO_FAULTS, FaultPlan
 from emulators.headend import Outcome
 from emulators.meters import Esme
@@ -34,16 +35,7 @@ from gbcs.errors import GbcsError
 from gbcs.joins import (
     DisconnectFromHan,
     DisconnectResult,
-    JoinDetails,
     parse_int_response,
-)
-from gbcs.reads import (
-    EsmeIdentity,
-    EventLog,
-    FirmwareVersion,
-    ReadEsmeIdentity,
-    ReadEventLog,
-    ReadFirmwareVersion,
 )
 
 __all__ = ["SCENARIOS", "Run", "Step", "run_scenario"]
@@ -179,44 +171,27 @@ class Run:
         message = self.world.headend.command(code, payload, meter.eui64, **kwargs)
         return self.world.headend.send(hub.chf, message)
 
-    def join_details(self, hub: Hub, meter: MeterUnit) -> Step:
-        outcome = self.meter_command(hub, meter, 0x0013, asn1.encode(JoinDetails.COMMAND))
+    def read(self, hub: Hub, meter: MeterUnit, use_case: str) -> Step:
+        """One QA read (:mod:`emulators.qa`) from the supplier, through ``hub``."""
+        he = self.world.headend
+        counter = he.next_counter(he.party("supplier"))
+        clock = self.world.clock
+        code, payload = qa.request(use_case, counter, clock.epoch, clock.utc)
+        outcome = self.meter_command(hub, meter, code, payload, counter=counter)
 
         def check(o: Outcome) -> str:
             assert o.response is not None
-            details = JoinDetails.from_payload(asn1.decode(0x0013, 2, o.response.payload))
-            return "ok" if details.response_code == 0 else f"read failure {details.response_code}"
+            return "read failed" if qa.parse(use_case, o.response)["failed"] else "ok"
 
         return self._gbcs(outcome, check)
 
+    def join_details(self, hub: Hub, meter: MeterUnit) -> Step:
+        return self.read(hub, meter, "CS07")
+
     def qa_reads(self, hub: Hub, meter: MeterUnit) -> list[Step]:
         """The checks a bench makes: join details, and on an ESME identity, firmware, events."""
-        steps = [self.join_details(hub, meter)]
-        if not isinstance(meter.device, Esme):
-            return steps
-        he = self.world.headend
-        for read, answer in (
-            (ReadEsmeIdentity(), EsmeIdentity),
-            (ReadFirmwareVersion(), FirmwareVersion),
-            (ReadEventLog.between(self.world.clock.epoch, self.world.clock.utc), EventLog),
-        ):
-            counter = he.next_counter(he.party("supplier"))
-            request = read.to_request(dlms.invoke_id_for_counter(counter))
-            outcome = self.meter_command(
-                hub, meter, read.MESSAGE_CODE, dlms.encode(request), counter=counter
-            )
-
-            def check(o: Outcome, answer: Any = answer) -> str:
-                assert o.response is not None
-                apdu = dlms.decode(o.response.payload)
-                if not isinstance(apdu, AccessResponse):
-                    return "response is not an Access-Response"
-                answer.from_response(apdu)
-                failed = [r.result for r in apdu.results if r.result != 0]
-                return "ok" if not failed else f"read failed: DLMS result {failed[0]}"
-
-            steps.append(self._gbcs(outcome, check))
-        return steps
+        use_cases = qa.QA_USE_CASES if isinstance(meter.device, Esme) else ("CS07",)
+        return [self.read(hub, meter, u) for u in use_cases]
 
     def disconnect(self, hub: Hub, meter: MeterUnit, **kwargs: Any) -> Step:
         """SECMP0013 CS02f: supplier-signed, ACB-MAC'd; the meter answers signed."""

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulators import qa
 from emulators.headend import Outcome
 from emulators.inventory import TRANSITIONS, Inventory, InventoryError, SmiStatus
 from emulators.mpxn import (
@@ -53,16 +54,8 @@ from gbcs.devicelog import (
 from gbcs.dlms import AccessResponse
 from gbcs.errors import GbcsError
 from gbcs.frame import GbcsMessage, new_command
-from gbcs.joins import DisconnectFromHan, DisconnectResult, JoinDetails, parse_int_response
+from gbcs.joins import DisconnectFromHan, DisconnectResult, parse_int_response
 from gbcs.keys import KeyUsage, MemoryKeyStore
-from gbcs.reads import (
-    EsmeIdentity,
-    EventLog,
-    FirmwareVersion,
-    ReadEsmeIdentity,
-    ReadEventLog,
-    ReadFirmwareVersion,
-)
 from gbcs.security import SecurityContext
 from gbcs.testpki import RemotePartyRole
 
@@ -246,7 +239,7 @@ class ServiceLayer:
             if srv[:1].isdigit() or srv.strip().upper().startswith("SRV"):
                 refuse_excluded(srv)  # a DUIS SRV number (the QA reads go by use case)
             handler = getattr(self, "_sr_" + srv.replace(".", "_").replace("-", "_"), None)
-            if handler is None and srv in ("CS07", "ECS26m", "ECS52", "ECS35a"):
+            if handler is None and srv in qa.QA_USE_CASES:
                 handler = self._read
                 params = {**params, "use_case": srv}
             if handler is None:
@@ -533,56 +526,21 @@ class ServiceLayer:
             raise Rejected(Reason.INVALID_PARAMETER, f"device {device} has no CHF in the SMI")
         hub = self.hub(meter.chf)
         he = self.headend
-        target = bytes.fromhex(device)
         counter = he.next_counter(user.party_id)
-        if use_case == "CS07":
-            payload = asn1.encode(JoinDetails.COMMAND)
-            code = 0x0013
-        else:
-            read = {
-                "ECS26m": ReadEsmeIdentity(),
-                "ECS52": ReadFirmwareVersion(),
-                "ECS35a": ReadEventLog.between(self.world.clock.epoch, self.world.clock.utc),
-            }[use_case]
-            payload = dlms.encode(read.to_request(dlms.invoke_id_for_counter(counter)))
-            code = read.MESSAGE_CODE
+        clock = self.world.clock
+        code, payload = qa.request(use_case, counter, clock.epoch, clock.utc)
         message = new_command(
-            code, payload, originator=user.party_id, target=target, counter=counter
+            code, payload, originator=user.party_id, target=bytes.fromhex(device), counter=counter
         )
         outcome = he.send(hub.chf, he.security.add_mac(message))
         if not outcome.ok or outcome.response is None:
             return self._failed(use_case, outcome, Reason.NO_RESPONSE)
         try:
-            data = self._parse_read(use_case, outcome.response)
+            data = qa.parse(use_case, outcome.response)
         except GbcsError as e:
             return self._failed(use_case, f"response not understood: {e}", Reason.DEVICE_FAILURE)
-        if data.pop("failed", False):
+        if data.pop("failed"):
             return self._failed(
                 use_case, "the meter reported a read failure", Reason.DEVICE_FAILURE
             )
         return ServiceResponse(use_case, "ok", data=data)
-
-    @staticmethod
-    def _parse_read(use_case: str, response: GbcsMessage) -> dict[str, Any]:
-        if use_case == "CS07":
-            details = JoinDetails.from_payload(asn1.decode(0x0013, 2, response.payload))
-            return {
-                "failed": details.response_code != 0,
-                "partners": [d.device_id.hex().upper() for d in details.devices or ()],
-            }
-        apdu = dlms.decode(response.payload)
-        if not isinstance(apdu, AccessResponse):
-            raise Rejected(Reason.DEVICE_FAILURE, "the response is not an Access-Response")
-        failed = any(r.result for r in apdu.results)
-        if use_case == "ECS26m":
-            ident = EsmeIdentity.from_response(apdu)
-            return {
-                "failed": failed,
-                "model": (ident.model or b"").decode("ascii", "replace"),
-                "manufacturer": (ident.manufacturer or b"").decode("ascii", "replace"),
-            }
-        if use_case == "ECS52":
-            firmware = FirmwareVersion.from_response(apdu)
-            return {"failed": failed, "firmware": (firmware.version or b"").hex().upper()}
-        events = EventLog.from_response(apdu)
-        return {"failed": failed, "events": len(events.entries or ())}

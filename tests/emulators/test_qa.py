@@ -1,0 +1,50 @@
+"""QA reads: the commands a bench sends and what it makes of the answers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from emulators import qa
+from gbcs import asn1, dlms
+from gbcs.errors import DecodeError
+from gbcs.frame import new_alert
+from gbcs.joins import HanDevice, JoinDetails
+from gbcs.reads import FirmwareVersion, ReadEventLog, ReadFirmwareVersion
+
+T0 = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+T1 = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
+METER = bytes.fromhex("00DB1234567890A0")
+
+
+def _message(payload: bytes) -> object:
+    return new_alert(0x0013, payload, originator=METER, target=METER, counter=1)
+
+
+def test_requests_are_the_typed_commands() -> None:
+    assert qa.request("CS07", 5, T0, T1) == (0x0013, asn1.encode(JoinDetails.COMMAND))
+    code, payload = qa.request("ECS52", 0x0000_0001_0000_0007, T0, T1)
+    request = dlms.decode(payload)
+    assert code == ReadFirmwareVersion.MESSAGE_CODE
+    assert request.invoke_id == dlms.invoke_id_for_counter(0x0000_0001_0000_0007)
+    code, payload = qa.request("ECS35a", 1, T0, T1)
+    assert ReadEventLog.from_request(dlms.decode(payload)) == ReadEventLog.between(T0, T1)
+    with pytest.raises(ValueError, match="'ECS99' is not one of the QA reads"):
+        qa.request("ECS99", 1, T0, T1)
+
+
+def test_answers_are_parsed_and_failures_flagged() -> None:
+    details = JoinDetails(0, (HanDevice(bytes.fromhex("00DB1234567890A1"), 0),))
+    answer = qa.parse("CS07", _message(asn1.encode(details.to_payload())))
+    assert answer == {"failed": False, "partners": ["00DB1234567890A1"]}
+    failed = JoinDetails(1, None)
+    assert qa.parse("CS07", _message(asn1.encode(failed.to_payload())))["failed"] is True
+    firmware = FirmwareVersion(None, result=1).to_response(0x20000001)
+    assert qa.parse("ECS52", _message(dlms.encode(firmware))) == {"failed": True, "firmware": ""}
+
+
+def test_a_request_where_a_response_belongs_is_an_error() -> None:
+    request = ReadFirmwareVersion().to_request(0x20000001)
+    with pytest.raises(DecodeError, match="not an Access-Response"):
+        qa.parse("ECS52", _message(dlms.encode(request)))
