@@ -49,9 +49,13 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         return 2
     report = run.report(args.seed)
     if args.pcap is not None and run.world.capture is not None:
-        pcap, keys = write_capture(
-            run.world.capture, Path(args.pcap), run.world.clock.epoch.timestamp()
-        )
+        try:
+            pcap, keys = write_capture(
+                run.world.capture, Path(args.pcap), run.world.clock.epoch.timestamp()
+            )
+        except OSError as e:
+            print(f"gbcs-hil emulate: cannot write the capture: {e}", file=sys.stderr)
+            return 2
         report["pcap"] = str(pcap)
         report["keys"] = str(keys)
     if args.json:
@@ -120,6 +124,17 @@ def cmd_triage(args: argparse.Namespace) -> int:
             progress=progress,
         )
     except GbcsError as e:
+        print(f"gbcs-hil triage: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # Every committed step is safe; the step under way was rolled back.
+        print(
+            f"\ngbcs-hil triage: interrupted; run it again with --workdir {args.workdir} "
+            "to carry on where it stopped",
+            file=sys.stderr,
+        )
+        return 130
+    except OSError as e:
         print(f"gbcs-hil triage: {e}", file=sys.stderr)
         return 2
     if args.json:

@@ -63,3 +63,11 @@ def test_faults_replay_from_the_seed(capsys: pytest.CaptureFixture[str]) -> None
     first = _json(capsys, *args)[1]
     second = _json(capsys, *args)[1]
     assert first == second
+
+
+def test_unwritable_capture_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "no-such-folder" / "x.pcapng"
+    assert main(["emulate", "scenario", "fresh-meter", "--pcap", str(target)]) == 2
+    assert "cannot write the capture" in capsys.readouterr().err

@@ -140,3 +140,28 @@ def test_a_bad_policy_in_the_environment_exits_2(
     monkeypatch.setenv("GBCS_HIL_LAB_ONLY", "maybe")
     assert main(["triage", "--workdir", str(tmp_path), "--quiet"]) == 2
     assert "GBCS_HIL_LAB_ONLY" in capsys.readouterr().err
+
+
+def test_ctrl_c_exits_130_and_the_next_run_carries_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from emulators.triage import Bench
+
+    original = Bench.step
+    calls = {"n": 0}
+
+    def interrupted(self: Bench, *args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    workdir = str(tmp_path / "run")
+    monkeypatch.setattr(Bench, "step", interrupted)
+    assert main(["triage", "--workdir", workdir, "--quiet"]) == 130
+    assert f"run it again with --workdir {workdir}" in capsys.readouterr().err
+    monkeypatch.setattr(Bench, "step", original)
+    assert main(["triage", "--workdir", workdir, "--quiet", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["resumed"] and report["ok"]
+    assert [m["outcome"] for m in report["meters"]] == ["PASS", "PASS", "PASS", "PASS", "FAULTY"]
