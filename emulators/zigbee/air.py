@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from . import security as zigbee_security
 from ._wire import builder
@@ -363,20 +364,20 @@ def nwk_data(
             if len(body) <= MAX_PSDU - 2:
                 return body + fcs(body)
             return _mac_data(mac_sequence, pan_id, src, dst, nwk_bytes)  # too long: raises
-    nwk = NwkFrame(
+    return _nwk_frame(
         NwkFrameType.DATA,
-        dst,
-        src,
-        nwk_sequence,
         payload,
-        radius,
         discover_route if dst < _BROADCAST_FLOOR else DiscoverRoute.SUPPRESS,
-        dst_ieee,
-        src_ieee,
-        security=security.aux() if security is not None else None,
+        mac_sequence=mac_sequence,
+        nwk_sequence=nwk_sequence,
+        pan_id=pan_id,
+        src=src,
+        dst=dst,
+        security=security,
+        radius=radius,
+        src_ieee=src_ieee,
+        dst_ieee=dst_ieee,
     )
-    key = security.key if security is not None else None
-    return _mac_data(mac_sequence, pan_id, src, dst, encode_nwk(nwk, key))
 
 
 def application_frames(
@@ -493,8 +494,10 @@ def device_announce(
     )
 
 
-def _nwk_command(
-    command: NwkCommand,
+def _nwk_frame(
+    frame_type: NwkFrameType,
+    payload: bytes | NwkCommand,
+    discover_route: DiscoverRoute,
     *,
     mac_sequence: int,
     nwk_sequence: int,
@@ -506,20 +509,25 @@ def _nwk_command(
     src_ieee: bytes | None,
     dst_ieee: bytes | None,
 ) -> bytes:
+    """A NWK frame (NWK-secured when ``security`` is given) in a MAC data frame."""
     nwk = NwkFrame(
-        NwkFrameType.COMMAND,
+        frame_type,
         dst,
         src,
         nwk_sequence,
-        command,
+        payload,
         radius,
-        DiscoverRoute.SUPPRESS,
+        discover_route,
         dst_ieee,
         src_ieee,
         security=security.aux() if security is not None else None,
     )
     key = security.key if security is not None else None
     return _mac_data(mac_sequence, pan_id, src, dst, encode_nwk(nwk, key))
+
+
+def _nwk_command(command: NwkCommand, **fields: Any) -> bytes:
+    return _nwk_frame(NwkFrameType.COMMAND, command, DiscoverRoute.SUPPRESS, **fields)
 
 
 def rejoin_request(
