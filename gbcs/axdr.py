@@ -481,6 +481,27 @@ _OCTETS: dict[bytes, OctetString] = {}
 """Octet-strings of 0 or 2 to :data:`_OCTETS_MAX` bytes seen so far (bounded by _INTERN_LIMIT)."""
 
 
+def new_octet_string(raw: bytes) -> OctetString:
+    """``OctetString(raw)`` without the frozen ``__init__``: for builders on hot paths."""
+    obj = _new(OctetString)
+    _set_bytes(obj, raw)
+    return obj
+
+
+def new_structure(items: tuple[Data, ...]) -> Structure:
+    """``Structure(items)`` without the frozen ``__init__``."""
+    obj = _new(Structure)
+    _set_structure(obj, items)
+    return obj
+
+
+def new_array(items: tuple[Data, ...]) -> Array:
+    """``Array(items)`` without the frozen ``__init__``."""
+    obj = _new(Array)
+    _set_array(obj, items)
+    return obj
+
+
 def _intern_octets(raw: bytes) -> OctetString:
     obj = _new(OctetString)
     _set_bytes(obj, raw)
@@ -1472,8 +1493,129 @@ def _encode(value: Data, path: str, what: str) -> bytes:
     return b"".join(out)
 
 
+# The fast encoder. Devices encode a response or an alert per command, mostly
+# structures and arrays of octet-strings and small integers, so those are written
+# with prebuilt tag+length heads and one struct call per integer, containers
+# recursing and their leaves inline. It trusts nothing: anything it does not
+# recognise as plainly valid raises _Slow and the checked encoder above starts
+# over, so its output and its errors are the reference's (tested).
+
+
+class _Slow(Exception):
+    """The fast encoder met something it leaves to the checked one."""
+
+
+_SLOW = _Slow()
+_OCTET_HEADS = tuple(bytes((Tag.OCTET_STRING, n)) for n in range(0x80))
+_STRUCTURE_HEADS = tuple(bytes((Tag.STRUCTURE, n)) for n in range(0x80))
+_ARRAY_HEADS = tuple(bytes((Tag.ARRAY, n)) for n in range(0x80))
+_INT_PACKERS: dict[type, Callable[[int, int], bytes]] = {
+    cls: struct.Struct(">B" + fmt).pack
+    for cls, fmt in (
+        (DoubleLong, "i"),
+        (DoubleLongUnsigned, "I"),
+        (Bcd, "b"),
+        (Integer, "b"),
+        (Long, "h"),
+        (Unsigned, "B"),
+        (LongUnsigned, "H"),
+        (Long64, "q"),
+        (Long64Unsigned, "Q"),
+        (Enum, "B"),
+    )
+}
+_BOOLEANS = {True: b"\x03\xff", False: b"\x03\x00"}
+
+
+def _fast_head(heads: tuple[bytes, ...], n: int) -> bytes:
+    """Tag and length for ``n`` (a len(), so never negative) beyond the one-byte form."""
+    if n < 0x80:
+        return heads[n]
+    if n > 0xFFFFFF:
+        raise _SLOW  # the checked encoder words the error
+    return heads[0][:1] + encode_length(n)
+
+
+def _fast_put(value: Data, out: list[bytes], depth: int) -> None:
+    """Tag and content of ``value`` for the plainly valid case; _Slow otherwise."""
+    cls = type(value)
+    if cls is Structure or cls is Array:
+        items = value.value  # type: ignore[attr-defined]
+        if type(items) is not tuple or depth >= MAX_DEPTH:
+            raise _SLOW
+        out.append(_fast_head(_STRUCTURE_HEADS if cls is Structure else _ARRAY_HEADS, len(items)))
+        depth += 1
+        for item in items:
+            cls = type(item)
+            if cls is OctetString:
+                raw = item.value  # type: ignore[attr-defined]
+                if type(raw) is not bytes:
+                    raise _SLOW
+                n = len(raw)
+                out.append(_OCTET_HEADS[n] if n < 0x80 else _fast_head(_OCTET_HEADS, n))
+                out.append(raw)
+            elif cls is Structure or cls is Array:
+                _fast_put(item, out, depth)
+            else:
+                pack = _INT_PACKERS.get(cls)
+                if pack is None:
+                    _fast_put(item, out, depth)
+                    continue
+                number = item.value  # type: ignore[attr-defined]
+                if type(number) is not int:
+                    raise _SLOW
+                try:
+                    out.append(pack(cls.TAG, number))
+                except struct.error:
+                    raise _SLOW from None
+    elif cls is OctetString:
+        raw = value.value  # type: ignore[attr-defined]
+        if type(raw) is not bytes:
+            raise _SLOW
+        out.append(_fast_head(_OCTET_HEADS, len(raw)))
+        out.append(raw)
+    elif cls is NullData:
+        out.append(b"\x00")
+    elif cls is Boolean:
+        flag = value.value  # type: ignore[attr-defined]
+        if type(flag) is not bool:
+            raise _SLOW
+        out.append(_BOOLEANS[flag])
+    else:
+        pack = _INT_PACKERS.get(cls)
+        if pack is not None:
+            number = value.value  # type: ignore[attr-defined]
+            if type(number) is not int:
+                raise _SLOW
+            try:
+                out.append(pack(cls.TAG, number))
+            except struct.error:
+                raise _SLOW from None
+            return
+        # Any other value: the checked encoder's own leaf code, a failure there
+        # sending the whole value back to it so the error carries the full path.
+        tag = _TAG_BYTE.get(cls)
+        if tag is None:
+            raise _SLOW
+        out.append(tag)
+        try:
+            _content(value, out, depth)
+        except _Bad:
+            raise _SLOW from None
+
+
 def encode(value: Data) -> bytes:
     """Tag and content of ``value``; EncodeError names the path of a bad element."""
+    out: list[bytes] = []
+    try:
+        _fast_put(value, out, 0)
+    except _Slow:
+        return _encode(value, "$", "axdr value")
+    return b"".join(out)
+
+
+def encode_checked(value: Data) -> bytes:
+    """:func:`encode` by the checked encoder alone: the reference for the fast one."""
     return _encode(value, "$", "axdr value")
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from gbcs import axdr
 from gbcs.axdr import Data
 from gbcs.errors import EncodeError
-from gbcs.primitives import CosemDateTime, Reader, encode_length
+from gbcs.primitives import SHORT_LENGTHS, CosemDateTime, Reader, encode_length, slot_twin
 
 __all__ = [
     "ACCESS_REQUEST",
@@ -567,35 +567,19 @@ def _decode_notification(r: Reader) -> DataNotification:
 # from the start, so values and errors are exactly theirs.
 
 _read_fast = axdr._read_fast
+_unpack_date_time = CosemDateTime.unpack
 _RETRY = (*axdr._RETRY, KeyError)
-_DATE_TIME = struct.Struct(">HBBBBBBBhB").unpack_from
-_DATE_TIME_FIELDS = tuple(
-    CosemDateTime.__dict__[name].__set__
-    for name in (
-        "year", "month", "day", "day_of_week", "hour", "minute", "second", "hundredths",
-        "deviation", "clock_status",
-    )
-)  # fmt: skip
-_set_request = tuple(
-    AccessRequest.__dict__[name].__set__ for name in ("invoke_id", "specs", "data", "date_time")
-)
-_set_response = tuple(
-    AccessResponse.__dict__[name].__set__
-    for name in ("invoke_id", "data", "results", "date_time", "specs")
-)
-_set_notification = tuple(
-    DataNotification.__dict__[name].__set__ for name in ("invoke_id", "body", "date_time")
-)
+# Twins (see gbcs.primitives.slot_twin): the APDUs built by plain stores.
+_RequestTwin = slot_twin(AccessRequest)
+_ResponseTwin = slot_twin(AccessResponse)
+_NotificationTwin = slot_twin(DataNotification)
 
 
 def _fast_header(data: bytes) -> tuple[int, CosemDateTime | None, int]:
     """Invoke id, date-time and the position after them, when a date-time is present."""
     if data[5] != CosemDateTime.LENGTH:
         raise axdr._Retry
-    date_time = _new(CosemDateTime)
-    for setter, value in zip(_DATE_TIME_FIELDS, _DATE_TIME(data, 6), strict=True):
-        setter(date_time, value)
-    return _U32(data, 1)[0], date_time, 18
+    return _U32(data, 1)[0], _unpack_date_time(data[6:18]), 18
 
 
 def _fast_request(data: bytes) -> AccessRequest:
@@ -628,13 +612,13 @@ def _fast_request(data: bytes) -> AccessRequest:
     items, pos = _read_fast(data, pos + 1, 0, count)
     if pos != len(data):
         raise axdr._Retry
-    apdu = _new(AccessRequest)  # four setter calls cost less than the dataclass __init__
-    set_invoke_id, set_specs, set_data, set_date_time = _set_request
-    set_invoke_id(apdu, invoke_id)
-    set_specs(apdu, tuple(specs))
-    set_data(apdu, tuple(items))
-    set_date_time(apdu, date_time)
-    return apdu
+    apdu = _new(_RequestTwin)  # four stores cost far less than the dataclass __init__
+    apdu.invoke_id = invoke_id
+    apdu.specs = tuple(specs)
+    apdu.data = tuple(items)
+    apdu.date_time = date_time
+    apdu.__class__ = AccessRequest
+    return apdu  # type: ignore[no-any-return]
 
 
 def _fast_response(data: bytes) -> AccessResponse:
@@ -653,14 +637,14 @@ def _fast_response(data: bytes) -> AccessResponse:
     else:
         get = _RESULT_BY_WORD.__getitem__
         results = tuple([get((data[p] << 8) | data[p + 1]) for p in range(pos + 1, len(data), 2)])
-    apdu = _new(AccessResponse)
-    set_invoke_id, set_data, set_results, set_date_time, set_specs = _set_response
-    set_invoke_id(apdu, invoke_id)
-    set_data(apdu, tuple(items))
-    set_results(apdu, results)
-    set_date_time(apdu, date_time)
-    set_specs(apdu, None)
-    return apdu
+    apdu = _new(_ResponseTwin)
+    apdu.invoke_id = invoke_id
+    apdu.data = tuple(items)
+    apdu.results = results
+    apdu.date_time = date_time
+    apdu.specs = None
+    apdu.__class__ = AccessResponse
+    return apdu  # type: ignore[no-any-return]
 
 
 def _fast_notification(data: bytes) -> DataNotification:
@@ -671,12 +655,12 @@ def _fast_notification(data: bytes) -> DataNotification:
     body, pos = _read_fast(data, pos, 0, 1)
     if pos != len(data):
         raise axdr._Retry
-    apdu = _new(DataNotification)
-    set_invoke_id, set_body, set_date_time = _set_notification
-    set_invoke_id(apdu, invoke_id)
-    set_body(apdu, body[0])
-    set_date_time(apdu, date_time)
-    return apdu
+    apdu = _new(_NotificationTwin)
+    apdu.invoke_id = invoke_id
+    apdu.body = body[0]
+    apdu.date_time = date_time
+    apdu.__class__ = DataNotification
+    return apdu  # type: ignore[no-any-return]
 
 
 _FAST_DECODERS = {
@@ -783,8 +767,114 @@ def _put_data(items: tuple[Data, ...], out: list[bytes]) -> None:
         out.append(_data(item, f"data item {i}"))
 
 
+# The fast encoder: the three APDUs with plain specifications (GET, SET, ACTION)
+# and results, the data through axdr's fast encoder, and no per-item messages
+# formatted in advance. Anything it does not take as plainly valid sends the APDU
+# to the checked encoder below, so bytes and errors are the checked encoder's.
+
+_APDU_TAGS = {
+    AccessRequest: ACCESS_REQUEST,
+    AccessResponse: ACCESS_RESPONSE,
+    DataNotification: DATA_NOTIFICATION,
+}
+_HEAD = struct.Struct(">BI").pack
+_PLAIN_SPEC = struct.Struct(">BH6sB").pack
+_PAIR = struct.Struct(">BB").pack
+_SMALL_INT = (int, AccessKind)  # the kinds' own types, as _u() accepts them
+_SLOW = axdr._SLOW  # one package, one fast-path protocol
+
+
+def _fast_date_time(value: CosemDateTime | None, out: list[bytes]) -> None:
+    if value is None:
+        out.append(b"\x00")
+    elif type(value) is CosemDateTime:
+        out.append(b"\x0c" + value.encode())
+    else:
+        raise _SLOW
+
+
+def _fast_specs(specs: tuple[RequestSpec, ...], out: list[bytes]) -> None:
+    n = len(specs)
+    out.append(SHORT_LENGTHS[n] if n < 0x80 else encode_length(n))
+    for spec in specs:
+        if type(spec) is not RequestSpec:
+            raise _SLOW
+        kind, class_id, index = spec.kind, spec.class_id, spec.index
+        obis = spec.obis
+        if (
+            type(kind) not in _SMALL_INT
+            or not 1 <= kind <= 3
+            or type(class_id) is not int
+            or type(index) is not int
+            or type(obis) is not bytes
+            or len(obis) != 6
+            or spec.selector is not None
+            or spec.access_parameter is not None
+        ):
+            raise _SLOW
+        out.append(_PLAIN_SPEC(kind, class_id, obis, index))  # struct.error: out of range
+
+
+def _fast_data(items: tuple[Data, ...], out: list[bytes]) -> None:
+    n = len(items)
+    out.append(SHORT_LENGTHS[n] if n < 0x80 else encode_length(n))
+    put = axdr._fast_put
+    for item in items:
+        put(item, out, 0)
+
+
+def _fast_encode(apdu: Apdu) -> bytes:
+    """Bytes of a plainly valid APDU; raises (anything) to defer to the checked encoder."""
+    cls = type(apdu)
+    invoke_id = apdu.invoke_id
+    if type(invoke_id) is not int:
+        raise _SLOW
+    out = [_HEAD(_APDU_TAGS[cls], invoke_id)]  # KeyError: not an APDU; struct.error: range
+    _fast_date_time(apdu.date_time, out)
+    if cls is AccessRequest:
+        specs, data = apdu.specs, apdu.data  # type: ignore[union-attr]
+        if type(specs) is not tuple or type(data) is not tuple or len(specs) != len(data):
+            raise _SLOW
+        _fast_specs(specs, out)
+        _fast_data(data, out)
+    elif cls is AccessResponse:
+        data, results = apdu.data, apdu.results  # type: ignore[union-attr]
+        if type(data) is not tuple or type(results) is not tuple or len(results) != len(data):
+            raise _SLOW
+        specs = apdu.specs  # type: ignore[union-attr]
+        if specs is None:
+            out.append(b"\x00")
+        elif type(specs) is tuple:
+            out.append(b"\x01")
+            _fast_specs(specs, out)
+        else:
+            raise _SLOW
+        _fast_data(data, out)
+        n = len(results)
+        out.append(SHORT_LENGTHS[n] if n < 0x80 else encode_length(n))
+        for result in results:
+            if type(result) is not AccessResult:
+                raise _SLOW
+            kind, code = result.kind, result.result
+            if type(kind) not in _SMALL_INT or not 1 <= kind <= 3 or type(code) is not int:
+                raise _SLOW
+            out.append(_PAIR(kind, code))  # struct.error: out of range
+    else:
+        axdr._fast_put(apdu.body, out, 0)  # type: ignore[union-attr]
+    return b"".join(out)
+
+
 def encode(apdu: Apdu) -> bytes:
     """Bytes of an APDU; EncodeError for values that cannot go on the wire."""
+    try:
+        return _fast_encode(apdu)
+    except Exception:  # the checked encoder decides what is wrong
+        pass
+    return encode_checked(apdu)
+
+
+def encode_checked(apdu: Apdu) -> bytes:
+    """:func:`encode` field by field: the reference for the fast path, and its errors."""
     out: list[bytes] = []
     if isinstance(apdu, AccessRequest):
         specs = _tuple(apdu.specs, "specs")

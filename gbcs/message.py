@@ -18,7 +18,7 @@ from gbcs.catalogue import CATALOGUE, Catalogue, UseCase
 from gbcs.errors import DecodeError, EncodeError, GbcsError, KeyNotFoundError, VerificationError
 from gbcs.frame import CraFlag, FrameParts, GbcsMessage, GroupingHeader, OtherInformation
 from gbcs.frame import decode_message as decode_frame
-from gbcs.primitives import CosemDateTime
+from gbcs.primitives import CosemDateTime, slot_twin
 from gbcs.security import CheckResult, SecurityContext
 
 __all__ = [
@@ -74,10 +74,11 @@ def decode_payload(
             value = asn1.decode_type(name, payload, base)
         else:
             value = asn1.decode(code, message.header.cra_flag, payload, base)
-    decoded = _new(DecodedPayload)
-    _dp_family(decoded, family)
-    _dp_value(decoded, value)
-    return decoded
+    decoded = _new(_DecodedPayloadTwin)
+    decoded.family = family
+    decoded.value = value
+    decoded.__class__ = DecodedPayload
+    return decoded  # type: ignore[no-any-return]
 
 
 def encode_payload(payload: DecodedPayload) -> bytes:
@@ -206,29 +207,23 @@ def inspect(
         if PROTECTED_BLOCK_START in message.payload
         else ()
     )
-    # Built through the slots: the frozen __init__ is a measurable share of a
+    # Built through a twin: the frozen __init__ is a measurable share of a
     # whole-corpus pass (benchmarks/codec_corpus.py).
-    inspection = _new(Inspection)
-    _set_message(inspection, message)
-    _set_parts(inspection, parts)
-    _set_payload(inspection, payload)
-    _set_use_case(inspection, catalogue.get(message.header.other_information.message_code))
-    _set_mac(inspection, mac)
-    _set_signature(inspection, signature)
-    _set_decrypted(inspection, decrypted)
-    return inspection
+    inspection = _new(_InspectionTwin)
+    inspection.message = message
+    inspection.parts = parts
+    inspection.payload = payload
+    inspection.use_case = catalogue.get(message.header.other_information.message_code)
+    inspection.mac = mac
+    inspection.signature = signature
+    inspection.decrypted = decrypted
+    inspection.__class__ = Inspection
+    return inspection  # type: ignore[no-any-return]
 
 
 _new = object.__new__
-_dp_family = DecodedPayload.family.__set__  # type: ignore[attr-defined]
-_dp_value = DecodedPayload.value.__set__  # type: ignore[attr-defined]
-_set_message = Inspection.message.__set__  # type: ignore[attr-defined]
-_set_parts = Inspection.parts.__set__  # type: ignore[attr-defined]
-_set_payload = Inspection.payload.__set__  # type: ignore[attr-defined]
-_set_use_case = Inspection.use_case.__set__  # type: ignore[attr-defined]
-_set_mac = Inspection.mac.__set__  # type: ignore[attr-defined]
-_set_signature = Inspection.signature.__set__  # type: ignore[attr-defined]
-_set_decrypted = Inspection.decrypted.__set__  # type: ignore[attr-defined]
+_DecodedPayloadTwin = slot_twin(DecodedPayload)
+_InspectionTwin = slot_twin(Inspection)
 
 
 # JSON ------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from gbcs.errors import DecodeError, EncodeError
 
@@ -26,11 +28,16 @@ __all__ = [
     "utc_to_gbz",
 ]
 
+T = TypeVar("T")
 GBZ_EPOCH = _dt.datetime(2000, 1, 1, tzinfo=_dt.UTC)
+SHORT_LENGTHS: tuple[bytes, ...] = tuple(bytes((n,)) for n in range(0x80))
+"""The one-byte length forms, indexed by length, for encoders that inline the short case."""
 
 
 def encode_length(n: int) -> bytes:
     """DER-style definite length, shortest form (CRIB §1.1)."""
+    if type(n) is int and 0 <= n <= 0xFF:  # shared one-byte forms: no allocation
+        return SHORT_LENGTHS[n] if n < 0x80 else bytes((0x81, n))
     if n < 0:
         raise EncodeError(f"length {n} is negative")
     if n < 0x80:
@@ -141,6 +148,8 @@ def decode_length(data: bytes, pos: int = 0, layer: str = "length") -> tuple[int
 
 def pack_id8(value: bytes, what: str) -> bytes:
     """Check and return an 8-byte identifier for the wire."""
+    if type(value) is bytes and len(value) == 8:  # the usual case, with no copy to make
+        return value
     if not isinstance(value, bytes | bytearray):
         raise EncodeError(f"{what} must be 8 bytes, got {type(value).__name__}")
     if len(value) != 8:
@@ -148,7 +157,45 @@ def pack_id8(value: bytes, what: str) -> bytes:
     return bytes(value)
 
 
+def slot_twin(cls: type) -> type[Any]:
+    """A plain class laid out exactly like the frozen slotted dataclass ``cls``.
+
+    Hot decoders and builders fill an instance of it with ordinary attribute
+    stores, then set ``__class__ = cls``: the very object ``cls(...)`` would make
+    (no ``__post_init__`` runs, so only for classes without one), for about half
+    the cost of slot-descriptor calls and a third of the frozen ``__init__``'s.
+    """
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    if (
+        hasattr(cls, "__post_init__")
+        or tuple(vars(cls).get("__slots__", ())) != names
+        or "__dict__" in vars(cls)
+        or "__weakref__" in vars(cls)
+    ):
+        raise TypeError(f"{cls.__name__} is not a plain frozen slotted dataclass")
+    return type(f"_{cls.__name__}Twin", cls.__bases__, {"__slots__": names})
+
+
+def slot_builder(cls: type[T]) -> Callable[..., T]:
+    """A positional constructor for ``cls`` (every field, in order) through its twin.
+
+    For builders that make a value per message where the call cannot be inlined.
+    """
+    twin = slot_twin(cls)
+    names = [f"a{i}" for i in range(len(twin.__slots__))]
+    args = ", ".join(names)
+    lines = [f"def build({args}):", "    o = _new(_Twin)"]
+    lines += [f"    o.{slot} = {name}" for slot, name in zip(twin.__slots__, names, strict=True)]
+    lines += ["    o.__class__ = _cls", "    return o"]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_Twin": twin, "_cls": cls}
+    exec("\n".join(lines), namespace)
+    build: Callable[..., T] = namespace["build"]
+    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
+    return build
+
+
 def pack_u64(value: int, what: str) -> bytes:
+    """Check and encode a uint64 counter."""
     if not 0 <= value <= 0xFFFF_FFFF_FFFF_FFFF:
         raise EncodeError(f"{what} {value} is not a uint64")
     return value.to_bytes(8, "big")
@@ -191,6 +238,28 @@ class CosemDateTime:
     LENGTH = 12
 
     def encode(self) -> bytes:
+        # One struct call for in-range ints; anything odd takes the checked path (which
+        # refuses a non-int year or deviation that struct would take through __index__).
+        if type(self.year) is int and type(self.deviation) is int:
+            try:
+                return _DATE_TIME.pack(
+                    self.year,
+                    self.month,
+                    self.day,
+                    self.day_of_week,
+                    self.hour,
+                    self.minute,
+                    self.second,
+                    self.hundredths,
+                    self.deviation,
+                    self.clock_status,
+                )
+            except struct.error:
+                pass
+        return self._encode_checked()
+
+    def _encode_checked(self) -> bytes:
+        """Field by field: the reference for :meth:`encode`, and its error messages."""
         try:
             return (
                 self.year.to_bytes(2, "big")
@@ -224,11 +293,28 @@ class CosemDateTime:
 
     @classmethod
     def unpack(cls, raw: bytes) -> CosemDateTime:
-        """From exactly 12 bytes; built through the slots (every response carries one)."""
-        obj = _new(cls)
-        for setter, value in zip(_DATE_TIME_SETTERS, _DATE_TIME.unpack(raw), strict=True):
-            setter(obj, value)
-        return obj
+        """From exactly 12 bytes; built through the twin (every response carries one)."""
+        values = _DATE_TIME.unpack(raw)
+        if cls is not CosemDateTime:
+            obj = _new(cls)
+            for setter, value in zip(_DATE_TIME_SETTERS, values, strict=True):
+                setter(obj, value)
+            return obj
+        twin = _new(_DateTimeTwin)
+        (
+            twin.year,
+            twin.month,
+            twin.day,
+            twin.day_of_week,
+            twin.hour,
+            twin.minute,
+            twin.second,
+            twin.hundredths,
+            twin.deviation,
+            twin.clock_status,
+        ) = values
+        twin.__class__ = CosemDateTime
+        return twin  # type: ignore[no-any-return]
 
     @classmethod
     def from_datetime(cls, when: _dt.datetime) -> CosemDateTime:
@@ -236,18 +322,33 @@ class CosemDateTime:
         if when.tzinfo is None:
             raise EncodeError("COSEM date-time needs a timezone-aware datetime")
         utc = when.astimezone(_dt.UTC)
-        return cls(
-            utc.year,
-            utc.month,
-            utc.day,
-            utc.isoweekday(),
-            utc.hour,
-            utc.minute,
-            utc.second,
-            utc.microsecond // 10000,
-            0,
-            0,
-        )
+        if cls is not CosemDateTime:  # a subclass may have its own __init__
+            return cls(
+                utc.year,
+                utc.month,
+                utc.day,
+                utc.isoweekday(),
+                utc.hour,
+                utc.minute,
+                utc.second,
+                utc.microsecond // 10000,
+                0,
+                0,
+            )
+        # Through the twin, as unpack() does: the frozen __init__ costs three times as much.
+        obj = _new(_DateTimeTwin)
+        obj.year = utc.year
+        obj.month = utc.month
+        obj.day = utc.day
+        obj.day_of_week = utc.isoweekday()
+        obj.hour = utc.hour
+        obj.minute = utc.minute
+        obj.second = utc.second
+        obj.hundredths = utc.microsecond // 10000
+        obj.deviation = 0
+        obj.clock_status = 0
+        obj.__class__ = CosemDateTime
+        return obj  # type: ignore[no-any-return]
 
     def to_datetime(self) -> _dt.datetime | None:
         """The instant, or None when a date or time field is unspecified."""
@@ -290,6 +391,7 @@ _DATE_TIME = struct.Struct(">HBBBBBBBhB")
 _DATE_TIME_SETTERS = tuple(
     getattr(CosemDateTime, f.name).__set__ for f in dataclasses.fields(CosemDateTime)
 )
+_DateTimeTwin = slot_twin(CosemDateTime)
 
 
 def utc_from_gbz(seconds: int) -> _dt.datetime:

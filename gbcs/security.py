@@ -14,7 +14,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from gbcs import crypto
 from gbcs.errors import EncodeError, KeyNotFoundError, VerificationError
-from gbcs.frame import CraFlag, FrameParts, GbcsMessage, GroupingHeader
+from gbcs.frame import (
+    MAC_LENGTH,
+    SIGNATURE_LENGTH,
+    CraFlag,
+    FrameParts,
+    GbcsMessage,
+    GroupingHeader,
+    build_message,
+    wrap_mac,
+)
 from gbcs.keys import KeyStore, KeyUsage
 
 __all__ = [
@@ -83,7 +92,18 @@ class SecurityContext:
         return header.business_originator, header.business_target
 
     def mac_key(self, header: GroupingHeader) -> bytes:
-        z = self.shared_secret(*self.mac_pair(header))
+        # mac_pair() and the cache hit of shared_secret(), inline: two calls per MAC saved.
+        b = header.business_target
+        if (
+            header.cra_flag is CraFlag.COMMAND
+            and header.other_information.message_code not in DEVICE_ORIGINATED_COMMANDS
+        ):
+            a = self.acb
+        else:
+            a = header.business_originator
+        z = self._secrets.get((a, b) if a <= b else (b, a))
+        if z is None:
+            z = self.shared_secret(a, b)
         return crypto.kdf(
             z,
             header.business_originator,
@@ -94,11 +114,33 @@ class SecurityContext:
 
     # MAC ----------------------------------------------------------------------
     def compute_mac(self, message: GbcsMessage) -> bytes:
-        apdu = message.signing_parts().signing_apdu
+        apdu = message.encode_apdu()[0]
         return crypto.gmac(self.mac_key(message.header), message.header.business_originator, apdu)
 
     def add_mac(self, message: GbcsMessage) -> GbcsMessage:
-        return replace(message, mac=self.compute_mac(message))
+        return self._add_mac(message, message.encode_apdu()[0])
+
+    def _add_mac(self, message: GbcsMessage, apdu: bytes) -> GbcsMessage:
+        """MAC ``message``, whose General-Signing APDU is ``apdu``, and keep the wire bytes.
+
+        The APDU is encoded once for the MAC and the message's encoding alike.
+        """
+        header = message.header
+        mac = crypto.gmac(self.mac_key(header), header.business_originator, apdu)
+        if type(message) is not GbcsMessage:
+            return replace(message, mac=mac)
+        # Only what encode() would return unchanged is kept: not a pre-command (which
+        # encode() refuses once MAC'd), nor a MAC of a size encode() would refuse, nor
+        # anything built from a mutable buffer.
+        encoded = (
+            wrap_mac(apdu, mac)
+            if type(message.signature) is bytes
+            and type(message.payload) is bytes
+            and type(mac) is bytes
+            and len(mac) == MAC_LENGTH
+            else None
+        )
+        return build_message(header, message.payload, message.signature, mac, encoded)
 
     def check_mac(self, message: GbcsMessage, parts: FrameParts | None = None) -> CheckResult:
         mac = message.mac
@@ -116,10 +158,23 @@ class SecurityContext:
     # Signature ----------------------------------------------------------------
     def sign(self, message: GbcsMessage) -> GbcsMessage:
         """Sign as the Business Originator; a pre-command becomes a signed command."""
-        private = self.keystore.private_key(message.header.business_originator, KeyUsage.DS)
-        unsigned = replace(message, signature=b"", mac=None)
-        signature = crypto.ecdsa_sign(private, unsigned.signed_data())
-        return replace(message, signature=signature)
+        return self._sign(message)[0]
+
+    def _sign(self, message: GbcsMessage) -> tuple[GbcsMessage, bytes | None]:
+        """The signed message and, when it has a 64-byte signature, its General-Signing
+        APDU (MAC aside), made from the one encoding the signature covers."""
+        header = message.header
+        private = self.keystore.private_key(header.business_originator, KeyUsage.DS)
+        unsigned = build_message(header, message.payload)
+        body, signed_end, _ = unsigned.encode_apdu()
+        signature = crypto.ecdsa_sign(private, body[1:signed_end])
+        if type(message) is not GbcsMessage:
+            return replace(message, signature=signature), None
+        signed = build_message(header, message.payload, signature, message.mac)
+        if type(signature) is not bytes or len(signature) != SIGNATURE_LENGTH:
+            return signed, None  # left to encode_apdu() to refuse or encode
+        # The unsigned APDU ends in the empty signature field (0x00): swap in the signature.
+        return signed, body[:signed_end] + b"\x40" + signature
 
     def check_signature(self, message: GbcsMessage, parts: FrameParts | None = None) -> CheckResult:
         if not message.signature:
@@ -162,11 +217,14 @@ class SecurityContext:
     # Whole-message protection -----------------------------------------------------
     def protect(self, message: GbcsMessage, *, sign: bool = False, mac: bool = True) -> GbcsMessage:
         """Sign (when asked) and MAC a message as its originator would send it."""
+        apdu = None
         if sign:
-            message = self.sign(message)
+            message, apdu = self._sign(message)
         elif message.signature is None and mac:
             raise EncodeError("a pre-command must be signed before it can be MAC'd")
-        return self.add_mac(message) if mac else replace(message, mac=None)
+        if not mac:
+            return message.with_mac(None)
+        return self._add_mac(message, message.encode_apdu()[0] if apdu is None else apdu)
 
     def require_valid(self, message: GbcsMessage, parts: FrameParts | None = None) -> None:
         """Raise unless every present MAC and signature verifies (receivers use this)."""

@@ -600,3 +600,72 @@ def test_octet_string_interning_is_bounded(monkeypatch: pytest.MonkeyPatch) -> N
         assert axdr.decode(raw) == OctetString(n.to_bytes(4, "big"))
         assert axdr.decode(raw) == OctetString(n.to_bytes(4, "big"))
     assert len(axdr._OCTETS) == 3
+
+
+# The fast encoder against the checked one -------------------------------------------
+
+
+def _encode_outcome(f: object, value: object) -> tuple[str, object]:
+    """What an encoder gives: its bytes, or its exception's type and message."""
+    try:
+        return "value", f(value)  # type: ignore[operator]
+    except Exception as exc:  # the comparison is the point
+        return type(exc).__name__, str(exc)
+
+
+ODD_LEAVES = st.one_of(
+    st.sampled_from(list(INT_RANGES)).flatmap(
+        lambda cls: st.one_of(
+            st.integers(-(2**65), 2**65), st.booleans(), st.just(1.0), st.just(Tag.ARRAY)
+        ).map(cls)
+    ),
+    st.one_of(st.just("text"), st.binary(max_size=4).map(bytearray), st.just(None)).map(
+        OctetString
+    ),
+    st.binary(max_size=300).map(OctetString),
+    st.one_of(st.just(1), st.just(None)).map(Boolean),
+    st.just(3),
+    st.just(DateTime(b"\x00" * 11)),
+)
+
+
+def odd_values() -> st.SearchStrategy[object]:
+    """Valid values with invalid ones mixed in, and lists where tuples belong."""
+    leaves = st.one_of(data_values(), ODD_LEAVES)
+    return st.recursive(
+        leaves,
+        lambda children: st.one_of(
+            st.lists(children, max_size=4).map(lambda items: Array(tuple(items))),
+            st.lists(children, max_size=4).map(lambda items: Structure(tuple(items))),
+            st.lists(children, max_size=2).map(Structure),  # type: ignore[arg-type]
+        ),
+        max_leaves=12,
+    )
+
+
+@FUZZ
+@given(data_values())
+def test_fast_encoder_matches_checked(value: Data) -> None:
+    assert axdr.encode(value) == axdr.encode_checked(value)
+
+
+@FUZZ
+@given(odd_values())
+def test_fast_encoder_errors_match_checked(value: Data) -> None:
+    assert _encode_outcome(axdr.encode, value) == _encode_outcome(axdr.encode_checked, value)
+
+
+@pytest.mark.parametrize("depth", [axdr.MAX_DEPTH - 1, axdr.MAX_DEPTH, axdr.MAX_DEPTH + 1])
+@pytest.mark.parametrize("kind", [Array, Structure])
+def test_fast_encoder_depth_limit_matches_checked(depth: int, kind: type[Array]) -> None:
+    value: Data = OctetString(b"leaf")
+    for _ in range(depth):
+        value = kind((value,))
+    assert _encode_outcome(axdr.encode, value) == _encode_outcome(axdr.encode_checked, value)
+
+
+@pytest.mark.parametrize("size", [0x7F, 0x80, 0xFF, 0x100, 0x10000])
+def test_fast_encoder_long_lengths(size: int) -> None:
+    for value in (OctetString(bytes(size)), Array((NullData(),) * size)):
+        assert axdr.encode(value) == axdr.encode_checked(value)
+        assert axdr.decode(axdr.encode(value)) == value

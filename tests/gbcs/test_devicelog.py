@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-import pytest
+from dataclasses import dataclass
+from typing import Any
 
-from gbcs import dlms
-from gbcs.axdr import NullData
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gbcs import axdr, dlms
+from gbcs.axdr import Array, NullData, OctetString, Structure
 from gbcs.devicelog import (
     ActiveDevice,
     ActiveDevices,
@@ -149,3 +154,102 @@ def test_active_device_rejects_wrong_element_types() -> None:
     fields[1] = axdr.Unsigned(1)
     with pytest.raises(DecodeError, match="expected bit-string"):
         ActiveDevice.from_axdr(axdr.Structure(tuple(fields)))
+
+
+# Fast paths against the checked constructions ---------------------------------------
+
+
+def _outcome(f: Any, *args: Any) -> tuple[str, Any]:
+    """What a call gives: its value (and type), or its exception's type and message."""
+    try:
+        value = f(*args)
+    except Exception as exc:  # the comparison is the point
+        return type(exc).__name__, str(exc)
+    return type(value).__name__, value
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry(DeviceLogEntry):
+    """A subclass takes the checked path of from_axdr: the reference for the fast one."""
+
+
+leaf = st.one_of(
+    st.binary(min_size=7, max_size=17).map(OctetString),
+    st.just(OctetString(bytearray(8))),  # type: ignore[arg-type]
+    st.just(OctetString("abcdefgh")),  # type: ignore[arg-type]
+    st.just(axdr.Unsigned(1)),
+)
+entries_axdr = st.one_of(
+    st.tuples(
+        st.binary(min_size=8, max_size=8).map(OctetString),
+        st.binary(min_size=16, max_size=16).map(OctetString),
+    ).map(Structure),
+    st.lists(leaf, max_size=3).map(lambda items: Structure(tuple(items))),
+    st.lists(leaf, min_size=2, max_size=2).map(lambda items: Array(tuple(items))),
+)
+
+
+@given(entries_axdr)
+def test_entry_from_axdr_fast_path_matches_checked(value: axdr.Data) -> None:
+    fast = _outcome(DeviceLogEntry.from_axdr, value, 5)
+    checked = _outcome(_Entry.from_axdr, value, 5)
+    if checked[0] != "_Entry":
+        assert fast == checked  # the same error, message and all
+        return
+    assert fast[0] == "DeviceLogEntry"
+    entry, reference = fast[1], checked[1]
+    assert (entry.device_id, entry.tc_link_key_hash) == (
+        reference.device_id,
+        reference.tc_link_key_hash,
+    )
+    assert entry == DeviceLogEntry(entry.device_id, entry.tc_link_key_hash)
+
+
+def test_device_log_duplicate_check_keeps_its_errors() -> None:
+    a = DeviceLogEntry(ESME, KEY_05)
+    b = DeviceLogEntry(GSME, KEY_06)
+    pan = bytes(8)
+    assert DeviceLog(pan, (a, b)).entries == (a, b)
+    assert DeviceLog(pan, [a, b]).entries == [a, b]  # type: ignore[arg-type]
+    with pytest.raises(EncodeError, match=f"device {ESME.hex().upper()} is in the log twice"):
+        DeviceLog(pan, (a, b, a))
+
+    class _Odd:
+        device_id = bytearray(ESME)  # unhashable
+
+    with pytest.raises(EncodeError, match="twice"):  # the duplicate comes first
+        DeviceLog(pan, (a, a, _Odd()))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="unhashable"):
+        DeviceLog(pan, (a, _Odd(), a))  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        DeviceLog(pan, (a, object()))  # type: ignore[arg-type]
+
+
+def test_builders_make_the_constructors_apdus() -> None:
+    log = DeviceLog(bytes(8), (DeviceLogEntry(ESME, KEY_05),), BACKUP)
+    specs = RestoreDeviceLog.SPECS
+    assert simple_response(7, specs, (0,)) == dlms.AccessResponse(
+        7, (NullData(),), (dlms.AccessResult(specs[0].kind, 0),)
+    )
+    assert RemoveDevice(ESME).to_request(3) == dlms.AccessRequest(
+        3, RemoveDevice.SPECS, (OctetString(ESME),)
+    )
+    assert ReadDeviceLogs().to_request(4) == dlms.AccessRequest(
+        4, ReadDeviceLogs.SPECS, (NullData(), NullData())
+    )
+    assert ReadDeviceLog().to_request(5) == dlms.AccessRequest(
+        5, ReadDeviceLog.SPECS, (NullData(),)
+    )
+    alert = WhitelistChangeAlert(BACKUP, log).to_notification(9)
+    assert type(alert) is dlms.DataNotification and alert.date_time is None
+    assert WhitelistChangeAlert.from_notification(alert) == WhitelistChangeAlert(BACKUP, log)
+    response = DeviceLogs(log, None, (0, 2)).to_response(11)
+    assert type(response) is dlms.AccessResponse and response.specs is None
+    assert DeviceLogs.from_response(dlms.decode(dlms.encode(response))) == DeviceLogs(
+        log, None, (0, 2)
+    )
+    request = AddDevice(ESME, DeviceType.ESME, KEY_05).to_request(12)
+    assert type(request) is dlms.AccessRequest and request.date_time is None
+    assert AddDevice.from_request(request) == AddDevice(ESME, DeviceType.ESME, KEY_05)
+    with pytest.raises(EncodeError, match="device id must be 8 bytes"):
+        RemoveDevice(ESME[:7]).to_request(1)

@@ -709,3 +709,70 @@ def test_mutated_payloads_decode_or_raise(data: st.DataObject) -> None:
         elif len(raw) > 1:
             del raw[index]
     _decode_or_error(bytes(raw))
+
+
+# The fast encoder against the checked one -------------------------------------------
+
+
+def _encode_outcome(f: object, apdu: object) -> tuple[str, object]:
+    """What an encoder gives: its bytes, or its exception's type and message."""
+    try:
+        return "value", f(apdu)  # type: ignore[operator]
+    except Exception as exc:  # the comparison is the point
+        return type(exc).__name__, str(exc)
+
+
+@FUZZ
+@given(apdus)
+def test_fast_encoder_matches_checked(apdu: dlms.Apdu) -> None:
+    assert dlms.encode(apdu) == dlms.encode_checked(apdu)
+
+
+odd_ints = st.one_of(
+    st.integers(-2, 2**33), st.booleans(), st.just(2.0), st.sampled_from(list(AccessKind))
+)
+odd_specs = st.builds(
+    RequestSpec,
+    st.one_of(st.sampled_from(list(AccessKind)), st.integers(-1, 7), st.booleans()),
+    st.one_of(st.integers(-1, 0x10000), st.just(AccessKind.GET)),
+    st.one_of(obis_codes, st.binary(min_size=5, max_size=7), st.just("0-0:1.0.0.255")),
+    st.one_of(st.integers(-1, 256), st.booleans()),
+    st.none() | st.integers(-1, 256),
+    st.none() | data_values(),
+)
+odd_results = st.builds(
+    AccessResult,
+    st.one_of(st.sampled_from(list(AccessKind)), st.integers(-1, 5), st.booleans()),
+    st.one_of(st.integers(-1, 256), st.booleans()),
+)
+odd_data = st.one_of(data_values(), st.just(3), st.just(Unsigned(300)), st.just(None))
+odd_date_times = st.one_of(date_times, st.just(b"\x00" * 12), st.just(CosemDateTime(month=256)))
+
+
+def _seq(strategy: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.lists(strategy, max_size=3).flatmap(
+        lambda items: st.sampled_from([tuple(items), items])
+    )
+
+
+odd_apdus = st.one_of(
+    st.builds(
+        AccessRequest, odd_ints, _seq(plain_specs | odd_specs), _seq(odd_data), odd_date_times
+    ),
+    st.builds(
+        AccessResponse,
+        odd_ints,
+        _seq(odd_data),
+        _seq(results | odd_results),
+        odd_date_times,
+        st.none() | _seq(plain_specs | odd_specs),
+    ),
+    st.builds(DataNotification, odd_ints, odd_data, odd_date_times),
+    st.just(NullData()),
+)
+
+
+@FUZZ
+@given(odd_apdus)
+def test_fast_encoder_errors_match_checked(apdu: dlms.Apdu) -> None:
+    assert _encode_outcome(dlms.encode, apdu) == _encode_outcome(dlms.encode_checked, apdu)

@@ -12,6 +12,8 @@ from gbcs.catalogue import CATALOGUE, Catalogue
 from gbcs.errors import DecodeError, EncodeError
 from gbcs.keys import FileKeyStore
 from gbcs.message import (
+    DecodedPayload,
+    Inspection,
     encode_payload,
     inspect,
     message_from_json,
@@ -133,3 +135,22 @@ def test_malformed_payload_reports_offset(corpus: list[RtdsVector]) -> None:
         inspect(bad)
     assert info.value.layer in ("dlms", "axdr")
     assert info.value.offset >= insp.parts.payload_offset
+
+
+def test_inspection_objects_are_the_constructors(corpus: list[RtdsVector]) -> None:
+    """inspect() builds its results through twins: the same objects __init__ makes."""
+    for vector in corpus[::8]:
+        result = inspect(vector.data)
+        assert type(result) is Inspection and type(result.payload) is DecodedPayload
+        payload = DecodedPayload(result.payload.family, result.payload.value)
+        assert result.payload == payload
+        rebuilt = Inspection(
+            result.message,
+            result.parts,
+            payload,
+            result.use_case,
+            result.mac,
+            result.signature,
+            result.decrypted,
+        )
+        assert rebuilt == result and repr(rebuilt) == repr(result)

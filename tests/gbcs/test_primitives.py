@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import struct
+from dataclasses import FrozenInstanceError, dataclass, replace
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -13,6 +16,9 @@ from gbcs.primitives import (
     decode_length,
     encode_length,
     eui64,
+    pack_id8,
+    slot_builder,
+    slot_twin,
     utc_from_gbz,
     utc_to_gbz,
 )
@@ -104,3 +110,158 @@ def test_eui64_and_gbz_time() -> None:
     assert utc_from_gbz(0) == dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     with pytest.raises(EncodeError):
         utc_to_gbz(dt.datetime(1999, 1, 1, tzinfo=dt.UTC))
+
+
+# Fast paths against their checked references ---------------------------------------
+
+
+def _outcome(f: Any, *args: Any) -> tuple[str, Any]:
+    """What a call gives: its value, or its exception's type and message."""
+    try:
+        return "value", f(*args)
+    except Exception as exc:  # the comparison is the point
+        return type(exc).__name__, str(exc)
+
+
+def _reference_length(n: Any) -> bytes:
+    """encode_length before its shared one-byte forms."""
+    if n < 0:
+        raise EncodeError(f"length {n} is negative")
+    if n < 0x80:
+        return bytes((n,))
+    return encode_length(n)
+
+
+@given(st.one_of(st.integers(-3, 0x200), st.booleans(), st.floats(-2, 200)))
+def test_short_lengths_match_the_reference(n: Any) -> None:
+    assert _outcome(encode_length, n) == _outcome(_reference_length, n)
+
+
+fields = st.one_of(
+    st.integers(-0x10000, 0x1FFFF), st.booleans(), st.just(1.5), st.just(None), st.just("7")
+)
+
+
+@given(date_times)
+def test_date_time_fast_encode_matches_checked(value: CosemDateTime) -> None:
+    assert value.encode() == value._encode_checked()
+
+
+@given(st.lists(fields, min_size=10, max_size=10))
+def test_date_time_encode_outcomes_match_checked(values: list[Any]) -> None:
+    """Out-of-range and odd field values: the same bytes or the same error either way."""
+    value = CosemDateTime(*values)
+    assert _outcome(value.encode) == _outcome(value._encode_checked)
+
+
+class _Index:
+    """An int-like that struct would take and int.to_bytes would not."""
+
+    def __index__(self) -> int:
+        return 7
+
+
+def test_date_time_encode_keeps_refusing_index_only_year_and_deviation() -> None:
+    for value in (CosemDateTime(year=_Index()), CosemDateTime(deviation=_Index())):  # type: ignore[arg-type]
+        with pytest.raises(AttributeError):
+            value.encode()
+
+
+ZONES = [
+    dt.UTC,
+    dt.timezone(dt.timedelta(hours=5, minutes=30)),
+    dt.timezone(-dt.timedelta(hours=9, minutes=15)),
+]
+
+
+@given(
+    st.datetimes(min_value=dt.datetime(1900, 1, 2), max_value=dt.datetime(9998, 12, 30)).flatmap(
+        lambda d: st.sampled_from(ZONES).map(lambda z: d.replace(tzinfo=z))
+    )
+)
+def test_from_datetime_matches_the_constructor(when: dt.datetime) -> None:
+    utc = when.astimezone(dt.UTC)
+    expected = CosemDateTime(
+        utc.year,
+        utc.month,
+        utc.day,
+        utc.isoweekday(),
+        utc.hour,
+        utc.minute,
+        utc.second,
+        utc.microsecond // 10000,
+        0,
+        0,
+    )
+    value = CosemDateTime.from_datetime(when)
+    assert type(value) is CosemDateTime
+    assert value == expected and repr(value) == repr(expected)
+    assert hash(value) == hash(expected)
+
+
+@given(st.binary(min_size=12, max_size=12))
+def test_unpack_matches_the_constructor(raw: bytes) -> None:
+    value = CosemDateTime.unpack(raw)
+    assert type(value) is CosemDateTime
+    assert value == CosemDateTime(*struct.unpack(">HBBBBBBBhB", raw))
+    assert value.encode() == raw
+    with pytest.raises(FrozenInstanceError):
+        value.year = 1  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class _LocalDateTime(CosemDateTime):
+    pass
+
+
+def test_date_time_subclasses_are_built_as_themselves() -> None:
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    built = _LocalDateTime.from_datetime(when)
+    assert type(built) is _LocalDateTime
+    assert built.encode() == CosemDateTime.from_datetime(when).encode()
+    unpacked = _LocalDateTime.unpack(built.encode())
+    assert type(unpacked) is _LocalDateTime and unpacked == built
+
+
+def test_pack_id8_fast_path() -> None:
+    raw = bytes.fromhex("00DB1234567890A0")
+    assert pack_id8(raw, "id") is raw
+    copy = pack_id8(bytearray(raw), "id")
+    assert type(copy) is bytes and copy == raw
+    with pytest.raises(EncodeError, match="must be 8 bytes, got 7"):
+        pack_id8(raw[:7], "id")
+    with pytest.raises(EncodeError, match="got str"):
+        pack_id8("00DB1234567890A0", "id")  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pair:
+    a: int
+    b: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    a: int
+
+    def __post_init__(self) -> None:
+        raise AssertionError("never skipped")
+
+
+@dataclass(frozen=True)
+class _NoSlots:
+    a: int
+
+
+def test_slot_twin_and_builder_make_the_constructors_objects() -> None:
+    build = slot_builder(_Pair)
+    value = build(1, b"x")
+    assert type(value) is _Pair and value == _Pair(1, b"x") and hash(value) == hash(_Pair(1, b"x"))
+    assert replace(value, a=2) == _Pair(2, b"x")
+    with pytest.raises(FrozenInstanceError):
+        value.a = 3  # type: ignore[misc]
+    twin = slot_twin(_Pair)
+    assert twin.__slots__ == ("a", "b")
+    for cls in (_Checked, _NoSlots):
+        with pytest.raises(TypeError):
+            slot_twin(cls)

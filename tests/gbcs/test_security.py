@@ -11,12 +11,15 @@ import contextlib
 import hashlib
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gbcs import crypto
-from gbcs.errors import DecodeError, EncodeError, VerificationError
+from gbcs.errors import DecodeError, EncodeError, KeyNotFoundError, VerificationError
 from gbcs.frame import (
     CraFlag,
     FrameParts,
@@ -26,6 +29,7 @@ from gbcs.frame import (
     decode_message,
 )
 from gbcs.keys import FileKeyStore, KeyUsage, MemoryKeyStore
+from gbcs.primitives import CosemDateTime
 from gbcs.rtds import RtdsVector
 from gbcs.security import CheckResult, SecurityContext
 from gbcs.testpki import TestPki
@@ -393,3 +397,137 @@ def test_protected_block_round_trip_and_tampering(pki: TestPki, stranger: TestPk
     assert supplier.decrypt_block(urp, urp_block) == plaintext
     with pytest.raises(VerificationError):
         supplier.decrypt_block(header, urp_block)
+
+
+# protect(): one encoding for signature, MAC and wire ----------------------------------
+
+
+def _reference_protect(
+    ctx: SecurityContext, message: GbcsMessage, *, sign: bool, mac: bool
+) -> GbcsMessage:
+    """protect() as it was: sign a copy, MAC the signed message, each encoding anew."""
+    if sign:
+        private = ctx.keystore.private_key(message.header.business_originator, KeyUsage.DS)
+        unsigned = replace(message, signature=b"", mac=None)
+        message = replace(message, signature=crypto.ecdsa_sign(private, unsigned.signed_data()))
+    elif message.signature is None and mac:
+        raise EncodeError("a pre-command must be signed before it can be MAC'd")
+    if not mac:
+        return replace(message, mac=None)
+    apdu = message.signing_parts().signing_apdu
+    key = ctx.mac_key(message.header)
+    return replace(message, mac=crypto.gmac(key, message.header.business_originator, apdu))
+
+
+def _outcome(f: Any, *args: Any) -> tuple[str, Any]:
+    """What a call gives: its value, or its exception's type and message."""
+    try:
+        return "value", f(*args)
+    except Exception as exc:  # the comparison is the point
+        return type(exc).__name__, str(exc)
+
+
+def _fresh(message: GbcsMessage) -> GbcsMessage:
+    """The same fields through __init__: no wire bytes kept from protect()."""
+    return GbcsMessage(message.header, message.payload, message.signature, message.mac)
+
+
+PROTECT = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@PROTECT
+@given(
+    kind=st.sampled_from(["command", "response", "alert", "device-command"]),
+    code=st.integers(0, 0xFFFF),
+    counter=st.integers(0, 2**64 - 1),
+    payload=st.binary(max_size=300),
+    date_time=st.none() | st.binary(min_size=12, max_size=12),
+    signature=st.sampled_from([None, b"", bytes(64)]),
+    sign=st.booleans(),
+    mac=st.booleans(),
+)
+def test_protect_matches_the_reference(
+    pki: TestPki,
+    kind: str,
+    code: int,
+    counter: int,
+    payload: bytes,
+    date_time: bytes | None,
+    signature: bytes | None,
+    sign: bool,
+    mac: bool,
+) -> None:
+    """Same fields, same bytes and same errors as the step-by-step reference."""
+    supplier, esme = pki.party("supplier").eui64, pki.party("esme").eui64
+    ctx = _ctx(pki)  # every party's keys: whichever pair the MAC needs
+    if kind == "command":
+        cra, originator, target = CraFlag.COMMAND, supplier, esme
+    elif kind == "device-command":  # device to device: MAC'd by the two devices' keys
+        cra, originator, target = CraFlag.COMMAND, esme, pki.party("gsme").eui64
+        code = 0x009B
+    else:
+        cra = CraFlag.RESPONSE if kind == "response" else CraFlag.ALERT
+        originator, target = esme, supplier
+    dt = None if date_time is None else CosemDateTime.unpack(date_time)
+    header = GroupingHeader(cra, counter, originator, target, OtherInformation(code), dt)
+    message = GbcsMessage(header, payload, signature)
+    try:
+        expected = _reference_protect(ctx, message, sign=sign, mac=mac)
+    except EncodeError as exc:
+        with pytest.raises(EncodeError, match=str(exc)):
+            ctx.protect(message, sign=sign, mac=mac).encode()
+        return
+    protected = ctx.protect(message, sign=sign, mac=mac)
+    assert type(protected) is GbcsMessage
+    assert protected == expected
+    wire = _outcome(protected.encode)
+    assert wire == _outcome(_fresh(expected).encode)
+    assert _outcome(protected.signing_parts) == _outcome(_fresh(expected).signing_parts)
+    if wire[0] != "value":
+        return  # e.g. an unsigned response left without its signature field
+    decoded, parts = decode_message(wire[1])
+    assert decoded == protected
+    if protected.mac is not None:
+        assert ctx.check_mac(decoded, parts) is VALID
+    if sign:
+        assert ctx.check_signature(decoded, parts) is VALID
+
+
+def test_add_mac_and_sign_match_the_reference(pki: TestPki) -> None:
+    ctx = _ctx(pki)
+    precommand = _precommand(pki)
+    signed = ctx.sign(precommand)
+    assert signed == _reference_protect(ctx, precommand, sign=True, mac=False)
+    assert ctx.check_signature(signed) is VALID
+    command = replace(precommand, signature=b"")
+    macd = ctx.add_mac(command)
+    assert macd == _reference_protect(ctx, command, sign=False, mac=True)
+    assert macd.encode() == _fresh(macd).encode()
+    assert ctx.compute_mac(command) == macd.mac
+
+
+def test_add_mac_to_a_precommand_still_fails_to_encode(pki: TestPki) -> None:
+    """add_mac() MACs a pre-command as it always did; encode() refuses the result."""
+    ctx = _ctx(pki)
+    macd = ctx.add_mac(_precommand(pki))
+    assert macd.mac is not None and macd.signature is None
+    with pytest.raises(EncodeError, match="pre-command"):
+        macd.encode()
+    with pytest.raises(EncodeError, match="pre-command"):
+        ctx.add_mac(macd)  # a MAC'd pre-command cannot be encoded to MAC again
+
+
+def test_protect_errors_come_in_the_same_order(pki: TestPki, stranger: TestPki) -> None:
+    ctx = _ctx(pki)
+    unknown = replace(
+        _precommand(pki),
+        header=replace(_precommand(pki).header, business_originator=bytes(8)),
+    )
+    with pytest.raises(KeyNotFoundError):
+        ctx.protect(unknown, sign=True)  # no signing key: before any encoding
+    bad = replace(_precommand(pki), signature=b"\x00" * 10)
+    with pytest.raises(EncodeError, match="signature must be empty or 64 bytes"):
+        ctx.protect(bad)
+    with pytest.raises(EncodeError, match="pre-command must be signed"):
+        ctx.protect(_precommand(pki))
+    assert ctx.protect(_precommand(pki), mac=False) == _precommand(pki)
