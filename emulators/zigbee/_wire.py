@@ -6,41 +6,17 @@ decoder can leak an ``IndexError`` or ``struct.error``.
 
 from __future__ import annotations
 
-import dataclasses
 import struct
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from gbcs.errors import DecodeError, EncodeError
+from gbcs.primitives import slot_builder
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 
-T = TypeVar("T")
 
-
-def builder(cls: type[T]) -> Callable[..., T]:
-    """A positional constructor for the frozen, slotted dataclass ``cls`` for decoders.
-
-    It takes every field in order and stores them through the slot descriptors,
-    which is about twice as fast as the generated ``__init__`` (one
-    ``object.__setattr__`` per field); the instance is the same. Decoders build
-    many frames, so this matters on the hot path.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    if hasattr(cls, "__post_init__") or list(getattr(cls, "__slots__", ())) != names:
-        raise TypeError(f"{cls.__name__} is not a plain slotted dataclass")
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    args = ", ".join(f"a{i}" for i in range(len(names)))
-    lines = [f"def build({args}):", "    o = _new(_cls)"]
-    for i, name in enumerate(names):
-        namespace[f"_s{i}"] = cls.__dict__[name].__set__
-        lines.append(f"    _s{i}(o, a{i})")
-    lines.append("    return o")
-    exec("\n".join(lines), namespace)
-    build: Callable[..., T] = namespace["build"]
-    build.__qualname__ = build.__name__ = f"build_{cls.__name__}"
-    return build
+builder = slot_builder
+"""Positional constructors for the codec's frozen frame classes (see ``slot_builder``)."""
 
 
 class Reader:

@@ -30,7 +30,6 @@ from .aps import (
     ApsFrame,
     DeliveryMode,
     DeviceAnnounce,
-    Fragment,
     KeyType,
     TransportKey,
     decode_aps,
@@ -68,7 +67,7 @@ from .nwk import (
     decode_nwk,
     encode_nwk,
 )
-from .security import MIC_LENGTH, AuxHeader, EncryptedPayload, KeyId
+from .security import MIC_LENGTH, AuxHeader, EncryptedPayload, KeyId, _encrypt_network
 from .tunnel import (
     SMART_ENERGY_PROFILE,
     TUNNELING_CLUSTER,
@@ -162,6 +161,12 @@ class Decoded:
 
 
 _NO_KEYS = Keys()
+_new_mac = builder(MacFrame)
+_new_association_request = builder(AssociationRequest)
+_new_association_response = builder(AssociationResponse)
+_new_nwk = builder(NwkFrame)
+_new_aps_data = builder(ApsData)
+_DATA_REQUEST = DataRequest()
 _new_application = builder(Application)
 _new_decoded = builder(Decoded)
 
@@ -206,12 +211,9 @@ def beacon(
     payload = ZigbeeBeaconPayload(
         extended_pan_id, router_capacity, end_device_capacity, device_depth, update_id
     )
-    frame = MacFrame(
-        MacFrameType.BEACON,
-        mac_sequence,
-        Beacon(payload, pan_coordinator, association_permit),
-        src_pan=pan_id,
-        src=src,
+    beacon = Beacon(payload, pan_coordinator, association_permit)
+    frame = _new_mac(
+        MacFrameType.BEACON, mac_sequence, beacon, None, None, pan_id, src, False, False, 0
     )
     return encode_mac(frame)
 
@@ -220,15 +222,17 @@ def association_request(
     *, mac_sequence: int, pan_id: int, coordinator: int, device_ieee: bytes, capability: Capability
 ) -> bytes:
     """Association request from a device (extended address, source PAN 0xFFFF)."""
-    frame = MacFrame(
+    frame = _new_mac(
         MacFrameType.COMMAND,
         mac_sequence,
-        AssociationRequest(capability),
+        _new_association_request(capability),
         pan_id,
         coordinator,
         BROADCAST_PAN,
         device_ieee,
-        ack_request=True,
+        True,
+        False,
+        0,
     )
     return encode_mac(frame)
 
@@ -243,23 +247,25 @@ def association_response(
     status: AssociationStatus = AssociationStatus.SUCCESS,
 ) -> bytes:
     """Association response, extended addresses both ways, PAN ID compressed."""
-    frame = MacFrame(
+    frame = _new_mac(
         MacFrameType.COMMAND,
         mac_sequence,
-        AssociationResponse(short_address, status),
+        _new_association_response(short_address, status),
         pan_id,
         device_ieee,
         None,
         coordinator_ieee,
-        ack_request=True,
+        True,
+        False,
+        0,
     )
     return encode_mac(frame)
 
 
 def data_request(*, mac_sequence: int, pan_id: int, src: int | bytes, dst: int) -> bytes:
     """MAC data request (a sleepy device polling its parent, or fetching its association)."""
-    frame = MacFrame(
-        MacFrameType.COMMAND, mac_sequence, DataRequest(), pan_id, dst, None, src, ack_request=True
+    frame = _new_mac(
+        MacFrameType.COMMAND, mac_sequence, _DATA_REQUEST, pan_id, dst, None, src, True, False, 0
     )
     return encode_mac(frame)
 
@@ -269,7 +275,7 @@ def data_request(*, mac_sequence: int, pan_id: int, src: int | bytes, dst: int) 
 
 def _mac_data(mac_sequence: int, pan_id: int, src: int, dst: int, nwk: bytes) -> bytes:
     broadcast = dst >= _BROADCAST_FLOOR
-    frame = MacFrame(
+    frame = _new_mac(
         MacFrameType.DATA,
         mac_sequence,
         nwk,
@@ -277,7 +283,9 @@ def _mac_data(mac_sequence: int, pan_id: int, src: int, dst: int, nwk: bytes) ->
         BROADCAST_ADDRESS if broadcast else dst,
         None,
         src,
-        ack_request=not broadcast,
+        not broadcast,
+        False,
+        0,
     )
     return encode_mac(frame)
 
@@ -348,9 +356,17 @@ def nwk_data(
             if security is None:
                 nwk_bytes = header + payload
             else:
-                nwk_bytes = header + zigbee_security.encrypt(
-                    header, security.aux(), payload, security.key
+                secured = _encrypt_network(
+                    header,
+                    payload,
+                    security.key,
+                    security.frame_counter,
+                    security.source,
+                    security.key_sequence,
                 )
+                if secured is None:
+                    secured = zigbee_security.encrypt(header, security.aux(), payload, security.key)
+                nwk_bytes = header + secured
             body = (
                 _MAC_DATA_HEAD.pack(
                     _MAC_DATA_CONTROL if broadcast else _MAC_DATA_CONTROL | 0x20,
@@ -402,27 +418,43 @@ def application_frames(
     number of frames returned.
     """
 
-    def frame(block: bytes, frag: Fragment | None = None) -> ApsData:
-        aux = security
-        if aux is not None and frag is not None:
-            aux = replace(aux, frame_counter=aux.frame_counter + frag.block_number)
-        return ApsData(
-            cluster_id,
-            profile_id,
-            src_endpoint,
-            dst_endpoint,
-            counter,
-            block,
-            DeliveryMode.UNICAST,
-            None,
-            ack_request,
-            frag,
-            aux,
-        )
-
     if max_block is None or len(payload) <= max_block:
-        return [frame(bytes(payload))]
-    return [frame(block, frag) for frag, block in fragment(payload, max_block)]
+        return [
+            _new_aps_data(
+                cluster_id,
+                profile_id,
+                src_endpoint,
+                dst_endpoint,
+                counter,
+                bytes(payload),
+                DeliveryMode.UNICAST,
+                None,
+                ack_request,
+                None,
+                security,
+            )
+        ]
+    frames = []
+    for frag, block in fragment(payload, max_block):
+        aux = security
+        if aux is not None:
+            aux = replace(aux, frame_counter=aux.frame_counter + frag.block_number)
+        frames.append(
+            _new_aps_data(
+                cluster_id,
+                profile_id,
+                src_endpoint,
+                dst_endpoint,
+                counter,
+                block,
+                DeliveryMode.UNICAST,
+                None,
+                ack_request,
+                frag,
+                aux,
+            )
+        )
+    return frames
 
 
 def transport_network_key(
@@ -510,7 +542,7 @@ def _nwk_frame(
     dst_ieee: bytes | None,
 ) -> bytes:
     """A NWK frame (NWK-secured when ``security`` is given) in a MAC data frame."""
-    nwk = NwkFrame(
+    nwk = _new_nwk(
         frame_type,
         dst,
         src,
@@ -520,7 +552,10 @@ def _nwk_frame(
         discover_route,
         dst_ieee,
         src_ieee,
-        security=security.aux() if security is not None else None,
+        None,
+        None,
+        False,
+        security.aux() if security is not None else None,
     )
     key = security.key if security is not None else None
     return _mac_data(mac_sequence, pan_id, src, dst, encode_nwk(nwk, key))
@@ -658,34 +693,37 @@ def decode_frame(psdu: bytes, keys: Keys | None = None, *, mac: MacFrame | None 
     keys = keys or _NO_KEYS
     if mac is None:
         mac = decode_mac(psdu)
-    if mac.frame_type is not MacFrameType.DATA or not isinstance(mac.payload, bytes):
+    mac_payload = mac.payload
+    if mac.frame_type is not MacFrameType.DATA or not isinstance(mac_payload, bytes):
         return Decoded(mac)
-    nwk_at = len(psdu) - 2 - len(mac.payload)
-    nwk = decode_nwk(mac.payload, keys.network, base=nwk_at)
-    if nwk.frame_type is not NwkFrameType.DATA or not isinstance(nwk.payload, bytes):
+    network_keys = keys.network
+    nwk_at = len(psdu) - 2 - len(mac_payload)
+    nwk = decode_nwk(mac_payload, network_keys, base=nwk_at)
+    payload = nwk.payload
+    if nwk.frame_type is not NwkFrameType.DATA or not isinstance(payload, bytes):
         return _new_decoded(mac, nwk, None, None)
-    aps_at = nwk_at + len(mac.payload) - len(nwk.payload)
+    aps_at = nwk_at + len(mac_payload) - len(payload)
+    src_ieee = nwk.src_ieee
+    sender = src_ieee
     if nwk.security is not None:
         aps_at -= MIC_LENGTH
-    sender = nwk.src_ieee or (nwk.security.source if nwk.security else None)
-    partners = [a for a in (nwk.src_ieee, nwk.dst_ieee, sender) if a is not None]
+        sender = src_ieee or nwk.security.source
     aps = decode_aps(
-        nwk.payload,
+        payload,
         keys.link,
         base=aps_at,
-        partners=partners,
+        partners=(src_ieee, nwk.dst_ieee, sender),
         nonce_source=sender,
-        network_keys=keys.network,
+        network_keys=network_keys,
     )
-    if (
-        not isinstance(aps, ApsData)
-        or aps.fragment is not None
-        or isinstance(aps.payload, EncryptedPayload)
-    ):
+    if type(aps) is not ApsData:
         return _new_decoded(mac, nwk, aps, None)
-    app_at = aps_at + len(nwk.payload) - len(aps.payload)
+    app_payload = aps.payload
+    if aps.fragment is not None or isinstance(app_payload, EncryptedPayload):
+        return _new_decoded(mac, nwk, aps, None)
+    app_at = aps_at + len(payload) - len(app_payload)
     if aps.security is not None:
         app_at -= MIC_LENGTH
     return _new_decoded(
-        mac, nwk, aps, decode_application(aps.profile_id, aps.cluster_id, aps.payload, base=app_at)
+        mac, nwk, aps, decode_application(aps.profile_id, aps.cluster_id, app_payload, base=app_at)
     )

@@ -26,8 +26,8 @@ from gbcs.errors import DecodeError, EncodeError, GbcsError, VerificationError
 
 from . import security
 from ._wire import Reader, builder, check_range, eui64, u8, u16
-from .mac import Capability
-from .security import AuxHeader, EncryptedPayload, KeyId, _peek_aux
+from .mac import Capability, _capability
+from .security import AuxHeader, EncryptedPayload, KeyId, _decrypt_received, _peek_aux
 
 __all__ = [
     "DEVICE_ANNOUNCE_CLUSTER",
@@ -257,28 +257,46 @@ def _encode_command(body: ApsCommandBody) -> bytes:
 
 _DATA_HEAD = struct.Struct("<BBHHBB")  # control, dst endpoint, cluster, profile, src ep, counter
 _GROUP_HEAD = struct.Struct("<BHHHBB")  # control, group, cluster, profile, src ep, counter
+_BLOCK_HEAD = struct.Struct("<BBHHBBBB")  # _DATA_HEAD, fragmentation, block number or count
 _FRAME_TYPES = (ApsFrameType.DATA, ApsFrameType.COMMAND, ApsFrameType.ACK)
 _MODES = (DeliveryMode.UNICAST, None, DeliveryMode.BROADCAST, DeliveryMode.GROUP)
 
 
 def _encode_header(frame: ApsFrame) -> bytes:
-    # Fast path: an unfragmented unicast or broadcast data frame with its values in
-    # range; anything else takes _encode_header_checked for the precise error.
-    if type(frame) is ApsData and frame.fragment is None and frame.group is None:
+    # Fast path: a unicast or broadcast data frame, unfragmented or a plain block, with
+    # its values in range; anything else takes _encode_header_checked for the precise
+    # error.
+    if type(frame) is ApsData and frame.group is None:
         mode = frame.delivery_mode
         ack = frame.ack_request
+        frag = frame.fragment
         if (mode is DeliveryMode.UNICAST or mode is DeliveryMode.BROADCAST) and type(ack) is bool:
-            try:
-                return _DATA_HEAD.pack(
-                    mode << 2 | (frame.security is not None) << 5 | ack << 6,
-                    frame.dst_endpoint,  # type: ignore[arg-type]
-                    frame.cluster_id,
-                    frame.profile_id,
-                    frame.src_endpoint,
-                    frame.counter,
-                )
-            except struct.error:
-                pass
+            fields = (
+                mode << 2 | (frame.security is not None) << 5 | ack << 6,
+                frame.dst_endpoint,
+                frame.cluster_id,
+                frame.profile_id,
+                frame.src_endpoint,
+                frame.counter,
+            )
+            if frag is None:
+                try:
+                    return _DATA_HEAD.pack(*fields)
+                except struct.error:
+                    pass
+            elif type(frag) is Fragment and type(frag.block_number) is int:
+                number, total = frag.block_number, frag.total_blocks
+                extension = None
+                if number == 0:
+                    if type(total) is int and 1 <= total <= MAX_BLOCKS:
+                        extension = (1, total)  # first block: the block count
+                elif total is None:
+                    extension = (2, number)
+                if extension is not None:
+                    try:
+                        return _BLOCK_HEAD.pack(fields[0] | 0x80, *fields[1:], *extension)
+                    except struct.error:
+                        pass
     return _encode_header_checked(frame)
 
 
@@ -336,6 +354,8 @@ def encode_aps(
     key-transport/key-load hash is applied here according to the aux header.
     ``nonce_source`` is the sender's EUI-64 when the aux header has no source.
     """
+    if type(frame) is ApsData and frame.security is None and type(frame.payload) is bytes:
+        return _encode_header(frame) + frame.payload
     header = _encode_header(frame)
     if isinstance(frame, ApsData):
         body = frame.payload
@@ -402,8 +422,27 @@ def _decode_command(reader: Reader) -> ApsCommandBody:
     return command
 
 
+_TRANSPORT_NETWORK_KEY = struct.Struct("<BB16sB8s8s")  # id, type, key, sequence, dst, src
+_TRANSPORT_LINK_KEY = struct.Struct("<BB16s8s8s")  # id, type, key, dst, src
+_new_transport_key = builder(TransportKey)
+
+
+def _command(plain: bytes, at: int) -> ApsCommandBody:
+    """The command in ``plain`` (not empty) at offset ``at``: a Transport Key of the
+    exact size unpacked at once, anything else read field by field."""
+    if plain[0] == ApsCommandId.TRANSPORT_KEY:
+        if len(plain) == _TRANSPORT_NETWORK_KEY.size and plain[1] == KeyType.NETWORK:
+            _, _, key, sequence, dst, src = _TRANSPORT_NETWORK_KEY.unpack(plain)
+            return _new_transport_key(KeyType.NETWORK, key, dst[::-1], src[::-1], sequence)
+        if len(plain) == _TRANSPORT_LINK_KEY.size and plain[1] == KeyType.TRUST_CENTER_LINK:
+            _, _, key, dst, src = _TRANSPORT_LINK_KEY.unpack(plain)
+            return _new_transport_key(KeyType.TRUST_CENTER_LINK, key, dst[::-1], src[::-1], None)
+    return _decode_command(Reader(plain, LAYER, at))
+
+
 _new_data = builder(ApsData)
 _new_command = builder(ApsCommand)
+_new_fragment = builder(Fragment)
 
 
 def _candidate_keys(
@@ -424,18 +463,18 @@ def decode_aps(
     link_keys: Mapping[bytes, bytes] | None = None,
     *,
     base: int = 0,
-    partners: Sequence[bytes] = (),
+    partners: Sequence[bytes | None] = (),
     nonce_source: bytes | None = None,
     network_keys: Mapping[int, bytes] | None = None,
 ) -> ApsFrame:
     """Parse an APS frame, removing APS security when a key verifies.
 
     ``link_keys`` maps partner EUI-64s to link keys; the aux header's source
-    and then ``partners`` (e.g. the NWK addresses) are tried first, then every
-    other key, as a sniffer would. Without keys a secured payload stays an
-    :class:`EncryptedPayload`; with keys of which none verifies raises
-    :class:`VerificationError`. ``nonce_source`` is the sender's EUI-64 for aux
-    headers without one (learnt from the NWK layer).
+    and then ``partners`` (e.g. the NWK addresses; ``None`` entries are skipped)
+    are tried first, then every other key, as a sniffer would. Without keys a
+    secured payload stays an :class:`EncryptedPayload`; with keys of which none
+    verifies raises :class:`VerificationError`. ``nonce_source`` is the sender's
+    EUI-64 for aux headers without one (learnt from the NWK layer).
     """
     data = bytes(data)
     # Fast path: a data frame (unicast, broadcast or group; unfragmented or a plain
@@ -470,9 +509,9 @@ def decode_aps(
             return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
         extended, number = data[pos], data[pos + 1]
         if extended == 1 and number:
-            frag = Fragment(0, number)
+            frag = _new_fragment(0, number)
         elif extended == 2 and number:
-            frag = Fragment(number)
+            frag = _new_fragment(number, None)
         else:
             return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
         pos += 2
@@ -484,13 +523,7 @@ def decode_aps(
             return _decode_checked(data, link_keys, base, partners, nonce_source, network_keys)
         aux, payload_at = peeked
         plain = _unprotect(
-            data[:pos],
-            aux,
-            data[payload_at:],
-            link_keys,
-            network_keys,
-            partners,
-            nonce_source,
+            data, pos, payload_at, aux, link_keys, network_keys, partners, nonce_source
         )
     else:
         payload_at = pos
@@ -513,7 +546,7 @@ def decode_aps(
     if isinstance(plain, bytes):
         if not plain:
             raise DecodeError(LAYER, "command id", base + payload_at, "empty command frame")
-        command = _decode_command(Reader(plain, LAYER, base + payload_at))
+        command = _command(plain, base + payload_at)
     return _new_command(counter, command, aux, mode, bool(control & 0x40))
 
 
@@ -521,7 +554,7 @@ def _decode_checked(
     data: bytes,
     link_keys: Mapping[bytes, bytes] | None,
     base: int,
-    partners: Sequence[bytes],
+    partners: Sequence[bytes | None],
     nonce_source: bytes | None,
     network_keys: Mapping[int, bytes] | None,
 ) -> ApsFrame:
@@ -560,17 +593,19 @@ def _decode_checked(
         if kind == ApsFrameType.COMMAND:
             raise reader.error("frame control", "extended header on a command", base)
         frag = _decode_fragment(reader, kind == ApsFrameType.ACK)
-    header = data[: reader.position]
+    header_end = reader.position
     aux = None
     payload_at = reader.offset
     plain: bytes | EncryptedPayload
     if control & 0x20:
         aux = AuxHeader.decode(reader)
         payload_at = reader.offset
-        sealed = reader.rest()
-        if len(sealed) < security.MIC_LENGTH:
+        aux_end = reader.position
+        if reader.remaining() < security.MIC_LENGTH:
             raise reader.error("mic", "secured payload shorter than the MIC", payload_at)
-        plain = _unprotect(header, aux, sealed, link_keys, network_keys, partners, nonce_source)
+        plain = _unprotect(
+            data, header_end, aux_end, aux, link_keys, network_keys, partners, nonce_source
+        )
     else:
         plain = reader.rest()
     if kind == ApsFrameType.DATA:
@@ -600,14 +635,16 @@ def _decode_checked(
 
 
 def _unprotect(
-    header: bytes,
+    data: bytes,
+    pos: int,
+    end: int,
     aux: AuxHeader,
-    sealed: bytes,
     link_keys: Mapping[bytes, bytes] | None,
     network_keys: Mapping[int, bytes] | None,
-    partners: Sequence[bytes],
+    partners: Sequence[bytes | None],
     nonce_source: bytes | None,
 ) -> bytes | EncryptedPayload:
+    """The plaintext after the aux header ``aux`` at ``data[pos:end]``, if a key verifies it."""
     source = aux.source if aux.source is not None else nonce_source
     if aux.key_id == KeyId.NETWORK:
         key = (network_keys or {}).get(aux.key_sequence)  # type: ignore[arg-type]
@@ -615,11 +652,11 @@ def _unprotect(
     else:
         candidates = _candidate_keys(link_keys or {}, [aux.source, *partners])
     if not candidates or source is None:
-        return EncryptedPayload(sealed)
+        return EncryptedPayload(data[end:])
     failure: VerificationError | None = None
     for key in candidates:
         try:
-            return security.decrypt(header, aux, sealed, key, source, layer=LAYER)
+            return _decrypt_received(data, pos, end, aux, key, source, LAYER)
         except VerificationError as exc:
             failure = exc
     assert failure is not None
@@ -642,7 +679,7 @@ def fragment(payload: bytes, max_block: int) -> list[tuple[Fragment, bytes]]:
     if len(blocks) > MAX_BLOCKS:
         raise EncodeError(f"{len(blocks)} blocks exceed the APS limit of {MAX_BLOCKS}")
     return [
-        (Fragment(0, len(blocks)) if i == 0 else Fragment(i), bytes(block))
+        (_new_fragment(0, len(blocks)) if i == 0 else _new_fragment(i, None), bytes(block))
         for i, block in enumerate(blocks)
     ]
 
@@ -670,6 +707,36 @@ def missing_blocks(parts: Iterable[tuple[Fragment, bytes]]) -> tuple[int, ...]:
 def reassemble(parts: Iterable[tuple[Fragment, bytes]]) -> bytes:
     """The APS payload from its blocks in any order; :class:`FragmentError` names gaps."""
     parts = list(parts)
+    # Fast path: bytes blocks numbered 0..total-1, each once, only block 0 giving the
+    # count (what fragment() makes). Anything else goes to _reassemble_checked, which
+    # raises the precise FragmentError.
+    blocks: dict[int, bytes] = {}
+    total = None
+    for part in parts:
+        if type(part) is not tuple or len(part) != 2:
+            break
+        frag, block = part
+        if type(frag) is not Fragment or type(block) is not bytes:
+            break
+        number = frag.block_number
+        if type(number) is not int or number < 0 or number in blocks:
+            break
+        count = frag.total_blocks
+        if count is not None:
+            if number != 0 or type(count) is not int:
+                break
+            total = count
+        blocks[number] = block
+    else:
+        if total is not None and max(blocks) < total:
+            if len(blocks) == total:
+                return b"".join([blocks[n] for n in range(total)])
+            missing = tuple(n for n in range(total) if n not in blocks)
+            raise FragmentError(f"blocks {list(missing)} of {total} are missing", missing)
+    return _reassemble_checked(parts)
+
+
+def _reassemble_checked(parts: list[tuple[Fragment, bytes]]) -> bytes:
     total, blocks = _collect(parts)
     if total is None:
         raise FragmentError("the first block (with the block count) is missing", (0,))
@@ -706,6 +773,19 @@ class DeviceAnnounce:
 
     @classmethod
     def decode(cls, data: bytes, *, base: int = 0) -> DeviceAnnounce:
+        # Fast path: exactly the 12 bytes, capability reserved bits clear.
+        if (
+            cls is DeviceAnnounce
+            and type(data) is bytes
+            and len(data) == _ANNOUNCE.size
+            and not data[11] & 0x30
+        ):
+            sequence, nwk_address, ieee, capability = _ANNOUNCE.unpack(data)
+            return _new_announce(sequence, nwk_address, ieee[::-1], _capability(capability))
+        return cls._decode_checked(data, base)
+
+    @classmethod
+    def _decode_checked(cls, data: bytes, base: int) -> DeviceAnnounce:
         reader = Reader(data, "zdo", base)
         announce = cls(
             reader.u8("transaction sequence"),
@@ -715,6 +795,10 @@ class DeviceAnnounce:
         )
         reader.end("device announce")
         return announce
+
+
+_ANNOUNCE = struct.Struct("<BH8sB")  # sequence, nwk address, ieee, capability
+_new_announce = builder(DeviceAnnounce)
 
 
 def device_announce_frame(announce: DeviceAnnounce, counter: int) -> ApsData:

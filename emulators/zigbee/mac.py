@@ -18,6 +18,7 @@ import binascii
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from gbcs.errors import DecodeError, EncodeError
 
@@ -78,13 +79,25 @@ class AssociationStatus(IntEnum):
 # the plain CCITT CRC (binascii.crc_hqx, in C) and reflecting the result gives the
 # same value as the bitwise loop, at C speed (every frame on the medium needs it).
 _REFLECT8 = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+_crc_hqx = binascii.crc_hqx
+_pack_be16 = struct.Struct(">H").pack
 
 
 def fcs(data: bytes) -> bytes:
     """The 2-byte 802.15.4 FCS of ``data`` (CRC-16/KERMIT), in transmission order."""
-    crc = binascii.crc_hqx(bytes(data).translate(_REFLECT8), 0)
-    # reflect16(crc) sent little-endian == reflect8 of each byte, high byte first
-    return bytes((_REFLECT8[crc >> 8], _REFLECT8[crc & 0xFF]))
+    if type(data) is not bytes:
+        data = bytes(data)
+    # reflect16(crc) sent little-endian == reflect8 of each byte of crc, high byte first
+    return _pack_be16(_crc_hqx(data.translate(_REFLECT8), 0)).translate(_REFLECT8)
+
+
+def _fcs_matches(psdu: bytes) -> bool:
+    """Whether ``psdu``'s last two bytes are the FCS of the rest (``psdu`` is ``bytes``).
+
+    Byte-reflected, the PSDU is the CCITT input followed by its CRC big-endian, and
+    a CRC with initial value 0 over a message and its own CRC is 0.
+    """
+    return not _crc_hqx(psdu.translate(_REFLECT8), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +142,21 @@ class Capability:
         value = reader.u8("capability information")
         if value & 0x30:
             raise reader.error("capability information", "reserved bits 4-5 are set", at)
+        if cls is Capability:
+            return _capability(value)
         return cls(*(bool(value & (1 << i)) for i in (0, 1, 2, 3, 6, 7)))
+
+
+_capabilities: dict[int, Capability] = {}  # by byte value; at most 64 valid ones
+
+
+def _capability(value: int) -> Capability:
+    """The Capability of a valid byte (reserved bits 4-5 clear), built once per value."""
+    capability = _capabilities.get(value)
+    if capability is None:
+        capability = Capability(*(bool(value & (1 << i)) for i in (0, 1, 2, 3, 6, 7)))
+        _capabilities[value] = capability
+    return capability
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +319,10 @@ class MacFrame:
     frame_version: int = 0
 
 
+_COMMAND_BYTES: dict[type, bytes] = {
+    BeaconRequest: bytes((MacCommandId.BEACON_REQUEST,)),
+    DataRequest: bytes((MacCommandId.DATA_REQUEST,)),
+}
 _COMMANDS: dict[type, MacCommandId] = {
     BeaconRequest: MacCommandId.BEACON_REQUEST,
     DataRequest: MacCommandId.DATA_REQUEST,
@@ -379,7 +410,114 @@ def encode_mac(frame: MacFrame) -> bytes:
         else:
             if len(body) <= MAX_PSDU - 2:
                 return body + fcs(body)
-    return _encode_mac_checked(frame)
+    return _encode_plain(frame) or _encode_mac_checked(frame)
+
+
+_ASSOCIATION_RESPONSE = struct.Struct("<BHB")  # command id, short address, status
+
+
+def _encode_plain(frame: MacFrame) -> bytes | None:
+    """encode_mac for any frame with plainly valid fields, else ``None``.
+
+    The MHR is packed with the layout decode_mac uses for its frame control; the
+    payload is encoded only once the header is known to be valid, so its errors
+    are the ones _encode_mac_checked would raise first, too.
+    """
+    kind = frame.frame_type
+    ack = frame.ack_request
+    pending = frame.frame_pending
+    version = frame.frame_version
+    if (
+        type(kind) is not MacFrameType
+        or type(ack) is not bool
+        or type(pending) is not bool
+        or type(version) is not int
+        or not 0 <= version <= 1
+    ):
+        return None
+    dst, src, dst_pan, src_pan = frame.dst, frame.src, frame.dst_pan, frame.src_pan
+    values: list[object] = [0, frame.sequence]
+    dst_mode = src_mode = 0
+    if dst is not None:
+        if type(dst_pan) is not int:
+            return None
+        if type(dst) is int:
+            dst_mode = 2
+        elif type(dst) is bytes and len(dst) == 8:
+            dst_mode, dst = 3, dst[::-1]
+        else:
+            return None
+        values += (dst_pan, dst)
+    elif dst_pan is not None:
+        return None
+    compressed = src is not None and src_pan is None
+    if src is not None:
+        if compressed:
+            if not dst_mode:
+                return None
+        elif type(src_pan) is not int:
+            return None
+        else:
+            values.append(src_pan)
+        if type(src) is int:
+            src_mode = 2
+        elif type(src) is bytes and len(src) == 8:
+            src_mode, src = 3, src[::-1]
+        else:
+            return None
+        values.append(src)
+    elif src_pan is not None:
+        return None
+    control = (
+        kind
+        | pending << 4
+        | ack << 5
+        | compressed << 6
+        | dst_mode << 10
+        | version << 12
+        | src_mode << 14
+    )
+    values[0] = control
+    try:
+        layout = _layouts[control]
+    except KeyError:
+        layout = _layouts[control] = _layout(control)
+    if layout is None:
+        return None
+    try:
+        mhr: bytes = layout[6](*values)
+    except struct.error:
+        return None
+    payload = frame.payload
+    command = type(payload)
+    tail: bytes
+    if kind is MacFrameType.DATA or kind is MacFrameType.ACK:
+        if command is not bytes or (payload and kind is MacFrameType.ACK):
+            return None
+        tail = payload  # type: ignore[assignment]
+    elif kind is MacFrameType.BEACON:
+        if command is not Beacon:
+            return None
+        tail = payload.encode()  # type: ignore[union-attr]
+    elif command is BeaconRequest or command is DataRequest:
+        tail = _COMMAND_BYTES[command]
+    elif command is AssociationRequest and type(payload.capability) is Capability:  # type: ignore[union-attr]
+        tail = b"\x01" + payload.capability.encode()  # type: ignore[union-attr]
+    elif command is AssociationResponse:
+        try:
+            tail = _ASSOCIATION_RESPONSE.pack(
+                MacCommandId.ASSOCIATION_RESPONSE,
+                payload.short_address,  # type: ignore[union-attr]
+                payload.status,  # type: ignore[union-attr]
+            )
+        except struct.error:
+            return None
+    else:
+        return None
+    body = mhr + tail
+    if len(body) > MAX_PSDU - 2:
+        return None
+    return body + fcs(body)
 
 
 def _encode_mac_checked(frame: MacFrame) -> bytes:
@@ -440,10 +578,6 @@ def _decode_command(reader: Reader) -> MacCommand:
     return command
 
 
-# Decoded frames by PSDU (base 0): every receiver in range decodes the same bytes,
-# and a receiver decodes the MAC layer before and again inside air.decode_frame.
-# Frames are immutable, so handing out the same object is safe. Bounded.
-
 _MAC_TYPES = tuple(MacFrameType)  # MacFrameType(i) is _MAC_TYPES[i]
 _BEACON = struct.Struct("<HBBBBB8s3sB")  # superframe ... update id: 19 bytes
 _BEACON_REQUEST = BeaconRequest()
@@ -451,10 +585,12 @@ _new_frame = builder(MacFrame)
 _new_beacon = builder(Beacon)
 _new_beacon_payload = builder(ZigbeeBeaconPayload)
 _DATA_REQUEST = DataRequest()
+_new_association_request = builder(AssociationRequest)
+_new_association_response = builder(AssociationResponse)
 
-# Per frame control value: None when decode_mac would refuse it, else
-# (type, unpack_from of the MHR, MHR length, dst mode, src mode, compressed).
-_Layout = tuple[MacFrameType, object, int, int, int, bool]
+# Per frame control value: None when decode_mac would refuse it, else (type,
+# unpack_from of the MHR, MHR length, dst mode, src mode, compressed, pack of the MHR).
+_Layout = tuple[MacFrameType, Any, int, int, int, bool, Any]
 _layouts: dict[int, _Layout | None] = {}
 
 
@@ -475,23 +611,24 @@ def _layout(control: int) -> _Layout | None:
         fmt += "H" + ("H" if dst_mode == 2 else "8s")
     if src_mode:
         fmt += ("" if compressed else "H") + ("H" if src_mode == 2 else "8s")
-    unpack = struct.Struct(fmt)
-    return (_MAC_TYPES[kind], unpack.unpack_from, unpack.size, dst_mode, src_mode, compressed)
+    mhr = struct.Struct(fmt)
+    return (_MAC_TYPES[kind], mhr.unpack_from, mhr.size, dst_mode, src_mode, compressed, mhr.pack)
 
 
-def _decode_fast(body: bytes, base: int) -> MacFrame | None:
-    """``body`` (FCS checked) as a frame, or ``None`` to leave it to the careful decoder."""
-    control = body[0] | body[1] << 8
+def _decode_fast(psdu: bytes) -> MacFrame | None:
+    """``psdu`` (FCS checked) as a frame, or ``None`` to leave it to the careful decoder."""
+    control = psdu[0] | psdu[1] << 8
     try:
         layout = _layouts[control]
     except KeyError:
         layout = _layouts[control] = _layout(control)
     if layout is None:
         return None
-    kind, unpack_from, size, dst_mode, src_mode, compressed = layout
-    if len(body) < size:
+    kind, unpack_from, size, dst_mode, src_mode, compressed, _ = layout
+    end = len(psdu) - 2
+    if end < size:
         return None
-    fields = unpack_from(body)
+    fields = unpack_from(psdu)
     dst_pan = dst = src_pan = src = None
     i = 2
     if dst_mode:
@@ -505,24 +642,28 @@ def _decode_fast(body: bytes, base: int) -> MacFrame | None:
         src = fields[i] if src_mode == 2 else fields[i][::-1]
     payload: bytes | Beacon | MacCommand
     if kind is MacFrameType.DATA:
-        payload = body[size:]
+        payload = psdu[size:end]
     elif kind is MacFrameType.COMMAND:
-        rest = body[size:]
+        rest = psdu[size:end]
         if rest == b"\x07":
             payload = _BEACON_REQUEST
         elif rest == b"\x04":
             payload = _DATA_REQUEST
+        elif len(rest) == 2 and rest[0] == MacCommandId.ASSOCIATION_REQUEST and not rest[1] & 0x30:
+            payload = _new_association_request(_capability(rest[1]))
+        elif len(rest) == 4 and rest[0] == MacCommandId.ASSOCIATION_RESPONSE:
+            payload = _new_association_response(rest[1] | rest[2] << 8, rest[3])
         else:
             return None
     elif kind is MacFrameType.ACK:
-        if len(body) != size:
+        if end != size:
             return None
         payload = b""
     else:
-        if len(body) - size != _BEACON.size:
+        if end - size != _BEACON.size:
             return None
         spec, gts, pending, protocol, versions, flags, epid, tx, update = _BEACON.unpack_from(
-            body, size
+            psdu, size
         )
         if spec & 0x2000 or gts or pending or protocol or flags & 0x03:
             return None
@@ -560,12 +701,11 @@ def _decode_fast(body: bytes, base: int) -> MacFrame | None:
 
 def decode_mac(psdu: bytes, *, base: int = 0) -> MacFrame:
     """Parse a PSDU whose last two bytes are the FCS; the FCS must match."""
-    psdu = bytes(psdu)
+    if type(psdu) is not bytes:
+        psdu = bytes(psdu)
     frame = None
-    if 5 <= len(psdu) <= MAX_PSDU:
-        body = psdu[:-2]
-        if fcs(body) == psdu[-2:]:
-            frame = _decode_fast(body, base)
+    if 5 <= len(psdu) <= MAX_PSDU and _fcs_matches(psdu):
+        frame = _decode_fast(psdu)
     if frame is None:
         frame = _decode_mac_checked(psdu, base)
     return frame

@@ -23,8 +23,18 @@ from gbcs.errors import EncodeError, VerificationError
 
 from . import security
 from ._wire import Reader, builder, check_range, eui64, u8, u16
-from .mac import Capability
-from .security import AuxHeader, EncryptedPayload, KeyId, _peek_aux
+from .mac import Capability, _capability
+from .security import (
+    _NWK_AUX_CONTROL,
+    _NWK_AUX_LENGTH,
+    MIC_LENGTH,
+    AuxHeader,
+    EncryptedPayload,
+    KeyId,
+    _decrypt_received,
+    _encrypt_network,
+    _peek_nwk_aux,
+)
 
 __all__ = [
     "BROADCAST_ALL",
@@ -268,7 +278,14 @@ def encode_nwk(frame: NwkFrame, network_key: bytes | None = None) -> bytes:
         raise EncodeError("NWK security uses the network key with an extended nonce")
     if network_key is None:
         raise EncodeError("a secured NWK frame needs the network key")
-    return header + security.encrypt(header, aux, plain, network_key)
+    secured = None
+    if type(aux) is AuxHeader and aux.key_id is KeyId.NETWORK:
+        secured = _encrypt_network(
+            header, plain, network_key, aux.frame_counter, aux.source, aux.key_sequence
+        )
+    if secured is None:
+        secured = security.encrypt(header, aux, plain, network_key)
+    return header + secured
 
 
 def _decode_command(reader: Reader) -> NwkCommand:
@@ -319,7 +336,7 @@ def decode_nwk(
         return _decode_checked(data, network_keys, base)
     control, dst, src, radius, sequence = _HEAD.unpack_from(data)
     kind = control & 0x03
-    if control & _FAST_MASK != _FAST_VALUE or (kind == 1 and not control & 0x0200):
+    if control & _FAST_MASK != _FAST_VALUE:
         return _decode_checked(data, network_keys, base)
     pos = 8
     dst_ieee = src_ieee = multicast = None
@@ -339,29 +356,26 @@ def decode_nwk(
     aux = None
     payload: bytes | NwkCommand | EncryptedPayload
     if control & 0x0200:
-        peeked = _peek_aux(data, pos)
-        if peeked is None:
+        # Anything but the network key with the extended nonce is an error: checked path.
+        payload_at = pos + _NWK_AUX_LENGTH
+        if len(data) - payload_at < MIC_LENGTH or data[pos] != _NWK_AUX_CONTROL:
             return _decode_checked(data, network_keys, base)
-        aux, payload_at = peeked
-        if (
-            aux.key_id is not KeyId.NETWORK
-            or aux.source is None
-            or len(data) - payload_at < security.MIC_LENGTH
-        ):
-            return _decode_checked(data, network_keys, base)
-        sealed = data[payload_at:]
+        aux = _peek_nwk_aux(data, pos)
         if not network_keys:
-            payload = EncryptedPayload(sealed)
+            payload = EncryptedPayload(data[payload_at:])
         else:
             key = network_keys.get(aux.key_sequence)  # type: ignore[arg-type]
             if key is None:
                 raise VerificationError(
                     f"nwk: no network key with key sequence number {aux.key_sequence}"
                 )
-            plain = security.decrypt(data[:pos], aux, sealed, key, layer=LAYER)
+            plain = _decrypt_received(data, pos, payload_at, aux, key, None, LAYER)
             payload = _payload(kind, plain, base + payload_at)
-    else:
+    elif kind == 0:
         payload = data[pos:]
+    else:
+        # base + len(data): as _decode_checked, whose reader.rest() has consumed the frame
+        payload = _payload(kind, data[pos:], base + len(data))
     return _new_frame(
         _NWK_TYPES[kind],
         dst,
@@ -454,4 +468,19 @@ def _decode_checked(data: bytes, network_keys: Mapping[int, bytes] | None, base:
 def _payload(kind: int, plain: bytes, at: int) -> bytes | NwkCommand:
     if kind == NwkFrameType.DATA:
         return plain
+    # Fast path: the modelled commands at their exact size with reserved bits clear.
+    if len(plain) == 2:
+        command_id, value = plain
+        if command_id == NwkCommandId.LEAVE and not value & 0x1F:
+            return _LEAVES[value >> 5]
+        if command_id == NwkCommandId.REJOIN_REQUEST and not value & 0x30:
+            return _new_rejoin_request(_capability(value))
+    elif len(plain) == 4 and plain[0] == NwkCommandId.REJOIN_RESPONSE:
+        return _new_rejoin_response(plain[1] | plain[2] << 8, plain[3])
     return _decode_command(Reader(plain, LAYER, at))
+
+
+# Leave by options bits 5-7 (remove children, request, rejoin).
+_LEAVES = tuple(Leave(bool(bits & 4), bool(bits & 2), bool(bits & 1)) for bits in range(8))
+_new_rejoin_request = builder(RejoinRequest)
+_new_rejoin_response = builder(RejoinResponse)

@@ -46,6 +46,9 @@ __all__ = [
     "key_load_key",
     "key_transport_key",
     "make_nonce",
+    "new_cipher",
+    "seal",
+    "unseal",
 ]
 
 LEVEL_ENC_MIC_32 = 5
@@ -150,6 +153,20 @@ _SOURCE_CACHE_SIZE = 1024
 _sources: dict[bytes, bytes] = {}
 
 
+def _source(on_air: bytes) -> bytes:
+    """The display-order EUI-64 for 8 on-air bytes, shared through ``_sources``.
+
+    Callers try ``_sources.get`` first, which saves this call for a known sender.
+    """
+    source = _sources.get(on_air)
+    if source is None:
+        source = on_air[::-1]
+        if len(_sources) >= _SOURCE_CACHE_SIZE:
+            _sources.clear()
+        _sources[on_air] = source
+    return source
+
+
 def _peek_aux(data: bytes, pos: int) -> tuple[AuxHeader, int] | None:
     """The aux header at ``data[pos:]`` and the offset after it, when plainly well-formed.
 
@@ -172,12 +189,7 @@ def _peek_aux(data: bytes, pos: int) -> tuple[AuxHeader, int] | None:
         if end > len(data):
             return None
         on_air = data[pos:end]
-        source = _sources.get(on_air)
-        if source is None:
-            source = on_air[::-1]
-            if len(_sources) >= _SOURCE_CACHE_SIZE:
-                _sources.clear()
-            _sources[on_air] = source
+        source = _sources.get(on_air) or _source(on_air)
     sequence = None
     if key_id == 1:  # KeyId.NETWORK
         if end >= len(data):
@@ -185,6 +197,25 @@ def _peek_aux(data: bytes, pos: int) -> tuple[AuxHeader, int] | None:
         sequence = data[end]
         end += 1
     return _new_aux(_KEY_IDS[key_id], counter, source, sequence), end
+
+
+# NWK security always uses the network key with the extended nonce (spec 4.3.1.1), so
+# its aux header has one layout: control, frame counter, source, key sequence number.
+_NWK_AUX = struct.Struct("<BI8sB")  # the control byte, then _NWK_AUX_TAIL
+_NWK_AUX_TAIL = struct.Struct("<I8sB")  # frame counter, on-air source, key sequence
+_NWK_AUX_CONTROL = KeyId.NETWORK << _KEY_ID_SHIFT | _EXTENDED_NONCE  # as sent: level 0
+_NWK_AUX_LENGTH = _NWK_AUX.size
+# ... and its control byte as authenticated (level 5) and as sent.
+_NWK_SECURED = _NWK_AUX_CONTROL | LEVEL_ENC_MIC_32
+_NWK_SENT = bytes((_NWK_AUX_CONTROL,))
+
+
+def _peek_nwk_aux(data: bytes, pos: int) -> AuxHeader:
+    """The NWK aux header at ``data[pos:]``; the caller has checked that it is all there
+    and that its control byte is :data:`_NWK_AUX_CONTROL`, the only one NWK security uses.
+    """
+    counter, on_air, sequence = _NWK_AUX_TAIL.unpack_from(data, pos + 1)
+    return _new_aux(KeyId.NETWORK, counter, _sources.get(on_air) or _source(on_air), sequence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,23 +272,45 @@ def make_nonce(source: bytes, frame_counter: int, control: int) -> bytes:
     return eui64(source, "nonce source") + u32(frame_counter, "frame_counter") + bytes((control,))
 
 
-# AESCCM objects by (key id, key): building one (and, for the key-transport and
-# key-load keys, the HMAC-MMO derivation) costs more than sealing a frame. Only
-# exact ``bytes`` keys are cached, so every error still comes from ccm_key.
+def new_cipher(key_id: KeyId, key: bytes) -> AESCCM:
+    """The CCM* cipher ``key_id`` uses with ``key``: HMAC-MMO derivation (key-transport and
+    key-load keys) and the AES key schedule.
+
+    This, :func:`seal` and :func:`unseal` are all the cryptographic work of this module;
+    the codec calls them through their global names so a benchmark can record them.
+    """
+    return AESCCM(ccm_key(key_id, key), MIC_LENGTH)
+
+
+def seal(cipher: AESCCM, nonce: bytes, payload: bytes, adata: bytes) -> bytes:
+    """CCM* encryption: ``payload`` encrypted and the MIC over ``adata`` and it appended."""
+    return cipher.encrypt(nonce, payload, adata)
+
+
+def unseal(cipher: AESCCM, nonce: bytes, sealed: bytes, adata: bytes) -> bytes:
+    """CCM* decryption of ciphertext + MIC; raises :class:`InvalidTag` when the MIC fails."""
+    return cipher.decrypt(nonce, sealed, adata)
+
+
+# AESCCM objects by key, one cache per key id: building one (and, for the key-transport
+# and key-load keys, the HMAC-MMO derivation) costs more than sealing a frame, and a
+# trust centre deriving one key-transport key per joining device does not evict the
+# network key. Only exact ``bytes`` keys are cached, so every error still comes from
+# ccm_key. (Indexing by the KeyId is cheaper than hashing it: IntEnum hashes slowly.)
 _CIPHER_CACHE_SIZE = 32
-_ciphers: dict[tuple[int, bytes], AESCCM] = {}
+_ciphers: tuple[dict[bytes, AESCCM], ...] = tuple({} for _ in KeyId)
 
 
 def _cipher(key_id: KeyId, key: bytes) -> AESCCM:
     if type(key) is not bytes or type(key_id) is not KeyId:
-        return AESCCM(ccm_key(key_id, key), MIC_LENGTH)
-    cache_key = (key_id, key)
-    cipher = _ciphers.get(cache_key)
+        return new_cipher(key_id, key)
+    cache = _ciphers[key_id]
+    cipher = cache.get(key)
     if cipher is None:
-        cipher = AESCCM(ccm_key(key_id, key), MIC_LENGTH)
-        if len(_ciphers) >= _CIPHER_CACHE_SIZE:
-            _ciphers.clear()
-        _ciphers[cache_key] = cipher
+        cipher = new_cipher(key_id, key)
+        if len(cache) >= _CIPHER_CACHE_SIZE:
+            cache.clear()
+        cache[key] = cipher
     return cipher
 
 
@@ -297,14 +350,47 @@ def encrypt(
         adata = bytes(header)
         secured = aux.encode(LEVEL_ENC_MIC_32)
         nonce = source[::-1] + _NONCE_TAIL.pack(aux.frame_counter, secured[0])  # type: ignore[index]
-        sealed = _cipher(aux.key_id, key).encrypt(nonce, bytes(payload), adata + secured)
+        sealed = seal(_cipher(aux.key_id, key), nonce, bytes(payload), adata + secured)
         # the same header as sent: level bits 0 (aux.encode())
         return bytes((secured[0] ^ LEVEL_ENC_MIC_32,)) + secured[1:] + sealed
     source = _nonce_source(aux, nonce_source)
     nonce = make_nonce(source, aux.frame_counter, aux.control(LEVEL_ENC_MIC_32))
     adata = bytes(header) + aux.encode(LEVEL_ENC_MIC_32)
-    sealed = _cipher(aux.key_id, key).encrypt(nonce, bytes(payload), adata)
+    sealed = seal(_cipher(aux.key_id, key), nonce, bytes(payload), adata)
     return aux.encode() + sealed
+
+
+def _encrypt_network(
+    header: bytes, payload: bytes, key: bytes, counter: int, source: bytes, sequence: int
+) -> bytes | None:
+    """``encrypt(header, AuxHeader(NETWORK, counter, source, sequence), payload, key)``,
+    packing the aux header once, for a bytes header and payload and plainly valid
+    values; ``None`` for anything else (the caller then calls :func:`encrypt`).
+    """
+    if (
+        type(header) is not bytes
+        or type(payload) is not bytes
+        or type(counter) is not int
+        or type(sequence) is not int
+        or type(source) is not bytes
+        or len(source) != 8
+    ):
+        return None
+    try:
+        secured = _NWK_AUX.pack(_NWK_SECURED, counter, source[::-1], sequence)
+    except struct.error:
+        return None
+    nonce = secured[5:13] + secured[1:5] + secured[:1]
+    sealed = seal(_cipher(KeyId.NETWORK, key), nonce, payload, header + secured)
+    return _NWK_SENT + secured[1:] + sealed
+
+
+def _mic_failure(layer: str, aux: AuxHeader, source: bytes) -> VerificationError:
+    """What decrypt raises when the MIC does not verify (its text names key and frame)."""
+    return VerificationError(
+        f"{layer}: MIC does not verify with the {aux.key_id.name.lower().replace('_', '-')} "
+        f"key (frame counter {aux.frame_counter}, source {source.hex().upper()})"
+    )
 
 
 def decrypt(
@@ -332,9 +418,43 @@ def decrypt(
         nonce = make_nonce(source, aux.frame_counter, aux.control(LEVEL_ENC_MIC_32))
         adata = bytes(header) + aux.encode(LEVEL_ENC_MIC_32)
     try:
-        return _cipher(aux.key_id, key).decrypt(nonce, bytes(sealed), adata)
+        return unseal(_cipher(aux.key_id, key), nonce, bytes(sealed), adata)
     except InvalidTag:
-        raise VerificationError(
-            f"{layer}: MIC does not verify with the {aux.key_id.name.lower().replace('_', '-')} "
-            f"key (frame counter {aux.frame_counter}, source {source.hex().upper()})"
-        ) from None
+        raise _mic_failure(layer, aux, source) from None
+
+
+def _decrypt_received(
+    data: bytes,
+    pos: int,
+    end: int,
+    aux: AuxHeader,
+    key: bytes,
+    nonce_source: bytes | None,
+    layer: str,
+) -> bytes:
+    """``decrypt(data[:pos], aux, data[end:], key, nonce_source, layer=layer)`` where
+    ``aux`` was decoded from ``data[pos:end]`` (level bits 0, as every decoder insists).
+
+    Nonce and authenticated data are cut from the received bytes (level 5 patched
+    into the control byte) instead of encoding the header again. The caller has
+    checked that a MIC fits; without a usable nonce source this is :func:`decrypt`.
+    """
+    source = aux.source
+    if source is None:
+        source = nonce_source
+        if type(source) is not bytes or len(source) != 8:
+            return decrypt(data[:pos], aux, data[end:], key, nonce_source, layer=layer)
+        on_air = source[::-1]
+    else:
+        on_air = data[pos + 5 : pos + 13]
+    control = bytes((data[pos] | LEVEL_ENC_MIC_32,))
+    counter = data[pos + 1 : pos + 5]
+    try:
+        return unseal(
+            _cipher(aux.key_id, key),
+            on_air + counter + control,
+            data[end:],
+            data[:pos] + control + data[pos + 1 : end],
+        )
+    except InvalidTag:
+        raise _mic_failure(layer, aux, source) from None

@@ -20,6 +20,7 @@ it needs no RequestTunnel in the capture.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -118,6 +119,31 @@ _TO_CLIENT = {RequestTunnelResponse: 0x00, TransferData: 0x01}
 
 
 def _body(command: TunnelCommand) -> bytes:
+    # Fast path: the exact command types with values in range; anything else (and
+    # every error) goes field by field.
+    kind = type(command)
+    try:
+        if kind is TransferData and type(command.data) is bytes:  # type: ignore[union-attr]
+            return _U16.pack(command.tunnel_id) + command.data  # type: ignore[union-attr]
+        if kind is RequestTunnel:
+            return _REQUEST.pack(
+                command.protocol_id,  # type: ignore[union-attr]
+                command.manufacturer_code,  # type: ignore[union-attr]
+                command.flow_control,  # type: ignore[union-attr]
+                command.max_incoming_transfer_size,  # type: ignore[union-attr]
+            )
+        if kind is RequestTunnelResponse:
+            return _RESPONSE.pack(
+                command.tunnel_id,
+                command.status,  # type: ignore[union-attr]
+                command.max_incoming_transfer_size,  # type: ignore[union-attr]
+            )
+    except struct.error:
+        pass
+    return _body_checked(command)
+
+
+def _body_checked(command: TunnelCommand) -> bytes:
     if isinstance(command, RequestTunnel):
         return (
             u8(command.protocol_id, "protocol_id")
@@ -156,13 +182,14 @@ def tunnel_frame(
     command_id = table.get(type(command))
     if command_id is None:
         raise EncodeError(f"{type(command).__name__} is not sent {direction.name}")
-    return ZclFrame(
+    return _new_zcl(
         ZclFrameType.CLUSTER,
         direction,
         sequence,
         command_id,
         _body(command),
         disable_default_response,
+        None,
     )
 
 
@@ -180,7 +207,19 @@ def parse_tunnel(frame: ZclFrame, *, base: int = 0) -> TunnelCommand:
         payload
     ) >= 2:
         return _new_transfer(payload[0] | payload[1] << 8, bytes(payload[2:]))
-    reader = Reader(payload, LAYER, base)
+    # ... and the fixed-size commands whose bytes are all there and plainly valid.
+    if command_id == 0x00 and type(payload) is bytes:
+        if direction == 0 and len(payload) == _REQUEST.size and payload[3] <= 1:
+            protocol, manufacturer, flow, size = _REQUEST.unpack(payload)
+            return _new_request(protocol, manufacturer, bool(flow), size)
+        if direction == 1 and len(payload) == _RESPONSE.size:
+            return _new_response(*_RESPONSE.unpack(payload))
+    return _parse_checked(frame, base)
+
+
+def _parse_checked(frame: ZclFrame, base: int) -> TunnelCommand:
+    """parse_tunnel field by field (frame type already checked), with the precise errors."""
+    reader = Reader(frame.payload, LAYER, base)
     key = (frame.direction, frame.command_id)
     command: TunnelCommand
     if key == (Direction.TO_SERVER, 0x00):
@@ -210,6 +249,12 @@ def parse_tunnel(frame: ZclFrame, *, base: int = 0) -> TunnelCommand:
 
 
 _new_transfer = builder(TransferData)
+_new_request = builder(RequestTunnel)
+_new_response = builder(RequestTunnelResponse)
+_new_zcl = builder(ZclFrame)
+_REQUEST = struct.Struct("<BHBH")  # protocol, manufacturer, flow control, max size
+_RESPONSE = struct.Struct("<HBH")  # tunnel id, status, max size
+_U16 = struct.Struct("<H")
 
 
 def _bool(reader: Reader, field: str) -> bool:

@@ -8,6 +8,7 @@ cluster-specific), manufacturer-specific 2, direction 3 (0 client to server,
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -43,7 +44,36 @@ class ZclFrame:
     manufacturer_code: int | None = None
 
 
+_HEAD = struct.Struct("<BBB")  # frame control, sequence, command id
+
+
 def encode_zcl(frame: ZclFrame) -> bytes:
+    """The ZCL frame's bytes: header and payload."""
+    # Fast path: no manufacturer code and plainly typed values; anything else (and
+    # every error) goes to _encode_checked, field by field.
+    kind = frame.frame_type
+    direction = frame.direction
+    disable = frame.disable_default_response
+    payload = frame.payload
+    if (
+        frame.manufacturer_code is None
+        and (kind is ZclFrameType.CLUSTER or kind is ZclFrameType.GLOBAL)
+        and type(direction) is Direction
+        and type(disable) is bool
+        and type(payload) is bytes
+    ):
+        try:
+            head = _HEAD.pack(
+                kind | direction << 3 | disable << 4, frame.sequence, frame.command_id
+            )
+        except struct.error:
+            pass
+        else:
+            return head + payload
+    return _encode_checked(frame)
+
+
+def _encode_checked(frame: ZclFrame) -> bytes:
     if frame.frame_type not in (ZclFrameType.GLOBAL, ZclFrameType.CLUSTER):
         raise EncodeError(f"frame_type {frame.frame_type} is reserved")
     control = (
