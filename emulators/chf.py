@@ -269,19 +269,19 @@ class CommsHub(GbcsDevice):
     def from_wan(self, data: bytes) -> None:
         """A GBCS message from the DCC: run it here or pass it to the HAN device it names."""
         try:
-            message, _ = decode_message(data)
+            decoded = decode_message(data)
         except GbcsError as e:
             self.log_security("malformed WAN message", str(e))
             return
-        target = message.header.business_target
+        target = decoded[0].header.business_target
         if target == self.eui64:
-            response = self.receive(data)
+            response = self.receive(data, decoded)
             if response is not None:
                 self.wan_to(response)
             return
         local = self.local.get(target)
         if local is not None:
-            response = local.receive(data)
+            response = local.receive(data, decoded)
             if response is not None:
                 self.wan_to(response)
             return

@@ -54,10 +54,18 @@ class VirtualClock:
         self._queue: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self.events_run = 0
+        self._utc: tuple[float, dt.datetime, dt.datetime] | None = None
 
     @property
     def utc(self) -> dt.datetime:
-        return self.epoch + dt.timedelta(seconds=self.now)
+        # Every response and alert stamps the time, often several at one instant.
+        now = self.now
+        last = self._utc
+        if last is not None and last[0] == now and last[1] is self.epoch:
+            return last[2]
+        value = self.epoch + dt.timedelta(seconds=now)
+        self._utc = (now, self.epoch, value)
+        return value
 
     def call_at(self, due: float, callback: Callable[..., Any], *args: Any) -> Timer:
         if due < self.now:
@@ -70,7 +78,12 @@ class VirtualClock:
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
         if delay < 0:
             raise ValueError(f"a delay cannot be negative ({delay})")
-        return self.call_at(self.now + delay, callback, *args)
+        # call_at inlined: every frame books two or three timers.
+        due = self.now + delay
+        seq = next(self._seq)
+        timer = Timer(due, seq, callback, args)
+        heapq.heappush(self._queue, (due, seq, timer))
+        return timer
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> Timer:
         return self.call_at(self.now, callback, *args)
@@ -132,14 +145,22 @@ class VirtualClock:
         """Run until ``condition()`` holds or ``timeout`` simulated seconds pass."""
         deadline = self.now + timeout
         ran = 0
+        queue = self._queue
+        pop = heapq.heappop
+        # step() and next_due() inlined: this loop runs every event of a scenario.
         while not condition():
-            due = self.next_due()
-            if due is None or due > deadline:
+            while queue and queue[0][2].cancelled:
+                pop(queue)
+            if not queue or queue[0][0] > deadline:
                 self.now = max(self.now, deadline)
                 return condition()
             if ran >= max_events:
                 raise RuntimeError(f"virtual clock ran {ran} events without settling")
-            self.step()
+            due, _, timer = pop(queue)
+            if due > self.now:
+                self.now = due
+            self.events_run += 1
+            timer.callback(*timer.args)
             ran += 1
         return True
 
@@ -197,6 +218,11 @@ class WallClock(VirtualClock):
     def elapsed(self) -> float:
         """Wall seconds since the start, even inside a timer (where ``now`` is its due time)."""
         return time.monotonic() - self._origin
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
+        if delay < 0:
+            raise ValueError(f"a delay cannot be negative ({delay})")
+        return self.call_at(self.now + delay, callback, *args)
 
     def call_at(self, due: float, callback: Callable[..., Any], *args: Any) -> Timer:
         timer = super().call_at(due, callback, *args)

@@ -12,6 +12,7 @@ command was critical.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -95,6 +96,9 @@ def dlms_request(message: GbcsMessage) -> AccessRequest:
 
 Handler = Callable[[GbcsMessage], Reply]
 
+# A response and the alerts it triggers are stamped at the same simulated instant.
+_cosem_date_time = functools.lru_cache(maxsize=16)(CosemDateTime.from_datetime)
+
 # After a disconnect response leaves, the meter waits this long (simulated)
 # before dropping its network so the response's frames are not cut off.
 AFTER_RESPONSE_DELAY = 1.0
@@ -154,7 +158,7 @@ class GbcsDevice:
         del self.security_log[:-SECURITY_LOG_LIMIT]
 
     def now_cosem(self) -> CosemDateTime:
-        return CosemDateTime.from_datetime(self.clock.utc)
+        return _cosem_date_time(self.clock.utc)
 
     # Command acceptance --------------------------------------------------------------
     def authorise(self, message: GbcsMessage, parts: FrameParts) -> None:
@@ -196,13 +200,21 @@ class GbcsDevice:
                 f"(last accepted {last:#x})"
             )
 
-    def receive(self, data: bytes) -> bytes | None:
-        """Run one command; the protected response, or None when it was discarded."""
-        try:
-            message, parts = decode_message(data)
-        except GbcsError as e:
-            self.log_security("malformed command", str(e))
-            return None
+    def receive(
+        self, data: bytes, decoded: tuple[GbcsMessage, FrameParts] | None = None
+    ) -> bytes | None:
+        """Run one command; the protected response, or None when it was discarded.
+
+        ``decoded`` is ``decode_message(data)`` when the caller (a hub routing the
+        message) has already decoded it.
+        """
+        if decoded is None:
+            try:
+                decoded = decode_message(data)
+            except GbcsError as e:
+                self.log_security("malformed command", str(e))
+                return None
+        message, parts = decoded
         code = message.header.other_information.message_code
         try:
             self.authorise(message, parts)

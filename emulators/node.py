@@ -215,6 +215,7 @@ class _Node:
         self._reassembly: dict[tuple[int, int], _Reassembly] = {}
         self.frames_dropped = 0
         self.trace: Callable[[str], None] | None = None
+        self._keys: tuple[Any, Keys] | None = None  # (what they were built from, keys)
 
     # Radio -------------------------------------------------------------------------
     def place(self, medium: HanMedium | None) -> None:
@@ -434,6 +435,7 @@ class _Node:
             self.trace(f"{self.clock.now:10.4f} {self.name}: {text}")
 
 
+_NO_KEYS = Keys()
 _ACKS = tuple(encode_mac(MacFrame(MacFrameType.ACK, seq)) for seq in range(256))
 
 
@@ -509,9 +511,14 @@ class CoordinatorNode(_Node):
         self._note_keys()
 
     def keys(self) -> Keys:
-        if self.settings is None:
-            return Keys()
-        return Keys(network={self.settings.key_sequence: self.settings.network_key})
+        settings = self.settings
+        if settings is None:
+            return _NO_KEYS
+        # Rebuilt only when the key changes: every received frame asks.
+        stamp = (settings.key_sequence, settings.network_key)
+        if self._keys is None or self._keys[0] != stamp:
+            self._keys = (stamp, Keys(network={stamp[0]: stamp[1]}))
+        return self._keys[1]
 
     # MAC -----------------------------------------------------------------------------
     def mac_frame(self, mac: MacFrame) -> None:
@@ -846,10 +853,15 @@ class MeterNode(_Node):
             self._timer = None
 
     def keys(self) -> Keys:
-        network = {}
-        if self.settings is not None:
-            network[self.settings.key_sequence] = self.settings.network_key
-        return Keys(network=network, link={b"\x00" * 8: self.link_key})
+        settings = self.settings
+        stamp = (
+            None if settings is None else (settings.key_sequence, settings.network_key),
+            self.link_key,
+        )
+        if self._keys is None or self._keys[0] != stamp:
+            network = {} if stamp[0] is None else {stamp[0][0]: stamp[0][1]}
+            self._keys = (stamp, Keys(network=network, link={b"\x00" * 8: self.link_key}))
+        return self._keys[1]
 
     # Scanning, association and the network key -------------------------------------------
     def _scan(self, index: int = 0, rejoin: bool = False) -> None:
