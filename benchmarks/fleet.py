@@ -5,14 +5,19 @@ Usage: python benchmarks/fleet.py [--hans N] [--meters M] [--cycles K] [--seed S
 Builds N premises HANs of M meters each (ESMEs, keys generated per meter) on
 one virtual clock, opens a CCS01 join window for every meter and runs until
 all have joined with their install codes: prints joins/s and the peak RSS per
-emulated meter. Then runs K full triage cycles (DESIGN §2 state 2: CCS07 on
-the old CHF, single-entry CCS03 onto a bench CHF, trust-centre rejoin, a CS07
-read through the bench, CS02f, the meter off both logs) and compares their
-wall time with the crypto floor of the same cycles: every cryptographic call
-a cycle made (ECDH, KDF, GMAC, ECDSA, ZigBee CCM*, key derivation) is
-recorded with its arguments and replayed alone, in the same run. Cycles with
-and without recording alternate on identical meters, so the timed ones carry
-no recording overhead.
+emulated meter. Then runs K full triage cycles, the sequence of DESIGN §2
+state 2 as issue 3 states it: CCS07 on the old CHF, single-entry CCS03 onto a
+bench CHF, trust-centre rejoin, a CS07 read through the bench, CS02f, the
+meter taken off both logs (CCS02), then CCS01 on a third HAN and the meter's
+install-code join there. The bench and third hubs are made before timing
+starts: fixtures, not cycle work.
+
+The crypto floor is every cryptographic call a cycle made (ECDH, KDF, GMAC,
+ECDSA, ZigBee CCM* and its key derivation, install-code hashing, key
+derivation from a private scalar), recorded with its arguments at the leaves
+(see crypto_floor.py) and replayed alone, in the same run. Cycles with and
+without recording alternate on identical meters, so the timed ones carry no
+recording overhead.
 
 Targets (issue 3): 10 000 emulated meters in one process under 1 GB RSS;
 cycle time <= 2x its crypto floor.
@@ -80,11 +85,18 @@ def join_all(world: World, run: Run, hubs: list[Hub], units: list[MeterUnit], me
     return elapsed
 
 
-def triage_cycle(world: World, run: Run, old: Hub, unit: MeterUnit, index: int) -> None:
-    """State 2 on one meter: old CHF -> bench CHF -> divorced, off both logs."""
-    bench_place = f"bench-{index}"
-    world.move(unit, bench_place)
-    bench = world.add_hub(bench_place, bytes.fromhex(f"00DB6000{index:04X}0000"), name="bench")
+def cycle_hubs(world: World, index: int) -> tuple[Hub, Hub]:
+    """The bench CHF and the new home's CHF for cycle ``index``: fixtures, not cycle work."""
+    bench = world.add_hub(f"bench-{index}", bytes.fromhex(f"00DB6000{index:04X}0000"), name="bench")
+    home = world.add_hub(f"home-{index}", bytes.fromhex(f"00DB7000{index:04X}0000"), name="home")
+    return bench, home
+
+
+def triage_cycle(
+    world: World, run: Run, old: Hub, unit: MeterUnit, bench: Hub, home: Hub, index: int
+) -> None:
+    """State 2 on one meter: old CHF -> bench CHF -> divorced -> joined to a third HAN."""
+    world.move(unit, bench.place)
     _, logs = run.read_logs(old)
     assert logs is not None and logs.current is not None
     entry = DeviceLog(logs.current.extended_pan_id, logs.current.only(unit.eui64).entries)
@@ -95,6 +107,9 @@ def triage_cycle(world: World, run: Run, old: Hub, unit: MeterUnit, index: int) 
     steps.append(run.wait_left(unit, bench))
     steps.append(run.remove_device(bench, unit))
     steps.append(run.remove_device(old, unit))
+    world.move(unit, home.place)
+    steps.append(run.add_device(home, unit))
+    steps.append(run.wait_joined(unit, home, "install-code join"))
     failed = [s for s in steps if not s.ok]
     if failed:
         raise SystemExit(f"cycle {index} failed: {failed[0].use_case}: {failed[0].result}")
@@ -135,9 +150,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # Triage cycles: alternate timed (plain) and recorded (for the floor) on twin meters.
     # One untimed cycle first: the ASN.1 compiler and other one-time set-up are not cycle cost.
-    triage_cycle(world, run, hubs[-1], units[-1], 10_000)
+    triage_cycle(world, run, hubs[-1], units[-1], *cycle_hubs(world, 9_999), 9_999)
     run.steps.clear()
     cycles = max(2, args.cycles - args.cycles % 2)
+    fixtures = [cycle_hubs(world, i) for i in range(cycles)]
     timed = 0.0
     floor = 0.0
     recorded_calls = 0
@@ -146,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         unit = units[hub_index * args.meters + (i // args.hans) % args.meters]
         if i % 2 == 0:
             start = time.perf_counter()
-            triage_cycle(world, run, hubs[hub_index], unit, i)
+            triage_cycle(world, run, hubs[hub_index], unit, *fixtures[i], i)
             timed += time.perf_counter() - start
         else:
             with recording() as calls:
-                triage_cycle(world, run, hubs[hub_index], unit, i)
+                triage_cycle(world, run, hubs[hub_index], unit, *fixtures[i], i)
             recorded_calls += len(calls)
             floor += replay(calls)
     half = cycles // 2

@@ -1,0 +1,94 @@
+"""The fleet benchmark's cycle and its crypto floor stay honest as the code changes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def modules() -> Iterator[tuple[Any, Any]]:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import crypto_floor
+        import fleet
+
+        yield fleet, crypto_floor
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def small_fleet(fleet: Any) -> tuple[Any, Any, list[Any], list[Any]]:
+    from emulators.scenarios import Run
+    from emulators.world import World
+
+    world = World(3, capture=False)
+    world.headend.capture = None
+    run = Run("fleet", world)
+    hubs, units = fleet.build_fleet(world, 2, 2)
+    fleet.join_all(world, run, hubs, units, 2)
+    return world, run, hubs, units
+
+
+def test_cycle_is_state_two_end_to_end(modules: tuple[Any, Any]) -> None:
+    fleet, _ = modules
+    world, run, hubs, units = small_fleet(fleet)
+    unit = units[0]
+    bench, home = fleet.cycle_hubs(world, 0)
+    run.steps.clear()
+    fleet.triage_cycle(world, run, hubs[0], unit, bench, home, 0)
+    codes = [s.message_code for s in run.steps]
+    # CCS07, CCS03, rejoin, CS07, CS02f, leave, CCS02 x2, CCS01, install-code join
+    assert codes[:2] == [0x00FE, 0x0003]
+    assert 0x0013 in codes and 0x7F00 in codes and codes.count(0x0002) == 2
+    assert codes[-2] == 0x0001 and run.steps[-1].use_case == "install-code join"
+    assert all(s.ok for s in run.steps)
+    assert unit.node.joins == 2 and unit.node.rejoins == 1
+    assert world.logs_holding(unit) == [home.eui64]
+
+
+def test_floor_records_leaves_only(modules: tuple[Any, Any]) -> None:
+    """Every recorded call is a leaf: none runs inside another, so none counts twice."""
+    fleet, crypto_floor = modules
+    world, run, hubs, units = small_fleet(fleet)
+    bench, home = fleet.cycle_hubs(world, 0)
+    depth = 0
+    nested: list[str] = []
+    called: set[str] = set()
+    saved = []
+    for module, name in crypto_floor.CRYPTO_CALLS:
+        original = getattr(module, name)
+        saved.append((module, name, original))
+
+        def probe(*args: Any, _f: Any = original, _n: str = name, **kwargs: Any) -> Any:
+            nonlocal depth
+            called.add(_n)
+            if depth:
+                nested.append(_n)
+            depth += 1
+            try:
+                return _f(*args, **kwargs)
+            finally:
+                depth -= 1
+
+        setattr(module, name, probe)
+    try:
+        with crypto_floor.recording() as calls:
+            fleet.triage_cycle(world, run, hubs[0], units[0], bench, home, 0)
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+    assert nested == []
+    names = called
+    assert len(calls) > 50
+    # The cycle's whole crypto mix shows up: GBCS, ZigBee CCM* and key derivations.
+    for leaf in ("ecdh", "kdf", "gmac", "ecdsa_sign", "ecdsa_verify", "seal", "unseal"):
+        assert leaf in names
+    assert "link_key_from_install_code" in names
+    assert crypto_floor.replay(calls) > 0
