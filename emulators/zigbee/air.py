@@ -30,6 +30,7 @@ from .aps import (
     ApsFrame,
     DeliveryMode,
     DeviceAnnounce,
+    Fragment,
     KeyType,
     TransportKey,
     decode_aps,
@@ -418,42 +419,29 @@ def application_frames(
     number of frames returned.
     """
 
+    def block(data: bytes, frag: Fragment | None, aux: AuxHeader | None) -> ApsData:
+        return _new_aps_data(
+            cluster_id,
+            profile_id,
+            src_endpoint,
+            dst_endpoint,
+            counter,
+            data,
+            DeliveryMode.UNICAST,
+            None,
+            ack_request,
+            frag,
+            aux,
+        )
+
     if max_block is None or len(payload) <= max_block:
-        return [
-            _new_aps_data(
-                cluster_id,
-                profile_id,
-                src_endpoint,
-                dst_endpoint,
-                counter,
-                bytes(payload),
-                DeliveryMode.UNICAST,
-                None,
-                ack_request,
-                None,
-                security,
-            )
-        ]
+        return [block(bytes(payload), None, security)]
     frames = []
-    for frag, block in fragment(payload, max_block):
+    for frag, data in fragment(payload, max_block):
         aux = security
         if aux is not None:
             aux = replace(aux, frame_counter=aux.frame_counter + frag.block_number)
-        frames.append(
-            _new_aps_data(
-                cluster_id,
-                profile_id,
-                src_endpoint,
-                dst_endpoint,
-                counter,
-                block,
-                DeliveryMode.UNICAST,
-                None,
-                ack_request,
-                frag,
-                aux,
-            )
-        )
+        frames.append(block(data, frag, aux))
     return frames
 
 

@@ -416,6 +416,15 @@ def encode_mac(frame: MacFrame) -> bytes:
 _ASSOCIATION_RESPONSE = struct.Struct("<BHB")  # command id, short address, status
 
 
+def _wire_address(address: object) -> tuple[int, int | bytes] | None:
+    """Addressing mode and wire form of a plain short (2) or extended (3) address."""
+    if type(address) is int:
+        return 2, address
+    if type(address) is bytes and len(address) == 8:
+        return 3, address[::-1]
+    return None
+
+
 def _encode_plain(frame: MacFrame) -> bytes | None:
     """encode_mac for any frame with plainly valid fields, else ``None``.
 
@@ -441,12 +450,10 @@ def _encode_plain(frame: MacFrame) -> bytes | None:
     if dst is not None:
         if type(dst_pan) is not int:
             return None
-        if type(dst) is int:
-            dst_mode = 2
-        elif type(dst) is bytes and len(dst) == 8:
-            dst_mode, dst = 3, dst[::-1]
-        else:
+        address = _wire_address(dst)
+        if address is None:
             return None
+        dst_mode, dst = address
         values += (dst_pan, dst)
     elif dst_pan is not None:
         return None
@@ -459,12 +466,10 @@ def _encode_plain(frame: MacFrame) -> bytes | None:
             return None
         else:
             values.append(src_pan)
-        if type(src) is int:
-            src_mode = 2
-        elif type(src) is bytes and len(src) == 8:
-            src_mode, src = 3, src[::-1]
-        else:
+        address = _wire_address(src)
+        if address is None:
             return None
+        src_mode, src = address
         values.append(src)
     elif src_pan is not None:
         return None
