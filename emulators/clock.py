@@ -14,76 +14,105 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import heapq
 import itertools
+import operator
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from heapq import heappop, heappush
 from typing import Any
 
-__all__ = ["DEFAULT_EPOCH", "WALL_SLICE", "Timer", "VirtualClock", "WallClock"]
+__all__ = ["DEFAULT_EPOCH", "NEAR", "WALL_SLICE", "Timer", "VirtualClock", "WallClock"]
 
 DEFAULT_EPOCH = dt.datetime(2026, 11, 21, 9, 0, 0, tzinfo=dt.UTC)
 WALL_SLICE = 0.05  # longest a WallClock runs its event loop before looking at its timers again
 CANCEL_GRACE = 5.0  # seconds a timed-out coroutine gets to unwind after it is cancelled
 
 
-@dataclass(slots=True, eq=False)
-class Timer:
-    """A scheduled callback; the queue orders timers by due time, then scheduling order."""
+NEAR = 1.0  # timers due within this many seconds go into the small heap; the rest wait apart
 
-    due: float
-    seq: int
-    callback: Callable[..., Any]
-    args: tuple[Any, ...] = ()
-    cancelled: bool = False
+
+class Timer(list):  # type: ignore[type-arg]
+    """A scheduled callback, and its own entry in the clock's queue.
+
+    It is ``[due, seq, callback, args, cancelled]``: lists compare in C item by
+    item, so the queue orders timers by due time, then scheduling order (``seq``
+    is unique, so the callback is never compared), with no wrapper tuple or
+    Python ``__init__`` per event. The clock creates timers; use the attributes.
+    """
+
+    __slots__ = ()
+
+    due = property(operator.itemgetter(0))
+    seq = property(operator.itemgetter(1))
+    callback = property(operator.itemgetter(2))
+    args = property(operator.itemgetter(3))
+    cancelled = property(operator.itemgetter(4))
 
     def cancel(self) -> None:
-        self.cancelled = True
+        self[4] = True
 
 
 class VirtualClock:
-    """A discrete-event clock: ``now`` only moves when :meth:`run` takes the next timer."""
+    """A discrete-event clock: ``now`` only moves when :meth:`run` takes the next timer.
+
+    The queue is two heaps of :class:`Timer` entries: timers due within
+    :data:`NEAR` seconds of their booking (frames, acks, turnarounds: nearly
+    every event) and the rest (keep-alives, polls, retries), so the busy heap
+    stays a few entries deep. The next timer is the smaller of the two heads,
+    which is exactly the order of one queue.
+    """
 
     def __init__(self, epoch: dt.datetime = DEFAULT_EPOCH, start: float = 0.0) -> None:
         if epoch.tzinfo is None:
             raise ValueError("the clock epoch must be timezone-aware (UTC)")
         self.epoch = epoch
         self.now = start
-        # (due, seq, timer): tuples compare in C, far faster than dataclass ordering.
-        self._queue: list[tuple[float, int, Timer]] = []
+        self._near: list[list[Any]] = []
+        self._far: list[list[Any]] = []
         self._seq = itertools.count()
         self.events_run = 0
-        self._utc: tuple[float, dt.datetime, dt.datetime] | None = None
+        self._utc_at: float | None = None  # the now, epoch and UTC time utc last computed
+        self._utc_epoch = epoch
+        self._utc_value = epoch
 
     @property
     def utc(self) -> dt.datetime:
         # Every response and alert stamps the time, often several at one instant.
         now = self.now
-        last = self._utc
-        if last is not None and last[0] == now and last[1] is self.epoch:
-            return last[2]
+        if now == self._utc_at and self._utc_epoch is self.epoch:
+            return self._utc_value
         value = self.epoch + dt.timedelta(seconds=now)
-        self._utc = (now, self.epoch, value)
+        self._utc_at, self._utc_epoch, self._utc_value = now, self.epoch, value
         return value
 
     def call_at(self, due: float, callback: Callable[..., Any], *args: Any) -> Timer:
-        if due < self.now:
-            due = self.now
-        seq = next(self._seq)
-        timer = Timer(due, seq, callback, args)
-        heapq.heappush(self._queue, (due, seq, timer))
+        now = self.now
+        if due < now:
+            due = now
+        timer = Timer((due, next(self._seq), callback, args, False))
+        heappush(self._near if due - now < NEAR else self._far, timer)
         return timer
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
         if delay < 0:
             raise ValueError(f"a delay cannot be negative ({delay})")
         # call_at inlined: every frame books two or three timers.
-        due = self.now + delay
-        seq = next(self._seq)
-        timer = Timer(due, seq, callback, args)
-        heapq.heappush(self._queue, (due, seq, timer))
+        timer = Timer((self.now + delay, next(self._seq), callback, args, False))
+        heappush(self._near if delay < NEAR else self._far, timer)
         return timer
+
+    def post(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
+        """:meth:`call_later` for a callback nobody cancels (a frame's arrival): no handle.
+
+        The entry is a plain list, cheaper to make than a :class:`Timer` and
+        ordered with them exactly the same.
+        """
+        if delay < 0:
+            raise ValueError(f"a delay cannot be negative ({delay})")
+        heappush(
+            self._near if delay < NEAR else self._far,
+            [self.now + delay, next(self._seq), callback, args, False],
+        )
 
     def call_soon(self, callback: Callable[..., Any], *args: Any) -> Timer:
         return self.call_at(self.now, callback, *args)
@@ -93,25 +122,34 @@ class VirtualClock:
         return self.epoch + dt.timedelta(seconds=seconds)
 
     def pending(self) -> int:
-        return sum(1 for _, _, t in self._queue if not t.cancelled)
+        return sum(1 for t in self._near if not t[4]) + sum(1 for t in self._far if not t[4])
+
+    def _head(self) -> list[list[Any]] | None:
+        """The heap whose first entry is the next live timer (cancelled heads dropped)."""
+        near, far = self._near, self._far
+        while near and near[0][4]:
+            heappop(near)
+        while far and far[0][4]:
+            heappop(far)
+        if near:
+            return far if far and far[0] < near[0] else near
+        return far if far else None
 
     def next_due(self) -> float | None:
-        queue = self._queue
-        while queue and queue[0][2].cancelled:
-            heapq.heappop(queue)
-        return queue[0][0] if queue else None
+        queue = self._head()
+        return None if queue is None else queue[0][0]
 
     def step(self) -> bool:
         """Run the next timer; False when nothing is scheduled."""
-        while self._queue:
-            timer = heapq.heappop(self._queue)[2]
-            if timer.cancelled:
-                continue
-            self.now = max(self.now, timer.due)
-            self.events_run += 1
-            timer.callback(*timer.args)
-            return True
-        return False
+        queue = self._head()
+        if queue is None:
+            return False
+        timer = heappop(queue)
+        if timer[0] > self.now:
+            self.now = timer[0]
+        self.events_run += 1
+        timer[2](*timer[3])
+        return True
 
     def run(self, until: float | None = None, *, max_events: int = 10_000_000) -> int:
         """Run timers in order up to ``until`` (absolute seconds), or until none is left.
@@ -121,12 +159,16 @@ class VirtualClock:
         """
         ran = 0
         while True:
-            due = self.next_due()
-            if due is None or (until is not None and due > until):
+            queue = self._head()
+            if queue is None or (until is not None and queue[0][0] > until):
                 break
             if ran >= max_events:
                 raise RuntimeError(f"virtual clock ran {ran} events without settling")
-            self.step()
+            timer = heappop(queue)
+            if timer[0] > self.now:
+                self.now = timer[0]
+            self.events_run += 1
+            timer[2](*timer[3])
             ran += 1
         if until is not None and until > self.now:
             self.now = until
@@ -145,22 +187,30 @@ class VirtualClock:
         """Run until ``condition()`` holds or ``timeout`` simulated seconds pass."""
         deadline = self.now + timeout
         ran = 0
-        queue = self._queue
-        pop = heapq.heappop
-        # step() and next_due() inlined: this loop runs every event of a scenario.
+        near, far = self._near, self._far
+        pop = heappop
+        # _head() and step() inlined: this loop runs every event of a scenario.
         while not condition():
-            while queue and queue[0][2].cancelled:
-                pop(queue)
-            if not queue or queue[0][0] > deadline:
+            while near and near[0][4]:
+                pop(near)
+            while far and far[0][4]:
+                pop(far)
+            if near:
+                queue = far if far and far[0] < near[0] else near
+            elif far:
+                queue = far
+            else:
+                queue = None
+            if queue is None or queue[0][0] > deadline:
                 self.now = max(self.now, deadline)
                 return condition()
             if ran >= max_events:
                 raise RuntimeError(f"virtual clock ran {ran} events without settling")
-            due, _, timer = pop(queue)
-            if due > self.now:
-                self.now = due
+            timer = pop(queue)
+            if timer[0] > self.now:
+                self.now = timer[0]
             self.events_run += 1
-            timer.callback(*timer.args)
+            timer[2](*timer[3])
             ran += 1
         return True
 
@@ -224,10 +274,14 @@ class WallClock(VirtualClock):
             raise ValueError(f"a delay cannot be negative ({delay})")
         return self.call_at(self.now + delay, callback, *args)
 
+    def post(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
+        """Through :meth:`call_at`, which stops a running slice for an early timer."""
+        self.call_later(delay, callback, *args)
+
     def call_at(self, due: float, callback: Callable[..., Any], *args: Any) -> Timer:
         timer = super().call_at(due, callback, *args)
         end = self._slice_end
-        if end is not None and timer.due < end and self.loop.is_running():
+        if end is not None and timer[0] < end and self.loop.is_running():
             self.loop.stop()  # booked from inside a slice: fire it on time, not at the slice end
         return timer
 
@@ -238,14 +292,15 @@ class WallClock(VirtualClock):
         outer = self._pinned
         try:
             while ran < limit:
-                due = self.next_due()
-                if due is None or due > horizon:
+                queue = self._head()
+                if queue is None or queue[0][0] > horizon:
                     break
-                timer = heapq.heappop(self._queue)[2]
+                timer = heappop(queue)
+                due = timer[0]
                 self._pinned = due if self._pinned is None else max(self._pinned, due)
                 self.events_run += 1
                 ran += 1
-                timer.callback(*timer.args)
+                timer[2](*timer[3])
         finally:
             self._pinned = outer
         return ran

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulators.clock import DEFAULT_EPOCH, Timer, VirtualClock
+from emulators.clock import DEFAULT_EPOCH, NEAR, Timer, VirtualClock
 
 
 def recorder(clock: VirtualClock) -> tuple[list[tuple[float, object]], object]:
@@ -308,3 +308,63 @@ def test_property_run_until_limit(dues: list[int], limit: int) -> None:
     assert clock.run(limit) == sum(1 for d in dues if d <= limit)
     assert ran == sorted(d for d in dues if d <= limit)
     assert clock.now == limit
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.25, NEAR - 0.25, NEAR, NEAR + 0.5, 2 * NEAR, 30.0]),
+            st.sampled_from(["call_later", "post", "call_at"]),
+            st.booleans(),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_property_near_and_far_timers_run_as_one_queue(
+    items: list[tuple[float, str, bool, bool]],
+) -> None:
+    # Timers due within NEAR and later ones wait in different heaps; booked while others
+    # run (time has moved), equal due times from both must still run in booking order.
+    clock = VirtualClock()
+    ran: list[int] = []
+    booked: list[tuple[float, int, bool]] = []  # due, index, cancelled
+
+    def book(i: int) -> None:
+        delay, how, cancel, _ = items[i]
+        if how == "post":
+            clock.post(delay, ran.append, i)
+            cancel = False
+        elif how == "call_at":
+            timer = clock.call_at(clock.now + delay, ran.append, i)
+        else:
+            timer = clock.call_later(delay, ran.append, i)
+        if cancel:
+            timer.cancel()
+        booked.append((clock.now + delay, i, cancel))
+
+    early = [i for i, item in enumerate(items) if not item[3]]
+    late = [i for i, item in enumerate(items) if item[3]]
+    for i in early:
+        book(i)
+    clock.call_at(0.25, lambda: [book(i) for i in late])  # a quarter second in
+    clock.run()
+    expected = [i for _, i, cancelled in sorted(booked, key=lambda b: b[0]) if not cancelled]
+    assert ran == expected
+    assert clock.pending() == 0 and clock.next_due() is None
+
+
+def test_post_books_like_call_later_without_a_handle() -> None:
+    clock = VirtualClock()
+    log, note = recorder(clock)
+    assert clock.post(2 * NEAR, note, "far") is None
+    clock.post(0.5, note, "near")
+    later = clock.call_later(2 * NEAR, note, "far, booked later")
+    assert clock.pending() == 3
+    assert clock.next_due() == 0.5
+    with pytest.raises(ValueError):
+        clock.post(-1, note, "never")
+    later.cancel()
+    assert clock.run() == 2
+    assert log == [(0.5, "near"), (2 * NEAR, "far")]
