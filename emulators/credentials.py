@@ -138,7 +138,7 @@ class TrustAnchors:
         return iter((self.acb, self.supplier, self.network_operator))
 
     def for_party(self, party_id: bytes) -> TrustAnchor | None:
-        for anchor in self:
+        for anchor in (self.acb, self.supplier, self.network_operator):  # no __iter__ call
             if anchor.party_id == party_id:
                 return anchor
         return None

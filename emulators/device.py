@@ -26,7 +26,7 @@ from gbcs.devicelog import DeviceType
 from gbcs.dlms import AccessRequest
 from gbcs.errors import DecodeError, GbcsError
 from gbcs.frame import CraFlag, FrameParts, GbcsMessage, decode_message, new_alert, response_to
-from gbcs.primitives import CosemDateTime
+from gbcs.primitives import CosemDateTime, slot_builder
 from gbcs.security import CheckResult, SecurityContext
 
 __all__ = [
@@ -98,6 +98,11 @@ Handler = Callable[[GbcsMessage], Reply]
 
 # A response and the alerts it triggers are stamped at the same simulated instant.
 _cosem_date_time = functools.lru_cache(maxsize=16)(CosemDateTime.from_datetime)
+# The last (datetime, stamp) pair: a VirtualClock hands out one datetime object per
+# instant, so an identity test answers most stamps before the lru_cache's hashing.
+_last_stamp: list[Any] = [None, None]
+# LogEvent(...) through its twin (every command logs one): a third of the frozen __init__.
+_log_event = slot_builder(LogEvent)
 
 # After a disconnect response leaves, the meter waits this long (simulated)
 # before dropping its network so the response's frames are not cut off.
@@ -150,15 +155,27 @@ class GbcsDevice:
 
     # Logs --------------------------------------------------------------------------
     def log_event(self, event: str, detail: str = "") -> None:
-        self.event_log.append(LogEvent(self.clock.now, event, detail))
-        del self.event_log[:-SECURITY_LOG_LIMIT]
+        log = self.event_log
+        log.append(_log_event(self.clock.now, event, detail))
+        if len(log) > SECURITY_LOG_LIMIT:
+            del log[:-SECURITY_LOG_LIMIT]
 
     def log_security(self, event: str, detail: str = "") -> None:
-        self.security_log.append(LogEvent(self.clock.now, event, detail))
-        del self.security_log[:-SECURITY_LOG_LIMIT]
+        log = self.security_log
+        log.append(_log_event(self.clock.now, event, detail))
+        if len(log) > SECURITY_LOG_LIMIT:
+            del log[:-SECURITY_LOG_LIMIT]
 
     def now_cosem(self) -> CosemDateTime:
-        return _cosem_date_time(self.clock.utc)
+        utc = self.clock.utc
+        last = _last_stamp
+        if last[0] is utc:  # the memo holds ``utc``: same object, same instant
+            stamp: CosemDateTime = last[1]
+            return stamp
+        stamp = _cosem_date_time(utc)
+        last[0] = utc
+        last[1] = stamp
+        return stamp
 
     # Command acceptance --------------------------------------------------------------
     def authorise(self, message: GbcsMessage, parts: FrameParts) -> None:
@@ -215,7 +232,8 @@ class GbcsDevice:
                 self.log_security("malformed command", str(e))
                 return None
         message, parts = decoded
-        code = message.header.other_information.message_code
+        header = message.header
+        code = header.other_information.message_code
         try:
             self.authorise(message, parts)
             handler = self.handlers.get(code)
@@ -224,17 +242,21 @@ class GbcsDevice:
         except Rejected as e:
             self.log_security("command rejected", f"0x{code:04X}: {e}")
             return None
-        self.counters[message.header.business_originator] = message.header.originator_counter
+        self.counters[header.business_originator] = header.originator_counter
         try:
             reply = handler(message)
         except GbcsError as e:
             self.log_security("command payload invalid", f"0x{code:04X}: {e}")
             return None
-        use_case = self.catalogue.get(code)
-        critical = bool(use_case and use_case.critical)
-        response = response_to(message, reply.payload, date_time=self.now_cosem())
+        catalogue = self.catalogue
+        use_case = catalogue.get(code)
+        response = response_to(header, reply.payload, date_time=self.now_cosem())
+        critical = bool(use_case is not None and use_case.critical)
         out = self.security.protect(response, sign=critical).encode()
-        self.log_event("command executed", self.catalogue.use_case_name(code))
+        self.log_event(
+            "command executed",
+            use_case.use_case if use_case is not None else catalogue.use_case_name(code),
+        )
         if reply.after is not None:
             delay = AFTER_RESPONSE_DELAY if reply.delay is None else reply.delay
             self.clock.call_later(delay, reply.after)

@@ -21,6 +21,7 @@ from gbcs.catalogue import CATALOGUE, Catalogue
 from gbcs.errors import GbcsError
 from gbcs.frame import CraFlag, GbcsMessage, decode_message, new_command
 from gbcs.keys import KeyUsage, MemoryKeyStore
+from gbcs.primitives import slot_builder
 from gbcs.security import SecurityContext
 from gbcs.testpki import TestPki
 
@@ -47,6 +48,10 @@ class Outcome:
     @property
     def result(self) -> str:
         return "ok" if self.response is not None else (self.failure or "no response")
+
+
+# Outcome(...) through its twin: one per command sent, a third of the frozen __init__.
+_outcome = slot_builder(Outcome)
 
 
 @dataclass(slots=True)
@@ -171,23 +176,26 @@ class HeadEnd:
             message = decode_message(data)[0]
         else:
             data = message.encode()
-        key = (message.header.business_originator, message.header.originator_counter)
+        header = message.header
+        key = (header.business_originator, header.originator_counter)
         pending = self._pending[key] = _Pending()
-        sent_at = self.clock.now
+        clock = self.clock
+        sent_at = clock.now
         self.log.append((sent_at, "sent", data))
         if self.capture is not None:
             self.capture.record_wan(sent_at, data)
         if self.observer is not None:
             self.observer("sent", data)
         hub.from_wan(data)
-        self.clock.run_until(
+        clock.run_until(
             lambda: pending.response is not None or pending.failure is not None, timeout=timeout
         )
         self._pending.pop(key, None)
+        response = pending.response
         failure = pending.failure
-        if pending.response is None and failure is None:
+        if response is None and failure is None:
             failure = f"no response within {timeout:g} s"
-        return Outcome(message, pending.response, failure, sent_at, pending.at)
+        return _outcome(message, response, failure, sent_at, pending.at)
 
     # Incoming -----------------------------------------------------------------------------
     def _from_wan(self, data: bytes) -> None:

@@ -24,6 +24,7 @@ from emulators.zigbee.tunnel import (
     encode_gbcs_tunnel,
 )
 from emulators.zigbee.zcl import Direction
+from gbcs.primitives import slot_builder
 
 __all__ = ["TunnelHub", "TunnelIds", "TunnelReply", "serve"]
 
@@ -59,6 +60,10 @@ class TunnelReply:
     direction: Direction | None = None
 
 
+# TunnelReply(...) through its twin: one per tunnel command a hub serves.
+_reply = slot_builder(TunnelReply)
+
+
 def serve(
     device: bytes,
     tunnel_id: int | None,
@@ -71,17 +76,17 @@ def serve(
     if isinstance(tunnel, RequestTunnel):
         if tunnel_id is None:
             tunnel_id = ids.allocate()
-        return TunnelReply(tunnel_id, RequestTunnelResponse(tunnel_id))
+        return _reply(tunnel_id, RequestTunnelResponse(tunnel_id), None)
     if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != tunnel_id:
-        return TunnelReply(tunnel_id)
+        return _reply(tunnel_id, None, None)
     if isinstance(gbcs, GbcsPut):
         hub.from_han(device, gbcs.message)
     elif isinstance(gbcs, GbcsGet):
         message = hub.take_held(device)
         if message is not None:
             remaining = min(hub.held_count(device), 0xFF)
-            return TunnelReply(tunnel_id, put(tunnel_id, GbcsGetResponse(remaining, message)))
-    return TunnelReply(tunnel_id)
+            return _reply(tunnel_id, put(tunnel_id, GbcsGetResponse(remaining, message)), None)
+    return _reply(tunnel_id, None, None)
 
 
 def put(tunnel_id: int, command: GbcsTunnelCommand) -> TransferData:

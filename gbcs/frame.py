@@ -434,13 +434,18 @@ def _fast_decode(data: bytes) -> tuple[GbcsMessage, FrameParts] | None:
         other = _OTHER_INFORMATION.get(raw_other)
         if other is None:
             code = data[q] << 8 | data[q + 1]
+            # Through the twin: the 18-byte form's counter makes every one a cache miss.
             if other_len == 2:
-                other = OtherInformation(code)
+                other = _other_information(code, None, None, None, None)
             elif other_len == 10:
-                other = OtherInformation(code, data[q + 2 : q + 10])
+                other = _other_information(code, data[q + 2 : q + 10], None, None, None)
             elif other_len == 18:
-                other = OtherInformation(
-                    code, data[q + 2 : q + 10], int.from_bytes(data[q + 10 : q + 18], "big")
+                other = _other_information(
+                    code,
+                    data[q + 2 : q + 10],
+                    int.from_bytes(data[q + 10 : q + 18], "big"),
+                    None,
+                    None,
                 )
             else:
                 return None  # rarer forms: the careful decoder handles them

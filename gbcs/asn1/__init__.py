@@ -317,6 +317,17 @@ def build(message_code: int, cra_flag: int, value: Any) -> Asn1Payload:
 
 def encode(p: Asn1Payload) -> bytes:
     """DER bytes of a payload (with its recorded non-shortest length forms, if any)."""
+    if not p.length_forms:
+        fast = _FAST_ENCODERS.get(p.type_name)
+        if fast is not None:
+            data = fast(p.value)
+            if data is not None:
+                return data
+    return _encode_checked(p)
+
+
+def _encode_checked(p: Asn1Payload) -> bytes:
+    """asn1tools' encoder with type and constraint checks: the reference for the fast ones."""
     codec = _codec()
     if p.type_name not in codec.decoders:
         raise EncodeError(f"unknown ASN.1 type {p.type_name!r}")
@@ -329,6 +340,76 @@ def encode(p: Asn1Payload) -> bytes:
     if p.length_forms:
         data = _apply_length_forms(data, p.length_forms)
     return data
+
+
+# Fast DER encoders for the few payloads every triage cycle builds (CS07 and CS02f):
+# asn1tools' checked encoder costs tens of microseconds a value. Each accepts only
+# the plain shape (exact keys, bytes, small ints) and returns None for anything
+# else, which the checked encoder then encodes or refuses; tests pin the output
+# to the checked encoder's.
+_SMALL_INTEGERS = tuple(b"\x02\x01" + bytes((i,)) for i in range(0x80))
+
+
+def _der_length(n: int) -> bytes | None:
+    if n < 0x80:
+        return bytes((n,))
+    if n <= 0xFF:
+        return bytes((0x81, n))
+    if n <= 0xFFFF:
+        return bytes((0x82, n >> 8, n & 0xFF))
+    return None
+
+
+def _fast_small_integer(value: Any) -> bytes | None:
+    if type(value) is int and 0 <= value < 0x80:
+        return _SMALL_INTEGERS[value]
+    return None
+
+
+def _fast_entity_sequence(value: Any) -> bytes | None:
+    """SEQUENCE { deviceId EntityIdentifier } (DisconnectFromHanCommand)."""
+    if type(value) is dict and len(value) == 1:
+        device = value.get("deviceId")
+        if type(device) is bytes and len(device) == 8:
+            return b"\x30\x0a\x04\x08" + device
+    return None
+
+
+def _fast_join_details(value: Any) -> bytes | None:
+    """ReadDeviceJoinDetailsResponse: a small response code and plain log entries."""
+    if type(value) is not dict:
+        return None
+    code = _fast_small_integer(value.get("responseCode"))
+    if code is None:
+        return None
+    if len(value) == 1:
+        return b"\x30\x03" + code
+    entries = value.get("deviceLogEntries")
+    if len(value) != 2 or type(entries) is not list:
+        return None
+    parts = []
+    for entry in entries:
+        if type(entry) is not dict or len(entry) != 2:
+            return None
+        device = entry.get("deviceId")
+        kind = _fast_small_integer(entry.get("deviceType"))
+        if type(device) is not bytes or len(device) != 8 or kind is None:
+            return None
+        parts.append(b"\x30\x0d\x04\x08" + device + kind)
+    body = b"".join(parts)
+    inner = _der_length(len(body))
+    if inner is None:
+        return None
+    content = code + b"\x30" + inner + body
+    outer = _der_length(len(content))
+    return None if outer is None else b"\x30" + outer + content
+
+
+_FAST_ENCODERS: dict[str, Callable[[Any], bytes | None]] = {
+    "DisconnectFromHanCommand": _fast_entity_sequence,
+    "DisconnectFromHanResponse": _fast_small_integer,
+    "ReadDeviceJoinDetailsResponse": _fast_join_details,
+}
 
 
 def to_json(p: Asn1Payload) -> dict[str, Any]:

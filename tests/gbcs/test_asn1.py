@@ -622,3 +622,79 @@ def test_fast_decoders_agree_with_the_checked_ones(monkeypatch: pytest.MonkeyPat
     for (type_name, data), f, c in zip(cases, fast, checked, strict=True):
         assert f == c, (type_name, data.hex())
     assert sum(isinstance(f[0], Asn1Payload) for f in fast) > 200
+
+
+def _encoded(payload: Asn1Payload, encoder: Any) -> bytes | str:
+    try:
+        return bytes(encoder(payload))
+    except EncodeError as exc:
+        return f"EncodeError: {exc}"
+
+
+_ids = st.one_of(st.binary(min_size=8, max_size=8), st.binary(max_size=10), st.just("ab"))
+_small = st.one_of(st.integers(-2, 130), st.booleans(), st.just("success"), st.none())
+_entry = st.one_of(
+    st.fixed_dictionaries({"deviceId": _ids, "deviceType": _small}),
+    st.fixed_dictionaries({"deviceId": _ids}),
+    st.fixed_dictionaries({"deviceId": _ids, "deviceType": _small, "x": st.just(1)}),
+    st.just(("00" * 8, 1)),
+)
+_fast_encoded_values = {
+    "DisconnectFromHanCommand": st.one_of(
+        st.fixed_dictionaries({"deviceId": _ids}),
+        st.fixed_dictionaries({"deviceId": _ids, "other": st.just(b"")}),
+        st.just({}),
+        _ids,
+    ),
+    "DisconnectFromHanResponse": st.one_of(_small, st.integers()),
+    "ReadDeviceJoinDetailsResponse": st.one_of(
+        st.fixed_dictionaries({"responseCode": _small}),
+        st.fixed_dictionaries(
+            {
+                "responseCode": _small,
+                "deviceLogEntries": st.one_of(
+                    st.lists(_entry, max_size=12),
+                    st.lists(
+                        st.fixed_dictionaries(
+                            {"deviceId": st.binary(min_size=8, max_size=8), "deviceType": _small}
+                        ),
+                        min_size=8,
+                        max_size=20,  # past 127 content bytes: long-form lengths
+                    ),
+                    st.tuples(_entry),
+                    st.none(),
+                ),
+            }
+        ),
+        st.just({"deviceLogEntries": []}),
+    ),
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(sorted(_fast_encoded_values)).flatmap(
+        lambda t: st.tuples(st.just(t), _fast_encoded_values[t])
+    )
+)
+def test_fast_encoders_agree_with_the_checked_one(case: tuple[str, Any]) -> None:
+    """The hot payloads' fast DER encoders give asn1tools' bytes, or leave it to refuse."""
+    type_name, value = case
+    payload = Asn1Payload(type_name, value)
+    assert _encoded(payload, asn1.encode) == _encoded(payload, asn1._encode_checked)
+
+
+def test_fast_encoders_take_the_cycle_payloads() -> None:
+    """The CS07 and CS02f payloads a triage cycle builds do take the fast encoders."""
+    device = bytes(range(8))
+    entries = [{"deviceId": bytes([i] * 8), "deviceType": i % 7} for i in range(10)]
+    for type_name, value in (
+        ("DisconnectFromHanCommand", {"deviceId": device}),
+        ("DisconnectFromHanResponse", 3),
+        ("ReadDeviceJoinDetailsResponse", {"responseCode": 0, "deviceLogEntries": entries}),
+        ("ReadDeviceJoinDetailsResponse", {"responseCode": 1}),
+    ):
+        data = asn1._FAST_ENCODERS[type_name](value)
+        assert data is not None
+        assert data == asn1._encode_checked(Asn1Payload(type_name, value))
+        assert asn1.decode_type(type_name, data).value == value
