@@ -41,6 +41,7 @@ from asn1tools.codecs import ber, der
 
 from gbcs.catalogue import SECMP0013_DISCONNECT_DEFAULT_CODE
 from gbcs.errors import DecodeError, EncodeError
+from gbcs.primitives import encode_length
 
 __all__ = [
     "DISCONNECT_TYPES",
@@ -351,13 +352,8 @@ _SMALL_INTEGERS = tuple(b"\x02\x01" + bytes((i,)) for i in range(0x80))
 
 
 def _der_length(n: int) -> bytes | None:
-    if n < 0x80:
-        return bytes((n,))
-    if n <= 0xFF:
-        return bytes((0x81, n))
-    if n <= 0xFFFF:
-        return bytes((0x82, n >> 8, n & 0xFF))
-    return None
+    """The shortest length form, up to the two-byte one these payloads can need."""
+    return encode_length(n) if 0 <= n <= 0xFFFF else None
 
 
 def _fast_small_integer(value: Any) -> bytes | None:
