@@ -905,7 +905,13 @@ class MeterNode(_Node):
         counters = self.counters
         sequence = counters.mac  # counters.next("mac"), inlined: 16 channels a scan
         counters.mac = (sequence + 1) & 0xFF
-        self._transmit(air.beacon_request(mac_sequence=sequence), None, None)
+        psdu = air.beacon_request(mac_sequence=sequence)
+        if self._tx_current is None and not self._tx_queue:
+            # The MLME's active channel scan sends its beacon requests itself, not through
+            # the data queue (802.15.4 active scan): no send-complete event per channel.
+            self._put_on_air(psdu, None, None)
+        else:
+            self._transmit(psdu, None, None)
         timer = self._timer  # _schedule, inlined
         if timer is not None:
             timer.cancel()
