@@ -483,10 +483,7 @@ def _encode_plain(frame: MacFrame) -> bytes | None:
         | src_mode << 14
     )
     values[0] = control
-    try:
-        layout = _layouts[control]
-    except KeyError:
-        layout = _layouts[control] = _layout(control)
+    layout = _layout_for(control)
     if layout is None:
         return None
     try:
@@ -620,13 +617,19 @@ def _layout(control: int) -> _Layout | None:
     return (_MAC_TYPES[kind], mhr.unpack_from, mhr.size, dst_mode, src_mode, compressed, mhr.pack)
 
 
+def _layout_for(control: int) -> _Layout | None:
+    """The cached struct layout for a frame-control value (None: not a fast-path shape)."""
+    try:
+        return _layouts[control]
+    except KeyError:
+        layout = _layouts[control] = _layout(control)
+        return layout
+
+
 def _decode_fast(psdu: bytes) -> MacFrame | None:
     """``psdu`` (FCS checked) as a frame, or ``None`` to leave it to the careful decoder."""
     control = psdu[0] | psdu[1] << 8
-    try:
-        layout = _layouts[control]
-    except KeyError:
-        layout = _layouts[control] = _layout(control)
+    layout = _layout_for(control)
     if layout is None:
         return None
     kind, unpack_from, size, dst_mode, src_mode, compressed, _ = layout
