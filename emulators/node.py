@@ -937,6 +937,14 @@ class MeterNode(_Node):
             self.short_address = mac.payload.short_address
             self._schedule(RESPONSE_WAIT * 4, self._join_failed)
 
+    def _aim_at(self, beacon: tuple[int, int, bytes, bool], state: NodeState) -> int:
+        """Tune to the network a beacon announced and enter ``state``; its PAN ID."""
+        channel, pan, epid, _ = beacon
+        self._target = (channel, pan, epid)
+        self.channel, self.pan_id = channel, pan
+        self._set_state(state)
+        return pan
+
     def _scan_done(self, rejoin: bool) -> None:
         if rejoin:
             settings = self.settings
@@ -946,10 +954,7 @@ class MeterNode(_Node):
                 self._set_state(NodeState.ORPHANED)
                 self._schedule(REJOIN_RETRY, self._start_rejoin)
                 return
-            channel, pan, epid, _ = match[0]
-            self._target = (channel, pan, epid)
-            self.channel, self.pan_id = channel, pan
-            self._set_state(NodeState.REJOINING)
+            pan = self._aim_at(match[0], NodeState.REJOINING)
             psdu = air.rejoin_request(
                 mac_sequence=self.counters.next("mac"),
                 nwk_sequence=self.counters.next("nwk"),
@@ -967,10 +972,7 @@ class MeterNode(_Node):
         if not open_:
             self._schedule(JOIN_RETRY, self._scan)
             return
-        channel, pan, epid, _ = open_[0]
-        self._target = (channel, pan, epid)
-        self.channel, self.pan_id = channel, pan
-        self._set_state(NodeState.JOINING)
+        pan = self._aim_at(open_[0], NodeState.JOINING)
         psdu = air.association_request(
             mac_sequence=self.counters.next("mac"),
             pan_id=pan,
