@@ -32,7 +32,7 @@ from gbcs.errors import GbcsError
 from gbcs.keys import KeyUsage
 from gbcs.testpki import TestPki
 
-__all__ = ["Hub", "MeterUnit", "World"]
+__all__ = ["SEED_RANGE", "Hub", "MeterUnit", "World", "check_seed"]
 
 
 class HubRadio(Protocol):
@@ -108,6 +108,18 @@ class MeterUnit:
 
 STATE_FORMAT = "gbcs-hil world 1"
 
+# Device keys hash the seed as 8 signed bytes, so a world's seed is a signed 64-bit integer.
+SEED_RANGE = range(-(2**63), 2**63)
+
+
+def check_seed(seed: int) -> int:
+    """The seed, if a world can be built from it; a :class:`GbcsError` naming it if not."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise GbcsError(f"seed {seed!r} is not an integer")
+    if seed not in SEED_RANGE:
+        raise GbcsError(f"seed {seed} is outside the signed 64-bit range -2**63 .. 2**63-1")
+    return seed
+
 
 def _derived_eui(prefix: str, index: int) -> bytes:
     return bytes.fromhex(prefix) + index.to_bytes(2, "big")
@@ -125,7 +137,7 @@ class World:
         pki: TestPki | None = None,
         clock: VirtualClock | None = None,
     ) -> None:
-        self.seed = seed
+        self.seed = check_seed(seed)
         self.clock = clock if clock is not None else VirtualClock()
         self.pki = pki if pki is not None else TestPki.default_cast(seed)
         self.anchors = TrustAnchors.from_pki(self.pki)

@@ -74,3 +74,23 @@ def test_damaged_state_is_refused(tmp_path: Path) -> None:
     del state["meters"][0]["device"]["install_code"]
     with pytest.raises(GbcsError, match=r"damaged.*install_code"):
         World.from_json(state)
+
+
+@pytest.mark.parametrize(
+    ("seed", "reason"),
+    [
+        (2**63, "outside the signed 64-bit range"),
+        (-(2**63) - 1, "outside"),
+        ("7", "not an integer"),
+    ],
+)
+def test_a_seed_outside_64_bits_is_refused(seed: object, reason: str) -> None:
+    with pytest.raises(GbcsError, match=reason):
+        World(seed)  # type: ignore[arg-type]
+
+
+def test_the_64_bit_extremes_are_seeds() -> None:
+    assert World(2**63 - 1).seed == 2**63 - 1
+    low, zero = World(-(2**63)), World(0)
+    keys = [w.add_meter("p", "esme").device.credentials for w in (low, zero)]
+    assert keys[0].eui64 == keys[1].eui64 and keys[0] != keys[1]  # the seed picks the keys
