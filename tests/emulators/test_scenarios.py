@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emulators.node import NodeState
-from emulators.scenarios import SCENARIOS, Run, run_scenario
+from emulators.scenarios import FAULTY, SCENARIOS, Run, run_scenario, single_entry_log
 from emulators.world import World
 from gbcs.catalogue import CATALOGUE
 from gbcs.errors import GbcsError
@@ -63,10 +63,12 @@ def test_state_3_dead_meter_is_reported_faulty() -> None:
     run = run_scenario("dead-meter", seed=4)
     report = run.report(4)
     probes = [s for s in run.steps if s.detail.get("probe")]
-    assert [s.use_case for s in probes] == ["HAN join (install code)", "trust-centre rejoin"]
-    assert all("did not join" in s.result for s in probes)
+    uses = ["HAN join (install code)", "trust-centre rejoin", "triage verdict"]
+    assert [s.use_case for s in probes] == uses
+    assert all("did not join" in s.result for s in probes[:2])
     verdict = run.steps[-1]
-    assert verdict.detail["verdict"].startswith("FAULTY")
+    assert verdict is probes[-1] and not verdict.ok
+    assert verdict.result == verdict.detail["verdict"] == FAULTY  # shown, not only in detail
     assert report["ok"]  # the bench did its job: the failure is the finding
     (meter,) = run.world.meters.values()
     assert len(run.world.logs_holding(meter)) == 1  # the restored entry was taken back
@@ -118,9 +120,11 @@ def test_meter_only_in_historic_log_is_restored_from_it() -> None:
     assert logs is not None and logs.current.entry_for(meter.eui64) is None
     entry = logs.historic.entry_for(meter.eui64)
     assert entry is not None
-    from gbcs.devicelog import DeviceLog
-
-    assert run.restore(new, DeviceLog(logs.historic.extended_pan_id, (entry,))).ok
+    single = single_entry_log(logs, meter.eui64)
+    assert single is not None and single.entries == (entry,)
+    assert single.extended_pan_id == logs.historic.extended_pan_id
+    assert single_entry_log(logs, bytes(8)) is None and single_entry_log(None, meter.eui64) is None
+    assert run.restore(new, single).ok
     assert run.wait_joined(meter, new, "trust-centre rejoin").ok
     assert run.join_details(new, meter).ok
 
