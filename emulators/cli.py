@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 from emulators.faults import FaultPlan
 from emulators.scenarios import SCENARIOS, run_scenario
-from emulators.wireshark import write_capture
+from emulators.wireshark import check_capture_path, uat_options, write_capture
+from emulators.world import check_seed
 from gbcs.errors import GbcsError
 
 __all__ = ["add_commands", "cmd_scenario"]
@@ -36,12 +38,28 @@ def _table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def seed_argument(text: str) -> int:
+    """``--seed``: an integer a world can be built from (signed 64-bit)."""
+    try:
+        return check_seed(int(text, 0))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    except GbcsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     try:
         faults = FaultPlan.parse(args.faults) if args.faults else FaultPlan()
     except ValueError as e:
         print(f"gbcs-hil emulate: {e}", file=sys.stderr)
         return 2
+    if args.pcap is not None:
+        try:
+            check_capture_path(args.pcap)
+        except OSError as e:
+            print(f"gbcs-hil emulate: cannot write the capture: {e}", file=sys.stderr)
+            return 2
     try:
         run = run_scenario(args.name, args.seed, faults=faults, capture=args.pcap is not None)
     except GbcsError as e:
@@ -58,12 +76,16 @@ def cmd_scenario(args: argparse.Namespace) -> int:
             return 2
         report["pcap"] = str(pcap)
         report["keys"] = str(keys)
+        report["wireshark"] = shlex.join(
+            ["wireshark", *uat_options(run.world.capture), "-r", str(pcap)]
+        )
     if args.json:
         print(json.dumps(report))
     else:
         print(_table(report))
         if args.pcap is not None:
             print(f"\ncapture: {report['pcap']} (keys for Wireshark: {report['keys']})")
+            print(f"watch it, every key loaded:\n  {report['wireshark']}")
     return 0 if report["ok"] else 1
 
 
@@ -159,7 +181,7 @@ def add_commands(sub: Any) -> None:
     t.add_argument(
         "--manifest", metavar="FILE", help="CSV: EUI-64, install code, type, old CHF, MPxN"
     )
-    t.add_argument("--seed", type=int, default=1, help="seed of the emulated world")
+    t.add_argument("--seed", type=seed_argument, default=1, help="seed of the emulated world")
     t.add_argument(
         "--lab-only", action="store_true", help="accept real-format MPxNs (never on a live bench)"
     )
@@ -176,7 +198,9 @@ def add_commands(sub: Any) -> None:
         + "; ".join(f"{name}: {text}" for name, (text, _) in SCENARIOS.items()),
     )
     s.add_argument("name", choices=sorted(SCENARIOS), help="scenario to run")
-    s.add_argument("--seed", type=int, default=0, help="seed for keys, networks and faults")
+    s.add_argument(
+        "--seed", type=seed_argument, default=0, help="seed for keys, networks and faults"
+    )
     s.add_argument("--pcap", metavar="FILE", help="write the air capture (and FILE.keys)")
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument(

@@ -12,6 +12,8 @@ Beside it, ``<capture>.keys`` holds the keys Wireshark needs, one
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from emulators.medium import Capture
@@ -22,7 +24,14 @@ from gbcs.pcap import (
     pcapng_file,
 )
 
-__all__ = ["capture_bytes", "keys_lines", "keys_path", "uat_options", "write_capture"]
+__all__ = [
+    "capture_bytes",
+    "check_capture_path",
+    "keys_lines",
+    "keys_path",
+    "uat_options",
+    "write_capture",
+]
 
 WAN_INTERFACE = "wan"
 
@@ -60,10 +69,45 @@ def uat_options(capture: Capture) -> list[str]:
     return out
 
 
-def write_capture(capture: Capture, path: Path | str, epoch: float = 0.0) -> tuple[Path, Path]:
-    """Write the capture and its ``.keys`` file; returns both paths."""
+def check_capture_path(path: Path | str) -> None:
+    """Fail before a run, not after it, when its capture could not be written.
+
+    Raises :class:`OSError` naming the path: a folder that does not exist, or
+    the capture or its ``.keys`` being a folder.
+    """
     target = Path(path)
-    target.write_bytes(capture_bytes(capture, epoch))
+    if not target.parent.is_dir():
+        raise NotADirectoryError(f"{target.parent}: no such folder")
+    for p in (target, keys_path(target)):
+        if p.is_dir():
+            raise IsADirectoryError(f"{p}: is a folder")
+
+
+def write_capture(capture: Capture, path: Path | str, epoch: float = 0.0) -> tuple[Path, Path]:
+    """Write the capture and its ``.keys`` file together; returns both paths.
+
+    Both go to temporary files first and are renamed into place, so a failure
+    leaves neither: a capture without its keys cannot be decrypted.
+    """
+    target = Path(path)
     keys = keys_path(target)
-    keys.write_text("".join(line + "\n" for line in keys_lines(capture)), encoding="utf-8")
+    contents = (
+        (target, capture_bytes(capture, epoch)),
+        (keys, "".join(line + "\n" for line in keys_lines(capture)).encode("utf-8")),
+    )
+    staged: list[Path] = []
+    placed: list[Path] = []
+    try:
+        for final, data in contents:
+            temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+            staged.append(temporary)
+            temporary.write_bytes(data)
+        for (final, _), temporary in zip(contents, staged, strict=True):
+            os.replace(temporary, final)
+            placed.append(final)
+    except OSError:
+        for leftover in staged + placed:
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+        raise
     return target, keys

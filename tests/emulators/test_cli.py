@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ def test_dead_meter_and_fresh_meter(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     (meter,) = report["meters"].values()
     assert meter["joined_to"] is None
-    assert report["steps"][-1]["detail"]["verdict"].startswith("FAULTY")
+    assert report["steps"][-1]["result"].startswith("FAULTY")
     code, report = _json(capsys, "fresh-meter", "--seed", "8")
     assert code == 0
     (meter,) = report["meters"].values()
@@ -71,3 +72,53 @@ def test_unwritable_capture_is_a_clear_error(
     target = tmp_path / "no-such-folder" / "x.pcapng"
     assert main(["emulate", "scenario", "fresh-meter", "--pcap", str(target)]) == 2
     assert "cannot write the capture" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["emulate", "scenario", "fresh-meter"], ["triage"]])
+@pytest.mark.parametrize(
+    ("seed", "reason"),
+    [
+        ("9223372036854775808", "outside the signed 64-bit range"),
+        ("-9223372036854775809", "outside the signed 64-bit range"),
+        ("seven", "'seven' is not an integer"),
+    ],
+)
+def test_a_seed_a_world_cannot_take_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], command: list[str], seed: str, reason: str
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--seed", seed])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert reason in err and "Traceback" not in err
+
+
+def test_the_largest_seed_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = _json(capsys, "fresh-meter", "--seed", str(2**63 - 1))
+    assert code == 0 and report["seed"] == 2**63 - 1
+
+
+def test_table_names_the_wireshark_command(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pcap = tmp_path / "f.pcapng"
+    assert main(["emulate", "scenario", "fresh-meter", "--pcap", str(pcap)]) == 0
+    out = capsys.readouterr().out
+    command = shlex.split(out.rsplit("every key loaded:\n", 1)[1])
+    keys = (tmp_path / "f.pcapng.keys").read_text().splitlines()
+    assert command == [
+        "wireshark",
+        *[arg for line in keys for arg in ("-o", f"uat:zigbee_pc_keys:{line}")],
+        "-r",
+        str(pcap),
+    ]
+
+
+def test_a_capture_that_cannot_be_written_fails_before_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "x.pcapng.keys").mkdir()
+    assert main(["emulate", "scenario", "fresh-meter", "--pcap", str(tmp_path / "x.pcapng")]) == 2
+    captured = capsys.readouterr()
+    assert "x.pcapng.keys: is a folder" in captured.err and captured.out == ""
+    assert not (tmp_path / "x.pcapng").exists()

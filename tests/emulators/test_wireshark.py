@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from emulators.scenarios import run_scenario
-from emulators.wireshark import capture_bytes, keys_lines, uat_options, write_capture
+from emulators.wireshark import (
+    capture_bytes,
+    check_capture_path,
+    keys_lines,
+    uat_options,
+    write_capture,
+)
 from gbcs.catalogue import CATALOGUE
 
 TSHARK = shutil.which("tshark")
@@ -109,3 +115,55 @@ def test_without_the_network_key_nothing_above_nwk_is_readable(
     assert on_air
     assert not any(row[7] for row in on_air)  # no GBCS message readable on the air
     assert not any(row[6] for row in on_air)
+
+
+def test_a_failed_write_leaves_neither_file(tmp_path: Path) -> None:
+    run = run_scenario("fresh-meter", seed=1)
+    target = tmp_path / "x.pcapng"
+    (tmp_path / "x.pcapng.keys").mkdir()  # the keys cannot be written there
+    with pytest.raises(IsADirectoryError):
+        check_capture_path(target)
+    with pytest.raises(OSError):
+        write_capture(run.world.capture, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pcapng.keys"]  # no pcap, no temp
+    with pytest.raises(NotADirectoryError, match="no such folder"):
+        check_capture_path(tmp_path / "missing" / "y.pcapng")
+    check_capture_path(tmp_path / "y.pcapng")  # a writable place: no error
+
+
+def _readme_wireshark_lines() -> list[str]:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("    gbcs-hil emulate scenario returned-meter --pcap")
+    block = readme[start:].split("\n\n", 1)[0]
+    return [line.strip() for line in block.splitlines()]
+
+
+@needs_tshark
+def test_the_readme_wireshark_lines_decrypt_every_frame(tmp_path: Path) -> None:
+    """The README's commands, run as written (wireshark swapped for tshark), load every key."""
+    emulate, *shell = _readme_wireshark_lines()
+    assert shell[-1].startswith("wireshark ")
+    script = "\n".join(
+        [
+            emulate.replace("gbcs-hil emulate", "python -m gbcs emulate") + " > /dev/null",
+            *shell[:-1],
+            shell[-1].replace("wireshark ", f"{TSHARK} ", 1) + " -T fields -e frame.protocols",
+        ]
+    )
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    nwk = [p for p in done.stdout.splitlines() if "zbee_nwk" in p]
+    assert len(nwk) > 20
+    # A frame whose key Wireshark lacks stops at the NWK header with its payload as data.
+    assert not [p for p in nwk if p.endswith("zbee_nwk:data")]
+    assert any("gbcs_message" in p for p in nwk)
+    # The check can fail: with the first key alone (the premises HAN's) it does.
+    partial = subprocess.run(
+        ["bash", "-c", script.replace("mapfile -t keys <", "mapfile -t -n 1 keys <")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [p for p in partial.stdout.splitlines() if p.endswith("zbee_nwk:data")]
