@@ -178,3 +178,33 @@ def test_unsigned_critical_command_is_rejected(bench) -> None:
     assert step.result == "no response within 120 s"
     assert meter.device.security_log[-1].detail.endswith("is not signed")
     assert meter.node.state is NodeState.JOINED
+
+
+def test_state_2_for_a_gsme_divorces_it_on_its_next_wake() -> None:
+    """The sleepy GSME goes the whole returned-meter way; CS02f waits for its wake."""
+    world = World(seed=14)
+    run = Run("returned gsme", world)
+    old = world.add_hub("premises", name="old")
+    gsme = world.add_meter("premises", "gsme", world.pki.party("gsme").eui64)
+    assert run.add_device(old, gsme).ok
+    assert run.wait_joined(gsme, old, "HAN join (install code)").ok
+    world.move(gsme, "bench")
+    bench = world.add_hub("bench", name="bench")
+    _, logs = run.read_logs(old)
+    entry = single_entry_log(logs, gsme.eui64)
+    assert entry is not None and run.restore(bench, entry).ok
+    assert run.wait_joined(gsme, bench, "trust-centre rejoin").ok
+    assert run.remove_device(old, gsme).ok
+    assert run.join_details(bench, gsme).ok
+    asked = world.clock.now
+    step = run.disconnect(bench, gsme)
+    assert step.ok, step.result
+    assert 1 < step.time - asked <= gsme.device.WAKE_INTERVAL + 1  # held for its next wake
+    assert run.wait_left(gsme, bench).ok
+    assert gsme.node.settings is None  # network key, PAN and link key discarded
+    assert run.remove_device(bench, gsme).ok
+    third = world.add_hub("site-3", name="third")
+    world.move(gsme, "site-3")
+    assert run.add_device(third, gsme).ok
+    assert run.wait_joined(gsme, third, "HAN join (install code)").ok
+    assert world.logs_holding(gsme) == [third.eui64]
