@@ -19,6 +19,7 @@ rejoin and receive the current network key encrypted with the restored key.
 from __future__ import annotations
 
 import collections
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchors
 from emulators.device import GbcsDevice, Reply, dlms_request
+from emulators.saved_state import SavedState, saved_hex, saved_seconds
 from emulators.zigbee.install_code import link_key_from_install_code
 from gbcs import dlms
 from gbcs.devicelog import (
@@ -369,28 +371,44 @@ class CommsHub(GbcsDevice):
         }
 
     def load_state(self, obj: dict[str, Any]) -> None:
-        self.load_gbcs_state(obj)
-        self.extended_pan_id = bytes.fromhex(obj["extended_pan_id"])
-        self.current = {}
-        self.devices = {}
-        for item in obj.get("current_log", []):
-            device = bytes.fromhex(item["device_id"])
-            self.current[device] = DeviceLogEntry(device, bytes.fromhex(item["tc_link_key_hash"]))
-            dtype = item.get("device_type")
-            self.devices[device] = LoggedDevice(
-                None if dtype is None else DeviceType[dtype], bool(item.get("sleepy"))
+        """Restore :meth:`state`; every key is required, none defaulted (a GbcsError names
+        a missing or damaged one and the hub is left as it was)."""
+        saved = SavedState(obj)
+        extended_pan_id = saved.octets("extended_pan_id", 8)
+        current: dict[bytes, DeviceLogEntry] = {}
+        devices: dict[bytes, LoggedDevice] = {}
+        for item in saved.members("current_log"):
+            device = item.octets("device_id", 8)
+            if device in current:
+                raise GbcsError(f"{item.where}: {device.hex().upper()} is logged twice")
+            current[device] = DeviceLogEntry(device, item.octets("tc_link_key_hash", 16))
+            dtype = item.optional_text("device_type")
+            if dtype is not None and dtype not in DeviceType.__members__:
+                raise GbcsError(f"{item.path('device_type')} {dtype!r} is not a device type")
+            devices[device] = LoggedDevice(
+                None if dtype is None else DeviceType[dtype], item.flag("sleepy")
             )
-        self.historic = collections.deque(
-            (
-                DeviceLogEntry(bytes.fromhex(i["device_id"]), bytes.fromhex(i["tc_link_key_hash"]))
-                for i in obj.get("historic_log", [])
-            ),
-            maxlen=int(obj.get("historic_capacity", HISTORIC_LOG_CAPACITY)),
-        )
-        self.join_windows = {
-            bytes.fromhex(k): float(v) for k, v in obj.get("join_windows", {}).items()
-        }
-        self.held = {
-            bytes.fromhex(k): collections.deque(bytes.fromhex(m) for m in v)
-            for k, v in obj.get("held", {}).items()
-        }
+        historic = [
+            DeviceLogEntry(item.octets("device_id", 8), item.octets("tc_link_key_hash", 16))
+            for item in saved.members("historic_log")
+        ]
+        capacity = saved.integer("historic_capacity", 0, sys.maxsize)
+        if len(historic) > capacity:  # a bounded deque would drop the oldest silently
+            raise GbcsError(
+                f"historic_log holds {len(historic)} entries, more than historic_capacity"
+            )
+        join_windows = {k: saved_seconds(v, where) for k, where, v in saved.table("join_windows")}
+        held: dict[bytes, collections.deque[bytes]] = {}
+        for k, where, messages in saved.table("held"):
+            if not isinstance(messages, list):
+                raise GbcsError(f"{where} is not a list of messages")
+            held[k] = collections.deque(
+                saved_hex(m, f"{where}[{i}]") for i, m in enumerate(messages)
+            )
+        self.load_gbcs_state(obj)
+        self.extended_pan_id = extended_pan_id
+        self.current = current
+        self.devices = devices
+        self.historic = collections.deque(historic, maxlen=capacity)
+        self.join_windows = join_windows
+        self.held = held

@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from emulators.saved_state import kind_of, saved_hex
 from gbcs.errors import GbcsError, KeyNotFoundError
 from gbcs.keys import KeyUsage
 from gbcs.primitives import eui64
@@ -57,16 +58,6 @@ def _private_key(scalar: int) -> ec.EllipticCurvePrivateKey:
     return ec.derive_private_key(scalar, _CURVE)
 
 
-def _hex(value: Any, what: str, size: int | None = None) -> bytes:
-    try:
-        raw = bytes.fromhex(value)
-    except (TypeError, ValueError):
-        raise GbcsError(f"{what} is not hex: {value!r}") from None
-    if size is not None and len(raw) != size:
-        raise GbcsError(f"{what} must be {size} bytes, found {len(raw)}")
-    return raw
-
-
 @dataclass(frozen=True, slots=True)
 class TrustAnchor:
     """A remote party a device trusts: its entity id and KA/DS public points."""
@@ -97,6 +88,8 @@ class TrustAnchor:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> TrustAnchor:
+        if not isinstance(obj, dict):
+            raise GbcsError(f"trust anchor is {kind_of(obj)}, not an object")
         try:
             role_name = obj["role"]
             try:
@@ -105,9 +98,9 @@ class TrustAnchor:
                 raise GbcsError(f"unknown trust anchor role {role_name!r}") from None
             anchor = cls(
                 role,
-                _hex(obj["party_id"], "trust anchor party_id", 8),
-                _hex(obj["ka_public"], "trust anchor ka_public", 65),
-                _hex(obj["ds_public"], "trust anchor ds_public", 65),
+                saved_hex(obj["party_id"], "trust anchor party_id", 8),
+                saved_hex(obj["ka_public"], "trust anchor ka_public", 65),
+                saved_hex(obj["ds_public"], "trust anchor ds_public", 65),
             )
         except KeyError as e:
             raise GbcsError(f"trust anchor is missing {e}") from None
@@ -171,14 +164,27 @@ class TrustAnchors:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> TrustAnchors:
-        try:
-            return cls(
-                TrustAnchor.from_json(obj["acb"]),
-                TrustAnchor.from_json(obj["supplier"]),
-                TrustAnchor.from_json(obj["network_operator"]),
-            )
-        except KeyError as e:
-            raise GbcsError(f"trust anchors are missing {e}") from None
+        if not isinstance(obj, dict):
+            raise GbcsError(f"trust anchors are {kind_of(obj)}, not an object")
+        held: dict[str, TrustAnchor] = {}
+        for name, role in _ANCHOR_ROLES.items():
+            if name not in obj:
+                raise GbcsError(f"trust anchors are missing {name!r}")
+            try:
+                anchor = TrustAnchor.from_json(obj[name])
+            except GbcsError as e:
+                raise GbcsError(f"{name}: {e}") from None
+            if anchor.role is not role:
+                raise GbcsError(f"{name}: the trust anchor has role {anchor.role.name.lower()}")
+            held[name] = anchor
+        return cls(**held)
+
+
+_ANCHOR_ROLES = {
+    "acb": RemotePartyRole.ACCESS_CONTROL_BROKER,
+    "supplier": RemotePartyRole.SUPPLIER,
+    "network_operator": RemotePartyRole.NETWORK_OPERATOR,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,11 +240,13 @@ class DeviceCredentials:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> DeviceCredentials:
+        if not isinstance(obj, dict):
+            raise GbcsError(f"device credentials are {kind_of(obj)}, not an object")
         try:
             return cls(
-                _hex(obj["eui64"], "eui64", 8),
-                int.from_bytes(_hex(obj["ka_private"], "ka_private", 32), "big"),
-                int.from_bytes(_hex(obj["ds_private"], "ds_private", 32), "big"),
+                saved_hex(obj["eui64"], "eui64", 8),
+                int.from_bytes(saved_hex(obj["ka_private"], "ka_private", 32), "big"),
+                int.from_bytes(saved_hex(obj["ds_private"], "ds_private", 32), "big"),
             )
         except KeyError as e:
             raise GbcsError(f"device credentials are missing {e}") from None

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, DeviceKeyStore, TrustAnchors
+from emulators.saved_state import U64, SavedState, saved_int
 from gbcs import asn1, dlms
 from gbcs.asn1 import Asn1Payload
 from gbcs.catalogue import CATALOGUE, Catalogue
@@ -67,8 +68,10 @@ class LogEvent:
         return {"time": self.time, "event": self.event, "detail": self.detail}
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> LogEvent:
-        return cls(float(obj["time"]), str(obj["event"]), str(obj.get("detail", "")))
+    def from_json(cls, obj: Any, where: str = "log entry") -> LogEvent:
+        """Strict: ``to_json`` always writes all three keys (a GbcsError naming ``where``)."""
+        saved = SavedState(obj, where)
+        return cls(saved.seconds("time"), saved.text("event"), saved.text("detail"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,12 +302,42 @@ class GbcsDevice:
         }
 
     def load_gbcs_state(self, obj: dict[str, Any]) -> None:
+        """Restore what :meth:`gbcs_state` wrote; every key it writes is required.
+
+        A missing ``counters`` would silently reset replay protection, so nothing is
+        defaulted: damage is a :class:`GbcsError` naming the key, and the device is
+        left untouched.
+        """
+        saved = SavedState(obj)
+        if saved_credentials(saved) != self.credentials:
+            raise GbcsError(f"credentials are not {self.eui64.hex().upper()}'s own")
         # Anchors may have been replaced (CS02b) since the device was built from the PKI.
-        if "anchors" in obj:
-            anchors = TrustAnchors.from_json(obj["anchors"])
-            if anchors != self.anchors:
-                self.replace_anchors(anchors)
-        self.counters = {bytes.fromhex(k): int(v) for k, v in obj.get("counters", {}).items()}
-        self.alert_counter = int(obj.get("alert_counter", 1))
-        self.event_log = [LogEvent.from_json(e) for e in obj.get("event_log", [])]
-        self.security_log = [LogEvent.from_json(e) for e in obj.get("security_log", [])]
+        raw = saved.value("anchors")
+        try:
+            anchors = TrustAnchors.from_json(raw)
+        except GbcsError as e:
+            raise GbcsError(f"{saved.path('anchors')}: {e}") from None
+        counters = {k: saved_int(v, where, 0, U64) for k, where, v in saved.table("counters")}
+        alert_counter = saved.integer("alert_counter", 0, U64)
+        event_log = _saved_log(saved, "event_log")
+        security_log = _saved_log(saved, "security_log")
+        if anchors != self.anchors:
+            self.replace_anchors(anchors)
+        self.counters = counters
+        self.alert_counter = alert_counter
+        self.event_log = event_log
+        self.security_log = security_log
+
+
+def _saved_log(saved: SavedState, key: str) -> list[LogEvent]:
+    path = saved.path(key)
+    return [LogEvent.from_json(e, f"{path}[{i}]") for i, e in enumerate(saved.array(key))]
+
+
+def saved_credentials(saved: SavedState) -> DeviceCredentials:
+    """A device's saved ``credentials`` (what :meth:`GbcsDevice.gbcs_state` writes)."""
+    raw = saved.value("credentials")
+    try:
+        return DeviceCredentials.from_json(raw)
+    except GbcsError as e:
+        raise GbcsError(f"{saved.path('credentials')}: {e}") from None

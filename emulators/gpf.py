@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from emulators.device import GbcsDevice, Reply, asn1_reply
+from emulators.saved_state import SavedState, saved_int
 from gbcs import asn1
 from gbcs.devicelog import DeviceType
 from gbcs.frame import GbcsMessage
@@ -83,5 +84,8 @@ class Gpf(GbcsDevice):
         }
 
     def load_state(self, obj: dict[str, Any]) -> None:
+        """Restore :meth:`state`; every key is required (a GbcsError names a missing one)."""
+        log = SavedState(obj).table("device_log")
+        device_log = {k: saved_int(v, where, None, None) for k, where, v in log}
         self.load_gbcs_state(obj)
-        self.device_log = {bytes.fromhex(k): int(v) for k, v in obj.get("device_log", {}).items()}
+        self.device_log = device_log

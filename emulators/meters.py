@@ -25,6 +25,7 @@ from emulators.credential_uc import (
 )
 from emulators.credentials import DeviceCredentials, TrustAnchors
 from emulators.device import GbcsDevice, Rejected, Reply, asn1_reply, dlms_request
+from emulators.saved_state import SavedState, saved_hex, saved_int
 from gbcs import dlms
 from gbcs.credentials_uc import (
     PROVIDE_CREDENTIAL_DETAILS,
@@ -234,13 +235,26 @@ class Meter(GbcsDevice):
         return state
 
     def load_state(self, obj: dict[str, Any]) -> None:
+        """Restore :meth:`state`: every key is required but ``certificates``, which it
+        writes only when the meter holds some (absent: none held)."""
+        saved = SavedState(obj)
+        if saved.octets("install_code", 16) != self.install_code:
+            raise GbcsError("install_code is not this meter's")
+        firmware_version = saved.octets("firmware_version")
+        partners = {k: saved_int(v, where, None, None) for k, where, v in saved.table("partners")}
+        certificates: dict[KeyUsage, bytes] = {}
+        if "certificates" in saved:
+            held = saved.member("certificates")
+            for usage, der in held.obj.items():
+                try:
+                    key = KeyUsage(usage)
+                except ValueError:
+                    raise GbcsError(f"{held.where} has unknown key usage {usage!r}") from None
+                certificates[key] = saved_hex(der, held.path(usage))
         self.load_gbcs_state(obj)
-        self.partners = {bytes.fromhex(k): int(v) for k, v in obj.get("partners", {}).items()}
-        self.firmware_version = bytes.fromhex(obj.get("firmware_version", "01000000"))
-        if "certificates" in obj:
-            self.certificates = {
-                KeyUsage(u): bytes.fromhex(c) for u, c in obj["certificates"].items()
-            }
+        self.firmware_version = firmware_version
+        self.partners = partners
+        self.certificates = certificates
 
 
 def _outcome_text(plan: UpdatePlan) -> str:

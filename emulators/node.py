@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from emulators import tunnel_server
 from emulators.clock import Timer, VirtualClock
 from emulators.medium import Capture, HanMedium
+from emulators.saved_state import SavedState, saved_int
 from emulators.zigbee import air
 from emulators.zigbee.air import Keys, NwkSecurity
 from emulators.zigbee.aps import (
@@ -84,6 +85,7 @@ __all__ = [
     "NetworkSettings",
     "NodeState",
     "TrustCentre",
+    "saved_channels",
 ]
 
 ALL_CHANNELS = tuple(range(11, 27))  # 2.4 GHz O-QPSK channels
@@ -152,15 +154,18 @@ class NetworkSettings:
         return d
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> NetworkSettings:
+    def from_json(cls, obj: Any, where: str = "settings") -> NetworkSettings:
+        """Strict: every key required, each in its on-air range (a GbcsError naming it)."""
+        saved = SavedState(obj, where)
+        channel = saved.integer("channel", ALL_CHANNELS[0], ALL_CHANNELS[-1])
         return cls(
-            int(obj["channel"]),
-            int(obj["pan_id"]),
-            bytes.fromhex(obj["extended_pan_id"]),
-            bytes.fromhex(obj["network_key"]),
-            int(obj["key_sequence"]),
-            int(obj["short_address"]),
-            bytes.fromhex(obj["trust_centre"]),
+            channel,
+            saved.integer("pan_id", 0, 0xFFFE),
+            saved.octets("extended_pan_id", 8),
+            saved.octets("network_key", 16),
+            saved.integer("key_sequence", 0, 0xFF),
+            saved.integer("short_address", 0, 0xFFFF),
+            saved.octets("trust_centre", 8),
         )
 
 
@@ -196,6 +201,16 @@ class _Counters:
         value = getattr(self, name)
         setattr(self, name, (value + 1) % (1 << bits))
         return value
+
+    @classmethod
+    def from_json(cls, saved: SavedState) -> _Counters:
+        """Every counter required: sequence numbers 8 bits, frame counters 32."""
+        return cls(
+            **{
+                name: saved.integer(name, 0, 0xFFFFFFFF if name.endswith("_frame") else 0xFF)
+                for name in cls.__dataclass_fields__
+            }
+        )
 
 
 @dataclass(slots=True)
@@ -758,23 +773,34 @@ class CoordinatorNode(_Node):
         }
 
     def load_state(self, obj: dict[str, Any]) -> None:
-        settings = obj.get("settings")
-        self.settings = None if settings is None else NetworkSettings.from_json(settings)
-        if self.settings is not None:
-            self.channel, self.pan_id = self.settings.channel, self.settings.pan_id
-            self.short_address = COORDINATOR
-        self.counters = _Counters(**obj.get("counters", {}))
-        self.children = {
-            bytes.fromhex(c["ieee"]): Child(
-                bytes.fromhex(c["ieee"]),
-                int(c["short_address"]),
-                bool(c["sleepy"]),
-                c.get("tunnel_id"),
-                bool(c.get("announced", True)),
+        """Restore :meth:`state`; every key is required (settings may be null: not formed)."""
+        saved = SavedState(obj)
+        if saved.octets("ieee", 8) != self.ieee:
+            raise GbcsError(f"ieee is not this node's ({self.ieee.hex().upper()})")
+        raw = saved.optional_member("settings")
+        settings = None if raw is None else NetworkSettings.from_json(raw.obj, raw.where)
+        counters = _Counters.from_json(saved.member("counters"))
+        children: dict[bytes, Child] = {}
+        for c in saved.members("children"):
+            ieee = c.octets("ieee", 8)
+            if ieee in children:
+                raise GbcsError(f"{c.where}: {ieee.hex().upper()} is a child twice")
+            tunnel = c.value("tunnel_id")
+            children[ieee] = Child(
+                ieee,
+                c.integer("short_address", 0, 0xFFFF),
+                c.flag("sleepy"),
+                None if tunnel is None else c.integer("tunnel_id", 1, 0xFFFF),
+                c.flag("announced"),
             )
-            for c in obj.get("children", [])
-        }
-        self._ids = tunnel_server.TunnelIds(int(obj.get("next_tunnel", 1)))
+        ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
+        self.settings = settings
+        if settings is not None:
+            self.channel, self.pan_id = settings.channel, settings.pan_id
+            self.short_address = COORDINATOR
+        self.counters = counters
+        self.children = children
+        self._ids = ids
 
 
 class MeterNode(_Node):
@@ -1209,7 +1235,29 @@ class MeterNode(_Node):
         }
 
     def load_node_state(self, obj: dict[str, Any]) -> None:
-        settings = obj.get("settings")
-        self.settings = None if settings is None else NetworkSettings.from_json(settings)
-        self.counters = _Counters(**obj.get("counters", {}))
-        self.channels = tuple(int(c) for c in obj.get("channels", ALL_CHANNELS))
+        """Restore :meth:`node_state` (``powered`` is the world's to act on); every key is
+        required, and ``ieee``, ``install_code`` and ``sleepy`` must be this node's."""
+        saved = SavedState(obj)
+        if saved.octets("ieee", 8) != self.ieee:
+            raise GbcsError(f"ieee is not this node's ({self.ieee.hex().upper()})")
+        if saved.octets("install_code", 16) != self.install_code:
+            raise GbcsError("install_code is not this node's")
+        if saved.flag("sleepy") is not self.sleepy:
+            raise GbcsError(f"sleepy is {not self.sleepy} for a node that is {self.sleepy}")
+        channels = saved_channels(saved)
+        raw = saved.optional_member("settings")
+        settings = None if raw is None else NetworkSettings.from_json(raw.obj, raw.where)
+        counters = _Counters.from_json(saved.member("counters"))
+        saved.flag("powered")  # required too; the world powers the node on after loading
+        self.settings = settings
+        self.counters = counters
+        self.channels = channels
+
+
+def saved_channels(saved: SavedState) -> tuple[int, ...]:
+    """A meter node's saved ``channels``: each a 2.4 GHz ZigBee channel (11-26)."""
+    path = saved.path("channels")
+    return tuple(
+        saved_int(c, f"{path}[{i}]", ALL_CHANNELS[0], ALL_CHANNELS[-1])
+        for i, c in enumerate(saved.array("channels"))
+    )

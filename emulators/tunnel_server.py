@@ -24,6 +24,7 @@ from emulators.zigbee.tunnel import (
     encode_gbcs_tunnel,
 )
 from emulators.zigbee.zcl import Direction
+from gbcs.errors import GbcsError
 from gbcs.primitives import slot_builder
 
 __all__ = ["TunnelHub", "TunnelIds", "TunnelReply", "serve"]
@@ -44,6 +45,13 @@ class TunnelIds:
     """Tunnel ids a hub hands out, 1..0xFFFF round robin."""
 
     next_id: int = 1
+
+    def __post_init__(self) -> None:
+        # Restored from saved state (the emulated coordinator's or zigpy's): 0 is no tunnel id.
+        if isinstance(self.next_id, bool) or not isinstance(self.next_id, int):
+            raise GbcsError(f"next tunnel id {self.next_id!r} is not an integer")
+        if not 1 <= self.next_id <= 0xFFFF:
+            raise GbcsError(f"next tunnel id {self.next_id} is outside 1..0xFFFF")
 
     def allocate(self) -> int:
         value = self.next_id

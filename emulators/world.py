@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,12 +22,21 @@ from cryptography.hazmat.primitives import serialization
 from emulators.chf import CommsHub
 from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchors
+from emulators.device import saved_credentials
 from emulators.faults import NO_FAULTS, FaultInjector, FaultPlan
 from emulators.gpf import Gpf
 from emulators.headend import HeadEnd
 from emulators.medium import Capture, HanMedium, Radio
 from emulators.meters import Esme, Gsme, Meter
-from emulators.node import ALL_CHANNELS, CoordinatorNode, MeterNode, NodeState
+from emulators.node import (
+    ALL_CHANNELS,
+    CoordinatorNode,
+    MeterNode,
+    NetworkSettings,
+    NodeState,
+    saved_channels,
+)
+from emulators.saved_state import U64, SavedState, saved_int
 from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
 from gbcs.keys import KeyUsage
@@ -123,6 +133,39 @@ def check_seed(seed: int) -> int:
 
 def _derived_eui(prefix: str, index: int) -> bytes:
     return bytes.fromhex(prefix) + index.to_bytes(2, "big")
+
+
+def _checked_eui(eui: bytes, what: str) -> bytes:
+    """An explicit EUI-64: exactly 8 bytes (a hub's GPF is derived from its last byte)."""
+    if not isinstance(eui, bytes):
+        raise GbcsError(f"{what} EUI-64 {eui!r} is not bytes")
+    if len(eui) != 8:
+        raise GbcsError(f"{what} EUI-64 {eui.hex().upper()!r} is {len(eui)} bytes, not 8")
+    return eui
+
+
+# What a loader can raise on damage it does not check for itself (a zigpy hub radio's
+# load_state, say): turned into a GbcsError naming where, never let through.
+_LOAD_ERRORS = (LookupError, TypeError, ValueError, AttributeError, ArithmeticError)
+
+
+@contextmanager
+def _reading(where: str) -> Iterator[None]:
+    """Any damage found while loading ``where`` is a GbcsError saying so and where."""
+    try:
+        yield
+    except GbcsError as e:
+        raise GbcsError(f"world state is damaged: {where}: {e}") from None
+    except _LOAD_ERRORS as e:
+        raise GbcsError(f"world state is damaged: {where}: {type(e).__name__} {e}") from e
+
+
+def _label(kind: str, item: object, index: int) -> str:
+    """How an error names a saved hub or meter: by its EUI-64 if it has a readable one."""
+    eui = item.get("eui64") if isinstance(item, dict) else None
+    if isinstance(eui, str) and len(eui) <= 16:
+        return f"{kind} {eui.upper()}"
+    return f"{kind}s[{index}]"
 
 
 class World:
@@ -223,6 +266,8 @@ class World:
     ) -> Hub:
         if eui is None:
             eui = _derived_eui("00DB12345678", 0xC000 + 2 * len(self.hubs))
+        else:
+            eui = _checked_eui(eui, "hub")
         if eui in self.hubs or eui in self.meters:
             raise GbcsError(f"{eui.hex().upper()} is already in this world")
         r = self.random
@@ -273,6 +318,8 @@ class World:
             raise GbcsError(f"unknown meter kind {kind!r} (esme or gsme)")
         if eui is None:
             eui = _derived_eui("00DB12345678", 0xB000 + len(self.meters))
+        else:
+            eui = _checked_eui(eui, "meter")
         if eui in self.meters or eui in self.hubs:
             raise GbcsError(f"{eui.hex().upper()} is already in this world")
         if install_code is None:
@@ -445,10 +492,11 @@ class World:
     @classmethod
     def from_entities(cls, rows: dict[str, dict[str, Any]], **kwargs: Any) -> World:
         """Rebuild a world saved with :meth:`entities` (hubs and meters in saved order)."""
-        try:
-            meta = rows["meta"]
-        except KeyError:
-            raise GbcsError("world state has no meta entry") from None
+        meta = rows.get("meta")
+        if meta is None:
+            raise GbcsError("world state has no meta entry")
+        if not isinstance(meta, dict):
+            raise GbcsError("world state is damaged: its meta entry is not an object")
         return cls.from_json(
             {
                 **meta,
@@ -462,51 +510,75 @@ class World:
     def from_json(
         cls, obj: dict[str, Any], *, faults: FaultPlan = NO_FAULTS, capture: bool = True
     ) -> World:
+        """Rebuild a world saved with :meth:`to_json`.
+
+        Strict: every key the writers always write is required and checked, so damage is
+        a :class:`GbcsError` saying where ("hub <EUI-64> chf: counters is missing"),
+        never a default nor another exception, and no half-built world is returned.
+        """
         if not isinstance(obj, dict) or obj.get("format") != STATE_FORMAT:
             raise GbcsError(f"not a gbcs-hil world state (format {STATE_FORMAT} expected)")
-        try:
-            world = cls(int(obj["seed"]), faults=faults, capture=capture)
-            world.clock.now = float(obj["time"])
-            world.headend.counters = {
-                bytes.fromhex(k): int(v) for k, v in obj["headend"]["counters"].items()
-            }
-            for h in obj["hubs"]:
-                settings = h["node"]["settings"]
-                hub = world.add_hub(
-                    h["place"],
-                    bytes.fromhex(h["eui64"]),
-                    name=h["name"],
-                    channel=settings["channel"],
-                    pan_id=settings["pan_id"],
-                    extended_pan_id=bytes.fromhex(settings["extended_pan_id"]),
-                    network_key=bytes.fromhex(settings["network_key"]),
-                    credentials=(
-                        DeviceCredentials.from_json(h["chf"]["credentials"]),
-                        DeviceCredentials.from_json(h["gpf"]["credentials"]),
-                    ),
-                )
-                hub.chf.load_state(h["chf"])
-                hub.gpf.load_state(h["gpf"])
-                hub.node.load_state(h["node"])
-            for m in obj["meters"]:
-                unit = world.add_meter(
-                    m["place"],
-                    m["kind"],
-                    bytes.fromhex(m["eui64"]),
-                    install_code=bytes.fromhex(m["device"]["install_code"]),
-                    name=m["name"],
-                    power=False,
-                    channels=tuple(m["node"]["channels"]),
-                    credentials=DeviceCredentials.from_json(m["device"]["credentials"]),
-                )
-                unit.device.load_state(m["device"])
-                unit.node.load_node_state(m["node"])
-                unit.node.dead = bool(m.get("dead", False))
-                if m["node"].get("powered"):
-                    unit.node.power_on()
-        except (KeyError, TypeError, ValueError) as e:
-            raise GbcsError(f"world state is damaged: {type(e).__name__} {e}") from None
+        top = SavedState(obj)
+        with _reading("world"):
+            world = cls(top.value("seed"), faults=faults, capture=capture)
+            world.clock.now = top.seconds("time")
+            hubs, meters = top.array("hubs"), top.array("meters")
+        with _reading("headend"):
+            counters = SavedState(top.value("headend")).table("counters")
+            world.headend.counters = {k: saved_int(v, w, 0, U64) for k, w, v in counters}
+        for i, item in enumerate(hubs):
+            world._load_hub(item, _label("hub", item, i))
+        for i, item in enumerate(meters):
+            world._load_meter(item, _label("meter", item, i))
         return world
+
+    def _load_hub(self, item: object, where: str) -> None:
+        with _reading(where):
+            h = SavedState(item)
+            chf, gpf, node = h.member("chf"), h.member("gpf"), h.member("node")
+            settings = node.optional_member("settings")
+            if settings is None:
+                raise GbcsError("node.settings is null: a hub's network is always formed")
+            network = NetworkSettings.from_json(settings.obj, settings.where)
+            hub = self.add_hub(
+                h.text("place"),
+                h.octets("eui64", 8),
+                name=h.text("name"),
+                channel=network.channel,
+                pan_id=network.pan_id,
+                extended_pan_id=network.extended_pan_id,
+                network_key=network.network_key,
+                credentials=(saved_credentials(chf), saved_credentials(gpf)),
+            )
+        with _reading(f"{where} chf"):
+            hub.chf.load_state(chf.obj)
+        with _reading(f"{where} gpf"):
+            hub.gpf.load_state(gpf.obj)
+        with _reading(f"{where} node"):
+            hub.node.load_state(node.obj)
+
+    def _load_meter(self, item: object, where: str) -> None:
+        with _reading(where):
+            m = SavedState(item)
+            device, node = m.member("device"), m.member("node")
+            dead, powered = m.flag("dead"), node.flag("powered")
+            unit = self.add_meter(
+                m.optional_text("place"),
+                m.text("kind"),
+                m.octets("eui64", 8),
+                install_code=device.octets("install_code", 16),
+                name=m.text("name"),
+                power=False,
+                channels=saved_channels(node),
+                credentials=saved_credentials(device),
+            )
+        with _reading(f"{where} device"):
+            unit.device.load_state(device.obj)
+        with _reading(f"{where} node"):
+            unit.node.load_node_state(node.obj)
+            unit.node.dead = dead
+            if powered:
+                unit.node.power_on()
 
     def save(self, path: str | Path) -> Path:
         target = Path(path)
@@ -515,11 +587,23 @@ class World:
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> World:
+        """A world saved with :meth:`save`; any failure is a GbcsError naming the file."""
         try:
-            obj = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise GbcsError(f"{path}: not UTF-8 text") from None
+        except OSError as e:
+            raise GbcsError(f"{path}: cannot read ({e.strerror or e})") from None
+        try:
+            obj = json.loads(text)
+        except RecursionError:
+            raise GbcsError(f"{path}: not JSON (nested too deeply)") from None
+        except ValueError as e:  # JSONDecodeError, or an integer too long to convert
             raise GbcsError(f"{path}: not JSON ({e})") from None
-        return cls.from_json(obj, **kwargs)
+        try:
+            return cls.from_json(obj, **kwargs)
+        except GbcsError as e:
+            raise GbcsError(f"{path}: {e}") from None
 
 
 def _hex(eui: bytes) -> str:

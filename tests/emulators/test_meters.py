@@ -406,10 +406,13 @@ def test_state_round_trip(bench: Bench, esme: Esme, make_esme: Callable[..., Esm
     assert other.event_log == esme.event_log
 
 
-def test_load_state_defaults(make_esme: Callable[..., Esme], esme: Esme) -> None:
+def test_load_state_refuses_missing_keys_and_changes_nothing(esme: Esme) -> None:
     esme.partners[PARTNERS[0]] = 1
-    esme.load_state({})
-    assert esme.partners == {}
-    assert esme.firmware_version == b"\x01\x00\x00\x00"
-    assert esme.counters == {}
-    assert esme.alert_counter == 1
+    before = esme.state()
+    with pytest.raises(GbcsError, match="install_code is missing"):
+        esme.load_state({})
+    state = esme.state()
+    del state["counters"]  # replay protection is never reset by omission
+    with pytest.raises(GbcsError, match="counters is missing"):
+        esme.load_state(state)
+    assert esme.state() == before
