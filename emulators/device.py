@@ -254,8 +254,10 @@ class GbcsDevice:
         catalogue = self.catalogue
         use_case = catalogue.get(code)
         response = response_to(header, reply.payload, date_time=self.now_cosem())
+        # A response to a critical command is signed by the device and not MAC'd: General
+        # Signing (0xDF) alone, as in every RTDS vector of the kind (CRIB §2.4).
         critical = bool(use_case is not None and use_case.critical)
-        out = self.security.protect(response, sign=critical).encode()
+        out = self.security.protect(response, sign=critical, mac=not critical).encode()
         self.log_event(
             "command executed",
             use_case.use_case if use_case is not None else catalogue.use_case_name(code),
@@ -275,7 +277,10 @@ class GbcsDevice:
 
     # Alerts -------------------------------------------------------------------------
     def alert(self, message_code: int, payload: bytes, *, sign: bool = False) -> bytes:
-        """An alert to the Access Control Broker, MAC'd with the device's own counter."""
+        """An alert to the Access Control Broker with the device's own counter.
+
+        MAC'd, or with ``sign`` signed instead (a signed alert carries no MAC).
+        """
         counter = self.alert_counter
         self.alert_counter += 1
         message = new_alert(
@@ -285,7 +290,7 @@ class GbcsDevice:
             target=self.anchors.acb.party_id,
             counter=counter,
         )
-        data = self.security.protect(message, sign=sign).encode()
+        data = self.security.protect(message, sign=sign, mac=not sign).encode()  # CRIB §2.4
         if self.on_alert is not None:
             self.on_alert(data)
         return data

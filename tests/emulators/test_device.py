@@ -98,6 +98,7 @@ def test_response_mac_is_bound_to_the_response_bytes(esme: Esme, headend: HeadEn
     assert out is not None
     message, parts = decode_message(out)
     assert headend.security.check_mac(message, parts) is CheckResult.VALID
+    assert out[0] == 0xDD and message.signature == b""  # non-critical: MAC'd, not signed
     at = parts.payload_offset
     tampered = out[:at] + bytes([out[at] ^ 1]) + out[at + 1 :]
     message, parts = decode_message(tampered)
@@ -114,6 +115,8 @@ def test_critical_command_response_is_signed(
     response = verified(headend, out)
     assert len(response.signature) == 64
     assert headend.security.check_signature(response) is CheckResult.VALID
+    # General Signing alone, no MAC: the form of every signed RTDS response (CRIB §2.4).
+    assert out[0] == 0xDF and not response.has_mac
     assert parse_int_response(
         asn1.decode(CS03A1, CraFlag.RESPONSE, response.payload), "JoinDeviceResponse"
     ) == (JoinResult.SUCCESS)
@@ -379,6 +382,7 @@ def test_alert_is_macd_to_the_acb_with_increasing_counters(
     assert (a.header.originator_counter, b.header.originator_counter) == (1, 2)
     assert a.payload == b"\x01\x02"
     assert a.signature == b"" and len(b.signature) == 64
+    assert (first[0], second[0]) == (0xDD, 0xDF) and a.has_mac and not b.has_mac  # CRIB §2.4
     assert esme.alert_counter == 3
 
 
