@@ -2,7 +2,8 @@
 
 ``critical`` says whether the use case's command is a Critical Command (signed
 by the supplier, CRIB §2.4). It is read off the RTDS (a signed command or a
-pre-command exists) and the GBCS credential-update use cases; ``None`` means
+pre-command exists, other than as an ERROR case) and the GBCS credential-update
+use cases; ``None`` means
 the available material does not show it (alert-only codes, codes absent from
 the reference set).
 """
@@ -55,7 +56,9 @@ _GBCS: tuple[UseCase, ...] = (
         True,
     ),
     UseCase(0x0007, "CS01a", "dlms", "prepayment top-up, ESME", None, False),
-    UseCase(0x0008, "CS02a", "asn1", "provide security credentials details", True, True),
+    # CS02a and CS02f are reads of the trust-anchor cells: every SUCCESS command in the RTDS
+    # is MAC'd by the ACB, unsigned; the one signed-only command is a negative (ERROR) case.
+    UseCase(0x0008, "CS02a", "asn1", "provide security credentials details", False, True),
     UseCase(
         0x000A,
         "CS02c",
@@ -345,7 +348,7 @@ _GBCS: tuple[UseCase, ...] = (
         "CS02f",
         "asn1",
         "provide security credentials details incl. load-controller role (§5.2)",
-        True,
+        False,
         True,
     ),
     UseCase(

@@ -229,6 +229,16 @@ def test_cs02a_reports_current_sequence_numbers(bench: Bench, pki: TestPki) -> N
     )
 
 
+def test_cs02a_from_the_acb_mac_only_is_answered_as_in_the_rtds(bench: Bench) -> None:
+    """RTDS 6.24.1 CS02aMAC: the ACB asks with a MAC alone; the answer is MAC'd, unsigned."""
+    command = ProvideCredentialDetails(TrustAnchorCell(ACB, KA_KEY_USAGE), (SUPPLIER,))
+    response = bench.send(CS02A, command.to_payload(), originator="acb", sign=False)
+    assert response is not None, bench.meter.security_log[-1:]
+    assert response.has_mac and response.signature == b""
+    details = CredentialDetails.from_payload(asn1.decode(CS02A, CraFlag.RESPONSE, response.payload))
+    assert details.for_role(SUPPLIER).status is CredentialStatus.SUCCESS
+
+
 # --- CS02b: network operator by network operator ---------------------------------------
 
 
