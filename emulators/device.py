@@ -23,12 +23,13 @@ from emulators.saved_state import U64, SavedState, saved_int
 from gbcs import asn1, dlms
 from gbcs.asn1 import Asn1Payload
 from gbcs.catalogue import CATALOGUE, Catalogue
-from gbcs.devicelog import DeviceType
+from gbcs.devicelog import DeviceType, simple_response
 from gbcs.dlms import AccessRequest
 from gbcs.errors import DecodeError, GbcsError
 from gbcs.frame import CraFlag, FrameParts, GbcsMessage, decode_message, new_alert, response_to
 from gbcs.primitives import CosemDateTime, slot_builder
 from gbcs.security import CheckResult, SecurityContext
+from gbcs.testpki import RemotePartyRole
 
 __all__ = [
     "GbcsDevice",
@@ -90,6 +91,32 @@ def asn1_reply(
     return Reply(asn1.encode(payload), after, delay)
 
 
+# Blue Book Data-Access-Result / Action-Result codes for a request the device cannot carry out.
+TYPE_UNMATCHED = 12
+OTHER_REASON = 250
+
+
+def _dlms_refusal(message: GbcsMessage, error: GbcsError) -> Reply | None:
+    """The DLMS answer to an authenticated request whose content the device cannot use.
+
+    Every specification gets type-unmatched when a parameter has the wrong shape, else
+    other-reason, so the sender learns at once instead of waiting out its timeout. A
+    payload that is not a DLMS Access-Request (an ASN.1 or GBZ command) has no
+    generic error form in GBCS: None, and the security log holds the reason.
+    """
+    try:
+        request = dlms_request(message)
+    except GbcsError:
+        return None
+    result = TYPE_UNMATCHED if isinstance(error, DecodeError) else OTHER_REASON
+    results = (result,) * len(request.specs)
+    return Reply(dlms.encode(simple_response(request.invoke_id, request.specs, results)))
+
+
+def _role_name(role: RemotePartyRole) -> str:
+    return role.name.lower().replace("_", " ")
+
+
 def dlms_request(message: GbcsMessage) -> AccessRequest:
     apdu = dlms.decode(message.payload)
     if not isinstance(apdu, AccessRequest):
@@ -121,6 +148,9 @@ class GbcsDevice:
     # Critical commands the Access Control Broker may send MAC'd only (its MAC is the
     # authorisation): GBCS 13.3.3.1, CS02b accessControlBrokerByACB to any device but the CHF.
     acb_authorised: frozenset[int] = frozenset()
+    # Use cases whose responses carry a Date-Time (the future-dateable ones, such as CS02b):
+    # in the RTDS no response to a device-log, join, CS07 or read use case has one.
+    dated_responses: frozenset[int] = frozenset()
 
     def __init__(
         self,
@@ -147,6 +177,11 @@ class GbcsDevice:
         self.han: HanPort | None = None
         self.handlers: dict[int, Handler] = {}
         self.on_alert: Callable[[bytes], None] | None = None
+        # Whose signature authorises a critical command, where the use case names one:
+        # SECMP0013 makes CS02f a supplier-signed command, so a network operator's is refused.
+        self.signer_roles: dict[int, frozenset[RemotePartyRole]] = {
+            catalogue.disconnect_code: frozenset({RemotePartyRole.SUPPLIER})
+        }
 
     # Trust anchors ------------------------------------------------------------------
     def replace_anchors(self, anchors: TrustAnchors) -> None:
@@ -190,7 +225,8 @@ class GbcsDevice:
         if header.business_target != self.eui64:
             raise Rejected(f"addressed to {header.business_target.hex().upper()}, not this device")
         originator = header.business_originator
-        if self.anchors.for_party(originator) is None:
+        anchor = self.anchors.for_party(originator)
+        if anchor is None:
             raise Rejected(f"originator {originator.hex().upper()} is not a trust anchor")
         if message.signature is None:
             raise Rejected("a pre-command (no signature field) cannot be executed")
@@ -213,6 +249,13 @@ class GbcsDevice:
             sig = self.security.check_signature(message, parts)
             if sig is not CheckResult.VALID:
                 raise Rejected(f"signature {sig.value}")
+            signers = self.signer_roles.get(code)
+            if signers is not None and anchor.role not in signers:
+                allowed = " or ".join(sorted(_role_name(r) for r in signers))
+                raise Rejected(
+                    f"{self.catalogue.use_case_name(code)} must be signed by the {allowed}, "
+                    f"not the {_role_name(anchor.role)}"
+                )
         last = self.counters.get(originator)
         if last is not None and header.originator_counter <= last:
             raise Rejected(
@@ -245,15 +288,19 @@ class GbcsDevice:
         except Rejected as e:
             self.log_security("command rejected", f"0x{code:04X}: {e}")
             return None
+        # Authenticated: the counter is spent whatever the payload holds (GBCS 4.3.2).
         self.counters[header.business_originator] = header.originator_counter
         try:
             reply = handler(message)
         except GbcsError as e:
             self.log_security("command payload invalid", f"0x{code:04X}: {e}")
-            return None
+            reply = _dlms_refusal(message, e)
+            if reply is None:
+                return None
         catalogue = self.catalogue
         use_case = catalogue.get(code)
-        response = response_to(header, reply.payload, date_time=self.now_cosem())
+        stamp = self.now_cosem() if code in self.dated_responses else None
+        response = response_to(header, reply.payload, date_time=stamp)
         # A response to a critical command is signed by the device and not MAC'd: General
         # Signing (0xDF) alone, as in every RTDS vector of the kind (CRIB §2.4).
         critical = bool(use_case is not None and use_case.critical)

@@ -68,6 +68,10 @@ from gbcs.testpki import RemotePartyRole
 __all__ = ["Esme", "Gsme", "Meter"]
 
 PARTNER_CAPACITY = 5  # a meter's HAN partner log (GSME/PPMID/HCALCS/IHD) is small
+# Method B joins a device without a certificate: the GPF (to its GSME) or a Type 2 device.
+# Anything else with method B, or those with a certificate-based method, is the wrong
+# role (RTDS CS03B ERROR: a PPMID by method B answers invalidJoinMethodAndRole).
+METHOD_B_TYPES = frozenset({int(DeviceType.GPF), int(DeviceType.TYPE2)})
 # CS03 message codes and the join methods each may carry (GBCS 13.3.x).
 JOIN_CODES: dict[int, frozenset[int]] = {
     0x000D: frozenset({JoinMethod.METHOD_A_INITIATOR, JoinMethod.METHOD_A_RESPONDER}),
@@ -86,6 +90,8 @@ class Meter(GbcsDevice):
     ``certificates`` are the meter's own DER X.509 certificates by key usage (KA, DS),
     returned by CS02e; a meter built without them answers noCertificateHeld.
     """
+
+    dated_responses = UPDATE_CODES  # CS02b may be future-dated: its responses are dated
 
     sleepy = False
     # CS02b accessControlBrokerByACB comes MAC'd by the ACB alone (GBCS 13.3.3.1).
@@ -127,6 +133,10 @@ class Meter(GbcsDevice):
         device = command.other_device_id
         if command.method not in allowed:
             code = JoinResult.INVALID_MESSAGE_CODE_FOR_JOIN_METHOD
+        elif (command.method == JoinMethod.METHOD_B) != (
+            command.other_device_type in METHOD_B_TYPES
+        ):
+            code = JoinResult.INVALID_JOIN_METHOD_AND_ROLE
         elif command.method == JoinMethod.METHOD_C and command.other_device_ka_certificate is None:
             code = JoinResult.INVALID_OR_MISSING_CERTIFICATE
         elif (

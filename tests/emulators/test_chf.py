@@ -19,6 +19,7 @@ from emulators.chf import (
     CommsHub,
     RouteFailure,
 )
+from emulators.device import TYPE_UNMATCHED
 from emulators.headend import HeadEnd, Outcome
 from gbcs import asn1, dlms
 from gbcs.devicelog import (
@@ -371,10 +372,16 @@ def test_read_active_devices_empty(dcc: Dcc) -> None:
 
 
 def test_wrong_dlms_shape_is_refused(hub: CommsHub, headend: HeadEnd) -> None:
-    """A CCS02 request sent under the CCS07 code: the payload check refuses it."""
+    """A CCS02 request sent under the CCS07 code: refused with a DLMS type-unmatched."""
     message = device_log_message(headend, RemoveDevice(DEV[0]), 0x00FE, hub.eui64)
-    assert hub.receive(message.encode()) is None
+    before = (dict(hub.current), list(hub.historic))
+    out = hub.receive(message.encode())
+    assert out is not None
+    response = dlms.decode(verified(headend, out).payload)
+    assert isinstance(response, AccessResponse)
+    assert [r.result for r in response.results] == [TYPE_UNMATCHED]
     assert hub.security_log[-1].event == "command payload invalid"
+    assert (dict(hub.current), list(hub.historic)) == before  # nothing removed
 
 
 # CS14 ------------------------------------------------------------------------------------

@@ -17,10 +17,17 @@ from hypothesis import strategies as st
 
 from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchors
-from emulators.device import AFTER_RESPONSE_DELAY, SECURITY_LOG_LIMIT, LogEvent, Reply
+from emulators.device import (
+    AFTER_RESPONSE_DELAY,
+    SECURITY_LOG_LIMIT,
+    TYPE_UNMATCHED,
+    LogEvent,
+    Reply,
+)
 from emulators.headend import FIRST_COUNTER, HeadEnd
 from emulators.meters import Esme
-from gbcs import asn1
+from gbcs import asn1, dlms
+from gbcs.dlms import AccessResponse
 from gbcs.frame import CraFlag, decode_message, new_command
 from gbcs.joins import (
     DisconnectFromHan,
@@ -30,6 +37,7 @@ from gbcs.joins import (
     JoinResult,
     parse_int_response,
 )
+from gbcs.reads import ReadEsmeIdentity, ReadFirmwareVersion
 from gbcs.security import CheckResult
 from gbcs.testpki import TestPki
 from tests.emulators.conftest import verified
@@ -82,8 +90,7 @@ def test_valid_command_is_answered_with_a_verified_response(
     assert h.business_originator == esme.eui64
     assert h.business_target == eui("supplier")
     assert h.other_information == command.header.other_information
-    assert h.date_time is not None
-    assert h.date_time.to_datetime() == esme.clock.utc
+    assert h.date_time is None  # as in the RTDS CS07 responses: only future-dateable ones
     assert response.signature == b""  # not critical: MAC only
     assert len(response.mac) == 12
     details = JoinDetails.from_payload(asn1.decode(CS07, CraFlag.RESPONSE, response.payload))
@@ -310,10 +317,29 @@ def test_response_flag_is_not_a_command(esme: Esme, headend: HeadEnd) -> None:
     assert_rejected(esme, response.encode(), "not a command (CRA flag")
 
 
+@pytest.mark.parametrize("specs", [1, 3])
+def test_a_dlms_request_of_the_wrong_shape_gets_a_dlms_refusal(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes], specs: int
+) -> None:
+    """Genuine but not an ECS26m: every specification answered type-unmatched, at once."""
+    firmware = ReadFirmwareVersion().to_request(0x42)
+    request = replace(firmware, specs=firmware.specs * specs, data=firmware.data * specs)
+    command = headend.command(ReadEsmeIdentity.MESSAGE_CODE, dlms.encode(request), esme.eui64)
+    out = esme.receive(command.encode())
+    assert out is not None
+    response = dlms.decode(verified(headend, out).payload)
+    assert isinstance(response, AccessResponse) and response.invoke_id == 0x42
+    assert [(r.kind, r.result) for r in response.results] == [
+        (s.kind, TYPE_UNMATCHED) for s in request.specs
+    ]
+    assert esme.security_log[-1].event == "command payload invalid"
+    assert esme.counters == {eui("supplier"): FIRST_COUNTER}  # authenticated: spent
+
+
 def test_invalid_payload_after_the_checks(
     esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
 ) -> None:
-    """A genuine command with a payload the use case cannot parse: no response, logged."""
+    """A genuine ASN.1 command the use case cannot parse: no generic error form, logged."""
     command = headend.command(CS07, b"\x30\x05\x01", esme.eui64)
     assert esme.receive(command.encode()) is None
     entry = esme.security_log[-1]

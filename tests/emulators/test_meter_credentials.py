@@ -322,6 +322,18 @@ def test_cs02b_supplier_by_supplier(bench: Bench, pki: TestPki, clock: VirtualCl
     assert bench.details(SUPPLIER, originator="supplier2").parties[0].cells is not None
 
 
+def test_only_the_future_dateable_cs02b_response_is_dated(bench: Bench, pki: TestPki) -> None:
+    """As in the RTDS: CS02b responses carry a Date-Time, CS02a ones do not."""
+    command, counter = bench.update_command(
+        SUPPLIER_BY_SUPPLIER, "supplier", _replacements(pki.party("supplier2"))
+    )
+    update = bench.send(SUPPLIER_BY_SUPPLIER, command.to_payload(), counter=counter)
+    assert update is not None and update.header.date_time is not None
+    assert update.header.date_time.to_datetime() == bench.meter.clock.utc
+    read = bench.send(CS02A, _details_command(NO), originator="network_operator")
+    assert read is not None and read.header.date_time is None
+
+
 def test_cs02b_acb_by_acb_is_authorised_by_the_acb_mac(
     bench: Bench, pki: TestPki, clock: VirtualClock
 ) -> None:

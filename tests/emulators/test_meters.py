@@ -19,9 +19,10 @@ from emulators.headend import HeadEnd
 from emulators.meters import EVENT_CODES, PARTNER_CAPACITY, Esme, Gsme
 from gbcs import asn1, dlms
 from gbcs.catalogue import CATALOGUE, SECMP0013_DISCONNECT_DEFAULT_CODE, Catalogue
+from gbcs.devicelog import DeviceType
 from gbcs.dlms import AccessResponse
 from gbcs.errors import GbcsError
-from gbcs.frame import CraFlag, GbcsMessage
+from gbcs.frame import CraFlag, GbcsMessage, decode
 from gbcs.joins import (
     DisconnectFromHan,
     DisconnectResult,
@@ -43,6 +44,7 @@ from gbcs.reads import (
     ReadEventLog,
     ReadFirmwareVersion,
 )
+from gbcs.rtds import RtdsVector
 from gbcs.testpki import TestPki
 from tests.emulators.conftest import INSTALL_CODE, FakeHan, verified
 
@@ -132,10 +134,51 @@ def test_meter_kinds(esme: Esme, gsme: Gsme) -> None:
     ],
 )
 def test_join_success(bench: Bench, esme: Esme, code: int, method: JoinMethod) -> None:
-    assert bench.join(code, JoinDevice(method, PARTNERS[0], 5)) == JoinResult.SUCCESS
-    assert esme.partners == {PARTNERS[0]: 5}
+    kind = DeviceType.TYPE2 if method is JoinMethod.METHOD_B else DeviceType.PPMID
+    assert bench.join(code, JoinDevice(method, PARTNERS[0], kind)) == JoinResult.SUCCESS
+    assert esme.partners == {PARTNERS[0]: kind}
     assert esme.event_log[-2].event == "partner joined"
     assert esme.event_log[-2].detail == PARTNERS[0].hex().upper()
+
+
+@pytest.mark.parametrize(
+    ("code", "method", "kind"),
+    [
+        (0x000E, JoinMethod.METHOD_B, DeviceType.PPMID),  # has a certificate: method A
+        (0x000E, JoinMethod.METHOD_B, DeviceType.HCALCS),
+        (0x000D, JoinMethod.METHOD_A_INITIATOR, DeviceType.TYPE2),  # has none: method B
+        (0x000D, JoinMethod.METHOD_A_RESPONDER, DeviceType.GPF),
+    ],
+)
+def test_join_method_must_suit_the_device_type(
+    bench: Bench, esme: Esme, code: int, method: JoinMethod, kind: DeviceType
+) -> None:
+    assert bench.join(code, JoinDevice(method, PARTNERS[0], kind)) == (
+        JoinResult.INVALID_JOIN_METHOD_AND_ROLE
+    )
+    assert esme.partners == {}
+
+
+@pytest.mark.parametrize(
+    ("stem", "kind"),
+    [
+        ("CS03B_8.7.2_SUCCESS", "gsme"),  # the GPF, by method B
+        ("CS03B_8.7.2_ERROR", "gsme"),  # a PPMID by method B: wrong role
+        ("CS03A1_8.7.1_SUCCESS", "esme"),  # an HCALCS by method A
+    ],
+)
+def test_join_answers_the_rtds_commands_as_the_rtds(
+    request: pytest.FixtureRequest,
+    corpus: list[RtdsVector],
+    headend: HeadEnd,
+    stem: str,
+    kind: str,
+) -> None:
+    vectors = {v.name.removesuffix("_GBCS.HEX"): decode(v.data) for v in corpus if stem in v.name}
+    command, expected = vectors[f"{stem}_COMMAND"], vectors[f"{stem}_RESPONSE"]
+    meter = request.getfixturevalue(kind)
+    answer = Bench(headend, meter).send(command.message_code, command.payload)
+    assert answer.payload == expected.payload
 
 
 @pytest.mark.parametrize(
@@ -300,6 +343,23 @@ def test_disconnect_must_be_signed(esme: Esme, headend: HeadEnd, fake_han: FakeH
     assert esme.receive(command.encode()) is None
     esme.clock.run()
     assert fake_han.forgotten == 0
+
+
+def test_disconnect_signed_by_the_network_operator_is_refused(
+    esme: Esme, headend: HeadEnd, fake_han: FakeHan
+) -> None:
+    """SECMP0013: the supplier signs CS02f; another trust anchor's signature is not enough."""
+    esme.han = fake_han
+    payload = asn1.encode(DisconnectFromHan(esme.eui64).to_payload())
+    command = headend.command(DISCONNECT, payload, esme.eui64, originator="network_operator")
+    assert command.is_signed
+    assert esme.receive(command.encode()) is None
+    assert esme.security_log[-1].detail == (
+        f"0x{DISCONNECT:04X}: CS02f-SECMP0013 must be signed by the supplier, "
+        "not the network operator"
+    )
+    esme.clock.run()
+    assert fake_han.forgotten == 0 and esme.counters == {}
 
 
 def test_disconnect_under_a_configured_code(
