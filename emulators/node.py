@@ -23,7 +23,11 @@ in the README):
   unacknowledged has lost its parent: it searches for its extended PAN ID and
   tries a trust-centre rejoin, and until then keeps its network settings.
 * A meter without network settings auto-joins: it scans its channels for a
-  beacon that permits joining and associates.
+  beacon that permits joining and associates. Refused there (association
+  denied, or no network key it can read), it tries the next such network of
+  the same scan, and scans again only when all have failed; an orphaned
+  meter's trust-centre rejoin goes through the networks with its extended PAN
+  ID the same way.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ TURNAROUND = 0.000192  # aTurnaroundTime, 12 symbols
 SCAN_DWELL = 0.0154  # one channel, scan duration 0 (802.15.4: aBaseSuperframeDuration)
 RESPONSE_WAIT = 0.5
 JOIN_RETRY = 30.0
+NEXT_CANDIDATE = 0.01  # after one network failed, the next from the same scan (its ack is out)
 # A mains-powered ESME notices a lost parent when a frame to it goes unacknowledged
 # (on power-up it re-opens its tunnel at once); an idle one also checks hourly.
 KEEPALIVE = 3600.0
@@ -829,6 +834,8 @@ class MeterNode(_Node):
         self._timer: Timer | None = None
         self._beacons: list[tuple[int, int, bytes, bool]] = []  # channel, pan, epid, permit
         self._target: tuple[int, int, bytes] | None = None
+        # The networks of the last scan not tried yet, in scan order: channel, pan, epid.
+        self._candidates: list[tuple[int, int, bytes]] = []
         self._pending_short: int | None = None
         self._awake_until = 0.0
         self.joins = 0
@@ -924,6 +931,7 @@ class MeterNode(_Node):
     def _scan(self, index: int = 0, rejoin: bool = False) -> None:
         if index == 0:
             self._beacons = []
+            self._candidates = []
         if index >= len(self.channels):
             self._scan_done(rejoin)
             return
@@ -954,7 +962,11 @@ class MeterNode(_Node):
                     beacon.association_permit,
                 )
             )
-        elif isinstance(mac.payload, AssociationResponse) and self.state is _JOINING:
+        elif (
+            isinstance(mac.payload, AssociationResponse)
+            and self.state is _JOINING
+            and mac.dst_pan == self.pan_id  # not a late one from a network tried before
+        ):
             if mac.payload.status != AssociationStatus.SUCCESS:
                 self._log(f"association refused (status {int(mac.payload.status)})")
                 self._join_failed()
@@ -963,42 +975,37 @@ class MeterNode(_Node):
             self.short_address = mac.payload.short_address
             self._schedule(RESPONSE_WAIT * 4, self._join_failed)
 
-    def _aim_at(self, beacon: tuple[int, int, bytes, bool], state: NodeState) -> int:
+    def _aim_at(self, target: tuple[int, int, bytes], state: NodeState) -> int:
         """Tune to the network a beacon announced and enter ``state``; its PAN ID."""
-        channel, pan, epid, _ = beacon
-        self._target = (channel, pan, epid)
+        channel, pan, _ = self._target = target
         self.channel, self.pan_id = channel, pan
         self._set_state(state)
         return pan
 
     def _scan_done(self, rejoin: bool) -> None:
+        # Each network once, in the order the scan heard them (a beacon can come twice).
         if rejoin:
             settings = self.settings
             assert settings is not None
-            match = [b for b in self._beacons if b[2] == settings.extended_pan_id]
-            if not match:
+            epid = settings.extended_pan_id
+            found = dict.fromkeys(b[:3] for b in self._beacons if b[2] == epid)
+            if not found:
                 self._set_state(NodeState.ORPHANED)
                 self._schedule(REJOIN_RETRY, self._start_rejoin)
                 return
-            pan = self._aim_at(match[0], NodeState.REJOINING)
-            psdu = air.rejoin_request(
-                mac_sequence=self.counters.next("mac"),
-                nwk_sequence=self.counters.next("nwk"),
-                pan_id=pan,
-                src=settings.short_address,
-                dst=COORDINATOR,
-                device_ieee=self.ieee,
-                capability=self.capability,
-            )
-            self.short_address = settings.short_address
-            self._send_acked(psdu, pan, COORDINATOR)
-            self._schedule(RESPONSE_WAIT * 4, self._rejoin_failed)
+            self._candidates = list(found)
+            self._try_rejoin()
             return
-        open_ = [b for b in self._beacons if b[3]]
-        if not open_:
+        found = dict.fromkeys(b[:3] for b in self._beacons if b[3])
+        if not found:
             self._schedule(JOIN_RETRY, self._scan)
             return
-        pan = self._aim_at(open_[0], NodeState.JOINING)
+        self._candidates = list(found)
+        self._try_join()
+
+    def _try_join(self) -> None:
+        """Associate with the next candidate network; the network key must follow."""
+        pan = self._aim_at(self._candidates.pop(0), NodeState.JOINING)
         psdu = air.association_request(
             mac_sequence=self.counters.next("mac"),
             pan_id=pan,
@@ -1009,18 +1016,46 @@ class MeterNode(_Node):
         self._send_acked(psdu, pan, COORDINATOR)
         self._schedule(RESPONSE_WAIT * 4, self._join_failed)
 
+    def _try_rejoin(self) -> None:
+        """Trust-centre rejoin on the next candidate network with our extended PAN ID."""
+        settings = self.settings
+        assert settings is not None
+        pan = self._aim_at(self._candidates.pop(0), NodeState.REJOINING)
+        psdu = air.rejoin_request(
+            mac_sequence=self.counters.next("mac"),
+            nwk_sequence=self.counters.next("nwk"),
+            pan_id=pan,
+            src=settings.short_address,
+            dst=COORDINATOR,
+            device_ieee=self.ieee,
+            capability=self.capability,
+        )
+        self.short_address = settings.short_address
+        self._send_acked(psdu, pan, COORDINATOR)
+        self._schedule(RESPONSE_WAIT * 4, self._rejoin_failed)
+
     def _join_failed(self) -> None:
-        self._log("join failed; scanning again later")
+        """Refused, or no network key we can read: the next network heard, else scan later."""
+        more = bool(self._candidates)
+        self._log("join failed; " + ("trying the next network" if more else "scanning again later"))
         self.short_address = None
         self.pan_id = None
         self._pending_short = None
         self._set_state(NodeState.SCANNING)
-        self._schedule(JOIN_RETRY, self._scan)
+        if more:
+            self._schedule(NEXT_CANDIDATE, self._try_join)
+        else:
+            self._schedule(JOIN_RETRY, self._scan)
 
     def _rejoin_failed(self) -> None:
-        self._log("trust-centre rejoin failed")
+        more = bool(self._candidates)
+        self._log("trust-centre rejoin failed" + ("; trying the next network" if more else ""))
+        self._pending_short = None
         self._set_state(NodeState.ORPHANED)
-        self._schedule(REJOIN_RETRY, self._start_rejoin)
+        if more:
+            self._schedule(NEXT_CANDIDATE, self._try_rejoin)
+        else:
+            self._schedule(REJOIN_RETRY, self._start_rejoin)
 
     def _start_rejoin(self) -> None:
         self.tunnel_id = None

@@ -166,6 +166,67 @@ def test_association_denied_without_a_window_for_this_device(bench: Bench) -> No
     assert hub.node.children == {}
 
 
+def denials(bench: Bench, hub: Hub, meter: MeterUnit) -> list[float]:
+    """When ``hub`` denied ``meter``'s association, from the trace."""
+    text = f"{hub.node.name}: association from {meter.eui64.hex().upper()} denied"
+    return [float(line.split()[0]) for line in bench.lines(text)]
+
+
+@pytest.mark.parametrize("refusal", ["no window", "wrong install code"])
+@pytest.mark.parametrize("admitting_channel", [11, 15])
+def test_refused_by_one_hub_the_meter_joins_the_next_that_admits_it(
+    bench: Bench, refusal: str, admitting_channel: int
+) -> None:
+    # Two hubs at one place, both permitting joining: the one on the lower channel is heard
+    # first and tried first, and whichever refuses, the meter goes on to the other at once.
+    refusing = bench.hub(name="refusing", channel=26 - admitting_channel)
+    admitting = bench.hub(name="admitting", channel=admitting_channel)
+    meter = bench.meter(power=False)
+    if refusal == "no window":
+        bench.add(refusing, bench.meter(None), join_timeout=3600)  # a window, not for it
+    else:
+        wrong = bytes(reversed(meter.device.install_code))
+        bench.add(refusing, meter, install_code=wrong, join_timeout=3600)
+    bench.add(admitting, meter, join_timeout=3600)
+    states = bench.states(meter)
+    meter.node.power_on()
+    assert bench.joined(meter, admitting, JOIN_RETRY / 2)  # within one scan: no back-off
+    assert meter.node.settings.trust_centre == admitting.eui64
+    assert meter.node.joins == 1
+    assert announced(admitting) == [meter.eui64] and announced(refusing) == []
+    tried_refusing_first = admitting_channel > refusing.node.settings.channel
+    assert states.count(NodeState.JOINING) == (2 if tried_refusing_first else 1)
+    if refusal == "no window":
+        assert len(denials(bench, refusing, meter)) == int(tried_refusing_first)
+    else:
+        assert bool(refusing.node.children) is tried_refusing_first  # associated, no key
+    assert bool(bench.lines("trying the next network")) is tried_refusing_first
+
+
+def test_refused_everywhere_the_meter_rescans_with_the_usual_back_off(bench: Bench) -> None:
+    first = bench.hub(name="first", channel=11)
+    second = bench.hub(name="second", channel=15)
+    meter = bench.meter(power=False)
+    for hub in (first, second):
+        bench.add(hub, bench.meter(None), join_timeout=3600)  # windows for someone else
+    meter.node.power_on()
+    assert not bench.joined(meter, second, 4 * JOIN_RETRY)
+    tried_first, tried_second = denials(bench, first, meter), denials(bench, second, meter)
+    # Every scan tries both, in scan order, and the next scan waits JOIN_RETRY: no spinning.
+    assert 4 <= len(tried_first) == len(tried_second) <= 5
+    for a, b in zip(tried_first, tried_second, strict=True):
+        assert a < b < a + 1.0
+    gaps = [b - a for a, b in zip(tried_second, tried_first[1:], strict=False)]
+    assert all(JOIN_RETRY <= gap < JOIN_RETRY + 1.0 for gap in gaps)
+    assert meter.node.state is NodeState.SCANNING and meter.node.joins == 0
+    # A window opens on the second hub: the next scan's second candidate admits it.
+    bench.add(second, meter, join_timeout=3600)
+    assert bench.joined(meter, second, JOIN_RETRY + 5)
+    assert len(denials(bench, first, meter)) == len(tried_first) + 1
+    assert len(denials(bench, second, meter)) == len(tried_second)
+    assert announced(second) == [meter.eui64] and announced(first) == []
+
+
 # Trust-centre rejoin -------------------------------------------------------------------
 
 
@@ -217,6 +278,27 @@ def test_rejoin_denied_when_not_in_the_device_log(bench: Bench) -> None:
     assert meter.node.state in (NodeState.ORPHANED, NodeState.REJOINING)
     assert meter.node.settings == settings  # it keeps its settings and keeps trying
     assert announced(new) == []
+
+
+def test_rejoin_refused_by_one_hub_goes_on_to_the_next_with_the_extended_pan_id(
+    bench: Bench,
+) -> None:
+    old, meter = premises_meter(bench)
+    epid = old.chf.extended_pan_id
+    # Heard first: the same extended PAN ID, but the meter's entry was never restored there.
+    decoy = bench.hub("bench", name="decoy", channel=11, extended_pan_id=epid)
+    new = bench.hub("bench", name="new", channel=15)
+    entry = old.chf.current_log().only(meter.eui64)
+    assert bench.run.restore(new, entry).ok
+    assert new.chf.extended_pan_id == epid
+    bench.world.move(meter, "bench")
+    assert bench.joined(meter, new, 60)
+    eui = meter.eui64.hex().upper()
+    assert len(bench.lines(f"decoy: trust-centre rejoin from {eui} denied")) == 1
+    assert bench.lines("trust-centre rejoin failed; trying the next network")
+    assert (meter.node.joins, meter.node.rejoins) == (1, 1)
+    assert meter.node.settings.trust_centre == new.eui64
+    assert announced(new) == [meter.eui64] and announced(decoy) == []
 
 
 def test_no_rejoin_without_the_extended_pan_id(bench: Bench) -> None:
