@@ -196,6 +196,8 @@ class CommsHub(GbcsDevice):
             )
             if command.enable_joining:
                 self.join_windows[device] = self.clock.now + command.join_timeout
+            else:  # attr 2 "enable/disable joining" FALSE disables it (CRIB §6.1)
+                self.join_windows.pop(device, None)
             results = (0, 0, 0)
             self._whitelist_changed()
         response = simple_response(request.invoke_id, AddDevice.SPECS, results)
@@ -211,7 +213,9 @@ class CommsHub(GbcsDevice):
             self._to_historic(entry)
             self.devices.pop(device, None)
             self.join_windows.pop(device, None)
-            self.held.pop(device, None)
+            held = self.held.pop(device, None)
+            if held:
+                self._fail_held(device, len(held))
             result = 0
             self._whitelist_changed()
         response = simple_response(request.invoke_id, RemoveDevice.SPECS, (result,))
@@ -341,6 +345,24 @@ class CommsHub(GbcsDevice):
         self.log_event("message not routed", reason)
         if self.on_route_failure is not None:
             self.on_route_failure(RouteFailure(target, reason))
+
+    def _fail_held(self, device: bytes, count: int) -> None:
+        """Fail each message held for a device CCS02 removed: none is dropped silently.
+
+        Logged now; reported to the WAN on the clock after the CCS02 response (as CS14
+        is), so the failure cannot be taken for the CCS02 command's own outcome.
+        """
+        reason = (
+            f"device {device.hex().upper()} was removed from the CHF device log "
+            "while a message for it was held"
+        )
+        for _ in range(count):
+            self.log_event("message not routed", reason)
+            self.clock.call_soon(self._report_route_failure, RouteFailure(device, reason))
+
+    def _report_route_failure(self, failure: RouteFailure) -> None:
+        if self.on_route_failure is not None:
+            self.on_route_failure(failure)
 
     # State ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

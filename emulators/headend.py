@@ -56,6 +56,7 @@ _outcome = slot_builder(Outcome)
 
 @dataclass(slots=True)
 class _Pending:
+    target: bytes  # the device the command is for: a route failure names it
     response: GbcsMessage | None = None
     failure: str | None = None
     at: float | None = None
@@ -178,7 +179,7 @@ class HeadEnd:
             data = message.encode()
         header = message.header
         key = (header.business_originator, header.originator_counter)
-        pending = self._pending[key] = _Pending()
+        pending = self._pending[key] = _Pending(header.business_target)
         clock = self.clock
         sent_at = clock.now
         self.log.append((sent_at, "sent", data))
@@ -230,5 +231,9 @@ class HeadEnd:
 
     def _route_failure(self, failure: RouteFailure) -> None:
         for pending in self._pending.values():
-            if pending.response is None and pending.failure is None:
+            if (
+                pending.target == failure.target
+                and pending.response is None
+                and pending.failure is None
+            ):
                 pending.failure = failure.reason

@@ -21,6 +21,8 @@ from emulators.chf import (
 )
 from emulators.device import TYPE_UNMATCHED
 from emulators.headend import HeadEnd, Outcome
+from emulators.scenarios import Run
+from emulators.world import World
 from gbcs import asn1, dlms
 from gbcs.devicelog import (
     ActiveDevices,
@@ -39,6 +41,7 @@ from gbcs.dlms import AccessResponse, DataNotification
 from gbcs.frame import CraFlag, GbcsMessage, new_command
 from gbcs.joins import JoinDetails
 from gbcs.primitives import CosemDateTime
+from gbcs.testpki import TestPki
 from tests.emulators.conftest import (
     EPID,
     INSTALL_CODE,
@@ -177,6 +180,50 @@ def test_ccs01_without_enable_joining_opens_no_window(hub: CommsHub, dcc: Dcc) -
     assert hub.join_key(DEV[0]) is None
     assert not hub.joining_open()
     assert hub.rejoin_key(DEV[0]) == LINK_KEY
+
+
+def test_ccs01_enable_joining_false_closes_an_open_window(hub: CommsHub, dcc: Dcc) -> None:
+    """Attr 2 "enable/disable joining" FALSE disables joining for that device (CRIB §6.1)."""
+    dcc.add(DEV[0], join_timeout=600)
+    dcc.add(DEV[1], join_timeout=600)
+    assert dcc.add(DEV[0], enable_joining=False) == (0, 0, 0)
+    assert DEV[0] not in hub.join_windows
+    assert hub.join_key(DEV[0]) is None  # a join attempt is refused
+    assert hub.rejoin_key(DEV[0]) == LINK_KEY  # still whitelisted
+    assert hub.join_key(DEV[1]) == LINK_KEY  # another device's window is untouched
+    hub.clock.run(10)
+    assert dcc.add(DEV[0], join_timeout=60) == (0, 0, 0)  # a later enable TRUE reopens it
+    assert hub.join_windows[DEV[0]] == 70
+    assert hub.join_key(DEV[0]) == LINK_KEY
+
+
+def test_ccs01_enable_joining_false_stops_a_radio_join(pki: TestPki) -> None:
+    world = World(21, pki=pki)
+    run = Run("test", world)
+    hub = world.add_hub("bench")
+    meter = world.add_meter("bench", "esme", power=False)
+
+    def add(enable: bool) -> None:
+        command = AddDevice(
+            meter.eui64,
+            int(meter.device.device_type),
+            meter.device.install_code,
+            join_timeout=600,
+            enable_joining=enable,
+        )
+        step, _ = run.device_log(hub, command, AddDevice.MESSAGE_CODE)
+        assert step.ok, step.result
+
+    def joined(timeout: float) -> bool:
+        return world.run_until(lambda: world.joined_to(meter) == hub.eui64, timeout)
+
+    add(True)
+    add(False)
+    meter.node.power_on()
+    assert not joined(300)
+    assert meter.node.joins == 0
+    add(True)
+    assert joined(300)
 
 
 def test_ccs01_gsme_is_sleepy(hub: CommsHub, dcc: Dcc) -> None:
@@ -592,10 +639,45 @@ def test_take_held_for_a_device_not_in_the_log(hub: CommsHub, dcc: Dcc, headend:
     assert hub.take_held(DEV[0]) is None
     dcc.add(DEV[0], device_type=DeviceType.GSME)
     hub.from_wan(cs07_for(headend, DEV[0]).encode())
-    dcc.remove(DEV[0])  # removing a device drops what was held for it
+    dcc.remove(DEV[0])  # removing a device fails what was held for it
     assert hub.held_count(DEV[0]) == 0
     assert hub.take_held(DEV[0]) is None
     assert DEV[0] not in hub.devices
+
+
+REMOVED_WHILE_HELD = (
+    "device 00DB12345678B000 was removed from the CHF device log while a message for it was held"
+)
+
+
+def test_ccs02_fails_each_held_message_after_its_response(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    failures: list[RouteFailure] = []
+    hub.on_route_failure = failures.append
+    dcc.add(DEV[0], device_type=DeviceType.GSME)
+    for _ in range(2):
+        hub.from_wan(cs07_for(headend, DEV[0]).encode())
+    ccs02 = device_log_message(headend, RemoveDevice(DEV[0]), 2, hub.eui64)
+    outcome = headend.send(hub, ccs02, timeout=5)
+    assert outcome.ok and outcome.failure is None  # the CCS02 itself succeeded
+    assert hub.held_count(DEV[0]) == 0
+    not_routed = [e.detail for e in hub.event_log if e.event == "message not routed"]
+    assert not_routed == [REMOVED_WHILE_HELD] * 2
+    assert failures == []  # reported after the CCS02 response, on the clock
+    hub.clock.run()
+    assert failures == [RouteFailure(DEV[0], REMOVED_WHILE_HELD)] * 2
+
+
+def test_ccs02_fails_the_head_ends_held_command_at_once(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    dcc.add(DEV[0], device_type=DeviceType.GSME)
+    hub.clock.call_at(5, dcc.remove, DEV[0])  # before the GSME wakes
+    outcome = headend.send(hub, cs07_for(headend, DEV[0]), timeout=120)
+    assert not outcome.ok
+    assert outcome.failure == REMOVED_WHILE_HELD
+    assert hub.clock.now == 5  # failed at once, not after the timeout
 
 
 # State ---------------------------------------------------------------------------------

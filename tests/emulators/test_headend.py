@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from emulators.headend import HeadEnd
+from emulators.chf import RouteFailure
+from emulators.headend import HeadEnd, _Pending
 from emulators.meters import Esme
 from gbcs.frame import new_alert
 
@@ -27,3 +28,12 @@ def test_a_macd_or_a_signed_alert_is_taken(esme: Esme, headend: HeadEnd) -> None
         headend._from_wan(data)
     assert headend.received.rejected == []
     assert [m.header.originator_counter for m in headend.received.alerts] == [7, 7]
+
+
+def test_a_route_failure_fails_only_the_commands_for_that_device(headend: HeadEnd) -> None:
+    """A held message failed later (its GSME removed) must not fail a command to the CHF."""
+    meter, hub = bytes.fromhex("00DB1234567890A1"), bytes.fromhex("00DB12345678C000")
+    for_meter, for_hub = _Pending(meter), _Pending(hub)
+    headend._pending.update({(b"s", 1): for_meter, (b"s", 2): for_hub})
+    headend._route_failure(RouteFailure(meter, "removed while held"))
+    assert (for_meter.failure, for_hub.failure) == ("removed while held", None)
