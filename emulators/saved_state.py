@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gbcs.errors import GbcsError
+from gbcs.primitives import hex_field
 
 __all__ = [
     "MAX_SECONDS",
@@ -41,15 +42,7 @@ def kind_of(value: Any) -> str:
 
 def saved_hex(value: Any, what: str, size: int | None = None) -> bytes:
     """Bytes saved as hex, ``size`` of them if given."""
-    if not isinstance(value, str):
-        raise GbcsError(f"{what} is not hex: {kind_of(value)}")
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        raise GbcsError(f"{what} is not hex: {value[:40]!r}") from None
-    if size is not None and len(raw) != size:
-        raise GbcsError(f"{what} must be {size} bytes, found {len(raw)}")
-    return raw
+    return hex_field(value, what, size)
 
 
 def saved_int(value: Any, what: str, low: int | None, high: int | None) -> int:

@@ -18,7 +18,7 @@ from gbcs.catalogue import CATALOGUE, Catalogue, UseCase
 from gbcs.errors import DecodeError, EncodeError, GbcsError, KeyNotFoundError, VerificationError
 from gbcs.frame import CraFlag, FrameParts, GbcsMessage, GroupingHeader, OtherInformation
 from gbcs.frame import decode_message as decode_frame
-from gbcs.primitives import CosemDateTime, slot_twin
+from gbcs.primitives import CosemDateTime, hex_field, slot_twin
 from gbcs.security import CheckResult, SecurityContext
 
 __all__ = [
@@ -306,15 +306,7 @@ def _field(obj: dict[str, Any], name: str, path: str) -> Any:
 
 
 def _json_bytes(value: Any, path: str, size: int | None = None) -> bytes:
-    if not isinstance(value, str):
-        raise EncodeError(f"{path} must be a hex string")
-    try:
-        raw = bytes.fromhex(value)
-    except ValueError:
-        raise EncodeError(f"{path} is not hexadecimal") from None
-    if size is not None and len(raw) != size:
-        raise EncodeError(f"{path} must be {size} bytes, got {len(raw)}")
-    return raw
+    return hex_field(value, path, size, EncodeError)
 
 
 def _opt_bytes(value: Any, path: str, size: int | None = None) -> bytes | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gbcs.errors import DecodeError, EncodeError
+from gbcs.errors import DecodeError, EncodeError, GbcsError
 
 __all__ = [
     "GBZ_EPOCH",
@@ -22,6 +22,7 @@ __all__ = [
     "decode_length",
     "encode_length",
     "eui64",
+    "hex_field",
     "pack_id8",
     "pack_u64",
     "utc_from_gbz",
@@ -199,6 +200,24 @@ def pack_u64(value: int, what: str) -> bytes:
     if not 0 <= value <= 0xFFFF_FFFF_FFFF_FFFF:
         raise EncodeError(f"{what} {value} is not a uint64")
     return value.to_bytes(8, "big")
+
+
+def hex_field(
+    value: Any, what: str, size: int | None = None, error: type[GbcsError] = GbcsError
+) -> bytes:
+    """Bytes a JSON document gives as hex (``size`` of them if given); ``error`` names ``what``.
+
+    Shared by the ``decode --json`` form the encoder reads and the saved world state.
+    """
+    if not isinstance(value, str):
+        raise error(f"{what} is not hex: {type(value).__name__}")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise error(f"{what} is not hex: {value[:40]!r}") from None
+    if size is not None and len(raw) != size:
+        raise error(f"{what} must be {size} bytes, found {len(raw)}")
+    return raw
 
 
 def eui64(value: bytes | str) -> bytes:

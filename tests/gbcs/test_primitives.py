@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gbcs.errors import DecodeError, EncodeError
+from gbcs.errors import DecodeError, EncodeError, GbcsError
 from gbcs.primitives import (
     CosemDateTime,
     Reader,
     decode_length,
     encode_length,
     eui64,
+    hex_field,
     pack_id8,
     slot_builder,
     slot_twin,
@@ -265,3 +266,14 @@ def test_slot_twin_and_builder_make_the_constructors_objects() -> None:
     for cls in (_Checked, _NoSlots):
         with pytest.raises(TypeError):
             slot_twin(cls)
+
+
+def test_hex_field_names_the_field_and_raises_the_callers_error() -> None:
+    assert hex_field("00db", "x") == b"\x00\xdb"
+    assert hex_field("00DB1234567890A0", "id", 8) == bytes.fromhex("00DB1234567890A0")
+    with pytest.raises(EncodeError, match="payload is not hex: list"):
+        hex_field([], "payload", error=EncodeError)
+    with pytest.raises(GbcsError, match="id is not hex: 'zz'"):
+        hex_field("zz", "id")
+    with pytest.raises(GbcsError, match="id must be 8 bytes, found 2"):
+        hex_field("00db", "id", 8)
