@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,7 +19,7 @@ from hardware.dongles import (
     system_ports,
 )
 
-__all__ = ["add_commands", "cmd_dongles", "table"]
+__all__ = ["add_commands", "cmd_dongles", "positive_seconds", "table"]
 
 
 def table(dongles: list[Dongle]) -> str:
@@ -56,13 +57,23 @@ def cmd_dongles(
     dongles = discover(list_ports, root)
     if args.probe:
         dongles = [prober(d, args.timeout) for d in dongles]
-    if args.json:
-        for d in dongles:
-            print(json.dumps(d.to_json()), file=stream)
+    if args.json:  # one array, so that no dongle at all is still a JSON document: []
+        print(json.dumps([d.to_json() for d in dongles], indent=2), file=stream)
     else:
         print(table(dongles), file=stream)
     failed = any(d.probe is not None and d.probe.status == "failed" for d in dongles)
     return 1 if failed else 0
+
+
+def positive_seconds(text: str) -> float:
+    """A ``--timeout``: a positive finite number of seconds (0, negatives and nan never wait)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive, finite number of seconds")
+    return value
 
 
 def _known_ids() -> str:
@@ -88,10 +99,12 @@ def add_commands(sub: Any) -> None:
         action="store_true",
         help="talk to each radio for its protocol and firmware (EZSP only; exit 1 on failure)",
     )
-    p.add_argument("--json", action="store_true", help="one JSON object per dongle per line")
+    p.add_argument(
+        "--json", action="store_true", help="a JSON array, one object per dongle ([] for none)"
+    )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_PROBE_TIMEOUT,
         metavar="S",
         help=f"seconds per probed dongle (default {DEFAULT_PROBE_TIMEOUT:g})",

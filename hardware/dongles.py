@@ -26,6 +26,7 @@ __all__ = [
     "ProbeResult",
     "RadioModel",
     "discover",
+    "ezsp_failure_reason",
     "find_links",
     "interface_number",
     "match_model",
@@ -307,18 +308,22 @@ def discover(
     return sorted(found, key=lambda d: d.device)
 
 
-def _failure_reason(exc: BaseException, device: str, baudrate: int, timeout: float) -> str:
-    """Turn what bellows/serialx raise into something a bench operator can act on."""
+def ezsp_failure_reason(exc: BaseException, device: str, baudrate: int, timeout: float) -> str:
+    """Turn what bellows/serialx raise into something a bench operator can act on.
+
+    bellows times out with a bare ``TimeoutError()``, so the reason never relies on the
+    exception's message. Shared by the probe and the pytest plugin's dongle.
+    """
     if isinstance(exc, TimeoutError):
         return (
-            f"no EZSP answer from {device} at {baudrate} baud within {timeout:g} s "
-            "(not an EZSP radio, wrong baud rate, or in its bootloader)"
+            f"no EZSP answer from {device} at {baudrate} baud within {timeout:.3g} s "
+            "(not an EZSP radio, wrong baud rate, in its bootloader, or in use)"
         )
     if isinstance(exc, FileNotFoundError):
         return f"{device}: no such device (unplugged?)"
     if isinstance(exc, PermissionError):
         return f"{device}: permission denied (join group dialout, or install udev/ rules)"
-    text = str(exc) or "no detail"
+    text = str(exc).strip() or "no detail given"
     return f"{device}: {type(exc).__name__}: {text}"
 
 
@@ -356,11 +361,11 @@ async def _ezsp_all(device: str, baudrates: tuple[int, ...], timeout: float) -> 
             async with asyncio.timeout(share):
                 return await _ezsp_once(device, baudrate)
         except (OSError, TimeoutError) as exc:
-            reasons.append(_failure_reason(exc, device, baudrate, share))
+            reasons.append(ezsp_failure_reason(exc, device, baudrate, share))
             if not isinstance(exc, TimeoutError):
                 break  # the port itself is the problem: another rate will not help
         except Exception as exc:  # bellows and serialx raise their own types
-            reasons.append(_failure_reason(exc, device, baudrate, share))
+            reasons.append(ezsp_failure_reason(exc, device, baudrate, share))
     return ProbeResult("failed", reason="; ".join(reasons))
 
 
@@ -380,7 +385,8 @@ def probe_ezsp(
     try:
         return asyncio.run(_ezsp_all(device, baudrates, timeout))
     except Exception as exc:
-        return ProbeResult("failed", reason=f"{device}: {type(exc).__name__}: {exc}")
+        text = str(exc).strip() or "no detail given"
+        return ProbeResult("failed", reason=f"{device}: {type(exc).__name__}: {text}")
 
 
 def probe(

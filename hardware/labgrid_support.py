@@ -79,7 +79,7 @@ def choose_serial_port(place: str, ports: Mapping[str, Any]) -> tuple[str, Any]:
     """The one serial port of a place: the only one, or the one named ``han``."""
     if not ports:
         raise GbcsError(
-            f"labgrid place {place} has no {SERIAL_PORT_CLASS}: add the dongle with "
+            f"the place has no {SERIAL_PORT_CLASS}: add the dongle with "
             f"labgrid-client -p {place} add-match EXPORTER/GROUP/{SERIAL_PORT_CLASS}"
         )
     if len(ports) == 1:
@@ -87,7 +87,7 @@ def choose_serial_port(place: str, ports: Mapping[str, Any]) -> tuple[str, Any]:
     if PREFERRED_NAME in ports:
         return PREFERRED_NAME, ports[PREFERRED_NAME]
     raise GbcsError(
-        f"labgrid place {place} has several serial ports ({', '.join(sorted(ports))}); name "
+        f"the place has several serial ports ({', '.join(sorted(ports))}); name "
         f"the dongle's {PREFERRED_NAME!r} (labgrid-client -p {place} add-named-match "
         f"EXPORTER/GROUP/{SERIAL_PORT_CLASS}/NAME {PREFERRED_NAME})"
     )
@@ -100,15 +100,14 @@ def resolve_place(place: str, *, coordinator: str | None = None) -> str:
     labgrid's default) for the place, which this host and user must have
     acquired, and maps its serial port to a URL. When the exporter is
     isolated (or ``LG_PROXY`` is set) labgrid's SSH forwarding is used, so the
-    URL then points at localhost.
+    URL then points at localhost. Errors do not start with the place: the
+    plugin puts ``--han labgrid:PLACE:`` before them.
     """
     try:
         from labgrid.remote.client import Error as LabgridError
         from labgrid.remote.client import start_session
     except ImportError:
-        raise GbcsError(
-            f"--han labgrid:{place} needs labgrid, which is not installed ({LABGRID_HINT})"
-        ) from None
+        raise GbcsError(f"labgrid is not installed ({LABGRID_HINT})") from None
     address = coordinator or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
     try:
         session = start_session(address)
@@ -122,13 +121,12 @@ def resolve_place(place: str, *, coordinator: str | None = None) -> str:
         except LabgridError as e:
             reason = str(e).removeprefix("Error: ")
             hint = f" (labgrid-client -p {place} acquire)" if "not acquired" in reason else ""
-            raise GbcsError(f"labgrid place {place}: {reason}{hint}") from None
+            raise GbcsError(f"{reason}{hint}") from None  # labgrid's reason names the place
         ports = {name: e for (name, cls), e in resources.items() if cls == SERIAL_PORT_CLASS}
         name, entry = choose_serial_port(place, ports)
         if not entry.avail:
             raise GbcsError(
-                f"labgrid place {place}: serial port {name} is not available "
-                "(dongle unplugged or its exporter gone?)"
+                f"serial port {name} is not available (dongle unplugged or its exporter gone?)"
             )
         return _reachable_url(entry, name)
     finally:

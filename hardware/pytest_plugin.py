@@ -16,8 +16,12 @@ Fixtures: ``han`` (the backend), ``world`` (an :class:`emulators.world.World`
 prepared by it, seeded by ``--han-seed``), ``chf`` (a hub at place "bench"),
 ``esme`` and ``gsme`` (emulated meters on the bench; on a real dongle the
 meters named with ``--meter EUI64:INSTALLCODE[:esme|:gsme]``). Tests marked
-``hardware`` run only on an available real dongle. Every JUnit test case
-carries ``han_backend`` (and the dongle's serial and firmware when known).
+``hardware`` are skipped unless ``--han`` names a real dongle. A dongle named
+with ``--han`` that is missing or does not come up fails the tests that need it
+(marked ``hardware``, or using ``world`` or ``chf``) with the reason, instead
+of skipping them: a hardware run with the dongle unplugged must not pass having
+run nothing. Every JUnit test case carries ``han_backend`` (and the dongle's
+serial and firmware when known).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -162,7 +166,7 @@ class HanBackend:
         return {"han_backend": self.name}
 
     def available(self) -> str | None:
-        """None when the backend can be used, else why not (the reason tests skip with)."""
+        """None when the backend can be used, else why not (what tests skip or fail with)."""
         return None
 
     def prepare(self, world: World) -> None:
@@ -353,7 +357,7 @@ class SerialBackend(HanBackend):
         settings = self.settings()
         self.release()
         if self._failure is not None:  # fail every later test at once, not after a timeout each
-            raise GbcsError(f"--han {self.name}: the dongle did not come up: {self._failure}")
+            raise GbcsError(f"--han {self.name}: {self._failure} (earlier test; not retried)")
         clock = use_wall_clock(world)
         radios = DongleRadioFactory(settings, sync_timeout=self.connect_timeout)
         world.hub_radio = radios
@@ -460,22 +464,34 @@ def _record(item: pytest.Item) -> None:
 
 
 def hardware_skip_reason(backend: HanBackend) -> str | None:
-    """Why a ``hardware`` test cannot run on this backend (None: it can)."""
+    """Why a ``hardware`` test is skipped on this backend: it is no real dongle (None: it is)."""
     if not backend.hardware:
         return (
             f"needs a real ZigBee dongle; --han is {backend.name} "
             "(give --han /dev/ttyUSB0, socket://HOST:PORT, rfc2217://HOST:PORT or labgrid:PLACE)"
         )
-    return backend.available()
+    return None
+
+
+def unusable(backend: HanBackend, reason: str) -> NoReturn:
+    """End a test that needs an unusable backend: fail on a dongle named with --han, else skip.
+
+    The user asked for that dongle, so its absence is a failure: a hardware CI job
+    with the dongle unplugged goes red instead of green with everything skipped.
+    """
+    if backend.hardware:
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     _record(item)
     if item.get_closest_marker("hardware") is not None:
-        reason = hardware_skip_reason(backend_of(item.config))
+        backend = backend_of(item.config)
+        reason = hardware_skip_reason(backend) or backend.available()
         if reason is not None:
-            pytest.skip(reason)
+            unusable(backend, reason)
 
 
 @pytest.hookimpl(trylast=True)
@@ -494,12 +510,12 @@ def han(request: pytest.FixtureRequest) -> HanBackend:
 
 @pytest.fixture
 def world(han: HanBackend, request: pytest.FixtureRequest) -> World:
-    """A fresh world seeded by ``--han-seed``, prepared by the backend (skips if unusable)."""
+    """A fresh world seeded by ``--han-seed``, prepared by the backend (see :func:`unusable`)."""
     from emulators.world import World
 
     reason = han.available()
     if reason is not None:
-        pytest.skip(reason)
+        unusable(han, reason)
     created = World(int(request.config.getoption("han_seed", 0)))
     try:
         han.prepare(created)
@@ -512,8 +528,19 @@ def world(han: HanBackend, request: pytest.FixtureRequest) -> World:
 
 @pytest.fixture
 def chf(han: HanBackend, world: World) -> Hub:
-    """A Communications Hub at the bench, its radio given by the backend."""
-    return world.add_hub(han.bench, name="bench CHF")
+    """A Communications Hub at the bench, its radio given by the backend.
+
+    The dongle is brought up here, so a port that opens but is no ZigBee radio
+    fails the test with one line saying so, not a traceback (on the emulated
+    backends an error is a bug, and keeps its traceback).
+    """
+    try:
+        return world.add_hub(han.bench, name="bench CHF")
+    except GbcsError as e:
+        if not han.hardware:
+            raise
+        failure = str(e)
+    pytest.fail(failure, pytrace=False)
 
 
 def _meter(request: pytest.FixtureRequest, han: HanBackend, kind: str) -> Any:

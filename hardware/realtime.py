@@ -28,6 +28,7 @@ from zigpy.application import ControllerApplication
 from emulators.clock import VirtualClock, WallClock
 from emulators.medium import HanMedium
 from gbcs.errors import GbcsError
+from hardware.dongles import ezsp_failure_reason
 from hardware.zigpy_han import REALTIME_SYNC_TIMEOUT, ZigpyHubRadio
 
 if TYPE_CHECKING:
@@ -190,6 +191,11 @@ class _DongleRadio(ZigpyHubRadio):
     def __init__(self, factory: DongleRadioFactory, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._factory = factory
+
+    def bring_up_failure(self, exc: BaseException, waited: float) -> str:
+        """Worded as the dongle probe words it: which port, which rate, what it may mean."""
+        settings = self._factory.settings
+        return ezsp_failure_reason(exc, settings.path, settings.baudrate, waited)
 
     def form(self, channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes) -> Any:
         try:

@@ -84,6 +84,7 @@ __all__ = [
     "WELL_KNOWN_KEY",
     "VirtualTimeLoop",
     "ZigpyHubRadio",
+    "describe_exception",
     "from_eui64",
     "loop_for_clock",
     "se_endpoint_descriptor",
@@ -391,20 +392,34 @@ class ZigpyHubRadio:
             await app.write_network_info(network_info=network_info, node_info=node_info)
             await app.initialize(auto_form=False)
 
+        started = self._seconds()
         try:
             self._run(bring_up())
         except (GbcsError, RuntimeError):
             raise
         except Exception as e:  # a port that is not there, silent or not an NCP: say which
             self._let_go(app)
-            raise GbcsError(
-                f"{self.name}: the zigpy radio did not come up: {type(e).__name__}: {e}"
-            ) from e
+            reason = self.bring_up_failure(e, self._seconds() - started)
+            raise GbcsError(f"{self.name}: the zigpy radio did not come up: {reason}") from e
         app.add_listener(self)
         self._formed = True
         self._log(f"formed PAN {pan_id:#06x} on channel {channel} through zigpy")
         self._request_sync()
         return app.state.network_info
+
+    def bring_up_failure(self, exc: BaseException, waited: float) -> str:
+        """Why bringing the radio up failed, never empty (radio libraries raise bare timeouts).
+
+        ``waited`` is how long it was tried, in the clock's seconds.
+        """
+        if isinstance(exc, TimeoutError):
+            return f"no answer from the radio within {waited:.3g} s"
+        return describe_exception(exc)
+
+    def _seconds(self) -> float:
+        """The clock's seconds: real ones on a wall clock even in a timer (``now`` is pinned)."""
+        clock = self.clock
+        return clock.elapsed() if isinstance(clock, WallClock) else clock.now
 
     def _let_go(self, app: ControllerApplication) -> None:
         """Free the port after a failed bring-up: bellows keeps it when a timeout cancels it."""
@@ -814,6 +829,12 @@ class ZigpyHubRadio:
     def _log(self, text: str) -> None:
         if self.trace is not None:
             self.trace(f"{self.clock.now:10.4f} {self.name}: {text}")
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message``, or ``Type (no detail given)`` for an exception without a message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__} (no detail given)"
 
 
 def _global_key(eui: bytes, network_key: bytes) -> bytes:

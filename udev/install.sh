@@ -4,6 +4,8 @@
 #   sudo udev/install.sh              install into /etc/udev/rules.d and re-trigger tty devices
 #   sudo udev/install.sh --uninstall  remove them again
 #   options: --dest DIR (default /etc/udev/rules.d), --no-reload (just copy/remove the file)
+#   root is needed only for a folder the user cannot write and for reloading udev:
+#   udev/install.sh --dest DIR --no-reload works for anyone who may write DIR
 set -euo pipefail
 
 RULES=61-gbcs-hil-zigbee.rules
@@ -14,7 +16,7 @@ RELOAD=1
 ARGS=("$@")
 
 usage() {
-    sed -n '2,6s/^# \{0,1\}//p' "$0"
+    sed -n '2,8s/^# \{0,1\}//p' "$0"
 }
 
 while [ $# -gt 0 ]; do
@@ -32,10 +34,37 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+if [ -z "$DEST" ]; then
+    echo "install.sh: --dest needs a folder, not an empty string (try --help)" >&2
+    exit 2
+fi
+if [ -e "$DEST" ] && [ ! -d "$DEST" ]; then
+    echo "install.sh: --dest $DEST is not a folder" >&2
+    exit 2
+fi
+
+# The folder DEST is in, or would be created in: what the user must be able to write.
+writable_dest() {
+    local dir=$DEST
+    while [ ! -e "$dir" ]; do
+        dir=$(dirname -- "$dir")
+    done
+    [ -d "$dir" ] && [ -w "$dir" ] && [ -x "$dir" ]
+}
+
+# Root only for what needs it: udev's own folders and telling udevd to reload.
 if [ "$(id -u)" -ne 0 ]; then
-    echo "install.sh: udev rules are system files, so this needs root; nothing was changed." >&2
-    echo "Run it again with sudo:  sudo $0${ARGS[*]:+ ${ARGS[*]}}" >&2
-    exit 1
+    why=""
+    if [ "$RELOAD" = 1 ]; then
+        why="reloading udev needs root (add --no-reload to only copy the file)"
+    elif ! writable_dest; then
+        why="$DEST is not writable by $(id -un 2>/dev/null || id -u)"
+    fi
+    if [ -n "$why" ]; then
+        echo "install.sh: $why; nothing was changed." >&2
+        echo "Run it again with sudo:  sudo $0${ARGS[*]:+ ${ARGS[*]}}" >&2
+        exit 1
+    fi
 fi
 
 if [ "$ACTION" = install ]; then

@@ -205,10 +205,10 @@ def _run(tmp_path: Path, *argv: str, **kwargs) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def test_cli_json_one_object_per_dongle(tmp_path: Path) -> None:
+def test_cli_json_is_one_array_of_dongles(tmp_path: Path) -> None:
     code, text = _run(tmp_path, "--json")
     assert code == 0
-    rows = [json.loads(line) for line in text.splitlines()]
+    rows = json.loads(text)
     assert [r["device"] for r in rows] == ["/dev/ttyACM0", "/dev/ttyUSB0", "/dev/ttyUSB1"]
     cc2531, cp210x, husbzb = rows
     assert cc2531["family"] == "cc2531" and cc2531["protocol"] == "ZNP"
@@ -236,7 +236,22 @@ def test_cli_with_nothing_attached(tmp_path: Path) -> None:
     args = _parse("--json")
     out = io.StringIO()
     assert args.func(args, list_ports=listing(), root=tmp_path, out=out) == 0
-    assert out.getvalue() == ""
+    assert json.loads(out.getvalue()) == []  # still a JSON document, not empty output
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "-inf", "soon"])
+def test_cli_timeout_must_be_a_positive_finite_number(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        _parse("--probe", f"--timeout={value}")
+    assert exited.value.code == 2
+    assert f"argument --timeout: {value!r} is not a" in capsys.readouterr().err
+
+
+def test_cli_timeout_takes_fractions() -> None:
+    assert _parse("--timeout", "0.25").timeout == 0.25
+    assert _parse().timeout == 10.0
 
 
 def test_cli_probe_failure_sets_exit_code(tmp_path: Path) -> None:
@@ -251,7 +266,7 @@ def test_cli_probe_failure_sets_exit_code(tmp_path: Path) -> None:
 
     code, text = _run(tmp_path, "--probe", "--json", "--timeout", "0.5", prober=prober)
     assert code == 1
-    rows = {r["device"]: r["probe"] for r in map(json.loads, text.splitlines())}
+    rows = {r["device"]: r["probe"] for r in json.loads(text)}
     assert rows["/dev/ttyUSB0"]["text"] == "probe failed: /dev/ttyUSB0: nothing answered"
     assert rows["/dev/ttyACM0"]["status"] == "skipped"  # ZNP: not asked over EZSP
     assert seen == [("/dev/ttyUSB0", 0.5), ("/dev/ttyUSB1", 0.5)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import sys
 import types
@@ -143,7 +144,7 @@ def test_serial_backend_on_a_missing_device_says_why() -> None:
     backend = SerialBackend("/dev/gbcs-hil-no-such-dongle")
     reason = backend.available()
     assert reason is not None and "cannot open /dev/gbcs-hil-no-such-dongle" in reason
-    assert hardware_skip_reason(backend) == reason
+    assert hardware_skip_reason(backend) is None  # a dongle was named: its absence is no skip
     with pytest.raises(GbcsError, match="cannot open"):
         backend.prepare(World(0))
 
@@ -183,14 +184,12 @@ def test_labgrid_backend_resolves_lazily(listener: str) -> None:
     assert backend.describe()["han_port"] == listener
 
 
-def test_labgrid_backend_unresolvable_place_is_a_skip_reason() -> None:
+def test_labgrid_backend_unresolvable_place_is_the_reason() -> None:
     def resolve(place: str) -> str:
-        raise GbcsError(f"labgrid place {place}: place {place} is not acquired")
+        raise GbcsError(f"place {place} is not acquired")
 
     backend = SerialBackend(place="bench-2", resolve=resolve)
-    assert backend.available() == (
-        "--han labgrid:bench-2: labgrid place bench-2: place bench-2 is not acquired"
-    )
+    assert backend.available() == "--han labgrid:bench-2: place bench-2 is not acquired"
 
 
 def test_sim_backend_without_sim_radio_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -264,10 +263,15 @@ def test_labgrid_place_with_several_ports_needs_one_named_han() -> None:
 def test_missing_labgrid_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("labgrid", "labgrid.remote", "labgrid.remote.client"):
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(GbcsError, match=r"needs labgrid.*pip install 'gbcs-hil\[labgrid\]'"):
+    with pytest.raises(
+        GbcsError, match=r"labgrid is not installed.*pip install 'gbcs-hil\[labgrid\]'"
+    ):
         resolve_place("bench-1")
-    reason = SerialBackend(place="bench-1").available()
-    assert reason is not None and "needs labgrid, which is not installed" in reason
+    reason = SerialBackend(place="bench-1").available()  # says --han labgrid:bench-1 once
+    assert (
+        reason
+        == "--han labgrid:bench-1: labgrid is not installed (pip install 'gbcs-hil[labgrid]')"
+    )
 
 
 class _FakeError(Exception):
@@ -357,6 +361,15 @@ def test_labgrid_place_errors(fake_labgrid: _FakeSession, place: str, says: str)
         resolve_place(place)
 
 
+@pytest.mark.parametrize("place", ["idle-place", "nowhere", "empty-place", "unplugged"])
+def test_labgrid_backend_reason_names_the_place_once(
+    fake_labgrid: _FakeSession, place: str
+) -> None:
+    reason = SerialBackend(place=place).available()
+    assert reason is not None and reason.startswith(f"--han labgrid:{place}: ")
+    assert reason.count("--han") == 1 and "labgrid place" not in reason
+
+
 def test_labgrid_hint_names_the_extra() -> None:
     assert labgrid_support.LABGRID_HINT == "pip install 'gbcs-hil[labgrid]'"
 
@@ -427,11 +440,24 @@ def test_hardware_marker_skipped_on_the_emulated_backend(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(["*SKIPPED*needs a real ZigBee dongle; --han is emulated*"])
 
 
-def test_hardware_marker_skipped_when_the_dongle_is_absent(pytester: pytest.Pytester) -> None:
+def test_hardware_marker_skipped_on_the_sim_backend(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(HARDWARE_TEST)
-    result = pytester.runpytest(*PLUGIN, "-rs", "--han", "/dev/gbcs-hil-no-such-dongle")
+    result = pytester.runpytest(*PLUGIN, "-rs", "--han", "sim://bench")
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*SKIPPED*cannot open /dev/gbcs-hil-no-such-dongle*"])
+    result.stdout.fnmatch_lines(["*SKIPPED*needs a real ZigBee dongle; --han is sim://bench*"])
+
+
+def test_hardware_marker_fails_when_the_named_dongle_is_absent(pytester: pytest.Pytester) -> None:
+    """A dongle asked for with --han that is not there is a failure, not a green run."""
+    pytester.makepyfile(HARDWARE_TEST)
+    result = pytester.runpytest(*PLUGIN, "--han", "/dev/gbcs-hil-no-such-dongle")
+    result.assert_outcomes(passed=1, errors=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        ["--han /dev/gbcs-hil-no-such-dongle: cannot open /dev/gbcs-hil-no-such-dongle: *"]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*def test_on_a_dongle*")
 
 
 def test_hardware_marker_runs_on_an_open_port(pytester: pytest.Pytester, listener: str) -> None:
@@ -502,11 +528,92 @@ def test_meter_option_on_a_dongle_is_the_real_meter(
     )
 
 
-def test_world_skips_when_the_backend_is_unusable(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("han", "says"),
+    [
+        ("/dev/gbcs-hil-no-such-dongle", "cannot open /dev/gbcs-hil-no-such-dongle: *"),
+        (f"socket://127.0.0.1:{closed_port()}", "cannot open socket://127.0.0.1:*"),
+        ("labgrid:place1", "labgrid is not installed (pip install 'gbcs-hil[labgrid]')"),
+    ],
+    ids=["device", "tcp", "labgrid"],
+)
+def test_world_and_chf_fail_when_the_named_dongle_is_unusable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, han: str, says: str
+) -> None:
+    """Unmarked tests that need the HAN fail too: a dongle named with --han is not optional."""
+    for name in ("labgrid", "labgrid.remote", "labgrid.remote.client"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if labgrid were not installed
+    pytester.makepyfile("def test_w(world):\n    pass\n\ndef test_c(chf):\n    pass\n")
+    result = pytester.runpytest(*PLUGIN, f"--han={han}")
+    result.assert_outcomes(errors=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"--han {han}: {says}"] * 2, consecutive=False)
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line(f"*--han {han}*--han {han}*")  # said once
+
+
+SIM_UNUSABLE = """
+import pytest
+from hardware.pytest_plugin import ZigpySimBackend
+
+class Broken(ZigpySimBackend):
+    def available(self):
+        return "--han sim://bench: hardware.sim_radio cannot be imported (test)"
+
+@pytest.fixture
+def han():
+    return Broken("bench")
+"""
+
+
+def test_world_skips_when_the_sim_backend_is_unusable(pytester: pytest.Pytester) -> None:
+    """Not a dongle the user asked for: the emulated backends still skip."""
+    pytester.makeconftest(SIM_UNUSABLE)
     pytester.makepyfile("def test_w(world):\n    pass\n")
-    result = pytester.runpytest(*PLUGIN, "-rs", "--han", "/dev/gbcs-hil-no-such-dongle")
+    result = pytester.runpytest(*PLUGIN, "-rs", "--han", "sim://bench")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*cannot open /dev/gbcs-hil-no-such-dongle*"])
+    result.stdout.fnmatch_lines(["*SKIPPED*sim_radio cannot be imported (test)*"])
+
+
+NOT_A_RADIO = """
+import pytest
+from hardware.pytest_plugin import SerialBackend
+
+@pytest.fixture(scope="session")
+def han(request):
+    backend = SerialBackend(request.config.getoption("han").target, connect_timeout=1.0)
+    yield backend
+    backend.release()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+def test_chf_on_a_port_that_is_no_radio_fails_in_one_line(pytester: pytest.Pytester) -> None:
+    """The port opens but nothing speaks EZSP: every test fails with the reason, no traceback."""
+    pytester.makeconftest(NOT_A_RADIO)  # the same backend, a short bring-up bound
+    pytester.makepyfile("def test_a(chf):\n    pass\n\ndef test_b(chf):\n    pass\n")
+    controller, terminal = os.openpty()
+    device = os.ttyname(terminal)
+    try:
+        result = pytester.runpytest(*PLUGIN, f"--han={device}")
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    result.assert_outcomes(errors=2)
+    why = (
+        f"no EZSP answer from {device} at 115200 baud within * s "
+        "(not an EZSP radio, wrong baud rate, in its bootloader, or in use)"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            f"bench CHF: the zigpy radio did not come up: {why}",
+            f"--han {device}: bench CHF: the zigpy radio did not come up: {why} "
+            "(earlier test; not retried)",
+        ]
+    )
+    result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*GbcsError*")
+    result.stdout.no_fnmatch_line("*TimeoutError:")
 
 
 def _junit_properties(path: Any) -> dict[str, dict[str, str]]:

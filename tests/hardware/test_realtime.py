@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -31,7 +33,12 @@ from hardware.realtime import (
     serial_settings,
     use_wall_clock,
 )
-from hardware.sim_radio import SimControllerApplication, sim_hub_radio
+from hardware.sim_radio import (
+    SimControllerApplication,
+    register_place,
+    sim_config,
+    sim_hub_radio,
+)
 from hardware.zigpy_han import WELL_KNOWN_KEY, VirtualTimeLoop, ZigpyHubRadio
 
 SEED = 7
@@ -345,7 +352,11 @@ def test_bellows_on_a_port_that_is_not_there_fails_fast(where: str) -> None:
     radios = DongleRadioFactory(serial_settings(url), sync_timeout=30)
     world.hub_radio = radios
     start = time.monotonic()
-    says = "FileNotFoundError" if where == "missing" else "ConnectionRefusedError"
+    says = (
+        re.escape(f"{url}: no such device (unplugged?)")
+        if where == "missing"
+        else re.escape(f"{url}: ConnectionRefusedError")
+    )
     try:
         with pytest.raises(GbcsError, match=f"bench CHF: the zigpy radio did not come up: {says}"):
             world.add_hub("bench", name="bench CHF")
@@ -368,7 +379,12 @@ def test_prepare_puts_the_world_on_real_time_and_a_silent_port_times_out(
         start = time.monotonic()
         # Nothing answers EZSP there: bellows is cut off after connect_timeout, and its
         # reader thread is gone with the port.
-        with pytest.raises(GbcsError, match=r"did not come up: TimeoutError: not done within 2 s"):
+        with pytest.raises(
+            GbcsError,
+            match=r"did not come up: no EZSP answer from socket://127\.0\.0\.1:\d+ at 57600 baud "
+            r"within 2(\.\d+)? s \(not an EZSP radio, wrong baud rate, in its bootloader, "
+            r"or in use\)$",
+        ):
             world.add_hub(backend.bench, name="bench CHF")
         assert time.monotonic() - start < 10
         assert not [t for t in threading.enumerate() if t.name.startswith("bellows")]
@@ -379,8 +395,10 @@ def test_prepare_puts_the_world_on_real_time_and_a_silent_port_times_out(
     # The next tests fail at once with the reason, not after a timeout each.
     again = World(SEED)
     start = time.monotonic()
-    with pytest.raises(GbcsError, match=r"the dongle did not come up: bench CHF: .*TimeoutError"):
+    with pytest.raises(GbcsError) as failed:
         backend.prepare(again)
+    assert str(failed.value).startswith(f"--han {backend.name}: bench CHF: the zigpy radio did")
+    assert str(failed.value).endswith("or in use) (earlier test; not retried)")
     assert time.monotonic() - start < 1 and type(again.clock) is VirtualClock
 
 
@@ -394,3 +412,55 @@ def test_one_dongle_gives_one_hub_its_radio(clock: WallClock) -> None:
         radios(clock, bytes.fromhex("0000000000000001"), "second")
     with pytest.raises(GbcsError, match="needs a world on a WallClock"):
         DongleRadioFactory(SerialSettings("/dev/x"))(VirtualClock(), bytes(8), "virtual")
+
+
+@pytest.mark.parametrize(
+    ("raised", "says"),
+    [
+        (TimeoutError(), r"no EZSP answer from /dev/ttyGONE at 57600 baud within \d.* s \(not an"),
+        (OSError(), r"/dev/ttyGONE: OSError: no detail given$"),
+        (FileNotFoundError(2, "x"), r"/dev/ttyGONE: no such device \(unplugged\?\)$"),
+    ],
+)
+def test_a_dongle_that_fails_without_a_message_still_says_why(raised: Exception, says: str) -> None:
+    """bellows gives up with a bare TimeoutError(): the reason must not end in 'TimeoutError:'."""
+
+    def app_factory(settings: SerialSettings) -> Any:
+        app = bellows_app(settings)
+
+        async def connect() -> None:
+            raise raised
+
+        app.connect = connect  # type: ignore[method-assign]
+        return app
+
+    world = World(SEED)
+    clock = use_wall_clock(world)
+    radios = DongleRadioFactory(SerialSettings("/dev/ttyGONE", 57600), app_factory=app_factory)
+    world.hub_radio = radios
+    try:
+        with pytest.raises(GbcsError, match=f"bench CHF: the zigpy radio did not come up: {says}"):
+            world.add_hub("bench", name="bench CHF")
+        assert radios.failure is not None and not radios.failure.rstrip().endswith(":")
+    finally:
+        radios.close()
+        clock.close()
+
+
+def test_a_zigpy_radio_that_times_out_without_a_message_still_says_why() -> None:
+    """The generic zigpy radio (not a dongle) words a bare timeout, not an empty reason."""
+
+    class Silent(SimControllerApplication):
+        async def connect(self) -> None:
+            raise TimeoutError()
+
+    def hub_radio(clock: VirtualClock, eui: bytes, name: str) -> ZigpyHubRadio:
+        def app_factory(medium: Any) -> Silent:
+            return Silent(sim_config(register_place(medium)))
+
+        return ZigpyHubRadio(clock, eui, name, app_factory=app_factory)
+
+    world = World(SEED)
+    world.hub_radio = hub_radio
+    with pytest.raises(GbcsError, match=r"did not come up: no answer from the radio within \d"):
+        world.add_hub("bench", name="bench CHF")

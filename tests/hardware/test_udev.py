@@ -13,7 +13,9 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,9 @@ from hardware.dongles import KNOWN_RADIOS, RadioModel
 
 REPO = Path(__file__).resolve().parents[2]
 (RULES,) = sorted((REPO / "udev").glob("*.rules"))
+INSTALL = REPO / "udev" / "install.sh"
+EXPORTER = REPO / "hardware" / "labgrid" / "exporter.yaml"
+NOBODY = 65534  # the user root's tests drop to for the install script's non-root runs
 
 MATCH_KEYS = {
     "ACTION",
@@ -315,3 +320,90 @@ def test_udevadm_accepts_the_rules() -> None:
 def test_udevadm_rejects_a_broken_copy(old: str, new: str) -> None:
     _needs_udevadm()
     assert udevadm_diagnostics(_broken(old, new)) != []
+
+
+# ---------------------------------------------------------------- install.sh
+
+
+@pytest.fixture
+def user_dir() -> Iterator[Path]:
+    """A folder the (possibly dropped-to) normal user owns, with a copy of udev/ in it."""
+    with tempfile.TemporaryDirectory(prefix="gbcs-hil-udev-") as name:
+        folder = Path(name)
+        shutil.copytree(REPO / "udev", folder / "udev")
+        if os.geteuid() == 0:
+            for path in [folder, *folder.rglob("*")]:
+                os.chown(path, NOBODY, NOBODY)
+        yield folder
+
+
+def run_as_user(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The folder's install.sh as a normal user: this one, or nobody when the tests run as root."""
+    argv = ["bash", str(folder / "udev" / "install.sh"), *args]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv to become a normal user")
+        argv = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_install_script_needs_no_root_for_a_writable_folder(user_dir: Path) -> None:
+    dest = user_dir / "rules.d" / "nested"
+    done = run_as_user(user_dir, "--dest", str(dest), "--no-reload")
+    assert done.returncode == 0, done.stderr
+    assert (dest / RULES.name).read_text() == RULES.read_text()
+    done = run_as_user(user_dir, "--dest", str(dest), "--no-reload", "--uninstall")
+    assert done.returncode == 0, done.stderr
+    assert not (dest / RULES.name).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--dest", "{dest}"], "reloading udev needs root (add --no-reload"),
+        (["--no-reload"], "/etc/udev/rules.d is not writable by "),
+        (["--no-reload", "--uninstall"], "/etc/udev/rules.d is not writable by "),
+    ],
+    ids=["reload", "system-folder", "system-folder-uninstall"],
+)
+def test_install_script_needs_root_for_udev_itself(
+    user_dir: Path, args: list[str], says: str
+) -> None:
+    dest = user_dir / "rules.d"
+    done = run_as_user(user_dir, *(a.format(dest=dest) for a in args))
+    assert done.returncode == 1
+    assert says in done.stderr and "nothing was changed" in done.stderr
+    assert "Run it again with sudo" in done.stderr
+    assert not dest.exists()
+
+
+@pytest.mark.parametrize("dest", ["", "not-a-folder"])
+def test_install_script_refuses_a_dest_that_is_no_folder(tmp_path: Path, dest: str) -> None:
+    (tmp_path / "not-a-folder").touch()
+    done = subprocess.run(
+        ["bash", str(INSTALL), "--dest", dest, "--no-reload"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith("install.sh: --dest ")
+    assert "install: " not in done.stderr and done.stdout == ""
+
+
+# ---------------------------------------------------------------- the labgrid exporter example
+
+
+def test_exporter_example_uses_a_link_the_rules_make() -> None:
+    """The ser2net snippet's device is a /dev/zigbee/<family>-<serial> link of these rules."""
+    devices = re.findall(r"serialdev,([^,\s]+)", EXPORTER.read_text())
+    assert devices, "the exporter example names no ser2net serialdev"
+    families = "|".join(re.escape(m.family) for m in KNOWN_RADIOS)
+    for device in devices:
+        found = re.fullmatch(rf"/dev/zigbee/({families})-([^/]+)", device)
+        assert found, f"{device} is not a link udev/{RULES.name} creates"
+        family = found[1]
+        assert f'SYMLINK+="zigbee/{family}-$env{{GBCS_HIL_ID}}"' in RULES.read_text()
