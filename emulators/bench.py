@@ -9,7 +9,9 @@ stopped.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,10 +29,17 @@ from emulators.triage import (
     demo_rows,
 )
 from emulators.wireshark import write_capture
-from emulators.world import World
+from emulators.world import World, check_seed
 from gbcs.errors import GbcsError
 
-__all__ = ["BenchRun", "results_table", "run_bench"]
+__all__ = [
+    "BenchRun",
+    "bench_eui",
+    "results_table",
+    "run_bench",
+    "screen_rows",
+    "split_conflicts",
+]
 
 DB_NAME = "triage.sqlite"
 RESTART_SETTLE = 30.0  # simulated seconds
@@ -84,11 +93,92 @@ def _rows_from_json(items: list[dict[str, Any]]) -> list[ManifestRow]:
     ]
 
 
+BENCH_EUI_BASE = 0xC000  # the emulated hubs' EUI-64s: 00DB12345678C000, ...C002, ...
+
+
+def bench_eui(premises: int) -> bytes:
+    """The emulated bench CHF's EUI-64: the next hub number after the premises CHFs'."""
+    return bytes.fromhex("00DB12345678") + (BENCH_EUI_BASE + 2 * premises).to_bytes(2, "big")
+
+
+def _hub_euis(chf: bytes) -> tuple[bytes, bytes]:
+    """A comms hub's two EUI-64s: its CHF's and its GPF's (the CHF's plus one)."""
+    return chf, chf[:7] + bytes(((chf[7] + 1) % 256,))
+
+
+def _where(row: ManifestRow) -> str:
+    return f"line {row.line}" if row.line else f"meter {row.hex}"
+
+
+def split_conflicts(rows: list[ManifestRow]) -> tuple[list[ManifestRow], list[str]]:
+    """The rows the emulated world can hold, and an error per row it cannot, by line.
+
+    Every meter, old CHF (with its GPF) and the bench CHF (with its GPF) is one device
+    with its own EUI-64. A meter listed twice is refused on its later line; an old CHF
+    that is also a meter, or clashes with an earlier row's hub or with the bench's, is
+    refused on the row naming it; a meter at the bench hub's address on its own row.
+    """
+    errors: dict[int, str] = {}
+    meters: dict[bytes, ManifestRow] = {}
+    for i, row in enumerate(rows):
+        if row.eui64 in meters:
+            errors[i] = f"meter {row.hex} is listed twice (also on {_where(meters[row.eui64])})"
+        else:
+            meters[row.eui64] = row
+    hubs: dict[bytes, tuple[bytes, ManifestRow]] = {}  # CHF or GPF EUI-64 -> (CHF, its row)
+    for i, row in enumerate(rows):
+        if i in errors or row.old_chf is None:
+            continue
+        old = row.old_chf
+        name = f"old CHF {old.hex().upper()}"
+        if old == row.eui64:
+            errors[i] = f"{name} is the meter's own EUI-64"
+            continue
+        if old in hubs and hubs[old][0] == old:
+            continue  # another meter of the same premises
+        gpf = _hub_euis(old)[1]
+        for eui in (old, gpf):
+            whose = name if eui == old else f"{name}'s GPF would have {eui.hex().upper()}, which"
+            if eui in meters:
+                errors[i] = f"{whose} is the EUI-64 of the meter on {_where(meters[eui])}"
+                break
+            if eui in hubs:
+                chf, other = hubs[eui]
+                hub = f"old CHF {chf.hex().upper()}"
+                hub = hub if eui == chf else f"the GPF of {hub}"
+                errors[i] = f"{whose} is the EUI-64 of {hub} on {_where(other)}"
+                break
+        else:
+            for eui in _hub_euis(old):
+                hubs[eui] = (old, row)
+    # The bench hub's EUI-64 follows the number of premises, which falls as rows go.
+    while True:
+        kept = [r for i, r in enumerate(rows) if i not in errors]
+        bench = _hub_euis(bench_eui(len({r.old_chf for r in kept if r.old_chf is not None})))
+        text = (
+            f"the bench CHF's EUI-64 {bench[0].hex().upper()} "
+            f"(or its GPF's, {bench[1].hex().upper()})"
+        )
+        found = False
+        for i, row in enumerate(rows):
+            if i in errors:
+                continue
+            if row.eui64 in bench:
+                errors[i] = f"meter {row.hex} is {text}"
+            elif row.old_chf is not None and set(_hub_euis(row.old_chf)) & set(bench):
+                errors[i] = f"old CHF {row.old_chf.hex().upper()} clashes with {text}"
+            else:
+                continue
+            found = True
+        if not found:
+            return kept, [f"{_where(rows[i])}: {errors[i]}" for i in sorted(errors)]
+
+
 def setup(
     inventory: Inventory,
     rows: list[ManifestRow],
     seed: int,
-    policy: ProductionProvingPolicy | None,
+    policy: ProductionProvingPolicy,
     dead: frozenset[bytes] = frozenset(),
 ) -> World:
     """The world before the bench: premises HANs with the meters joined, then carried
@@ -99,7 +189,7 @@ def setup(
         if row.old_chf is not None and row.old_chf not in premises:
             premises[row.old_chf] = f"premises-{len(premises) + 1}"
             world.add_hub(premises[row.old_chf], row.old_chf, name=f"old CHF {len(premises)}")
-    world.add_hub(BENCH_PLACE, name="bench CHF")
+    world.add_hub(BENCH_PLACE, bench_eui(len(premises)), name="bench CHF")
     bench = Bench(inventory, world, policy=policy)
     sr, user = bench.services, bench.user
     with inventory.transaction():
@@ -150,6 +240,7 @@ def setup(
         bench.save_world(None)
         inventory.put("rows", _rows_json(rows))
         inventory.put("seed", seed)
+        inventory.put("policy", _policy_json(policy))
     return world
 
 
@@ -158,20 +249,116 @@ def _expect(response: Any, what: str) -> None:
         raise GbcsError(f"set-up failed at {what}: {response.result}")
 
 
+def _policy_json(policy: ProductionProvingPolicy) -> dict[str, Any]:
+    return {"lab_only": policy.lab_only, "dummy_ranges": [str(r) for r in policy.dummy_ranges]}
+
+
+def _check_same_run(folder: Path, inventory: Inventory, seed: int | None, policy: Any) -> int:
+    """The folder's seed; refuses a seed or policy other than the one the run started with.
+
+    Resuming applies the folder's settings, so a different one given now would be
+    silently ignored (or, for the policy, change the rules half-way through a run).
+    """
+    saved_seed = int(inventory.get("seed"))
+    if seed is not None and seed != saved_seed:
+        raise GbcsError(
+            f"{folder} holds a run with --seed {saved_seed}, not {seed}: give --seed "
+            f"{saved_seed} to resume it, or another --workdir to start a new run"
+        )
+    saved = inventory.get("policy")
+    if saved is None:  # a folder from before the policy was recorded
+        return saved_seed
+    now = _policy_json(policy)
+    if saved.get("lab_only") != now["lab_only"]:
+        was = "with" if saved.get("lab_only") else "without"
+        raise GbcsError(
+            f"{folder} holds a run started {was} --lab-only: resume it {was} --lab-only "
+            "(and GBCS_HIL_LAB_ONLY), or use another --workdir to start a new run"
+        )
+    if saved.get("dummy_ranges") != now["dummy_ranges"]:
+        then = "; ".join(map(str, saved.get("dummy_ranges") or ["none recorded"]))
+        raise GbcsError(
+            f"{folder} holds a run started with the dummy ranges "
+            f"{then}, not {'; '.join(now['dummy_ranges'])}: "
+            "resume it with the same GBCS_HIL_DUMMY_MPAN_PREFIXES / "
+            "GBCS_HIL_DUMMY_MPRN_PREFIXES, or use another --workdir"
+        )
+    return saved_seed
+
+
+def _error_line(error: str) -> int:
+    head = error.split(":", 1)[0]
+    number = head.removeprefix("line ")
+    return int(number) if number != head and number.isdigit() else 1 << 62
+
+
+def screen_rows(rows: list[ManifestRow], errors: list[str]) -> tuple[list[ManifestRow], list[str]]:
+    """The rows :func:`split_conflicts` keeps; its errors merged into ``errors`` by line."""
+    kept, conflicts = split_conflicts(rows)
+    return kept, sorted([*errors, *conflicts], key=_error_line)
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create the work folder; returns the folders made (outermost first), to undo."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        _remove_folders(missing)
+        raise GbcsError(f"cannot make the work folder {folder}: {e.strerror or e}") from None
+    if not folder.is_dir():
+        raise GbcsError(f"the work folder {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GbcsError(f"the work folder {folder} is not writable")
+    return missing
+
+
+def _remove_folders(made: list[Path]) -> None:
+    for path in reversed(made):
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only if empty: never anything the run did not make
+
+
+def _remove_database(path: Path) -> None:
+    for name in (path.name, path.name + "-wal", path.name + "-shm", path.name + "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            (path.parent / name).unlink()
+
+
 def run_bench(
     workdir: Path | str,
     rows: list[ManifestRow] | None = None,
     *,
-    seed: int = 1,
+    seed: int | None = None,
     policy: ProductionProvingPolicy | None = None,
     manifest_errors: list[str] | None = None,
     crash_after: int | None = None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> BenchRun:
-    """Triage every meter (the demo's when ``rows`` is None); resume a run in progress."""
+    """Triage every meter (the demo's when ``rows`` is None); resume a run in progress.
+
+    ``seed`` defaults to 1 for a new run and to the folder's when resuming; a seed or
+    policy other than the folder's is refused. Rows the emulated world cannot hold
+    (see :func:`split_conflicts`) join ``manifest_errors``. Nothing is left in
+    ``workdir`` when the run cannot start.
+    """
     folder = Path(workdir)
-    folder.mkdir(parents=True, exist_ok=True)
-    inventory = Inventory(folder / DB_NAME)
+    policy = policy if policy is not None else ProductionProvingPolicy.from_env()
+    errors = list(manifest_errors or [])
+    if rows is not None:
+        rows, errors = screen_rows(rows, errors)
+        if not rows:
+            raise GbcsError("no usable row: " + ("; ".join(errors) or "none given"))
+    made = _make_folder(folder)
+    database = folder / DB_NAME
+    new_database = not database.exists()
+    try:
+        inventory = Inventory(database)
+    except GbcsError:
+        if new_database:
+            _remove_database(database)
+        _remove_folders(made)
+        raise
     try:
         saved = inventory.get("rows")
         resumed = saved is not None
@@ -181,22 +368,29 @@ def run_bench(
                 raise GbcsError(
                     f"{folder} holds a different run; use another --workdir to start a new one"
                 )
+            seed = _check_same_run(folder, inventory, seed, policy)
             rows = stored
-            seed = int(inventory.get("seed"))
             world = Bench.load_world(inventory)
             if world is None:
                 raise GbcsError(f"{folder / DB_NAME} has a run but no device state")
             # The emulated devices restart with the bench: give their HAN time to come
             # back (tunnels re-open) before the next command, as an operator would.
             world.run(RESTART_SETTLE)
-            manifest_errors = inventory.get("manifest_errors") or []
+            errors = inventory.get("manifest_errors") or []
         else:
-            demo = rows is None
-            rows = demo_rows() if rows is None else rows
-            dead = frozenset({DEAD_IN_DEMO}) if demo else frozenset()
-            world = setup(inventory, rows, seed, policy, dead)
-            manifest_errors = manifest_errors or []
-            inventory.put("manifest_errors", manifest_errors)
+            seed = 1 if seed is None else check_seed(seed)
+            try:
+                demo = rows is None
+                rows = demo_rows(policy) if rows is None else rows
+                dead = frozenset({DEAD_IN_DEMO}) if demo else frozenset()
+                world = setup(inventory, rows, seed, policy, dead)
+                inventory.put("manifest_errors", errors)
+            except BaseException:
+                if new_database:  # the set-up committed nothing: leave nothing behind
+                    inventory.close()
+                    _remove_database(database)
+                    _remove_folders(made)
+                raise
         bench = Bench(inventory, world, policy=policy, crash_after=crash_after)
         reports = []
         for index, row in enumerate(rows):
@@ -205,7 +399,7 @@ def run_bench(
             reports.append(bench.triage(row))
         if progress is not None:
             progress(len(rows), len(rows), "done")
-        run = BenchRun(reports, manifest_errors, folder, resumed)
+        run = BenchRun(reports, errors, folder, resumed)
         write_reports(run, world)
         return run
     finally:
@@ -215,11 +409,15 @@ def run_bench(
 def write_reports(run: BenchRun, world: World) -> None:
     folder = run.workdir
     (folder / "report.json").write_text(json.dumps(run.to_json(), indent=1), encoding="utf-8")
+    # A bad manifest row is a test case in error (it could not be run), a meter without
+    # the outcome its state calls for one that failed; the counts say the same.
     suite = ET.Element(
         "testsuite",
         name="gbcs-hil triage",
-        tests=str(len(run.reports)),
+        tests=str(len(run.reports) + len(run.manifest_errors)),
         failures=str(sum(1 for r in run.reports if not r.correct)),
+        errors=str(len(run.manifest_errors)),
+        skipped="0",
     )
     for r in run.reports:
         case = ET.SubElement(suite, "testcase", classname="triage", name=r.eui64)

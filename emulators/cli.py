@@ -111,15 +111,17 @@ def _progress_bar(stream: Any) -> Any:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from emulators.bench import results_table, run_bench
-    from emulators.mpxn import MpxnError, ProductionProvingPolicy
+    import sqlite3
+
+    from emulators.bench import results_table, run_bench, screen_rows
+    from emulators.mpxn import ProductionProvingPolicy
     from emulators.triage import read_manifest
 
     try:
         policy = ProductionProvingPolicy.from_env()
         if args.lab_only:
             policy = ProductionProvingPolicy(policy.dummy_ranges, lab_only=True)
-    except MpxnError as e:
+    except GbcsError as e:
         print(f"gbcs-hil triage: {e}", file=sys.stderr)
         return 2
     rows = None
@@ -130,6 +132,12 @@ def cmd_triage(args: argparse.Namespace) -> int:
         except OSError as e:
             print(f"gbcs-hil triage: cannot read {args.manifest}: {e}", file=sys.stderr)
             return 2
+        except GbcsError as e:  # not UTF-8 text, not CSV: none of it is used
+            print(f"gbcs-hil triage: {e}", file=sys.stderr)
+            return 2
+        # Rows the emulated world cannot hold (an old CHF that is a meter, say) are bad
+        # rows too: reported here with the others, by line.
+        rows, errors = screen_rows(rows, errors)
         for error in errors:
             print(f"gbcs-hil triage: {args.manifest}: {error}", file=sys.stderr)
         if not rows:
@@ -159,6 +167,9 @@ def cmd_triage(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"gbcs-hil triage: {e}", file=sys.stderr)
         return 2
+    except sqlite3.Error as e:  # the disk filled up, the file went read-only, ...
+        print(f"gbcs-hil triage: the inventory in {args.workdir} failed: {e}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(run.to_json()))
     else:
@@ -181,7 +192,12 @@ def add_commands(sub: Any) -> None:
     t.add_argument(
         "--manifest", metavar="FILE", help="CSV: EUI-64, install code, type, old CHF, MPxN"
     )
-    t.add_argument("--seed", type=seed_argument, default=1, help="seed of the emulated world")
+    t.add_argument(
+        "--seed",
+        type=seed_argument,
+        default=None,
+        help="seed of the emulated world (default 1; a resumed run keeps its own)",
+    )
     t.add_argument(
         "--lab-only", action="store_true", help="accept real-format MPxNs (never on a live bench)"
     )

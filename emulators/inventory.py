@@ -166,10 +166,18 @@ class Inventory:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        db: sqlite3.Connection | None = None
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            # A folder or file that cannot be written, a damaged or foreign file: say which.
+            if db is not None:
+                db.close()
+            raise InventoryError(f"cannot open the inventory {self.path}: {e}") from None
+        self.db = db
         self._depth = 0
         self.now = 0.0  # the bench's clock, set by whoever drives it
 

@@ -435,7 +435,8 @@ class DummyRange:
         if self.prefix is not None:
             if self.kind == "mpan":
                 return dummy_mpan(n, self.prefix)
-            return dummy_mprn(n, self.prefix, max(len(self.prefix), MPRN_MIN_LENGTH))
+            # As long as an MPRN can be: a 6-digit prefix leaves room for 10**4 of them.
+            return dummy_mprn(n, self.prefix, MPRN_MAX_LENGTH)
         assert self.first is not None and self.last is not None
         if self.kind == "mprn":
             value = f"{int(self.first) + n:0{len(self.first)}d}"

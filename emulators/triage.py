@@ -18,30 +18,35 @@ all (and run again from the saved device state).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
+import re
 import signal
+import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from emulators.inventory import Inventory
-from emulators.mpxn import MpxnError, ProductionProvingPolicy, dummy_mpan, dummy_mprn
+from emulators.mpxn import MpxnError, ProductionProvingPolicy
 from emulators.node import NodeState
 from emulators.services import ServiceLayer, User
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee.install_code import parse_install_code
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
-from gbcs.primitives import eui64 as parse_eui64
 from gbcs.testpki import RemotePartyRole
 
 __all__ = [
     "Bench",
+    "ManifestError",
     "ManifestRow",
     "MeterReport",
     "SimulatedCrash",
+    "demo_rows",
+    "parse_manifest_eui",
     "read_manifest",
 ]
 
@@ -74,30 +79,90 @@ class ManifestRow:
         return self.eui64.hex().upper()
 
 
+class ManifestError(GbcsError):
+    """The manifest as a whole cannot be read (not text, not CSV): nothing of it is used."""
+
+
+# Not a device's address: the null EUI-64 and the all-ones one (broadcast / "unknown").
+RESERVED_EUI64 = {
+    bytes(8): "the null EUI-64 (all zeros)",
+    b"\xff" * 8: "the broadcast EUI-64 (all ones)",
+}
+_EUI_SEPARATORS = re.compile(r"[\s:\-]")
+_HEADER_NAMES = frozenset({"eui64", "eui"})
+
+
+def parse_manifest_eui(text: str, what: str = "EUI-64") -> bytes:
+    """A device's EUI-64 from 16 hex digits (``:``, ``-`` or spaces between them allowed).
+
+    Stricter than :func:`gbcs.primitives.eui64`: a wrong length is called that, and the
+    reserved values no device carries are refused, since the emulated world would
+    otherwise build a meter at the broadcast address.
+    """
+    digits = _EUI_SEPARATORS.sub("", text)
+    if not digits:
+        raise GbcsError(f"{what} is empty")
+    bad = next((c for c in digits if c not in string.hexdigits), None)
+    if bad is not None:
+        raise GbcsError(f"{what} {text!r} is not hexadecimal ({bad!r})")
+    if len(digits) != 16:
+        raise GbcsError(f"{what} {text!r} has {len(digits)} hex digits; an EUI-64 has 16")
+    raw = bytes.fromhex(digits)
+    if raw in RESERVED_EUI64:
+        raise GbcsError(f"{what} {text!r} is {RESERVED_EUI64[raw]}, not a device's address")
+    return raw
+
+
+def _manifest_text(path: Path | str) -> str:
+    """The file as text: UTF-8, with or without the byte-order mark Excel writes."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ManifestError(
+            f"{path}: line {line} is not UTF-8 text (byte 0x{data[e.start]:02X}); "
+            "save the manifest as UTF-8 (Excel: 'CSV UTF-8')"
+        ) from None
+
+
 def read_manifest(
     path: Path | str, policy: ProductionProvingPolicy | None = None
 ) -> tuple[list[ManifestRow], list[str]]:
     """CSV rows ``eui64, install_code, device_type, old_chf, mpxn``; bad rows by line number.
 
-    A header line is allowed. Good rows proceed even when others are bad.
+    A header line is allowed before the first row (comment lines may precede it). Good
+    rows proceed even when others are bad. A file that is not UTF-8 text or not CSV
+    raises :class:`ManifestError`: no row of it can be trusted then.
     """
+    policy = policy if policy is not None else ProductionProvingPolicy.from_env()
+    reader = csv.reader(io.StringIO(_manifest_text(path), newline=""))
     rows: list[ManifestRow] = []
     errors: list[str] = []
-    seen: set[bytes] = set()
-    with open(path, newline="", encoding="utf-8") as f:
-        for number, fields in enumerate(csv.reader(f), start=1):
-            if not fields or all(not x.strip() for x in fields) or fields[0].startswith("#"):
+    seen: dict[bytes, int] = {}
+    first = True  # no row yet: a header is still allowed
+    number = 1
+    try:
+        for fields in reader:
+            start, number = number, reader.line_num + 1  # a quoted field may span lines
+            if not fields or all(not x.strip() for x in fields) or fields[0].lstrip()[:1] == "#":
                 continue
-            if number == 1 and fields[0].strip().lower().replace("-", "") in ("eui64", "eui"):
+            header = fields[0].strip().lower().replace("-", "").replace("_", "")
+            if first and header in _HEADER_NAMES:
+                first = False
                 continue
+            first = False
             try:
-                row = _manifest_row(fields, number, policy or ProductionProvingPolicy.from_env())
+                row = _manifest_row(fields, start, policy)
                 if row.eui64 in seen:
-                    raise GbcsError(f"meter {row.hex} is listed twice")
-                seen.add(row.eui64)
+                    first_line = seen[row.eui64]
+                    raise GbcsError(f"meter {row.hex} is listed twice (first on line {first_line})")
+                seen[row.eui64] = start
                 rows.append(row)
             except (GbcsError, ValueError) as e:
-                errors.append(f"line {number}: {e}")
+                errors.append(f"line {start}: {e}")
+    except csv.Error as e:
+        raise ManifestError(f"{path}: line {reader.line_num}: not CSV: {e}") from None
     return rows, errors
 
 
@@ -107,14 +172,14 @@ def _manifest_row(fields: list[str], number: int, policy: ProductionProvingPolic
             f"expected 5 fields (eui64, install code, type, old CHF, MPxN), got {len(fields)}"
         )
     eui_text, code_text, kind, old_text, mpxn_text = (x.strip() for x in fields)
-    eui = parse_eui64(eui_text)
+    eui = parse_manifest_eui(eui_text)
     code = parse_install_code(code_text)
     if len(code) != 16:
         raise GbcsError("a GBCS install code is 16 bytes (32 hex digits) without its CRC")
     kind = kind.upper()
     if kind not in ("ESME", "GSME"):
         raise GbcsError(f"device type {kind!r} is not ESME or GSME")
-    old = parse_eui64(old_text) if old_text else None
+    old = parse_manifest_eui(old_text, "old CHF EUI-64") if old_text else None
     try:
         mpxn = str(policy.parse(mpxn_text))
     except MpxnError as e:
@@ -174,6 +239,7 @@ class Bench:
         self.progress = progress
         self._frames_saved = int(inventory.get("capture_frames") or 0)
         self._wan_saved = int(inventory.get("capture_wan") or 0)
+        self._keys_saved: list[list[str]] = inventory.get("capture_keys") or []
         self.touched: set[bytes] = set()
 
     # Persistence ----------------------------------------------------------------------
@@ -210,6 +276,12 @@ class Bench:
             self._wan_saved = len(capture.wan)
             self.inventory.put("capture_frames", self._frames_saved)
             self.inventory.put("capture_wan", self._wan_saved)
+            # The keys go with the frames they decrypt: a link key is learnt once, when a
+            # Transport Key is sent, and a resumed run would not learn it again.
+            keys = [[key.hex().upper(), label] for key, label in capture.keys.items()]
+            if keys != self._keys_saved:
+                self.inventory.put("capture_keys", keys)
+                self._keys_saved = keys
 
     @staticmethod
     def load_world(inventory: Inventory, **kwargs: Any) -> World | None:
@@ -229,6 +301,12 @@ class Bench:
                     capture.wan.append((t, bytes(frame)))
                 else:
                     capture.frames.append((t, interface.removeprefix("han:"), bytes(frame)))
+            # Saved keys first, in the order learnt; then any the rebuilt devices noted.
+            keys = _saved_keys(inventory)
+            for key, label in capture.keys.items():
+                keys.setdefault(key, label)
+            capture.keys.clear()
+            capture.keys.update(keys)
         return world
 
     def step(
@@ -377,51 +455,57 @@ class Bench:
             yield self.triage(row)
 
 
+def _saved_keys(inventory: Inventory) -> dict[bytes, str]:
+    saved = inventory.get("capture_keys") or []
+    keys: dict[bytes, str] = {}
+    for item in saved if isinstance(saved, list) else [saved]:
+        try:
+            text, label = item
+            key = bytes.fromhex(text)
+            if len(key) != 16 or not isinstance(label, str):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise GbcsError(
+                f"{inventory.path}: the capture keys are damaged ({item!r} is not a key)"
+            ) from None
+        keys[key] = label
+    return keys
+
+
 # --- The embedded demonstration -------------------------------------------------------
 
 
-def demo_rows() -> list[ManifestRow]:
+def demo_rows(policy: ProductionProvingPolicy | None = None) -> list[ManifestRow]:
     """The demo's meters: two ESMEs and a GSME taken from a premises without divorce,
-    one fresh ESME and one dead ESME."""
+    one fresh ESME and one dead ESME.
+
+    Their MPxNs come from the configured dummy ranges (the environment's when
+    ``policy`` is None), so the demonstration passes the Production Proving checks
+    of whatever range the bench is set to.
+    """
+    policy = policy if policy is not None else ProductionProvingPolicy.from_env()
     code = bytes.fromhex
     old = code("00DB1234567890A2")
-    return [
-        ManifestRow(
-            code("00DB1234567890A0"),
-            code("83FED3407A939723A5C639B26916D505"),
-            "ESME",
-            old,
-            str(dummy_mpan(1)),
-        ),
-        ManifestRow(
-            code("00DB1234567890A1"),
-            code("83FED3407A939723A5C639B26916D506"),
-            "GSME",
-            old,
-            str(dummy_mprn(1)),
-        ),
-        ManifestRow(
-            code("00DB1234567890B1"),
-            code("0123456789ABCDEF0123456789ABCDEF"),
-            "ESME",
-            old,
-            str(dummy_mpan(2)),
-        ),
-        ManifestRow(
-            code("00DB1234567890B2"),
-            code("00112233445566778899AABBCCDDEEFF"),
-            "ESME",
-            None,
-            str(dummy_mpan(3)),
-        ),
-        ManifestRow(
-            code("00DB1234567890B3"),
-            code("FFEEDDCCBBAA99887766554433221100"),
-            "ESME",
-            old,
-            str(dummy_mpan(4)),
-        ),
+    meters = [
+        ("00DB1234567890A0", "83FED3407A939723A5C639B26916D505", "ESME", old, 1),
+        ("00DB1234567890A1", "83FED3407A939723A5C639B26916D506", "GSME", old, 1),
+        ("00DB1234567890B1", "0123456789ABCDEF0123456789ABCDEF", "ESME", old, 2),
+        ("00DB1234567890B2", "00112233445566778899AABBCCDDEEFF", "ESME", None, 3),
+        ("00DB1234567890B3", "FFEEDDCCBBAA99887766554433221100", "ESME", old, 4),
     ]
+    try:
+        return [
+            ManifestRow(
+                code(eui),
+                code(install_code),
+                kind,
+                old_chf,
+                str(policy.dummy_mpan(n) if kind == "ESME" else policy.dummy_mprn(n)),
+            )
+            for eui, install_code, kind, old_chf, n in meters
+        ]
+    except MpxnError as e:
+        raise GbcsError(f"the demonstration cannot make its dummy MPxNs: {e}") from None
 
 
 DEAD_IN_DEMO = bytes.fromhex("00DB1234567890B3")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from emulators.inventory import Inventory
 from emulators.mpxn import dummy_mpan
 from gbcs.cli import main
 
@@ -165,3 +168,175 @@ def test_ctrl_c_exits_130_and_the_next_run_carries_on(
     report = json.loads(capsys.readouterr().out)
     assert report["resumed"] and report["ok"]
     assert [m["outcome"] for m in report["meters"]] == ["PASS", "PASS", "PASS", "PASS", "FAULTY"]
+
+
+def test_rows_the_world_cannot_hold_are_manifest_errors_by_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "meters.csv"
+    manifest.write_text(
+        "# returned on Tuesday\n"
+        "eui64,install_code,device_type,old_chf,mpxn\n"
+        f"00DB000000000012,00112233445566778899AABBCCDDEEFF,ESME,00DB000000000012,"
+        f"{dummy_mpan(31)}\n"  # 3: its own EUI-64
+        f"00DB000000000013,00112233445566778899AABBCCDDEEF0,ESME,00DB000000000014,"
+        f"{dummy_mpan(32)}\n"  # 4: the meter on line 5
+        f"00DB000000000014,00112233445566778899AABBCCDDEEF1,ESME,,{dummy_mpan(33)}\n"
+        f"00DB000000000015,00112233445566778899AABBCCDDEEF2,ESME,00DB12345678C002,"
+        f"{dummy_mpan(34)}\n"  # 6: the bench CHF
+        f"FFFFFFFFFFFFFFFF,00112233445566778899AABBCCDDEEF4,ESME,,{dummy_mpan(35)}\n"
+        f"0000000000000000,00112233445566778899AABBCCDDEEF5,ESME,,{dummy_mpan(36)}\n",
+        encoding="utf-8",
+    )
+    work = tmp_path / "run"
+    args = ["triage", "--workdir", str(work), "--manifest", str(manifest), "--quiet", "--json"]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert [e.split(":")[0] for e in report["manifest_errors"]] == [
+        f"line {n}" for n in (3, 4, 6, 7, 8)
+    ]
+    for n, text in [
+        (3, "the meter's own EUI-64"),
+        (4, "the meter on line 5"),
+        (6, "bench CHF"),
+        (7, "broadcast"),
+        (8, "null"),
+    ]:
+        assert f"{manifest}: line {n}: " in err and text in err
+    assert [(m["eui64"], m["outcome"]) for m in report["meters"]] == [("00DB000000000014", "PASS")]
+    assert "already in this world" not in err
+    assert main(args) == 1  # the same manifest again: the same run, resumed
+    assert json.loads(capsys.readouterr().out)["resumed"] is True
+
+
+def test_a_manifest_that_is_not_utf8_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "latin.csv"
+    manifest.write_bytes(
+        f"00DB000000000001,83FED3407A939723A5C639B26916D505,ESME,,{dummy_mpan(1)}\n"
+        "# meter for the caf\xe9\n".encode("latin-1")
+    )
+    work = tmp_path / "run"
+    code = main(["triage", "--workdir", str(work), "--manifest", str(manifest), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert f"{manifest}: line 2 is not UTF-8" in err and "Traceback" not in err
+    assert not work.exists()
+
+
+def test_an_excel_utf8_manifest_reads_normally(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "excel.csv"
+    manifest.write_bytes(
+        b"\xef\xbb\xbfeui64,install_code,device_type,old_chf,mpxn\r\n"
+        + f"00DB000000000001,83FED3407A939723A5C639B26916D505,ESME,,{dummy_mpan(1)}\r\n".encode()
+    )
+    args = ["triage", "--workdir", str(tmp_path / "run"), "--manifest", str(manifest)]
+    assert main([*args, "--quiet", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    report = json.loads(out)
+    assert report["manifest_errors"] == []
+    assert [(m["eui64"], m["outcome"]) for m in report["meters"]] == [("00DB000000000001", "PASS")]
+
+
+def test_a_workdir_that_cannot_be_written_exits_2_and_makes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import emulators.inventory
+
+    def unable(*args: object, **kwargs: object) -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    work = tmp_path / "new" / "run"
+    monkeypatch.setattr(emulators.inventory.sqlite3, "connect", unable)
+    assert main(["triage", "--workdir", str(work), "--quiet"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "Traceback" not in err
+    assert f"cannot open the inventory {work / 'triage.sqlite'}" in err
+    assert list(tmp_path.iterdir()) == []  # the folders it made are gone again
+    monkeypatch.undo()
+    # A folder the bench may not write to is named as such (os.access: root writes anyway).
+    monkeypatch.setattr("emulators.bench.os.access", lambda *a, **k: False)
+    assert main(["triage", "--workdir", str(tmp_path), "--quiet"]) == 2
+    assert f"the work folder {tmp_path} is not writable" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_workdir_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    work = tmp_path / "ro"
+    work.mkdir()
+    work.chmod(0o555)
+    try:
+        assert main(["triage", "--workdir", str(work), "--quiet"]) == 2
+        assert "not writable" in capsys.readouterr().err
+        assert list(work.iterdir()) == []
+    finally:
+        work.chmod(0o755)
+
+
+def test_the_demo_under_another_dummy_mpan_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GBCS_HIL_DUMMY_MPAN_PREFIXES", "98")
+    assert main(["triage", "--workdir", str(tmp_path), "--quiet", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert {m["eui64"]: (m["state_found"], m["outcome"]) for m in report["meters"]} == DEMO
+    inventory = Inventory(tmp_path / "triage.sqlite")
+    try:
+        mpans = [
+            r[0] for r in inventory.db.execute("SELECT mpxn FROM mpxn_links") if len(r[0]) == 13
+        ]
+    finally:
+        inventory.close()
+    assert mpans and all(m.startswith("98") for m in mpans)
+
+
+def test_resuming_with_another_seed_or_lab_only_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["triage", "--workdir", str(tmp_path), "--quiet", "--json"]
+    assert main([*args, "--seed", "7"]) == 0
+    capsys.readouterr()
+    for extra, text in [
+        (["--seed", "8"], "--seed 7, not 8"),
+        (["--seed", "1"], "--seed 7, not 1"),
+        (["--seed", "7", "--lab-only"], "started without --lab-only"),
+    ]:
+        assert main([*args, *extra]) == 2, extra
+        out, err = capsys.readouterr()
+        assert out == "" and text in err
+    assert main([*args, "--seed", "7"]) == 0
+    assert json.loads(capsys.readouterr().out)["resumed"] is True
+    assert main(args) == 0  # without --seed a resumed run keeps its own
+    assert json.loads(capsys.readouterr().out)["resumed"] is True
+
+
+def test_junit_counts_match_its_test_cases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "meters.csv"
+    manifest.write_text(
+        f"00DB1234567890C1,00112233445566778899AABBCCDDEEFF,ESME,,{dummy_mpan(21)}\n"
+        "00DB1234567890C2,00112233445566778899AABBCCDDEEFF,ESME,,1312345678907\n"
+        "00DB1234567890C3,00112233445566778899AABBCCDDEEFF,ESME\n",
+        encoding="utf-8",
+    )
+    work = tmp_path / "run"
+    assert main(["triage", "--workdir", str(work), "--manifest", str(manifest), "--quiet"]) == 1
+    capsys.readouterr()
+    suite = ET.parse(work / "junit.xml").getroot()
+    cases = suite.findall("testcase")
+    assert len(cases) == 3
+    assert {k: suite.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "3",
+        "failures": "0",
+        "errors": "2",
+        "skipped": "0",
+    }

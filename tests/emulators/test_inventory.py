@@ -388,3 +388,15 @@ def test_snapshot(inv: Inventory) -> None:
     assert inv.snapshot() == snap
     inv.set_status(METER, SmiStatus.PENDING)
     assert inv.snapshot() != snap
+
+
+def test_a_database_that_cannot_be_opened_is_an_inventory_error(tmp_path: Path) -> None:
+    # Not sqlite3.OperationalError escaping as a traceback: an error naming the file.
+    missing = tmp_path / "no such folder" / "inventory.sqlite"
+    with pytest.raises(InventoryError, match=r"cannot open the inventory .*inventory\.sqlite"):
+        Inventory(missing)
+    assert not missing.parent.exists()
+    garbage = tmp_path / "not a database.sqlite"
+    garbage.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(InventoryError, match="not a database"):
+        Inventory(garbage)

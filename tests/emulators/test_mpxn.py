@@ -527,3 +527,14 @@ def test_allowed_srvs_pass(srv: str) -> None:
 def test_malformed_srv_is_not_silently_allowed(srv: str) -> None:
     with pytest.raises(GbcsError, match="not a Service Request number"):
         refuse_excluded(srv)
+
+
+def test_a_prefix_mprn_range_gives_examples_of_full_length() -> None:
+    # With the default 6-digit prefix there used to be room for one MPRN only (n = 0).
+    policy = ProductionProvingPolicy()
+    assert policy.dummy_mprn(1) == Mprn("9999990001") == dummy_mprn(1)
+    assert policy.dummy_mprn(9999) == Mprn("9999999999")
+    for n in (0, 1, 42):
+        policy.check(policy.dummy_mprn(n))
+    with pytest.raises(MpxnError, match="outside"):
+        policy.dummy_mprn(10_000)

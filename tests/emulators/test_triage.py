@@ -10,10 +10,17 @@ from typing import Any
 
 import pytest
 
-from emulators.bench import DB_NAME, BenchRun, run_bench
+from emulators.bench import DB_NAME, BenchRun, bench_eui, run_bench, split_conflicts
 from emulators.inventory import Inventory
-from emulators.mpxn import ProductionProvingPolicy, dummy_mpan, dummy_mprn
-from emulators.triage import ManifestRow, SimulatedCrash, demo_rows, read_manifest
+from emulators.mpxn import DummyRange, ProductionProvingPolicy, dummy_mpan, dummy_mprn
+from emulators.triage import (
+    ManifestError,
+    ManifestRow,
+    SimulatedCrash,
+    demo_rows,
+    parse_manifest_eui,
+    read_manifest,
+)
 from gbcs.errors import GbcsError
 
 STILL_JOINED_ESME = [
@@ -104,6 +111,19 @@ def _no_policy_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "GBCS_HIL_DUMMY_MPRN_PREFIXES",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+def junit_counts(suite: ET.Element) -> dict[str, int]:
+    """The suite's count attributes, checked against the test cases it holds."""
+    counts = {k: int(suite.get(k, "-1")) for k in ("tests", "failures", "errors", "skipped")}
+    cases = suite.findall("testcase")
+    assert counts == {
+        "tests": len(cases),
+        "failures": sum(1 for c in cases if c.find("failure") is not None),
+        "errors": sum(1 for c in cases if c.find("error") is not None),
+        "skipped": sum(1 for c in cases if c.find("skipped") is not None),
+    }
+    return counts
 
 
 def open_inventory(folder: Path) -> Inventory:
@@ -215,7 +235,7 @@ def test_demo_junit(demo: tuple[Path, BenchRun]) -> None:
     folder, _ = demo
     suite = ET.parse(folder / "junit.xml").getroot()
     assert suite.tag == "testsuite"
-    assert (suite.get("tests"), suite.get("failures")) == ("5", "0")
+    assert junit_counts(suite) == {"tests": 5, "failures": 0, "errors": 0, "skipped": 0}
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == list(DEMO)
     assert {c.get("classname") for c in cases} == {"triage"}
@@ -400,7 +420,7 @@ def test_a_manifest_run_triages_the_good_rows(tmp_path: Path) -> None:
     suite = ET.parse(folder / "junit.xml").getroot()
     names = [c.get("name") for c in suite.findall("testcase[@classname='manifest']")]
     assert names == [f"line {n}" for n in BAD_LINES]
-    assert suite.get("failures") == "0"
+    assert junit_counts(suite) == {"tests": 10, "failures": 0, "errors": 7, "skipped": 0}
     # The same manifest again resumes; a different one is refused and changes nothing.
     before = sent(folder)
     again = run_bench(folder, rows, manifest_errors=errors)
@@ -428,3 +448,223 @@ def test_a_different_manifest_on_the_demo_folder_is_refused(tmp_path: Path) -> N
         run_bench(tmp_path, other)
     # No rows: the stored run resumes.
     assert run_bench(tmp_path).resumed
+
+
+# --- Resuming keeps the capture's keys -------------------------------------------------
+
+
+def keys_file(folder: Path) -> list[str]:
+    return (folder / "han.pcap.keys").read_text(encoding="utf-8").splitlines()
+
+
+def test_the_demo_keys_file_holds_every_network_and_link_key(
+    demo: tuple[Path, BenchRun],
+) -> None:
+    labels = [line.rsplit(",", 1)[1].strip('"') for line in keys_file(demo[0])]
+    links = {f"link {r.hex}" for r in demo_rows()}
+    assert set(labels) == {"nwk old CHF 1", "nwk bench CHF"} | links
+
+
+@pytest.mark.parametrize("crash_after", [3, 20, 50])
+def test_a_resumed_run_keeps_the_link_keys_learnt_before_the_crash(
+    tmp_path: Path, demo: tuple[Path, BenchRun], crash_after: int
+) -> None:
+    with pytest.raises(SimulatedCrash):
+        run_bench(tmp_path, crash_after=crash_after)
+    run_bench(tmp_path)
+    assert keys_file(tmp_path) == keys_file(demo[0])
+
+
+def test_running_a_finished_folder_again_keeps_its_keys(tmp_path: Path) -> None:
+    run_bench(tmp_path)
+    before = keys_file(tmp_path)
+    assert run_bench(tmp_path).resumed
+    assert keys_file(tmp_path) == before
+
+
+def test_damaged_capture_keys_are_refused(tmp_path: Path) -> None:
+    run_bench(tmp_path)
+    inv = open_inventory(tmp_path)
+    try:
+        inv.put("capture_keys", [["not hex", "link X"]])
+    finally:
+        inv.close()
+    with pytest.raises(GbcsError, match="capture keys are damaged"):
+        run_bench(tmp_path)
+
+
+# --- Resuming with other settings ------------------------------------------------------
+
+
+def test_resuming_with_another_seed_or_policy_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SimulatedCrash):
+        run_bench(tmp_path, seed=5, crash_after=3)
+    before = sent(tmp_path)
+    with pytest.raises(GbcsError, match="--seed 5, not 6"):
+        run_bench(tmp_path, seed=6)
+    with pytest.raises(GbcsError, match="without --lab-only"):
+        run_bench(tmp_path, seed=5, policy=ProductionProvingPolicy(lab_only=True))
+    other = ProductionProvingPolicy((DummyRange("mpan", "98"), DummyRange("mprn", "999999")))
+    with pytest.raises(GbcsError, match="dummy ranges MPAN cores starting 99"):
+        run_bench(tmp_path, seed=5, policy=other)
+    assert sent(tmp_path) == before  # nothing was sent by the refused runs
+    # No seed given: the folder's is used; the same seed resumes too.
+    run = run_bench(tmp_path)
+    assert run.resumed and run.ok
+    inv = open_inventory(tmp_path)
+    try:
+        assert inv.get("seed") == 5
+    finally:
+        inv.close()
+    assert run_bench(tmp_path, seed=5).resumed
+
+
+# --- Rows the emulated world cannot hold -------------------------------------------------
+
+
+def _row(eui: str, old: str | None, line: int, n: int) -> ManifestRow:
+    return ManifestRow(
+        bytes.fromhex(eui),
+        bytes.fromhex("00112233445566778899AABBCCDDEE") + bytes([n]),
+        "ESME",
+        None if old is None else bytes.fromhex(old),
+        str(dummy_mpan(30 + n)),
+        line,
+    )
+
+
+def test_split_conflicts_names_the_row_that_cannot_be_built() -> None:
+    rows = [
+        _row("00DB000000000011", None, 1, 1),
+        _row("00DB000000000012", "00DB000000000012", 2, 2),  # its own EUI-64
+        _row("00DB000000000013", "00DB000000000014", 3, 3),  # the meter on line 4
+        _row("00DB000000000014", None, 4, 4),
+        _row("00DB000000000015", "00DB000000000010", 5, 5),  # its GPF is line 1's meter
+        _row("00DB000000000016", "00DB000000000020", 6, 6),
+        _row("00DB000000000017", "00DB000000000021", 7, 7),  # line 6's hub's GPF
+        # With two premises the bench CHF is C004: this row goes, and with one premises
+        # left the bench is C002 (its GPF C003), which line 9's meter then is.
+        _row("00DB000000000018", "00DB12345678C004", 8, 8),
+        _row("00DB12345678C003", None, 9, 9),
+        _row("00DB000000000019", "00DB000000000020", 10, 10),  # line 6's premises: fine
+    ]
+    kept, errors = split_conflicts(rows)
+    assert [r.line for r in kept] == [1, 4, 6, 10]
+    assert [e.split(":")[0] for e in errors] == [f"line {n}" for n in (2, 3, 5, 7, 8, 9)]
+    text = dict(zip((2, 3, 5, 7, 8, 9), errors, strict=True))
+    assert "the meter's own EUI-64" in text[2]
+    assert "the EUI-64 of the meter on line 4" in text[3]
+    assert "GPF would have 00DB000000000011" in text[5] and "line 1" in text[5]
+    assert "the GPF of old CHF 00DB000000000020 on line 6" in text[7]
+    assert "C004 clashes with the bench CHF's EUI-64 00DB12345678C004" in text[8]
+    assert "bench CHF's EUI-64 00DB12345678C002 (or its GPF's, 00DB12345678C003)" in text[9]
+    assert bench_eui(1) == bytes.fromhex("00DB12345678C002")
+    assert split_conflicts(kept) == (kept, [])  # what it keeps, it keeps
+
+
+def test_the_bench_address_follows_the_premises_left(tmp_path: Path) -> None:
+    # One premises would put the bench at C002; without the bad row there is none, C000.
+    rows = [
+        _row("00DB000000000015", "00DB12345678C002", 1, 1),
+        _row("00DB000000000016", None, 2, 2),
+    ]
+    run = run_bench(tmp_path, rows)
+    assert [e.split(":")[0] for e in run.manifest_errors] == ["line 1"]
+    assert [(r.eui64, r.outcome) for r in run.reports] == [("00DB000000000016", "PASS")]
+    join = next(s for s in run.reports[0].steps if s["use_case"] == "install-code join")
+    assert join["joined_to"] == "00DB12345678C000"
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    assert junit_counts(suite)["errors"] == 1
+    # Resuming with the same rows (the bad one included) is the same run.
+    assert run_bench(tmp_path, rows).resumed
+
+
+def test_rows_that_all_clash_start_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    with pytest.raises(GbcsError, match="no usable row: line 1: old CHF"):
+        run_bench(folder, [_row("00DB000000000015", "00DB000000000015", 1, 1)])
+    assert not folder.exists()
+
+
+# --- Manifests: encodings, headers, EUI-64s -----------------------------------------------
+
+
+def test_a_manifest_with_a_byte_order_mark_and_comments_before_the_header(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "excel.csv"
+    text = "# exported from the warehouse sheet\n\n" + "\r\n".join(MANIFEST[:3]) + "\r\n"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    rows, errors = read_manifest(path)
+    assert [r.hex for r in rows] == ["00DB1234567890C1"]
+    assert [r.line for r in rows] == [4]
+    assert [e.split(":")[0] for e in errors] == ["line 5"]  # the bad EUI-64, not the header
+    # A header is only a header before the first row.
+    rows, errors = read_manifest(write_manifest(tmp_path / "late.csv", [GOOD_FRESH, MANIFEST[0]]))
+    assert len(rows) == 1 and [e.split(":")[0] for e in errors] == ["line 2"]
+
+
+def test_a_manifest_that_is_not_utf8_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin.csv"
+    path.write_bytes(("\n".join([MANIFEST[0], GOOD_FRESH, "# café"]) + "\n").encode("latin-1"))
+    with pytest.raises(ManifestError, match=r"latin\.csv: line 3 is not UTF-8 text \(byte 0xE9\)"):
+        read_manifest(path)
+
+
+@pytest.mark.parametrize(
+    ("eui", "match"),
+    [
+        ("FFFFFFFFFFFFFFFF", "broadcast EUI-64"),
+        ("ff:ff:ff:ff:ff:ff:ff:ff", "broadcast EUI-64"),
+        ("0000000000000000", "null EUI-64"),
+        ("00DB00000000001", "has 15 hex digits; an EUI-64 has 16"),
+        ("00DB0000000000011", "has 17 hex digits"),
+        ("00DB00000000001G", "not hexadecimal"),
+    ],
+)
+def test_manifest_eui64s_that_are_no_device_address(tmp_path: Path, eui: str, match: str) -> None:
+    lines = [
+        f"{eui},00112233445566778899AABBCCDDEEFF,ESME,,{dummy_mpan(21)}",
+        f"00DB000000000016,00112233445566778899AABBCCDDEEF0,ESME,{eui},{dummy_mpan(22)}",
+        GOOD_FRESH,
+    ]
+    rows, errors = read_manifest(write_manifest(tmp_path / "m.csv", lines))
+    assert [r.line for r in rows] == [3]
+    assert [e.split(":")[0] for e in errors] == ["line 1", "line 2"]
+    assert match in errors[0] and "EUI-64" in errors[0]
+    assert match in errors[1] and "old CHF" in errors[1]
+    assert parse_manifest_eui("00:DB:12:34:56:78:90:A0") == bytes.fromhex("00DB1234567890A0")
+
+
+# --- The demo under another dummy range ------------------------------------------------------
+
+
+def test_the_demo_takes_its_mpxns_from_the_configured_dummy_ranges(tmp_path: Path) -> None:
+    policy = ProductionProvingPolicy(
+        (DummyRange("mpan", "98"), DummyRange("mprn", first="7000000000", last="7000000099"))
+    )
+    rows = demo_rows(policy)
+    for row in rows:
+        policy.check(row.mpxn)
+    assert len({r.mpxn for r in rows}) == len(rows)
+    # The default ranges give the demo's usual MPxNs.
+    assert [r.mpxn for r in demo_rows(ProductionProvingPolicy())] == [
+        str(dummy_mpan(1)),
+        str(dummy_mprn(1)),
+        str(dummy_mpan(2)),
+        str(dummy_mpan(3)),
+        str(dummy_mpan(4)),
+    ]
+    run = run_bench(tmp_path, policy=policy)
+    assert run.ok
+    assert {r.eui64: (r.state_found, r.outcome) for r in run.reports} == {
+        k: v[1:3] for k, v in DEMO.items()
+    }
+
+
+def test_a_demo_that_cannot_be_made_leaves_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "new" / "run"
+    policy = ProductionProvingPolicy((DummyRange("mpan", "98"), DummyRange("mprn", "9999999999")))
+    with pytest.raises(GbcsError, match="cannot make its dummy MPxNs"):
+        run_bench(folder, policy=policy)
+    assert list(tmp_path.iterdir()) == []
