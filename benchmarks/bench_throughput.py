@@ -53,10 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     # Set-up only: the premises HANs with their meters joined, then carried away.
     from emulators.bench import setup
     from emulators.inventory import Inventory
+    from emulators.mpxn import ProductionProvingPolicy
 
     start = time.perf_counter()
     inventory = Inventory(folder / "triage.sqlite")
-    setup(inventory, rows, 1, None)
+    setup(inventory, rows, 1, ProductionProvingPolicy.from_env())
     inventory.close()
     set_up = time.perf_counter() - start
     print(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import re
@@ -40,6 +41,7 @@ from gbcs.errors import GbcsError
 from gbcs.testpki import RemotePartyRole
 
 __all__ = [
+    "CAPTURE_KEY",
     "Bench",
     "ManifestError",
     "ManifestRow",
@@ -239,7 +241,7 @@ class Bench:
         self.progress = progress
         self._frames_saved = int(inventory.get("capture_frames") or 0)
         self._wan_saved = int(inventory.get("capture_wan") or 0)
-        self._keys_saved: list[list[str]] = inventory.get("capture_keys") or []
+        self._keys_saved = len(_saved_keys(inventory))
         self.touched: set[bytes] = set()
 
     # Persistence ----------------------------------------------------------------------
@@ -277,11 +279,13 @@ class Bench:
             self.inventory.put("capture_frames", self._frames_saved)
             self.inventory.put("capture_wan", self._wan_saved)
             # The keys go with the frames they decrypt: a link key is learnt once, when a
-            # Transport Key is sent, and a resumed run would not learn it again.
-            keys = [[key.hex().upper(), label] for key, label in capture.keys.items()]
-            if keys != self._keys_saved:
-                self.inventory.put("capture_keys", keys)
-                self._keys_saved = keys
+            # Transport Key is sent, and a resumed run would not learn it again. Keys are
+            # only ever added (Capture.add_key), so each step saves just the new ones.
+            if len(capture.keys) > self._keys_saved:
+                new = itertools.islice(capture.keys.items(), self._keys_saved, None)
+                for index, (key, label) in enumerate(new, self._keys_saved):
+                    self.inventory.put(f"{CAPTURE_KEY}{index:08d}", [key.hex().upper(), label])
+                self._keys_saved = len(capture.keys)
 
     @staticmethod
     def load_world(inventory: Inventory, **kwargs: Any) -> World | None:
@@ -455,10 +459,19 @@ class Bench:
             yield self.triage(row)
 
 
+CAPTURE_KEY = "capture_key:"  # kv rows "capture_key:<index>": [hex key, label], learnt order
+
+
 def _saved_keys(inventory: Inventory) -> dict[bytes, str]:
-    saved = inventory.get("capture_keys") or []
+    rows = inventory.db.execute(
+        "SELECT value FROM kv WHERE key GLOB ? ORDER BY key", (CAPTURE_KEY + "*",)
+    ).fetchall()
     keys: dict[bytes, str] = {}
-    for item in saved if isinstance(saved, list) else [saved]:
+    for (value,) in rows:
+        try:
+            item = json.loads(value)
+        except ValueError:
+            item = value
         try:
             text, label = item
             key = bytes.fromhex(text)

@@ -14,6 +14,7 @@ from emulators.bench import DB_NAME, BenchRun, bench_eui, run_bench, split_confl
 from emulators.inventory import Inventory
 from emulators.mpxn import DummyRange, ProductionProvingPolicy, dummy_mpan, dummy_mprn
 from emulators.triage import (
+    CAPTURE_KEY,
     ManifestError,
     ManifestRow,
     SimulatedCrash,
@@ -486,7 +487,7 @@ def test_damaged_capture_keys_are_refused(tmp_path: Path) -> None:
     run_bench(tmp_path)
     inv = open_inventory(tmp_path)
     try:
-        inv.put("capture_keys", [["not hex", "link X"]])
+        inv.put(f"{CAPTURE_KEY}00000001", ["not hex", "link X"])
     finally:
         inv.close()
     with pytest.raises(GbcsError, match="capture keys are damaged"):
