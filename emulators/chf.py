@@ -27,7 +27,9 @@ from typing import Any
 from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchors
 from emulators.device import GbcsDevice, Reply, dlms_request
+from emulators.node import MAX_GBCS_MESSAGE
 from emulators.saved_state import SavedState, saved_hex, saved_seconds
+from emulators.zigbee.aps import MAX_BLOCKS
 from emulators.zigbee.install_code import link_key_from_install_code
 from gbcs import dlms
 from gbcs.devicelog import (
@@ -294,6 +296,13 @@ class CommsHub(GbcsDevice):
         if target not in self.current:
             self._route_failed(
                 target, f"device {target.hex().upper()} is not in the CHF device log (whitelist)"
+            )
+            return
+        if len(data) > MAX_GBCS_MESSAGE:  # refused now, rather than lost at the GSME's poll
+            self._route_failed(
+                target,
+                f"message of {len(data)} bytes exceeds the {MAX_GBCS_MESSAGE}-byte limit of "
+                f"the HAN tunnel ({MAX_BLOCKS} APS blocks, ZigBee 2.2.8.4.5)",
             )
             return
         info = self.devices.get(target)

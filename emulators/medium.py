@@ -141,7 +141,12 @@ class HanMedium:
         dst: int | bytes | None,
         after: float = 0.0,
     ) -> None:
-        """:meth:`transmit` with positional arguments, for the nodes' per-frame path."""
+        """:meth:`transmit` with positional arguments, for the nodes' per-frame path.
+
+        Raises ValueError for an empty PSDU: a PHY header cannot announce one.
+        """
+        if not psdu:
+            raise ValueError("a radio cannot send an empty PSDU (802.15.4-2006 6.3.3)")
         self.frames_sent += 1
         clock = self.clock
         if self.capture is not None:

@@ -46,10 +46,12 @@ from emulators.saved_state import SavedState, saved_int
 from emulators.zigbee import air
 from emulators.zigbee.air import Keys, NwkSecurity
 from emulators.zigbee.aps import (
+    MAX_BLOCKS,
     ApsCommand,
     ApsData,
     Fragment,
     FragmentError,
+    KeyType,
     TransportKey,
     reassemble,
 )
@@ -68,6 +70,7 @@ from emulators.zigbee.mac import (
     fcs,
 )
 from emulators.zigbee.nwk import Leave, RejoinRequest, RejoinResponse
+from emulators.zigbee.security import KeyId
 from emulators.zigbee.tunnel import (
     TUNNELING_CLUSTER,
     GbcsGet,
@@ -84,6 +87,7 @@ from gbcs.errors import GbcsError
 
 __all__ = [
     "ALL_CHANNELS",
+    "MAX_GBCS_MESSAGE",
     "CoordinatorNode",
     "MeterNode",
     "NetworkSettings",
@@ -108,6 +112,10 @@ REJOIN_RETRY = 60.0  # an orphaned meter looks for its network again this often
 SLEEPY_POLL = 30.0  # a GSME wakes this often (GBCS: at least every 30 s)
 AWAKE_WINDOW = 0.25
 REASSEMBLY_TIMEOUT = 5.0
+# How long the trust centre keeps a rejoin it answered open for the device to prove it got
+# the network key (its secured Device_annce): the meter waits 4 x RESPONSE_WAIT for the key.
+REJOIN_TIMEOUT = 5.0
+MIN_PSDU = 5  # the shortest 802.15.4 frame, an ack: control, sequence, FCS (2006: 7.2.2.3)
 # APS payload bytes per block: the most a NWK-secured data frame (8-byte NWK header,
 # 14-byte auxiliary header with extended nonce, 4-byte MIC, 10-byte APS header with
 # fragmentation) carries in a 127-byte PSDU; a test pins it.
@@ -115,6 +123,24 @@ MAX_BLOCK = 80
 NWK_DEDUP_WINDOW = 64
 HUB_ENDPOINT = 0x0A  # the hub's Smart Energy endpoint (Tunneling server)
 METER_ENDPOINT = 0x01
+
+
+def _largest_gbcs_message() -> int:
+    """The longest GBCS message a tunnel frame carries in MAX_BLOCKS blocks of MAX_BLOCK.
+
+    The block number is one byte (ZigBee 2.2.8.4.5); the costliest wrapper is a
+    GET-RESPONSE (ZCL header, tunnel id, command and remaining count).
+    """
+    wrapper = tunnel_frame(
+        TransferData(0xFFFF, encode_gbcs_tunnel(GbcsGetResponse(0xFF, b""))),
+        sequence=0,
+        direction=Direction.TO_CLIENT,
+        disable_default_response=True,
+    )
+    return MAX_BLOCKS * MAX_BLOCK - len(encode_zcl(wrapper))
+
+
+MAX_GBCS_MESSAGE = _largest_gbcs_message()
 
 
 class NodeState(enum.Enum):
@@ -251,6 +277,8 @@ class _Node:
         self.frames_dropped = 0
         self.trace: Callable[[str], None] | None = None
         self._keys: tuple[Any, Keys] | None = None  # (what they were built from, keys)
+        # A trust centre's answered rejoins, by EUI-64: (the child record it will be, until).
+        self._rejoining: dict[bytes, tuple[Child, float]] = {}
 
     # Radio -------------------------------------------------------------------------
     def place(self, medium: HanMedium | None) -> None:
@@ -340,6 +368,9 @@ class _Node:
         return True
 
     def deliver(self, psdu: bytes) -> None:
+        if len(psdu) < MIN_PSDU:
+            self.frames_dropped += 1  # noise: no 802.15.4 frame is this short
+            return
         frame_type = psdu[0] & 0x07
         if frame_type == _ACK_FRAME:
             # 5 bytes: only the sender waiting for this sequence number cares.
@@ -387,9 +418,28 @@ class _Node:
             if last is not None and counter <= last:
                 return  # a retransmission or a replay (ZigBee 4.3.1.2)
             self._nwk_seen[source] = counter
+            if self._rejoining and source in self._rejoining:
+                self._rejoin_proved(source, decoded)  # type: ignore[arg-type]
         elif self._duplicate_unsecured(nwk.src_ieee or nwk.src, nwk.sequence):
             return
         self.nwk_frame(decoded)
+
+    def _rejoin_proved(self, device: bytes, decoded: air.Decoded) -> None:
+        """A NWK-secured frame from a device whose rejoin is pending (trust centre only)."""
+
+    def _drop(self, why: str) -> None:
+        """Count and trace a frame this node will not act on."""
+        self.frames_dropped += 1
+        if self.trace is not None:
+            self._log(f"dropped: {why}")
+
+    def _decode_whole(self, aps: ApsData, whole: bytes) -> air.Application | None:
+        """The application frame of a reassembled APS payload; None (dropped) if malformed."""
+        try:
+            return air.decode_application(aps.profile_id, aps.cluster_id, whole)
+        except GbcsError as e:
+            self._drop(f"malformed reassembled APS payload ({e})")
+            return None
 
     def _duplicate_unsecured(self, source: bytes | int, sequence: int) -> bool:
         key = ("u", source)
@@ -593,7 +643,7 @@ class CoordinatorNode(_Node):
             status, short = AssociationStatus.PAN_ACCESS_DENIED, 0xFFFF
             self._log(f"association from {device.hex().upper()} denied: no join window")
         else:
-            taken = {c.short_address for c in self.children.values() if c.ieee != device}
+            taken = self._taken(device)
             short = child.short_address if child else short_address_for(device, taken)
             status = AssociationStatus.SUCCESS
         psdu = air.association_response(
@@ -608,11 +658,13 @@ class CoordinatorNode(_Node):
         if key is not None:
             sleepy = not capability.rx_on_when_idle
             self.children[device] = Child(device, short, sleepy)
+            self._rejoining.pop(device, None)  # joined afresh instead
             self.clock.call_later(0.01, self._send_network_key, device, key)
 
     def _send_network_key(self, device: bytes, link_key: bytes) -> None:
         settings = self.settings
-        child = self.children.get(device)
+        rejoining = self._rejoining.get(device)
+        child = rejoining[0] if rejoining is not None else self.children.get(device)
         if settings is None or child is None:
             return
         frame_counter = self.counters.aps_frame
@@ -648,6 +700,8 @@ class CoordinatorNode(_Node):
             return
         if isinstance(payload, Leave):
             device = nwk.security.source if nwk.security else None
+            if device is not None:
+                self._rejoining.pop(device, None)
             if device is not None and device in self.children:
                 del self.children[device]
                 self._log(f"{device.hex().upper()} left")
@@ -672,7 +726,9 @@ class CoordinatorNode(_Node):
             if whole is None:
                 return
             if app is None:
-                app = air.decode_application(aps.profile_id, aps.cluster_id, whole)
+                app = self._decode_whole(aps, whole)
+                if app is None:
+                    return
             self._application(device, app)
 
     def _announced(self, device: bytes, short: int) -> None:
@@ -686,11 +742,27 @@ class CoordinatorNode(_Node):
             if self.trace is not None:  # not formatted for nobody: every join
                 self._log(f"{device.hex().upper()} joined as {short:#06x}")
 
+    def _taken(self, device: bytes) -> set[int]:
+        """Short addresses held by other devices, joined or with a rejoin pending."""
+        taken = {c.short_address for c in self.children.values() if c.ieee != device}
+        taken.update(c.short_address for d, (c, _) in self._rejoining.items() if d != device)
+        return taken
+
     def _rejoin(self, device: bytes, old_short: int, request: RejoinRequest) -> None:
+        """Answer a trust-centre rejoin (ZigBee 3.6.1.4.2).
+
+        The request is unsecured, so anyone can send one naming a joined device: a
+        child's record (address, tunnel) stays as it is until the device proves it got
+        the network key (:meth:`_rejoin_proved`); a rejoin never completed changes nothing.
+        """
         settings, tc = self.settings, self.trust_centre
         assert settings is not None and tc is not None
         key = tc.rejoin_key(device)
-        taken = {c.short_address for c in self.children.values() if c.ieee != device}
+        now = self.clock.now
+        for other, (_, until) in list(self._rejoining.items()):
+            if until < now:
+                del self._rejoining[other]
+        taken = self._taken(device)
         short = (
             old_short
             if old_short not in taken and old_short != COORDINATOR
@@ -713,8 +785,43 @@ class CoordinatorNode(_Node):
             self._log(f"trust-centre rejoin from {device.hex().upper()} denied: not in device log")
             return
         sleepy = not request.capability.rx_on_when_idle
-        self.children[device] = Child(device, short, sleepy)
+        if device in self.children:
+            self._rejoining[device] = (Child(device, short, sleepy), now + REJOIN_TIMEOUT)
+        else:  # no record to lose
+            self._rejoining.pop(device, None)
+            self.children[device] = Child(device, short, sleepy)
         self.clock.call_later(0.01, self._send_network_key, device, key)
+
+    def _rejoin_proved(self, device: bytes, decoded: air.Decoded) -> None:
+        """Complete a pending rejoin once ``device`` shows it holds the network key.
+
+        Proof is a NWK-secured frame from the device at the address the rejoin gave it
+        that is its Device_annce (sent on rejoining, ZigBee 2.4.3.1.11) or its request
+        for a new tunnel (in case the broadcast was lost), or that comes from a new
+        address. Its other traffic does not count: a device that never asked for the
+        rejoin goes on sending it from its old address, with its old tunnel.
+        """
+        pending, until = self._rejoining[device]
+        if self.clock.now > until:
+            del self._rejoining[device]
+            return
+        nwk, app = decoded.nwk, decoded.app
+        if nwk is None or nwk.src != pending.short_address:
+            return
+        old = self.children.get(device)
+        announce = app.zdo if app is not None and app.zdo is not None else None
+        if announce is not None and announce.ieee != device:
+            announce = None
+        new_tunnel = app is not None and isinstance(app.tunnel, RequestTunnel)
+        moved = old is None or old.short_address != pending.short_address
+        if announce is None and not new_tunnel and not moved:
+            return
+        del self._rejoining[device]
+        if announce is not None:  # what the device says of itself, not the unsecured request
+            pending.sleepy = not announce.capability.rx_on_when_idle
+        elif old is not None:
+            pending.sleepy = old.sleepy
+        self.children[device] = pending
 
     # Tunnel ------------------------------------------------------------------------------
     def _application(self, device: bytes, app: air.Application) -> None:
@@ -805,6 +912,7 @@ class CoordinatorNode(_Node):
             self.short_address = COORDINATOR
         self.counters = counters
         self.children = children
+        self._rejoining = {}
         self._ids = ids
 
 
@@ -1082,9 +1190,20 @@ class MeterNode(_Node):
                 and self._pending_short is not None
                 and self._target is not None
             ):
+                why = self._untrusted_key(aps, command)
+                if why is not None:
+                    self._drop(f"Transport Key {why}")  # and wait on for the real one
+                    return
                 self._got_network_key(command)
             return
-        if isinstance(nwk.payload, Leave) and nwk.payload.request:
+        if isinstance(nwk.payload, Leave):
+            if not nwk.payload.request:
+                return
+            if nwk.security is None:
+                # ZigBee PRO NWK-secures every NWK command but the rejoin exchange (4.3.1);
+                # decoding verified a secured one's MIC with our current network key.
+                self._drop("unsecured NWK Leave request")
+                return
             self.forget_network()
             return
         if not isinstance(aps, ApsData) or nwk.security is None or self.settings is None:
@@ -1094,8 +1213,24 @@ class MeterNode(_Node):
             return
         app = decoded.app
         if app is None or aps.fragment is not None:
-            app = air.decode_application(aps.profile_id, aps.cluster_id, whole)
+            app = self._decode_whole(aps, whole)
+            if app is None:
+                return
         self._application(app)
+
+    def _untrusted_key(self, aps: ApsCommand, command: TransportKey) -> str | None:
+        """Why a Transport Key is not the trust centre's network key for us; None if it is.
+
+        The trust centre secures it with the key-transport key of our install-code link
+        key (ZigBee 4.4.1.1, 4.6.3.2.2); decoding verified the MIC with our only link key.
+        """
+        if aps.security is None or aps.security.key_id is not KeyId.KEY_TRANSPORT:
+            return "not secured with our key-transport key"
+        if command.dst_ieee != self.ieee:
+            return f"addressed to {command.dst_ieee.hex().upper()}"
+        if command.key_type is not KeyType.NETWORK or command.key_sequence is None:
+            return "does not carry a network key"
+        return None
 
     def _got_network_key(self, command: TransportKey) -> None:
         assert self._target is not None and self._pending_short is not None

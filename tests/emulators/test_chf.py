@@ -21,6 +21,7 @@ from emulators.chf import (
 )
 from emulators.device import TYPE_UNMATCHED
 from emulators.headend import HeadEnd, Outcome
+from emulators.node import MAX_GBCS_MESSAGE
 from emulators.scenarios import Run
 from emulators.world import World
 from gbcs import asn1, dlms
@@ -565,6 +566,53 @@ def test_from_wan_to_a_local_device(hub: CommsHub, headend: HeadEnd, gpf: Any) -
     outcome = headend.send(hub, command, timeout=1)
     assert outcome.ok
     assert outcome.response.header.business_originator == gpf.eui64
+
+
+def sized_for(headend: HeadEnd, device: bytes, size: int) -> bytes:
+    """A message to ``device`` (routed unchecked, as cs07_for) of exactly ``size`` bytes."""
+    supplier = headend.party("supplier")
+    counter = headend.next_counter(supplier)
+    padding = size
+    for _ in range(8):  # the length fields grow with the payload: converge
+        data = new_command(
+            0x0013, bytes(padding), originator=supplier, target=device, counter=counter
+        ).encode()
+        padding += size - len(data)
+    assert len(data) == size
+    return data
+
+
+@pytest.mark.parametrize("device_type", [DeviceType.ESME, DeviceType.GSME])
+def test_from_wan_too_long_for_the_han_tunnel_fails_at_once(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, fake_han: FakeHan, device_type: DeviceType
+) -> None:
+    hub.han = fake_han
+    dcc.add(DEV[0], device_type=device_type)
+    failures: list[RouteFailure] = []
+    hub.on_route_failure = failures.append
+    size = MAX_GBCS_MESSAGE + 1
+    hub.from_wan(sized_for(headend, DEV[0], size))
+    reason = (
+        f"message of {size} bytes exceeds the {MAX_GBCS_MESSAGE}-byte limit of the HAN "
+        "tunnel (255 APS blocks, ZigBee 2.2.8.4.5)"
+    )
+    assert failures == [RouteFailure(DEV[0], reason)]
+    assert fake_han.sent == [] and hub.held_count(DEV[0]) == 0  # neither sent nor held
+    assert hub.event_log[-1].event == "message not routed"
+
+
+@pytest.mark.parametrize("device_type", [DeviceType.ESME, DeviceType.GSME])
+def test_from_wan_at_the_han_tunnel_limit_is_routed(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, fake_han: FakeHan, device_type: DeviceType
+) -> None:
+    hub.han = fake_han
+    dcc.add(DEV[0], device_type=device_type)
+    data = sized_for(headend, DEV[0], MAX_GBCS_MESSAGE)
+    hub.from_wan(data)
+    if device_type == DeviceType.GSME:
+        assert hub.take_held(DEV[0]) == data
+    else:
+        assert fake_han.sent == [(DEV[0], data)]
 
 
 def test_from_wan_malformed(hub: CommsHub) -> None:

@@ -1,0 +1,374 @@
+"""Frames an attacker (or noise) puts on a HAN's air, and what the nodes must not do with them.
+
+A radio that only transmits sits beside a bench CHF and its meter: unsecured
+NWK commands, forged Transport Keys, spoofed rejoins, malformed reassembled
+APS payloads and runt PSDUs are dropped, never raised out of the clock loop,
+and the meter stays reachable through its hub.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from emulators.headend import HeadEnd
+from emulators.medium import HanMedium
+from emulators.node import KEEPALIVE, MAX_GBCS_MESSAGE, REJOIN_RETRY, NodeState
+from emulators.scenarios import Run
+from emulators.world import Hub, MeterUnit, World
+from emulators.zigbee import air
+from emulators.zigbee.air import NwkSecurity
+from emulators.zigbee.aps import ApsCommand, ApsData, DeliveryMode, Fragment, KeyType, TransportKey
+from emulators.zigbee.mac import Capability
+from emulators.zigbee.nwk import Leave
+from emulators.zigbee.security import AuxHeader, KeyId
+from gbcs.frame import GbcsMessage, new_command
+from gbcs.testpki import TestPki
+
+SEED = 3
+EVIL_KEY = b"\xee" * 16
+OTHER = bytes.fromhex("0102030405060708")
+FAR_COUNTER = 10**6  # beyond any NWK frame counter the real nodes reach in a test
+
+
+class Attacker:
+    """A radio that transmits whatever it is given and never acknowledges anything."""
+
+    def __init__(self, medium: HanMedium, channel: int) -> None:
+        self.ieee = b"\xaa" * 8
+        self.channel = channel
+        self.pan_id: int | None = None
+        self.short_address: int | None = None
+        self.listening = True
+        self.medium = medium
+        medium.attach(self)
+
+    def deliver(self, psdu: bytes) -> None:
+        pass
+
+    def send(self, psdu: bytes, dst_pan: int | None, dst: int | bytes | None) -> None:
+        self.medium.send(self, psdu, dst_pan, dst)
+
+
+class Bench:
+    """A bench CHF and a meter of ``kind``, with the trace the nodes write."""
+
+    def __init__(self, pki: TestPki, kind: str = "esme") -> None:
+        self.world = World(SEED, pki=pki)
+        self.trace: list[str] = []
+        self.world.trace = self.trace.append
+        self.run = Run("test", self.world)
+        self.hub: Hub = self.world.add_hub("bench")
+        self.meter: MeterUnit = self.world.add_meter("bench", kind)
+        settings = self.hub.node.settings
+        assert settings is not None
+        self.settings = settings
+        self.attacker = Attacker(self.world.place("bench"), settings.channel)
+
+    def join(self) -> None:
+        assert self.run.add_device(self.hub, self.meter).ok
+        assert self.run.wait_joined(self.meter, self.hub, "join").ok
+
+    def lines(self, text: str) -> list[str]:
+        return [line for line in self.trace if text in line]
+
+    def inject(self, psdu: bytes, dst: int | bytes | None, seconds: float = 1.0) -> None:
+        self.attacker.send(psdu, self.settings.pan_id, dst)
+        self.world.run(seconds)
+
+    def secured(self, counter: int, source: bytes) -> NwkSecurity:
+        """NWK security with the hub's network key (what an insider holds)."""
+        return NwkSecurity(self.settings.network_key, self.settings.key_sequence, counter, source)
+
+
+@pytest.fixture
+def bench(pki: TestPki) -> Bench:
+    return Bench(pki)
+
+
+# Runt PSDUs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "psdu", [b"", b"\x02", b"\x02\x00", b"\x41\x88\x01\x00"], ids=["empty", "1", "2", "4"]
+)
+def test_a_node_ignores_a_psdu_too_short_to_be_a_frame(bench: Bench, psdu: bytes) -> None:
+    bench.join()
+    for node in (bench.meter.node, bench.hub.node):
+        dropped = node.frames_dropped
+        node.deliver(psdu)
+        assert node.frames_dropped == dropped + 1
+
+
+def test_the_medium_refuses_an_empty_psdu(bench: Bench) -> None:
+    medium = bench.world.place("bench")
+    with pytest.raises(ValueError, match="empty PSDU"):
+        medium.send(bench.attacker, b"", bench.settings.pan_id, 0xFFFF)
+    with pytest.raises(ValueError, match="empty PSDU"):
+        medium.transmit(bench.attacker, b"", dst_pan=bench.settings.pan_id, dst=0xFFFF)
+    assert medium.frames_sent == sum(1 for _ in bench.world.capture.frames)  # nothing went out
+
+
+# NWK Leave ----------------------------------------------------------------------------------
+
+
+def _leave_request(bench: Bench, security: NwkSecurity | None, dst: int) -> bytes:
+    return air._nwk_command(
+        Leave(request=True),
+        mac_sequence=1,
+        nwk_sequence=7,
+        pan_id=bench.settings.pan_id,
+        src=0x0000,
+        dst=dst,
+        security=security,
+        radius=1,
+        src_ieee=None,
+        dst_ieee=None,
+    )
+
+
+def test_an_unsecured_leave_request_is_dropped(bench: Bench) -> None:
+    bench.join()
+    meter = bench.meter
+    bench.inject(_leave_request(bench, None, 0xFFFF), 0xFFFF, 120)
+    assert meter.node.state is NodeState.JOINED and meter.node.settings is not None
+    assert bench.lines("dropped: unsecured NWK Leave request")
+    assert bench.run.join_details(bench.hub, meter).ok
+
+
+def test_a_leave_request_secured_with_the_network_key_is_obeyed(bench: Bench) -> None:
+    bench.join()
+    meter = bench.meter
+    security = bench.secured(FAR_COUNTER, bench.hub.eui64)
+    short = meter.node.settings.short_address
+    bench.inject(_leave_request(bench, security, short), short)
+    assert meter.node.settings is None
+    assert bench.lines("network forgotten")
+
+
+# Transport Key ------------------------------------------------------------------------------
+
+
+def _forged_keys(bench: Bench) -> list[bytes]:
+    """Transport Keys carrying EVIL_KEY to short 0x4242 that the meter must refuse."""
+    meter, hub, pan = bench.meter, bench.hub, bench.settings.pan_id
+
+    def unsecured(dst_ieee: bytes) -> bytes:
+        command = ApsCommand(77, TransportKey(KeyType.NETWORK, EVIL_KEY, dst_ieee, hub.eui64, 0))
+        return air.nwk_data(
+            command,
+            mac_sequence=10,
+            nwk_sequence=1,
+            pan_id=pan,
+            src=0,
+            dst=0x4242,
+            security=None,
+            radius=1,
+            src_ieee=hub.eui64,
+            dst_ieee=dst_ieee,
+        )
+
+    def with_link_key(aux_key: KeyId, dst_ieee: bytes, aps_counter: int) -> bytes:
+        command = ApsCommand(
+            aps_counter,
+            TransportKey(KeyType.NETWORK, EVIL_KEY, dst_ieee, hub.eui64, 0),
+            AuxHeader(aux_key, 5, hub.eui64),
+        )
+        return air.nwk_data(
+            command,
+            mac_sequence=11,
+            nwk_sequence=aps_counter,
+            pan_id=pan,
+            src=0,
+            dst=0x4242,
+            security=None,
+            aps_key=meter.node.link_key,
+            radius=1,
+            src_ieee=hub.eui64,
+            dst_ieee=meter.eui64,  # reaches the meter whatever short address it has by then
+        )
+
+    return [
+        unsecured(OTHER),
+        unsecured(meter.eui64),
+        # Under the meter's own install-code key (a leak), but for another device, or
+        # with the link key as a data key rather than the key-transport key.
+        with_link_key(KeyId.KEY_TRANSPORT, OTHER, 78),
+        with_link_key(KeyId.LINK, meter.eui64, 79),
+    ]
+
+
+@pytest.mark.parametrize("forgery", range(4))
+def test_a_joining_meter_takes_only_its_own_secured_transport_key(
+    bench: Bench, forgery: int
+) -> None:
+    node = bench.meter.node
+    forged = _forged_keys(bench)[forgery]
+    inner = node.on_state
+
+    def on_state(state: NodeState) -> None:
+        if state is NodeState.JOINING and not bench.lines("dropped: Transport Key"):
+            # Our own association response, then the forged key, ahead of the hub's.
+            bench.attacker.send(
+                air.association_response(
+                    mac_sequence=9,
+                    pan_id=bench.settings.pan_id,
+                    device_ieee=bench.meter.eui64,
+                    coordinator_ieee=bench.hub.eui64,
+                    short_address=0x4242,
+                ),
+                bench.settings.pan_id,
+                bench.meter.eui64,
+            )
+            bench.world.clock.call_later(
+                0.0012, bench.attacker.send, forged, bench.settings.pan_id, 0x4242
+            )
+        if inner is not None:
+            inner(state)
+
+    node.on_state = on_state
+    bench.join()
+    assert bench.lines("dropped: Transport Key")
+    assert node.settings is not None and node.settings.network_key != EVIL_KEY
+    assert bench.hub.node.has_child(bench.meter.eui64)
+
+
+# Trust-centre rejoin ------------------------------------------------------------------------
+
+
+def _spoofed_rejoin(bench: Bench, src: int) -> bytes:
+    return air.rejoin_request(
+        mac_sequence=1,
+        nwk_sequence=200,
+        pan_id=bench.settings.pan_id,
+        src=src,
+        dst=0,
+        device_ieee=bench.meter.eui64,
+        capability=Capability.router(),
+    )
+
+
+@pytest.mark.parametrize("kind", ["esme", "gsme"])
+@pytest.mark.parametrize("own_address", [False, True])
+def test_a_spoofed_rejoin_leaves_the_child_record_alone(
+    pki: TestPki, kind: str, own_address: bool
+) -> None:
+    bench = Bench(pki, kind)
+    bench.join()
+    meter, hub = bench.meter, bench.hub
+    before = hub.node.children[meter.eui64]
+    record = (before.short_address, before.tunnel_id, before.announced, before.sleepy)
+    src = before.short_address if own_address else 0x1234
+    bench.inject(_spoofed_rejoin(bench, src), 0)
+    child = hub.node.children[meter.eui64]
+    assert (child.short_address, child.tunnel_id, child.announced, child.sleepy) == record
+    assert bench.run.join_details(hub, meter).ok
+    bench.world.run(3 * 3600)  # the meter's own traffic does not complete the rejoin
+    child = hub.node.children[meter.eui64]
+    assert (child.short_address, child.tunnel_id, child.announced, child.sleepy) == record
+    assert bench.run.join_details(hub, meter).ok
+    assert meter.node.rejoins == 0
+
+
+@pytest.mark.parametrize("announce_lost", [False, True])
+def test_a_meter_that_lost_its_hub_rejoins_it_with_a_new_tunnel(
+    bench: Bench, announce_lost: bool
+) -> None:
+    bench.join()
+    meter, hub = bench.meter, bench.hub
+    if announce_lost:  # the hub misses the broadcast Device_annce: the tunnel request proves it
+        deliver, keys = hub.node.deliver, hub.node.keys()
+
+        def lossy(psdu: bytes) -> None:
+            app = air.decode_frame(psdu, keys).app if len(psdu) > 5 else None
+            if app is None or app.zdo is None:
+                deliver(psdu)
+
+        hub.node.deliver = lossy  # type: ignore[method-assign]
+    old_tunnel = hub.node.children[meter.eui64].tunnel_id
+    medium = bench.world.place("bench")
+    hub.node.place(None)  # unplugged: the meter's keep-alive goes unacknowledged
+    bench.world.run(KEEPALIVE + 10)
+    assert meter.node.state in (NodeState.ORPHANED, NodeState.REJOINING)
+    assert hub.node.children[meter.eui64].tunnel_id == old_tunnel  # the hub never knew
+    hub.node.place(medium)
+    assert bench.world.run_until(lambda: meter.node.joined, 2 * REJOIN_RETRY)
+    bench.world.run(1)
+    assert meter.node.rejoins == 1
+    child = hub.node.children[meter.eui64]
+    assert child.announced and child.tunnel_id not in (None, old_tunnel)
+    assert child.tunnel_id == meter.node.tunnel_id
+    assert child.short_address == meter.node.settings.short_address
+    assert bench.run.join_details(hub, meter).ok
+
+
+# Reassembled APS payloads -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("to_hub", "cluster", "profile", "payload"),
+    [
+        (False, 0x0704, 0x0109, b"\x01"),  # a ZCL frame cut short
+        (False, 0x0013, 0x0000, b"\x00"),  # a Device_annce cut short
+        (True, 0x0704, 0x0109, b"\x01"),
+        (True, 0x0013, 0x0000, b"\x00"),
+    ],
+)
+def test_a_malformed_reassembled_payload_is_dropped(
+    bench: Bench, to_hub: bool, cluster: int, profile: int, payload: bytes
+) -> None:
+    bench.join()
+    node = bench.hub.node if to_hub else bench.meter.node
+    dst = 0 if to_hub else bench.meter.node.settings.short_address
+    aps = ApsData(
+        cluster, profile, 1, 10, 200, payload, DeliveryMode.UNICAST, None, False, Fragment(0, 1)
+    )
+    psdu = air.nwk_data(
+        aps,
+        mac_sequence=1,
+        nwk_sequence=1,
+        pan_id=bench.settings.pan_id,
+        src=0x2222,
+        dst=dst,
+        security=bench.secured(FAR_COUNTER, b"\x77" * 8),
+    )
+    dropped = node.frames_dropped
+    bench.inject(psdu, dst, 0.1)
+    assert node.frames_dropped == dropped + 1
+    assert bench.lines("dropped: malformed reassembled APS payload")
+    assert bench.run.join_details(bench.hub, bench.meter).ok
+
+
+# GBCS messages at the HAN tunnel's limit ------------------------------------------------------
+
+
+def sized(headend: HeadEnd, target: bytes, size: int) -> GbcsMessage:
+    """An (unprotected) command to ``target`` whose encoding is exactly ``size`` bytes."""
+    supplier = headend.party("supplier")
+    counter = headend.next_counter(supplier)
+    padding = size
+    for _ in range(8):  # the length fields grow with the payload: converge
+        message = new_command(
+            0x0013, bytes(padding), originator=supplier, target=target, counter=counter
+        )
+        padding += size - len(message.encode())
+    assert len(message.encode()) == size
+    return message
+
+
+@pytest.mark.parametrize("kind", ["esme", "gsme"])
+def test_the_longest_routable_message_crosses_the_han(pki: TestPki, kind: str) -> None:
+    bench = Bench(pki, kind)
+    bench.join()
+    heard: list[bytes] = []
+    inner = bench.meter.node.on_gbcs
+    assert inner is not None
+
+    def on_gbcs(peer: bytes, data: bytes) -> None:
+        heard.append(data)
+        inner(peer, data)
+
+    bench.meter.node.on_gbcs = on_gbcs
+    message = sized(bench.world.headend, bench.meter.eui64, MAX_GBCS_MESSAGE)
+    bench.hub.chf.from_wan(message.encode())
+    bench.world.run(120)
+    assert heard == [message.encode()]
