@@ -18,6 +18,29 @@ from gbcs.security import DEFAULT_ACB, SecurityContext
 
 __all__ = ["main"]
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _eui64(text: str) -> str:
+    """argparse type for ``--acb``: exactly 16 hex digits, so a typo is a usage error."""
+    cleaned = text.replace(":", "").replace(" ", "")
+    if len(cleaned) != 16 or any(c not in "0123456789abcdefABCDEF" for c in cleaned):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an EUI-64 (16 hex digits)")
+    return cleaned
+
+
+def _disconnect_code(text: str) -> int:
+    """argparse type for ``--disconnect-code``: the Catalogue's own checks, as a usage error."""
+    try:
+        code = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    try:
+        Catalogue(code)
+    except GbcsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return code
+
 
 def _security(args: argparse.Namespace) -> SecurityContext | None:
     folder = args.keystore or os.environ.get("GBCS_KEYSTORE")
@@ -51,8 +74,9 @@ def read_inputs(items: Sequence[str], stdin: TextIO) -> Iterator[tuple[str | Non
                 except OSError as exc:
                     yield str(file), f"cannot read: {exc.strerror}"
                     continue
+                text = raw.removeprefix(UTF8_BOM)  # editors on Windows save hex with one
                 try:
-                    yield str(file), parse_input(raw.decode("ascii"))
+                    yield str(file), parse_input(text.decode("ascii"))
                 except (UnicodeDecodeError, GbcsError):
                     yield str(file), raw  # binary message
         else:
@@ -153,7 +177,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         result: dict[str, Any]
         if isinstance(data, str):
             failures += 1
-            error = {"layer": "input", "offset": 0, "reason": data}
+            error = {"layer": "input", "field": "input", "offset": 0, "reason": data}
             result = {"file": name, "error": error} if name else {"error": error}
         else:
             try:
@@ -168,6 +192,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
             except DecodeError as exc:
                 failures += 1
                 error = exc.as_dict()
+                result = {"file": name, "error": error} if name else {"error": error}
+            except GbcsError as exc:  # e.g. an unreadable key file: this input only
+                failures += 1
+                error = {"layer": "keystore", "field": "key file", "offset": 0, "reason": str(exc)}
                 result = {"file": name, "error": error} if name else {"error": error}
         if args.json:
             print(json.dumps(result))
@@ -188,7 +216,14 @@ def cmd_decode(args: argparse.Namespace) -> int:
 def cmd_encode(args: argparse.Namespace) -> int:
     from gbcs.message import message_from_json
 
-    text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
+    try:
+        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text("utf-8")
+    except OSError as exc:
+        print(f"gbcs-hil encode: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(f"gbcs-hil encode: {args.input} is not UTF-8 text: {exc.reason}", file=sys.stderr)
+        return 2
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -226,6 +261,10 @@ def cmd_example(args: argparse.Namespace) -> int:
     except GbcsError as exc:
         print(f"gbcs-hil example: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        where = exc.filename or args.keys
+        print(f"gbcs-hil example: cannot write keys to {where}: {exc.strerror}", file=sys.stderr)
+        return 2
     print(wire.hex().upper())
     return 0
 
@@ -248,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--acb",
             metavar="EUI64",
+            type=_eui64,
             help=f"Access Control Broker id (default {DEFAULT_ACB.hex().upper()})",
         )
 
@@ -261,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--disconnect-code",
-        type=lambda s: int(s, 0),
+        type=_disconnect_code,
         metavar="CODE",
         help="message code of the SECMP0013 disconnect (default "
         "$GBCS_HIL_DISCONNECT_CODE or 0x7F00)",

@@ -1278,9 +1278,37 @@ def _value_json(v: ZclValue) -> dict[str, Any]:
     return out
 
 
+# Keys :func:`to_json` writes; anything else is a typo that would silently drop data.
+_PAYLOAD_KEYS = frozenset(
+    {"profile_id", "component_count", "alert_code", "timestamp", "timestamp_iso"}
+    | {"alert_body", "components"}
+)
+_COMPONENT_KEYS = frozenset(
+    {"control", "last", "encrypted", "cluster", "cluster_name", "from_date_time"}
+    | {"from_date_time_iso", "additional_header_control", "additional_frame_counter"}
+    | {"frame_control", "manufacturer_code", "sequence", "command_id", "ciphered_length"}
+    | {"block", "payload", "zcl", "plaintext"}
+)
+_BODY_KEYS = frozenset(
+    {"kind", "message_code", "originator_counter", "cluster", "cluster_name"}
+    | {"frame_control", "command_id", "image_hash", "reason"}
+)
+
+
+def _known(o: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
+    unknown = set(o) - allowed
+    if unknown:
+        raise EncodeError(f"{path}: unknown keys {sorted(map(str, unknown))}")
+
+
 def from_json(obj: Any) -> GbzPayload:
-    """Rebuild a payload from :func:`to_json` output; names and views are ignored."""
+    """Rebuild a payload from :func:`to_json` output; names and views are ignored.
+
+    Unknown keys and a missing ``components`` are errors: an edit with a typo in a
+    key name must not encode (and get re-signed) as an emptied payload.
+    """
     o = _mapping(obj, "payload")
+    _known(o, _PAYLOAD_KEYS, "payload")
     code = o.get("alert_code")
     timestamp = None
     if code is not None:
@@ -1292,7 +1320,9 @@ def from_json(obj: Any) -> GbzPayload:
         if code is None:
             raise EncodeError("alert_body: needs an alert_code")
         body = _body_from_json(code, _mapping(body_obj, "alert_body"))
-    items = o.get("components", [])
+    if "components" not in o:
+        raise EncodeError("payload.components: missing")
+    items = o["components"]
     if not isinstance(items, list | tuple):
         raise EncodeError("components: expected a list")
     components = tuple(_component_from_json(c, f"components[{i}]") for i, c in enumerate(items))
@@ -1303,6 +1333,7 @@ def from_json(obj: Any) -> GbzPayload:
 
 def _component_from_json(obj: Any, path: str) -> GbzComponent:
     c = _mapping(obj, path)
+    _known(c, _COMPONENT_KEYS, path)
     control = _json_int(c, "control", 0xFF, path)
     cluster = _json_int(c, "cluster", 0xFFFF, path)
     fdt = (
@@ -1336,6 +1367,7 @@ def _component_from_json(obj: Any, path: str) -> GbzComponent:
 def _body_from_json(code: int, b: Mapping[str, Any]) -> AlertBody:
     kind = _body_type(code)
     path = "alert_body"
+    _known(b, _BODY_KEYS, path)
     if kind is FutureDatedOutcome:
         return FutureDatedOutcome(
             _json_int(b, "message_code", 0xFFFF, path),

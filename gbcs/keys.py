@@ -112,6 +112,19 @@ class MemoryKeyStore:
         return None if entry is None else entry.certificate
 
 
+def _p256(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey, path: Path) -> None:
+    """GBCS keys are P-256 only; another curve would fail deep in ECDH or signing."""
+    if not isinstance(key.curve, ec.SECP256R1):
+        raise GbcsError(f"{path}: {key.curve.name} key, GBCS needs a P-256 (secp256r1) key")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise GbcsError(f"{path}: cannot read ({exc.strerror})") from None
+
+
 def _load_public(
     data: bytes, path: Path
 ) -> tuple[ec.EllipticCurvePublicKey, x509.Certificate | None]:
@@ -126,6 +139,7 @@ def _load_public(
         raise GbcsError(f"{path}: not a PEM certificate or public key ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise GbcsError(f"{path}: not an elliptic-curve key")
+    _p256(key, path)
     return key, cert
 
 
@@ -172,17 +186,16 @@ class FileKeyStore(MemoryKeyStore):
             if ".key" in files:
                 path = files[".key"]
                 try:
-                    private = serialization.load_pem_private_key(path.read_bytes(), None)
+                    private = serialization.load_pem_private_key(_read(path), None)
                 except (ValueError, TypeError) as exc:
                     raise GbcsError(f"{path}: not a PKCS#8 PEM private key ({exc})") from None
                 if not isinstance(private, ec.EllipticCurvePrivateKey):
                     raise GbcsError(f"{path}: not an elliptic-curve key")
+                _p256(private, path)
                 entry.private = private
                 entry.public = private.public_key()
             if ".pem" in files:
-                entry.public, entry.certificate = _load_public(
-                    files[".pem"].read_bytes(), files[".pem"]
-                )
+                entry.public, entry.certificate = _load_public(_read(files[".pem"]), files[".pem"])
             self._keys[key] = entry
         return entry
 

@@ -1172,6 +1172,12 @@ def _build_json(node: Any, limits: Any, path: str) -> tuple[_Conv, _Conv]:
             value, length = _hex(x["value"], path), x["length"]
             if not 8 * len(value) - 7 <= length <= 8 * len(value) and (value or length):
                 raise EncodeError(f"{path}: {length} bits do not fill {len(value)} bytes")
+            unused = 8 * len(value) - length
+            if unused and value[-1] & ((1 << unused) - 1):
+                # DER needs zero padding; dropping the bits would change the edit silently.
+                raise EncodeError(
+                    f"{path}: bits beyond the {length} given are set in {x['value']!r}"
+                )
             return value, length
 
         return (lambda v: {"value": bytes(v[0]).hex().upper(), "length": v[1]}), bits_from

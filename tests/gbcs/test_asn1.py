@@ -480,6 +480,19 @@ def test_from_json_rejects_malformed_objects() -> None:
             asn1.from_json(obj)
 
 
+def test_from_json_rejects_set_bit_string_padding() -> None:
+    """DER zeroes the unused bits: an edit setting them must fail, not encode as 00."""
+    edit = {"type": "IssueSecurityCredentialsCommand", "value": {"keyUsage": {}}}
+    for value, length in (("01", 1), ("FF", 7), ("0001", 15)):
+        edit["value"]["keyUsage"] = {"value": value, "length": length}
+        with pytest.raises(EncodeError, match=r"keyUsage: bits beyond"):
+            asn1.from_json(edit)
+    for value, length in (("80", 1), ("FE", 7), ("0002", 15), ("", 0)):
+        edit["value"]["keyUsage"] = {"value": value, "length": length}
+        p = asn1.from_json(edit)
+        assert asn1.to_json(asn1.decode_type(p.type_name, asn1.encode(p))) == edit
+
+
 def test_to_json_of_a_bad_value_is_an_encode_error() -> None:
     with pytest.raises(EncodeError):
         asn1.to_json(Asn1Payload("ActivateFirmwareResponse", ("noSuchAlternative", None)))

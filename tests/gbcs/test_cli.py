@@ -175,3 +175,128 @@ def test_readme_main_job_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "FAULTY" in result.stdout and result.stdout.count("PASS") == 4
     assert (tmp_path / "triage-run" / "report.json").is_file()
+
+
+# --------------------------------------------------------------------------
+# Bad input: a clear error and an exit code, never a traceback
+# --------------------------------------------------------------------------
+
+SUPPLIER = "90b3d51f30010000"  # signs the disconnect example
+
+
+def _example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, str]:
+    keys = tmp_path / "keys"
+    _, out, _ = run(["example", "disconnect", "--keys", str(keys)], capsys)
+    return keys, out.strip()
+
+
+def _p384_pem(private: bool) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    if private:
+        return key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_encode_unreadable_input_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"x": "\xe9"}')
+    for path, reason in (
+        (tmp_path / "nonexist.json", "No such file"),
+        (tmp_path, "directory"),
+        (latin, "not UTF-8"),
+    ):
+        code, _, err = run(["encode", str(path)], capsys)
+        assert code == 2 and str(path) in err and reason in err
+
+
+@pytest.mark.parametrize("acb", ["XYZ", "0011", "00DB1234567890A0FF", "00DB1234567890AG"])
+def test_acb_must_be_16_hex_digits(acb: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["decode", "--acb", acb, "00"])
+    assert info.value.code == 2 and "EUI-64" in capsys.readouterr().err
+
+
+def test_acb_accepts_colons(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    keys, wire = _example(tmp_path, capsys)
+    acb = ":".join(["90", "B3", "D5", "1F", "30", "00", "00", "02"])
+    code, out, _ = run(["decode", "--keystore", str(keys), "--acb", acb, "--json", wire], capsys)
+    assert code == 0 and json.loads(out)["mac"] in ("valid", "invalid")
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [("0x10000", "not a uint16"), ("-1", "not a uint16"), ("0x0013", "already"), ("x", "integer")],
+)
+def test_disconnect_code_is_a_usage_error(
+    code: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["decode", f"--disconnect-code={code}", "00"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and reason in err and "Traceback" not in err
+
+
+def test_example_keys_path_unusable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    existing = tmp_path / "file"
+    existing.write_text("")
+    for keys in (existing, existing / "sub"):
+        code, out, err = run(["example", "--keys", str(keys)], capsys)
+        assert code == 2 and out == "" and "cannot write keys" in err
+
+
+def test_broken_key_file_fails_that_input_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys, wire = _example(tmp_path, capsys)
+    msg = tmp_path / "msg.hex"
+    msg.write_text(wire)
+    (keys / f"{SUPPLIER}-ds.pem").write_text("garbage")
+    code, out, _ = run(["decode", "--keystore", str(keys), "--json", f"@{msg}", "00"], capsys)
+    assert code == 1
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["file"] == str(msg) and first["error"]["layer"] == "keystore"
+    assert f"{SUPPLIER}-ds.pem" in first["error"]["reason"]
+    assert second["error"]["layer"] == "frame"  # the batch went on
+
+
+def test_p384_keys_are_named_not_tracebacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys, wire = _example(tmp_path, capsys)
+    _, text, _ = run(["decode", "--json", wire], capsys)
+    (keys / f"{SUPPLIER}-ds.key").write_bytes(_p384_pem(private=True))
+    code, _, err = run(
+        ["encode", "--keystore", str(keys), "--resign", "-"], capsys, text, monkeypatch
+    )
+    assert code == 1 and f"{SUPPLIER}-ds.key" in err and "P-256" in err
+    (keys / f"{SUPPLIER}-ds.key").unlink()  # a decode needs the public key only
+    (keys / f"{SUPPLIER}-ds.pem").write_bytes(_p384_pem(private=False))
+    code, out, _ = run(["decode", "--keystore", str(keys), "--json", wire], capsys)
+    error = json.loads(out)["error"]
+    assert code == 1 and f"{SUPPLIER}-ds.pem" in error["reason"] and "P-256" in error["reason"]
+
+
+def test_input_errors_have_a_field(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["decode", "--json", "zz-not-hex"], capsys)
+    error = json.loads(out)["error"]
+    assert code == 1 and set(error) == {"layer", "field", "offset", "reason"}
+    assert (error["layer"], error["field"]) == ("input", "input")
+
+
+def test_hex_file_with_utf8_bom_is_hex(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, wire = _example(tmp_path, capsys)
+    bom = tmp_path / "bom.hex"
+    bom.write_bytes(b"\xef\xbb\xbf" + wire.encode() + b"\r\n")
+    code, out, _ = run(["decode", "--json", f"@{bom}"], capsys)
+    assert code == 0 and json.loads(out)["use_case"] == "CS02f-SECMP0013"

@@ -383,6 +383,24 @@ def test_from_json_errors_name_the_field() -> None:
     assert gbz.from_json(good) == gbz.decode(_encrypted(len(BLOCK), BLOCK), False)
 
 
+def test_from_json_rejects_unknown_and_missing_keys() -> None:
+    """A renamed key must not encode as an emptied payload (audit: components -> component)."""
+    good = gbz.to_json(gbz.decode(_encrypted(len(BLOCK), BLOCK), False))
+    renamed = {k: v for k, v in good.items() if k != "components"}
+    cases: list[tuple[Any, str]] = [
+        ({**renamed, "component": good["components"]}, "payload: unknown keys ['component']"),
+        (renamed, "payload.components: missing"),
+        ({**good, "components": [{**good["components"][0], "blok": "00"}]},
+         "components[0]: unknown keys ['blok']"),
+        ({**good, "alert_code": 0x8F66, "timestamp": 0, "components": [],
+          "alert_body": {"reason": 1, "reson": 2}}, "alert_body: unknown keys ['reson']"),
+    ]  # fmt: skip
+    for obj, message in cases:
+        with pytest.raises(EncodeError) as info:
+            gbz.from_json(obj)
+        assert message in str(info.value)
+
+
 def test_build_helpers_set_the_control_bits() -> None:
     frame = ZclFrame(0x01, 5, 0x00)
     p = GbzPayload.build([
