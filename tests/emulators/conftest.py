@@ -15,7 +15,7 @@ from emulators.gpf import Gpf
 from emulators.headend import HeadEnd
 from emulators.meters import Esme, Gsme
 from gbcs import dlms
-from gbcs.frame import GbcsMessage, decode_message
+from gbcs.frame import GbcsMessage, decode_message, new_command
 from gbcs.testpki import TestPki
 
 PKI_SEED = 7
@@ -128,4 +128,21 @@ def verified(headend: HeadEnd, data: bytes) -> GbcsMessage:
     """Decode a device's output and require its MAC (and signature, if any) to verify."""
     message, parts = decode_message(data)
     headend.security.require_valid(message, parts)
+    return message
+
+
+def command_of_size(headend: HeadEnd, target: bytes, size: int) -> GbcsMessage:
+    """An unprotected CS07-coded command to ``target`` whose encoding is exactly ``size`` bytes.
+
+    A hub routes it without checking it, so it probes the HAN tunnel's size limit.
+    """
+    supplier = headend.party("supplier")
+    counter = headend.next_counter(supplier)
+    padding = size
+    for _ in range(8):  # the length fields grow with the payload: converge
+        message = new_command(
+            0x0013, bytes(padding), originator=supplier, target=target, counter=counter
+        )
+        padding += size - len(message.encode())
+    assert len(message.encode()) == size
     return message

@@ -48,6 +48,7 @@ from tests.emulators.conftest import (
     INSTALL_CODE,
     LINK_KEY,
     FakeHan,
+    command_of_size,
     device_log_message,
     verified,
 )
@@ -568,20 +569,6 @@ def test_from_wan_to_a_local_device(hub: CommsHub, headend: HeadEnd, gpf: Any) -
     assert outcome.response.header.business_originator == gpf.eui64
 
 
-def sized_for(headend: HeadEnd, device: bytes, size: int) -> bytes:
-    """A message to ``device`` (routed unchecked, as cs07_for) of exactly ``size`` bytes."""
-    supplier = headend.party("supplier")
-    counter = headend.next_counter(supplier)
-    padding = size
-    for _ in range(8):  # the length fields grow with the payload: converge
-        data = new_command(
-            0x0013, bytes(padding), originator=supplier, target=device, counter=counter
-        ).encode()
-        padding += size - len(data)
-    assert len(data) == size
-    return data
-
-
 @pytest.mark.parametrize("device_type", [DeviceType.ESME, DeviceType.GSME])
 def test_from_wan_too_long_for_the_han_tunnel_fails_at_once(
     hub: CommsHub, dcc: Dcc, headend: HeadEnd, fake_han: FakeHan, device_type: DeviceType
@@ -591,7 +578,7 @@ def test_from_wan_too_long_for_the_han_tunnel_fails_at_once(
     failures: list[RouteFailure] = []
     hub.on_route_failure = failures.append
     size = MAX_GBCS_MESSAGE + 1
-    hub.from_wan(sized_for(headend, DEV[0], size))
+    hub.from_wan(command_of_size(headend, DEV[0], size).encode())
     reason = (
         f"message of {size} bytes exceeds the {MAX_GBCS_MESSAGE}-byte limit of the HAN "
         "tunnel (255 APS blocks, ZigBee 2.2.8.4.5)"
@@ -607,7 +594,7 @@ def test_from_wan_at_the_han_tunnel_limit_is_routed(
 ) -> None:
     hub.han = fake_han
     dcc.add(DEV[0], device_type=device_type)
-    data = sized_for(headend, DEV[0], MAX_GBCS_MESSAGE)
+    data = command_of_size(headend, DEV[0], MAX_GBCS_MESSAGE).encode()
     hub.from_wan(data)
     if device_type == DeviceType.GSME:
         assert hub.take_held(DEV[0]) == data

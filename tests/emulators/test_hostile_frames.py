@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.headend import HeadEnd
 from emulators.medium import HanMedium
 from emulators.node import KEEPALIVE, MAX_GBCS_MESSAGE, REJOIN_RETRY, NodeState
 from emulators.scenarios import Run
@@ -21,8 +20,8 @@ from emulators.zigbee.aps import ApsCommand, ApsData, DeliveryMode, Fragment, Ke
 from emulators.zigbee.mac import Capability
 from emulators.zigbee.nwk import Leave
 from emulators.zigbee.security import AuxHeader, KeyId
-from gbcs.frame import GbcsMessage, new_command
 from gbcs.testpki import TestPki
+from tests.emulators.conftest import command_of_size
 
 SEED = 3
 EVIL_KEY = b"\xee" * 16
@@ -341,20 +340,6 @@ def test_a_malformed_reassembled_payload_is_dropped(
 # GBCS messages at the HAN tunnel's limit ------------------------------------------------------
 
 
-def sized(headend: HeadEnd, target: bytes, size: int) -> GbcsMessage:
-    """An (unprotected) command to ``target`` whose encoding is exactly ``size`` bytes."""
-    supplier = headend.party("supplier")
-    counter = headend.next_counter(supplier)
-    padding = size
-    for _ in range(8):  # the length fields grow with the payload: converge
-        message = new_command(
-            0x0013, bytes(padding), originator=supplier, target=target, counter=counter
-        )
-        padding += size - len(message.encode())
-    assert len(message.encode()) == size
-    return message
-
-
 @pytest.mark.parametrize("kind", ["esme", "gsme"])
 def test_the_longest_routable_message_crosses_the_han(pki: TestPki, kind: str) -> None:
     bench = Bench(pki, kind)
@@ -368,7 +353,7 @@ def test_the_longest_routable_message_crosses_the_han(pki: TestPki, kind: str) -
         inner(peer, data)
 
     bench.meter.node.on_gbcs = on_gbcs
-    message = sized(bench.world.headend, bench.meter.eui64, MAX_GBCS_MESSAGE)
+    message = command_of_size(bench.world.headend, bench.meter.eui64, MAX_GBCS_MESSAGE)
     bench.hub.chf.from_wan(message.encode())
     bench.world.run(120)
     assert heard == [message.encode()]
