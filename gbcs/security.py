@@ -227,7 +227,13 @@ class SecurityContext:
         return self._add_mac(message, message.encode_apdu()[0] if apdu is None else apdu)
 
     def require_valid(self, message: GbcsMessage, parts: FrameParts | None = None) -> None:
-        """Raise unless every present MAC and signature verifies (receivers use this)."""
+        """Raise unless the message is protected and every MAC and signature on it verifies.
+
+        Receivers use this: a message with neither a MAC nor a signature (a pre-command,
+        or an unsigned General Signing frame) authenticates nothing (CRIB §2.4).
+        """
+        if not (message.has_mac or message.signature):
+            raise VerificationError("neither MAC'd nor signed")
         for what, result in (
             ("MAC", self.check_mac(message, parts)),
             ("signature", self.check_signature(message, parts)),

@@ -360,6 +360,19 @@ def test_unknown_party_is_no_key(pki: TestPki) -> None:
         _ctx(pki).require_valid(lost)
 
 
+def test_an_unprotected_message_is_not_valid(pki: TestPki) -> None:
+    """A pre-command, or a General Signing frame with an empty signature, proves nothing."""
+    ctx = _ctx(pki)
+    precommand = _precommand(pki)
+    unsigned = precommand.with_signature(b"")
+    for message in (precommand, unsigned):
+        assert not message.has_mac and not message.signature
+        with pytest.raises(VerificationError, match="neither MAC'd nor signed"):
+            ctx.require_valid(message)
+    ctx.require_valid(ctx.protect(precommand, sign=True, mac=False))  # signed only: fine
+    ctx.require_valid(ctx.protect(unsigned))  # MAC'd only: fine
+
+
 def test_protected_block_round_trip_and_tampering(pki: TestPki, stranger: TestPki) -> None:
     """CRIB §3.5 blocks: the device encrypts, the far party decrypts; any change is caught."""
     header = GroupingHeader(
