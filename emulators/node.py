@@ -661,10 +661,14 @@ class CoordinatorNode(_Node):
             self._rejoining.pop(device, None)  # joined afresh instead
             self.clock.call_later(0.01, self._send_network_key, device, key)
 
+    def joining_child(self, device: bytes) -> Child | None:
+        """The record a device joins or rejoins under: a pending rejoin's, else its own."""
+        rejoining = self._rejoining.get(device)
+        return rejoining[0] if rejoining is not None else self.children.get(device)
+
     def _send_network_key(self, device: bytes, link_key: bytes) -> None:
         settings = self.settings
-        rejoining = self._rejoining.get(device)
-        child = rejoining[0] if rejoining is not None else self.children.get(device)
+        child = self.joining_child(device)
         if settings is None or child is None:
             return
         frame_counter = self.counters.aps_frame

@@ -192,7 +192,7 @@ class SimNcp(CoordinatorNode):
     # Joins ------------------------------------------------------------------------------
     def _send_network_key(self, device: bytes, link_key: bytes) -> None:
         super()._send_network_key(device, link_key)
-        child = self.children.get(device)
+        child = self.joining_child(device)  # a rejoin's new address, not the old record's
         if child is not None and self.on_join is not None:
             self.on_join(device, child.short_address)
 

@@ -260,6 +260,8 @@ def test_a_spoofed_rejoin_leaves_the_child_record_alone(
     bench.inject(_spoofed_rejoin(bench, src), 0)
     child = hub.node.children[meter.eui64]
     assert (child.short_address, child.tunnel_id, child.announced, child.sleepy) == record
+    pending = hub.node.joining_child(meter.eui64)  # what a zigpy host is told of the rejoin
+    assert pending is not None and pending is not child and pending.tunnel_id is None
     assert bench.run.join_details(hub, meter).ok
     bench.world.run(3 * 3600)  # the meter's own traffic does not complete the rejoin
     child = hub.node.children[meter.eui64]
