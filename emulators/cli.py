@@ -33,7 +33,8 @@ def _table(report: dict[str, Any]) -> str:
     for eui, m in report["meters"].items():
         lines.append(
             f"  {eui} {m['kind']}: joined to {m['joined_to'] or 'no HAN'}, "
-            f"state {m['state']}, in device logs {', '.join(m['in_device_logs']) or 'none'}"
+            f"state {m['state']}, in device logs {', '.join(m['in_device_logs']) or 'none'}, "
+            f"network operator {m['network_operator']}"
         )
     return "\n".join(lines)
 

@@ -176,19 +176,44 @@ class Run:
         message = self.world.headend.command(code, payload, meter.eui64, **kwargs)
         return self.world.headend.send(hub.chf, message)
 
-    def read(self, hub: Hub, meter: MeterUnit, use_case: str) -> Step:
-        """One QA read (:mod:`emulators.qa`) from the supplier, through ``hub``."""
+    def read(
+        self,
+        hub: Hub,
+        meter: MeterUnit,
+        use_case: str,
+        *,
+        originator: str = "supplier",
+        **detail: Any,
+    ) -> Step:
+        """One QA read (:mod:`emulators.qa`) from ``originator``, through ``hub``."""
         he = self.world.headend
-        counter = he.next_counter(he.party("supplier"))
+        counter = he.next_counter(he.party(originator))
         clock = self.world.clock
         code, payload = qa.request(use_case, counter, clock.epoch, clock.utc)
-        outcome = self.meter_command(hub, meter, code, payload, counter=counter)
+        outcome = self.meter_command(
+            hub, meter, code, payload, counter=counter, originator=originator
+        )
 
         def check(o: Outcome) -> str:
             assert o.response is not None
             return "read failed" if qa.parse(use_case, o.response)["failed"] else "ok"
 
-        return self._gbcs(outcome, check)
+        return self._gbcs(outcome, check, **detail)
+
+    def anchors(self, hub: Hub, meter: MeterUnit) -> tuple[Step, dict[str, str | None]]:
+        """CS02a from the ACB (RTDS 6.24.1): whose supplier and network operator anchors
+        the meter holds, as EUI-64 hex (None: none reported)."""
+        code, payload = qa.credentials_request()
+        outcome = self.meter_command(hub, meter, code, payload, originator="acb", sign=False)
+        holders: dict[str, str | None] = {}
+
+        def check(o: Outcome) -> str:
+            assert o.response is not None
+            holders.update(qa.anchor_holders(o.response))
+            return "ok" if holders["network_operator"] else "no network operator anchor reported"
+
+        # ``holders`` is filled by check() before the step is recorded with it.
+        return self._gbcs(outcome, check, anchors=holders), holders
 
     def join_details(self, hub: Hub, meter: MeterUnit) -> Step:
         return self.read(hub, meter, "CS07")
@@ -256,12 +281,20 @@ class Run:
 # --- Scenario bodies -----------------------------------------------------------------
 
 
-def _premises(run: Run, kind: str = "esme") -> tuple[Hub, MeterUnit]:
+def _premises(
+    run: Run, kind: str = "esme", network_operator: str | None = None
+) -> tuple[Hub, MeterUnit]:
     """A premises HAN with a CHF and the meter joined to it with its install code."""
     world = run.world
     old = world.add_hub("premises", world.pki.party("chf").eui64, name="premises CHF")
     cast = "esme" if kind == "esme" else "gsme"
-    meter = world.add_meter("premises", kind, world.pki.party(cast).eui64, name=f"{cast.upper()}")
+    meter = world.add_meter(
+        "premises",
+        kind,
+        world.pki.party(cast).eui64,
+        name=f"{cast.upper()}",
+        network_operator=network_operator,
+    )
     run.add_device(old, meter)
     run.wait_joined(meter, old, "HAN join (install code)")
     return old, meter
@@ -307,9 +340,11 @@ def single_entry_log(logs: DeviceLogs | None, eui: bytes) -> DeviceLog | None:
     return None
 
 
-def returned_meter(run: Run) -> None:
+def _onto_bench(run: Run, old: Hub, meter: MeterUnit) -> Hub | None:
+    """State 2 up to the reads: CCS07 on the old CHF, its single entry restored onto a
+    bench CHF with CCS03, the trust-centre rejoin, the old hub's entry removed. The
+    bench hub, or None when the meter could not be reached (the steps say why)."""
     world = run.world
-    old, meter = _premises(run)
     world.move(meter, None)  # taken off the wall without being divorced
     world.run(600)
     bench = world.add_hub("bench", name="bench CHF")
@@ -318,19 +353,80 @@ def returned_meter(run: Run) -> None:
     entry_log = single_entry_log(logs, meter.eui64)
     if entry_log is None:
         run.record("SR 8.16", HAN_EVENT, bench.eui64, meter.eui64, "meter is in no log of its CHF")
-        return
+        return None
     run.restore(bench, entry_log)  # CCS03 with that single entry
     if not run.wait_joined(meter, bench, "trust-centre rejoin").ok:
         run.remove_device(bench, meter)  # back to one log: the old hub's
-        return
+        return None
     run.remove_device(old, meter)  # the old hub forgets it: one log only
-    run.qa_reads(bench, meter)
-    if not _release(run, bench, meter):
-        return
-    third = world.add_hub("site-3", name="third CHF")
-    world.move(meter, "site-3")
+    return bench
+
+
+def _to_third_han(run: Run, meter: MeterUnit) -> None:
+    """After the divorce: the meter joins the next HAN that whitelists it."""
+    third = run.world.add_hub("site-3", name="third CHF")
+    run.world.move(meter, "site-3")
     run.add_device(third, meter)
     run.wait_joined(meter, third, "HAN join (install code)")
+
+
+def returned_meter(run: Run) -> None:
+    old, meter = _premises(run)
+    bench = _onto_bench(run, old, meter)
+    if bench is None:
+        return
+    run.qa_reads(bench, meter)
+    if _release(run, bench, meter):
+        _to_third_han(run, meter)
+
+
+OTHER_REGION = "network_operator2"  # the test-PKI network operator of the meter's region
+
+
+def other_region_meter(run: Run) -> None:
+    """DESIGN §2: a meter restored under another network operator's certificates.
+
+    The bench reaches it (the supplier's and the ACB's commands do not involve the
+    network operator) and reads its anchors with CS02a. Its region's operator is
+    not the bench's: the bench region's operator's command is discarded by the
+    meter (no answer), its own operator's is answered, so the verdict is that it
+    can be re-deployed only in its own operator's region.
+    """
+    world = run.world
+    old, meter = _premises(run, network_operator=OTHER_REGION)
+    bench = _onto_bench(run, old, meter)
+    if bench is None:
+        return
+    run.qa_reads(bench, meter)
+    _, holders = run.anchors(bench, meter)
+    region = world.anchors.network_operator.party_id.hex().upper()
+    held = holders.get("network_operator")
+    if held is not None and held != region:
+        verdict = (
+            f"OTHER REGION: the meter holds network operator {held}'s anchors, not this "
+            f"region's {region}; re-deploy it only in {held}'s region"
+        )
+    elif held is None:
+        verdict = "unknown: the meter did not report its network operator"
+    else:
+        verdict = "ok"
+    run.record(
+        "network operator check",
+        HAN_EVENT,
+        bench.eui64,
+        meter.eui64,
+        verdict,
+        probe=True,
+        verdict=verdict,
+        network_operator=held,
+    )
+    # The failure itself, reproduced: this region's operator gets no answer, the
+    # meter's own operator does.
+    run.read(bench, meter, "CS07", originator="network_operator", probe=True)
+    if held is not None and held != region:
+        run.read(bench, meter, "CS07", originator=world.pki.party(bytes.fromhex(held)).name)
+    if _release(run, bench, meter):
+        _to_third_han(run, meter)
 
 
 def fresh_meter(run: Run) -> None:
@@ -376,6 +472,11 @@ SCENARIOS: dict[str, tuple[str, Callable[[Run], None]]] = {
         "state 2: CCS07 on the old CHF, single-entry CCS03 onto a bench CHF, trust-centre "
         "rejoin, reads through the bench CHF, CS02f, install-code join of a third HAN",
         returned_meter,
+    ),
+    "other-region-meter": (
+        "state 2 for a meter holding another region's network operator anchors: restored, "
+        "read and divorced, and found fit only for its own operator's region (CS02a)",
+        other_region_meter,
     ),
     "fresh-meter": ("state 1: install-code join to the bench CHF, reads, CS02f", fresh_meter),
     "dead-meter": ("state 3: neither a join nor a rejoin happens; reported faulty", dead_meter),

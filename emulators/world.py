@@ -13,7 +13,7 @@ import json
 import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 
 from emulators.chf import CommsHub
 from emulators.clock import VirtualClock
-from emulators.credentials import DeviceCredentials, TrustAnchors
+from emulators.credentials import DeviceCredentials, TrustAnchor, TrustAnchors
 from emulators.device import saved_credentials
 from emulators.faults import NO_FAULTS, FaultInjector, FaultPlan
 from emulators.gpf import Gpf
@@ -40,7 +40,7 @@ from emulators.saved_state import U64, SavedState, saved_int
 from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
 from gbcs.keys import KeyUsage
-from gbcs.testpki import TestPki
+from gbcs.testpki import RemotePartyRole, TestPki
 
 __all__ = ["SEED_RANGE", "Hub", "MeterUnit", "World", "check_seed"]
 
@@ -300,6 +300,14 @@ class World:
         return hub
 
     # Meters ------------------------------------------------------------------------------
+    def operator_anchors(self, network_operator: str) -> TrustAnchors:
+        """The world's anchors with another network operator's: a meter of its region."""
+        party = self.pki.party(network_operator)
+        if party.role is not RemotePartyRole.NETWORK_OPERATOR:
+            role = "a device" if party.role is None else f"the {party.role.name.lower()}"
+            raise GbcsError(f"{network_operator!r} is {role}, not a network operator")
+        return replace(self.anchors, network_operator=TrustAnchor.from_party(party))
+
     def add_meter(
         self,
         place: str | None,
@@ -312,10 +320,16 @@ class World:
         channels: tuple[int, ...] = ALL_CHANNELS,
         credentials: DeviceCredentials | None = None,
         certificates: Mapping[KeyUsage, bytes] | None = None,
+        network_operator: str | None = None,
     ) -> MeterUnit:
+        """A meter; ``network_operator`` names the test-PKI party whose anchors it holds
+        (a meter installed in another operator's region), the world's own when None."""
         kind = kind.lower()
         if kind not in ("esme", "gsme"):
             raise GbcsError(f"unknown meter kind {kind!r} (esme or gsme)")
+        anchors = (
+            self.anchors if network_operator is None else self.operator_anchors(network_operator)
+        )
         if eui is None:
             eui = _derived_eui("00DB12345678", 0xB000 + len(self.meters))
         else:
@@ -330,7 +344,7 @@ class World:
         own = self._credentials(eui, name, credentials)
         device = cls(
             own,
-            self.anchors,
+            anchors,
             self.clock,
             install_code=install_code,
             name=name,
@@ -428,6 +442,8 @@ class World:
                 "joined_to": None if (h := self.joined_to(m)) is None else h.hex().upper(),
                 "state": m.node.state.value,
                 "in_device_logs": [h.hex().upper() for h in self.logs_holding(m)],
+                # Whose region the meter belongs to (DESIGN §2): the anchor it holds now.
+                "network_operator": m.device.anchors.network_operator.party_id.hex().upper(),
             }
             for m in self.meters.values()
         }

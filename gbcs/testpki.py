@@ -101,12 +101,15 @@ HW_TYPE_OID = ObjectIdentifier("1.2.826.0.1.8641679.1.2.2.1")
 ORGANISATION_POLICY_OID = ObjectIdentifier("1.2.826.0.1.8641679.1.2.1.4")
 DEVICE_POLICY_OID = ObjectIdentifier("1.2.826.0.1.1800000.1.2.1.4")
 
-# The RTDS cast (CRIB §1.2), so emulated traffic uses the familiar identifiers.
+# The RTDS cast (CRIB §1.2), so emulated traffic uses the familiar identifiers, plus a
+# second network operator (not in the RTDS): network operators are regional, and a meter
+# from another region holds another operator's anchors (DESIGN §2).
 DEFAULT_ORGANISATIONS: dict[str, tuple[bytes, RemotePartyRole]] = {
     "acb": (bytes.fromhex("90B3D51F30000002"), RemotePartyRole.ACCESS_CONTROL_BROKER),
     "supplier": (bytes.fromhex("90B3D51F30010000"), RemotePartyRole.SUPPLIER),
     "network_operator": (bytes.fromhex("90B3D51F30020000"), RemotePartyRole.NETWORK_OPERATOR),
     "supplier2": (bytes.fromhex("90B3D51F30030000"), RemotePartyRole.SUPPLIER),
+    "network_operator2": (bytes.fromhex("90B3D51F30020001"), RemotePartyRole.NETWORK_OPERATOR),
 }
 DEFAULT_DEVICES: dict[str, bytes] = {
     "esme": bytes.fromhex("00DB1234567890A0"),
@@ -303,7 +306,8 @@ class TestPki:
 
     @classmethod
     def default_cast(cls, seed: int | None = None) -> TestPki:
-        """The RTDS cast (CRIB §1.2): ACB, two suppliers, network operator, ESME/GSME/CHF/GPF."""
+        """The RTDS cast (CRIB §1.2): ACB, two suppliers, network operator, ESME/GSME/CHF/GPF;
+        and a second network operator, of another region."""
         pki = cls(seed)
         for name, (eui, role) in DEFAULT_ORGANISATIONS.items():
             pki.add_organisation(eui, role, name=name)

@@ -41,7 +41,13 @@ def test_dead_meter_and_fresh_meter(capsys: pytest.CaptureFixture[str]) -> None:
     code, report = _json(capsys, "fresh-meter", "--seed", "8")
     assert code == 0
     (meter,) = report["meters"].values()
-    assert meter == {"kind": "ESME", "joined_to": None, "state": "scanning", "in_device_logs": []}
+    assert meter == {
+        "kind": "ESME",
+        "joined_to": None,
+        "state": "scanning",
+        "in_device_logs": [],
+        "network_operator": "90B3D51F30020000",
+    }
 
 
 def test_human_table(capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,7 +8,6 @@ The PKI here is this module's own: it gains parties the shared one must not have
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +77,7 @@ def _trust(headend: HeadEnd, party: Party) -> None:
 
 @pytest.fixture(scope="module")
 def pki() -> TestPki:
-    pki = TestPki.default_cast(5)
-    pki.add_organisation(NEW_NO, NO, name="network_operator2")
+    pki = TestPki.default_cast(5)  # network_operator2 (NEW_NO) is in the default cast
     pki.add_organisation(NEW_ACB, ACB, name="acb2")
     return pki
 
@@ -568,19 +566,10 @@ def test_replaced_anchors_survive_device_state(
 # --- Through a world: hub, HAN, save and load ----------------------------------------------
 
 
-def _world(seed: int) -> tuple[World, Run, Callable[[World], None]]:
-    world = World(seed=seed)
-
-    def add_new_no(w: World) -> None:
-        party = w.pki.add_organisation(NEW_NO, NO, name="network_operator2")
-        _trust(w.headend, party)
-
-    add_new_no(world)
-    return world, Run("credentials", world), add_new_no
-
-
 def test_world_replacement_end_to_end(tmp_path: Path) -> None:
-    world, run, add_new_no = _world(31)
+    # The default cast has network_operator2, so a loaded world can still speak as it.
+    world = World(seed=31)
+    run = Run("credentials", world)
     hub = world.add_hub("premises", world.pki.party("chf").eui64, name="CHF")
     esme = world.add_meter("premises", "esme", world.pki.party("esme").eui64)
     gsme = world.add_meter("premises", "gsme", world.pki.party("gsme").eui64)
@@ -631,7 +620,6 @@ def test_world_replacement_end_to_end(tmp_path: Path) -> None:
     assert other.device.certificates == {}
     # Save and load: the replaced anchor stays replaced.
     loaded = World.load(world.save(tmp_path / "world.json"))
-    add_new_no(loaded)
     loaded.run(5)
     for eui in (esme.eui64, gsme.eui64):
         assert loaded.meters[eui].device.anchors.network_operator.party_id == NEW_NO

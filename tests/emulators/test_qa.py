@@ -8,9 +8,19 @@ import pytest
 
 from emulators import qa
 from gbcs import asn1, dlms
+from gbcs.credentials_uc import (
+    CredentialDetails,
+    CredentialStatus,
+    KeyUsageBits,
+    ProvideCredentialDetails,
+    RemotePartyDetails,
+    TrustAnchorCell,
+    TrustAnchorCellContents,
+)
 from gbcs.errors import DecodeError
-from gbcs.frame import new_alert
+from gbcs.frame import CraFlag, new_alert
 from gbcs.joins import HanDevice, JoinDetails
+from gbcs.keys import KeyUsage
 from gbcs.reads import FirmwareVersion, ReadEventLog, ReadFirmwareVersion
 
 T0 = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
@@ -48,3 +58,45 @@ def test_a_request_where_a_response_belongs_is_an_error() -> None:
     request = ReadFirmwareVersion().to_request(0x20000001)
     with pytest.raises(DecodeError, match="not an Access-Response"):
         qa.parse("ECS52", _message(dlms.encode(request)))
+
+
+def _cell(usage: KeyUsage, party: bytes) -> TrustAnchorCellContents:
+    return TrustAnchorCellContents(KeyUsageBits.of(usage), party, bytes(8))
+
+
+def _details(*parties: RemotePartyDetails) -> object:
+    payload = asn1.encode(CredentialDetails(parties).to_payload())
+    return new_alert(
+        qa.PROVIDE_CREDENTIAL_DETAILS, payload, originator=METER, target=METER, counter=1
+    )
+
+
+def test_the_credentials_read_is_the_rtds_cs02a() -> None:
+    """RTDS 6.24.1: the ACB's KA cell authorises; supplier (2) and network operator (3)."""
+    code, payload = qa.credentials_request()
+    assert code == 0x0008
+    command = ProvideCredentialDetails.from_payload(asn1.decode(code, CraFlag.COMMAND, payload))
+    assert command.roles == (2, 3)
+    assert command.authorising_cell == TrustAnchorCell(4, KeyUsageBits.of(KeyUsage.KA))
+
+
+def test_anchor_holders_name_each_roles_party_or_none() -> None:
+    no = bytes.fromhex("90B3D51F30020001")
+    answer = _details(
+        RemotePartyDetails(2, CredentialStatus.TRUST_ANCHOR_NOT_FOUND),
+        RemotePartyDetails(
+            3, CredentialStatus.SUCCESS, 0, (_cell(KeyUsage.DS, no), _cell(KeyUsage.KA, no))
+        ),
+    )
+    assert qa.anchor_holders(answer) == {"supplier": None, "network_operator": "90B3D51F30020001"}
+    mixed = _details(
+        RemotePartyDetails(
+            3,
+            CredentialStatus.SUCCESS,
+            0,
+            (_cell(KeyUsage.DS, no), _cell(KeyUsage.KA, bytes.fromhex("90B3D51F30020000"))),
+        ),
+    )
+    with pytest.raises(DecodeError, match="network_operator cells name 2 different parties"):
+        qa.anchor_holders(mixed)
+    assert qa.anchor_holders(_details()) == {"supplier": None, "network_operator": None}

@@ -74,6 +74,71 @@ def test_state_3_dead_meter_is_reported_faulty() -> None:
     assert len(run.world.logs_holding(meter)) == 1  # the restored entry was taken back
 
 
+def test_meter_of_another_region_is_restored_but_fit_only_for_its_region() -> None:
+    """DESIGN §2: restored under another network operator's certificates."""
+    run = run_scenario("other-region-meter", seed=5)
+    report = run.report(5)
+    assert report["ok"], _codes(run)  # the finding is a probe, not a failed bench
+    world = run.world
+    (meter,) = world.meters.values()
+    region = world.pki.party("network_operator").eui64.hex().upper()
+    other = world.pki.party("network_operator2").eui64.hex().upper()
+    cs02a = next(s for s in run.steps if s.use_case == "CS02a")
+    assert cs02a.ok and cs02a.message_code == 0x0008
+    assert cs02a.source == world.pki.party("acb").eui64.hex().upper()  # as RTDS 6.24.1
+    assert cs02a.detail["anchors"] == {
+        "supplier": world.pki.party("supplier").eui64.hex().upper(),
+        "network_operator": other,
+    }
+    check = next(s for s in run.steps if s.use_case == "network operator check")
+    assert check.detail["probe"] and check.detail["network_operator"] == other
+    assert check.result == check.detail["verdict"]
+    assert check.result.startswith("OTHER REGION") and region in check.result
+    # The failure, reproduced: this region's operator is not answered, the meter's own is.
+    reads = [s for s in run.steps if s.use_case == "CS07" and s.source in (region, other)]
+    assert [(s.source, s.result) for s in reads] == [
+        (region, "no response within 120 s"),
+        (other, "ok"),
+    ]
+    assert any(
+        "not a trust anchor" in e.detail and region in e.detail for e in meter.device.security_log
+    )
+    # The rest of state 2 is unchanged: divorced, then joined to a third HAN.
+    third = next(h for h in world.hubs.values() if h.place == "site-3")
+    assert world.joined_to(meter) == third.eui64
+    assert report["meters"][meter.eui64.hex().upper()]["network_operator"] == other
+    # A saved world keeps the meter's region.
+    loaded = World.from_json(world.to_json())
+    assert loaded.meters[meter.eui64].device.anchors == meter.device.anchors
+
+
+def test_meter_of_this_region_passes_the_operator_check() -> None:
+    world = World(seed=6)
+    run = Run("region", world)
+    hub = world.add_hub("bench", name="bench CHF")
+    meter = world.add_meter("bench", "esme")
+    run.add_device(hub, meter)
+    assert run.wait_joined(meter, hub, "join").ok
+    step, holders = run.anchors(hub, meter)
+    assert step.ok
+    assert holders["network_operator"] == world.pki.party("network_operator").eui64.hex().upper()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("supplier", "'supplier' is the supplier, not a network operator"),
+        ("esme", "'esme' is a device, not a network operator"),
+        ("nobody", "no party 'nobody'"),
+    ],
+)
+def test_a_meter_needs_a_network_operator_for_its_region(name: str, message: str) -> None:
+    world = World(seed=6)
+    with pytest.raises(GbcsError, match=message):
+        world.add_meter("bench", "esme", network_operator=name)
+    assert world.meters == {}  # nothing half-made
+
+
 def test_unknown_scenario_is_refused() -> None:
     with pytest.raises(GbcsError, match="unknown scenario 'nope'"):
         run_scenario("nope")

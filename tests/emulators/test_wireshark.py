@@ -167,3 +167,15 @@ def test_the_readme_wireshark_lines_decrypt_every_frame(tmp_path: Path) -> None:
         check=True,
     )
     assert [p for p in partial.stdout.splitlines() if p.endswith("zbee_nwk:data")]
+
+
+@needs_tshark
+def test_the_other_region_meters_cs02a_crosses_the_han_and_decodes(tmp_path: Path) -> None:
+    run = run_scenario("other-region-meter", seed=9)
+    assert run.report(9)["ok"]
+    pcap, _ = write_capture(run.world.capture, tmp_path / "other-region.pcapng")
+    rows = _tshark(pcap, uat_options(run.world.capture))
+    assert rows and not any(row[1] for row in rows)  # nothing malformed
+    on_air = [c for row in rows if row[0].startswith("han:") for c in row[7].split(",") if c]
+    # CS02a command and response, each once through the tunnel (the PUT and its answer).
+    assert sum(int(c, 16) == 0x0008 for c in on_air) == 2

@@ -59,6 +59,7 @@ def test_default_cast_mirrors_rtds_identifiers(pki: TestPki) -> None:
         "90B3D51F30010000": RemotePartyRole.SUPPLIER,
         "90B3D51F30020000": RemotePartyRole.NETWORK_OPERATOR,
         "90B3D51F30030000": RemotePartyRole.SUPPLIER,
+        "90B3D51F30020001": RemotePartyRole.NETWORK_OPERATOR,  # the kit's second region
         "00DB1234567890A0": None,
         "00DB1234567890A1": None,
         "00DB1234567890A2": None,
