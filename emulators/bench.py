@@ -23,6 +23,8 @@ from emulators.mpxn import ProductionProvingPolicy
 from emulators.triage import (
     BENCH_PLACE,
     DEAD_IN_DEMO,
+    OTHER_REGION,
+    OTHER_REGION_IN_DEMO,
     Bench,
     ManifestRow,
     MeterReport,
@@ -180,9 +182,11 @@ def setup(
     seed: int,
     policy: ProductionProvingPolicy,
     dead: frozenset[bytes] = frozenset(),
+    other_region: frozenset[bytes] = frozenset(),
 ) -> World:
     """The world before the bench: premises HANs with the meters joined, then carried
-    to the bench without being divorced; fresh meters straight onto the bench."""
+    to the bench without being divorced; fresh meters straight onto the bench. Meters
+    in ``other_region`` hold another region's network operator anchors."""
     world = World(seed)
     premises: dict[bytes, str] = {}
     for row in rows:
@@ -203,6 +207,7 @@ def setup(
                 row.eui64,
                 install_code=row.install_code,
                 power=place is not None,  # a fresh meter waits unplugged on the shelf
+                network_operator=OTHER_REGION if row.eui64 in other_region else None,
             )
             _expect(
                 sr.submit(
@@ -383,7 +388,8 @@ def run_bench(
                 demo = rows is None
                 rows = demo_rows(policy) if rows is None else rows
                 dead = frozenset({DEAD_IN_DEMO}) if demo else frozenset()
-                world = setup(inventory, rows, seed, policy, dead)
+                other = frozenset({OTHER_REGION_IN_DEMO}) if demo else frozenset()
+                world = setup(inventory, rows, seed, policy, dead, other)
                 inventory.put("manifest_errors", errors)
             except BaseException:
                 if new_database:  # the set-up committed nothing: leave nothing behind
@@ -424,6 +430,9 @@ def write_reports(run: BenchRun, world: World) -> None:
         props = ET.SubElement(case, "properties")
         for key in ("device_type", "state_found", "outcome", "smi_status"):
             ET.SubElement(props, "property", name=key, value=str(getattr(r, key)))
+        if r.network_operator is not None:
+            ET.SubElement(props, "property", name="network_operator", value=r.network_operator)
+            ET.SubElement(props, "property", name="other_region", value=str(r.other_region).lower())
         if not r.correct:
             failed = [s for s in r.steps if s["result"] != "ok"]
             text = "; ".join(f"{s['use_case']}: {s['result']}" for s in failed) or r.outcome
@@ -437,9 +446,10 @@ def write_reports(run: BenchRun, world: World) -> None:
 
 
 def results_table(run: BenchRun) -> str:
-    rows = [("meter", "type", "state found", "steps", "SMI status", "outcome")]
+    rows = [("meter", "type", "state found", "steps", "SMI status", "network operator", "outcome")]
     for r in run.reports:
         ok = sum(1 for s in r.steps if s["result"] == "ok")
+        operator = r.network_operator or "-"
         rows.append(
             (
                 r.eui64,
@@ -447,11 +457,14 @@ def results_table(run: BenchRun) -> str:
                 r.state_found,
                 f"{ok}/{len(r.steps)} ok",
                 r.smi_status,
+                f"{operator} (other region)" if r.other_region else operator,
                 r.outcome,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(6)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     for error in run.manifest_errors:
         lines.append(f"manifest {error}")

@@ -18,7 +18,9 @@ Restore HAN Device Log (CCS03, whole log), 8.14.1 Communications Hub status
 update (installed), 8.15 Disconnect Smart Meter From HAN (CS02f, critical:
 transformed into a pre-command that the user signs with its own key, then the
 service layer adds the MAC), 8.16 Restore Specified HAN Device Log for
-Specified Smart Meter (only that meter's entry, with CCS03), device
+Specified Smart Meter (only that meter's entry, with CCS03), 6.24.1 Retrieve
+Device Security Credentials (CS02a from the ACB, as in the RTDS: whose
+supplier and network operator anchors the meter holds), device
 pre-notification (to build the inventory), and the QA reads (CS07, ECS26m,
 ECS52, ECS35a), named by their GBCS use case.
 """
@@ -93,6 +95,7 @@ ELIGIBLE_ROLES: dict[str, frozenset[RemotePartyRole]] = {
     "ECS26m": frozenset({SUPPLIER}),
     "ECS52": frozenset({SUPPLIER, NETWORK_OPERATOR}),
     "ECS35a": frozenset({SUPPLIER}),
+    "6.24.1": frozenset({SUPPLIER, NETWORK_OPERATOR}),
 }
 CRITICAL = frozenset({"8.15"})
 
@@ -519,12 +522,38 @@ class ServiceLayer:
         return ServiceResponse("8.15", "ok")
 
     # QA reads -------------------------------------------------------------------------
-    def _read(self, user: User, device: str, use_case: str) -> ServiceResponse:
-        self._active(device, use_case)
+    def _meter_hub(self, device: str, srv: str) -> Hub:
+        """The CHF a non-critical request to ``device`` goes through, after its checks."""
+        self._active(device, srv)
         meter = self.inventory.require(device)
         if meter.chf is None:
             raise Rejected(Reason.INVALID_PARAMETER, f"device {device} has no CHF in the SMI")
-        hub = self.hub(meter.chf)
+        return self.hub(meter.chf)
+
+    def _sr_6_24_1(self, user: User, device: str) -> ServiceResponse:
+        """Retrieve Device Security Credentials (KRP): CS02a from the ACB with its MAC,
+        as RTDS 6.24.1 sends it. ``data`` names whose anchors the meter holds."""
+        hub = self._meter_hub(device, "6.24.1")
+        he = self.headend
+        code, payload = qa.credentials_request()
+        message = new_command(
+            code,
+            payload,
+            originator=he.acb,
+            target=bytes.fromhex(device),
+            counter=he.next_counter(he.acb),
+        )
+        outcome = he.send(hub.chf, he.security.add_mac(message))
+        if not outcome.ok or outcome.response is None:
+            return self._failed("6.24.1", outcome, Reason.NO_RESPONSE)
+        try:
+            data = qa.anchor_holders(outcome.response)
+        except GbcsError as e:
+            return self._failed("6.24.1", f"response not understood: {e}", Reason.DEVICE_FAILURE)
+        return ServiceResponse("6.24.1", "ok", data=data)
+
+    def _read(self, user: User, device: str, use_case: str) -> ServiceResponse:
+        hub = self._meter_hub(device, use_case)
         he = self.headend
         counter = he.next_counter(user.party_id)
         clock = self.world.clock

@@ -197,6 +197,10 @@ class MeterReport:
     outcome: str = "PENDING"
     smi_status: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)
+    # Whose network operator anchors the meter holds (SR 6.24.1), and whether that is
+    # another region's operator than the bench's: it can be re-deployed only there.
+    network_operator: str | None = None
+    other_region: bool = False
 
     @property
     def correct(self) -> bool:
@@ -210,6 +214,8 @@ class MeterReport:
             "state_found": self.state_found,
             "outcome": self.outcome,
             "smi_status": self.smi_status,
+            "network_operator": self.network_operator,
+            "other_region": self.other_region,
             "steps": self.steps,
         }
 
@@ -243,6 +249,8 @@ class Bench:
         self._wan_saved = int(inventory.get("capture_wan") or 0)
         self._keys_saved = len(_saved_keys(inventory))
         self.touched: set[bytes] = set()
+        # The network operator of the bench's region (the world's own anchors).
+        self.region = world.anchors.network_operator.party_id.hex().upper()
 
     # Persistence ----------------------------------------------------------------------
     def _hook(self, where: str) -> None:
@@ -434,6 +442,11 @@ class Bench:
             report.state_found = reached
             checks = QA_ESME if row.device_type == "ESME" else QA_GSME
             passed = all([request(u, u, device=row.hex)[0] == "ok" for u in checks])
+            result, detail = request("6.24.1", "6.24.1", device=row.hex)
+            passed = passed and result == "ok"
+            held = detail.get("data", {}).get("network_operator")
+            report.network_operator = held
+            report.other_region = held is not None and held != self.region
             divorced = request("8.15", "8.15", device=row.hex)[0] == "ok"
             if divorced:
                 run("HAN leave", lambda: self._wait_left(meter))
@@ -489,8 +502,9 @@ def _saved_keys(inventory: Inventory) -> dict[bytes, str]:
 
 
 def demo_rows(policy: ProductionProvingPolicy | None = None) -> list[ManifestRow]:
-    """The demo's meters: two ESMEs and a GSME taken from a premises without divorce,
-    one fresh ESME and one dead ESME.
+    """The demo's meters: two ESMEs and a GSME taken from a premises without divorce
+    (one ESME holds another region's network operator anchors), one fresh ESME and
+    one dead ESME.
 
     Their MPxNs come from the configured dummy ranges (the environment's when
     ``policy`` is None), so the demonstration passes the Production Proving checks
@@ -522,4 +536,6 @@ def demo_rows(policy: ProductionProvingPolicy | None = None) -> list[ManifestRow
 
 
 DEAD_IN_DEMO = bytes.fromhex("00DB1234567890B3")
+OTHER_REGION_IN_DEMO = bytes.fromhex("00DB1234567890B1")
+OTHER_REGION = "network_operator2"  # the test PKI's network operator of another region
 FRESH_IN_DEMO = bytes.fromhex("00DB1234567890B2")

@@ -584,3 +584,64 @@ def test_status_changes_are_notified_and_decommission_ends_links(bed: Bed) -> No
     # Decommissioned is final: nothing may bring it back.
     again = bed.submit(bed.supplier, "decommission", device=h(ESME))
     assert again.status == "rejected" and "cannot go from 'decommissioned'" in again.text
+
+
+# --- 6.24.1 Retrieve Device Security Credentials (CS02a) -----------------------------------
+
+
+def test_credentials_retrieval_names_the_anchors_the_meter_holds(bed: Bed) -> None:
+    for who in (bed.supplier, bed.operator):  # DUIS: suppliers and network operators
+        response = bed.submit(who, "6.24.1", device=h(ESME))
+        assert response.ok, response.result
+        assert response.data == {
+            "supplier": bed.supplier.hex,
+            "network_operator": bed.operator.hex,
+        }
+    # Sent as RTDS 6.24.1 has it: by the ACB, MAC'd, not signed, to the meter.
+    sent = [e.data for e in bed.inventory.audit_log() if e.kind == "gbcs sent"]
+    assert sent[-1] is not None
+    command, _ = decode_message(bytes.fromhex(sent[-1]))
+    assert command.header.message_code == 0x0008
+    assert command.header.business_originator == bed.world.pki.party("acb").eui64
+    assert command.header.business_target == ESME
+    assert command.signature == b""
+
+
+def test_credentials_retrieval_finds_a_meter_of_another_region(bed: Bed) -> None:
+    other = bed.world.add_meter(
+        "bench", "esme", install_code=CODES[FRESH], network_operator="network_operator2"
+    )
+    mpxn = str(dummy_mpan(7))
+    assert bed.submit(
+        bed.supplier,
+        "pre-notification",
+        device=h(other.eui64),
+        device_type="ESME",
+        install_code=CODES[FRESH].hex().upper(),
+    ).ok
+    bed.inventory.set_responsible_supplier(mpxn, bed.supplier.hex)
+    bed.inventory.link_mpxn(h(other.eui64), mpxn)
+    chf = h(bed.bench.eui64)
+    assert bed.submit(bed.supplier, "8.11", chf=chf, device=h(other.eui64), action="add").ok
+    assert bed.world.run_until(lambda: bed.world.joined_to(other) == bed.bench.eui64, 600)
+    response = bed.submit(bed.supplier, "6.24.1", device=h(other.eui64))
+    assert response.ok, response.result
+    other_no = bed.world.pki.party("network_operator2").eui64.hex().upper()
+    assert response.data["network_operator"] == other_no != bed.operator.hex
+    # This region's operator reads nothing from it: the meter discards its command.
+    failed = bed.submit(bed.operator, "CS07", device=h(other.eui64))
+    assert (failed.status, failed.reason) == ("failed", Reason.NO_RESPONSE)
+
+
+def test_credentials_retrieval_checks_come_first(bed: Bed) -> None:
+    bed.rejected(bed.supplier, "6.24.1", Reason.UNKNOWN_DEVICE, device=h(TYPE2))
+    bed.rejected(bed.supplier, "6.24.1", Reason.INVALID_PARAMETER, device=h(FRESH))  # no CHF
+    bed.set_status(ESME, SmiStatus.DECOMMISSIONED)
+    bed.rejected(bed.supplier, "6.24.1", Reason.SMI_STATUS, device=h(ESME))
+
+
+def test_credentials_retrieval_from_a_silent_meter_fails(bed: Bed) -> None:
+    bed.meter(ESME).node.power_off()
+    response = bed.submit(bed.supplier, "6.24.1", device=h(ESME))
+    assert (response.status, response.reason) == ("failed", Reason.NO_RESPONSE)
+    assert response.data == {}

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from emulators.bench import DB_NAME, BenchRun, bench_eui, run_bench, split_conflicts
+from emulators.bench import (
+    DB_NAME,
+    BenchRun,
+    bench_eui,
+    results_table,
+    run_bench,
+    split_conflicts,
+)
 from emulators.inventory import Inventory
 from emulators.mpxn import DummyRange, ProductionProvingPolicy, dummy_mpan, dummy_mprn
 from emulators.triage import (
@@ -34,6 +41,7 @@ STILL_JOINED_ESME = [
     "ECS26m",
     "ECS52",
     "ECS35a",
+    "6.24.1",
     "8.15",
     "HAN leave",
     "8.11 remove (bench CHF)",
@@ -46,6 +54,7 @@ STILL_JOINED_GSME = [
     "trust-centre rejoin",
     "8.11 remove (old CHF)",
     "CS07",
+    "6.24.1",
     "8.15",
     "HAN leave",
     "8.11 remove (bench CHF)",
@@ -59,6 +68,7 @@ FRESH_ESME = [
     "ECS26m",
     "ECS52",
     "ECS35a",
+    "6.24.1",
     "8.15",
     "HAN leave",
     "8.11 remove (bench CHF)",
@@ -230,6 +240,36 @@ def test_demo_step_details(demo: tuple[Path, BenchRun]) -> None:
     assert fresh == {"use_case": "install-code join", "result": "ok", "joined_to": bench}
     identity = next(s for s in a0.steps if s["use_case"] == "ECS26m")
     assert set(identity["data"]) == {"model", "manufacturer"}
+
+
+THIS_REGION = "90B3D51F30020000"
+OTHER_REGION = "90B3D51F30020001"
+
+
+def test_demo_names_each_meters_network_operator_and_flags_the_other_region(
+    demo: tuple[Path, BenchRun],
+) -> None:
+    """DESIGN §2: a meter restored under another operator's certificates is found out."""
+    folder, run = demo
+    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    found = {m["eui64"]: (m["network_operator"], m["other_region"]) for m in report["meters"]}
+    assert found == {
+        "00DB1234567890A0": (THIS_REGION, False),
+        "00DB1234567890A1": (THIS_REGION, False),
+        "00DB1234567890B1": (OTHER_REGION, True),
+        "00DB1234567890B2": (THIS_REGION, False),
+        "00DB1234567890B3": (None, False),  # dead: never asked
+    }
+    b1 = next(r for r in run.reports if r.eui64 == "00DB1234567890B1")
+    step = next(s for s in b1.steps if s["use_case"] == "6.24.1")
+    assert step["data"] == {"supplier": "90B3D51F30010000", "network_operator": OTHER_REGION}
+    table = results_table(run)
+    line = next(x for x in table.splitlines() if x.startswith("00DB1234567890B1"))
+    assert line.split()[-4:] == [OTHER_REGION, "(other", "region)", "PASS"]
+    suite = ET.parse(folder / "junit.xml").getroot()
+    case = next(c for c in suite.findall("testcase") if c.get("name") == "00DB1234567890B1")
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert (props["network_operator"], props["other_region"]) == (OTHER_REGION, "true")
 
 
 def test_demo_junit(demo: tuple[Path, BenchRun]) -> None:
