@@ -26,7 +26,7 @@ from emulators.credential_uc import (
 from emulators.credentials import DeviceCredentials, TrustAnchors
 from emulators.device import GbcsDevice, Rejected, Reply, asn1_reply, dlms_request
 from emulators.saved_state import SavedState, saved_hex, saved_int
-from gbcs import dlms
+from gbcs import dlms, gbz
 from gbcs.credentials_uc import (
     PROVIDE_CREDENTIAL_DETAILS,
     PROVIDE_DEVICE_CERTIFICATE,
@@ -40,6 +40,7 @@ from gbcs.credentials_uc import (
 )
 from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
+from gbcs.events import CLEAR_EVENT_LOG, ClearEventLog, EventLogsCleared, LogId
 from gbcs.frame import FrameParts, GbcsMessage
 from gbcs.joins import (
     DisconnectFromHan,
@@ -344,3 +345,21 @@ class Gsme(Meter):
     device_type = DeviceType.GSME
     sleepy = True
     WAKE_INTERVAL = 30.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handlers[CLEAR_EVENT_LOG] = self._clear_event_log
+
+    def _clear_event_log(self, message: GbcsMessage) -> Reply:
+        """CS11: the general event log (LogID 3, or 0 for every log) is cleared; the
+        security log never is, so LogID 4 or 7 clears nothing (bitmap 0, as the RTDS
+        ERROR response); nor do logs the emulated GSME does not keep."""
+        command = ClearEventLog.from_payload(gbz.decode_message_payload(message))
+        cleared: tuple[LogId, ...] = ()
+        if command.log_id in (LogId.ALL, LogId.GENERAL):
+            self.event_log.clear()
+            cleared = (LogId.GENERAL,)
+        self.log_security(
+            "event log clear", f"LogID {command.log_id}: cleared {[c.name for c in cleared]}"
+        )
+        return Reply(EventLogsCleared.of(cleared, command.sequence).to_payload().encode())

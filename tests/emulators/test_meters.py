@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from emulators.device import AFTER_RESPONSE_DELAY
 from emulators.headend import HeadEnd
 from emulators.meters import EVENT_CODES, PARTNER_CAPACITY, Esme, Gsme
-from gbcs import asn1, dlms
+from gbcs import asn1, dlms, gbz
 from gbcs.catalogue import CATALOGUE, SECMP0013_DISCONNECT_DEFAULT_CODE, Catalogue
 from gbcs.devicelog import DeviceType
 from gbcs.dlms import AccessResponse
 from gbcs.errors import GbcsError
+from gbcs.events import CLEAR_EVENT_LOG, ClearEventLog, EventLogsCleared, LogId
 from gbcs.frame import CraFlag, GbcsMessage, decode
 from gbcs.joins import (
     DisconnectFromHan,
@@ -445,6 +446,70 @@ def test_event_log_includes_executed_commands(bench: Bench, esme: Esme) -> None:
     entries = EventLog.from_response(bench.dlms(query)).entries
     assert [e.event_code for e in entries] == [EVENT_CODES["command executed"]]
     assert entries[0].time == esme.clock.at(60)
+
+
+# CS11 clear ZigBee device event log (GSME) ----------------------------------------------------
+
+
+def _clear(headend: HeadEnd, gsme: Gsme, log_id: int, sequence: int = 0) -> EventLogsCleared:
+    payload = ClearEventLog(log_id, sequence).to_payload().encode()
+    response = Bench(headend, gsme).send(CLEAR_EVENT_LOG, payload)
+    assert response.signature == b"" and response.has_mac  # not critical: MAC'd only
+    return EventLogsCleared.from_payload(gbz.decode(response.payload, alert=False))
+
+
+def test_cs11_answers_the_rtds_command_as_the_rtds(
+    corpus: list[RtdsVector], headend: HeadEnd, gsme: Gsme
+) -> None:
+    vectors = {v.name: decode(v.data) for v in corpus if v.name.startswith("CS11_3.3_SUCCESS")}
+    command = vectors["CS11_3.3_SUCCESS_COMMAND_GBCS.HEX"]
+    expected = vectors["CS11_3.3_SUCCESS_RESPONSE_GBCS.HEX"]
+    gsme.log_event("joined HAN", "00DB1234567890A2")
+    answer = Bench(headend, gsme).send(command.message_code, command.payload)
+    assert answer.payload == expected.payload  # 08: the general event log cleared
+    assert [e.event for e in gsme.event_log] == ["command executed"]  # the CS11 itself
+
+
+@pytest.mark.parametrize("log_id", [LogId.GENERAL, LogId.ALL])
+def test_cs11_clears_the_general_event_log(headend: HeadEnd, gsme: Gsme, log_id: LogId) -> None:
+    gsme.log_event("joined HAN", "00DB1234567890A2")
+    gsme.log_event("left HAN")
+    answer = _clear(headend, gsme, log_id, sequence=0x42)
+    assert (answer.logs, answer.sequence) == ((LogId.GENERAL,), 0x42)
+    assert [e.event for e in gsme.event_log] == ["command executed"]  # the CS11 itself
+    assert gsme.security_log[-1].event == "event log clear"
+
+
+@pytest.mark.parametrize(
+    "log_id", [LogId.SECURITY, LogId.GBCS_SECURITY, LogId.TAMPER, LogId.NETWORK]
+)
+def test_cs11_never_clears_the_security_log_nor_logs_it_lacks(
+    headend: HeadEnd, gsme: Gsme, log_id: LogId
+) -> None:
+    gsme.log_event("joined HAN", "00DB1234567890A2")
+    gsme.log_security("something", "kept")
+    before = list(gsme.security_log)
+    assert _clear(headend, gsme, log_id).cleared == 0  # as the RTDS ERROR response
+    assert [e.event for e in gsme.event_log] == ["joined HAN", "command executed"]
+    assert gsme.security_log[: len(before)] == before
+
+
+def test_cs11_with_a_malformed_payload_is_not_answered(headend: HeadEnd, gsme: Gsme) -> None:
+    gsme.log_event("joined HAN", "00DB1234567890A2")
+    wrong = gbz.GbzPayload.build(
+        [gbz.GbzComponent.build(0x0709, gbz.ZclFrame(0x01, 0, 0x01, b"\x09"))]
+    )
+    command = headend.command(CLEAR_EVENT_LOG, wrong.encode(), gsme.eui64)
+    assert gsme.receive(command.encode()) is None
+    assert gsme.security_log[-1].event == "command payload invalid"
+    assert "LogID 9" in gsme.security_log[-1].detail
+    assert len(gsme.event_log) == 1  # nothing cleared
+
+
+def test_cs11_is_not_an_esme_use_case(headend: HeadEnd, esme: Esme) -> None:
+    payload = ClearEventLog(LogId.GENERAL).to_payload().encode()
+    assert esme.receive(headend.command(CLEAR_EVENT_LOG, payload, esme.eui64).encode()) is None
+    assert "0x0015 is not supported" in esme.security_log[-1].detail
 
 
 # State --------------------------------------------------------------------------------------
