@@ -95,7 +95,10 @@ def payload_to_json(payload: DecodedPayload) -> Any:
 
 
 def payload_from_json(family: str, obj: Any) -> DecodedPayload:
-    module = {"gbz": gbz, "dlms": dlms, "asn1": asn1}.get(family)
+    # A family that is not a string (a list or object from edited JSON) names no module.
+    module = (
+        {"gbz": gbz, "dlms": dlms, "asn1": asn1}.get(family) if isinstance(family, str) else None
+    )
     if module is None:
         raise EncodeError(f"payload_family {family!r} is not dlms, asn1 or gbz")
     return DecodedPayload(family, module.from_json(obj))

@@ -1196,7 +1196,7 @@ def _build_json(node: Any, limits: Any, path: str) -> tuple[_Conv, _Conv]:
         allowed = set(node.value_to_data.values())
 
         def enum_from(x: Any) -> Any:
-            if x not in allowed:
+            if not isinstance(x, str) or x not in allowed:
                 raise EncodeError(f"{path}: {x!r} is not one of {sorted(allowed)}")
             return x
 

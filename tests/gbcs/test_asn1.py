@@ -473,6 +473,9 @@ def test_from_json_rejects_malformed_objects() -> None:
         },
         {"type": "SetTimeResponse", "value": {"deviceTime": "2015", "deviceTimeStatus": 0}},
         {"type": "RemotePartyDetails", "value": {"remotePartyRole": 1, "statusCode": "nope"}},
+        # An ENUMERATED given as an object or a list (unhashable) is refused the same way.
+        {"type": "RemotePartyDetails", "value": {"remotePartyRole": 1, "statusCode": {}}},
+        {"type": "RemotePartyDetails", "value": {"remotePartyRole": 1, "statusCode": [0]}},
         {**good, "lengthForms": [[0]]},
     ]
     for obj in bad:

@@ -109,6 +109,8 @@ def test_json_errors_name_the_field(corpus: list[RtdsVector]) -> None:
         ("originator_counter", "x", "originator_counter"),
         ("mac_bytes", "zz", "mac_bytes"),
         ("payload_family", "json", "payload_family"),
+        ("payload_family", {"dlms": 1}, "payload_family"),  # not a string at all
+        ("payload_family", ["asn1"], "payload_family"),
     ]:
         bad = dict(obj, **{key: value})
         with pytest.raises(EncodeError, match=match):
