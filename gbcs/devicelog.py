@@ -59,6 +59,8 @@ _request = slot_builder(AccessRequest)  # invoke_id, specs, data, date_time
 _response = slot_builder(AccessResponse)  # invoke_id, data, results, date_time, specs
 _notification = slot_builder(dlms.DataNotification)  # invoke_id, body, date_time
 _result = slot_builder(AccessResult)  # kind, result
+# Request arm -> response arm (get/set-with-selection are answered as get/set).
+_RESPONSE_KIND = {k: k.response_kind for k in AccessKind}
 _NULL = NullData()
 
 # Class 104 members used by the device-log use cases (CRIB §6).
@@ -412,7 +414,7 @@ def simple_response(
     return _response(
         invoke_id,
         (_NULL,) * len(specs),
-        tuple([_result(s.kind, r) for s, r in zip(specs, results, strict=True)]),
+        tuple([_result(_RESPONSE_KIND[s.kind], r) for s, r in zip(specs, results, strict=True)]),
         None,
         None,
     )

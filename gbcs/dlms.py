@@ -70,8 +70,22 @@ class AccessKind(enum.IntEnum):
     SET_WITH_SELECTION = 5
 
     @property
+    def response_kind(self) -> AccessKind:
+        """The response arm that answers this request arm (responses have only 1-3)."""
+        return _RESPONSE_KINDS[self]
+
+    @property
     def label(self) -> str:
         return self.name.lower().replace("_", "-")
+
+
+_RESPONSE_KINDS = {
+    AccessKind.GET: AccessKind.GET,
+    AccessKind.SET: AccessKind.SET,
+    AccessKind.ACTION: AccessKind.ACTION,
+    AccessKind.GET_WITH_SELECTION: AccessKind.GET,
+    AccessKind.SET_WITH_SELECTION: AccessKind.SET,
+}
 
 
 _KIND_BY_LABEL = {kind.label: kind for kind in AccessKind}

@@ -27,7 +27,7 @@ from emulators.device import (
 from emulators.headend import FIRST_COUNTER, HeadEnd
 from emulators.meters import Esme
 from gbcs import asn1, dlms
-from gbcs.dlms import AccessResponse
+from gbcs.dlms import AccessKind, AccessResponse
 from gbcs.frame import CraFlag, decode_message, new_command
 from gbcs.joins import (
     DisconnectFromHan,
@@ -37,7 +37,7 @@ from gbcs.joins import (
     JoinResult,
     parse_int_response,
 )
-from gbcs.reads import ReadEsmeIdentity, ReadFirmwareVersion
+from gbcs.reads import ReadEsmeIdentity, ReadEventLog, ReadFirmwareVersion
 from gbcs.security import CheckResult
 from gbcs.testpki import TestPki
 from tests.emulators.conftest import verified
@@ -334,6 +334,29 @@ def test_a_dlms_request_of_the_wrong_shape_gets_a_dlms_refusal(
     ]
     assert esme.security_log[-1].event == "command payload invalid"
     assert esme.counters == {eui("supplier"): FIRST_COUNTER}  # authenticated: spent
+
+
+@pytest.mark.parametrize(
+    ("kind", "answered"),
+    [
+        (AccessKind.GET_WITH_SELECTION, AccessKind.GET),
+        (AccessKind.SET_WITH_SELECTION, AccessKind.SET),
+    ],
+)
+def test_a_refused_selective_access_is_answered_in_the_response_arm(
+    esme: Esme, headend: HeadEnd, kind: AccessKind, answered: AccessKind
+) -> None:
+    """Responses have only the get/set/action arms: a with-selection request that the
+    use case cannot use is refused as a get (or set), not left to crash the encoder."""
+    read = ReadEventLog.between(esme.clock.epoch, esme.clock.utc).to_request(0x43)
+    spec = replace(read.specs[0], kind=kind, obis=bytes.fromhex("00005E8964FF"))
+    request = replace(read, specs=(spec,))
+    command = headend.command(ReadEventLog.MESSAGE_CODE, dlms.encode(request), esme.eui64)
+    out = esme.receive(command.encode())
+    assert out is not None
+    response = dlms.decode(verified(headend, out).payload)
+    assert isinstance(response, AccessResponse)
+    assert [(r.kind, r.result) for r in response.results] == [(answered, TYPE_UNMATCHED)]
 
 
 def test_invalid_payload_after_the_checks(

@@ -776,3 +776,14 @@ odd_apdus = st.one_of(
 @given(odd_apdus)
 def test_fast_encoder_errors_match_checked(apdu: dlms.Apdu) -> None:
     assert _encode_outcome(dlms.encode, apdu) == _encode_outcome(dlms.encode_checked, apdu)
+
+
+def test_each_request_arm_has_its_response_arm() -> None:
+    """Access-Response specifications are get, set or action only (CRIB §5.1)."""
+    assert [k.response_kind for k in AccessKind] == [
+        AccessKind.GET,
+        AccessKind.SET,
+        AccessKind.ACTION,
+        AccessKind.GET,
+        AccessKind.SET,
+    ]
