@@ -220,6 +220,19 @@ class MeterReport:
         }
 
 
+def _crash_after(text: str | None) -> int | None:
+    """``GBCS_HIL_CRASH_AFTER``: how many steps commit before the process kills itself."""
+    if text is None:
+        return None
+    try:
+        steps = int(text)
+    except ValueError:
+        steps = -1
+    if steps < 0:
+        raise GbcsError(f"GBCS_HIL_CRASH_AFTER={text!r}: expected a number of steps (0 or more)")
+    return steps
+
+
 class Bench:
     """A triage bench over the emulated world, resumable from its SQLite database."""
 
@@ -242,7 +255,7 @@ class Bench:
         # process kill itself with SIGKILL before the (N+1)th step commits.
         env = os.environ.get("GBCS_HIL_CRASH_AFTER")
         self.hard_crash = crash_after is None and env is not None
-        self.crash_after = int(env) if self.hard_crash and env is not None else crash_after
+        self.crash_after = _crash_after(env) if self.hard_crash else crash_after
         self.commits = 0
         self.progress = progress
         self._frames_saved = int(inventory.get("capture_frames") or 0)

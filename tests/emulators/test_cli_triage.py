@@ -145,6 +145,17 @@ def test_a_bad_policy_in_the_environment_exits_2(
     assert "GBCS_HIL_LAB_ONLY" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["abc", "-1", ""])
+def test_a_bad_crash_hook_in_the_environment_exits_2_and_makes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("GBCS_HIL_CRASH_AFTER", value)
+    work = tmp_path / "run"
+    assert main(["triage", "--workdir", str(work), "--quiet"]) == 2
+    assert f"GBCS_HIL_CRASH_AFTER={value!r}: expected a number of steps" in capsys.readouterr().err
+    assert not work.exists()
+
+
 def test_ctrl_c_exits_130_and_the_next_run_carries_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
