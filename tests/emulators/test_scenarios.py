@@ -112,16 +112,12 @@ def test_meter_of_another_region_is_restored_but_fit_only_for_its_region() -> No
     assert loaded.meters[meter.eui64].device.anchors == meter.device.anchors
 
 
-def test_meter_of_this_region_passes_the_operator_check() -> None:
-    world = World(seed=6)
-    run = Run("region", world)
-    hub = world.add_hub("bench", name="bench CHF")
-    meter = world.add_meter("bench", "esme")
-    run.add_device(hub, meter)
-    assert run.wait_joined(meter, hub, "join").ok
+def test_meter_of_this_region_passes_the_operator_check(bench) -> None:
+    run, hub, meter = bench
     step, holders = run.anchors(hub, meter)
     assert step.ok
-    assert holders["network_operator"] == world.pki.party("network_operator").eui64.hex().upper()
+    region = run.world.pki.party("network_operator").eui64.hex().upper()
+    assert holders["network_operator"] == region
 
 
 @pytest.mark.parametrize(
