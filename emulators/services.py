@@ -166,6 +166,20 @@ def _hex(eui: bytes) -> str:
     return eui.hex().upper()
 
 
+def _check_parameter_types(params: dict[str, Any]) -> None:
+    """Every parameter is text (``mpxns`` a list of texts); None leaves one unset."""
+    for name, value in params.items():
+        if name == "mpxns":
+            ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+        else:
+            ok = value is None or isinstance(value, str)
+        if not ok:
+            want = "a list of strings" if name == "mpxns" else "a string"
+            raise Rejected(
+                Reason.INVALID_PARAMETER, f"{name} must be {want}, not {type(value).__name__}"
+            )
+
+
 class ServiceLayer:
     """Service requests over the emulated world's head end, with the SMI in SQLite."""
 
@@ -239,6 +253,7 @@ class ServiceLayer:
         self.inventory.audit("request", srv=srv, party=user.hex, detail=request)
         self._srv = srv
         try:
+            _check_parameter_types(params)
             if srv[:1].isdigit() or srv.strip().upper().startswith("SRV"):
                 refuse_excluded(srv)  # a DUIS SRV number (the QA reads go by use case)
             handler = getattr(self, "_sr_" + srv.replace(".", "_").replace("-", "_"), None)

@@ -645,3 +645,20 @@ def test_credentials_retrieval_from_a_silent_meter_fails(bed: Bed) -> None:
     response = bed.submit(bed.supplier, "6.24.1", device=h(ESME))
     assert (response.status, response.reason) == ("failed", Reason.NO_RESPONSE)
     assert response.data == {}
+
+
+@pytest.mark.parametrize(
+    ("srv", "params", "message"),
+    [
+        ("CS07", {"device": []}, "device must be a string, not list"),
+        ("ECS26m", {"device": {}}, "device must be a string, not dict"),
+        ("8.9", {"chf": 5}, "chf must be a string, not int"),
+        ("8.16", {"chf": "x", "device": "y", "log": "z", "mpxns": "123"}, "mpxns must be a list"),
+        ("8.16", {"chf": "x", "device": "y", "log": "z", "mpxns": [1]}, "mpxns must be a list"),
+    ],
+)
+def test_parameters_of_the_wrong_type_are_rejected_naming_them(
+    bed: Bed, srv: str, params: dict[str, Any], message: str
+) -> None:
+    response, _ = bed.rejected(bed.supplier, srv, Reason.INVALID_PARAMETER, **params)
+    assert message in response.text
