@@ -10,6 +10,7 @@ stopped.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -355,6 +356,44 @@ def run_bench(
         if not rows:
             raise GbcsError("no usable row: " + ("; ".join(errors) or "none given"))
     made = _make_folder(folder)
+    lock = _lock_folder(folder, made)
+    try:
+        return _run_locked(folder, made, rows, seed, policy, errors, crash_after, progress)
+    finally:
+        os.close(lock)
+
+
+def _lock_folder(folder: Path, made: list[Path]) -> int:
+    """One run per work folder, held until this process ends (even by ``kill -9``).
+
+    A second run on the same folder would replay journal rows the first is still
+    writing, with devices that never did those steps, and overwrite the device
+    state the first saved. The lock is an advisory ``flock`` on the folder itself,
+    so nothing is added to it.
+    """
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        _remove_folders(made)  # only if still empty: never the other run's files
+        raise GbcsError(
+            f"another gbcs-hil triage is running in {folder}; "
+            "wait for it to finish or use another --workdir"
+        ) from None
+    return fd
+
+
+def _run_locked(
+    folder: Path,
+    made: list[Path],
+    rows: list[ManifestRow] | None,
+    seed: int | None,
+    policy: ProductionProvingPolicy,
+    errors: list[str],
+    crash_after: int | None,
+    progress: Callable[[int, int, str], None] | None,
+) -> BenchRun:
     database = folder / DB_NAME
     new_database = not database.exists()
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -154,6 +155,23 @@ def test_a_bad_crash_hook_in_the_environment_exits_2_and_makes_nothing(
     assert main(["triage", "--workdir", str(work), "--quiet"]) == 2
     assert f"GBCS_HIL_CRASH_AFTER={value!r}: expected a number of steps" in capsys.readouterr().err
     assert not work.exists()
+
+
+def test_a_second_run_on_a_busy_work_folder_exits_2_and_touches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs on one folder would replay each other's journal with stale devices."""
+    work = tmp_path / "run"
+    work.mkdir()
+    other = os.open(work, os.O_RDONLY)  # another run holds the folder
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["triage", "--workdir", str(work), "--quiet"]) == 2
+        assert "another gbcs-hil triage is running in" in capsys.readouterr().err
+        assert list(work.iterdir()) == []
+    finally:
+        os.close(other)  # the other run ends: the folder is free
+    assert main(["triage", "--workdir", str(work), "--quiet"]) == 0
 
 
 def test_ctrl_c_exits_130_and_the_next_run_carries_on(
