@@ -14,9 +14,12 @@ PLAN = FaultPlan(loss=0.1, duplication=0.05, reordering=0.05, delay=0.05, power_
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(min_value=0, max_value=2**32 - 1))
-def test_invariants_hold_under_faults(seed: int) -> None:
-    run = run_scenario("returned-meter", seed, faults=PLAN)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    name=st.sampled_from(["returned-meter", "other-region-meter"]),
+)
+def test_invariants_hold_under_faults(seed: int, name: str) -> None:
+    run = run_scenario(name, seed, faults=PLAN)
     world = run.world
     for meter in world.meters.values():
         assert len(world.logs_holding(meter)) <= 1, run.report(seed)
