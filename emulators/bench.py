@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from emulators.chf import CURRENT_LOG_CAPACITY
 from emulators.inventory import Inventory
 from emulators.mpxn import ProductionProvingPolicy
 from emulators.triage import (
@@ -154,6 +155,18 @@ def split_conflicts(rows: list[ManifestRow]) -> tuple[list[ManifestRow], list[st
         else:
             for eui in _hub_euis(old):
                 hubs[eui] = (old, row)
+    # An emulated old CHF logs at most CURRENT_LOG_CAPACITY devices, as a real one
+    # bounds its device log: later meters of the same old CHF cannot have been joined.
+    per_chf: dict[bytes, int] = {}
+    for i, row in enumerate(rows):
+        if i in errors or row.old_chf is None:
+            continue
+        per_chf[row.old_chf] = per_chf.get(row.old_chf, 0) + 1
+        if per_chf[row.old_chf] > CURRENT_LOG_CAPACITY:
+            errors[i] = (
+                f"old CHF {row.old_chf.hex().upper()} already has {CURRENT_LOG_CAPACITY} "
+                "meters on earlier lines, as many as its device log holds"
+            )
     # The bench hub's EUI-64 follows the number of premises, which falls as rows go.
     while True:
         kept = [r for i, r in enumerate(rows) if i not in errors]

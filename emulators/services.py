@@ -180,6 +180,12 @@ def _check_parameter_types(params: dict[str, Any]) -> None:
             )
 
 
+def _refused(apdu: AccessResponse, what: str) -> str:
+    """Why a CHF refused, as far as the DCC can tell: the DLMS results it answered."""
+    names = [r.name or str(r.result) for r in apdu.results if r.result]
+    return f"the CHF refused the {what} (DLMS {', '.join(names)})"
+
+
 class ServiceLayer:
     """Service requests over the emulated world's head end, with the SMI in SQLite."""
 
@@ -402,7 +408,7 @@ class ServiceLayer:
             outcome = self._device_log_command(user, hub, command, AddDevice.MESSAGE_CODE)
             apdu = self._results(outcome)
             if any(r.result for r in apdu.results):
-                return self._failed("8.11", "the CHF refused the add", Reason.DEVICE_FAILURE)
+                return self._failed("8.11", _refused(apdu, "add"), Reason.DEVICE_FAILURE)
             with self.inventory.transaction():
                 self._set_status(device, SmiStatus.WHITELISTED)
                 self.inventory.associate(device, chf)
@@ -448,7 +454,7 @@ class ServiceLayer:
         device_log, _ = self._traced_log(user, log)
         apdu = self._results(self._restore(user, hub, device_log))
         if any(r.result for r in apdu.results):
-            return self._failed("8.12.1", "the CHF refused the restore", Reason.DEVICE_FAILURE)
+            return self._failed("8.12.1", _refused(apdu, "restore"), Reason.DEVICE_FAILURE)
         return ServiceResponse("8.12.1", "ok")
 
     def _sr_8_16(
@@ -468,7 +474,7 @@ class ServiceLayer:
         only = device_log.only(bytes.fromhex(device))
         apdu = self._results(self._restore(user, hub, only))
         if any(r.result for r in apdu.results):
-            return self._failed("8.16", "the CHF refused the restore", Reason.DEVICE_FAILURE)
+            return self._failed("8.16", _refused(apdu, "restore"), Reason.DEVICE_FAILURE)
         with self.inventory.transaction():
             self.inventory.associate(device, chf)
             for value in values:

@@ -662,3 +662,14 @@ def test_parameters_of_the_wrong_type_are_rejected_naming_them(
 ) -> None:
     response, _ = bed.rejected(bed.supplier, srv, Reason.INVALID_PARAMETER, **params)
     assert message in response.text
+
+
+def test_a_full_device_log_refusal_names_the_dlms_results(bed: Bed) -> None:
+    bed.old.chf.current_capacity = 2  # the ESME and the GSME fill it
+    response = bed.submit(bed.supplier, "8.11", chf=h(OLD), device=h(FRESH), action="add")
+    assert (response.status, response.reason) == ("failed", Reason.DEVICE_FAILURE)
+    assert response.text == (
+        "the CHF refused the add (DLMS other-reason, other-reason, other-reason)"
+    )
+    assert FRESH not in bed.old.chf.current
+    assert bed.inventory.require(h(FRESH)).smi_status is SmiStatus.PENDING  # unchanged

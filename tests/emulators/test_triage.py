@@ -603,6 +603,21 @@ def test_split_conflicts_names_the_row_that_cannot_be_built() -> None:
     assert split_conflicts(kept) == (kept, [])  # what it keeps, it keeps
 
 
+def test_an_old_chf_holds_no_more_meters_than_its_device_log() -> None:
+    """A CHF logs 32 devices (CURRENT_LOG_CAPACITY): a 33rd could not have been joined."""
+    old = "00DB0000000000F0"
+    rows = [_row(f"00DB0000000001{n:02X}", old, n, n) for n in range(1, 35)]
+    rows.insert(5, _row("00DB000000000200", None, 99, 99))  # a fresh meter does not count
+    kept, errors = split_conflicts(rows)
+    assert len(kept) == 33 and [r.line for r in kept][-1] == 32
+    assert errors == [
+        f"line {n}: old CHF {old} already has 32 meters on earlier lines, "
+        "as many as its device log holds"
+        for n in (33, 34)
+    ]
+    assert split_conflicts(kept) == (kept, [])
+
+
 def test_the_bench_address_follows_the_premises_left(tmp_path: Path) -> None:
     # One premises would put the bench at C002; without the bad row there is none, C000.
     rows = [
