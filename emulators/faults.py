@@ -45,6 +45,8 @@ class FaultPlan:
             name, sep, number = item.partition("=")
             if not sep or name not in cls.__dataclass_fields__:
                 raise ValueError(f"unknown fault setting {item!r}")
+            if name in values:  # the earlier value would be silently lost
+                raise ValueError(f"fault setting {name} is given twice")
             try:
                 values[name] = float(number)
             except ValueError:

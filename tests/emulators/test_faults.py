@@ -89,8 +89,10 @@ def test_parse_nothing_is_no_faults(text: str) -> None:
     assert FaultPlan.parse(text) == NO_FAULTS
 
 
-def test_parse_later_value_wins() -> None:
-    assert FaultPlan.parse("loss=0.1,loss=0.3").loss == 0.3
+def test_parse_refuses_a_setting_given_twice() -> None:
+    """Nothing the user typed is silently dropped: which of two values was meant?"""
+    with pytest.raises(ValueError, match="fault setting loss is given twice"):
+        FaultPlan.parse("loss=0.1,loss=0.3")
 
 
 @pytest.mark.parametrize(
