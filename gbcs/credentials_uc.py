@@ -79,6 +79,14 @@ def _expect(payload: Asn1Payload, type_name: str) -> Any:
     return payload.value
 
 
+def _status_name(status: int) -> str:
+    """The ASN.1 name of a StatusCode; a number without one cannot be encoded."""
+    try:
+        return CredentialStatus(status).asn1_name
+    except ValueError:
+        raise EncodeError(f"{status!r} is not a credentials status code") from None
+
+
 def _utc_naive(when: dt.datetime) -> dt.datetime:
     if when.tzinfo is not None:
         return when.astimezone(dt.UTC).replace(tzinfo=None)
@@ -152,6 +160,9 @@ class KeyUsageBits:
     def __post_init__(self) -> None:
         if not 0 <= self.length <= 8 * len(self.value) or len(self.value) * 8 - self.length >= 8:
             raise EncodeError(f"{len(self.value)} bytes cannot hold a {self.length}-bit string")
+        if self.value and self.value[-1] & (0xFF >> (self.length % 8 or 8)):
+            # DER wants them zero: the encoder would clear them, a different value on the wire.
+            raise EncodeError(f"bits past the {self.length} of the bit string are not zero")
 
     @classmethod
     def of(cls, usage: KeyUsage) -> KeyUsageBits:
@@ -275,7 +286,7 @@ class RemotePartyDetails:
     def to_value(self) -> dict[str, Any]:
         value: dict[str, Any] = {
             "remotePartyRole": int(self.role),
-            "statusCode": CredentialStatus(self.status).asn1_name,
+            "statusCode": _status_name(self.status),
         }
         if self.current_seq_number is not None:
             value["currentSeqNumber"] = self.current_seq_number
@@ -573,7 +584,7 @@ class ReplacementOutcome:
     def to_value(self) -> dict[str, Any]:
         return {
             "affectedTrustAnchorCell": self.cell.to_value(),
-            "statusCode": CredentialStatus(self.status).asn1_name,
+            "statusCode": _status_name(self.status),
             "existingSubjectUniqueID": pack_id8(self.existing_id, "existing subject id"),
             "existingSubjectKeyIdentifier": bytes(self.existing_ski),
             "replacingSubjectUniqueID": pack_id8(self.replacing_id, "replacing subject id"),

@@ -108,11 +108,36 @@ def _items(
     return value.value
 
 
-def _number(value: Data, field: str, base: int) -> int:
-    number = getattr(value, "value", None)
-    if isinstance(number, bool) or not isinstance(number, int):
-        raise _bad(field, f"expected an integer, found {value.TYPE}", base)
-    return number
+def _number(
+    value: Data, kind: type[axdr.Integer] | type[axdr.Unsigned], field: str, base: int
+) -> int:
+    """The value of exactly ``kind``: to_axdr() writes that type back, so no other is taken."""
+    if type(value) is not kind:
+        raise _bad(field, f"expected {kind.TYPE}, found {value.TYPE}", base)
+    return value.value
+
+
+def _no_extras(apdu: AccessRequest | AccessResponse | dlms.DataNotification, base: int) -> None:
+    """No date-time, no echoed specifications: GBCS sends neither, and the types drop them."""
+    if apdu.date_time is not None:
+        raise _bad("date-time", "GBCS device-log APDUs carry no date-time", base)
+    if isinstance(apdu, AccessResponse) and apdu.specs is not None:
+        raise _bad("access-request-specification", "GBCS responses do not echo them", base)
+
+
+def _expect_kinds(response: AccessResponse, kind: AccessKind, base: int) -> None:
+    """Every result of the arm the request used: another arm would re-encode differently."""
+    _no_extras(response, base)
+    for index, result in enumerate(response.results):
+        if result.kind != kind:
+            raise _bad(f"results[{index}]", f"expected a result of kind {kind.label}", base)
+
+
+def _expect_null(request: AccessRequest, base: int) -> None:
+    """GET and the backup_PAN ACTIONs carry null-data; anything else would be dropped."""
+    for index, item in enumerate(request.data):
+        if type(item) is not NullData:
+            raise _bad(f"data[{index}]", f"expected null-data, found {item.TYPE}", base)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,14 +248,14 @@ class DeviceLog:
             pan, entries = items
         else:
             raise _bad("device log", f"expected 2 or 3 elements, found {len(items)}", base)
-        return cls(
-            _octets(pan, "extended PAN id", 8, base),
-            tuple(
-                DeviceLogEntry.from_axdr(e, base)
-                for e in _items(entries, Array, "entries", None, base)
-            ),
-            date_time,
+        pan_id = _octets(pan, "extended PAN id", 8, base)
+        logged = tuple(
+            DeviceLogEntry.from_axdr(e, base) for e in _items(entries, Array, "entries", None, base)
         )
+        try:
+            return cls(pan_id, logged, date_time)
+        except EncodeError as exc:  # a device listed twice: malformed input, not a bad value
+            raise _bad("entries", str(exc), base) from None
 
     def to_base64(self) -> str:
         """The log as DUIS returns it from SR 8.9 (base64 of the A-XDR structure)."""
@@ -257,6 +282,7 @@ def _expect_specs(
 ) -> None:
     if not isinstance(request, AccessRequest):
         raise _bad("apdu", f"{use_case} needs an Access-Request", base)
+    _no_extras(request, base)
     if request.specs != expected:
         raise _bad(
             "access-request-specification",
@@ -380,6 +406,7 @@ class ReadDeviceLog:
     @classmethod
     def from_request(cls, request: AccessRequest, base: int = 0) -> ReadDeviceLog:
         _expect_specs(request, cls.SPECS, "CCS05/CCS06", base)
+        _expect_null(request, base)
         return cls()
 
 
@@ -399,6 +426,7 @@ class ReadDeviceLogs:
     @classmethod
     def from_request(cls, request: AccessRequest, base: int = 0) -> ReadDeviceLogs:
         _expect_specs(request, cls.SPECS, "CCS07", base)
+        _expect_null(request, base)
         return cls()
 
 
@@ -450,6 +478,7 @@ class DeviceLogs:
         results = tuple(r.result for r in response.results)
         if len(results) != 2:
             raise _bad("results", f"expected 2 results, found {len(results)}", base)
+        _expect_kinds(response, AccessKind.ACTION, base)
         return cls(logs[0], logs[1], (results[0], results[1]))
 
 
@@ -492,9 +521,13 @@ class ActiveDevice:
     def from_axdr(cls, value: Data, base: int = 0) -> ActiveDevice:
         f = _items(value, Structure, "active device", 14, base)
         status = f[1]
-        if not isinstance(status, axdr.BitString):
-            raise _bad("active device status", f"expected bit-string, found {status.TYPE}", base)
-        numbers = [_number(v, "active device", base) for v in (*f[2:8], *f[9:])]
+        if type(status) is not axdr.BitString or status.length != 8:
+            raise _bad("active device status", "expected bit-string(8)", base)
+        kinds = (axdr.Integer,) * 3 + (axdr.Unsigned,) * 8
+        fields = (*f[2:8], *f[9:])
+        numbers = [
+            _number(v, kind, "active device", base) for v, kind in zip(fields, kinds, strict=True)
+        ]
         return cls(
             _octets(f[0], "device id", 8, base),
             status.value,
@@ -531,6 +564,7 @@ class WhitelistChangeAlert:
     def from_notification(cls, apdu: dlms.DataNotification, base: int = 0) -> WhitelistChangeAlert:
         if not isinstance(apdu, dlms.DataNotification):
             raise _bad("apdu", "CS14 is a Data-Notification", base)
+        _no_extras(apdu, base)
         code, stamp, log = _items(apdu.body, Structure, "alert", 3, base)
         if not isinstance(code, LongUnsigned):
             raise _bad("alert code", f"expected long-unsigned, found {code.TYPE}", base)
@@ -562,6 +596,7 @@ class ActiveDevices:
             or len(response.results) != 1
         ):
             raise _bad("apdu", "expected an Access-Response with one result", base)
+        _expect_kinds(response, AccessKind.GET, base)
         data = response.data[0]
         devices = (
             None

@@ -151,6 +151,7 @@ def split(
 
 def missing_blocks(blocks: Iterable[GbtBlock]) -> tuple[int, ...]:
     """Block numbers not yet received; unknown total counts up to the highest seen + 1."""
+    blocks = list(blocks)  # read twice below: a one-shot iterator would look empty the second time
     seen = {b.block_number for b in blocks}
     last = [b.block_number for b in blocks if b.last]
     top = min(last) if last else (max(seen, default=0) + 1)

@@ -15,7 +15,7 @@ from typing import Any
 from gbcs import asn1
 from gbcs.asn1 import Asn1Payload
 from gbcs.devicelog import DeviceType
-from gbcs.errors import DecodeError
+from gbcs.errors import DecodeError, EncodeError
 from gbcs.primitives import pack_id8
 
 __all__ = [
@@ -107,7 +107,11 @@ class HanDevice:
 
 
 def _certificate_value(der: bytes) -> Any:
-    return asn1.decode_type("Certificate", der).value
+    """A caller's certificate bytes for encoding: not DER is a value error, not a decode error."""
+    try:
+        return asn1.decode_type("Certificate", der).value
+    except DecodeError as e:
+        raise EncodeError(f"not a DER certificate: {e}") from e
 
 
 def _certificate_der(value: Any) -> bytes:

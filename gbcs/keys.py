@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -83,6 +84,9 @@ class MemoryKeyStore:
             public = private.public_key()
         if public is None:
             raise GbcsError("a key entry needs a public key, private key or certificate")
+        for key in (public, private):
+            if key is not None:
+                _p256(key, f"{usage.value} key of {bytes(party).hex().upper()}")
         self._keys[(bytes(party), usage)] = PartyKeys(public, private, certificate)
 
     def parties(self) -> Iterable[tuple[bytes, KeyUsage]]:
@@ -112,14 +116,19 @@ class MemoryKeyStore:
         return None if entry is None else entry.certificate
 
 
-def _p256(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey, path: Path) -> None:
+def _p256(key: ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey, where: object) -> None:
     """GBCS keys are P-256 only; another curve would fail deep in ECDH or signing."""
+    if not isinstance(key, ec.EllipticCurvePublicKey | ec.EllipticCurvePrivateKey):
+        raise GbcsError(f"{where}: not an elliptic-curve key")
     if not isinstance(key.curve, ec.SECP256R1):
-        raise GbcsError(f"{path}: {key.curve.name} key, GBCS needs a P-256 (secp256r1) key")
+        raise GbcsError(f"{where}: {key.curve.name} key, GBCS needs a P-256 (secp256r1) key")
 
 
 def _read(path: Path) -> bytes:
+    """The file's bytes; anything but a regular file is refused (a FIFO would block)."""
     try:
+        if not path.is_file():
+            raise GbcsError(f"{path}: not a regular file")
         return path.read_bytes()
     except OSError as exc:
         raise GbcsError(f"{path}: cannot read ({exc.strerror})") from None
@@ -135,7 +144,7 @@ def _load_public(
         else:
             cert = None
             key = serialization.load_pem_public_key(data)
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise GbcsError(f"{path}: not a PEM certificate or public key ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise GbcsError(f"{path}: not an elliptic-curve key")
@@ -187,7 +196,7 @@ class FileKeyStore(MemoryKeyStore):
                 path = files[".key"]
                 try:
                     private = serialization.load_pem_private_key(_read(path), None)
-                except (ValueError, TypeError) as exc:
+                except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
                     raise GbcsError(f"{path}: not a PKCS#8 PEM private key ({exc})") from None
                 if not isinstance(private, ec.EllipticCurvePrivateKey):
                     raise GbcsError(f"{path}: not an elliptic-curve key")

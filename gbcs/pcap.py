@@ -19,6 +19,7 @@ Exported-PDU link type):
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Iterable
 
@@ -59,10 +60,25 @@ _FILE_HEADER = struct.Struct("<IHHiIII")
 _RECORD_HEADER = struct.Struct("<IIII")
 
 
+def _check_snaplen(snaplen: int) -> None:
+    if not 0 <= snaplen <= 0xFFFFFFFF:
+        raise EncodeError(f"snapshot length {snaplen} is not a uint32")
+
+
+def _micros(timestamp: float) -> int:
+    """Microseconds since 1970; NaN and infinity have none (round() would raise)."""
+    if not math.isfinite(timestamp):
+        raise EncodeError(f"timestamp {timestamp} is not a finite number")
+    if timestamp < 0:
+        raise EncodeError(f"timestamp {timestamp} is before 1970")
+    return round(timestamp * 1_000_000)
+
+
 def pcap_header(link_type: int, snaplen: int = DEFAULT_SNAPLEN) -> bytes:
     """The 24-byte global header of a classic pcap file."""
     if not 0 <= link_type <= 0xFFFF:
         raise EncodeError(f"link type {link_type} is out of range")
+    _check_snaplen(snaplen)
     return _FILE_HEADER.pack(PCAP_MAGIC, *PCAP_VERSION, 0, 0, snaplen, link_type)
 
 
@@ -72,11 +88,9 @@ def pcap_record(timestamp: float, frame: bytes, snaplen: int = DEFAULT_SNAPLEN) 
     A silently truncated frame would show as malformed in Wireshark, which is
     worse than an error here.
     """
-    if timestamp < 0:
-        raise EncodeError(f"timestamp {timestamp} is before 1970")
+    micros = _micros(timestamp)
     if len(frame) > snaplen:
         raise EncodeError(f"frame of {len(frame)} bytes exceeds the snapshot length {snaplen}")
-    micros = round(timestamp * 1_000_000)
     seconds, micros = divmod(micros, 1_000_000)
     if seconds > 0xFFFFFFFF:
         raise EncodeError(f"timestamp {timestamp} does not fit a 32-bit pcap field")
@@ -111,7 +125,10 @@ def exported_pdu(protocol_name: str, payload: bytes) -> bytes:
 
     For a GBCS message the name is ``gbcs_message`` (its registered dissector).
     """
-    name = protocol_name.encode("ascii")
+    try:
+        name = protocol_name.encode("ascii")
+    except UnicodeEncodeError:
+        raise EncodeError(f"dissector name {protocol_name!r} is not ASCII") from None
     if not name or b"\x00" in name:
         raise EncodeError(f"bad dissector name {protocol_name!r}")
     return (
@@ -140,6 +157,8 @@ def _block(block_type: int, body: bytes) -> bytes:
 
 
 def _option(code: int, value: bytes) -> bytes:
+    if len(value) > 0xFFFF:
+        raise EncodeError(f"option of {len(value)} bytes exceeds its 16-bit length")
     return struct.pack("<HH", code, len(value)) + _pad4(value)
 
 
@@ -154,6 +173,7 @@ def pcapng_file(
     One file can then hold the HAN's 802.15.4 air and the WAN's GBCS messages,
     each on an interface of its own link type, for Wireshark to show together.
     """
+    _check_snaplen(snaplen)
     parts = [
         _block(_SHB, struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1)),
     ]
@@ -161,17 +181,21 @@ def pcapng_file(
     for link_type, name in interfaces:
         if not 0 <= link_type <= 0xFFFF:
             raise EncodeError(f"link type {link_type} is out of range")
-        options = _option(_OPT_IF_NAME, name.encode("utf-8")) + struct.pack("<HH", 0, 0)
+        try:
+            encoded = name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise EncodeError(f"interface name {name!r} is not encodable UTF-8") from None
+        options = _option(_OPT_IF_NAME, encoded) + struct.pack("<HH", 0, 0)
         parts.append(_block(_IDB, struct.pack("<HHI", link_type, 0, snaplen) + options))
         count += 1
     for index, timestamp, frame in packets:
         if not 0 <= index < count:
             raise EncodeError(f"packet names interface {index}, but there are {count}")
-        if timestamp < 0:
-            raise EncodeError(f"timestamp {timestamp} is before 1970")
+        micros = _micros(timestamp)
+        if micros > 0xFFFF_FFFF_FFFF_FFFF:
+            raise EncodeError(f"timestamp {timestamp} does not fit a 64-bit pcapng field")
         if len(frame) > snaplen:
             raise EncodeError(f"frame of {len(frame)} bytes exceeds the snapshot length {snaplen}")
-        micros = round(timestamp * 1_000_000)
         body = struct.pack(
             "<IIIII", index, micros >> 32, micros & 0xFFFFFFFF, len(frame), len(frame)
         ) + _pad4(bytes(frame))

@@ -386,10 +386,12 @@ class CosemDateTime:
                 self.second,
                 hundredths * 10000,
             )
+            # Blue Book (IC 8 clock): deviation is UTC minus local time, in minutes; one of a
+            # day or more (the int16 allows +-22 days) is no offset datetime can hold.
+            zone = _dt.timezone(_dt.timedelta(minutes=-deviation))
         except ValueError:
             return None
-        # Blue Book (IC 8 clock): deviation is UTC minus local time, in minutes.
-        return naive.replace(tzinfo=_dt.timezone(_dt.timedelta(minutes=-deviation)))
+        return naive.replace(tzinfo=zone)
 
     def __str__(self) -> str:
         def part(v: int, width: int, unspecified: int) -> str:

@@ -119,6 +119,12 @@ def _check_present(value: object, result: int, what: str) -> None:
         raise EncodeError(f"{what} {state} but its result is {result}")
 
 
+def _no_date_time(apdu: AccessRequest | AccessResponse, base: int) -> None:
+    """GBCS sends none, and the typed values have no place for one: it would be dropped."""
+    if apdu.date_time is not None:
+        raise _bad("date-time", "GBCS read APDUs carry no date-time", base)
+
+
 def _get_specs(class_id: int, attribute: int, *objects: bytes) -> tuple[RequestSpec, ...]:
     return tuple(RequestSpec(AccessKind.GET, class_id, obis, attribute) for obis in objects)
 
@@ -129,6 +135,7 @@ def _expect_request(
     """The exact specifications, each with the null-data a GET carries (CRIB §5.1)."""
     if not isinstance(request, AccessRequest):
         raise _bad("apdu", f"{use_case} needs an Access-Request", base)
+    _no_date_time(request, base)
     if request.specs != specs:
         raise _bad(
             "access-request-specification",
@@ -150,6 +157,7 @@ def _gets(
         raise _bad("apdu", f"a {use_case} response is an Access-Response", base)
     if response.specs is not None:
         raise _bad("access-request-specification", "GBCS responses do not echo them", base)
+    _no_date_time(response, base)
     if len(response.data) != count or len(response.results) != count:
         raise _bad(
             "results",
@@ -371,6 +379,7 @@ class ReadEventLog:
     def from_request(cls, request: AccessRequest, base: int = 0) -> ReadEventLog:
         if not isinstance(request, AccessRequest):
             raise _bad("apdu", "ECS35a needs an Access-Request", base)
+        _no_date_time(request, base)
         if len(request.specs) != 1:
             raise _bad(
                 "access-request-specification",

@@ -201,6 +201,30 @@ def test_key_usage_bits() -> None:
         KeyUsageBits(b"\x80\x00", 1)  # a whole unused byte
 
 
+@given(st.binary(min_size=1, max_size=3), st.integers(0, 7))
+def test_key_usage_bits_never_change_on_the_wire(value: bytes, unused: int) -> None:
+    """Set bits past the length were cleared by the DER encoder: another value, silently."""
+    length = 8 * len(value) - unused
+    try:
+        bits = KeyUsageBits(value, length)
+    except EncodeError:
+        assert value[-1] & ((1 << unused) - 1)
+        return
+    wire = asn1.encode(ProvideDeviceCertificate(bits).to_payload())
+    back = ProvideDeviceCertificate.from_payload(
+        asn1.decode_type("ProvideDeviceCertificateCommand", wire)
+    )
+    assert back.key_usage == bits
+
+
+def test_unknown_status_code_is_an_encode_error() -> None:
+    cell = TrustAnchorCell(3, DS_KEY_USAGE)
+    with pytest.raises(EncodeError, match="255 is not a credentials status code"):
+        RemotePartyDetails(2, 255).to_value()  # type: ignore[arg-type]
+    with pytest.raises(EncodeError, match="6 is not a credentials status code"):
+        ReplacementOutcome(cell, 6, bytes(8), b"", bytes(8), b"").to_value()  # type: ignore[arg-type]
+
+
 def test_modes_and_message_codes() -> None:
     codes = [m.message_code for m in CredentialsReplacementMode]
     assert codes == [*range(0x0100, 0x010A), 0x0125, 0x0126]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -148,12 +148,76 @@ def test_active_device_rejects_wrong_element_types() -> None:
 
     fields = list(ActiveDevice(ESME, last_communication=BACKUP).to_axdr().value)
     fields[2] = axdr.OctetString(b"\x01")
-    with pytest.raises(DecodeError, match="expected an integer"):
+    with pytest.raises(DecodeError, match="expected integer, found octet-string"):
         ActiveDevice.from_axdr(axdr.Structure(tuple(fields)))
     fields = list(ActiveDevice(ESME, last_communication=BACKUP).to_axdr().value)
     fields[1] = axdr.Unsigned(1)
     with pytest.raises(DecodeError, match="expected bit-string"):
         ActiveDevice.from_axdr(axdr.Structure(tuple(fields)))
+
+
+def _active_fields() -> list[axdr.Data]:
+    return list(ActiveDevice(ESME, last_communication=BACKUP).to_axdr().value)
+
+
+_NUMBER_TYPES = (axdr.Integer, axdr.Unsigned, axdr.Enum, axdr.Long, axdr.LongUnsigned)
+
+
+@given(st.lists(st.sampled_from(_NUMBER_TYPES), min_size=11, max_size=11), st.integers(1, 16))
+def test_active_device_accepts_only_what_it_writes_back(
+    kinds: list[type[axdr.Integer]], status_bits: int
+) -> None:
+    """A number of another A-XDR type was taken and written back as integer/unsigned."""
+    fields = _active_fields()
+    slots = [*range(2, 8), *range(9, 14)]
+    for slot, kind in zip(slots, kinds, strict=True):
+        fields[slot] = kind(fields[slot].value)  # type: ignore[attr-defined]
+    fields[1] = axdr.BitString(b"\xc8\x00"[: (status_bits + 7) // 8], status_bits)
+    value = Structure(tuple(fields))
+    try:
+        device = ActiveDevice.from_axdr(value)
+    except DecodeError:
+        return
+    assert device.to_axdr() == value
+
+
+def test_active_device_wrong_number_type_is_named() -> None:
+    fields = _active_fields()
+    fields[2] = axdr.LongUnsigned(0xFFFF)
+    with pytest.raises(DecodeError, match="expected integer, found long-unsigned"):
+        ActiveDevice.from_axdr(Structure(tuple(fields)))
+    fields = _active_fields()
+    fields[1] = axdr.BitString(b"\xc8\x00", 16)
+    with pytest.raises(DecodeError, match=r"bit-string\(8\)"):
+        ActiveDevice.from_axdr(Structure(tuple(fields)))
+
+
+def test_responses_with_another_result_arm_are_refused() -> None:
+    """An ACTION or SET result re-encoded as the GET (or ACTION) arm would change the bytes."""
+    for kind in (dlms.AccessKind.ACTION, dlms.AccessKind.SET):
+        response = dlms.AccessResponse(1, (NullData(),), (dlms.AccessResult(kind, 0),))
+        with pytest.raises(DecodeError, match="expected a result of kind get"):
+            ActiveDevices.from_response(response)
+    get = dlms.AccessResult(dlms.AccessKind.GET, 0)
+    response = dlms.AccessResponse(1, (NullData(), NullData()), (get, get))
+    with pytest.raises(DecodeError, match="expected a result of kind action"):
+        DeviceLogs.from_response(response)
+
+
+def test_requests_with_data_where_null_is_sent_are_refused() -> None:
+    """CCS05/06/07 carry null-data; other data was dropped when the request was rebuilt."""
+    for cls in (ReadDeviceLog, ReadDeviceLogs):
+        request = cls().to_request(0x20000001)
+        data = (OctetString(bytes(4)), *request.data[1:])
+        with pytest.raises(DecodeError, match="expected null-data, found octet-string"):
+            cls.from_request(dlms.AccessRequest(request.invoke_id, request.specs, data))
+
+
+def test_duplicate_device_in_a_decoded_log_is_a_decode_error() -> None:
+    entry = DeviceLogEntry(ESME, KEY_05).to_axdr()
+    value = Structure((OctetString(bytes(8)), Array((entry, entry))))
+    with pytest.raises(DecodeError, match="in the log twice"):
+        DeviceLog.from_axdr(value)
 
 
 # Fast paths against the checked constructions ---------------------------------------
@@ -253,3 +317,26 @@ def test_builders_make_the_constructors_apdus() -> None:
     assert AddDevice.from_request(request) == AddDevice(ESME, DeviceType.ESME, KEY_05)
     with pytest.raises(EncodeError, match="device id must be 8 bytes"):
         RemoveDevice(ESME[:7]).to_request(1)
+
+
+def test_a_date_time_or_echoed_specs_the_types_would_drop_are_refused() -> None:
+    """GBCS sends neither; the typed values have no place for them, so taking them lost them."""
+    log = DeviceLog(bytes(8), (DeviceLogEntry(ESME, KEY_05),), BACKUP)
+    cases: list[tuple[Any, Any]] = [
+        (AddDevice.from_request, AddDevice(ESME, 1, bytes(16)).to_request(1)),
+        (ReadDeviceLog.from_request, ReadDeviceLog().to_request(1)),
+        (ReadDeviceLogs.from_request, ReadDeviceLogs().to_request(1)),
+        (ActiveDevices.from_response, ActiveDevices(None, 1).to_response(1)),
+        (DeviceLogs.from_response, DeviceLogs(log, None, (0, 1)).to_response(1)),
+        (
+            WhitelistChangeAlert.from_notification,
+            WhitelistChangeAlert(BACKUP, log).to_notification(1),
+        ),
+    ]
+    for parse, apdu in cases:
+        parse(apdu)
+        with pytest.raises(DecodeError, match="no date-time"):
+            parse(replace(apdu, date_time=BACKUP))
+    for parse, apdu in cases[3:5]:
+        with pytest.raises(DecodeError, match="do not echo"):
+            parse(replace(apdu, specs=()))

@@ -86,6 +86,17 @@ def test_missing_blocks_reported() -> None:
         reassemble(parts[:2])
 
 
+@given(st.binary(min_size=1, max_size=200), st.integers(1, 50), st.randoms())
+def test_missing_blocks_takes_a_one_shot_iterator(
+    message: bytes, size: int, rnd: random.Random
+) -> None:
+    """The blocks are read twice; a generator must not look empty the second time."""
+    parts = split(message, ROUTING, size)
+    received = rnd.sample(parts, k=rnd.randint(0, len(parts)))
+    assert missing_blocks(b for b in received) == missing_blocks(received)
+    assert missing_blocks(iter(parts)) == ()
+
+
 def test_inconsistent_blocks_rejected() -> None:
     parts = split(bytes(range(30)), ROUTING, 10)
     other = GbtBlock(ROUTING, 2, b"different", last=False)

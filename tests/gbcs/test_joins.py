@@ -89,3 +89,9 @@ def test_wrong_type_and_bad_ids() -> None:
         UnjoinDevice(b"short").to_payload()
     with pytest.raises(EncodeError):
         HanDevice(b"\x00" * 7, 1).to_value()
+
+
+def test_join_with_a_non_der_certificate_is_an_encode_error() -> None:
+    """The caller's bytes are a value to encode: not DER is an EncodeError, not a DecodeError."""
+    with pytest.raises(EncodeError, match="not a DER certificate"):
+        JoinDevice(JoinMethod.METHOD_C, ESME, 1, b"\x95\xec\x87").to_payload()

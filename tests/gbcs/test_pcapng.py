@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 import pytest
 
 from gbcs.errors import EncodeError
-from gbcs.pcap import pcapng_file
+from gbcs.pcap import exported_pdu, pcap_header, pcap_record, pcapng_file
 
 
 def _blocks(data: bytes) -> list[tuple[int, bytes]]:
@@ -46,3 +47,28 @@ def test_refusals(packets: list, reason: str) -> None:
         pcapng_file([(195, "a"), (252, "b")], packets)
     with pytest.raises(EncodeError, match="out of range"):
         pcapng_file([(70000, "a")], [])
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: pcap_header(252, -1), "snapshot length -1"),
+        (lambda: pcap_header(252, 2**32), "not a uint32"),
+        (lambda: pcap_record(NAN, b"x"), "not a finite number"),
+        (lambda: pcap_record(INF, b"x"), "not a finite number"),
+        (lambda: exported_pdu("gbcs_é", b"x"), "not ASCII"),
+        (lambda: pcapng_file([(1, "a" * 70_000)], []), "16-bit length"),
+        (lambda: pcapng_file([(1, "\udc80")], []), "not encodable"),
+        (lambda: pcapng_file([(1, "a")], [], snaplen=-1), "snapshot length -1"),
+        (lambda: pcapng_file([(1, "a")], [(0, NAN, b"x")]), "not a finite number"),
+        (lambda: pcapng_file([(1, "a")], [(0, INF, b"x")]), "not a finite number"),
+        (lambda: pcapng_file([(1, "a")], [(0, 1e14, b"x")]), "64-bit pcapng field"),
+    ],
+)
+def test_unencodable_values_are_encode_errors(make: Callable[[], bytes], reason: str) -> None:
+    """struct.error, ValueError, OverflowError and UnicodeEncodeError used to escape."""
+    with pytest.raises(EncodeError, match=reason):
+        make()

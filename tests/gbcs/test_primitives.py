@@ -92,6 +92,13 @@ def test_cosem_date_time_roundtrip(value: CosemDateTime) -> None:
     assert CosemDateTime.decode(value.encode()) == value
 
 
+def test_to_datetime_with_an_impossible_deviation_is_none() -> None:
+    """The int16 deviation allows +-22 days; ``timezone()`` raised ValueError past one."""
+    assert CosemDateTime(2020, 1, 1, 3, 0, 0, 0, 0, 1440, 0).to_datetime() is None
+    assert CosemDateTime(2020, 1, 1, 3, 0, 0, 0, 0, -2000, 0).to_datetime() is None
+    assert CosemDateTime(2020, 1, 1, 3, 0, 0, 0, 0, 1439, 0).to_datetime() is not None
+
+
 def test_cosem_date_time_from_datetime() -> None:
     when = dt.datetime(2026, 11, 21, 22, 30, 5, 120000, tzinfo=dt.UTC)
     value = CosemDateTime.from_datetime(when)

@@ -28,6 +28,7 @@ from gbcs.axdr import (
 from gbcs.dlms import AccessKind, AccessRequest, AccessResponse, AccessResult
 from gbcs.errors import DecodeError, EncodeError
 from gbcs.frame import decode_message
+from gbcs.primitives import CosemDateTime
 from gbcs.reads import (
     EVENT_LOG_ENTRY_TYPE,
     EsmeIdentity,
@@ -379,3 +380,18 @@ def test_values_that_cannot_be_sent() -> None:
     assert entry.timestamp == RTDS_START + 86400 and entry.time.year == 2015
     with pytest.raises(dataclasses.FrozenInstanceError):
         entry.event_code = 1  # type: ignore[misc]
+
+
+def test_a_date_time_the_typed_value_would_drop_is_refused() -> None:
+    """GBCS APDUs carry no date-time; a typed read has no place for one, so taking it lost it."""
+    stamp = CosemDateTime(2015, 1, 1, 4, 0, 0, 0, 0, 0, 0)
+    cases = [
+        (ReadEsmeIdentity.from_request, ReadEsmeIdentity().to_request(1)),
+        (ReadEventLog.from_request, ReadEventLog(0, 10).to_request(1)),
+        (FirmwareVersion.from_response, FirmwareVersion(b"\x01").to_response(1)),
+        (EventLog.from_response, EventLog(()).to_response(1)),
+    ]
+    for parse, apdu in cases:
+        parse(apdu)
+        with pytest.raises(DecodeError, match="no date-time"):
+            parse(dataclasses.replace(apdu, date_time=stamp))
