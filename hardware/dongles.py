@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -37,6 +38,14 @@ __all__ = [
 
 DEFAULT_PROBE_TIMEOUT = 10.0
 """Seconds for a whole probe; bellows alone retries its reset for longer than a user waits."""
+
+BOARD_INFO_TIMEOUT = 3.0
+"""Seconds for the firmware and board names once the version came (answered in ms)."""
+
+RADIO_LOGGERS = ("bellows", "zigpy", "serialx", "serial")
+"""The libraries a probe runs, whose log records must not reach stderr unasked."""
+
+LOGGER = logging.getLogger(__name__)
 
 LINK_DIRS = ("dev/zigbee", "dev/serial/by-id")
 """Where udev puts the stable names (ours, then systemd's), relative to the file-system root."""
@@ -171,7 +180,7 @@ def interface_number(location: str | None) -> int | None:
     if not colon or "." not in tail:
         return None
     number = tail.rpartition(".")[2]
-    return int(number) if number.isdigit() else None
+    return int(number) if number.isascii() and number.isdigit() else None  # not "²"
 
 
 def match_model(port: PortInfo) -> RadioModel | None:
@@ -186,12 +195,20 @@ def match_model(port: PortInfo) -> RadioModel | None:
 
 
 def _resolve(path: Path, root: Path) -> Path:
-    """Follow symlinks treating ``root`` as ``/``, so a fake /dev tree resolves inside itself."""
+    """Follow symlinks treating ``root`` as ``/``, so a fake /dev tree resolves inside itself.
+
+    A link that cannot be followed (a target name too long, unreadable) ends the walk there:
+    one odd link in /dev must not hide the others or stop the listing.
+    """
     for _ in range(40):
-        if not path.is_symlink():
+        try:
+            if not path.is_symlink():
+                break
+            target = os.readlink(path)
+        except OSError:
             break
-        target = Path(os.readlink(path))
-        path = root / target.relative_to("/") if target.is_absolute() else path.parent / target
+        # "//dev/x" is absolute too (POSIX keeps two leading slashes): strip them all
+        path = root / target.lstrip("/") if target.startswith("/") else path.parent / target
         path = Path(os.path.normpath(path))
     return path
 
@@ -327,17 +344,27 @@ def ezsp_failure_reason(exc: BaseException, device: str, baudrate: int, timeout:
     return f"{device}: {type(exc).__name__}: {text}"
 
 
-async def _ezsp_once(device: str, baudrate: int) -> ProbeResult:
+async def _ezsp_once(device: str, baudrate: int, timeout: float) -> ProbeResult:
+    """One rate: the version must come within ``timeout``; the board info only adds detail.
+
+    A radio that answered the version is an EZSP radio even when it then leaves the
+    manufacturing tokens unanswered (bellows waits 10 s for each), so the board info has
+    its own, shorter bound inside the same deadline.
+    """
     import zigpy.config
     from bellows.ezsp import EZSP
 
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     config = zigpy.config.SCHEMA_DEVICE({"path": device, "baudrate": baudrate})
     ezsp = EZSP(config)
     try:
-        await ezsp.connect(use_thread=False)
+        async with asyncio.timeout_at(deadline):
+            await ezsp.connect(use_thread=False)
         board = firmware = None
         with contextlib.suppress(Exception):  # old firmware may lack the manufacturing tokens
-            manufacturer, board_name, version = await ezsp.get_board_info()
+            async with asyncio.timeout_at(min(deadline, loop.time() + BOARD_INFO_TIMEOUT)):
+                manufacturer, board_name, version = await ezsp.get_board_info()
             board = " ".join(part for part in (manufacturer, board_name) if part) or None
             firmware = f"EmberZNet {version}" if version else None
         return ProbeResult(
@@ -353,13 +380,21 @@ async def _ezsp_once(device: str, baudrate: int) -> ProbeResult:
                 await ezsp.disconnect()
 
 
+def _leftover(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An abandoned bellows frame send failing once the probe closed the port: expected.
+
+    asyncio would print it with a traceback, after the result, when the task is collected.
+    """
+    LOGGER.debug("after the probe: %s", context.get("message"), exc_info=context.get("exception"))
+
+
 async def _ezsp_all(device: str, baudrates: tuple[int, ...], timeout: float) -> ProbeResult:
+    asyncio.get_running_loop().set_exception_handler(_leftover)
     share = timeout / max(len(baudrates), 1)
     reasons: list[str] = []
     for baudrate in baudrates:
         try:
-            async with asyncio.timeout(share):
-                return await _ezsp_once(device, baudrate)
+            return await _ezsp_once(device, baudrate, share)
         except (OSError, TimeoutError) as exc:
             reasons.append(ezsp_failure_reason(exc, device, baudrate, share))
             if not isinstance(exc, TimeoutError):
@@ -367,6 +402,28 @@ async def _ezsp_all(device: str, baudrates: tuple[int, ...], timeout: float) -> 
         except Exception as exc:  # bellows and serialx raise their own types
             reasons.append(ezsp_failure_reason(exc, device, baudrate, share))
     return ProbeResult("failed", reason="; ".join(reasons))
+
+
+@contextlib.contextmanager
+def _library_logs_kept_off_stderr() -> Iterator[None]:
+    """Keep bellows' and zigpy's log records off stderr while logging is unconfigured.
+
+    Python would print their warnings there, tracebacks and all (a garbled frame is one),
+    while the probe's result already says what went wrong. Configured logging still gets
+    every record.
+    """
+    added: list[tuple[logging.Logger, logging.Handler]] = []
+    for name in RADIO_LOGGERS:
+        logger = logging.getLogger(name)
+        if not logger.hasHandlers():
+            handler = logging.NullHandler()
+            logger.addHandler(handler)
+            added.append((logger, handler))
+    try:
+        yield
+    finally:
+        for logger, handler in added:
+            logger.removeHandler(handler)
 
 
 def probe_ezsp(
@@ -383,7 +440,8 @@ def probe_ezsp(
     except ImportError as exc:
         return ProbeResult("failed", reason=f"bellows is not installed ({exc})")
     try:
-        return asyncio.run(_ezsp_all(device, baudrates, timeout))
+        with _library_logs_kept_off_stderr():
+            return asyncio.run(_ezsp_all(device, baudrates, timeout))
     except Exception as exc:
         text = str(exc).strip() or "no detail given"
         return ProbeResult("failed", reason=f"{device}: {type(exc).__name__}: {text}")

@@ -100,12 +100,12 @@ def parse_han(text: str) -> HanSpec:
             raise argparse.ArgumentTypeError(f"{text!r}: labgrid: needs a place (labgrid:PLACE)")
         return HanSpec("labgrid", place, value)
     if value.startswith(("socket://", "rfc2217://")):
-        parts = urlsplit(value)
-        try:
-            port = parts.port
+        try:  # an unclosed or non-address [IPv6] host is a ValueError of urlsplit's
+            parts = urlsplit(value)
+            host, port = parts.hostname, parts.port
         except ValueError:
-            port = None
-        if not parts.hostname or port is None or port == 0:
+            host = port = None
+        if not host or port is None or port == 0:
             raise argparse.ArgumentTypeError(f"{text!r}: needs a host and a TCP port (HOST:PORT)")
         return HanSpec("serial", value, value)
     if value.startswith("/dev/") and value != "/dev/":

@@ -6,6 +6,8 @@ import argparse
 import io
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from hardware import cli
 from hardware.dongles import (
+    BOARD_INFO_TIMEOUT,
     KNOWN_RADIOS,
     Dongle,
     ProbeResult,
@@ -25,6 +28,9 @@ from hardware.dongles import (
     probe,
     probe_ezsp,
 )
+from tests.hardware.fake_ncp import fake_ncp
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def port(
@@ -122,6 +128,7 @@ def test_results_sorted_by_device(tmp_path: Path) -> None:
         (None, None),
         ("1-1:x.1", 1),
         ("1-1:1.", None),
+        ("1-1:1.\u00b2", None),  # a superscript two is a digit to str.isdigit, not to int()
     ],
 )
 def test_interface_number(location: str | None, number: int | None) -> None:
@@ -158,6 +165,24 @@ def test_links_resolve_inside_the_fake_root(tmp_path: Path) -> None:
         "/dev/serial/by-id/usb-ITEAD_SONOFF_Zigbee_3.0_USB_Dongle_Plus_V2_0002-if00-port0",
     )
     assert find_links("/dev/ttyACM0", tmp_path) == ()
+
+
+def test_odd_links_neither_stop_the_listing_nor_hide_the_others(tmp_path: Path) -> None:
+    """Hand-made links: two leading slashes (still absolute), a target no file system holds."""
+    _fake_dev(tmp_path)
+    zigbee = tmp_path / "dev" / "zigbee"
+    (zigbee / "two-slashes").symlink_to("//dev/ttyUSB1")
+    (zigbee / "a-name-too-long").symlink_to("x" * 300)  # listed first in its folder
+    assert find_links("/dev/ttyUSB1", tmp_path) == (
+        "/dev/zigbee/two-slashes",
+        "/dev/serial/by-id/usb-ITEAD_SONOFF_Zigbee_3.0_USB_Dongle_Plus_V2_0002-if00-port0",
+    )
+    assert find_links("/dev/ttyUSB0", tmp_path)[:2] == (
+        "/dev/zigbee/by-hand",
+        "/dev/zigbee/cp210x-0001",
+    )
+    ports = [port("/dev/ttyUSB1", 0x1A86, 0x55D4), port("/dev/" + "z" * 300, 0x1A86, 0x55D4)]
+    assert [len(d.links) for d in discover(listing(*ports), tmp_path)] == [2, 0]
 
 
 def test_links_when_the_folders_do_not_exist(tmp_path: Path) -> None:
@@ -343,6 +368,35 @@ def test_probe_silent_port_times_out() -> None:
     assert 0.5 < took < 3
     assert result.reason is not None and result.reason.count("no EZSP answer") == 2
     assert "at 57600 baud within 0.3 s" in result.reason
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+def test_a_radio_that_answers_the_version_but_not_its_tokens_is_found() -> None:
+    """bellows waits 10 s for each unanswered token: the probe keeps the version it read."""
+    with fake_ncp("version-only") as path:
+        result, took = _quick(path, 8.0)
+    assert result.status == "ok", result.text
+    assert (result.protocol, result.firmware, result.board) == ("EZSP v4", None, None)
+    assert result.text == "EZSP v4, firmware unknown @ 115200 baud"
+    assert took < BOARD_INFO_TIMEOUT + 2
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+@pytest.mark.parametrize("mode", ["mute", "garbled"])
+def test_a_failed_probe_prints_only_its_result(mode: str) -> None:
+    """With logging unconfigured (as in ``gbcs-hil dongles``), nothing of bellows reaches
+    stderr: not its frame-parse warnings with their tracebacks, nor its abandoned frame
+    send failing as "Task exception was never retrieved" when the process ends."""
+    code = (
+        "from tests.hardware.fake_ncp import fake_ncp\n"
+        "from hardware.dongles import probe_ezsp\n"
+        f"with fake_ncp({mode!r}) as path:\n"
+        "    print(probe_ezsp(path, (115200,), 0.8).status)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "failed\n", "")
 
 
 def test_match_model_needs_both_ids() -> None:

@@ -101,6 +101,13 @@ def test_bad_han_values_are_refused(value: str) -> None:
         parse_han(value)
 
 
+@pytest.mark.parametrize("value", ["socket://[::1:3333", "rfc2217://[pi]:4001", "socket://][:1"])
+def test_a_bracketed_host_that_is_no_address_says_why(value: str) -> None:
+    """urlsplit raises ValueError there, which argparse words as 'invalid parse_han value'."""
+    with pytest.raises(argparse.ArgumentTypeError, match=r"needs a host and a TCP port"):
+        parse_han(value)
+
+
 def test_meter_option_forms() -> None:
     meter = parse_meter(f"{ESME_EUI}:{CODE}")
     assert meter == RealMeter(bytes.fromhex(ESME_EUI), bytes.fromhex(CODE), "esme")
