@@ -67,6 +67,7 @@ from emulators import tunnel_server
 from emulators.clock import Timer, VirtualClock, WallClock
 from emulators.medium import HanMedium
 from emulators.node import HUB_ENDPOINT
+from emulators.saved_state import SavedState
 from emulators.zigbee import air
 from emulators.zigbee.tunnel import (
     SMART_ENERGY_PROFILE,
@@ -734,29 +735,43 @@ class ZigpyHubRadio:
         }
 
     def load_state(self, obj: dict[str, Any]) -> None:
-        """After a restart: frame counters, children and tunnels back (form() ran already)."""
+        """After a restart: frame counters, children and tunnels back (form() ran already).
+
+        Read as strictly as the emulated coordinator's state, and all of it before
+        anything changes: a damaged file leaves the radio as it was.
+        """
         app = self._app
-        children = [
-            _Child(
-                bytes.fromhex(c["ieee"]),
-                int(c["short_address"]),
-                bool(c["sleepy"]),
-                int(c.get("endpoint", 1)),
-                c.get("tunnel_id"),
+        saved = SavedState(obj)
+        children: list[_Child] = []
+        seen: set[bytes] = set()
+        for c in saved.members("children"):
+            ieee = c.octets("ieee", 8)
+            if ieee in seen:
+                raise GbcsError(f"{c.where}: {ieee.hex().upper()} is a child twice")
+            seen.add(ieee)
+            tunnel = c.value("tunnel_id")
+            children.append(
+                _Child(
+                    ieee,
+                    c.integer("short_address", 0, 0xFFF7),
+                    c.flag("sleepy"),
+                    c.integer("endpoint", 1, 0xF0),
+                    None if tunnel is None else c.integer("tunnel_id", 1, 0xFFFF),
+                )
             )
-            for c in obj.get("children", [])
-        ]
-        self._ids = tunnel_server.TunnelIds(int(obj.get("next_tunnel", 1)))
+        ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
+        nwk_counter = saved.integer("nwk_frame_counter", 0, 0xFFFFFFFF)
+        aps_counter = saved.integer("aps_frame_counter", 0, 0xFFFFFFFF)
 
         async def restore() -> None:
             await app.load_network_info(load_devices=True)
             info = app.state.network_info
             new_info = info.replace(
                 network_key=info.network_key.replace(
-                    tx_counter=max(info.network_key.tx_counter, int(obj["nwk_frame_counter"]))
+                    tx_counter=max(info.network_key.tx_counter, nwk_counter)
                 ),
                 tc_link_key=info.tc_link_key.replace(
-                    tx_counter=max(info.tc_link_key.tx_counter, int(obj["aps_frame_counter"]))
+                    tx_counter=max(info.tc_link_key.tx_counter, aps_counter)
                 ),
                 children=[to_eui64(c.ieee) for c in children],
                 nwk_addresses={to_eui64(c.ieee): t.NWK(c.nwk) for c in children},
@@ -771,6 +786,7 @@ class ZigpyHubRadio:
                 app.device_initialized(device)
 
         self._run(restore())
+        self._ids = ids
         self._children = {c.ieee: c for c in children}
         self._request_sync()
 

@@ -212,6 +212,37 @@ def test_state_survives_a_restart_through_zigpy() -> None:
     assert [s.result for s in run2.qa_reads(hub2, again.meters[gsme.eui64])] == ["ok"]
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda n: n["children"][0].update(tunnel_id="x"), "tunnel_id"),
+        (lambda n: n["children"][0].update(sleepy="no"), "sleepy"),
+        (lambda n: n["children"][0].update(short_address=0x10000), "short_address"),
+        (lambda n: n["children"].append(dict(n["children"][0])), "is a child twice"),
+        (lambda n: n.pop("next_tunnel"), "next_tunnel"),
+        (lambda n: n.update(nwk_frame_counter=-1), "nwk_frame_counter"),
+    ],
+)
+def test_a_damaged_zigpy_hub_state_is_refused_and_changes_nothing(
+    change: object, message: str
+) -> None:
+    """As strict as the emulated coordinator's state: a bad value is named, not kept."""
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    node = json.loads(json.dumps(hub.node.state()))
+    change(node)  # type: ignore[operator]
+    radio = _radio(hub)
+    before = json.dumps(radio.state(), sort_keys=True)
+    with pytest.raises(GbcsError, match=message):
+        radio.load_state(node)
+    assert json.dumps(radio.state(), sort_keys=True) == before
+    saved = json.loads(json.dumps(world.to_json()))
+    change(saved["hubs"][0]["node"])  # type: ignore[operator]
+    with pytest.raises(GbcsError, match=message):
+        ZigpyWorld.from_json(saved)
+
+
 def test_a_long_join_window_is_renewed_but_never_outlasts_the_chf() -> None:
     world = ZigpyWorld(SEED)
     run = Run("test", world)
