@@ -100,16 +100,29 @@ class Reader:
             raise self.error(field, f"{self.remaining()} unexpected trailing bytes")
 
 
+_OCTETS = (bytes, bytearray, memoryview)
+
+
+def octets(value: bytes, field: str) -> bytes:
+    """``value`` as bytes; anything else is an EncodeError (``bytes(5)`` would be 5 zeros)."""
+    if not isinstance(value, _OCTETS):
+        raise EncodeError(f"{field} must be bytes, got {type(value).__name__}")
+    return bytes(value)
+
+
 def eui64(value: bytes, field: str) -> bytes:
     """A display-order EUI-64 as the 8 little-endian bytes ZigBee transmits."""
+    if not isinstance(value, _OCTETS):
+        raise EncodeError(f"{field} must be 8 bytes, got {type(value).__name__}")
     if len(value) != 8:
         raise EncodeError(f"{field} must be 8 bytes, got {len(value)}")
     return bytes(value[::-1])
 
 
 def check_range(value: int, bits: int, field: str) -> int:
-    if not 0 <= value < (1 << bits):
-        raise EncodeError(f"{field}={value} does not fit {bits} bits")
+    # isinstance first: None or a str would raise TypeError, a float pass to struct.error.
+    if not isinstance(value, int) or not 0 <= value < (1 << bits):
+        raise EncodeError(f"{field}={value!r} does not fit {bits} bits")
     return value
 
 

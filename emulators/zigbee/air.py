@@ -78,7 +78,7 @@ from .tunnel import (
     decode_gbcs_tunnel,
     parse_tunnel,
 )
-from .zcl import ZclFrame, decode_zcl
+from .zcl import ZclFrame, ZclFrameType, decode_zcl
 
 __all__ = [
     "Application",
@@ -652,14 +652,20 @@ def decode_application(
     """ZDO Device_annce, or ZCL with the Tunneling cluster and GBCS tunnel header.
 
     Frames the codec does not model come back as far as it understands them
-    (a ZCL frame of another cluster, for instance).
+    (a ZCL frame of another cluster, or a global command such as Default
+    Response on the Tunneling cluster, for instance).
     """
     if profile_id == ZDO_PROFILE:
         if cluster_id == DEVICE_ANNOUNCE_CLUSTER:
             return Application(zdo=DeviceAnnounce.decode(payload, base=base))
         return Application()
     zcl = decode_zcl(payload, base=base)
-    if profile_id != SMART_ENERGY_PROFILE or cluster_id != TUNNELING_CLUSTER:
+    if (
+        profile_id != SMART_ENERGY_PROFILE
+        or cluster_id != TUNNELING_CLUSTER
+        or zcl.frame_type is not ZclFrameType.CLUSTER
+        or zcl.manufacturer_code is not None
+    ):
         return _new_application(None, zcl, None, None)
     body_at = base + len(payload) - len(zcl.payload)
     tunnel = parse_tunnel(zcl, base=body_at)

@@ -25,7 +25,7 @@ from enum import IntEnum
 from gbcs.errors import DecodeError, EncodeError, GbcsError, VerificationError
 
 from . import security
-from ._wire import Reader, builder, check_range, eui64, u8, u16
+from ._wire import Reader, builder, check_range, eui64, octets, u8, u16
 from .mac import Capability, _capability
 from .security import AuxHeader, EncryptedPayload, KeyId, _decrypt_received, _peek_aux
 
@@ -93,6 +93,7 @@ class KeyType(IntEnum):
 
 _MODELLED_KEY_TYPES = frozenset(bytes((k,)) for k in KeyType)
 _KEY_TYPES = {int(k): k for k in KeyType}
+_KEY_TYPE_VALUES = tuple(KeyType)
 
 
 class FragmentError(GbcsError):
@@ -194,7 +195,8 @@ class ApsAck:
 
     Acks of data frames name endpoints, cluster and profile; acks of commands
     (ack format bit) have all four ``None``. ``fragment`` is set when blocks of
-    a fragmented transfer are acknowledged.
+    a fragmented transfer are acknowledged. ``encrypted`` keeps the MIC of a
+    secured ack decoded without its key, so encoding writes it back unchanged.
     """
 
     counter: int
@@ -204,6 +206,7 @@ class ApsAck:
     src_endpoint: int | None = None
     fragment: AckFragment | None = None
     security: AuxHeader | None = None
+    encrypted: EncryptedPayload | None = None
 
 
 ApsFrame = ApsData | ApsCommand | ApsAck
@@ -212,9 +215,13 @@ ApsFrame = ApsData | ApsCommand | ApsAck
 # -- encoding ---------------------------------------------------------------
 
 
-def _encode_fragment(frag: Fragment | AckFragment | None) -> bytes:
+def _encode_fragment(frag: Fragment | AckFragment | None, is_ack: bool) -> bytes:
     if frag is None:
         return b""
+    # The two layouts differ in length, so the wrong one would shift every later byte.
+    if isinstance(frag, AckFragment) != is_ack:
+        wanted = "an AckFragment" if is_ack else "a Fragment"
+        raise EncodeError(f"{'an ack' if is_ack else 'a data frame'} needs {wanted}")
     if isinstance(frag, AckFragment):
         return (
             (b"\x01" if frag.first else b"\x02")
@@ -222,9 +229,10 @@ def _encode_fragment(frag: Fragment | AckFragment | None) -> bytes:
             + u8(frag.ack_bitfield, "ack_bitfield")
         )
     if frag.block_number == 0:
-        if frag.total_blocks is None or not 1 <= frag.total_blocks <= MAX_BLOCKS:
+        total = frag.total_blocks
+        if not isinstance(total, int) or not 1 <= total <= MAX_BLOCKS:
             raise EncodeError("the first block needs total_blocks in 1..255")
-        out = b"\x01" + bytes((frag.total_blocks,))
+        out = b"\x01" + bytes((total,))
     else:
         if frag.total_blocks is not None:
             raise EncodeError("only the first block carries total_blocks")
@@ -233,9 +241,12 @@ def _encode_fragment(frag: Fragment | AckFragment | None) -> bytes:
 
 
 def _encode_transport_key(body: TransportKey) -> bytes:
-    if len(body.key) != 16:
-        raise EncodeError(f"transport key must be 16 bytes, got {len(body.key)}")
-    out = bytes((ApsCommandId.TRANSPORT_KEY, body.key_type)) + bytes(body.key)
+    if body.key_type not in _KEY_TYPE_VALUES:
+        raise EncodeError(f"key type {body.key_type!r} is not modelled: use RawApsCommand")
+    key = octets(body.key, "key")
+    if len(key) != 16:
+        raise EncodeError(f"transport key must be 16 bytes, got {len(key)}")
+    out = bytes((ApsCommandId.TRANSPORT_KEY, body.key_type)) + key
     if body.key_type == KeyType.NETWORK:
         if body.key_sequence is None:
             raise EncodeError("a network key needs its key_sequence")
@@ -251,7 +262,7 @@ def _encode_command(body: ApsCommandBody) -> bytes:
     if isinstance(body, RawApsCommand):
         if body.command_id == ApsCommandId.TRANSPORT_KEY and body.body[:1] in _MODELLED_KEY_TYPES:
             raise EncodeError("use TransportKey for this key type")
-        return u8(body.command_id, "command_id") + bytes(body.body)
+        return u8(body.command_id, "command_id") + octets(body.body, "body")
     raise EncodeError(f"not an APS command: {body!r}")
 
 
@@ -260,6 +271,7 @@ _GROUP_HEAD = struct.Struct("<BHHHBB")  # control, group, cluster, profile, src 
 _BLOCK_HEAD = struct.Struct("<BBHHBBBB")  # _DATA_HEAD, fragmentation, block number or count
 _FRAME_TYPES = (ApsFrameType.DATA, ApsFrameType.COMMAND, ApsFrameType.ACK)
 _MODES = (DeliveryMode.UNICAST, None, DeliveryMode.BROADCAST, DeliveryMode.GROUP)
+_DELIVERY_MODES = tuple(DeliveryMode)
 
 
 def _encode_header(frame: ApsFrame) -> bytes:
@@ -303,7 +315,7 @@ def _encode_header(frame: ApsFrame) -> bytes:
 def _encode_header_checked(frame: ApsFrame) -> bytes:
     if isinstance(frame, ApsData):
         kind, mode = ApsFrameType.DATA, frame.delivery_mode
-        extended = _encode_fragment(frame.fragment)
+        extended = _encode_fragment(frame.fragment, False)
         ack_format = False
     elif isinstance(frame, ApsCommand):
         kind, mode = ApsFrameType.COMMAND, frame.delivery_mode
@@ -312,17 +324,19 @@ def _encode_header_checked(frame: ApsFrame) -> bytes:
         extended, ack_format = b"", False
     else:
         kind, mode = ApsFrameType.ACK, DeliveryMode.UNICAST
-        extended = _encode_fragment(frame.fragment)
+        extended = _encode_fragment(frame.fragment, True)
         fields = (frame.dst_endpoint, frame.cluster_id, frame.profile_id, frame.src_endpoint)
         ack_format = all(f is None for f in fields)
         if not ack_format and any(f is None for f in fields):
             raise EncodeError("an ack of data needs endpoints, cluster and profile")
+    if mode not in _DELIVERY_MODES:  # 1 is reserved; a wider int spills into other bits
+        raise EncodeError(f"delivery_mode {mode!r} is not a delivery mode")
     control = (
         int(kind)
         | int(mode) << 2
         | ack_format << 4
         | (frame.security is not None) << 5
-        | getattr(frame, "ack_request", False) << 6
+        | bool(getattr(frame, "ack_request", False)) << 6
         | bool(extended) << 7
     )
     out = bytes((control,))
@@ -367,8 +381,12 @@ def encode_aps(
             if isinstance(frame.command, EncryptedPayload)
             else _encode_command(frame.command)
         )
-    else:
+    elif frame.encrypted is None:
         body = b""
+    elif isinstance(frame.encrypted, EncryptedPayload):
+        body = frame.encrypted
+    else:
+        raise EncodeError("an ack's encrypted MIC must be an EncryptedPayload")
     if isinstance(body, EncryptedPayload):
         if frame.security is None:
             raise EncodeError("an EncryptedPayload needs the frame's security header")
@@ -629,9 +647,15 @@ def _decode_checked(
                 raise DecodeError(LAYER, "command id", payload_at, "empty command frame")
             command = _decode_command(Reader(plain, LAYER, payload_at))
         return ApsCommand(counter, command, aux, mode, bool(control & 0x40))
-    if isinstance(plain, bytes) and plain:
+    encrypted = None
+    if isinstance(plain, EncryptedPayload):
+        # Still sealed: an empty plaintext leaves exactly the MIC.
+        if len(plain.data) != security.MIC_LENGTH:
+            raise DecodeError(LAYER, "payload", payload_at, "an ack has no payload")
+        encrypted = plain
+    elif plain:
         raise DecodeError(LAYER, "payload", payload_at, "an ack has no payload")
-    return ApsAck(counter, dst_endpoint, cluster, profile, src_endpoint, frag, aux)  # type: ignore[arg-type]
+    return ApsAck(counter, dst_endpoint, cluster, profile, src_endpoint, frag, aux, encrypted)  # type: ignore[arg-type]
 
 
 def _unprotect(
@@ -688,11 +712,19 @@ def _collect(parts: Iterable[tuple[Fragment, bytes]]) -> tuple[int | None, dict[
     total = None
     blocks: dict[int, bytes] = {}
     for frag, block in parts:
-        if frag.block_number in blocks and blocks[frag.block_number] != block:
-            raise FragmentError(f"block {frag.block_number} received twice with different data")
-        blocks[frag.block_number] = bytes(block)
-        if frag.total_blocks is not None:
-            total = frag.total_blocks
+        number, count = frag.block_number, frag.total_blocks
+        # Refused, not skipped or overwritten: each would reassemble the wrong payload.
+        if number < 0:
+            raise FragmentError(f"block number {number} is negative")
+        if count is not None and number != 0:
+            raise FragmentError(f"block {number} carries total_blocks: only the first block does")
+        if count is not None and total not in (None, count):
+            raise FragmentError(f"the first block announced {total} and then {count} blocks")
+        if number in blocks and blocks[number] != block:
+            raise FragmentError(f"block {number} received twice with different data")
+        blocks[number] = bytes(block)
+        if count is not None:
+            total = count
     return total, blocks
 
 

@@ -265,9 +265,9 @@ class Beacon:
             self.beacon_order
             | self.superframe_order << 4
             | self.final_cap_slot << 8
-            | self.battery_life_extension << 12
-            | self.pan_coordinator << 14
-            | self.association_permit << 15
+            | bool(self.battery_life_extension) << 12
+            | bool(self.pan_coordinator) << 14
+            | bool(self.association_permit) << 15
         )
         return u16(spec, "superframe") + b"\x00\x00" + self.payload.encode()
 
@@ -337,7 +337,7 @@ def _mode(address: Address | None, field: str) -> int:
     if isinstance(address, int):
         check_range(address, 16, field)
         return 2
-    if len(address) != 8:
+    if not isinstance(address, bytes | bytearray) or len(address) != 8:
         raise EncodeError(f"{field} must be a short address or 8 bytes")
     return 3
 
@@ -348,7 +348,7 @@ def _address(address: Address, field: str) -> bytes:
 
 def _encode_payload(frame: MacFrame) -> bytes:
     payload = frame.payload
-    kind = frame.frame_type
+    kind = _MAC_TYPES[int(frame.frame_type)]  # in range: checked by _encode_mac_checked
     if kind == MacFrameType.BEACON:
         if not isinstance(payload, Beacon):
             raise EncodeError("a beacon frame needs a Beacon payload")
@@ -535,10 +535,13 @@ def _encode_mac_checked(frame: MacFrame) -> bytes:
     check_range(frame.frame_version, 2, "frame_version")
     if frame.frame_version > 1:
         raise EncodeError("only 802.15.4-2003/2006 frame versions (0, 1) are supported")
+    # An int frame type beyond 3 would spill into the security and flag bits.
+    if frame.frame_type not in _MAC_TYPES:
+        raise EncodeError(f"frame_type {frame.frame_type!r} is not a MAC frame type")
     control = (
         int(frame.frame_type)
-        | frame.frame_pending << 4
-        | frame.ack_request << 5
+        | bool(frame.frame_pending) << 4
+        | bool(frame.ack_request) << 5
         | compressed << 6
         | dst_mode << 10
         | frame.frame_version << 12

@@ -22,7 +22,7 @@ from enum import IntEnum
 from gbcs.errors import EncodeError, VerificationError
 
 from . import security
-from ._wire import Reader, builder, check_range, eui64, u8, u16
+from ._wire import Reader, builder, eui64, octets, u8, u16
 from .mac import Capability, _capability
 from .security import (
     _NWK_AUX_CONTROL,
@@ -166,14 +166,19 @@ def _encode_command(command: NwkCommand) -> bytes:
             + u8(command.status, "status")
         )
     if isinstance(command, Leave):
-        options = command.remove_children << 5 | command.request << 6 | command.rejoin << 7
+        options = (
+            (0x20 if command.remove_children else 0)
+            | (0x40 if command.request else 0)
+            | (0x80 if command.rejoin else 0)
+        )
         return bytes((NwkCommandId.LEAVE, options))
     if isinstance(command, RawNwkCommand):
+        command_id = u8(command.command_id, "command_id")
         if command.command_id == 0:
             raise EncodeError("0 is not a NWK command id")
         if command.command_id in _MODELLED:
             raise EncodeError(f"NWK command 0x{command.command_id:02X} needs its own dataclass")
-        return u8(command.command_id, "command_id") + bytes(command.body)
+        return command_id + octets(command.body, "body")
     raise EncodeError(f"not a NWK command: {command!r}")
 
 
@@ -193,8 +198,8 @@ def _encode_header(frame: NwkFrame) -> bytes:
     if (
         frame.multicast_control is None
         and frame.source_route is None
-        and (type(kind) is NwkFrameType or (type(kind) is int and 0 <= kind <= 3))
-        and (type(discover) is DiscoverRoute or (type(discover) is int and 0 <= discover <= 3))
+        and (type(kind) is NwkFrameType or (type(kind) is int and 0 <= kind <= 1))
+        and (type(discover) is DiscoverRoute or (type(discover) is int and 0 <= discover <= 1))
         and type(initiator) is bool
         and (dst_ieee is None or (type(dst_ieee) is bytes and len(dst_ieee) == 8))
         and (src_ieee is None or (type(src_ieee) is bytes and len(src_ieee) == 8))
@@ -222,7 +227,11 @@ def _encode_header(frame: NwkFrame) -> bytes:
 
 
 def _encode_header_checked(frame: NwkFrame) -> bytes:
-    check_range(frame.discover_route, 2, "discover_route")
+    # Only values decode_nwk accepts: a wider int would spill into the neighbouring bits.
+    if frame.frame_type not in _NWK_TYPES:
+        raise EncodeError(f"frame_type {frame.frame_type!r} is not a NWK data or command frame")
+    if frame.discover_route not in _DISCOVER:
+        raise EncodeError(f"discover_route {frame.discover_route!r} is reserved")
     control = (
         int(frame.frame_type)
         | PROTOCOL_VERSION << 2
@@ -232,7 +241,7 @@ def _encode_header_checked(frame: NwkFrame) -> bytes:
         | (frame.source_route is not None) << 10
         | (frame.dst_ieee is not None) << 11
         | (frame.src_ieee is not None) << 12
-        | frame.end_device_initiator << 13
+        | bool(frame.end_device_initiator) << 13
     )
     out = (
         u16(control, "frame control")
@@ -249,7 +258,10 @@ def _encode_header_checked(frame: NwkFrame) -> bytes:
         out += u8(frame.multicast_control, "multicast_control")
     if frame.source_route is not None:
         route = frame.source_route
-        out += u8(len(route.relays), "relay count") + u8(route.relay_index, "relay_index")
+        count = len(route.relays)
+        out += u8(count, "relay count") + u8(route.relay_index, "relay_index")
+        if count and route.relay_index >= count:
+            raise EncodeError(f"relay_index {route.relay_index} is past the {count} relays")
         out += b"".join(u16(relay, "relay") for relay in route.relays)
     return out
 
@@ -374,8 +386,7 @@ def decode_nwk(
     elif kind == 0:
         payload = data[pos:]
     else:
-        # base + len(data): as _decode_checked, whose reader.rest() has consumed the frame
-        payload = _payload(kind, data[pos:], base + len(data))
+        payload = _payload(kind, data[pos:], base + pos)
     return _new_frame(
         _NWK_TYPES[kind],
         dst,
@@ -447,7 +458,8 @@ def _decode_checked(data: bytes, network_keys: Mapping[int, bytes] | None, base:
             plain = security.decrypt(header, aux, sealed, key, layer=LAYER)
             payload = _payload(kind, plain, payload_at)
     else:
-        payload = _payload(kind, reader.rest(), reader.offset)
+        payload_at = reader.offset  # before rest(): errors point into the payload
+        payload = _payload(kind, reader.rest(), payload_at)
     return NwkFrame(
         _NWK_TYPES[kind],
         dst,

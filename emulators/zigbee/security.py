@@ -31,7 +31,7 @@ from zigpy.util import aes_mmo_hash
 
 from gbcs.errors import EncodeError, VerificationError
 
-from ._wire import Reader, builder, eui64, u8, u32
+from ._wire import Reader, builder, check_range, eui64, u8, u32
 
 __all__ = [
     "LEVEL_ENC_MIC_32",
@@ -117,6 +117,10 @@ class AuxHeader:
         return self._encode_checked(level)
 
     def _encode_checked(self, level: int) -> bytes:
+        # A wider key id or level would spill into the nonce and reserved bits.
+        if self.key_id not in _KEY_IDS:
+            raise EncodeError(f"key_id {self.key_id!r} is not a key identifier (0-3)")
+        check_range(level, 3, "security level")
         if (self.key_sequence is not None) != (self.key_id == KeyId.NETWORK):
             raise EncodeError("key_sequence is present exactly for the network key")
         out = bytes((self.control(level),)) + u32(self.frame_counter, "frame_counter")
@@ -269,7 +273,8 @@ def make_nonce(source: bytes, frame_counter: int, control: int) -> bytes:
         and 0 <= control <= 0xFF
     ):
         return source[::-1] + _NONCE_TAIL.pack(frame_counter, control)
-    return eui64(source, "nonce source") + u32(frame_counter, "frame_counter") + bytes((control,))
+    head = eui64(source, "nonce source")
+    return head + u32(frame_counter, "frame_counter") + u8(control, "security control")
 
 
 def new_cipher(key_id: KeyId, key: bytes) -> AESCCM:
@@ -354,8 +359,8 @@ def encrypt(
         # the same header as sent: level bits 0 (aux.encode())
         return bytes((secured[0] ^ LEVEL_ENC_MIC_32,)) + secured[1:] + sealed
     source = _nonce_source(aux, nonce_source)
+    adata = bytes(header) + aux.encode(LEVEL_ENC_MIC_32)  # first: it checks the key id
     nonce = make_nonce(source, aux.frame_counter, aux.control(LEVEL_ENC_MIC_32))
-    adata = bytes(header) + aux.encode(LEVEL_ENC_MIC_32)
     sealed = seal(_cipher(aux.key_id, key), nonce, bytes(payload), adata)
     return aux.encode() + sealed
 
@@ -415,8 +420,8 @@ def decrypt(
         nonce = source[::-1] + _NONCE_TAIL.pack(aux.frame_counter, secured[0])
         adata += secured
     else:
+        adata = bytes(header) + aux.encode(LEVEL_ENC_MIC_32)  # first: it checks the key id
         nonce = make_nonce(source, aux.frame_counter, aux.control(LEVEL_ENC_MIC_32))
-        adata = bytes(header) + aux.encode(LEVEL_ENC_MIC_32)
     try:
         return unseal(_cipher(aux.key_id, key), nonce, bytes(sealed), adata)
     except InvalidTag:

@@ -26,7 +26,7 @@ from enum import IntEnum
 
 from gbcs.errors import DecodeError, EncodeError
 
-from ._wire import Reader, builder, u8, u16
+from ._wire import Reader, builder, octets, u8, u16
 from .zcl import Direction, ZclFrame, ZclFrameType
 
 __all__ = [
@@ -125,7 +125,7 @@ def _body(command: TunnelCommand) -> bytes:
     try:
         if kind is TransferData and type(command.data) is bytes:  # type: ignore[union-attr]
             return _U16.pack(command.tunnel_id) + command.data  # type: ignore[union-attr]
-        if kind is RequestTunnel:
+        if kind is RequestTunnel and type(command.flow_control) is bool:  # type: ignore[union-attr]
             return _REQUEST.pack(
                 command.protocol_id,  # type: ignore[union-attr]
                 command.manufacturer_code,  # type: ignore[union-attr]
@@ -148,7 +148,7 @@ def _body_checked(command: TunnelCommand) -> bytes:
         return (
             u8(command.protocol_id, "protocol_id")
             + u16(command.manufacturer_code, "manufacturer_code")
-            + bytes((command.flow_control,))
+            + (b"\x01" if command.flow_control else b"\x00")
             + u16(command.max_incoming_transfer_size, "max_incoming_transfer_size")
         )
     if isinstance(command, RequestTunnelResponse):
@@ -159,7 +159,7 @@ def _body_checked(command: TunnelCommand) -> bytes:
         )
     if isinstance(command, CloseTunnel):
         return u16(command.tunnel_id, "tunnel_id")
-    return u16(command.tunnel_id, "tunnel_id") + bytes(command.data)
+    return u16(command.tunnel_id, "tunnel_id") + octets(command.data, "data")
 
 
 def tunnel_frame(
@@ -305,10 +305,10 @@ def encode_gbcs_tunnel(command: GbcsTunnelCommand) -> bytes:
         return (
             bytes((GbcsTunnelCommandId.GET_RESPONSE,))
             + u8(command.remaining, "remaining")
-            + bytes(command.message)
+            + octets(command.message, "message")
         )
     if isinstance(command, GbcsPut):
-        return bytes((GbcsTunnelCommandId.PUT,)) + bytes(command.message)
+        return bytes((GbcsTunnelCommandId.PUT,)) + octets(command.message, "message")
     raise EncodeError(f"not a GBCS tunnel command: {command!r}")
 
 

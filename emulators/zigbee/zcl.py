@@ -14,7 +14,7 @@ from enum import IntEnum
 
 from gbcs.errors import EncodeError
 
-from ._wire import Reader, builder, u8, u16
+from ._wire import Reader, builder, octets, u8, u16
 
 __all__ = ["Direction", "ZclFrame", "ZclFrameType", "decode_zcl", "encode_zcl"]
 
@@ -76,11 +76,13 @@ def encode_zcl(frame: ZclFrame) -> bytes:
 def _encode_checked(frame: ZclFrame) -> bytes:
     if frame.frame_type not in (ZclFrameType.GLOBAL, ZclFrameType.CLUSTER):
         raise EncodeError(f"frame_type {frame.frame_type} is reserved")
+    if frame.direction not in _DIRECTIONS:  # a wider int would spill into bits 4-7
+        raise EncodeError(f"direction {frame.direction!r} is not a ZCL direction")
     control = (
         int(frame.frame_type)
         | (frame.manufacturer_code is not None) << 2
         | int(frame.direction) << 3
-        | frame.disable_default_response << 4
+        | bool(frame.disable_default_response) << 4
     )
     out = bytes((control,))
     if frame.manufacturer_code is not None:
@@ -89,7 +91,7 @@ def _encode_checked(frame: ZclFrame) -> bytes:
         out
         + u8(frame.sequence, "sequence")
         + u8(frame.command_id, "command_id")
-        + bytes(frame.payload)
+        + octets(frame.payload, "payload")
     )
 
 
