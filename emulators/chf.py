@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import collections
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,20 @@ class RouteFailure:
 
     target: bytes
     reason: str
+    # The failed message's (business originator, originator counter): what the head end
+    # pairs a command with its outcome by (None: not known, e.g. a message that was not
+    # GBCS). The target alone would pin a late failure on a newer command to that device.
+    command: tuple[bytes, int] | None = None
+
+
+def _command_id(data: bytes) -> tuple[bytes, int] | None:
+    """A held message's (business originator, originator counter); None if unreadable
+    (held messages loaded from a saved state are only known to be hex)."""
+    try:
+        header = decode_message(data)[0].header
+    except GbcsError:
+        return None
+    return header.business_originator, header.originator_counter
 
 
 @dataclass(slots=True)
@@ -142,7 +156,14 @@ class CommsHub(GbcsDevice):
         return any(now <= closes for closes in self.join_windows.values())
 
     def device_joined(self, device: bytes, *, sleepy: bool) -> None:
-        """The HAN stack admitted ``device``; its join window closes (GBCS: one join)."""
+        """The HAN stack admitted ``device``; its join window closes (GBCS: one join).
+
+        A device CCS02 removed after it was sent the network key may still announce
+        itself: it gets no record beside the log (one would outlive the entry, unsaved).
+        """
+        if device not in self.current:
+            self.log_event("device joined while not in the device log", device.hex().upper())
+            return
         self.join_windows.pop(device, None)
         info = self.devices.setdefault(device, LoggedDevice())
         info.sleepy = sleepy
@@ -217,7 +238,7 @@ class CommsHub(GbcsDevice):
             self.join_windows.pop(device, None)
             held = self.held.pop(device, None)
             if held:
-                self._fail_held(device, len(held))
+                self._fail_held(device, held)
             result = 0
             self._whitelist_changed()
         response = simple_response(request.invoke_id, RemoveDevice.SPECS, (result,))
@@ -281,7 +302,8 @@ class CommsHub(GbcsDevice):
         except GbcsError as e:
             self.log_security("malformed WAN message", str(e))
             return
-        target = decoded[0].header.business_target
+        header = decoded[0].header
+        target = header.business_target
         if target == self.eui64:
             response = self.receive(data, decoded)
             if response is not None:
@@ -293,9 +315,12 @@ class CommsHub(GbcsDevice):
             if response is not None:
                 self.wan_to(response)
             return
+        command = (header.business_originator, header.originator_counter)
         if target not in self.current:
             self._route_failed(
-                target, f"device {target.hex().upper()} is not in the CHF device log (whitelist)"
+                target,
+                f"device {target.hex().upper()} is not in the CHF device log (whitelist)",
+                command,
             )
             return
         if len(data) > MAX_GBCS_MESSAGE:  # refused now, rather than lost at the GSME's poll
@@ -303,6 +328,7 @@ class CommsHub(GbcsDevice):
                 target,
                 f"message of {len(data)} bytes exceeds the {MAX_GBCS_MESSAGE}-byte limit of "
                 f"the HAN tunnel ({MAX_BLOCKS} APS blocks, ZigBee 2.2.8.4.5)",
+                command,
             )
             return
         info = self.devices.get(target)
@@ -310,12 +336,13 @@ class CommsHub(GbcsDevice):
             self.held.setdefault(target, collections.deque()).append(data)
             return
         if self.han is None or not self.han.joined:
-            self._route_failed(target, "the CHF has no HAN")
+            self._route_failed(target, "the CHF has no HAN", command)
             return
         if not self.han.reachable(target):
             self._route_failed(
                 target,
                 f"device {target.hex().upper()} is whitelisted but not joined to this CHF's HAN",
+                command,
             )
             return
         self.han.send_gbcs(target, data)
@@ -345,29 +372,41 @@ class CommsHub(GbcsDevice):
     def held_count(self, device: bytes) -> int:
         return len(self.held.get(device, ()))
 
+    def undelivered(self, device: bytes, data: bytes) -> None:
+        """The HAN could not deliver a held message it took (the GSME's radio never
+        acknowledged it): held again, first, for the next poll, so order is kept; if
+        CCS02 removed the device meanwhile, failed with that reason."""
+        if device in self.current:
+            self.held.setdefault(device, collections.deque()).appendleft(data)
+            self.log_event("held message not delivered", f"{device.hex().upper()}: held again")
+        else:
+            self._fail_held(device, (data,))
+
     def wan_to(self, data: bytes) -> None:
         """Hand a message to the WAN side (the head end), if one is connected."""
         if self.wan_out is not None:
             self.wan_out(data)
 
-    def _route_failed(self, target: bytes, reason: str) -> None:
+    def _route_failed(self, target: bytes, reason: str, command: tuple[bytes, int] | None) -> None:
         self.log_event("message not routed", reason)
         if self.on_route_failure is not None:
-            self.on_route_failure(RouteFailure(target, reason))
+            self.on_route_failure(RouteFailure(target, reason, command))
 
-    def _fail_held(self, device: bytes, count: int) -> None:
+    def _fail_held(self, device: bytes, messages: Iterable[bytes]) -> None:
         """Fail each message held for a device CCS02 removed: none is dropped silently.
 
         Logged now; reported to the WAN on the clock after the CCS02 response (as CS14
-        is), so the failure cannot be taken for the CCS02 command's own outcome.
+        is), so the failure cannot be taken for the CCS02 command's own outcome. Each
+        names its message, so it can only fail that command, never a later one.
         """
         reason = (
             f"device {device.hex().upper()} was removed from the CHF device log "
             "while a message for it was held"
         )
-        for _ in range(count):
+        for data in messages:
             self.log_event("message not routed", reason)
-            self.clock.call_soon(self._report_route_failure, RouteFailure(device, reason))
+            failure = RouteFailure(device, reason, _command_id(data))
+            self.clock.call_soon(self._report_route_failure, failure)
 
     def _report_route_failure(self, failure: RouteFailure) -> None:
         if self.on_route_failure is not None:
@@ -433,6 +472,8 @@ class CommsHub(GbcsDevice):
         for k, where, messages in saved.table("held"):
             if not isinstance(messages, list):
                 raise GbcsError(f"{where} is not a list of messages")
+            if messages and k not in current:  # never delivered nor failed: lost silently
+                raise GbcsError(f"{where} holds messages for a device not in current_log")
             held[k] = collections.deque(
                 saved_hex(m, f"{where}[{i}]") for i, m in enumerate(messages)
             )

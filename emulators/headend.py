@@ -228,6 +228,12 @@ class HeadEnd:
         pending.at = self.clock.now
 
     def _route_failure(self, failure: RouteFailure) -> None:
+        """The failed command's outcome; only by its target when the hub did not name it."""
+        if failure.command is not None:
+            pending = self._pending.get(failure.command)
+            if pending is not None and pending.response is None and pending.failure is None:
+                pending.failure = failure.reason
+            return
         for pending in self._pending.values():
             if (
                 pending.target == failure.target

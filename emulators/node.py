@@ -217,6 +217,8 @@ class TrustCentre(Protocol):
 
     def held_count(self, device: bytes) -> int: ...
 
+    def undelivered(self, device: bytes, data: bytes) -> None: ...
+
 
 @dataclass(slots=True)
 class _Counters:
@@ -332,7 +334,7 @@ class _Node:
         if tries >= MAX_FRAME_RETRIES:
             self._tx_next()
             if dst is not None:
-                self.delivery_failed(dst)
+                self.delivery_failed(dst, psdu)
             return
         self._tx_current = (psdu, dst_pan, dst, tries + 1)
         self._put_on_air(psdu, dst_pan, dst)
@@ -353,8 +355,8 @@ class _Node:
         self._tx_current = None
         self._tx_timer = None
 
-    def delivery_failed(self, dst: int | bytes) -> None:
-        """The MAC gave up on a frame to ``dst`` (no acknowledgement)."""
+    def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
+        """The MAC gave up on ``psdu`` to ``dst`` (no acknowledgement)."""
 
     def _ack(self, seq: int) -> None:
         # Acks go out at the turnaround time, outside the transmit queue (802.15.4 7.5.6.4.2).
@@ -487,7 +489,8 @@ class _Node:
 
     def _send_application(
         self, settings: NetworkSettings, dst: int, zcl: bytes, cluster: int = TUNNELING_CLUSTER
-    ) -> None:
+    ) -> list[bytes]:
+        """Queue ``zcl`` to ``dst`` in as many APS blocks as it takes; their PSDUs."""
         counters = self.counters
         aps_counter = counters.aps  # counters.next("aps") etc. inlined: every frame
         counters.aps = (aps_counter + 1) & 0xFF
@@ -500,6 +503,7 @@ class _Node:
             max_block=MAX_BLOCK,
             ack_request=False,
         )
+        sent = []
         for aps in frames:
             mac_sequence, nwk_sequence = counters.mac, counters.nwk
             counters.mac, counters.nwk = (mac_sequence + 1) & 0xFF, (nwk_sequence + 1) & 0xFF
@@ -513,6 +517,8 @@ class _Node:
                 security=self._security(settings),
             )
             self._send_acked(psdu, settings.pan_id, dst)
+            sent.append(psdu)
+        return sent
 
     def _tunnel_zcl(self, command: Any, direction: Direction | None = None) -> bytes:
         counters = self.counters
@@ -570,6 +576,10 @@ class CoordinatorNode(_Node):
         self.children: dict[bytes, Child] = {}
         self._ids = tunnel_server.TunnelIds()
         self.capture: Capture | None = None
+        # The held message each sleepy child was last handed (GET-RESPONSE) and the PSDUs
+        # that carry it, until it polls again: if the MAC gives up on one of them, the
+        # message goes back to the CHF rather than being lost in the air.
+        self._held_out: dict[bytes, tuple[bytes, frozenset[bytes]]] = {}
 
     @property
     def joined(self) -> bool:
@@ -665,6 +675,22 @@ class CoordinatorNode(_Node):
         """The record a device joins or rejoins under: a pending rejoin's, else its own."""
         rejoining = self._rejoining.get(device)
         return rejoining[0] if rejoining is not None else self.children.get(device)
+
+    def whitelist_changed(self) -> None:
+        """The CHF's device log changed (its ``on_log_change``): a join or rejoin still in
+        progress for a device no longer in it is forgotten, so it gets no network key and
+        no record (the trust centre admits only logged devices). Joined children stay:
+        CCS02 does not unjoin a device (README: its CS02f then cannot be routed)."""
+        tc = self.trust_centre
+        if tc is None:
+            return
+        for device in [d for d in self._rejoining if tc.rejoin_key(d) is None]:
+            del self._rejoining[device]
+            self._log(f"{device.hex().upper()} left the device log while rejoining")
+        for device in [d for d, c in self.children.items() if not c.announced]:
+            if tc.rejoin_key(device) is None:
+                del self.children[device]
+                self._log(f"{device.hex().upper()} left the device log while joining")
 
     def _send_network_key(self, device: bytes, link_key: bytes) -> None:
         settings = self.settings
@@ -835,12 +861,30 @@ class CoordinatorNode(_Node):
             return
         if not child.announced:
             return
+        if self._held_out and isinstance(app.gbcs, GbcsGet):
+            self._held_out.pop(device, None)  # it polls again: what it was handed arrived
         reply = tunnel_server.serve(device, child.tunnel_id, app.tunnel, app.gbcs, tc, self._ids)
         child.tunnel_id = reply.tunnel_id
         if reply.command is not None:
             direction = Direction.TO_CLIENT if isinstance(reply.command, TransferData) else None
             zcl = self._tunnel_zcl(reply.command, direction)
-            self._send_application(settings, child.short_address, zcl)
+            frames = self._send_application(settings, child.short_address, zcl)
+            if reply.held is not None:
+                self._held_out[device] = (reply.held, frozenset(frames))
+
+    def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
+        """A GET-RESPONSE block went unacknowledged (the GSME slept, moved or lost power):
+        its message goes back to the CHF, first in line, instead of vanishing."""
+        held_out = self._held_out
+        if not held_out:
+            return
+        for device, (data, frames) in held_out.items():
+            if psdu in frames:
+                del held_out[device]
+                if self.trust_centre is not None:
+                    self._log(f"held message for {device.hex().upper()} not delivered")
+                    self.trust_centre.undelivered(device, data)
+                return
 
     def _put(self, child: Child, data: bytes) -> None:
         settings = self.settings
@@ -897,18 +941,29 @@ class CoordinatorNode(_Node):
         settings = None if raw is None else NetworkSettings.from_json(raw.obj, raw.where)
         counters = _Counters.from_json(saved.member("counters"))
         children: dict[bytes, Child] = {}
+        shorts: set[int] = set()
+        tunnels: set[int] = set()
         for c in saved.members("children"):
             ieee = c.octets("ieee", 8)
             if ieee in children:
                 raise GbcsError(f"{c.where}: {ieee.hex().upper()} is a child twice")
             tunnel = c.value("tunnel_id")
-            children[ieee] = Child(
+            child = children[ieee] = Child(
                 ieee,
                 c.integer("short_address", 0, 0xFFFF),
                 c.flag("sleepy"),
                 None if tunnel is None else c.integer("tunnel_id", 1, 0xFFFF),
                 c.flag("announced"),
             )
+            # One device per NWK address and per tunnel id: a second would
+            # get the first one's frames.
+            if child.short_address in shorts:
+                raise GbcsError(f"{c.where}: short_address {child.short_address:#06x} is taken")
+            shorts.add(child.short_address)
+            if child.tunnel_id is not None:
+                if child.tunnel_id in tunnels:
+                    raise GbcsError(f"{c.where}: tunnel_id {child.tunnel_id} is taken")
+                tunnels.add(child.tunnel_id)
         ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
         self.settings = settings
         if settings is not None:
@@ -1279,8 +1334,8 @@ class MeterNode(_Node):
 
     # Tunnel ----------------------------------------------------------------------------
     def _request_tunnel(self) -> None:
-        if self.settings is None or self.tunnel_id is not None:
-            return
+        if self.settings is None or self.tunnel_id is not None or not self.powered:
+            return  # not powered: booked just before the power went (join, GET-RESPONSE)
         self._send_application(self.settings, COORDINATOR, self._tunnel_zcl(RequestTunnel()))
         self._stay_awake()
 
@@ -1337,7 +1392,7 @@ class MeterNode(_Node):
         self._schedule_keepalive()
 
     def _poll(self) -> None:
-        if self.settings is None or self.tunnel_id is None:
+        if self.settings is None or self.tunnel_id is None or not self.powered:
             return
         zcl = self._tunnel_zcl(
             TransferData(self.tunnel_id, encode_gbcs_tunnel(GbcsGet())), Direction.TO_SERVER
@@ -1362,7 +1417,7 @@ class MeterNode(_Node):
         ):
             self.listening = False
 
-    def delivery_failed(self, dst: int | bytes) -> None:
+    def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         if self.state is NodeState.JOINED and dst == COORDINATOR:
             self._log("parent lost (no acknowledgement)")
             self.tunnel_id = None
@@ -1391,6 +1446,11 @@ class MeterNode(_Node):
         self.pan_id = None
         self.link_key = link_key_from_install_code(self.install_code)
         self._nwk_seen.clear()
+        if not self.powered:
+            # Unplugged after answering CS02f: the disconnect is kept (NV), and the radio
+            # stays silent until powered, when it auto-joins (power_on with no settings).
+            self._log("network forgotten while unpowered")
+            return
         self.listening = True
         self._set_state(NodeState.SCANNING)
         self._log("network forgotten; auto-join")

@@ -66,6 +66,9 @@ class TunnelReply:
     tunnel_id: int | None
     command: TunnelCommand | None = None
     direction: Direction | None = None
+    # The held message a GET-RESPONSE hands over: the hub gives it back to the CHF
+    # (CommsHub.undelivered) if the radio cannot deliver it.
+    held: bytes | None = None
 
 
 # TunnelReply(...) through its twin: one per tunnel command a hub serves.
@@ -84,17 +87,18 @@ def serve(
     if isinstance(tunnel, RequestTunnel):
         if tunnel_id is None:
             tunnel_id = ids.allocate()
-        return _reply(tunnel_id, RequestTunnelResponse(tunnel_id), None)
+        return _reply(tunnel_id, RequestTunnelResponse(tunnel_id), None, None)
     if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != tunnel_id:
-        return _reply(tunnel_id, None, None)
+        return _reply(tunnel_id, None, None, None)
     if isinstance(gbcs, GbcsPut):
         hub.from_han(device, gbcs.message)
     elif isinstance(gbcs, GbcsGet):
         message = hub.take_held(device)
         if message is not None:
             remaining = min(hub.held_count(device), 0xFF)
-            return _reply(tunnel_id, put(tunnel_id, GbcsGetResponse(remaining, message)), None)
-    return _reply(tunnel_id, None, None)
+            response = put(tunnel_id, GbcsGetResponse(remaining, message))
+            return _reply(tunnel_id, response, None, message)
+    return _reply(tunnel_id, None, None, None)
 
 
 def put(tunnel_id: int, command: GbcsTunnelCommand) -> TransferData:

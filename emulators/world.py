@@ -290,6 +290,8 @@ class World:
         node.place(self.place(place))
         node.form(channel, pan_id, epid, key)
         node.trust_centre = chf
+        if isinstance(node, CoordinatorNode):  # a zigpy radio hooks itself up
+            chf.on_log_change = node.whitelist_changed
         chf.han = node
         chf.on_network_change = node.adopt_extended_pan_id
         chf.local[gpf.eui64] = gpf

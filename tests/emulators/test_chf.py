@@ -524,11 +524,16 @@ def test_from_wan_to_a_device_not_in_the_log_fails_naming_the_whitelist(
     failures: list[RouteFailure] = []
     headend_failure = hub.on_route_failure
     hub.on_route_failure = lambda f: (failures.append(f), headend_failure(f))  # type: ignore[misc]
-    outcome: Outcome = headend.send(hub, cs07_for(headend, DEV[9]), timeout=10)
+    command = cs07_for(headend, DEV[9])
+    outcome: Outcome = headend.send(hub, command, timeout=10)
     assert not outcome.ok
     assert outcome.failure is not None and "whitelist" in outcome.failure
     assert failures == [
-        RouteFailure(DEV[9], "device 00DB12345678B009 is not in the CHF device log (whitelist)")
+        RouteFailure(
+            DEV[9],
+            "device 00DB12345678B009 is not in the CHF device log (whitelist)",
+            (command.header.business_originator, command.header.originator_counter),
+        )
     ]
     assert hub.event_log[-1].event == "message not routed"
     assert hub.clock.now == 0  # failed at once, not after the timeout
@@ -578,12 +583,14 @@ def test_from_wan_too_long_for_the_han_tunnel_fails_at_once(
     failures: list[RouteFailure] = []
     hub.on_route_failure = failures.append
     size = MAX_GBCS_MESSAGE + 1
-    hub.from_wan(command_of_size(headend, DEV[0], size).encode())
+    command = command_of_size(headend, DEV[0], size)
+    hub.from_wan(command.encode())
     reason = (
         f"message of {size} bytes exceeds the {MAX_GBCS_MESSAGE}-byte limit of the HAN "
         "tunnel (255 APS blocks, ZigBee 2.2.8.4.5)"
     )
-    assert failures == [RouteFailure(DEV[0], reason)]
+    key = (command.header.business_originator, command.header.originator_counter)
+    assert failures == [RouteFailure(DEV[0], reason, key)]
     assert fake_han.sent == [] and hub.held_count(DEV[0]) == 0  # neither sent nor held
     assert hub.event_log[-1].event == "message not routed"
 
@@ -691,8 +698,9 @@ def test_ccs02_fails_each_held_message_after_its_response(
     failures: list[RouteFailure] = []
     hub.on_route_failure = failures.append
     dcc.add(DEV[0], device_type=DeviceType.GSME)
-    for _ in range(2):
-        hub.from_wan(cs07_for(headend, DEV[0]).encode())
+    held = [cs07_for(headend, DEV[0]) for _ in range(2)]
+    for command in held:
+        hub.from_wan(command.encode())
     ccs02 = device_log_message(headend, RemoveDevice(DEV[0]), 2, hub.eui64)
     outcome = headend.send(hub, ccs02, timeout=5)
     assert outcome.ok and outcome.failure is None  # the CCS02 itself succeeded
@@ -701,7 +709,12 @@ def test_ccs02_fails_each_held_message_after_its_response(
     assert not_routed == [REMOVED_WHILE_HELD] * 2
     assert failures == []  # reported after the CCS02 response, on the clock
     hub.clock.run()
-    assert failures == [RouteFailure(DEV[0], REMOVED_WHILE_HELD)] * 2
+    assert failures == [  # each names its own command, in the order they were held
+        RouteFailure(
+            DEV[0], REMOVED_WHILE_HELD, (c.header.business_originator, c.header.originator_counter)
+        )
+        for c in held
+    ]
 
 
 def test_ccs02_fails_the_head_ends_held_command_at_once(

@@ -1,0 +1,217 @@
+"""Invariants of the emulated HAN under adversarial but legal sequences.
+
+Held messages are delivered once and in order or failed naming their own command,
+the trust centre admits only devices in its device log, and an unpowered meter is
+silent whatever it was doing when the power went.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from emulators.chf import RouteFailure
+from emulators.node import CoordinatorNode, NodeState
+from emulators.scenarios import Run, single_entry_log
+from emulators.world import Hub, MeterUnit, World
+from gbcs import asn1
+from gbcs.errors import GbcsError
+from gbcs.frame import GbcsMessage, decode_message
+from gbcs.joins import JoinDetails
+
+
+def _joined(world: World, run: Run, kind: str) -> tuple[Hub, MeterUnit]:
+    hub = world.add_hub("premises", world.pki.party("chf").eui64, name="old CHF")
+    meter = world.add_meter("premises", kind, world.pki.party(kind).eui64)
+    assert run.add_device(hub, meter).ok
+    assert run.wait_joined(meter, hub, "join").ok
+    return hub, meter
+
+
+def _key(message: GbcsMessage) -> tuple[bytes, int]:
+    return message.header.business_originator, message.header.originator_counter
+
+
+def _restored_onto_bench(world: World, run: Run, old: Hub, meter: MeterUnit) -> Hub:
+    bench = world.add_hub("bench", name="bench CHF")
+    world.move(meter, "bench")
+    _, logs = run.read_logs(old)
+    log = single_entry_log(logs, meter.eui64)
+    assert log is not None and run.restore(bench, log).ok
+    return bench
+
+
+def test_a_held_message_failed_later_does_not_fail_a_newer_command() -> None:
+    """CCS02 fails what the old hub still held for the GSME; that failure belongs to the
+    command that was held (long timed out), not to the next one sent to the GSME."""
+    world = World(seed=3)
+    run = Run("stale failure", world)
+    old, gsme = _joined(world, run, "gsme")
+    bench = _restored_onto_bench(world, run, old, gsme)
+    assert run.wait_joined(gsme, bench, "trust-centre rejoin").ok
+    stale = run.join_details(old, gsme)  # held by the old hub for a GSME that is gone
+    assert stale.result == "no response within 120 s"
+    assert old.chf.held_count(gsme.eui64) == 1
+    assert run.remove_device(old, gsme).ok  # fails that held message, on the clock
+    fresh = run.join_details(bench, gsme)
+    assert fresh.ok, fresh.result
+
+
+def test_route_failures_name_their_command() -> None:
+    world = World(seed=4)
+    run = Run("named failures", world)
+    hub, gsme = _joined(world, run, "gsme")
+    failures: list[RouteFailure] = []
+    inner = hub.chf.on_route_failure
+    assert inner is not None
+
+    def seen(failure: RouteFailure) -> None:
+        failures.append(failure)
+        inner(failure)
+
+    hub.chf.on_route_failure = seen
+    headend = world.headend
+    held = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+    hub.chf.from_wan(held.encode())
+    assert run.remove_device(hub, gsme).ok
+    world.run(1)
+    assert [f.command for f in failures] == [_key(held)]
+
+
+def test_a_held_message_the_gsme_never_acknowledged_is_held_again_in_order() -> None:
+    """The GSME loses power as the hub hands it a held message: the GET-RESPONSE goes
+    unacknowledged, and the message (then the next) reaches it at a later poll."""
+    world = World(seed=5)
+    run = Run("lost in the air", world)
+    hub, gsme = _joined(world, run, "gsme")
+    headend = world.headend
+    commands = [
+        headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64) for _ in range(2)
+    ]
+    take = hub.chf.take_held
+    cut: list[bytes] = []
+
+    def take_and_lose_power(device: bytes) -> bytes | None:
+        data = take(device)
+        if data is not None and not cut:
+            cut.append(data)
+            gsme.node.power_cycle(2.0)  # before the GET-RESPONSE is on the air
+        return data
+
+    hub.chf.take_held = take_and_lose_power  # type: ignore[method-assign]
+    received: list[int] = []
+    on_gbcs = gsme.node.on_gbcs
+    assert on_gbcs is not None
+
+    def note(peer: bytes, data: bytes) -> None:
+        received.append(decode_message(data)[0].header.originator_counter)
+        on_gbcs(peer, data)
+
+    gsme.node.on_gbcs = note
+    for command in commands:
+        hub.chf.from_wan(command.encode())
+    assert world.run_until(lambda: len(received) == 2, 120)
+    assert cut == [commands[0].encode()]
+    assert received == [c.header.originator_counter for c in commands]  # once each, in order
+    assert hub.chf.held_count(gsme.eui64) == 0
+    assert any(e.event == "held message not delivered" for e in hub.chf.event_log)
+    assert not [e for e in gsme.device.security_log if "replayed" in e.detail]
+
+
+def test_a_held_message_undelivered_after_ccs02_fails_with_its_reason() -> None:
+    world = World(seed=6)
+    run = Run("undelivered after removal", world)
+    hub, gsme = _joined(world, run, "gsme")
+    failures: list[RouteFailure] = []
+    hub.chf.on_route_failure = failures.append
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+    hub.chf.from_wan(command.encode())
+    data = hub.chf.take_held(gsme.eui64)
+    assert data is not None
+    hub.chf.current.pop(gsme.eui64)  # CCS02 took it off the log meanwhile
+    hub.chf.undelivered(gsme.eui64, data)
+    world.run(1)
+    assert hub.chf.held_count(gsme.eui64) == 0
+    assert [(f.target, f.command) for f in failures] == [(gsme.eui64, _key(command))]
+
+
+def test_a_meter_removed_while_its_rejoin_is_answered_is_not_admitted() -> None:
+    """CCS02 on the bench CHF after it answered the trust-centre rejoin but before it sent
+    the network key: the trust centre keys only devices in its log."""
+    world = World(seed=3)
+    run = Run("removed while rejoining", world)
+    old, esme = _joined(world, run, "esme")
+    bench = _restored_onto_bench(world, run, old, esme)
+    node = bench.node
+    assert isinstance(node, CoordinatorNode)
+    # Until the trust centre has answered its rejoin request (the key follows 10 ms later).
+    assert world.run_until(lambda: node.joining_child(esme.eui64) is not None, 60)
+    assert run.remove_device(bench, esme).ok
+    world.run(120)
+    assert world.joined_to(esme) is None
+    assert not bench.node.has_child(esme.eui64)
+    assert esme.eui64 not in bench.chf.devices  # nothing left beside the (empty) log entry
+    assert not [e for e in bench.chf.event_log if e.event == "device joined"]
+    assert esme.node.state in (NodeState.ORPHANED, NodeState.REJOINING)
+    assert esme.node.settings is not None  # still holds the old HAN's settings
+
+
+def test_a_device_announcing_after_ccs02_gets_no_record_beside_the_log() -> None:
+    world = World(seed=7)
+    hub = world.add_hub("premises")
+    device = bytes.fromhex("00DB1234567800FF")
+    hub.chf.device_joined(device, sleepy=True)
+    assert device not in hub.chf.devices
+    assert hub.chf.event_log[-1].event == "device joined while not in the device log"
+
+
+def test_a_meter_unplugged_right_after_answering_cs02f_stays_silent() -> None:
+    """The disconnect is kept (NV), but an unpowered radio neither scans nor joins."""
+    world = World(seed=3)
+    run = Run("unplugged", world)
+    hub, esme = _joined(world, run, "esme")
+    assert run.disconnect(hub, esme).ok
+    esme.node.power_off()  # before it acts on the disconnect (AFTER_RESPONSE_DELAY)
+    medium = world.places["premises"]
+    sent = medium.frames_sent
+    assert run.add_device(hub, esme).ok  # a join window it could use if it were on
+    world.run(120)
+    assert esme.node.settings is None  # divorced all the same
+    assert esme.node.state is NodeState.OFF and not esme.node.listening
+    assert medium.frames_sent - sent == 0
+    assert world.joined_to(esme) is None
+    esme.node.power_on()  # plugged in again: auto-joins with its install code
+    assert run.wait_joined(esme, hub, "join").ok
+
+
+def _saved_pair() -> dict[str, Any]:
+    world = World(seed=8)
+    run = Run("saved", world)
+    hub = world.add_hub("premises", world.pki.party("chf").eui64, name="CHF")
+    for kind in ("esme", "gsme"):
+        meter = world.add_meter("premises", kind, world.pki.party(kind).eui64)
+        assert run.add_device(hub, meter).ok
+        assert run.wait_joined(meter, hub, "join").ok
+    return world.to_json()
+
+
+def test_a_saved_hub_with_two_children_on_one_address_is_refused() -> None:
+    state = _saved_pair()
+    children = state["hubs"][0]["node"]["children"]
+    children[1]["short_address"] = children[0]["short_address"]
+    with pytest.raises(GbcsError, match=r"short_address .* is taken"):
+        World.from_json(state)
+    state = _saved_pair()
+    children = state["hubs"][0]["node"]["children"]
+    children[1]["tunnel_id"] = children[0]["tunnel_id"]
+    with pytest.raises(GbcsError, match=r"tunnel_id .* is taken"):
+        World.from_json(state)
+
+
+def test_a_saved_hub_holding_messages_for_a_device_off_its_log_is_refused() -> None:
+    state = _saved_pair()
+    stranger = "00DB1234567800FF"
+    state["hubs"][0]["chf"]["held"][stranger] = ["00"]
+    with pytest.raises(GbcsError, match="not in current_log"):
+        World.from_json(state)
