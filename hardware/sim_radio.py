@@ -173,6 +173,9 @@ class _NcpTrustCentre:
     def held_count(self, device: bytes) -> int:
         return 0
 
+    def undelivered(self, device: bytes, data: bytes) -> None:  # it never hands any out
+        pass
+
 
 class SimNcp(CoordinatorNode):
     """The sim dongle: PAN coordinator and trust centre, admitting what zigpy allowed."""

@@ -646,14 +646,16 @@ class ZigpyHubRadio:
         child.tunnel_id = reply.tunnel_id
         if reply.command is not None:
             direction = Direction.TO_CLIENT if isinstance(reply.command, TransferData) else None
-            self._send_zcl(child, reply.command, direction)
+            self._send_zcl(child, reply.command, direction, reply.held)
 
     def _put(self, child: _Child, data: bytes) -> None:
         assert child.tunnel_id is not None
         command = tunnel_server.put(child.tunnel_id, GbcsPut(data))
         self._send_zcl(child, command, Direction.TO_CLIENT)
 
-    def _send_zcl(self, child: _Child, command: Any, direction: Direction | None) -> None:
+    def _send_zcl(
+        self, child: _Child, command: Any, direction: Direction | None, held: bytes | None = None
+    ) -> None:
         sequence = self._zcl_sequence
         self._zcl_sequence = (sequence + 1) % 256
         zcl = encode_zcl(
@@ -674,13 +676,18 @@ class ZigpyHubRadio:
             tx_options=t.TransmitOptions.NONE,
             radius=0,
         )
-        self._spawn(self._send(child, packet))
+        self._spawn(self._send(child, packet, held))
 
-    async def _send(self, child: _Child, packet: t.ZigbeePacket) -> None:
+    async def _send(self, child: _Child, packet: t.ZigbeePacket, held: bytes | None) -> None:
         try:
             await self._app.send_packet(packet)
         except zigpy.exceptions.DeliveryError as e:
             self._log(f"frame to {child.ieee.hex().upper()} not delivered: {e}")
+            undelivered = getattr(self._tc, "undelivered", None)
+            if held is not None and undelivered is not None:
+                # A GET-RESPONSE the GSME never acknowledged: its message goes back to the
+                # CHF, first in line, as on the emulated coordinator.
+                undelivered(child.ieee, held)
 
     # HanPort -----------------------------------------------------------------------------
     def has_child(self, device: bytes) -> bool:

@@ -243,6 +243,31 @@ def test_a_damaged_zigpy_hub_state_is_refused_and_changes_nothing(
         ZigpyWorld.from_json(saved)
 
 
+def test_a_get_response_zigpy_could_not_deliver_is_held_again() -> None:
+    """On a real dongle send_packet raises DeliveryError when the GSME never acknowledged:
+    the held message goes back to the CHF, first in line, and arrives at the next poll."""
+    world = ZigpyWorld(SEED)
+    run, hub, _ = _premises(world)
+    gsme = world.add_meter("premises", "gsme", name="GSME")
+    assert run.add_device(hub, gsme).ok and run.wait_joined(gsme, hub, "join").ok
+    app = _app(hub)
+    send = app.send_packet
+    failed: list[bytes] = []
+
+    async def first_get_response_lost(packet: t.ZigbeePacket) -> None:
+        if not failed and len(packet.data.value) > 40:  # the GET-RESPONSE with the message
+            failed.append(packet.data.value)
+            raise zigpy.exceptions.DeliveryError("no acknowledgement")
+        await send(packet)
+
+    app.send_packet = first_get_response_lost  # type: ignore[method-assign]
+    step = run.join_details(hub, gsme)
+    assert step.ok, step.result
+    assert failed  # the first hand-over was lost, the message was not
+    assert any(e.event == "held message not delivered" for e in hub.chf.event_log)
+    assert hub.chf.held_count(gsme.eui64) == 0
+
+
 def test_a_long_join_window_is_renewed_but_never_outlasts_the_chf() -> None:
     world = ZigpyWorld(SEED)
     run = Run("test", world)
