@@ -60,8 +60,18 @@ def kdf(z: bytes, originator: bytes, cra: int, counter: int, recipient: bytes) -
     return hashlib.sha256(b"\x00\x00\x00\x01" + z + other_info).digest()[:16]
 
 
+def _check_key_and_originator(key: bytes, originator: bytes) -> None:
+    """An AES-128 key and an 8-byte originator (the IV's first part), else a clear error."""
+    if len(key) != 16:
+        raise EncodeError(f"a GBCS AES key is 16 bytes, not {len(key)}")
+    if len(originator) != 8:
+        raise EncodeError(f"an originator (IV part) is 8 bytes, not {len(originator)}")
+
+
 def gmac(key: bytes, originator: bytes, signing_apdu: bytes) -> bytes:
     """The 12-byte GBCS MAC over a General-Signing APDU (CRIB §3.3)."""
+    if len(key) != 16 or len(originator) != 8:
+        _check_key_and_originator(key, originator)
     tag = AESGCM(key).encrypt(originator + _ZERO4, b"", MAC_AAD_PREFIX + signing_apdu)
     return tag[:TAG_LENGTH]
 
@@ -100,8 +110,7 @@ def ecdsa_verify(public: ec.EllipticCurvePublicKey, data: bytes, signature: byte
 
 def encrypt_block(key: bytes, originator: bytes, plaintext: bytes) -> bytes:
     """``31 00000000 || ciphertext || tag(12)`` with AAD 0x31 (CRIB §3.5)."""
-    if len(key) != 16:
-        raise EncodeError("an encryption key is 16 bytes")
+    _check_key_and_originator(key, originator)
     sealed = AESGCM(key).encrypt(originator + _ZERO4, plaintext, BLOCK_HEADER[:1])
     return BLOCK_HEADER + sealed[:-16] + sealed[-16 : -16 + TAG_LENGTH]
 
@@ -123,6 +132,7 @@ def split_block(block: bytes, base: int = 0) -> tuple[bytes, bytes]:
 
 def decrypt_block(key: bytes, originator: bytes, block: bytes) -> bytes:
     """Inverse of :func:`encrypt_block`; a wrong key or tampering raises VerificationError."""
+    _check_key_and_originator(key, originator)
     ciphertext, tag = split_block(block)
     decryptor = Cipher(
         algorithms.AES(key), modes.GCM(originator + _ZERO4, tag, min_tag_length=TAG_LENGTH)

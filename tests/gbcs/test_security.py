@@ -544,3 +544,25 @@ def test_protect_errors_come_in_the_same_order(pki: TestPki, stranger: TestPki) 
     with pytest.raises(EncodeError, match="pre-command must be signed"):
         ctx.protect(_precommand(pki))
     assert ctx.protect(_precommand(pki), mac=False) == _precommand(pki)
+
+
+@pytest.mark.parametrize(
+    ("key", "originator", "message"),
+    [
+        (bytes(15), bytes(8), "a GBCS AES key is 16 bytes, not 15"),
+        (bytes(32), bytes(8), "a GBCS AES key is 16 bytes, not 32"),
+        (bytes(16), bytes(7), "an originator \\(IV part\\) is 8 bytes, not 7"),
+    ],
+)
+def test_crypto_primitives_name_a_wrong_key_or_originator_size(
+    key: bytes, originator: bytes, message: str
+) -> None:
+    """Called directly, the primitives say what is wrong instead of a ValueError from AES."""
+    block = crypto.encrypt_block(bytes(16), bytes(8), b"plain")
+    for call in (
+        lambda: crypto.gmac(key, originator, b"apdu"),
+        lambda: crypto.encrypt_block(key, originator, b"plain"),
+        lambda: crypto.decrypt_block(key, originator, block),
+    ):
+        with pytest.raises(EncodeError, match=message):
+            call()
