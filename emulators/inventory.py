@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS mpxn_links (
     ended REAL
 );
 CREATE INDEX IF NOT EXISTS mpxn_links_by_device ON mpxn_links (eui64);
+CREATE INDEX IF NOT EXISTS mpxn_links_by_mpxn ON mpxn_links (mpxn);
 CREATE TABLE IF NOT EXISTS responsible_suppliers (
     mpxn TEXT PRIMARY KEY,
     supplier TEXT NOT NULL
@@ -273,6 +274,12 @@ class Inventory:
     def associate(self, eui64: str, chf: str | None) -> None:
         with self.transaction() as db:
             self.require(eui64)
+            hub = None if chf is None else self.device(chf)
+            if hub is not None and hub.smi_status in (
+                SmiStatus.DECOMMISSIONED,
+                SmiStatus.WITHDRAWN,
+            ):
+                raise InventoryError(f"CHF {chf} is {hub.smi_status}: no device can join it")
             db.execute(
                 "UPDATE devices SET chf = ?, updated = ? WHERE eui64 = ?", (chf, self.now, eui64)
             )
@@ -284,9 +291,24 @@ class Inventory:
         ).fetchall()
         return tuple(r[0] for r in rows)
 
+    def associated_with(self, chf: str) -> list[str]:
+        """The devices the SMI associates with ``chf``."""
+        rows = self.db.execute("SELECT eui64 FROM devices WHERE chf = ? ORDER BY eui64", (chf,))
+        return [r[0] for r in rows]
+
+    def mpxn_device(self, mpxn: str) -> str | None:
+        """The device ``mpxn`` is linked to now (one at most), if any."""
+        row = self.db.execute(
+            "SELECT eui64 FROM mpxn_links WHERE mpxn = ? AND ended IS NULL", (mpxn,)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def link_mpxn(self, eui64: str, mpxn: str) -> None:
         with self.transaction() as db:
             self.require(eui64)
+            holder = self.mpxn_device(mpxn)
+            if holder is not None and holder != eui64:
+                raise InventoryError(f"MPxN {mpxn} is already linked to device {holder}")
             if mpxn not in self.mpxns(eui64):
                 db.execute(
                     "INSERT INTO mpxn_links (eui64, mpxn, started) VALUES (?, ?, ?)",

@@ -28,15 +28,18 @@ ECS52, ECS35a), named by their GBCS use case.
 from __future__ import annotations
 
 import enum
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from emulators import qa
 from emulators.headend import Outcome
-from emulators.inventory import TRANSITIONS, Inventory, InventoryError, SmiStatus
+from emulators.inventory import TRANSITIONS, Inventory, InventoryError, SmiDevice, SmiStatus
 from emulators.mpxn import (
     ExcludedServiceRequest,
+    Mpan,
+    Mprn,
     MpxnError,
     ProductionProvingPolicy,
     refuse_excluded,
@@ -166,8 +169,18 @@ def _hex(eui: bytes) -> str:
     return eui.hex().upper()
 
 
-def _check_parameter_types(params: dict[str, Any]) -> None:
-    """Every parameter is text (``mpxns`` a list of texts); None leaves one unset."""
+# Parameters that name a device by its EUI-64, and the hex digits of the install code.
+EUI64_PARAMETERS = frozenset({"device", "chf", "network_operator"})
+INSTALL_CODE_DIGITS = 32  # a GBCS install code: 16 bytes, without its CRC
+
+
+def _checked_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """Every parameter is text (``mpxns`` a list of texts); None leaves one unset.
+
+    EUI-64s (16 hex digits) and the install code (32) are checked and upper-cased here,
+    so the SMI keys every device one way and a malformed one never gets stored.
+    """
+    checked = dict(params)
     for name, value in params.items():
         if name == "mpxns":
             ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
@@ -178,6 +191,15 @@ def _check_parameter_types(params: dict[str, Any]) -> None:
             raise Rejected(
                 Reason.INVALID_PARAMETER, f"{name} must be {want}, not {type(value).__name__}"
             )
+    for name, value in params.items():
+        digits = 16 if name in EUI64_PARAMETERS else INSTALL_CODE_DIGITS
+        if value is not None and (name in EUI64_PARAMETERS or name == "install_code"):
+            if len(value) != digits or any(c not in string.hexdigits for c in value):
+                raise Rejected(
+                    Reason.INVALID_PARAMETER, f"{name} {value!r} is not {digits} hex digits"
+                )
+            checked[name] = value.upper()
+    return checked
 
 
 def _refused(apdu: AccessResponse, what: str) -> str:
@@ -245,11 +267,24 @@ class ServiceLayer:
                 "not commissioned, installed not commissioned, whitelisted or pending",
             )
 
-    def _mpxn(self, text: str) -> str:
+    def _mpxn(self, text: str, meter: SmiDevice) -> str:
+        """A valid dummy MPxN of the meter's kind that no other device is linked to.
+
+        The SMI links an MPAN to one ESME and an MPRN to one GSME at a time.
+        """
         try:
             value = self.policy.parse(text)
         except MpxnError as e:
             raise Rejected(Reason.INVALID_MPXN, str(e)) from None
+        want = {"ESME": Mpan, "GSME": Mprn}.get(meter.device_type)
+        if want is not None and not isinstance(value, want):
+            raise Rejected(
+                Reason.INVALID_MPXN,
+                f"{value} is not an {want.__name__.upper()}, the MPxN of an {meter.device_type}",
+            )
+        holder = self.inventory.mpxn_device(str(value))
+        if holder is not None and holder != meter.eui64:
+            raise Rejected(Reason.INVALID_MPXN, f"{value} is linked to device {holder}")
         return str(value)
 
     def submit(self, user: User, srv: str, **params: Any) -> ServiceResponse:
@@ -259,7 +294,7 @@ class ServiceLayer:
         self.inventory.audit("request", srv=srv, party=user.hex, detail=request)
         self._srv = srv
         try:
-            _check_parameter_types(params)
+            params = _checked_parameters(params)
             if srv[:1].isdigit() or srv.strip().upper().startswith("SRV"):
                 refuse_excluded(srv)  # a DUIS SRV number (the QA reads go by use case)
             handler = getattr(self, "_sr_" + srv.replace(".", "_").replace("-", "_"), None)
@@ -344,7 +379,19 @@ class ServiceLayer:
         return ServiceResponse("pre-notification", "ok")
 
     def _sr_decommission(self, user: User, device: str) -> ServiceResponse:
-        """Decommission a device (a meter found faulty): SMI 'decommissioned', no CHF."""
+        """Decommission a device (a meter found faulty): SMI 'decommissioned', no CHF.
+
+        A CHF that devices are still associated with is refused: they would be left
+        associated with a hub that is out of service.
+        """
+        if self.inventory.device(device) is None:
+            raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device} is not in the inventory")
+        users = self.inventory.associated_with(device)
+        if users:
+            raise Rejected(
+                Reason.INVALID_PARAMETER,
+                f"CHF {device} still has {', '.join(users)} associated with it",
+            )
         with self.inventory.transaction():
             self._set_status(device, SmiStatus.DECOMMISSIONED)
             self.inventory.associate(device, None)
@@ -383,12 +430,21 @@ class ServiceLayer:
         self, user: User, chf: str, device: str, action: str, mpxn: str | None = None
     ) -> ServiceResponse:
         hub = self.hub(chf)
+        self._active(chf, "8.11")  # AB 6.1: the target is the CHF
         meter = self.inventory.device(device)
         if meter is None:
             raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device} is not in the inventory")
         self._active(device, "8.11")
         if action == "add":
-            mpxns = [self._mpxn(mpxn)] if mpxn else list(meter.mpxns)
+            # The Responsible Supplier check is on the meter's own MPxNs: one given must
+            # be one of them, or (a meter with none, say after 8.15) becomes its link.
+            given = self._mpxn(mpxn, meter) if mpxn else None
+            if given is not None and meter.mpxns and given not in meter.mpxns:
+                raise Rejected(
+                    Reason.INVALID_MPXN,
+                    f"{given} is not an MPxN of {device} ({', '.join(meter.mpxns)})",
+                )
+            mpxns = list(meter.mpxns) or ([given] if given else [])
             if not mpxns:
                 raise Rejected(Reason.INVALID_PARAMETER, "adding a meter needs its MPxN")
             for value in mpxns:
@@ -412,6 +468,8 @@ class ServiceLayer:
             with self.inventory.transaction():
                 self._set_status(device, SmiStatus.WHITELISTED)
                 self.inventory.associate(device, chf)
+                if given is not None:
+                    self.inventory.link_mpxn(device, given)
             return ServiceResponse("8.11", "ok")
         if action == "remove":
             command = RemoveDevice(bytes.fromhex(device))
@@ -423,6 +481,9 @@ class ServiceLayer:
                 )
             with self.inventory.transaction():
                 if meter.chf == chf:
+                    # Off its CHF's whitelist, so no longer 'whitelisted' (as after 8.15).
+                    if SmiStatus.PENDING in TRANSITIONS[meter.smi_status]:
+                        self._set_status(device, SmiStatus.PENDING)
                     self.inventory.associate(device, None)
             return ServiceResponse("8.11", "ok")
         raise Rejected(Reason.INVALID_PARAMETER, f"8.11 action {action!r} is not add or remove")
@@ -461,11 +522,12 @@ class ServiceLayer:
         self, user: User, chf: str, device: str, log: str, mpxns: list[str] | tuple[str, ...]
     ) -> ServiceResponse:
         hub = self.hub(chf)
+        self._active(chf, "8.16")  # AB 6.1: the target is the CHF
         meter = self.inventory.device(device)
         if meter is None:
             raise Rejected(Reason.UNKNOWN_DEVICE, f"device {device} is not in the inventory")
         self._active(device, "8.16")
-        values = [self._mpxn(m) for m in mpxns]
+        values = [self._mpxn(m, meter) for m in mpxns]
         if not values:
             raise Rejected(Reason.INVALID_PARAMETER, "8.16 needs the meter's MPxN(s)")
         device_log, _ = self._traced_log(user, log)

@@ -142,6 +142,7 @@ def read_manifest(
     rows: list[ManifestRow] = []
     errors: list[str] = []
     seen: dict[bytes, int] = {}
+    mpxns: dict[str, int] = {}  # an MPxN is linked to one meter at a time
     first = True  # no row yet: a header is still allowed
     number = 1
     try:
@@ -159,7 +160,12 @@ def read_manifest(
                 if row.eui64 in seen:
                     first_line = seen[row.eui64]
                     raise GbcsError(f"meter {row.hex} is listed twice (first on line {first_line})")
+                if row.mpxn in mpxns:
+                    raise GbcsError(
+                        f"MPxN {row.mpxn} is listed twice (first on line {mpxns[row.mpxn]})"
+                    )
                 seen[row.eui64] = start
+                mpxns[row.mpxn] = start
                 rows.append(row)
             except (GbcsError, ValueError) as e:
                 errors.append(f"line {start}: {e}")
@@ -183,9 +189,9 @@ def _manifest_row(fields: list[str], number: int, policy: ProductionProvingPolic
         raise GbcsError(f"device type {kind!r} is not ESME or GSME")
     old = parse_manifest_eui(old_text, "old CHF EUI-64") if old_text else None
     try:
-        mpxn = str(policy.parse(mpxn_text))
+        mpxn = str(policy.parse(mpxn_text, "mpan" if kind == "ESME" else "mprn"))
     except MpxnError as e:
-        raise GbcsError(str(e)) from None
+        raise GbcsError(f"{e} (an ESME's MPxN is an MPAN, a GSME's an MPRN)") from None
     return ManifestRow(eui, code, kind, old, mpxn, number)
 
 
@@ -350,6 +356,9 @@ class Bench:
             self.progress(f"{meter.eui64} {name}")
         with self.inventory.transaction():
             result, detail = action()
+            # As the journal gives it back on resume (keys sorted, JSON types), so a
+            # resumed run reports byte for byte what an uninterrupted one does.
+            detail = json.loads(json.dumps(detail, sort_keys=True))
             # What a device does just after answering (a CS02f leave, a CS14 alert) belongs
             # to this step: let it happen before the step's state is committed.
             self.world.run(STEP_SETTLE)

@@ -16,6 +16,7 @@ OTHER = "00DB1234567890A1"
 CHF = "00DB1234567890A2"
 MPAN = "9900000000015"
 MPRN = "9999990001"
+MPAN2 = "9900000000024"
 
 
 class Boom(Exception):
@@ -296,19 +297,34 @@ def test_mpxn_links_are_recorded_once_and_ended(inv: Inventory) -> None:
     inv.link_mpxn(METER, MPRN)
     inv.link_mpxn(METER, MPRN)  # no duplicate
     inv.link_mpxn(METER, MPAN)
-    inv.link_mpxn(OTHER, MPAN)
+    inv.link_mpxn(OTHER, MPAN2)
     assert inv.mpxns(METER) == (MPRN, MPAN)
     assert inv.require(METER).mpxns == (MPRN, MPAN)
+    assert inv.mpxn_device(MPAN) == METER
     inv.now = 9.0
     inv.end_mpxn_links(METER)
     assert inv.mpxns(METER) == ()
-    assert inv.mpxns(OTHER) == (MPAN,)
+    assert inv.mpxns(OTHER) == (MPAN2,)
+    assert inv.mpxn_device(MPAN) is None
     rows = inv.db.execute("SELECT eui64, mpxn, ended FROM mpxn_links ORDER BY id").fetchall()
-    assert rows == [(METER, MPRN, 9.0), (METER, MPAN, 9.0), (OTHER, MPAN, None)]
+    assert rows == [(METER, MPRN, 9.0), (METER, MPAN, 9.0), (OTHER, MPAN2, None)]
     # A new link after the end is a new row; the ended ones stay as history.
     inv.link_mpxn(METER, MPRN)
     assert inv.mpxns(METER) == (MPRN,)
     assert len(inv.db.execute("SELECT * FROM mpxn_links").fetchall()) == 4
+
+
+def test_an_mpxn_is_linked_to_one_device_at_a_time(inv: Inventory) -> None:
+    """The SMI links an MPxN to one meter: a second active link is refused, unchanged."""
+    inv.add_device(METER, "ESME")
+    inv.add_device(OTHER, "ESME")
+    inv.link_mpxn(METER, MPAN)
+    with pytest.raises(InventoryError, match=f"{MPAN} is already linked to device {METER}"):
+        inv.link_mpxn(OTHER, MPAN)
+    assert (inv.mpxns(METER), inv.mpxns(OTHER)) == ((MPAN,), ())
+    inv.end_mpxn_links(METER)  # once the first link ends, the MPxN is free
+    inv.link_mpxn(OTHER, MPAN)
+    assert inv.mpxn_device(MPAN) == OTHER
 
 
 def test_responsible_suppliers(inv: Inventory) -> None:

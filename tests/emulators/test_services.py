@@ -297,10 +297,12 @@ def test_only_the_responsible_supplier_adds_a_meter(bed: Bed) -> None:
     response, _ = bed.rejected(bed.supplier2, "8.11", Reason.NOT_RESPONSIBLE_SUPPLIER, **rows)
     assert MPXN[FRESH] in response.text
     bed.rejected(bed.supplier2, "8.11", Reason.NOT_RESPONSIBLE_SUPPLIER, mpxn=MPXN[FRESH], **rows)
-    # An MPxN nobody is Responsible Supplier for.
+    # An MPxN nobody is Responsible Supplier for, on a meter with no MPxN linked.
+    bed.inventory.end_mpxn_links(h(FRESH))
     bed.rejected(
         bed.supplier, "8.11", Reason.NOT_RESPONSIBLE_SUPPLIER, mpxn=str(dummy_mpan(9)), **rows
     )
+    bed.inventory.link_mpxn(h(FRESH), MPXN[FRESH])
     # A change of supplier: now supplier2 may, and supplier may not.
     bed.inventory.set_responsible_supplier(MPXN[FRESH], bed.supplier2.hex)
     bed.rejected(bed.supplier, "8.11", Reason.NOT_RESPONSIBLE_SUPPLIER, **rows)
@@ -673,3 +675,109 @@ def test_a_full_device_log_refusal_names_the_dlms_results(bed: Bed) -> None:
     )
     assert FRESH not in bed.old.chf.current
     assert bed.inventory.require(h(FRESH)).smi_status is SmiStatus.PENDING  # unchanged
+
+
+# --- The SMI never gets into an impossible state -----------------------------------------
+
+
+def test_8_11_add_checks_the_meters_own_mpxn_and_links_a_new_one(bed: Bed) -> None:
+    """AB 6.1: the Responsible Supplier check is on the meter's MPxN; one a supplier
+    holds elsewhere does not open another supplier's meter, and one given for a meter
+    with none (after 8.15) is linked rather than dropped."""
+    bench = h(bed.bench.eui64)
+    other = str(dummy_mpan(7))
+    bed.inventory.set_responsible_supplier(other, bed.supplier2.hex)
+    rows = {"chf": bench, "device": h(FRESH), "action": "add"}
+    response, _ = bed.rejected(bed.supplier2, "8.11", Reason.INVALID_MPXN, mpxn=other, **rows)
+    assert f"{other} is not an MPxN of {h(FRESH)} ({MPXN[FRESH]})" in response.text
+    # A GSME's MPRN for an ESME, and an MPxN linked to another meter.
+    bed.inventory.end_mpxn_links(h(FRESH))
+    response, _ = bed.rejected(bed.supplier, "8.11", Reason.INVALID_MPXN, mpxn="9999990007", **rows)
+    assert "not an MPAN, the MPxN of an ESME" in response.text
+    response, _ = bed.rejected(bed.supplier, "8.11", Reason.INVALID_MPXN, mpxn=MPXN[ESME], **rows)
+    assert f"linked to device {h(ESME)}" in response.text
+    bed.inventory.set_responsible_supplier(other, bed.supplier.hex)
+    response = bed.submit(bed.supplier, "8.11", mpxn=other, **rows)
+    assert response.ok, response.result
+    assert bed.inventory.require(h(FRESH)).mpxns == (other,)
+
+
+def test_8_16_refuses_an_mpxn_of_another_meter_or_kind(bed: Bed) -> None:
+    log = bed.read_old_log()
+    params = {"chf": h(bed.bench.eui64), "device": h(ESME), "log": log}
+    response, _ = bed.rejected(
+        bed.supplier, "8.16", Reason.INVALID_MPXN, mpxns=[MPXN[FRESH]], **params
+    )
+    assert f"{MPXN[FRESH]} is linked to device {h(FRESH)}" in response.text
+    response, _ = bed.rejected(
+        bed.supplier, "8.16", Reason.INVALID_MPXN, mpxns=[MPXN[GSME]], **params
+    )
+    assert f"{MPXN[GSME]} is not an MPAN, the MPxN of an ESME" in response.text
+
+
+def test_nothing_joins_a_decommissioned_chf(bed: Bed) -> None:
+    """The target CHF's SMI status is checked too (AB 6.1), and a CHF that devices are
+    associated with cannot be decommissioned: no device is left on a dead hub."""
+    response, _ = bed.rejected(
+        bed.supplier, "decommission", Reason.INVALID_PARAMETER, device=h(OLD)
+    )
+    assert f"{h(ESME)}, {h(GSME)} associated with it" in response.text
+    log = bed.read_old_log()
+    bench = h(bed.bench.eui64)
+    assert bed.submit(bed.supplier, "decommission", device=bench).ok
+    bed.rejected(
+        bed.supplier,
+        "8.16",
+        Reason.SMI_STATUS,
+        chf=bench,
+        device=h(ESME),
+        log=log,
+        mpxns=[MPXN[ESME]],
+    )
+    bed.rejected(bed.supplier, "8.11", Reason.SMI_STATUS, chf=bench, device=h(FRESH), action="add")
+    assert bed.inventory.associated_with(bench) == []
+
+
+def test_8_11_remove_from_its_chf_is_no_longer_whitelisted(bed: Bed) -> None:
+    response = bed.submit(bed.supplier, "8.11", chf=h(OLD), device=h(ESME), action="remove")
+    assert response.ok, response.result
+    device = bed.inventory.require(h(ESME))
+    assert (device.smi_status, device.chf) == (SmiStatus.PENDING, None)
+    assert device.mpxns == (MPXN[ESME],)  # still the meter at that meter point
+    notes = [e for e in bed.inventory.audit_log() if e.kind == "notification"]
+    assert notes[-1].device == h(ESME) and '"smi_status": "pending"' in (notes[-1].detail or "")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"device": "nonsense", "device_type": "ESME"}, "device 'nonsense' is not 16 hex digits"),
+        (
+            {"device": "00DB1234567890C9", "device_type": "ESME", "install_code": "XYZ"},
+            "install_code 'XYZ' is not 32 hex digits",
+        ),
+        (
+            {"device": "00DB1234567890C9", "device_type": "ESME", "network_operator": "1"},
+            "network_operator '1' is not 16 hex digits",
+        ),
+    ],
+)
+def test_pre_notification_refuses_malformed_identifiers(
+    bed: Bed, params: dict[str, Any], message: str
+) -> None:
+    """A malformed install code once stored made a later 8.11 add raise ValueError."""
+    response, _ = bed.rejected(bed.supplier, "pre-notification", Reason.INVALID_PARAMETER, **params)
+    assert message in response.text
+
+
+def test_eui64_parameters_are_taken_in_either_case(bed: Bed) -> None:
+    response = bed.submit(
+        bed.supplier, "pre-notification", device="00db1234567890c9", device_type="ESME"
+    )
+    assert response.ok, response.result
+    assert bed.inventory.device("00DB1234567890C9") is not None
+    again = bed.submit(
+        bed.supplier, "pre-notification", device="00DB1234567890C9", device_type="ESME"
+    )
+    assert again.status == "rejected" and "already in the inventory" in again.text
+    assert bed.submit(bed.supplier, "8.9", chf=h(OLD).lower()).ok

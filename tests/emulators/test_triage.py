@@ -724,3 +724,31 @@ def test_a_demo_that_cannot_be_made_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(GbcsError, match="cannot make its dummy MPxNs"):
         run_bench(folder, policy=policy)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_manifest_mpxn_must_suit_its_meter_and_be_its_own(tmp_path: Path) -> None:
+    """An ESME's MPxN is an MPAN, a GSME's an MPRN, and the SMI links each to one meter."""
+    lines = [
+        GOOD_FRESH,  # 1
+        f"00DB1234567890D1,00112233445566778899AABBCCDDEE05,ESME,,{dummy_mprn(20)}",  # 2
+        f"00DB1234567890D2,00112233445566778899AABBCCDDEE06,GSME,,{dummy_mpan(21)}",  # 3
+        GOOD_FRESH.replace("00DB1234567890C1", "00DB1234567890D3"),  # 4: line 1's MPAN
+    ]
+    rows, errors = read_manifest(write_manifest(tmp_path / "m.csv", lines))
+    assert [r.hex for r in rows] == ["00DB1234567890C1"]
+    assert [e.split(":")[0] for e in errors] == ["line 2", "line 3", "line 4"]
+    assert "an ESME's MPxN is an MPAN" in errors[0]
+    assert "a GSME's an MPRN" in errors[1]
+    assert f"MPxN {dummy_mpan(11)} is listed twice (first on line 1)" in errors[2]
+
+
+def test_a_resumed_run_writes_the_same_reports_byte_for_byte(tmp_path: Path) -> None:
+    """Step details replayed from the journal come back with their keys sorted; the
+    report of a resumed run used to list them in another order than the first run's."""
+    run_bench(tmp_path)
+    first = {n: (tmp_path / n).read_bytes() for n in ("report.json", "junit.xml")}
+    assert run_bench(tmp_path).resumed
+    again = {n: (tmp_path / n).read_bytes() for n in ("report.json", "junit.xml")}
+    resumed = again["report.json"].replace(b'"resumed": true', b'"resumed": false')
+    assert resumed == first["report.json"]
+    assert again["junit.xml"] == first["junit.xml"]
