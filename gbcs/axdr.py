@@ -441,6 +441,19 @@ _CLASSES: tuple[type[Data], ...] = (
 )  # fmt: skip
 _CLASS_BY_TAG: dict[int, type[Data]] = {cls.TAG: cls for cls in _CLASSES}
 _CLASS_BY_NAME: dict[str, type[Data]] = {cls.TYPE: cls for cls in _CLASSES}
+# The keys to_json writes per type (_KEYS for the rest); from_json refuses any other.
+_KEYS = frozenset({"type", "value"})
+_KEYS_BY_CLASS: dict[type, frozenset[str]] = {
+    NullData: frozenset({"type"}),
+    DontCare: frozenset({"type"}),
+    BitString: _KEYS | {"length", "bits"},
+    CompactArray: _KEYS | {"element_type"},
+    VisibleString: _KEYS | {"text"},
+    Utf8String: _KEYS | {"text"},
+    DateTime: _KEYS | {"text"},
+    Float32: _KEYS | {"number"},
+    Float64: _KEYS | {"number"},
+}
 
 
 def data_class(tag_or_name: int | str) -> type[Data] | None:
@@ -1645,8 +1658,8 @@ def _json_number(number: float) -> float | str:
 def to_json(value: Data) -> dict[str, Any]:
     """JSON-ready form: ``{"type": <Blue Book name>, "value": ...}``, bytes as hex.
 
-    Extra keys (``text``, ``number``, ``bits``) are for humans and ignored by
-    :func:`from_json`.
+    Extra keys (``text``, ``number``, ``bits``) are for humans: :func:`from_json`
+    requires them to agree with ``value`` and refuses keys it does not know.
     """
     cls = type(value)
     out: dict[str, Any] = {"type": cls.TYPE}
@@ -1741,6 +1754,29 @@ def from_json(obj: Any, path: str = "$") -> Data:
     return value
 
 
+_LEAF_EXTRAS = frozenset({"text", "number", "bits"})  # what to_json adds for humans
+
+
+def _check_keys(obj: dict[str, Any], cls: type, path: str) -> None:
+    """Every key is one to_json writes for this type: an unknown one would be dropped."""
+    allowed = _KEYS_BY_CLASS.get(cls, _KEYS)
+    for key in obj:
+        if key not in allowed:
+            raise _fail(f"{path}.{key}", f"unknown key for a {cls.TYPE}")
+
+
+def _check_extras(obj: dict[str, Any], value: Data, path: str) -> None:
+    """An informational key must say what the value says: an edit of ``text`` (or
+    ``bits``, ``number``) instead of ``value`` would otherwise be silently lost."""
+    written = to_json(value)
+    for key in _LEAF_EXTRAS.intersection(obj):
+        if obj[key] != written.get(key):
+            raise _fail(
+                f"{path}.{key}",
+                f"{obj[key]!r} disagrees with value (edit value, or drop {key})",
+            )
+
+
 def _from_json(obj: Any, path: str, depth: int) -> Data:
     if depth > MAX_DEPTH:
         raise _fail(path, f"nesting deeper than {MAX_DEPTH} levels")
@@ -1750,10 +1786,12 @@ def _from_json(obj: Any, path: str, depth: int) -> Data:
     cls = _CLASS_BY_NAME.get(name) if isinstance(name, str) else None
     if cls is None:
         raise _fail(f"{path}.type", f"unknown A-XDR type {name!r}")
-    if cls is NullData:
-        return _NULL
-    if cls is DontCare:
-        return _DONT_CARE
+    if cls is NullData or cls is DontCare:
+        if len(obj) > 1:
+            _check_keys(obj, cls, path)
+        return _NULL if cls is NullData else _DONT_CARE
+    if len(obj) > 2 or "value" not in obj:  # the common {"type", "value"} needs no look
+        _check_keys(obj, cls, path)
     vpath = f"{path}.value"
     if "value" not in obj:
         raise _fail(vpath, "missing")
@@ -1778,4 +1816,6 @@ def _from_json(obj: Any, path: str, depth: int) -> Data:
         value = cls(_json_hex(raw, vpath))
     else:
         value = cls(_json_int(raw, vpath))  # type: ignore[call-arg]
+    if len(obj) > 2 and not _LEAF_EXTRAS.isdisjoint(obj):
+        _check_extras(obj, value, path)
     return value

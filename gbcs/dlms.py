@@ -1049,8 +1049,53 @@ def _date_time_from_json(obj: dict[str, Any], path: str) -> CosemDateTime | None
     return CosemDateTime.decode(raw, LAYER)
 
 
+_APDU_KEYS = frozenset(
+    {"apdu", "invoke_id", "date_time", "date_time_text", "specs", "data", "results", "body"}
+)
+_SPEC_KEYS = frozenset(
+    {
+        "kind",
+        "class",
+        "class_name",
+        "obis",
+        "attribute",
+        "attribute_name",
+        "method",
+        "method_name",
+        "selector",
+        "access_parameter",
+    }
+)
+_RESULT_KEYS = frozenset({"kind", "result", "result_name"})
+
+
+def _only(obj: dict[str, Any], allowed: frozenset[str], path: str) -> None:
+    """Refuse a key to_json never writes: it would be silently dropped."""
+    for key in obj:
+        if key not in allowed:
+            raise _fail(f"{path}.{key}", "unknown key")
+
+
+def _agrees(obj: dict[str, Any], written: dict[str, Any], keys: tuple[str, ...], path: str) -> None:
+    """Informational keys (names, texts) must say what the values say: an edit of a name
+    instead of its number would otherwise be silently lost."""
+    for key in keys:
+        if key in obj and obj[key] != written.get(key):
+            raise _fail(
+                f"{path}.{key}",
+                f"{obj[key]!r} disagrees with the value (expected {written.get(key)!r})",
+            )
+
+
 def _spec_from_json(obj: Any, path: str) -> RequestSpec:
     obj = _object(obj, path)
+    _only(obj, _SPEC_KEYS, path)
+    spec = _spec_from_checked_json(obj, path)
+    _agrees(obj, _spec_json(spec), ("class_name", "attribute_name", "method_name"), path)
+    return spec
+
+
+def _spec_from_checked_json(obj: dict[str, Any], path: str) -> RequestSpec:
     kind = _kind(obj, path, AccessKind.SET_WITH_SELECTION)
     obis_text = _get(obj, "obis", path)
     try:
@@ -1078,9 +1123,12 @@ def from_json(obj: Any) -> Apdu:
     """
     path = "$"
     obj = _object(obj, path)
+    _only(obj, _APDU_KEYS, path)
     name = _get(obj, "apdu", path)
     invoke_id = _int(obj, "invoke_id", path, 4)
     date_time = _date_time_from_json(obj, path)
+    if date_time is not None and "date_time_text" in obj:
+        _agrees(obj, {"date_time_text": str(date_time)}, ("date_time_text",), path)
     apdu: Apdu
     if name == "access-request":
         specs = tuple(
@@ -1102,9 +1150,12 @@ def from_json(obj: Any) -> Apdu:
         for i, item in enumerate(_list(obj, "results", path)):
             rpath = f"$.results[{i}]"
             item = _object(item, rpath)
-            results.append(
-                AccessResult(_kind(item, rpath, AccessKind.ACTION), _int(item, "result", rpath, 1))
+            _only(item, _RESULT_KEYS, rpath)
+            result = AccessResult(
+                _kind(item, rpath, AccessKind.ACTION), _int(item, "result", rpath, 1)
             )
+            _agrees(item, {"result_name": result.name}, ("result_name",), rpath)
+            results.append(result)
         if len(results) != len(data):
             raise _fail("$.results", f"{len(results)} results for {len(data)} data items")
         apdu = AccessResponse(invoke_id, data, tuple(results), date_time, specs_or_none)

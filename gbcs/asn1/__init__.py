@@ -434,6 +434,9 @@ def from_json(obj: dict[str, Any]) -> Asn1Payload:
     codec = _codec()
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str) or "value" not in obj:
         raise EncodeError('expected {"type": <type name>, "value": ...}')
+    for key in obj:
+        if key not in ("type", "value", "lengthForms"):  # it would be silently dropped
+            raise EncodeError(f"unknown key {key!r} beside type, value and lengthForms")
     type_name = obj["type"]
     try:
         conv = codec.from_json[type_name]

@@ -714,3 +714,9 @@ def test_fast_encoders_take_the_cycle_payloads() -> None:
         assert data is not None
         assert data == asn1._encode_checked(Asn1Payload(type_name, value))
         assert asn1.decode_type(type_name, data).value == value
+
+
+def test_from_json_refuses_an_unknown_top_level_key() -> None:
+    good = {"type": "DisconnectFromHanCommand", "value": {"deviceId": "00DB1234567890A0"}}
+    with pytest.raises(EncodeError, match="unknown key 'lenghtForms'"):
+        asn1.from_json({**good, "lenghtForms": [[0, 1]]})  # a typo would be dropped

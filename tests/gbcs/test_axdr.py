@@ -669,3 +669,22 @@ def test_fast_encoder_long_lengths(size: int) -> None:
     for value in (OctetString(bytes(size)), Array((NullData(),) * size)):
         assert axdr.encode(value) == axdr.encode_checked(value)
         assert axdr.decode(axdr.encode(value)) == value
+
+
+def test_from_json_refuses_unknown_keys_and_contradicting_texts() -> None:
+    """Nothing in an edited tree is silently dropped: an unknown key, or a ``text`` /
+    ``bits`` edited instead of ``value``, is an error naming its path."""
+    good = axdr.to_json(axdr.VisibleString(b"GBHL"))
+    assert axdr.from_json(good) == axdr.VisibleString(b"GBHL")
+    for bad, where in [
+        ({**good, "text": "ACME"}, r"\$\.text: 'ACME' disagrees with value"),
+        ({**good, "comment": 1}, r"\$\.comment: unknown key for a visible-string"),
+        ({"type": "long-unsigned", "value": 5, "text": "5"}, r"\$\.text: unknown key"),
+        ({**axdr.to_json(axdr.BitString(b"\x80", 1)), "bits": "0"}, r"\$\.bits: '0' disagrees"),
+        (
+            {"type": "structure", "value": [{"type": "null-data", "value": 5}]},
+            r"\$\.value\[0\]\.value: unknown key for a null-data",  # 5 would be dropped
+        ),
+    ]:
+        with pytest.raises(EncodeError, match=where):
+            axdr.from_json(bad)

@@ -530,12 +530,24 @@ def test_from_json_errors_name_the_path(mutate: object, path: str) -> None:
     assert f" at {path}" in str(exc.value)
 
 
-def test_from_json_ignores_names() -> None:
+def test_from_json_names_may_be_left_out_but_not_contradict_the_numbers() -> None:
     js = dlms.to_json(dlms.decode(CCS01_COMMAND))
     for spec in js["specs"]:
         spec.pop("class_name")
-        spec["method_name" if "method" in spec else "attribute_name"] = "whatever"
+        spec.pop("method_name" if "method" in spec else "attribute_name")
     assert dlms.encode(dlms.from_json(js)) == CCS01_COMMAND
+    # An edited name instead of its number would be silently lost: refused, named.
+    js["specs"][0]["method_name" if "method" in js["specs"][0] else "attribute_name"] = "x"
+    with pytest.raises(EncodeError, match=r"\$\.specs\[0\]\.(method|attribute)_name"):
+        dlms.from_json(js)
+    js = dlms.to_json(dlms.decode(CCS01_COMMAND))
+    js["specs"][0]["obis_name"] = "clock"  # a key to_json never writes
+    with pytest.raises(EncodeError, match=r"\$\.specs\[0\]\.obis_name: unknown key"):
+        dlms.from_json(js)
+    js = dlms.to_json(dlms.decode(CCS01_COMMAND))
+    js["comment"] = "mine"
+    with pytest.raises(EncodeError, match=r"\$\.comment: unknown key"):
+        dlms.from_json(js)
     response = dlms.to_json(dlms.decode(CCS01_ERROR_RESPONSE))
     assert response["results"][2] == {"kind": "set", "result": 250, "result_name": "other-reason"}
 
