@@ -311,6 +311,10 @@ class ServiceLayer:
             response = ServiceResponse(srv, "rejected", e.reason, str(e))
         except (TypeError, InventoryError) as e:
             response = ServiceResponse(srv, "rejected", Reason.INVALID_PARAMETER, str(e))
+        except GbcsError as e:  # what a device answered could not be read: still audited
+            response = ServiceResponse(
+                srv, "failed", Reason.DEVICE_FAILURE, f"response not understood: {e}"
+            )
         finally:
             self._srv = None
         self.inventory.now = self.world.clock.now

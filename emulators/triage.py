@@ -415,11 +415,18 @@ class Bench:
         # only the meter under test is on the bench's air.
         run("on bench", lambda: place(BENCH_PLACE))
         reached = None
+        old_removed = True  # off the old CHF's whitelist (or never on one)
+        # The attempts that apply to this meter: its install-code join, and a trust-centre
+        # rejoin unless its old CHF's logs were read and do not hold it (DESIGN §2 state 3:
+        # a meter is dead only when both attempts were made and both failed).
+        needed = {"install-code join"}
         # (2) still joined to its old HAN: CCS07 on the old CHF, 8.16 onto the bench.
         if row.old_chf is not None:
             old = row.old_chf.hex().upper()
             result, detail = request("8.9", "8.9", chf=old)
             log_text = None
+            if result != "ok":
+                needed.add("trust-centre rejoin")  # it may be in that log: not tried
             if result == "ok":
                 for which in ("current", "historic"):
                     text = detail.get("data", {}).get(which)
@@ -427,12 +434,13 @@ class Bench:
                         log_text = text
                         break
             if log_text is not None:
+                needed.add("trust-centre rejoin")
                 result, _ = request(
                     "8.16", "8.16", chf=bench_chf, device=row.hex, log=log_text, mpxns=[row.mpxn]
                 )
                 if result == "ok" and joined("trust-centre rejoin"):
                     reached = "still-joined"
-                    remove("8.11 remove (old CHF)", old)
+                    old_removed = remove("8.11 remove (old CHF)", old) == "ok"
                 elif result == "ok":
                     remove("8.11 remove (bench CHF)", bench_chf)
         # (1) fresh or divorced: install-code join to the bench CHF.
@@ -449,11 +457,10 @@ class Bench:
                 reached = "fresh"
             elif result == "ok":
                 remove("8.11 remove (bench CHF)", bench_chf)
-        attempted = any(
-            s["use_case"] in ("trust-centre rejoin", "install-code join") for s in report.steps
-        )
-        if reached is None and not attempted:
-            # The bench could not even try (a rejected request): not a finding about the meter.
+        attempted = {s["use_case"] for s in report.steps} & needed
+        if reached is None and attempted != needed:
+            # The bench could not make every attempt (a rejected request, an unreadable old
+            # CHF): not a finding about the meter, which may well be alive.
             report.state_found = "unknown"
             report.outcome = "FAIL"
         elif reached is None:
@@ -473,7 +480,8 @@ class Bench:
             if divorced:
                 run("HAN leave", lambda: self._wait_left(meter))
                 passed = remove("8.11 remove (bench CHF)", bench_chf) == "ok" and passed
-            report.outcome = "PASS" if passed and divorced else "FAIL"
+            # Still on its old CHF's whitelist, it would be in two logs: not a clean PASS.
+            report.outcome = "PASS" if passed and divorced and old_removed else "FAIL"
         run("off bench", lambda: place(None))
         device = self.inventory.device(row.hex)
         report.smi_status = "" if device is None else device.smi_status.value

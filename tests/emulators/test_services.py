@@ -18,6 +18,7 @@ from emulators.world import Hub, MeterUnit, World
 from gbcs import crypto
 from gbcs.catalogue import CATALOGUE
 from gbcs.devicelog import DeviceLog, WhitelistChangeAlert
+from gbcs.errors import DecodeError
 from gbcs.frame import decode_message
 from gbcs.keys import KeyUsage, MemoryKeyStore
 from gbcs.security import CheckResult, SecurityContext
@@ -781,3 +782,21 @@ def test_eui64_parameters_are_taken_in_either_case(bed: Bed) -> None:
     )
     assert again.status == "rejected" and "already in the inventory" in again.text
     assert bed.submit(bed.supplier, "8.9", chf=h(OLD).lower()).ok
+
+
+def test_a_response_that_cannot_be_read_fails_the_request_and_is_audited(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A device's unreadable answer (possible with real hardware) used to escape submit()
+    with no response row in the audit log."""
+
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        raise DecodeError("dlms", "backup_PAN", 7, "not a device log")
+
+    monkeypatch.setattr("emulators.services.DeviceLogs.from_response", unreadable)
+    seen = len(bed.inventory.audit_log())
+    response = bed.submit(bed.supplier, "8.9", chf=h(OLD))
+    assert (response.status, response.reason) == ("failed", Reason.DEVICE_FAILURE)
+    assert "response not understood" in response.text and "not a device log" in response.text
+    kinds = [e.kind for e in bed.inventory.audit_log()[seen:]]
+    assert kinds[0] == "request" and kinds[-1] == "response"

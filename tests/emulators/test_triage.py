@@ -16,12 +16,14 @@ from emulators.bench import (
     bench_eui,
     results_table,
     run_bench,
+    setup,
     split_conflicts,
 )
 from emulators.inventory import Inventory
 from emulators.mpxn import DummyRange, ProductionProvingPolicy, dummy_mpan, dummy_mprn
 from emulators.triage import (
     CAPTURE_KEY,
+    Bench,
     ManifestError,
     ManifestRow,
     SimulatedCrash,
@@ -752,3 +754,49 @@ def test_a_resumed_run_writes_the_same_reports_byte_for_byte(tmp_path: Path) -> 
     resumed = again["report.json"].replace(b'"resumed": true', b'"resumed": false')
     assert resumed == first["report.json"]
     assert again["junit.xml"] == first["junit.xml"]
+
+
+OLD_CHF = "00DB0000000000F0"
+
+
+def _bench_on(tmp_path: Path, dead: bool) -> tuple[Bench, ManifestRow, Inventory]:
+    """One still-installed ESME of old CHF OLD_CHF, set up as the bench finds it."""
+    row = _row("00DB000000000101", OLD_CHF, 1, 1)
+    inventory = Inventory(tmp_path / DB_NAME)
+    policy = ProductionProvingPolicy()
+    world = setup(inventory, [row], 1, policy, frozenset({row.eui64}) if dead else frozenset())
+    return Bench(inventory, world, policy=policy), row, inventory
+
+
+def test_a_meter_is_dead_only_when_both_attempts_were_made(tmp_path: Path) -> None:
+    """DESIGN §2 state 3: an unreadable old CHF means the rejoin was never tried, so a
+    meter whose install-code join then fails is not known to be dead (not decommissioned)."""
+    bench, row, inventory = _bench_on(tmp_path, dead=True)
+    bench.world.hubs[bytes.fromhex(OLD_CHF)].chf.wan_out = None  # it answers nothing
+    report = bench.triage(row)
+    steps = [(s["use_case"], s["result"]) for s in report.steps]
+    assert ("8.9", "rejected: NO_RESPONSE: no response within 120 s") in steps
+    assert ("install-code join", "no join within 300 s") in steps
+    assert "trust-centre rejoin" not in [u for u, _ in steps]
+    assert (report.state_found, report.outcome) == ("unknown", "FAIL")
+    assert "decommission" not in [u for u, _ in steps]
+    assert inventory.require(row.hex).smi_status.value != "decommissioned"
+    inventory.close()
+
+
+def test_a_meter_not_confirmed_off_its_old_chf_whitelist_does_not_pass(tmp_path: Path) -> None:
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    old = bench.world.hubs[bytes.fromhex(OLD_CHF)]
+
+    def progress(text: str) -> None:
+        if text.endswith("8.11 remove (old CHF)"):
+            old.chf.wan_out = None  # the old CHF stops answering just then
+
+    bench.progress = progress
+    report = bench.triage(row)
+    results = dict((s["use_case"], s["result"]) for s in report.steps)
+    assert results["trust-centre rejoin"] == "ok" and results["8.15"] == "ok"
+    assert "NO_RESPONSE" in results["8.11 remove (old CHF)"]
+    # Unconfirmed, the meter may still be on the old CHF's whitelist: not a clean PASS.
+    assert (report.state_found, report.outcome) == ("still-joined", "FAIL")
+    inventory.close()
