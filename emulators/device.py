@@ -151,6 +151,10 @@ class GbcsDevice:
     # Use cases whose responses carry a Date-Time (the future-dateable ones, such as CS02b):
     # in the RTDS no response to a device-log, join, CS07 or read use case has one.
     dated_responses: frozenset[int] = frozenset()
+    # Use cases a remote party may authenticate with its signature instead of a MAC, and
+    # whose answer then goes back signed, not MAC'd: CS02a and CS02f (RTDS CS02aSignature,
+    # CS02fSignature; CRIB §2.4 "signed-only command").
+    signature_authorised: frozenset[int] = frozenset({0x0008, 0x011B})
 
     def __init__(
         self,
@@ -230,9 +234,11 @@ class GbcsDevice:
             raise Rejected(f"originator {originator.hex().upper()} is not a trust anchor")
         if message.signature is None:
             raise Rejected("a pre-command (no signature field) cannot be executed")
-        mac = self.security.check_mac(message, parts)
-        if mac is not CheckResult.VALID:
-            raise Rejected(f"MAC {mac.value}")
+        # A signed-only command is authenticated by its signature, checked below.
+        if message.mac is not None or not self._signed_only(message):
+            mac = self.security.check_mac(message, parts)
+            if mac is not CheckResult.VALID:
+                raise Rejected(f"MAC {mac.value}")
         use_case = self.catalogue.get(code)
         if (
             use_case is not None
@@ -262,6 +268,14 @@ class GbcsDevice:
                 f"replayed originator counter {header.originator_counter:#x} "
                 f"(last accepted {last:#x})"
             )
+
+    def _signed_only(self, message: GbcsMessage) -> bool:
+        """A signed, un-MAC'd command of a use case that may come so (``signature_authorised``)."""
+        return (
+            message.mac is None
+            and bool(message.signature)
+            and message.header.other_information.message_code in self.signature_authorised
+        )
 
     def receive(
         self, data: bytes, decoded: tuple[GbcsMessage, FrameParts] | None = None
@@ -301,10 +315,11 @@ class GbcsDevice:
         use_case = catalogue.get(code)
         stamp = self.now_cosem() if code in self.dated_responses else None
         response = response_to(header, reply.payload, date_time=stamp)
-        # A response to a critical command is signed by the device and not MAC'd: General
-        # Signing (0xDF) alone, as in every RTDS vector of the kind (CRIB §2.4).
-        critical = bool(use_case is not None and use_case.critical)
-        out = self.security.protect(response, sign=critical, mac=not critical).encode()
+        # A response to a critical command, or to a signed-only one, is signed by the device
+        # and not MAC'd: General Signing (0xDF) alone, as in every RTDS vector of the kind
+        # (CRIB §2.4; RTDS CS02aSignature, CS02fSignature).
+        signed = bool(use_case is not None and use_case.critical) or message.mac is None
+        out = self.security.protect(response, sign=signed, mac=not signed).encode()
         self.log_event(
             "command executed",
             use_case.use_case if use_case is not None else catalogue.use_case_name(code),

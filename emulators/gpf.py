@@ -28,7 +28,9 @@ __all__ = ["Gpf"]
 GCS59 = 0x008C
 GCS62 = 0x00B2
 READ_JOIN_DETAILS = 0x0013
-GPF_LOG_CAPACITY = 5
+# The RTDS GCS62 alert backs up a GPF device log of six entries (CRIB §6.9): a GCS59
+# restore of that backup must fit.
+GPF_LOG_CAPACITY = 6
 
 
 class Gpf(GbcsDevice):

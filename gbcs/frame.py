@@ -684,14 +684,21 @@ def new_command(
 def response_to(
     command: GbcsMessage | GroupingHeader, payload: bytes, *, date_time: CosemDateTime | None = None
 ) -> GbcsMessage:
-    """A response echoing the command's counter and other-information (CRIB §9.6)."""
+    """A response echoing the command's counter and other-information (CRIB §9.6).
+
+    A certificate in the command's other-information is not echoed: the RTDS GCS61
+    response answers a 424-byte form with the 18-byte one (CRIB §2.3).
+    """
     h = command.header if isinstance(command, GbcsMessage) else command
+    other = h.other_information
+    if other.certificate is not None:
+        other = replace(other, certificate=None)
     header = build_header(
         CraFlag.RESPONSE,
         h.originator_counter,
         h.business_target,
         h.business_originator,
-        h.other_information,
+        other,
         date_time,
     )
     return build_message(header, payload)
