@@ -52,13 +52,18 @@ Choices where the available material leaves room (CRIB §5.2 and the RTDS):
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from emulators.credentials import TrustAnchor, TrustAnchors, public_point
+from emulators.credentials import (
+    TrustAnchor,
+    TrustAnchors,
+    certificate_key_identifier,
+    point_key_identifier,
+    public_point,
+)
 from emulators.device import Rejected
 from gbcs.credentials_uc import (
     CredentialDetails,
@@ -103,11 +108,7 @@ _DISAPPLY = 1  # applyTimeBasedCPVChecks
 
 def subject_key_identifier(point: bytes) -> bytes:
     """The test PKI's SKI: leftmost 64 bits of SHA-256 of the uncompressed point."""
-    return hashlib.sha256(point).digest()[:8]
-
-
-def _point(anchor: TrustAnchor, usage: KeyUsage) -> bytes:
-    return anchor.ds_public if usage is KeyUsage.DS else anchor.ka_public
+    return point_key_identifier(point)
 
 
 # --- CS02a ------------------------------------------------------------------------------
@@ -119,7 +120,7 @@ def anchor_cells(anchor: TrustAnchor) -> tuple[TrustAnchorCellContents, ...]:
         TrustAnchorCellContents(
             KeyUsageBits.of(usage),
             anchor.party_id,
-            subject_key_identifier(_point(anchor, usage)),
+            anchor.ski(usage),
         )
         for usage in (KeyUsage.DS, KeyUsage.KA)
     )
@@ -202,6 +203,7 @@ class _NewKey:
     usage: KeyUsage
     party: bytes
     point: bytes
+    ski: bytes  # the replacing certificate's SubjectKeyIdentifier (or the test PKI's rule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,22 +212,17 @@ class _Checked:
 
     status: CredentialStatus
     existing_id: bytes
-    existing_point: bytes | None
+    existing_ski: bytes  # zero when the meter holds no such cell
     new: _NewKey | None = None
 
-    @property
-    def existing_ski(self) -> bytes:
-        point = self.existing_point
-        return subject_key_identifier(point) if point is not None else bytes(8)
-
     def failed(self, status: CredentialStatus) -> _Checked:
-        return _Checked(status, self.existing_id, self.existing_point)
+        return _Checked(status, self.existing_id, self.existing_ski)
 
 
 def _certificate_key(
     der: bytes, role: RemotePartyRole, usage: KeyUsage, now: dt.datetime, time_checks: bool
-) -> tuple[bytes, bytes] | None:
-    """(party id, public point) when the certificate may fill the cell, else None."""
+) -> tuple[bytes, bytes, bytes] | None:
+    """(party id, public point, key identifier) when the certificate may fill the cell."""
     try:
         cert = x509.load_der_x509_certificate(der)
         party, cert_role = certificate_party(cert)
@@ -242,7 +239,8 @@ def _certificate_key(
         return None
     if time_checks and not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         return None
-    return party, public_point(key)
+    point = public_point(key)
+    return party, point, certificate_key_identifier(cert) or point_key_identifier(point)
 
 
 def _check(
@@ -256,15 +254,15 @@ def _check(
     held = anchors.by_role(target.role)
     usage = target.key_usage.usage
     existing_id = held.party_id if held is not None else NO_PARTY
-    existing_point = _point(held, usage) if held is not None and usage is not None else None
+    existing_ski = held.ski(usage) if held is not None and usage is not None else bytes(8)
     if target.role != role:
-        return _Checked(CredentialStatus.BAD_CERTIFICATE, existing_id, existing_point)
+        return _Checked(CredentialStatus.BAD_CERTIFICATE, existing_id, existing_ski)
     if usage is None or target.cell_usage != 0:
-        return _Checked(CredentialStatus.TRUST_ANCHOR_NOT_FOUND, existing_id, existing_point)
+        return _Checked(CredentialStatus.TRUST_ANCHOR_NOT_FOUND, existing_id, existing_ski)
     key = _certificate_key(replacement.certificate, role, usage, now, time_checks)
     if key is None:
-        return _Checked(CredentialStatus.BAD_CERTIFICATE, existing_id, existing_point)
-    return _Checked(CredentialStatus.SUCCESS, existing_id, existing_point, _NewKey(usage, *key))
+        return _Checked(CredentialStatus.BAD_CERTIFICATE, existing_id, existing_ski)
+    return _Checked(CredentialStatus.SUCCESS, existing_id, existing_ski, _NewKey(usage, *key))
 
 
 def _new_anchor(
@@ -284,12 +282,15 @@ def _new_anchor(
         return None
     if party != current.party_id and len(usages) != 2:
         return None
-    points = {k.usage: k.point for k in keys}
+    new = {k.usage: k for k in keys}
+    ka, ds = new.get(KeyUsage.KA), new.get(KeyUsage.DS)
     return TrustAnchor(
         current.role,
         party,
-        points.get(KeyUsage.KA, current.ka_public),
-        points.get(KeyUsage.DS, current.ds_public),
+        current.ka_public if ka is None else ka.point,
+        current.ds_public if ds is None else ds.point,
+        current.ka_ski if ka is None else ka.ski,
+        current.ds_ski if ds is None else ds.ski,
     )
 
 
@@ -331,7 +332,7 @@ def plan_update(
             c.existing_id,
             c.existing_ski,
             k.party,
-            subject_key_identifier(k.point),
+            k.ski,
         )
         for r, c, k in zip(command.replacements, checked, keys, strict=True)
     )

@@ -58,14 +58,32 @@ def _private_key(scalar: int) -> ec.EllipticCurvePrivateKey:
     return ec.derive_private_key(scalar, _CURVE)
 
 
+def point_key_identifier(point: bytes) -> bytes:
+    """The test PKI's key identifier: leftmost 64 bits of SHA-256 of the point (RFC 7093)."""
+    return hashlib.sha256(point).digest()[:8]
+
+
+def certificate_key_identifier(cert: x509.Certificate) -> bytes | None:
+    """A certificate's 8-byte SubjectKeyIdentifier, which CS02a/CS02b report for its cell
+    (in the RTDS they are these extensions, whatever rule made them); None without one."""
+    try:
+        digest = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
+    return digest if len(digest) == 8 else None
+
+
 @dataclass(frozen=True, slots=True)
 class TrustAnchor:
-    """A remote party a device trusts: its entity id and KA/DS public points."""
+    """A remote party a device trusts: its entity id, KA/DS public points and, when its
+    certificates carried them, their subject key identifiers."""
 
     role: RemotePartyRole
     party_id: bytes
     ka_public: bytes
     ds_public: bytes
+    ka_ski: bytes | None = None
+    ds_ski: bytes | None = None
 
     @classmethod
     def from_party(cls, party: Party) -> TrustAnchor:
@@ -76,15 +94,52 @@ class TrustAnchor:
             party.eui64,
             public_point(party.ka_private.public_key()),
             public_point(party.ds_private.public_key()),
+            certificate_key_identifier(party.ka_cert),
+            certificate_key_identifier(party.ds_cert),
         )
 
+    @classmethod
+    def from_certificates(
+        cls, role: RemotePartyRole, ka_cert: x509.Certificate, ds_cert: x509.Certificate
+    ) -> TrustAnchor:
+        """An anchor from a party's two certificates (the RTDS key store's, say)."""
+        from gbcs.testpki import certificate_party
+
+        parties = {certificate_party(c)[0] for c in (ka_cert, ds_cert)}
+        if len(parties) != 1:
+            raise GbcsError("the KA and DS certificates name different parties")
+        points = []
+        for cert in (ka_cert, ds_cert):
+            key = cert.public_key()
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise GbcsError("a trust anchor certificate holds an elliptic-curve key")
+            points.append(public_point(key))
+        return cls(
+            role,
+            parties.pop(),
+            points[0],
+            points[1],
+            certificate_key_identifier(ka_cert),
+            certificate_key_identifier(ds_cert),
+        )
+
+    def ski(self, usage: KeyUsage) -> bytes:
+        """The cell's subject key identifier: the certificate's, else the test PKI's rule."""
+        if usage is KeyUsage.DS:
+            return self.ds_ski or point_key_identifier(self.ds_public)
+        return self.ka_ski or point_key_identifier(self.ka_public)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "role": self.role.name.lower(),
             "party_id": self.party_id.hex().upper(),
             "ka_public": self.ka_public.hex(),
             "ds_public": self.ds_public.hex(),
         }
+        for name in ("ka_ski", "ds_ski"):  # null: computed by the test PKI's rule
+            value = getattr(self, name)
+            out[name] = None if value is None else value.hex().upper()
+        return out
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> TrustAnchor:
@@ -101,6 +156,10 @@ class TrustAnchor:
                 saved_hex(obj["party_id"], "trust anchor party_id", 8),
                 saved_hex(obj["ka_public"], "trust anchor ka_public", 65),
                 saved_hex(obj["ds_public"], "trust anchor ds_public", 65),
+                *(
+                    None if obj[n] is None else saved_hex(obj[n], f"trust anchor {n}", 8)
+                    for n in ("ka_ski", "ds_ski")
+                ),
             )
         except KeyError as e:
             raise GbcsError(f"trust anchor is missing {e}") from None

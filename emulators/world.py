@@ -116,7 +116,8 @@ class MeterUnit:
         return self.device.device_type.name
 
 
-STATE_FORMAT = "gbcs-hil world 1"
+# 2: trust anchors carry their certificates' key identifiers (ka_ski, ds_ski).
+STATE_FORMAT = "gbcs-hil world 2"
 
 # Device keys hash the seed as 8 signed bytes, so a world's seed is a signed 64-bit integer.
 SEED_RANGE = range(-(2**63), 2**63)
@@ -534,7 +535,13 @@ class World:
         a :class:`GbcsError` saying where ("hub <EUI-64> chf: counters is missing"),
         never a default nor another exception, and no half-built world is returned.
         """
-        if not isinstance(obj, dict) or obj.get("format") != STATE_FORMAT:
+        found = obj.get("format") if isinstance(obj, dict) else None
+        if isinstance(found, str) and found.startswith("gbcs-hil world ") and found != STATE_FORMAT:
+            raise GbcsError(
+                f"a world state of format {found!r}, from another version of the kit; "
+                f"this one reads {STATE_FORMAT!r}"
+            )
+        if found != STATE_FORMAT:
             raise GbcsError(f"not a gbcs-hil world state (format {STATE_FORMAT} expected)")
         top = SavedState(obj)
         with _reading("world"):

@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import FrozenInstanceError
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from emulators.credential_uc import anchor_cells
 from emulators.credentials import (
     _ORDER,
     DeviceCredentials,
     DeviceKeyStore,
     TrustAnchor,
     TrustAnchors,
+    point_key_identifier,
     public_key,
     public_point,
 )
 from gbcs import crypto
 from gbcs.errors import GbcsError, KeyNotFoundError
 from gbcs.keys import KeyUsage
+from gbcs.rtds import RtdsVector
 from gbcs.testpki import RemotePartyRole, TestPki
 
 EUI = bytes.fromhex("00DB12345678B000")
@@ -326,3 +330,33 @@ def test_store_agrees_with_the_anchor_side_on_ecdh(
     )
     theirs = crypto.ecdh(acb.ka_private, store.public_key(EUI, KeyUsage.KA))
     assert mine == theirs
+
+
+def test_anchors_from_the_rtds_certificates_report_the_rtds_key_identifiers(
+    corpus: list[RtdsVector], rtds_root: Path
+) -> None:
+    """CS02a reports a cell's SubjectKeyIdentifier as its certificate carries it (RTDS
+    6.24.1), not a hash of the point: the RTDS ones follow no rule the kit could redo."""
+    from gbcs import asn1
+    from gbcs.credentials_uc import CredentialDetails
+    from gbcs.frame import decode
+    from gbcs.keys import FileKeyStore
+
+    store = FileKeyStore(rtds_root / "keystore")
+    (vector,) = [v for v in corpus if v.name == "CS02aMAC_6.24.1_SUCCESS_RESPONSE_GBCS.HEX"]
+    answer = CredentialDetails.from_payload(asn1.decode(0x0008, 2, decode(vector.data).payload))
+    for party in answer.parties:
+        role = RemotePartyRole(party.role)
+        cells = [c for c in party.cells or () if c.cell_usage == 0]
+        holder = cells[0].subject_unique_id
+        anchor = TrustAnchor.from_certificates(
+            role,
+            store.certificate(holder, KeyUsage.KA),
+            store.certificate(holder, KeyUsage.DS),
+        )
+        assert [c.subject_key_identifier for c in anchor_cells(anchor)] == [
+            c.subject_key_identifier for c in cells
+        ]
+        assert anchor.ds_ski != point_key_identifier(anchor.ds_public)  # not the kit's rule
+        # Saved and loaded, the identifiers stay.
+        assert TrustAnchor.from_json(anchor.to_json()) == anchor

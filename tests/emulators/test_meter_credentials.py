@@ -310,6 +310,33 @@ def test_cs02b_floor_becomes_the_new_partys_counter(
     )
 
 
+def test_cs02b_reports_and_keeps_the_replacing_certificates_key_identifiers(
+    bench: Bench, clock: VirtualClock, rtds_root: Path
+) -> None:
+    """The replacing SKI is the certificate's SubjectKeyIdentifier (RTDS CS02b), which for
+    the RTDS certificates is not the kit's hash of the point; CS02a then reports it too."""
+    from gbcs.keys import FileKeyStore
+
+    store = FileKeyStore(rtds_root / "keystore")
+    new_id = bytes.fromhex("90B3D51F30030000")  # the RTDS second supplier
+    certs = {u: store.certificate(new_id, u) for u in (KeyUsage.DS, KeyUsage.KA)}
+    assert all(c is not None for c in certs.values())
+    replacements = tuple(
+        TrustAnchorReplacement(_der(certs[u]), TrustAnchorCell(SUPPLIER, bits))  # type: ignore[arg-type]
+        for u, bits in ((KeyUsage.DS, DS_KEY_USAGE), (KeyUsage.KA, KA_KEY_USAGE))
+    )
+    response = bench.update(
+        SUPPLIER_BY_SUPPLIER, "supplier", replacements, apply_time_based_cpv_checks=1
+    )
+    assert response is not None and response.outcome is not None and response.outcome.succeeded
+    expected = [_cert_ski(certs[u]) for u in (KeyUsage.DS, KeyUsage.KA)]  # type: ignore[arg-type]
+    assert [o.replacing_ski for o in response.outcome.outcomes] == expected
+    clock.run()
+    anchor = bench.meter.anchors.supplier
+    assert anchor.party_id == new_id
+    assert [anchor.ds_ski, anchor.ka_ski] == expected
+
+
 def test_cs02b_supplier_by_supplier(bench: Bench, pki: TestPki, clock: VirtualClock) -> None:
     new = pki.party("supplier2")
     response = bench.update(SUPPLIER_BY_SUPPLIER, "supplier", _replacements(new))
