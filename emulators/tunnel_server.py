@@ -94,11 +94,16 @@ def serve(
         hub.from_han(device, gbcs.message)
     elif isinstance(gbcs, GbcsGet):
         message = hub.take_held(device)
-        if message is not None:
-            remaining = min(hub.held_count(device), 0xFF)
-            response = put(tunnel_id, GbcsGetResponse(remaining, message))
-            return _reply(tunnel_id, response, None, message)
+        if message is None:
+            # GBCS: with no message for the GSME the CHF still answers, 0x02 || 0x00.
+            return _reply(tunnel_id, put(tunnel_id, _NOTHING_HELD), None, None)
+        remaining = min(hub.held_count(device), 0xFF)
+        response = put(tunnel_id, GbcsGetResponse(remaining, message))
+        return _reply(tunnel_id, response, None, message)
     return _reply(tunnel_id, None, None, None)
+
+
+_NOTHING_HELD = GbcsGetResponse(0, b"")
 
 
 def put(tunnel_id: int, command: GbcsTunnelCommand) -> TransferData:

@@ -54,7 +54,10 @@ def test_put_reaches_the_hub_and_get_returns_held_messages() -> None:
     assert decode_gbcs_tunnel(reply.command.data) == GbcsGetResponse(1, b"\xdd\x01")
     reply = serve(METER, 7, get, GbcsGet(), hub, TunnelIds())
     assert decode_gbcs_tunnel(reply.command.data) == GbcsGetResponse(0, b"\xdd\x02")
-    assert serve(METER, 7, get, GbcsGet(), hub, TunnelIds()).command is None  # nothing held
+    # Nothing held: the CHF still answers, 0x02 || 0x00 (GBCS: the GSME learns it may sleep).
+    empty = serve(METER, 7, get, GbcsGet(), hub, TunnelIds())
+    assert isinstance(empty.command, TransferData) and empty.command.data == b"\x02\x00"
+    assert empty.held is None
 
 
 def test_wrong_tunnel_id_is_ignored() -> None:
