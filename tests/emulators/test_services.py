@@ -800,3 +800,16 @@ def test_a_response_that_cannot_be_read_fails_the_request_and_is_audited(
     assert "response not understood" in response.text and "not a device log" in response.text
     kinds = [e.kind for e in bed.inventory.audit_log()[seen:]]
     assert kinds[0] == "request" and kinds[-1] == "response"
+
+
+@pytest.mark.parametrize(("srv", "reader"), [("6.24.1", "anchor_holders"), ("CS07", "parse")])
+def test_a_meter_answer_that_cannot_be_read_fails_the_request(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch, srv: str, reader: str
+) -> None:
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        raise DecodeError("asn1", "payload", 3, "garbled")
+
+    monkeypatch.setattr(f"emulators.services.qa.{reader}", unreadable)
+    response = bed.submit(bed.supplier, srv, device=h(ESME))
+    assert (response.status, response.reason) == ("failed", Reason.DEVICE_FAILURE)
+    assert response.text.startswith("response not understood") and "garbled" in response.text
