@@ -36,7 +36,10 @@ The application must run on the loop of the medium's clock
 radio then shows the real-time path in CI). Places are found by name:
 :func:`register_place` (which :func:`sim_hub_radio` calls) makes
 ``sim://<name>`` point at a medium.
-``send_packet`` returns once the frames are queued (no delivery confirmation).
+``send_packet`` returns when the MAC has had every block of a unicast
+acknowledged, and raises ``DeliveryError`` when it gave up on one after its
+retries, as bellows does on EZSP's messageSentHandler; a broadcast returns once
+queued (nothing acknowledges it).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ import zigpy.zdo.types as zdo_t
 
 from emulators.clock import VirtualClock
 from emulators.medium import HanMedium
-from emulators.node import COORDINATOR, MAX_BLOCK, CoordinatorNode
+from emulators.node import COORDINATOR, MAX_BLOCK, MAX_FRAME_RETRIES, CoordinatorNode
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsData, DeliveryMode
 from emulators.zigbee.nwk import Leave, NwkFrame, RejoinRequest
@@ -191,6 +194,8 @@ class SimNcp(CoordinatorNode):
         self.on_join: Callable[[bytes, int], None] | None = None
         self.on_leave: Callable[[bytes, int], None] | None = None
         self.on_packet: Callable[[bytes | None, NwkFrame, ApsData, bytes], None] | None = None
+        # Unicast PSDUs the host waits on -> told None when acknowledged, else why not.
+        self._awaiting: dict[bytes, Callable[[str | None], None]] = {}
 
     # Joins ------------------------------------------------------------------------------
     def _send_network_key(self, device: bytes, link_key: bytes) -> None:
@@ -237,8 +242,11 @@ class SimNcp(CoordinatorNode):
         dst_ep: int,
         data: bytes,
         radius: int = 0,
-    ) -> None:
-        """One APS payload, NWK-secured, in blocks of MAX_BLOCK when it is longer."""
+    ) -> list[bytes]:
+        """One APS payload, NWK-secured, in blocks of MAX_BLOCK when it is longer.
+
+        Returns the PSDUs the MAC will want acknowledged (none for a broadcast).
+        """
         settings = self.settings
         if settings is None:
             raise zigpy.exceptions.DeliveryError("the network is not formed")
@@ -255,6 +263,7 @@ class SimNcp(CoordinatorNode):
             max_block=MAX_BLOCK,
             ack_request=False,
         )
+        acked = []
         for aps in frames:
             if broadcast:
                 aps = dataclasses.replace(aps, delivery_mode=DeliveryMode.BROADCAST)
@@ -272,6 +281,43 @@ class SimNcp(CoordinatorNode):
                 self._transmit(psdu, settings.pan_id, 0xFFFF)
             else:
                 self._send_acked(psdu, settings.pan_id, dst)
+                acked.append(psdu)
+        return acked
+
+    def await_delivery(self, psdu: bytes, outcome: Callable[[str | None], None]) -> None:
+        """Call ``outcome(None)`` once ``psdu`` is acknowledged, else with the reason."""
+        self._awaiting[psdu] = outcome
+
+    def abandon(self, psdus: list[bytes]) -> None:
+        """A block failed: the rest of its message is useless to the receiver (APS
+        reassembly needs every block), so it is neither sent nor retried."""
+        gone = set(psdus)
+        for psdu in psdus:
+            self._awaiting.pop(psdu, None)
+        queue = self._tx_queue
+        keep = [entry for entry in queue if entry[0] not in gone]
+        queue.clear()
+        queue.extend(keep)
+        current = self._tx_current
+        if current is not None and current[0] in gone:
+            if self._tx_timer is not None:
+                self._tx_timer.cancel()
+            self._tx_next()
+
+    def _acknowledged(self, seq: int) -> None:
+        current = self._tx_current
+        super()._acknowledged(seq)
+        if current is not None and self._awaiting and self._tx_current is not current:
+            outcome = self._awaiting.pop(current[0], None)
+            if outcome is not None:
+                outcome(None)
+
+    def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
+        super().delivery_failed(dst, psdu)
+        outcome = self._awaiting.pop(psdu, None)
+        if outcome is not None:
+            to = dst.hex().upper() if isinstance(dst, bytes) else f"{dst:#06x}"
+            outcome(f"no MAC acknowledgement from {to} after {MAX_FRAME_RETRIES} retries")
 
     def ask_to_leave(self, device: bytes) -> None:
         """NWK leave request to a child (what ``force_remove`` does on an NCP)."""
@@ -291,6 +337,12 @@ class SimNcp(CoordinatorNode):
             src_ieee=self.ieee,
         )
         self._send_acked(psdu, settings.pan_id, child.short_address)
+
+
+def _settle(future: asyncio.Future[str | None], reason: str | None) -> None:
+    """The first outcome of a packet's blocks decides it (a failure, or the last ack)."""
+    if not future.done():
+        future.set_result(reason)
 
 
 def _parse_path(path: str) -> str:
@@ -535,7 +587,7 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
             raise zigpy.exceptions.DeliveryError("group addressing is not supported")
         if address == COORDINATOR:
             return  # to ourselves: the NCP's own ZDO is not emulated
-        ncp.send_aps(
+        psdus = ncp.send_aps(
             dst=address,
             profile=int(packet.profile_id),
             cluster=int(packet.cluster_id),
@@ -544,6 +596,24 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
             data=packet.data.serialize(),
             radius=int(packet.radius),
         )
+        if not psdus:
+            return
+        sent = asyncio.get_running_loop().create_future()
+        left = len(psdus)
+
+        def outcome(reason: str | None) -> None:
+            nonlocal left
+            left -= 1
+            if reason is not None:
+                ncp.abandon(psdus)
+            if reason is not None or left == 0:
+                self._in_loop(_settle, sent, reason)
+
+        for psdu in psdus:
+            ncp.await_delivery(psdu, outcome)
+        reason = await sent
+        if reason is not None:
+            raise zigpy.exceptions.DeliveryError(f"{dst.address}: {reason}")
 
     # NCP callbacks (on the virtual clock): into zigpy, inside the loop ----------------------
     def _in_loop(self, callback: Callable[..., Any], *args: Any) -> None:

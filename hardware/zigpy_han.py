@@ -676,7 +676,11 @@ class ZigpyHubRadio:
             tx_options=t.TransmitOptions.NONE,
             radius=0,
         )
-        self._spawn(self._send(child, packet, held))
+        task = self._spawn(self._send(child, packet, held))
+        if task is not None:
+            # It waits for the MAC's acknowledgements; a world dropped while a frame is in
+            # the air never resumes it, as the clock's own pending events never run.
+            task._log_destroy_pending = False  # type: ignore[attr-defined]
 
     async def _send(self, child: _Child, packet: t.ZigbeePacket, held: bytes | None) -> None:
         try:
@@ -827,20 +831,20 @@ class ZigpyHubRadio:
         # A loop no clock turns: nothing on the clock can happen meanwhile.
         return loop.run_until_complete(asyncio.wait_for(coro, self.sync_timeout))
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[None] | None:
         """Start a zigpy call from the world's event handlers without waiting for it.
 
         On an ordinary loop it is a task: it starts in the wall clock's next slice
-        (at once when the loop is running).
+        (at once when the loop is running). None when the loop is closed.
         """
         spawn = getattr(self.loop, "spawn", None)
         if spawn is not None:
-            spawn(self._logged(coro))
-        elif self.loop.is_closed():
+            return spawn(self._logged(coro))  # type: ignore[no-any-return]
+        if self.loop.is_closed():
             coro.close()
             self._log("zigpy call dropped: the event loop is closed")
-        else:
-            self.loop.create_task(self._logged(coro))
+            return None
+        return self.loop.create_task(self._logged(coro))
 
     async def _logged(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:

@@ -20,8 +20,11 @@ from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsCommand, TransportKey
 from emulators.zigbee.install_code import link_key_from_install_code
+from gbcs import asn1
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
+from gbcs.frame import decode_message
+from gbcs.joins import JoinDetails
 from hardware.sim_radio import SimControllerApplication, WellKnownKeyRefused, sim_hub_radio
 from hardware.zigpy_han import WELL_KNOWN_KEY, ZigpyHubRadio, from_eui64, to_eui64
 
@@ -243,29 +246,99 @@ def test_a_damaged_zigpy_hub_state_is_refused_and_changes_nothing(
         ZigpyWorld.from_json(saved)
 
 
+def _tunnel_packet(hub: Hub, meter: MeterUnit, data: bytes) -> t.ZigbeePacket:
+    device = _app(hub).get_device(ieee=to_eui64(meter.eui64))
+    return t.ZigbeePacket(
+        src=t.AddrModeAddress(addr_mode=t.AddrMode.NWK, address=t.NWK(0)),
+        src_ep=1,
+        dst=t.AddrModeAddress(addr_mode=t.AddrMode.NWK, address=device.nwk),
+        dst_ep=1,
+        tsn=1,
+        profile_id=0x0109,
+        cluster_id=0x0704,
+        data=t.SerializableBytes(data),
+        tx_options=t.TransmitOptions.NONE,
+        radius=0,
+    )
+
+
+def test_send_packet_returns_once_every_block_is_acknowledged() -> None:
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    app, loop = _app(hub), _radio(hub).loop
+    acked_before = meter.node.counters.mac
+    started = world.clock.now
+    # 200 bytes: three APS blocks, each acknowledged at the MAC before the next goes.
+    loop.run_until_complete(app.send_packet(_tunnel_packet(hub, meter, bytes(200))))
+    assert world.clock.now > started  # it waited for the air, not just the queue
+    assert meter.node.counters.mac == acked_before  # MAC acks take no sequence number
+    assert not app.ncp._awaiting
+
+
+def test_send_packet_to_a_meter_that_lost_power_raises_delivery_error() -> None:
+    """As bellows does when EZSP's messageSentHandler reports a failed delivery."""
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    app, loop = _app(hub), _radio(hub).loop
+    packet = _tunnel_packet(hub, meter, bytes(200))
+    meter.node.power_off()
+    assert world.capture is not None
+    mark = len(world.capture.frames)
+    with pytest.raises(zigpy.exceptions.DeliveryError, match="no MAC acknowledgement"):
+        loop.run_until_complete(app.send_packet(packet))
+    world.run(1)
+    # Block 1 sent and retried 3 times; block 2 left once as it failed; block 3 never.
+    sent = [psdu for _, _, psdu in world.capture.frames[mark:]]
+    assert len(sent) == 5
+    assert len({psdu for psdu in sent}) == 2
+    assert not app.ncp._awaiting and app.ncp._tx_current is None
+    meter.node.power_on()
+    assert world.run_until(lambda: meter.node.joined and hub.node.reachable(meter.eui64), 120)
+    loop.run_until_complete(app.send_packet(_tunnel_packet(hub, meter, b"\x01")))
+
+
 def test_a_get_response_zigpy_could_not_deliver_is_held_again() -> None:
-    """On a real dongle send_packet raises DeliveryError when the GSME never acknowledged:
-    the held message goes back to the CHF, first in line, and arrives at the next poll."""
+    """The GSME loses power as the hub hands it a held message: the sim NCP's MAC gets no
+    acknowledgement, send_packet raises DeliveryError, and the message goes back to the
+    CHF, first in line, reaching the GSME (once, in order) at a later poll."""
     world = ZigpyWorld(SEED)
     run, hub, _ = _premises(world)
     gsme = world.add_meter("premises", "gsme", name="GSME")
     assert run.add_device(hub, gsme).ok and run.wait_joined(gsme, hub, "join").ok
-    app = _app(hub)
-    send = app.send_packet
-    failed: list[bytes] = []
+    headend = world.headend
+    commands = [
+        headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64) for _ in range(2)
+    ]
+    take = hub.chf.take_held
+    cut: list[bytes] = []
 
-    async def first_get_response_lost(packet: t.ZigbeePacket) -> None:
-        if not failed and len(packet.data.value) > 40:  # the GET-RESPONSE with the message
-            failed.append(packet.data.value)
-            raise zigpy.exceptions.DeliveryError("no acknowledgement")
-        await send(packet)
+    def take_and_lose_power(device: bytes) -> bytes | None:
+        data = take(device)
+        if data is not None and not cut:
+            cut.append(data)
+            gsme.node.power_cycle(2.0)  # before the GET-RESPONSE is on the air
+        return data
 
-    app.send_packet = first_get_response_lost  # type: ignore[method-assign]
-    step = run.join_details(hub, gsme)
-    assert step.ok, step.result
-    assert failed  # the first hand-over was lost, the message was not
-    assert any(e.event == "held message not delivered" for e in hub.chf.event_log)
+    hub.chf.take_held = take_and_lose_power  # type: ignore[method-assign]
+    received: list[int] = []
+    on_gbcs = gsme.node.on_gbcs
+    assert on_gbcs is not None
+
+    def note(peer: bytes, data: bytes) -> None:
+        received.append(decode_message(data)[0].header.originator_counter)
+        on_gbcs(peer, data)
+
+    gsme.node.on_gbcs = note
+    for command in commands:
+        hub.chf.from_wan(command.encode())
+    assert world.run_until(lambda: len(received) == 2, 120)
+    assert cut == [commands[0].encode()]
+    assert received == [c.header.originator_counter for c in commands]
     assert hub.chf.held_count(gsme.eui64) == 0
+    assert any(e.event == "held message not delivered" for e in hub.chf.event_log)
+    assert not [e for e in gsme.device.security_log if "replayed" in e.detail]
 
 
 def test_a_long_join_window_is_renewed_but_never_outlasts_the_chf() -> None:
