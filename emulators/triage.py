@@ -425,13 +425,14 @@ class Bench:
             old = row.old_chf.hex().upper()
             result, detail = request("8.9", "8.9", chf=old)
             log_text = None
+            in_current = False
             if result != "ok":
                 needed.add("trust-centre rejoin")  # it may be in that log: not tried
             if result == "ok":
                 for which in ("current", "historic"):
                     text = detail.get("data", {}).get(which)
                     if text and DeviceLog.from_base64(text).entry_for(row.eui64) is not None:
-                        log_text = text
+                        log_text, in_current = text, which == "current"
                         break
             if log_text is not None:
                 needed.add("trust-centre rejoin")
@@ -440,7 +441,10 @@ class Bench:
                 )
                 if result == "ok" and joined("trust-centre rejoin"):
                     reached = "still-joined"
-                    old_removed = remove("8.11 remove (old CHF)", old) == "ok"
+                    # Found only in the historic log (DESIGN §2: taken off the whitelist
+                    # before its divorce), it is off the old CHF's whitelist already.
+                    if in_current:
+                        old_removed = remove("8.11 remove (old CHF)", old) == "ok"
                 elif result == "ok":
                     remove("8.11 remove (bench CHF)", bench_chf)
         # (1) fresh or divorced: install-code join to the bench CHF.

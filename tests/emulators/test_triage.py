@@ -31,6 +31,7 @@ from emulators.triage import (
     parse_manifest_eui,
     read_manifest,
 )
+from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
 
 STILL_JOINED_ESME = [
@@ -781,6 +782,32 @@ def test_a_meter_is_dead_only_when_both_attempts_were_made(tmp_path: Path) -> No
     assert (report.state_found, report.outcome) == ("unknown", "FAIL")
     assert "decommission" not in [u for u, _ in steps]
     assert inventory.require(row.hex).smi_status.value != "decommissioned"
+    inventory.close()
+
+
+def test_a_meter_only_in_its_old_chfs_historic_log_is_restored_from_it_and_passes(
+    tmp_path: Path,
+) -> None:
+    """DESIGN §2: taken off its CHF's whitelist before its divorce, the meter is in the
+    old CHF's historic log only. The bench restores that entry, and since the 8.9 read
+    showed it off the whitelist it does not ask the old CHF to remove it again (which
+    the CHF would refuse, failing a good meter)."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    removed = bench.services.submit(
+        bench.user, "8.11", chf=OLD_CHF, device=row.hex, action="remove"
+    )
+    assert removed.result == "ok"
+    report = bench.triage(row)
+    steps = [(s["use_case"], s["result"]) for s in report.steps]
+    expected = [u for u in STILL_JOINED_ESME if u != "8.11 remove (old CHF)"]
+    assert steps == [(u, ALL_OK) for u in expected]
+    read = next(s for s in report.steps if s["use_case"] == "8.9")
+    logs = {k: DeviceLog.from_base64(v) for k, v in read["data"].items()}
+    assert logs["current"].entry_for(row.eui64) is None
+    assert logs["historic"].entry_for(row.eui64) is not None
+    assert (report.state_found, report.outcome) == ("still-joined", "PASS")
+    world = bench.world
+    assert world.logs_holding(world.meters[row.eui64]) == []
     inventory.close()
 
 
