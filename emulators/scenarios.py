@@ -223,8 +223,11 @@ class Run:
         use_cases = qa.QA_USE_CASES if isinstance(meter.device, Esme) else ("CS07",)
         return [self.read(hub, meter, u) for u in use_cases]
 
-    def disconnect(self, hub: Hub, meter: MeterUnit, **kwargs: Any) -> Step:
-        """SECMP0013 CS02f: supplier-signed, ACB-MAC'd; the meter answers signed."""
+    def disconnect(self, hub: Hub, meter: MeterUnit, *, probe: bool = False, **kwargs: Any) -> Step:
+        """SECMP0013 CS02f: supplier-signed, ACB-MAC'd; the meter answers signed.
+
+        With ``probe`` a failure is the finding the scenario is after, not an error.
+        """
         payload = asn1.encode(DisconnectFromHan(meter.eui64).to_payload())
         outcome = self.meter_command(hub, meter, CATALOGUE.disconnect_code, payload, **kwargs)
 
@@ -238,7 +241,7 @@ class Run:
             code = parse_int_response(value, "DisconnectFromHanResponse")
             return "ok" if code == 0 else f"meter refused: {DisconnectResult(code).name}"
 
-        return self._gbcs(outcome, check)
+        return self._gbcs(outcome, check, **({"probe": True} if probe else {}))
 
     # HAN events ---------------------------------------------------------------------------
     def wait_joined(
@@ -341,8 +344,9 @@ def single_entry_log(logs: DeviceLogs | None, eui: bytes) -> DeviceLog | None:
 
 
 def _onto_bench(run: Run, old: Hub, meter: MeterUnit) -> Hub | None:
-    """State 2 up to the reads: CCS07 on the old CHF, its single entry restored onto a
-    bench CHF with CCS03, the trust-centre rejoin, the old hub's entry removed. The
+    """State 2 up to the reads: CCS07 on the old CHF, its single entry (current log, else
+    historic) restored onto a bench CHF with CCS03, the trust-centre rejoin, the old
+    hub's current entry removed. The
     bench hub, or None when the meter could not be reached (the steps say why)."""
     world = run.world
     world.move(meter, None)  # taken off the wall without being divorced
@@ -354,11 +358,17 @@ def _onto_bench(run: Run, old: Hub, meter: MeterUnit) -> Hub | None:
     if entry_log is None:
         run.record("SR 8.16", HAN_EVENT, bench.eui64, meter.eui64, "meter is in no log of its CHF")
         return None
+    assert logs is not None
+    in_current = logs.current is not None and logs.current.entry_for(meter.eui64) is not None
     run.restore(bench, entry_log)  # CCS03 with that single entry
     if not run.wait_joined(meter, bench, "trust-centre rejoin").ok:
-        run.remove_device(bench, meter)  # back to one log: the old hub's
+        if in_current:
+            run.remove_device(bench, meter)  # back to one log: the old hub's
+        # else the bench's entry is the only one that can reach the meter: it stays, for
+        # the meter's next rejoin attempt.
         return None
-    run.remove_device(old, meter)  # the old hub forgets it: one log only
+    if in_current:
+        run.remove_device(old, meter)  # the old hub forgets it: one log only
     return bench
 
 
@@ -429,6 +439,42 @@ def other_region_meter(run: Run) -> None:
         _to_third_han(run, meter)
 
 
+def removed_before_disconnect(run: Run) -> None:
+    """DESIGN §2's first two known failure modes, reproduced, and the way back.
+
+    The meter is taken off its CHF's whitelist (CCS02) while it still holds the
+    network: the CS02f cannot be routed and fails, and the meter is stranded (it
+    keeps the network and no hub will have it). On the bench the old CHF's current
+    log no longer holds it, its historic log does: that single entry, restored
+    onto the bench CHF, brings it back for the reads and the divorce.
+    """
+    old, meter = _premises(run)
+    run.remove_device(old, meter)  # before any CS02f
+    run.disconnect(old, meter, probe=True)  # the known failure: cannot be routed
+    if meter.node.settings is not None and not run.world.joinable(meter):
+        verdict = (
+            "STRANDED: the meter keeps the premises network and is in no CHF's current "
+            "log; only a restore of its entry reaches it"
+        )
+        run.record(
+            "stranded check",
+            HAN_EVENT,
+            old.eui64,
+            meter.eui64,
+            verdict,
+            probe=True,
+            verdict=verdict,
+        )
+    else:  # the failure was not reproduced: the emulation hid it
+        run.record("stranded check", HAN_EVENT, old.eui64, meter.eui64, "meter not stranded")
+    bench = _onto_bench(run, old, meter)
+    if bench is None:
+        return
+    run.qa_reads(bench, meter)
+    if _release(run, bench, meter):
+        _to_third_han(run, meter)
+
+
 def fresh_meter(run: Run) -> None:
     world = run.world
     bench = world.add_hub("bench", name="bench CHF")
@@ -477,6 +523,12 @@ SCENARIOS: dict[str, tuple[str, Callable[[Run], None]]] = {
         "state 2 for a meter holding another region's network operator anchors: restored, "
         "read and divorced, and found fit only for its own operator's region (CS02a)",
         other_region_meter,
+    ),
+    "removed-before-disconnect": (
+        "state 2 after the known failure: CCS02 before CS02f strands the meter and the "
+        "disconnect cannot be routed; restored from the old CHF's historic log, read, "
+        "divorced, joined to a third HAN",
+        removed_before_disconnect,
     ),
     "fresh-meter": ("state 1: install-code join to the bench CHF, reads, CS02f", fresh_meter),
     "dead-meter": ("state 3: neither a join nor a rejoin happens; reported faulty", dead_meter),

@@ -16,7 +16,7 @@ PLAN = FaultPlan(loss=0.1, duplication=0.05, reordering=0.05, delay=0.05, power_
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(min_value=0, max_value=2**32 - 1),
-    name=st.sampled_from(["returned-meter", "other-region-meter"]),
+    name=st.sampled_from(["returned-meter", "other-region-meter", "removed-before-disconnect"]),
 )
 def test_invariants_hold_under_faults(seed: int, name: str) -> None:
     run = run_scenario(name, seed, faults=PLAN)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from emulators.faults import FaultPlan
 from emulators.node import NodeState
 from emulators.scenarios import FAULTY, SCENARIOS, Run, run_scenario, single_entry_log
 from emulators.world import World
@@ -110,6 +111,55 @@ def test_meter_of_another_region_is_restored_but_fit_only_for_its_region() -> No
     # A saved world keeps the meter's region.
     loaded = World.from_json(world.to_json())
     assert loaded.meters[meter.eui64].device.anchors == meter.device.anchors
+
+
+def test_removed_before_disconnect_fails_then_recovers_from_the_historic_log() -> None:
+    """DESIGN §2's first two failure modes in one run: CCS02 before CS02f strands the
+    meter; the old CHF's historic log is what brings it back."""
+    run = run_scenario("removed-before-disconnect", seed=6)
+    report = run.report(6)
+    assert report["ok"], _codes(run)  # the failure is the finding (probes), not a failed run
+    world = run.world
+    (meter,) = world.meters.values()
+    eui = meter.eui64.hex().upper()
+    old, bench, third = world.hubs.values()
+    first_cs02f = next(s for s in run.steps if s.use_case == "CS02f-SECMP0013")
+    assert first_cs02f.detail == {"probe": True}
+    assert first_cs02f.result == f"device {eui} is not in the CHF device log (whitelist)"
+    stranded = next(s for s in run.steps if s.use_case == "stranded check")
+    assert stranded.result.startswith("STRANDED") and stranded.detail["probe"]
+    # The old hub was asked to remove it once (before the CS02f), never again: the bench
+    # restored the historic entry, and the current log has nothing to remove.
+    ccs02 = [s for s in run.steps if s.use_case == "CCS02"]
+    assert [s.target for s in ccs02] == [old.eui64.hex().upper(), bench.eui64.hex().upper()]
+    assert all(s.ok for s in ccs02)
+    rejoin = next(s for s in run.steps if s.use_case == "trust-centre rejoin")
+    assert rejoin.ok and rejoin.target == bench.eui64.hex().upper()
+    divorced = [s for s in run.steps if s.use_case == "CS02f-SECMP0013"][1]
+    assert divorced.ok and divorced.target == eui
+    assert world.joined_to(meter) == third.eui64
+    assert world.logs_holding(meter) == [third.eui64]
+    assert meter.node.joins == 2 and meter.node.rejoins == 1
+
+
+def test_a_stranded_meter_whose_rescue_fails_keeps_the_bench_entry() -> None:
+    """When the trust-centre rejoin after a historic-log restore does not come in time,
+    the bench's entry is the only one that can reach the meter: it is kept (not removed
+    as when the old CHF still holds the meter), and the meter rejoins on a later try."""
+    plan = FaultPlan(loss=0.1, duplication=0.05, reordering=0.05, delay=0.05, power_cycle=0.01)
+    for seed in range(1000):  # the first seed whose faults defeat every rejoin in 300 s
+        run = run_scenario("removed-before-disconnect", seed, faults=plan)
+        rejoin = next((s for s in run.steps if s.use_case == "trust-centre rejoin"), None)
+        if rejoin is not None and not rejoin.ok:
+            break
+    else:
+        pytest.fail("no seed in 1000 made the rescue rejoin fail")
+    world = run.world
+    (meter,) = world.meters.values()
+    _, bench = world.hubs.values()
+    assert run.steps[-1] is rejoin  # nothing after it: no CCS02 of the bench entry
+    assert world.logs_holding(meter) == [bench.eui64] and world.joinable(meter)
+    assert world.run_until(lambda: world.joined_to(meter) == bench.eui64, 3600)
 
 
 def test_meter_of_this_region_passes_the_operator_check(bench) -> None:

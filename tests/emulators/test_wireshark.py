@@ -179,3 +179,22 @@ def test_the_other_region_meters_cs02a_crosses_the_han_and_decodes(tmp_path: Pat
     on_air = [c for row in rows if row[0].startswith("han:") for c in row[7].split(",") if c]
     # CS02a command and response, each once through the tunnel (the PUT and its answer).
     assert sum(int(c, 16) == 0x0008 for c in on_air) == 2
+
+
+@needs_tshark
+def test_the_unroutable_cs02f_never_reaches_the_air(tmp_path: Path) -> None:
+    """removed-before-disconnect: the CS02f the old CHF could not route is on the WAN
+    only; the one through the bench CHF crosses the HAN, command and response."""
+    run = run_scenario("removed-before-disconnect", seed=9)
+    assert run.report(9)["ok"]
+    pcap, _ = write_capture(run.world.capture, tmp_path / "removed.pcapng")
+    rows = _tshark(pcap, uat_options(run.world.capture))
+    assert rows and not any(row[1] for row in rows)  # nothing malformed
+    codes = [(row[0].split(":")[0], int(c, 16)) for row in rows for c in row[7].split(",") if c]
+    cs02f = CATALOGUE.disconnect_code
+    assert sum(code == cs02f for where, code in codes if where == "han") == 2
+    # On the WAN: the unroutable command (the CHF answers nothing to it on the air of
+    # either side), then the bench's command and the meter's signed response.
+    assert sum(code == cs02f for where, code in codes if where == "wan") == 3
+    first = codes.index(("wan", cs02f))
+    assert ("han", cs02f) not in codes[:first] and codes[first + 1] != ("han", cs02f)

@@ -19,7 +19,9 @@ def _check_radios(han: HanBackend, world: World) -> None:
     assert kinds == ({"ZigpyHubRadio"} if isinstance(han, ZigpySimBackend) else {"CoordinatorNode"})
 
 
-@pytest.mark.parametrize("name", ["returned-meter", "other-region-meter", "fresh-meter"])
+@pytest.mark.parametrize(
+    "name", ["returned-meter", "other-region-meter", "removed-before-disconnect", "fresh-meter"]
+)
 def test_meter_is_triaged_and_divorced(name: str, han: HanBackend, world: World) -> None:
     run = run_scenario(name, world.seed, world=world)
     report = run.report(world.seed)
@@ -32,6 +34,9 @@ def test_meter_is_triaged_and_divorced(name: str, han: HanBackend, world: World)
     if name == "other-region-meter":
         check = next(s for s in run.steps if s.use_case == "network operator check")
         assert check.result.startswith("OTHER REGION")
+    if name == "removed-before-disconnect":
+        check = next(s for s in run.steps if s.use_case == "stranded check")
+        assert check.result.startswith("STRANDED")
     if name != "fresh-meter":  # ends joined to a third HAN, in that hub's log only
         third = next(h for h in world.hubs.values() if h.place == "site-3")
         assert world.joined_to(meter) == third.eui64
