@@ -380,14 +380,18 @@ def _to_third_han(run: Run, meter: MeterUnit) -> None:
     run.wait_joined(meter, third, "HAN join (install code)")
 
 
-def returned_meter(run: Run) -> None:
-    old, meter = _premises(run)
+def _triage(run: Run, old: Hub, meter: MeterUnit) -> None:
+    """State 2 from the van on: onto the bench, reads, divorce, a third HAN."""
     bench = _onto_bench(run, old, meter)
     if bench is None:
         return
     run.qa_reads(bench, meter)
     if _release(run, bench, meter):
         _to_third_han(run, meter)
+
+
+def returned_meter(run: Run) -> None:
+    _triage(run, *_premises(run))
 
 
 OTHER_REGION = "network_operator2"  # the test-PKI network operator of the meter's region
@@ -467,12 +471,7 @@ def removed_before_disconnect(run: Run) -> None:
         )
     else:  # the failure was not reproduced: the emulation hid it
         run.record("stranded check", HAN_EVENT, old.eui64, meter.eui64, "meter not stranded")
-    bench = _onto_bench(run, old, meter)
-    if bench is None:
-        return
-    run.qa_reads(bench, meter)
-    if _release(run, bench, meter):
-        _to_third_han(run, meter)
+    _triage(run, old, meter)
 
 
 def fresh_meter(run: Run) -> None:

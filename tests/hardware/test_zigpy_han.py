@@ -20,13 +20,11 @@ from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsCommand, TransportKey
 from emulators.zigbee.install_code import link_key_from_install_code
-from gbcs import asn1
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
-from gbcs.frame import decode_message
-from gbcs.joins import JoinDetails
 from hardware.sim_radio import SimControllerApplication, WellKnownKeyRefused, sim_hub_radio
 from hardware.zigpy_han import WELL_KNOWN_KEY, ZigpyHubRadio, from_eui64, to_eui64
+from tests.emulators.test_han_invariants import held_message_lost_in_the_air
 
 SEED = 7
 
@@ -300,45 +298,9 @@ def test_send_packet_to_a_meter_that_lost_power_raises_delivery_error() -> None:
 
 
 def test_a_get_response_zigpy_could_not_deliver_is_held_again() -> None:
-    """The GSME loses power as the hub hands it a held message: the sim NCP's MAC gets no
-    acknowledgement, send_packet raises DeliveryError, and the message goes back to the
-    CHF, first in line, reaching the GSME (once, in order) at a later poll."""
-    world = ZigpyWorld(SEED)
-    run, hub, _ = _premises(world)
-    gsme = world.add_meter("premises", "gsme", name="GSME")
-    assert run.add_device(hub, gsme).ok and run.wait_joined(gsme, hub, "join").ok
-    headend = world.headend
-    commands = [
-        headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64) for _ in range(2)
-    ]
-    take = hub.chf.take_held
-    cut: list[bytes] = []
-
-    def take_and_lose_power(device: bytes) -> bytes | None:
-        data = take(device)
-        if data is not None and not cut:
-            cut.append(data)
-            gsme.node.power_cycle(2.0)  # before the GET-RESPONSE is on the air
-        return data
-
-    hub.chf.take_held = take_and_lose_power  # type: ignore[method-assign]
-    received: list[int] = []
-    on_gbcs = gsme.node.on_gbcs
-    assert on_gbcs is not None
-
-    def note(peer: bytes, data: bytes) -> None:
-        received.append(decode_message(data)[0].header.originator_counter)
-        on_gbcs(peer, data)
-
-    gsme.node.on_gbcs = note
-    for command in commands:
-        hub.chf.from_wan(command.encode())
-    assert world.run_until(lambda: len(received) == 2, 120)
-    assert cut == [commands[0].encode()]
-    assert received == [c.header.originator_counter for c in commands]
-    assert hub.chf.held_count(gsme.eui64) == 0
-    assert any(e.event == "held message not delivered" for e in hub.chf.event_log)
-    assert not [e for e in gsme.device.security_log if "replayed" in e.detail]
+    """The sim NCP's MAC gets no acknowledgement, send_packet raises DeliveryError, and
+    the hub radio gives the message back to the CHF, as the emulated coordinator does."""
+    held_message_lost_in_the_air(ZigpyWorld(SEED))
 
 
 def test_a_long_join_window_is_renewed_but_never_outlasts_the_chf() -> None:
