@@ -27,6 +27,7 @@ from emulators.triage import (
     DEAD_IN_DEMO,
     OTHER_REGION,
     OTHER_REGION_IN_DEMO,
+    REMOVED_IN_DEMO,
     Bench,
     ManifestRow,
     MeterReport,
@@ -197,10 +198,13 @@ def setup(
     policy: ProductionProvingPolicy,
     dead: frozenset[bytes] = frozenset(),
     other_region: frozenset[bytes] = frozenset(),
+    removed: frozenset[bytes] = frozenset(),
 ) -> World:
     """The world before the bench: premises HANs with the meters joined, then carried
     to the bench without being divorced; fresh meters straight onto the bench. Meters
-    in ``other_region`` hold another region's network operator anchors."""
+    in ``other_region`` hold another region's network operator anchors; those in
+    ``removed`` were taken off their CHF's whitelist (SR 8.11 remove) before they
+    left, still holding its network (DESIGN §2's known failure)."""
     world = World(seed)
     premises: dict[bytes, str] = {}
     for row in rows:
@@ -248,6 +252,13 @@ def setup(
             late = [m.eui64.hex().upper() for m, h in pairs if world.joined_to(m) != h]
             raise GbcsError(f"set-up: {', '.join(late)} did not join their premises CHF")
         world.run(3600)  # the premises lives for an hour
+        for row in installed:
+            if row.eui64 in removed and row.old_chf is not None:
+                old = row.old_chf.hex().upper()
+                _expect(
+                    sr.submit(user, "8.11", chf=old, device=row.hex, action="remove"),
+                    "8.11 remove at the premises",
+                )
         for row in rows:
             meter = world.meters[row.eui64]
             if row.eui64 in dead:
@@ -441,7 +452,8 @@ def _run_locked(
                 rows = demo_rows(policy) if rows is None else rows
                 dead = frozenset({DEAD_IN_DEMO}) if demo else frozenset()
                 other = frozenset({OTHER_REGION_IN_DEMO}) if demo else frozenset()
-                world = setup(inventory, rows, seed, policy, dead, other)
+                removed = frozenset({REMOVED_IN_DEMO}) if demo else frozenset()
+                world = setup(inventory, rows, seed, policy, dead, other, removed)
                 inventory.put("manifest_errors", errors)
             except BaseException:
                 if new_database:  # the set-up committed nothing: leave nothing behind

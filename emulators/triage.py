@@ -537,8 +537,9 @@ def _saved_keys(inventory: Inventory) -> dict[bytes, str]:
 
 def demo_rows(policy: ProductionProvingPolicy | None = None) -> list[ManifestRow]:
     """The demo's meters: two ESMEs and a GSME taken from a premises without divorce
-    (one ESME holds another region's network operator anchors), one fresh ESME and
-    one dead ESME.
+    (one ESME holds another region's network operator anchors), one fresh ESME, one
+    dead ESME, and one ESME its supplier took off the old CHF's whitelist (SR 8.11
+    remove) without divorcing it, so only the old CHF's historic log holds it.
 
     Their MPxNs come from the configured dummy ranges (the environment's when
     ``policy`` is None), so the demonstration passes the Production Proving checks
@@ -553,6 +554,7 @@ def demo_rows(policy: ProductionProvingPolicy | None = None) -> list[ManifestRow
         ("00DB1234567890B1", "0123456789ABCDEF0123456789ABCDEF", "ESME", old, 2),
         ("00DB1234567890B2", "00112233445566778899AABBCCDDEEFF", "ESME", None, 3),
         ("00DB1234567890B3", "FFEEDDCCBBAA99887766554433221100", "ESME", old, 4),
+        ("00DB1234567890B4", "0F1E2D3C4B5A69788796A5B4C3D2E1F0", "ESME", old, 5),
     ]
     try:
         return [
@@ -573,3 +575,4 @@ DEAD_IN_DEMO = bytes.fromhex("00DB1234567890B3")
 OTHER_REGION_IN_DEMO = bytes.fromhex("00DB1234567890B1")
 OTHER_REGION = "network_operator2"  # the test PKI's network operator of another region
 FRESH_IN_DEMO = bytes.fromhex("00DB1234567890B2")
+REMOVED_IN_DEMO = bytes.fromhex("00DB1234567890B4")  # off the old whitelist, not divorced

@@ -20,6 +20,7 @@ DEMO = {
     "00DB1234567890B1": ("still-joined", "PASS"),
     "00DB1234567890B2": ("fresh", "PASS"),
     "00DB1234567890B3": ("dead", "FAULTY"),
+    "00DB1234567890B4": ("still-joined", "PASS"),
 }
 
 
@@ -54,7 +55,7 @@ def test_demo_table_then_resume(tmp_path: Path, capsys: pytest.CaptureFixture[st
     for eui, (state, outcome) in DEMO.items():
         row = next(line for line in lines if line.startswith(eui))
         assert state in row.split() and row.split()[-1] == outcome
-    assert out.count("PASS") == 4 and out.count("FAULTY") == 1
+    assert out.count("PASS") == 5 and out.count("FAULTY") == 1
     assert "resumed" not in out
     assert main(["triage", "--workdir", str(tmp_path), "--quiet"]) == 0
     out, _ = capsys.readouterr()
@@ -65,7 +66,7 @@ def test_progress_goes_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["triage", "--workdir", str(tmp_path), "--json"]) == 0
     out, err = capsys.readouterr()
     json.loads(out)
-    assert "5/5 done" in err and "00DB1234567890B3" in err
+    assert "6/6 done" in err and "00DB1234567890B4" in err
 
 
 def test_a_manifest_with_a_bad_row_fails_but_reports_the_good_rows(
@@ -196,7 +197,7 @@ def test_ctrl_c_exits_130_and_the_next_run_carries_on(
     assert main(["triage", "--workdir", workdir, "--quiet", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["resumed"] and report["ok"]
-    assert [m["outcome"] for m in report["meters"]] == ["PASS", "PASS", "PASS", "PASS", "FAULTY"]
+    assert [m["outcome"] for m in report["meters"]] == [v[1] for v in DEMO.values()]
 
 
 def test_rows_the_world_cannot_hold_are_manifest_errors_by_line(

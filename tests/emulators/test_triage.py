@@ -113,6 +113,13 @@ DEMO: dict[str, tuple[str, str, str, list[tuple[str, str]]]] = {
     ),
     "00DB1234567890B2": ("ESME", "fresh", "PASS", [(s, ALL_OK) for s in FRESH_ESME]),
     "00DB1234567890B3": ("ESME", "dead", "FAULTY", DEAD_ESME),
+    # Off its old CHF's whitelist before it was collected: restored from the historic log.
+    "00DB1234567890B4": (
+        "ESME",
+        "still-joined",
+        "PASS",
+        [(s, ALL_OK) for s in STILL_JOINED_ESME if s != "8.11 remove (old CHF)"],
+    ),
 }
 DEMO_STEPS = sum(len(v[3]) for v in DEMO.values())
 
@@ -262,6 +269,7 @@ def test_demo_names_each_meters_network_operator_and_flags_the_other_region(
         "00DB1234567890B1": (OTHER_REGION, True),
         "00DB1234567890B2": (THIS_REGION, False),
         "00DB1234567890B3": (None, False),  # dead: never asked
+        "00DB1234567890B4": (THIS_REGION, False),
     }
     b1 = next(r for r in run.reports if r.eui64 == "00DB1234567890B1")
     step = next(s for s in b1.steps if s["use_case"] == "6.24.1")
@@ -279,7 +287,7 @@ def test_demo_junit(demo: tuple[Path, BenchRun]) -> None:
     folder, _ = demo
     suite = ET.parse(folder / "junit.xml").getroot()
     assert suite.tag == "testsuite"
-    assert junit_counts(suite) == {"tests": 5, "failures": 0, "errors": 0, "skipped": 0}
+    assert junit_counts(suite) == {"tests": 6, "failures": 0, "errors": 0, "skipped": 0}
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == list(DEMO)
     assert {c.get("classname") for c in cases} == {"triage"}
@@ -308,7 +316,7 @@ def test_demo_audit_log(demo: tuple[Path, BenchRun]) -> None:
         inv.close()
     kinds = Counter(e.kind for e in log)
     assert kinds["request"] == kinds["response"]
-    assert kinds["pre-command"] == 4  # one 8.15 per meter that passed
+    assert kinds["pre-command"] == 5  # one 8.15 per meter that passed
     assert kinds["alert"] > 0
     data = [e.data for e in log if e.kind == "gbcs sent"]
     assert len(data) == len(set(data))
@@ -713,6 +721,7 @@ def test_the_demo_takes_its_mpxns_from_the_configured_dummy_ranges(tmp_path: Pat
         str(dummy_mpan(2)),
         str(dummy_mpan(3)),
         str(dummy_mpan(4)),
+        str(dummy_mpan(5)),
     ]
     run = run_bench(tmp_path, policy=policy)
     assert run.ok
