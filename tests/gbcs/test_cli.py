@@ -173,7 +173,7 @@ def test_readme_main_job_command(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "FAULTY" in result.stdout and result.stdout.count("PASS") == 4
+    assert "FAULTY" in result.stdout and result.stdout.count("PASS") == 5
     assert (tmp_path / "triage-run" / "report.json").is_file()
 
 
