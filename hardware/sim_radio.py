@@ -290,7 +290,12 @@ class SimNcp(CoordinatorNode):
 
     def abandon(self, psdus: list[bytes]) -> None:
         """A block failed: the rest of its message is useless to the receiver (APS
-        reassembly needs every block), so it is neither sent nor retried."""
+        reassembly needs every block), so it is neither sent nor retried.
+
+        A block already on the air finishes first: its transmit timer moves on to the
+        next frame, as for a frame that wants no acknowledgement (one radio sends one
+        frame at a time).
+        """
         gone = set(psdus)
         for psdu in psdus:
             self._awaiting.pop(psdu, None)
@@ -300,9 +305,7 @@ class SimNcp(CoordinatorNode):
         queue.extend(keep)
         current = self._tx_current
         if current is not None and current[0] in gone:
-            if self._tx_timer is not None:
-                self._tx_timer.cancel()
-            self._tx_next()
+            self._tx_current = (*current[:3], -1)
 
     def _acknowledged(self, seq: int) -> None:
         current = self._tx_current

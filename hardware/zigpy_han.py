@@ -72,6 +72,7 @@ from emulators.zigbee import air
 from emulators.zigbee.tunnel import (
     SMART_ENERGY_PROFILE,
     TUNNELING_CLUSTER,
+    GbcsGet,
     GbcsPut,
     TransferData,
     tunnel_frame,
@@ -285,6 +286,14 @@ class _Child:
     tunnel_id: int | None = None
 
 
+@dataclass(eq=False, slots=True)
+class _HandOver:
+    """A held message in a GET-RESPONSE, until the GSME is known to have it (compared by
+    identity: the same message handed out again is another hand-over)."""
+
+    data: bytes
+
+
 class ZigpyHubRadio:
     """A CHF's HAN port on a zigpy ControllerApplication (see the module docstring)."""
 
@@ -316,6 +325,9 @@ class ZigpyHubRadio:
         self._tc: Any = None
         self._formed = False
         self._children: dict[bytes, _Child] = {}
+        # Per GSME, the held message its last GET-RESPONSE carries, while that may not have
+        # arrived (as the emulated coordinator's _held_out).
+        self._held_out: dict[bytes, _HandOver] = {}
         self._ids = tunnel_server.TunnelIds()
         self._zcl_sequence = 0
         self._permitted: dict[bytes, tuple[bytes, float]] = {}  # eui -> key, until
@@ -640,13 +652,20 @@ class ZigpyHubRadio:
 
     # Tunnel server --------------------------------------------------------------------------
     def _tunnel(self, child: _Child, app: air.Application) -> None:
+        if isinstance(app.gbcs, GbcsGet):
+            # It polls again: the GET-RESPONSE it was handed arrived, whatever its MAC
+            # acknowledgements did (a late failure must not hand the message out twice).
+            self._held_out.pop(child.ieee, None)
         reply = tunnel_server.serve(
             child.ieee, child.tunnel_id, app.tunnel, app.gbcs, self._tc, self._ids
         )
         child.tunnel_id = reply.tunnel_id
         if reply.command is not None:
             direction = Direction.TO_CLIENT if isinstance(reply.command, TransferData) else None
-            self._send_zcl(child, reply.command, direction, reply.held)
+            hand_over = None
+            if reply.held is not None:
+                hand_over = self._held_out[child.ieee] = _HandOver(reply.held)
+            self._send_zcl(child, reply.command, direction, hand_over)
 
     def _put(self, child: _Child, data: bytes) -> None:
         assert child.tunnel_id is not None
@@ -654,7 +673,11 @@ class ZigpyHubRadio:
         self._send_zcl(child, command, Direction.TO_CLIENT)
 
     def _send_zcl(
-        self, child: _Child, command: Any, direction: Direction | None, held: bytes | None = None
+        self,
+        child: _Child,
+        command: Any,
+        direction: Direction | None,
+        hand_over: _HandOver | None = None,
     ) -> None:
         sequence = self._zcl_sequence
         self._zcl_sequence = (sequence + 1) % 256
@@ -669,6 +692,9 @@ class ZigpyHubRadio:
             src_ep=self.endpoint,
             dst=t.AddrModeAddress(addr_mode=t.AddrMode.NWK, address=t.NWK(child.nwk)),
             dst_ep=child.endpoint,
+            # A sleepy child gets its frame only when it polls: bellows otherwise gives up
+            # on EZSP's report after 3 s, before EZSP's indirect timeout (7.68 s) ends.
+            extended_timeout=child.sleepy,
             tsn=sequence,
             profile_id=SMART_ENERGY_PROFILE,
             cluster_id=TUNNELING_CLUSTER,
@@ -676,22 +702,47 @@ class ZigpyHubRadio:
             tx_options=t.TransmitOptions.NONE,
             radius=0,
         )
-        task = self._spawn(self._send(child, packet, held))
+        task = self._spawn(self._send(child, packet, hand_over))
         if task is not None:
             # It waits for the MAC's acknowledgements; a world dropped while a frame is in
             # the air never resumes it, as the clock's own pending events never run.
             task._log_destroy_pending = False  # type: ignore[attr-defined]
 
-    async def _send(self, child: _Child, packet: t.ZigbeePacket, held: bytes | None) -> None:
+    async def _send(
+        self, child: _Child, packet: t.ZigbeePacket, hand_over: _HandOver | None
+    ) -> None:
+        """Send a frame; a hand-over that fails in any way is not delivered.
+
+        bellows reports a failed delivery as DeliveryError, as TimeoutError when EZSP's
+        report does not come in time, and as ControllerError when the NCP has stopped.
+        """
         try:
             await self._app.send_packet(packet)
-        except zigpy.exceptions.DeliveryError as e:
-            self._log(f"frame to {child.ieee.hex().upper()} not delivered: {e}")
-            undelivered = getattr(self._tc, "undelivered", None)
-            if held is not None and undelivered is not None:
-                # A GET-RESPONSE the GSME never acknowledged: its message goes back to the
-                # CHF, first in line, as on the emulated coordinator.
-                undelivered(child.ieee, held)
+        except Exception as e:
+            if not isinstance(e, zigpy.exceptions.DeliveryError):
+                LOGGER.warning("%s: send_packet failed", self.name, exc_info=e)
+            self._log(f"frame to {child.ieee.hex().upper()} not delivered: {describe_exception(e)}")
+            if hand_over is not None:
+                self._undelivered(child.ieee, hand_over)
+            return
+        if hand_over is not None and self._held_out.get(child.ieee) is hand_over:
+            del self._held_out[child.ieee]  # acknowledged: delivered
+
+    def _undelivered(self, device: bytes, hand_over: _HandOver) -> None:
+        """A GET-RESPONSE the GSME never acknowledged: its message goes back to the CHF,
+        first in line, as on the emulated coordinator, unless the GSME has polled since."""
+        if self._held_out.get(device) is not hand_over:
+            self._log(f"{device.hex().upper()} polled again since: its held message arrived")
+            return
+        del self._held_out[device]
+        undelivered = getattr(self._tc, "undelivered", None)
+        if undelivered is not None:
+            self._log(f"held message for {device.hex().upper()} not delivered")
+            undelivered(device, hand_over.data)
+
+    def handed_out(self) -> dict[bytes, bytes]:
+        """Held messages in a GET-RESPONSE the GSME may not have yet (not acknowledged)."""
+        return {device: hand_over.data for device, hand_over in self._held_out.items()}
 
     # HanPort -----------------------------------------------------------------------------
     def has_child(self, device: bytes) -> bool:

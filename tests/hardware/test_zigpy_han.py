@@ -8,20 +8,26 @@ reaches the CHF through zigpy's ``packet_received``.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 import zigpy.exceptions
 import zigpy.types as t
 
+from emulators.medium import airtime
 from emulators.node import NodeState
 from emulators.scenarios import Run, run_scenario
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsCommand, TransportKey
 from emulators.zigbee.install_code import link_key_from_install_code
+from emulators.zigbee.mac import decode_mac
+from gbcs import asn1
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
+from gbcs.frame import decode_message
+from gbcs.joins import JoinDetails
 from hardware.sim_radio import SimControllerApplication, WellKnownKeyRefused, sim_hub_radio
 from hardware.zigpy_han import WELL_KNOWN_KEY, ZigpyHubRadio, from_eui64, to_eui64
 from tests.emulators.test_han_invariants import held_message_lost_in_the_air
@@ -301,6 +307,146 @@ def test_a_get_response_zigpy_could_not_deliver_is_held_again() -> None:
     """The sim NCP's MAC gets no acknowledgement, send_packet raises DeliveryError, and
     the hub radio gives the message back to the CHF, as the emulated coordinator does."""
     held_message_lost_in_the_air(ZigpyWorld(SEED))
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        TimeoutError(),  # bellows: EZSP's delivery report did not come in time
+        zigpy.exceptions.ControllerException("ApplicationController is not running"),
+    ],
+)
+def test_a_get_response_that_fails_as_bellows_reports_it_is_held_again(
+    monkeypatch: pytest.MonkeyPatch, raised: Exception
+) -> None:
+    """bellows does not always say DeliveryError: any failure of the hand-over is one."""
+    sent = SimControllerApplication.send_packet
+
+    async def bellows_like(self: SimControllerApplication, packet: t.ZigbeePacket) -> None:
+        try:
+            await sent(self, packet)
+        except zigpy.exceptions.DeliveryError:
+            raise raised from None
+
+    monkeypatch.setattr(SimControllerApplication, "send_packet", bellows_like)
+    world = ZigpyWorld(SEED)
+    trace: list[str] = []
+    world.trace = trace.append
+    held_message_lost_in_the_air(world)
+    assert any(f"not delivered: {type(raised).__name__}" in line for line in trace)
+
+
+def test_frames_to_a_sleepy_child_ask_for_the_extended_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """bellows waits 3 s for EZSP's report unless told the child is sleepy."""
+    packets: list[t.ZigbeePacket] = []
+    sent = SimControllerApplication.send_packet
+
+    async def noting(self: SimControllerApplication, packet: t.ZigbeePacket) -> None:
+        packets.append(packet)
+        await sent(self, packet)
+
+    monkeypatch.setattr(SimControllerApplication, "send_packet", noting)
+    world = ZigpyWorld(SEED)
+    run, hub, esme = _premises(world)
+    gsme = world.add_meter("premises", "gsme", name="GSME")
+    for meter in (esme, gsme):
+        assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    assert run.join_details(hub, esme).ok and run.join_details(hub, gsme).ok
+    app = _app(hub)
+    nwk = {app.get_device(ieee=to_eui64(m.eui64)).nwk: m for m in (esme, gsme)}
+    tunnelled = [p for p in packets if p.dst is not None and p.dst.address in nwk]
+    extended = {nwk[p.dst.address].eui64: p.extended_timeout for p in tunnelled}
+    assert extended == {esme.eui64: False, gsme.eui64: True}
+    assert all(p.extended_timeout == extended[nwk[p.dst.address].eui64] for p in tunnelled)
+
+
+def test_a_late_failure_after_the_gsme_polled_again_hands_nothing_out_twice() -> None:
+    """The GSME gets a GET-RESPONSE whole but the hub hears none of its last block's
+    acknowledgements; the GSME polls again at once and is handed the next message. That
+    GET proves the first arrived: the MAC giving up on it later changes nothing."""
+    world = ZigpyWorld(SEED)
+    run = Run("test", world)
+    hub = world.add_hub("premises", name="premises CHF")
+    gsme = world.add_meter("premises", "gsme", name="GSME")
+    assert run.add_device(hub, gsme).ok and run.wait_joined(gsme, hub, "join").ok
+    commands = [
+        world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+        for _ in range(2)
+    ]
+    node, ncp = gsme.node, _app(hub).ncp
+    last_heard: list[int] = []  # MAC sequence of the last data frame the GSME got
+    gsme_deliver = node.deliver
+
+    def noting_deliver(psdu: bytes) -> None:
+        last_heard[:] = [psdu[2]]
+        gsme_deliver(psdu)
+
+    node.deliver = noting_deliver  # type: ignore[method-assign]
+    received: list[int] = []
+    lose_acks_of: list[int] = []
+    on_gbcs = node.on_gbcs
+    assert on_gbcs is not None
+
+    def note(peer: bytes, data: bytes) -> None:
+        received.append(decode_message(data)[0].header.originator_counter)
+        if not lose_acks_of:
+            lose_acks_of[:] = last_heard  # the block that completed the first message
+        on_gbcs(peer, data)
+
+    node.on_gbcs = note
+    lost: list[float] = []
+    ncp_deliver = ncp.deliver
+
+    def losing_acks(psdu: bytes) -> None:
+        is_ack = len(psdu) == 5 and psdu[0] & 0x07 == 2
+        if is_ack and [psdu[2]] == lose_acks_of and len(lost) < 4:
+            lost.append(world.clock.now)  # every try's acknowledgement is lost
+            return
+        ncp_deliver(psdu)
+
+    ncp.deliver = losing_acks  # type: ignore[method-assign]
+    for command in commands:
+        hub.chf.from_wan(command.encode())
+    world.run(300)
+    assert len(lost) == 4  # the MAC gave up on the block the GSME had
+    assert received == [c.header.originator_counter for c in commands]  # once each, in order
+    assert hub.chf.held_count(gsme.eui64) == 0
+    assert not any(e.event == "held message not delivered" for e in hub.chf.event_log)
+    assert not [e for e in gsme.device.security_log if "replayed" in e.detail]
+
+
+def test_an_abandoned_block_on_the_air_ends_before_the_next_frame_starts() -> None:
+    """A message's block fails while its next block is already on the air: that one ends
+    (unacknowledged, not retried) before the next message's first frame leaves."""
+    world = ZigpyWorld(SEED)
+    run = Run("test", world)
+    hub = world.add_hub("premises", name="premises CHF")
+    off, on = (world.add_meter("premises", "esme", name=n) for n in ("ESME1", "ESME2"))
+    for meter in (off, on):
+        assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    world.run(5)
+    app, loop = _app(hub), _radio(hub).loop
+    off.node.power_off()
+    assert world.capture is not None
+    mark = len(world.capture.frames)
+
+    async def send(meter: MeterUnit, fill: int) -> None:
+        await app.send_packet(_tunnel_packet(hub, meter, bytes([fill]) * 200))
+
+    failing, passing = loop.spawn(send(off, 1)), loop.spawn(send(on, 2))
+    assert world.run_until(lambda: failing.done() and passing.done(), 10)
+    assert isinstance(failing.exception(), zigpy.exceptions.DeliveryError)
+    assert passing.exception() is None
+    ncp_frames = [
+        (at, psdu)
+        for at, _, psdu in world.capture.frames[mark:]
+        if decode_mac(psdu).frame_type != 2 and decode_mac(psdu).src in (0, app.ncp.ieee)
+    ]
+    assert len(ncp_frames) == 4 + 1 + 3  # block 1 with 3 retries, block 2 once; the other 3
+    for (at, psdu), (then, _) in itertools.pairwise(ncp_frames):
+        assert then >= at + airtime(psdu), "two frames on the air from one radio"
 
 
 def test_a_long_join_window_is_renewed_but_never_outlasts_the_chf() -> None:
