@@ -28,7 +28,7 @@ from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchors
 from emulators.device import GbcsDevice, Reply, dlms_request
 from emulators.node import MAX_GBCS_MESSAGE
-from emulators.saved_state import SavedState, saved_hex, saved_seconds
+from emulators.saved_state import SavedState, saved_hex, saved_int, saved_seconds
 from emulators.zigbee.aps import MAX_BLOCKS
 from emulators.zigbee.install_code import link_key_from_install_code
 from gbcs import dlms
@@ -126,6 +126,9 @@ class CommsHub(GbcsDevice):
         # The HAN radio's hook: the whitelist changed (CCS01/02/03), sync the trust centre.
         self.on_log_change: Callable[[], None] | None = None
         self.local: dict[bytes, GbcsDevice] = {}  # devices inside the hub (the GPF)
+        # Alerts decided but not yet sent (they go on the clock after the response): a
+        # CS14 with its log, or a route failure. Saved, so a restart does not lose them.
+        self.pending_alerts: list[DeviceLog | RouteFailure] = []
         self.on_alert = self.wan_to
         self.handlers.update(
             {
@@ -179,9 +182,22 @@ class CommsHub(GbcsDevice):
 
     def _whitelist_changed(self) -> None:
         """Raise CS14 (on the clock, after the response) with the log as it is now."""
-        self.clock.call_soon(self._send_whitelist_alert, self.current_log())
+        self._book(self.current_log())
         if self.on_log_change is not None:
             self.on_log_change()
+
+    def _book(self, alert: DeviceLog | RouteFailure) -> None:
+        self.pending_alerts.append(alert)
+        self.clock.call_soon(self._send_pending, alert)
+
+    def _send_pending(self, alert: DeviceLog | RouteFailure) -> None:
+        if not any(a is alert for a in self.pending_alerts):
+            return  # not this hub's any more (a state was loaded over it)
+        self.pending_alerts = [a for a in self.pending_alerts if a is not alert]
+        if isinstance(alert, RouteFailure):
+            self._report_route_failure(alert)
+        else:
+            self._send_whitelist_alert(alert)
 
     def _send_whitelist_alert(self, log: DeviceLog) -> None:
         alert = WhitelistChangeAlert(self.now_cosem(), log)
@@ -405,8 +421,7 @@ class CommsHub(GbcsDevice):
         )
         for data in messages:
             self.log_event("message not routed", reason)
-            failure = RouteFailure(device, reason, _command_id(data))
-            self.clock.call_soon(self._report_route_failure, failure)
+            self._book(RouteFailure(device, reason, _command_id(data)))
 
     def _report_route_failure(self, failure: RouteFailure) -> None:
         if self.on_route_failure is not None:
@@ -425,6 +440,9 @@ class CommsHub(GbcsDevice):
                     if (info := self.devices.get(e.device_id)) is None or info.device_type is None
                     else info.device_type.name,
                     "sleepy": bool(info and info.sleepy),
+                    # What CCS05/CCS06 report of the device's traffic.
+                    "last_communication": None if info is None else info.last_communication,
+                    "frames_ok": 0 if info is None else info.frames_ok,
                 }
                 for e in self.current.values()
             ],
@@ -438,6 +456,7 @@ class CommsHub(GbcsDevice):
             "historic_capacity": self.historic.maxlen,
             "join_windows": {k.hex().upper(): v for k, v in self.join_windows.items()},
             "held": {k.hex().upper(): [m.hex() for m in q] for k, q in self.held.items() if q},
+            "pending_alerts": [_pending_json(a) for a in self.pending_alerts],
         }
 
     def load_state(self, obj: dict[str, Any]) -> None:
@@ -455,8 +474,16 @@ class CommsHub(GbcsDevice):
             dtype = item.optional_text("device_type")
             if dtype is not None and dtype not in DeviceType.__members__:
                 raise GbcsError(f"{item.path('device_type')} {dtype!r} is not a device type")
+            last = item.value("last_communication")
             devices[device] = LoggedDevice(
-                None if dtype is None else DeviceType[dtype], item.flag("sleepy")
+                None if dtype is None else DeviceType[dtype],
+                item.flag("sleepy"),
+                None if last is None else item.seconds("last_communication"),
+                item.integer("frames_ok", 0, None),
+            )
+        if len(current) > self.current_capacity:
+            raise GbcsError(
+                f"current_log holds {len(current)} devices, more than {self.current_capacity}"
             )
         historic = [
             DeviceLogEntry(item.octets("device_id", 8), item.octets("tc_link_key_hash", 16))
@@ -468,6 +495,8 @@ class CommsHub(GbcsDevice):
                 f"historic_log holds {len(historic)} entries, more than historic_capacity"
             )
         join_windows = {k: saved_seconds(v, where) for k, where, v in saved.table("join_windows")}
+        if not join_windows.keys() <= current.keys():  # CCS01 opens one for a logged device
+            raise GbcsError("join_windows has a device not in current_log")
         held: dict[bytes, collections.deque[bytes]] = {}
         for k, where, messages in saved.table("held"):
             if not isinstance(messages, list):
@@ -477,6 +506,10 @@ class CommsHub(GbcsDevice):
             held[k] = collections.deque(
                 saved_hex(m, f"{where}[{i}]") for i, m in enumerate(messages)
             )
+        pending = [
+            _pending_from_json(item, saved.path(f"pending_alerts[{i}]"))
+            for i, item in enumerate(saved.array("pending_alerts"))
+        ]
         self.load_gbcs_state(obj)
         self.extended_pan_id = extended_pan_id
         self.current = current
@@ -484,3 +517,43 @@ class CommsHub(GbcsDevice):
         self.historic = collections.deque(historic, maxlen=capacity)
         self.join_windows = join_windows
         self.held = held
+        self.pending_alerts = []
+        for alert in pending:
+            self._book(alert)
+
+
+def _pending_json(alert: DeviceLog | RouteFailure) -> dict[str, Any]:
+    if isinstance(alert, RouteFailure):
+        command = alert.command
+        return {
+            "route_failure": {
+                "target": alert.target.hex().upper(),
+                "reason": alert.reason,
+                "command": None if command is None else [command[0].hex().upper(), command[1]],
+            }
+        }
+    return {"cs14": alert.to_base64()}
+
+
+def _pending_from_json(item: Any, where: str) -> DeviceLog | RouteFailure:
+    if not isinstance(item, dict) or len(item) != 1:
+        raise GbcsError(f"{where} is not one of cs14 or route_failure")
+    saved = SavedState(item, where)
+    if "cs14" in item:
+        try:
+            return DeviceLog.from_base64(saved.text("cs14"))
+        except GbcsError as e:
+            raise GbcsError(f"{saved.path('cs14')}: {e}") from None
+    if "route_failure" not in item:
+        raise GbcsError(f"{where} is not one of cs14 or route_failure")
+    failure = saved.member("route_failure")
+    raw = failure.value("command")
+    command = None
+    if raw is not None:
+        if not isinstance(raw, list) or len(raw) != 2:
+            raise GbcsError(f"{failure.path('command')} is not [originator, counter]")
+        command = (
+            saved_hex(raw[0], failure.path("command[0]"), 8),
+            saved_int(raw[1], failure.path("command[1]"), 0, 2**64 - 1),
+        )
+    return RouteFailure(failure.octets("target", 8), failure.text("reason"), command)

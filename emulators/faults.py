@@ -8,7 +8,8 @@ so a run with faults replays exactly from its seed.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 __all__ = ["NO_FAULTS", "FaultInjector", "FaultPlan"]
 
@@ -65,6 +66,50 @@ class FaultInjector:
         self.seed = seed
         self._random = random.Random(seed)
         self.counts = {"lost": 0, "duplicated": 0, "reordered": 0, "delayed": 0, "power_cycles": 0}
+
+    def state(self) -> dict[str, Any]:
+        """The plan, the counts and where the random stream stands, as JSON."""
+        version, internal, gauss = self._random.getstate()
+        return {
+            "plan": asdict(self.plan),
+            "counts": dict(self.counts),
+            "random": {"version": version, "state": list(internal), "gauss": gauss},
+        }
+
+    @classmethod
+    def from_state(cls, obj: Any, seed: int) -> FaultInjector:
+        """The injector :meth:`state` describes; ValueError or TypeError when damaged."""
+        if not isinstance(obj, dict) or set(obj) != {"plan", "counts", "random"}:
+            raise ValueError("faults needs exactly plan, counts and random")
+        plan_fields = obj["plan"]
+        if not isinstance(plan_fields, dict) or set(plan_fields) != set(
+            FaultPlan.__dataclass_fields__
+        ):
+            raise ValueError("faults.plan does not name every fault setting")
+        for name, value in plan_fields.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"faults.plan.{name} is not a number")
+        injector = cls(FaultPlan(**plan_fields), seed)
+        counts = obj["counts"]
+        if not isinstance(counts, dict) or set(counts) != set(injector.counts):
+            raise ValueError("faults.counts does not name every kind of fault")
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise TypeError(f"faults.counts.{name} is not a count")
+        stream = obj["random"]
+        if not isinstance(stream, dict) or set(stream) != {"version", "state", "gauss"}:
+            raise ValueError("faults.random needs version, state and gauss")
+        internal = stream["state"]
+        if not isinstance(internal, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in internal
+        ):
+            raise TypeError("faults.random.state is not a list of integers")
+        gauss = stream["gauss"]
+        if gauss is not None and (isinstance(gauss, bool) or not isinstance(gauss, int | float)):
+            raise TypeError("faults.random.gauss is not a number")
+        injector._random.setstate((stream["version"], tuple(internal), gauss))
+        injector.counts = dict(counts)
+        return injector
 
     def copies(self, airtime: float) -> list[float]:
         """Delays after which copies of one frame arrive; ``[]`` means the frame is lost."""

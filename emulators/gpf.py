@@ -31,6 +31,7 @@ READ_JOIN_DETAILS = 0x0013
 # The RTDS GCS62 alert backs up a GPF device log of six entries (CRIB §6.9): a GCS59
 # restore of that backup must fit.
 GPF_LOG_CAPACITY = 6
+MAX_PENDING_BACKUPS = 255
 
 
 class Gpf(GbcsDevice):
@@ -39,23 +40,32 @@ class Gpf(GbcsDevice):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.device_log: dict[bytes, int] = {}
+        self.backups_pending = 0  # GCS62 alerts booked on the clock, not sent yet
         self.handlers[GCS59] = self._restore
         self.handlers[READ_JOIN_DETAILS] = self._join_details
 
     def add(self, device: HanDevice) -> None:
         self.device_log[device.device_id] = device.device_type
-        self.clock.call_soon(self._backup)
+        self._book_backup()
 
     def remove(self, device_id: bytes) -> bool:
         if self.device_log.pop(device_id, None) is None:
             return False
-        self.clock.call_soon(self._backup)
+        self._book_backup()
         return True
 
     def devices(self) -> tuple[HanDevice, ...]:
         return tuple(HanDevice(d, t) for d, t in self.device_log.items())
 
+    def _book_backup(self) -> None:
+        """GCS62 after the response, on the clock; counted so a restart does not lose it."""
+        self.backups_pending += 1
+        self.clock.call_soon(self._backup)
+
     def _backup(self) -> None:
+        if self.backups_pending == 0:
+            return  # booked before a state was loaded over this one
+        self.backups_pending -= 1
         alert = GpfDeviceLogBackup(self.clock.utc.replace(microsecond=0), self.devices())
         self.alert(GCS62, asn1.encode(alert.to_payload()))
 
@@ -72,7 +82,7 @@ class Gpf(GbcsDevice):
             self.device_log[device.device_id] = device.device_type
             outcomes.append((device, JoinResult.SUCCESS))
         if any(code == JoinResult.SUCCESS for _, code in outcomes):
-            self.clock.call_soon(self._backup)
+            self._book_backup()
         return asn1_reply(GpfRestoreOutcome(tuple(outcomes)).to_payload())
 
     def _join_details(self, message: GbcsMessage) -> Reply:
@@ -83,11 +93,18 @@ class Gpf(GbcsDevice):
         return {
             **self.gbcs_state(),
             "device_log": {d.hex().upper(): t for d, t in self.device_log.items()},
+            "backups_pending": self.backups_pending,
         }
 
     def load_state(self, obj: dict[str, Any]) -> None:
         """Restore :meth:`state`; every key is required (a GbcsError names a missing one)."""
-        log = SavedState(obj).table("device_log")
+        saved = SavedState(obj)
+        log = saved.table("device_log")
         device_log = {k: saved_int(v, where, None, None) for k, where, v in log}
+        # One per log change since the clock last ran: a few at most, never thousands.
+        pending = saved.integer("backups_pending", 0, MAX_PENDING_BACKUPS)
         self.load_gbcs_state(obj)
         self.device_log = device_log
+        self.backups_pending = 0
+        for _ in range(pending):
+            self._book_backup()

@@ -24,7 +24,14 @@ from emulators.credential_uc import (
     plan_update,
 )
 from emulators.credentials import DeviceCredentials, TrustAnchors
-from emulators.device import GbcsDevice, Rejected, Reply, asn1_reply, dlms_request
+from emulators.device import (
+    AFTER_RESPONSE_DELAY,
+    GbcsDevice,
+    Rejected,
+    Reply,
+    asn1_reply,
+    dlms_request,
+)
 from emulators.saved_state import SavedState, saved_hex, saved_int
 from gbcs import dlms, gbz
 from gbcs.credentials_uc import (
@@ -115,6 +122,7 @@ class Meter(GbcsDevice):
         self.install_code = install_code
         self.firmware_version = firmware_version
         self.partners: dict[bytes, int] = {}
+        self.leaving = False  # a CS02f answered SUCCESS, the network not forgotten yet
         self.certificates: dict[KeyUsage, bytes] = dict(certificates or {})
         for code in JOIN_CODES:
             self.handlers[code] = self._join
@@ -177,10 +185,22 @@ class Meter(GbcsDevice):
             after = None
         else:
             code = DisconnectResult.SUCCESS
-            han = self.han
-            after = han.forget_network
+            self.leaving = True  # decided: kept over a restart until it is carried out
+            after = self._leave
             self.log_event("disconnect from HAN", "reverting to the install-code link key")
         return asn1_reply(int_response("DisconnectFromHanResponse", code), after)
+
+    def _leave(self) -> None:
+        if not self.leaving:
+            return
+        self.leaving = False
+        if self.han is not None:
+            self.han.forget_network()
+
+    def resume(self) -> None:
+        """After a load: a disconnect answered but not yet carried out still happens."""
+        if self.leaving:
+            self.clock.call_later(AFTER_RESPONSE_DELAY, self._leave)
 
     # Security credentials: CS02a, CS02b, CS02e -----------------------------------------------
     def authorise(self, message: GbcsMessage, parts: FrameParts) -> None:
@@ -240,6 +260,7 @@ class Meter(GbcsDevice):
             "install_code": self.install_code.hex().upper(),
             "firmware_version": self.firmware_version.hex(),
             "partners": {d.hex().upper(): t for d, t in self.partners.items()},
+            "leaving": self.leaving,
         }
         if self.certificates:
             state["certificates"] = {u.value: c.hex() for u, c in self.certificates.items()}
@@ -253,6 +274,9 @@ class Meter(GbcsDevice):
             raise GbcsError("install_code is not this meter's")
         firmware_version = saved.octets("firmware_version")
         partners = {k: saved_int(v, where, None, None) for k, where, v in saved.table("partners")}
+        if len(partners) > PARTNER_CAPACITY or self.eui64 in partners:
+            raise GbcsError(f"partners: at most {PARTNER_CAPACITY} devices, never the meter itself")
+        leaving = saved.flag("leaving")
         certificates: dict[KeyUsage, bytes] = {}
         if "certificates" in saved:
             held = saved.member("certificates")
@@ -266,6 +290,7 @@ class Meter(GbcsDevice):
         self.firmware_version = firmware_version
         self.partners = partners
         self.certificates = certificates
+        self.leaving = leaving
 
 
 def _outcome_text(plan: UpdatePlan) -> str:

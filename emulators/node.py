@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from emulators import tunnel_server
 from emulators.clock import Timer, VirtualClock
 from emulators.medium import Capture, HanMedium
-from emulators.saved_state import SavedState, saved_int
+from emulators.saved_state import SavedState, saved_hex, saved_int
 from emulators.zigbee import air
 from emulators.zigbee.air import Keys, NwkSecurity
 from emulators.zigbee.aps import (
@@ -442,6 +442,15 @@ class _Node:
         except GbcsError as e:
             self._drop(f"malformed reassembled APS payload ({e})")
             return None
+
+    def _secured_counters(self) -> list[list[Any]]:
+        """The last NWK frame counter heard from each secured source, for the saved state:
+        a frame replayed after a restart is still a replay (ZigBee 4.3.1.2)."""
+        return [
+            [k.hex().upper() if isinstance(k, bytes) else k, v]
+            for k, v in self._nwk_seen.items()
+            if isinstance(k, bytes | int)
+        ]
 
     def _duplicate_unsecured(self, source: bytes | int, sequence: int) -> bool:
         key = ("u", source)
@@ -872,6 +881,23 @@ class CoordinatorNode(_Node):
             if reply.held is not None:
                 self._held_out[device] = (reply.held, frozenset(frames))
 
+    def _acknowledged(self, seq: int) -> None:
+        current = self._tx_current
+        super()._acknowledged(seq)
+        if self._held_out and current is not None and self._tx_current is not current:
+            self._block_delivered(current[0])
+
+    def _block_delivered(self, psdu: bytes) -> None:
+        """Once every block of a GET-RESPONSE is acknowledged, its held message is the
+        GSME's: not handed out any more (a save does not hold it again)."""
+        for device, (data, frames) in self._held_out.items():
+            if psdu in frames:
+                if len(frames) == 1:
+                    del self._held_out[device]
+                else:
+                    self._held_out[device] = (data, frames - {psdu})
+                return
+
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         """A GET-RESPONSE block went unacknowledged (the GSME slept, moved or lost power):
         its message goes back to the CHF, first in line, instead of vanishing."""
@@ -930,7 +956,12 @@ class CoordinatorNode(_Node):
                 for c in self.children.values()
             ],
             "next_tunnel": self._ids.next_id,
+            "nwk_frame_counters": self._secured_counters(),
         }
+
+    def handed_out(self) -> dict[bytes, bytes]:
+        """Held messages handed to a GSME whose GET-RESPONSE is not acknowledged yet."""
+        return {device: data for device, (data, _) in self._held_out.items()}
 
     def load_state(self, obj: dict[str, Any]) -> None:
         """Restore :meth:`state`; every key is required (settings may be null: not formed)."""
@@ -950,7 +981,8 @@ class CoordinatorNode(_Node):
             tunnel = c.value("tunnel_id")
             child = children[ieee] = Child(
                 ieee,
-                c.integer("short_address", 0, 0xFFFF),
+                # Not the coordinator's own 0x0000 nor a broadcast address (0xFFF8..).
+                c.integer("short_address", 1, 0xFFF7),
                 c.flag("sleepy"),
                 None if tunnel is None else c.integer("tunnel_id", 1, 0xFFFF),
                 c.flag("announced"),
@@ -965,6 +997,7 @@ class CoordinatorNode(_Node):
                     raise GbcsError(f"{c.where}: tunnel_id {child.tunnel_id} is taken")
                 tunnels.add(child.tunnel_id)
         ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
+        seen = _saved_secured_counters(saved)
         self.settings = settings
         if settings is not None:
             self.channel, self.pan_id = settings.channel, settings.pan_id
@@ -973,6 +1006,7 @@ class CoordinatorNode(_Node):
         self.children = children
         self._rejoining = {}
         self._ids = ids
+        self._nwk_seen = seen
 
 
 class MeterNode(_Node):
@@ -1010,6 +1044,8 @@ class MeterNode(_Node):
         self.listening = False
         self.powered = False
         self.dead = False
+        self.back_on_at: float | None = None  # when a power cycle gives the power back
+        self._loaded_tunnel: int | None = None  # the tunnel a loaded state had open
 
     def wants(self, frame_type: int, psdu: bytes) -> bool:
         if frame_type == _BEACON_FRAME:
@@ -1029,17 +1065,35 @@ class MeterNode(_Node):
 
     # Life cycle ----------------------------------------------------------------------------
     def power_on(self) -> None:
+        self._power_on(None)
+
+    def _power_on(self, tunnel_id: int | None) -> None:
         if self.dead:
             return  # a dead radio stays silent whatever is done to it
         self.powered = True
         self.listening = True
+        self.back_on_at = None
         if self.settings is None:
             self._set_state(NodeState.SCANNING)
             self._schedule(0.1, self._scan)
         else:
-            self._resume()
+            self._resume(tunnel_id)
+
+    def restart(self, powered: bool) -> None:
+        """After a load, carry on as saved: the emulator restarted, the meter did not.
+
+        Powered, it keeps the tunnel it had open (the hub kept its end: a command sent
+        at once is not lost while a new one opens); unpowered by a power cycle, the
+        power still comes back when it was due.
+        """
+        tunnel, self._loaded_tunnel = self._loaded_tunnel, None
+        if powered:
+            self._power_on(tunnel)
+        elif self.back_on_at is not None:
+            self._power_back_at(self.back_on_at)
 
     def power_off(self) -> None:
+        self.back_on_at = None  # switched off for good, not a power cycle any more
         self.powered = False
         self.listening = False
         self._cancel()
@@ -1053,15 +1107,27 @@ class MeterNode(_Node):
         if not self.powered:
             return
         self.power_off()
-        self.clock.call_later(off_time, self.power_on)
+        self._power_back_at(self.clock.now + off_time)
 
-    def _resume(self) -> None:
+    def _power_back_at(self, at: float) -> None:
+        self.back_on_at = at
+        self.clock.call_at(max(at, self.clock.now), self._back_on, at)
+
+    def _back_on(self, at: float) -> None:
+        if self.back_on_at == at and not self.powered:  # not switched off for good since
+            self.power_on()
+
+    def _resume(self, tunnel_id: int | None = None) -> None:
         settings = self.settings
         assert settings is not None
         self.channel, self.pan_id = settings.channel, settings.pan_id
         self.short_address = settings.short_address
         self._set_state(NodeState.JOINED)
-        self._request_tunnel()
+        if tunnel_id is None:
+            self._request_tunnel()
+        else:
+            self.tunnel_id = tunnel_id
+            self._stay_awake()
         self._schedule_keepalive()
 
     def _set_state(self, state: NodeState) -> None:
@@ -1466,6 +1532,9 @@ class MeterNode(_Node):
             "settings": None if self.settings is None else self.settings.to_json(),
             "counters": asdict(self.counters),
             "powered": self.powered,
+            "back_on_at": self.back_on_at,
+            "tunnel_id": self.tunnel_id,
+            "nwk_frame_counters": self._secured_counters(),
         }
 
     def load_node_state(self, obj: dict[str, Any]) -> None:
@@ -1482,10 +1551,38 @@ class MeterNode(_Node):
         raw = saved.optional_member("settings")
         settings = None if raw is None else NetworkSettings.from_json(raw.obj, raw.where)
         counters = _Counters.from_json(saved.member("counters"))
-        saved.flag("powered")  # required too; the world powers the node on after loading
+        powered = saved.flag("powered")  # the world acts on it after loading (restart)
+        back_on_at = None if saved.value("back_on_at") is None else saved.seconds("back_on_at")
+        tunnel = None if saved.value("tunnel_id") is None else saved.integer("tunnel_id", 1, 0xFFFF)
+        if tunnel is not None and (settings is None or not powered):
+            raise GbcsError("tunnel_id is set for a meter without a network or power")
+        if back_on_at is not None and powered:
+            raise GbcsError("back_on_at is set for a meter that is powered")
+        seen = _saved_secured_counters(saved)
         self.settings = settings
         self.counters = counters
         self.channels = channels
+        self.back_on_at = back_on_at
+        self._loaded_tunnel = tunnel
+        self._nwk_seen = seen
+
+
+def _saved_secured_counters(saved: SavedState) -> dict[bytes | int, int]:
+    """``nwk_frame_counters``: [source, counter] pairs, a source an EUI-64 or a NWK address."""
+    seen: dict[bytes | int, int] = {}
+    where = saved.path("nwk_frame_counters")
+    for i, pair in enumerate(saved.array("nwk_frame_counters")):
+        if not isinstance(pair, list) or len(pair) != 2:
+            raise GbcsError(f"{where}[{i}] is not a [source, counter] pair")
+        source, counter = pair
+        if isinstance(source, str):
+            key: bytes | int = saved_hex(source, f"{where}[{i}][0]", 8)
+        else:
+            key = saved_int(source, f"{where}[{i}][0]", 0, 0xFFFF)
+        if key in seen:
+            raise GbcsError(f"{where}[{i}]: a source is listed twice")
+        seen[key] = saved_int(counter, f"{where}[{i}][1]", 0, 0xFFFFFFFF)
+    return seen
 
 
 def saved_channels(saved: SavedState) -> tuple[int, ...]:

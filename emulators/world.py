@@ -8,11 +8,13 @@ Everything random comes from the seed, so a world replays exactly.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import os
 import random
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,6 +81,8 @@ class HubRadio(Protocol):
 
     def load_state(self, obj: dict[str, Any]) -> None: ...
 
+    def handed_out(self) -> dict[bytes, bytes]: ...
+
 
 def _emulated_hub_radio(clock: VirtualClock, eui: bytes, name: str) -> HubRadio:
     return CoordinatorNode(clock, eui, name=name)
@@ -117,7 +121,7 @@ class MeterUnit:
 
 
 # 2: trust anchors carry their certificates' key identifiers (ka_ski, ds_ski).
-STATE_FORMAT = "gbcs-hil world 2"
+STATE_FORMAT = "gbcs-hil world 3"
 
 # Device keys hash the seed as 8 signed bytes, so a world's seed is a signed 64-bit integer.
 SEED_RANGE = range(-(2**63), 2**63)
@@ -197,6 +201,7 @@ class World:
         self.hub_radio: Callable[[VirtualClock, bytes, str], HubRadio] = _emulated_hub_radio
         self.headend.capture = self.capture
         self.trace: Callable[[str], None] | None = None
+        self._pki_fingerprint: tuple[int, str] | None = None
 
     # Places -----------------------------------------------------------------------
     def place(self, name: str) -> HanMedium:
@@ -271,7 +276,10 @@ class World:
             eui = _checked_eui(eui, "hub")
         if eui in self.hubs or eui in self.meters:
             raise GbcsError(f"{eui.hex().upper()} is already in this world")
-        r = self.random
+        # Each hub's draws come from the seed and its own EUI-64, not from a stream shared
+        # with other hubs: a hub added after a restart gets what it would have got anyway,
+        # never an earlier hub's network key.
+        r = random.Random(f"gbcs-hil hub {self.seed} {eui.hex().upper()}")
         channel = channel if channel is not None else r.choice(ALL_CHANNELS)
         pan_id = pan_id if pan_id is not None else r.randrange(1, 0xFFF0)
         epid = extended_pan_id if extended_pan_id is not None else bytes(r.randbytes(8))
@@ -453,22 +461,58 @@ class World:
 
     # State ----------------------------------------------------------------------------
     def meta_json(self) -> dict[str, Any]:
+        faults = self.faults
         return {
             "format": STATE_FORMAT,
             "seed": self.seed,
             "time": self.clock.now,
+            "epoch": self.clock.epoch.isoformat(),
+            "pki": self.pki_fingerprint(),
+            # The plan and where its random stream stands: a restarted world goes on
+            # drawing the same faults the uninterrupted one would have.
+            "faults": None if not faults.plan.active else faults.state(),
             "headend": {"counters": {k.hex().upper(): v for k, v in self.headend.counters.items()}},
         }
 
+    def pki_fingerprint(self) -> str:
+        """Which test PKI the world's keys come from: a state only loads with the same one."""
+        cached = self._pki_fingerprint
+        if cached is not None and cached[0] == len(self.pki):
+            return cached[1]
+        digest = hashlib.sha256()
+        for party in sorted(self.pki.parties, key=lambda p: p.eui64):
+            digest.update(party.eui64)
+            for usage in (KeyUsage.KA, KeyUsage.DS):
+                digest.update(
+                    party.private_key(usage)
+                    .public_key()
+                    .public_bytes(
+                        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+                    )
+                )
+        fingerprint = digest.hexdigest()[:32]
+        self._pki_fingerprint = (len(self.pki), fingerprint)
+        return fingerprint
+
     @staticmethod
     def hub_json(h: Hub) -> dict[str, Any]:
+        node = h.node.state()  # first: on a wall clock reading a zigpy radio runs due timers
+        chf = h.chf.state()
+        # A held message handed to a GSME but not yet acknowledged is still the CHF's to
+        # deliver: saved as held, first in line (the GSME's counter check stops a replay).
+        held = chf["held"]
+        for device, data in h.node.handed_out().items():
+            if device not in h.chf.current:
+                continue  # CCS02 removed it: the message was failed, not to be delivered
+            key = _hex(device)
+            held[key] = [data.hex(), *held.get(key, [])]
         return {
             "eui64": _hex(h.eui64),
             "name": h.chf.name,
             "place": h.place,
-            "chf": h.chf.state(),
+            "chf": chf,
             "gpf": h.gpf.state(),
-            "node": h.node.state(),
+            "node": node,
         }
 
     @staticmethod
@@ -527,13 +571,24 @@ class World:
 
     @classmethod
     def from_json(
-        cls, obj: dict[str, Any], *, faults: FaultPlan = NO_FAULTS, capture: bool = True
+        cls,
+        obj: dict[str, Any],
+        *,
+        faults: FaultPlan | None = None,
+        capture: bool = True,
+        pki: TestPki | None = None,
+        hub_radio: Callable[[VirtualClock, bytes, str], HubRadio] | None = None,
     ) -> World:
         """Rebuild a world saved with :meth:`to_json`.
 
         Strict: every key the writers always write is required and checked, so damage is
         a :class:`GbcsError` saying where ("hub <EUI-64> chf: counters is missing"),
         never a default nor another exception, and no half-built world is returned.
+        ``faults`` None goes on with the saved plan and its random stream; a plan given
+        replaces it and starts its stream from the seed. ``pki`` must be the test PKI the
+        world was made with (None: the seed's default cast); ``hub_radio`` makes the hubs'
+        radios (None: the emulated coordinator; a state saved from zigpy radios needs one
+        that makes those).
         """
         found = obj.get("format") if isinstance(obj, dict) else None
         if isinstance(found, str) and found.startswith("gbcs-hil world ") and found != STATE_FORMAT:
@@ -545,7 +600,29 @@ class World:
             raise GbcsError(f"not a gbcs-hil world state (format {STATE_FORMAT} expected)")
         top = SavedState(obj)
         with _reading("world"):
-            world = cls(top.value("seed"), faults=faults, capture=capture)
+            seed = check_seed(top.value("seed"))
+            epoch = dt.datetime.fromisoformat(top.text("epoch"))
+            if epoch.tzinfo is None:
+                raise GbcsError(f"epoch {top.text('epoch')!r} has no time zone")
+            saved_faults = top.optional_member("faults")
+            injector = None
+            if faults is None:
+                if saved_faults is not None:
+                    injector = FaultInjector.from_state(saved_faults.obj, seed)
+                    faults = injector.plan
+                else:
+                    faults = NO_FAULTS
+            world = cls(seed, faults=faults, capture=capture, pki=pki, clock=VirtualClock(epoch))
+            if injector is not None:
+                world.faults = injector
+            if hub_radio is not None:
+                world.hub_radio = hub_radio
+            if top.text("pki") != world.pki_fingerprint():
+                raise GbcsError(
+                    "saved with another test PKI than "
+                    + ("the one given" if pki is not None else f"seed {seed}'s default cast")
+                    + ": pass the PKI it was made with (pki=...)"
+                )
             world.clock.now = top.seconds("time")
             hubs, meters = top.array("hubs"), top.array("meters")
         with _reading("headend"):
@@ -561,6 +638,12 @@ class World:
         with _reading(where):
             h = SavedState(item)
             chf, gpf, node = h.member("chf"), h.member("gpf"), h.member("node")
+            backend = node.obj.get("backend", "emulated")
+            if backend != "emulated" and self.hub_radio is _emulated_hub_radio:
+                raise GbcsError(
+                    f"its radio was saved from a {backend} backend: load the state with a "
+                    "hub_radio that makes such radios (e.g. hardware.sim_radio.sim_hub_radio)"
+                )
             settings = node.optional_member("settings")
             if settings is None:
                 raise GbcsError("node.settings is null: a hub's network is always formed")
@@ -602,12 +685,22 @@ class World:
         with _reading(f"{where} node"):
             unit.node.load_node_state(node.obj)
             unit.node.dead = dead
-            if powered:
-                unit.node.power_on()
+            unit.node.restart(powered)
+            unit.device.resume()
 
     def save(self, path: str | Path) -> Path:
+        """Write the state to ``path`` whole or not at all: a failed write (a full disk)
+        leaves the previous save as it was, and is a GbcsError naming the file."""
         target = Path(path)
-        target.write_text(json.dumps(self.to_json(), indent=1), encoding="utf-8")
+        text = json.dumps(self.to_json(), indent=1)
+        partial = target.with_name(f".{target.name}.partial")
+        try:
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, target)
+        except OSError as e:
+            with suppress(OSError):
+                partial.unlink()
+            raise GbcsError(f"{path}: cannot write ({e.strerror or e})") from None
         return target
 
     @classmethod

@@ -753,6 +753,8 @@ def test_state_round_trip(
         "tc_link_key_hash": LINK_KEY.hex().upper(),
         "device_type": "GSME",
         "sleepy": True,
+        "last_communication": None,  # it never joined
+        "frames_ok": 0,
     }
     assert state["current_log"][2]["device_type"] is None  # restored: type unknown
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import re
@@ -11,9 +12,14 @@ from typing import Any
 
 import pytest
 
+from emulators.clock import VirtualClock
+from emulators.faults import NO_FAULTS, FaultPlan
 from emulators.scenarios import Run
 from emulators.world import World
+from gbcs import asn1
 from gbcs.errors import GbcsError
+from gbcs.joins import JoinDetails
+from gbcs.testpki import TestPki
 
 
 def _fleet() -> tuple[World, Run]:
@@ -269,3 +275,222 @@ def test_the_64_bit_extremes_are_seeds() -> None:
     low, zero = World(-(2**63)), World(0)
     keys = [w.add_meter("p", "esme").device.credentials for w in (low, zero)]
     assert keys[0].eui64 == keys[1].eui64 and keys[0] != keys[1]  # the seed picks the keys
+
+
+# --- a restart at any moment: what was decided or under way goes on -----------------------
+
+
+def _reloaded(world: World, **kwargs: Any) -> World:
+    return World.from_json(json.loads(json.dumps(world.to_json())), **kwargs)
+
+
+def _premises(seed: int, kind: str = "esme") -> tuple[World, Run, Any, Any]:
+    world = World(seed)
+    run = Run("restart", world)
+    hub = world.add_hub("premises", world.pki.party("chf").eui64, name="CHF")
+    meter = world.add_meter("premises", kind, world.pki.party(kind).eui64)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    world.run(5)
+    return world, run, hub, meter
+
+
+def test_a_hub_added_after_a_restart_gets_what_it_would_have_got() -> None:
+    """Its network comes from the seed and its EUI-64, never an earlier hub's key."""
+    world, *_ = _premises(31)
+    loaded = _reloaded(world)
+    fresh, again = world.add_hub("bench"), loaded.add_hub("bench")
+    first = next(iter(world.hubs.values()))
+    assert fresh.node.state()["settings"] == again.node.state()["settings"]
+    assert again.node.settings.network_key != first.node.settings.network_key
+    assert again.node.settings.extended_pan_id != first.node.settings.extended_pan_id
+
+
+def test_a_disconnect_answered_before_a_restart_is_carried_out_after_it() -> None:
+    world, run, hub, meter = _premises(32)
+    assert run.disconnect(hub, meter).ok  # saved before the meter forgot its network
+    assert meter.node.settings is not None
+    loaded = _reloaded(world)
+    again = loaded.meters[meter.eui64]
+    assert not again.device.leaving or again.node.settings is not None
+    loaded.run(2)
+    assert again.node.settings is None and not again.device.leaving
+    assert loaded.to_json()["meters"][0]["device"]["leaving"] is False
+
+
+def test_a_meter_saved_mid_power_cycle_gets_its_power_back() -> None:
+    world, _, hub, meter = _premises(33)
+    meter.node.power_cycle(2.0)
+    loaded = _reloaded(world)
+    again = loaded.meters[meter.eui64]
+    assert not again.node.powered
+    loaded.run(10)
+    assert again.node.powered and again.node.joined
+    assert Run("after", loaded).join_details(loaded.hubs[hub.eui64], again).ok
+    meter.node.power_off()  # switched off for good meanwhile: it stays off
+    world.run(10)
+    assert not meter.node.powered
+
+
+def test_a_command_right_after_a_restart_is_answered() -> None:
+    """Both ends keep the tunnel: nothing is lost while a new one would open."""
+    world, _, hub, meter = _premises(34)
+    loaded = _reloaded(world)
+    step = Run("after", loaded).join_details(loaded.hubs[hub.eui64], loaded.meters[meter.eui64])
+    assert step.ok and step.time - loaded.clock.now < 1.0
+
+
+def test_alerts_decided_before_a_restart_are_sent_after_it() -> None:
+    world = World(35)
+    run = Run("alerts", world)
+    hub = world.add_hub("premises", name="CHF")
+    meter = world.add_meter("premises", "esme", power=False)
+    assert run.add_device(hub, meter).ok  # its CS14 waits for the clock's next step
+    pending = world.to_json()["hubs"][0]["chf"]["pending_alerts"]
+    assert [list(p) for p in pending] == [["cs14"]]
+    loaded = _reloaded(world)
+    before = len(loaded.headend.received.alerts)
+    loaded.run(1)
+    assert len(loaded.headend.received.alerts) == before + 1
+    assert loaded.to_json()["hubs"][0]["chf"]["pending_alerts"] == []
+
+
+def test_what_ccs06_reports_survives_a_restart() -> None:
+    world, run, hub, meter = _premises(36)
+    assert run.join_details(hub, meter).ok
+    saved = world.to_json()["hubs"][0]["chf"]["current_log"][0]
+    assert saved["last_communication"] is not None and saved["frames_ok"] > 0
+    loaded = _reloaded(world)
+    info = loaded.hubs[hub.eui64].chf.devices[meter.eui64]
+    assert (info.last_communication, info.frames_ok) == (
+        saved["last_communication"],
+        saved["frames_ok"],
+    )
+
+
+def test_a_frame_replayed_after_a_restart_is_still_a_replay() -> None:
+    """The hub keeps the last NWK frame counter heard from each source (ZigBee 4.3.1.2)."""
+    world, run, hub, meter = _premises(37)
+    heard: list[bytes] = []
+    deliver = hub.node.deliver
+    hub.node.deliver = lambda psdu: (heard.append(psdu), deliver(psdu))  # type: ignore[method-assign]
+    assert run.join_details(hub, meter).ok
+    del hub.node.deliver
+    loaded = _reloaded(world)
+    node = loaded.hubs[hub.eui64].node
+    dropped = node.frames_dropped
+    seen = dict(node._nwk_seen)
+    for psdu in heard:
+        node.deliver(psdu)
+    assert node._nwk_seen == seen  # every old secured frame was a replay
+    assert node.frames_dropped >= dropped
+
+
+def test_a_held_message_handed_out_but_unacknowledged_is_saved_as_held() -> None:
+    world, _, hub, gsme = _premises(38, "gsme")
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+    hub.chf.from_wan(command.encode())
+    assert world.run_until(lambda: bool(hub.node.handed_out()), 120)
+    saved = world.to_json()["hubs"][0]["chf"]["held"]
+    assert saved == {gsme.eui64.hex().upper(): [command.encode().hex()]}
+    # Once every block is acknowledged it is the GSME's: nothing is held any more.
+    assert world.run_until(lambda: not hub.node.handed_out(), 5)
+    assert world.to_json()["hubs"][0]["chf"]["held"] == {}
+
+
+def test_a_loaded_world_saves_as_it_was_loaded() -> None:
+    world, *_ = _premises(39)
+    saved = json.loads(json.dumps(world.to_json()))
+    assert json.loads(json.dumps(World.from_json(saved).to_json())) == saved
+
+
+def test_faults_go_on_from_where_they_were() -> None:
+    plan = FaultPlan(loss=0.2, delay=0.1, duplication=0.1)
+    world = World(40, faults=plan)
+    for _ in range(25):
+        world.faults.copies(0.001)
+    loaded = _reloaded(world)
+    assert loaded.faults.plan == plan and loaded.faults.counts == world.faults.counts
+    assert [loaded.faults.copies(0.001) for _ in range(50)] == [
+        world.faults.copies(0.001) for _ in range(50)
+    ]
+    assert _reloaded(world, faults=NO_FAULTS).faults.plan == NO_FAULTS
+
+
+def test_a_world_made_with_another_pki_is_loaded_only_with_it() -> None:
+    pki = TestPki.default_cast(99)
+    world = World(41, pki=pki)
+    with pytest.raises(GbcsError, match=r"saved with another test PKI .*pass the PKI it was"):
+        _reloaded(world)
+    assert _reloaded(world, pki=pki).pki is pki
+
+
+def test_the_clock_epoch_survives_a_restart() -> None:
+    epoch = dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    world = World(42, clock=VirtualClock(epoch))
+    world.run(100)
+    loaded = _reloaded(world)
+    assert loaded.clock.epoch == epoch and loaded.clock.utc == world.clock.utc
+
+
+def test_a_failed_save_keeps_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world, *_ = _premises(43)
+    path = world.save(tmp_path / "fleet.json")
+    good = path.read_text(encoding="utf-8")
+    world.run(60)
+
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("emulators.world.os.replace", full_disk)
+    with pytest.raises(GbcsError, match=r"fleet.json: cannot write \(No space left on device"):
+        world.save(path)
+    assert path.read_text(encoding="utf-8") == good
+    assert [p.name for p in tmp_path.iterdir()] == ["fleet.json"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda s: s["hubs"][0]["chf"]["join_windows"].update({"00DB0000000000AA": 1.0}),
+            "join_windows has a device not in current_log",
+        ),
+        (
+            lambda s: s["hubs"][0]["node"]["children"][0].update(short_address=0),
+            "short_address 0 is outside",
+        ),
+        (
+            lambda s: s["meters"][0]["node"].update(powered=False),
+            "tunnel_id is set for a meter without a network or power",
+        ),
+        (
+            lambda s: s["meters"][0]["node"].update(back_on_at=9.0),
+            "back_on_at is set for a meter that is powered",
+        ),
+        (
+            lambda s: s["hubs"][0]["chf"]["pending_alerts"].append({"cs15": "x"}),
+            "pending_alerts.0. is not one of cs14 or route_failure",
+        ),
+        (
+            lambda s: s["hubs"][0]["chf"]["current_log"].extend(
+                {**s["hubs"][0]["chf"]["current_log"][0], "device_id": f"00DB00000000{i:04X}"}
+                for i in range(32)
+            ),
+            "current_log holds 33 devices, more than 32",
+        ),
+        (
+            lambda s: s["meters"][0]["node"]["nwk_frame_counters"].append([5, -1]),
+            "nwk_frame_counters",
+        ),
+        (lambda s: s.update(epoch="2026-11-21T09:00:00"), "epoch .* has no time zone"),
+        (lambda s: s.update(faults={"plan": {}}), "faults"),
+    ],
+)
+def test_inconsistent_state_is_refused(change: Any, message: str) -> None:
+    world, *_ = _premises(44)
+    saved = json.loads(json.dumps(world.to_json()))
+    change(saved)
+    with pytest.raises(GbcsError, match=message):
+        World.from_json(saved)

@@ -23,11 +23,21 @@ from emulators.zigbee import air
 from emulators.zigbee.aps import ApsCommand, TransportKey
 from emulators.zigbee.install_code import link_key_from_install_code
 from emulators.zigbee.mac import decode_mac
+from emulators.zigbee.tunnel import (
+    SMART_ENERGY_PROFILE,
+    TUNNELING_CLUSTER,
+    GbcsGet,
+    TransferData,
+    encode_gbcs_tunnel,
+    tunnel_frame,
+)
+from emulators.zigbee.zcl import Direction, encode_zcl
 from gbcs import asn1
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
 from gbcs.frame import decode_message
 from gbcs.joins import JoinDetails
+from hardware.realtime import use_wall_clock
 from hardware.sim_radio import SimControllerApplication, WellKnownKeyRefused, sim_hub_radio
 from hardware.zigpy_han import WELL_KNOWN_KEY, ZigpyHubRadio, from_eui64, to_eui64
 from tests.emulators.test_han_invariants import held_message_lost_in_the_air
@@ -217,6 +227,18 @@ def test_state_survives_a_restart_through_zigpy() -> None:
     run2 = Run("again", again)
     assert [s.result for s in run2.qa_reads(hub2, again.meters[meter.eui64])] == ["ok"] * 4
     assert [s.result for s in run2.qa_reads(hub2, again.meters[gsme.eui64])] == ["ok"]
+
+
+def test_a_zigpy_world_loads_only_with_a_zigpy_hub_radio() -> None:
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    saved = json.loads(json.dumps(world.to_json()))
+    with pytest.raises(GbcsError, match="saved from a zigpy backend: load the state with a"):
+        World.from_json(saved)
+    again = World.from_json(saved, hub_radio=sim_hub_radio)
+    assert isinstance(again.hubs[hub.eui64].node, ZigpyHubRadio)
+    assert Run("again", again).join_details(again.hubs[hub.eui64], again.meters[meter.eui64]).ok
 
 
 @pytest.mark.parametrize(
@@ -447,6 +469,54 @@ def test_an_abandoned_block_on_the_air_ends_before_the_next_frame_starts() -> No
     assert len(ncp_frames) == 4 + 1 + 3  # block 1 with 3 retries, block 2 once; the other 3
     for (at, psdu), (then, _) in itertools.pairwise(ncp_frames):
         assert then >= at + airtime(psdu), "two frames on the air from one radio"
+
+
+def test_a_real_time_snapshot_is_consistent() -> None:
+    """Reading a zigpy radio's state on a wall clock runs what is due (here a GSME's GET
+    zigpy already has, which takes the held message): the CHF's state is read after
+    it, so the saved world holds the message once, as the live one does."""
+    world = World(SEED)
+    clock = use_wall_clock(world)
+    world.hub_radio = sim_hub_radio
+    try:
+        run = Run("real time", world)
+        hub = world.add_hub("bench", name="bench CHF")
+        gsme = world.add_meter("bench", "gsme", name="GSME")
+        assert run.add_device(hub, gsme).ok
+        assert run.wait_joined(gsme, hub, "join", timeout=10).ok
+        radio, app = _radio(hub), _app(hub)
+        assert clock.run_until(
+            lambda: radio.reachable(gsme.eui64) and gsme.node.tunnel_id is not None, timeout=10
+        )
+        command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+        hub.chf.from_wan(command.encode())
+        assert hub.chf.held_count(gsme.eui64) == 1
+        tunnel = gsme.node.tunnel_id
+        assert tunnel is not None
+        get = tunnel_frame(
+            TransferData(tunnel, encode_gbcs_tunnel(GbcsGet())),
+            sequence=0,
+            direction=Direction.TO_SERVER,
+            disable_default_response=True,
+        )
+        device = app.get_device(ieee=to_eui64(gsme.eui64))
+        radio.loop.call_soon(  # zigpy has the GSME's GET, not yet handed over
+            radio.handle_message,
+            device,
+            SMART_ENERGY_PROFILE,
+            TUNNELING_CLUSTER,
+            1,
+            1,
+            encode_zcl(get),
+        )
+        saved = world.to_json()
+        (state,) = [h for h in saved["hubs"] if h["eui64"] == hub.eui64.hex().upper()]
+        live = hub.chf.held_count(gsme.eui64) + len(radio.handed_out())
+        assert live == 1
+        assert len(state["chf"]["held"].get(gsme.eui64.hex().upper(), [])) == live
+        radio.close()
+    finally:
+        clock.close()
 
 
 def test_a_long_join_window_is_renewed_but_never_outlasts_the_chf() -> None:
