@@ -274,7 +274,8 @@ class _Node:
         )
         self._tx_current: tuple[bytes, int | None, int | bytes | None, int] | None = None
         self._tx_timer: Timer | None = None
-        self._nwk_seen: dict[bytes | int, int] = {}
+        self._nwk_seen: dict[bytes | int, int] = {}  # secured: last frame counter per source
+        self._unsecured_seen: dict[bytes | int, int] = {}  # last NWK sequence per source
         self._reassembly: dict[tuple[int, int], _Reassembly] = {}
         self.frames_dropped = 0
         self.trace: Callable[[str], None] | None = None
@@ -447,15 +448,13 @@ class _Node:
         """The last NWK frame counter heard from each secured source, for the saved state:
         a frame replayed after a restart is still a replay (ZigBee 4.3.1.2)."""
         return [
-            [k.hex().upper() if isinstance(k, bytes) else k, v]
-            for k, v in self._nwk_seen.items()
-            if isinstance(k, bytes | int)
+            [k.hex().upper() if isinstance(k, bytes) else k, v] for k, v in self._nwk_seen.items()
         ]
 
     def _duplicate_unsecured(self, source: bytes | int, sequence: int) -> bool:
-        key = ("u", source)
-        last = self._nwk_seen.get(key)  # type: ignore[call-overload]
-        self._nwk_seen[key] = sequence  # type: ignore[index]
+        seen = self._unsecured_seen
+        last = seen.get(source)
+        seen[source] = sequence
         return last == sequence
 
     def mac_frame(self, mac: MacFrame) -> None:
@@ -699,6 +698,8 @@ class CoordinatorNode(_Node):
         for device in [d for d, c in self.children.items() if not c.announced]:
             if tc.rejoin_key(device) is None:
                 del self.children[device]
+                self._nwk_seen.pop(device, None)
+                self._unsecured_seen.pop(device, None)
                 self._log(f"{device.hex().upper()} left the device log while joining")
 
     def _send_network_key(self, device: bytes, link_key: bytes) -> None:
@@ -743,6 +744,10 @@ class CoordinatorNode(_Node):
                 self._rejoining.pop(device, None)
             if device is not None and device in self.children:
                 del self.children[device]
+                # Its neighbour entry goes, frame counter and all, as on a real NWK layer:
+                # a trust centre that outlives thousands of devices keeps no trace of each.
+                self._nwk_seen.pop(device, None)
+                self._unsecured_seen.pop(device, None)
                 self._log(f"{device.hex().upper()} left")
             return
         if nwk.security is None:
@@ -1376,6 +1381,7 @@ class MeterNode(_Node):
         else:
             self.joins += 1
         self._nwk_seen.clear()
+        self._unsecured_seen.clear()
         if self.trace is not None:
             self._log(
                 ("rejoined" if rejoin else "joined")
@@ -1512,6 +1518,7 @@ class MeterNode(_Node):
         self.pan_id = None
         self.link_key = link_key_from_install_code(self.install_code)
         self._nwk_seen.clear()
+        self._unsecured_seen.clear()
         if not self.powered:
             # Unplugged after answering CS02f: the disconnect is kept (NV), and the radio
             # stays silent until powered, when it auto-joins (power_on with no settings).

@@ -494,3 +494,16 @@ def test_inconsistent_state_is_refused(change: Any, message: str) -> None:
     change(saved)
     with pytest.raises(GbcsError, match=message):
         World.from_json(saved)
+
+
+def test_a_hub_keeps_no_frame_counter_for_a_device_that_left() -> None:
+    """A bench CHF outlives thousands of meters: each one's counter goes when it leaves,
+    so the saved state does not grow with every meter ever triaged."""
+    world, run, hub, meter = _premises(45)
+    eui = meter.eui64.hex().upper()
+    assert eui in [k for k, _ in hub.node.state()["nwk_frame_counters"]]
+    assert run.disconnect(hub, meter).ok and run.wait_left(meter, hub).ok
+    world.run(1)  # its NWK leave reaches the hub
+    assert meter.eui64 not in hub.node.children
+    assert eui not in [k for k, _ in hub.node.state()["nwk_frame_counters"]]
+    assert not hub.node._unsecured_seen.get(meter.eui64)
