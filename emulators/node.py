@@ -975,6 +975,12 @@ class CoordinatorNode(_Node):
             raise GbcsError(f"ieee is not this node's ({self.ieee.hex().upper()})")
         raw = saved.optional_member("settings")
         settings = None if raw is None else NetworkSettings.from_json(raw.obj, raw.where)
+        if settings is not None and (
+            settings.short_address != COORDINATOR or settings.trust_centre != self.ieee
+        ):
+            raise GbcsError(
+                "settings: a hub is its network's coordinator (0x0000) and trust centre"
+            )
         counters = _Counters.from_json(saved.member("counters"))
         children: dict[bytes, Child] = {}
         shorts: set[int] = set()

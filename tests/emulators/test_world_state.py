@@ -462,6 +462,14 @@ def test_a_failed_save_keeps_the_previous_one(
             "short_address 0 is outside",
         ),
         (
+            lambda s: s["hubs"][0]["node"]["settings"].update(short_address=0x1234),
+            "a hub is its network's coordinator",
+        ),
+        (
+            lambda s: s["hubs"][0]["node"]["settings"].update(trust_centre=s["meters"][0]["eui64"]),
+            "a hub is its network's coordinator",
+        ),
+        (
             lambda s: s["meters"][0]["node"].update(powered=False),
             "tunnel_id is set for a meter without a network or power",
         ),
