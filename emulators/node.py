@@ -876,6 +876,11 @@ class CoordinatorNode(_Node):
         if not child.announced:
             return
         if self._held_out and isinstance(app.gbcs, GbcsGet):
+            if self._handing_out(device):
+                # A keep-alive poll while the last GET-RESPONSE is still going out: that
+                # one answers it. Handing out the next would lose track of this one.
+                self._log(f"GET from {device.hex().upper()} during its GET-RESPONSE: ignored")
+                return
             self._held_out.pop(device, None)  # it polls again: what it was handed arrived
         reply = tunnel_server.serve(device, child.tunnel_id, app.tunnel, app.gbcs, tc, self._ids)
         child.tunnel_id = reply.tunnel_id
@@ -885,6 +890,16 @@ class CoordinatorNode(_Node):
             frames = self._send_application(settings, child.short_address, zcl)
             if reply.held is not None:
                 self._held_out[device] = (reply.held, frozenset(frames))
+
+    def _handing_out(self, device: bytes) -> bool:
+        """Whether a block of the GET-RESPONSE handed to ``device`` has not been sent yet:
+        then a new GET (a keep-alive poll) cannot mean that it arrived. Once every block
+        has been on the air a GET can (only the last one's acknowledgements are awaited)."""
+        entry = self._held_out.get(device)
+        if entry is None:
+            return False
+        frames = entry[1]
+        return any(queued[0] in frames for queued in self._tx_queue)
 
     def _acknowledged(self, seq: int) -> None:
         current = self._tx_current
@@ -1498,7 +1513,8 @@ class MeterNode(_Node):
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         if self.state is NodeState.JOINED and dst == COORDINATOR:
             self._log("parent lost (no acknowledgement)")
-            self.tunnel_id = None
+            # The tunnel stays until the rejoin starts: a GET-RESPONSE to the GET sent
+            # just before is still taken, not acknowledged at the MAC and then dropped.
             self._set_state(NodeState.ORPHANED)
             self.listening = True
             self._schedule(1.0, self._start_rejoin)

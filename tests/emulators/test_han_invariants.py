@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from emulators.chf import RouteFailure
+from emulators.faults import FaultPlan
 from emulators.node import CoordinatorNode, NodeState
 from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
@@ -219,3 +220,57 @@ def test_a_saved_hub_holding_messages_for_a_device_off_its_log_is_refused() -> N
     state["hubs"][0]["chf"]["held"][stranger] = ["00"]
     with pytest.raises(GbcsError, match="not in current_log"):
         World.from_json(state)
+
+
+@pytest.mark.parametrize(
+    ("seed", "plan"),
+    [
+        (21, FaultPlan(loss=0.2)),
+        (22, FaultPlan(loss=0.05, duplication=0.02, reordering=0.02, delay=0.1, power_cycle=0.01)),
+        (23, FaultPlan(delay=0.3)),
+    ],
+)
+def test_under_faults_no_command_for_a_gsme_is_lost_silently(seed: int, plan: FaultPlan) -> None:
+    """Every command queued for a GSME ends run by it, still held, or failed by name.
+
+    Two ways it used to vanish: a GET-RESPONSE reached a GSME that had just declared
+    its parent lost (it acknowledged it, then dropped it for want of a tunnel), and a
+    keep-alive GET during a long GET-RESPONSE made the hub hand out the next message
+    and forget the first."""
+    world = World(seed, faults=plan)
+    run = Run("gsme under faults", world)
+    hub, gsme = _joined(world, run, "gsme")
+    failed: list[RouteFailure] = []
+    inner = hub.chf.on_route_failure
+    assert inner is not None
+
+    def seen(failure: RouteFailure) -> None:
+        failed.append(failure)
+        inner(failure)
+
+    hub.chf.on_route_failure = seen
+    ran: list[int] = []
+    on_gbcs = gsme.node.on_gbcs
+    assert on_gbcs is not None
+
+    def note(peer: bytes, data: bytes) -> None:
+        before = len(gsme.device.security_log)
+        on_gbcs(peer, data)
+        if len(gsme.device.security_log) == before:  # accepted, not refused as a replay
+            ran.append(decode_message(data)[0].header.originator_counter)
+
+    gsme.node.on_gbcs = note
+    commands = [
+        world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+        for _ in range(6)
+    ]
+    for command in commands:
+        hub.chf.from_wan(command.encode())
+    world.run(1500)
+    held = [
+        decode_message(m)[0].header.originator_counter for m in hub.chf.held.get(gsme.eui64, [])
+    ]
+    failed_counters = [f.command[1] for f in failed if f.command is not None]
+    for command in commands:
+        counter = command.header.originator_counter
+        assert counter in ran or counter in held or counter in failed_counters, hex(counter)
