@@ -42,7 +42,9 @@ def _table(report: dict[str, Any]) -> str:
 def seed_argument(text: str) -> int:
     """``--seed``: an integer a world can be built from (signed 64-bit)."""
     try:
-        return check_seed(int(text, 0))
+        # Decimal as people write it (leading zeros too), or 0x/0o/0b with its prefix.
+        prefixed = text.strip().lstrip("+-")[:2].lower() in ("0x", "0o", "0b")
+        return check_seed(int(text, 0) if prefixed else int(text, 10))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     except GbcsError as e:
@@ -51,7 +53,7 @@ def seed_argument(text: str) -> int:
 
 def cmd_scenario(args: argparse.Namespace) -> int:
     try:
-        faults = FaultPlan.parse(args.faults) if args.faults else FaultPlan()
+        faults = FaultPlan.parse(args.faults) if args.faults is not None else FaultPlan()
     except ValueError as e:
         print(f"gbcs-hil emulate: {e}", file=sys.stderr)
         return 2
@@ -80,13 +82,20 @@ def cmd_scenario(args: argparse.Namespace) -> int:
         report["wireshark"] = shlex.join(
             ["wireshark", *uat_options(run.world.capture), "-r", str(pcap)]
         )
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print(_table(report))
-        if args.pcap is not None:
-            print(f"\ncapture: {report['pcap']} (keys for Wireshark: {report['keys']})")
-            print(f"watch it, every key loaded:\n  {report['wireshark']}")
+    try:
+        if args.json:
+            print(json.dumps(report))
+        else:
+            print(_table(report))
+            if args.pcap is not None:
+                print(f"\ncapture: {report['pcap']} (keys for Wireshark: {report['keys']})")
+                print(f"watch it, every key loaded:\n  {report['wireshark']}")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # the reader went away: gbcs-hil's main handles it
+    except OSError as e:  # a full disk behind a redirect: not a step that failed
+        print(f"gbcs-hil emulate: cannot write the report: {e.strerror or e}", file=sys.stderr)
+        return 2
     return 0 if report["ok"] else 1
 
 

@@ -14,6 +14,9 @@ from typing import Any
 __all__ = ["NO_FAULTS", "FaultInjector", "FaultPlan"]
 
 
+MAX_FAULT_DELAY = 3600.0  # seconds: an hour of delay or darkness is already no HAN
+
+
 @dataclass(frozen=True, slots=True)
 class FaultPlan:
     """Per-frame probabilities (0..1) and the bounds of injected delays (seconds)."""
@@ -31,8 +34,12 @@ class FaultPlan:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"fault probability {name}={value} is outside 0..1")
-        if self.max_delay < 0 or self.power_off_time < 0:
-            raise ValueError("fault delays cannot be negative")
+        for name in ("max_delay", "power_off_time"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= MAX_FAULT_DELAY:  # NaN fails this too
+                raise ValueError(
+                    f"fault setting {name}={value} is outside 0..{MAX_FAULT_DELAY:g} s"
+                )
 
     @property
     def active(self) -> bool:
@@ -42,8 +49,11 @@ class FaultPlan:
     def parse(cls, text: str) -> FaultPlan:
         """``loss=0.1,duplication=0.05`` as a lab engineer types it on the command line."""
         values: dict[str, float] = {}
-        for item in filter(None, (p.strip() for p in text.split(","))):
-            name, sep, number = item.partition("=")
+        items = [p.strip() for p in text.split(",")]
+        if not any(items):
+            raise ValueError("no fault setting given (e.g. loss=0.05)")
+        for item in filter(None, items):
+            name, sep, number = (part.strip() for part in item.partition("="))
             if not sep or name not in cls.__dataclass_fields__:
                 raise ValueError(f"unknown fault setting {item!r}")
             if name in values:  # the earlier value would be silently lost

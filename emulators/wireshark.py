@@ -13,6 +13,7 @@ Beside it, ``<capture>.keys`` holds the keys Wireshark needs, one
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 from pathlib import Path
 
@@ -57,6 +58,9 @@ def keys_lines(capture: Capture) -> list[str]:
     return lines
 
 
+_TEMPORARIES = itertools.count()
+
+
 def keys_path(path: Path) -> Path:
     return path.with_name(path.name + ".keys")
 
@@ -75,12 +79,30 @@ def check_capture_path(path: Path | str) -> None:
     Raises :class:`OSError` naming the path: a folder that does not exist, or
     the capture or its ``.keys`` being a folder.
     """
-    target = Path(path)
+    text = os.fspath(path)
+    target = Path(text)
+    if not target.name or text.endswith(("/", os.sep)) or target.name in (".", ".."):
+        raise IsADirectoryError(f"{text!r} names a folder, not a capture file")
     if not target.parent.is_dir():
         raise NotADirectoryError(f"{target.parent}: no such folder")
     for p in (target, keys_path(target)):
         if p.is_dir():
             raise IsADirectoryError(f"{p}: is a folder")
+        if p.is_symlink() or (p.exists() and not p.is_file()):
+            # The capture is renamed into place: it would replace the link or device.
+            raise FileExistsError(f"{p}: exists and is not a regular file")
+    # The folder must take new files (a read-only place, /proc): try one now.
+    probe = target.parent / _temporary_name()
+    try:
+        probe.touch(exist_ok=False)
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"{target.parent}: cannot write there ({e.strerror or e})") from None
+
+
+def _temporary_name() -> str:
+    """A short hidden name in the capture's folder, whatever the capture's name's length."""
+    return f".gbcs-hil-{os.getpid()}-{next(_TEMPORARIES)}.tmp"
 
 
 def write_capture(capture: Capture, path: Path | str, epoch: float = 0.0) -> tuple[Path, Path]:
@@ -99,7 +121,7 @@ def write_capture(capture: Capture, path: Path | str, epoch: float = 0.0) -> tup
     placed: list[Path] = []
     try:
         for final, data in contents:
-            temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+            temporary = final.with_name(_temporary_name())
             staged.append(temporary)
             temporary.write_bytes(data)
         for (final, _), temporary in zip(contents, staged, strict=True):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shlex
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +131,85 @@ def test_a_capture_that_cannot_be_written_fails_before_the_run(
     captured = capsys.readouterr()
     assert "x.pcapng.keys: is a folder" in captured.err and captured.out == ""
     assert not (tmp_path / "x.pcapng").exists()
+
+
+@pytest.mark.parametrize(
+    ("pcap", "message"),
+    [
+        (".", "names a folder, not a capture file"),
+        ("./", "names a folder, not a capture file"),
+        ("", "names a folder, not a capture file"),
+        ("out/", "names a folder, not a capture file"),
+        ("/proc/x.pcapng", "/proc: cannot write there"),
+    ],
+)
+def test_a_capture_path_that_cannot_be_a_file_is_refused_before_the_run(
+    capsys: pytest.CaptureFixture[str], pcap: str, message: str
+) -> None:
+    assert main(["emulate", "scenario", "fresh-meter", "--pcap", pcap]) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and captured.out == ""
+    assert "Traceback" not in captured.err
+
+
+def test_a_capture_never_replaces_a_link_or_a_pipe(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "elsewhere").write_text("keep me")
+    (tmp_path / "link.pcapng").symlink_to(tmp_path / "elsewhere")
+    os.mkfifo(tmp_path / "pipe.pcapng")
+    for name in ("link.pcapng", "pipe.pcapng"):
+        assert main(["emulate", "scenario", "fresh-meter", "--pcap", str(tmp_path / name)]) == 2
+        assert "exists and is not a regular file" in capsys.readouterr().err
+    assert (tmp_path / "link.pcapng").is_symlink() and (tmp_path / "pipe.pcapng").is_fifo()
+    assert (tmp_path / "elsewhere").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "link.pcapng", "pipe.pcapng"]
+
+
+def test_a_long_capture_name_is_written(tmp_path: Path) -> None:
+    name = "b" * 240  # with ".keys" 245: a legal name; the temporary files must be too
+    assert main(["emulate", "scenario", "fresh-meter", "--pcap", str(tmp_path / name)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, name + ".keys"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "no fault setting given"),
+        (" , ", "no fault setting given"),
+        ("delay=0.05,max_delay=nan", "max_delay=nan is outside 0..3600 s"),
+        ("power_off_time=inf", "power_off_time=inf is outside 0..3600 s"),
+    ],
+)
+def test_fault_specs_that_mean_nothing_or_never_are_refused(
+    capsys: pytest.CaptureFixture[str], spec: str, message: str
+) -> None:
+    assert main(["emulate", "scenario", "fresh-meter", "--faults", spec]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_spaces_around_a_fault_setting_are_allowed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = _json(capsys, "fresh-meter", "--faults", " loss = 0.0 , delay = 0.0 ")
+    assert code == 0 and report["ok"]
+
+
+@pytest.mark.parametrize(("text", "seed"), [("010", 10), ("-007", -7), ("0x10", 16)])
+def test_seeds_are_read_as_people_write_them(
+    capsys: pytest.CaptureFixture[str], text: str, seed: int
+) -> None:
+    _, report = _json(capsys, "fresh-meter", "--seed", text)
+    assert report["seed"] == seed
+
+
+def test_a_report_that_cannot_be_written_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk behind ``> file`` is exit 2 with a line, not a traceback and exit 1."""
+
+    class FullDisk(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sys, "stdout", FullDisk())
+    assert main(["emulate", "scenario", "fresh-meter", "--json"]) == 2
+    assert "cannot write the report: No space left on device" in capsys.readouterr().err
