@@ -31,7 +31,6 @@ READ_JOIN_DETAILS = 0x0013
 # The RTDS GCS62 alert backs up a GPF device log of six entries (CRIB §6.9): a GCS59
 # restore of that backup must fit.
 GPF_LOG_CAPACITY = 6
-MAX_PENDING_BACKUPS = 255
 
 
 class Gpf(GbcsDevice):
@@ -40,7 +39,7 @@ class Gpf(GbcsDevice):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.device_log: dict[bytes, int] = {}
-        self.backups_pending = 0  # GCS62 alerts booked on the clock, not sent yet
+        self.backup_pending = False  # a GCS62 booked on the clock, not sent yet
         self.handlers[GCS59] = self._restore
         self.handlers[READ_JOIN_DETAILS] = self._join_details
 
@@ -58,14 +57,16 @@ class Gpf(GbcsDevice):
         return tuple(HanDevice(d, t) for d, t in self.device_log.items())
 
     def _book_backup(self) -> None:
-        """GCS62 after the response, on the clock; counted so a restart does not lose it."""
-        self.backups_pending += 1
-        self.clock.call_soon(self._backup)
+        """GCS62 after the response, on the clock, with the log as it is then: changes in
+        one instant make one alert. Saved, so a restart does not lose it."""
+        if not self.backup_pending:
+            self.backup_pending = True
+            self.clock.call_soon(self._backup)
 
     def _backup(self) -> None:
-        if self.backups_pending == 0:
+        if not self.backup_pending:
             return  # booked before a state was loaded over this one
-        self.backups_pending -= 1
+        self.backup_pending = False
         alert = GpfDeviceLogBackup(self.clock.utc.replace(microsecond=0), self.devices())
         self.alert(GCS62, asn1.encode(alert.to_payload()))
 
@@ -75,13 +76,15 @@ class Gpf(GbcsDevice):
             asn1.decode(h.other_information.message_code, h.cra_flag, message.payload)
         )
         outcomes = []
+        changed = False
         for device in command.devices:
             if device.device_id not in self.device_log and len(self.device_log) >= GPF_LOG_CAPACITY:
                 outcomes.append((device, JoinResult.DEVICE_LOG_FULL))
                 continue
+            changed = changed or self.device_log.get(device.device_id) != device.device_type
             self.device_log[device.device_id] = device.device_type
             outcomes.append((device, JoinResult.SUCCESS))
-        if any(code == JoinResult.SUCCESS for _, code in outcomes):
+        if changed:  # a restore that changes nothing backs nothing up
             self._book_backup()
         return asn1_reply(GpfRestoreOutcome(tuple(outcomes)).to_payload())
 
@@ -93,7 +96,7 @@ class Gpf(GbcsDevice):
         return {
             **self.gbcs_state(),
             "device_log": {d.hex().upper(): t for d, t in self.device_log.items()},
-            "backups_pending": self.backups_pending,
+            "backup_pending": self.backup_pending,
         }
 
     def load_state(self, obj: dict[str, Any]) -> None:
@@ -101,10 +104,9 @@ class Gpf(GbcsDevice):
         saved = SavedState(obj)
         log = saved.table("device_log")
         device_log = {k: saved_int(v, where, None, None) for k, where, v in log}
-        # One per log change since the clock last ran: a few at most, never thousands.
-        pending = saved.integer("backups_pending", 0, MAX_PENDING_BACKUPS)
+        pending = saved.flag("backup_pending")
         self.load_gbcs_state(obj)
         self.device_log = device_log
-        self.backups_pending = 0
-        for _ in range(pending):
+        self.backup_pending = False
+        if pending:
             self._book_backup()

@@ -139,6 +139,31 @@ def test_no_backup_alert_when_nothing_was_restored(
     assert len(alerts) == 1
 
 
+def test_a_restore_that_changes_nothing_backs_nothing_up(
+    gpf: Gpf, headend: HeadEnd, alerts: list[bytes]
+) -> None:
+    restore(headend, gpf, GSME, PPMID)
+    gpf.clock.run()
+    assert len(alerts) == 1
+    outcome = restore(headend, gpf, GSME)  # already there, same type: SUCCESS, no change
+    assert outcome.outcomes == ((GSME, JoinResult.SUCCESS),)
+    gpf.clock.run()
+    assert len(alerts) == 1
+
+
+def test_changes_in_one_instant_make_one_backup_of_the_log_they_left(
+    gpf: Gpf, headend: HeadEnd, alerts: list[bytes]
+) -> None:
+    restore(headend, gpf, GSME)
+    restore(headend, gpf, PPMID)
+    gpf.add(DEVICES[3])
+    assert gpf.state()["backup_pending"] is True
+    gpf.clock.run()
+    (backup,) = backups(headend, alerts)
+    assert backup.devices == (GSME, PPMID, DEVICES[3])
+    assert gpf.state()["backup_pending"] is False
+
+
 def test_backup_alert_after_add_and_remove(gpf: Gpf, headend: HeadEnd, alerts: list[bytes]) -> None:
     gpf.add(GSME)
     gpf.clock.run(10)
