@@ -1071,7 +1071,9 @@ class MeterNode(_Node):
         self.powered = False
         self.dead = False
         self.back_on_at: float | None = None  # when a power cycle gives the power back
-        self._loaded_tunnel: int | None = None  # the tunnel a loaded state had open
+        # What a loaded state had under way: its open tunnel and when it polls next.
+        self._loaded_tunnel: int | None = None
+        self._loaded_keepalive: float | None = None
 
     def wants(self, frame_type: int, psdu: bytes) -> bool:
         if frame_type == _BEACON_FRAME:
@@ -1113,8 +1115,18 @@ class MeterNode(_Node):
         power still comes back when it was due.
         """
         tunnel, self._loaded_tunnel = self._loaded_tunnel, None
+        keepalive, self._loaded_keepalive = self._loaded_keepalive, None
         if powered:
             self._power_on(tunnel)
+            if tunnel is not None and self.state is _JOINED:
+                # Polls when it would have, asleep or awake as it was (a sleepy GSME's
+                # schedule does not move to the load time).
+                if keepalive is not None:
+                    self._schedule(max(0.0, keepalive - self.clock.now), self._keepalive)
+                if self.sleepy and self.clock.now >= self._awake_until:
+                    self._maybe_sleep()
+                elif self.sleepy:
+                    self.clock.call_at(self._awake_until, self._maybe_sleep)
         elif self.back_on_at is not None:
             self._power_back_at(self.back_on_at)
 
@@ -1153,7 +1165,6 @@ class MeterNode(_Node):
             self._request_tunnel()
         else:
             self.tunnel_id = tunnel_id
-            self._stay_awake()
         self._schedule_keepalive()
 
     def _set_state(self, state: NodeState) -> None:
@@ -1163,6 +1174,13 @@ class MeterNode(_Node):
                 self._log(f"state {state.value}")
             if self.on_state is not None:
                 self.on_state(state)
+
+    def _keepalive_due(self) -> float | None:
+        """When the next keep-alive (a sleepy GSME's poll) is due, if one is booked."""
+        timer = self._timer
+        if timer is None or timer[4] or timer[2] != self._keepalive:
+            return None
+        return float(timer[0])
 
     def _schedule(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
         timer = self._timer
@@ -1563,6 +1581,8 @@ class MeterNode(_Node):
             "powered": self.powered,
             "back_on_at": self.back_on_at,
             "tunnel_id": self.tunnel_id,
+            "keepalive_at": self._keepalive_due(),
+            "awake_until": self._awake_until,
             "nwk_frame_counters": self._secured_counters(),
         }
 
@@ -1587,12 +1607,16 @@ class MeterNode(_Node):
             raise GbcsError("tunnel_id is set for a meter without a network or power")
         if back_on_at is not None and powered:
             raise GbcsError("back_on_at is set for a meter that is powered")
+        keepalive = None if saved.value("keepalive_at") is None else saved.seconds("keepalive_at")
+        awake_until = saved.seconds("awake_until")
         seen = _saved_secured_counters(saved)
         self.settings = settings
         self.counters = counters
         self.channels = channels
         self.back_on_at = back_on_at
         self._loaded_tunnel = tunnel
+        self._loaded_keepalive = keepalive
+        self._awake_until = awake_until
         self._nwk_seen = seen
 
 

@@ -515,3 +515,29 @@ def test_a_hub_keeps_no_frame_counter_for_a_device_that_left() -> None:
     assert meter.eui64 not in hub.node.children
     assert eui not in [k for k, _ in hub.node.state()["nwk_frame_counters"]]
     assert not hub.node._unsecured_seen.get(meter.eui64)
+
+
+def test_a_sleeping_gsme_polls_after_a_restart_when_it_would_have() -> None:
+    world, _, hub, gsme = _premises(46, "gsme")
+    assert world.run_until(lambda: not gsme.node.listening, 30)  # asleep between polls
+    polls: list[float] = []
+
+    def count_polls(w: World) -> None:
+        node = w.hubs[hub.eui64].node
+        application = node._application
+
+        def noted(device: bytes, app: Any) -> None:
+            if type(app.gbcs).__name__ == "GbcsGet":
+                polls.append(round(w.clock.now, 6))
+            application(device, app)
+
+        node._application = noted
+
+    loaded = _reloaded(world)
+    assert not loaded.meters[gsme.eui64].node.listening  # still asleep
+    count_polls(world)
+    world.run(65)
+    uninterrupted, polls[:] = list(polls), []
+    count_polls(loaded)
+    loaded.run(65)
+    assert polls == uninterrupted and len(polls) >= 2
