@@ -49,10 +49,7 @@ class FaultPlan:
     def parse(cls, text: str) -> FaultPlan:
         """``loss=0.1,duplication=0.05`` as a lab engineer types it on the command line."""
         values: dict[str, float] = {}
-        items = [p.strip() for p in text.split(",")]
-        if not any(items):
-            raise ValueError("no fault setting given (e.g. loss=0.05)")
-        for item in filter(None, items):
+        for item in filter(None, (p.strip() for p in text.split(","))):
             name, sep, number = (part.strip() for part in item.partition("="))
             if not sep or name not in cls.__dataclass_fields__:
                 raise ValueError(f"unknown fault setting {item!r}")
