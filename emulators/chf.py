@@ -269,7 +269,12 @@ class CommsHub(GbcsDevice):
         else:
             for entry in log.entries:
                 self.current[entry.device_id] = entry
-                self.devices.setdefault(entry.device_id, LoggedDevice())
+                if entry.device_id not in self.devices:
+                    # A device still joined here (CCS02 does not unjoin): the radio knows
+                    # whether it sleeps, so its messages are held, not pushed at it.
+                    query = getattr(self.han, "child_sleepy", None)
+                    sleepy = None if query is None else query(entry.device_id)
+                    self.devices[entry.device_id] = LoggedDevice(sleepy=bool(sleepy))
             restored = {e.device_id for e in log.entries}
             self.historic = collections.deque(
                 (e for e in self.historic if e.device_id not in restored),

@@ -941,6 +941,11 @@ class CoordinatorNode(_Node):
         self._send_application(settings, child.short_address, zcl)
 
     # HanPort ------------------------------------------------------------------------------
+    def child_sleepy(self, device: bytes) -> bool | None:
+        """Whether a joined child is a sleepy end device (None: not a child)."""
+        child = self.children.get(device)
+        return None if child is None else child.sleepy
+
     def has_child(self, device: bytes) -> bool:
         """Whether ``device`` has joined (and proved it holds the network key)."""
         child = self.children.get(device)

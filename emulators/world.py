@@ -83,6 +83,8 @@ class HubRadio(Protocol):
 
     def handed_out(self) -> dict[bytes, bytes]: ...
 
+    def child_sleepy(self, device: bytes) -> bool | None: ...
+
 
 def _emulated_hub_radio(clock: VirtualClock, eui: bytes, name: str) -> HubRadio:
     return CoordinatorNode(clock, eui, name=name)

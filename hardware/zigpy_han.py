@@ -745,6 +745,11 @@ class ZigpyHubRadio:
         return {device: hand_over.data for device, hand_over in self._held_out.items()}
 
     # HanPort -----------------------------------------------------------------------------
+    def child_sleepy(self, device: bytes) -> bool | None:
+        """Whether a joined child is a sleepy end device (None: not a child)."""
+        child = self._children.get(device)
+        return None if child is None else child.sleepy
+
     def has_child(self, device: bytes) -> bool:
         """Whether ``device`` has joined this network and proved it holds the network key."""
         return device in self._children

@@ -274,3 +274,22 @@ def test_under_faults_no_command_for_a_gsme_is_lost_silently(seed: int, plan: Fa
     for command in commands:
         counter = command.header.originator_counter
         assert counter in ran or counter in held or counter in failed_counters, hex(counter)
+
+
+def test_a_gsme_put_back_with_ccs03_while_still_joined_is_still_polled_not_pushed() -> None:
+    """CCS02 does not unjoin a GSME; restored with CCS03 on the same hub it never joins
+    again, so the hub must know from its radio that it sleeps: its commands are held
+    for its next poll, not sent at once to a radio that is asleep (and lost)."""
+    world = World(seed=7)
+    run = Run("put back", world)
+    hub, gsme = _joined(world, run, "gsme")
+    assert run.remove_device(hub, gsme).ok
+    _, logs = run.read_logs(hub)
+    log = single_entry_log(logs, gsme.eui64)
+    assert log is not None and run.restore(hub, log).ok
+    assert hub.node.has_child(gsme.eui64) and hub.chf.devices[gsme.eui64].sleepy
+    assert world.run_until(lambda: not gsme.node.listening, 60)
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+    hub.chf.from_wan(command.encode())
+    assert hub.chf.held_count(gsme.eui64) == 1  # held, not pushed
+    assert run.join_details(hub, gsme).ok
