@@ -255,6 +255,16 @@ class CommsHub(GbcsDevice):
             held = self.held.pop(device, None)
             if held:
                 self._fail_held(device, held)
+            take = getattr(self.han, "take_hand_over", None)
+            handed = None if take is None else take(device)
+            if handed is not None:
+                reason = (
+                    f"device {device.hex().upper()} was removed from the CHF device log "
+                    "while a message was being handed to it: it may have run, its "
+                    "response will not be routed"
+                )
+                self.log_event("message not routed", reason)
+                self._book(RouteFailure(device, reason, _command_id(handed)))
             result = 0
             self._whitelist_changed()
         response = simple_response(request.invoke_id, RemoveDevice.SPECS, (result,))

@@ -988,6 +988,12 @@ class CoordinatorNode(_Node):
         """Held messages handed to a GSME whose GET-RESPONSE is not acknowledged yet."""
         return {device: data for device, (data, _) in self._held_out.items()}
 
+    def take_hand_over(self, device: bytes) -> bytes | None:
+        """The message handed to ``device`` and not yet acknowledged, no longer tracked:
+        the CHF fails it (CCS02), so a later delivery failure must not hold it again."""
+        entry = self._held_out.pop(device, None)
+        return None if entry is None else entry[0]
+
     def load_state(self, obj: dict[str, Any]) -> None:
         """Restore :meth:`state`; every key is required (settings may be null: not formed)."""
         saved = SavedState(obj)

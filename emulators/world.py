@@ -85,6 +85,8 @@ class HubRadio(Protocol):
 
     def child_sleepy(self, device: bytes) -> bool | None: ...
 
+    def take_hand_over(self, device: bytes) -> bytes | None: ...
+
 
 def _emulated_hub_radio(clock: VirtualClock, eui: bytes, name: str) -> HubRadio:
     return CoordinatorNode(clock, eui, name=name)

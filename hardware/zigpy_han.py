@@ -732,13 +732,19 @@ class ZigpyHubRadio:
         """A GET-RESPONSE the GSME never acknowledged: its message goes back to the CHF,
         first in line, as on the emulated coordinator, unless the GSME has polled since."""
         if self._held_out.get(device) is not hand_over:
-            self._log(f"{device.hex().upper()} polled again since: its held message arrived")
+            self._log(f"{device.hex().upper()}: that hand-over is settled (polled again or failed)")
             return
         del self._held_out[device]
         undelivered = getattr(self._tc, "undelivered", None)
         if undelivered is not None:
             self._log(f"held message for {device.hex().upper()} not delivered")
             undelivered(device, hand_over.data)
+
+    def take_hand_over(self, device: bytes) -> bytes | None:
+        """The message handed to ``device`` and not yet acknowledged, no longer tracked:
+        the CHF fails it (CCS02), so a later delivery failure must not hold it again."""
+        hand_over = self._held_out.pop(device, None)
+        return None if hand_over is None else hand_over.data
 
     def handed_out(self) -> dict[bytes, bytes]:
         """Held messages in a GET-RESPONSE the GSME may not have yet (not acknowledged)."""

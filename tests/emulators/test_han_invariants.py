@@ -293,3 +293,32 @@ def test_a_gsme_put_back_with_ccs03_while_still_joined_is_still_polled_not_pushe
     hub.chf.from_wan(command.encode())
     assert hub.chf.held_count(gsme.eui64) == 1  # held, not pushed
     assert run.join_details(hub, gsme).ok
+
+
+def test_ccs02_while_a_held_message_is_handed_out_fails_it_by_name() -> None:
+    """The GET-RESPONSE is on the air when CCS02 removes the GSME: the GSME may run the
+    command, but its response will not be routed, so the sender is told, naming that
+    command, and a save at that instant keeps the failure (not the message)."""
+    world = World(seed=2)
+    run = Run("removed mid hand-over", world)
+    hub, gsme = _joined(world, run, "gsme")
+    failures: list[RouteFailure] = []
+    inner = hub.chf.on_route_failure
+    assert inner is not None
+
+    def seen(failure: RouteFailure) -> None:
+        failures.append(failure)
+        inner(failure)
+
+    hub.chf.on_route_failure = seen
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+    hub.chf.from_wan(command.encode())
+    assert world.run_until(lambda: bool(hub.node.handed_out()), 60)
+    assert run.remove_device(hub, gsme).ok
+    assert not hub.node.handed_out()
+    saved = world.to_json()["hubs"][0]["chf"]
+    kinds = [list(a) for a in saved["pending_alerts"]]
+    assert saved["held"] == {} and kinds[0] == ["route_failure"]
+    world.run(300)
+    assert [(f.target, f.command) for f in failures] == [(gsme.eui64, _key(command))]
+    assert "while a message was being handed to it" in failures[0].reason
