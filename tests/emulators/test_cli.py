@@ -144,8 +144,13 @@ def test_a_capture_that_cannot_be_written_fails_before_the_run(
     ],
 )
 def test_a_capture_path_that_cannot_be_a_file_is_refused_before_the_run(
-    capsys: pytest.CaptureFixture[str], pcap: str, message: str
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    pcap: str,
+    message: str,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # relative names land here, should a check ever fail
     assert main(["emulate", "scenario", "fresh-meter", "--pcap", pcap]) == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
