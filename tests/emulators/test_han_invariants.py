@@ -30,6 +30,20 @@ def _joined(world: World, run: Run, kind: str) -> tuple[Hub, MeterUnit]:
     return hub, meter
 
 
+def _route_failures(hub: Hub) -> list[RouteFailure]:
+    """Every route failure the hub reports from now on (still passed on to the head end)."""
+    failures: list[RouteFailure] = []
+    inner = hub.chf.on_route_failure
+    assert inner is not None
+
+    def seen(failure: RouteFailure) -> None:
+        failures.append(failure)
+        inner(failure)
+
+    hub.chf.on_route_failure = seen
+    return failures
+
+
 def _key(message: GbcsMessage) -> tuple[bytes, int]:
     return message.header.business_originator, message.header.originator_counter
 
@@ -63,15 +77,7 @@ def test_route_failures_name_their_command() -> None:
     world = World(seed=4)
     run = Run("named failures", world)
     hub, gsme = _joined(world, run, "gsme")
-    failures: list[RouteFailure] = []
-    inner = hub.chf.on_route_failure
-    assert inner is not None
-
-    def seen(failure: RouteFailure) -> None:
-        failures.append(failure)
-        inner(failure)
-
-    hub.chf.on_route_failure = seen
+    failures = _route_failures(hub)
     headend = world.headend
     held = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
     hub.chf.from_wan(held.encode())
@@ -240,15 +246,7 @@ def test_under_faults_no_command_for_a_gsme_is_lost_silently(seed: int, plan: Fa
     world = World(seed, faults=plan)
     run = Run("gsme under faults", world)
     hub, gsme = _joined(world, run, "gsme")
-    failed: list[RouteFailure] = []
-    inner = hub.chf.on_route_failure
-    assert inner is not None
-
-    def seen(failure: RouteFailure) -> None:
-        failed.append(failure)
-        inner(failure)
-
-    hub.chf.on_route_failure = seen
+    failed = _route_failures(hub)
     ran: list[int] = []
     on_gbcs = gsme.node.on_gbcs
     assert on_gbcs is not None
@@ -302,15 +300,7 @@ def test_ccs02_while_a_held_message_is_handed_out_fails_it_by_name() -> None:
     world = World(seed=2)
     run = Run("removed mid hand-over", world)
     hub, gsme = _joined(world, run, "gsme")
-    failures: list[RouteFailure] = []
-    inner = hub.chf.on_route_failure
-    assert inner is not None
-
-    def seen(failure: RouteFailure) -> None:
-        failures.append(failure)
-        inner(failure)
-
-    hub.chf.on_route_failure = seen
+    failures = _route_failures(hub)
     command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
     hub.chf.from_wan(command.encode())
     assert world.run_until(lambda: bool(hub.node.handed_out()), 60)
