@@ -23,12 +23,24 @@ def _table(report: dict[str, Any]) -> str:
     rows = [("time/s", "use case", "code", "from", "to", "result")]
     for s in report["steps"]:
         code = f"0x{s['message_code']:04X}" if s["message_code"] else "HAN"
-        rows.append((f"{s['time']:.3f}", s["use_case"], code, s["from"], s["to"], s["result"]))
+        result = s["result"]
+        if result != "ok" and s.get("detail", {}).get("probe"):
+            result = f"[finding] {result}"  # what the scenario is after, not a failure
+        rows.append((f"{s['time']:.3f}", s["use_case"], code, s["from"], s["to"], result))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         lines.append(
             "  ".join(c.ljust(w) for c, w in zip(r[:5], widths, strict=True)) + "  " + r[5]
         )
+    failed = [
+        s for s in report["steps"] if s["result"] != "ok" and not s.get("detail", {}).get("probe")
+    ]
+    lines += [
+        "",
+        "ok: every step but the findings succeeded"
+        if report["ok"]
+        else f"FAILED: {len(failed)} step(s), first {failed[0]['use_case']}: {failed[0]['result']}",
+    ]
     lines += ["", "meters:"]
     for eui, m in report["meters"].items():
         lines.append(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -57,6 +58,21 @@ def test_human_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emulate", "scenario", "fresh-meter"]) == 0
     out = capsys.readouterr().out
     assert "CS02f-SECMP0013" in out and "0x7F00" in out and "meters:" in out
+    assert "\nok: every step but the findings succeeded\n" in out
+
+
+def test_the_table_marks_findings_and_says_what_failed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A probe's failure is what the scenario is after: the table must not make it look
+    like the run failed, and a run that did fail says which step first."""
+    assert main(["emulate", "scenario", "removed-before-disconnect", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "[finding] device " in out and "[finding] STRANDED: " in out
+    assert "\nok: every step but the findings succeeded\n" in out
+    code = main(["emulate", "scenario", "returned-meter", "--seed", "1", "--faults", "loss=0.3"])
+    out = capsys.readouterr().out
+    assert code == 1 and re.search(r"\nFAILED: \d+ step\(s\), first [^:]+: .+\n", out)
 
 
 def test_bad_faults_and_unknown_scenario(capsys: pytest.CaptureFixture[str]) -> None:
