@@ -19,6 +19,9 @@ derivation from a private scalar), recorded with its arguments at the leaves
 without recording alternate on identical meters, so the timed ones carry no
 recording overhead.
 
+``--per-step K`` also prints, for K more cycles, each step's wall time, its crypto
+floor and the clock events it ran: where the cycle's distance from the floor lies.
+
 Targets (issue 3): 10 000 emulated meters in one process under 1 GB RSS;
 cycle time <= 2x its crypto floor.
 
@@ -33,6 +36,8 @@ import gc
 import resource
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from crypto_floor import recording, replay
 
@@ -92,28 +97,86 @@ def cycle_hubs(world: World, index: int) -> tuple[Hub, Hub]:
     return bench, home
 
 
+def cycle_steps(
+    world: World, run: Run, old: Hub, unit: MeterUnit, bench: Hub, home: Hub
+) -> list[tuple[str, Callable[[], Any]]]:
+    """State 2 on one meter, as named steps: old CHF -> bench CHF -> divorced -> third HAN.
+
+    A step returns the scenario Step it recorded (None for moving the meter).
+    """
+    entry: list[DeviceLog] = []
+
+    def read_logs() -> Any:
+        step, logs = run.read_logs(old)
+        assert logs is not None and logs.current is not None
+        entry.append(DeviceLog(logs.current.extended_pan_id, logs.current.only(unit.eui64).entries))
+        return step
+
+    return [
+        ("to the bench", lambda: world.move(unit, bench.place)),
+        ("CCS07 on the old CHF", read_logs),
+        ("CCS03 onto the bench", lambda: run.restore(bench, entry[0])),
+        ("trust-centre rejoin", lambda: run.wait_joined(unit, bench, "trust-centre rejoin")),
+        ("CS07 read", lambda: run.join_details(bench, unit)),
+        ("CS02f", lambda: run.disconnect(bench, unit)),
+        ("HAN leave", lambda: run.wait_left(unit, bench)),
+        ("CCS02 bench", lambda: run.remove_device(bench, unit)),
+        ("CCS02 old", lambda: run.remove_device(old, unit)),
+        ("to the third HAN", lambda: world.move(unit, home.place)),
+        ("CCS01 third HAN", lambda: run.add_device(home, unit)),
+        ("install-code join", lambda: run.wait_joined(unit, home, "install-code join")),
+    ]
+
+
 def triage_cycle(
     world: World, run: Run, old: Hub, unit: MeterUnit, bench: Hub, home: Hub, index: int
 ) -> None:
     """State 2 on one meter: old CHF -> bench CHF -> divorced -> joined to a third HAN."""
-    world.move(unit, bench.place)
-    _, logs = run.read_logs(old)
-    assert logs is not None and logs.current is not None
-    entry = DeviceLog(logs.current.extended_pan_id, logs.current.only(unit.eui64).entries)
-    steps = [run.restore(bench, entry)]
-    steps.append(run.wait_joined(unit, bench, "trust-centre rejoin"))
-    steps.append(run.join_details(bench, unit))
-    steps.append(run.disconnect(bench, unit))
-    steps.append(run.wait_left(unit, bench))
-    steps.append(run.remove_device(bench, unit))
-    steps.append(run.remove_device(old, unit))
-    world.move(unit, home.place)
-    steps.append(run.add_device(home, unit))
-    steps.append(run.wait_joined(unit, home, "install-code join"))
-    failed = [s for s in steps if not s.ok]
+    steps = [step() for _, step in cycle_steps(world, run, old, unit, bench, home)]
+    failed = [s for s in steps if s is not None and not s.ok]
     if failed:
         raise SystemExit(f"cycle {index} failed: {failed[0].use_case}: {failed[0].result}")
     unit.node.power_off()  # out of the way of the next cycles
+
+
+def per_step(
+    world: World, run: Run, hubs: list[Hub], units: list[MeterUnit], meters: int, cycles: int
+) -> list[str]:
+    """Where a cycle's time goes: each step's wall time, crypto floor and clock events,
+    timed and recorded on alternate twin cycles as the whole-cycle figure is."""
+    wall: dict[str, float] = {}
+    floor: dict[str, float] = {}
+    events: dict[str, int] = {}
+    clock = world.clock
+    # Meters still on their premises HAN, none the timed cycles used, from the last hub back.
+    fresh = [
+        (hubs[k // meters], unit)
+        for k, unit in reversed(list(enumerate(units)))
+        if unit.eui64 in hubs[k // meters].chf.current and unit.node.joined
+    ]
+    if len(fresh) < 2 * cycles:
+        raise SystemExit(f"--per-step {cycles} needs {2 * cycles} untouched meters")
+    for i in range(2 * cycles):
+        old, unit = fresh[i]
+        steps = cycle_steps(world, run, old, unit, *cycle_hubs(world, 20_000 + i))
+        for name, step in steps:
+            if i % 2 == 0:
+                before = clock.events_run
+                start = time.perf_counter()
+                step()
+                wall[name] = wall.get(name, 0.0) + time.perf_counter() - start
+                events[name] = events.get(name, 0) + clock.events_run - before
+            else:
+                with recording() as calls:
+                    step()
+                floor[name] = floor.get(name, 0.0) + replay(calls)
+        unit.node.power_off()
+    lines = [f"{'step':22s} {'ms':>7s} {'floor ms':>9s} {'ratio':>6s} {'events':>7s}"]
+    for name, _ in steps:
+        w, f = wall[name] * 1000 / cycles, floor[name] * 1000 / cycles
+        ratio = f"{w / f:6.1f}" if f > 0 else "     -"
+        lines.append(f"{name:22s} {w:7.3f} {f:9.3f} {ratio} {events[name] / cycles:7.1f}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--cycles", type=int, default=40, help="triage cycles (even)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--per-step",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also time each step of K more cycles against its own crypto floor",
+    )
     args = parser.parse_args(argv)
 
     gc.collect()
@@ -181,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
         f"crypto floor: {floor_s * 1000:.2f} ms per cycle "
         f"({recorded_calls / half:.0f} crypto calls per cycle); ratio {ratio:.2f}"
     )
+    if args.per_step > 0:
+        print(f"per step (mean of {args.per_step} timed and {args.per_step} recorded cycles):")
+        for line in per_step(world, run, hubs, units, args.meters, args.per_step):
+            print(f"  {line}")
     print(
         f"fleet meters={n} joins_per_s={n / joined:.0f} cycles_per_s={1 / cycle_s:.1f} "
         f"rss_per_meter_kb={fleet_mb * 1024 / n:.1f} peak_rss_mb={rss_mb():.0f} "

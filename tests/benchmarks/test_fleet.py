@@ -92,3 +92,29 @@ def test_floor_records_leaves_only(modules: tuple[Any, Any]) -> None:
         assert leaf in names
     assert "link_key_from_install_code" in names
     assert crypto_floor.replay(calls) > 0
+
+
+def test_per_step_breakdown_covers_every_step_of_the_cycle(modules: tuple[Any, Any]) -> None:
+    fleet, _ = modules
+    from emulators.scenarios import Run
+    from emulators.world import World
+
+    world = World(5, capture=False)
+    world.headend.capture = None
+    run = Run("fleet", world)
+    hubs, units = fleet.build_fleet(world, 2, 2)
+    fleet.join_all(world, run, hubs, units, 2)
+    header, *rows = fleet.per_step(world, run, hubs, units, 2, 2)
+    assert header.split() == ["step", "ms", "floor", "ms", "ratio", "events"]
+    names = [n for n, _ in fleet.cycle_steps(world, run, hubs[0], units[0], hubs[0], hubs[1])]
+    assert [r[:22].strip() for r in rows] == names
+    by_name = {r[:22].strip(): r[22:].split() for r in rows}
+    # The joins run the clock (scan, association, keys); the WAN-side steps do not.
+    assert float(by_name["install-code join"][3]) > 10
+    assert float(by_name["trust-centre rejoin"][3]) > 10
+    assert float(by_name["CCS07 on the old CHF"][3]) == 0
+    assert float(by_name["CS02f"][1]) > 0  # signed response: crypto in the floor
+    # Every meter used went to its third HAN: none left in two logs.
+    assert all(len(world.logs_holding(u)) <= 1 for u in units)
+    with pytest.raises(SystemExit, match="needs 4 untouched meters"):
+        fleet.per_step(world, run, hubs, units, 2, 2)

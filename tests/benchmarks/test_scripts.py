@@ -36,6 +36,17 @@ def test_codec_corpus_runs(tmp_path: Path, rtds_root: Path) -> None:
 
 
 def test_fleet_runs(tmp_path: Path) -> None:
-    line = _last_line("fleet.py", "--hans", "4", "--meters", "2", "--cycles", "4", cwd=tmp_path)
+    line = _last_line(
+        "fleet.py",
+        "--hans",
+        "4",
+        "--meters",
+        "2",
+        "--cycles",
+        "2",
+        "--per-step",
+        "1",
+        cwd=tmp_path,
+    )
     assert line.startswith("fleet meters=8 joins_per_s="), line
     assert re.search(r"ratio_to_crypto_floor=\d+\.\d+$", line), line
