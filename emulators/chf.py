@@ -489,11 +489,10 @@ class CommsHub(GbcsDevice):
             dtype = item.optional_text("device_type")
             if dtype is not None and dtype not in DeviceType.__members__:
                 raise GbcsError(f"{item.path('device_type')} {dtype!r} is not a device type")
-            last = item.value("last_communication")
             devices[device] = LoggedDevice(
                 None if dtype is None else DeviceType[dtype],
                 item.flag("sleepy"),
-                None if last is None else item.seconds("last_communication"),
+                item.optional_seconds("last_communication"),
                 item.integer("frames_ok", 0, None),
             )
         if len(current) > self.current_capacity:

@@ -1015,13 +1015,12 @@ class CoordinatorNode(_Node):
             ieee = c.octets("ieee", 8)
             if ieee in children:
                 raise GbcsError(f"{c.where}: {ieee.hex().upper()} is a child twice")
-            tunnel = c.value("tunnel_id")
             child = children[ieee] = Child(
                 ieee,
                 # Not the coordinator's own 0x0000 nor a broadcast address (0xFFF8..).
                 c.integer("short_address", 1, 0xFFF7),
                 c.flag("sleepy"),
-                None if tunnel is None else c.integer("tunnel_id", 1, 0xFFFF),
+                c.optional_integer("tunnel_id", 1, 0xFFFF),
                 c.flag("announced"),
             )
             # One device per NWK address and per tunnel id: a second would
@@ -1612,13 +1611,13 @@ class MeterNode(_Node):
         settings = None if raw is None else NetworkSettings.from_json(raw.obj, raw.where)
         counters = _Counters.from_json(saved.member("counters"))
         powered = saved.flag("powered")  # the world acts on it after loading (restart)
-        back_on_at = None if saved.value("back_on_at") is None else saved.seconds("back_on_at")
-        tunnel = None if saved.value("tunnel_id") is None else saved.integer("tunnel_id", 1, 0xFFFF)
+        back_on_at = saved.optional_seconds("back_on_at")
+        tunnel = saved.optional_integer("tunnel_id", 1, 0xFFFF)
         if tunnel is not None and (settings is None or not powered):
             raise GbcsError("tunnel_id is set for a meter without a network or power")
         if back_on_at is not None and powered:
             raise GbcsError("back_on_at is set for a meter that is powered")
-        keepalive = None if saved.value("keepalive_at") is None else saved.seconds("keepalive_at")
+        keepalive = saved.optional_seconds("keepalive_at")
         awake_until = saved.seconds("awake_until")
         seen = _saved_secured_counters(saved)
         self.settings = settings

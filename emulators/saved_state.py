@@ -92,6 +92,14 @@ class SavedState:
     def seconds(self, key: str) -> float:
         return saved_seconds(self.value(key), self.path(key))
 
+    def optional_integer(self, key: str, low: int | None, high: int | None) -> int | None:
+        """An integer in ``low..high`` or null; the key itself is still required."""
+        return None if self.value(key) is None else self.integer(key, low, high)
+
+    def optional_seconds(self, key: str) -> float | None:
+        """A time in seconds or null; the key itself is still required."""
+        return None if self.value(key) is None else self.seconds(key)
+
     def flag(self, key: str) -> bool:
         value = self.value(key)
         if not isinstance(value, bool):

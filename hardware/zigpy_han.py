@@ -822,14 +822,13 @@ class ZigpyHubRadio:
             if ieee in seen:
                 raise GbcsError(f"{c.where}: {ieee.hex().upper()} is a child twice")
             seen.add(ieee)
-            tunnel = c.value("tunnel_id")
             children.append(
                 _Child(
                     ieee,
                     c.integer("short_address", 0, 0xFFF7),
                     c.flag("sleepy"),
                     c.integer("endpoint", 1, 0xF0),
-                    None if tunnel is None else c.integer("tunnel_id", 1, 0xFFFF),
+                    c.optional_integer("tunnel_id", 1, 0xFFFF),
                 )
             )
         ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
