@@ -451,6 +451,17 @@ class _Node:
             [k.hex().upper() if isinstance(k, bytes) else k, v] for k, v in self._nwk_seen.items()
         ]
 
+    def _forget_neighbour(self, device: bytes) -> None:
+        """A device gone from the network takes its frame counter and NWK sequence with it,
+        as a neighbour-table entry does: a node that outlives thousands keeps no trace."""
+        self._nwk_seen.pop(device, None)
+        self._unsecured_seen.pop(device, None)
+
+    def _forget_neighbours(self) -> None:
+        """A new network (or none): nothing heard on the old one counts any more."""
+        self._nwk_seen.clear()
+        self._unsecured_seen.clear()
+
     def _duplicate_unsecured(self, source: bytes | int, sequence: int) -> bool:
         seen = self._unsecured_seen
         last = seen.get(source)
@@ -698,8 +709,7 @@ class CoordinatorNode(_Node):
         for device in [d for d, c in self.children.items() if not c.announced]:
             if tc.rejoin_key(device) is None:
                 del self.children[device]
-                self._nwk_seen.pop(device, None)
-                self._unsecured_seen.pop(device, None)
+                self._forget_neighbour(device)
                 self._log(f"{device.hex().upper()} left the device log while joining")
 
     def _send_network_key(self, device: bytes, link_key: bytes) -> None:
@@ -744,10 +754,7 @@ class CoordinatorNode(_Node):
                 self._rejoining.pop(device, None)
             if device is not None and device in self.children:
                 del self.children[device]
-                # Its neighbour entry goes, frame counter and all, as on a real NWK layer:
-                # a trust centre that outlives thousands of devices keeps no trace of each.
-                self._nwk_seen.pop(device, None)
-                self._unsecured_seen.pop(device, None)
+                self._forget_neighbour(device)
                 self._log(f"{device.hex().upper()} left")
             return
         if nwk.security is None:
@@ -907,30 +914,35 @@ class CoordinatorNode(_Node):
         if self._held_out and current is not None and self._tx_current is not current:
             self._block_delivered(current[0])
 
+    def _handed_to(self, psdu: bytes) -> bytes | None:
+        """The device whose GET-RESPONSE ``psdu`` is a block of, if it is one."""
+        for device, (_, frames) in self._held_out.items():
+            if psdu in frames:
+                return device
+        return None
+
     def _block_delivered(self, psdu: bytes) -> None:
         """Once every block of a GET-RESPONSE is acknowledged, its held message is the
         GSME's: not handed out any more (a save does not hold it again)."""
-        for device, (data, frames) in self._held_out.items():
-            if psdu in frames:
-                if len(frames) == 1:
-                    del self._held_out[device]
-                else:
-                    self._held_out[device] = (data, frames - {psdu})
-                return
+        device = self._handed_to(psdu)
+        if device is None:
+            return
+        data, frames = self._held_out[device]
+        if len(frames) == 1:
+            del self._held_out[device]
+        else:
+            self._held_out[device] = (data, frames - {psdu})
 
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         """A GET-RESPONSE block went unacknowledged (the GSME slept, moved or lost power):
         its message goes back to the CHF, first in line, instead of vanishing."""
-        held_out = self._held_out
-        if not held_out:
+        device = self._handed_to(psdu) if self._held_out else None
+        if device is None:
             return
-        for device, (data, frames) in held_out.items():
-            if psdu in frames:
-                del held_out[device]
-                if self.trust_centre is not None:
-                    self._log(f"held message for {device.hex().upper()} not delivered")
-                    self.trust_centre.undelivered(device, data)
-                return
+        data, _ = self._held_out.pop(device)
+        if self.trust_centre is not None:
+            self._log(f"held message for {device.hex().upper()} not delivered")
+            self.trust_centre.undelivered(device, data)
 
     def _put(self, child: Child, data: bytes) -> None:
         settings = self.settings
@@ -1103,9 +1115,9 @@ class MeterNode(_Node):
 
     # Life cycle ----------------------------------------------------------------------------
     def power_on(self) -> None:
-        self._power_on(None)
+        self._power_on(None, None)
 
-    def _power_on(self, tunnel_id: int | None) -> None:
+    def _power_on(self, tunnel_id: int | None, keepalive_at: float | None) -> None:
         if self.dead:
             return  # a dead radio stays silent whatever is done to it
         self.powered = True
@@ -1115,7 +1127,7 @@ class MeterNode(_Node):
             self._set_state(NodeState.SCANNING)
             self._schedule(0.1, self._scan)
         else:
-            self._resume(tunnel_id)
+            self._resume(tunnel_id, keepalive_at)
 
     def restart(self, powered: bool) -> None:
         """After a load, carry on as saved: the emulator restarted, the meter did not.
@@ -1127,16 +1139,7 @@ class MeterNode(_Node):
         tunnel, self._loaded_tunnel = self._loaded_tunnel, None
         keepalive, self._loaded_keepalive = self._loaded_keepalive, None
         if powered:
-            self._power_on(tunnel)
-            if tunnel is not None and self.state is _JOINED:
-                # Polls when it would have, asleep or awake as it was (a sleepy GSME's
-                # schedule does not move to the load time).
-                if keepalive is not None:
-                    self._schedule(max(0.0, keepalive - self.clock.now), self._keepalive)
-                if self.sleepy and self.clock.now >= self._awake_until:
-                    self._maybe_sleep()
-                elif self.sleepy:
-                    self.clock.call_at(self._awake_until, self._maybe_sleep)
+            self._power_on(tunnel, keepalive)
         elif self.back_on_at is not None:
             self._power_back_at(self.back_on_at)
 
@@ -1165,7 +1168,10 @@ class MeterNode(_Node):
         if self.back_on_at == at and not self.powered:  # not switched off for good since
             self.power_on()
 
-    def _resume(self, tunnel_id: int | None = None) -> None:
+    def _resume(self, tunnel_id: int | None = None, keepalive_at: float | None = None) -> None:
+        """Back on the saved network: a fresh tunnel after a power cut; after a load the
+        tunnel kept, polling when it would have, asleep or awake as it was (a sleepy
+        GSME's schedule does not move to the load time)."""
         settings = self.settings
         assert settings is not None
         self.channel, self.pan_id = settings.channel, settings.pan_id
@@ -1173,9 +1179,17 @@ class MeterNode(_Node):
         self._set_state(NodeState.JOINED)
         if tunnel_id is None:
             self._request_tunnel()
+            self._schedule_keepalive()
+            return
+        self.tunnel_id = tunnel_id
+        if keepalive_at is None:
+            self._schedule_keepalive()
         else:
-            self.tunnel_id = tunnel_id
-        self._schedule_keepalive()
+            self._schedule(max(0.0, keepalive_at - self.clock.now), self._keepalive)
+        if self.sleepy and self.clock.now >= self._awake_until:
+            self._maybe_sleep()
+        elif self.sleepy:
+            self.clock.call_at(self._awake_until, self._maybe_sleep)
 
     def _set_state(self, state: NodeState) -> None:
         if state is not self.state:
@@ -1429,8 +1443,7 @@ class MeterNode(_Node):
             self.rejoins += 1
         else:
             self.joins += 1
-        self._nwk_seen.clear()
-        self._unsecured_seen.clear()
+        self._forget_neighbours()
         if self.trace is not None:
             self._log(
                 ("rejoined" if rejoin else "joined")
@@ -1567,8 +1580,7 @@ class MeterNode(_Node):
         self.short_address = None
         self.pan_id = None
         self.link_key = link_key_from_install_code(self.install_code)
-        self._nwk_seen.clear()
-        self._unsecured_seen.clear()
+        self._forget_neighbours()
         if not self.powered:
             # Unplugged after answering CS02f: the disconnect is kept (NV), and the radio
             # stays silent until powered, when it auto-joins (power_on with no settings).

@@ -507,9 +507,7 @@ class World:
         # A held message handed to a GSME but not yet acknowledged is still the CHF's to
         # deliver: saved as held, first in line (the GSME's counter check stops a replay).
         held = chf["held"]
-        for device, data in h.node.handed_out().items():
-            if device not in h.chf.current:
-                continue  # CCS02 removed it: the message was failed, not to be delivered
+        for device, data in h.node.handed_out().items():  # (CCS02 takes a device's back)
             key = _hex(device)
             held[key] = [data.hex(), *held.get(key, [])]
         return {
