@@ -70,6 +70,9 @@ class RouteFailure:
     # pairs a command with its outcome by (None: not known, e.g. a message that was not
     # GBCS). The target alone would pin a late failure on a newer command to that device.
     command: tuple[bytes, int] | None = None
+    # False when the message may still have arrived (only its acknowledgements may have
+    # been lost): a response that comes soon after is its outcome.
+    final: bool = True
 
 
 def _command_id(data: bytes) -> tuple[bytes, int] | None:
@@ -412,6 +415,20 @@ class CommsHub(GbcsDevice):
             self.log_event("held message not delivered", f"{device.hex().upper()}: held again")
         else:
             self._fail_held(device, (data,))
+
+    def push_failed(self, device: bytes, data: bytes) -> None:
+        """The HAN gave up on a message passed to an always-listening device (an ESME): its
+        radio never acknowledged a frame of it. Reported at once, naming the command, so
+        the head end need not wait out its timeout for a meter that has gone (GBCS has an
+        alert for this, "Failure to Deliver Remote Party Message to ESME"; the kit tells
+        its head end directly, as it does its other route failures)."""
+        reason = (
+            f"device {device.hex().upper()} did not acknowledge the message on the HAN "
+            "(802.15.4 retries exhausted); it may still have arrived"
+        )
+        self.log_event("message not delivered", reason)
+        if self.on_route_failure is not None:
+            self.on_route_failure(RouteFailure(device, reason, _command_id(data), final=False))
 
     def wan_to(self, data: bytes) -> None:
         """Hand a message to the WAN side (the head end), if one is connected."""

@@ -28,6 +28,10 @@ from gbcs.testpki import TestPki
 __all__ = ["HeadEnd", "Outcome"]
 
 DEFAULT_TIMEOUT = 120.0  # simulated seconds: a sleepy GSME answers on its next wake
+# How long a response may still come after the hub reports that a message may not have
+# arrived (its frames' acknowledgements were lost, perhaps not the frames): an ESME
+# answers within a second.
+LATE_RESPONSE_GRACE = 5.0
 FIRST_COUNTER = 0x0000_0001_0000_0000
 
 
@@ -60,6 +64,7 @@ class _Pending:
     response: GbcsMessage | None = None
     failure: str | None = None
     at: float | None = None
+    settled: bool = False  # a failure that no response can follow any more
 
 
 @dataclass(slots=True)
@@ -188,12 +193,10 @@ class HeadEnd:
         if self.observer is not None:
             self.observer("sent", data)
         hub.from_wan(data)
-        clock.run_until(
-            lambda: pending.response is not None or pending.failure is not None, timeout=timeout
-        )
+        clock.run_until(lambda: pending.response is not None or pending.settled, timeout=timeout)
         self._pending.pop(key, None)
         response = pending.response
-        failure = pending.failure
+        failure = None if response is not None else pending.failure
         if response is None and failure is None:
             failure = f"no response within {timeout:g} s"
         return _outcome(message, response, failure, sent_at, pending.at)
@@ -228,16 +231,24 @@ class HeadEnd:
         pending.at = self.clock.now
 
     def _route_failure(self, failure: RouteFailure) -> None:
-        """The failed command's outcome; only by its target when the hub did not name it."""
+        """The failed command's outcome; only by its target when the hub did not name it.
+
+        A failure that is not final (the message may have arrived) becomes the outcome
+        only if no response comes within LATE_RESPONSE_GRACE."""
         if failure.command is not None:
             pending = self._pending.get(failure.command)
-            if pending is not None and pending.response is None and pending.failure is None:
-                pending.failure = failure.reason
-            return
-        for pending in self._pending.values():
-            if (
-                pending.target == failure.target
-                and pending.response is None
-                and pending.failure is None
-            ):
-                pending.failure = failure.reason
+            failed = [] if pending is None else [pending]
+        else:
+            failed = [p for p in self._pending.values() if p.target == failure.target]
+        for pending in failed:
+            if pending.response is not None or pending.failure is not None:
+                continue
+            pending.failure = failure.reason
+            if failure.final:
+                pending.settled = True
+            else:
+                self.clock.call_later(LATE_RESPONSE_GRACE, _settle, pending)
+
+
+def _settle(pending: _Pending) -> None:
+    pending.settled = True

@@ -219,6 +219,8 @@ class TrustCentre(Protocol):
 
     def undelivered(self, device: bytes, data: bytes) -> None: ...
 
+    def push_failed(self, device: bytes, data: bytes) -> None: ...
+
 
 @dataclass(slots=True)
 class _Counters:
@@ -333,9 +335,13 @@ class _Node:
             self._tx_next()
             return
         if tries >= MAX_FRAME_RETRIES:
-            self._tx_next()
+            # Told before the next frame goes: it may take the failed message's other
+            # frames off the queue.
+            self._tx_current = None
             if dst is not None:
                 self.delivery_failed(dst, psdu)
+            if self._tx_current is None:
+                self._tx_next()
             return
         self._tx_current = (psdu, dst_pan, dst, tries + 1)
         self._put_on_air(psdu, dst_pan, dst)
@@ -348,6 +354,15 @@ class _Node:
         if self._tx_timer is not None:
             self._tx_timer.cancel()
         self._tx_next()
+
+    def _unqueue(self, psdus: set[bytes]) -> None:
+        """Take frames off the transmit queue: the rest of a message whose block failed,
+        useless to a receiver that reassembles APS blocks only when it has them all."""
+        queue = self._tx_queue
+        keep = [entry for entry in queue if entry[0] not in psdus]
+        if len(keep) != len(queue):
+            queue.clear()
+            queue.extend(keep)
 
     def _tx_reset(self) -> None:
         if self._tx_timer is not None:
@@ -599,6 +614,9 @@ class CoordinatorNode(_Node):
         # that carry it, until it polls again: if the MAC gives up on one of them, the
         # message goes back to the CHF rather than being lost in the air.
         self._held_out: dict[bytes, tuple[bytes, frozenset[bytes]]] = {}
+        # Each PSDU of a message pushed to an always-listening child (PUT), until it is
+        # acknowledged: its (device, message). The frames of one message share the tuple.
+        self._pushing: dict[bytes, tuple[bytes, bytes]] = {}
 
     @property
     def joined(self) -> bool:
@@ -911,7 +929,11 @@ class CoordinatorNode(_Node):
     def _acknowledged(self, seq: int) -> None:
         current = self._tx_current
         super()._acknowledged(seq)
-        if self._held_out and current is not None and self._tx_current is not current:
+        if current is None or self._tx_current is current:
+            return  # not the frame on the air
+        if self._pushing:
+            self._pushing.pop(current[0], None)
+        if self._held_out:
             self._block_delivered(current[0])
 
     def _handed_to(self, psdu: bytes) -> bytes | None:
@@ -935,7 +957,13 @@ class CoordinatorNode(_Node):
 
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         """A GET-RESPONSE block went unacknowledged (the GSME slept, moved or lost power):
-        its message goes back to the CHF, first in line, instead of vanishing."""
+        its message goes back to the CHF, first in line, instead of vanishing. A PUT
+        block to an always-listening child: the rest of its message is not sent, and the
+        CHF reports the failure instead of leaving the head end to its timeout."""
+        pushed = self._pushing.pop(psdu, None) if self._pushing else None
+        if pushed is not None:
+            self._push_failed(pushed)
+            return
         device = self._handed_to(psdu) if self._held_out else None
         if device is None:
             return
@@ -950,7 +978,23 @@ class CoordinatorNode(_Node):
         zcl = self._tunnel_zcl(
             tunnel_server.put(child.tunnel_id, GbcsPut(data)), Direction.TO_CLIENT
         )
-        self._send_application(settings, child.short_address, zcl)
+        frames = self._send_application(settings, child.short_address, zcl)
+        if not child.sleepy:
+            pushed = (child.ieee, data)
+            for psdu in frames:
+                self._pushing[psdu] = pushed
+
+    def _push_failed(self, pushed: tuple[bytes, bytes]) -> None:
+        """The MAC gave up on a block of a PUT: its later blocks are not sent."""
+        pushing = self._pushing
+        rest = {psdu for psdu, entry in pushing.items() if entry is pushed}
+        for psdu in rest:
+            del pushing[psdu]
+        self._unqueue(rest)
+        device, data = pushed
+        self._log(f"message to {device.hex().upper()} not delivered (no acknowledgement)")
+        if self.trust_centre is not None:
+            self.trust_centre.push_failed(device, data)
 
     # HanPort ------------------------------------------------------------------------------
     def child_sleepy(self, device: bytes) -> bool | None:

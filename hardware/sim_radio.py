@@ -179,6 +179,9 @@ class _NcpTrustCentre:
     def undelivered(self, device: bytes, data: bytes) -> None:  # it never hands any out
         pass
 
+    def push_failed(self, device: bytes, data: bytes) -> None:  # nor pushes any itself
+        pass
+
 
 class SimNcp(CoordinatorNode):
     """The sim dongle: PAN coordinator and trust centre, admitting what zigpy allowed."""
@@ -289,23 +292,11 @@ class SimNcp(CoordinatorNode):
         self._awaiting[psdu] = outcome
 
     def abandon(self, psdus: list[bytes]) -> None:
-        """A block failed: the rest of its message is useless to the receiver (APS
-        reassembly needs every block), so it is neither sent nor retried.
-
-        A block already on the air finishes first: its transmit timer moves on to the
-        next frame, as for a frame that wants no acknowledgement (one radio sends one
-        frame at a time).
-        """
-        gone = set(psdus)
+        """A block failed: the rest of its message is neither sent nor awaited. (The MAC
+        reports a failure before its next frame goes, so no block is on the air.)"""
         for psdu in psdus:
             self._awaiting.pop(psdu, None)
-        queue = self._tx_queue
-        keep = [entry for entry in queue if entry[0] not in gone]
-        queue.clear()
-        queue.extend(keep)
-        current = self._tx_current
-        if current is not None and current[0] in gone:
-            self._tx_current = (*current[:3], -1)
+        self._unqueue(set(psdus))
 
     def _acknowledged(self, seq: int) -> None:
         current = self._tx_current

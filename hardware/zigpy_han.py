@@ -670,7 +670,7 @@ class ZigpyHubRadio:
     def _put(self, child: _Child, data: bytes) -> None:
         assert child.tunnel_id is not None
         command = tunnel_server.put(child.tunnel_id, GbcsPut(data))
-        self._send_zcl(child, command, Direction.TO_CLIENT)
+        self._send_zcl(child, command, Direction.TO_CLIENT, pushed=None if child.sleepy else data)
 
     def _send_zcl(
         self,
@@ -678,6 +678,8 @@ class ZigpyHubRadio:
         command: Any,
         direction: Direction | None,
         hand_over: _HandOver | None = None,
+        *,
+        pushed: bytes | None = None,
     ) -> None:
         sequence = self._zcl_sequence
         self._zcl_sequence = (sequence + 1) % 256
@@ -702,16 +704,21 @@ class ZigpyHubRadio:
             tx_options=t.TransmitOptions.NONE,
             radius=0,
         )
-        task = self._spawn(self._send(child, packet, hand_over))
+        task = self._spawn(self._send(child, packet, hand_over, pushed))
         if task is not None:
             # It waits for the MAC's acknowledgements; a world dropped while a frame is in
             # the air never resumes it, as the clock's own pending events never run.
             task._log_destroy_pending = False  # type: ignore[attr-defined]
 
     async def _send(
-        self, child: _Child, packet: t.ZigbeePacket, hand_over: _HandOver | None
+        self,
+        child: _Child,
+        packet: t.ZigbeePacket,
+        hand_over: _HandOver | None,
+        pushed: bytes | None = None,
     ) -> None:
-        """Send a frame; a hand-over that fails in any way is not delivered.
+        """Send a frame; a hand-over that fails in any way is not delivered, and a message
+        pushed to an always-listening child that fails is reported to the CHF.
 
         bellows reports a failed delivery as DeliveryError, as TimeoutError when EZSP's
         report does not come in time, and as ControllerError when the NCP has stopped.
@@ -724,6 +731,10 @@ class ZigpyHubRadio:
             self._log(f"frame to {child.ieee.hex().upper()} not delivered: {describe_exception(e)}")
             if hand_over is not None:
                 self._undelivered(child.ieee, hand_over)
+            elif pushed is not None:
+                push_failed = getattr(self._tc, "push_failed", None)
+                if push_failed is not None:
+                    push_failed(child.ieee, pushed)
             return
         if hand_over is not None and self._held_out.get(child.ieee) is hand_over:
             del self._held_out[child.ieee]  # acknowledged: delivered

@@ -13,6 +13,7 @@ import pytest
 
 from emulators.chf import RouteFailure
 from emulators.faults import FaultPlan
+from emulators.headend import LATE_RESPONSE_GRACE
 from emulators.node import CoordinatorNode, NodeState
 from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
@@ -312,3 +313,79 @@ def test_ccs02_while_a_held_message_is_handed_out_fails_it_by_name() -> None:
     world.run(300)
     assert [(f.target, f.command) for f in failures] == [(gsme.eui64, _key(command))]
     assert "while a message was being handed to it" in failures[0].reason
+
+
+def esme_unplugged_after_joining(world: World) -> None:
+    """An ESME loses power after joining: a command to it fails within seconds, naming
+    the meter and the command, rather than after the head end's 120 s. Shared with the
+    zigpy hub radio's test."""
+    run = Run("unplugged", world)
+    hub, esme = _joined(world, run, "esme")
+    failures = _route_failures(hub)
+    esme.node.power_off()
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    start = world.clock.now
+    outcome = world.headend.send(hub.chf, command)
+    assert outcome.failure == (
+        f"device {esme.eui64.hex().upper()} did not acknowledge the message on the HAN "
+        "(802.15.4 retries exhausted); it may still have arrived"
+    )
+    # Reported as the MAC gives up, then the head end waits its grace for a late response.
+    assert world.clock.now - start < LATE_RESPONSE_GRACE + 1.0
+    assert [(f.target, f.command, f.final) for f in failures] == [
+        (esme.eui64, _key(command), False)
+    ]
+    assert any(e.event == "message not delivered" for e in hub.chf.event_log)
+    # The meter back: the next command gets through as before.
+    esme.node.power_on()
+    assert world.run_until(lambda: hub.node.reachable(esme.eui64) and esme.node.joined, 600)
+    assert run.join_details(hub, esme).ok
+
+
+def test_a_command_to_an_unpowered_esme_fails_in_seconds_naming_it() -> None:
+    esme_unplugged_after_joining(World(seed=8))
+
+
+def test_an_esme_whose_acknowledgements_are_lost_still_answers() -> None:
+    """Its radio hears every frame but none of its acknowledgements reaches the hub: the
+    hub reports the message may not have arrived, and the response that comes is the
+    outcome, not that report."""
+    world = World(seed=9)
+    run = Run("acks lost", world)
+    hub, esme = _joined(world, run, "esme")
+    failures = _route_failures(hub)
+    esme.node._ack = lambda seq: None  # type: ignore[method-assign]
+    step = run.join_details(hub, esme)
+    assert step.ok, step.result
+    world.run(1.0)  # the hub's MAC gives up on the command after the response came
+    assert [(f.target, f.final) for f in failures] == [(esme.eui64, False)]
+    assert world.headend.received.rejected == []
+
+
+def test_a_long_message_to_an_unpowered_esme_is_not_sent_past_its_failed_block() -> None:
+    """The first APS block goes unacknowledged: the blocks after it are taken off the
+    queue, not sent to a meter that cannot reassemble the message."""
+    world = World(seed=10)
+    run = Run("long message", world)
+    hub, esme = _joined(world, run, "esme")
+    esme.node.power_off()
+    sent: list[bytes] = []
+    medium = world.place("premises")
+    send = medium.send
+
+    def note(sender: Any, psdu: bytes, *args: Any) -> None:
+        if sender is hub.node:
+            sent.append(psdu)
+        send(sender, psdu, *args)
+
+    medium.send = note  # type: ignore[method-assign]
+    # A CS07 command padded to three APS blocks (the ASN.1 is checked only at the meter).
+    command = world.headend.command(
+        0x0013, asn1.encode(JoinDetails.COMMAND) + bytes(200), esme.eui64
+    )
+    outcome = world.headend.send(hub.chf, command)
+    assert outcome.failure is not None and "did not acknowledge" in outcome.failure
+    # Four tries of the first block (macMaxFrameRetries 3), never the second or third.
+    assert len(sent) == 4
+    assert len(set(sent)) == 1
+    assert not hub.node._pushing and not hub.node._tx_queue

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from emulators.chf import RouteFailure
-from emulators.headend import HeadEnd, _Pending
+from typing import cast
+
+from emulators.chf import CommsHub, RouteFailure
+from emulators.clock import VirtualClock
+from emulators.headend import LATE_RESPONSE_GRACE, HeadEnd, _Pending
 from emulators.meters import Esme
-from gbcs.frame import new_alert
+from gbcs import asn1
+from gbcs.frame import decode_message, new_alert
+from gbcs.joins import JoinDetails
 
 
 def _alert(esme: Esme, *, sign: bool, mac: bool) -> bytes:
@@ -37,3 +42,49 @@ def test_a_route_failure_fails_only_the_commands_for_that_device(headend: HeadEn
     headend._pending.update({(b"s", 1): for_meter, (b"s", 2): for_hub})
     headend._route_failure(RouteFailure(meter, "removed while held"))
     assert (for_meter.failure, for_hub.failure) == ("removed while held", None)
+
+
+def test_a_failure_that_may_not_be_final_settles_after_the_grace(headend: HeadEnd) -> None:
+    """A failure saying the message may still have arrived is the outcome only if no
+    response comes within the grace; a final one settles at once."""
+    meter = bytes.fromhex("00DB1234567890A0")
+    maybe, final = _Pending(meter), _Pending(meter)
+    headend._pending.update({(b"s", 1): maybe, (b"s", 2): final})
+    headend._route_failure(RouteFailure(meter, "unacknowledged", (b"s", 1), final=False))
+    headend._route_failure(RouteFailure(meter, "removed", (b"s", 2)))
+    assert (maybe.failure, maybe.settled) == ("unacknowledged", False)
+    assert (final.failure, final.settled) == ("removed", True)
+    clock = headend.clock
+    start = clock.now
+    clock.run(start + LATE_RESPONSE_GRACE - 0.001)
+    assert not maybe.settled
+    clock.run(start + LATE_RESPONSE_GRACE)
+    assert maybe.settled
+
+
+def test_a_response_within_the_grace_is_the_outcome(
+    esme: Esme, headend: HeadEnd, clock: VirtualClock
+) -> None:
+    """The hub said the message may not have arrived; the meter's answer then came."""
+
+    class Hub:  # the WAN side of a hub whose HAN lost only the acknowledgements
+        def from_wan(self, data: bytes) -> None:
+            command = decode_message(data)[0]
+            failure = RouteFailure(
+                esme.eui64,
+                "unacknowledged",
+                (command.header.business_originator, command.header.originator_counter),
+                final=False,
+            )
+            clock.call_later(0.01, headend._route_failure, failure)
+            clock.call_later(0.5, _answer, data)
+
+    def _answer(data: bytes) -> None:
+        response = esme.receive(data, decode_message(data))
+        assert response is not None
+        headend._from_wan(response)
+
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    outcome = headend.send(cast(CommsHub, Hub()), command)
+    assert outcome.ok and outcome.failure is None
+    assert outcome.answered_at == 0.5 + outcome.sent_at

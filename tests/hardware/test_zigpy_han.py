@@ -40,7 +40,10 @@ from gbcs.joins import JoinDetails
 from hardware.realtime import use_wall_clock
 from hardware.sim_radio import SimControllerApplication, WellKnownKeyRefused, sim_hub_radio
 from hardware.zigpy_han import WELL_KNOWN_KEY, ZigpyHubRadio, from_eui64, to_eui64
-from tests.emulators.test_han_invariants import held_message_lost_in_the_air
+from tests.emulators.test_han_invariants import (
+    esme_unplugged_after_joining,
+    held_message_lost_in_the_air,
+)
 
 SEED = 7
 
@@ -315,10 +318,11 @@ def test_send_packet_to_a_meter_that_lost_power_raises_delivery_error() -> None:
     with pytest.raises(zigpy.exceptions.DeliveryError, match="no MAC acknowledgement"):
         loop.run_until_complete(app.send_packet(packet))
     world.run(1)
-    # Block 1 sent and retried 3 times; block 2 left once as it failed; block 3 never.
+    # Block 1 sent and retried 3 times; blocks 2 and 3 never (off the queue before the
+    # MAC's next frame goes).
     sent = [psdu for _, _, psdu in world.capture.frames[mark:]]
-    assert len(sent) == 5
-    assert len({psdu for psdu in sent}) == 2
+    assert len(sent) == 4
+    assert len({psdu for psdu in sent}) == 1
     assert not app.ncp._awaiting and app.ncp._tx_current is None
     meter.node.power_on()
     assert world.run_until(lambda: meter.node.joined and hub.node.reachable(meter.eui64), 120)
@@ -329,6 +333,12 @@ def test_a_get_response_zigpy_could_not_deliver_is_held_again() -> None:
     """The sim NCP's MAC gets no acknowledgement, send_packet raises DeliveryError, and
     the hub radio gives the message back to the CHF, as the emulated coordinator does."""
     held_message_lost_in_the_air(ZigpyWorld(SEED))
+
+
+def test_a_message_zigpy_could_not_deliver_to_an_esme_fails_in_seconds() -> None:
+    """send_packet raises DeliveryError for a PUT to an unpowered ESME: the hub radio
+    tells the CHF, which names the command, as the emulated coordinator does."""
+    esme_unplugged_after_joining(ZigpyWorld(SEED))
 
 
 @pytest.mark.parametrize(
@@ -439,9 +449,9 @@ def test_a_late_failure_after_the_gsme_polled_again_hands_nothing_out_twice() ->
     assert not [e for e in gsme.device.security_log if "replayed" in e.detail]
 
 
-def test_an_abandoned_block_on_the_air_ends_before_the_next_frame_starts() -> None:
-    """A message's block fails while its next block is already on the air: that one ends
-    (unacknowledged, not retried) before the next message's first frame leaves."""
+def test_an_abandoned_message_sends_no_more_blocks_and_no_frames_overlap() -> None:
+    """A message's first block fails: its other blocks never leave, and the next
+    message's frames follow one at a time."""
     world = ZigpyWorld(SEED)
     run = Run("test", world)
     hub = world.add_hub("premises", name="premises CHF")
@@ -466,7 +476,7 @@ def test_an_abandoned_block_on_the_air_ends_before_the_next_frame_starts() -> No
         for at, _, psdu in world.capture.frames[mark:]
         if decode_mac(psdu).frame_type != 2 and decode_mac(psdu).src in (0, app.ncp.ieee)
     ]
-    assert len(ncp_frames) == 4 + 1 + 3  # block 1 with 3 retries, block 2 once; the other 3
+    assert len(ncp_frames) == 4 + 3  # block 1 with 3 retries; the other message's 3
     for (at, psdu), (then, _) in itertools.pairwise(ncp_frames):
         assert then >= at + airtime(psdu), "two frames on the air from one radio"
 
