@@ -588,6 +588,34 @@ def short_address_for(ieee: bytes, taken: set[int]) -> int:
     return value
 
 
+class SavedChildren:
+    """A saved hub's children, read one by one: each device once, on an address that is
+    neither the coordinator's 0x0000 nor a broadcast one (0xFFF8..), and one device per
+    address and per tunnel id (a second would get the first one's frames)."""
+
+    def __init__(self) -> None:
+        self.ieees: set[bytes] = set()
+        self.shorts: set[int] = set()
+        self.tunnels: set[int] = set()
+
+    def claim(self, child: SavedState) -> tuple[bytes, int, int | None]:
+        """The child's ``ieee``, ``short_address`` and ``tunnel_id``, checked."""
+        ieee = child.octets("ieee", 8)
+        if ieee in self.ieees:
+            raise GbcsError(f"{child.where}: {ieee.hex().upper()} is a child twice")
+        short = child.integer("short_address", 1, 0xFFF7)
+        if short in self.shorts:
+            raise GbcsError(f"{child.where}: short_address {short:#06x} is taken")
+        tunnel = child.optional_integer("tunnel_id", 1, 0xFFFF)
+        if tunnel is not None and tunnel in self.tunnels:
+            raise GbcsError(f"{child.where}: tunnel_id {tunnel} is taken")
+        self.ieees.add(ieee)
+        self.shorts.add(short)
+        if tunnel is not None:
+            self.tunnels.add(tunnel)
+        return ieee, short, tunnel
+
+
 @dataclass(slots=True)
 class Child:
     ieee: bytes
@@ -1065,29 +1093,10 @@ class CoordinatorNode(_Node):
             )
         counters = _Counters.from_json(saved.member("counters"))
         children: dict[bytes, Child] = {}
-        shorts: set[int] = set()
-        tunnels: set[int] = set()
+        taken = SavedChildren()
         for c in saved.members("children"):
-            ieee = c.octets("ieee", 8)
-            if ieee in children:
-                raise GbcsError(f"{c.where}: {ieee.hex().upper()} is a child twice")
-            child = children[ieee] = Child(
-                ieee,
-                # Not the coordinator's own 0x0000 nor a broadcast address (0xFFF8..).
-                c.integer("short_address", 1, 0xFFF7),
-                c.flag("sleepy"),
-                c.optional_integer("tunnel_id", 1, 0xFFFF),
-                c.flag("announced"),
-            )
-            # One device per NWK address and per tunnel id: a second would
-            # get the first one's frames.
-            if child.short_address in shorts:
-                raise GbcsError(f"{c.where}: short_address {child.short_address:#06x} is taken")
-            shorts.add(child.short_address)
-            if child.tunnel_id is not None:
-                if child.tunnel_id in tunnels:
-                    raise GbcsError(f"{c.where}: tunnel_id {child.tunnel_id} is taken")
-                tunnels.add(child.tunnel_id)
+            ieee, short, tunnel = taken.claim(c)
+            children[ieee] = Child(ieee, short, c.flag("sleepy"), tunnel, c.flag("announced"))
         ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
         seen = _saved_secured_counters(saved)
         self.settings = settings

@@ -66,7 +66,7 @@ from zigpy.application import ControllerApplication
 from emulators import tunnel_server
 from emulators.clock import Timer, VirtualClock, WallClock
 from emulators.medium import HanMedium
-from emulators.node import HUB_ENDPOINT
+from emulators.node import HUB_ENDPOINT, SavedChildren
 from emulators.saved_state import SavedState
 from emulators.zigbee import air
 from emulators.zigbee.tunnel import (
@@ -827,20 +827,11 @@ class ZigpyHubRadio:
         app = self._app
         saved = SavedState(obj)
         children: list[_Child] = []
-        seen: set[bytes] = set()
+        taken = SavedChildren()
         for c in saved.members("children"):
-            ieee = c.octets("ieee", 8)
-            if ieee in seen:
-                raise GbcsError(f"{c.where}: {ieee.hex().upper()} is a child twice")
-            seen.add(ieee)
+            ieee, short, tunnel = taken.claim(c)
             children.append(
-                _Child(
-                    ieee,
-                    c.integer("short_address", 0, 0xFFF7),
-                    c.flag("sleepy"),
-                    c.integer("endpoint", 1, 0xF0),
-                    c.optional_integer("tunnel_id", 1, 0xFFFF),
-                )
+                _Child(ieee, short, c.flag("sleepy"), c.integer("endpoint", 1, 0xF0), tunnel)
             )
         ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
         nwk_counter = saved.integer("nwk_frame_counter", 0, 0xFFFFFFFF)

@@ -251,6 +251,18 @@ def test_a_zigpy_world_loads_only_with_a_zigpy_hub_radio() -> None:
         (lambda n: n["children"][0].update(sleepy="no"), "sleepy"),
         (lambda n: n["children"][0].update(short_address=0x10000), "short_address"),
         (lambda n: n["children"].append(dict(n["children"][0])), "is a child twice"),
+        # The coordinator's own address, and a second device on a child's address or tunnel.
+        (lambda n: n["children"][0].update(short_address=0), "short_address"),
+        (
+            lambda n: n["children"].append({**n["children"][0], "ieee": "00DB123456789999"}),
+            r"short_address 0x[0-9a-f]{4} is taken",
+        ),
+        (
+            lambda n: n["children"].append(
+                {**n["children"][0], "ieee": "00DB123456789999", "short_address": 0x7777}
+            ),
+            r"tunnel_id \d+ is taken",
+        ),
         (lambda n: n.pop("next_tunnel"), "next_tunnel"),
         (lambda n: n.update(nwk_frame_counter=-1), "nwk_frame_counter"),
     ],
