@@ -13,6 +13,7 @@ from emulators.device import GbcsDevice, Reply, asn1_reply
 from emulators.saved_state import SavedState, saved_int
 from gbcs import asn1
 from gbcs.devicelog import DeviceType
+from gbcs.errors import GbcsError
 from gbcs.frame import GbcsMessage
 from gbcs.joins import (
     GpfDeviceLogBackup,
@@ -78,6 +79,9 @@ class Gpf(GbcsDevice):
         outcomes = []
         changed = False
         for device in command.devices:
+            if device.device_id == self.eui64:  # as CS03 answers a join with oneself
+                outcomes.append((device, JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY))
+                continue
             if device.device_id not in self.device_log and len(self.device_log) >= GPF_LOG_CAPACITY:
                 outcomes.append((device, JoinResult.DEVICE_LOG_FULL))
                 continue
@@ -104,6 +108,8 @@ class Gpf(GbcsDevice):
         saved = SavedState(obj)
         log = saved.table("device_log")
         device_log = {k: saved_int(v, where, None, None) for k, where, v in log}
+        if len(device_log) > GPF_LOG_CAPACITY or self.eui64 in device_log:
+            raise GbcsError(f"device_log: at most {GPF_LOG_CAPACITY} devices, never the GPF itself")
         pending = saved.flag("backup_pending")
         self.load_gbcs_state(obj)
         self.device_log = device_log

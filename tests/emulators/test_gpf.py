@@ -10,6 +10,7 @@ import pytest
 from emulators.gpf import GCS59, GCS62, GPF_LOG_CAPACITY, Gpf
 from emulators.headend import HeadEnd
 from gbcs import asn1
+from gbcs.errors import GbcsError
 from gbcs.frame import CraFlag, GbcsMessage
 from gbcs.joins import (
     GpfDeviceLogBackup,
@@ -87,6 +88,18 @@ def test_restore_existing_entry_when_full_updates_it(gpf: Gpf, headend: HeadEnd)
     outcome = restore(headend, gpf, changed, DEVICES[6])
     assert outcome.outcomes == ((changed, JoinResult.SUCCESS), (DEVICES[6], 4))
     assert gpf.device_log[DEVICES[0].device_id] == 0
+
+
+def test_restore_of_the_gpf_itself_is_refused_and_the_rest_restored(
+    gpf: Gpf, headend: HeadEnd, alerts: list[bytes]
+) -> None:
+    itself = HanDevice(gpf.eui64, 3)
+    outcome = restore(headend, gpf, itself, PPMID)
+    assert outcome.outcomes == (
+        (itself, JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY),
+        (PPMID, JoinResult.SUCCESS),
+    )
+    assert gpf.device_log == {PPMID.device_id: 5}
 
 
 def test_restore_of_nothing(gpf: Gpf, headend: HeadEnd, alerts: list[bytes]) -> None:
@@ -223,3 +236,15 @@ def test_state_round_trip(gpf: Gpf, headend: HeadEnd, pki: object, anchors: obje
     other.load_state(state)
     assert other.state() == state
     assert other.devices() == (GSME, PPMID)
+
+
+@pytest.mark.parametrize("extra", ["itself", "one too many"])
+def test_a_saved_log_the_gpf_cannot_hold_is_refused(gpf: Gpf, extra: str) -> None:
+    state = json.loads(json.dumps(gpf.state()))
+    if extra == "itself":
+        state["device_log"][gpf.eui64.hex().upper()] = 3
+    else:
+        state["device_log"] = {d.device_id.hex().upper(): 5 for d in DEVICES[:7]}
+    with pytest.raises(GbcsError, match="at most 6 devices, never the GPF itself"):
+        gpf.load_state(state)
+    assert gpf.device_log == {}
