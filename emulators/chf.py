@@ -323,7 +323,8 @@ class CommsHub(GbcsDevice):
                 ActiveDevice(
                     device,
                     last_communication=when,
-                    transmission_successes=min(info.frames_ok, 0xFFFF),
+                    # An A-XDR unsigned (CRIB §6.4): it stays at 255 from then on.
+                    transmission_successes=min(info.frames_ok, 0xFF),
                 )
             )
         return Reply(dlms.encode(ActiveDevices(tuple(devices)).to_response(request.invoke_id)))

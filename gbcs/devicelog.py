@@ -499,6 +499,29 @@ class ActiveDevice:
     application_version: int = 1
     stack_version: int = 1
 
+    def __post_init__(self) -> None:
+        """Each number fits its A-XDR type (integer -128..127, unsigned 0..255), so a
+        bad value fails where it is made, not when a response is encoded."""
+        pack_id8(self.device_id, "device id")
+        if len(self.status) != 1:
+            raise EncodeError("active device status is one byte (bit-string(8))")
+        if len(self.lqi) != 3:
+            raise EncodeError("active device lqi is three values")
+        for name in ("max_rssi", "average_rssi", "min_rssi"):
+            value = getattr(self, name)
+            if not -128 <= value <= 127:
+                raise EncodeError(f"active device {name} {value} is not an integer (-128..127)")
+        for name, value in (
+            *(("lqi", v) for v in self.lqi),
+            ("hops", self.hops),
+            ("transmission_failures", self.transmission_failures),
+            ("transmission_successes", self.transmission_successes),
+            ("application_version", self.application_version),
+            ("stack_version", self.stack_version),
+        ):
+            if not 0 <= value <= 255:
+                raise EncodeError(f"active device {name} {value} is not an unsigned (0..255)")
+
     def to_axdr(self) -> Structure:
         return Structure(
             (

@@ -26,6 +26,7 @@ from emulators.scenarios import Run
 from emulators.world import World
 from gbcs import asn1, dlms
 from gbcs.devicelog import (
+    ActiveDevice,
     ActiveDevices,
     AddDevice,
     DeviceLog,
@@ -39,6 +40,7 @@ from gbcs.devicelog import (
     WhitelistChangeAlert,
 )
 from gbcs.dlms import AccessResponse, DataNotification
+from gbcs.errors import EncodeError
 from gbcs.frame import CraFlag, GbcsMessage, new_command
 from gbcs.joins import JoinDetails
 from gbcs.primitives import CosemDateTime
@@ -414,6 +416,28 @@ def test_read_active_devices(hub: CommsHub, dcc: Dcc, code: int) -> None:
     assert never.transmission_successes == 0
     assert seen.last_communication == CosemDateTime.from_datetime(hub.clock.at(40))
     assert seen.transmission_successes == 2
+
+
+@pytest.mark.parametrize("code", [0x0004, 0x010F])
+def test_read_active_devices_after_a_devices_256th_message(
+    hub: CommsHub, dcc: Dcc, code: int
+) -> None:
+    """The count is an A-XDR unsigned: it stays at 255 rather than failing the read."""
+    dcc.add(DEV[0])
+    for _ in range(300):
+        hub.from_han(DEV[0], b"gbcs")
+    (active,) = dcc.active(code).devices or ()
+    assert active.transmission_successes == 255
+    assert not hub.security_log
+
+
+def test_an_active_device_number_out_of_its_axdr_range_is_refused() -> None:
+    with pytest.raises(EncodeError, match="transmission_successes 256 is not an unsigned"):
+        ActiveDevice(DEV[0], transmission_successes=256)
+    with pytest.raises(EncodeError, match="min_rssi -129 is not an integer"):
+        ActiveDevice(DEV[0], min_rssi=-129)
+    with pytest.raises(EncodeError, match="lqi is three values"):
+        ActiveDevice(DEV[0], lqi=(1, 2))  # type: ignore[arg-type]
 
 
 def test_read_active_devices_empty(dcc: Dcc) -> None:
