@@ -42,11 +42,13 @@ Choices where the available material leaves room (CRIB §5.2 and the RTDS):
   vector replaces its good cells; the emulated meter deliberately does not.
   The certification path is not checked: the emulated meter holds no root
   anchor.
-* On success the replaced party's counter is reset to the command's
-  ``newRemotePartyFloorSeqNumber`` (none when 0 or absent: the new party starts
-  with no counter) and reported as that role's floor; a replaced party with a
-  new EUI-64 loses its counter; ``otherRemotePartySeqNumberChanges`` set the
-  floors of anchors the meter holds.
+* On success a replaced party with a new EUI-64 loses its counter and the new
+  party starts from the command's ``newRemotePartyFloorSeqNumber`` (none when 0
+  or absent), reported as that role's floor. A counter of a party that stays
+  an anchor is never lowered, so no command of it can replay: a key rollover
+  (same EUI-64) and ``otherRemotePartySeqNumberChanges`` only raise a held
+  party's counter to the floor they name (DESIGN §3: counters increase per
+  remote party, and one party's command cannot reopen another's).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from emulators.credentials import (
@@ -194,7 +197,8 @@ class UpdatePlan:
 
     outcome: UpdateOutcome
     anchors: TrustAnchors | None = None
-    # Originator counters to set after the replacement (None: forget the party's counter).
+    # Originator counters after the replacement, in order: None forgets the party's
+    # counter (it is no anchor any more, or new); a number raises it to at least that.
     counters: tuple[tuple[bytes, int | None], ...] = ()
 
 
@@ -228,8 +232,14 @@ def _certificate_key(
         party, cert_role = certificate_party(cert)
         key = cert.public_key()
         key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except (ValueError, GbcsError, x509.ExtensionNotFound):
-        return None
+    except (
+        ValueError,
+        GbcsError,
+        x509.ExtensionNotFound,
+        x509.DuplicateExtension,
+        UnsupportedAlgorithm,
+    ):
+        return None  # a certificate the meter cannot read fills no cell
     if cert_role != role:
         return None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
@@ -342,12 +352,14 @@ def plan_update(
     ]
     counters: list[tuple[bytes, int | None]] = []
     if new_anchor.party_id != current.party_id:
-        counters.append((current.party_id, None))
-    counters.append((new_anchor.party_id, control.new_floor or None))
+        counters += [(current.party_id, None), (new_anchor.party_id, None)]
+    if control.new_floor:
+        counters.append((new_anchor.party_id, control.new_floor))
     for change in control.other_changes or ():
         held = anchors.by_role(change.role)
         if held is not None and change.role != role:
             changes.append(change)
-            counters.append((held.party_id, change.floor or None))
+            if change.floor:
+                counters.append((held.party_id, change.floor))
     outcome = UpdateOutcome(authorising_seq_number, mode, tuple(changes), outcomes)
     return UpdatePlan(outcome, anchors.with_anchor(new_anchor), tuple(counters))

@@ -234,11 +234,12 @@ class Meter(GbcsDevice):
     def _install(self, plan: UpdatePlan) -> None:
         assert plan.anchors is not None
         self.replace_anchors(plan.anchors)
+        counters = self.counters
         for party, floor in plan.counters:
             if floor is None:
-                self.counters.pop(party, None)
+                counters.pop(party, None)
             else:
-                self.counters[party] = floor
+                counters[party] = max(counters.get(party, floor), floor)
         self.log_security("trust anchors replaced", _outcome_text(plan))
 
     def _device_certificate(self, message: GbcsMessage) -> Reply:

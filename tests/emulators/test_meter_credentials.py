@@ -386,7 +386,59 @@ def test_cs02b_key_rollover_of_one_cell(bench: Bench, pki: TestPki, clock: Virtu
     assert response is not None and response.outcome is not None and response.outcome.succeeded
     clock.run()
     assert bench.meter.anchors.network_operator == TrustAnchors.from_pki(pki).network_operator
-    assert old.eui64 not in bench.meter.counters  # the party starts again from no counter
+    # The party stays: its counter is not lowered, so the rollover itself cannot replay.
+    assert bench.meter.counters[old.eui64] == bench.headend.counters[old.eui64] - 1
+    assert bench.send(CS02A, _details_command(NO), originator="network_operator") is not None
+
+
+def test_cs02b_rollover_floor_below_the_counter_does_not_lower_it(
+    bench: Bench, pki: TestPki, clock: VirtualClock
+) -> None:
+    old = pki.party("network_operator")
+    replacement = (TrustAnchorReplacement(_der(old.ka_cert), TrustAnchorCell(NO, KA_KEY_USAGE)),)
+    response = bench.update(NO_BY_NO, "network_operator", replacement, new_floor=1)
+    assert response is not None and response.outcome is not None and response.outcome.succeeded
+    clock.run()
+    assert bench.meter.counters[old.eui64] == bench.headend.counters[old.eui64] - 1
+
+
+def test_cs02b_cannot_lower_another_partys_counter(
+    bench: Bench, pki: TestPki, clock: VirtualClock
+) -> None:
+    """A network operator's CS02b naming the supplier's floor 0 (or 1) must not let the
+    supplier's old commands replay: other parties' counters are only ever raised."""
+    supplier = pki.party("supplier")
+    bench.details(NO)  # the supplier has a counter now
+    held = bench.meter.counters[supplier.eui64]
+    for floor in (0, 1):
+        new = pki.party("network_operator")
+        replacement = (
+            TrustAnchorReplacement(_der(new.ka_cert), TrustAnchorCell(NO, KA_KEY_USAGE)),
+        )
+        response = bench.update(
+            NO_BY_NO,
+            "network_operator",
+            replacement,
+            other_changes=(RemotePartySeqNumberChange(SUPPLIER, floor),),
+        )
+        assert response is not None and response.outcome is not None
+        assert response.outcome.succeeded
+        clock.run()
+        assert bench.meter.counters[supplier.eui64] == held
+    higher = held + 0x10
+    response = bench.update(
+        NO_BY_NO,
+        "network_operator",
+        (
+            TrustAnchorReplacement(
+                _der(pki.party("network_operator").ka_cert), TrustAnchorCell(NO, KA_KEY_USAGE)
+            ),
+        ),
+        other_changes=(RemotePartySeqNumberChange(SUPPLIER, higher),),
+    )
+    assert response is not None
+    clock.run()
+    assert bench.meter.counters[supplier.eui64] == higher  # raising it is allowed
 
 
 # --- CS02b: refused commands (discarded, nothing changes) --------------------------------
@@ -473,6 +525,56 @@ def test_cs02b_certificate_of_another_role(bench: Bench, pki: TestPki, clock: Vi
     # A device certificate names no role at all.
     outcome = _refused(bench, clock, _replacements(pki.party("gsme"), NO))
     assert _statuses(outcome) == [CredentialStatus.BAD_CERTIFICATE] * 2
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    size = len(value)
+    length = bytes([size]) if size < 0x80 else bytes([0x82]) + size.to_bytes(2, "big")
+    return bytes([tag]) + length + value
+
+
+def _children(data: bytes) -> list[tuple[int, bytes]]:
+    """The (tag, value) TLVs of a DER constructed value (lengths up to 2 bytes)."""
+    out, i = [], 0
+    while i < len(data):
+        tag, size, i = data[i], data[i + 1], i + 2
+        if size & 0x80:
+            n = size & 0x7F
+            size, i = int.from_bytes(data[i : i + n], "big"), i + n
+        out.append((tag, data[i : i + size]))
+        i += size
+    return out
+
+
+def _with_an_extension_twice(der: bytes) -> bytes:
+    """The certificate with its first extension repeated (the signature left as it was)."""
+    ((_, certificate),) = _children(der)
+    (tbs_tag, tbs), *rest = _children(certificate)
+    fields = []
+    for tag, value in _children(tbs):
+        if tag == 0xA3:  # [3] extensions
+            ((seq, extensions),) = _children(value)
+            listed = _children(extensions)
+            value = _tlv(seq, b"".join(_tlv(t, v) for t, v in [*listed, listed[0]]))
+        fields.append(_tlv(tag, value))
+    parts = [_tlv(tbs_tag, b"".join(fields)), *(_tlv(t, v) for t, v in rest)]
+    return _tlv(0x30, b"".join(parts))
+
+
+def test_cs02b_certificate_the_meter_cannot_read_is_a_bad_certificate(
+    bench: Bench, pki: TestPki, clock: VirtualClock
+) -> None:
+    """A repeated X.509 extension made the certificate library raise out of the meter."""
+    new = pki.party("network_operator2")
+    twice = _with_an_extension_twice(_der(new.ds_cert))
+    with pytest.raises(x509.DuplicateExtension):
+        _ = x509.load_der_x509_certificate(twice).extensions
+    replacements = (
+        TrustAnchorReplacement(twice, TrustAnchorCell(NO, DS_KEY_USAGE)),
+        TrustAnchorReplacement(_der(new.ka_cert), TrustAnchorCell(NO, KA_KEY_USAGE)),
+    )
+    outcome = _refused(bench, clock, replacements)
+    assert _statuses(outcome) == [CredentialStatus.BAD_CERTIFICATE, CredentialStatus.OTHER]
 
 
 def test_cs02b_wrong_key_usage(bench: Bench, pki: TestPki, clock: VirtualClock) -> None:
