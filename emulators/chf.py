@@ -133,6 +133,17 @@ class CommsHub(GbcsDevice):
         # CS14 with its log, or a route failure. Saved, so a restart does not lose them.
         self.pending_alerts: list[DeviceLog | RouteFailure] = []
         self.on_alert = self.wan_to
+        # Every device-log command comes from the ACB on a user's behalf (CRIB §6; each
+        # RTDS CCS vector), with the supplementary remote party of other-information 18.
+        self.acb_originated = frozenset(
+            {
+                AddDevice.MESSAGE_CODE,
+                RemoveDevice.MESSAGE_CODE,
+                RestoreDeviceLog.MESSAGE_CODE,
+                ReadDeviceLogs.MESSAGE_CODE,
+                *READ_DEVICE_LOG_CODES,
+            }
+        )
         self.handlers.update(
             {
                 AddDevice.MESSAGE_CODE: self._add_device,

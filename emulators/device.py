@@ -136,6 +136,8 @@ _log_event = slot_builder(LogEvent)
 
 # After a disconnect response leaves, the meter waits this long (simulated)
 # before dropping its network so the response's frames are not cut off.
+# Who signs a critical command when its use case names nobody else (DESIGN §3).
+SUPPLIER_SIGNS = frozenset({RemotePartyRole.SUPPLIER})
 AFTER_RESPONSE_DELAY = 1.0
 # Bounded like a meter's own logs (GBCS event and security logs keep the latest 100).
 SECURITY_LOG_LIMIT = 100
@@ -181,11 +183,12 @@ class GbcsDevice:
         self.han: HanPort | None = None
         self.handlers: dict[int, Handler] = {}
         self.on_alert: Callable[[bytes], None] | None = None
-        # Whose signature authorises a critical command, where the use case names one:
-        # SECMP0013 makes CS02f a supplier-signed command, so a network operator's is refused.
-        self.signer_roles: dict[int, frozenset[RemotePartyRole]] = {
-            catalogue.disconnect_code: frozenset({RemotePartyRole.SUPPLIER})
-        }
+        # Whose signature authorises a critical command: the supplier's unless the use case
+        # names others (DESIGN §3; every critical command of the RTDS is supplier-signed but
+        # CS02b, whose modes each pin their own authoriser). SECMP0013 makes CS02f one too.
+        self.signer_roles: dict[int, frozenset[RemotePartyRole]] = {}
+        # Use cases only the Access Control Broker originates, on a user's behalf.
+        self.acb_originated: frozenset[int] = frozenset()
 
     # Trust anchors ------------------------------------------------------------------
     def replace_anchors(self, anchors: TrustAnchors) -> None:
@@ -232,6 +235,11 @@ class GbcsDevice:
         anchor = self.anchors.for_party(originator)
         if anchor is None:
             raise Rejected(f"originator {originator.hex().upper()} is not a trust anchor")
+        if code in self.acb_originated and originator != self.anchors.acb.party_id:
+            raise Rejected(
+                f"{self.catalogue.use_case_name(code)} comes from the Access Control Broker "
+                f"on a user's behalf, not from the {_role_name(anchor.role)}"
+            )
         if message.signature is None:
             raise Rejected("a pre-command (no signature field) cannot be executed")
         # A signed-only command is authenticated by its signature, checked below.
@@ -255,8 +263,9 @@ class GbcsDevice:
             sig = self.security.check_signature(message, parts)
             if sig is not CheckResult.VALID:
                 raise Rejected(f"signature {sig.value}")
-            signers = self.signer_roles.get(code)
-            if signers is not None and anchor.role not in signers:
+            signers = self.signer_roles.get(code, SUPPLIER_SIGNS)
+            critical = use_case is not None and use_case.critical
+            if (critical or code in self.signer_roles) and anchor.role not in signers:
                 allowed = " or ".join(sorted(_role_name(r) for r in signers))
                 raise Rejected(
                     f"{self.catalogue.use_case_name(code)} must be signed by the {allowed}, "
@@ -295,10 +304,10 @@ class GbcsDevice:
         header = message.header
         code = header.other_information.message_code
         try:
-            self.authorise(message, parts)
             handler = self.handlers.get(code)
             if handler is None:
                 raise Rejected(f"message code 0x{code:04X} is not supported by this device")
+            self.authorise(message, parts)
         except Rejected as e:
             self.log_security("command rejected", f"0x{code:04X}: {e}")
             return None

@@ -134,6 +134,8 @@ class Meter(GbcsDevice):
         self.handlers[PROVIDE_DEVICE_CERTIFICATE] = self._device_certificate
         for code in UPDATE_CODES:
             self.handlers[code] = self._update_credentials
+            # Each CS02b mode pins its own authoriser (authorise_update), not the supplier.
+            self.signer_roles[code] = frozenset(RemotePartyRole)
 
     # CS03 / CS04 / CS07 ----------------------------------------------------------------
     def _join(self, message: GbcsMessage) -> Reply:

@@ -654,6 +654,31 @@ def test_from_wan_rejected_command_to_the_hub_gets_no_response(
     assert "MAC invalid" in hub.security_log[-1].detail
 
 
+@pytest.mark.parametrize("originator", ["supplier", "network_operator"])
+def test_device_log_commands_come_only_from_the_acb(
+    hub: CommsHub, headend: HeadEnd, originator: str
+) -> None:
+    """CCS01-CCS07 are the ACB's, on a user's behalf (every RTDS vector): the same command
+    from a supplier or network operator directly changes nothing."""
+    counter = headend.next_counter(headend.party(originator))
+    request = AddDevice(DEV[0], int(DeviceType.ESME), INSTALL_CODE, 90, True)
+    command = headend.command(
+        AddDevice.MESSAGE_CODE,
+        dlms.encode(request.to_request(dlms.invoke_id_for_counter(counter))),
+        hub.eui64,
+        originator=originator,
+        sign=False,
+        counter=counter,
+    )
+    assert hub.receive(command.encode()) is None
+    role = originator.replace("_", " ")
+    assert hub.security_log[-1].detail == (
+        f"0x0001: CCS01 comes from the Access Control Broker on a user's behalf, not from "
+        f"the {role}"
+    )
+    assert hub.current == {} and hub.counters == {}
+
+
 def test_from_han_from_a_whitelisted_device_goes_to_the_wan(hub: CommsHub, dcc: Dcc) -> None:
     sent: list[bytes] = []
     dcc.add(DEV[0])

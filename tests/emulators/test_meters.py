@@ -363,6 +363,30 @@ def test_disconnect_signed_by_the_network_operator_is_refused(
     assert fake_han.forgotten == 0 and esme.counters == {}
 
 
+@pytest.mark.parametrize(
+    ("code", "payload"),
+    [
+        (0x000D, JoinDevice(JoinMethod.METHOD_A_INITIATOR, PARTNERS[0], 5).to_payload()),
+        (0x000F, UnjoinDevice(PARTNERS[0]).to_payload()),
+    ],
+)
+def test_critical_commands_signed_by_the_network_operator_are_refused(
+    esme: Esme, headend: HeadEnd, code: int, payload: Any
+) -> None:
+    """DESIGN §3: critical commands are the supplier's to sign (CS03A1, CS04AC, as in the
+    RTDS); another trust anchor's valid signature does not authorise them."""
+    command = headend.command(code, asn1.encode(payload), esme.eui64, originator="network_operator")
+    assert command.is_signed
+    assert esme.receive(command.encode()) is None
+    name = esme.catalogue.use_case_name(code)
+    assert esme.security_log[-1].detail == (
+        f"0x{code:04X}: {name} must be signed by the supplier, not the network operator"
+    )
+    assert esme.partners == {} and esme.counters == {}
+    supplier = headend.command(code, asn1.encode(payload), esme.eui64)
+    assert esme.receive(supplier.encode()) is not None
+
+
 def test_disconnect_under_a_configured_code(
     pki: TestPki, anchors: Any, clock: Any, fake_han: FakeHan
 ) -> None:
