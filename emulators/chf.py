@@ -58,6 +58,8 @@ HISTORIC_LOG_CAPACITY = 16
 ACTION_OTHER_REASON = 250  # DLMS action-result other-reason
 ACTION_NOT_FOUND = 1  # what the RTDS CCS02/CCS03 error responses carry
 READ_DEVICE_LOG_CODES = (0x0004, 0x010F)  # CCS05/CCS04 and CCS06
+# Device types that are functions of the Communications Hub itself, never entries of its log.
+HUB_FUNCTIONS = frozenset({int(DeviceType.CHF), int(DeviceType.GPF)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +196,20 @@ class CommsHub(GbcsDevice):
     def historic_log(self) -> DeviceLog:
         return DeviceLog(self.extended_pan_id, tuple(self.historic), self.now_cosem())
 
-    def _whitelist_changed(self) -> None:
-        """Raise CS14 (on the clock, after the response) with the log as it is now."""
-        self._book(self.current_log())
+    def _whitelist(self) -> tuple[bytes, tuple[DeviceLogEntry, ...]]:
+        return self.extended_pan_id, tuple(self.current.values())
+
+    def _whitelist_changed(self, before: tuple[bytes, tuple[DeviceLogEntry, ...]]) -> None:
+        """Raise CS14 (on the clock, after the response) with the log as it is now, if it
+        is not the log ``before``; the HAN radio syncs either way (join windows)."""
+        if self._whitelist() != before:
+            self._book(self.current_log())
         if self.on_log_change is not None:
             self.on_log_change()
+
+    def _own_function(self, device: bytes) -> bool:
+        """The hub itself or a function inside it (its GPF): never a HAN device in its log."""
+        return device == self.eui64 or device in self.local
 
     def _book(self, alert: DeviceLog | RouteFailure) -> None:
         self.pending_alerts.append(alert)
@@ -232,18 +243,25 @@ class CommsHub(GbcsDevice):
         request = dlms_request(message)
         command = AddDevice.from_request(request)
         device = command.device_id
-        if device not in self.current and len(self.current) >= self.current_capacity:
-            results = (ACTION_OTHER_REASON, ACTION_OTHER_REASON, ACTION_OTHER_REASON)
+        refused = (ACTION_OTHER_REASON, ACTION_OTHER_REASON, ACTION_OTHER_REASON)
+        if self._own_function(device) or command.device_type in HUB_FUNCTIONS:
+            results = refused
+            self.log_event(
+                "device refused",
+                f"{device.hex().upper()}: a Communications Hub function is not a HAN device",
+            )
+        elif device not in self.current and len(self.current) >= self.current_capacity:
+            results = refused
             self.log_event("device log full", device.hex().upper())
         else:
+            before = self._whitelist()
             key = link_key_from_install_code(command.install_code)
             self.current[device] = DeviceLogEntry(device, key)
             info = self.devices.setdefault(device, LoggedDevice())
-            try:
-                info.device_type = DeviceType(command.device_type)
-            except ValueError:
-                info.device_type = None
-            info.sleepy = command.device_type == DeviceType.GSME
+            info.device_type = DeviceType(command.device_type)
+            # A device already joined here: the radio knows whether it sleeps.
+            sleepy = self._radio_says_sleepy(device)
+            info.sleepy = command.device_type == DeviceType.GSME if sleepy is None else sleepy
             self.historic = collections.deque(
                 (e for e in self.historic if e.device_id != device), maxlen=self.historic.maxlen
             )
@@ -252,13 +270,14 @@ class CommsHub(GbcsDevice):
             else:  # attr 2 "enable/disable joining" FALSE disables it (CRIB §6.1)
                 self.join_windows.pop(device, None)
             results = (0, 0, 0)
-            self._whitelist_changed()
+            self._whitelist_changed(before)
         response = simple_response(request.invoke_id, AddDevice.SPECS, results)
         return Reply(dlms.encode(response))
 
     def _remove_device(self, message: GbcsMessage) -> Reply:
         request = dlms_request(message)
         device = RemoveDevice.from_request(request).device_id
+        before = self._whitelist()
         entry = self.current.pop(device, None)
         if entry is None:
             result = ACTION_NOT_FOUND
@@ -280,7 +299,7 @@ class CommsHub(GbcsDevice):
                 self.log_event("message not routed", reason)
                 self._book(RouteFailure(device, reason, _command_id(handed)))
             result = 0
-            self._whitelist_changed()
+            self._whitelist_changed(before)
         response = simple_response(request.invoke_id, RemoveDevice.SPECS, (result,))
         return Reply(dlms.encode(response))
 
@@ -288,16 +307,22 @@ class CommsHub(GbcsDevice):
         request = dlms_request(message)
         log = RestoreDeviceLog.from_request(request).log
         new = [e for e in log.entries if e.device_id not in self.current]
-        if len(self.current) + len(new) > self.current_capacity:
+        own = [e.device_id.hex().upper() for e in log.entries if self._own_function(e.device_id)]
+        if own:
             result = ACTION_OTHER_REASON
+            self.log_event("device refused", f"{own[0]}: a Communications Hub function")
+        elif len(self.current) + len(new) > self.current_capacity:
+            result = ACTION_OTHER_REASON
+        elif not log.entries:
+            result = 0  # nothing to restore: the hub stays on its network, the log as it is
         else:
+            before = self._whitelist()
             for entry in log.entries:
                 self.current[entry.device_id] = entry
                 if entry.device_id not in self.devices:
                     # A device still joined here (CCS02 does not unjoin): the radio knows
                     # whether it sleeps, so its messages are held, not pushed at it.
-                    query = getattr(self.han, "child_sleepy", None)
-                    sleepy = None if query is None else query(entry.device_id)
+                    sleepy = self._radio_says_sleepy(entry.device_id)
                     self.devices[entry.device_id] = LoggedDevice(sleepy=bool(sleepy))
             restored = {e.device_id for e in log.entries}
             self.historic = collections.deque(
@@ -309,9 +334,14 @@ class CommsHub(GbcsDevice):
             if changed and self.on_network_change is not None:
                 self.on_network_change(log.extended_pan_id)
             result = 0
-            self._whitelist_changed()
+            self._whitelist_changed(before)
         response = simple_response(request.invoke_id, RestoreDeviceLog.SPECS, (result,))
         return Reply(dlms.encode(response))
+
+    def _radio_says_sleepy(self, device: bytes) -> bool | None:
+        """Whether the HAN radio has ``device`` as a sleepy child (None: not a child)."""
+        query = getattr(self.han, "child_sleepy", None)
+        return None if query is None else query(device)
 
     def _read_logs(self, message: GbcsMessage) -> Reply:
         request = dlms_request(message)

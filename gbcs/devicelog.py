@@ -86,6 +86,12 @@ class DeviceType(enum.IntEnum):
     TYPE2 = 6
 
 
+_DEVICE_TYPES = frozenset(int(t) for t in DeviceType)
+# ZigBee reserves these extended PAN IDs: neither names a network (a device may not use
+# all zeros, and all ones means "any network").
+RESERVED_EXTENDED_PAN_IDS = frozenset({bytes(8), b"\xff" * 8})
+
+
 def _bad(field: str, reason: str, base: int = 0) -> DecodeError:
     return DecodeError(LAYER, field, base, reason)
 
@@ -343,6 +349,8 @@ class AddDevice:
             raise _bad("join timeout", f"expected long-unsigned, found {timeout.TYPE}", base)
         if not isinstance(enable, Boolean):
             raise _bad("enable joining", f"expected boolean, found {enable.TYPE}", base)
+        if dtype.value not in _DEVICE_TYPES:
+            raise _bad("device type", f"{dtype.value} is not a GBCS device type (0-6)", base)
         return cls(
             _octets(device, "device id", 8, base),
             dtype.value,
@@ -391,6 +399,12 @@ class RestoreDeviceLog:
         log = DeviceLog.from_axdr(request.data[0], base)
         if log.date_time is not None:
             raise _bad("restore PAN", "the restore parameter has no date-time", base)
+        if log.extended_pan_id in RESERVED_EXTENDED_PAN_IDS:
+            raise _bad(
+                "restore PAN",
+                f"extended PAN id {log.extended_pan_id.hex().upper()} is reserved",
+                base,
+            )
         return cls(log)
 
 

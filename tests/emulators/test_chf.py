@@ -457,6 +457,89 @@ def test_wrong_dlms_shape_is_refused(hub: CommsHub, headend: HeadEnd) -> None:
     assert (dict(hub.current), list(hub.historic)) == before  # nothing removed
 
 
+def test_ccs01_of_an_unknown_device_type_is_refused_and_changes_nothing(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    assert dcc.add(DEV[0], device_type=7) == (TYPE_UNMATCHED,) * 3  # type: ignore[arg-type]
+    assert "device type at offset 0: 7 is not a GBCS device type" in hub.security_log[-1].detail
+    hub.clock.run()
+    assert hub.current == {} and hub.devices == {} and headend.received.alerts == []
+
+
+def test_ccs01_of_a_hub_function_is_refused(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, gpf: Any
+) -> None:
+    """The hub, its GPF, or any device typed CHF or GPF: not a HAN device of its log."""
+    hub.local[gpf.eui64] = gpf
+    assert dcc.add(hub.eui64) == (ACTION_OTHER_REASON,) * 3
+    assert dcc.add(gpf.eui64, device_type=DeviceType.GPF) == (ACTION_OTHER_REASON,) * 3
+    for kind in (DeviceType.CHF, DeviceType.GPF):
+        assert dcc.add(DEV[0], device_type=kind) == (ACTION_OTHER_REASON,) * 3
+    hub.clock.run()
+    assert hub.current == {} and headend.received.alerts == []
+    assert [e.event for e in hub.event_log].count("device refused") == 4
+
+
+def test_ccs03_naming_a_hub_function_is_refused_whole(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, gpf: Any
+) -> None:
+    hub.local[gpf.eui64] = gpf
+    log = DeviceLog(
+        OTHER_EPID, (DeviceLogEntry(DEV[0], LINK_KEY), DeviceLogEntry(gpf.eui64, LINK_KEY))
+    )
+    assert dcc.restore(log) == ACTION_OTHER_REASON
+    hub.clock.run()
+    assert hub.current == {} and hub.extended_pan_id == EPID and headend.received.alerts == []
+
+
+@pytest.mark.parametrize("epid", ["0000000000000000", "FFFFFFFFFFFFFFFF"])
+def test_ccs03_to_a_reserved_extended_pan_id_is_refused(
+    hub: CommsHub, headend: HeadEnd, epid: str
+) -> None:
+    log = DeviceLog(bytes.fromhex(epid), (DeviceLogEntry(DEV[0], LINK_KEY),))
+    message = device_log_message(
+        headend, RestoreDeviceLog(log), RestoreDeviceLog.MESSAGE_CODE, hub.eui64
+    )
+    outcome = headend.send(hub, message, timeout=5)
+    assert outcome.response is not None
+    apdu = dlms.decode(outcome.response.payload)
+    assert isinstance(apdu, AccessResponse)
+    assert [r.result for r in apdu.results] == [TYPE_UNMATCHED]
+    assert f"extended PAN id {epid} is reserved" in hub.security_log[-1].detail
+    assert hub.current == {} and hub.extended_pan_id == EPID
+
+
+def test_an_empty_ccs03_leaves_the_hub_on_its_network(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    """Nothing to restore: moving the hub would strand the meters it still lists."""
+    changes: list[bytes] = []
+    hub.on_network_change = changes.append
+    dcc.add(DEV[0])
+    hub.clock.run()
+    alerts = len(headend.received.alerts)
+    assert dcc.restore(DeviceLog(OTHER_EPID, ())) == 0
+    hub.clock.run()
+    assert hub.extended_pan_id == EPID and changes == [] and list(hub.current) == [DEV[0]]
+    assert len(headend.received.alerts) == alerts
+
+
+def test_a_ccs01_or_ccs03_that_changes_nothing_raises_no_cs14(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    dcc.add(DEV[0])
+    hub.clock.run()
+    assert len(headend.received.alerts) == 1
+    dcc.add(DEV[0])  # the same entry again (its join window reopens: not a log change)
+    assert dcc.restore(hub.current_log()) == 0  # the log it holds, under its own PAN
+    hub.clock.run()
+    assert len(headend.received.alerts) == 1
+    assert hub.join_key(DEV[0]) is not None
+    dcc.add(DEV[0], CODE2)  # another install code: another key, a change
+    hub.clock.run()
+    assert len(headend.received.alerts) == 2
+
+
 # CS14 ------------------------------------------------------------------------------------
 
 

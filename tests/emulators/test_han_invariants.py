@@ -18,9 +18,11 @@ from emulators.node import CoordinatorNode, NodeState
 from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
 from gbcs import asn1
+from gbcs.devicelog import AddDevice, DeviceType
 from gbcs.errors import GbcsError
 from gbcs.frame import GbcsMessage, decode_message
 from gbcs.joins import JoinDetails
+from tests.emulators.conftest import device_log_message
 
 
 def _joined(world: World, run: Run, kind: str) -> tuple[Hub, MeterUnit]:
@@ -389,3 +391,16 @@ def test_a_long_message_to_an_unpowered_esme_is_not_sent_past_its_failed_block()
     assert len(sent) == 4
     assert len(set(sent)) == 1
     assert not hub.node._pushing and not hub.node._tx_queue
+
+
+def test_a_joined_gsme_added_again_under_another_type_is_still_polled_not_pushed() -> None:
+    """A CCS01 re-add (here mistyped ESME) of a GSME already joined: the radio knows it
+    sleeps, so its commands are still held for its poll, not pushed and lost."""
+    world = World(seed=11)
+    run = Run("re-added", world)
+    hub, gsme = _joined(world, run, "gsme")
+    add = AddDevice(gsme.eui64, int(DeviceType.ESME), gsme.device.install_code, 90, True)
+    message = device_log_message(world.headend, add, AddDevice.MESSAGE_CODE, hub.eui64)
+    assert world.headend.send(hub.chf, message).ok
+    assert hub.chf.devices[gsme.eui64].sleepy
+    assert run.join_details(hub, gsme).ok
