@@ -48,7 +48,7 @@ from gbcs.devicelog import (
     simple_response,
 )
 from gbcs.errors import GbcsError
-from gbcs.frame import GbcsMessage, decode_message
+from gbcs.frame import CraFlag, GbcsMessage, decode_message
 from gbcs.primitives import CosemDateTime
 
 __all__ = ["CommsHub", "RouteFailure"]
@@ -135,6 +135,10 @@ class CommsHub(GbcsDevice):
         # CS14 with its log, or a route failure. Saved, so a restart does not lose them.
         self.pending_alerts: list[DeviceLog | RouteFailure] = []
         self.on_alert = self.wan_to
+        # Commands lately reported failed: a response that still comes for one of them
+        # (a GSME may run a command handed to it as CCS02 removes it) is not a second
+        # failure of it.
+        self._failed_commands: collections.deque[tuple[bytes, int]] = collections.deque(maxlen=32)
         # Every device-log command comes from the ACB on a user's behalf (CRIB §6; each
         # RTDS CCS vector), with the supplementary remote party of other-information 18.
         self.acb_originated = frozenset(
@@ -212,6 +216,8 @@ class CommsHub(GbcsDevice):
         return device == self.eui64 or device in self.local
 
     def _book(self, alert: DeviceLog | RouteFailure) -> None:
+        if isinstance(alert, RouteFailure) and alert.command is not None:
+            self._failed_commands.append(alert.command)
         self.pending_alerts.append(alert)
         self.clock.call_soon(self._send_pending, alert)
 
@@ -427,11 +433,30 @@ class CommsHub(GbcsDevice):
         """A GBCS message from a HAN device: only whitelisted devices are heard."""
         if device not in self.current:
             self.log_security("frame from a device not in the device log", device.hex().upper())
+            self._response_not_routed(device, data)
             return
         info = self.devices.setdefault(device, LoggedDevice())
         info.last_communication = self.clock.now
         info.frames_ok += 1
         self.wan_to(data)
+
+    def _response_not_routed(self, device: bytes, data: bytes) -> None:
+        """A response from a device CCS02 removed after its command went out: dropped, but
+        its command's sender is told now, rather than left to wait out its timeout."""
+        try:
+            header = decode_message(data)[0].header
+        except GbcsError:
+            return
+        if header.cra_flag is not CraFlag.RESPONSE or header.business_originator != device:
+            return
+        if (header.business_target, header.originator_counter) in self._failed_commands:
+            return  # its failure was told already
+        self._route_failed(
+            device,
+            f"device {device.hex().upper()} was removed from the CHF device log before its "
+            "response came: the command ran, its response was not routed",
+            (header.business_target, header.originator_counter),
+        )
 
     def take_held(self, device: bytes) -> bytes | None:
         """The next message held for a sleepy device that has just polled (GET)."""
@@ -469,8 +494,11 @@ class CommsHub(GbcsDevice):
             "(802.15.4 retries exhausted); it may still have arrived"
         )
         self.log_event("message not delivered", reason)
+        failure = RouteFailure(device, reason, _command_id(data), final=False)
+        if failure.command is not None:
+            self._failed_commands.append(failure.command)
         if self.on_route_failure is not None:
-            self.on_route_failure(RouteFailure(device, reason, _command_id(data), final=False))
+            self.on_route_failure(failure)
 
     def wan_to(self, data: bytes) -> None:
         """Hand a message to the WAN side (the head end), if one is connected."""
@@ -479,6 +507,8 @@ class CommsHub(GbcsDevice):
 
     def _route_failed(self, target: bytes, reason: str, command: tuple[bytes, int] | None) -> None:
         self.log_event("message not routed", reason)
+        if command is not None:
+            self._failed_commands.append(command)
         if self.on_route_failure is not None:
             self.on_route_failure(RouteFailure(target, reason, command))
 

@@ -18,7 +18,7 @@ from emulators.node import CoordinatorNode, NodeState
 from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
 from gbcs import asn1
-from gbcs.devicelog import AddDevice, DeviceType
+from gbcs.devicelog import AddDevice, DeviceType, RemoveDevice
 from gbcs.errors import GbcsError
 from gbcs.frame import GbcsMessage, decode_message
 from gbcs.joins import JoinDetails
@@ -404,3 +404,32 @@ def test_a_joined_gsme_added_again_under_another_type_is_still_polled_not_pushed
     assert world.headend.send(hub.chf, message).ok
     assert hub.chf.devices[gsme.eui64].sleepy
     assert run.join_details(hub, gsme).ok
+
+
+def test_a_response_from_an_esme_removed_meanwhile_fails_its_command_at_once() -> None:
+    """CCS02 reaches the CHF while the ESME works on a command: the response is dropped
+    (the ESME is off the whitelist), and its command fails by name, not by timeout."""
+    world = World(seed=12)
+    run = Run("removed meanwhile", world)
+    hub, esme = _joined(world, run, "esme")
+    headend = world.headend
+    ccs02 = headend.device_log_command(
+        RemoveDevice(esme.eui64), RemoveDevice.MESSAGE_CODE, hub.eui64, headend.party("supplier")
+    )
+    receive = esme.device.receive
+
+    def removed_while_working(data: bytes, decoded: Any = None) -> bytes | None:
+        hub.chf.from_wan(ccs02.encode())
+        esme.device.receive = receive  # type: ignore[method-assign]
+        return receive(data, decoded)
+
+    esme.device.receive = removed_while_working  # type: ignore[method-assign]
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    start = world.clock.now
+    outcome = headend.send(hub.chf, command)
+    assert esme.eui64 not in hub.chf.current
+    assert outcome.failure == (
+        f"device {esme.eui64.hex().upper()} was removed from the CHF device log before its "
+        "response came: the command ran, its response was not routed"
+    )
+    assert world.clock.now - start < 1.0
