@@ -95,6 +95,7 @@ class LoggedDevice:
     sleepy: bool = False
     last_communication: float | None = None
     frames_ok: int = 0
+    frames_failed: int = 0  # messages its radio never acknowledged (CCS05/CCS06 report it)
 
 
 class CommsHub(GbcsDevice):
@@ -116,6 +117,8 @@ class CommsHub(GbcsDevice):
         super().__init__(credentials, anchors, clock, **kwargs)
         if len(extended_pan_id) != 8:
             raise GbcsError("an extended PAN ID is 8 bytes")
+        if historic_capacity < 1:  # else every removed entry would vanish unrecorded
+            raise GbcsError("a historic device log holds at least one entry")
         self.extended_pan_id = extended_pan_id
         self.current: dict[bytes, DeviceLogEntry] = {}
         self.devices: dict[bytes, LoggedDevice] = {}
@@ -372,6 +375,7 @@ class CommsHub(GbcsDevice):
                     last_communication=when,
                     # An A-XDR unsigned (CRIB §6.4): it stays at 255 from then on.
                     transmission_successes=min(info.frames_ok, 0xFF),
+                    transmission_failures=min(info.frames_failed, 0xFF),
                 )
             )
         return Reply(dlms.encode(ActiveDevices(tuple(devices)).to_response(request.invoke_id)))
@@ -478,6 +482,7 @@ class CommsHub(GbcsDevice):
         acknowledged it): held again, first, for the next poll, so order is kept; if
         CCS02 removed the device meanwhile, failed with that reason."""
         if device in self.current:
+            self._count_failure(device)
             self.held.setdefault(device, collections.deque()).appendleft(data)
             self.log_event("held message not delivered", f"{device.hex().upper()}: held again")
         else:
@@ -494,11 +499,16 @@ class CommsHub(GbcsDevice):
             "(802.15.4 retries exhausted); it may still have arrived"
         )
         self.log_event("message not delivered", reason)
+        if device in self.current:
+            self._count_failure(device)
         failure = RouteFailure(device, reason, _command_id(data), final=False)
         if failure.command is not None:
             self._failed_commands.append(failure.command)
         if self.on_route_failure is not None:
             self.on_route_failure(failure)
+
+    def _count_failure(self, device: bytes) -> None:
+        self.devices.setdefault(device, LoggedDevice()).frames_failed += 1
 
     def wan_to(self, data: bytes) -> None:
         """Hand a message to the WAN side (the head end), if one is connected."""
@@ -547,6 +557,7 @@ class CommsHub(GbcsDevice):
                     # What CCS05/CCS06 report of the device's traffic.
                     "last_communication": None if info is None else info.last_communication,
                     "frames_ok": 0 if info is None else info.frames_ok,
+                    "frames_failed": 0 if info is None else info.frames_failed,
                 }
                 for e in self.current.values()
             ],
@@ -574,25 +585,36 @@ class CommsHub(GbcsDevice):
             device = item.octets("device_id", 8)
             if device in current:
                 raise GbcsError(f"{item.where}: {device.hex().upper()} is logged twice")
+            if self._own_function(device):
+                raise GbcsError(f"{item.where}: {device.hex().upper()} is a hub function")
             current[device] = DeviceLogEntry(device, item.octets("tc_link_key_hash", 16))
             dtype = item.optional_text("device_type")
             if dtype is not None and dtype not in DeviceType.__members__:
                 raise GbcsError(f"{item.path('device_type')} {dtype!r} is not a device type")
+            if dtype is not None and DeviceType[dtype] in HUB_FUNCTIONS:
+                raise GbcsError(f"{item.path('device_type')} {dtype} is a hub function")
             devices[device] = LoggedDevice(
                 None if dtype is None else DeviceType[dtype],
                 item.flag("sleepy"),
                 item.optional_seconds("last_communication"),
                 item.integer("frames_ok", 0, None),
+                item.integer("frames_failed", 0, None),
             )
         if len(current) > self.current_capacity:
             raise GbcsError(
                 f"current_log holds {len(current)} devices, more than {self.current_capacity}"
             )
-        historic = [
-            DeviceLogEntry(item.octets("device_id", 8), item.octets("tc_link_key_hash", 16))
-            for item in saved.members("historic_log")
-        ]
-        capacity = saved.integer("historic_capacity", 0, sys.maxsize)
+        historic: list[DeviceLogEntry] = []
+        for item in saved.members("historic_log"):
+            device = item.octets("device_id", 8)
+            # CCS02 keeps one historic entry per device, and CCS01/CCS03 take it out.
+            if device in current or any(e.device_id == device for e in historic):
+                raise GbcsError(
+                    f"{item.where}: {device.hex().upper()} is logged twice (historic_log "
+                    "holds a device once, and none in current_log)"
+                )
+            historic.append(DeviceLogEntry(device, item.octets("tc_link_key_hash", 16)))
+        capacity = saved.integer("historic_capacity", 1, sys.maxsize)
         if len(historic) > capacity:  # a bounded deque would drop the oldest silently
             raise GbcsError(
                 f"historic_log holds {len(historic)} entries, more than historic_capacity"

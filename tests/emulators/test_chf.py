@@ -40,7 +40,7 @@ from gbcs.devicelog import (
     WhitelistChangeAlert,
 )
 from gbcs.dlms import AccessResponse, DataNotification
-from gbcs.errors import EncodeError
+from gbcs.errors import EncodeError, GbcsError
 from gbcs.frame import CraFlag, GbcsMessage, new_command
 from gbcs.joins import JoinDetails
 from gbcs.primitives import CosemDateTime
@@ -887,6 +887,7 @@ def test_state_round_trip(
         "sleepy": True,
         "last_communication": None,  # it never joined
         "frames_ok": 0,
+        "frames_failed": 0,
     }
     assert state["current_log"][2]["device_type"] is None  # restored: type unknown
 
@@ -901,6 +902,42 @@ def test_state_round_trip(
     assert other.take_held(DEV[0]) == held
     assert other.counters == hub.counters
     assert other.alert_counter == hub.alert_counter
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s["historic_log"].append(s["historic_log"][0]), "is logged twice"),
+        (
+            lambda s: s["historic_log"].append(
+                {k: s["current_log"][0][k] for k in ("device_id", "tc_link_key_hash")}
+            ),
+            "is logged twice",
+        ),
+        (lambda s: s.update(historic_capacity=0), "historic_capacity"),
+        (lambda s: s["current_log"][0].update(device_id=s["hub"]), "is a hub function"),
+        (lambda s: s["current_log"][0].update(device_type="GPF"), "GPF is a hub function"),
+        (lambda s: s["current_log"][0].pop("frames_failed"), "frames_failed"),
+    ],
+)
+def test_a_saved_hub_log_a_hub_could_not_hold_is_refused(
+    hub: CommsHub, dcc: Dcc, change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    dcc.add(DEV[0])
+    dcc.add(DEV[1])
+    dcc.remove(DEV[1])
+    state = {**json.loads(json.dumps(hub.state())), "hub": hub.eui64.hex().upper()}
+    change(state)
+    del state["hub"]
+    before = json.dumps(hub.state(), sort_keys=True)
+    with pytest.raises(GbcsError, match=message):
+        hub.load_state(state)
+    assert json.dumps(hub.state(), sort_keys=True) == before
+
+
+def test_a_hub_holds_at_least_one_historic_entry(make_hub: Callable[..., CommsHub]) -> None:
+    with pytest.raises(GbcsError, match="at least one entry"):
+        make_hub(historic_capacity=0)
 
 
 def test_load_state_replaces_everything(make_hub: Callable[..., CommsHub], dcc: Dcc) -> None:

@@ -18,7 +18,7 @@ from emulators.node import CoordinatorNode, NodeState
 from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
 from gbcs import asn1
-from gbcs.devicelog import AddDevice, DeviceType, RemoveDevice
+from gbcs.devicelog import ActiveDevices, AddDevice, DeviceType, ReadDeviceLog, RemoveDevice
 from gbcs.errors import GbcsError
 from gbcs.frame import GbcsMessage, decode_message
 from gbcs.joins import JoinDetails
@@ -126,6 +126,7 @@ def held_message_lost_in_the_air(world: World) -> None:
     assert received == [c.header.originator_counter for c in commands]  # once each, in order
     assert hub.chf.held_count(gsme.eui64) == 0
     assert any(e.event == "held message not delivered" for e in hub.chf.event_log)
+    assert hub.chf.devices[gsme.eui64].frames_failed >= 1  # what CCS05/CCS06 report
     assert not [e for e in gsme.device.security_log if "replayed" in e.detail]
 
 
@@ -338,6 +339,12 @@ def esme_unplugged_after_joining(world: World) -> None:
         (esme.eui64, _key(command), False)
     ]
     assert any(e.event == "message not delivered" for e in hub.chf.event_log)
+    # CCS06, the HAN communications check, counts it.
+    step, response = run.device_log(hub, ReadDeviceLog(), 0x010F)
+    assert step.ok and response is not None
+    active = ActiveDevices.from_response(response).devices
+    assert active is not None
+    assert [(d.device_id, d.transmission_failures) for d in active] == [(esme.eui64, 1)]
     # The meter back: the next command gets through as before.
     esme.node.power_on()
     assert world.run_until(lambda: hub.node.reachable(esme.eui64) and esme.node.joined, 600)
