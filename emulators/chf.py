@@ -498,14 +498,11 @@ class CommsHub(GbcsDevice):
             f"device {device.hex().upper()} did not acknowledge the message on the HAN "
             "(802.15.4 retries exhausted); it may still have arrived"
         )
-        self.log_event("message not delivered", reason)
         if device in self.current:
             self._count_failure(device)
-        failure = RouteFailure(device, reason, _command_id(data), final=False)
-        if failure.command is not None:
-            self._failed_commands.append(failure.command)
-        if self.on_route_failure is not None:
-            self.on_route_failure(failure)
+        self._route_failed(
+            device, reason, _command_id(data), final=False, event="message not delivered"
+        )
 
     def _count_failure(self, device: bytes) -> None:
         self.devices.setdefault(device, LoggedDevice()).frames_failed += 1
@@ -515,12 +512,20 @@ class CommsHub(GbcsDevice):
         if self.wan_out is not None:
             self.wan_out(data)
 
-    def _route_failed(self, target: bytes, reason: str, command: tuple[bytes, int] | None) -> None:
-        self.log_event("message not routed", reason)
+    def _route_failed(
+        self,
+        target: bytes,
+        reason: str,
+        command: tuple[bytes, int] | None,
+        *,
+        final: bool = True,
+        event: str = "message not routed",
+    ) -> None:
+        self.log_event(event, reason)
         if command is not None:
             self._failed_commands.append(command)
         if self.on_route_failure is not None:
-            self.on_route_failure(RouteFailure(target, reason, command))
+            self.on_route_failure(RouteFailure(target, reason, command, final))
 
     def _fail_held(self, device: bytes, messages: Iterable[bytes]) -> None:
         """Fail each message held for a device CCS02 removed: none is dropped silently.
