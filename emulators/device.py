@@ -134,10 +134,10 @@ _last_stamp: list[Any] = [None, None]
 # LogEvent(...) through its twin (every command logs one): a third of the frozen __init__.
 _log_event = slot_builder(LogEvent)
 
-# After a disconnect response leaves, the meter waits this long (simulated)
-# before dropping its network so the response's frames are not cut off.
 # Who signs a critical command when its use case names nobody else (DESIGN §3).
 SUPPLIER_SIGNS = frozenset({RemotePartyRole.SUPPLIER})
+# After a disconnect response leaves, the meter waits this long (simulated)
+# before dropping its network so the response's frames are not cut off.
 AFTER_RESPONSE_DELAY = 1.0
 # Bounded like a meter's own logs (GBCS event and security logs keep the latest 100).
 SECURITY_LOG_LIMIT = 100
