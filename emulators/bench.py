@@ -21,7 +21,7 @@ from typing import Any
 
 from emulators.chf import CURRENT_LOG_CAPACITY
 from emulators.inventory import Inventory
-from emulators.mpxn import ProductionProvingPolicy
+from emulators.mpxn import MpxnError, ProductionProvingPolicy
 from emulators.triage import (
     BENCH_PLACE,
     DEAD_IN_DEMO,
@@ -237,8 +237,13 @@ def setup(
                 ),
                 "pre-notification",
             )
-            inventory.set_responsible_supplier(row.mpxn, user.hex)
-            inventory.link_mpxn(row.hex, row.mpxn)
+            # Rows made in code skip read_manifest's checks: never a real MPxN, all the same.
+            try:
+                mpxn = str(policy.parse(row.mpxn, "mpan" if row.device_type == "ESME" else "mprn"))
+            except MpxnError as e:
+                raise GbcsError(f"meter {row.hex}: {e}") from None
+            inventory.set_responsible_supplier(mpxn, user.hex)
+            inventory.link_mpxn(row.hex, mpxn)
         installed = [row for row in rows if row.old_chf is not None]
         for row in installed:
             _expect(

@@ -61,8 +61,9 @@ from gbcs.errors import GbcsError
 from gbcs.frame import GbcsMessage, new_command
 from gbcs.joins import DisconnectFromHan, DisconnectResult, parse_int_response
 from gbcs.keys import KeyUsage, MemoryKeyStore
+from gbcs.primitives import RESERVED_EUI64
 from gbcs.security import SecurityContext
-from gbcs.testpki import RemotePartyRole
+from gbcs.testpki import Party, RemotePartyRole
 
 __all__ = [
     "ELIGIBLE_ROLES",
@@ -121,9 +122,15 @@ class Reason(enum.StrEnum):
 
 
 class Rejected(GbcsError):
+    """A check failed before anything was sent: nothing changed."""
+
     def __init__(self, reason: Reason, text: str) -> None:
         self.reason = reason
         super().__init__(text)
+
+
+class Failed(Rejected):
+    """The command went out but its outcome is unknown or refused: it may have acted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,16 +160,26 @@ class User:
         self.party_id = party_id
         self.role = role
         own = MemoryKeyStore()
-        own.add(party_id, KeyUsage.DS, private=keystore.private_key(party_id, KeyUsage.DS))
+        key = keystore.private_key(party_id, KeyUsage.DS)
+        self._public = key.public_key().public_numbers()
+        own.add(party_id, KeyUsage.DS, private=key)
         self._signer = SecurityContext(own)
 
     @property
     def hex(self) -> str:
         return self.party_id.hex().upper()
 
+    def holds_key_of(self, party: Party) -> bool:
+        """Whether this user's signing key is the one ``party``'s DS certificate names."""
+        return self._public == party.ds_cert.public_key().public_numbers()
+
     def sign(self, precommand: GbcsMessage) -> GbcsMessage:
         """What the user's own system does with a pre-command: sign it (DUIS 'signed')."""
         return self._signer.sign(precommand)
+
+
+def _role(role: RemotePartyRole | None) -> str:
+    return "device" if role is None else role.name.lower().replace("_", " ")
 
 
 def _hex(eui: bytes) -> str:
@@ -171,21 +188,25 @@ def _hex(eui: bytes) -> str:
 
 # Parameters that name a device by its EUI-64, and the hex digits of the install code.
 EUI64_PARAMETERS = frozenset({"device", "chf", "network_operator"})
+# Those a request may leave unset (None); every other one must be given.
+OPTIONAL_PARAMETERS = frozenset({"install_code", "network_operator", "mpxn"})
 INSTALL_CODE_DIGITS = 32  # a GBCS install code: 16 bytes, without its CRC
 
 
 def _checked_parameters(params: dict[str, Any]) -> dict[str, Any]:
-    """Every parameter is text (``mpxns`` a list of texts); None leaves one unset.
+    """Every parameter is text (``mpxns`` a list of texts); only the optional ones may
+    be None (unset).
 
-    EUI-64s (16 hex digits) and the install code (32) are checked and upper-cased here,
-    so the SMI keys every device one way and a malformed one never gets stored.
+    EUI-64s (16 hex digits, not a reserved one) and the install code (32) are checked
+    and upper-cased here, so the SMI keys every device one way and a malformed one
+    never gets stored.
     """
     checked = dict(params)
     for name, value in params.items():
         if name == "mpxns":
             ok = isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
         else:
-            ok = value is None or isinstance(value, str)
+            ok = isinstance(value, str) or (value is None and name in OPTIONAL_PARAMETERS)
         if not ok:
             want = "a list of strings" if name == "mpxns" else "a string"
             raise Rejected(
@@ -197,6 +218,11 @@ def _checked_parameters(params: dict[str, Any]) -> dict[str, Any]:
             if len(value) != digits or any(c not in string.hexdigits for c in value):
                 raise Rejected(
                     Reason.INVALID_PARAMETER, f"{name} {value!r} is not {digits} hex digits"
+                )
+            if name in EUI64_PARAMETERS and bytes.fromhex(value) in RESERVED_EUI64:
+                reserved = RESERVED_EUI64[bytes.fromhex(value)]
+                raise Rejected(
+                    Reason.INVALID_PARAMETER, f"{name} {value} is {reserved}, not a device's"
                 )
             checked[name] = value.upper()
     return checked
@@ -250,6 +276,23 @@ class ServiceLayer:
         roles = ELIGIBLE_ROLES.get(srv)
         if roles is None:
             raise Rejected(Reason.INVALID_PARAMETER, f"service request {srv} is not offered")
+        # The role is the party's certified one (its organisation certificate), not what
+        # the caller says of itself; the key the user holds must be that party's.
+        try:
+            party = self.world.pki.party(user.party_id)
+        except GbcsError:
+            raise Rejected(
+                Reason.ROLE_NOT_ELIGIBLE, f"{user.hex} is not a DCC user the PKI knows"
+            ) from None
+        if party.role != user.role:
+            raise Rejected(
+                Reason.ROLE_NOT_ELIGIBLE,
+                f"{user.name} is certified as a {_role(party.role)}, not a {_role(user.role)}",
+            )
+        if not user.holds_key_of(party):
+            raise Rejected(
+                Reason.NOT_SIGNED_BY_USER, f"{user.name} does not hold the key of {user.hex}"
+            )
         if user.role not in roles:
             raise Rejected(
                 Reason.ROLE_NOT_ELIGIBLE,
@@ -296,7 +339,12 @@ class ServiceLayer:
         try:
             params = _checked_parameters(params)
             if srv[:1].isdigit() or srv.strip().upper().startswith("SRV"):
-                refuse_excluded(srv)  # a DUIS SRV number (the QA reads go by use case)
+                try:
+                    refuse_excluded(srv)  # a DUIS SRV number (the QA reads go by use case)
+                except ExcludedServiceRequest:
+                    raise
+                except GbcsError as e:
+                    raise Rejected(Reason.INVALID_PARAMETER, str(e)) from None
             handler = getattr(self, "_sr_" + srv.replace(".", "_").replace("-", "_"), None)
             if handler is None and srv in qa.QA_USE_CASES:
                 handler = self._read
@@ -308,7 +356,8 @@ class ServiceLayer:
         except ExcludedServiceRequest as e:
             response = ServiceResponse(srv, "rejected", Reason.EXCLUDED_SRV, str(e))
         except Rejected as e:
-            response = ServiceResponse(srv, "rejected", e.reason, str(e))
+            status = "failed" if isinstance(e, Failed) else "rejected"
+            response = ServiceResponse(srv, status, e.reason, str(e))
         except (TypeError, InventoryError) as e:
             response = ServiceResponse(srv, "rejected", Reason.INVALID_PARAMETER, str(e))
         except GbcsError as e:  # what a device answered could not be read (every SR)
@@ -337,11 +386,13 @@ class ServiceLayer:
 
     @staticmethod
     def _results(outcome: Outcome) -> AccessResponse:
+        """The CHF's DLMS answer; Failed, not Rejected, when there is none to read: the
+        command was sent and may have acted."""
         if not outcome.ok or outcome.response is None:
-            raise Rejected(Reason.NO_RESPONSE, outcome.result)
+            raise Failed(Reason.NO_RESPONSE, outcome.result)
         apdu = dlms.decode(outcome.response.payload)
         if not isinstance(apdu, AccessResponse):
-            raise Rejected(Reason.DEVICE_FAILURE, "the response is not an Access-Response")
+            raise Failed(Reason.DEVICE_FAILURE, "the response is not an Access-Response")
         return apdu
 
     def _failed(self, srv: str, outcome_or_text: Outcome | str, reason: Reason) -> ServiceResponse:
@@ -442,7 +493,7 @@ class ServiceLayer:
         if action == "add":
             # The Responsible Supplier check is on the meter's own MPxNs: one given must
             # be one of them, or (a meter with none, say after 8.15) becomes its link.
-            given = self._mpxn(mpxn, meter) if mpxn else None
+            given = self._mpxn(mpxn, meter) if mpxn is not None else None
             if given is not None and meter.mpxns and given not in meter.mpxns:
                 raise Rejected(
                     Reason.INVALID_MPXN,
@@ -452,6 +503,10 @@ class ServiceLayer:
             if not mpxns:
                 raise Rejected(Reason.INVALID_PARAMETER, "adding a meter needs its MPxN")
             for value in mpxns:
+                try:  # linked by any path: still never a real one (Production Proving)
+                    self.policy.parse(value)
+                except MpxnError as e:
+                    raise Rejected(Reason.INVALID_MPXN, str(e)) from None
                 if self.inventory.responsible_supplier(value) != user.hex:
                     raise Rejected(
                         Reason.NOT_RESPONSIBLE_SUPPLIER,
@@ -476,6 +531,8 @@ class ServiceLayer:
                     self.inventory.link_mpxn(device, given)
             return ServiceResponse("8.11", "ok")
         if action == "remove":
+            if mpxn is not None:  # taken and then ignored would be data silently dropped
+                raise Rejected(Reason.INVALID_PARAMETER, "8.11 remove takes no MPxN")
             command = RemoveDevice(bytes.fromhex(device))
             outcome = self._device_log_command(user, hub, command, RemoveDevice.MESSAGE_CODE)
             apdu = self._results(outcome)
@@ -574,9 +631,15 @@ class ServiceLayer:
         self.inventory.audit("pre-command", srv="8.15", party=user.hex, data=precommand.encode())
         signed = user.sign(precommand)
         check = he.security.check_signature(signed)
-        if check.value != "valid" or signed.header != precommand.header:
+        if check.value != "valid":
             raise Rejected(
                 Reason.NOT_SIGNED_BY_USER, f"the signed pre-command does not verify ({check.value})"
+            )
+        if signed.header != precommand.header or signed.payload != precommand.payload:
+            raise Rejected(
+                Reason.NOT_SIGNED_BY_USER,
+                "the signed command is not the pre-command the DCC built (header or payload "
+                "changed)",
             )
         outcome = he.send(hub.chf, he.security.add_mac(signed))
         if not outcome.ok or outcome.response is None:

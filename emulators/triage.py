@@ -38,6 +38,7 @@ from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee.install_code import parse_install_code
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
+from gbcs.primitives import RESERVED_EUI64
 from gbcs.testpki import RemotePartyRole
 
 __all__ = [
@@ -85,11 +86,6 @@ class ManifestError(GbcsError):
     """The manifest as a whole cannot be read (not text, not CSV): nothing of it is used."""
 
 
-# Not a device's address: the null EUI-64 and the all-ones one (broadcast / "unknown").
-RESERVED_EUI64 = {
-    bytes(8): "the null EUI-64 (all zeros)",
-    b"\xff" * 8: "the broadcast EUI-64 (all ones)",
-}
 _EUI_SEPARATORS = re.compile(r"[\s:\-]")
 _HEADER_NAMES = frozenset({"eui64", "eui"})
 

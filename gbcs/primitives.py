@@ -220,6 +220,13 @@ def hex_field(
     return raw
 
 
+# Not a device's address: the null EUI-64 and the all-ones one (broadcast / "unknown").
+RESERVED_EUI64 = {
+    bytes(8): "the null EUI-64 (all zeros)",
+    b"\xff" * 8: "the broadcast EUI-64 (all ones)",
+}
+
+
 def eui64(value: bytes | str) -> bytes:
     """Normalise an 8-byte identifier given as bytes or 16 hex digits (CRIB §1.2)."""
     if isinstance(value, str):

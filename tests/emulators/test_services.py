@@ -813,3 +813,142 @@ def test_a_meter_answer_that_cannot_be_read_fails_the_request(
     response = bed.submit(bed.supplier, srv, device=h(ESME))
     assert (response.status, response.reason) == ("failed", Reason.DEVICE_FAILURE)
     assert response.text.startswith("response not understood") and "garbled" in response.text
+
+
+# --- Found by an audit of the service layer ----------------------------------------------
+
+
+@pytest.mark.parametrize("params", [{"device": None}, {"chf": None}])
+def test_a_required_identifier_may_not_be_none(bed: Bed, params: dict[str, Any]) -> None:
+    """A pre-notification with device=None stored a device with no EUI-64, after which
+    listing the inventory failed."""
+    full = {"device": h(FRESH), "device_type": "ESME", **params}
+    srv = "pre-notification" if "device" in params else "8.9"
+    if srv == "8.9":
+        full = params
+    response, _ = bed.rejected(bed.supplier, srv, Reason.INVALID_PARAMETER, **full)
+    name = next(iter(params))
+    assert response.text == f"{name} must be a string, not NoneType"
+
+
+@pytest.mark.parametrize("eui", ["0000000000000000", "FFFFFFFFFFFFFFFF"])
+def test_a_reserved_eui64_is_not_a_device(bed: Bed, eui: str) -> None:
+    response, _ = bed.rejected(
+        bed.supplier,
+        "pre-notification",
+        Reason.INVALID_PARAMETER,
+        device=eui,
+        device_type="ESME",
+    )
+    assert "not a device's" in response.text
+
+
+def test_the_role_is_the_certified_one_not_the_one_claimed(bed: Bed) -> None:
+    """A network operator calling itself a supplier was let through the AB 6.1 check."""
+    impostor = user(bed.world, "network_operator", RemotePartyRole.SUPPLIER)
+    response, _ = bed.rejected(impostor, "CS07", Reason.ROLE_NOT_ELIGIBLE, device=h(ESME))
+    assert "certified as a network operator, not a supplier" in response.text
+
+
+def test_a_user_without_the_partys_key_is_refused(bed: Bed) -> None:
+    """supplier2's key filed under the supplier's EUI-64 passed every SR but 8.15."""
+    keystore = MemoryKeyStore()
+    pki = bed.world.pki
+    keystore.add(
+        pki.party("supplier").eui64,
+        KeyUsage.DS,
+        private=pki.party("supplier2").private_key(KeyUsage.DS),
+    )
+    impostor = User("impostor", pki.party("supplier").eui64, RemotePartyRole.SUPPLIER, keystore)
+    response, _ = bed.rejected(
+        impostor, "8.11", Reason.NOT_SIGNED_BY_USER, chf=h(OLD), device=h(FRESH), action="add"
+    )
+    assert "does not hold the key of" in response.text
+
+
+def test_8_15_refuses_a_signed_command_whose_payload_the_user_changed(bed: Bed) -> None:
+    """Only the header used to be compared: a changed payload was MAC'd and sent."""
+
+    class Changing(User):
+        def sign(self, precommand: Any) -> Any:
+            changed = dataclasses.replace(precommand, payload=b"\x30\x03\x02\x01\x07")
+            return super().sign(changed)
+
+    pki = bed.world.pki
+    changing = Changing(
+        "supplier", pki.party("supplier").eui64, RemotePartyRole.SUPPLIER, pki.keystore()
+    )
+    seen = len(bed.inventory.audit_log())
+    response = bed.submit(changing, "8.15", device=h(ESME))
+    assert (response.status, response.reason) == ("rejected", Reason.NOT_SIGNED_BY_USER)
+    assert "not the pre-command the DCC built" in response.text
+    kinds = [e.kind for e in bed.inventory.audit_log()[seen:]]
+    assert "gbcs sent" not in kinds
+    assert bed.world.joined_to(bed.meter(ESME)) == OLD
+
+
+def test_a_device_log_request_that_went_out_unanswered_failed_not_rejected(bed: Bed) -> None:
+    """'rejected' means nothing changed; an 8.11 add whose answer was lost may have acted
+    (here the CHF did whitelist the meter)."""
+    bed.bench.chf.wan_out = None  # its answers never reach the head end
+    bed.inventory.set_responsible_supplier(MPXN[FRESH], bed.supplier.hex)
+    response = bed.submit(
+        bed.supplier, "8.11", chf=h(bed.bench.eui64), device=h(FRESH), action="add"
+    )
+    assert (response.status, response.reason) == ("failed", Reason.NO_RESPONSE)
+    assert FRESH in bed.bench.chf.current
+
+
+@pytest.mark.parametrize("srv", ["8.9x", "SRV_6.15", "6,15"])
+def test_a_malformed_service_request_number_is_rejected_not_failed(bed: Bed, srv: str) -> None:
+    response, _ = bed.rejected(bed.supplier, srv, Reason.INVALID_PARAMETER, chf=h(OLD))
+    assert "not a Service Request number" in response.text
+
+
+def test_8_11_remove_takes_no_mpxn_and_add_an_empty_one_is_an_error(bed: Bed) -> None:
+    response, _ = bed.rejected(
+        bed.supplier,
+        "8.11",
+        Reason.INVALID_PARAMETER,
+        chf=h(OLD),
+        device=h(ESME),
+        action="remove",
+        mpxn=REAL_MPAN,
+    )
+    assert response.text == "8.11 remove takes no MPxN"
+    bed.rejected(
+        bed.supplier,
+        "8.11",
+        Reason.INVALID_MPXN,
+        chf=h(bed.bench.eui64),
+        device=h(FRESH),
+        action="add",
+        mpxn="",
+    )
+
+
+def test_8_11_add_refuses_a_meter_linked_to_a_real_mpxn_by_any_path(bed: Bed) -> None:
+    """Rows made in code skipped the manifest's check, and 8.11 add then went out."""
+    bed.inventory.end_mpxn_links(h(FRESH))
+    bed.inventory.set_responsible_supplier(REAL_MPAN, bed.supplier.hex)
+    bed.inventory.link_mpxn(h(FRESH), REAL_MPAN)
+    response, _ = bed.rejected(
+        bed.supplier,
+        "8.11",
+        Reason.INVALID_MPXN,
+        chf=h(bed.bench.eui64),
+        device=h(FRESH),
+        action="add",
+    )
+    assert "reserved dummy range" in response.text
+
+
+def test_the_audit_log_refuses_insert_or_replace(bed: Bed) -> None:
+    import sqlite3
+
+    seq = bed.inventory.audit_log()[0].seq
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        bed.inventory.db.execute(
+            "INSERT OR REPLACE INTO audit (seq, time, kind) VALUES (?, 0, 'forged')", (seq,)
+        )
+    assert bed.inventory.audit_log()[0].kind != "forged"

@@ -785,7 +785,7 @@ def test_a_meter_is_dead_only_when_both_attempts_were_made(tmp_path: Path) -> No
     bench.world.hubs[bytes.fromhex(OLD_CHF)].chf.wan_out = None  # it answers nothing
     report = bench.triage(row)
     steps = [(s["use_case"], s["result"]) for s in report.steps]
-    assert ("8.9", "rejected: NO_RESPONSE: no response within 120 s") in steps
+    assert ("8.9", "failed: NO_RESPONSE: no response within 120 s") in steps
     assert ("install-code join", "no join within 300 s") in steps
     assert "trust-centre rejoin" not in [u for u, _ in steps]
     assert (report.state_found, report.outcome) == ("unknown", "FAIL")
@@ -836,3 +836,18 @@ def test_a_meter_not_confirmed_off_its_old_chf_whitelist_does_not_pass(tmp_path:
     # Unconfirmed, the meter may still be on the old CHF's whitelist: not a clean PASS.
     assert (report.state_found, report.outcome) == ("still-joined", "FAIL")
     inventory.close()
+
+
+def test_rows_made_in_code_get_the_production_proving_check(tmp_path: Path) -> None:
+    """run_bench(rows=...) linked a real MPAN into the SMI; the manifest reader alone
+    checked the range."""
+    row = ManifestRow(
+        bytes.fromhex("00DB000000000101"), bytes(16), "ESME", None, "1312345678907", 1
+    )
+    inventory = Inventory(tmp_path / DB_NAME)
+    try:
+        with pytest.raises(GbcsError, match="00DB000000000101: MPAN 1312345678907 is not in"):
+            setup(inventory, [row], 1, ProductionProvingPolicy())
+        assert inventory.mpxn_device("1312345678907") is None
+    finally:
+        inventory.close()
