@@ -373,7 +373,9 @@ class Inventory:
         if isinstance(data, bytes):
             data = data.hex().upper()
         if detail is not None and not isinstance(detail, str):
-            detail = json.dumps(detail, sort_keys=True)
+            # Whatever a caller passed is recorded, JSON or not (a request with a value
+            # of the wrong type is refused afterwards, and that refusal is audited too).
+            detail = json.dumps(detail, sort_keys=True, default=repr)
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO audit (time, kind, srv, party, device, message_code, data, detail) "

@@ -952,3 +952,16 @@ def test_the_audit_log_refuses_insert_or_replace(bed: Bed) -> None:
             "INSERT OR REPLACE INTO audit (seq, time, kind) VALUES (?, 0, 'forged')", (seq,)
         )
     assert bed.inventory.audit_log()[0].kind != "forged"
+
+
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [({"device": {"x"}}, "device"), ({"device": h(ESME), "mpxns": [b"\x01"]}, "mpxns")],
+)
+def test_a_parameter_json_cannot_hold_is_audited_and_refused(
+    bed: Bed, params: dict[str, Any], name: str
+) -> None:
+    """A set or bytes in a list made submit() raise TypeError with no audit row."""
+    response, rows = bed.rejected(bed.supplier, "CS07", Reason.INVALID_PARAMETER, **params)
+    assert response.text.startswith(f"{name} must be")
+    assert rows[0].kind == "request" and name in (rows[0].detail or "")
