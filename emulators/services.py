@@ -657,6 +657,11 @@ class ServiceLayer:
                 else result
             )
             return self._failed("8.15", f"meter answered {name}", Reason.DEVICE_FAILURE)
+        self._divorced(device)
+        return ServiceResponse("8.15", "ok")
+
+    def _divorced(self, device: str) -> None:
+        """The SMI after a meter's divorce from its HAN: pending, no CHF, MPxN links ended."""
         with self.inventory.transaction():
             # A critical request skips the SMI status check, so the meter may be in a
             # status that cannot become 'pending' (decommissioned, withdrawn): the
@@ -665,7 +670,21 @@ class ServiceLayer:
                 self._set_status(device, SmiStatus.PENDING)
             self.inventory.associate(device, None)
             self.inventory.end_mpxn_links(device)
-        return ServiceResponse("8.15", "ok")
+
+    def record_divorce(self, user: User, device: str, evidence: str) -> ServiceResponse:
+        """A divorce the bench saw on the HAN (the meter left) although its 8.15 failed:
+        it ran the CS02f and only the answer was lost. Not a service request: the SMI is
+        brought in line with the meter, and the audit log says why."""
+        self.inventory.now = self.world.clock.now
+        self.inventory.audit(
+            "reconciliation", srv="8.15", party=user.hex, device=device, detail=evidence
+        )
+        self._srv = "8.15"
+        try:
+            self._divorced(device)
+        finally:
+            self._srv = None
+        return ServiceResponse("8.15", "ok", text=evidence)
 
     # QA reads -------------------------------------------------------------------------
     def _meter_hub(self, device: str, srv: str) -> Hub:

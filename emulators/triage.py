@@ -33,7 +33,7 @@ from typing import Any
 from emulators.inventory import Inventory
 from emulators.mpxn import MpxnError, ProductionProvingPolicy
 from emulators.node import NodeState
-from emulators.services import ServiceLayer, User
+from emulators.services import ServiceLayer, ServiceResponse, User
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee.install_code import parse_install_code
 from gbcs.devicelog import DeviceLog
@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 JOIN_WAIT = 300.0  # simulated seconds the bench waits for a join or a rejoin
+DISCONNECT_ATTEMPTS = 3  # CS02f tries before a meter that has not left is given up on
 LEAVE_WAIT = 120.0
 STEP_SETTLE = 2.0  # simulated seconds after each step's exchange
 QA_ESME = ("CS07", "ECS26m", "ECS52", "ECS35a")
@@ -220,6 +221,10 @@ class MeterReport:
             "other_region": self.other_region,
             "steps": self.steps,
         }
+
+
+def _response(response: ServiceResponse) -> tuple[str, dict]:
+    return response.result, ({"data": response.data} if response.data else {})
 
 
 def _crash_after(text: str | None) -> int | None:
@@ -389,11 +394,7 @@ class Bench:
             return self.step(report, next(numbers), name, action)
 
         def request(name: str, srv: str, **params: Any) -> tuple[str, dict]:
-            def action() -> tuple[str, dict]:
-                response = sr.submit(user, srv, **params)
-                return response.result, ({"data": response.data} if response.data else {})
-
-            return run(name, action)
+            return run(name, lambda: _response(sr.submit(user, srv, **params)))
 
         def place(where: str | None) -> tuple[str, dict]:
             self.world.move(meter, where)
@@ -403,6 +404,20 @@ class Bench:
 
         def joined(name: str) -> bool:
             return run(name, lambda: self._wait_joined(meter, bench))[0] == "ok"
+
+        def joined_how(name: str) -> str | None:
+            """Join the bench; whether by "association" (install code) or "rejoin" (a
+            still-joined meter's late trust-centre rejoin). Journaled, so a resume knows."""
+            rejoins = meter.node.rejoins
+
+            def wait() -> tuple[str, dict]:
+                result, detail = self._wait_joined(meter, bench)
+                if result == "ok":
+                    detail["by"] = "rejoin" if meter.node.rejoins > rejoins else "association"
+                return result, detail
+
+            result, detail = run(name, wait)
+            return detail.get("by") if result == "ok" else None
 
         def remove(name: str, chf: str) -> str:
             return request(name, "8.11", chf=chf, device=row.hex, action="remove")[0]
@@ -416,12 +431,12 @@ class Bench:
         # rejoin unless its old CHF's logs were read and do not hold it (DESIGN §2 state 3:
         # a meter is dead only when both attempts were made and both failed).
         needed = {"install-code join"}
+        in_current = False  # the 8.9 read found it on its old CHF's whitelist
+        old = None if row.old_chf is None else row.old_chf.hex().upper()
         # (2) still joined to its old HAN: CCS07 on the old CHF, 8.16 onto the bench.
-        if row.old_chf is not None:
-            old = row.old_chf.hex().upper()
+        if old is not None:
             result, detail = request("8.9", "8.9", chf=old)
             log_text = None
-            in_current = False
             if result != "ok":
                 needed.add("trust-centre rejoin")  # it may be in that log: not tried
             if result == "ok":
@@ -437,10 +452,6 @@ class Bench:
                 )
                 if result == "ok" and joined("trust-centre rejoin"):
                     reached = "still-joined"
-                    # Found only in the historic log (DESIGN §2: taken off the whitelist
-                    # before its divorce), it is off the old CHF's whitelist already.
-                    if in_current:
-                        old_removed = remove("8.11 remove (old CHF)", old) == "ok"
                 elif result == "ok":
                     remove("8.11 remove (bench CHF)", bench_chf)
         # (1) fresh or divorced: install-code join to the bench CHF.
@@ -453,11 +464,21 @@ class Bench:
                 action="add",
                 mpxn=row.mpxn,
             )
-            if result == "ok" and joined("install-code join"):
-                reached = "fresh"
+            how = joined_how("install-code join") if result == "ok" else None
+            if how is not None:
+                # A still-joined meter whose trust-centre rejoin came after the wait
+                # rejoins now: it was not fresh.
+                reached = "still-joined" if how == "rejoin" else "fresh"
             elif result == "ok":
                 remove("8.11 remove (bench CHF)", bench_chf)
         attempted = {s["use_case"] for s in report.steps} & needed
+        # Found on its old CHF's whitelist, it comes off it whichever way it was reached
+        # (else it is in two logs), and a dead one too (it is decommissioned); not one
+        # the bench could not try both ways, which may still be on that HAN. Found only
+        # in the historic log (DESIGN §2: taken off the whitelist before its divorce),
+        # it is off the old CHF's whitelist already.
+        if old is not None and in_current and (reached is not None or attempted == needed):
+            old_removed = remove("8.11 remove (old CHF)", old) == "ok"
         if reached is None and attempted != needed:
             # The bench could not make every attempt (a rejected request, an unreadable old
             # CHF): not a finding about the meter, which may well be alive.
@@ -476,16 +497,48 @@ class Bench:
             held = detail.get("data", {}).get("network_operator")
             report.network_operator = held
             report.other_region = held is not None and held != self.region
-            divorced = request("8.15", "8.15", device=row.hex)[0] == "ok"
-            if divorced:
-                run("HAN leave", lambda: self._wait_left(meter))
+            left = self._release(row, run, request)
+            if left:
                 passed = remove("8.11 remove (bench CHF)", bench_chf) == "ok" and passed
             # Still on its old CHF's whitelist, it would be in two logs: not a clean PASS.
-            report.outcome = "PASS" if passed and divorced and old_removed else "FAIL"
+            report.outcome = "PASS" if passed and left and old_removed else "FAIL"
         run("off bench", lambda: place(None))
         device = self.inventory.device(row.hex)
         report.smi_status = "" if device is None else device.smi_status.value
         return report
+
+    def _release(
+        self,
+        row: ManifestRow,
+        run: Callable[[str, Callable[[], tuple[str, dict]]], tuple[str, dict]],
+        request: Callable[..., tuple[str, dict]],
+    ) -> bool:
+        """SR 8.15, then whether the meter left its HAN; the divorce is what the meter
+        does, so that is what counts.
+
+        A CS02f that got no answer is tried again (up to DISCONNECT_ATTEMPTS) unless the
+        meter left anyway: then it ran it and only its answer was lost, and the SMI is
+        brought in line. A meter that answered SUCCESS but keeps its network is at
+        fault. Either way one that has not left keeps its bench whitelist entry, the
+        only one that can still reach it.
+        """
+        meter = self.world.meters[row.eui64]
+        for attempt in range(1, DISCONNECT_ATTEMPTS + 1):
+            name = "8.15" if attempt == 1 else f"8.15 (attempt {attempt})"
+            answered = request(name, "8.15", device=row.hex)[0] == "ok"
+            left = run("HAN leave", lambda: self._wait_left(meter))[0] == "ok"
+            if left and not answered:
+                run(
+                    "divorce seen on the HAN",
+                    lambda: _response(
+                        self.services.record_divorce(
+                            self.user, row.hex, "the meter left its HAN; its CS02f answer was lost"
+                        )
+                    ),
+                )
+            if left or answered:
+                return left
+        return False
 
     def _wait_joined(self, meter: MeterUnit, hub: Hub) -> tuple[str, dict]:
         ok = self.world.run_until(lambda: self.world.joined_to(meter) == hub.eui64, JOIN_WAIT)

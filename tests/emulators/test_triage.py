@@ -22,6 +22,7 @@ from emulators.bench import (
 from emulators.inventory import Inventory
 from emulators.mpxn import DummyRange, ProductionProvingPolicy, dummy_mpan, dummy_mprn
 from emulators.triage import (
+    BENCH_PLACE,
     CAPTURE_KEY,
     Bench,
     ManifestError,
@@ -31,6 +32,7 @@ from emulators.triage import (
     parse_manifest_eui,
     read_manifest,
 )
+from gbcs.catalogue import CATALOGUE
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
 
@@ -88,6 +90,7 @@ DEAD_ESME = [
     ("8.11 add (bench CHF)", ALL_OK),
     ("install-code join", NO_JOIN),
     ("8.11 remove (bench CHF)", ALL_OK),
+    ("8.11 remove (old CHF)", ALL_OK),  # decommissioned: whitelisted nowhere
     ("decommission", ALL_OK),
     ("off bench", ALL_OK),
 ]
@@ -247,7 +250,12 @@ def test_demo_step_details(demo: tuple[Path, BenchRun]) -> None:
     bench = rejoin["joined_to"]
     assert bench != "00DB1234567890A2"
     fresh = by_eui["00DB1234567890B2"].steps[2]
-    assert fresh == {"use_case": "install-code join", "result": "ok", "joined_to": bench}
+    assert fresh == {
+        "use_case": "install-code join",
+        "result": "ok",
+        "joined_to": bench,
+        "by": "association",  # not a late trust-centre rejoin
+    }
     identity = next(s for s in a0.steps if s["use_case"] == "ECS26m")
     assert set(identity["data"]) == {"model", "manufacturer"}
 
@@ -851,3 +859,92 @@ def test_rows_made_in_code_get_the_production_proving_check(tmp_path: Path) -> N
         assert inventory.mpxn_device("1312345678907") is None
     finally:
         inventory.close()
+
+
+# --- The divorce is what the meter does (from an audit of the bench) ----------------------
+
+
+def test_a_meter_that_ran_its_cs02f_but_whose_answer_was_lost_is_divorced_in_the_smi(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It left its HAN, so the bench records the divorce, takes it off the bench log and
+    passes it; before, it stayed on the bench whitelist (32 of them filled it) and the
+    SMI said whitelisted."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    world = bench.world
+    meter = world.meters[row.eui64]
+    medium = world.place(BENCH_PLACE)
+    send = medium.send
+    handler = meter.device.handlers[CATALOGUE.disconnect_code]
+    lost: list[bool] = []
+
+    def run_then_go_quiet(message: Any) -> Any:
+        lost.append(True)  # from now on nothing the meter sends is heard
+        return handler(message)
+
+    def maybe_lost(sender: Any, psdu: bytes, *args: Any) -> None:
+        if not (lost and sender is meter.node):
+            send(sender, psdu, *args)
+
+    meter.device.handlers[CATALOGUE.disconnect_code] = run_then_go_quiet
+    monkeypatch.setattr(medium, "send", maybe_lost)
+    report = bench.triage(row)
+    steps = [(s["use_case"], s["result"]) for s in report.steps]
+    failed = next(r for u, r in steps if u == "8.15")
+    assert failed.startswith("failed: NO_RESPONSE: ")
+    tail = [u for u, _ in steps[steps.index(("8.15", failed)) :]]
+    assert tail == [
+        "8.15",
+        "HAN leave",
+        "divorce seen on the HAN",
+        "8.11 remove (bench CHF)",
+        "off bench",
+    ]
+    assert (report.state_found, report.outcome) == ("still-joined", "PASS")
+    assert not bench.bench_hub().chf.current
+    device = inventory.require(row.hex)
+    assert (device.smi_status.value, device.chf, device.mpxns) == ("pending", None, ())
+    assert any(e.kind == "reconciliation" for e in inventory.audit_log())
+    inventory.close()
+
+
+def test_a_meter_that_answers_success_but_keeps_its_network_fails_and_stays_reachable(
+    tmp_path: Path,
+) -> None:
+    """Its HAN leave never came: a meter fault. It used to PASS and be taken off the
+    bench log, stranded there holding the bench's network."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    meter = bench.world.meters[row.eui64]
+    meter.device._leave = lambda: None  # type: ignore[method-assign]
+    report = bench.triage(row)
+    steps = [(s["use_case"], s["result"]) for s in report.steps]
+    assert steps[-3:] == [
+        ("8.15", ALL_OK),
+        ("HAN leave", "meter still holds its network settings"),
+        ("off bench", ALL_OK),
+    ]
+    assert report.outcome == "FAIL"
+    assert row.eui64 in bench.bench_hub().chf.current  # the only entry that reaches it
+    inventory.close()
+
+
+def test_a_divorced_meter_still_on_its_old_chfs_whitelist_comes_off_it(tmp_path: Path) -> None:
+    """SR 8.15 at the premises divorced it but (as 8.15 does) left the old CHF's log as
+    it was; reached by its install code, it passed while still whitelisted there."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    world = bench.world
+    meter = world.meters[row.eui64]
+    old = world.hubs[bytes.fromhex(OLD_CHF)]
+    world.move(meter, old.place)  # back at the premises, where it is divorced
+    meter.node.power_on()
+    assert world.run_until(lambda: meter.node.tunnel_id is not None, 120)
+    assert bench.services.submit(bench.user, "8.15", device=row.hex).ok
+    meter.node.power_off()  # collected
+    world.move(meter, None)
+    assert row.eui64 in old.chf.current
+    report = bench.triage(row)
+    steps = [u for u, _ in [(s["use_case"], s["result"]) for s in report.steps]]
+    assert steps[steps.index("install-code join") + 1] == "8.11 remove (old CHF)"
+    assert (report.state_found, report.outcome) == ("fresh", "PASS")
+    assert world.logs_holding(meter) == []
+    inventory.close()
