@@ -796,9 +796,15 @@ class CoordinatorNode(_Node):
             return
         if isinstance(payload, Leave):
             device = nwk.security.source if nwk.security else None
+            child = None if device is None else self.children.get(device)
+            if payload.request or (child is not None and nwk.src != child.short_address):
+                # A request asks the receiver to leave, and a device leaves from its own
+                # address: anyone else holding the network key could cut a child off.
+                self._log("NWK Leave not from the child it names: ignored")
+                return
             if device is not None:
                 self._rejoining.pop(device, None)
-            if device is not None and device in self.children:
+            if device is not None and child is not None:
                 del self.children[device]
                 self._forget_neighbour(device)
                 self._log(f"{device.hex().upper()} left")
@@ -862,7 +868,8 @@ class CoordinatorNode(_Node):
         taken = self._taken(device)
         short = (
             old_short
-            if old_short not in taken and old_short != COORDINATOR
+            # A device's address: not the coordinator's nor a broadcast one (ZigBee 3.6.5).
+            if old_short not in taken and COORDINATOR < old_short <= 0xFFF7
             else (short_address_for(device, taken))
         )
         status = 0 if key is not None else AssociationStatus.PAN_ACCESS_DENIED
@@ -1136,6 +1143,9 @@ class MeterNode(_Node):
         self._timer: Timer | None = None
         self._beacons: list[tuple[int, int, bytes, bool]] = []  # channel, pan, epid, permit
         self._target: tuple[int, int, bytes] | None = None
+        # The extended address of the coordinator that answered our association or
+        # rejoin request: the only trust centre whose Transport Key we take.
+        self._answered_by: bytes | None = None
         # The networks of the last scan not tried yet, in scan order: channel, pan, epid.
         self._candidates: list[tuple[int, int, bytes]] = []
         self._pending_short: int | None = None
@@ -1321,18 +1331,22 @@ class MeterNode(_Node):
             and self.state is _JOINING
             and mac.dst_pan == self.pan_id  # not a late one from a network tried before
         ):
+            if mac.dst != self.ieee or not isinstance(mac.src, bytes):
+                return  # another device's answer (802.15.4 7.3.2: to our extended address)
             if mac.payload.status != AssociationStatus.SUCCESS:
                 self._log(f"association refused (status {int(mac.payload.status)})")
                 self._join_failed()
                 return
             self._pending_short = mac.payload.short_address
             self.short_address = mac.payload.short_address
+            self._answered_by = mac.src
             self._schedule(RESPONSE_WAIT * 4, self._join_failed)
 
     def _aim_at(self, target: tuple[int, int, bytes], state: NodeState) -> int:
         """Tune to the network a beacon announced and enter ``state``; its PAN ID."""
         channel, pan, _ = self._target = target
         self.channel, self.pan_id = channel, pan
+        self._answered_by = None
         self._set_state(state)
         return pan
 
@@ -1421,12 +1435,15 @@ class MeterNode(_Node):
         if nwk is None:
             return
         if isinstance(nwk.payload, RejoinResponse) and self.state is _REJOINING:
+            if nwk.dst_ieee != self.ieee or nwk.src != COORDINATOR or nwk.src_ieee is None:
+                return  # not our parent's answer to us (ZigBee 3.6.1.4.2)
             if nwk.payload.status != 0:
                 self._log(f"rejoin refused (status {nwk.payload.status})")
                 self._rejoin_failed()
                 return
             self._pending_short = nwk.payload.network_address
             self.short_address = nwk.payload.network_address
+            self._answered_by = nwk.src_ieee
             return
         if isinstance(aps, ApsCommand):
             command = aps.command
@@ -1449,6 +1466,16 @@ class MeterNode(_Node):
                 # ZigBee PRO NWK-secures every NWK command but the rejoin exchange (4.3.1);
                 # decoding verified a secured one's MIC with our current network key.
                 self._drop("unsecured NWK Leave request")
+                return
+            settings = self.settings
+            if (
+                settings is None
+                or nwk.src != COORDINATOR
+                or nwk.security.source != settings.trust_centre
+            ):
+                # Every HAN device holds the network key: only our parent, the trust
+                # centre, may tell us to leave (ZigBee R21 leave-request filtering).
+                self._drop("NWK Leave request not from our parent")
                 return
             self.forget_network()
             return
@@ -1476,6 +1503,14 @@ class MeterNode(_Node):
             return f"addressed to {command.dst_ieee.hex().upper()}"
         if command.key_type is not KeyType.NETWORK or command.key_sequence is None:
             return "does not carry a network key"
+        if command.src_ieee != self._answered_by:
+            # A key from another trust centre (one replayed from a HAN joined before)
+            # would leave us on this PAN with that network's key, heard by nobody.
+            answered = "nobody" if self._answered_by is None else self._answered_by.hex().upper()
+            return (
+                f"from {command.src_ieee.hex().upper()}, not the coordinator that answered "
+                f"our join ({answered})"
+            )
         return None
 
     def _got_network_key(self, command: TransportKey) -> None:

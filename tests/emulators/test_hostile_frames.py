@@ -359,3 +359,156 @@ def test_the_longest_routable_message_crosses_the_han(pki: TestPki, kind: str) -
     bench.hub.chf.from_wan(message.encode())
     bench.world.run(120)
     assert heard == [message.encode()]
+
+
+# From an audit of the ZigBee stack ----------------------------------------------------------
+
+INSIDER = bytes.fromhex("00DB12345678B0FF")  # another device of the HAN: it holds the key
+
+
+def _leave(bench: Bench, *, request: bool, src: int, dst: int, source: bytes) -> bytes:
+    return air._nwk_command(
+        Leave(request=request),
+        mac_sequence=1,
+        nwk_sequence=9,
+        pan_id=bench.settings.pan_id,
+        src=src,
+        dst=dst,
+        security=bench.secured(FAR_COUNTER, source),
+        radius=1,
+        src_ieee=None,
+        dst_ieee=None,
+    )
+
+
+@pytest.mark.parametrize("request_bit", [False, True])
+def test_a_leave_naming_a_child_from_another_address_does_not_cut_it_off(
+    bench: Bench, request_bit: bool
+) -> None:
+    """Any key holder could make the hub drop a child with a Leave naming it in the
+    auxiliary header (from its own address, or a Leave *request*); the child was then
+    ignored for good."""
+    bench.join()
+    victim = bench.meter.eui64
+    before = bench.hub.node.children[victim]
+    bench.inject(_leave(bench, request=request_bit, src=0x7777, dst=0, source=victim), 0)
+    assert bench.hub.node.children.get(victim) == before  # address and tunnel kept
+    assert bench.lines("NWK Leave not from the child it names: ignored")
+    assert not bench.lines("left")
+
+
+def test_a_meter_obeys_a_leave_request_only_from_its_trust_centre(bench: Bench) -> None:
+    bench.join()
+    node = bench.meter.node
+    assert node.settings is not None
+    short = node.settings.short_address
+    bench.inject(_leave(bench, request=True, src=0x7777, dst=short, source=INSIDER), short)
+    assert node.settings is not None and node.state is NodeState.JOINED
+    assert bench.lines("NWK Leave request not from our parent")
+    hub = bench.hub.eui64
+    bench.inject(_leave(bench, request=True, src=0, dst=short, source=hub), short)
+    assert node.settings is None  # the trust centre's is obeyed
+
+
+def test_a_rejoin_request_from_a_broadcast_address_gets_a_device_address(bench: Bench) -> None:
+    bench.join()
+    bench.meter.node.forget_network()
+    bench.world.run(1)
+    bench.meter.node.power_off()  # gone, still in the device log
+    request = air.rejoin_request(
+        mac_sequence=1,
+        nwk_sequence=5,
+        pan_id=bench.settings.pan_id,
+        src=0xFFFD,
+        dst=0,
+        device_ieee=bench.meter.eui64,
+        capability=Capability.router(),
+    )
+    bench.inject(request, 0, 0.5)
+    child = bench.hub.node.children.get(bench.meter.eui64)
+    assert child is not None and 0 < child.short_address <= 0xFFF7
+
+
+def test_a_transport_key_from_another_trust_centre_is_not_taken() -> None:
+    """A Transport Key captured at the HAN a meter joined before, replayed while it joins
+    another, left it on the new PAN with the old network's key, heard by nobody."""
+    from emulators.zigbee.air import Keys
+    from emulators.zigbee.mac import decode_mac, fcs
+
+    world = World(SEED)
+    run = Run("replay", world)
+    hub_a = world.add_hub("premises")
+    meter = world.add_meter("premises", "esme")
+    assert run.add_device(hub_a, meter).ok and run.wait_joined(meter, hub_a, "join A").ok
+    keys = Keys(link={bytes(8): meter.node.link_key})
+    captured = [
+        psdu
+        for _, _, psdu in world.capture.frames
+        if isinstance((d := air.decode_frame(psdu, keys)).aps, ApsCommand)
+        and isinstance(d.aps.command, TransportKey)
+    ][-1]
+    meter.node.forget_network()
+    hub_b = world.add_hub("third")
+    settings = hub_b.node.settings
+    assert settings is not None
+    attacker = Attacker(world.place("third"), settings.channel)
+    world.move(meter, "third")
+    node = meter.node
+    inner = node.mac_frame
+    sent: list[bool] = []
+
+    def replay_when_associated(mac: object) -> None:
+        inner(mac)  # type: ignore[arg-type]
+        if node.state is NodeState.JOINING and node._pending_short is not None and not sent:
+            # MAC and NWK headers are not secured: re-framed for B's PAN and this meter.
+            nwk = bytearray(decode_mac(captured).payload)
+            nwk[2:4] = node._pending_short.to_bytes(2, "little")
+            body = (
+                b"\x61\x88\x77"
+                + settings.pan_id.to_bytes(2, "little")
+                + node._pending_short.to_bytes(2, "little")
+                + b"\x00\x00"
+                + bytes(nwk)
+            )
+            world.clock.call_later(
+                0.001, attacker.send, body + fcs(body), settings.pan_id, node._pending_short
+            )
+            sent.append(True)
+
+    node.mac_frame = replay_when_associated  # type: ignore[method-assign]
+    assert run.add_device(hub_b, meter).ok
+    assert run.wait_joined(meter, hub_b, "join B", timeout=600).ok
+    assert sent
+    assert node.settings is not None and node.settings.trust_centre == hub_b.eui64
+    assert run.join_details(hub_b, meter).ok
+
+
+def test_an_association_denial_for_another_device_does_not_end_a_join(bench: Bench) -> None:
+    """A meter took any association response on its PAN: denials addressed to another
+    EUI-64, sent at each attempt, kept it from ever joining."""
+    from emulators.zigbee.mac import AssociationStatus
+
+    node = bench.meter.node
+    inner = node.on_state
+    denials: list[bool] = []
+
+    def deny_at_each_attempt(state: NodeState) -> None:
+        if state is NodeState.JOINING:
+            deny = air.association_response(
+                mac_sequence=0x42,
+                pan_id=bench.settings.pan_id,
+                device_ieee=INSIDER,
+                coordinator_ieee=b"\x66" * 8,
+                short_address=0xFFFF,
+                status=AssociationStatus.PAN_ACCESS_DENIED,
+            )
+            bench.world.clock.call_later(0.0015, bench.attacker.send, deny, None, None)
+            denials.append(True)
+        if inner is not None:
+            inner(state)
+
+    node.on_state = deny_at_each_attempt
+    assert bench.run.add_device(bench.hub, bench.meter).ok
+    bench.world.run(300)
+    assert denials and node.joined
+    assert not bench.lines("association refused")
