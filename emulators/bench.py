@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from emulators.chf import CURRENT_LOG_CAPACITY
+from emulators.files import write_together
 from emulators.inventory import Inventory
 from emulators.mpxn import MpxnError, ProductionProvingPolicy
 from emulators.triage import (
@@ -33,7 +34,7 @@ from emulators.triage import (
     MeterReport,
     demo_rows,
 )
-from emulators.wireshark import write_capture
+from emulators.wireshark import capture_files
 from emulators.world import World, check_seed
 from gbcs.errors import GbcsError
 
@@ -482,8 +483,10 @@ def _run_locked(
 
 
 def write_reports(run: BenchRun, world: World) -> None:
+    """report.json, junit.xml and the capture, all or none (a full disk or a kill leaves
+    the previous ones as they were)."""
     folder = run.workdir
-    (folder / "report.json").write_text(json.dumps(run.to_json(), indent=1), encoding="utf-8")
+    report = json.dumps(run.to_json(), indent=1).encode("utf-8")
     # A bad manifest row is a test case in error (it could not be run), a meter without
     # the outcome its state calls for one that failed; the counts say the same.
     suite = ET.Element(
@@ -509,9 +512,11 @@ def write_reports(run: BenchRun, world: World) -> None:
     for error in run.manifest_errors:
         case = ET.SubElement(suite, "testcase", classname="manifest", name=error.split(":")[0])
         ET.SubElement(case, "error", message=error)
-    ET.ElementTree(suite).write(folder / "junit.xml", encoding="utf-8", xml_declaration=True)
+    junit = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    files = [(folder / "report.json", report), (folder / "junit.xml", junit)]
     if world.capture is not None:
-        write_capture(world.capture, folder / "han.pcap", world.clock.epoch.timestamp())
+        files += capture_files(world.capture, folder / "han.pcap", world.clock.epoch.timestamp())
+    write_together(files)
 
 
 def results_table(run: BenchRun) -> str:

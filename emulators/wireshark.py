@@ -12,11 +12,10 @@ Beside it, ``<capture>.keys`` holds the keys Wireshark needs, one
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import os
 from pathlib import Path
 
+from emulators.files import temporary_name, write_together
 from emulators.medium import Capture
 from gbcs.pcap import (
     LINKTYPE_IEEE802_15_4_WITHFCS,
@@ -58,9 +57,6 @@ def keys_lines(capture: Capture) -> list[str]:
     return lines
 
 
-_TEMPORARIES = itertools.count()
-
-
 def keys_path(path: Path) -> Path:
     return path.with_name(path.name + ".keys")
 
@@ -92,17 +88,12 @@ def check_capture_path(path: Path | str) -> None:
             # The capture is renamed into place: it would replace the link or device.
             raise FileExistsError(f"{p}: exists and is not a regular file")
     # The folder must take new files (a read-only place, /proc): try one now.
-    probe = target.parent / _temporary_name()
+    probe = target.parent / temporary_name()
     try:
         probe.touch(exist_ok=False)
         probe.unlink()
     except OSError as e:
         raise PermissionError(f"{target.parent}: cannot write there ({e.strerror or e})") from None
-
-
-def _temporary_name() -> str:
-    """A short hidden name in the capture's folder, whatever the capture's name's length."""
-    return f".gbcs-hil-{os.getpid()}-{next(_TEMPORARIES)}.tmp"
 
 
 def write_capture(capture: Capture, path: Path | str, epoch: float = 0.0) -> tuple[Path, Path]:
@@ -111,25 +102,20 @@ def write_capture(capture: Capture, path: Path | str, epoch: float = 0.0) -> tup
     Both go to temporary files first and are renamed into place, so a failure
     leaves neither: a capture without its keys cannot be decrypted.
     """
+    files = capture_files(capture, path, epoch)
+    write_together(files)
+    return files[0][0], files[1][0]
+
+
+def capture_files(
+    capture: Capture, path: Path | str, epoch: float = 0.0
+) -> list[tuple[Path, bytes]]:
+    """The capture and its ``.keys`` file as ``(path, bytes)``, to write together."""
     target = Path(path)
-    keys = keys_path(target)
-    contents = (
+    return [
         (target, capture_bytes(capture, epoch)),
-        (keys, "".join(line + "\n" for line in keys_lines(capture)).encode("utf-8")),
-    )
-    staged: list[Path] = []
-    placed: list[Path] = []
-    try:
-        for final, data in contents:
-            temporary = final.with_name(_temporary_name())
-            staged.append(temporary)
-            temporary.write_bytes(data)
-        for (final, _), temporary in zip(contents, staged, strict=True):
-            os.replace(temporary, final)
-            placed.append(final)
-    except OSError:
-        for leftover in staged + placed:
-            with contextlib.suppress(OSError):
-                leftover.unlink()
-        raise
-    return target, keys
+        (
+            keys_path(target),
+            "".join(line + "\n" for line in keys_lines(capture)).encode("utf-8"),
+        ),
+    ]

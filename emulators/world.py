@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 import random
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,6 +25,7 @@ from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchor, TrustAnchors
 from emulators.device import saved_credentials
 from emulators.faults import NO_FAULTS, FaultInjector, FaultPlan
+from emulators.files import write_together
 from emulators.gpf import Gpf
 from emulators.headend import HeadEnd
 from emulators.medium import Capture, HanMedium, Radio
@@ -697,13 +697,9 @@ class World:
         leaves the previous save as it was, and is a GbcsError naming the file."""
         target = Path(path)
         text = json.dumps(self.to_json(), indent=1)
-        partial = target.with_name(f".{target.name}.partial")
         try:
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, target)
+            write_together([(target, text.encode("utf-8"))])
         except OSError as e:
-            with suppress(OSError):
-                partial.unlink()
             raise GbcsError(f"{path}: cannot write ({e.strerror or e})") from None
         return target
 

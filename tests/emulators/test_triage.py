@@ -18,6 +18,7 @@ from emulators.bench import (
     run_bench,
     setup,
     split_conflicts,
+    write_reports,
 )
 from emulators.inventory import Inventory
 from emulators.mpxn import DummyRange, ProductionProvingPolicy, dummy_mpan, dummy_mprn
@@ -948,3 +949,33 @@ def test_a_divorced_meter_still_on_its_old_chfs_whitelist_comes_off_it(tmp_path:
     assert (report.state_found, report.outcome) == ("fresh", "PASS")
     assert world.logs_holding(meter) == []
     inventory.close()
+
+
+def test_reports_are_written_whole_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report.json and junit.xml were written in place: a disk that filled up while the
+    report was written left it torn. Now they are staged with the capture and renamed
+    together: a failure leaves the previous ones."""
+    first = run_bench(tmp_path, seed=5)
+    before = (tmp_path / "report.json").read_text(encoding="utf-8")
+    inventory = open_inventory(tmp_path)
+    world = Bench.load_world(inventory)
+    inventory.close()
+    assert world is not None
+    first.resumed = True  # so the new report differs from the one on disk
+
+    def half_then_full(self: Path, data: Any, *args: Any, **kwargs: Any) -> int:
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        with open(self, "wb") as f:
+            f.write(raw[: len(raw) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    monkeypatch.setattr(Path, "write_text", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_reports(first, world)
+    monkeypatch.undo()
+    assert (tmp_path / "report.json").read_text(encoding="utf-8") == before
+    ET.parse(tmp_path / "junit.xml")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".gbcs-hil-")]
