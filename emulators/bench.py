@@ -85,18 +85,27 @@ def _rows_json(rows: list[ManifestRow]) -> list[dict[str, Any]]:
     ]
 
 
-def _rows_from_json(items: list[dict[str, Any]]) -> list[ManifestRow]:
-    return [
-        ManifestRow(
-            bytes.fromhex(i["eui64"]),
-            bytes.fromhex(i["install_code"]),
-            i["device_type"],
-            None if i["old_chf"] is None else bytes.fromhex(i["old_chf"]),
-            i["mpxn"],
-            int(i["line"]),
-        )
-        for i in items
-    ]
+def _rows_from_json(items: Any, where: str) -> list[ManifestRow]:
+    """The rows a run saved; a GbcsError naming the folder's database if damaged."""
+    try:
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise TypeError("not a list of rows")
+        rows = [
+            ManifestRow(
+                bytes.fromhex(i["eui64"]),
+                bytes.fromhex(i["install_code"]),
+                i["device_type"],
+                None if i["old_chf"] is None else bytes.fromhex(i["old_chf"]),
+                i["mpxn"],
+                int(i["line"]),
+            )
+            for i in items
+        ]
+        if any(r.device_type not in ("ESME", "GSME") or len(r.eui64) != 8 for r in rows):
+            raise ValueError("a row that is not a meter")
+    except (KeyError, TypeError, ValueError) as e:
+        raise GbcsError(f"{where}: the saved run is damaged (rows: {e})") from None
+    return rows
 
 
 BENCH_EUI_BASE = 0xC000  # the emulated hubs' EUI-64s: 00DB12345678C000, ...C002, ...
@@ -295,7 +304,9 @@ def _check_same_run(folder: Path, inventory: Inventory, seed: int | None, policy
     Resuming applies the folder's settings, so a different one given now would be
     silently ignored (or, for the policy, change the rules half-way through a run).
     """
-    saved_seed = int(inventory.get("seed"))
+    saved_seed = inventory.get("seed")
+    if type(saved_seed) is not int:
+        raise GbcsError(f"{folder / DB_NAME}: the saved run is damaged (seed)")
     if seed is not None and seed != saved_seed:
         raise GbcsError(
             f"{folder} holds a run with --seed {saved_seed}, not {seed}: give --seed "
@@ -304,6 +315,8 @@ def _check_same_run(folder: Path, inventory: Inventory, seed: int | None, policy
     saved = inventory.get("policy")
     if saved is None:  # a folder from before the policy was recorded
         return saved_seed
+    if not isinstance(saved, dict):
+        raise GbcsError(f"{folder / DB_NAME}: the saved run is damaged (policy)")
     now = _policy_json(policy)
     if saved.get("lab_only") != now["lab_only"]:
         was = "with" if saved.get("lab_only") else "without"
@@ -437,7 +450,7 @@ def _run_locked(
         saved = inventory.get("rows")
         resumed = saved is not None
         if resumed:
-            stored = _rows_from_json(saved)
+            stored = _rows_from_json(saved, str(database))
             if rows is not None and _rows_json(rows) != saved:
                 raise GbcsError(
                     f"{folder} holds a different run; use another --workdir to start a new one"
@@ -451,6 +464,8 @@ def _run_locked(
             # back (tunnels re-open) before the next command, as an operator would.
             world.run(RESTART_SETTLE)
             errors = inventory.get("manifest_errors") or []
+            if not isinstance(errors, list) or not all(isinstance(e, str) for e in errors):
+                raise GbcsError(f"{database}: the saved run is damaged (manifest_errors)")
         else:
             seed = 1 if seed is None else check_seed(seed)
             try:

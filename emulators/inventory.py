@@ -393,7 +393,13 @@ class Inventory:
             "SELECT step, name, result, detail FROM journal WHERE meter = ? ORDER BY step",
             (meter,),
         ).fetchall()
-        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+        out = []
+        for step, name, result, detail in rows:
+            value = _saved_json(detail, f"{self.path}: journal step {step} of {meter}")
+            if not isinstance(value, dict):
+                raise InventoryError(f"{self.path}: journal step {step} of {meter} is damaged")
+            out.append((step, name, result, value))
+        return out
 
     def journal_step(
         self, meter: str, step: int, name: str, result: str, detail: dict[str, Any]
@@ -406,7 +412,7 @@ class Inventory:
 
     def get(self, key: str) -> Any:
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else _saved_json(row[0], f"{self.path}: {key}")
 
     def put(self, key: str, value: Any) -> None:
         with self.transaction() as db:
@@ -424,3 +430,11 @@ class Inventory:
                 "SELECT eui64, mpxn, ended IS NULL FROM mpxn_links ORDER BY id"
             ).fetchall(),
         }
+
+
+def _saved_json(text: Any, what: str) -> Any:
+    """A value the inventory saved as JSON; an InventoryError naming it if damaged."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        raise InventoryError(f"{what}: the saved value is damaged (not JSON)") from None

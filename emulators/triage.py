@@ -322,7 +322,7 @@ class Bench:
         ).fetchall()
         if not rows:
             return None
-        entities = {k.removeprefix("world:"): json.loads(v) for k, v in rows}
+        entities = {k.removeprefix("world:"): inventory.get(k) for k, _ in rows}
         world = World.from_entities(entities, **kwargs)
         capture = world.capture
         if capture is not None:

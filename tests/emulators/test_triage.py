@@ -554,6 +554,40 @@ def test_damaged_capture_keys_are_refused(tmp_path: Path) -> None:
         run_bench(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ("UPDATE kv SET value='[{' WHERE key='rows'", "rows: the saved value is damaged"),
+        ("UPDATE kv SET value='[{\"eui64\": \"00DB\"}]' WHERE key='rows'", r"damaged \(rows"),
+        ("UPDATE kv SET value='{}' WHERE key='rows'", r"damaged \(rows: not a list"),
+        ("DELETE FROM kv WHERE key='seed'", r"damaged \(seed\)"),
+        ("UPDATE kv SET value='\"one\"' WHERE key='seed'", r"damaged \(seed\)"),
+        ("UPDATE kv SET value='{oops' WHERE key LIKE 'world:meter:%'", "world:meter:"),
+        ("UPDATE journal SET detail='{oops' WHERE step=2", "journal step 2 of"),
+        ("UPDATE kv SET value='[]' WHERE key='policy'", r"damaged \(policy\)"),
+        ("UPDATE kv SET value='3' WHERE key='manifest_errors'", r"damaged \(manifest_errors\)"),
+    ],
+)
+def test_a_damaged_saved_run_is_refused_naming_what_and_leaves_the_reports(
+    demo: tuple[Path, BenchRun], tmp_path: Path, sql: str, message: str
+) -> None:
+    """Each of these raised a traceback (exit 1); an empty 'rows' ran nothing and
+    overwrote the good report with an empty 'ok' one (exit 0)."""
+    import shutil
+    import sqlite3
+
+    folder = tmp_path / "copy"
+    shutil.copytree(demo[0], folder)
+    report = (folder / "report.json").read_bytes()
+    db = sqlite3.connect(folder / DB_NAME)
+    db.execute(sql)
+    db.commit()
+    db.close()
+    with pytest.raises(GbcsError, match=message):
+        run_bench(folder)
+    assert (folder / "report.json").read_bytes() == report
+
+
 # --- Resuming with other settings ------------------------------------------------------
 
 
