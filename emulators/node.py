@@ -815,15 +815,16 @@ class CoordinatorNode(_Node):
         if device is None:
             return
         child = self.children.get(device)
+        aps = decoded.aps
+        app = decoded.app if isinstance(aps, ApsData) else None
+        announce = None if app is None else app.zdo
         if child is not None and not child.announced:
             # Any frame secured with the network key proves the device holds it,
-            # even when its broadcast Device_annce was lost.
-            self._announced(device, nwk.src)
-        aps = decoded.aps
+            # even when its broadcast Device_annce was lost; a Device_annce also says,
+            # authenticated, whether it sleeps (the association request did not).
+            self._announced(device, nwk.src, None if announce is None else announce.capability)
         if isinstance(aps, ApsData):
-            app = decoded.app
-            if app is not None and app.zdo is not None:
-                self._announced(device, app.zdo.nwk_address)
+            if announce is not None:
                 return
             whole = self._aps_payload(nwk.src, aps)
             if whole is None:
@@ -834,12 +835,14 @@ class CoordinatorNode(_Node):
                     return
             self._application(device, app)
 
-    def _announced(self, device: bytes, short: int) -> None:
+    def _announced(self, device: bytes, short: int, capability: Capability | None = None) -> None:
         child = self.children.get(device)
         tc = self.trust_centre
         if child is None or tc is None:
             return
         if not child.announced:
+            if capability is not None:
+                child.sleepy = not capability.rx_on_when_idle
             child.announced = True
             tc.device_joined(device, sleepy=child.sleepy)
             if self.trace is not None:  # not formatted for nobody: every join

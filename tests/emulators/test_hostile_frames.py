@@ -512,3 +512,39 @@ def test_an_association_denial_for_another_device_does_not_end_a_join(bench: Ben
     bench.world.run(300)
     assert denials and node.joined
     assert not bench.lines("association refused")
+
+
+def test_a_spoofed_association_request_mid_join_does_not_make_an_esme_sleepy(
+    bench: Bench,
+) -> None:
+    """The child's sleepy flag came from the last (unauthenticated) association request;
+    an ESME marked sleepy had its commands held for an hour. The NWK-secured Device_annce
+    now says what the device is."""
+    node = bench.meter.node
+    inner = node.on_state
+    sent: list[bool] = []
+
+    def spoof_when_joining(state: NodeState) -> None:
+        if state is NodeState.JOINING and not sent:
+            spoof = air.association_request(
+                mac_sequence=0x55,
+                pan_id=bench.settings.pan_id,
+                coordinator=0,
+                device_ieee=bench.meter.eui64,
+                capability=Capability.sleepy_end_device(),
+            )
+            bench.world.clock.call_later(
+                0.0035, bench.attacker.send, spoof, bench.settings.pan_id, 0
+            )
+            sent.append(True)
+        if inner is not None:
+            inner(state)
+
+    node.on_state = spoof_when_joining
+    bench.join()
+    assert sent
+    assert not bench.hub.node.children[bench.meter.eui64].sleepy
+    assert not bench.hub.chf.devices[bench.meter.eui64].sleepy
+    start = bench.world.clock.now
+    assert bench.run.join_details(bench.hub, bench.meter).ok
+    assert bench.world.clock.now - start < 10  # pushed, not held for its hourly poll
