@@ -100,6 +100,8 @@ ALL_CHANNELS = tuple(range(11, 27))  # 2.4 GHz O-QPSK channels
 COORDINATOR = 0x0000
 ACK_WAIT = 0.000864  # macAckWaitDuration, 54 symbols
 MAX_FRAME_RETRIES = 3  # macMaxFrameRetries
+# How many departed devices' NWK frame counters a hub keeps (their replays stay replays).
+DEPARTED_MEMORY = 64
 TURNAROUND = 0.000192  # aTurnaroundTime, 12 symbols
 SCAN_DWELL = 0.0154  # one channel, scan duration 0 (802.15.4: aBaseSuperframeDuration)
 RESPONSE_WAIT = 0.5
@@ -645,10 +647,27 @@ class CoordinatorNode(_Node):
         # Each PSDU of a message pushed to an always-listening child (PUT), until it is
         # acknowledged: its (device, message). The frames of one message share the tuple.
         self._pushing: dict[bytes, tuple[bytes, bytes]] = {}
+        # Devices that left, oldest first: their NWK frame counters are kept while they
+        # are among the last DEPARTED_MEMORY, so one of their old frames replayed by
+        # someone who associates under their EUI-64 does not "prove" a join.
+        self._departed: dict[bytes, None] = {}
 
     @property
     def joined(self) -> bool:
         return self.settings is not None
+
+    def _forget_neighbour(self, device: bytes) -> None:
+        """A departed child's NWK sequence goes; its frame counter is kept among the last
+        DEPARTED_MEMORY departed devices' (bounded, so a bench hub that outlives
+        thousands of meters keeps no trace of most)."""
+        self._unsecured_seen.pop(device, None)
+        departed = self._departed
+        departed.pop(device, None)
+        departed[device] = None
+        while len(departed) > DEPARTED_MEMORY:
+            oldest = next(iter(departed))
+            del departed[oldest]
+            self._nwk_seen.pop(oldest, None)
 
     def form(
         self, channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes
@@ -844,6 +863,7 @@ class CoordinatorNode(_Node):
             if capability is not None:
                 child.sleepy = not capability.rx_on_when_idle
             child.announced = True
+            self._departed.pop(device, None)
             tc.device_joined(device, sleepy=child.sleepy)
             if self.trace is not None:  # not formatted for nobody: every join
                 self._log(f"{device.hex().upper()} joined as {short:#06x}")
@@ -1118,6 +1138,8 @@ class CoordinatorNode(_Node):
         self._rejoining = {}
         self._ids = ids
         self._nwk_seen = seen
+        # Sources that are not children any more, in the order saved (oldest first).
+        self._departed = {k: None for k in seen if isinstance(k, bytes) and k not in children}
 
 
 class MeterNode(_Node):

@@ -548,3 +548,50 @@ def test_a_spoofed_association_request_mid_join_does_not_make_an_esme_sleepy(
     start = bench.world.clock.now
     assert bench.run.join_details(bench.hub, bench.meter).ok
     assert bench.world.clock.now - start < 10  # pushed, not held for its hourly poll
+
+
+def test_a_departed_meters_old_frames_do_not_complete_an_impostors_join(bench: Bench) -> None:
+    """The hub forgot a device's NWK frame counter when it left, so an impostor that
+    associated under its EUI-64 in a new join window replayed its old Device_annce and
+    RequestTunnel and was taken as joined, with a tunnel."""
+    from emulators.zigbee.tunnel import RequestTunnel
+
+    bench.join()
+    hub, meter = bench.hub.node, bench.meter.node
+    keys = hub.keys()
+    old: dict[str, bytes] = {}
+    for _, _, psdu in bench.world.capture.frames:
+        d = air.decode_frame(psdu, keys)
+        if d.app is not None and d.app.zdo is not None and d.app.zdo.ieee == bench.meter.eui64:
+            old["announce"] = psdu
+        if d.app is not None and isinstance(d.app.tunnel, RequestTunnel):
+            old["tunnel"] = psdu
+    meter.forget_network()  # it leaves, and its Leave reaches the hub
+    bench.world.run(1)
+    meter.power_off()
+    assert bench.run.add_device(bench.hub, bench.meter).ok  # a new join window (CCS01)
+    request = air.association_request(
+        mac_sequence=1,
+        pan_id=bench.settings.pan_id,
+        coordinator=0,
+        device_ieee=bench.meter.eui64,
+        capability=Capability.router(),
+    )
+    bench.inject(request, 0, 0.1)
+    bench.inject(old["announce"], 0xFFFF, 0.1)
+    bench.inject(old["tunnel"], 0, 0.5)
+    assert not hub.has_child(bench.meter.eui64)
+    assert not hub.reachable(bench.meter.eui64)
+    assert bench.meter.eui64 in bench.hub.chf.join_windows  # still open for the real one
+
+
+def test_a_hub_remembers_a_bounded_number_of_departed_devices(bench: Bench) -> None:
+    from emulators.node import DEPARTED_MEMORY
+
+    hub = bench.hub.node
+    for i in range(DEPARTED_MEMORY + 10):
+        device = bytes.fromhex("00DB0000") + i.to_bytes(4, "big")
+        hub._nwk_seen[device] = 1
+        hub._forget_neighbour(device)
+    assert len(hub._nwk_seen) == DEPARTED_MEMORY
+    assert bytes.fromhex("00DB000000000000") not in hub._nwk_seen  # the oldest went first
