@@ -70,7 +70,7 @@ from emulators.zigbee.mac import (
     fcs,
 )
 from emulators.zigbee.nwk import Leave, RejoinRequest, RejoinResponse
-from emulators.zigbee.security import KeyId
+from emulators.zigbee.security import EncryptedPayload, KeyId
 from emulators.zigbee.tunnel import (
     TUNNELING_CLUSTER,
     GbcsGet,
@@ -102,6 +102,8 @@ ACK_WAIT = 0.000864  # macAckWaitDuration, 54 symbols
 MAX_FRAME_RETRIES = 3  # macMaxFrameRetries
 # How many departed devices' NWK frame counters a hub keeps (their replays stay replays).
 DEPARTED_MEMORY = 64
+# How many unsecured sources (joining or rejoining devices) a node remembers.
+UNSECURED_MEMORY = 64
 TURNAROUND = 0.000192  # aTurnaroundTime, 12 symbols
 SCAN_DWELL = 0.0154  # one channel, scan duration 0 (802.15.4: aBaseSuperframeDuration)
 RESPONSE_WAIT = 0.5
@@ -432,6 +434,8 @@ class _Node:
         if not for_me and nwk.dst_ieee != self.ieee:
             return
         if nwk.security is not None:
+            if type(nwk.payload) is EncryptedPayload:
+                return  # not decrypted (no key, or not ours): nothing to act on or to count
             source: bytes | int = nwk.security.source or nwk.src
             last = self._nwk_seen.get(source)
             counter = nwk.security.frame_counter
@@ -480,9 +484,13 @@ class _Node:
         self._unsecured_seen.clear()
 
     def _duplicate_unsecured(self, source: bytes | int, sequence: int) -> bool:
+        """Whether this unsecured frame repeats the last one from ``source``. The table
+        keeps the latest UNSECURED_MEMORY sources (anyone can claim any source)."""
         seen = self._unsecured_seen
-        last = seen.get(source)
+        last = seen.pop(source, None)
         seen[source] = sequence
+        if len(seen) > UNSECURED_MEMORY:
+            del seen[next(iter(seen))]
         return last == sequence
 
     def mac_frame(self, mac: MacFrame) -> None:

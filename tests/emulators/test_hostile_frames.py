@@ -595,3 +595,33 @@ def test_a_hub_remembers_a_bounded_number_of_departed_devices(bench: Bench) -> N
         hub._forget_neighbour(device)
     assert len(hub._nwk_seen) == DEPARTED_MEMORY
     assert bytes.fromhex("00DB000000000000") not in hub._nwk_seen  # the oldest went first
+
+
+def test_forged_frames_do_not_grow_a_nodes_tables_without_bound(bench: Bench) -> None:
+    """Unsecured frames claiming ever new sources grew the hub's duplicate table for
+    good; a meter without the key recorded counters of frames it could not verify (and
+    saved them)."""
+    from emulators.node import UNSECURED_MEMORY
+
+    bench.join()
+    hub = bench.hub.node
+    for i in range(UNSECURED_MEMORY * 3):
+        request = air.rejoin_request(
+            mac_sequence=i & 0xFF,
+            nwk_sequence=7,
+            pan_id=bench.settings.pan_id,
+            src=0x1000 + i,
+            dst=0,
+            device_ieee=bytes.fromhex("00DB0000") + i.to_bytes(4, "big"),
+            capability=Capability.router(),
+        )
+        bench.attacker.send(request, bench.settings.pan_id, 0)
+        bench.world.run(0.01)
+    assert len(hub._unsecured_seen) <= UNSECURED_MEMORY
+    meter = bench.meter.node
+    meter.forget_network()  # scanning, no network key
+    bench.world.run(0.5)
+    meter.channel = bench.settings.channel  # within earshot, whatever its scan is at
+    frame = _leave(bench, request=True, src=0, dst=0xFFFF, source=INSIDER)
+    bench.inject(frame, 0xFFFF, 0.1)
+    assert INSIDER not in meter._nwk_seen
