@@ -366,6 +366,17 @@ def test_the_longest_routable_message_crosses_the_han(pki: TestPki, kind: str) -
 INSIDER = bytes.fromhex("00DB12345678B0FF")  # another device of the HAN: it holds the key
 
 
+def _association_request(bench: Bench, capability: Capability, sequence: int) -> bytes:
+    """An association request naming the bench's meter, from whoever sends it."""
+    return air.association_request(
+        mac_sequence=sequence,
+        pan_id=bench.settings.pan_id,
+        coordinator=0,
+        device_ieee=bench.meter.eui64,
+        capability=capability,
+    )
+
+
 def _leave(bench: Bench, *, request: bool, src: int, dst: int, source: bytes) -> bytes:
     return air._nwk_command(
         Leave(request=request),
@@ -526,13 +537,7 @@ def test_a_spoofed_association_request_mid_join_does_not_make_an_esme_sleepy(
 
     def spoof_when_joining(state: NodeState) -> None:
         if state is NodeState.JOINING and not sent:
-            spoof = air.association_request(
-                mac_sequence=0x55,
-                pan_id=bench.settings.pan_id,
-                coordinator=0,
-                device_ieee=bench.meter.eui64,
-                capability=Capability.sleepy_end_device(),
-            )
+            spoof = _association_request(bench, Capability.sleepy_end_device(), 0x55)
             bench.world.clock.call_later(
                 0.0035, bench.attacker.send, spoof, bench.settings.pan_id, 0
             )
@@ -570,14 +575,7 @@ def test_a_departed_meters_old_frames_do_not_complete_an_impostors_join(bench: B
     bench.world.run(1)
     meter.power_off()
     assert bench.run.add_device(bench.hub, bench.meter).ok  # a new join window (CCS01)
-    request = air.association_request(
-        mac_sequence=1,
-        pan_id=bench.settings.pan_id,
-        coordinator=0,
-        device_ieee=bench.meter.eui64,
-        capability=Capability.router(),
-    )
-    bench.inject(request, 0, 0.1)
+    bench.inject(_association_request(bench, Capability.router(), 1), 0, 0.1)
     bench.inject(old["announce"], 0xFFFF, 0.1)
     bench.inject(old["tunnel"], 0, 0.5)
     assert not hub.has_child(bench.meter.eui64)
