@@ -58,6 +58,17 @@ HISTORIC_LOG_CAPACITY = 16
 ACTION_OTHER_REASON = 250  # DLMS action-result other-reason
 ACTION_NOT_FOUND = 1  # what the RTDS CCS02/CCS03 error responses carry
 READ_DEVICE_LOG_CODES = (0x0004, 0x010F)  # CCS05/CCS04 and CCS06
+# Every device-log command comes from the ACB on a user's behalf (CRIB §6; each RTDS CCS
+# vector), with the supplementary remote party of other-information 18.
+DEVICE_LOG_CODES = frozenset(
+    {
+        AddDevice.MESSAGE_CODE,
+        RemoveDevice.MESSAGE_CODE,
+        RestoreDeviceLog.MESSAGE_CODE,
+        ReadDeviceLogs.MESSAGE_CODE,
+        *READ_DEVICE_LOG_CODES,
+    }
+)
 # Device types that are functions of the Communications Hub itself, never entries of its log.
 HUB_FUNCTIONS = frozenset({int(DeviceType.CHF), int(DeviceType.GPF)})
 
@@ -142,17 +153,7 @@ class CommsHub(GbcsDevice):
         # (a GSME may run a command handed to it as CCS02 removes it) is not a second
         # failure of it.
         self._failed_commands: collections.deque[tuple[bytes, int]] = collections.deque(maxlen=32)
-        # Every device-log command comes from the ACB on a user's behalf (CRIB §6; each
-        # RTDS CCS vector), with the supplementary remote party of other-information 18.
-        self.acb_originated = frozenset(
-            {
-                AddDevice.MESSAGE_CODE,
-                RemoveDevice.MESSAGE_CODE,
-                RestoreDeviceLog.MESSAGE_CODE,
-                ReadDeviceLogs.MESSAGE_CODE,
-                *READ_DEVICE_LOG_CODES,
-            }
-        )
+        self.acb_originated = DEVICE_LOG_CODES
         self.handlers.update(
             {
                 AddDevice.MESSAGE_CODE: self._add_device,

@@ -75,6 +75,8 @@ from gbcs.testpki import RemotePartyRole
 
 __all__ = ["Esme", "Gsme", "Meter"]
 
+ANY_ROLE = frozenset(RemotePartyRole)  # one shared set: every meter holds a reference
+
 PARTNER_CAPACITY = 5  # a meter's HAN partner log (GSME/PPMID/HCALCS/IHD) is small
 # Method B joins a device without a certificate: the GPF (to its GSME) or a Type 2 device.
 # Anything else with method B, or those with a certificate-based method, is the wrong
@@ -135,7 +137,7 @@ class Meter(GbcsDevice):
         for code in UPDATE_CODES:
             self.handlers[code] = self._update_credentials
             # Each CS02b mode pins its own authoriser (authorise_update), not the supplier.
-            self.signer_roles[code] = frozenset(RemotePartyRole)
+            self.signer_roles[code] = ANY_ROLE
 
     # CS03 / CS04 / CS07 ----------------------------------------------------------------
     def _join(self, message: GbcsMessage) -> Reply:
