@@ -216,7 +216,9 @@ class SimNcp(CoordinatorNode):
             device = nwk.security.source if nwk.security else None
             known = device is not None and device in self.children
             super().nwk_frame(decoded)
-            if known and device is not None and self.on_leave is not None:
+            # Told only of a leave the coordinator took (not a spoofed one, not a request).
+            gone = known and device not in self.children
+            if gone and device is not None and self.on_leave is not None:
                 self.on_leave(device, nwk.src)
             return
         if (

@@ -574,3 +574,39 @@ def test_zigpy_requests_to_a_silent_meter_time_out_in_simulated_time() -> None:
         loop.run_until_complete(device.zdo.Node_Desc_req(device.nwk))
     assert 1 < world.clock.now - started < 300
     assert [s.result for s in run.qa_reads(hub, meter)] == ["ok"] * 4
+
+
+@pytest.mark.parametrize("request_bit", [False, True])
+def test_a_leave_the_coordinator_ignores_does_not_drop_the_meter_from_zigpy(
+    request_bit: bool,
+) -> None:
+    """The sim NCP told zigpy of a Leave naming a child from another address (or a leave
+    request) although its coordinator rightly ignored it: the hub radio then dropped
+    the ESME for over an hour, where the emulated coordinator keeps it."""
+    from emulators.zigbee.air import NwkSecurity
+
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    world.run(5)
+    ncp = _app(hub).ncp
+    settings = ncp.settings
+    assert settings is not None
+    short = ncp.children[meter.eui64].short_address
+    counter = meter.node.counters.nwk_frame  # the meter's next one: it skips it
+    meter.node.counters.nwk_frame += 1
+    psdu = air.leave(
+        mac_sequence=1,
+        nwk_sequence=1,
+        pan_id=settings.pan_id,
+        src=short if request_bit else short ^ 0x0101,
+        dst=0x0000,
+        security=NwkSecurity(settings.network_key, settings.key_sequence, counter, meter.eui64),
+        request=request_bit,
+        src_ieee=meter.eui64,
+    )
+    ncp.deliver(psdu)
+    world.run(1)
+    assert meter.eui64 in ncp.children
+    assert _radio(hub).has_child(meter.eui64)
+    assert run.join_details(hub, meter).ok
