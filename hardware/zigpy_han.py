@@ -517,12 +517,17 @@ class ZigpyHubRadio:
         )
 
     async def _sync_permits(self) -> None:
-        """permit_with_link_key for each open CCS01 window; renewed before it lapses."""
+        """permit_with_link_key for each open CCS01 window; renewed before it lapses.
+
+        A permit the CHF has since closed or shortened (CCS01 again) is taken back: the
+        NCP's permit is closed and the windows still open are permitted again. EZSP's
+        permit is one network-wide timer set by the last call, so the longest window is
+        permitted last (a short one given last would shut the others out).
+        """
         app, tc = self._app, self._tc
         now = self.clock.now
         windows = getattr(tc, "join_windows", {})
-        renew_at: float | None = None
-        open_any = False
+        wanted: dict[bytes, tuple[bytes, float]] = {}
         for entry in tc.current_log().entries:
             eui = entry.device_id
             key = tc.join_key(eui)
@@ -534,17 +539,28 @@ class ZigpyHubRadio:
             closes = windows.get(eui, now + PERMIT_MAX)
             if closes - now < 1:
                 continue  # closing now: a permit would outlast the CHF's window
-            open_any = True
+            wanted[eui] = (bytes(key), closes)
+        stale = [
+            eui
+            for eui, (key, until) in self._permitted.items()
+            if eui not in wanted or wanted[eui][0] != key or wanted[eui][1] < until - 1
+        ]
+        if stale:
+            await app.permit_ncp(0)  # closes joining and (EZSP) the transient keys with it
+            self._permitted.clear()
+            self._log(f"permit taken back from {', '.join(e.hex().upper() for e in stale)}")
+        renew_at: float | None = None
+        for eui, (key, closes) in sorted(wanted.items(), key=lambda item: item[1][1]):
             seconds = min(PERMIT_MAX, int(closes - now))  # never past the window
             until = now + seconds
             held = self._permitted.get(eui)
-            if held is None or held[0] != bytes(key) or held[1] < min(closes, until) - 1:
+            if held is None or held[0] != key or held[1] < min(closes, until) - 1:
                 await app.permit_with_link_key(to_eui64(eui), t.KeyData(key), time_s=seconds)
-                self._permitted[eui] = (bytes(key), until)
+                self._permitted[eui] = (key, until)
                 self._log(f"permit {eui.hex().upper()} with its link key for {seconds} s")
             if closes > until:
                 renew_at = until - 2 if renew_at is None else min(renew_at, until - 2)
-        if not open_any and self._permitted:
+        if not wanted and self._permitted:
             await app.permit_ncp(0)  # close joining: no window is open any more
             self._permitted.clear()
         if self._renew is not None:

@@ -610,3 +610,32 @@ def test_a_leave_the_coordinator_ignores_does_not_drop_the_meter_from_zigpy(
     assert meter.eui64 in ncp.children
     assert _radio(hub).has_child(meter.eui64)
     assert run.join_details(hub, meter).ok
+
+
+@pytest.mark.parametrize("second", ["disable", "shorten"])
+def test_a_window_the_chf_closes_or_shortens_is_taken_back_from_the_ncp(second: str) -> None:
+    """A second CCS01 disabling or shortening a meter's window (another meter's window
+    still open) left the NCP's permit as it was: the meter was admitted after the CHF
+    had closed its window, where the emulated coordinator refuses it."""
+    from gbcs.devicelog import AddDevice
+
+    world = ZigpyWorld(SEED)
+    run = Run("test", world)
+    hub = world.add_hub("premises", name="premises CHF")
+    meter = world.add_meter("premises", "esme", name="ESME", power=False)
+    other = world.add_meter("premises", "gsme", name="GSME", power=False)
+    assert run.add_device(hub, meter).ok and run.add_device(hub, other).ok
+    world.run(5)
+    command = AddDevice(
+        meter.eui64,
+        int(meter.device.device_type),
+        meter.device.install_code,
+        join_timeout=30 if second == "shorten" else 3600,
+        enable_joining=second == "shorten",
+    )
+    assert run.device_log(hub, command, AddDevice.MESSAGE_CODE)[0].ok
+    world.run(120)  # past the shortened window
+    assert hub.chf.join_key(meter.eui64) is None
+    meter.node.power_on()
+    assert not run.wait_joined(meter, hub, "join", timeout=60, probe=True).ok
+    assert other.eui64 in _app(hub).ncp.transient  # the other window is still permitted
