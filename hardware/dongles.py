@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from gbcs.errors import GbcsError
+
 __all__ = [
     "DEFAULT_PROBE_TIMEOUT",
     "KNOWN_RADIOS",
@@ -161,10 +163,20 @@ class PortInfo(Protocol):
 
 
 def system_ports() -> list[Any]:
-    """The real listing: pyserial's ``comports()``, imported late so tests never touch /sys."""
+    """The real listing: pyserial's ``comports()``, imported late so tests never touch /sys.
+
+    pyserial raises from inside its listing when one port's USB details cannot be read
+    (a dongle pulled out mid-listing): a GbcsError saying so, not a traceback.
+    """
     from serial.tools.list_ports import comports
 
-    return list(comports())
+    try:
+        return list(comports())
+    except Exception as e:
+        raise GbcsError(
+            f"cannot list the serial ports ({type(e).__name__}: {e}); "
+            "a device unplugged while listing? try again"
+        ) from None
 
 
 def interface_number(location: str | None) -> int | None:

@@ -227,7 +227,11 @@ def _usb_serial_number(device: str) -> str | None:
     except ImportError:
         return None
     real = str(Path(device).resolve())
-    for port in list_ports.comports():
+    try:
+        ports = list(list_ports.comports())
+    except Exception:
+        return None
+    for port in ports:
         if port.device in (device, real):
             return port.serial_number or None
     return None
@@ -421,11 +425,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--han-seed",
-        type=int,
+        type=_seed,
         default=0,
         metavar="N",
         help="seed of the world the fixtures build (default 0)",
     )
+
+
+def _seed(text: str) -> int:
+    """A ``--han-seed``: an integer a world can be built from (a usage error if not)."""
+    from emulators.world import check_seed  # late, as every emulators import here
+
+    try:
+        return check_seed(int(text))
+    except (ValueError, GbcsError) as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -433,10 +447,17 @@ def pytest_configure(config: pytest.Config) -> None:
     spec = config.getoption("han", HanSpec("emulated"))
     meters: list[RealMeter] = list(config.getoption("meter", []) or [])
     seen: set[bytes] = set()
+    kinds: set[str] = set()
     for meter in meters:
         if meter.eui64 in seen:
             raise pytest.UsageError(f"--meter {meter.eui64.hex().upper()} is given twice")
+        if meter.kind in kinds:  # the fixtures use one meter of each kind
+            raise pytest.UsageError(
+                f"--meter {meter.eui64.hex().upper()}: a second {meter.kind.upper()}; "
+                f"the esme and gsme fixtures take one of each kind"
+            )
         seen.add(meter.eui64)
+        kinds.add(meter.kind)
     config.stash[_BACKEND] = make_backend(spec)
     config.stash[_METERS] = meters
 

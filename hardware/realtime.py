@@ -75,8 +75,8 @@ def serial_settings(
         else:
             rest.append((key, value))  # the serial library's own options (socket:// logging...)
     rate = BAUDRATE if baudrate is None else baudrate
-    if rate <= 0:
-        raise GbcsError(f"{url}: baudrate {rate} is not positive")
+    if not 0 < rate < 2**31:  # a serial driver takes a C int
+        raise GbcsError(f"{url}: baudrate {rate} is not a positive rate below 2**31")
     if flow_control is not None and flow_control not in FLOW_CONTROLS:
         raise GbcsError(
             f"{url}: flow_control {flow_control!r} is not one of {', '.join(FLOW_CONTROLS)}"

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
+from gbcs.errors import GbcsError
 from hardware import cli
 from hardware.dongles import (
     BOARD_INFO_TIMEOUT,
@@ -402,3 +403,18 @@ def test_a_failed_probe_prints_only_its_result(mode: str) -> None:
 def test_match_model_needs_both_ids() -> None:
     assert match_model(port("/dev/x", 0x1CF1, 0x0030)) == model("conbee2")
     assert match_model(port("/dev/x", 0x0030, 0x1CF1)) is None
+
+
+def test_a_port_listing_that_fails_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyserial raises TypeError from its listing when one port's idVendor cannot be read
+    (a dongle pulled out mid-listing): `gbcs-hil dongles` printed a traceback."""
+    import serial.tools.list_ports
+
+    from hardware.dongles import system_ports
+
+    def unreadable() -> list[object]:
+        raise TypeError("int() can't convert non-string with explicit base")
+
+    monkeypatch.setattr(serial.tools.list_ports, "comports", unreadable)
+    with pytest.raises(GbcsError, match=r"cannot list the serial ports \(TypeError"):
+        system_ports()

@@ -417,6 +417,13 @@ def test_han_option_in_a_run(pytester: pytest.Pytester, option: list[str], backe
         (["--meter", f"{ESME_EUI}:1234"], "*argument --meter:*install code*length*"),
         (["--han-seed", "many"], "*argument --han-seed*"),
         (["--meter", f"{ESME_EUI}:{CODE}", "--meter", f"{ESME_EUI}:{CODE}"], "*given twice*"),
+        # Out of a world's seed range (an error in every test before), and a second meter
+        # of one kind (silently unused before).
+        (["--han-seed", str(2**63)], "*argument --han-seed: seed * is outside*"),
+        (
+            ["--meter", f"{ESME_EUI}:{CODE}", "--meter", f"00DB1234567890AA:{CODE}"],
+            "*a second ESME*",
+        ),
     ],
 )
 def test_bad_options_are_usage_errors(

@@ -303,6 +303,9 @@ def test_serial_settings_from_the_url(url: str, path: str, baudrate: int, flow: 
         ("/dev/ttyUSB0?baudrate=fast", "is not a number"),
         ("/dev/ttyUSB0?flow_control=none", "is not one of hardware, software"),
         ("?baudrate=9600", "names no port"),
+        # A rate no C int holds raised OverflowError out of pyserial in every test.
+        ("/dev/ttyUSB0?baudrate=2147483648", "not a positive rate below 2"),
+        ("/dev/ttyUSB0?baudrate=0", "not a positive rate"),
     ],
 )
 def test_bad_serial_settings_say_why(url: str, says: str) -> None:
