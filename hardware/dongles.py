@@ -179,6 +179,17 @@ def system_ports() -> list[Any]:
         ) from None
 
 
+_UDEV_SAFE = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#+-.:=@_")
+
+
+def udev_encoded(text: str) -> str:
+    """A USB string as udev's usb_id puts it in a property: trimmed, each run of
+    whitespace one ``_``, and any other character outside ``0-9A-Za-z#+-.:=@_`` (and not
+    part of a valid UTF-8 string) ``_``."""
+    words = "_".join(text.split())
+    return "".join(c if c in _UDEV_SAFE or ord(c) > 0x7F else "_" for c in words)
+
+
 def interface_number(location: str | None) -> int | None:
     """The USB interface number from a pyserial location such as ``1-1.2:1.1``.
 
@@ -282,10 +293,12 @@ class Dongle:
 
     @property
     def udev_link(self) -> str | None:
-        """The link our udev rules should make (None without a serial number)."""
+        """The link our udev rules make: by serial number as udev encodes it (its
+        ``ID_SERIAL_SHORT``), or for a bridge without one the ``-port-`` link found."""
         if not self.serial_number:
-            return None
-        link = f"/dev/zigbee/{self.family}-{self.serial_number}"
+            ports = [k for k in self.links if k.startswith(f"/dev/zigbee/{self.family}-port-")]
+            return ports[0] if ports else None
+        link = f"/dev/zigbee/{self.family}-{udev_encoded(self.serial_number)}"
         if self.model.link_per_interface and self.interface is not None:
             link += f"-if{self.interface:02x}"
         return link

@@ -210,6 +210,26 @@ def test_udev_link_matches_the_rules_naming(tmp_path: Path) -> None:
     assert links == ["/dev/zigbee/xds110-L1100H86-if03", "/dev/zigbee/cp210x-0001", None]
 
 
+def test_udev_link_encodes_the_serial_as_udev_does_and_finds_a_port_link(
+    tmp_path: Path,
+) -> None:
+    """A serial number with spaces or odd characters is sanitised by udev (usb_id) in
+    the link; a bridge without one gets the -port- link the rules make."""
+    dev = tmp_path / "dev"
+    (dev / "zigbee").mkdir(parents=True)
+    (dev / "ttyUSB1").touch()
+    (dev / "zigbee" / "ch340-port-pci-0000_00_14_0-usb-0_2_1_0").symlink_to("../ttyUSB1")
+    ports = [
+        port("/dev/ttyUSB0", 0x10C4, 0xEA60, " Sky Connect  0001/x ", "1-1"),
+        port("/dev/ttyUSB1", 0x1A86, 0x7523, None, "1-2"),
+    ]
+    links = [d.udev_link for d in discover(listing(*ports), tmp_path)]
+    assert links == [
+        "/dev/zigbee/cp210x-Sky_Connect_0001_x",
+        "/dev/zigbee/ch340-port-pci-0000_00_14_0-usb-0_2_1_0",
+    ]
+
+
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="gbcs-hil")
     cli.add_commands(parser.add_subparsers(dest="command", required=True))
