@@ -104,6 +104,15 @@ class Bed:
         assert '"status": "rejected"' in (new[1].detail or "")
         return response, new
 
+    def fresh_add_rejected(
+        self, user: User, reason: Reason, **params: Any
+    ) -> tuple[ServiceResponse, list[AuditEntry]]:
+        """SR 8.11 add of the fresh meter onto the bench CHF, required to be refused."""
+        bench = h(self.bench.eui64)
+        return self.rejected(
+            user, "8.11", reason, chf=bench, device=h(FRESH), action="add", **params
+        )
+
 
 def user(world: World, name: str, role: RemotePartyRole) -> User:
     return User(name, world.pki.party(name).eui64, role, world.pki.keystore())
@@ -171,14 +180,7 @@ def test_the_bed(bed: Bed) -> None:
 
 def test_a_network_operator_may_not_add_a_meter(bed: Bed) -> None:
     bed.inventory.set_responsible_supplier(MPXN[FRESH], bed.operator.hex)
-    bed.rejected(
-        bed.operator,
-        "8.11",
-        Reason.ROLE_NOT_ELIGIBLE,
-        chf=h(bed.bench.eui64),
-        device=h(FRESH),
-        action="add",
-    )
+    bed.fresh_add_rejected(bed.operator, Reason.ROLE_NOT_ELIGIBLE)
     # The same request from a supplier that is Responsible Supplier goes through.
     bed.inventory.set_responsible_supplier(MPXN[FRESH], bed.supplier.hex)
     response = bed.submit(
@@ -410,15 +412,7 @@ def test_8_16_mpxns_are_checked(bed: Bed, mpxns: list[str], reason: Reason) -> N
 def test_8_11_add_mpxn_is_checked(bed: Bed) -> None:
     bed.inventory.set_responsible_supplier(REAL_MPAN, bed.supplier.hex)
     for value in (REAL_MPAN, BAD_MPAN):
-        bed.rejected(
-            bed.supplier,
-            "8.11",
-            Reason.INVALID_MPXN,
-            chf=h(bed.bench.eui64),
-            device=h(FRESH),
-            action="add",
-            mpxn=value,
-        )
+        bed.fresh_add_rejected(bed.supplier, Reason.INVALID_MPXN, mpxn=value)
 
 
 def test_lab_only_accepts_real_mpxns_but_not_invalid_ones(bed: Bed) -> None:
@@ -916,15 +910,7 @@ def test_8_11_remove_takes_no_mpxn_and_add_an_empty_one_is_an_error(bed: Bed) ->
         mpxn=REAL_MPAN,
     )
     assert response.text == "8.11 remove takes no MPxN"
-    bed.rejected(
-        bed.supplier,
-        "8.11",
-        Reason.INVALID_MPXN,
-        chf=h(bed.bench.eui64),
-        device=h(FRESH),
-        action="add",
-        mpxn="",
-    )
+    bed.fresh_add_rejected(bed.supplier, Reason.INVALID_MPXN, mpxn="")
 
 
 def test_8_11_add_refuses_a_meter_linked_to_a_real_mpxn_by_any_path(bed: Bed) -> None:
@@ -932,14 +918,7 @@ def test_8_11_add_refuses_a_meter_linked_to_a_real_mpxn_by_any_path(bed: Bed) ->
     bed.inventory.end_mpxn_links(h(FRESH))
     bed.inventory.set_responsible_supplier(REAL_MPAN, bed.supplier.hex)
     bed.inventory.link_mpxn(h(FRESH), REAL_MPAN)
-    response, _ = bed.rejected(
-        bed.supplier,
-        "8.11",
-        Reason.INVALID_MPXN,
-        chf=h(bed.bench.eui64),
-        device=h(FRESH),
-        action="add",
-    )
+    response, _ = bed.fresh_add_rejected(bed.supplier, Reason.INVALID_MPXN)
     assert "reserved dummy range" in response.text
 
 
