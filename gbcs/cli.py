@@ -229,6 +229,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f"gbcs-hil encode: input is not JSON: {exc}", file=sys.stderr)
         return 2
+    except (RecursionError, ValueError) as exc:  # nested too deep; an integer too long
+        print(f"gbcs-hil encode: input cannot be read as JSON: {exc}", file=sys.stderr)
+        return 2
     try:
         message = message_from_json(obj)
         security = _security(args)

@@ -284,7 +284,7 @@ def decode_type(type_name: str, data: bytes, base: int = 0, *, strict: bool = Fa
             if not loose:
                 return _payload(type_name, value, ())
             if not strict:
-                return _payload(type_name, value, _length_forms(data))
+                return _payload(type_name, value, _nested_length_forms(data, type_name, base))
         loose = []
     try:
         if not data:
@@ -302,7 +302,16 @@ def decode_type(type_name: str, data: bytes, base: int = 0, *, strict: bool = Fa
         raise DecodeError(
             LAYER, type_name, base + loose[0], "not DER: length not in its shortest form"
         )
-    return Asn1Payload(type_name, value, _length_forms(data))
+    return Asn1Payload(type_name, value, _nested_length_forms(data, type_name, base))
+
+
+def _nested_length_forms(data: bytes, type_name: str, base: int) -> tuple[tuple[int, int], ...]:
+    """:func:`_length_forms`, with nesting too deep for the walk (thousands of levels an
+    open type's contents may hold) a DecodeError, not a RecursionError."""
+    try:
+        return _length_forms(data)
+    except RecursionError:
+        raise DecodeError(LAYER, type_name, base, "TLVs nested too deeply") from None
 
 
 def build(message_code: int, cra_flag: int, value: Any) -> Asn1Payload:
@@ -339,7 +348,10 @@ def _encode_checked(p: Asn1Payload) -> bytes:
     except Exception as e:
         raise EncodeError(f"{p.type_name}: {e}") from e
     if p.length_forms:
-        data = _apply_length_forms(data, p.length_forms)
+        try:
+            data = _apply_length_forms(data, p.length_forms)
+        except RecursionError:
+            raise EncodeError(f"{p.type_name}: TLVs nested too deeply") from None
     return data
 
 
@@ -1225,6 +1237,9 @@ def _build_json(node: Any, limits: Any, path: str) -> tuple[_Conv, _Conv]:
         def oid_from(x: Any) -> Any:
             if not isinstance(x, str) or not re.fullmatch(r"\d+(\.\d+)+", x):
                 raise EncodeError(f"{path}: expected a dotted OID string")
+            first, second = (int(a) for a in x.split(".")[:2])
+            if first > 2 or (first < 2 and second > 39):  # X.690 8.19.4: first subidentifier
+                raise EncodeError(f"{path}: {x} is not an OID (arcs {first}.{second})")
             return x
 
         return (lambda v: v), oid_from

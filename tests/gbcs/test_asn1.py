@@ -720,3 +720,39 @@ def test_from_json_refuses_an_unknown_top_level_key() -> None:
     good = {"type": "DisconnectFromHanCommand", "value": {"deviceId": "00DB1234567890A0"}}
     with pytest.raises(EncodeError, match="unknown key 'lenghtForms'"):
         asn1.from_json({**good, "lenghtForms": [[0, 1]]})  # a typo would be dropped
+
+
+def _deeply_nested_certificate_update(depth: int) -> bytes:
+    """A CS02d command payload whose certificate's tbsCertificate (an open type) nests
+    ``depth`` SEQUENCEs, with its outer length in a non-shortest form (tolerated)."""
+
+    def length(n: int) -> bytes:
+        return bytes([n]) if n < 0x80 else bytes([0x82]) + n.to_bytes(2, "big")
+
+    tbs = b"\x05\x00"
+    for _ in range(depth):
+        tbs = b"\x30" + length(len(tbs)) + tbs
+    inner = tbs + bytes.fromhex("300A06082A8648CE3D040302") + bytes.fromhex("030100")
+    return b"\x30\x83" + len(inner).to_bytes(3, "big") + inner
+
+
+def test_tlvs_nested_too_deeply_are_a_decode_error_not_a_recursion_error() -> None:
+    """About 1,000 nested SEQUENCEs in an open type exhausted the stack of the walk that
+    records non-shortest length forms: RecursionError out of decode()."""
+    payload = _deeply_nested_certificate_update(1500)
+    with pytest.raises(DecodeError, match="nested too deeply"):
+        asn1.decode(0x000B, CraFlag.COMMAND, payload)
+    shallow = _deeply_nested_certificate_update(10)
+    assert asn1.encode(asn1.decode(0x000B, CraFlag.COMMAND, shallow)) == shallow
+
+
+@pytest.mark.parametrize("oid", ["3.1", "1.40", "0.99"])
+def test_an_invalid_object_identifier_is_refused_not_changed(oid: str) -> None:
+    """X.690 8.19.4 packs the first two arcs in one subidentifier: '3.1' was encoded as
+    the bytes of 2.41, a different OID, without a word."""
+    payload = asn1.decode(0x000B, CraFlag.COMMAND, _deeply_nested_certificate_update(2))
+    text = json.dumps(asn1.to_json(payload))
+    assert '"1.2.840.10045.4.3.2"' in text
+    edited = json.loads(text.replace('"1.2.840.10045.4.3.2"', json.dumps(oid), 1))
+    with pytest.raises(EncodeError, match=f"{oid} is not an OID"):
+        asn1.encode(asn1.from_json(edited))

@@ -106,6 +106,18 @@ def test_encode_rejects_bad_json(
     assert code == 1 and "missing" in err
 
 
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000 + "]" * 100_000, '{"x": ' + "9" * 5000 + "}"], ids=["deep", "long"]
+)
+def test_encode_json_the_reader_cannot_take_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    """Nesting too deep (RecursionError) or an integer over 4,300 digits (ValueError)
+    made encode print a traceback."""
+    code, _, err = run(["encode", "-"], capsys, text, monkeypatch)
+    assert code == 2 and "cannot be read as JSON" in err
+
+
 def test_unknown_example(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["example", "nope"], capsys)
     assert code == 1 and "choose from" in err
