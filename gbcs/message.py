@@ -326,6 +326,49 @@ def _opt_int(value: Any, path: str) -> int | None:
     return None if value is None else _json_int(value, path)
 
 
+# The keys of the ``--json`` form (cli.decode): anything else is a misspelling whose edit
+# would be dropped without a word, so it is refused, named.
+_MESSAGE_KEYS = frozenset(
+    {
+        "file",
+        "message_code",
+        "use_case",
+        "use_case_name",
+        "critical",
+        "cra_flag",
+        "originator",
+        "target",
+        "mac",
+        "signature",
+        "payload_family",
+        "payload",
+        "decrypted",
+        "originator_counter",
+        "date_time",
+        "other_information",
+        "mac_bytes",
+        "signature_bytes",
+        "payload_hex",
+        "roundtrip",
+    }
+)
+_OTHER_INFORMATION_KEYS = frozenset(
+    {
+        "message_code",
+        "supplementary_remote_party",
+        "supplementary_remote_party_counter",
+        "supplementary_originator_counter",
+        "certificate",
+    }
+)
+
+
+def _known_keys(obj: dict[str, Any], known: frozenset[str], path: str) -> None:
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        raise EncodeError(f"{path}: unknown key {unknown[0]!r} (a misspelling would be dropped)")
+
+
 def message_from_json(obj: Any) -> GbcsMessage:
     """Rebuild a message from the ``--json`` form (names and check results are ignored).
 
@@ -334,6 +377,7 @@ def message_from_json(obj: Any) -> GbcsMessage:
     """
     if not isinstance(obj, dict):
         raise EncodeError("$ must be a JSON object")
+    _known_keys(obj, _MESSAGE_KEYS, "$")
     try:
         cra = CraFlag[str(_field(obj, "cra_flag", "$")).upper()]
     except KeyError:
@@ -342,6 +386,7 @@ def message_from_json(obj: Any) -> GbcsMessage:
     if not isinstance(other_obj, dict):
         raise EncodeError("$.other_information must be an object")
     p = "$.other_information"
+    _known_keys(other_obj, _OTHER_INFORMATION_KEYS, p)
     other = OtherInformation(
         _json_int(_field(other_obj, "message_code", p), p + ".message_code"),
         _opt_bytes(
@@ -365,10 +410,17 @@ def message_from_json(obj: Any) -> GbcsMessage:
     dt_obj = obj.get("date_time")
     date_time = None
     if dt_obj is not None:
+        if isinstance(dt_obj, dict):
+            _known_keys(dt_obj, frozenset({"hex", "text"}), "$.date_time")
         raw = _json_bytes(
             dt_obj.get("hex") if isinstance(dt_obj, dict) else dt_obj, "$.date_time.hex", 12
         )
         date_time = CosemDateTime.decode(raw)
+        text = dt_obj.get("text") if isinstance(dt_obj, dict) else None
+        if text is not None and text != str(date_time):  # informational, but not contrary
+            raise EncodeError(
+                f"$.date_time.text {text!r} disagrees with its hex (it is {str(date_time)!r})"
+            )
     header = GroupingHeader(
         cra,
         _json_int(_field(obj, "originator_counter", "$"), "$.originator_counter"),

@@ -119,6 +119,26 @@ def test_json_errors_name_the_field(corpus: list[RtdsVector]) -> None:
         message_from_json({k: v for k, v in obj.items() if k != "target"})
 
 
+def test_a_misspelled_key_or_a_contrary_date_time_text_is_refused(
+    corpus: list[RtdsVector],
+) -> None:
+    """A misspelled mac_bytes dropped the MAC, a misspelled other-information member
+    turned the 18-byte form into the 10-byte one, and a misspelled date_time dropped it;
+    each encoded without a word (codec audit F4)."""
+    dated = next(o for v in corpus if (o := to_json(inspect(v.data)))["date_time"] is not None)
+    with pytest.raises(EncodeError, match=r"\$: unknown key 'mac_byte'"):
+        message_from_json({**dated, "mac_byte": dated["mac_bytes"]})
+    other = {**dated["other_information"], "supplementary_counter": 5}
+    with pytest.raises(EncodeError, match="other_information: unknown key 'supplementary_counter'"):
+        message_from_json({**dated, "other_information": other})
+    with pytest.raises(EncodeError, match="unknown key 'date-time'"):
+        message_from_json({**dated, "date-time": dated["date_time"]})
+    contrary = {**dated["date_time"], "text": "2099-01-01 00:00:00"}
+    with pytest.raises(EncodeError, match=r"date_time\.text .* disagrees with its hex"):
+        message_from_json({**dated, "date_time": contrary})
+    assert message_from_json(dated).encode()  # the form as decoded still encodes
+
+
 def test_parse_input_forms(tmp_path: Path) -> None:
     assert parse_input("DF 09:01") == b"\xdf\x09\x01"
     assert parse_input("0xdf09") == b"\xdf\x09"
