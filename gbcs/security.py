@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gbcs import crypto
-from gbcs.errors import EncodeError, KeyNotFoundError, VerificationError
+from gbcs.errors import EncodeError, GbcsError, KeyNotFoundError, VerificationError
 from gbcs.frame import (
     MAC_LENGTH,
     SIGNATURE_LENGTH,
@@ -84,19 +84,35 @@ class SecurityContext:
 
     def mac_pair(self, header: GroupingHeader) -> tuple[bytes, bytes]:
         """Whose KA keys make the MAC key (CRIB §3.2)."""
-        if (
-            header.cra_flag is CraFlag.COMMAND
-            and header.other_information.message_code not in DEVICE_ORIGINATED_COMMANDS
-        ):
+        if header.cra_flag is CraFlag.COMMAND and not self._device_originated(header):
             return self.acb, header.business_target
         return header.business_originator, header.business_target
+
+    def _device_originated(self, header: GroupingHeader) -> bool:
+        """A command a HAN device sends another (its own KA key MACs it): one of those
+        use cases, from an originator that is no remote party. A remote party's command
+        is always the ACB's to MAC (CRIB §3.2), whatever its message code says."""
+        if header.other_information.message_code not in DEVICE_ORIGINATED_COMMANDS:
+            return False
+        originator = header.business_originator
+        if originator == self.acb:
+            return False
+        certificate = self.keystore.certificate(originator, KeyUsage.KA)
+        if certificate is None:
+            return True  # nothing says otherwise
+        from gbcs.testpki import certificate_party  # late: it builds on this module
+
+        try:
+            return certificate_party(certificate)[1] is None  # a device's certificate
+        except GbcsError:
+            return False
 
     def mac_key(self, header: GroupingHeader) -> bytes:
         # mac_pair() and the cache hit of shared_secret(), inline: two calls per MAC saved.
         b = header.business_target
-        if (
-            header.cra_flag is CraFlag.COMMAND
-            and header.other_information.message_code not in DEVICE_ORIGINATED_COMMANDS
+        if header.cra_flag is CraFlag.COMMAND and (
+            header.other_information.message_code not in DEVICE_ORIGINATED_COMMANDS
+            or not self._device_originated(header)
         ):
             a = self.acb
         else:

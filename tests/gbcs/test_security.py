@@ -566,3 +566,32 @@ def test_crypto_primitives_name_a_wrong_key_or_originator_size(
     ):
         with pytest.raises(EncodeError, match=message):
             call()
+
+
+def test_a_remote_party_may_not_mac_a_device_originated_code_with_its_own_key(
+    decoded: list[Decoded], rtds_ctx: SecurityContext
+) -> None:
+    """The MAC pair was chosen by message code alone: a supplier sending a PCS02 (a
+    device-to-device use case) MAC'd with its own KA key instead of the ACB's, and the
+    check said valid (codec audit F1; CRIB §3.2: remote parties' commands are the
+    ACB's to MAC)."""
+    message, _ = _message(decoded, "PCS02_NA_SUCCESS_COMMAND_GBCS.HEX")
+    supplier = bytes.fromhex("90B3D51F30010000")
+    forged = replace(message, header=replace(message.header, business_originator=supplier))
+    ks = rtds_ctx.keystore
+    header = forged.header
+    z = crypto.ecdh(
+        ks.private_key(supplier, KeyUsage.KA), ks.public_key(header.business_target, KeyUsage.KA)
+    )
+    key = crypto.kdf(
+        z, supplier, header.cra_flag, header.originator_counter, header.business_target
+    )
+    own = crypto.gmac(key, supplier, forged.encode_apdu()[0])
+    assert rtds_ctx.check_mac(replace(forged, mac=own)) is CheckResult.INVALID
+    # From the supplier the MAC is the ACB's, and a device originator keeps its own pair.
+    assert rtds_ctx.mac_pair(header) == (rtds_ctx.acb, header.business_target)
+    assert rtds_ctx.check_mac(rtds_ctx.add_mac(replace(forged, mac=None))) is CheckResult.VALID
+    assert rtds_ctx.mac_pair(message.header) == (
+        message.header.business_originator,
+        message.header.business_target,
+    )
