@@ -320,13 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("encode", help="build a message from the decode --json form")
     keys(p)
     p.add_argument("--sign", action="store_true", help="sign as the business originator")
-    p.add_argument("--mac", action="store_true", help="add or recompute the GBCS MAC")
+    mac = p.add_mutually_exclusive_group()  # one would silently win over the other
+    mac.add_argument("--mac", action="store_true", help="add or recompute the GBCS MAC")
     p.add_argument(
         "--resign",
         action="store_true",
         help="recompute the signature and MAC where the input had them",
     )
-    p.add_argument("--no-mac", action="store_true", help="emit the unwrapped form")
+    mac.add_argument("--no-mac", action="store_true", help="emit the unwrapped form")
     p.add_argument("input", nargs="?", default="-", help="JSON file or - (default)")
     p.set_defaults(func=cmd_encode)
 

@@ -1091,7 +1091,11 @@ def _spec_from_json(obj: Any, path: str) -> RequestSpec:
     obj = _object(obj, path)
     _only(obj, _SPEC_KEYS, path)
     spec = _spec_from_checked_json(obj, path)
-    _agrees(obj, _spec_json(spec), ("class_name", "attribute_name", "method_name"), path)
+    written = _spec_json(spec)
+    for key in obj:  # a selector on a plain GET, a method on a SET: dropped otherwise
+        if key not in written:
+            raise _fail(f"{path}.{key}", f"does not apply to a {written['kind']} spec")
+    _agrees(obj, written, ("class_name", "attribute_name", "method_name"), path)
     return spec
 
 

@@ -118,6 +118,16 @@ def test_encode_json_the_reader_cannot_take_is_a_usage_error(
     assert code == 2 and "cannot be read as JSON" in err
 
 
+def test_encode_mac_and_no_mac_together_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--no-mac silently won over --mac."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["encode", "--mac", "--no-mac", "-"])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
 def test_unknown_example(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["example", "nope"], capsys)
     assert code == 1 and "choose from" in err

@@ -530,6 +530,21 @@ def test_from_json_errors_name_the_path(mutate: object, path: str) -> None:
     assert f" at {path}" in str(exc.value)
 
 
+def test_a_spec_key_that_does_not_apply_to_its_kind_is_refused() -> None:
+    """A method on a SET spec, or an attribute on an ACTION one, was ignored: an edit
+    dropped without a word (codec audit F5)."""
+    js = dlms.to_json(dlms.decode(CCS01_COMMAND))
+    index, spec = next((i, s) for i, s in enumerate(js["specs"]) if "attribute" in s)
+    spec["method"] = 5
+    with pytest.raises(EncodeError, match=rf"\$\.specs\[{index}\]\.method: does not apply"):
+        dlms.from_json(js)
+    js = dlms.to_json(dlms.decode(CCS01_COMMAND))
+    index, spec = next((i, s) for i, s in enumerate(js["specs"]) if "attribute" in s)
+    spec["selector"] = 1
+    with pytest.raises(EncodeError, match=rf"\$\.specs\[{index}\]\.selector: does not apply"):
+        dlms.from_json(js)
+
+
 def test_from_json_names_may_be_left_out_but_not_contradict_the_numbers() -> None:
     js = dlms.to_json(dlms.decode(CCS01_COMMAND))
     for spec in js["specs"]:
