@@ -29,7 +29,7 @@ from gbcs.errors import DecodeError, GbcsError
 from gbcs.frame import CraFlag, FrameParts, GbcsMessage, decode_message, new_alert, response_to
 from gbcs.primitives import CosemDateTime, slot_builder
 from gbcs.security import CheckResult, SecurityContext
-from gbcs.testpki import RemotePartyRole
+from gbcs.testpki import RemotePartyRole, role_label
 
 __all__ = [
     "GbcsDevice",
@@ -111,10 +111,6 @@ def _dlms_refusal(message: GbcsMessage, error: GbcsError) -> Reply | None:
     result = TYPE_UNMATCHED if isinstance(error, DecodeError) else OTHER_REASON
     results = (result,) * len(request.specs)
     return Reply(dlms.encode(simple_response(request.invoke_id, request.specs, results)))
-
-
-def _role_name(role: RemotePartyRole) -> str:
-    return role.name.lower().replace("_", " ")
 
 
 def dlms_request(message: GbcsMessage) -> AccessRequest:
@@ -238,7 +234,7 @@ class GbcsDevice:
         if code in self.acb_originated and originator != self.anchors.acb.party_id:
             raise Rejected(
                 f"{self.catalogue.use_case_name(code)} comes from the Access Control Broker "
-                f"on a user's behalf, not from the {_role_name(anchor.role)}"
+                f"on a user's behalf, not from the {role_label(anchor.role)}"
             )
         if message.signature is None:
             raise Rejected("a pre-command (no signature field) cannot be executed")
@@ -266,10 +262,10 @@ class GbcsDevice:
             signers = self.signer_roles.get(code, SUPPLIER_SIGNS)
             critical = use_case is not None and use_case.critical
             if (critical or code in self.signer_roles) and anchor.role not in signers:
-                allowed = " or ".join(sorted(_role_name(r) for r in signers))
+                allowed = " or ".join(sorted(role_label(r) for r in signers))
                 raise Rejected(
                     f"{self.catalogue.use_case_name(code)} must be signed by the {allowed}, "
-                    f"not the {_role_name(anchor.role)}"
+                    f"not the {role_label(anchor.role)}"
                 )
         last = self.counters.get(originator)
         if last is not None and header.originator_counter <= last:

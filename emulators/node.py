@@ -472,12 +472,6 @@ class _Node:
             [k.hex().upper() if isinstance(k, bytes) else k, v] for k, v in self._nwk_seen.items()
         ]
 
-    def _forget_neighbour(self, device: bytes) -> None:
-        """A device gone from the network takes its frame counter and NWK sequence with it,
-        as a neighbour-table entry does: a node that outlives thousands keeps no trace."""
-        self._nwk_seen.pop(device, None)
-        self._unsecured_seen.pop(device, None)
-
     def _forget_neighbours(self) -> None:
         """A new network (or none): nothing heard on the old one counts any more."""
         self._nwk_seen.clear()

@@ -127,6 +127,7 @@ class MeterUnit:
 # 2: trust anchors carry their certificates' key identifiers (ka_ski, ds_ski).
 # 3: what is under way is saved too (booked alerts, a decided CS02f, a power cycle, open
 #    tunnels, the next poll, NWK frame counters), with the epoch, faults and PKI fingerprint.
+# 4: a CHF's logged devices carry frames_failed (what CCS05/CCS06 report as failures).
 STATE_FORMAT = "gbcs-hil world 4"
 
 # Device keys hash the seed as 8 signed bytes, so a world's seed is a signed 64-bit integer.

@@ -174,6 +174,11 @@ def _read_hardware_module_name(value: bytes) -> bytes:
 # --- Reading a certificate back -----------------------------------------------
 
 
+def role_label(role: RemotePartyRole | None) -> str:
+    """A role as messages name it (``network operator``); ``device`` for None."""
+    return "device" if role is None else role.name.lower().replace("_", " ")
+
+
 def certificate_party(cert: x509.Certificate) -> tuple[bytes, RemotePartyRole | None]:
     """The EUI-64 a GBCS certificate names and its role (None for a device certificate).
 
