@@ -395,7 +395,7 @@ class Inventory:
         ).fetchall()
         out = []
         for step, name, result, detail in rows:
-            value = _saved_json(detail, f"{self.path}: journal step {step} of {meter}")
+            value = saved_json(detail, f"{self.path}: journal step {step} of {meter}")
             if not isinstance(value, dict):
                 raise InventoryError(f"{self.path}: journal step {step} of {meter} is damaged")
             out.append((step, name, result, value))
@@ -412,7 +412,7 @@ class Inventory:
 
     def get(self, key: str) -> Any:
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return None if row is None else _saved_json(row[0], f"{self.path}: {key}")
+        return None if row is None else saved_json(row[0], f"{self.path}: {key}")
 
     def put(self, key: str, value: Any) -> None:
         with self.transaction() as db:
@@ -432,7 +432,7 @@ class Inventory:
         }
 
 
-def _saved_json(text: Any, what: str) -> Any:
+def saved_json(text: Any, what: str) -> Any:
     """A value the inventory saved as JSON; an InventoryError naming it if damaged."""
     try:
         return json.loads(text)

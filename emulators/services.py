@@ -63,7 +63,7 @@ from gbcs.joins import DisconnectFromHan, DisconnectResult, parse_int_response
 from gbcs.keys import KeyUsage, MemoryKeyStore
 from gbcs.primitives import RESERVED_EUI64
 from gbcs.security import SecurityContext
-from gbcs.testpki import Party, RemotePartyRole
+from gbcs.testpki import Party, RemotePartyRole, role_label
 
 __all__ = [
     "ELIGIBLE_ROLES",
@@ -162,6 +162,7 @@ class User:
         own = MemoryKeyStore()
         key = keystore.private_key(party_id, KeyUsage.DS)
         self._public = key.public_key().public_numbers()
+        self._holds: dict[bytes, bool] = {}
         own.add(party_id, KeyUsage.DS, private=key)
         self._signer = SecurityContext(own)
 
@@ -170,16 +171,18 @@ class User:
         return self.party_id.hex().upper()
 
     def holds_key_of(self, party: Party) -> bool:
-        """Whether this user's signing key is the one ``party``'s DS certificate names."""
-        return self._public == party.ds_cert.public_key().public_numbers()
+        """Whether this user's signing key is the one ``party``'s DS certificate names
+        (asked on every request: the answer is kept, as the certificate does not change)."""
+        held = self._holds.get(party.eui64)
+        if held is None:
+            held = self._holds[party.eui64] = (
+                self._public == party.ds_cert.public_key().public_numbers()
+            )
+        return held
 
     def sign(self, precommand: GbcsMessage) -> GbcsMessage:
         """What the user's own system does with a pre-command: sign it (DUIS 'signed')."""
         return self._signer.sign(precommand)
-
-
-def _role(role: RemotePartyRole | None) -> str:
-    return "device" if role is None else role.name.lower().replace("_", " ")
 
 
 def _hex(eui: bytes) -> str:
@@ -219,8 +222,10 @@ def _checked_parameters(params: dict[str, Any]) -> dict[str, Any]:
                 raise Rejected(
                     Reason.INVALID_PARAMETER, f"{name} {value!r} is not {digits} hex digits"
                 )
-            if name in EUI64_PARAMETERS and bytes.fromhex(value) in RESERVED_EUI64:
-                reserved = RESERVED_EUI64[bytes.fromhex(value)]
+            reserved = (
+                RESERVED_EUI64.get(bytes.fromhex(value)) if name in EUI64_PARAMETERS else None
+            )
+            if reserved is not None:
                 raise Rejected(
                     Reason.INVALID_PARAMETER, f"{name} {value} is {reserved}, not a device's"
                 )
@@ -287,7 +292,8 @@ class ServiceLayer:
         if party.role != user.role:
             raise Rejected(
                 Reason.ROLE_NOT_ELIGIBLE,
-                f"{user.name} is certified as a {_role(party.role)}, not a {_role(user.role)}",
+                f"{user.name} is certified as a {role_label(party.role)}, "
+                f"not a {role_label(user.role)}",
             )
         if not user.holds_key_of(party):
             raise Rejected(

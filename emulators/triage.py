@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulators.inventory import Inventory
+from emulators.inventory import Inventory, saved_json
 from emulators.mpxn import MpxnError, ProductionProvingPolicy
 from emulators.node import NodeState
 from emulators.services import ServiceLayer, ServiceResponse, User
@@ -322,7 +322,9 @@ class Bench:
         ).fetchall()
         if not rows:
             return None
-        entities = {k.removeprefix("world:"): inventory.get(k) for k, _ in rows}
+        entities = {
+            k.removeprefix("world:"): saved_json(v, f"{inventory.path}: {k}") for k, v in rows
+        }
         world = World.from_entities(entities, **kwargs)
         capture = world.capture
         if capture is not None:
