@@ -76,9 +76,14 @@ def read_inputs(items: Sequence[str], stdin: TextIO) -> Iterator[tuple[str | Non
                     continue
                 text = raw.removeprefix(UTF8_BOM)  # editors on Windows save hex with one
                 try:
-                    yield str(file), parse_input(text.decode("ascii"))
-                except (UnicodeDecodeError, GbcsError):
-                    yield str(file), raw  # binary message
+                    ascii_text = text.decode("ascii")
+                except UnicodeDecodeError:
+                    yield str(file), raw  # binary: a GBCS message starts 0xDD or 0xDF
+                    continue
+                try:
+                    yield str(file), parse_input(ascii_text)
+                except GbcsError as exc:  # text, so not a binary message: say what is wrong
+                    yield str(file), str(exc)
         else:
             try:
                 yield None, parse_input(item)

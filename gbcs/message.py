@@ -441,6 +441,13 @@ def message_from_json(obj: Any) -> GbcsMessage:
     return GbcsMessage(header, payload, signature, mac)
 
 
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_MESSAGE_TAGS_HEX = ("DD", "DF")
+"""A GBCS message's first byte in hex (general-ciphering, general-signing); in base64 it is '3'."""
+_TYPO_SHARE = 10
+"""Text with at most one non-hex character in this many is hex with typos, not base64."""
+
+
 def parse_input(text: str) -> bytes:
     """Hex (spaces, colons allowed) or base64 text to bytes."""
     cleaned = "".join(text.split()).replace(":", "")
@@ -452,6 +459,18 @@ def parse_input(text: str) -> bytes:
         return bytes.fromhex(cleaned)
     except ValueError:
         pass
+    # Every hex digit is a base64 character too: hex with a typo (O for 0) whose length is
+    # a multiple of 4 would decode as base64 into unrelated bytes. Text that is hex but for
+    # a few characters, or starts like a GBCS message in hex, is reported as bad hex.
+    bad = [i for i, c in enumerate(cleaned) if c not in _HEX_DIGITS]
+    if not bad:
+        raise GbcsError(f"input has an odd number of hexadecimal digits ({len(cleaned)})")
+    if cleaned[:2].upper() in _MESSAGE_TAGS_HEX or len(bad) * _TYPO_SHARE <= len(cleaned):
+        where = bad[0]
+        raise GbcsError(
+            f"input is not hexadecimal: {cleaned[where]!r} at character {where + 1}"
+            f" ({len(bad)} non-hex character{'s' if len(bad) > 1 else ''})"
+        )
     try:
         return base64.b64decode(cleaned, validate=True)
     except (binascii.Error, ValueError):

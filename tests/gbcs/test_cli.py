@@ -316,6 +316,18 @@ def test_input_errors_have_a_field(capsys: pytest.CaptureFixture[str]) -> None:
     assert (error["layer"], error["field"]) == ("input", "input")
 
 
+def test_hex_file_with_a_typo_names_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A text file that is not hex or base64 was taken as a binary message, so the error
+    was about its ASCII bytes as a frame, not about the typo."""
+    _, wire = _example(tmp_path, capsys)
+    typo = tmp_path / "typo.hex"
+    typo.write_text(wire[:10] + "O" + wire[11:])
+    code, out, _ = run(["decode", "--json", f"@{typo}"], capsys)
+    error = json.loads(out)["error"]
+    assert code == 1 and error["layer"] == "input"
+    assert error["reason"] == "input is not hexadecimal: 'O' at character 11 (1 non-hex character)"
+
+
 def test_hex_file_with_utf8_bom_is_hex(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _, wire = _example(tmp_path, capsys)
     bom = tmp_path / "bom.hex"

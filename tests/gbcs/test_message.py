@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gbcs.catalogue import CATALOGUE, Catalogue
-from gbcs.errors import DecodeError, EncodeError
+from gbcs.errors import DecodeError, EncodeError, GbcsError
 from gbcs.keys import FileKeyStore
 from gbcs.message import (
     DecodedPayload,
@@ -147,6 +148,28 @@ def test_parse_input_forms(tmp_path: Path) -> None:
         parse_input("not a message!")
     with pytest.raises(Exception, match="empty"):
         parse_input("  ")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # O typed for 0: 16 characters, a multiple of 4, so it is also valid base64.
+        ("DDO0000000000081", r"not hexadecimal: 'O' at character 3 \(1 non-hex character\)"),
+        ("0011223344556677889g", r"'g' at character 20"),  # mostly hex: a typo, not base64
+        ("DF0g", r"'g' at character 4"),  # a GBCS message's first byte in hex
+        ("DF0", r"odd number of hexadecimal digits \(3\)"),
+    ],
+)
+def test_hex_with_a_typo_is_reported_not_read_as_base64(text: str, reason: str) -> None:
+    if len(text) % 4 == 0 and text != "DF0g":
+        base64.b64decode(text, validate=True)  # what the old fallback silently did
+    with pytest.raises(GbcsError, match=reason):
+        parse_input(text)
+
+
+def test_base64_still_read() -> None:
+    message = bytes.fromhex("DF0901000000000000000000")
+    assert parse_input(base64.b64encode(message).decode()) == message
 
 
 def test_malformed_payload_reports_offset(corpus: list[RtdsVector]) -> None:
