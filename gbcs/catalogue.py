@@ -1,9 +1,9 @@
 """Catalogue of GBCS message codes (CRIB §7), plus the kit's SECMP0013 disconnect.
 
 ``critical`` says whether the use case's command is a Critical Command (signed
-by the supplier, CRIB §2.4). It is read off the RTDS (a signed command or a
-pre-command exists, other than as an ERROR case) and the GBCS credential-update
-use cases; ``None`` means
+by the supplier, CRIB §2.4). It is read off the RTDS (a signed and MAC'd command,
+or a pre-command, exists other than as an ERROR case; a signed-only read is not
+critical) and the GBCS credential-update use cases; ``None`` means
 the available material does not show it (alert-only codes, codes absent from
 the reference set).
 """
@@ -34,6 +34,7 @@ class UseCase:
     name: str
     critical: bool | None
     in_rtds: bool
+    """A message with this code is in the RTDS 4.5.0 subset the kit is checked against."""
 
 
 # SECMP0013 "CS02f Disconnect Smart Meter from HAN" has no GBCS message code:
@@ -56,8 +57,10 @@ _GBCS: tuple[UseCase, ...] = (
         True,
     ),
     UseCase(0x0007, "CS01a", "dlms", "prepayment top-up, ESME", None, False),
-    # CS02a and CS02f are reads of the trust-anchor cells: every SUCCESS command in the RTDS
-    # is MAC'd by the ACB, unsigned; the one signed-only command is a negative (ERROR) case.
+    # CS02a and CS02f are reads of the trust-anchor cells, not critical: each has a SUCCESS
+    # command MAC'd by the ACB and another signed only (General Signing, no MAC: the
+    # CS02aSignature/CS02fSignature vectors), which is another way to authorise a read.
+    # A critical command is signed *and* MAC'd (CRIB §2.4); neither form is.
     UseCase(0x0008, "CS02a", "asn1", "provide security credentials details", False, True),
     UseCase(
         0x000A,
