@@ -147,9 +147,11 @@ def human(result: dict[str, Any]) -> str:
         f"originator counter {result['originator_counter']}"
     )
     if other.get("supplementary_remote_party"):
+        # The 10-byte other-information form (CRIB 2.3, ECS200 alert) names no counter.
+        counter = other.get("supplementary_remote_party_counter")
         lines.append(
-            f"  on behalf of {other['supplementary_remote_party']} "
-            f"(counter {other['supplementary_remote_party_counter']})"
+            f"  on behalf of {other['supplementary_remote_party']}"
+            + (f" (counter {counter})" if counter is not None else "")
         )
     if result.get("date_time"):
         lines.append(f"  date-time {result['date_time']['text']}")

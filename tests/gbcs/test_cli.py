@@ -334,3 +334,22 @@ def test_hex_file_with_utf8_bom_is_hex(tmp_path: Path, capsys: pytest.CaptureFix
     bom.write_bytes(b"\xef\xbb\xbf" + wire.encode() + b"\r\n")
     code, out, _ = run(["decode", "--json", f"@{bom}"], capsys)
     assert code == 0 and json.loads(out)["use_case"] == "CS02f-SECMP0013"
+
+
+def test_ten_byte_other_information_prints_no_counter(
+    rtds_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The ECS200 alert's other-information names the load controller but no counter
+    (CRIB 2.3); the human output said "(counter None)"."""
+    vector = rtds_root / "RTDS-4.5.0" / "NA_ECS200" / "ECS200_NA_8F88_ALERT_GBCS.HEX"
+    code, out, _ = run(["decode", f"@{vector}"], capsys)
+    assert code == 0
+    assert "  on behalf of 90B3D51F30010008\n" in out and "counter None" not in out
+
+
+def test_supplementary_remote_party_counter_printed_when_present(
+    rtds_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    vector = rtds_root / "RTDS-4.5.0" / "4.14_GCS16b" / "GCS16b_4.14_URP_SUCCESS_COMMAND_GBCS.HEX"
+    code, out, _ = run(["decode", f"@{vector}"], capsys)
+    assert code == 0 and "  on behalf of 90B3D51F30030000 (counter 1100)\n" in out
