@@ -240,7 +240,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         print(f"gbcs-hil encode: input cannot be read as JSON: {exc}", file=sys.stderr)
         return 2
     try:
-        message = message_from_json(obj)
+        message = message_from_json(obj, _catalogue(args))
         security = _security(args)
         if args.sign or args.mac or args.resign:
             if security is None:
@@ -301,6 +301,15 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"Access Control Broker id (default {DEFAULT_ACB.hex().upper()})",
         )
 
+    def disconnect_code(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--disconnect-code",
+            type=_disconnect_code,
+            metavar="CODE",
+            help="message code of the SECMP0013 disconnect (default "
+            "$GBCS_HIL_DISCONNECT_CODE or 0x7F00)",
+        )
+
     p = sub.add_parser("decode", help="decode, verify and decrypt GBCS messages")
     keys(p)
     p.add_argument("--json", action="store_true", help="one JSON object per input per line")
@@ -309,13 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-encode from the decoded tree and compare with the input",
     )
-    p.add_argument(
-        "--disconnect-code",
-        type=_disconnect_code,
-        metavar="CODE",
-        help="message code of the SECMP0013 disconnect (default "
-        "$GBCS_HIL_DISCONNECT_CODE or 0x7F00)",
-    )
+    disconnect_code(p)
     p.add_argument(
         "inputs",
         nargs="+",
@@ -335,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="recompute the signature and MAC where the input had them",
     )
     mac.add_argument("--no-mac", action="store_true", help="emit the unwrapped form")
+    disconnect_code(p)
     p.add_argument("input", nargs="?", default="-", help="JSON file or - (default)")
     p.set_defaults(func=cmd_encode)
 

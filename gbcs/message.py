@@ -369,11 +369,14 @@ def _known_keys(obj: dict[str, Any], known: frozenset[str], path: str) -> None:
         raise EncodeError(f"{path}: unknown key {unknown[0]!r} (a misspelling would be dropped)")
 
 
-def message_from_json(obj: Any) -> GbcsMessage:
+def message_from_json(obj: Any, catalogue: Catalogue = CATALOGUE) -> GbcsMessage:
     """Rebuild a message from the ``--json`` form (names and check results are ignored).
 
     The payload comes from the decoded ``payload`` tree when present, else
-    ``payload_hex``, so an engineer can edit either.
+    ``payload_hex``, so an engineer can edit either. A tree must fit the header: its
+    ASN.1 type follows the message code and CRA flag (CRIB §5.2), a GBZ alert header
+    the alert flag (§5.3); ``payload_hex`` goes out verbatim, for negative tests.
+    ``catalogue`` says which code is the SECMP0013 disconnect.
     """
     if not isinstance(obj, dict):
         raise EncodeError("$ must be a JSON object")
@@ -429,16 +432,37 @@ def message_from_json(obj: Any) -> GbcsMessage:
         other,
         date_time,
     )
-    if obj.get("payload") is not None:
+    tree = obj.get("payload")
+    if tree is not None:
         family = _field(obj, "payload_family", "$")
-        payload = encode_payload(payload_from_json(family, obj["payload"]))
+        payload = encode_payload(payload_from_json(family, tree))
     else:
         payload = _json_bytes(_field(obj, "payload_hex", "$"), "$.payload_hex")
     signature = _opt_bytes(obj.get("signature_bytes"), "$.signature_bytes")
     if signature is not None and len(signature) not in (0, 64):
         raise EncodeError("$.signature_bytes must be empty (unsigned) or 64 bytes")
     mac = _opt_bytes(obj.get("mac_bytes"), "$.mac_bytes", 12)
-    return GbcsMessage(header, payload, signature, mac)
+    message = GbcsMessage(header, payload, signature, mac)
+    if tree is not None:
+        _check_fits_header(message, family, catalogue)
+    return message
+
+
+def _check_fits_header(message: GbcsMessage, family: str, catalogue: Catalogue) -> None:
+    """The payload a tree encoded to decodes as that tree's family under the message's
+    header: a relabelled CRA flag or message code would otherwise make a message that
+    the kit's own decoder refuses."""
+    header = message.header
+    code = header.other_information.message_code
+    where = f"message code 0x{code:04X}, {header.cra_flag.name.lower()}"
+    try:
+        decoded = decode_payload(message, catalogue=catalogue)
+    except DecodeError as exc:
+        raise EncodeError(
+            f"$.payload does not fit the header ({where}): it would not decode: {exc}"
+        ) from None
+    if decoded.family != family:
+        raise EncodeError(f"$.payload is {family} but would decode as {decoded.family} ({where})")
 
 
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -353,3 +354,55 @@ def test_supplementary_remote_party_counter_printed_when_present(
     vector = rtds_root / "RTDS-4.5.0" / "4.14_GCS16b" / "GCS16b_4.14_URP_SUCCESS_COMMAND_GBCS.HEX"
     code, out, _ = run(["decode", f"@{vector}"], capsys)
     assert code == 0 and "  on behalf of 90B3D51F30030000 (counter 1100)\n" in out
+
+
+def _decoded_json(wire: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code, out, _ = run(["decode", "--json", wire], capsys)
+    assert code == 0
+    return dict(json.loads(out))
+
+
+def _encode(
+    obj: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    *extra: str,
+) -> tuple[int, str, str]:
+    return run(["encode", *extra, "-"], capsys, json.dumps(obj), monkeypatch)
+
+
+def test_encode_refuses_a_payload_tree_that_does_not_fit_the_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relabelling the message code or CRA flag encoded cleanly into a message the kit's
+    own decoder refused (codec audit F7)."""
+    _, wire = _example(tmp_path, capsys)
+    obj = _decoded_json(wire, capsys)
+    relabelled = {**obj, "message_code": 0x000E}
+    relabelled["other_information"] = {**obj["other_information"], "message_code": 0x000E}
+    code, out, err = _encode(relabelled, capsys, monkeypatch)
+    assert code == 1 and out == ""
+    assert "$.payload does not fit the header (message code 0x000E, command)" in err
+    as_response = {**obj, "cra_flag": "response"}
+    code, _, err = _encode(as_response, capsys, monkeypatch)
+    assert code == 1 and "(message code 0x7F00, response): it would not decode" in err
+    # payload_hex goes out verbatim: the way to build a mismatched message on purpose.
+    code, out, _ = _encode({**relabelled, "payload": None}, capsys, monkeypatch)
+    assert code == 0 and obj["payload_hex"].upper() in out
+    code, decoded, _ = run(["decode", "--json", out.strip()], capsys)
+    assert code == 1 and json.loads(decoded)["error"]["layer"] == "asn1"
+
+
+def test_encode_takes_the_disconnect_code_like_decode(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, wire = _example(tmp_path, capsys)
+    obj = _decoded_json(wire, capsys)
+    moved = {**obj, "message_code": 0x7F01}
+    moved["other_information"] = {**obj["other_information"], "message_code": 0x7F01}
+    code, _, err = _encode(moved, capsys, monkeypatch)
+    assert code == 1 and "does not fit the header (message code 0x7F01" in err
+    code, out, _ = _encode(moved, capsys, monkeypatch, "--disconnect-code", "0x7F01")
+    assert code == 0
+    code, decoded, _ = run(["decode", "--disconnect-code", "0x7F01", "--json", out.strip()], capsys)
+    assert code == 0 and json.loads(decoded)["payload"] == obj["payload"]
