@@ -1173,7 +1173,27 @@ def _build_json(node: Any, limits: Any, path: str) -> tuple[_Conv, _Conv]:
             return name, alts[name][1](inner)
 
         return (lambda v: {v[0]: alts[v[0]][0](v[1])}), choice_from
-    if isinstance(node, ber.Any | der.OctetString):
+    if isinstance(node, ber.Any):
+        one_tlv = _any_decoder(path)
+
+        def open_from(x: Any) -> Any:
+            # Emitted verbatim by the encoder: anything but one whole TLV would make a
+            # message the decoder refuses (the signed part of a certificate, say).
+            value = _hex(x, path)
+            if not value:
+                raise EncodeError(f"{path}: an open type needs one TLV, not nothing")
+            try:
+                _, end = one_tlv(value, 0, len(value), [])
+            except _Fail as e:
+                raise EncodeError(f"{path}: not one TLV: {e.reason} at byte {e.pos}") from None
+            if end != len(value):
+                raise EncodeError(
+                    f"{path}: not one TLV: {len(value) - end} bytes after the first TLV"
+                )
+            return value
+
+        return (lambda v: bytes(v).hex().upper()), open_from
+    if isinstance(node, der.OctetString):
 
         def bytes_from(x: Any) -> Any:
             return _hex(x, path)

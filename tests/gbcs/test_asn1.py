@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 from functools import cache
 from typing import Any
 
@@ -270,6 +271,32 @@ def test_certificate_keeps_its_signed_bytes() -> None:
     assert cert.find(p.value["tbsCertificate"]) == 4
     loaded = x509.load_der_x509_certificate(asn1.encode(p))
     assert loaded.tbs_certificate_bytes == p.value["tbsCertificate"]
+
+
+@pytest.mark.parametrize(
+    ("tbs", "reason"),
+    [
+        ("", "needs one TLV, not nothing"),
+        ("00", "not one TLV: truncated: length missing at byte 1"),
+        ("3005", "not one TLV: truncated: declares 5 content bytes, 0 available at byte 0"),
+        ("30000500", "not one TLV: 2 bytes after the first TLV"),
+        ("3080", "indefinite length"),
+    ],
+)
+def test_open_type_must_be_one_tlv(tbs: str, reason: str) -> None:
+    """An open type (here a certificate's signed part) goes out verbatim: anything but one
+    whole TLV encoded cleanly into a message the decoder refused (codec audit F6)."""
+    if not CORPUS:
+        pytest.skip("RTDS corpus absent")
+    cert = next(pl for name, *_, pl in asn1_payloads() if name.startswith("CS02d"))
+    obj = asn1.to_json(asn1.decode_type("Certificate", cert))
+    assert asn1.encode(asn1.from_json(obj)) == cert
+    obj["value"]["tbsCertificate"] = tbs
+    with pytest.raises(EncodeError, match=f"Certificate.tbsCertificate: .*{re.escape(reason)}"):
+        asn1.from_json(obj)
+    obj["value"]["tbsCertificate"] = "3000"  # an empty SEQUENCE is one TLV: it encodes
+    encoded = asn1.encode(asn1.from_json(obj))
+    assert asn1.decode_type("Certificate", encoded).value["tbsCertificate"] == b"\x30\x00"
 
 
 # --------------------------------------------------------------------------
