@@ -1302,10 +1302,14 @@ def _known(o: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
 
 
 def from_json(obj: Any) -> GbzPayload:
-    """Rebuild a payload from :func:`to_json` output; names and views are ignored.
+    """Rebuild a payload from :func:`to_json` output.
 
-    Unknown keys and a missing ``components`` are errors: an edit with a typo in a
-    key name must not encode (and get re-signed) as an emptied payload.
+    The raw fields make the payload. Names and views (``*_name``, ``zcl``, ``last``,
+    ``ciphered_length``, ...) may be left out, but one given must be what the fields
+    make: an edit of a view alone would otherwise encode, and be re-signed, as the
+    unchanged message. Unknown keys, keys that do not apply to a component's kind,
+    and a missing ``components`` are errors too. An encrypted component's
+    ``plaintext`` and its ``zcl`` view come from the keys and are display only.
     """
     o = _mapping(obj, "payload")
     _known(o, _PAYLOAD_KEYS, "payload")
@@ -1328,7 +1332,75 @@ def from_json(obj: Any) -> GbzPayload:
     components = tuple(_component_from_json(c, f"components[{i}]") for i, c in enumerate(items))
     p = GbzPayload(components, code, timestamp, body)
     encode(p)  # the fields must agree (control bits, alert body kind, sizes)
+    made = to_json(p)
+    _views_agree(o, made, "payload", _RAW_ALERT_KEYS if code is not None else _RAW_KEYS)
+    if body is not None:
+        _views_agree(body_obj, made["alert_body"], "alert_body", _RAW_BODY_KEYS[type(body)])
+    for i, (given, item) in enumerate(zip(items, made["components"], strict=True)):
+        encrypted = isinstance(p.components[i].frame, EncryptedFrame)
+        raw = _RAW_ENCRYPTED_KEYS if encrypted else _RAW_PLAIN_KEYS
+        _views_agree(given, item, f"components[{i}]", raw)
     return p
+
+
+_RAW_KEYS = frozenset({"alert_code", "alert_body", "components"})
+_RAW_ALERT_KEYS = _RAW_KEYS | {"timestamp"}
+_RAW_COMPONENT_KEYS = frozenset(
+    {"control", "cluster", "from_date_time", "frame_control", "sequence", "command_id"}
+)
+_RAW_PLAIN_KEYS = _RAW_COMPONENT_KEYS | {"payload", "manufacturer_code"}
+_RAW_ENCRYPTED_KEYS = _RAW_COMPONENT_KEYS | {
+    "block",
+    "additional_header_control",
+    "additional_frame_counter",
+    "plaintext",  # decrypted with the keys: display only, not checked
+    "zcl",  # the plaintext's view, likewise
+}
+_RAW_BODY_KEYS: dict[type, frozenset[str]] = {
+    FutureDatedOutcome: frozenset(
+        {"message_code", "originator_counter", "cluster", "frame_control", "command_id"}
+    ),
+    FirmwareReceipt: frozenset({"image_hash"}),
+    IntegrityWarning: frozenset({"reason"}),
+}
+
+
+def _views_agree(
+    given: Mapping[str, Any], made: Mapping[str, Any], path: str, raw: frozenset[str]
+) -> None:
+    """Every view the user gave is the one the fields make; raw keys were read already.
+
+    A key ``made`` lacks does not apply (a ``timestamp`` with no alert code, a
+    ``payload`` on an encrypted component); given as null it claims nothing.
+    """
+    for key, value in given.items():
+        if key in raw:
+            continue
+        if key not in made:
+            if value is None:
+                continue
+            raise EncodeError(f"{path}.{key}: does not apply here")
+        if value != made[key]:
+            if made[key] is None:
+                raise EncodeError(f"{path}.{key}: does not apply here (the fields make none)")
+            where, theirs, ours = _first_difference(value, made[key], f"{path}.{key}")
+            raise EncodeError(
+                f"{where}: {theirs!r} is not what the fields make ({ours!r}); "
+                "edit the fields, and the names and views follow"
+            )
+
+
+def _first_difference(given: Any, made: Any, path: str) -> tuple[str, Any, Any]:
+    """The innermost place two JSON trees differ, for an error that names it."""
+    if isinstance(given, Mapping) and isinstance(made, Mapping) and set(given) == set(made):
+        for key in made:
+            if given[key] != made[key]:
+                return _first_difference(given[key], made[key], f"{path}.{key}")
+    if isinstance(given, list) and isinstance(made, list) and len(given) == len(made):
+        for i, (g, m) in enumerate(zip(given, made, strict=True)):
+            if g != m:
+                return _first_difference(g, m, f"{path}[{i}]")
+    return path, given, made
 
 
 def _component_from_json(obj: Any, path: str) -> GbzComponent:

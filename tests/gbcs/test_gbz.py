@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 from typing import Any
 
 import pytest
@@ -399,6 +400,93 @@ def test_from_json_rejects_unknown_and_missing_keys() -> None:
         with pytest.raises(EncodeError) as info:
             gbz.from_json(obj)
         assert message in str(info.value)
+
+
+def _views_cases() -> list[tuple[str, Any, str]]:
+    """(what, edit of a fresh to_json tree, the error) for edits of names and views."""
+
+    def comp(j: Any, i: int = 0) -> Any:
+        return j["components"][i]
+
+    return [
+        ("zcl value", lambda j: comp(j)["zcl"]["attributes"].__setitem__(0, 5),
+         "components[0].zcl.attributes[0]: 5 is not what the fields make (0)"),
+        ("zcl kind", lambda j: comp(j)["zcl"].__setitem__("kind", "default response"),
+         "components[0].zcl.kind: 'default response' is not what the fields make"),
+        ("cluster name", lambda j: comp(j).__setitem__("cluster_name", "price"),
+         "components[0].cluster_name: 'price' is not what the fields make ('metering')"),
+        ("last", lambda j: comp(j, 1).__setitem__("last", False),
+         "components[1].last: False is not what the fields make (True)"),
+        ("count", lambda j: j.__setitem__("component_count", 3),
+         "payload.component_count: 3 is not what the fields make (2)"),
+        ("profile", lambda j: j.__setitem__("profile_id", 0x0104), "payload.profile_id: 260"),
+        ("timestamp without an alert", lambda j: j.__setitem__("timestamp", 7),
+         "payload.timestamp: does not apply here"),
+        ("block on a plain frame", lambda j: comp(j).__setitem__("block", "00"),
+         "components[0].block: does not apply here"),
+        ("payload on an encrypted one", lambda j: comp(j, 1).__setitem__("payload", "00"),
+         "components[1].payload: does not apply here"),
+        ("manufacturer on an encrypted one",
+         lambda j: comp(j, 1).__setitem__("manufacturer_code", 5),
+         "components[1].manufacturer_code: does not apply here"),
+        ("ciphered length", lambda j: comp(j, 1).__setitem__("ciphered_length", 10),
+         f"components[1].ciphered_length: 10 is not what the fields make ({len(BLOCK)})"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("what", "edit", "error"), _views_cases(), ids=lambda c: str(c)[:30])
+def test_from_json_refuses_views_the_fields_do_not_make(what: str, edit: Any, error: str) -> None:
+    """Names and views were ignored: an edit of the ZCL view encoded (and was re-signed)
+    as the unchanged message (codec audit F3)."""
+    p = GbzPayload.build([
+        GbzComponent.build(0x0702, ZclFrame(0x00, 5, 0x00, b"\x00\x00"), last=False),
+        GbzComponent.build(0x0702, EncryptedFrame(0x18, 0, 1, BLOCK)),
+    ])  # fmt: skip
+    good = _strict_json(gbz.to_json(p))
+    assert gbz.from_json(good) == p
+    edited = _strict_json(good)
+    edit(edited)
+    with pytest.raises(EncodeError) as info:
+        gbz.from_json(edited)
+    assert error in str(info.value), what
+
+
+def test_from_json_views_may_be_left_out_or_null() -> None:
+    p = GbzPayload.build([
+        GbzComponent.build(0x0702, ZclFrame(0x00, 5, 0x00, b"\x00\x00"), last=False),
+        GbzComponent.build(0x0702, EncryptedFrame(0x18, 0, 1, BLOCK)),
+    ])  # fmt: skip
+    raw = _strict_json(gbz.to_json(p))
+    for key in ("profile_id", "component_count", "timestamp_iso"):
+        del raw[key]
+    for item in raw["components"]:
+        for key in ("last", "encrypted", "cluster_name", "zcl", "ciphered_length"):
+            item.pop(key, None)
+    raw["components"][1]["manufacturer_code"] = None  # claims nothing
+    assert gbz.from_json(raw) == p
+    raw["components"][0]["payload"] = "0100"  # the raw field is the edit
+    edited = gbz.from_json(raw)
+    assert gbz.to_json(edited)["components"][0]["zcl"]["attributes"] == [1]
+
+
+def test_from_json_refuses_alert_body_views_the_fields_do_not_make() -> None:
+    body = FutureDatedOutcome(0x006B, 0x3ED, 0x0707, 0x09, 0x00)
+    p = GbzPayload((), 0x8F66, 0x38818890, body)
+    good = _strict_json(gbz.to_json(p))
+    assert gbz.from_json(good) == p
+    for key, value, error in (
+        ("cluster_name", "price", "alert_body.cluster_name: 'price' is not what the fields make"),
+        ("kind", "firmware receipt", "alert_body.kind: 'firmware receipt' is not what"),
+        ("image_hash", "00", "alert_body.image_hash: does not apply here"),  # another kind's
+    ):
+        edited = _strict_json(good)
+        edited["alert_body"][key] = value
+        with pytest.raises(EncodeError, match=re.escape(error)):
+            gbz.from_json(edited)
+    edited = _strict_json(good)
+    edited["timestamp_iso"] = "2000-01-01T00:00:00Z"
+    with pytest.raises(EncodeError, match=r"payload\.timestamp_iso: '2000-01-01T00:00:00Z'"):
+        gbz.from_json(edited)
 
 
 def test_build_helpers_set_the_control_bits() -> None:
