@@ -6,7 +6,10 @@ Tunneling commands (SE 1.x / ZCL 10.6), cluster-specific, profile 0x0109:
   flow control support bool, maximum incoming transfer size u16), CloseTunnel
   0x01 (tunnel id), TransferData 0x02 (tunnel id u16 + data);
 * server to client: RequestTunnelResponse 0x00 (tunnel id, status, maximum
-  incoming transfer size), TransferData 0x01 (tunnel id + data).
+  incoming transfer size), TransferData 0x01 (tunnel id + data);
+* both ways: TransferDataError (client to server 0x03, server to client 0x02:
+  tunnel id u16, status u8), the answer to TransferData on a tunnel the receiver
+  does not have (status 0 "no such tunnel"; 1 wrong device, 2 data overflow).
 
 GBCS runs its tunnel with protocol id 6, "GB-HRGP", and the manufacturer code
 0xFFFF (unused) - the values Wireshark names and a Silicon Labs comms-hub
@@ -43,6 +46,8 @@ __all__ = [
     "RequestTunnel",
     "RequestTunnelResponse",
     "TransferData",
+    "TransferDataError",
+    "TransferDataStatus",
     "TunnelCommand",
     "TunnelProtocol",
     "TunnelStatus",
@@ -112,10 +117,27 @@ class TransferData:
     data: bytes
 
 
-TunnelCommand = RequestTunnel | CloseTunnel | RequestTunnelResponse | TransferData
+class TransferDataStatus(IntEnum):
+    NO_SUCH_TUNNEL = 0
+    WRONG_DEVICE = 1
+    DATA_OVERFLOW = 2
 
-_TO_SERVER = {RequestTunnel: 0x00, CloseTunnel: 0x01, TransferData: 0x02}
-_TO_CLIENT = {RequestTunnelResponse: 0x00, TransferData: 0x01}
+
+@dataclass(frozen=True, slots=True)
+class TransferDataError:
+    """TransferData on ``tunnel_id`` was not taken; exists both ways (0x03 / 0x02)."""
+
+    tunnel_id: int
+    status: int = TransferDataStatus.NO_SUCH_TUNNEL
+
+
+TunnelCommand = (
+    RequestTunnel | CloseTunnel | RequestTunnelResponse | TransferData | TransferDataError
+)
+
+_TO_SERVER = {RequestTunnel: 0x00, CloseTunnel: 0x01, TransferData: 0x02, TransferDataError: 0x03}
+_TO_CLIENT = {RequestTunnelResponse: 0x00, TransferData: 0x01, TransferDataError: 0x02}
+_BOTH_WAYS = (TransferData, TransferDataError)
 
 
 def _body(command: TunnelCommand) -> bytes:
@@ -159,6 +181,8 @@ def _body_checked(command: TunnelCommand) -> bytes:
         )
     if isinstance(command, CloseTunnel):
         return u16(command.tunnel_id, "tunnel_id")
+    if isinstance(command, TransferDataError):
+        return u16(command.tunnel_id, "tunnel_id") + u8(command.status, "status")
     return u16(command.tunnel_id, "tunnel_id") + octets(command.data, "data")
 
 
@@ -171,12 +195,12 @@ def tunnel_frame(
 ) -> ZclFrame:
     """The cluster-specific ZCL frame for a tunnel command.
 
-    ``direction`` is implied for every command but TransferData, which exists
-    both ways (client to server 0x02, server to client 0x01).
+    ``direction`` is implied for every command but TransferData and
+    TransferDataError, which exist both ways.
     """
     if direction is None:
-        if isinstance(command, TransferData):
-            raise EncodeError("TransferData needs an explicit direction")
+        if isinstance(command, _BOTH_WAYS):
+            raise EncodeError(f"{type(command).__name__} needs an explicit direction")
         direction = Direction.TO_CLIENT if type(command) in _TO_CLIENT else Direction.TO_SERVER
     table = _TO_SERVER if direction == Direction.TO_SERVER else _TO_CLIENT
     command_id = table.get(type(command))
@@ -233,6 +257,8 @@ def _parse_checked(frame: ZclFrame, base: int) -> TunnelCommand:
         command = CloseTunnel(reader.u16("tunnel id"))
     elif key in ((Direction.TO_SERVER, 0x02), (Direction.TO_CLIENT, 0x01)):
         command = TransferData(reader.u16("tunnel id"), reader.rest())
+    elif key in ((Direction.TO_SERVER, 0x03), (Direction.TO_CLIENT, 0x02)):
+        command = TransferDataError(reader.u16("tunnel id"), reader.u8("status"))
     elif key == (Direction.TO_CLIENT, 0x00):
         command = RequestTunnelResponse(
             reader.u16("tunnel id"), reader.u8("status"), reader.u16("max incoming transfer size")

@@ -45,6 +45,7 @@ from emulators.zigbee.tunnel import (
     RequestTunnel,
     RequestTunnelResponse,
     TransferData,
+    TransferDataError,
 )
 from emulators.zigbee.zcl import Direction, ZclFrame, ZclFrameType
 
@@ -276,10 +277,12 @@ client_tunnel_commands = st.one_of(
     st.builds(RequestTunnel, u8, u16, st.booleans(), u16),
     st.builds(CloseTunnel, u16),
     st.builds(TransferData, u16, st.binary(max_size=40)),
+    st.builds(TransferDataError, u16, u8),
 )
 server_tunnel_commands = st.one_of(
     st.builds(RequestTunnelResponse, u16, u8, u16),
     st.builds(TransferData, u16, st.binary(max_size=40)),
+    st.builds(TransferDataError, u16, u8),
 )
 gbcs_tunnel_commands = st.one_of(
     st.just(GbcsGet()),

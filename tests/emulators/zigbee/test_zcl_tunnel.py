@@ -15,6 +15,8 @@ from emulators.zigbee.tunnel import (
     RequestTunnel,
     RequestTunnelResponse,
     TransferData,
+    TransferDataError,
+    TransferDataStatus,
     TunnelCommand,
     decode_gbcs_tunnel,
     encode_gbcs_tunnel,
@@ -49,7 +51,8 @@ def test_zcl_header_bytes() -> None:
 
 @given(client_tunnel_commands)
 def test_client_commands_round_trip(command: TunnelCommand) -> None:
-    direction = Direction.TO_SERVER if isinstance(command, TransferData) else None
+    both_ways = isinstance(command, TransferData | TransferDataError)
+    direction = Direction.TO_SERVER if both_ways else None
     frame = tunnel_frame(command, sequence=5, direction=direction)
     assert frame.direction == Direction.TO_SERVER
     wire = encode_zcl(frame)
@@ -58,7 +61,8 @@ def test_client_commands_round_trip(command: TunnelCommand) -> None:
 
 @given(server_tunnel_commands)
 def test_server_commands_round_trip(command: TunnelCommand) -> None:
-    direction = Direction.TO_CLIENT if isinstance(command, TransferData) else None
+    both_ways = isinstance(command, TransferData | TransferDataError)
+    direction = Direction.TO_CLIENT if both_ways else None
     frame = tunnel_frame(command, sequence=5, direction=direction)
     assert frame.direction == Direction.TO_CLIENT
     assert parse_tunnel(decode_zcl(encode_zcl(frame))) == command
@@ -83,12 +87,31 @@ def test_transfer_data_command_ids_depend_on_direction() -> None:
         tunnel_frame(RequestTunnel(), sequence=1, direction=Direction.TO_CLIENT)
 
 
+def test_transfer_data_error_bytes_both_ways() -> None:
+    """ZCL 10.6 / SE 1.2: client to server 0x03, server to client 0x02; tunnel id, status."""
+    error = TransferDataError(0x0107, TransferDataStatus.NO_SUCH_TUNNEL)
+    to_server = tunnel_frame(error, sequence=9, direction=Direction.TO_SERVER)
+    to_client = tunnel_frame(error, sequence=9, direction=Direction.TO_CLIENT)
+    assert encode_zcl(to_server).hex() == "0109030701" + "00"
+    assert encode_zcl(to_client).hex() == "0909020701" + "00"
+    assert parse_tunnel(decode_zcl(encode_zcl(to_client))) == error
+    with pytest.raises(EncodeError, match="TransferDataError needs an explicit direction"):
+        tunnel_frame(error, sequence=1)
+
+
 @pytest.mark.parametrize(
-    "command",
-    [RequestTunnel(), RequestTunnelResponse(7)],
+    ("command", "direction"),
+    [
+        (RequestTunnel(), None),
+        (RequestTunnelResponse(7), None),
+        (TransferDataError(7, 2), Direction.TO_SERVER),
+        (TransferDataError(7, 2), Direction.TO_CLIENT),
+    ],
 )
-def test_fixed_commands_truncate_to_decode_errors(command: TunnelCommand) -> None:
-    wire = encode_zcl(tunnel_frame(command, sequence=1))
+def test_fixed_commands_truncate_to_decode_errors(
+    command: TunnelCommand, direction: Direction | None
+) -> None:
+    wire = encode_zcl(tunnel_frame(command, sequence=1, direction=direction))
     every_prefix_fails(lambda b: parse_tunnel(decode_zcl(b)), wire)
 
 
