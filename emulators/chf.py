@@ -31,6 +31,7 @@ from emulators.node import MAX_GBCS_MESSAGE
 from emulators.saved_state import SavedState, saved_hex, saved_int, saved_seconds
 from emulators.zigbee.aps import MAX_BLOCKS
 from emulators.zigbee.install_code import link_key_from_install_code
+from emulators.zigbee.tunnel import TransferDataStatus
 from gbcs import dlms
 from gbcs.devicelog import (
     ActiveDevice,
@@ -504,6 +505,22 @@ class CommsHub(GbcsDevice):
         self._route_failed(
             device, reason, _command_id(data), final=False, event="message not delivered"
         )
+
+    def tunnel_refused(self, device: bytes, data: bytes, status: int) -> None:
+        """An always-listening device answered a message passed to it with TransferDataError
+        (ZCL 10.6): it had no tunnel open (a reboot closed it, and it has not opened its new
+        one yet), so it did not take the message. Final: the command did not run."""
+        try:
+            why = TransferDataStatus(status).name.lower().replace("_", " ")
+        except ValueError:
+            why = f"status {status}"
+        reason = (
+            f"device {device.hex().upper()} refused the message on the HAN "
+            f"(TransferDataError: {why}): it had no GBCS tunnel open, the command did not run"
+        )
+        if device in self.current:
+            self._count_failure(device)
+        self._route_failed(device, reason, _command_id(data), event="message not delivered")
 
     def _count_failure(self, device: bytes) -> None:
         self.devices.setdefault(device, LoggedDevice()).frames_failed += 1

@@ -79,10 +79,12 @@ from emulators.zigbee.tunnel import (
     RequestTunnel,
     RequestTunnelResponse,
     TransferData,
+    TransferDataError,
+    TransferDataStatus,
     encode_gbcs_tunnel,
     tunnel_frame,
 )
-from emulators.zigbee.zcl import Direction, encode_zcl
+from emulators.zigbee.zcl import Direction, ZclFrame, encode_zcl
 from gbcs.errors import GbcsError
 
 __all__ = [
@@ -224,6 +226,8 @@ class TrustCentre(Protocol):
     def undelivered(self, device: bytes, data: bytes) -> None: ...
 
     def push_failed(self, device: bytes, data: bytes) -> None: ...
+
+    def tunnel_refused(self, device: bytes, data: bytes, status: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -649,6 +653,8 @@ class CoordinatorNode(_Node):
         # Each PSDU of a message pushed to an always-listening child (PUT), until it is
         # acknowledged: its (device, message). The frames of one message share the tuple.
         self._pushing: dict[bytes, tuple[bytes, bytes]] = {}
+        # The last PUTs to always-listening children, for a TransferDataError naming one.
+        self._recent_puts: tunnel_server.RecentPuts | None = None
         # Devices that left, oldest first: their NWK frame counters are kept while they
         # are among the last DEPARTED_MEMORY, so one of their old frames replayed by
         # someone who associates under their EUI-64 does not "prove" a join.
@@ -960,6 +966,9 @@ class CoordinatorNode(_Node):
             return
         if not child.announced:
             return
+        if isinstance(app.tunnel, TransferDataError):
+            self._transfer_refused(child, app.tunnel, app.zcl)
+            return
         if self._held_out and isinstance(app.gbcs, GbcsGet):
             if self._handing_out(device):
                 # A keep-alive poll while the last GET-RESPONSE is still going out: that
@@ -970,8 +979,7 @@ class CoordinatorNode(_Node):
         reply = tunnel_server.serve(device, child.tunnel_id, app.tunnel, app.gbcs, tc, self._ids)
         child.tunnel_id = reply.tunnel_id
         if reply.command is not None:
-            direction = Direction.TO_CLIENT if isinstance(reply.command, TransferData) else None
-            zcl = self._tunnel_zcl(reply.command, direction)
+            zcl = self._tunnel_zcl(reply.command, reply.direction)
             frames = self._send_application(settings, child.short_address, zcl)
             if reply.held is not None:
                 self._held_out[device] = (reply.held, frozenset(frames))
@@ -1035,6 +1043,7 @@ class CoordinatorNode(_Node):
     def _put(self, child: Child, data: bytes) -> None:
         settings = self.settings
         assert settings is not None and child.tunnel_id is not None
+        sequence = self.counters.zcl
         zcl = self._tunnel_zcl(
             tunnel_server.put(child.tunnel_id, GbcsPut(data)), Direction.TO_CLIENT
         )
@@ -1043,6 +1052,22 @@ class CoordinatorNode(_Node):
             pushed = (child.ieee, data)
             for psdu in frames:
                 self._pushing[psdu] = pushed
+            if self._recent_puts is None:
+                self._recent_puts = tunnel_server.RecentPuts()
+            self._recent_puts.sent(child.ieee, sequence, data)
+
+    def _transfer_refused(
+        self, child: Child, refusal: TransferDataError, zcl: ZclFrame | None
+    ) -> None:
+        """The child did not take a PUT (its tunnel closed in a reboot): the CHF fails it."""
+        recent = self._recent_puts
+        data = None if recent is None or zcl is None else recent.refused(child.ieee, zcl.sequence)
+        if data is None:
+            self._drop(f"TransferDataError from {child.ieee.hex().upper()} names no PUT of ours")
+            return
+        self._log(f"{child.ieee.hex().upper()} refused a PUT on tunnel {refusal.tunnel_id}")
+        if self.trust_centre is not None:
+            self.trust_centre.tunnel_refused(child.ieee, data, refusal.status)
 
     def _push_failed(self, pushed: tuple[bytes, bytes]) -> None:
         """The MAC gave up on a block of a PUT: its later blocks are not sent."""
@@ -1516,7 +1541,7 @@ class MeterNode(_Node):
             app = self._decode_whole(aps, whole)
             if app is None:
                 return
-        self._application(app)
+        self._application(app, nwk.src)
 
     def _untrusted_key(self, aps: ApsCommand, command: TransportKey) -> str | None:
         """Why a Transport Key is not the trust centre's network key for us; None if it is.
@@ -1588,8 +1613,13 @@ class MeterNode(_Node):
         self._send_application(self.settings, COORDINATOR, self._tunnel_zcl(RequestTunnel()))
         self._stay_awake()
 
-    def _application(self, app: air.Application) -> None:
+    def _application(self, app: air.Application, source: int) -> None:
         tunnel = app.tunnel
+        if tunnel is not None and source != COORDINATOR:
+            # The tunnel's server is the hub: another device holding the network key
+            # does not speak for it.
+            self._drop(f"tunnel command from {source:#06x}, not the hub")
+            return
         if isinstance(tunnel, RequestTunnelResponse):
             if tunnel.status == 0:
                 self.tunnel_id = tunnel.tunnel_id
@@ -1598,7 +1628,34 @@ class MeterNode(_Node):
                 if self.on_state is not None:
                     self.on_state(self.state)
             return
-        if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != self.tunnel_id:
+        if isinstance(tunnel, TransferDataError):
+            if (
+                tunnel.tunnel_id == self.tunnel_id
+                and tunnel.status == TransferDataStatus.NO_SUCH_TUNNEL
+            ):
+                self._log(f"the hub has no tunnel {tunnel.tunnel_id}: opening a new one")
+                self.tunnel_id = None
+                self._request_tunnel()
+            return
+        if not isinstance(tunnel, TransferData):
+            return
+        if tunnel.tunnel_id != self.tunnel_id:
+            # Not taken (a reboot closed the tunnel and the new one is not open yet): say
+            # so, as ZCL 10.6 has it, and the hub fails the command at once rather than
+            # leaving the head end to its timeout.
+            self._log(f"TransferData on tunnel {tunnel.tunnel_id}, not ours: refused")
+            refusal = TransferDataError(tunnel.tunnel_id, TransferDataStatus.NO_SUCH_TUNNEL)
+            if self.settings is not None and app.zcl is not None:
+                # A response carries its command's sequence number (ZCL 2.4.1.3).
+                zcl = encode_zcl(
+                    tunnel_frame(
+                        refusal,
+                        sequence=app.zcl.sequence,
+                        direction=Direction.TO_SERVER,
+                        disable_default_response=True,
+                    )
+                )
+                self._send_application(self.settings, COORDINATOR, zcl)
             return
         gbcs = app.gbcs
         message = None

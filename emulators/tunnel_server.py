@@ -5,11 +5,16 @@ its tunnel id; then TransferData carries the GBCS tunnel commands: PUT is a
 message for the WAN, GET asks for the next message the hub holds for a sleepy
 device and is answered with GET-RESPONSE (with the number still waiting). The
 emulated coordinator and the zigpy hub radio both serve the tunnel with this.
+
+TransferData on a tunnel the device does not hold is answered TransferDataError
+"no such tunnel" (ZCL 10.6), so the device opens a new one. A device's own
+TransferDataError (it refused a PUT: a reboot closed its tunnel) is the radio's to
+match with the PUT it answers (same ZCL sequence number) and report to the CHF.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from emulators.zigbee.tunnel import (
@@ -20,6 +25,8 @@ from emulators.zigbee.tunnel import (
     RequestTunnel,
     RequestTunnelResponse,
     TransferData,
+    TransferDataError,
+    TransferDataStatus,
     TunnelCommand,
     encode_gbcs_tunnel,
 )
@@ -27,7 +34,7 @@ from emulators.zigbee.zcl import Direction
 from gbcs.errors import GbcsError
 from gbcs.primitives import slot_builder
 
-__all__ = ["TunnelHub", "TunnelIds", "TunnelReply", "serve"]
+__all__ = ["RecentPuts", "TunnelHub", "TunnelIds", "TunnelReply", "put", "serve"]
 
 
 class TunnelHub(Protocol):
@@ -71,6 +78,31 @@ class TunnelReply:
     held: bytes | None = None
 
 
+RECENT_PUTS = 16
+"""PUTs a hub remembers for matching a refusal: a device refuses at once, so a few do."""
+
+
+@dataclass(slots=True)
+class RecentPuts:
+    """The last messages a hub PUT to always-listening devices, by (device, ZCL sequence
+    number). A device that did not take one answers TransferDataError with the same
+    sequence number (a response's, ZCL 2.4.1.3), which names the message it refused."""
+
+    _sent: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
+
+    def sent(self, device: bytes, sequence: int, data: bytes) -> None:
+        sent = self._sent
+        key = (device, sequence)
+        sent.pop(key, None)  # a sequence number come round again: the newer message
+        sent[key] = data
+        if len(sent) > RECENT_PUTS:
+            del sent[next(iter(sent))]
+
+    def refused(self, device: bytes, sequence: int) -> bytes | None:
+        """The message ``device`` refused, once (a duplicate refusal finds nothing)."""
+        return self._sent.pop((device, sequence), None)
+
+
 # TunnelReply(...) through its twin: one per tunnel command a hub serves.
 _reply = slot_builder(TunnelReply)
 
@@ -88,18 +120,21 @@ def serve(
         if tunnel_id is None:
             tunnel_id = ids.allocate()
         return _reply(tunnel_id, RequestTunnelResponse(tunnel_id), None, None)
-    if not isinstance(tunnel, TransferData) or tunnel.tunnel_id != tunnel_id:
+    if not isinstance(tunnel, TransferData):
         return _reply(tunnel_id, None, None, None)
+    if tunnel.tunnel_id != tunnel_id:
+        refusal = TransferDataError(tunnel.tunnel_id, TransferDataStatus.NO_SUCH_TUNNEL)
+        return _reply(tunnel_id, refusal, Direction.TO_CLIENT, None)
     if isinstance(gbcs, GbcsPut):
         hub.from_han(device, gbcs.message)
     elif isinstance(gbcs, GbcsGet):
         message = hub.take_held(device)
         if message is None:
             # GBCS: with no message for the GSME the CHF still answers, 0x02 || 0x00.
-            return _reply(tunnel_id, put(tunnel_id, _NOTHING_HELD), None, None)
+            return _reply(tunnel_id, put(tunnel_id, _NOTHING_HELD), Direction.TO_CLIENT, None)
         remaining = min(hub.held_count(device), 0xFF)
         response = put(tunnel_id, GbcsGetResponse(remaining, message))
-        return _reply(tunnel_id, response, None, message)
+        return _reply(tunnel_id, response, Direction.TO_CLIENT, message)
     return _reply(tunnel_id, None, None, None)
 
 

@@ -182,6 +182,9 @@ class _NcpTrustCentre:
     def push_failed(self, device: bytes, data: bytes) -> None:  # nor pushes any itself
         pass
 
+    def tunnel_refused(self, device: bytes, data: bytes, status: int) -> None:  # nor its PUTs
+        pass
+
 
 class SimNcp(CoordinatorNode):
     """The sim dongle: PAN coordinator and trust centre, admitting what zigpy allowed."""

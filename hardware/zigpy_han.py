@@ -74,7 +74,7 @@ from emulators.zigbee.tunnel import (
     TUNNELING_CLUSTER,
     GbcsGet,
     GbcsPut,
-    TransferData,
+    TransferDataError,
     tunnel_frame,
 )
 from emulators.zigbee.zcl import Direction, encode_zcl
@@ -328,6 +328,7 @@ class ZigpyHubRadio:
         # Per GSME, the held message its last GET-RESPONSE carries, while that may not have
         # arrived (as the emulated coordinator's _held_out).
         self._held_out: dict[bytes, _HandOver] = {}
+        self._recent_puts = tunnel_server.RecentPuts()  # for a TransferDataError naming one
         self._ids = tunnel_server.TunnelIds()
         self._zcl_sequence = 0
         self._permitted: dict[bytes, tuple[bytes, float]] = {}  # eui -> key, until
@@ -668,6 +669,17 @@ class ZigpyHubRadio:
 
     # Tunnel server --------------------------------------------------------------------------
     def _tunnel(self, child: _Child, app: air.Application) -> None:
+        if isinstance(app.tunnel, TransferDataError):
+            # The child did not take a PUT (a reboot closed its tunnel): the CHF fails it.
+            zcl = app.zcl
+            data = None if zcl is None else self._recent_puts.refused(child.ieee, zcl.sequence)
+            refused = getattr(self._tc, "tunnel_refused", None)
+            if data is None or refused is None:
+                self._log(f"TransferDataError from {child.ieee.hex().upper()} names no PUT")
+                return
+            self._log(f"{child.ieee.hex().upper()} refused a PUT on tunnel {app.tunnel.tunnel_id}")
+            refused(child.ieee, data, app.tunnel.status)
+            return
         if isinstance(app.gbcs, GbcsGet):
             # It polls again: the GET-RESPONSE it was handed arrived, whatever its MAC
             # acknowledgements did (a late failure must not hand the message out twice).
@@ -677,7 +689,7 @@ class ZigpyHubRadio:
         )
         child.tunnel_id = reply.tunnel_id
         if reply.command is not None:
-            direction = Direction.TO_CLIENT if isinstance(reply.command, TransferData) else None
+            direction = reply.direction
             hand_over = None
             if reply.held is not None:
                 hand_over = self._held_out[child.ieee] = _HandOver(reply.held)
@@ -699,6 +711,8 @@ class ZigpyHubRadio:
     ) -> None:
         sequence = self._zcl_sequence
         self._zcl_sequence = (sequence + 1) % 256
+        if pushed is not None:
+            self._recent_puts.sent(child.ieee, sequence, pushed)
         zcl = encode_zcl(
             tunnel_frame(
                 command, sequence=sequence, direction=direction, disable_default_response=True

@@ -17,6 +17,9 @@ from emulators.headend import LATE_RESPONSE_GRACE
 from emulators.node import CoordinatorNode, NodeState
 from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
+from emulators.zigbee import air
+from emulators.zigbee.tunnel import GbcsPut, TransferData, encode_gbcs_tunnel
+from emulators.zigbee.zcl import Direction
 from gbcs import asn1
 from gbcs.devicelog import ActiveDevices, AddDevice, DeviceType, ReadDeviceLog, RemoveDevice
 from gbcs.errors import GbcsError
@@ -353,6 +356,80 @@ def esme_unplugged_after_joining(world: World) -> None:
 
 def test_a_command_to_an_unpowered_esme_fails_in_seconds_naming_it() -> None:
     esme_unplugged_after_joining(World(seed=8))
+
+
+def esme_rebooted_before_its_tunnel_reopens(world: World) -> None:
+    """An ESME reboots and a command reaches it before its new tunnel is open: it refuses
+    the PUT (TransferDataError "no such tunnel", ZCL 10.6) and the command fails at once,
+    finally, by name; it was acknowledged and dropped, and the head end waited 120 s.
+    Shared with the zigpy hub radio's test."""
+    run = Run("rebooted", world)
+    hub, esme = _joined(world, run, "esme")
+    failures = _route_failures(hub)
+    esme.node.power_off()
+    esme.node.power_on()  # asks for its tunnel at once; the command crosses that request
+    assert hub.node.reachable(esme.eui64) and esme.node.tunnel_id is None
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    start = world.clock.now
+    outcome = world.headend.send(hub.chf, command)
+    assert outcome.failure == (
+        f"device {esme.eui64.hex().upper()} refused the message on the HAN "
+        "(TransferDataError: no such tunnel): it had no GBCS tunnel open, the command did "
+        "not run"
+    )
+    assert world.clock.now - start < 1.0
+    assert [(f.target, f.command, f.final) for f in failures] == [(esme.eui64, _key(command), True)]
+    step, response = run.device_log(hub, ReadDeviceLog(), 0x010F)  # CCS06 counts it
+    assert step.ok and response is not None
+    active = ActiveDevices.from_response(response).devices
+    assert active is not None
+    assert [(d.device_id, d.transmission_failures) for d in active] == [(esme.eui64, 1)]
+    # Its new tunnel opened meanwhile: the next command gets through.
+    assert world.run_until(lambda: esme.node.tunnel_id is not None, 10)
+    assert run.join_details(hub, esme).ok
+    assert len(failures) == 1
+
+
+def test_a_command_crossing_an_esme_reboot_fails_at_once_naming_it() -> None:
+    esme_rebooted_before_its_tunnel_reopens(World(seed=8))
+
+
+def test_a_meter_whose_tunnel_the_hub_does_not_hold_opens_a_new_one() -> None:
+    """The hub answers TransferData on a tunnel it does not hold with TransferDataError
+    (ZCL 10.6) and the meter opens a new tunnel; both ignored it before, so the meter's
+    polls and responses went nowhere until its next join."""
+    world = World(seed=14)
+    run = Run("tunnel forgotten", world)
+    hub, esme = _joined(world, run, "esme")
+    old = esme.node.tunnel_id
+    hub.node.children[esme.eui64].tunnel_id = None  # as after loading an older saved hub
+    assert not hub.node.reachable(esme.eui64)
+    esme.node._poll()  # its keep-alive GET, on the tunnel it holds
+    assert world.run_until(lambda: esme.node.tunnel_id not in (None, old), 5)
+    assert hub.node.children[esme.eui64].tunnel_id == esme.node.tunnel_id
+    assert run.join_details(hub, esme).ok
+
+
+def test_tunnel_frames_only_from_the_hub() -> None:
+    """Another HAN device holds the network key too, but does not speak for the tunnel's
+    server: a TransferData from it is dropped, not run or refused."""
+    world = World(seed=13)
+    run = Run("not the hub", world)
+    hub, esme = _joined(world, run, "esme")
+    dropped = esme.node.frames_dropped
+    settings = esme.node.settings
+    assert settings is not None and esme.node.tunnel_id is not None
+    ran: list[bytes] = []
+    esme.node.on_gbcs = lambda peer, data: ran.append(data)
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    zcl = hub.node._tunnel_zcl(
+        TransferData(esme.node.tunnel_id, encode_gbcs_tunnel(GbcsPut(command.encode()))),
+        Direction.TO_CLIENT,
+    )
+    esme.node._application(air.decode_application(0x0109, 0x0704, zcl), 0x1234)
+    assert ran == [] and esme.node.frames_dropped == dropped + 1
+    esme.node._application(air.decode_application(0x0109, 0x0704, zcl), 0x0000)
+    assert ran == [command.encode()]
 
 
 def test_an_esme_whose_acknowledgements_are_lost_still_answers() -> None:

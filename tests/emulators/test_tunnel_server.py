@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emulators.tunnel_server import TunnelIds, put, serve
+from emulators.tunnel_server import RECENT_PUTS, RecentPuts, TunnelIds, put, serve
 from emulators.zigbee.tunnel import (
     GbcsGet,
     GbcsGetResponse,
@@ -12,9 +12,12 @@ from emulators.zigbee.tunnel import (
     RequestTunnel,
     RequestTunnelResponse,
     TransferData,
+    TransferDataError,
+    TransferDataStatus,
     decode_gbcs_tunnel,
     encode_gbcs_tunnel,
 )
+from emulators.zigbee.zcl import Direction
 
 METER = bytes.fromhex("00DB1234567890A1")
 
@@ -60,8 +63,33 @@ def test_put_reaches_the_hub_and_get_returns_held_messages() -> None:
     assert empty.held is None
 
 
-def test_wrong_tunnel_id_is_ignored() -> None:
+def test_wrong_tunnel_id_is_refused_and_nothing_served() -> None:
+    """ZCL 10.6: TransferData on a tunnel the device does not hold is answered
+    TransferDataError "no such tunnel" (it was ignored: the device never knew)."""
     hub = Hub(held=[b"\xdd\x01"])
-    reply = serve(METER, 7, TransferData(8, b"\x01"), GbcsGet(), hub, TunnelIds())
-    assert reply.command is None and hub.held == [b"\xdd\x01"]
+    for holds in (7, None):
+        reply = serve(METER, holds, TransferData(8, b"\x01"), GbcsGet(), hub, TunnelIds())
+        assert reply.command == TransferDataError(8, TransferDataStatus.NO_SUCH_TUNNEL)
+        assert reply.direction is Direction.TO_CLIENT and reply.tunnel_id == holds
+        assert hub.held == [b"\xdd\x01"] and reply.held is None
+    # A device's own refusal is the radio's to match; the server sends nothing back.
+    reply = serve(METER, 7, TransferDataError(7), None, hub, TunnelIds())
+    assert reply.command is None and reply.tunnel_id == 7
     assert put(3, GbcsPut(b"x")) == TransferData(3, b"\x03x")
+
+
+def test_recent_puts_name_the_refused_message_once() -> None:
+    recent = RecentPuts()
+    recent.sent(METER, 5, b"\xdd\x05")
+    recent.sent(METER, 6, b"\xdd\x06")
+    other = bytes.fromhex("00DB1234567890A2")
+    assert recent.refused(other, 5) is None  # another device's refusal names none of these
+    assert recent.refused(METER, 5) == b"\xdd\x05"
+    assert recent.refused(METER, 5) is None  # a duplicate refusal finds nothing
+    recent.sent(METER, 6, b"\xdd\x07")  # sequence numbers come round: the newer message
+    assert recent.refused(METER, 6) == b"\xdd\x07"
+    for n in range(RECENT_PUTS + 1):
+        recent.sent(METER, n, bytes([n]))
+    assert recent.refused(METER, 0) is None and recent.refused(METER, RECENT_PUTS) == bytes(
+        [RECENT_PUTS]
+    )

@@ -41,6 +41,7 @@ from hardware.realtime import use_wall_clock
 from hardware.sim_radio import SimControllerApplication, WellKnownKeyRefused, sim_hub_radio
 from hardware.zigpy_han import WELL_KNOWN_KEY, ZigpyHubRadio, from_eui64, to_eui64
 from tests.emulators.test_han_invariants import (
+    esme_rebooted_before_its_tunnel_reopens,
     esme_unplugged_after_joining,
     held_message_lost_in_the_air,
 )
@@ -351,6 +352,12 @@ def test_a_message_zigpy_could_not_deliver_to_an_esme_fails_in_seconds() -> None
     """send_packet raises DeliveryError for a PUT to an unpowered ESME: the hub radio
     tells the CHF, which names the command, as the emulated coordinator does."""
     esme_unplugged_after_joining(ZigpyWorld(SEED))
+
+
+def test_a_put_an_esme_refuses_after_a_reboot_fails_at_once_through_zigpy() -> None:
+    """The ESME answers TransferDataError with the PUT's ZCL sequence number: the hub radio
+    names that message to the CHF, as the emulated coordinator does."""
+    esme_rebooted_before_its_tunnel_reopens(ZigpyWorld(SEED))
 
 
 @pytest.mark.parametrize(
