@@ -22,11 +22,11 @@ import collections
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchors
-from emulators.device import GbcsDevice, Reply, dlms_request
+from emulators.device import GbcsDevice, HanPort, Reply, dlms_request
 from emulators.node import MAX_GBCS_MESSAGE
 from emulators.saved_state import SavedState, saved_hex, saved_int, saved_seconds
 from emulators.zigbee.aps import MAX_BLOCKS
@@ -110,10 +110,20 @@ class LoggedDevice:
     frames_failed: int = 0  # messages its radio never acknowledged (CCS05/CCS06 report it)
 
 
+class HubPort(HanPort, Protocol):
+    """What the CHF needs of its HAN radio besides a device's: the emulated coordinator
+    and the zigpy hub radio both answer these."""
+
+    def child_sleepy(self, device: bytes) -> bool | None: ...
+
+    def take_hand_over(self, device: bytes) -> bytes | None: ...
+
+
 class CommsHub(GbcsDevice):
     """CHF state machine: WAN in, HAN out, and the device-log use cases."""
 
     device_type = DeviceType.CHF
+    han: HubPort | None
 
     def __init__(
         self,
@@ -299,8 +309,7 @@ class CommsHub(GbcsDevice):
             held = self.held.pop(device, None)
             if held:
                 self._fail_held(device, held)
-            take = getattr(self.han, "take_hand_over", None)
-            handed = None if take is None else take(device)
+            handed = None if self.han is None else self.han.take_hand_over(device)
             if handed is not None:
                 reason = (
                     f"device {device.hex().upper()} was removed from the CHF device log "
@@ -351,8 +360,7 @@ class CommsHub(GbcsDevice):
 
     def _radio_says_sleepy(self, device: bytes) -> bool | None:
         """Whether the HAN radio has ``device`` as a sleepy child (None: not a child)."""
-        query = getattr(self.han, "child_sleepy", None)
-        return None if query is None else query(device)
+        return None if self.han is None else self.han.child_sleepy(device)
 
     def _read_logs(self, message: GbcsMessage) -> Reply:
         request = dlms_request(message)

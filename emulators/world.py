@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from cryptography.hazmat.primitives import serialization
 
-from emulators.chf import CommsHub
+from emulators.chf import CommsHub, HubPort
 from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchor, TrustAnchors
 from emulators.device import saved_credentials
@@ -47,19 +47,16 @@ from gbcs.testpki import RemotePartyRole, TestPki
 __all__ = ["SEED_RANGE", "Hub", "MeterUnit", "World", "check_seed"]
 
 
-class HubRadio(Protocol):
+class HubRadio(HubPort, Protocol):
     """A hub's radio as the world drives it: the emulated coordinator or a zigpy one.
 
-    It is the CHF's :class:`emulators.device.HanPort` and asks the CHF (its
+    It is the CHF's :class:`emulators.chf.HubPort` and asks the CHF (its
     ``trust_centre``) whom to admit.
     """
 
     medium: HanMedium | None
     trust_centre: Any
     trace: Callable[[str], None] | None
-
-    @property
-    def joined(self) -> bool: ...
 
     def place(self, medium: HanMedium | None) -> None: ...
 
@@ -69,12 +66,6 @@ class HubRadio(Protocol):
 
     def adopt_extended_pan_id(self, extended_pan_id: bytes) -> None: ...
 
-    def send_gbcs(self, peer: bytes, data: bytes) -> None: ...
-
-    def reachable(self, peer: bytes) -> bool: ...
-
-    def forget_network(self) -> None: ...
-
     def has_child(self, device: bytes) -> bool: ...
 
     def state(self) -> dict[str, Any]: ...
@@ -82,10 +73,6 @@ class HubRadio(Protocol):
     def load_state(self, obj: dict[str, Any]) -> None: ...
 
     def handed_out(self) -> dict[bytes, bytes]: ...
-
-    def child_sleepy(self, device: bytes) -> bool | None: ...
-
-    def take_hand_over(self, device: bytes) -> bytes | None: ...
 
 
 def _emulated_hub_radio(clock: VirtualClock, eui: bytes, name: str) -> HubRadio:

@@ -68,6 +68,13 @@ class FakeHan:
         self.forgotten += 1
         self.joined = False
 
+    # What a hub's radio also answers (emulators.chf.HubPort): no children, nothing handed.
+    def child_sleepy(self, device: bytes) -> bool | None:
+        return None
+
+    def take_hand_over(self, device: bytes) -> bytes | None:
+        return None
+
 
 @pytest.fixture
 def fake_han() -> FakeHan:
