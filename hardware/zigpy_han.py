@@ -64,6 +64,7 @@ import zigpy.zdo.types as zdo_t
 from zigpy.application import ControllerApplication
 
 from emulators import tunnel_server
+from emulators.chf import CommsHub
 from emulators.clock import Timer, VirtualClock, WallClock
 from emulators.medium import HanMedium
 from emulators.node import HUB_ENDPOINT, SavedChildren
@@ -322,7 +323,7 @@ class ZigpyHubRadio:
         self.medium: HanMedium | None = None
         self.trace: Callable[[str], None] | None = None
         self.app: ControllerApplication | None = None
-        self._tc: Any = None
+        self._tc: CommsHub | None = None
         self._formed = False
         self._children: dict[bytes, _Child] = {}
         # Per GSME, the held message its last GET-RESPONSE carries, while that may not have
@@ -339,13 +340,13 @@ class ZigpyHubRadio:
 
     # HubRadio: placement and forming ----------------------------------------------------
     @property
-    def trust_centre(self) -> Any:
+    def trust_centre(self) -> CommsHub | None:
         return self._tc
 
     @trust_centre.setter
-    def trust_centre(self, tc: Any) -> None:
+    def trust_centre(self, tc: CommsHub | None) -> None:
         self._tc = tc
-        if tc is not None and hasattr(tc, "on_log_change"):
+        if tc is not None:
             tc.on_log_change = self._request_sync
         self._request_sync()
 
@@ -527,7 +528,7 @@ class ZigpyHubRadio:
         """
         app, tc = self._app, self._tc
         now = self.clock.now
-        windows = getattr(tc, "join_windows", {})
+        windows = tc.join_windows
         wanted: dict[bytes, tuple[bytes, float]] = {}
         for entry in tc.current_log().entries:
             eui = entry.device_id
@@ -656,7 +657,7 @@ class ZigpyHubRadio:
         if tc.rejoin_key(eui) is None:
             return child  # not in the CHF's device log: it does not join the CHF
         if sleepy is None:
-            info = getattr(tc, "devices", {}).get(eui)
+            info = tc.devices.get(eui)
             sleepy = bool(info is not None and info.sleepy)
         if child is None:
             child = self._children[eui] = _Child(eui, int(nwk), sleepy)
@@ -673,17 +674,17 @@ class ZigpyHubRadio:
             # The child did not take a PUT (a reboot closed its tunnel): the CHF fails it.
             zcl = app.zcl
             data = None if zcl is None else self._recent_puts.refused(child.ieee, zcl.sequence)
-            refused = getattr(self._tc, "tunnel_refused", None)
-            if data is None or refused is None:
+            if data is None or self._tc is None:
                 self._log(f"TransferDataError from {child.ieee.hex().upper()} names no PUT")
                 return
             self._log(f"{child.ieee.hex().upper()} refused a PUT on tunnel {app.tunnel.tunnel_id}")
-            refused(child.ieee, data, app.tunnel.status)
+            self._tc.tunnel_refused(child.ieee, data, app.tunnel.status)
             return
         if isinstance(app.gbcs, GbcsGet):
             # It polls again: the GET-RESPONSE it was handed arrived, whatever its MAC
             # acknowledgements did (a late failure must not hand the message out twice).
             self._held_out.pop(child.ieee, None)
+        assert self._tc is not None  # a child is present only while a CHF is attached
         reply = tunnel_server.serve(
             child.ieee, child.tunnel_id, app.tunnel, app.gbcs, self._tc, self._ids
         )
@@ -761,10 +762,8 @@ class ZigpyHubRadio:
             self._log(f"frame to {child.ieee.hex().upper()} not delivered: {describe_exception(e)}")
             if hand_over is not None:
                 self._undelivered(child.ieee, hand_over)
-            elif pushed is not None:
-                push_failed = getattr(self._tc, "push_failed", None)
-                if push_failed is not None:
-                    push_failed(child.ieee, pushed)
+            elif pushed is not None and self._tc is not None:
+                self._tc.push_failed(child.ieee, pushed)
             return
         if hand_over is not None and self._held_out.get(child.ieee) is hand_over:
             del self._held_out[child.ieee]  # acknowledged: delivered
@@ -776,10 +775,9 @@ class ZigpyHubRadio:
             self._log(f"{device.hex().upper()}: that hand-over is settled (polled again or failed)")
             return
         del self._held_out[device]
-        undelivered = getattr(self._tc, "undelivered", None)
-        if undelivered is not None:
+        if self._tc is not None:
             self._log(f"held message for {device.hex().upper()} not delivered")
-            undelivered(device, hand_over.data)
+            self._tc.undelivered(device, hand_over.data)
 
     def take_hand_over(self, device: bytes) -> bytes | None:
         """The message handed to ``device`` and not yet acknowledged, no longer tracked:
