@@ -321,6 +321,24 @@ def test_ccs02_while_a_held_message_is_handed_out_fails_it_by_name() -> None:
     assert "while a message was being handed to it" in failures[0].reason
 
 
+def _cs07_through(world: World, hub: Hub, meter: MeterUnit) -> tuple[GbcsMessage, Any, float]:
+    """A CS07 read of ``meter`` sent through ``hub``: the command, its outcome and the
+    simulated seconds it took."""
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), meter.eui64)
+    start = world.clock.now
+    outcome = world.headend.send(hub.chf, command)
+    return command, outcome, world.clock.now - start
+
+
+def _transmission_failures(run: Run, hub: Hub) -> list[tuple[bytes, int]]:
+    """Each active device's transmission failures, as CCS06 (the HAN check) reports them."""
+    step, response = run.device_log(hub, ReadDeviceLog(), 0x010F)
+    assert step.ok and response is not None
+    active = ActiveDevices.from_response(response).devices
+    assert active is not None
+    return [(d.device_id, d.transmission_failures) for d in active]
+
+
 def esme_unplugged_after_joining(world: World) -> None:
     """An ESME loses power after joining: a command to it fails within seconds, naming
     the meter and the command, rather than after the head end's 120 s. Shared with the
@@ -329,25 +347,19 @@ def esme_unplugged_after_joining(world: World) -> None:
     hub, esme = _joined(world, run, "esme")
     failures = _route_failures(hub)
     esme.node.power_off()
-    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
-    start = world.clock.now
-    outcome = world.headend.send(hub.chf, command)
+    command, outcome, took = _cs07_through(world, hub, esme)
     assert outcome.failure == (
         f"device {esme.eui64.hex().upper()} did not acknowledge the message on the HAN "
         "(802.15.4 retries exhausted); it may still have arrived"
     )
     # Reported as the MAC gives up, then the head end waits its grace for a late response.
-    assert world.clock.now - start < LATE_RESPONSE_GRACE + 1.0
+    assert took < LATE_RESPONSE_GRACE + 1.0
     assert [(f.target, f.command, f.final) for f in failures] == [
         (esme.eui64, _key(command), False)
     ]
     assert any(e.event == "message not delivered" for e in hub.chf.event_log)
     # CCS06, the HAN communications check, counts it.
-    step, response = run.device_log(hub, ReadDeviceLog(), 0x010F)
-    assert step.ok and response is not None
-    active = ActiveDevices.from_response(response).devices
-    assert active is not None
-    assert [(d.device_id, d.transmission_failures) for d in active] == [(esme.eui64, 1)]
+    assert _transmission_failures(run, hub) == [(esme.eui64, 1)]
     # The meter back: the next command gets through as before.
     esme.node.power_on()
     assert world.run_until(lambda: hub.node.reachable(esme.eui64) and esme.node.joined, 600)
@@ -369,21 +381,15 @@ def esme_rebooted_before_its_tunnel_reopens(world: World) -> None:
     esme.node.power_off()
     esme.node.power_on()  # asks for its tunnel at once; the command crosses that request
     assert hub.node.reachable(esme.eui64) and esme.node.tunnel_id is None
-    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
-    start = world.clock.now
-    outcome = world.headend.send(hub.chf, command)
+    command, outcome, took = _cs07_through(world, hub, esme)
     assert outcome.failure == (
         f"device {esme.eui64.hex().upper()} refused the message on the HAN "
         "(TransferDataError: no such tunnel): it had no GBCS tunnel open, the command did "
         "not run"
     )
-    assert world.clock.now - start < 1.0
+    assert took < 1.0
     assert [(f.target, f.command, f.final) for f in failures] == [(esme.eui64, _key(command), True)]
-    step, response = run.device_log(hub, ReadDeviceLog(), 0x010F)  # CCS06 counts it
-    assert step.ok and response is not None
-    active = ActiveDevices.from_response(response).devices
-    assert active is not None
-    assert [(d.device_id, d.transmission_failures) for d in active] == [(esme.eui64, 1)]
+    assert _transmission_failures(run, hub) == [(esme.eui64, 1)]  # CCS06 counts it
     # Its new tunnel opened meanwhile: the next command gets through.
     assert world.run_until(lambda: esme.node.tunnel_id is not None, 10)
     assert run.join_details(hub, esme).ok
