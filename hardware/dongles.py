@@ -369,7 +369,9 @@ def ezsp_failure_reason(exc: BaseException, device: str, baudrate: int, timeout:
     return f"{device}: {type(exc).__name__}: {text}"
 
 
-async def _ezsp_once(device: str, baudrate: int, timeout: float) -> ProbeResult:
+async def _ezsp_once(
+    device: str, baudrate: int, timeout: float, flow_control: str | None = None
+) -> ProbeResult:
     """One rate: the version must come within ``timeout``; the board info only adds detail.
 
     A radio that answered the version is an EZSP radio even when it then leaves the
@@ -381,7 +383,10 @@ async def _ezsp_once(device: str, baudrate: int, timeout: float) -> ProbeResult:
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    config = zigpy.config.SCHEMA_DEVICE({"path": device, "baudrate": baudrate})
+    line: dict[str, Any] = {"path": device, "baudrate": baudrate}
+    if flow_control is not None:
+        line["flow_control"] = flow_control
+    config = zigpy.config.SCHEMA_DEVICE(line)
     ezsp = EZSP(config)
     try:
         async with asyncio.timeout_at(deadline):
@@ -413,13 +418,15 @@ def _leftover(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     LOGGER.debug("after the probe: %s", context.get("message"), exc_info=context.get("exception"))
 
 
-async def _ezsp_all(device: str, baudrates: tuple[int, ...], timeout: float) -> ProbeResult:
+async def _ezsp_all(
+    device: str, baudrates: tuple[int, ...], timeout: float, flow_control: str | None = None
+) -> ProbeResult:
     asyncio.get_running_loop().set_exception_handler(_leftover)
     share = timeout / max(len(baudrates), 1)
     reasons: list[str] = []
     for baudrate in baudrates:
         try:
-            return await _ezsp_once(device, baudrate, share)
+            return await _ezsp_once(device, baudrate, share, flow_control)
         except (OSError, TimeoutError) as exc:
             reasons.append(ezsp_failure_reason(exc, device, baudrate, share))
             if not isinstance(exc, TimeoutError):
@@ -455,10 +462,13 @@ def probe_ezsp(
     device: str,
     baudrates: tuple[int, ...] = (115200,),
     timeout: float = DEFAULT_PROBE_TIMEOUT,
+    *,
+    flow_control: str | None = None,
 ) -> ProbeResult:
     """Connect with bellows, read the EZSP version and firmware; never raises, never hangs.
 
-    ``timeout`` bounds the whole probe and is shared between the baud rates.
+    ``timeout`` bounds the whole probe and is shared between the baud rates;
+    ``flow_control`` is bellows' (None: its default).
     """
     try:
         import bellows.ezsp  # noqa: F401  (fail here with a clear reason, not mid-probe)
@@ -466,7 +476,7 @@ def probe_ezsp(
         return ProbeResult("failed", reason=f"bellows is not installed ({exc})")
     try:
         with _library_logs_kept_off_stderr():
-            return asyncio.run(_ezsp_all(device, baudrates, timeout))
+            return asyncio.run(_ezsp_all(device, baudrates, timeout, flow_control))
     except Exception as exc:
         text = str(exc).strip() or "no detail given"
         return ProbeResult("failed", reason=f"{device}: {type(exc).__name__}: {text}")

@@ -245,11 +245,14 @@ class SerialBackend(HanBackend):
     and gives its hub the CHF's zigpy radio on bellows (EZSP) for the port
     (:mod:`hardware.realtime`); the line settings come from the arguments or the
     URL's ``?baudrate=N&flow_control=hardware|software``. The dongle is
-    connected when the hub is added, bounded by ``connect_timeout`` seconds.
+    checked once, when first needed: the port opens and an EZSP NCP answers its
+    version within ``probe_timeout`` seconds. It is connected when the hub is
+    added, bounded by ``connect_timeout`` seconds.
     """
 
     hardware = True
     CONNECT_TIMEOUT = 60.0  # seconds bellows may take to reset the NCP and form the network
+    PROBE_TIMEOUT = 10.0  # seconds an EZSP NCP has to answer its version when first checked
 
     def __init__(
         self,
@@ -260,6 +263,7 @@ class SerialBackend(HanBackend):
         baudrate: int | None = None,
         flow_control: str | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
+        probe_timeout: float | None = None,
     ) -> None:
         if (url is None) == (place is None):
             raise GbcsError("a serial backend needs either a URL or a labgrid place")
@@ -274,6 +278,7 @@ class SerialBackend(HanBackend):
         self.baudrate = baudrate
         self.flow_control = flow_control
         self.connect_timeout = connect_timeout
+        self.probe_timeout = self.PROBE_TIMEOUT if probe_timeout is None else probe_timeout
         self._radios: Any = None  # the current world's DongleRadioFactory
         self._clock: Any = None  # and its WallClock
         self._at_exit = False
@@ -306,7 +311,9 @@ class SerialBackend(HanBackend):
         return out
 
     def available(self) -> str | None:
-        """Whether the port opens (checked once a session: opening may reset a dongle)."""
+        """Why the dongle cannot be used, or None: the port opens and an EZSP NCP answers
+        its version on it. Checked once a session (connecting resets the NCP): a silent
+        port must fail every test that needs the dongle, not only those that build a hub."""
         if not self._checked:
             self._reason = self._check()
             self._checked = True
@@ -333,6 +340,18 @@ class SerialBackend(HanBackend):
             port.close()
         except (serial.SerialException, OSError, ValueError) as e:
             return f"--han {self.name}: cannot open {url}: {e}"
+        from hardware.dongles import probe_ezsp
+
+        result = probe_ezsp(
+            settings.path,
+            (settings.baudrate,),
+            self.probe_timeout,
+            flow_control=settings.flow_control,
+        )
+        if result.status != "ok":
+            return f"--han {self.name}: {result.reason}"
+        if self.firmware is None:
+            self.firmware = result.firmware
         return None
 
     def settings(self) -> Any:

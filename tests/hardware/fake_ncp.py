@@ -41,8 +41,11 @@ class FakeNcp(threading.Thread):
     def run(self) -> None:
         pending = b""
         while not self._stopped.is_set():
-            if not select.select([self.fd], [], [], 0.02)[0]:
-                continue
+            try:
+                if not select.select([self.fd], [], [], 0.02)[0]:
+                    continue
+            except (OSError, ValueError):  # the descriptor was closed under us
+                return
             try:
                 pending += os.read(self.fd, 4096)
             except OSError:

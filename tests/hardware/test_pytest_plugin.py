@@ -18,6 +18,7 @@ from emulators.clock import WallClock
 from emulators.world import World
 from gbcs.errors import GbcsError
 from hardware import labgrid_support
+from hardware.dongles import ProbeResult
 from hardware.labgrid_support import (
     choose_serial_port,
     resolve_place,
@@ -35,6 +36,7 @@ from hardware.pytest_plugin import (
     parse_han,
     parse_meter,
 )
+from tests.hardware.fake_ncp import fake_ncp
 
 # Inner pytest runs load the plugin themselves until its pytest11 entry point is installed
 # and leave out pytest-asyncio (its unset loop-scope warning would fill their output) and
@@ -59,6 +61,24 @@ def listener() -> Iterator[str]:
         yield f"socket://127.0.0.1:{server.getsockname()[1]}"
     finally:
         server.close()
+
+
+@pytest.fixture
+def ncp_url() -> Iterator[str]:
+    """A serial port (a pty) with a fake EZSP NCP behind it (it answers its version)."""
+    if not hasattr(os, "openpty"):
+        pytest.skip("needs a pseudo-terminal (POSIX)")
+    with fake_ncp("version-only") as path:
+        yield path
+
+
+@pytest.fixture
+def probe_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every EZSP probe answers: for tests about something else than the probe."""
+    monkeypatch.setattr(
+        "hardware.dongles.probe_ezsp",
+        lambda *args, **kwargs: ProbeResult("ok", protocol="EZSP v13", firmware=None),
+    )
 
 
 def closed_port() -> int:
@@ -156,11 +176,11 @@ def test_serial_backend_on_a_missing_device_says_why() -> None:
         backend.prepare(World(0))
 
 
-def test_serial_backend_opens_a_tcp_port(listener: str) -> None:
-    backend = SerialBackend(listener)
+def test_serial_backend_on_a_port_with_an_ezsp_radio(ncp_url: str) -> None:
+    backend = SerialBackend(ncp_url)
     assert backend.available() is None
     assert hardware_skip_reason(backend) is None
-    # A reachable port puts the world on the wall clock, ready for a bellows hub radio.
+    # A radio that answers puts the world on the wall clock, ready for a bellows hub radio.
     world = World(0)
     backend.prepare(world)
     try:
@@ -175,7 +195,21 @@ def test_serial_backend_on_a_closed_tcp_port() -> None:
     assert "cannot open socket://127.0.0.1" in (backend.available() or "")
 
 
-def test_labgrid_backend_resolves_lazily(listener: str) -> None:
+def test_serial_backend_on_a_port_that_opens_but_is_silent(listener: str) -> None:
+    """The port opens, nothing speaks EZSP: that is the reason, once, and prepare fails on
+    it; tests that never built a hub passed against such a port before."""
+    backend = SerialBackend(listener, probe_timeout=1.0)
+    reason = backend.available()
+    assert reason == (
+        f"--han {listener}: no EZSP answer from {listener} at 115200 baud within 1 s "
+        "(not an EZSP radio, wrong baud rate, in its bootloader, or in use)"
+    )
+    assert backend.available() is reason  # checked once a session
+    with pytest.raises(GbcsError, match="no EZSP answer"):
+        backend.prepare(World(0))
+
+
+def test_labgrid_backend_resolves_lazily(listener: str, probe_passes: None) -> None:
     asked: list[str] = []
 
     def resolve(place: str) -> str:
@@ -474,10 +508,26 @@ def test_hardware_marker_fails_when_the_named_dongle_is_absent(pytester: pytest.
     result.stdout.no_fnmatch_line("*def test_on_a_dongle*")
 
 
-def test_hardware_marker_runs_on_an_open_port(pytester: pytest.Pytester, listener: str) -> None:
+def test_hardware_marker_runs_on_a_port_that_answers_ezsp(
+    pytester: pytest.Pytester, ncp_url: str
+) -> None:
     pytester.makepyfile(HARDWARE_TEST)
-    result = pytester.runpytest(*PLUGIN, "--han", listener)
+    result = pytester.runpytest(*PLUGIN, "--han", ncp_url)
     result.assert_outcomes(passed=2)
+
+
+def test_hardware_and_world_tests_fail_on_a_silent_port(
+    pytester: pytest.Pytester, listener: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port that opens but does not answer EZSP fails a hardware test that builds no hub
+    and a world test, not only tests that build a CHF (they passed before)."""
+    monkeypatch.setattr(SerialBackend, "PROBE_TIMEOUT", 1.0)
+    pytester.makepyfile(HARDWARE_TEST + "\n\ndef test_world(world):\n    pass\n")
+    result = pytester.runpytest(*PLUGIN, "--han", listener)
+    result.assert_outcomes(passed=1, errors=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([f"*--han {listener}: no EZSP answer from {listener} *"])
+    result.stdout.no_fnmatch_line("*Traceback*")
 
 
 WORLD_TEST = """
@@ -595,7 +645,9 @@ from hardware.pytest_plugin import SerialBackend
 
 @pytest.fixture(scope="session")
 def han(request):
-    backend = SerialBackend(request.config.getoption("han").target, connect_timeout=1.0)
+    backend = SerialBackend(
+        request.config.getoption("han").target, connect_timeout=1.0, probe_timeout=1.0
+    )
     yield backend
     backend.release()
 """
@@ -615,16 +667,10 @@ def test_chf_on_a_port_that_is_no_radio_fails_in_one_line(pytester: pytest.Pytes
         os.close(terminal)
     result.assert_outcomes(errors=2)
     why = (
-        f"no EZSP answer from {device} at 115200 baud within * s "
+        f"--han {device}: no EZSP answer from {device} at 115200 baud within 1 s "
         "(not an EZSP radio, wrong baud rate, in its bootloader, or in use)"
     )
-    result.stdout.fnmatch_lines(
-        [
-            f"bench CHF: the zigpy radio did not come up: {why}",
-            f"--han {device}: bench CHF: the zigpy radio did not come up: {why} "
-            "(earlier test; not retried)",
-        ]
-    )
+    result.stdout.fnmatch_lines([why, why])  # found once, when first needed
     result.stdout.no_fnmatch_line("*Traceback*")
     result.stdout.no_fnmatch_line("*GbcsError*")
     result.stdout.no_fnmatch_line("*TimeoutError:")
@@ -649,7 +695,9 @@ def test_junit_cases_carry_the_backend(pytester: pytest.Pytester) -> None:
     }
 
 
-def test_junit_names_the_dongle(pytester: pytest.Pytester, listener: str) -> None:
+def test_junit_names_the_dongle(
+    pytester: pytest.Pytester, listener: str, probe_passes: None
+) -> None:
     pytester.makepyfile(
         """
         import pytest

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import os
 import re
 import socket
 import threading
@@ -40,6 +41,7 @@ from hardware.sim_radio import (
     sim_hub_radio,
 )
 from hardware.zigpy_han import WELL_KNOWN_KEY, VirtualTimeLoop, ZigpyHubRadio
+from tests.hardware.fake_ncp import fake_ncp
 
 SEED = 7
 
@@ -369,40 +371,56 @@ def test_bellows_on_a_port_that_is_not_there_fails_fast(where: str) -> None:
         clock.close()
 
 
-def test_prepare_puts_the_world_on_real_time_and_a_silent_port_times_out(
-    silent_port: str,
-) -> None:
-    backend = SerialBackend(silent_port + "?baudrate=57600", connect_timeout=2.0)
-    world = World(SEED)
-    backend.prepare(world)
-    try:
-        assert isinstance(world.clock, WallClock) and world.headend.clock is world.clock
-        assert isinstance(world.hub_radio, DongleRadioFactory)
-        assert world.hub_radio.settings == SerialSettings(silent_port, 57600, None)
+def test_prepare_on_a_silent_port_fails_with_the_probe_reason_once(silent_port: str) -> None:
+    """Nothing answers EZSP: prepare fails before the world leaves its virtual clock, and
+    every later prepare at once with the same reason (the port is probed once)."""
+    backend = SerialBackend(silent_port + "?baudrate=57600", probe_timeout=1.0)
+    reason = (
+        f"--han {backend.name}: no EZSP answer from {silent_port} at 57600 baud within 1 s "
+        "(not an EZSP radio, wrong baud rate, in its bootloader, or in use)"
+    )
+    for _ in range(2):
+        world = World(SEED)
         start = time.monotonic()
-        # Nothing answers EZSP there: bellows is cut off after connect_timeout, and its
-        # reader thread is gone with the port.
-        with pytest.raises(
-            GbcsError,
-            match=r"did not come up: no EZSP answer from socket://127\.0\.0\.1:\d+ at 57600 baud "
-            r"within 2(\.\d+)? s \(not an EZSP radio, wrong baud rate, in its bootloader, "
-            r"or in use\)$",
-        ):
-            world.add_hub(backend.bench, name="bench CHF")
-        assert time.monotonic() - start < 10
+        with pytest.raises(GbcsError) as failed:
+            backend.prepare(world)
+        assert str(failed.value) == reason and type(world.clock) is VirtualClock
         assert not [t for t in threading.enumerate() if t.name.startswith("bellows")]
-        assert backend.describe() == {"han_backend": silent_port + "?baudrate=57600"}
-    finally:
-        backend.release()
-    assert world.clock.loop.is_closed()  # type: ignore[attr-defined]
-    # The next tests fail at once with the reason, not after a timeout each.
-    again = World(SEED)
-    start = time.monotonic()
-    with pytest.raises(GbcsError) as failed:
-        backend.prepare(again)
-    assert str(failed.value).startswith(f"--han {backend.name}: bench CHF: the zigpy radio did")
-    assert str(failed.value).endswith("or in use) (earlier test; not retried)")
-    assert time.monotonic() - start < 1 and type(again.clock) is VirtualClock
+    assert time.monotonic() - start < 1  # the second time: no probe
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pty (POSIX)")
+def test_prepare_puts_the_world_on_real_time_and_a_radio_that_stops_answering_times_out() -> None:
+    """The NCP answers its version (the probe passes) and nothing more: the hub's radio does
+    not come up within connect_timeout, and later tests fail at once with that reason."""
+    with fake_ncp("version-only") as path:
+        backend = SerialBackend(path, connect_timeout=2.0)
+        world = World(SEED)
+        backend.prepare(world)
+        try:
+            assert isinstance(world.clock, WallClock) and world.headend.clock is world.clock
+            assert isinstance(world.hub_radio, DongleRadioFactory)
+            assert world.hub_radio.settings == SerialSettings(path, 115200, None)
+            start = time.monotonic()
+            with pytest.raises(
+                GbcsError,
+                match=r"did not come up: no EZSP answer from /dev/\S+ at 115200 baud "
+                r"within 2(\.\d+)? s \(not an EZSP radio, wrong baud rate, in its bootloader, "
+                r"or in use\)$",
+            ):
+                world.add_hub(backend.bench, name="bench CHF")
+            assert time.monotonic() - start < 10
+            assert not [t for t in threading.enumerate() if t.name.startswith("bellows")]
+        finally:
+            backend.release()
+        assert world.clock.loop.is_closed()  # type: ignore[attr-defined]
+        again = World(SEED)
+        start = time.monotonic()
+        with pytest.raises(GbcsError) as failed:
+            backend.prepare(again)
+        assert str(failed.value).startswith(f"--han {backend.name}: bench CHF: the zigpy radio did")
+        assert str(failed.value).endswith("or in use) (earlier test; not retried)")
+        assert time.monotonic() - start < 1 and type(again.clock) is VirtualClock
 
 
 def test_one_dongle_gives_one_hub_its_radio(clock: WallClock) -> None:
