@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from emulators import tunnel_server
 from emulators.clock import Timer, VirtualClock
 from emulators.medium import Capture, HanMedium
-from emulators.saved_state import SavedState, saved_hex, saved_int
+from emulators.saved_state import SavedState, saved_hex, saved_int, saved_seconds
 from emulators.zigbee import air
 from emulators.zigbee.air import Keys, NwkSecurity
 from emulators.zigbee.aps import (
@@ -1210,7 +1210,7 @@ class MeterNode(_Node):
         self.back_on_at: float | None = None  # when a power cycle gives the power back
         # What a loaded state had under way: its open tunnel and when it polls next.
         self._loaded_tunnel: int | None = None
-        self._loaded_keepalive: float | None = None
+        self._loaded_next: tuple[str, float] | None = None
 
     def wants(self, frame_type: int, psdu: bytes) -> bool:
         if frame_type == _BEACON_FRAME:
@@ -1252,11 +1252,26 @@ class MeterNode(_Node):
         power still comes back when it was due.
         """
         tunnel, self._loaded_tunnel = self._loaded_tunnel, None
-        keepalive, self._loaded_keepalive = self._loaded_keepalive, None
-        if powered:
-            self._power_on(tunnel, keepalive)
-        elif self.back_on_at is not None:
-            self._power_back_at(self.back_on_at)
+        resume, self._loaded_next = self._loaded_next, None
+        if not powered:
+            if self.back_on_at is not None:
+                self._power_back_at(self.back_on_at)
+            return
+        step, at = resume if resume is not None else (None, None)
+        if step in (NEXT_SCAN, NEXT_REJOIN) and at is not None and not self.dead:
+            # Looking for a network, or for its own after losing its parent: it goes on
+            # when it would have (a scan or rejoin cut short by the save starts again then).
+            self.powered = self.listening = True
+            self.back_on_at = None
+            if step == NEXT_SCAN:
+                self._set_state(NodeState.SCANNING)
+                self._schedule(max(0.0, at - self.clock.now), self._scan)
+            else:
+                self.tunnel_id = tunnel  # kept until the rejoin starts, as it was
+                self._set_state(NodeState.ORPHANED)
+                self._schedule(max(0.0, at - self.clock.now), self._start_rejoin)
+            return
+        self._power_on(tunnel, at)
 
     def power_off(self) -> None:
         self.back_on_at = None  # switched off for good, not a power cycle any more
@@ -1314,12 +1329,24 @@ class MeterNode(_Node):
             if self.on_state is not None:
                 self.on_state(state)
 
-    def _keepalive_due(self) -> float | None:
-        """When the next keep-alive (a sleepy GSME's poll) is due, if one is booked."""
+    def _next_step(self) -> tuple[str, float] | None:
+        """What the meter does next on its own and when, for the saved state: its next
+        keep-alive (a sleepy GSME's poll), scan, or trust-centre rejoin. A scan, join or
+        rejoin under way is saved as that cycle starting again at its next step."""
         timer = self._timer
-        if timer is None or timer[4] or timer[2] != self._keepalive:
+        if timer is None or timer[4]:
             return None
-        return float(timer[0])
+        callback, due = timer[2], float(timer[0])
+        if callback == self._keepalive:
+            return NEXT_KEEPALIVE, due
+        rejoining = self.state is NodeState.ORPHANED or self.state is _REJOINING
+        if callback in (self._try_rejoin, self._rejoin_failed, self._start_rejoin) or (
+            callback == self._scan and rejoining
+        ):
+            return NEXT_REJOIN, due
+        if callback in (self._scan, self._try_join, self._join_failed):
+            return NEXT_SCAN, due
+        return None
 
     def _schedule(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
         timer = self._timer
@@ -1775,7 +1802,7 @@ class MeterNode(_Node):
             "powered": self.powered,
             "back_on_at": self.back_on_at,
             "tunnel_id": self.tunnel_id,
-            "keepalive_at": self._keepalive_due(),
+            "next": None if (step := self._next_step()) is None else list(step),
             "awake_until": self._awake_until,
             "nwk_frame_counters": self._secured_counters(),
         }
@@ -1801,7 +1828,9 @@ class MeterNode(_Node):
             raise GbcsError("tunnel_id is set for a meter without a network or power")
         if back_on_at is not None and powered:
             raise GbcsError("back_on_at is set for a meter that is powered")
-        keepalive = saved.optional_seconds("keepalive_at")
+        resume = _saved_next_step(saved, settings is not None)
+        if resume is not None and not powered:
+            raise GbcsError(f"next is set for a meter that is not powered ({resume[0]})")
         awake_until = saved.seconds("awake_until")
         seen = _saved_secured_counters(saved)
         self.settings = settings
@@ -1809,9 +1838,31 @@ class MeterNode(_Node):
         self.channels = channels
         self.back_on_at = back_on_at
         self._loaded_tunnel = tunnel
-        self._loaded_keepalive = keepalive
+        self._loaded_next = resume
         self._awake_until = awake_until
         self._nwk_seen = seen
+
+
+NEXT_KEEPALIVE, NEXT_SCAN, NEXT_REJOIN = "keepalive", "scan", "rejoin"
+
+
+def _saved_next_step(saved: SavedState, has_network: bool) -> tuple[str, float] | None:
+    """``next``: null or [step, when]. A keep-alive or rejoin needs the network settings
+    (they are what it keeps or rejoins); a scan for a network to join needs none."""
+    raw = saved.value("next")
+    if raw is None:
+        return None
+    where = saved.path("next")
+    if not isinstance(raw, list) or len(raw) != 2:
+        raise GbcsError(f"{where} is not a [step, seconds] pair")
+    step, at = raw
+    if step not in (NEXT_KEEPALIVE, NEXT_SCAN, NEXT_REJOIN):
+        raise GbcsError(f"{where}[0] {step!r} is not keepalive, scan or rejoin")
+    seconds = saved_seconds(at, f"{where}[1]")
+    if (step == NEXT_SCAN) == has_network:
+        needs = "no network settings" if step == NEXT_SCAN else "network settings"
+        raise GbcsError(f"{where}: a {step} needs {needs}")
+    return step, seconds
 
 
 def _saved_secured_counters(saved: SavedState) -> dict[bytes | int, int]:

@@ -14,6 +14,7 @@ import pytest
 
 from emulators.clock import VirtualClock
 from emulators.faults import NO_FAULTS, FaultPlan
+from emulators.node import NodeState
 from emulators.scenarios import Run
 from emulators.world import World
 from gbcs import asn1
@@ -543,3 +544,67 @@ def test_a_sleeping_gsme_polls_after_a_restart_when_it_would_have() -> None:
     count_polls(loaded)
     loaded.run(65)
     assert polls == uninterrupted and len(polls) >= 2
+
+
+def _next_join(world: World, meter_eui: bytes) -> Any:
+    """Open a join window on a new hub 2 s on and wait for the meter to join it."""
+    meter = world.meters[meter_eui]
+    world.run(2)
+    hub = world.add_hub("premises", name="another CHF")
+    run = Run("next", world)
+    assert run.add_device(hub, meter).ok
+    return run.wait_joined(meter, hub, "join").to_json()
+
+
+def test_a_meter_looking_for_a_network_scans_after_a_restart_when_it_would_have() -> None:
+    """After CS02f it scans again 5 s on; loaded, it scanned 0.1 s after the load, so a
+    window opened later was joined at another time (fault audit 1)."""
+    world, run, hub, meter = _premises(47)
+    assert run.disconnect(hub, meter).ok and run.wait_left(meter, hub).ok
+    assert run.remove_device(hub, meter).ok
+    saved = world.to_json()["meters"][0]["node"]
+    assert meter.node.state is NodeState.SCANNING and saved["next"][0] == "scan"
+    loaded = _reloaded(world)
+    again = loaded.meters[meter.eui64]
+    assert again.node.state is NodeState.SCANNING
+    assert again.node._timer is not None and again.node._timer[0] == saved["next"][1]
+    assert _next_join(loaded, meter.eui64) == _next_join(world, meter.eui64)
+
+
+def test_an_orphaned_meter_rejoins_after_a_restart_when_it_would_have() -> None:
+    """Carried away from its hub it is orphaned and retries a trust-centre rejoin every
+    minute; loaded, it came back joined and lost that cycle (fault audit 1)."""
+    world, _, hub, meter = _premises(48, "gsme")
+    world.move(meter, "van")
+    assert world.run_until(lambda: meter.node.state is NodeState.ORPHANED, 120)
+    world.run(5)  # between two rejoin attempts
+    saved = world.to_json()["meters"][0]["node"]
+    assert saved["next"][0] == "rejoin"
+    loaded = _reloaded(world)
+    again = loaded.meters[meter.eui64]
+    assert again.node.state is NodeState.ORPHANED and again.node.tunnel_id == meter.node.tunnel_id
+    assert loaded.to_json()["meters"] == world.to_json()["meters"]  # saves as it was loaded
+    for w, m in ((world, meter), (loaded, again)):
+        w.move(m, "premises")
+    rejoined = [
+        Run("back", w).wait_joined(w.meters[meter.eui64], w.hubs[hub.eui64], "rejoin").to_json()
+        for w in (world, loaded)
+    ]
+    assert rejoined[0] == rejoined[1]
+
+
+@pytest.mark.parametrize(
+    ("next_step", "message"),
+    [
+        (["scan", 9.0], "next: a scan needs no network settings"),
+        (["dance", 9.0], "next.0. 'dance' is not keepalive, scan or rejoin"),
+        (["rejoin"], "next is not a .step, seconds. pair"),
+        (["rejoin", -1], "next.1. -1 is outside"),
+    ],
+)
+def test_a_meters_next_step_is_checked(next_step: Any, message: str) -> None:
+    world, *_ = _premises(49)
+    saved = json.loads(json.dumps(world.to_json()))
+    saved["meters"][0]["node"]["next"] = next_step
+    with pytest.raises(GbcsError, match=message):
+        World.from_json(saved)
