@@ -36,6 +36,7 @@ class Radio(Protocol):
     pan_id: int | None
     short_address: int | None
     listening: bool
+    power_cyclable: bool  # whether the fault plan's power cycles apply to it (a meter)
 
     def deliver(self, psdu: bytes) -> None: ...
 
@@ -167,7 +168,9 @@ class HanMedium:
         if radio.channel != channel or not radio.listening or radio not in self.radios:
             return
         faults = self.faults
-        if faults is not None and faults.power_cycle():
+        # Drawn only for a radio that can lose power: a hub's frame was dropped and
+        # counted as a power cycle that never happened.
+        if faults is not None and radio.power_cyclable and faults.power_cycle():
             if self.on_power_cycle is not None:
                 self.on_power_cycle(radio)
             return

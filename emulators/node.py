@@ -265,6 +265,10 @@ class _Reassembly:
 class _Node:
     """What both ends share: the radio, counters, MAC acks and retries, NWK dedup."""
 
+    # Whether the fault plan's power cycles apply: a meter's supply fails; the hub's is
+    # not modelled as failing.
+    power_cyclable = False
+
     def __init__(self, clock: VirtualClock, ieee: bytes, *, name: str = "") -> None:
         if len(ieee) != 8:
             raise GbcsError("an EUI-64 is 8 bytes")
@@ -1171,6 +1175,8 @@ class CoordinatorNode(_Node):
 
 class MeterNode(_Node):
     """A meter's stack: auto-join with its install code, tunnel, keep-alive, rejoin."""
+
+    power_cyclable = True
 
     def __init__(
         self,

@@ -38,6 +38,7 @@ class Attacker:
         self.pan_id: int | None = None
         self.short_address: int | None = None
         self.listening = True
+        self.power_cyclable = False
         self.medium = medium
         medium.attach(self)
 

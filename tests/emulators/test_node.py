@@ -499,10 +499,29 @@ def test_power_cycle_of_an_unpowered_node_does_nothing(bench: Bench) -> None:
 
 
 def test_power_cycle_fault_injection(pki: TestPki) -> None:
-    bench = Bench(pki, 1, FaultPlan(power_cycle=0.05, power_off_time=1.0))
+    bench = Bench(pki, 1, FaultPlan(power_cycle=0.2, power_off_time=1.0))
     hub, meter = bench.hub(), bench.meter()
     bench.add(hub, meter, join_timeout=3600)
     assert bench.joined(meter, hub, JOIN_TIMEOUT)
-    bench.world.run(600)
+    bench.world.run(1800)  # drawn only for frames to the meter: its keep-alives' answers
     assert bench.world.faults.counts["power_cycles"] > 0
     assert bench.joined(meter, hub, JOIN_TIMEOUT)
+
+
+def test_power_cycle_faults_cycle_meters_not_hubs(pki: TestPki) -> None:
+    """A power cycle drawn for a frame to the hub dropped that frame and was counted,
+    though no hub was cycled (fault audit 2): it is drawn only for a meter's radio."""
+    bench = Bench(pki, 3, FaultPlan(power_cycle=1.0, power_off_time=5.0))
+    hub, meter = bench.hub(), bench.meter()
+    delivered: list[bytes] = []
+    deliver = hub.node.deliver
+
+    def noted(psdu: bytes) -> None:
+        delivered.append(psdu)
+        deliver(psdu)
+
+    hub.node.deliver = noted  # type: ignore[method-assign]
+    meter.node.power_on()
+    bench.world.run(1)  # its beacon requests reach the hub; the hub's beacon cycles it
+    assert delivered and bench.world.faults.counts["power_cycles"] >= 1
+    assert not meter.node.powered and meter.node.back_on_at is not None
