@@ -6,8 +6,10 @@ in :mod:`gbcs.security`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import warnings
 
 from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -89,9 +91,22 @@ def ecdsa_sign(private: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
     try:
         der = private.sign(data, _ECDSA_DETERMINISTIC)
     except UnsupportedAlgorithm:
+        _warn_random_nonces()
         der = private.sign(data, _ECDSA)
     r, s = decode_dss_signature(der)
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+@functools.cache
+def _warn_random_nonces() -> None:
+    """Once a process: signatures still verify, but runs no longer replay byte for byte."""
+    warnings.warn(
+        "this OpenSSL build cannot derive ECDSA nonces per RFC 6979: signatures use random "
+        "nonces, so signed messages (and a run's pcap) differ from run to run; use the "
+        "cryptography wheels (OpenSSL 3.2 or later) for byte-for-byte replay",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def ecdsa_verify(public: ec.EllipticCurvePublicKey, data: bytes, signature: bytes) -> bool:

@@ -595,3 +595,22 @@ def test_a_remote_party_may_not_mac_a_device_originated_code_with_its_own_key(
         message.header.business_originator,
         message.header.business_target,
     )
+
+
+def test_random_ecdsa_nonces_are_warned_of_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where OpenSSL cannot derive nonces per RFC 6979 the signature still verifies, but
+    a run no longer replays byte for byte: that was silent (fault audit 3)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from gbcs import crypto
+
+    key = ec.derive_private_key(7, ec.SECP256R1())
+    assert crypto.ecdsa_sign(key, b"m") == crypto.ecdsa_sign(key, b"m")  # RFC 6979 here
+    monkeypatch.setattr(crypto, "_ECDSA_DETERMINISTIC", ec.ECDH())  # sign: UnsupportedAlgorithm
+    crypto._warn_random_nonces.cache_clear()
+    with pytest.warns(RuntimeWarning, match="RFC 6979") as warned:
+        first = crypto.ecdsa_sign(key, b"m")
+        second = crypto.ecdsa_sign(key, b"m")
+    assert len(warned) == 1 and first != second
+    assert crypto.ecdsa_verify(key.public_key(), b"m", first)
+    crypto._warn_random_nonces.cache_clear()
