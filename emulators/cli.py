@@ -63,6 +63,22 @@ def seed_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+class _Once(argparse.Action):
+    """An option that takes one value: given twice, the first would be silently lost."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, f"_{self.dest}_given", False):
+            parser.error(f"argument {option_string}: given twice")
+        setattr(namespace, f"_{self.dest}_given", True)
+        setattr(namespace, self.dest, values)
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     try:
         faults = FaultPlan.parse(args.faults) if args.faults is not None else FaultPlan()
@@ -210,14 +226,23 @@ def add_commands(sub: Any) -> None:
         help="triage returned meters on the bench (the main job)",
         description="With no arguments: a complete demonstration on emulated devices.",
     )
-    t.add_argument("--workdir", default="triage-run", help="working folder (default ./triage-run)")
     t.add_argument(
-        "--manifest", metavar="FILE", help="CSV: EUI-64, install code, type, old CHF, MPxN"
+        "--workdir",
+        default="triage-run",
+        action=_Once,
+        help="working folder (default ./triage-run)",
+    )
+    t.add_argument(
+        "--manifest",
+        metavar="FILE",
+        action=_Once,
+        help="CSV: EUI-64, install code, type, old CHF, MPxN",
     )
     t.add_argument(
         "--seed",
         type=seed_argument,
         default=None,
+        action=_Once,
         help="seed of the emulated world (default 1; a resumed run keeps its own)",
     )
     t.add_argument(
@@ -237,13 +262,20 @@ def add_commands(sub: Any) -> None:
     )
     s.add_argument("name", choices=sorted(SCENARIOS), help="scenario to run")
     s.add_argument(
-        "--seed", type=seed_argument, default=0, help="seed for keys, networks and faults"
+        "--seed",
+        type=seed_argument,
+        default=0,
+        action=_Once,
+        help="seed for keys, networks and faults",
     )
-    s.add_argument("--pcap", metavar="FILE", help="write the air capture (and FILE.keys)")
+    s.add_argument(
+        "--pcap", metavar="FILE", action=_Once, help="write the air capture (and FILE.keys)"
+    )
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument(
         "--faults",
         metavar="SPEC",
+        action=_Once,
         help="seeded faults, e.g. loss=0.05,duplication=0.02,reordering=0.02,delay=0.1",
     )
     s.set_defaults(func=cmd_scenario)

@@ -29,6 +29,7 @@ CANCEL_GRACE = 5.0  # seconds a timed-out coroutine gets to unwind after it is c
 
 
 NEAR = 1.0  # timers due within this many seconds go into the small heap; the rest wait apart
+_INF = float("inf")
 
 
 class Timer(list):  # type: ignore[type-arg]
@@ -87,6 +88,8 @@ class VirtualClock:
 
     def call_at(self, due: float, callback: Callable[..., Any], *args: Any) -> Timer:
         now = self.now
+        if not due < _INF:  # NaN too: it would never run, and poison the heap's order
+            raise ValueError(f"a due time must be finite ({due})")
         if due < now:
             due = now
         timer = Timer((due, next(self._seq), callback, args, False))
@@ -94,8 +97,8 @@ class VirtualClock:
         return timer
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
-        if delay < 0:
-            raise ValueError(f"a delay cannot be negative ({delay})")
+        if not 0 <= delay < _INF:  # NaN fails this too
+            raise ValueError(f"a delay must be finite and not negative ({delay})")
         # call_at inlined: every frame books two or three timers.
         timer = Timer((self.now + delay, next(self._seq), callback, args, False))
         heappush(self._near if delay < NEAR else self._far, timer)
@@ -107,8 +110,8 @@ class VirtualClock:
         The entry is a plain list, cheaper to make than a :class:`Timer` and
         ordered with them exactly the same.
         """
-        if delay < 0:
-            raise ValueError(f"a delay cannot be negative ({delay})")
+        if not 0 <= delay < _INF:  # NaN fails this too
+            raise ValueError(f"a delay must be finite and not negative ({delay})")
         heappush(
             self._near if delay < NEAR else self._far,
             [self.now + delay, next(self._seq), callback, args, False],
@@ -270,8 +273,8 @@ class WallClock(VirtualClock):
         return time.monotonic() - self._origin
 
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timer:
-        if delay < 0:
-            raise ValueError(f"a delay cannot be negative ({delay})")
+        if not 0 <= delay < _INF:  # NaN fails this too
+            raise ValueError(f"a delay must be finite and not negative ({delay})")
         return self.call_at(self.now + delay, callback, *args)
 
     def post(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:

@@ -1,13 +1,14 @@
 """Seeded fault injection for the emulated HAN medium.
 
-Every decision comes from one ``random.Random(seed)`` drawn in the order
-frames are transmitted, and the virtual clock orders events deterministically,
+Every decision comes from one ``random.Random`` seeded from the run's seed,
+drawn in the order frames are transmitted, and the virtual clock orders events deterministically,
 so a run with faults replays exactly from its seed.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -49,20 +50,26 @@ class FaultPlan:
     def parse(cls, text: str) -> FaultPlan:
         """``loss=0.1,duplication=0.05`` as a lab engineer types it on the command line."""
         values: dict[str, float] = {}
+        known = cls.__dataclass_fields__
         for item in filter(None, (p.strip() for p in text.split(","))):
             name, sep, number = (part.strip() for part in item.partition("="))
-            if not sep or name not in cls.__dataclass_fields__:
-                raise ValueError(f"unknown fault setting {item!r}")
+            if name not in known:
+                raise ValueError(
+                    f"unknown fault setting {name!r} (the settings: {', '.join(known)})"
+                )
+            if not sep:
+                raise ValueError(f"fault setting {name} needs =VALUE")
             if name in values:  # the earlier value would be silently lost
                 raise ValueError(f"fault setting {name} is given twice")
-            try:
-                values[name] = float(number)
-            except ValueError:
-                raise ValueError(f"fault setting {name} needs a number, got {number!r}") from None
+            # float() also takes 1_0, inf and digits of other scripts: a plain decimal only.
+            if _DECIMAL.fullmatch(number) is None:
+                raise ValueError(f"fault setting {name} needs a number, got {number!r}")
+            values[name] = float(number)
         return cls(**values)
 
 
 NO_FAULTS = FaultPlan()
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 class FaultInjector:
@@ -71,7 +78,9 @@ class FaultInjector:
     def __init__(self, plan: FaultPlan = NO_FAULTS, seed: int = 0) -> None:
         self.plan = plan
         self.seed = seed
-        self._random = random.Random(seed)
+        # A string seed: random.Random(int) ignores an integer's sign (N and -N would draw
+        # the same faults); a string is hashed whole, the same in every process.
+        self._random = random.Random(f"gbcs-hil faults {seed}")
         self.counts = {"lost": 0, "duplicated": 0, "reordered": 0, "delayed": 0, "power_cycles": 0}
 
     def state(self) -> dict[str, Any]:

@@ -187,7 +187,7 @@ class World:
         self.anchors = TrustAnchors.from_pki(self.pki)
         self.capture = Capture() if capture else None
         self.faults = FaultInjector(faults, seed)
-        self.random = random.Random(seed)
+        self.random = random.Random(f"gbcs-hil world {seed}")  # sign kept (see faults)
         self.places: dict[str, HanMedium] = {}
         self.hubs: dict[bytes, Hub] = {}
         self.meters: dict[bytes, MeterUnit] = {}
@@ -345,7 +345,7 @@ class World:
             raise GbcsError(f"{eui.hex().upper()} is already in this world")
         if install_code is None:
             install_code = hashlib.sha256(
-                b"install code" + eui + bytes([self.seed & 0xFF])
+                b"install code" + eui + self.seed.to_bytes(8, "big", signed=True)
             ).digest()[:16]
         cls = Esme if kind == "esme" else Gsme
         own = self._credentials(eui, name, credentials)

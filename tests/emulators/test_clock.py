@@ -139,11 +139,18 @@ def test_call_at_in_the_past_runs_now_not_back_in_time() -> None:
     assert clock.now == 10
 
 
-@pytest.mark.parametrize("delay", [-0.001, -1, -1e9])
-def test_negative_delay_is_an_error(delay: float) -> None:
+@pytest.mark.parametrize("delay", [-0.001, -1, -1e9, float("nan"), float("inf")])
+def test_negative_or_unending_delay_is_an_error(delay: float) -> None:
+    """NaN and infinity were taken: the timer never ran, and clock.utc overflowed once the
+    clock reached it (fault audit 7)."""
     clock = VirtualClock()
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match="must be finite and not negative"):
         clock.call_later(delay, lambda: None)
+    with pytest.raises(ValueError, match="must be finite and not negative"):
+        clock.post(delay, lambda: None)
+    if delay != delay or delay == float("inf"):
+        with pytest.raises(ValueError, match="due time must be finite"):
+            clock.call_at(delay, lambda: None)
     assert clock.pending() == 0
 
 

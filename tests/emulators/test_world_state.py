@@ -608,3 +608,13 @@ def test_a_meters_next_step_is_checked(next_step: Any, message: str) -> None:
     saved["meters"][0]["node"]["next"] = next_step
     with pytest.raises(GbcsError, match=message):
         World.from_json(saved)
+
+
+def test_default_install_codes_take_the_whole_seed() -> None:
+    """They took only seed & 0xFF: worlds 0, 256 and -256 gave a meter the same link key
+    (fault audit 5)."""
+    eui = bytes.fromhex("00DB123456780042")
+    codes = {seed: World(seed).add_meter("premises", "esme", eui).node.install_code for seed in
+             (0, 256, -256, 1, -1)}  # fmt: skip
+    assert len(set(codes.values())) == len(codes)
+    assert World(256).add_meter("premises", "esme", eui).node.install_code == codes[256]
