@@ -256,15 +256,20 @@ def header_to_json(header: GroupingHeader) -> dict[str, Any]:
     }
 
 
+def _use_case_json(code: int, use_case: UseCase | None) -> dict[str, Any]:
+    """The catalogue's names for a message code, as decode prints them."""
+    return {
+        "use_case": use_case.use_case if use_case else f"unknown-0x{code:04X}",
+        "use_case_name": use_case.name if use_case else None,
+        "critical": use_case.critical if use_case else None,
+    }
+
+
 def to_json(inspection: Inspection, *, roundtrip: bool | None = None) -> dict[str, Any]:
     m = inspection.message
     out: dict[str, Any] = {
         "message_code": m.message_code,
-        "use_case": inspection.use_case.use_case
-        if inspection.use_case
-        else f"unknown-0x{m.message_code:04X}",
-        "use_case_name": inspection.use_case.name if inspection.use_case else None,
-        "critical": inspection.use_case.critical if inspection.use_case else None,
+        **_use_case_json(m.message_code, inspection.use_case),
     }
     out.update(header_to_json(m.header))
     out.update(
@@ -370,7 +375,11 @@ def _known_keys(obj: dict[str, Any], known: frozenset[str], path: str) -> None:
 
 
 def message_from_json(obj: Any, catalogue: Catalogue = CATALOGUE) -> GbcsMessage:
-    """Rebuild a message from the ``--json`` form (names and check results are ignored).
+    """Rebuild a message from the ``--json`` form.
+
+    Names (``use_case``, ``use_case_name``, ``critical``) may be left out but must be the
+    catalogue's for the message code; check results (``mac``, ``signature``,
+    ``decrypted``, ``roundtrip``) are decode's findings and are not read.
 
     The payload comes from the decoded ``payload`` tree when present, else
     ``payload_hex``, so an engineer can edit either. A tree must fit the header: its
@@ -445,6 +454,13 @@ def message_from_json(obj: Any, catalogue: Catalogue = CATALOGUE) -> GbcsMessage
     message = GbcsMessage(header, payload, signature, mac)
     if tree is not None:
         _check_fits_header(message, family, catalogue)
+    names = _use_case_json(other.message_code, catalogue.get(other.message_code))
+    for key, value in names.items():  # names may be left out, not contradict the code
+        if key in obj and obj[key] != value:
+            raise EncodeError(
+                f"$.{key} {obj[key]!r} is not message code 0x{other.message_code:04X}'s "
+                f"({value!r}); change message_code, and the names follow"
+            )
     return message
 
 

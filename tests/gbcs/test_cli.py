@@ -386,8 +386,11 @@ def test_encode_refuses_a_payload_tree_that_does_not_fit_the_header(
     as_response = {**obj, "cra_flag": "response"}
     code, _, err = _encode(as_response, capsys, monkeypatch)
     assert code == 1 and "(message code 0x7F00, response): it would not decode" in err
-    # payload_hex goes out verbatim: the way to build a mismatched message on purpose.
-    code, out, _ = _encode({**relabelled, "payload": None}, capsys, monkeypatch)
+    # payload_hex goes out verbatim: the way to build a mismatched message on purpose
+    # (the names, left as they were, would contradict the new code: left out here).
+    names = ("use_case", "use_case_name", "critical")
+    raw = {k: v for k, v in relabelled.items() if k not in names}
+    code, out, _ = _encode({**raw, "payload": None}, capsys, monkeypatch)
     assert code == 0 and obj["payload_hex"].upper() in out
     code, decoded, _ = run(["decode", "--json", out.strip()], capsys)
     assert code == 1 and json.loads(decoded)["error"]["layer"] == "asn1"
@@ -406,3 +409,28 @@ def test_encode_takes_the_disconnect_code_like_decode(
     assert code == 0
     code, decoded, _ = run(["decode", "--disconnect-code", "0x7F01", "--json", out.strip()], capsys)
     assert code == 0 and json.loads(decoded)["payload"] == obj["payload"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("use_case", "CS11"), ("use_case_name", "wrong name"), ("critical", False)],
+)
+def test_encode_refuses_names_the_message_code_does_not_have(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+    value: Any,
+) -> None:
+    """Message-level names were not read: an edit of them encoded, exit 0, as if it had
+    changed something (README audit)."""
+    _, wire = _example(tmp_path, capsys)
+    obj = _decoded_json(wire, capsys)
+    code, out, err = _encode({**obj, key: value}, capsys, monkeypatch)
+    assert code == 1 and out == ""
+    assert f"$.{key} {value!r} is not message code 0x7F00's" in err
+    # Left out, or as decode printed them, they are fine; check results are not read.
+    code, out, _ = _encode({k: v for k, v in obj.items() if k != key}, capsys, monkeypatch)
+    assert code == 0 and out.strip() == wire
+    code, out, _ = _encode({**obj, "mac": "invalid", "signature": "absent"}, capsys, monkeypatch)
+    assert code == 0 and out.strip() == wire
