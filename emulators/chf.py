@@ -522,9 +522,14 @@ class CommsHub(GbcsDevice):
             why = TransferDataStatus(status).name.lower().replace("_", " ")
         except ValueError:
             why = f"status {status}"
+        meaning = (
+            "it had no GBCS tunnel open"
+            if status == TransferDataStatus.NO_SUCH_TUNNEL
+            else "it did not take it"
+        )
         reason = (
             f"device {device.hex().upper()} refused the message on the HAN "
-            f"(TransferDataError: {why}): it had no GBCS tunnel open, the command did not run"
+            f"(TransferDataError: {why}): {meaning}, the command did not run"
         )
         if device in self.current:
             self._count_failure(device)

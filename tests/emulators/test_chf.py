@@ -947,3 +947,25 @@ def test_load_state_replaces_everything(make_hub: Callable[..., CommsHub], dcc: 
     assert dcc.hub.current == {}
     assert dcc.hub.join_windows == {}
     assert dcc.hub.historic.maxlen == 4
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (0, "(TransferDataError: no such tunnel): it had no GBCS tunnel open"),
+        (2, "(TransferDataError: data overflow): it did not take it"),
+        (9, "(TransferDataError: status 9): it did not take it"),
+    ],
+)
+def test_a_refused_put_fails_its_command_finally_and_counts(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, status: int, says: str
+) -> None:
+    dcc.add(DEV[0])
+    failures: list[RouteFailure] = []
+    hub.on_route_failure = failures.append
+    command = cs07_for(headend, DEV[0])
+    hub.tunnel_refused(DEV[0], command.encode(), status)
+    key = (command.header.business_originator, command.header.originator_counter)
+    reason = f"device {DEV[0].hex().upper()} refused the message on the HAN {says}"
+    assert failures == [RouteFailure(DEV[0], reason + ", the command did not run", key)]
+    assert failures[0].final and hub.devices[DEV[0]].frames_failed == 1
