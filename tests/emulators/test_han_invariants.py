@@ -18,7 +18,7 @@ from emulators.node import CoordinatorNode, NodeState
 from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
-from emulators.zigbee.tunnel import GbcsPut, TransferData, encode_gbcs_tunnel
+from emulators.zigbee.tunnel import GbcsPut, TransferData, TransferDataError, encode_gbcs_tunnel
 from emulators.zigbee.zcl import Direction
 from gbcs import asn1
 from gbcs.devicelog import ActiveDevices, AddDevice, DeviceType, ReadDeviceLog, RemoveDevice
@@ -408,6 +408,11 @@ def test_a_meter_whose_tunnel_the_hub_does_not_hold_opens_a_new_one() -> None:
     run = Run("tunnel forgotten", world)
     hub, esme = _joined(world, run, "esme")
     old = esme.node.tunnel_id
+    assert old is not None
+    # A stale refusal, naming a tunnel the meter does not hold, changes nothing.
+    stale = hub.node._tunnel_zcl(TransferDataError(old + 1), Direction.TO_CLIENT)
+    esme.node._application(air.decode_application(0x0109, 0x0704, stale), 0x0000)
+    assert esme.node.tunnel_id == old and not esme.node._tx_queue
     hub.node.children[esme.eui64].tunnel_id = None  # as after loading an older saved hub
     assert not hub.node.reachable(esme.eui64)
     esme.node._poll()  # its keep-alive GET, on the tunnel it holds

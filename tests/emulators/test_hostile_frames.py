@@ -409,12 +409,16 @@ def test_a_leave_naming_a_child_from_another_address_does_not_cut_it_off(
     assert not bench.lines("left")
 
 
-def test_a_meter_obeys_a_leave_request_only_from_its_trust_centre(bench: Bench) -> None:
+@pytest.mark.parametrize("src", [0x7777, 0x0000], ids=["own address", "claims the hub's"])
+def test_a_meter_obeys_a_leave_request_only_from_its_trust_centre(bench: Bench, src: int) -> None:
+    """An insider's Leave request is refused from its own address, and from the hub's
+    address too (its security header still names the insider): with the NWK source
+    alone checked, any key holder could knock a meter off the HAN (test audit)."""
     bench.join()
     node = bench.meter.node
     assert node.settings is not None
     short = node.settings.short_address
-    bench.inject(_leave(bench, request=True, src=0x7777, dst=short, source=INSIDER), short)
+    bench.inject(_leave(bench, request=True, src=src, dst=short, source=INSIDER), short)
     assert node.settings is not None and node.state is NodeState.JOINED
     assert bench.lines("NWK Leave request not from our parent")
     hub = bench.hub.eui64
@@ -624,3 +628,41 @@ def test_forged_frames_do_not_grow_a_nodes_tables_without_bound(bench: Bench) ->
     frame = _leave(bench, request=True, src=0, dst=0xFFFF, source=INSIDER)
     bench.inject(frame, 0xFFFF, 0.1)
     assert INSIDER not in meter._nwk_seen
+
+
+@pytest.mark.parametrize(
+    ("src", "src_ieee", "to_us", "taken"),
+    [
+        (0x0000, "hub", True, True),  # the parent's answer to us
+        (0x7777, "insider", True, False),  # another key holder's
+        (0x0000, None, True, False),  # no source EUI-64: not a trust centre's
+        (0x0000, "hub", False, False),  # the parent's answer to someone else
+    ],
+)
+def test_a_rejoining_meter_takes_only_its_parents_answer(
+    bench: Bench, src: int, src_ieee: str | None, to_us: bool, taken: bool
+) -> None:
+    """ZigBee 3.6.1.4.2: a rejoin response is from the coordinator, names its source and
+    is addressed to the meter; no test sent a forged one before (test audit)."""
+    bench.join()
+    node = bench.meter.node
+    before, answered = node.short_address, node._answered_by
+    node._answered_by = None
+    node._set_state(NodeState.REJOINING)  # as when its rejoin request went out
+    eui = {"hub": bench.hub.eui64, "insider": INSIDER, None: None}[src_ieee]
+    psdu = air.rejoin_response(
+        mac_sequence=3,
+        nwk_sequence=4,
+        pan_id=bench.settings.pan_id,
+        src=src,
+        src_ieee=eui,  # type: ignore[arg-type]
+        dst=before,
+        dst_ieee=bench.meter.eui64 if to_us else INSIDER,
+        network_address=0x4242,
+    )
+    node.nwk_frame(air.decode_frame(psdu))
+    assert (node.short_address == 0x4242) is taken
+    assert (node._pending_short == 0x4242) is taken
+    assert node._answered_by == (answered if taken else None)
+    if not taken:
+        assert node.short_address == before

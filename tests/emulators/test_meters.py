@@ -307,6 +307,17 @@ def test_disconnect_success_forgets_the_network_after_the_response(
     assert fake_han.forgotten == 1
 
 
+def test_two_disconnects_before_the_first_is_carried_out_leave_once(
+    bench: Bench, esme: Esme, fake_han: FakeHan
+) -> None:
+    """Both are answered (the meter is still joined when the second comes), but it leaves
+    once: a second leave would drop the network it has joined since (test audit)."""
+    assert bench.disconnect()[1] == DisconnectResult.SUCCESS
+    assert bench.disconnect()[1] == DisconnectResult.SUCCESS
+    esme.clock.run()
+    assert fake_han.forgotten == 1 and not esme.leaving
+
+
 def test_disconnect_wrong_device_id(bench: Bench, esme: Esme, fake_han: FakeHan) -> None:
     _, code = bench.disconnect(PARTNERS[0])
     assert code == DisconnectResult.WRONG_DEVICE_ID

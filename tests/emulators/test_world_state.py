@@ -479,6 +479,14 @@ def test_a_failed_save_keeps_the_previous_one(
             "back_on_at is set for a meter that is powered",
         ),
         (
+            lambda s: s["meters"][0]["node"].update(powered=False, tunnel_id=None),
+            "next is set for a meter that is not powered",
+        ),
+        (
+            lambda s: s["meters"][0]["node"].update(settings=None, tunnel_id=None),
+            "next: a keepalive needs network settings",
+        ),
+        (
             lambda s: s["hubs"][0]["chf"]["pending_alerts"].append({"cs15": "x"}),
             "pending_alerts.0. is not one of cs14 or route_failure",
         ),
@@ -591,6 +599,26 @@ def test_an_orphaned_meter_rejoins_after_a_restart_when_it_would_have() -> None:
         for w in (world, loaded)
     ]
     assert rejoined[0] == rejoined[1]
+
+
+def test_a_meter_saved_in_its_rejoin_scan_loads_and_rejoins_when_it_would_have() -> None:
+    """Saved mid-scan of a trust-centre rejoin it is saved as a rejoin: saved as a scan
+    (it holds network settings) the world could never be loaded again (test audit)."""
+    world, _, hub, meter = _premises(50, "gsme")
+    world.move(meter, "van")
+    assert world.run_until(lambda: meter.node.state is NodeState.REJOINING, 200)
+    assert meter.node._timer is not None and meter.node._timer[2] == meter.node._scan
+    saved = world.to_json()["meters"][0]["node"]
+    assert saved["next"][0] == "rejoin"
+    loaded = _reloaded(world)
+    assert loaded.meters[meter.eui64].node.state is NodeState.ORPHANED
+    for w in (world, loaded):
+        w.move(w.meters[meter.eui64], "premises")
+    rejoined = [
+        Run("back", w).wait_joined(w.meters[meter.eui64], w.hubs[hub.eui64], "rejoin")
+        for w in (world, loaded)
+    ]
+    assert rejoined[0].ok and rejoined[1].ok
 
 
 @pytest.mark.parametrize(

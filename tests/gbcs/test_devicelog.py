@@ -4,7 +4,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from gbcs import axdr, dlms
@@ -163,21 +163,31 @@ def _active_fields() -> list[axdr.Data]:
 _NUMBER_TYPES = (axdr.Integer, axdr.Unsigned, axdr.Enum, axdr.Long, axdr.LongUnsigned)
 
 
-@given(st.lists(st.sampled_from(_NUMBER_TYPES), min_size=11, max_size=11), st.integers(1, 16))
+_NUMBER_SLOTS = (*range(2, 8), *range(9, 14))
+
+
+@given(
+    st.dictionaries(st.sampled_from(_NUMBER_SLOTS), st.sampled_from(_NUMBER_TYPES), max_size=3),
+    st.one_of(st.just(8), st.integers(1, 16)),
+)
 def test_active_device_accepts_only_what_it_writes_back(
-    kinds: list[type[axdr.Integer]], status_bits: int
+    kinds: dict[int, type[axdr.Integer]], status_bits: int
 ) -> None:
-    """A number of another A-XDR type was taken and written back as integer/unsigned."""
+    """A number of another A-XDR type was taken and written back as integer/unsigned.
+
+    A few slots change at a time: with every slot redrawn no input was ever accepted, so
+    the write-back was never compared (test audit)."""
     fields = _active_fields()
-    slots = [*range(2, 8), *range(9, 14)]
-    for slot, kind in zip(slots, kinds, strict=True):
+    for slot, kind in kinds.items():
         fields[slot] = kind(fields[slot].value)  # type: ignore[attr-defined]
     fields[1] = axdr.BitString(b"\xc8\x00"[: (status_bits + 7) // 8], status_bits)
     value = Structure(tuple(fields))
     try:
         device = ActiveDevice.from_axdr(value)
     except DecodeError:
+        event("refused")
         return
+    event("accepted")
     assert device.to_axdr() == value
 
 

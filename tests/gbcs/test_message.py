@@ -97,7 +97,7 @@ def test_disconnect_code_follows_the_catalogue() -> None:
     moved = Catalogue(0x7F10)
     with pytest.raises(DecodeError, match=r"no ASN\.1 payload type"):
         inspect(wire, catalogue=moved)
-    with pytest.raises(Exception, match="already GBCS CCS07"):
+    with pytest.raises(GbcsError, match="already GBCS CCS07"):
         Catalogue(0x00FE)
     assert CATALOGUE.disconnect_code == 0x7F00
 
@@ -144,9 +144,9 @@ def test_parse_input_forms(tmp_path: Path) -> None:
     assert parse_input("DF 09:01") == b"\xdf\x09\x01"
     assert parse_input("0xdf09") == b"\xdf\x09"
     assert parse_input("3wkB") == b"\xdf\x09\x01"
-    with pytest.raises(Exception, match="neither"):
+    with pytest.raises(GbcsError, match=r"^input is neither hexadecimal nor base64$"):
         parse_input("not a message!")
-    with pytest.raises(Exception, match="empty"):
+    with pytest.raises(GbcsError, match=r"^input is empty$"):
         parse_input("  ")
 
 

@@ -352,11 +352,17 @@ def test_response_round_trips_both_forms(pki: TestPki, stranger: TestPki) -> Non
         assert wrong.check_signature(message, parts) is (INVALID if sign else ABSENT)
 
 
-def test_unknown_party_is_no_key(pki: TestPki) -> None:
-    message = _ctx(pki).protect(_precommand(pki), sign=True)
+@pytest.mark.parametrize("sign", [False, True])
+def test_unknown_party_is_no_key(pki: TestPki, sign: bool) -> None:
+    """A MAC the context holds no key for is refused as such. Signed too, the changed
+    target also broke the signature, which was the error the test used to see (test
+    audit): MAC-only, no other check can refuse first."""
+    plain = _precommand(pki) if sign else replace(_precommand(pki), signature=b"")
+    message = _ctx(pki).protect(plain, sign=sign)
+    assert message.has_mac and bool(message.signature) is sign
     lost = replace(message, header=replace(message.header, business_target=bytes(8)))
     assert _ctx(pki).check_mac(lost) is NO_KEY
-    with pytest.raises(VerificationError):
+    with pytest.raises(VerificationError, match=r"^no key to check the MAC$"):
         _ctx(pki).require_valid(lost)
 
 
