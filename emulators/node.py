@@ -42,7 +42,7 @@ from typing import Any, Protocol
 from emulators import tunnel_server
 from emulators.clock import Timer, VirtualClock
 from emulators.medium import Capture, HanMedium
-from emulators.saved_state import SavedState, saved_hex, saved_int, saved_seconds
+from emulators.saved_state import SavedState, saved_hex, saved_int
 from emulators.zigbee import air
 from emulators.zigbee.air import Keys, NwkSecurity
 from emulators.zigbee.aps import (
@@ -1216,7 +1216,7 @@ class MeterNode(_Node):
         self.back_on_at: float | None = None  # when a power cycle gives the power back
         # What a loaded state had under way: its open tunnel and when it polls next.
         self._loaded_tunnel: int | None = None
-        self._loaded_next: tuple[str, float] | None = None
+        self._loaded_next: NextStep | None = None
 
     def wants(self, frame_type: int, psdu: bytes) -> bool:
         if frame_type == _BEACON_FRAME:
@@ -1263,21 +1263,29 @@ class MeterNode(_Node):
             if self.back_on_at is not None:
                 self._power_back_at(self.back_on_at)
             return
-        step, at = resume if resume is not None else (None, None)
-        if step in (NEXT_SCAN, NEXT_REJOIN) and at is not None and not self.dead:
+        if resume is not None and resume.step != NEXT_KEEPALIVE and not self.dead:
             # Looking for a network, or for its own after losing its parent: it goes on
-            # when it would have (a scan or rejoin cut short by the save starts again then).
+            # when it would have, a scan part-way through from its next channel.
             self.powered = self.listening = True
             self.back_on_at = None
-            if step == NEXT_SCAN:
-                self._set_state(NodeState.SCANNING)
-                self._schedule(max(0.0, at - self.clock.now), self._scan)
-            else:
+            delay = max(0.0, resume.at - self.clock.now)
+            rejoin = resume.step == NEXT_REJOIN
+            scanned = resume.scanned
+            if scanned is not None:
+                self._beacons = list(scanned.heard)
+                self._candidates = []
+                self.channel = self.channels[scanned.index - 1]
+                self._set_state(NodeState.REJOINING if rejoin else NodeState.SCANNING)
+                self._schedule(delay, self._scan, scanned.index, rejoin)
+            elif rejoin:
                 self.tunnel_id = tunnel  # kept until the rejoin starts, as it was
                 self._set_state(NodeState.ORPHANED)
-                self._schedule(max(0.0, at - self.clock.now), self._start_rejoin)
+                self._schedule(delay, self._start_rejoin)
+            else:
+                self._set_state(NodeState.SCANNING)
+                self._schedule(delay, self._scan)
             return
-        self._power_on(tunnel, at)
+        self._power_on(tunnel, None if resume is None else resume.at)
 
     def power_off(self) -> None:
         self.back_on_at = None  # switched off for good, not a power cycle any more
@@ -1335,23 +1343,27 @@ class MeterNode(_Node):
             if self.on_state is not None:
                 self.on_state(state)
 
-    def _next_step(self) -> tuple[str, float] | None:
+    def _next_step(self) -> NextStep | None:
         """What the meter does next on its own and when, for the saved state: its next
-        keep-alive (a sleepy GSME's poll), scan, or trust-centre rejoin. A scan, join or
-        rejoin under way is saved as that cycle starting again at its next step."""
+        keep-alive (a sleepy GSME's poll), scan, or trust-centre rejoin. A scan part-way
+        through goes on from its next channel with what it has heard; a join or rejoin
+        under way (frames in flight) is saved as that cycle starting again then."""
         timer = self._timer
         if timer is None or timer[4]:
             return None
         callback, due = timer[2], float(timer[0])
         if callback == self._keepalive:
-            return NEXT_KEEPALIVE, due
+            return NextStep(NEXT_KEEPALIVE, due)
         rejoining = self.state is NodeState.ORPHANED or self.state is _REJOINING
+        scanned = None
+        if callback == self._scan and timer[3] and timer[3][0] > 0:
+            scanned = ScanProgress(timer[3][0], tuple(self._beacons))
         if callback in (self._try_rejoin, self._rejoin_failed, self._start_rejoin) or (
             callback == self._scan and rejoining
         ):
-            return NEXT_REJOIN, due
+            return NextStep(NEXT_REJOIN, due, scanned)
         if callback in (self._scan, self._try_join, self._join_failed):
-            return NEXT_SCAN, due
+            return NextStep(NEXT_SCAN, due, scanned)
         return None
 
     def _schedule(self, delay: float, callback: Callable[..., Any], *args: Any) -> None:
@@ -1808,7 +1820,7 @@ class MeterNode(_Node):
             "powered": self.powered,
             "back_on_at": self.back_on_at,
             "tunnel_id": self.tunnel_id,
-            "next": None if (step := self._next_step()) is None else list(step),
+            "next": None if (step := self._next_step()) is None else step.to_json(),
             "awake_until": self._awake_until,
             "nwk_frame_counters": self._secured_counters(),
         }
@@ -1834,9 +1846,11 @@ class MeterNode(_Node):
             raise GbcsError("tunnel_id is set for a meter without a network or power")
         if back_on_at is not None and powered:
             raise GbcsError("back_on_at is set for a meter that is powered")
-        resume = _saved_next_step(saved, settings is not None)
+        resume = _saved_next_step(saved, settings is not None, len(channels))
         if resume is not None and not powered:
-            raise GbcsError(f"next is set for a meter that is not powered ({resume[0]})")
+            raise GbcsError(f"next is set for a meter that is not powered ({resume.step})")
+        if resume is not None and resume.scanned is not None and tunnel is not None:
+            raise GbcsError("tunnel_id is set for a meter part-way through a scan")
         awake_until = saved.seconds("awake_until")
         seen = _saved_secured_counters(saved)
         self.settings = settings
@@ -1852,23 +1866,72 @@ class MeterNode(_Node):
 NEXT_KEEPALIVE, NEXT_SCAN, NEXT_REJOIN = "keepalive", "scan", "rejoin"
 
 
-def _saved_next_step(saved: SavedState, has_network: bool) -> tuple[str, float] | None:
-    """``next``: null or [step, when]. A keep-alive or rejoin needs the network settings
-    (they are what it keeps or rejoins); a scan for a network to join needs none."""
-    raw = saved.value("next")
+@dataclass(frozen=True, slots=True)
+class ScanProgress:
+    """A scan part-way through: the next channel's index and the beacons heard so far."""
+
+    index: int
+    heard: tuple[tuple[int, int, bytes, bool], ...]  # channel, PAN ID, extended PAN ID, permit
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "heard": [[c, p, e.hex().upper(), permit] for c, p, e, permit in self.heard],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    """What a meter does next on its own, and when (saved, so a load goes on as saved)."""
+
+    step: str  # NEXT_KEEPALIVE, NEXT_SCAN or NEXT_REJOIN
+    at: float
+    scanned: ScanProgress | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"step": self.step, "at": self.at}
+        if self.scanned is not None:
+            out["scan"] = self.scanned.to_json()
+        return out
+
+
+def _saved_next_step(saved: SavedState, has_network: bool, channels: int) -> NextStep | None:
+    """``next``: null or {step, at[, scan]}. A keep-alive or rejoin needs the network
+    settings (they are what it keeps or rejoins); a scan for a network to join needs
+    none; a scan part-way through names a channel index within the meter's channels."""
+    raw = saved.optional_member("next")
     if raw is None:
         return None
-    where = saved.path("next")
-    if not isinstance(raw, list) or len(raw) != 2:
-        raise GbcsError(f"{where} is not a [step, seconds] pair")
-    step, at = raw
+    unknown = sorted(set(raw.obj) - {"step", "at", "scan"})
+    if unknown:
+        raise GbcsError(f"{raw.path(unknown[0])} is not a key of a next step")
+    step = raw.text("step")
     if step not in (NEXT_KEEPALIVE, NEXT_SCAN, NEXT_REJOIN):
-        raise GbcsError(f"{where}[0] {step!r} is not keepalive, scan or rejoin")
-    seconds = saved_seconds(at, f"{where}[1]")
+        raise GbcsError(f"{raw.path('step')} {step!r} is not keepalive, scan or rejoin")
+    at = raw.seconds("at")
     if (step == NEXT_SCAN) == has_network:
         needs = "no network settings" if step == NEXT_SCAN else "network settings"
-        raise GbcsError(f"{where}: a {step} needs {needs}")
-    return step, seconds
+        raise GbcsError(f"{raw.where}: a {step} needs {needs}")
+    scan = raw.optional_member("scan") if "scan" in raw else None
+    if scan is None:
+        return NextStep(step, at)
+    if step == NEXT_KEEPALIVE:
+        raise GbcsError(f"{scan.where}: a keep-alive is not part of a scan")
+    index = scan.integer("index", 1, channels)
+    heard = []
+    for i, beacon in enumerate(scan.array("heard")):
+        where = f"{scan.path('heard')}[{i}]"
+        if not isinstance(beacon, list) or len(beacon) != 4 or not isinstance(beacon[3], bool):
+            raise GbcsError(f"{where} is not [channel, pan_id, extended_pan_id, permit]")
+        heard.append(
+            (
+                saved_int(beacon[0], f"{where}[0]", ALL_CHANNELS[0], ALL_CHANNELS[-1]),
+                saved_int(beacon[1], f"{where}[1]", 0, 0xFFFF),
+                saved_hex(beacon[2], f"{where}[2]", 8),
+                beacon[3],
+            )
+        )
+    return NextStep(step, at, ScanProgress(index, tuple(heard)))
 
 
 def _saved_secured_counters(saved: SavedState) -> dict[bytes | int, int]:

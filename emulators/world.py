@@ -116,7 +116,8 @@ class MeterUnit:
 #    tunnels, the next poll, NWK frame counters), with the epoch, faults and PKI fingerprint.
 # 4: a CHF's logged devices carry frames_failed (what CCS05/CCS06 report as failures).
 # 5: a meter's next step replaces its keepalive_at: its next keep-alive, scan or rejoin and
-#    when, so one saved while it looks for a network is not loaded as joined.
+#    when (a scan part-way through with its next channel and the beacons heard), so one
+#    saved while it looks for a network is not loaded as joined.
 STATE_FORMAT = "gbcs-hil world 5"
 
 # Device keys hash the seed as 8 signed bytes, so a world's seed is a signed 64-bit integer.

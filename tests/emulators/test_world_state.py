@@ -571,11 +571,11 @@ def test_a_meter_looking_for_a_network_scans_after_a_restart_when_it_would_have(
     assert run.disconnect(hub, meter).ok and run.wait_left(meter, hub).ok
     assert run.remove_device(hub, meter).ok
     saved = world.to_json()["meters"][0]["node"]
-    assert meter.node.state is NodeState.SCANNING and saved["next"][0] == "scan"
+    assert meter.node.state is NodeState.SCANNING and saved["next"]["step"] == "scan"
     loaded = _reloaded(world)
     again = loaded.meters[meter.eui64]
     assert again.node.state is NodeState.SCANNING
-    assert again.node._timer is not None and again.node._timer[0] == saved["next"][1]
+    assert again.node._timer is not None and again.node._timer[0] == saved["next"]["at"]
     assert _next_join(loaded, meter.eui64) == _next_join(world, meter.eui64)
 
 
@@ -587,7 +587,7 @@ def test_an_orphaned_meter_rejoins_after_a_restart_when_it_would_have() -> None:
     assert world.run_until(lambda: meter.node.state is NodeState.ORPHANED, 120)
     world.run(5)  # between two rejoin attempts
     saved = world.to_json()["meters"][0]["node"]
-    assert saved["next"][0] == "rejoin"
+    assert saved["next"]["step"] == "rejoin" and "scan" not in saved["next"]
     loaded = _reloaded(world)
     again = loaded.meters[meter.eui64]
     assert again.node.state is NodeState.ORPHANED and again.node.tunnel_id == meter.node.tunnel_id
@@ -601,33 +601,76 @@ def test_an_orphaned_meter_rejoins_after_a_restart_when_it_would_have() -> None:
     assert rejoined[0] == rejoined[1]
 
 
-def test_a_meter_saved_in_its_rejoin_scan_loads_and_rejoins_when_it_would_have() -> None:
-    """Saved mid-scan of a trust-centre rejoin it is saved as a rejoin: saved as a scan
-    (it holds network settings) the world could never be loaded again (test audit)."""
+@pytest.mark.parametrize("channels_scanned", [1, 5])
+def test_a_meter_saved_in_its_rejoin_scan_goes_on_from_its_next_channel(
+    channels_scanned: int,
+) -> None:
+    """Saved mid-scan of a trust-centre rejoin it is saved as a rejoin (saved as a scan,
+    holding network settings, the world could never be loaded again: test audit), with
+    the channel it scans next and what it heard: it rejoins when the original does."""
     world, _, hub, meter = _premises(50, "gsme")
     world.move(meter, "van")
     assert world.run_until(lambda: meter.node.state is NodeState.REJOINING, 200)
-    assert meter.node._timer is not None and meter.node._timer[2] == meter.node._scan
+    world.run_until(lambda: meter.node._timer[3][0] > channels_scanned, 5)  # type: ignore[index]
     saved = world.to_json()["meters"][0]["node"]
-    assert saved["next"][0] == "rejoin"
+    assert saved["next"]["step"] == "rejoin"
+    assert saved["next"]["scan"]["index"] == channels_scanned + 1
     loaded = _reloaded(world)
-    assert loaded.meters[meter.eui64].node.state is NodeState.ORPHANED
+    again = loaded.meters[meter.eui64].node
+    assert again.state is NodeState.REJOINING and again.channel == meter.node.channel
+    assert loaded.to_json()["meters"] == world.to_json()["meters"]  # saves as it was loaded
     for w in (world, loaded):
         w.move(w.meters[meter.eui64], "premises")
     rejoined = [
-        Run("back", w).wait_joined(w.meters[meter.eui64], w.hubs[hub.eui64], "rejoin")
+        Run("back", w).wait_joined(w.meters[meter.eui64], w.hubs[hub.eui64], "rejoin").to_json()
         for w in (world, loaded)
     ]
-    assert rejoined[0].ok and rejoined[1].ok
+    assert rejoined[0] == rejoined[1] and rejoined[0]["result"] == "ok"
+
+
+def test_a_meter_saved_mid_scan_keeps_the_beacons_it_heard() -> None:
+    """Fresh from CS02f it scans every channel and joins the first network that permits
+    it: saved after hearing that network's beacon, it must not forget it."""
+    world, run, hub, meter = _premises(51)
+    assert run.disconnect(hub, meter).ok and run.wait_left(meter, hub).ok
+    assert run.remove_device(hub, meter).ok
+    assert run.add_device(hub, meter).ok  # its window opens: the scan will hear a permit
+    node = meter.node
+
+    def mid_scan_having_heard() -> bool:
+        timer = node._timer
+        return bool(node._beacons) and timer is not None and bool(timer[3]) and timer[3][0] > 0
+
+    assert world.run_until(mid_scan_having_heard, 60)
+    assert meter.node._timer is not None and meter.node._timer[2] == meter.node._scan
+    saved = world.to_json()["meters"][0]["node"]
+    assert saved["next"]["step"] == "scan" and saved["next"]["scan"]["heard"]
+    loaded = _reloaded(world)
+    joined = [
+        Run("join", w).wait_joined(w.meters[meter.eui64], w.hubs[hub.eui64], "join").to_json()
+        for w in (world, loaded)
+    ]
+    assert joined[0] == joined[1] and joined[0]["result"] == "ok"
 
 
 @pytest.mark.parametrize(
     ("next_step", "message"),
     [
-        (["scan", 9.0], "next: a scan needs no network settings"),
-        (["dance", 9.0], "next.0. 'dance' is not keepalive, scan or rejoin"),
-        (["rejoin"], "next is not a .step, seconds. pair"),
-        (["rejoin", -1], "next.1. -1 is outside"),
+        ({"step": "scan", "at": 9.0}, "next: a scan needs no network settings"),
+        ({"step": "dance", "at": 9.0}, "next.step 'dance' is not keepalive, scan or rejoin"),
+        ({"step": "rejoin"}, "next.at is missing"),
+        ({"step": "rejoin", "at": -1}, "next.at -1 is outside"),
+        ({"step": "rejoin", "at": 1, "when": 2}, "next.when is not a key of a next step"),
+        (["rejoin", 1.0], "next is a list, not an object"),
+        (
+            {"step": "keepalive", "at": 1, "scan": {"index": 1, "heard": []}},
+            "next.scan: a keep-alive is not part of a scan",
+        ),
+        ({"step": "rejoin", "at": 1, "scan": {"index": 17, "heard": []}}, "next.scan.index 17"),
+        (
+            {"step": "rejoin", "at": 1, "scan": {"index": 2, "heard": [[11, 1, "00", True]]}},
+            r"next.scan.heard\[0\]\[2\]",
+        ),
     ],
 )
 def test_a_meters_next_step_is_checked(next_step: Any, message: str) -> None:
