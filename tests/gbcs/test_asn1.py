@@ -589,6 +589,9 @@ def test_mutation_fuzz_of_reference_payloads() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.sampled_from(sorted(set(asn1.mapping().values()))), st.binary(max_size=80))
 def test_random_bytes_only_raise_decode_error(type_name: str, data: bytes) -> None:
+    """Nothing but DecodeError escapes. Random bytes are almost never a valid encoding, so
+    the round trip below rarely runs: test_mutation_fuzz_of_reference_payloads checks
+    that accepted inputs re-encode (and that more than 50 are accepted)."""
     p = _decode_or_none(type_name, data)
     if p is not None:
         assert asn1.encode(p) == data
@@ -597,7 +600,9 @@ def test_random_bytes_only_raise_decode_error(type_name: str, data: bytes) -> No
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=60))
 def test_random_bytes_behind_a_valid_prefix(tail: bytes) -> None:
-    """Random contents inside a plausible SEQUENCE header reach the inner decoders."""
+    """Random contents inside a plausible SEQUENCE header get past the outer tag and
+    length into the inner decoders, which must only raise DecodeError (acceptance and its
+    round trip are test_mutation_fuzz_of_reference_payloads's)."""
     data = bytes((0x30, len(tail))) + tail if len(tail) < 0x80 else tail
     for type_name in (
         "ReadDeviceJoinDetailsResponse",
