@@ -566,10 +566,15 @@ class _Node:
             sent.append(psdu)
         return sent
 
-    def _tunnel_zcl(self, command: Any, direction: Direction | None = None) -> bytes:
-        counters = self.counters
-        sequence = counters.zcl  # counters.next("zcl"), inlined
-        counters.zcl = (sequence + 1) & 0xFF
+    def _tunnel_zcl(
+        self, command: Any, direction: Direction | None = None, sequence: int | None = None
+    ) -> bytes:
+        """A tunnel command's ZCL frame, on the next sequence number, or on ``sequence``
+        for a response (it carries its command's, ZCL 2.4.1.3)."""
+        if sequence is None:
+            counters = self.counters
+            sequence = counters.zcl  # counters.next("zcl"), inlined
+            counters.zcl = (sequence + 1) & 0xFF
         frame = tunnel_frame(
             command,
             sequence=sequence,
@@ -1691,15 +1696,7 @@ class MeterNode(_Node):
             self._log(f"TransferData on tunnel {tunnel.tunnel_id}, not ours: refused")
             refusal = TransferDataError(tunnel.tunnel_id, TransferDataStatus.NO_SUCH_TUNNEL)
             if self.settings is not None and app.zcl is not None:
-                # A response carries its command's sequence number (ZCL 2.4.1.3).
-                zcl = encode_zcl(
-                    tunnel_frame(
-                        refusal,
-                        sequence=app.zcl.sequence,
-                        direction=Direction.TO_SERVER,
-                        disable_default_response=True,
-                    )
-                )
+                zcl = self._tunnel_zcl(refusal, Direction.TO_SERVER, app.zcl.sequence)
                 self._send_application(self.settings, COORDINATOR, zcl)
             return
         gbcs = app.gbcs
