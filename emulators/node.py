@@ -1069,14 +1069,12 @@ class CoordinatorNode(_Node):
         self, child: Child, refusal: TransferDataError, zcl: ZclFrame | None
     ) -> None:
         """The child did not take a PUT (its tunnel closed in a reboot): the CHF fails it."""
-        recent = self._recent_puts
-        data = None if recent is None or zcl is None else recent.refused(child.ieee, zcl.sequence)
-        if data is None:
-            self._drop(f"TransferDataError from {child.ieee.hex().upper()} names no PUT of ours")
-            return
-        self._log(f"{child.ieee.hex().upper()} refused a PUT on tunnel {refusal.tunnel_id}")
-        if self.trust_centre is not None:
-            self.trust_centre.tunnel_refused(child.ieee, data, refusal.status)
+        device = child.ieee.hex().upper()
+        recent, tc = self._recent_puts, self.trust_centre
+        if tunnel_server.report_refusal(recent, child.ieee, refusal, zcl, tc):
+            self._log(f"{device} refused a PUT on tunnel {refusal.tunnel_id}")
+        else:
+            self._drop(f"TransferDataError from {device} names no PUT of ours")
 
     def _push_failed(self, pushed: tuple[bytes, bytes]) -> None:
         """The MAC gave up on a block of a PUT: its later blocks are not sent."""

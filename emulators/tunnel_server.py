@@ -30,11 +30,19 @@ from emulators.zigbee.tunnel import (
     TunnelCommand,
     encode_gbcs_tunnel,
 )
-from emulators.zigbee.zcl import Direction
+from emulators.zigbee.zcl import Direction, ZclFrame
 from gbcs.errors import GbcsError
 from gbcs.primitives import slot_builder
 
-__all__ = ["RecentPuts", "TunnelHub", "TunnelIds", "TunnelReply", "put", "serve"]
+__all__ = [
+    "RecentPuts",
+    "TunnelHub",
+    "TunnelIds",
+    "TunnelReply",
+    "put",
+    "report_refusal",
+    "serve",
+]
 
 
 class TunnelHub(Protocol):
@@ -45,6 +53,8 @@ class TunnelHub(Protocol):
     def take_held(self, device: bytes) -> bytes | None: ...
 
     def held_count(self, device: bytes) -> int: ...
+
+    def tunnel_refused(self, device: bytes, data: bytes, status: int) -> None: ...
 
 
 @dataclass(slots=True)
@@ -101,6 +111,23 @@ class RecentPuts:
     def refused(self, device: bytes, sequence: int) -> bytes | None:
         """The message ``device`` refused, once (a duplicate refusal finds nothing)."""
         return self._sent.pop((device, sequence), None)
+
+
+def report_refusal(
+    recent: RecentPuts | None,
+    device: bytes,
+    refusal: TransferDataError,
+    zcl: ZclFrame | None,
+    hub: TunnelHub | None,
+) -> bool:
+    """Tell the CHF which PUT ``device`` refused: the one its ZCL sequence number names.
+    False when it names none of ours (stale, repeated or forged): nothing is failed."""
+    data = None if recent is None or zcl is None else recent.refused(device, zcl.sequence)
+    if data is None:
+        return False
+    if hub is not None:
+        hub.tunnel_refused(device, data, refusal.status)
+    return True
 
 
 # TunnelReply(...) through its twin: one per tunnel command a hub serves.

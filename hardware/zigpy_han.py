@@ -672,13 +672,14 @@ class ZigpyHubRadio:
     def _tunnel(self, child: _Child, app: air.Application) -> None:
         if isinstance(app.tunnel, TransferDataError):
             # The child did not take a PUT (a reboot closed its tunnel): the CHF fails it.
-            zcl = app.zcl
-            data = None if zcl is None else self._recent_puts.refused(child.ieee, zcl.sequence)
-            if data is None or self._tc is None:
-                self._log(f"TransferDataError from {child.ieee.hex().upper()} names no PUT")
-                return
-            self._log(f"{child.ieee.hex().upper()} refused a PUT on tunnel {app.tunnel.tunnel_id}")
-            self._tc.tunnel_refused(child.ieee, data, app.tunnel.status)
+            device = child.ieee.hex().upper()
+            refusal = app.tunnel
+            if tunnel_server.report_refusal(
+                self._recent_puts, child.ieee, refusal, app.zcl, self._tc
+            ):
+                self._log(f"{device} refused a PUT on tunnel {refusal.tunnel_id}")
+            else:
+                self._log(f"TransferDataError from {device} names no PUT")
             return
         if isinstance(app.gbcs, GbcsGet):
             # It polls again: the GET-RESPONSE it was handed arrived, whatever its MAC
