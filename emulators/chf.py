@@ -508,11 +508,7 @@ class CommsHub(GbcsDevice):
             f"device {device.hex().upper()} did not acknowledge the message on the HAN "
             "(802.15.4 retries exhausted); it may still have arrived"
         )
-        if device in self.current:
-            self._count_failure(device)
-        self._route_failed(
-            device, reason, _command_id(data), final=False, event="message not delivered"
-        )
+        self._not_delivered(device, data, reason, final=False)
 
     def tunnel_refused(self, device: bytes, data: bytes, status: int) -> None:
         """An always-listening device answered a message passed to it with TransferDataError
@@ -531,9 +527,16 @@ class CommsHub(GbcsDevice):
             f"device {device.hex().upper()} refused the message on the HAN "
             f"(TransferDataError: {why}): {meaning}, the command did not run"
         )
+        self._not_delivered(device, data, reason, final=True)
+
+    def _not_delivered(self, device: bytes, data: bytes, reason: str, *, final: bool) -> None:
+        """A message the HAN did not deliver to a logged device: a transmission failure for
+        CCS05/CCS06, and its command's failure for the sender."""
         if device in self.current:
             self._count_failure(device)
-        self._route_failed(device, reason, _command_id(data), event="message not delivered")
+        self._route_failed(
+            device, reason, _command_id(data), final=final, event="message not delivered"
+        )
 
     def _count_failure(self, device: bytes) -> None:
         self.devices.setdefault(device, LoggedDevice()).frames_failed += 1
