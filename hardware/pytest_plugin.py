@@ -222,14 +222,12 @@ def _usb_serial_number(device: str) -> str | None:
     """The USB serial number of a local port (udev symlinks resolved), if pyserial knows it."""
     if not device.startswith("/dev/"):
         return None
-    try:
-        from serial.tools import list_ports
-    except ImportError:
-        return None
+    from hardware.dongles import system_ports
+
     real = str(Path(device).resolve())
     try:
-        ports = list(list_ports.comports())
-    except Exception:
+        ports = system_ports()
+    except (ImportError, GbcsError):  # no pyserial, or the listing failed: not known
         return None
     for port in ports:
         if port.device in (device, real):

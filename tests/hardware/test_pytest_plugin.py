@@ -720,3 +720,22 @@ def test_junit_names_the_dongle(
 
 def test_spec_default_is_emulated() -> None:
     assert make_backend(HanSpec("emulated")).name == "emulated"
+
+
+def test_the_dongle_serial_comes_from_the_port_listing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The JUnit serial is read from the same listing `gbcs-hil dongles` uses; a listing
+    that fails (a dongle pulled out meanwhile) leaves it unknown, not a traceback."""
+    import serial.tools.list_ports
+
+    from hardware.pytest_plugin import _usb_serial_number
+
+    port = types.SimpleNamespace(device="/dev/ttyUSB7", serial_number="A1B2C3")
+    monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: [port])
+    assert _usb_serial_number("/dev/ttyUSB7") == "A1B2C3"
+    assert _usb_serial_number("socket://pi:3333") is None
+
+    def unreadable() -> list[Any]:
+        raise OSError("No such file or directory: '/sys/bus/usb/devices/1-1/serial'")
+
+    monkeypatch.setattr(serial.tools.list_ports, "comports", unreadable)
+    assert _usb_serial_number("/dev/ttyUSB7") is None
