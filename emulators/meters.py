@@ -15,6 +15,10 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import Any
 
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from emulators.clock import VirtualClock
 from emulators.credential_uc import (
     UPDATE_CODES,
@@ -89,8 +93,29 @@ JOIN_CODES: dict[int, frozenset[int]] = {
     0x000E: frozenset({JoinMethod.METHOD_B}),
     0x00AF: frozenset({JoinMethod.METHOD_C}),
 }
+_JOIN_METHODS = frozenset(int(m) for m in JoinMethod)
+_DEVICE_TYPES = frozenset(int(t) for t in DeviceType)
 UNJOIN_CODES = (0x000F, 0x0010)
 READ_JOIN_DETAILS = 0x0013
+
+
+def _is_key_agreement_certificate(der: bytes | None) -> bool:
+    """Whether a CS03C certificate can serve the key establishment method C exists for:
+    X.509 with a P-256 key for key agreement only, as in both RTDS method-C joins."""
+    if der is None:
+        return False
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        key = cert.public_key()
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except (ValueError, x509.ExtensionNotFound, x509.DuplicateExtension, UnsupportedAlgorithm):
+        return False
+    return (
+        isinstance(key, ec.EllipticCurvePublicKey)
+        and isinstance(key.curve, ec.SECP256R1)
+        and usage.key_agreement
+        and not usage.digital_signature
+    )
 
 
 class Meter(GbcsDevice):
@@ -144,13 +169,18 @@ class Meter(GbcsDevice):
         command = JoinDevice.from_payload(self.asn1_payload(message))
         allowed = JOIN_CODES[message.header.other_information.message_code]
         device = command.other_device_id
-        if command.method not in allowed:
+        if command.method not in _JOIN_METHODS or command.other_device_type not in _DEVICE_TYPES:
+            # No method or no device type GBCS defines (CRIB §5.2): no role to join in.
+            code = JoinResult.INVALID_JOIN_METHOD_AND_ROLE
+        elif command.method not in allowed:
             code = JoinResult.INVALID_MESSAGE_CODE_FOR_JOIN_METHOD
         elif (command.method == JoinMethod.METHOD_B) != (
             command.other_device_type in METHOD_B_TYPES
         ):
             code = JoinResult.INVALID_JOIN_METHOD_AND_ROLE
-        elif command.method == JoinMethod.METHOD_C and command.other_device_ka_certificate is None:
+        elif command.method == JoinMethod.METHOD_C and not _is_key_agreement_certificate(
+            command.other_device_ka_certificate
+        ):
             code = JoinResult.INVALID_OR_MISSING_CERTIFICATE
         elif (
             device in self.partners and self.partners[device] != command.other_device_type
@@ -278,7 +308,8 @@ class Meter(GbcsDevice):
         if saved.octets("install_code", 16) != self.install_code:
             raise GbcsError("install_code is not this meter's")
         firmware_version = saved.octets("firmware_version")
-        partners = {k: saved_int(v, where, None, None) for k, where, v in saved.table("partners")}
+        top = max(_DEVICE_TYPES)  # a GBCS device type (CRIB §5.2), as a join admits
+        partners = {k: saved_int(v, where, 0, top) for k, where, v in saved.table("partners")}
         if len(partners) > PARTNER_CAPACITY or self.eui64 in partners:
             raise GbcsError(f"partners: at most {PARTNER_CAPACITY} devices, never the meter itself")
         leaving = saved.flag("leaving")

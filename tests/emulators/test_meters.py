@@ -211,6 +211,50 @@ def test_join_method_c_needs_a_certificate(bench: Bench, esme: Esme, pki: TestPk
     assert esme.partners == {PARTNERS[0]: 5}
 
 
+@pytest.mark.parametrize(
+    ("method", "kind"), [(0, 7), (0, 99), (0, -1), (0, 2**40), (4, 0), (99, 5)]
+)
+def test_join_with_no_gbcs_method_or_device_type_is_refused(
+    bench: Bench, esme: Esme, method: int, kind: int
+) -> None:
+    """CRIB §5.2: device types 0..6, methods 0..3; anything else names no role to join in."""
+    assert bench.join(0x000D, JoinDevice(method, PARTNERS[0], kind)) == (
+        JoinResult.INVALID_JOIN_METHOD_AND_ROLE
+    )
+    assert esme.partners == {}
+    assert esme.event_log[-1].event == "command executed"
+
+
+@pytest.mark.parametrize("certificate", ["not x509", "signing", "truncated"])
+def test_join_method_c_needs_a_key_agreement_certificate(
+    bench: Bench, esme: Esme, pki: TestPki, certificate: str
+) -> None:
+    """Method C exists for key establishment: a certificate that cannot serve it is code 11."""
+    gsme = pki.party("gsme")
+    der = {
+        # SEQUENCE { OCTET STRING '', AlgorithmIdentifier { 1.2.3.4 }, BIT STRING }
+        "not x509": bytes.fromhex("300D0400300506032A030403020000"),
+        "signing": gsme.ds_cert.public_bytes(serialization.Encoding.DER),
+        "truncated": gsme.ka_cert.public_bytes(serialization.Encoding.DER)[:-1],
+    }[certificate]
+    command = JoinDevice(JoinMethod.METHOD_C, PARTNERS[0], 5, der)
+    if certificate == "truncated":  # not even one TLV: the payload itself is refused
+        with pytest.raises(GbcsError):
+            bench.join(0x00AF, command)
+    else:
+        assert bench.join(0x00AF, command) == JoinResult.INVALID_OR_MISSING_CERTIFICATE
+    assert esme.partners == {}
+
+
+def test_load_state_refuses_a_partner_of_no_gbcs_device_type(esme: Esme) -> None:
+    state = esme.state()
+    state["partners"] = {PARTNERS[0].hex().upper(): 7}
+    before = esme.state()
+    with pytest.raises(GbcsError, match=r"partners\.00DB.* 7 is outside 0\.\.6"):
+        esme.load_state(state)
+    assert esme.state() == before
+
+
 def test_join_incompatible_with_existing_entry(bench: Bench, esme: Esme) -> None:
     assert bench.join(0x000D, join_a(PARTNERS[0], 0)) == JoinResult.SUCCESS
     assert bench.join(0x000D, join_a(PARTNERS[0], 5)) == JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY
