@@ -309,13 +309,15 @@ class GbcsDevice:
             return None
         # Authenticated: the counter is spent whatever the payload holds (GBCS 4.3.2).
         self.counters[header.business_originator] = header.originator_counter
+        executed = True
         try:
             reply = handler(message)
         except GbcsError as e:
             self.log_security("command payload invalid", f"0x{code:04X}: {e}")
-            reply = _dlms_refusal(message, e)
-            if reply is None:
+            refusal = _dlms_refusal(message, e)
+            if refusal is None:
                 return None
+            reply, executed = refusal, False  # answered, not run: the security log says why
         catalogue = self.catalogue
         use_case = catalogue.get(code)
         stamp = self.now_cosem() if code in self.dated_responses else None
@@ -325,10 +327,11 @@ class GbcsDevice:
         # (CRIB §2.4; RTDS CS02aSignature, CS02fSignature).
         signed = bool(use_case is not None and use_case.critical) or message.mac is None
         out = self.security.protect(response, sign=signed, mac=not signed).encode()
-        self.log_event(
-            "command executed",
-            use_case.use_case if use_case is not None else catalogue.use_case_name(code),
-        )
+        if executed:
+            self.log_event(
+                "command executed",
+                use_case.use_case if use_case is not None else catalogue.use_case_name(code),
+            )
         if reply.after is not None:
             delay = AFTER_RESPONSE_DELAY if reply.delay is None else reply.delay
             self.clock.call_later(delay, reply.after)

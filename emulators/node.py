@@ -1201,6 +1201,9 @@ class MeterNode(_Node):
         self.tunnel_id: int | None = None
         self.on_gbcs: Callable[[bytes, bytes], None] | None = None
         self.on_state: Callable[[NodeState], None] | None = None
+        # Told the trust centre of a network the meter has just forgotten (a CS02f or a
+        # Leave request from its parent): the meter's event log records leaving the HAN.
+        self.on_left: Callable[[bytes], None] | None = None
         self._timer: Timer | None = None
         self._beacons: list[tuple[int, int, bytes, bool]] = []  # channel, pan, epid, permit
         self._target: tuple[int, int, bytes] | None = None
@@ -1793,6 +1796,8 @@ class MeterNode(_Node):
         self.pan_id = None
         self.link_key = link_key_from_install_code(self.install_code)
         self._forget_neighbours()
+        if settings is not None and self.on_left is not None:
+            self.on_left(settings.trust_centre)
         if not self.powered:
             # Unplugged after answering CS02f: the disconnect is kept (NV), and the radio
             # stays silent until powered, when it auto-joins (power_on with no settings).

@@ -381,6 +381,7 @@ class World:
 
         node.on_gbcs = on_gbcs
         node.on_state = on_state
+        node.on_left = lambda trust_centre: device.log_event("left HAN", trust_centre.hex().upper())
         if place is not None:
             node.place(self.place(place))
         if power:

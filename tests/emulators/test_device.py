@@ -334,6 +334,8 @@ def test_a_dlms_request_of_the_wrong_shape_gets_a_dlms_refusal(
     ]
     assert esme.security_log[-1].event == "command payload invalid"
     assert esme.counters == {eui("supplier"): FIRST_COUNTER}  # authenticated: spent
+    # Refused, not run: ECS35a must not report it as an executed command.
+    assert all(e.event != "command executed" for e in esme.event_log)
 
 
 @pytest.mark.parametrize(

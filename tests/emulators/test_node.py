@@ -328,6 +328,10 @@ def test_forget_network_sends_a_leave_and_returns_to_scanning(bench: Bench) -> N
     assert node.tunnel_id is None and node.short_address is None and node.pan_id is None
     assert node.link_key == link_key_from_install_code(meter.device.install_code)
     assert not node.joined
+    node.forget_network()  # no network left to forget: no second entry
+    assert [e.detail for e in meter.device.event_log if e.event == "left HAN"] == [
+        hub.eui64.hex().upper()
+    ]
     assert bench.world.joined_to(meter) is None
     bench.world.run(1)
     assert meter.eui64 not in hub.node.children  # the hub heard the leave
@@ -356,6 +360,13 @@ def test_disconnect_command_makes_the_meter_leave(bench: Bench) -> None:
     assert meter.node.settings is None
     bench.world.run(1)
     assert meter.eui64 not in hub.node.children
+    # The meter's event log (ECS35a's 0xF002) says when the divorce took effect.
+    events = [(e.event, e.detail) for e in meter.device.event_log]
+    left = ("left HAN", hub.eui64.hex().upper())
+    assert events.count(left) == 1
+    assert events.index(("disconnect from HAN", "reverting to the install-code link key")) < (
+        events.index(left)
+    )
 
 
 # Sleepy GSME ----------------------------------------------------------------------------
