@@ -96,6 +96,7 @@ JOIN_CODES: dict[int, frozenset[int]] = {
 _JOIN_METHODS = frozenset(int(m) for m in JoinMethod)
 _DEVICE_TYPES = frozenset(int(t) for t in DeviceType)
 UNJOIN_CODES = (0x000F, 0x0010)
+CREDENTIAL_DETAILS_WITH_LOAD_CONTROLLER = 0x011B
 READ_JOIN_DETAILS = 0x0013
 
 
@@ -373,6 +374,9 @@ class Esme(Meter):
         self.handlers[ReadEsmeIdentity.MESSAGE_CODE] = self._identity
         self.handlers[ReadFirmwareVersion.MESSAGE_CODE] = self._firmware
         self.handlers[ReadEventLog.MESSAGE_CODE] = self._event_log
+        # The RTDS "CS02f" (0x011B): CS02a's read, byte for byte, for devices that know the
+        # load-controller role (CRIB §5.2); the RTDS sends it to the ESME only.
+        self.handlers[CREDENTIAL_DETAILS_WITH_LOAD_CONTROLLER] = self._credential_details
 
     def _identity(self, message: GbcsMessage) -> Reply:
         request = dlms_request(message)

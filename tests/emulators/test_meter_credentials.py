@@ -237,6 +237,28 @@ def test_cs02a_from_the_acb_mac_only_is_answered_as_in_the_rtds(bench: Bench) ->
     assert details.for_role(SUPPLIER).status is CredentialStatus.SUCCESS
 
 
+def test_the_rtds_cs02f_0x011b_is_cs02a_for_the_esme(
+    bench: Bench, pki: TestPki, headend: HeadEnd, gsme: Gsme
+) -> None:
+    """RTDS CS02fMAC asks the ESME for roles 2 and 8 (load controller) with CS02a's
+    payloads; the emulated ESME holds no load-controller anchor (status 25)."""
+    command = ProvideCredentialDetails(TrustAnchorCell(ACB, KA_KEY_USAGE), (SUPPLIER, 8))
+    details = CredentialDetails.from_payload(
+        bench.answer(0x011B, command.to_payload(), originator="acb", sign=False)
+    )
+    assert [(p.role, p.status) for p in details.parties] == [
+        (SUPPLIER, CredentialStatus.SUCCESS),
+        (8, CredentialStatus.TRUST_ANCHOR_NOT_FOUND),
+    ]
+    supplier = details.for_role(SUPPLIER)
+    assert supplier is not None and supplier.cells is not None
+    assert {c.subject_unique_id for c in supplier.cells} == {pki.party("supplier").eui64}
+    # The GSME knows no load controller: not one of its use cases.
+    payload = asn1.encode(command.to_payload())
+    assert gsme.receive(headend.command(0x011B, payload, gsme.eui64).encode()) is None
+    assert "0x011B is not supported" in gsme.security_log[-1].detail
+
+
 # --- CS02b: network operator by network operator ---------------------------------------
 
 

@@ -158,6 +158,42 @@ def test_signed_only_cs02a_is_answered_signed_only(
     assert details.for_role(RemotePartyRole.SUPPLIER).status is CredentialStatus.SUCCESS
 
 
+@pytest.mark.parametrize("stem", ["CS02fMAC_6.24.1_SUCCESS", "CS02fSignature_NA_SUCCESS"])
+def test_rtds_cs02f_0x011b_is_answered_in_the_rtds_form(
+    corpus: list[RtdsVector], pki: TestPki, stem: str
+) -> None:
+    """The RTDS "CS02f" (0x011B, CS02a's read that knows the load-controller role) to the
+    ESME: MAC'd or signed-only as the command was, one entry per requested role in order.
+    Our ESME holds no load-controller anchor (role 8), where the RTDS meter held one."""
+    command, expected = _rtds(corpus, f"{stem}_COMMAND"), _rtds(corpus, f"{stem}_RESPONSE")
+    clock = VirtualClock()
+    headend = HeadEnd(pki, clock)
+    device = _device(pki, clock, command.header.business_target)
+    fresh = build_message(command.header, command.payload)
+    protected = headend.security.protect(fresh, sign=command.is_signed, mac=command.has_mac)
+    out = device.receive(protected.encode())
+    assert out is not None, device.security_log[-1:]
+    answer = verified(headend, out)
+    assert _form(answer) == _form(expected)
+
+    def roles(message: GbcsMessage) -> list[int]:
+        payload = asn1.decode(0x011B, CraFlag.RESPONSE, message.payload)
+        return [p.role for p in CredentialDetails.from_payload(payload).parties]
+
+    assert roles(answer) == roles(expected)
+    details = CredentialDetails.from_payload(asn1.decode(0x011B, CraFlag.RESPONSE, answer.payload))
+    assert [(p.role, p.status) for p in details.parties] == {
+        "CS02fMAC_6.24.1_SUCCESS": [
+            (RemotePartyRole.SUPPLIER, CredentialStatus.SUCCESS),
+            (8, CredentialStatus.TRUST_ANCHOR_NOT_FOUND),
+        ],
+        "CS02fSignature_NA_SUCCESS": [
+            (RemotePartyRole.SUPPLIER, CredentialStatus.SUCCESS),
+            (RemotePartyRole.NETWORK_OPERATOR, CredentialStatus.SUCCESS),
+        ],
+    }[stem]
+
+
 def test_signed_only_is_refused_where_the_rtds_never_shows_it(esme: Esme, headend: HeadEnd) -> None:
     """CS07 must be MAC'd: a signature alone is no authentication for it."""
     signed = headend.command(CS07, asn1.encode(JoinDetails.COMMAND), esme.eui64, sign=True)
