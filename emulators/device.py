@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, DeviceKeyStore, TrustAnchors
 from emulators.saved_state import U64, SavedState, saved_int
-from gbcs import asn1, dlms
+from gbcs import asn1, dlms, gbz
 from gbcs.asn1 import Asn1Payload
 from gbcs.catalogue import CATALOGUE, Catalogue
 from gbcs.devicelog import DeviceType, simple_response
@@ -96,21 +96,58 @@ TYPE_UNMATCHED = 12
 OTHER_REASON = 250
 
 
-def _dlms_refusal(message: GbcsMessage, error: GbcsError) -> Reply | None:
-    """The DLMS answer to an authenticated request whose content the device cannot use.
+def _refusal(message: GbcsMessage, error: GbcsError) -> Reply | None:
+    """The answer to an authenticated command whose content the device cannot use, so
+    the sender learns at once instead of waiting out its timeout.
 
-    Every specification gets type-unmatched when a parameter has the wrong shape, else
-    other-reason, so the sender learns at once instead of waiting out its timeout. A
-    payload that is not a DLMS Access-Request (an ASN.1 or GBZ command) has no
-    generic error form in GBCS: None, and the security log holds the reason.
+    A DLMS Access-Request gets a DLMS refusal: type-unmatched for every specification
+    when a parameter has the wrong shape, else other-reason. A GBZ command gets a ZCL
+    Default Response for its first plain component (:func:`_zcl_status` says which
+    status). An ASN.1 command has no generic error form in GBCS: None, and the security
+    log holds the reason.
     """
     try:
         request = dlms_request(message)
     except GbcsError:
-        return None
+        return _gbz_refusal(message, error)
     result = TYPE_UNMATCHED if isinstance(error, DecodeError) else OTHER_REASON
     results = (result,) * len(request.specs)
     return Reply(dlms.encode(simple_response(request.invoke_id, request.specs, results)))
+
+
+# What a GBZ use case's parser names (DecodeError.field) and the ZCL status that says it.
+_ZCL_STATUS_BY_FIELD = {
+    "cluster_id": gbz.ZCL_UNSUPPORTED_CLUSTER,
+    "attribute": gbz.ZCL_UNSUPPORTED_ATTRIBUTE,
+    "LogID": gbz.ZCL_INVALID_VALUE,
+}
+
+
+def _zcl_status(error: GbcsError, frame: gbz.ZclFrame) -> int:
+    if not isinstance(error, DecodeError):
+        return gbz.ZCL_HARDWARE_FAILURE  # the device could not carry out a valid command
+    if error.field == "command_id":
+        return (
+            gbz.ZCL_UNSUPPORTED_CLUSTER_COMMAND
+            if frame.is_cluster_specific
+            else gbz.ZCL_UNSUPPORTED_GENERAL_COMMAND
+        )
+    return _ZCL_STATUS_BY_FIELD.get(error.field, gbz.ZCL_MALFORMED_COMMAND)
+
+
+def _gbz_refusal(message: GbcsMessage, error: GbcsError) -> Reply | None:
+    if message.header.cra_flag is not CraFlag.COMMAND or not gbz.is_gbz(message.payload):
+        return None
+    try:
+        payload = gbz.decode_message_payload(message)
+    except GbcsError:
+        return None  # no ZCL frame to answer
+    for component in payload.components:
+        frame = component.frame
+        if isinstance(frame, gbz.ZclFrame):
+            status = _zcl_status(error, frame)
+            return Reply(gbz.default_response(component.cluster_id, frame, status).encode())
+    return None
 
 
 def dlms_request(message: GbcsMessage) -> AccessRequest:
@@ -314,7 +351,7 @@ class GbcsDevice:
             reply = handler(message)
         except GbcsError as e:
             self.log_security("command payload invalid", f"0x{code:04X}: {e}")
-            refusal = _dlms_refusal(message, e)
+            refusal = _refusal(message, e)
             if refusal is None:
                 return None
             reply, executed = refusal, False  # answered, not run: the security log says why

@@ -36,6 +36,14 @@ __all__ = [
     "INTEGRITY_WARNING_ALERTS",
     "PROFILE_ID",
     "SPECIAL_ALERTS",
+    "ZCL_HARDWARE_FAILURE",
+    "ZCL_INVALID_VALUE",
+    "ZCL_MALFORMED_COMMAND",
+    "ZCL_NOT_FOUND",
+    "ZCL_UNSUPPORTED_ATTRIBUTE",
+    "ZCL_UNSUPPORTED_CLUSTER",
+    "ZCL_UNSUPPORTED_CLUSTER_COMMAND",
+    "ZCL_UNSUPPORTED_GENERAL_COMMAND",
     "AlertBody",
     "AttributeRecord",
     "ClusterCommand",
@@ -57,6 +65,7 @@ __all__ = [
     "decode",
     "decode_message_payload",
     "decrypted_frame",
+    "default_response",
     "encode",
     "from_json",
     "is_gbz",
@@ -123,6 +132,16 @@ GENERAL_COMMAND_NAMES: dict[int, str] = {
     0x0C: "discover attributes",
     0x0D: "discover attributes response",
 }
+
+# The ZCL status codes a GBZ command's refusal uses (ZCL §2.6.3).
+ZCL_MALFORMED_COMMAND = 0x80
+ZCL_UNSUPPORTED_CLUSTER_COMMAND = 0x81
+ZCL_UNSUPPORTED_GENERAL_COMMAND = 0x82
+ZCL_UNSUPPORTED_ATTRIBUTE = 0x86
+ZCL_INVALID_VALUE = 0x87
+ZCL_NOT_FOUND = 0x8B
+ZCL_HARDWARE_FAILURE = 0xC0
+ZCL_UNSUPPORTED_CLUSTER = 0xC3
 
 # ZCL status codes (ZCL §2.6.3, Table 2-12).
 STATUS_NAMES: dict[int, str] = {
@@ -916,6 +935,16 @@ class DefaultResponse:
 
     command_id: int
     status: int
+
+
+def default_response(cluster_id: int, answered: ZclFrame, status: int) -> GbzPayload:
+    """The GBZ answer to a command that failed with ZCL ``status``: a ZCL Default Response
+    (``commandId ‖ status``, ZCL §2.5.12) from the server, as in RTDS CS10a ERROR and
+    NOT_FOUND (CRIB §5.3). Sent whatever the command's disable-default-response bit."""
+    _byte(status, "status")
+    direction = 0 if answered.is_server_to_client else FC_SERVER_TO_CLIENT
+    frame = ZclFrame(direction, answered.sequence, 0x0B, bytes((answered.command_id, status)))
+    return GbzPayload.build([GbzComponent.build(cluster_id, frame)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -573,16 +573,42 @@ def test_cs11_never_clears_the_security_log_nor_logs_it_lacks(
     assert gsme.security_log[: len(before)] == before
 
 
-def test_cs11_with_a_malformed_payload_is_not_answered(headend: HeadEnd, gsme: Gsme) -> None:
+@pytest.mark.parametrize(
+    ("cluster", "frame", "status", "why"),
+    [
+        (0x0709, gbz.ZclFrame(0x01, 7, 0x01, b"\x09"), 0x87, "LogID 9"),  # invalid value
+        (0x0709, gbz.ZclFrame(0x01, 7, 0x05, b"\x03"), 0x81, "command 0x01"),  # unsupported
+        (0x0709, gbz.ZclFrame(0x11, 7, 0x01, b""), 0x80, "carries one byte"),  # malformed
+        (0x0702, gbz.ZclFrame(0x01, 7, 0x01, b"\x03"), 0xC3, "cluster 0x0709"),
+        (0x0709, gbz.ZclFrame(0x00, 7, 0x01, b"\x03"), 0x80, "frame control"),
+    ],
+)
+def test_cs11_with_a_malformed_payload_gets_a_zcl_default_response(
+    headend: HeadEnd, gsme: Gsme, cluster: int, frame: gbz.ZclFrame, status: int, why: str
+) -> None:
+    """CRIB §5.3, RTDS CS10a ERROR / NOT_FOUND: a GBZ command the meter cannot carry out
+    is answered with a ZCL Default Response (commandId, status) from the server, echoing
+    the ZCL sequence number, even with disable-default-response set."""
     gsme.log_event("joined HAN", "00DB1234567890A2")
-    wrong = gbz.GbzPayload.build(
-        [gbz.GbzComponent.build(0x0709, gbz.ZclFrame(0x01, 0, 0x01, b"\x09"))]
-    )
+    wrong = gbz.GbzPayload.build([gbz.GbzComponent.build(cluster, frame)])
     command = headend.command(CLEAR_EVENT_LOG, wrong.encode(), gsme.eui64)
-    assert gsme.receive(command.encode()) is None
+    out = gsme.receive(command.encode())
+    assert out is not None
+    answer = verified(headend, out)
+    assert answer.payload == bytes.fromhex("01090101") + cluster.to_bytes(2, "big") + bytes(
+        [0x00, 0x05, 0x08, 0x07, 0x0B, frame.command_id, status]
+    )
     assert gsme.security_log[-1].event == "command payload invalid"
-    assert "LogID 9" in gsme.security_log[-1].detail
-    assert len(gsme.event_log) == 1  # nothing cleared
+    assert why in gsme.security_log[-1].detail
+    assert [e.event for e in gsme.event_log] == ["joined HAN"]  # nothing cleared, nothing run
+
+
+def test_a_gbz_command_with_no_plain_frame_is_not_answered(headend: HeadEnd, gsme: Gsme) -> None:
+    """Nothing to answer with a Default Response: only the security log says why."""
+    for payload in (b"\x01\x09\x00", bytes.fromhex("0109")):  # no component; truncated
+        command = headend.command(CLEAR_EVENT_LOG, payload, gsme.eui64)
+        assert gsme.receive(command.encode()) is None
+        assert gsme.security_log[-1].event in ("command payload invalid", "malformed command")
 
 
 def test_cs11_is_not_an_esme_use_case(headend: HeadEnd, esme: Esme) -> None:

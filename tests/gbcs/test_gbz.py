@@ -716,3 +716,27 @@ def test_fast_path_agrees_with_the_checked_decoder() -> None:
                 assert fast == _outcome(gbz._decode_checked, data, flag), data.hex()
                 if isinstance(fast, GbzPayload):
                     assert all(type(c) is GbzComponent for c in fast.components)
+
+
+@pytest.mark.parametrize(
+    ("stem", "status"),
+    [("CS10a_6.13_ERROR", gbz.ZCL_HARDWARE_FAILURE), ("CS10a_6.13_NOT_FOUND", gbz.ZCL_NOT_FOUND)],
+)
+def test_default_response_is_the_rtds_gbz_error_form(stem: str, status: int) -> None:
+    """CRIB §5.3: a GBZ command that fails is answered commandId ‖ status, from the server."""
+    command, _, _ = _vector(f"{stem}_COMMAND_GBCS.HEX")
+    expected, _, _ = _vector(f"{stem}_RESPONSE_GBCS.HEX")
+    (component,) = gbz.decode(command, alert=False).components
+    assert isinstance(component.frame, ZclFrame)
+    made = gbz.default_response(component.cluster_id, component.frame, status)
+    assert made.encode() == expected
+    view = gbz.zcl_view(0x0709, made.components[0].frame)  # type: ignore[arg-type]
+    assert view == gbz.DefaultResponse(component.frame.command_id, status)
+
+
+def test_default_response_to_a_server_frame_goes_client_to_server() -> None:
+    answered = ZclFrame(0x19, 0x42, 0x01, b"\x00")
+    (component,) = gbz.default_response(0x0709, answered, gbz.ZCL_MALFORMED_COMMAND).components
+    assert component.frame == ZclFrame(0x00, 0x42, 0x0B, b"\x01\x80")
+    with pytest.raises(EncodeError, match="status"):
+        gbz.default_response(0x0709, answered, 0x100)
