@@ -11,6 +11,7 @@ operator and ACB modes) replaces them, CS02e returns the meter's own certificate
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from enum import IntEnum
 from typing import Any
@@ -51,8 +52,21 @@ from gbcs.credentials_uc import (
 )
 from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
-from gbcs.events import CLEAR_EVENT_LOG, ClearEventLog, EventLogsCleared, LogId
+from gbcs.events import (
+    CLEAR_EVENT_LOG,
+    EVENTS_CLUSTER,
+    ClearEventLog,
+    EventLogsCleared,
+    LogId,
+)
 from gbcs.frame import FrameParts, GbcsMessage
+from gbcs.gsme_reads import (
+    GsmeFirmwareVersion,
+    ReadGsmeFirmwareVersion,
+    ReadZigbeeEventLog,
+    ZigbeeEventLog,
+    ZigbeeEventLogEntry,
+)
 from gbcs.joins import (
     DisconnectFromHan,
     DisconnectResult,
@@ -66,6 +80,7 @@ from gbcs.joins import (
     int_response,
 )
 from gbcs.keys import KeyUsage
+from gbcs.primitives import utc_to_gbz
 from gbcs.reads import (
     EsmeIdentity,
     EventLog,
@@ -224,6 +239,14 @@ class Meter(GbcsDevice):
             after = self._leave
             self.log_event("disconnect from HAN", "reverting to the install-code link key")
         return asn1_reply(int_response("DisconnectFromHanResponse", code), after)
+
+    def coded_events(self) -> list[tuple[dt.datetime, int]]:
+        """The event log's entries that have an event code (:data:`EVENT_CODES`), oldest
+        first: what ECS35a (ESME) and CS10a (GSME) report."""
+        at = self.clock.at
+        return [
+            (at(e.time), EVENT_CODES[e.event]) for e in self.event_log if e.event in EVENT_CODES
+        ]
 
     def _leave(self) -> None:
         if not self.leaving:
@@ -391,11 +414,7 @@ class Esme(Meter):
         return Reply(dlms.encode(answer.to_response(request.invoke_id)))
 
     def event_entries(self) -> tuple[EventLogEntry, ...]:
-        return tuple(
-            EventLogEntry.at(self.clock.at(e.time), EVENT_CODES[e.event])
-            for e in self.event_log
-            if e.event in EVENT_CODES
-        )
+        return tuple(EventLogEntry.at(when, code) for when, code in self.coded_events())
 
     def _event_log(self, message: GbcsMessage) -> Reply:
         request = dlms_request(message)
@@ -414,6 +433,30 @@ class Gsme(Meter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.handlers[CLEAR_EVENT_LOG] = self._clear_event_log
+        self.handlers[ReadGsmeFirmwareVersion.MESSAGE_CODE] = self._firmware
+        self.handlers[ReadZigbeeEventLog.MESSAGE_CODE] = self._zigbee_event_log
+
+    def _firmware(self, message: GbcsMessage) -> Reply:
+        """GCS38: the firmware version it keeps, as the RTDS answers (an octet string)."""
+        query = ReadGsmeFirmwareVersion.from_payload(gbz.decode_message_payload(message))
+        answer = GsmeFirmwareVersion(self.firmware_version, sequence=query.sequence)
+        return Reply(answer.to_payload().encode())
+
+    def _zigbee_event_log(self, message: GbcsMessage) -> Reply:
+        """CS10a: its general event log (LogID 3), oldest first; nothing matching is a
+        Default Response "not found", as RTDS 6.13 CS10a NOT_FOUND."""
+        payload = gbz.decode_message_payload(message)
+        query = ReadZigbeeEventLog.from_payload(payload)
+        log = tuple(
+            ZigbeeEventLogEntry(int(LogId.GENERAL), code, utc_to_gbz(when))
+            for when, code in self.coded_events()
+        )
+        answer = ZigbeeEventLog.answer(query, log)
+        if not answer.entries:
+            frame = payload.components[0].frame
+            assert isinstance(frame, gbz.ZclFrame)  # from_payload checked it
+            return Reply(gbz.default_response(EVENTS_CLUSTER, frame, gbz.ZCL_NOT_FOUND).encode())
+        return Reply(answer.to_payload().encode())
 
     def _clear_event_log(self, message: GbcsMessage) -> Reply:
         """CS11: the general event log (LogID 3, or 0 for every log) is cleared; the

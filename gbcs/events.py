@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from gbcs.errors import DecodeError, EncodeError
 from gbcs.gbz import (
     FC_CLUSTER_SPECIFIC,
-    FC_DISABLE_DEFAULT_RESPONSE,
     FC_SERVER_TO_CLIENT,
     GbzComponent,
     GbzPayload,
     ZclFrame,
+    single_frame,
 )
 
 __all__ = [
@@ -55,36 +55,8 @@ def _only_frame(
     payload: GbzPayload, command_id: int, server_to_client: bool, what: str
 ) -> ZclFrame:
     """The single plain Events-cluster frame of a CS11 payload, checked."""
-    if payload.is_alert or len(payload.components) != 1:
-        raise DecodeError(
-            LAYER, "components", 0, f"{what} is one component, found {len(payload.components)}"
-        )
-    component = payload.components[0]
-    if component.cluster_id != EVENTS_CLUSTER:
-        raise DecodeError(
-            LAYER,
-            "cluster_id",
-            0,
-            f"{what} is for cluster 0x0709, not 0x{component.cluster_id:04X}",
-        )
-    frame = component.frame
-    if not isinstance(frame, ZclFrame):
-        raise DecodeError(LAYER, "component", 0, f"{what} must be sent in clear, not encrypted")
     expected = FC_CLUSTER_SPECIFIC | (FC_SERVER_TO_CLIENT if server_to_client else 0)
-    if frame.frame_control & ~FC_DISABLE_DEFAULT_RESPONSE != expected:
-        raise DecodeError(
-            LAYER,
-            "frame_control",
-            0,
-            f"{what} has ZCL frame control 0x{frame.frame_control:02X}, not 0x{expected:02X}",
-        )
-    if frame.command_id != command_id:
-        raise DecodeError(
-            LAYER,
-            "command_id",
-            0,
-            f"{what} is command 0x{command_id:02X}, not 0x{frame.command_id:02X}",
-        )
+    frame = single_frame(payload, EVENTS_CLUSTER, expected, command_id, what)
     if len(frame.payload) != 1:
         raise DecodeError(
             LAYER, "payload", 0, f"{what} carries one byte, found {len(frame.payload)}"

@@ -69,6 +69,7 @@ __all__ = [
     "encode",
     "from_json",
     "is_gbz",
+    "single_frame",
     "to_json",
     "zcl_view",
 ]
@@ -935,6 +936,44 @@ class DefaultResponse:
 
     command_id: int
     status: int
+
+
+def single_frame(
+    payload: GbzPayload, cluster_id: int, frame_control: int, command_id: int, what: str
+) -> ZclFrame:
+    """The one plain ZCL frame of a single-component use case, checked: its cluster,
+    frame control (the disable-default-response bit aside) and command. Each failure is
+    a DecodeError whose field names what is wrong, so a refusal can say it in ZCL."""
+    if payload.is_alert or len(payload.components) != 1:
+        raise DecodeError(
+            LAYER, "components", 0, f"{what} is one component, found {len(payload.components)}"
+        )
+    component = payload.components[0]
+    if component.cluster_id != cluster_id:
+        raise DecodeError(
+            LAYER,
+            "cluster_id",
+            0,
+            f"{what} is for cluster 0x{cluster_id:04X}, not 0x{component.cluster_id:04X}",
+        )
+    frame = component.frame
+    if not isinstance(frame, ZclFrame):
+        raise DecodeError(LAYER, "component", 0, f"{what} must be sent in clear, not encrypted")
+    if frame.frame_control & ~FC_DISABLE_DEFAULT_RESPONSE != frame_control:
+        raise DecodeError(
+            LAYER,
+            "frame_control",
+            0,
+            f"{what} has ZCL frame control 0x{frame.frame_control:02X}, not 0x{frame_control:02X}",
+        )
+    if frame.command_id != command_id:
+        raise DecodeError(
+            LAYER,
+            "command_id",
+            0,
+            f"{what} is command 0x{command_id:02X}, not 0x{frame.command_id:02X}",
+        )
+    return frame
 
 
 def default_response(cluster_id: int, answered: ZclFrame, status: int) -> GbzPayload:

@@ -24,6 +24,13 @@ from gbcs.dlms import AccessResponse
 from gbcs.errors import GbcsError
 from gbcs.events import CLEAR_EVENT_LOG, ClearEventLog, EventLogsCleared, LogId
 from gbcs.frame import CraFlag, GbcsMessage, decode
+from gbcs.gbz import ZclFrame
+from gbcs.gsme_reads import (
+    GsmeFirmwareVersion,
+    ReadGsmeFirmwareVersion,
+    ReadZigbeeEventLog,
+    ZigbeeEventLog,
+)
 from gbcs.joins import (
     DisconnectFromHan,
     DisconnectResult,
@@ -36,6 +43,7 @@ from gbcs.joins import (
     UnjoinResult,
     parse_int_response,
 )
+from gbcs.primitives import utc_to_gbz
 from gbcs.reads import (
     EsmeIdentity,
     EventLog,
@@ -525,6 +533,64 @@ def test_event_log_includes_executed_commands(bench: Bench, esme: Esme) -> None:
     entries = EventLog.from_response(bench.dlms(query)).entries
     assert [e.event_code for e in entries] == [EVENT_CODES["command executed"]]
     assert entries[0].time == esme.clock.at(60)
+
+
+# GCS38 and CS10a: the GSME's firmware version and event log in GBZ ----------------------------
+
+
+def _gbz_answer(headend: HeadEnd, gsme: Gsme, code: int, payload: gbz.GbzPayload) -> gbz.GbzPayload:
+    response = Bench(headend, gsme).send(code, payload.encode())
+    assert response.signature == b"" and response.has_mac  # not critical: MAC'd only
+    return gbz.decode(response.payload, alert=False)
+
+
+def test_gsme_reports_its_firmware_version(headend: HeadEnd, gsme: Gsme) -> None:
+    gsme.firmware_version = bytes.fromhex("02030405")
+    query = ReadGsmeFirmwareVersion(sequence=0x21)
+    answer = GsmeFirmwareVersion.from_payload(
+        _gbz_answer(headend, gsme, query.MESSAGE_CODE, query.to_payload())
+    )
+    assert answer == GsmeFirmwareVersion(bytes.fromhex("02030405"), 0, 0x21)
+    assert gsme.event_log[-1].detail == "GCS38"
+
+
+def test_gsme_event_log_read(headend: HeadEnd, gsme: Gsme) -> None:
+    clock = gsme.clock
+    for t, event in ((100, "joined HAN"), (200, "partner joined"), (300, "left HAN")):
+        clock.run(t)
+        gsme.log_event(event, "x")
+    gsme.log_event("not an event code", "ignored")
+    clock.run(1000)
+
+    def read(start: float, end: float, **kwargs: int) -> gbz.GbzPayload:
+        query = ReadZigbeeEventLog(
+            3, utc_to_gbz(clock.at(start)), utc_to_gbz(clock.at(end)), sequence=7, **kwargs
+        )
+        return _gbz_answer(headend, gsme, query.MESSAGE_CODE, query.to_payload())
+
+    log = ZigbeeEventLog.from_payload(read(0, 400))
+    assert [(e.log_id, e.event_id, e.when, e.data) for e in log.entries] == [
+        (3, 0xF001, clock.at(100), b""),
+        (3, 0xF004, clock.at(200), b""),
+        (3, 0xF002, clock.at(300), b""),
+    ]
+    assert (log.matching, log.sequence) == (3, 7)
+    later = ZigbeeEventLog.from_payload(read(150, 300, count=1, offset=1))
+    assert (later.matching, [e.event_id for e in later.entries]) == (2, [0xF002])
+    # Nothing in the range: a Default Response "not found", as RTDS CS10a NOT_FOUND.
+    (component,) = read(301, 399).components
+    assert isinstance(component.frame, ZclFrame)
+    view = gbz.zcl_view(component.cluster_id, component.frame)
+    assert view == gbz.DefaultResponse(0x00, gbz.ZCL_NOT_FOUND)
+    assert component.frame.sequence == 7
+
+
+def test_the_esme_does_not_answer_the_gsme_gbz_reads(headend: HeadEnd, esme: Esme) -> None:
+    for query in (ReadGsmeFirmwareVersion(), ReadZigbeeEventLog(3, 0, 100)):
+        payload = query.to_payload().encode()
+        command = headend.command(query.MESSAGE_CODE, payload, esme.eui64)
+        assert esme.receive(command.encode()) is None
+        assert f"0x{query.MESSAGE_CODE:04X} is not supported" in esme.security_log[-1].detail
 
 
 # CS11 clear ZigBee device event log (GSME) ----------------------------------------------------

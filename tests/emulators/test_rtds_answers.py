@@ -111,6 +111,8 @@ CASES: dict[str, Callable[[Any], None] | None] = {
         ("0102030405060708", 3), ("00DB123456789099", 3), ("00DB123456789097", 5)
     ),
     "CS11_3.3_SUCCESS": None,
+    "CS10a_6.13_NOT_FOUND": None,  # nothing logged in its range: Default Response 0x8B
+    "GCS38_11.2_SUCCESS": lambda gsme: setattr(gsme, "firmware_version", b"\x01\x23\xab\xcd"),
     "GCS59_8.12.2_SUCCESS": None,
 }
 

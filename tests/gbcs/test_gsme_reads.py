@@ -1,0 +1,226 @@
+"""GCS38 and CS10a (gbcs.gsme_reads): the RTDS bytes, round trips, selection, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gbcs import gbz
+from gbcs.errors import DecodeError, EncodeError
+from gbcs.frame import decode
+from gbcs.gbz import GbzComponent, GbzPayload, ZclFrame
+from gbcs.gsme_reads import (
+    GsmeFirmwareVersion,
+    ReadGsmeFirmwareVersion,
+    ReadZigbeeEventLog,
+    ZigbeeEventLog,
+    ZigbeeEventLogEntry,
+)
+from gbcs.rtds import RtdsVector
+
+Typed = ReadGsmeFirmwareVersion | GsmeFirmwareVersion | ReadZigbeeEventLog | ZigbeeEventLog
+
+
+def _rtds(corpus: list[RtdsVector], name: str) -> bytes:
+    (vector,) = [v for v in corpus if v.name == f"{name}_GBCS.HEX"]
+    return decode(vector.data).payload
+
+
+def _gbz(data: bytes) -> GbzPayload:
+    return gbz.decode(data, alert=False)
+
+
+@pytest.mark.parametrize(
+    ("name", "typed"),
+    [
+        ("GCS38_11.2_SUCCESS_COMMAND", ReadGsmeFirmwareVersion()),
+        ("GCS38_11.2_ERROR_COMMAND", ReadGsmeFirmwareVersion()),
+        ("GCS38_11.2_SUCCESS_RESPONSE", GsmeFirmwareVersion(bytes.fromhex("0123ABCD"))),
+        ("GCS38_11.2_ERROR_RESPONSE", GsmeFirmwareVersion(None, gbz.ZCL_HARDWARE_FAILURE)),
+        (
+            "CS10a_6.13_SUCCESS_COMMAND",
+            ReadZigbeeEventLog(3, 0x1C35F900, 0x386E9500),
+        ),
+        (
+            "CS10a_6.13_NOT_FOUND_COMMAND",
+            ReadZigbeeEventLog(3, 0x388F8A80, 0x388FECF0),
+        ),
+    ],
+)
+def test_the_rtds_payloads_decode_and_reencode(
+    corpus: list[RtdsVector], name: str, typed: Typed
+) -> None:
+    payload = _rtds(corpus, name)
+    parsed = type(typed).from_payload(_gbz(payload))
+    assert parsed == typed
+    assert parsed.to_payload().encode() == payload
+
+
+def test_the_rtds_event_log_response(corpus: list[RtdsVector]) -> None:
+    payload = _rtds(corpus, "CS10a_6.13_SUCCESS_RESPONSE")
+    log = ZigbeeEventLog.from_payload(_gbz(payload))
+    assert log.matching == len(log.entries) == 32
+    assert [e.time for e in log.entries] == sorted(e.time for e in log.entries)  # oldest first
+    first, third = log.entries[0], log.entries[2]
+    assert (first.log_id, first.event_id, first.when) == (
+        3,
+        0x8F1F,
+        dt.datetime(2014, 12, 31, tzinfo=dt.UTC),
+    )
+    assert third.data == bytes.fromhex("009B")
+    assert log.to_payload().encode() == payload
+    # The command of the same vector asks for all of them.
+    command = ReadZigbeeEventLog.from_payload(_gbz(_rtds(corpus, "CS10a_6.13_SUCCESS_COMMAND")))
+    assert ZigbeeEventLog.answer(command, log.entries) == log
+
+
+ENTRIES = (
+    ZigbeeEventLogEntry(3, 0xF001, 100),
+    ZigbeeEventLogEntry(3, 0xF004, 200),
+    ZigbeeEventLogEntry(4, 0x8F1F, 250),
+    ZigbeeEventLogEntry(3, 0xF002, 300, b"\x01\x02"),
+    ZigbeeEventLogEntry(3, 0xF001, 400),
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "matching", "times"),
+    [
+        (ReadZigbeeEventLog(3, 0, 1000), 4, [100, 200, 300, 400]),
+        (ReadZigbeeEventLog(0, 0, 1000), 5, [100, 200, 250, 300, 400]),  # every log
+        (ReadZigbeeEventLog(4, 0, 1000), 1, [250]),
+        (ReadZigbeeEventLog(3, 200, 300), 2, [200, 300]),  # both ends included
+        (ReadZigbeeEventLog(3, 0, 1000, event_id=0xF001), 2, [100, 400]),
+        (ReadZigbeeEventLog(3, 0, 1000, count=2), 4, [100, 200]),
+        (ReadZigbeeEventLog(3, 0, 1000, count=2, offset=3), 4, [400]),
+        (ReadZigbeeEventLog(3, 500, 600), 0, []),
+    ],
+)
+def test_answer_selects_as_asked(query: ReadZigbeeEventLog, matching: int, times: list) -> None:
+    answer = ZigbeeEventLog.answer(query, ENTRIES)
+    assert answer.matching == matching
+    assert [e.time for e in answer.entries] == times
+
+
+@given(
+    st.builds(
+        ReadZigbeeEventLog,
+        st.integers(0, 15),
+        st.integers(0, 2**32 - 1),
+        st.integers(0, 2**32 - 1),
+        st.integers(0, 0xFFFF),
+        st.integers(0, 255),
+        st.integers(0, 0xFFFF),
+        st.integers(0, 15),
+        st.integers(0, 255),
+    )
+)
+def test_command_round_trips(command: ReadZigbeeEventLog) -> None:
+    data = command.to_payload().encode()
+    parsed = ReadZigbeeEventLog.from_payload(_gbz(data))
+    assert parsed == command
+    assert parsed.to_payload().encode() == data
+
+
+_entry = st.builds(
+    ZigbeeEventLogEntry,
+    st.integers(0, 255),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 2**32 - 1),
+    st.binary(max_size=20),
+)
+
+
+@given(st.lists(_entry, max_size=12), st.integers(0, 40), st.integers(0, 255), st.integers(0, 255))
+def test_response_round_trips(
+    entries: list[ZigbeeEventLogEntry], extra: int, sequence: int, control: int
+) -> None:
+    log = ZigbeeEventLog(len(entries) + extra, tuple(entries), sequence, control)
+    data = log.to_payload().encode()
+    parsed = ZigbeeEventLog.from_payload(_gbz(data))
+    assert parsed == log
+    assert parsed.to_payload().encode() == data
+
+
+@given(st.one_of(st.none(), st.binary(max_size=254)), st.integers(1, 255), st.integers(0, 255))
+def test_firmware_response_round_trips(version: bytes | None, status: int, sequence: int) -> None:
+    answer = GsmeFirmwareVersion(version, 0 if version is not None else status, sequence)
+    data = answer.to_payload().encode()
+    parsed = GsmeFirmwareVersion.from_payload(_gbz(data))
+    assert parsed == answer
+    assert parsed.to_payload().encode() == data
+
+
+def _one(cluster: int, frame: ZclFrame) -> GbzPayload:
+    return GbzPayload.build([GbzComponent.build(cluster, frame)])
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "reason"),
+    [
+        (_one(0x0702, ZclFrame(0x00, 0, 0x00, b"\x07\x02")), "attribute", "0x0206 alone"),
+        (_one(0x0702, ZclFrame(0x00, 0, 0x00, b"\x06\x02\x00\x00")), "attribute", "0x0206"),
+        (_one(0x0709, ZclFrame(0x00, 0, 0x00, b"\x06\x02")), "cluster_id", "cluster 0x0702"),
+        (_one(0x0702, ZclFrame(0x00, 0, 0x02, b"\x06\x02")), "command_id", "command 0x00"),
+        (_one(0x0702, ZclFrame(0x01, 0, 0x00, b"\x06\x02")), "frame_control", "0x01"),
+        (GbzPayload.build([]), "components", "found 0"),
+    ],
+)
+def test_a_gcs38_command_of_another_shape_is_refused(
+    payload: GbzPayload, field: str, reason: str
+) -> None:
+    with pytest.raises(DecodeError, match=reason) as caught:
+        ReadGsmeFirmwareVersion.from_payload(payload)
+    assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"\x06\x02\x00\x20\x01", "octet string"),  # a uint8, not the version
+        (b"\x07\x02\x00\x41\x01\x00", "attribute 0x0207"),
+        (b"\x06\x02\x00\x41\x01\x00\x06\x02\x00\x41\x01\x00", "one attribute record"),
+    ],
+)
+def test_a_gcs38_response_of_another_shape_is_refused(body: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError, match=reason):
+        GsmeFirmwareVersion.from_payload(_one(0x0702, ZclFrame(0x08, 0, 0x01, body)))
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"\x20\x00\x00\x01\x00\x03\x01", "truncated event header"),
+        (b"\x01\x00\x00\x01\x00\x03\x01\xf0\x00\x00\x00\x00\x05\x01", "5 bytes truncated"),
+        (b"\x20\x00\x01\x02\x00", "command 0 of 1"),
+        (b"\x20\x00\x00", "5 bytes"),
+        (b"\x00\x00\x00\x01\x00\x03\x01\xf0\x00\x00\x00\x00\x00", "1 events, but 0"),
+    ],
+)
+def test_a_malformed_event_log_response_is_refused(body: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError, match=reason):
+        ZigbeeEventLog.from_payload(_one(0x0709, ZclFrame(0x19, 0, 0x01, body)))
+
+
+def test_a_get_event_log_of_the_wrong_length_is_refused() -> None:
+    frame = ZclFrame(0x01, 0, 0x00, bytes(13))
+    with pytest.raises(DecodeError, match="carries 14 bytes, found 13"):
+        ReadZigbeeEventLog.from_payload(_one(0x0709, frame))
+
+
+def test_values_out_of_range_are_refused_when_built() -> None:
+    with pytest.raises(EncodeError, match="4 bits"):
+        ReadZigbeeEventLog(16, 0, 0)
+    with pytest.raises(EncodeError, match="number of events 256"):
+        ReadZigbeeEventLog(3, 0, 0, count=256)
+    with pytest.raises(EncodeError, match="version exactly when its status is 0"):
+        GsmeFirmwareVersion(None, 0)
+    with pytest.raises(EncodeError, match="254 bytes"):
+        GsmeFirmwareVersion(bytes(255))
+    with pytest.raises(EncodeError, match="cannot carry 2 entries"):
+        ZigbeeEventLog(1, ENTRIES[:2])
+    with pytest.raises(EncodeError, match="254 bytes"):
+        ZigbeeEventLogEntry(3, 1, 0, bytes(255))
