@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import emulators.chf
 import emulators.credentials
-import emulators.node
+from emulators.zigbee import install_code
 from emulators.zigbee import security as zigbee_security
 from gbcs import crypto
 
@@ -35,8 +34,8 @@ CRYPTO_CALLS: tuple[tuple[Any, str], ...] = (
     (zigbee_security, "seal"),
     (zigbee_security, "unseal"),
     (emulators.credentials, "_private_key"),
-    (emulators.node, "link_key_from_install_code"),
-    (emulators.chf, "link_key_from_install_code"),
+    # The install-code link key's AES-MMO hash (ZigBee B.6), not its CRC-16 checksum.
+    (install_code, "aes_mmo_hash"),
 )
 
 

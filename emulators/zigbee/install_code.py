@@ -3,8 +3,9 @@
 GBCS carries a device's 16-byte install code without a CRC; ZigBee (spec
 annex F / SE 1.x 5.4.8.1) appends a CRC-16/X.25, little-endian, and the
 preconfigured trust-centre link key is the AES-MMO hash (spec B.6) of code
-plus CRC. zigpy already implements both, so this module only adapts GBCS's
-CRC-less form to it and turns its ``ValueError`` into the kit's errors.
+plus CRC. zigpy already implements both (``CrcX25``, ``aes_mmo_hash``), so this
+module only adapts GBCS's CRC-less form to them: one CRC, checked or appended,
+then the hash (zigpy's ``convert_install_code`` would compute the CRC again).
 
 Published test vector: code ``83FED3407A939723A5C639B26916D505``, CRC ``C3B5``,
 link key ``66B6900981E1EE3CA4206B6B861C02BB``.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from zigpy.util import CrcX25, convert_install_code
+from zigpy.util import CrcX25, aes_mmo_hash
 
 from gbcs.errors import DecodeError
 
@@ -61,7 +62,7 @@ def link_key_from_install_code(code: bytes) -> bytes:
             INSTALL_CODE_LENGTH,
             f"CRC is {code[INSTALL_CODE_LENGTH:].hex().upper()}, expected {crc.hex().upper()}",
         )
-    return bytes(convert_install_code(bytes(code)))
+    return bytes(aes_mmo_hash(bytes(code)))
 
 
 def parse_install_code(text: str) -> bytes:

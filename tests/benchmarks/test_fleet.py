@@ -40,7 +40,7 @@ def test_cycle_is_state_two_end_to_end(modules: tuple[Any, Any]) -> None:
     fleet, _ = modules
     world, run, hubs, units = small_fleet(fleet)
     unit = units[0]
-    bench, home = fleet.cycle_hubs(world, 0)
+    bench, home = fleet.cycle_hubs(world, run, 0)
     run.steps.clear()
     fleet.triage_cycle(world, run, hubs[0], unit, bench, home, 0)
     codes = [s.message_code for s in run.steps]
@@ -57,7 +57,7 @@ def test_floor_records_leaves_only(modules: tuple[Any, Any]) -> None:
     """Every recorded call is a leaf: none runs inside another, so none counts twice."""
     fleet, crypto_floor = modules
     world, run, hubs, units = small_fleet(fleet)
-    bench, home = fleet.cycle_hubs(world, 0)
+    bench, home = fleet.cycle_hubs(world, run, 0)
     depth = 0
     nested: list[str] = []
     called: set[str] = set()
@@ -90,7 +90,7 @@ def test_floor_records_leaves_only(modules: tuple[Any, Any]) -> None:
     # The cycle's whole crypto mix shows up: GBCS, ZigBee CCM* and key derivations.
     for leaf in ("ecdh", "kdf", "gmac", "ecdsa_sign", "ecdsa_verify", "seal", "unseal"):
         assert leaf in names
-    assert "link_key_from_install_code" in names
+    assert "aes_mmo_hash" in names  # the install-code key's hash, not its CRC
     assert crypto_floor.replay(calls) > 0
 
 
@@ -118,3 +118,33 @@ def test_per_step_breakdown_covers_every_step_of_the_cycle(modules: tuple[Any, A
     assert all(len(world.logs_holding(u)) <= 1 for u in units)
     with pytest.raises(SystemExit, match="needs 4 untouched meters"):
         fleet.per_step(world, run, hubs, units, 2, 2)
+
+
+def test_fixture_hubs_have_had_their_first_contact(modules: tuple[Any, Any]) -> None:
+    """The bench and third hubs are fixtures: their keys and ECDH with the ACB are behind
+    them when the cycle starts, so the cycle's floor holds no set-up of theirs."""
+    from gbcs import crypto
+
+    fleet, crypto_floor = modules
+    world, run, hubs, units = small_fleet(fleet)
+
+    def key_agreements(bench: Any, home: Any, unit: Any) -> int:
+        with crypto_floor.recording() as calls:
+            fleet.triage_cycle(world, run, hubs[0], unit, bench, home, 0)
+        return sum(1 for f, _, _ in calls if f is crypto.ecdh)
+
+    before = list(run.steps)
+    warmed = fleet.cycle_hubs(world, run, 0)
+    assert run.steps == before  # the warming CCS07s are not cycle steps
+    raw = (
+        world.add_hub("raw-bench", bytes.fromhex("00DB6000FFFF0000")),
+        world.add_hub("raw-home", bytes.fromhex("00DB7000FFFF0000")),
+    )
+    # Each fresh hub agrees two keys with the ACB on first contact (CCS03 / CCS01).
+    assert key_agreements(*raw, units[0]) - key_agreements(*warmed, units[1]) == 4
+
+
+def test_too_few_meters_for_the_cycles_is_a_clear_exit(modules: tuple[Any, Any]) -> None:
+    fleet, _ = modules
+    with pytest.raises(SystemExit, match="14 cycles and a warm-up need 15 meters; the fleet has 6"):
+        fleet.main(["--hans", "3", "--meters", "2", "--cycles", "14"])
