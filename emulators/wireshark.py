@@ -45,7 +45,11 @@ def capture_bytes(capture: Capture, epoch: float = 0.0) -> bytes:
     interfaces.append((LINKTYPE_WIRESHARK_UPPER_PDU, WAN_INTERFACE))
     packets = [(places[place], epoch + t, psdu) for t, place, psdu in capture.frames]
     packets += [(wan, epoch + t, exported_pdu("gbcs_message", m)) for t, m in capture.wan]
-    packets.sort(key=lambda p: p[1])  # stable: same-time frames keep their order
+    # By time, and at one instant the WAN first: a GBCS message can put frames on the
+    # air that same instant (the hub forwards it), but a frame is stamped when it starts
+    # and is heard only after its airtime, so nothing it causes shares its time. Stable:
+    # records of one kind at one instant keep the order they were made in.
+    packets.sort(key=lambda p: (p[1], p[0] != wan))
     return pcapng_file(interfaces, packets)
 
 

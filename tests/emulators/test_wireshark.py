@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,3 +199,25 @@ def test_the_unroutable_cs02f_never_reaches_the_air(tmp_path: Path) -> None:
     assert sum(code == cs02f for where, code in codes if where == "wan") == 3
     first = codes.index(("wan", cs02f))
     assert ("han", cs02f) not in codes[:first] and codes[first + 1] != ("han", cs02f)
+
+
+def test_same_instant_records_put_the_wan_message_before_the_frames_it_causes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A command and the first HAN fragment the hub forwards share a time; the previous
+    response too. Wireshark must show response, command, then fragments."""
+    from emulators import wireshark
+    from emulators.medium import Capture
+
+    capture = Capture()
+    capture.record(1.0, "bench", b"fragment-1")  # recorded first: the hub forwards at once
+    capture.record(0.5, "bench", b"earlier")
+    capture.record_wan(1.0, b"response")
+    capture.record_wan(1.0, b"command")
+    capture.record(1.0, "bench", b"fragment-2")
+    written: list[Any] = []
+    monkeypatch.setattr(wireshark, "pcapng_file", lambda _i, packets: written.extend(packets))
+    wireshark.capture_bytes(capture)
+    assert [data for _, _, data in written][:1] == [b"earlier"]
+    order = [b"response", b"command", b"fragment-1", b"fragment-2"]
+    assert [data[-len(o) :] for (_, _, data), o in zip(written[1:], order, strict=True)] == order
