@@ -288,6 +288,9 @@ class _Node:
         )
         self._tx_current: tuple[bytes, int | None, int | bytes | None, int] | None = None
         self._tx_timer: Timer | None = None
+        # When this radio's last acknowledgement has left the air: it sends one frame at a
+        # time, so a frame it sends meanwhile (the answer to what it acknowledged) waits.
+        self._ack_until = 0.0
         self._nwk_seen: dict[bytes | int, int] = {}  # secured: last frame counter per source
         self._unsecured_seen: dict[bytes | int, int] = {}  # last NWK sequence per source
         self._reassembly: dict[tuple[int, int], _Reassembly] = {}
@@ -326,11 +329,16 @@ class _Node:
             return
         current = self._tx_current = queue.popleft()
         psdu = current[0]
+        clock = self.clock
+        # After our own acknowledgement, and the turnaround back to transmit (802.15.4
+        # 7.5.6.4.2): never two frames on the air from one radio.
+        after = self._ack_until - clock.now
+        after = after + TURNAROUND if after > 0.0 else 0.0
         medium = self.medium
         if medium is not None and self.listening:  # _put_on_air, inlined: every frame
-            medium.send(self, psdu, current[1], current[2])
-        wait = _airtime(psdu) + (ACK_WAIT if current[3] == 0 else TURNAROUND)
-        self._tx_timer = self.clock.call_later(wait, self._tx_timeout)
+            medium.send(self, psdu, current[1], current[2], after)
+        wait = after + _airtime(psdu) + (ACK_WAIT if current[3] == 0 else TURNAROUND)
+        self._tx_timer = clock.call_later(wait, self._tx_timeout)
 
     def _put_on_air(
         self, psdu: bytes, dst_pan: int | None, dst: int | bytes | None, after: float = 0.0
@@ -356,8 +364,10 @@ class _Node:
                 self._tx_next()
             return
         self._tx_current = (psdu, dst_pan, dst, tries + 1)
-        self._put_on_air(psdu, dst_pan, dst)
-        self._tx_timer = self.clock.call_later(_airtime(psdu) + ACK_WAIT, self._tx_timeout)
+        after = self._ack_until - self.clock.now  # as in _tx_next
+        after = after + TURNAROUND if after > 0.0 else 0.0
+        self._put_on_air(psdu, dst_pan, dst, after)
+        self._tx_timer = self.clock.call_later(after + _airtime(psdu) + ACK_WAIT, self._tx_timeout)
 
     def _acknowledged(self, seq: int) -> None:
         current = self._tx_current
@@ -388,6 +398,7 @@ class _Node:
 
     def _ack(self, seq: int) -> None:
         # Acks go out at the turnaround time, outside the transmit queue (802.15.4 7.5.6.4.2).
+        self._ack_until = self.clock.now + TURNAROUND + _ACK_AIRTIME
         self._put_on_air(_ACKS[seq], None, None, TURNAROUND)
 
     def keys(self) -> Keys:
@@ -595,6 +606,9 @@ _ACK_SET = frozenset(_ACKS)  # acks known to have a good FCS: no CRC per ack rec
 
 def _airtime(psdu: bytes) -> float:
     return (len(psdu) + 6) * 32e-6
+
+
+_ACK_AIRTIME = _airtime(_ACKS[0])
 
 
 def short_address_for(ieee: bytes, taken: set[int]) -> int:

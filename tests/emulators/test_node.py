@@ -8,6 +8,7 @@ actually exchanged.
 from __future__ import annotations
 
 import copy
+import itertools
 
 import pytest
 
@@ -536,3 +537,30 @@ def test_power_cycle_faults_cycle_meters_not_hubs(pki: TestPki) -> None:
     bench.world.run(1)  # its beacon requests reach the hub; the hub's beacon cycles it
     assert delivered and bench.world.faults.counts["power_cycles"] >= 1
     assert not meter.node.powered and meter.node.back_on_at is not None
+
+
+@pytest.mark.parametrize("name", ["returned-meter", "fresh-meter"])
+def test_a_radio_never_has_two_frames_on_the_air(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """802.15.4 7.5.6.4.2: the acknowledgement goes out at the turnaround time, and the
+    answer to the frame it acknowledges waits until it has left (a radio is half duplex)."""
+    from emulators import medium as medium_module
+    from emulators.scenarios import run_scenario
+
+    on_air: dict[int, list[tuple[float, float]]] = {}
+    send = medium_module.HanMedium.send
+
+    def recording(self, sender, psdu, dst_pan, dst, after=0.0):  # type: ignore[no-untyped-def]
+        start = self.clock.now + after
+        on_air.setdefault(id(sender), []).append((start, start + medium_module.airtime(psdu)))
+        return send(self, sender, psdu, dst_pan, dst, after)
+
+    monkeypatch.setattr(medium_module.HanMedium, "send", recording)
+    assert run_scenario(name, 0).report(0)["ok"]
+    overlaps = 0
+    for spans in on_air.values():
+        spans.sort()
+        overlaps += sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1] - 1e-9)
+    assert sum(len(s) for s in on_air.values()) > 50
+    assert overlaps == 0
