@@ -21,7 +21,9 @@ with ``--han`` that is missing or does not come up fails the tests that need it
 (marked ``hardware``, or using ``world`` or ``chf``) with the reason, instead
 of skipping them: a hardware run with the dongle unplugged must not pass having
 run nothing. Every JUnit test case carries ``han_backend`` (and the dongle's
-serial and firmware when known).
+serial and firmware when known). All of this applies only to tests that use
+one of the fixtures: the plugin loads wherever the kit is installed, and
+another project's tests (and its own ``hardware`` marker) are left alone.
 """
 
 from __future__ import annotations
@@ -522,8 +524,19 @@ def unusable(backend: HanBackend, reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+# The kit's fixtures: a test that uses none of them is another project's (the plugin loads
+# wherever the kit is installed), and its ``hardware`` marker and report are its own.
+KIT_FIXTURES = frozenset({"han", "world", "chf", "esme", "gsme"})
+
+
+def uses_the_kit(item: pytest.Item) -> bool:
+    return not KIT_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if not uses_the_kit(item):
+        return
     _record(item)
     if item.get_closest_marker("hardware") is not None:
         backend = backend_of(item.config)
@@ -534,7 +547,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item) -> None:
-    _record(item)  # the firmware may have become known during the test
+    if uses_the_kit(item):
+        _record(item)  # the firmware may have become known during the test
 
 
 # --- Fixtures -------------------------------------------------------------------------------

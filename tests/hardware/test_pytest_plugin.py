@@ -695,6 +695,30 @@ def test_junit_cases_carry_the_backend(pytester: pytest.Pytester) -> None:
     }
 
 
+FOREIGN_TEST = """
+import pytest
+
+@pytest.mark.hardware
+def test_their_own_hardware_marker():
+    pass
+
+def test_theirs():
+    pass
+"""
+
+
+def test_another_projects_tests_are_left_alone(pytester: pytest.Pytester) -> None:
+    """The plugin loads wherever the kit is installed: a project's own ``hardware`` marker
+    and JUnit report are not the kit's business when its tests use none of its fixtures."""
+    pytester.makepyfile(FOREIGN_TEST)
+    result = pytester.runpytest(*PLUGIN, "--junitxml=out.xml", "-rs")
+    result.assert_outcomes(passed=2)
+    assert _junit_properties(pytester.path / "out.xml") == {
+        "test_their_own_hardware_marker": {},
+        "test_theirs": {},
+    }
+
+
 def test_junit_names_the_dongle(
     pytester: pytest.Pytester, listener: str, probe_passes: None
 ) -> None:
