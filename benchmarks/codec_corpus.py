@@ -134,7 +134,7 @@ def main() -> int:
     parser.add_argument("--rtds", type=Path, default=None, help="RTDS folder (../shared/rtds)")
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
-    root = args.rtds or find_rtds(Path(__file__).resolve().parent)
+    root = args.rtds or find_rtds(Path(__file__).resolve().parents[1])
     if root is None:
         print("codec_corpus: no RTDS folder (pass --rtds or set GBCS_RTDS)", file=sys.stderr)
         return 2

@@ -27,18 +27,16 @@ class RtdsVector:
         return self.path.name
 
 
-def find_rtds(start: Path | None = None) -> Path | None:
-    """``$GBCS_RTDS`` or the first ``shared/rtds`` beside an ancestor of ``start``."""
+def find_rtds(repository: Path | None = None) -> Path | None:
+    """``$GBCS_RTDS``, else ``../shared/rtds`` beside ``repository`` (default: the current
+    folder). Only there: a ``shared`` folder further up belongs to something else, and
+    finding it would hide a missing corpus."""
     env = os.environ.get("GBCS_RTDS")
     if env:
         path = Path(env)
         return path if path.is_dir() else None
-    here = (start or Path.cwd()).resolve()
-    for parent in (here, *here.parents):
-        candidate = parent.parent / "shared" / "rtds"
-        if candidate.is_dir():
-            return candidate
-    return None
+    candidate = (repository or Path.cwd()).resolve().parent / "shared" / "rtds"
+    return candidate if candidate.is_dir() else None
 
 
 def _kind(name: str) -> str:

@@ -92,7 +92,8 @@ def add_commands(sub: Any) -> None:
         help="list attached ZigBee dongles",
         description="Serial ports whose USB VID:PID is a known ZigBee radio or bridge: "
         + _known_ids()
-        + ". Links come from /dev/zigbee (udev/install.sh) and /dev/serial/by-id.",
+        + ". Links come from /dev/zigbee (udev/install.sh in the gbcs-hil sources) "
+        "and /dev/serial/by-id.",
     )
     p.add_argument(
         "--probe",

@@ -364,7 +364,10 @@ def ezsp_failure_reason(exc: BaseException, device: str, baudrate: int, timeout:
     if isinstance(exc, FileNotFoundError):
         return f"{device}: no such device (unplugged?)"
     if isinstance(exc, PermissionError):
-        return f"{device}: permission denied (join group dialout, or install udev/ rules)"
+        return (
+            f"{device}: permission denied (join group dialout, or install the udev rules: "
+            "udev/install.sh in the gbcs-hil sources)"
+        )
     text = str(exc).strip() or "no detail given"
     return f"{device}: {type(exc).__name__}: {text}"
 

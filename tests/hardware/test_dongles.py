@@ -23,6 +23,7 @@ from hardware.dongles import (
     ProbeResult,
     RadioModel,
     discover,
+    ezsp_failure_reason,
     find_links,
     interface_number,
     match_model,
@@ -438,3 +439,12 @@ def test_a_port_listing_that_fails_is_one_clear_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(serial.tools.list_ports, "comports", unreadable)
     with pytest.raises(GbcsError, match=r"cannot list the serial ports \(TypeError"):
         system_ports()
+
+
+def test_a_permission_failure_says_where_the_udev_rules_are() -> None:
+    """A wheel has no udev/ folder: the reason names the sources that do."""
+    reason = ezsp_failure_reason(PermissionError(13, "denied"), "/dev/ttyACM0", 115200, 10)
+    assert reason == (
+        "/dev/ttyACM0: permission denied (join group dialout, or install the udev rules: "
+        "udev/install.sh in the gbcs-hil sources)"
+    )
