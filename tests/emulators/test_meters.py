@@ -503,13 +503,19 @@ def test_gsme_does_not_answer_esme_reads(gsme: Gsme, headend: HeadEnd) -> None:
     assert "0x0059 is not supported" in gsme.security_log[-1].detail
 
 
-def test_event_log_range_selection(bench: Bench, esme: Esme) -> None:
-    clock = esme.clock
+def _log_three_events(meter: Esme | Gsme) -> None:
+    """Coded events at 100, 200 and 300 s, one without a code; the clock then at 1000 s."""
+    clock = meter.clock
     for t, event in ((100, "joined HAN"), (200, "partner joined"), (300, "left HAN")):
         clock.run(t)
-        esme.log_event(event, "x")
-    esme.log_event("not an event code", "ignored")
+        meter.log_event(event, "x")
+    meter.log_event("not an event code", "ignored")
     clock.run(1000)
+
+
+def test_event_log_range_selection(bench: Bench, esme: Esme) -> None:
+    clock = esme.clock
+    _log_three_events(esme)
 
     def read(start: float, end: float) -> tuple[EventLogEntry, ...]:
         query = ReadEventLog.between(clock.at(start), clock.at(end))
@@ -556,11 +562,7 @@ def test_gsme_reports_its_firmware_version(headend: HeadEnd, gsme: Gsme) -> None
 
 def test_gsme_event_log_read(headend: HeadEnd, gsme: Gsme) -> None:
     clock = gsme.clock
-    for t, event in ((100, "joined HAN"), (200, "partner joined"), (300, "left HAN")):
-        clock.run(t)
-        gsme.log_event(event, "x")
-    gsme.log_event("not an event code", "ignored")
-    clock.run(1000)
+    _log_three_events(gsme)
 
     def read(start: float, end: float, **kwargs: int) -> gbz.GbzPayload:
         query = ReadZigbeeEventLog(
