@@ -1215,6 +1215,7 @@ class MeterNode(_Node):
         self.tunnel_id: int | None = None
         self.on_gbcs: Callable[[bytes, bytes], None] | None = None
         self.on_state: Callable[[NodeState], None] | None = None
+        self._tunnel_asked = False  # a RequestTunnel of ours awaits its response
         # Told the trust centre of a network the meter has just forgotten (a CS02f or a
         # Leave request from its parent): the meter's event log records leaving the HAN.
         self.on_left: Callable[[bytes], None] | None = None
@@ -1606,7 +1607,7 @@ class MeterNode(_Node):
             app = self._decode_whole(aps, whole)
             if app is None:
                 return
-        self._application(app, nwk.src)
+        self._application(app, nwk.src, nwk.security.source)
 
     def _untrusted_key(self, aps: ApsCommand, command: TransportKey) -> str | None:
         """Why a Transport Key is not the trust centre's network key for us; None if it is.
@@ -1675,17 +1676,27 @@ class MeterNode(_Node):
     def _request_tunnel(self) -> None:
         if self.settings is None or self.tunnel_id is not None or not self.powered:
             return  # not powered: booked just before the power went (join, GET-RESPONSE)
+        self._tunnel_asked = True
         self._send_application(self.settings, COORDINATOR, self._tunnel_zcl(RequestTunnel()))
         self._stay_awake()
 
-    def _application(self, app: air.Application, source: int) -> None:
+    def _application(self, app: air.Application, source: int, secured_by: bytes | None) -> None:
         tunnel = app.tunnel
-        if tunnel is not None and source != COORDINATOR:
-            # The tunnel's server is the hub: another device holding the network key
-            # does not speak for it.
+        if tunnel is not None and (
+            source != COORDINATOR
+            or self.settings is None
+            or secured_by != self.settings.trust_centre
+        ):
+            # The tunnel's server is the hub: another device holding the network key does
+            # not speak for it, whatever short address it claims (the NWK security header
+            # names who secured the frame, as for a Leave request).
             self._drop(f"tunnel command from {source:#06x}, not the hub")
             return
         if isinstance(tunnel, RequestTunnelResponse):
+            if not self._tunnel_asked:
+                self._drop("RequestTunnelResponse to no request of ours")
+                return
+            self._tunnel_asked = False
             if tunnel.status == 0:
                 self.tunnel_id = tunnel.tunnel_id
                 if self.trace is not None:

@@ -18,7 +18,13 @@ from emulators.node import CoordinatorNode, NodeState
 from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
-from emulators.zigbee.tunnel import GbcsPut, TransferData, TransferDataError, encode_gbcs_tunnel
+from emulators.zigbee.tunnel import (
+    GbcsPut,
+    RequestTunnelResponse,
+    TransferData,
+    TransferDataError,
+    encode_gbcs_tunnel,
+)
 from emulators.zigbee.zcl import Direction
 from gbcs import asn1
 from gbcs.devicelog import ActiveDevices, AddDevice, DeviceType, ReadDeviceLog, RemoveDevice
@@ -411,7 +417,7 @@ def test_a_meter_whose_tunnel_the_hub_does_not_hold_opens_a_new_one() -> None:
     assert old is not None
     # A stale refusal, naming a tunnel the meter does not hold, changes nothing.
     stale = hub.node._tunnel_zcl(TransferDataError(old + 1), Direction.TO_CLIENT)
-    esme.node._application(air.decode_application(0x0109, 0x0704, stale), 0x0000)
+    esme.node._application(air.decode_application(0x0109, 0x0704, stale), 0x0000, hub.eui64)
     assert esme.node.tunnel_id == old and not esme.node._tx_queue
     hub.node.children[esme.eui64].tunnel_id = None  # as after loading an older saved hub
     assert not hub.node.reachable(esme.eui64)
@@ -437,10 +443,30 @@ def test_tunnel_frames_only_from_the_hub() -> None:
         TransferData(esme.node.tunnel_id, encode_gbcs_tunnel(GbcsPut(command.encode()))),
         Direction.TO_CLIENT,
     )
-    esme.node._application(air.decode_application(0x0109, 0x0704, zcl), 0x1234)
+    app = air.decode_application(0x0109, 0x0704, zcl)
+    esme.node._application(app, 0x1234, hub.eui64)
     assert ran == [] and esme.node.frames_dropped == dropped + 1
-    esme.node._application(air.decode_application(0x0109, 0x0704, zcl), 0x0000)
+    # An insider claiming the hub's short address, under its own EUI-64 in the NWK
+    # security header (it cannot secure under the hub's: that is the hub's counter).
+    esme.node._application(app, 0x0000, bytes.fromhex("00DB9999999999AA"))
+    assert ran == [] and esme.node.frames_dropped == dropped + 2
+    esme.node._application(app, 0x0000, hub.eui64)
     assert ran == [command.encode()]
+
+
+def test_a_tunnel_response_to_no_request_is_dropped() -> None:
+    """Any key holder could otherwise hand a joined meter another tunnel id, and every
+    command to it would then fail until its hourly keep-alive opened a new tunnel."""
+    world = World(seed=13)
+    run = Run("unasked tunnel", world)
+    hub, esme = _joined(world, run, "esme")
+    held = esme.node.tunnel_id
+    assert held is not None
+    zcl = hub.node._tunnel_zcl(RequestTunnelResponse(held + 2048, 0), Direction.TO_CLIENT)
+    dropped = esme.node.frames_dropped
+    esme.node._application(air.decode_application(0x0109, 0x0704, zcl), 0x0000, hub.eui64)
+    assert esme.node.tunnel_id == held and esme.node.frames_dropped == dropped + 1
+    assert run.join_details(hub, esme).ok
 
 
 def test_an_esme_whose_acknowledgements_are_lost_still_answers() -> None:
