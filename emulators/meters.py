@@ -230,7 +230,10 @@ class Meter(GbcsDevice):
         if command.device_id != self.eui64:
             code = DisconnectResult.WRONG_DEVICE_ID
             after = None
-        elif self.han is None or not self.han.joined:
+        elif self.han is None or not self.han.has_network:
+            # notJoined means no network to leave. A meter that has lost its parent for a
+            # moment (orphaned, rejoining) still holds one, and a CS02f that reached it
+            # through its tunnel divorces it.
             code = DisconnectResult.NOT_JOINED
             after = None
         else:

@@ -1255,6 +1255,10 @@ class MeterNode(_Node):
     def joined(self) -> bool:
         return self.state is _JOINED and self.tunnel_id is not None
 
+    @property
+    def has_network(self) -> bool:
+        return self.settings is not None
+
     # Life cycle ----------------------------------------------------------------------------
     def power_on(self) -> None:
         self._power_on(None, None)

@@ -64,6 +64,10 @@ class FakeHan:
     def reachable(self, peer: bytes) -> bool:
         return self.joined
 
+    @property
+    def has_network(self) -> bool:
+        return self.joined  # the double has no orphaned state
+
     def forget_network(self) -> None:
         self.forgotten += 1
         self.joined = False

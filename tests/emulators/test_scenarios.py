@@ -319,3 +319,33 @@ def test_state_2_for_a_gsme_divorces_it_on_its_next_wake() -> None:
     assert run.add_device(third, gsme).ok
     assert run.wait_joined(gsme, third, "HAN join (install code)").ok
     assert world.logs_holding(gsme) == [third.eui64]
+
+
+def test_cs02f_divorces_a_meter_that_lost_its_parent_for_a_moment() -> None:
+    """Orphaned (one keep-alive unacknowledged), the meter still holds its network and
+    tunnel, and a CS02f that reaches it must divorce it, not answer notJoined and rejoin."""
+    world = World(3)
+    run = Run("orphaned divorce", world)
+    hub = world.add_hub("bench")
+    esme = world.add_meter("bench", "esme")
+    assert run.add_device(hub, esme).ok and run.wait_joined(esme, hub, "join").ok
+    medium = world.places["bench"]
+    hub.node.place(None)  # a moment without the hub: the keep-alive goes unacknowledged
+    esme.node._keepalive()
+    world.run(0.1)
+    hub.node.place(medium)
+    assert esme.node.state is NodeState.ORPHANED and esme.node.settings is not None
+    step = run.disconnect(hub, esme)
+    assert step.ok, step.result
+    world.run(120)
+    assert world.joined_to(esme) is None and esme.node.settings is None
+    assert esme.node.state is NodeState.SCANNING
+
+
+def test_fresh_meter_divorce_survives_delay_faults() -> None:
+    """Seed 13 with delays left the meter orphaned just as the bench's CS02f arrived."""
+    run = run_scenario("fresh-meter", 13, faults=FaultPlan(delay=0.3, max_delay=0.5))
+    divorces = [s.result for s in run.steps if s.use_case.startswith("CS02f")]
+    assert divorces == ["ok"]  # the first attempt divorces it: no retry, no "not confirmed"
+    (meter,) = run.world.summary().values()
+    assert (meter["joined_to"], meter["state"]) == (None, "scanning")
