@@ -32,6 +32,13 @@ NEAR = 1.0  # timers due within this many seconds go into the small heap; the re
 _INF = float("inf")
 
 
+def _check_duration(seconds: float, what: str) -> None:
+    """A run's length or a wait's timeout: finite and not negative. NaN or infinity would
+    run the clock until its event limit (minutes of wall time), a negative one nothing."""
+    if not 0 <= seconds < _INF:  # NaN fails this too
+        raise ValueError(f"{what} must be finite and not negative ({seconds})")
+
+
 class Timer(list):  # type: ignore[type-arg]
     """A scheduled callback, and its own entry in the clock's queue.
 
@@ -160,6 +167,8 @@ class VirtualClock:
         Returns how many ran. ``max_events`` stops a runaway feedback loop with
         an error rather than hanging a test.
         """
+        if until is not None and not until < _INF:
+            raise ValueError(f"a run must end at a finite time ({until})")
         ran = 0
         while True:
             queue = self._head()
@@ -178,6 +187,7 @@ class VirtualClock:
         return ran
 
     def run_for(self, seconds: float, *, max_events: int = 10_000_000) -> int:
+        _check_duration(seconds, "a run's length")
         return self.run(self.now + seconds, max_events=max_events)
 
     def run_until(
@@ -188,6 +198,7 @@ class VirtualClock:
         max_events: int = 10_000_000,
     ) -> bool:
         """Run until ``condition()`` holds or ``timeout`` simulated seconds pass."""
+        _check_duration(timeout, "a timeout")
         deadline = self.now + timeout
         ran = 0
         near, far = self._near, self._far
@@ -375,6 +386,8 @@ class WallClock(VirtualClock):
 
     def run(self, until: float | None = None, *, max_events: int = 10_000_000) -> int:
         """Wait until real time reaches ``until`` (None: until no timer is left), firing timers."""
+        if until is not None and not until < _INF:
+            raise ValueError(f"a run must end at a finite time ({until})")
         return self._drive(None, until, max_events)[1]
 
     def run_until(
@@ -385,6 +398,7 @@ class WallClock(VirtualClock):
         max_events: int = 10_000_000,
     ) -> bool:
         """Wait until ``condition()`` holds or ``timeout`` real seconds pass."""
+        _check_duration(timeout, "a timeout")
         if condition():
             return True
         ok, _ = self._drive(condition, self.elapsed() + timeout, max_events)

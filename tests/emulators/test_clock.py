@@ -375,3 +375,20 @@ def test_post_books_like_call_later_without_a_handle() -> None:
     later.cancel()
     assert clock.run() == 2
     assert log == [(0.5, "near"), (2 * NEAR, "far")]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -5.0])
+def test_runs_and_waits_refuse_times_that_never_or_already_end(bad: float) -> None:
+    """NaN or infinity ran a world with a polling GSME for minutes, to the event limit; a
+    negative length did nothing without a word."""
+    clock = VirtualClock()
+    fired: list[float] = []
+    clock.call_later(1.0, lambda: fired.append(clock.now))
+    with pytest.raises(ValueError, match="finite and not negative"):
+        clock.run_for(bad)
+    with pytest.raises(ValueError, match="finite and not negative"):
+        clock.run_until(lambda: False, timeout=bad)
+    if bad != -5.0:
+        with pytest.raises(ValueError, match="finite time"):
+            clock.run(bad)
+    assert fired == [] and clock.now == 0.0  # nothing ran
