@@ -95,6 +95,7 @@ __all__ = [
     "NetworkSettings",
     "NodeState",
     "TrustCentre",
+    "checked_channels",
     "saved_channels",
 ]
 
@@ -1209,7 +1210,7 @@ class MeterNode(_Node):
         self.install_code = install_code
         self.link_key = link_key_from_install_code(install_code)
         self.sleepy = sleepy
-        self.channels = channels
+        self.channels = checked_channels(channels)
         self.settings: NetworkSettings | None = None
         self.state = NodeState.OFF
         self.tunnel_id: int | None = None
@@ -1981,10 +1982,19 @@ def _saved_secured_counters(saved: SavedState) -> dict[bytes | int, int]:
     return seen
 
 
+def checked_channels(channels: Any, what: str = "channels") -> tuple[int, ...]:
+    """The channels a meter scans: at least one, each a 2.4 GHz ZigBee channel (11-26).
+    A meter with none could never join."""
+    if isinstance(channels, str | bytes) or not hasattr(channels, "__iter__"):
+        raise GbcsError(f"{what} {channels!r} is not a list of channels")
+    out = tuple(channels)
+    if not out:
+        raise GbcsError(f"{what} is empty: a meter that scans no channel never joins")
+    for i, c in enumerate(out):
+        saved_int(c, f"{what}[{i}]", ALL_CHANNELS[0], ALL_CHANNELS[-1])
+    return out
+
+
 def saved_channels(saved: SavedState) -> tuple[int, ...]:
-    """A meter node's saved ``channels``: each a 2.4 GHz ZigBee channel (11-26)."""
-    path = saved.path("channels")
-    return tuple(
-        saved_int(c, f"{path}[{i}]", ALL_CHANNELS[0], ALL_CHANNELS[-1])
-        for i, c in enumerate(saved.array("channels"))
-    )
+    """A meter node's saved ``channels`` (:func:`checked_channels`)."""
+    return checked_channels(saved.array("channels"), saved.path("channels"))

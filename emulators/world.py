@@ -36,10 +36,11 @@ from emulators.node import (
     MeterNode,
     NetworkSettings,
     NodeState,
+    checked_channels,
     saved_channels,
 )
 from emulators.saved_state import U64, SavedState, saved_int
-from gbcs.devicelog import DeviceType
+from gbcs.devicelog import RESERVED_EXTENDED_PAN_IDS, DeviceType
 from gbcs.errors import GbcsError
 from gbcs.keys import KeyUsage
 from gbcs.testpki import RemotePartyRole, TestPki
@@ -135,6 +136,14 @@ def check_seed(seed: int) -> int:
 
 def _derived_eui(prefix: str, index: int) -> bytes:
     return bytes.fromhex(prefix) + index.to_bytes(2, "big")
+
+
+def _checked_text(value: Any, what: str) -> str:
+    """A place or a name: text, as the saved world stores it (anything else saved would
+    not load again)."""
+    if not isinstance(value, str):
+        raise GbcsError(f"{what} {value!r} is {type(value).__name__}, not text")
+    return value
 
 
 def _checked_eui(eui: bytes, what: str) -> bytes:
@@ -267,12 +276,19 @@ class World:
         network_key: bytes | None = None,
         credentials: tuple[DeviceCredentials, DeviceCredentials] | None = None,
     ) -> Hub:
+        _checked_text(place, "place")
+        _checked_text(name, "name")
         if eui is None:
             eui = _derived_eui("00DB12345678", 0xC000 + 2 * len(self.hubs))
         else:
             eui = _checked_eui(eui, "hub")
-        if eui in self.hubs or eui in self.meters:
-            raise GbcsError(f"{eui.hex().upper()} is already in this world")
+        gpf_eui = eui[:7] + bytes(((eui[7] + 1) % 256,))
+        for taken in (eui, gpf_eui):
+            self._check_free(taken)
+        if extended_pan_id is not None and extended_pan_id in RESERVED_EXTENDED_PAN_IDS:
+            raise GbcsError(
+                f"extended PAN ID {extended_pan_id.hex().upper()} is reserved: it names no network"
+            )
         # Each hub's draws come from the seed and its own EUI-64, not from a stream shared
         # with other hubs: a hub added after a restart gets what it would have got anyway,
         # never an earlier hub's network key.
@@ -281,7 +297,6 @@ class World:
         pan_id = pan_id if pan_id is not None else r.randrange(1, 0xFFF0)
         epid = extended_pan_id if extended_pan_id is not None else bytes(r.randbytes(8))
         key = network_key if network_key is not None else r.randbytes(16)
-        gpf_eui = eui[:7] + bytes(((eui[7] + 1) % 256,))
         given = credentials or (None, None)
         chf = CommsHub(
             self._credentials(eui, name, given[0]),
@@ -293,8 +308,15 @@ class World:
         gpf = Gpf(self._credentials(gpf_eui, f"{name} GPF", given[1]), self.anchors, self.clock)
         node = self.hub_radio(self.clock, eui, name or eui.hex().upper())
         node.trace = self.trace
-        node.place(self.place(place))
-        node.form(channel, pan_id, epid, key)
+        created = place not in self.places
+        node.place(self.place(place))  # a zigpy radio forms through its place's medium
+        try:
+            node.form(channel, pan_id, epid, key)
+        except BaseException:
+            node.place(None)  # not a radio on the air, nor a place, for a hub never added
+            if created:
+                self.places.pop(place, None)
+            raise
         node.trust_centre = chf
         if isinstance(node, CoordinatorNode):  # a zigpy radio hooks itself up
             chf.on_log_change = node.whitelist_changed
@@ -306,6 +328,16 @@ class World:
         hub = Hub(chf, gpf, node, place)
         self.hubs[eui] = hub
         return hub
+
+    def _check_free(self, eui: bytes) -> None:
+        """No two devices share an EUI-64: hubs, their GPFs (the hub's EUI-64 plus one)
+        and meters. A meter on a GPF's EUI-64 had its CCS01 refused, and the GPF answered
+        the commands meant for it."""
+        if eui in self.meters or eui in self.hubs:
+            raise GbcsError(f"{eui.hex().upper()} is already in this world")
+        for hub in self.hubs.values():
+            if hub.gpf.eui64 == eui:
+                raise GbcsError(f"{eui.hex().upper()} is the GPF of hub {hub.eui64.hex().upper()}")
 
     # Meters ------------------------------------------------------------------------------
     def operator_anchors(self, network_operator: str) -> TrustAnchors:
@@ -332,9 +364,13 @@ class World:
     ) -> MeterUnit:
         """A meter; ``network_operator`` names the test-PKI party whose anchors it holds
         (a meter installed in another operator's region), the world's own when None."""
-        kind = kind.lower()
-        if kind not in ("esme", "gsme"):
+        if not isinstance(kind, str) or kind.lower() not in ("esme", "gsme"):
             raise GbcsError(f"unknown meter kind {kind!r} (esme or gsme)")
+        kind = kind.lower()
+        if place is not None:
+            _checked_text(place, "place")
+        _checked_text(name, "name")
+        checked_channels(channels)
         anchors = (
             self.anchors if network_operator is None else self.operator_anchors(network_operator)
         )
@@ -342,8 +378,7 @@ class World:
             eui = _derived_eui("00DB12345678", 0xB000 + len(self.meters))
         else:
             eui = _checked_eui(eui, "meter")
-        if eui in self.meters or eui in self.hubs:
-            raise GbcsError(f"{eui.hex().upper()} is already in this world")
+        self._check_free(eui)
         if install_code is None:
             install_code = hashlib.sha256(
                 b"install code" + eui + self.seed.to_bytes(8, "big", signed=True)

@@ -1,0 +1,97 @@
+"""World.add_hub / add_meter refuse what would leave a broken or unloadable world."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from emulators.world import World
+from gbcs.errors import GbcsError
+
+HUB = bytes.fromhex("00DB123456780010")
+
+
+def _meter_refused(world: World, match: str, place: Any = "bench", **kwargs: Any) -> None:
+    before = (dict(world.meters), {k: list(m.radios) for k, m in world.places.items()})
+    with pytest.raises(GbcsError, match=match):
+        world.add_meter(place, **kwargs)
+    assert (dict(world.meters), {k: list(m.radios) for k, m in world.places.items()}) == before
+
+
+@pytest.mark.parametrize(
+    ("channels", "match"),
+    [
+        ((), "empty: a meter that scans no channel never joins"),
+        ((5,), r"channels\[0\] 5 is outside 11\.\.26"),
+        ((11, 27), r"channels\[1\] 27 is outside 11\.\.26"),
+        ("11", "not a list of channels"),
+    ],
+)
+def test_a_meter_needs_a_channel_to_scan(channels: Any, match: str) -> None:
+    world = World(1)
+    world.add_hub("bench", HUB)
+    _meter_refused(world, match, channels=channels)
+
+
+def test_a_saved_meter_with_no_channel_is_refused() -> None:
+    world = World(1)
+    world.add_hub("bench", HUB)
+    world.add_meter("bench", "esme")
+    state = world.to_json()
+    (meter,) = state["meters"]
+    meter["node"]["channels"] = []
+    with pytest.raises(GbcsError, match="channels is empty"):
+        World.from_json(state)
+
+
+def test_no_device_takes_a_gpfs_eui64() -> None:
+    """A hub's GPF is its EUI-64 plus one: a meter there had its CCS01 refused and the
+    GPF answered the commands meant for it."""
+    world = World(1)
+    world.add_hub("bench", HUB)
+    gpf = bytes.fromhex("00DB123456780011")
+    _meter_refused(world, "is the GPF of hub 00DB123456780010", eui=gpf)
+    with pytest.raises(GbcsError, match="is the GPF of hub"):
+        world.add_hub("elsewhere", gpf)
+    with pytest.raises(GbcsError, match="already in this world"):
+        world.add_hub("elsewhere", bytes.fromhex("00DB12345678000F"))  # its GPF is HUB
+    assert list(world.hubs) == [HUB] and "elsewhere" not in world.places
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"place": 5}, "place 5 is int, not text"),
+        ({"name": 7}, "name 7 is int, not text"),
+        ({"kind": None}, "unknown meter kind None"),
+        ({"kind": "psme"}, "unknown meter kind 'psme'"),
+    ],
+)
+def test_meter_arguments_of_the_wrong_kind_are_refused(kwargs: dict, match: str) -> None:
+    world = World(1)
+    world.add_hub("bench", HUB)
+    place = kwargs.pop("place", "bench")
+    _meter_refused(world, match, place, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"name": 7}, "name 7 is int, not text"),
+        ({"extended_pan_id": bytes(8)}, "0000000000000000 is reserved"),
+        ({"extended_pan_id": b"\xff" * 8}, "FFFFFFFFFFFFFFFF is reserved"),
+        ({"channel": 5}, "channel 5 is not a 2.4 GHz ZigBee channel"),
+        ({"pan_id": 0xFFFF}, "PAN ID 0xffff is not usable"),
+        ({"network_key": b"short"}, "network key 16"),
+    ],
+)
+def test_a_hub_refused_leaves_nothing_behind(kwargs: dict, match: str) -> None:
+    """Formerly the radio stayed on the air of a place made for a hub never added."""
+    world = World(1)
+    with pytest.raises(GbcsError, match=match):
+        world.add_hub("bench", HUB, **kwargs)
+    assert world.hubs == {} and world.places == {}
+    world.add_hub("bench", HUB)  # and the EUI-64 is still free
+    with pytest.raises(GbcsError, match="place 3 is int"):
+        world.add_hub(3)  # type: ignore[arg-type]
