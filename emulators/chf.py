@@ -317,7 +317,9 @@ class CommsHub(GbcsDevice):
                     "response will not be routed"
                 )
                 self.log_event("message not routed", reason)
-                self._book(RouteFailure(device, reason, _command_id(handed)))
+                # Not final: a CCS01 putting the device back at once lets its response
+                # through, and that response is then the outcome, not this failure.
+                self._book(RouteFailure(device, reason, _command_id(handed), final=False))
             result = 0
             self._whitelist_changed(before)
         response = simple_response(request.invoke_id, RemoveDevice.SPECS, (result,))
@@ -694,6 +696,7 @@ def _pending_json(alert: DeviceLog | RouteFailure) -> dict[str, Any]:
                 "target": alert.target.hex().upper(),
                 "reason": alert.reason,
                 "command": None if command is None else [command[0].hex().upper(), command[1]],
+                "final": alert.final,
             }
         }
     return {"cs14": alert.to_base64()}
@@ -720,4 +723,6 @@ def _pending_from_json(item: Any, where: str) -> DeviceLog | RouteFailure:
             saved_hex(raw[0], failure.path("command[0]"), 8),
             saved_int(raw[1], failure.path("command[1]"), 0, 2**64 - 1),
         )
-    return RouteFailure(failure.octets("target", 8), failure.text("reason"), command)
+    # "final" came with non-final hand-over failures; a state saved before has only final ones.
+    final = failure.flag("final") if "final" in failure.obj else True
+    return RouteFailure(failure.octets("target", 8), failure.text("reason"), command, final)

@@ -322,9 +322,48 @@ def test_ccs02_while_a_held_message_is_handed_out_fails_it_by_name() -> None:
     saved = world.to_json()["hubs"][0]["chf"]
     kinds = [list(a) for a in saved["pending_alerts"]]
     assert saved["held"] == {} and kinds[0] == ["route_failure"]
+    assert saved["pending_alerts"][0]["route_failure"]["final"] is False
     world.run(300)
-    assert [(f.target, f.command) for f in failures] == [(gsme.eui64, _key(command))]
+    # Not final: a CCS01 at once would let the response through (the next test).
+    assert [(f.target, f.command, f.final) for f in failures] == [
+        (gsme.eui64, _key(command), False)
+    ]
     assert "while a message was being handed to it" in failures[0].reason
+
+
+def test_a_command_handed_over_as_ccs02_and_ccs01_rewhitelist_is_answered() -> None:
+    """CCS02 removes the GSME while its held command is handed to it, and a CCS01 puts it
+    back at once: it runs the command and its response is routed, so that response is the
+    outcome, not the removal's failure (which said it was final)."""
+    world = World(seed=3)
+    run = Run("re-whitelisted mid hand-over", world)
+    hub, gsme = _joined(world, run, "gsme")
+    headend = world.headend
+    supplier = headend.party("supplier")
+    take = hub.chf.take_held
+
+    def take_then_rewhitelist(device: bytes) -> bytes | None:
+        data = take(device)
+        if data is not None:  # the GET-RESPONSE is about to go out: CCS02, then CCS01
+
+            def ccs() -> None:
+                remove = RemoveDevice(gsme.eui64)
+                add = AddDevice(
+                    gsme.eui64, int(gsme.device.device_type), gsme.device.install_code, 300
+                )
+                for cmd, code in ((remove, 0x0002), (add, 0x0001)):
+                    hub.chf.from_wan(
+                        headend.device_log_command(cmd, code, hub.eui64, supplier).encode()
+                    )
+
+            world.clock.call_soon(ccs)
+        return data
+
+    hub.chf.take_held = take_then_rewhitelist  # type: ignore[method-assign]
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+    outcome = headend.send(hub.chf, command)
+    assert outcome.ok, outcome.result
+    assert not [r for r in headend.received.rejected if "0x0013" in r]
 
 
 def _cs07_through(world: World, hub: Hub, meter: MeterUnit) -> tuple[GbcsMessage, Any, float]:
