@@ -71,6 +71,7 @@ from emulators.zigbee.aps import ApsData, DeliveryMode
 from emulators.zigbee.nwk import Leave, NwkFrame, RejoinRequest
 from gbcs.errors import GbcsError
 from hardware.zigpy_han import (
+    DEVICE_ANNOUNCE,
     WELL_KNOWN_KEY,
     VirtualTimeLoop,
     ZigpyHubRadio,
@@ -236,7 +237,19 @@ class SimNcp(CoordinatorNode):
         if child is not None and not child.announced:
             self._announced(device, nwk.src)  # type: ignore[arg-type]
         whole = self._aps_payload(nwk.src, aps)
-        if whole is not None and self.on_packet is not None:
+        if whole is None:
+            return
+        if (
+            aps.profile_id == 0
+            and aps.cluster_id == DEVICE_ANNOUNCE
+            and (len(whole) < 12 or bytes(reversed(whole[3:11])) != device)
+        ):
+            # Any key holder can announce another device at another address, and zigpy
+            # would move that device there: as the emulated coordinator, the sim NCP takes
+            # a Device_annce only about the device that secured it.
+            self._drop("Device_annce not about the device that sent it")
+            return
+        if self.on_packet is not None:
             self.on_packet(device, nwk, aps, whole)
 
     # Frames down from the host ------------------------------------------------------------

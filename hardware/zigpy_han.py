@@ -600,7 +600,12 @@ class ZigpyHubRadio:
     def _handle(self, device: Any, profile: int, cluster: int, src_ep: int, data: bytes) -> None:
         eui = from_eui64(device.ieee)
         if profile == 0 and cluster == DEVICE_ANNOUNCE:
-            sleepy = len(data) >= 12 and not data[11] & 0x08  # capability: rx on when idle
+            # TSN, NWK address (LE), IEEE address (LE), capability (ZigBee 2.4.3.1.11).
+            if len(data) < 12 or bytes(reversed(data[3:11])) != eui:
+                # Any key holder can announce another device: only its own counts.
+                self._log(f"Device_annce from {eui.hex().upper()} not about itself: ignored")
+                return
+            sleepy = not data[11] & 0x08  # capability: rx on when idle
             self._present(eui, device.nwk, sleepy, announce=True)
             return
         if profile != SMART_ENERGY_PROFILE:
@@ -661,7 +666,12 @@ class ZigpyHubRadio:
             sleepy = bool(info is not None and info.sleepy)
         if child is None:
             child = self._children[eui] = _Child(eui, int(nwk), sleepy)
-        else:  # announced again: a rejoin; the meter opens a new tunnel
+        elif child.nwk == int(nwk) and child.tunnel_id is not None:
+            # Announced again where it was, its tunnel open: nothing to forget (a rejoin
+            # that kept the address is followed by the meter's RequestTunnel, which the
+            # tunnel server answers with a new tunnel either way).
+            return child
+        else:  # announced at a new address: a rejoin; the meter opens a new tunnel
             child.nwk, child.sleepy, child.tunnel_id = int(nwk), sleepy, None
         tc.device_joined(eui, sleepy=sleepy)
         self._log(f"{eui.hex().upper()} joined as {int(nwk):#06x}")

@@ -646,3 +646,62 @@ def test_a_window_the_chf_closes_or_shortens_is_taken_back_from_the_ncp(second: 
     meter.node.power_on()
     assert not run.wait_joined(meter, hub, "join", timeout=60, probe=True).ok
     assert other.eui64 in _app(hub).ncp.transient  # the other window is still permitted
+
+
+def _joined_esme(world: World) -> tuple[Run, Hub, MeterUnit]:
+    run, hub, esme = _premises(world)
+    assert run.add_device(hub, esme).ok and run.wait_joined(esme, hub, "join").ok
+    assert run.join_details(hub, esme).ok
+    return run, hub, esme
+
+
+def test_a_joined_meter_announcing_itself_again_keeps_its_tunnel() -> None:
+    """A Device_annce at the address it had, its tunnel open, is no rejoin: the hub used
+    to forget its tunnel, and the meter's next response was refused and lost."""
+    world = ZigpyWorld(SEED)
+    run, hub, esme = _joined_esme(world)
+    node, settings = esme.node, esme.node.settings
+    assert settings is not None
+    psdu = air.device_announce(
+        mac_sequence=node.counters.next("mac"),
+        nwk_sequence=node.counters.next("nwk"),
+        aps_counter=node.counters.next("aps"),
+        zdo_sequence=node.counters.next("zdo"),
+        pan_id=settings.pan_id,
+        nwk_address=settings.short_address,
+        ieee=esme.eui64,
+        capability=node.capability,
+        security=node._security(settings),
+    )
+    node._transmit(psdu, settings.pan_id, 0xFFFF)
+    world.run(1)
+    step = run.join_details(hub, esme)
+    assert step.ok, step.result
+
+
+def test_a_device_annce_about_another_device_is_ignored() -> None:
+    """Any key holder, under its own EUI-64, announcing the ESME at another address would
+    make zigpy send the ESME's traffic there: the sim NCP drops it, as the emulated
+    coordinator does."""
+    world = ZigpyWorld(SEED)
+    run, hub, esme = _joined_esme(world)
+    settings = esme.node.settings
+    assert settings is not None
+    insider = bytes.fromhex("00DB12345678B0FF")
+    psdu = air.device_announce(
+        mac_sequence=1,
+        nwk_sequence=1,
+        aps_counter=1,
+        zdo_sequence=1,
+        pan_id=settings.pan_id,
+        nwk_address=0x1234,
+        ieee=esme.eui64,
+        capability=esme.node.capability,
+        security=air.NwkSecurity(settings.network_key, settings.key_sequence, 1, insider),
+    )
+    for radio in list(world.places["premises"].radios):
+        if radio is not esme.node:  # the hub's sim NCP hears it
+            radio.deliver(psdu)
+    world.run(1)
+    step = run.join_details(hub, esme)
+    assert step.ok, step.result
