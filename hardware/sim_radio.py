@@ -75,6 +75,7 @@ from hardware.zigpy_han import (
     WELL_KNOWN_KEY,
     VirtualTimeLoop,
     ZigpyHubRadio,
+    announced_ieee,
     from_eui64,
     loop_for_clock,
     to_eui64,
@@ -242,7 +243,7 @@ class SimNcp(CoordinatorNode):
         if (
             aps.profile_id == 0
             and aps.cluster_id == DEVICE_ANNOUNCE
-            and (len(whole) < 12 or bytes(reversed(whole[3:11])) != device)
+            and announced_ieee(whole) != device
         ):
             # Any key holder can announce another device at another address, and zigpy
             # would move that device there: as the emulated coordinator, the sim NCP takes

@@ -87,6 +87,7 @@ __all__ = [
     "WELL_KNOWN_KEY",
     "VirtualTimeLoop",
     "ZigpyHubRadio",
+    "announced_ieee",
     "describe_exception",
     "from_eui64",
     "loop_for_clock",
@@ -102,6 +103,14 @@ SE_DEVICE_TYPE = 0x0500  # Smart Energy: Energy Service Interface (the hub)
 METER_DEVICE_TYPE = 0x0501  # Smart Energy: Metering Device
 PERMIT_MAX = 254  # zigpy permits for at most 254 s; longer join windows are renewed
 DEVICE_ANNOUNCE = 0x0013
+
+
+def announced_ieee(zdo: bytes) -> bytes | None:
+    """The EUI-64 a Device_annce ZDO frame announces (TSN, NWK address, IEEE address,
+    capability; ZigBee 2.4.3.1.11), big-endian as the kit writes it; None if too short."""
+    return bytes(reversed(zdo[3:11])) if len(zdo) >= 12 else None
+
+
 SYNC_TIMEOUT = 600.0  # simulated seconds a synchronous zigpy call may take
 REALTIME_SYNC_TIMEOUT = 60.0  # real seconds (an EZSP NCP resets and forms in well under that)
 
@@ -600,8 +609,7 @@ class ZigpyHubRadio:
     def _handle(self, device: Any, profile: int, cluster: int, src_ep: int, data: bytes) -> None:
         eui = from_eui64(device.ieee)
         if profile == 0 and cluster == DEVICE_ANNOUNCE:
-            # TSN, NWK address (LE), IEEE address (LE), capability (ZigBee 2.4.3.1.11).
-            if len(data) < 12 or bytes(reversed(data[3:11])) != eui:
+            if announced_ieee(data) != eui:
                 # Any key holder can announce another device: only its own counts.
                 self._log(f"Device_annce from {eui.hex().upper()} not about itself: ignored")
                 return
