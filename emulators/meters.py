@@ -17,7 +17,6 @@ from enum import IntEnum
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from emulators.clock import VirtualClock
@@ -124,8 +123,8 @@ def _is_key_agreement_certificate(der: bytes | None) -> bool:
         cert = x509.load_der_x509_certificate(der)
         key = cert.public_key()
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except (ValueError, x509.ExtensionNotFound, x509.DuplicateExtension, UnsupportedAlgorithm):
-        return False
+    except Exception:
+        return False  # a certificate the meter cannot read serves no key establishment
     return (
         isinstance(key, ec.EllipticCurvePublicKey)
         and isinstance(key.curve, ec.SECP256R1)

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from emulators.device import AFTER_RESPONSE_DELAY
 from emulators.headend import HeadEnd
@@ -233,7 +235,35 @@ def test_join_with_no_gbcs_method_or_device_type_is_refused(
     assert esme.event_log[-1].event == "command executed"
 
 
-@pytest.mark.parametrize("certificate", ["not x509", "signing", "truncated"])
+def _with_version(der: bytes, version: int) -> bytes:
+    data = bytearray(der)
+    at = data.index(bytes.fromhex("A003020102"))  # [0] { INTEGER 2 }: v3
+    data[at + 4] = version
+    return bytes(data)
+
+
+def _dual_use_certificate() -> bytes:
+    """A P-256 certificate for both signing and key agreement: not a key-agreement one."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "dual use")])
+    usage = x509.KeyUsage(True, False, False, False, True, False, False, False, False)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
+        .add_extension(usage, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+@pytest.mark.parametrize(
+    "certificate", ["not x509", "signing", "truncated", "bad version", "signing and KA"]
+)
 def test_join_method_c_needs_a_key_agreement_certificate(
     bench: Bench, esme: Esme, pki: TestPki, certificate: str
 ) -> None:
@@ -244,6 +274,9 @@ def test_join_method_c_needs_a_key_agreement_certificate(
         "not x509": bytes.fromhex("300D0400300506032A030403020000"),
         "signing": gsme.ds_cert.public_bytes(serialization.Encoding.DER),
         "truncated": gsme.ka_cert.public_bytes(serialization.Encoding.DER)[:-1],
+        # X.509 version field 5: cryptography raises InvalidVersion, which is no ValueError
+        "bad version": _with_version(gsme.ka_cert.public_bytes(serialization.Encoding.DER), 5),
+        "signing and KA": _dual_use_certificate(),
     }[certificate]
     command = JoinDevice(JoinMethod.METHOD_C, PARTNERS[0], 5, der)
     if certificate == "truncated":  # not even one TLV: the payload itself is refused
