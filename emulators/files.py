@@ -3,8 +3,9 @@
 Each is staged under a short hidden name beside its final one and renamed into
 place once every one of them is written, so a full disk or a kill leaves the
 previous files as they were, never a torn one (a report half-written, a
-capture without its keys). The previous files wait under hidden names until
-all the new ones are in place, and go back if a rename fails.
+capture without its keys). Each file is replaced in one rename, and the
+previous files keep a second hidden name until all the new ones are in place,
+to go back if a rename fails.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,12 +27,24 @@ def temporary_name() -> str:
     return f".gbcs-hil-{os.getpid()}-{next(_TEMPORARIES)}.tmp"
 
 
+def _keep(final: Path) -> Path:
+    """A second name for ``final``'s previous file, which stays in place meanwhile: a hard
+    link, or a copy where the file system has none."""
+    previous = final.with_name(temporary_name())
+    try:
+        os.link(final, previous)
+    except OSError:
+        shutil.copy2(final, previous)
+    return previous
+
+
 def write_together(contents: Iterable[tuple[Path, bytes]]) -> None:
-    """Write every ``(path, data)``; on an OSError none is left staged or half-placed,
-    and the files they would have replaced are as they were."""
+    """Write every ``(path, data)``; on any failure or interrupt none is left staged or
+    half-placed, and the files they would have replaced are as they were. Each file is
+    replaced in one rename, so a reader always finds the old file or the new one."""
     files = list(contents)
     staged: list[Path] = []
-    aside: list[tuple[Path, Path]] = []  # (final, where its previous file waits)
+    kept: list[tuple[Path, Path]] = []  # (final, a second name for its previous file)
     placed: list[Path] = []
     try:
         for final, data in files:
@@ -41,21 +55,27 @@ def write_together(contents: Iterable[tuple[Path, bytes]]) -> None:
             if final.is_dir() and not final.is_symlink():
                 raise IsADirectoryError(21, "Is a directory", str(final))
         for final, _ in files:
-            if os.path.lexists(final):
-                previous = final.with_name(temporary_name())
-                os.replace(final, previous)
-                aside.append((final, previous))
+            if os.path.isfile(final) and not os.path.islink(final):
+                kept.append((final, _keep(final)))
         for (final, _), temporary in zip(files, staged, strict=True):
             os.replace(temporary, final)
             placed.append(final)
-    except OSError:
-        for leftover in staged + placed:
+    except BaseException:
+        for leftover in staged:
             with contextlib.suppress(OSError):
                 leftover.unlink()
-        for final, previous in aside:
+        restored = {final for final, _ in kept}
+        for final in placed:
+            if final not in restored:
+                with contextlib.suppress(OSError):
+                    final.unlink()  # new, with no previous file to go back to
+        for final, previous in kept:
             with contextlib.suppress(OSError):
-                os.replace(previous, final)
+                if final in placed:
+                    os.replace(previous, final)
+                else:  # never replaced; and a rename between two links of one file is a no-op
+                    previous.unlink()
         raise
-    for _, previous in aside:
+    for _, previous in kept:
         with contextlib.suppress(OSError):
             previous.unlink()

@@ -85,3 +85,46 @@ def test_a_failure_with_no_previous_files_leaves_none(
     with pytest.raises(OSError, match="No space"):
         write_together([(tmp_path / "a", b"1"), (tmp_path / "b", b"2")])
     assert _listing(tmp_path) == {}
+
+
+def test_a_reader_always_finds_the_old_file_or_the_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file is replaced in one rename: at no step of a write is it missing."""
+    finals = [tmp_path / "world.json", tmp_path / "report.json"]
+    for final in finals:
+        final.write_bytes(b"old")
+    real = os.replace
+    missing: list[str] = []
+
+    def replace(src: Any, dst: Any) -> None:
+        missing.extend(f.name for f in finals if not f.exists())
+        real(src, dst)
+        missing.extend(f.name for f in finals if not f.exists())
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    write_together([(f, b"new") for f in finals])
+    assert missing == []
+    assert _listing(tmp_path) == {"report.json": b"new", "world.json": b"new"}
+
+
+def test_an_interrupt_between_renames_puts_the_previous_files_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a").write_bytes(b"old a")
+    (tmp_path / "b").write_bytes(b"old b")
+    before = _listing(tmp_path)
+    real = os.replace
+    calls = 0
+
+    def replace(src: Any, dst: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        write_together([(tmp_path / "a", b"new a"), (tmp_path / "b", b"new b")])
+    assert _listing(tmp_path) == before
