@@ -21,7 +21,15 @@ from collections.abc import Awaitable, Callable
 from heapq import heappop, heappush
 from typing import Any
 
-__all__ = ["DEFAULT_EPOCH", "NEAR", "WALL_SLICE", "Timer", "VirtualClock", "WallClock"]
+__all__ = [
+    "DEFAULT_EPOCH",
+    "NEAR",
+    "WALL_SLICE",
+    "Timer",
+    "VirtualClock",
+    "WallClock",
+    "check_duration",
+]
 
 DEFAULT_EPOCH = dt.datetime(2026, 11, 21, 9, 0, 0, tzinfo=dt.UTC)
 WALL_SLICE = 0.05  # longest a WallClock runs its event loop before looking at its timers again
@@ -32,7 +40,7 @@ NEAR = 1.0  # timers due within this many seconds go into the small heap; the re
 _INF = float("inf")
 
 
-def _check_duration(seconds: float, what: str) -> None:
+def check_duration(seconds: float, what: str) -> None:
     """A run's length or a wait's timeout: finite and not negative. NaN or infinity would
     run the clock until its event limit (minutes of wall time), a negative one nothing."""
     if not 0 <= seconds < _INF:  # NaN fails this too
@@ -187,7 +195,7 @@ class VirtualClock:
         return ran
 
     def run_for(self, seconds: float, *, max_events: int = 10_000_000) -> int:
-        _check_duration(seconds, "a run's length")
+        check_duration(seconds, "a run's length")
         return self.run(self.now + seconds, max_events=max_events)
 
     def run_until(
@@ -198,7 +206,7 @@ class VirtualClock:
         max_events: int = 10_000_000,
     ) -> bool:
         """Run until ``condition()`` holds or ``timeout`` simulated seconds pass."""
-        _check_duration(timeout, "a timeout")
+        check_duration(timeout, "a timeout")
         deadline = self.now + timeout
         ran = 0
         near, far = self._near, self._far
@@ -398,7 +406,7 @@ class WallClock(VirtualClock):
         max_events: int = 10_000_000,
     ) -> bool:
         """Wait until ``condition()`` holds or ``timeout`` real seconds pass."""
-        _check_duration(timeout, "a timeout")
+        check_duration(timeout, "a timeout")
         if condition():
             return True
         ok, _ = self._drive(condition, self.elapsed() + timeout, max_events)

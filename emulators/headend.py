@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulators.chf import CommsHub, RouteFailure
-from emulators.clock import VirtualClock
+from emulators.clock import VirtualClock, check_duration
 from emulators.medium import Capture
 from gbcs import dlms
 from gbcs.catalogue import CATALOGUE, Catalogue
@@ -177,6 +177,7 @@ class HeadEnd:
         self, hub: CommsHub, message: GbcsMessage | bytes, *, timeout: float = DEFAULT_TIMEOUT
     ) -> Outcome:
         """Give ``message`` to ``hub`` and run the clock until it is answered or times out."""
+        check_duration(timeout, "a timeout")  # before anything is sent
         if isinstance(message, bytes):
             data = message
             message = decode_message(data)[0]

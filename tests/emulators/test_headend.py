@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import cast
 
+import pytest
+
 from emulators.chf import CommsHub, RouteFailure
 from emulators.clock import VirtualClock
 from emulators.headend import LATE_RESPONSE_GRACE, HeadEnd, _Pending
@@ -88,3 +90,15 @@ def test_a_response_within_the_grace_is_the_outcome(
     outcome = headend.send(cast(CommsHub, Hub()), command)
     assert outcome.ok and outcome.failure is None
     assert outcome.answered_at == 0.5 + outcome.sent_at
+
+
+def test_a_bad_timeout_is_refused_before_anything_is_sent(headend: HeadEnd, esme: Esme) -> None:
+    """A CS02f sent with timeout=inf used to reach the hub (and divorce the meter) before
+    the clock refused the wait, leaving a pending entry behind."""
+    given: list[bytes] = []
+    hub = cast(CommsHub, type("Hub", (), {"from_wan": lambda self, data: given.append(data)})())
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="a timeout must be finite and not negative"):
+            headend.send(hub, command, timeout=bad)
+    assert given == [] and headend._pending == {} and headend.log == []
