@@ -3,7 +3,7 @@
 * GCS38 (0x0084) GSME firmware version: a ZCL Read Attributes of the Metering
   cluster's attribute 0x0206, answered with an octet string [O: 11.2_GCS38].
 * CS10a (0x0014) read ZigBee device event log: the Events cluster's GetEventLog
-  (LogID, event id, UTC time range, how many and from which offset), answered by
+  (LogID, event id, UTC time range [start, end), how many and from which offset), answered by
   PublishEventLog with the matching events oldest first [O: 6.13_CS10a]; none
   matching is a ZCL Default Response "not found" (:func:`gbcs.gbz.default_response`).
 
@@ -149,7 +149,9 @@ class GsmeFirmwareVersion:
 @dataclass(frozen=True, slots=True)
 class ReadZigbeeEventLog:
     """CS10a command (GetEventLog). ``log_id`` 0 asks for every log, ``event_id`` 0 for
-    every event, ``count`` 0 for all of them; the time range includes both ends.
+    every event, ``count`` 0 for all of them. The range includes its start, not its end:
+    "events with a timestamp equal to that of the End Time shall not be returned" (ZSE
+    Events cluster), so consecutive windows never return an event twice.
     ``control`` is the high nibble of the first byte (1 in the RTDS: full details)."""
 
     log_id: int
@@ -213,7 +215,7 @@ class ReadZigbeeEventLog:
         return (
             (self.log_id == 0 or entry.log_id == self.log_id)
             and (self.event_id == 0 or entry.event_id == self.event_id)
-            and self.start <= entry.time <= self.end
+            and self.start <= entry.time < self.end
         )
 
 

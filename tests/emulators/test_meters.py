@@ -610,8 +610,10 @@ def test_gsme_event_log_read(headend: HeadEnd, gsme: Gsme) -> None:
         (3, 0xF002, clock.at(300), b""),
     ]
     assert (log.matching, log.sequence) == (3, 7)
-    later = ZigbeeEventLog.from_payload(read(150, 300, count=1, offset=1))
+    later = ZigbeeEventLog.from_payload(read(150, 301, count=1, offset=1))
     assert (later.matching, [e.event_id for e in later.entries]) == (2, [0xF002])
+    before_end = ZigbeeEventLog.from_payload(read(100, 300))  # End Time is not included
+    assert [e.event_id for e in before_end.entries] == [0xF001, 0xF004]
     # Nothing in the range: a Default Response "not found", as RTDS CS10a NOT_FOUND.
     (component,) = read(301, 399).components
     assert isinstance(component.frame, ZclFrame)

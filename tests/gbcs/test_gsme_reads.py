@@ -92,7 +92,8 @@ ENTRIES = (
         (ReadZigbeeEventLog(3, 0, 1000), 4, [100, 200, 300, 400]),
         (ReadZigbeeEventLog(0, 0, 1000), 5, [100, 200, 250, 300, 400]),  # every log
         (ReadZigbeeEventLog(4, 0, 1000), 1, [250]),
-        (ReadZigbeeEventLog(3, 200, 300), 2, [200, 300]),  # both ends included
+        (ReadZigbeeEventLog(3, 200, 300), 1, [200]),  # the start included, the end not
+        (ReadZigbeeEventLog(3, 200, 301), 2, [200, 300]),
         (ReadZigbeeEventLog(3, 0, 1000, event_id=0xF001), 2, [100, 400]),
         (ReadZigbeeEventLog(3, 0, 1000, count=2), 4, [100, 200]),
         (ReadZigbeeEventLog(3, 0, 1000, count=2, offset=3), 4, [400]),
@@ -224,3 +225,14 @@ def test_values_out_of_range_are_refused_when_built() -> None:
         ZigbeeEventLog(1, ENTRIES[:2])
     with pytest.raises(EncodeError, match="254 bytes"):
         ZigbeeEventLogEntry(3, 1, 0, bytes(255))
+
+
+@given(st.lists(st.integers(0, 50), max_size=20), st.integers(1, 20))
+def test_consecutive_windows_return_each_event_once(times: list[int], width: int) -> None:
+    """ZSE: an event at End Time is not returned, so windows [a, b), [b, c) never overlap."""
+    log = tuple(ZigbeeEventLogEntry(3, 0xF001, t) for t in sorted(times))
+    seen = []
+    for start in range(0, 60, width):
+        query = ReadZigbeeEventLog(3, start, start + width)
+        seen += [e.time for e in ZigbeeEventLog.answer(query, log).entries]
+    assert seen == sorted(times)
