@@ -1809,7 +1809,10 @@ class MeterNode(_Node):
     def forget_network(self) -> None:
         """Leave, drop network key, PAN and link key; back to the install-code key, auto-join."""
         settings = self.settings
-        if settings is not None and self.state is NodeState.JOINED:
+        if settings is not None and self.powered and self.state is not NodeState.OFF:
+            # Joined, or orphaned and rejoining (still holding its network and address):
+            # back on its network's channel, it tells the hub, which drops it as a child.
+            self.channel, self.pan_id = settings.channel, settings.pan_id
             psdu = air.leave(
                 mac_sequence=self.counters.next("mac"),
                 nwk_sequence=self.counters.next("nwk"),

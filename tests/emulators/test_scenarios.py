@@ -337,6 +337,8 @@ def test_cs02f_divorces_a_meter_that_lost_its_parent_for_a_moment() -> None:
     assert esme.node.state is NodeState.ORPHANED and esme.node.settings is not None
     step = run.disconnect(hub, esme)
     assert step.ok, step.result
+    world.run(3)
+    assert esme.eui64 not in hub.node.children  # it told the hub it left, as a joined one does
     world.run(120)
     assert world.joined_to(esme) is None and esme.node.settings is None
     assert esme.node.state is NodeState.SCANNING
