@@ -674,13 +674,14 @@ class ZigpyHubRadio:
             sleepy = bool(info is not None and info.sleepy)
         if child is None:
             child = self._children[eui] = _Child(eui, int(nwk), sleepy)
-        elif child.nwk == int(nwk) and child.tunnel_id is not None:
-            # Announced again where it was, its tunnel open: nothing to forget (a rejoin
-            # that kept the address is followed by the meter's RequestTunnel, which the
-            # tunnel server answers with a new tunnel either way).
-            return child
-        else:  # announced at a new address: a rejoin; the meter opens a new tunnel
+        elif child.nwk != int(nwk) or child.tunnel_id is None:
+            # Announced at a new address: a rejoin; the meter opens a new tunnel.
             child.nwk, child.sleepy, child.tunnel_id = int(nwk), sleepy, None
+        else:
+            # Announced again where it was, its tunnel open (a rejoin that kept its address,
+            # or a re-announce): its tunnel is kept, as a RequestTunnel after a rejoin gets
+            # a new one anyway; the CHF still hears of it, as from the emulated coordinator.
+            child.sleepy = sleepy
         tc.device_joined(eui, sleepy=sleepy)
         self._log(f"{eui.hex().upper()} joined as {int(nwk):#06x}")
         self._request_sync()  # its join window has closed
