@@ -146,6 +146,26 @@ def _checked_text(value: Any, what: str) -> str:
     return value
 
 
+def _check_network(
+    channel: int | None, pan_id: int | None, epid: bytes | None, key: bytes | None
+) -> None:
+    """A hub's given network settings, before anything is made for it (its keys are
+    trusted by the head end as soon as its credentials exist)."""
+    if channel is not None and channel not in ALL_CHANNELS:
+        raise GbcsError(f"channel {channel} is not a 2.4 GHz ZigBee channel (11-26)")
+    if pan_id is not None and not 0 <= pan_id < 0xFFFF:
+        raise GbcsError(f"PAN ID {pan_id:#06x} is not usable")
+    if epid is not None:
+        if not isinstance(epid, bytes) or len(epid) != 8:
+            raise GbcsError("an extended PAN ID is 8 bytes")
+        if epid in RESERVED_EXTENDED_PAN_IDS:
+            raise GbcsError(
+                f"extended PAN ID {epid.hex().upper()} is reserved: it names no network"
+            )
+    if key is not None and (not isinstance(key, bytes) or len(key) != 16):
+        raise GbcsError("a network key is 16 bytes")
+
+
 def _checked_eui(eui: bytes, what: str) -> bytes:
     """An explicit EUI-64: exactly 8 bytes (a hub's GPF is derived from its last byte)."""
     if not isinstance(eui, bytes):
@@ -285,10 +305,7 @@ class World:
         gpf_eui = eui[:7] + bytes(((eui[7] + 1) % 256,))
         for taken in (eui, gpf_eui):
             self._check_free(taken)
-        if extended_pan_id is not None and extended_pan_id in RESERVED_EXTENDED_PAN_IDS:
-            raise GbcsError(
-                f"extended PAN ID {extended_pan_id.hex().upper()} is reserved: it names no network"
-            )
+        _check_network(channel, pan_id, extended_pan_id, network_key)
         # Each hub's draws come from the seed and its own EUI-64, not from a stream shared
         # with other hubs: a hub added after a restart gets what it would have got anyway,
         # never an earlier hub's network key.
@@ -370,7 +387,7 @@ class World:
         if place is not None:
             _checked_text(place, "place")
         _checked_text(name, "name")
-        checked_channels(channels)
+        channels = checked_channels(channels)  # once: a generator is read only once
         anchors = (
             self.anchors if network_operator is None else self.operator_anchors(network_operator)
         )

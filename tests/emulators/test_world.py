@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from emulators.world import World
-from gbcs.errors import GbcsError
+from gbcs.errors import GbcsError, KeyNotFoundError
+from gbcs.keys import KeyUsage
 
 HUB = bytes.fromhex("00DB123456780010")
 
@@ -83,7 +84,8 @@ def test_meter_arguments_of_the_wrong_kind_are_refused(kwargs: dict, match: str)
         ({"extended_pan_id": b"\xff" * 8}, "FFFFFFFFFFFFFFFF is reserved"),
         ({"channel": 5}, "channel 5 is not a 2.4 GHz ZigBee channel"),
         ({"pan_id": 0xFFFF}, "PAN ID 0xffff is not usable"),
-        ({"network_key": b"short"}, "network key 16"),
+        ({"network_key": b"short"}, "a network key is 16 bytes"),
+        ({"extended_pan_id": b"\x01" * 3}, "an extended PAN ID is 8 bytes"),
     ],
 )
 def test_a_hub_refused_leaves_nothing_behind(kwargs: dict, match: str) -> None:
@@ -92,6 +94,18 @@ def test_a_hub_refused_leaves_nothing_behind(kwargs: dict, match: str) -> None:
     with pytest.raises(GbcsError, match=match):
         world.add_hub("bench", HUB, **kwargs)
     assert world.hubs == {} and world.places == {}
+    with pytest.raises(KeyNotFoundError):  # the head end trusts no key of a hub never added
+        world.headend.keystore.public_key(HUB, KeyUsage.KA)
+    other = world.add_hub("bench", bytes.fromhex("00DB123456780020"))
+    with pytest.raises(GbcsError, match=match):
+        world.add_hub("bench", HUB, **kwargs)  # a place that exists keeps only its radios
+    assert world.places["bench"].radios == [other.node]
     world.add_hub("bench", HUB)  # and the EUI-64 is still free
     with pytest.raises(GbcsError, match="place 3 is int"):
         world.add_hub(3)  # type: ignore[arg-type]
+
+
+def test_channels_may_come_from_any_iterable() -> None:
+    world = World(1)
+    unit = world.add_meter(None, "esme", channels=(c for c in (15, 20)))  # type: ignore[arg-type]
+    assert unit.node.channels == (15, 20)
