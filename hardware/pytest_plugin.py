@@ -530,7 +530,15 @@ KIT_FIXTURES = frozenset({"han", "world", "chf", "esme", "gsme"})
 
 
 def uses_the_kit(item: pytest.Item) -> bool:
-    return not KIT_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+    """Whether the test uses one of this plugin's fixtures: by name, and defined here (a
+    project's own ``world`` fixture is its own)."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = getattr(info, "name2fixturedefs", {})
+    for name in KIT_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        chosen = defs.get(name)
+        if chosen and getattr(chosen[-1].func, "__module__", None) == __name__:
+            return True
+    return False
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -698,9 +698,17 @@ def test_junit_cases_carry_the_backend(pytester: pytest.Pytester) -> None:
 FOREIGN_TEST = """
 import pytest
 
+@pytest.fixture
+def world():
+    return "their own world"
+
 @pytest.mark.hardware
 def test_their_own_hardware_marker():
     pass
+
+@pytest.mark.hardware
+def test_their_own_world_fixture(world):
+    assert world == "their own world"
 
 def test_theirs():
     pass
@@ -712,9 +720,10 @@ def test_another_projects_tests_are_left_alone(pytester: pytest.Pytester) -> Non
     and JUnit report are not the kit's business when its tests use none of its fixtures."""
     pytester.makepyfile(FOREIGN_TEST)
     result = pytester.runpytest(*PLUGIN, "--junitxml=out.xml", "-rs")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     assert _junit_properties(pytester.path / "out.xml") == {
         "test_their_own_hardware_marker": {},
+        "test_their_own_world_fixture": {},
         "test_theirs": {},
     }
 
