@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
+import math
 import resource
 import sys
 import time
@@ -92,6 +94,12 @@ def join_all(world: World, run: Run, hubs: list[Hub], units: list[MeterUnit], me
         missing = sum(1 for u in units if not u.node.joined)
         raise SystemExit(f"{missing} meters did not join within an hour of simulated time")
     return elapsed
+
+
+def han_stride(hans: int) -> int:
+    """A step through ``hans`` HANs that visits every one before any twice (coprime with
+    their number), so the cycles' meters are spread over the fleet and never repeat."""
+    return next(s for s in itertools.count(7919) if math.gcd(s, hans) == 1)
 
 
 def cycle_hubs(world: World, run: Run, index: int) -> tuple[Hub, Hub]:
@@ -238,9 +246,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{cycles} cycles and a warm-up need {cycles + 1} meters; the fleet has {n}"
         )
 
+    stride = han_stride(args.hans)
+
     def pick(i: int) -> tuple[Hub, MeterUnit]:
-        """Cycle ``i``'s meter, HAN after HAN (7919 is prime): distinct for i < n."""
-        hub_index = (i * 7919) % args.hans
+        """Cycle ``i``'s meter, HAN after HAN: distinct for i < n."""
+        hub_index = (i * stride) % args.hans
         return hubs[hub_index], units[hub_index * args.meters + (i // args.hans) % args.meters]
 
     triage_cycle(world, run, *pick(cycles), *cycle_hubs(world, run, 9_999), 9_999)

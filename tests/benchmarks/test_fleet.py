@@ -148,3 +148,11 @@ def test_too_few_meters_for_the_cycles_is_a_clear_exit(modules: tuple[Any, Any])
     fleet, _ = modules
     with pytest.raises(SystemExit, match="14 cycles and a warm-up need 15 meters; the fleet has 6"):
         fleet.main(["--hans", "3", "--meters", "2", "--cycles", "14"])
+
+
+@pytest.mark.parametrize("hans", [1, 3, 2000, 7919, 2 * 7919, 7919 * 7921])
+def test_the_cycles_visit_every_han_before_any_twice(modules: tuple[Any, Any], hans: int) -> None:
+    fleet, _ = modules
+    stride = fleet.han_stride(hans)
+    seen = {(i * stride) % hans for i in range(min(hans, 5000))}
+    assert len(seen) == min(hans, 5000)
