@@ -68,9 +68,8 @@ def test_a_rename_failing_part_way_puts_the_previous_files_back(
     assert _listing(tmp_path) == before
 
 
-def test_a_failure_with_no_previous_files_leaves_none(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _second_rename_fails(monkeypatch: pytest.MonkeyPatch, error: BaseException) -> None:
+    """os.replace, as write_together sees it, raising ``error`` on its second call."""
     real = os.replace
     calls = 0
 
@@ -78,10 +77,16 @@ def test_a_failure_with_no_previous_files_leaves_none(
         nonlocal calls
         calls += 1
         if calls == 2:
-            raise OSError(28, "No space left on device")
+            raise error
         real(src, dst)
 
     monkeypatch.setattr(files.os, "replace", replace)
+
+
+def test_a_failure_with_no_previous_files_leaves_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _second_rename_fails(monkeypatch, OSError(28, "No space left on device"))
     with pytest.raises(OSError, match="No space"):
         write_together([(tmp_path / "a", b"1"), (tmp_path / "b", b"2")])
     assert _listing(tmp_path) == {}
@@ -114,17 +119,7 @@ def test_an_interrupt_between_renames_puts_the_previous_files_back(
     (tmp_path / "a").write_bytes(b"old a")
     (tmp_path / "b").write_bytes(b"old b")
     before = _listing(tmp_path)
-    real = os.replace
-    calls = 0
-
-    def replace(src: Any, dst: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise KeyboardInterrupt
-        real(src, dst)
-
-    monkeypatch.setattr(files.os, "replace", replace)
+    _second_rename_fails(monkeypatch, KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         write_together([(tmp_path / "a", b"new a"), (tmp_path / "b", b"new b")])
     assert _listing(tmp_path) == before
