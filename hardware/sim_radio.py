@@ -71,13 +71,12 @@ from emulators.zigbee.aps import ApsData, DeliveryMode
 from emulators.zigbee.nwk import Leave, NwkFrame, RejoinRequest
 from gbcs.errors import GbcsError
 from hardware.zigpy_han import (
-    DEVICE_ANNOUNCE,
     WELL_KNOWN_KEY,
     VirtualTimeLoop,
     ZigpyHubRadio,
-    announced_ieee,
     from_eui64,
     loop_for_clock,
+    names_another_device,
     to_eui64,
 )
 
@@ -240,15 +239,11 @@ class SimNcp(CoordinatorNode):
         whole = self._aps_payload(nwk.src, aps)
         if whole is None:
             return
-        if (
-            aps.profile_id == 0
-            and aps.cluster_id == DEVICE_ANNOUNCE
-            and announced_ieee(whole) != device
-        ):
-            # Any key holder can announce another device at another address, and zigpy
-            # would move that device there: as the emulated coordinator, the sim NCP takes
-            # a Device_annce only about the device that secured it.
-            self._drop("Device_annce not about the device that sent it")
+        if aps.dst_endpoint == 0 and names_another_device(aps.cluster_id, whole, device):
+            # zigpy takes any frame to endpoint 0 as ZDO, whatever its profile, and moves a
+            # device to wherever a Device_annce or address response puts it: as the emulated
+            # coordinator, the sim NCP takes those only about the device that secured them.
+            self._drop(f"ZDO 0x{aps.cluster_id:04X} about another device than its sender")
             return
         if self.on_packet is not None:
             self.on_packet(device, nwk, aps, whole)

@@ -91,6 +91,7 @@ __all__ = [
     "describe_exception",
     "from_eui64",
     "loop_for_clock",
+    "names_another_device",
     "se_endpoint_descriptor",
     "to_eui64",
 ]
@@ -105,10 +106,27 @@ PERMIT_MAX = 254  # zigpy permits for at most 254 s; longer join windows are ren
 DEVICE_ANNOUNCE = 0x0013
 
 
-def announced_ieee(zdo: bytes) -> bytes | None:
-    """The EUI-64 a Device_annce ZDO frame announces (TSN, NWK address, IEEE address,
-    capability; ZigBee 2.4.3.1.11), big-endian as the kit writes it; None if too short."""
-    return bytes(reversed(zdo[3:11])) if len(zdo) >= 12 else None
+NWK_ADDR_RSP = 0x8000
+IEEE_ADDR_RSP = 0x8001
+# ZDO frames that tell where a device is (zigpy moves the device there, whoever sent it):
+# cluster -> where the EUI-64 they name sits (ZigBee 2.4.3.1.11, 2.4.4.2.1, 2.4.4.2.2).
+_ADDRESS_FRAMES = {DEVICE_ANNOUNCE: 3, NWK_ADDR_RSP: 2, IEEE_ADDR_RSP: 2}
+
+
+def announced_ieee(zdo: bytes, cluster: int = DEVICE_ANNOUNCE) -> bytes | None:
+    """The EUI-64 a ZDO address frame names (Device_annce: TSN, NWK address, IEEE address,
+    capability; NWK_addr_rsp / IEEE_addr_rsp: TSN, status, IEEE address, NWK address),
+    big-endian as the kit writes it; None if too short or not such a frame."""
+    at = _ADDRESS_FRAMES.get(cluster)
+    if at is None or len(zdo) < at + 8:
+        return None
+    return bytes(reversed(zdo[at : at + 8]))
+
+
+def names_another_device(cluster: int, zdo: bytes, sender: bytes) -> bool:
+    """Whether a ZDO frame would place a device other than its sender: any key holder can
+    say where anyone is, and zigpy would send that device's traffic there."""
+    return cluster in _ADDRESS_FRAMES and announced_ieee(zdo, cluster) != sender
 
 
 SYNC_TIMEOUT = 600.0  # simulated seconds a synchronous zigpy call may take

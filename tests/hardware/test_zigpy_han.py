@@ -730,3 +730,43 @@ def test_a_rejoin_at_the_same_address_reaches_the_chf(zigpy: bool) -> None:
     assert joins() == before + 1
     step = run.join_details(hub, esme)
     assert step.ok, step.result
+
+
+@pytest.mark.parametrize(
+    ("cluster", "profile"), [(0x8000, 0), (0x8001, 0), (0x0013, 0x0060), (0x0013, 0)]
+)
+def test_zdo_frames_placing_another_device_are_dropped(cluster: int, profile: int) -> None:
+    """zigpy takes any frame to endpoint 0 as ZDO and moves the device a Device_annce or an
+    address response names: an insider, under its own EUI-64, could put a made-up device at
+    the ESME's address and the ESME elsewhere, and its responses were then lost for good."""
+    from emulators.zigbee.aps import ApsData, DeliveryMode
+
+    insider, made_up = bytes.fromhex("00DB12345678B0FF"), bytes.fromhex("0000123456789999")
+    world = ZigpyWorld(SEED)
+    run, hub, esme = _joined_esme(world)
+    settings, address = esme.node.settings, esme.node.short_address
+    assert settings is not None and address is not None
+
+    def body(ieee: bytes, nwk: int) -> bytes:
+        if cluster == 0x0013:  # TSN, NWK address, IEEE address, capability
+            return bytes([1]) + nwk.to_bytes(2, "little") + ieee[::-1] + bytes([0x8E])
+        return bytes([1, 0]) + ieee[::-1] + nwk.to_bytes(2, "little") + b"\x00\x00"
+
+    for n, (ieee, nwk) in enumerate(((made_up, address), (esme.eui64, (address + 8) & 0xFFFF))):
+        aps = ApsData(cluster, profile, 0, 0, 100 + n, body(ieee, nwk), DeliveryMode.UNICAST)
+        psdu = air.nwk_data(
+            aps,
+            mac_sequence=100 + n,
+            nwk_sequence=100 + n,
+            pan_id=settings.pan_id,
+            src=0x4321,
+            dst=0x0000,
+            src_ieee=insider,
+            security=air.NwkSecurity(settings.network_key, settings.key_sequence, 100 + n, insider),
+        )
+        for radio in list(world.places["premises"].radios):
+            if radio is not esme.node:  # the hub's sim NCP hears it
+                radio.deliver(psdu)
+        world.run(0.5)
+    step = run.join_details(hub, esme)
+    assert step.ok, step.result
