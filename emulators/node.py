@@ -1812,7 +1812,9 @@ class MeterNode(_Node):
         if settings is not None and self.powered and self.state is not NodeState.OFF:
             # Joined, or orphaned and rejoining (still holding its network and address):
             # back on its network's channel, it tells the hub, which drops it as a child.
+            # A sleepy GSME wakes to send it (its radio sends nothing while asleep).
             self.channel, self.pan_id = settings.channel, settings.pan_id
+            self.listening = True
             psdu = air.leave(
                 mac_sequence=self.counters.next("mac"),
                 nwk_sequence=self.counters.next("nwk"),

@@ -351,3 +351,19 @@ def test_fresh_meter_divorce_survives_delay_faults() -> None:
     assert divorces == ["ok"]  # the first attempt divorces it: no retry, no "not confirmed"
     (meter,) = run.world.summary().values()
     assert (meter["joined_to"], meter["state"]) == (None, "scanning")
+
+
+def test_a_gsme_divorced_while_asleep_still_tells_its_hub() -> None:
+    """The GSME carries out CS02f a second after answering, asleep by then: it wakes to
+    send its NWK Leave (nothing went on the air, and the hub kept it as a child)."""
+    world = World(3)
+    run = Run("gsme divorce", world)
+    hub = world.add_hub("bench")
+    gsme = world.add_meter("bench", "gsme")
+    assert run.add_device(hub, gsme).ok and run.wait_joined(gsme, hub, "join").ok
+    assert hub.node.has_child(gsme.eui64)
+    step = run.disconnect(hub, gsme)
+    assert step.ok, step.result
+    assert run.wait_left(gsme, hub).ok
+    world.run(5)
+    assert not hub.node.has_child(gsme.eui64) and gsme.eui64 not in hub.node.children
