@@ -43,6 +43,7 @@ from emulators.saved_state import U64, SavedState, saved_int
 from gbcs.devicelog import RESERVED_EXTENDED_PAN_IDS, DeviceType
 from gbcs.errors import GbcsError
 from gbcs.keys import KeyUsage
+from gbcs.primitives import RESERVED_EUI64
 from gbcs.testpki import RemotePartyRole, TestPki
 
 __all__ = ["SEED_RANGE", "Hub", "MeterUnit", "World", "check_seed"]
@@ -151,9 +152,9 @@ def _check_network(
 ) -> None:
     """A hub's given network settings, before anything is made for it (its keys are
     trusted by the head end as soon as its credentials exist)."""
-    if channel is not None and channel not in ALL_CHANNELS:
+    if channel is not None and (type(channel) is not int or channel not in ALL_CHANNELS):
         raise GbcsError(f"channel {channel} is not a 2.4 GHz ZigBee channel (11-26)")
-    if pan_id is not None and not 0 <= pan_id < 0xFFFF:
+    if pan_id is not None and (type(pan_id) is not int or not 0 <= pan_id < 0xFFFF):
         raise GbcsError(f"PAN ID {pan_id:#06x} is not usable")
     if epid is not None:
         if not isinstance(epid, bytes) or len(epid) != 8:
@@ -166,12 +167,28 @@ def _check_network(
         raise GbcsError("a network key is 16 bytes")
 
 
+def _checked_certificates(certificates: Any) -> dict[KeyUsage, bytes]:
+    """A meter's own certificates by key usage, DER (what CS02e returns and the state saves)."""
+    if not isinstance(certificates, Mapping):
+        raise GbcsError(f"certificates {certificates!r} is not a mapping of key usage to DER")
+    out: dict[KeyUsage, bytes] = {}
+    for usage, der in certificates.items():
+        if not isinstance(usage, KeyUsage):
+            raise GbcsError(f"certificates: {usage!r} is not a KeyUsage")
+        if not isinstance(der, bytes):
+            raise GbcsError(f"certificates[{usage.name}] is {type(der).__name__}, not DER bytes")
+        out[usage] = der
+    return out
+
+
 def _checked_eui(eui: bytes, what: str) -> bytes:
     """An explicit EUI-64: exactly 8 bytes (a hub's GPF is derived from its last byte)."""
     if not isinstance(eui, bytes):
         raise GbcsError(f"{what} EUI-64 {eui!r} is not bytes")
     if len(eui) != 8:
         raise GbcsError(f"{what} EUI-64 {eui.hex().upper()!r} is {len(eui)} bytes, not 8")
+    if eui in RESERVED_EUI64:
+        raise GbcsError(f"{what} EUI-64 {eui.hex().upper()} is reserved: it names no device")
     return eui
 
 
@@ -388,6 +405,8 @@ class World:
             _checked_text(place, "place")
         _checked_text(name, "name")
         channels = checked_channels(channels)  # once: a generator is read only once
+        if certificates is not None:
+            certificates = _checked_certificates(certificates)
         anchors = (
             self.anchors if network_operator is None else self.operator_anchors(network_operator)
         )

@@ -67,6 +67,10 @@ def test_no_device_takes_a_gpfs_eui64() -> None:
         ({"name": 7}, "name 7 is int, not text"),
         ({"kind": None}, "unknown meter kind None"),
         ({"kind": "psme"}, "unknown meter kind 'psme'"),
+        ({"eui": b"\xff" * 8}, "FFFFFFFFFFFFFFFF is reserved: it names no device"),
+        ({"certificates": {"KA": b"der"}}, "'KA' is not a KeyUsage"),
+        ({"certificates": 5}, "is not a mapping of key usage to DER"),
+        ({"certificates": {KeyUsage.KA: "der"}}, r"certificates\[KA\] is str, not DER bytes"),
     ],
 )
 def test_meter_arguments_of_the_wrong_kind_are_refused(kwargs: dict, match: str) -> None:
@@ -83,6 +87,7 @@ def test_meter_arguments_of_the_wrong_kind_are_refused(kwargs: dict, match: str)
         ({"extended_pan_id": bytes(8)}, "0000000000000000 is reserved"),
         ({"extended_pan_id": b"\xff" * 8}, "FFFFFFFFFFFFFFFF is reserved"),
         ({"channel": 5}, "channel 5 is not a 2.4 GHz ZigBee channel"),
+        ({"channel": 11.0}, "channel 11.0 is not a 2.4 GHz ZigBee channel"),  # would not load
         ({"pan_id": 0xFFFF}, "PAN ID 0xffff is not usable"),
         ({"network_key": b"short"}, "a network key is 16 bytes"),
         ({"extended_pan_id": b"\x01" * 3}, "an extended PAN ID is 8 bytes"),
