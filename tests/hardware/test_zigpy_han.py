@@ -648,6 +648,13 @@ def test_a_window_the_chf_closes_or_shortens_is_taken_back_from_the_ncp(second: 
     assert other.eui64 in _app(hub).ncp.transient  # the other window is still permitted
 
 
+def _heard_by_the_hub(world: World, esme: MeterUnit, psdu: bytes) -> None:
+    """A frame from an insider on the premises, heard by the hub's sim NCP (not the ESME)."""
+    for radio in list(world.places["premises"].radios):
+        if radio is not esme.node:
+            radio.deliver(psdu)
+
+
 def _joined_esme(world: World) -> tuple[Run, Hub, MeterUnit]:
     run, hub, esme = _premises(world)
     assert run.add_device(hub, esme).ok and run.wait_joined(esme, hub, "join").ok
@@ -699,9 +706,7 @@ def test_a_device_annce_about_another_device_is_ignored() -> None:
         capability=esme.node.capability,
         security=air.NwkSecurity(settings.network_key, settings.key_sequence, 1, insider),
     )
-    for radio in list(world.places["premises"].radios):
-        if radio is not esme.node:  # the hub's sim NCP hears it
-            radio.deliver(psdu)
+    _heard_by_the_hub(world, esme, psdu)
     world.run(1)
     step = run.join_details(hub, esme)
     assert step.ok, step.result
@@ -764,9 +769,7 @@ def test_zdo_frames_placing_another_device_are_dropped(cluster: int, profile: in
             src_ieee=insider,
             security=air.NwkSecurity(settings.network_key, settings.key_sequence, 100 + n, insider),
         )
-        for radio in list(world.places["premises"].radios):
-            if radio is not esme.node:  # the hub's sim NCP hears it
-                radio.deliver(psdu)
+        _heard_by_the_hub(world, esme, psdu)
         world.run(0.5)
     step = run.join_details(hub, esme)
     assert step.ok, step.result
