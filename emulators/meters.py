@@ -60,11 +60,12 @@ from gbcs.events import (
 )
 from gbcs.frame import FrameParts, GbcsMessage
 from gbcs.gsme_reads import (
-    GsmeFirmwareVersion,
+    GSME_FIRMWARE_VERSION_ATTRIBUTE,
     ReadGsmeFirmwareVersion,
     ReadZigbeeEventLog,
     ZigbeeEventLog,
     ZigbeeEventLogEntry,
+    read_attributes_answer,
 )
 from gbcs.joins import (
     DisconnectFromHan,
@@ -439,10 +440,11 @@ class Gsme(Meter):
         self.handlers[ReadZigbeeEventLog.MESSAGE_CODE] = self._zigbee_event_log
 
     def _firmware(self, message: GbcsMessage) -> Reply:
-        """GCS38: the firmware version it keeps, as the RTDS answers (an octet string)."""
-        query = ReadGsmeFirmwareVersion.from_payload(gbz.decode_message_payload(message))
-        answer = GsmeFirmwareVersion(self.firmware_version, sequence=query.sequence)
-        return Reply(answer.to_payload().encode())
+        """GCS38: the firmware version it keeps, as the RTDS answers (an octet string); any
+        other attribute asked for alongside gets its own "unsupported attribute" record."""
+        payload = gbz.decode_message_payload(message)
+        values = {GSME_FIRMWARE_VERSION_ATTRIBUTE: self.firmware_version}
+        return Reply(read_attributes_answer(payload, values).encode())
 
     def _zigbee_event_log(self, message: GbcsMessage) -> Reply:
         """CS10a: its general event log (LogID 3), oldest first; nothing matching is a

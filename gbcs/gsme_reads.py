@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gbcs.errors import DecodeError, EncodeError
@@ -23,6 +24,7 @@ from gbcs.gbz import (
     FC_CLUSTER_SPECIFIC,
     FC_DISABLE_DEFAULT_RESPONSE,
     FC_SERVER_TO_CLIENT,
+    ZCL_UNSUPPORTED_ATTRIBUTE,
     GbzComponent,
     GbzPayload,
     ReadAttributesResponse,
@@ -40,6 +42,7 @@ __all__ = [
     "ReadZigbeeEventLog",
     "ZigbeeEventLog",
     "ZigbeeEventLogEntry",
+    "read_attributes_answer",
 ]
 
 LAYER = "gbz"
@@ -93,6 +96,31 @@ class ReadGsmeFirmwareVersion:
                 f"a GCS38 command reads attribute 0x0206 alone, not {frame.payload.hex()}",
             )
         return cls(frame.sequence)
+
+
+def read_attributes_answer(payload: GbzPayload, values: Mapping[int, bytes]) -> GbzPayload:
+    """A ZCL server's answer to a Read Attributes on the Metering cluster (GCS38's frame):
+    one record per attribute asked for, in order, the octet string of one it holds, else
+    status "unsupported attribute" (ZCL 2.5.2), not a refusal of the whole read. For
+    GCS38 itself this is :class:`GsmeFirmwareVersion`'s payload, byte for byte."""
+    frame = single_frame(payload, METERING_CLUSTER, 0x00, _READ_ATTRIBUTES, "a GCS38 command")
+    asked = frame.payload
+    if not asked or len(asked) % 2:
+        raise DecodeError(
+            LAYER, "payload", 0, f"attribute ids are 2 bytes each, found {len(asked)} bytes"
+        )
+    body = bytearray()
+    for i in range(0, len(asked), 2):
+        value = values.get(int.from_bytes(asked[i : i + 2], "little"))
+        body += asked[i : i + 2]
+        if value is None:
+            body.append(ZCL_UNSUPPORTED_ATTRIBUTE)
+        else:
+            if len(value) > 0xFE:
+                raise EncodeError(f"a ZCL octet string holds 254 bytes, not {len(value)}")
+            body += bytes((0, _OCTET_STRING, len(value))) + value
+    response = ZclFrame(FC_SERVER_TO_CLIENT, frame.sequence, _READ_ATTRIBUTES_RESPONSE, bytes(body))
+    return _component(METERING_CLUSTER, response)
 
 
 @dataclass(frozen=True, slots=True)

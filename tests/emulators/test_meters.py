@@ -593,6 +593,20 @@ def test_gsme_reports_its_firmware_version(headend: HeadEnd, gsme: Gsme) -> None
     assert gsme.event_log[-1].detail == "GCS38"
 
 
+def test_gsme_answers_each_attribute_a_gcs38_frame_asks_for(headend: HeadEnd, gsme: Gsme) -> None:
+    """Another attribute alongside 0x0206 gets its own "unsupported attribute" record, as
+    a ZCL server answers (2.5.2), not a refusal of the whole read."""
+    gsme.firmware_version = bytes.fromhex("02030405")
+    asked = gbz.GbzPayload.build(
+        [gbz.GbzComponent.build(0x0702, ZclFrame(0x00, 3, 0x00, bytes.fromhex("06020100")))]
+    )
+    (component,) = _gbz_answer(headend, gsme, 0x0084, asked).components
+    assert isinstance(component.frame, ZclFrame)
+    view = gbz.zcl_view(0x0702, component.frame)
+    assert isinstance(view, gbz.ReadAttributesResponse)
+    assert [(r.attribute_id, r.status) for r in view.records] == [(0x0206, 0), (0x0001, 0x86)]
+
+
 def test_gsme_event_log_read(headend: HeadEnd, gsme: Gsme) -> None:
     clock = gsme.clock
     _log_three_events(gsme)

@@ -18,6 +18,7 @@ from gbcs.gsme_reads import (
     ReadZigbeeEventLog,
     ZigbeeEventLog,
     ZigbeeEventLogEntry,
+    read_attributes_answer,
 )
 from gbcs.rtds import RtdsVector
 
@@ -236,3 +237,28 @@ def test_consecutive_windows_return_each_event_once(times: list[int], width: int
         query = ReadZigbeeEventLog(3, start, start + width)
         seen += [e.time for e in ZigbeeEventLog.answer(query, log).entries]
     assert seen == sorted(times)
+
+
+@given(st.binary(max_size=254), st.integers(0, 255))
+def test_the_read_attributes_answer_to_gcs38_is_its_response(version: bytes, seq: int) -> None:
+    command = ReadGsmeFirmwareVersion(seq).to_payload()
+    answer = read_attributes_answer(command, {0x0206: version})
+    assert answer.encode() == GsmeFirmwareVersion(version, 0, seq).to_payload().encode()
+
+
+def test_other_attributes_get_their_own_unsupported_record() -> None:
+    """ZCL 2.5.2: a server answers each attribute asked for; one it lacks is status 0x86."""
+    asked = _one(0x0702, ZclFrame(0x00, 9, 0x00, bytes.fromhex("00000602")))
+    (component,) = read_attributes_answer(asked, {0x0206: b"\x01\x02"}).components
+    assert isinstance(component.frame, ZclFrame)
+    view = gbz.zcl_view(0x0702, component.frame)
+    assert isinstance(view, gbz.ReadAttributesResponse)
+    assert [(r.attribute_id, r.status) for r in view.records] == [(0x0000, 0x86), (0x0206, 0)]
+    assert view.records[1].value is not None and view.records[1].value.value == b"\x01\x02"
+    assert component.frame.sequence == 9
+
+
+@pytest.mark.parametrize("asked", [b"", b"\x06"])
+def test_a_read_with_no_whole_attribute_id_is_malformed(asked: bytes) -> None:
+    with pytest.raises(DecodeError, match="attribute ids are 2 bytes each"):
+        read_attributes_answer(_one(0x0702, ZclFrame(0x00, 0, 0x00, asked)), {})
