@@ -93,6 +93,7 @@ __all__ = [
     "credential_details",
     "plan_update",
     "subject_key_identifier",
+    "usable_certificate",
 ]
 
 SUPPORTED_MODES = frozenset(
@@ -221,27 +222,40 @@ class _Checked:
         return _Checked(status, self.existing_id, self.existing_ski)
 
 
-def _certificate_key(
-    der: bytes, role: RemotePartyRole, usage: KeyUsage, now: dt.datetime, time_checks: bool
-) -> tuple[bytes, bytes, bytes] | None:
-    """(party id, public point, key identifier) when the certificate may fill the cell."""
+def usable_certificate(der: bytes, usage: KeyUsage) -> x509.Certificate | None:
+    """``der`` as a certificate a meter can use for ``usage``: X.509 it can read, a P-256
+    key, and that key usage alone (digitalSignature for DS, keyAgreement for KA). None
+    otherwise, whatever the parse failure (cryptography's InvalidVersion is no ValueError)."""
     try:
         cert = x509.load_der_x509_certificate(der)
-        party, cert_role = certificate_party(cert)
         key = cert.public_key()
         key_usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except Exception:
-        return None  # a certificate the meter cannot read fills no cell
-    if cert_role != role:
+    except Exception:  # any parse failure: a certificate the meter cannot read is none
         return None
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
         return None
     wanted = (usage is KeyUsage.DS, usage is KeyUsage.KA)
     if (key_usage.digital_signature, key_usage.key_agreement) != wanted:
         return None
+    return cert
+
+
+def _certificate_key(
+    der: bytes, role: RemotePartyRole, usage: KeyUsage, now: dt.datetime, time_checks: bool
+) -> tuple[bytes, bytes, bytes] | None:
+    """(party id, public point, key identifier) when the certificate may fill the cell."""
+    cert = usable_certificate(der, usage)
+    if cert is None:
+        return None
+    try:
+        party, cert_role = certificate_party(cert)
+    except Exception:  # a subject the meter cannot read fills no cell
+        return None
+    if cert_role != role:
+        return None
     if time_checks and not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         return None
-    point = public_point(key)
+    point = public_point(cert.public_key())  # type: ignore[arg-type]  # P-256, checked
     return party, point, certificate_key_identifier(cert) or point_key_identifier(point)
 
 

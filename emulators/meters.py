@@ -16,9 +16,6 @@ from collections.abc import Mapping
 from enum import IntEnum
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-
 from emulators.clock import VirtualClock
 from emulators.credential_uc import (
     UPDATE_CODES,
@@ -26,6 +23,7 @@ from emulators.credential_uc import (
     authorise_update,
     credential_details,
     plan_update,
+    usable_certificate,
 )
 from emulators.credentials import DeviceCredentials, TrustAnchors
 from emulators.device import (
@@ -118,20 +116,7 @@ READ_JOIN_DETAILS = 0x0013
 def _is_key_agreement_certificate(der: bytes | None) -> bool:
     """Whether a CS03C certificate can serve the key establishment method C exists for:
     X.509 with a P-256 key for key agreement only, as in both RTDS method-C joins."""
-    if der is None:
-        return False
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        key = cert.public_key()
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    except Exception:
-        return False  # a certificate the meter cannot read serves no key establishment
-    return (
-        isinstance(key, ec.EllipticCurvePublicKey)
-        and isinstance(key.curve, ec.SECP256R1)
-        and usage.key_agreement
-        and not usage.digital_signature
-    )
+    return der is not None and usable_certificate(der, KeyUsage.KA) is not None
 
 
 class Meter(GbcsDevice):
