@@ -85,6 +85,7 @@ from emulators.zigbee.tunnel import (
     tunnel_frame,
 )
 from emulators.zigbee.zcl import Direction, ZclFrame, encode_zcl
+from gbcs.devicelog import RESERVED_EXTENDED_PAN_IDS
 from gbcs.errors import GbcsError
 
 __all__ = [
@@ -95,6 +96,7 @@ __all__ = [
     "NetworkSettings",
     "NodeState",
     "TrustCentre",
+    "check_network",
     "checked_channels",
     "saved_channels",
 ]
@@ -704,12 +706,7 @@ class CoordinatorNode(_Node):
     def form(
         self, channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes
     ) -> NetworkSettings:
-        if channel not in ALL_CHANNELS:
-            raise GbcsError(f"channel {channel} is not a 2.4 GHz ZigBee channel (11-26)")
-        if not 0 <= pan_id < 0xFFFF:
-            raise GbcsError(f"PAN ID {pan_id:#06x} is not usable")
-        if len(extended_pan_id) != 8 or len(network_key) != 16:
-            raise GbcsError("an extended PAN ID is 8 bytes and a network key 16")
+        check_network(channel, pan_id, extended_pan_id, network_key)
         self.settings = NetworkSettings(
             channel, pan_id, extended_pan_id, network_key, 0, COORDINATOR, self.ieee
         )
@@ -1985,6 +1982,22 @@ def _saved_secured_counters(saved: SavedState) -> dict[bytes | int, int]:
             raise GbcsError(f"{where}[{i}]: a source is listed twice")
         seen[key] = saved_int(counter, f"{where}[{i}][1]", 0, 0xFFFFFFFF)
     return seen
+
+
+def check_network(channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes) -> None:
+    """Settings a hub can form a network with; a GbcsError names the first that is not."""
+    if type(channel) is not int or channel not in ALL_CHANNELS:
+        raise GbcsError(f"channel {channel} is not a 2.4 GHz ZigBee channel (11-26)")
+    if type(pan_id) is not int or not 0 <= pan_id < 0xFFFF:
+        raise GbcsError(f"PAN ID {pan_id:#06x} is not usable")
+    if not isinstance(extended_pan_id, bytes) or len(extended_pan_id) != 8:
+        raise GbcsError("an extended PAN ID is 8 bytes")
+    if extended_pan_id in RESERVED_EXTENDED_PAN_IDS:
+        raise GbcsError(
+            f"extended PAN ID {extended_pan_id.hex().upper()} is reserved: it names no network"
+        )
+    if not isinstance(network_key, bytes) or len(network_key) != 16:
+        raise GbcsError("a network key is 16 bytes")
 
 
 def checked_channels(channels: Any, what: str = "channels") -> tuple[int, ...]:

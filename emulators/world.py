@@ -36,11 +36,12 @@ from emulators.node import (
     MeterNode,
     NetworkSettings,
     NodeState,
+    check_network,
     checked_channels,
     saved_channels,
 )
 from emulators.saved_state import U64, SavedState, saved_int
-from gbcs.devicelog import RESERVED_EXTENDED_PAN_IDS, DeviceType
+from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
 from gbcs.keys import KeyUsage
 from gbcs.primitives import RESERVED_EUI64
@@ -145,26 +146,6 @@ def _checked_text(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise GbcsError(f"{what} {value!r} is {type(value).__name__}, not text")
     return value
-
-
-def _check_network(
-    channel: int | None, pan_id: int | None, epid: bytes | None, key: bytes | None
-) -> None:
-    """A hub's given network settings, before anything is made for it (its keys are
-    trusted by the head end as soon as its credentials exist)."""
-    if channel is not None and (type(channel) is not int or channel not in ALL_CHANNELS):
-        raise GbcsError(f"channel {channel} is not a 2.4 GHz ZigBee channel (11-26)")
-    if pan_id is not None and (type(pan_id) is not int or not 0 <= pan_id < 0xFFFF):
-        raise GbcsError(f"PAN ID {pan_id:#06x} is not usable")
-    if epid is not None:
-        if not isinstance(epid, bytes) or len(epid) != 8:
-            raise GbcsError("an extended PAN ID is 8 bytes")
-        if epid in RESERVED_EXTENDED_PAN_IDS:
-            raise GbcsError(
-                f"extended PAN ID {epid.hex().upper()} is reserved: it names no network"
-            )
-    if key is not None and (not isinstance(key, bytes) or len(key) != 16):
-        raise GbcsError("a network key is 16 bytes")
 
 
 def _checked_certificates(certificates: Any) -> dict[KeyUsage, bytes]:
@@ -322,7 +303,6 @@ class World:
         gpf_eui = eui[:7] + bytes(((eui[7] + 1) % 256,))
         for taken in (eui, gpf_eui):
             self._check_free(taken)
-        _check_network(channel, pan_id, extended_pan_id, network_key)
         # Each hub's draws come from the seed and its own EUI-64, not from a stream shared
         # with other hubs: a hub added after a restart gets what it would have got anyway,
         # never an earlier hub's network key.
@@ -331,6 +311,9 @@ class World:
         pan_id = pan_id if pan_id is not None else r.randrange(1, 0xFFF0)
         epid = extended_pan_id if extended_pan_id is not None else bytes(r.randbytes(8))
         key = network_key if network_key is not None else r.randbytes(16)
+        # Before anything is made for it: its keys are trusted by the head end as soon as
+        # its credentials exist, and a zigpy radio would raise zigpy's own error.
+        check_network(channel, pan_id, epid, key)
         given = credentials or (None, None)
         chf = CommsHub(
             self._credentials(eui, name, given[0]),
