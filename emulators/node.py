@@ -332,16 +332,18 @@ class _Node:
             return
         current = self._tx_current = queue.popleft()
         psdu = current[0]
-        clock = self.clock
-        # After our own acknowledgement, and the turnaround back to transmit (802.15.4
-        # 7.5.6.4.2): never two frames on the air from one radio.
-        after = self._ack_until - clock.now
-        after = after + TURNAROUND if after > 0.0 else 0.0
+        after = self._after_own_ack()
         medium = self.medium
         if medium is not None and self.listening:  # _put_on_air, inlined: every frame
             medium.send(self, psdu, current[1], current[2], after)
         wait = after + _airtime(psdu) + (ACK_WAIT if current[3] == 0 else TURNAROUND)
-        self._tx_timer = clock.call_later(wait, self._tx_timeout)
+        self._tx_timer = self.clock.call_later(wait, self._tx_timeout)
+
+    def _after_own_ack(self) -> float:
+        """How long a frame waits for this radio's own acknowledgement to leave the air, and
+        the turnaround back to transmit (802.15.4 7.5.6.4.2): never two frames at once."""
+        after = self._ack_until - self.clock.now
+        return after + TURNAROUND if after > 0.0 else 0.0
 
     def _put_on_air(
         self, psdu: bytes, dst_pan: int | None, dst: int | bytes | None, after: float = 0.0
@@ -367,8 +369,7 @@ class _Node:
                 self._tx_next()
             return
         self._tx_current = (psdu, dst_pan, dst, tries + 1)
-        after = self._ack_until - self.clock.now  # as in _tx_next
-        after = after + TURNAROUND if after > 0.0 else 0.0
+        after = self._after_own_ack()
         self._put_on_air(psdu, dst_pan, dst, after)
         self._tx_timer = self.clock.call_later(after + _airtime(psdu) + ACK_WAIT, self._tx_timeout)
 
