@@ -87,7 +87,6 @@ __all__ = [
     "WELL_KNOWN_KEY",
     "VirtualTimeLoop",
     "ZigpyHubRadio",
-    "announced_ieee",
     "describe_exception",
     "from_eui64",
     "loop_for_clock",
@@ -113,7 +112,7 @@ IEEE_ADDR_RSP = 0x8001
 _ADDRESS_FRAMES = {DEVICE_ANNOUNCE: 3, NWK_ADDR_RSP: 2, IEEE_ADDR_RSP: 2}
 
 
-def announced_ieee(zdo: bytes, cluster: int = DEVICE_ANNOUNCE) -> bytes | None:
+def _named_ieee(zdo: bytes, cluster: int) -> bytes | None:
     """The EUI-64 a ZDO address frame names (Device_annce: TSN, NWK address, IEEE address,
     capability; NWK_addr_rsp / IEEE_addr_rsp: TSN, status, IEEE address, NWK address),
     big-endian as the kit writes it; None if too short or not such a frame."""
@@ -126,7 +125,7 @@ def announced_ieee(zdo: bytes, cluster: int = DEVICE_ANNOUNCE) -> bytes | None:
 def names_another_device(cluster: int, zdo: bytes, sender: bytes) -> bool:
     """Whether a ZDO frame would place a device other than its sender: any key holder can
     say where anyone is, and zigpy would send that device's traffic there."""
-    return cluster in _ADDRESS_FRAMES and announced_ieee(zdo, cluster) != sender
+    return cluster in _ADDRESS_FRAMES and _named_ieee(zdo, cluster) != sender
 
 
 SYNC_TIMEOUT = 600.0  # simulated seconds a synchronous zigpy call may take
@@ -627,7 +626,7 @@ class ZigpyHubRadio:
     def _handle(self, device: Any, profile: int, cluster: int, src_ep: int, data: bytes) -> None:
         eui = from_eui64(device.ieee)
         if profile == 0 and cluster == DEVICE_ANNOUNCE:
-            if announced_ieee(data) != eui:
+            if names_another_device(cluster, data, eui):
                 # Any key holder can announce another device: only its own counts.
                 self._log(f"Device_annce from {eui.hex().upper()} not about itself: ignored")
                 return
@@ -692,14 +691,14 @@ class ZigpyHubRadio:
             sleepy = bool(info is not None and info.sleepy)
         if child is None:
             child = self._children[eui] = _Child(eui, int(nwk), sleepy)
-        elif child.nwk != int(nwk) or child.tunnel_id is None:
-            # Announced at a new address: a rejoin; the meter opens a new tunnel.
-            child.nwk, child.sleepy, child.tunnel_id = int(nwk), sleepy, None
         else:
-            # Announced again where it was, its tunnel open (a rejoin that kept its address,
-            # or a re-announce): its tunnel is kept, as a RequestTunnel after a rejoin gets
-            # a new one anyway; the CHF still hears of it, as from the emulated coordinator.
-            child.sleepy = sleepy
+            # Announced again. At a new address: a rejoin, and the meter opens a new tunnel.
+            # Where it was (a rejoin that kept its address, or a re-announce): its tunnel is
+            # kept, as a RequestTunnel after a rejoin gets a new one anyway. Either way the
+            # CHF hears of it, as from the emulated coordinator.
+            if child.nwk != int(nwk):
+                child.tunnel_id = None
+            child.nwk, child.sleepy = int(nwk), sleepy
         tc.device_joined(eui, sleepy=sleepy)
         self._log(f"{eui.hex().upper()} joined as {int(nwk):#06x}")
         self._request_sync()  # its join window has closed
