@@ -17,9 +17,9 @@ from gbcs.errors import DecodeError, EncodeError
 from gbcs.gbz import (
     FC_CLUSTER_SPECIFIC,
     FC_SERVER_TO_CLIENT,
-    GbzComponent,
     GbzPayload,
     ZclFrame,
+    one_component,
     single_frame,
 )
 
@@ -68,7 +68,7 @@ def _component(command_id: int, frame_control: int, sequence: int, value: int) -
     if not 0 <= sequence <= 0xFF:
         raise EncodeError(f"ZCL sequence number {sequence} is not a byte")
     frame = ZclFrame(frame_control, sequence, command_id, bytes((value,)))
-    return GbzPayload.build([GbzComponent.build(EVENTS_CLUSTER, frame)])
+    return one_component(EVENTS_CLUSTER, frame)
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,7 @@ __all__ = [
     "encode",
     "from_json",
     "is_gbz",
+    "one_component",
     "single_frame",
     "to_json",
     "zcl_view",
@@ -976,6 +977,11 @@ def single_frame(
     return frame
 
 
+def one_component(cluster_id: int, frame: ZclFrame) -> GbzPayload:
+    """A payload of one plain component: what a single-frame use case sends."""
+    return GbzPayload.build([GbzComponent.build(cluster_id, frame)])
+
+
 def default_response(cluster_id: int, answered: ZclFrame, status: int) -> GbzPayload:
     """The GBZ answer to a command that failed with ZCL ``status``: a ZCL Default Response
     (``commandId ‖ status``, ZCL §2.5.12) from the server, as in RTDS CS10a ERROR and
@@ -983,7 +989,7 @@ def default_response(cluster_id: int, answered: ZclFrame, status: int) -> GbzPay
     _byte(status, "status")
     direction = 0 if answered.is_server_to_client else FC_SERVER_TO_CLIENT
     frame = ZclFrame(direction, answered.sequence, 0x0B, bytes((answered.command_id, status)))
-    return GbzPayload.build([GbzComponent.build(cluster_id, frame)])
+    return one_component(cluster_id, frame)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,10 +25,10 @@ from gbcs.gbz import (
     FC_DISABLE_DEFAULT_RESPONSE,
     FC_SERVER_TO_CLIENT,
     ZCL_UNSUPPORTED_ATTRIBUTE,
-    GbzComponent,
     GbzPayload,
     ReadAttributesResponse,
     ZclFrame,
+    one_component,
     single_frame,
     zcl_view,
 )
@@ -57,8 +57,19 @@ _GET_EVENT_LOG_BODY = struct.Struct("<BHIIBH")  # control/LogID, id, start, end,
 _EVENT_HEADER = struct.Struct("<BHIB")  # LogID, event id, time, data length
 
 
-def _component(cluster_id: int, frame: ZclFrame) -> GbzPayload:
-    return GbzPayload.build([GbzComponent.build(cluster_id, frame)])
+def _attributes_response(sequence: int, records: bytes) -> GbzPayload:
+    frame = ZclFrame(FC_SERVER_TO_CLIENT, sequence, _READ_ATTRIBUTES_RESPONSE, records)
+    return one_component(METERING_CLUSTER, frame)
+
+
+def _record(attribute: bytes, value: bytes | None, status: int) -> bytes:
+    """A Read Attributes Response record (ZCL 2.5.2): the 2-byte id as on the wire, then
+    success and the value as an octet string, or ``status`` where there is no value."""
+    if value is None:
+        return attribute + bytes((status,))
+    if len(value) > 0xFE:
+        raise EncodeError(f"a ZCL octet string holds 254 bytes, not {len(value)}")
+    return attribute + bytes((0, _OCTET_STRING, len(value))) + value
 
 
 def _byte(value: int, what: str) -> None:
@@ -82,7 +93,9 @@ class ReadGsmeFirmwareVersion:
 
     def to_payload(self) -> GbzPayload:
         body = GSME_FIRMWARE_VERSION_ATTRIBUTE.to_bytes(2, "little")
-        return _component(METERING_CLUSTER, ZclFrame(0x00, self.sequence, _READ_ATTRIBUTES, body))
+        return one_component(
+            METERING_CLUSTER, ZclFrame(0x00, self.sequence, _READ_ATTRIBUTES, body)
+        )
 
     @classmethod
     def from_payload(cls, payload: GbzPayload) -> ReadGsmeFirmwareVersion:
@@ -109,18 +122,11 @@ def read_attributes_answer(payload: GbzPayload, values: Mapping[int, bytes]) -> 
         raise DecodeError(
             LAYER, "payload", 0, f"attribute ids are 2 bytes each, found {len(asked)} bytes"
         )
-    body = bytearray()
+    records = bytearray()
     for i in range(0, len(asked), 2):
         value = values.get(int.from_bytes(asked[i : i + 2], "little"))
-        body += asked[i : i + 2]
-        if value is None:
-            body.append(ZCL_UNSUPPORTED_ATTRIBUTE)
-        else:
-            if len(value) > 0xFE:
-                raise EncodeError(f"a ZCL octet string holds 254 bytes, not {len(value)}")
-            body += bytes((0, _OCTET_STRING, len(value))) + value
-    response = ZclFrame(FC_SERVER_TO_CLIENT, frame.sequence, _READ_ATTRIBUTES_RESPONSE, bytes(body))
-    return _component(METERING_CLUSTER, response)
+        records += _record(asked[i : i + 2], value, ZCL_UNSUPPORTED_ATTRIBUTE)
+    return _attributes_response(frame.sequence, bytes(records))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +146,8 @@ class GsmeFirmwareVersion:
             raise EncodeError(f"a ZCL octet string holds 254 bytes, not {len(self.version)}")
 
     def to_payload(self) -> GbzPayload:
-        body = GSME_FIRMWARE_VERSION_ATTRIBUTE.to_bytes(2, "little") + bytes((self.status,))
-        if self.version is not None:
-            body += bytes((_OCTET_STRING, len(self.version))) + self.version
-        frame = ZclFrame(FC_SERVER_TO_CLIENT, self.sequence, _READ_ATTRIBUTES_RESPONSE, body)
-        return _component(METERING_CLUSTER, frame)
+        attribute = GSME_FIRMWARE_VERSION_ATTRIBUTE.to_bytes(2, "little")
+        return _attributes_response(self.sequence, _record(attribute, self.version, self.status))
 
     @classmethod
     def from_payload(cls, payload: GbzPayload) -> GsmeFirmwareVersion:
@@ -221,7 +224,7 @@ class ReadZigbeeEventLog:
             self.offset,
         )
         frame = ZclFrame(FC_CLUSTER_SPECIFIC, self.sequence, _GET_EVENT_LOG, body)
-        return _component(EVENTS_CLUSTER, frame)
+        return one_component(EVENTS_CLUSTER, frame)
 
     @classmethod
     def from_payload(cls, payload: GbzPayload) -> ReadZigbeeEventLog:
@@ -306,7 +309,7 @@ class ZigbeeEventLog:
         body = self.matching.to_bytes(2, "little") + bytes((0, 1, self.payload_control))
         body += b"".join(e.encode() for e in self.entries)
         fc = FC_CLUSTER_SPECIFIC | FC_SERVER_TO_CLIENT | FC_DISABLE_DEFAULT_RESPONSE
-        return _component(EVENTS_CLUSTER, ZclFrame(fc, self.sequence, _PUBLISH_EVENT_LOG, body))
+        return one_component(EVENTS_CLUSTER, ZclFrame(fc, self.sequence, _PUBLISH_EVENT_LOG, body))
 
     @classmethod
     def from_payload(cls, payload: GbzPayload) -> ZigbeeEventLog:
