@@ -293,7 +293,7 @@ class CommsHub(GbcsDevice):
             results = (0, 0, 0)
             self._whitelist_changed(before)
         response = simple_response(request.invoke_id, AddDevice.SPECS, results)
-        return Reply(dlms.encode(response))
+        return Reply(dlms.encode(response), executed=results[0] == 0)
 
     def _remove_device(self, message: GbcsMessage) -> Reply:
         request = dlms_request(message)
@@ -323,7 +323,7 @@ class CommsHub(GbcsDevice):
             result = 0
             self._whitelist_changed(before)
         response = simple_response(request.invoke_id, RemoveDevice.SPECS, (result,))
-        return Reply(dlms.encode(response))
+        return Reply(dlms.encode(response), executed=result == 0)
 
     def _restore(self, message: GbcsMessage) -> Reply:
         request = dlms_request(message)
@@ -335,6 +335,8 @@ class CommsHub(GbcsDevice):
             self.log_event("device refused", f"{own[0]}: a Communications Hub function")
         elif len(self.current) + len(new) > self.current_capacity:
             result = ACTION_OTHER_REASON
+            room = self.current_capacity - len(self.current)
+            self.log_event("device log full", f"{len(new)} devices to restore, room for {room}")
         elif not log.entries:
             result = 0  # nothing to restore: the hub stays on its network, the log as it is
         else:
@@ -358,7 +360,7 @@ class CommsHub(GbcsDevice):
             result = 0
             self._whitelist_changed(before)
         response = simple_response(request.invoke_id, RestoreDeviceLog.SPECS, (result,))
-        return Reply(dlms.encode(response))
+        return Reply(dlms.encode(response), executed=result == 0)
 
     def _radio_says_sleepy(self, device: bytes) -> bool | None:
         """Whether the HAN radio has ``device`` as a sleepy child (None: not a child)."""

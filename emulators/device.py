@@ -88,12 +88,19 @@ class Reply:
     after: Callable[[], None] | None = None
     # Simulated seconds between the response leaving and ``after`` (None: AFTER_RESPONSE_DELAY).
     delay: float | None = None
+    # False when the answer refuses the command (a result code saying it was not done): the
+    # device then does not log it as executed.
+    executed: bool = True
 
 
 def asn1_reply(
-    payload: Asn1Payload, after: Callable[[], None] | None = None, *, delay: float | None = None
+    payload: Asn1Payload,
+    after: Callable[[], None] | None = None,
+    *,
+    delay: float | None = None,
+    executed: bool = True,
 ) -> Reply:
-    return Reply(asn1.encode(payload), after, delay)
+    return Reply(asn1.encode(payload), after, delay, executed)
 
 
 # Blue Book Data-Access-Result / Action-Result codes for a request the device cannot carry out.
@@ -351,9 +358,9 @@ class GbcsDevice:
             return None
         # Authenticated: the counter is spent whatever the payload holds (GBCS 4.3.2).
         self.counters[header.business_originator] = header.originator_counter
-        executed = True
         try:
             reply = handler(message)
+            executed = reply.executed
         except GbcsError as e:
             self.log_security("command payload invalid", f"0x{code:04X}: {e}")
             refusal = _refusal(message, e)

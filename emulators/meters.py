@@ -193,7 +193,9 @@ class Meter(GbcsDevice):
             self.partners[device] = command.other_device_type
             code = JoinResult.SUCCESS
             self.log_event("partner joined", device.hex().upper())
-        return asn1_reply(int_response("JoinDeviceResponse", code))
+        return asn1_reply(
+            int_response("JoinDeviceResponse", code), executed=code == JoinResult.SUCCESS
+        )
 
     def _unjoin(self, message: GbcsMessage) -> Reply:
         device = UnjoinDevice.from_payload(self.asn1_payload(message)).device_id
@@ -202,7 +204,9 @@ class Meter(GbcsDevice):
         else:
             code = UnjoinResult.SUCCESS
             self.log_event("partner unjoined", device.hex().upper())
-        return asn1_reply(int_response("UnjoinDeviceResponse", code))
+        return asn1_reply(
+            int_response("UnjoinDeviceResponse", code), executed=code == UnjoinResult.SUCCESS
+        )
 
     def _join_details(self, message: GbcsMessage) -> Reply:
         self.asn1_payload(message)  # a malformed command is refused, not answered
@@ -226,7 +230,11 @@ class Meter(GbcsDevice):
             self.leaving = True  # decided: kept over a restart until it is carried out
             after = self._leave
             self.log_event("disconnect from HAN", "reverting to the install-code link key")
-        return asn1_reply(int_response("DisconnectFromHanResponse", code), after)
+        return asn1_reply(
+            int_response("DisconnectFromHanResponse", code),
+            after,
+            executed=code == DisconnectResult.SUCCESS,
+        )
 
     def coded_events(self) -> list[tuple[dt.datetime, int]]:
         """The event log's entries that have an event code (:data:`EVENT_CODES`), oldest
@@ -272,7 +280,7 @@ class Meter(GbcsDevice):
         response = UpdateCredentialsResponse(plan.outcome).to_payload()
         if plan.anchors is None:
             self.log_security("credentials update refused", _outcome_text(plan))
-            return asn1_reply(response)
+            return asn1_reply(response, executed=False)
         # The response is protected with the keys valid when the command arrived; the
         # new anchors take over on the clock's next step, before any later command.
         return asn1_reply(response, lambda: self._install(plan), delay=0.0)
@@ -298,7 +306,7 @@ class Meter(GbcsDevice):
             answer = DeviceCertificate(response_code=DeviceCertificateResult.NO_CERTIFICATE_HELD)
         else:
             answer = DeviceCertificate(certificate)
-        return asn1_reply(answer.to_payload())
+        return asn1_reply(answer.to_payload(), executed=certificate is not None)
 
     # State -----------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import pytest
 from emulators.chf import CommsHub
 from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchors
+from emulators.device import GbcsDevice
 from emulators.gpf import Gpf
 from emulators.headend import HeadEnd
 from emulators.meters import Esme, Gsme
@@ -140,6 +141,11 @@ def verified(headend: HeadEnd, data: bytes) -> GbcsMessage:
     message, parts = decode_message(data)
     headend.security.require_valid(message, parts)
     return message
+
+
+def executed(device: GbcsDevice) -> list[str]:
+    """The use cases ``device`` logged as executed, oldest first (refusals are not)."""
+    return [e.detail for e in device.event_log if e.event == "command executed"]
 
 
 def command_of_size(headend: HeadEnd, target: bytes, size: int) -> GbcsMessage:

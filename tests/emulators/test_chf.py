@@ -266,7 +266,8 @@ def test_device_log_full(make_hub: Callable[..., CommsHub], headend: HeadEnd) ->
     assert list(hub.current) == DEV[:2]
     assert DEV[2] not in hub.join_windows
     assert len(headend.received.alerts) == alerts  # no whitelist change, no CS14
-    assert hub.event_log[-2].event == "device log full"
+    # Refused, not run: logged as such, not as an executed command.
+    assert [e.event for e in hub.event_log[-1:]] == ["device log full"]
     # An existing entry can still be updated when the log is full.
     assert dcc.add(DEV[1], CODE2) == (0, 0, 0)
 
@@ -278,6 +279,7 @@ def test_ccs02_moves_the_entry_to_the_historic_log(hub: CommsHub, dcc: Dcc) -> N
     dcc.add(DEV[0])
     dcc.add(DEV[1])
     assert dcc.remove(DEV[0]) == 0
+    assert (hub.event_log[-1].event, hub.event_log[-1].detail) == ("command executed", "CCS02")
     assert list(hub.current) == [DEV[1]]
     assert list(hub.historic) == [DeviceLogEntry(DEV[0], LINK_KEY)]
     assert DEV[0] not in hub.join_windows
@@ -287,9 +289,11 @@ def test_ccs02_moves_the_entry_to_the_historic_log(hub: CommsHub, dcc: Dcc) -> N
 
 def test_ccs02_of_an_unknown_device_is_not_found(hub: CommsHub, dcc: Dcc) -> None:
     dcc.add(DEV[0])
+    events = len(hub.event_log)
     assert dcc.remove(DEV[5]) == ACTION_NOT_FOUND
     assert list(hub.current) == [DEV[0]]
     assert list(hub.historic) == []
+    assert hub.event_log[events:] == []  # not run: not logged as executed
 
 
 def test_ccs02_twice_keeps_one_historic_entry(hub: CommsHub, dcc: Dcc) -> None:
@@ -363,7 +367,11 @@ def test_ccs03_beyond_capacity_changes_nothing(
     hub.clock.run()
     alerts = len(headend.received.alerts)
     log = DeviceLog(OTHER_EPID, tuple(DeviceLogEntry(d, bytes(16)) for d in DEV[1:3]))
+    events = len(hub.event_log)
     assert dcc.restore(log) == ACTION_OTHER_REASON
+    assert [(e.event, e.detail) for e in hub.event_log[events:]] == [
+        ("device log full", "2 devices to restore, room for 1")
+    ]
     hub.clock.run()
     assert list(hub.current) == [DEV[0]]
     assert hub.extended_pan_id == EPID
@@ -477,7 +485,7 @@ def test_ccs01_of_a_hub_function_is_refused(
         assert dcc.add(DEV[0], device_type=kind) == (ACTION_OTHER_REASON,) * 3
     hub.clock.run()
     assert hub.current == {} and headend.received.alerts == []
-    assert [e.event for e in hub.event_log].count("device refused") == 4
+    assert [e.event for e in hub.event_log] == ["device refused"] * 4  # none "executed"
 
 
 def test_ccs03_naming_a_hub_function_is_refused_whole(
@@ -490,6 +498,7 @@ def test_ccs03_naming_a_hub_function_is_refused_whole(
     assert dcc.restore(log) == ACTION_OTHER_REASON
     hub.clock.run()
     assert hub.current == {} and hub.extended_pan_id == EPID and headend.received.alerts == []
+    assert [e.event for e in hub.event_log] == ["device refused"]  # not "command executed"
 
 
 @pytest.mark.parametrize("epid", ["0000000000000000", "FFFFFFFFFFFFFFFF"])

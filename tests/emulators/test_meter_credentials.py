@@ -44,7 +44,7 @@ from gbcs.frame import CraFlag, GbcsMessage
 from gbcs.keys import KeyUsage
 from gbcs.security import SecurityContext
 from gbcs.testpki import Party, RemotePartyRole, TestPki
-from tests.emulators.conftest import INSTALL_CODE, verified
+from tests.emulators.conftest import INSTALL_CODE, executed, verified
 
 NO, SUPPLIER, ACB = (
     RemotePartyRole.NETWORK_OPERATOR,
@@ -533,6 +533,7 @@ def _refused(bench: Bench, clock: VirtualClock, replacements: Any, **control: An
     for o in response.outcome.outcomes:  # nothing replaced: the replacing subject is the old one
         assert (o.replacing_id, o.replacing_ski) == (o.existing_id, o.existing_ski)
     assert bench.meter.security_log[-1].event == "credentials update refused"
+    assert executed(bench.meter) == []  # answered, not run
     return response.outcome
 
 
@@ -681,9 +682,11 @@ def test_cs02e_returns_the_meters_certificates(bench: Bench, pki: TestPki) -> No
         payload = ProvideDeviceCertificate(KeyUsageBits.of(usage)).to_payload()
         answer = DeviceCertificate.from_payload(bench.answer(CS02E, payload))
         assert answer.certificate == _der(party.certificate(usage))
+    assert len(executed(bench.meter)) == 2
     odd = ProvideDeviceCertificate(KeyUsageBits(b"\x20", 3)).to_payload()
     answer = DeviceCertificate.from_payload(bench.answer(CS02E, odd))
     assert answer.response_code is DeviceCertificateResult.INVALID_KEY_USAGE
+    assert len(executed(bench.meter)) == 2
 
 
 def test_cs02e_without_certificates(headend: HeadEnd, gsme: Meter) -> None:
@@ -695,6 +698,7 @@ def test_cs02e_without_certificates(headend: HeadEnd, gsme: Meter) -> None:
     odd = ProvideDeviceCertificate(KeyUsageBits(b"\x20", 3)).to_payload()
     answer = DeviceCertificate.from_payload(bench.answer(CS02E, odd))
     assert answer.response_code is DeviceCertificateResult.INVALID_KEY_USAGE
+    assert executed(gsme) == []  # no certificate given: not run
 
 
 # --- State ------------------------------------------------------------------------------

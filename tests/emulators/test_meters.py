@@ -57,7 +57,7 @@ from gbcs.reads import (
 )
 from gbcs.rtds import RtdsVector
 from gbcs.testpki import TestPki
-from tests.emulators.conftest import INSTALL_CODE, FakeHan, verified
+from tests.emulators.conftest import INSTALL_CODE, FakeHan, executed, verified
 
 PARTNERS = [bytes.fromhex(f"00DB12345678C0{i:02X}") for i in range(8)]
 DISCONNECT = CATALOGUE.disconnect_code
@@ -232,7 +232,7 @@ def test_join_with_no_gbcs_method_or_device_type_is_refused(
         JoinResult.INVALID_JOIN_METHOD_AND_ROLE
     )
     assert esme.partners == {}
-    assert esme.event_log[-1].event == "command executed"
+    assert executed(esme) == []  # answered with a refusal: not run
 
 
 def _with_version(der: bytes, version: int) -> bytes:
@@ -336,13 +336,17 @@ def test_unjoin(bench: Bench, esme: Esme, code: int) -> None:
     assert bench.unjoin(code, PARTNERS[0]) == UnjoinResult.SUCCESS
     assert esme.partners == {PARTNERS[1]: 5}
     assert esme.event_log[-2].event == "partner unjoined"
+    ran = executed(esme)
+    assert ran[-1].startswith("CS04")
     assert bench.unjoin(code, PARTNERS[0]) == UnjoinResult.NOT_IN_DEVICE_LOG
     assert esme.partners == {PARTNERS[1]: 5}
+    assert executed(esme) == ran  # refused: not logged as executed
 
 
 def test_unjoin_not_in_log(bench: Bench, esme: Esme) -> None:
     assert bench.unjoin(0x0010, PARTNERS[3]) == UnjoinResult.NOT_IN_DEVICE_LOG
     assert all(e.event != "partner unjoined" for e in esme.event_log)
+    assert executed(esme) == []
 
 
 def test_join_details_lists_partners_in_join_order(bench: Bench) -> None:
@@ -409,6 +413,7 @@ def test_disconnect_wrong_device_id(bench: Bench, esme: Esme, fake_han: FakeHan)
     esme.clock.run()
     assert fake_han.forgotten == 0
     assert all(e.event != "disconnect from HAN" for e in esme.event_log)
+    assert executed(esme) == []
 
 
 def test_disconnect_when_not_joined(bench: Bench, esme: Esme, fake_han: FakeHan) -> None:
@@ -417,6 +422,7 @@ def test_disconnect_when_not_joined(bench: Bench, esme: Esme, fake_han: FakeHan)
     assert code == DisconnectResult.NOT_JOINED
     esme.clock.run()
     assert fake_han.forgotten == 0
+    assert executed(esme) == []
 
 
 def test_disconnect_without_a_han(bench: Bench, esme: Esme) -> None:
