@@ -61,6 +61,7 @@ _outcome = slot_builder(Outcome)
 @dataclass(slots=True)
 class _Pending:
     target: bytes  # the device the command is for: a route failure names it
+    code: int  # its message code, which the response echoes (CRIB §9.6)
     response: GbcsMessage | None = None
     failure: str | None = None
     at: float | None = None
@@ -185,7 +186,7 @@ class HeadEnd:
             data = message.encode()
         header = message.header
         key = (header.business_originator, header.originator_counter)
-        pending = self._pending[key] = _Pending(header.business_target)
+        pending = self._pending[key] = _Pending(header.business_target, header.message_code)
         clock = self.clock
         sent_at = clock.now
         self.log.append((sent_at, "sent", data))
@@ -226,6 +227,20 @@ class HeadEnd:
             self.received.rejected.append(
                 f"unexpected response 0x{header.message_code:04X} counter "
                 f"{header.originator_counter:#x}"
+            )
+            return
+        if (
+            header.cra_flag is not CraFlag.RESPONSE
+            or header.business_originator != pending.target
+            or header.message_code != pending.code
+        ):
+            # Only the command's target answers it, with the command's code (CRIB §9.6):
+            # another device echoing the counter is not its outcome.
+            self.received.rejected.append(
+                f"{header.cra_flag.label} 0x{header.message_code:04X} from "
+                f"{header.business_originator.hex().upper()} echoing counter "
+                f"{header.originator_counter:#x} of a command 0x{pending.code:04X} to "
+                f"{pending.target.hex().upper()}"
             )
             return
         pending.response = message

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import cast
 
 import pytest
@@ -9,9 +10,9 @@ import pytest
 from emulators.chf import CommsHub, RouteFailure
 from emulators.clock import VirtualClock
 from emulators.headend import LATE_RESPONSE_GRACE, HeadEnd, _Pending
-from emulators.meters import Esme
+from emulators.meters import Esme, Gsme, Meter
 from gbcs import asn1
-from gbcs.frame import decode_message, new_alert
+from gbcs.frame import CraFlag, build_header, build_message, decode_message, new_alert
 from gbcs.joins import JoinDetails
 
 
@@ -40,7 +41,7 @@ def test_a_macd_or_a_signed_alert_is_taken(esme: Esme, headend: HeadEnd) -> None
 def test_a_route_failure_fails_only_the_commands_for_that_device(headend: HeadEnd) -> None:
     """A held message failed later (its GSME removed) must not fail a command to the CHF."""
     meter, hub = bytes.fromhex("00DB1234567890A1"), bytes.fromhex("00DB12345678C000")
-    for_meter, for_hub = _Pending(meter), _Pending(hub)
+    for_meter, for_hub = _Pending(meter, 0x0013), _Pending(hub, 0x0008)
     headend._pending.update({(b"s", 1): for_meter, (b"s", 2): for_hub})
     headend._route_failure(RouteFailure(meter, "removed while held"))
     assert (for_meter.failure, for_hub.failure) == ("removed while held", None)
@@ -50,7 +51,7 @@ def test_a_failure_that_may_not_be_final_settles_after_the_grace(headend: HeadEn
     """A failure saying the message may still have arrived is the outcome only if no
     response comes within the grace; a final one settles at once."""
     meter = bytes.fromhex("00DB1234567890A0")
-    maybe, final = _Pending(meter), _Pending(meter)
+    maybe, final = _Pending(meter, 0x0013), _Pending(meter, 0x0013)
     headend._pending.update({(b"s", 1): maybe, (b"s", 2): final})
     headend._route_failure(RouteFailure(meter, "unacknowledged", (b"s", 1), final=False))
     headend._route_failure(RouteFailure(meter, "removed", (b"s", 2)))
@@ -102,3 +103,60 @@ def test_a_bad_timeout_is_refused_before_anything_is_sent(headend: HeadEnd, esme
         with pytest.raises(ValueError, match="a timeout must be finite and not negative"):
             headend.send(hub, command, timeout=bad)
     assert given == [] and headend._pending == {} and headend.log == []
+
+
+def _answer_from(
+    device: Meter, command: bytes, *, code: int | None = None, flag: CraFlag, mac: HeadEnd
+) -> bytes:
+    """A MAC'd message from ``device`` echoing ``command``'s counter: its response, or a
+    forgery with another message code or CRA flag (a command's MAC is keyed from the
+    recipient's side, which only the head end here holds: ``mac``)."""
+    h = decode_message(command)[0].header
+    other = h.other_information
+    if code is not None:
+        other = replace(other, message_code=code)
+    header = build_header(flag, h.originator_counter, device.eui64, h.business_originator, other)
+    message = build_message(header, asn1.encode(JoinDetails(0, ()).to_payload()))
+    security = mac.security if flag is CraFlag.COMMAND else device.security
+    return security.protect(message, sign=False, mac=True).encode()
+
+
+@pytest.mark.parametrize(
+    ("sender", "code", "flag"),
+    [
+        ("other", None, CraFlag.RESPONSE),  # another device echoing the counter
+        ("target", 0x0004, CraFlag.RESPONSE),  # the target, but another use case's code
+        ("target", None, CraFlag.COMMAND),  # not a response at all
+    ],
+)
+def test_only_the_targets_response_with_the_commands_code_is_the_outcome(
+    esme: Esme,
+    gsme: Gsme,
+    headend: HeadEnd,
+    clock: VirtualClock,
+    sender: str,
+    code: int | None,
+    flag: CraFlag,
+) -> None:
+    """CRIB §9.6: a response swaps the command's originator and target and echoes its
+    counter and message code. A whitelisted device PUTting a message that only echoes the
+    counter of another device's pending command is not that command's outcome."""
+    forger: Meter = gsme if sender == "other" else esme
+
+    class Hub:
+        def from_wan(self, data: bytes) -> None:
+            forged = _answer_from(forger, data, code=code, flag=flag, mac=headend)
+            clock.call_later(0.5, headend._from_wan, forged)
+            clock.call_later(2.0, lambda: headend._from_wan(esme.receive(data) or b""))
+
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    outcome = headend.send(cast(CommsHub, Hub()), command, timeout=10)
+    assert outcome.ok and outcome.answered_at == outcome.sent_at + 2.0  # the real one
+    assert outcome.response is not None
+    assert outcome.response.header.business_originator == esme.eui64
+    (why,) = headend.received.rejected
+    assert why.endswith(
+        f"from {forger.eui64.hex().upper()} echoing counter "
+        f"{command.header.originator_counter:#x} of a command 0x0013 to "
+        f"{esme.eui64.hex().upper()}"
+    )
