@@ -150,6 +150,9 @@ class CommsHub(GbcsDevice):
         self.current_capacity = current_capacity
         self.join_windows: dict[bytes, float] = {}
         self.held: dict[bytes, collections.deque[bytes]] = {}
+        # Held messages a sleepy device was handed and never acknowledged: held again, but
+        # it may have run them, so failing one later must say so (not final).
+        self.handed_over: set[bytes] = set()
         self.wan_out: Callable[[bytes], None] | None = None
         self.on_route_failure: Callable[[RouteFailure], None] | None = None
         self.on_network_change: Callable[[bytes], None] | None = None
@@ -486,6 +489,7 @@ class CommsHub(GbcsDevice):
         if not queue:
             return None
         data = queue.popleft()
+        self.handed_over.discard(data)  # the radio tracks it until it is acknowledged
         return data
 
     def held_count(self, device: bytes) -> int:
@@ -494,7 +498,9 @@ class CommsHub(GbcsDevice):
     def undelivered(self, device: bytes, data: bytes) -> None:
         """The HAN could not deliver a held message it took (the GSME's radio never
         acknowledged it): held again, first, for the next poll, so order is kept; if
-        CCS02 removed the device meanwhile, failed with that reason."""
+        CCS02 removed the device meanwhile, failed with that reason. Either way the device
+        may have run it (only the acknowledgement may have been lost)."""
+        self.handed_over.add(data)
         if device in self.current:
             self._count_failure(device)
             self.held.setdefault(device, collections.deque()).appendleft(data)
@@ -576,9 +582,21 @@ class CommsHub(GbcsDevice):
             f"device {device.hex().upper()} was removed from the CHF device log "
             "while a message for it was held"
         )
+        handed = (
+            f"device {device.hex().upper()} was removed from the CHF device log while a "
+            "message it had been handed, and never acknowledged, was held again: it may "
+            "have run, its response will not be routed"
+        )
         for data in messages:
-            self.log_event("message not routed", reason)
-            self._book(RouteFailure(device, reason, _command_id(data)))
+            if data in self.handed_over:
+                self.handed_over.discard(data)
+                # Not final, as a hand-over cut off by CCS02: a CCS01 putting the device
+                # back lets its response through, and that is then the outcome.
+                self.log_event("message not routed", handed)
+                self._book(RouteFailure(device, handed, _command_id(data), final=False))
+            else:
+                self.log_event("message not routed", reason)
+                self._book(RouteFailure(device, reason, _command_id(data)))
 
     def _report_route_failure(self, failure: RouteFailure) -> None:
         if self.on_route_failure is not None:
@@ -614,6 +632,7 @@ class CommsHub(GbcsDevice):
             "historic_capacity": self.historic.maxlen,
             "join_windows": {k.hex().upper(): v for k, v in self.join_windows.items()},
             "held": {k.hex().upper(): [m.hex() for m in q] for k, q in self.held.items() if q},
+            "handed_over": sorted(m.hex() for m in self.handed_over),
             "pending_alerts": [_pending_json(a) for a in self.pending_alerts],
         }
 
@@ -674,6 +693,13 @@ class CommsHub(GbcsDevice):
             held[k] = collections.deque(
                 saved_hex(m, f"{where}[{i}]") for i, m in enumerate(messages)
             )
+        # Absent in states saved before it was kept: nothing known to have been handed over.
+        handed_over = {
+            saved_hex(m, f"{saved.path('handed_over')}[{i}]")
+            for i, m in enumerate(saved.array("handed_over") if "handed_over" in saved else [])
+        }
+        if not handed_over <= {m for q in held.values() for m in q}:
+            raise GbcsError("handed_over names a message that is not held")
         pending = [
             _pending_from_json(item, saved.path(f"pending_alerts[{i}]"))
             for i, item in enumerate(saved.array("pending_alerts"))
@@ -685,6 +711,7 @@ class CommsHub(GbcsDevice):
         self.historic = collections.deque(historic, maxlen=capacity)
         self.join_windows = join_windows
         self.held = held
+        self.handed_over = handed_over
         self.pending_alerts = []
         for alert in pending:
             self._book(alert)

@@ -551,11 +551,15 @@ class World:
         node = h.node.state()  # first: on a wall clock reading a zigpy radio runs due timers
         chf = h.chf.state()
         # A held message handed to a GSME but not yet acknowledged is still the CHF's to
-        # deliver: saved as held, first in line (the GSME's counter check stops a replay).
+        # deliver: saved as held, first in line (the GSME's counter check stops a replay),
+        # and as handed over (the GSME may have run it).
         held = chf["held"]
+        handed = set(chf["handed_over"])
         for device, data in h.node.handed_out().items():  # (CCS02 takes a device's back)
             key = _hex(device)
             held[key] = [data.hex(), *held.get(key, [])]
+            handed.add(data.hex())
+        chf["handed_over"] = sorted(handed)
         return {
             "eui64": _hex(h.eui64),
             "name": h.chf.name,

@@ -869,6 +869,57 @@ def test_ccs02_fails_the_head_ends_held_command_at_once(
     assert hub.clock.now == 5  # failed at once, not after the timeout
 
 
+HANDED_THEN_REMOVED = (
+    "device 00DB12345678B000 was removed from the CHF device log while a message it had "
+    "been handed, and never acknowledged, was held again: it may have run, its response "
+    "will not be routed"
+)
+
+
+@pytest.mark.parametrize("removed_first", [False, True])
+def test_a_held_message_handed_over_unacknowledged_fails_not_final(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, removed_first: bool
+) -> None:
+    """The GSME may have run a message whose hand-over it never acknowledged (only the
+    ack may have been lost): held again, a later CCS02 must not call it final, while a
+    message never handed over still fails finally (audit 8, chf M1)."""
+    failures: list[RouteFailure] = []
+    hub.on_route_failure = failures.append
+    dcc.add(DEV[0], device_type=DeviceType.GSME)
+    handed, never = cs07_for(headend, DEV[0]), cs07_for(headend, DEV[0])
+    for command in (handed, never):
+        hub.from_wan(command.encode())
+    data = hub.take_held(DEV[0])
+    assert data == handed.encode()
+    if removed_first:  # CCS02 came while the hand-over was on the air
+        dcc.remove(DEV[0])
+        hub.undelivered(DEV[0], data)
+    else:
+        hub.undelivered(DEV[0], data)
+        assert hub.held_count(DEV[0]) == 2 and hub.handed_over == {data}
+        dcc.remove(DEV[0])
+    hub.clock.run()
+    by_command = {f.command: f for f in failures}
+    first = by_command[(handed.header.business_originator, handed.header.originator_counter)]
+    assert (first.reason, first.final) == (HANDED_THEN_REMOVED, False)
+    if not removed_first:
+        second = by_command[(never.header.business_originator, never.header.originator_counter)]
+        assert (second.reason, second.final) == (REMOVED_WHILE_HELD, True)
+    assert hub.handed_over == set()
+
+
+def test_a_held_message_taken_again_is_no_longer_marked_handed_over(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    """Taken again, it is the radio's to track until acknowledged; the CHF forgets it."""
+    dcc.add(DEV[0], device_type=DeviceType.GSME)
+    hub.from_wan(cs07_for(headend, DEV[0]).encode())
+    data = hub.take_held(DEV[0])
+    assert data is not None
+    hub.undelivered(DEV[0], data)
+    assert hub.take_held(DEV[0]) == data and hub.handed_over == set()
+
+
 # State ---------------------------------------------------------------------------------
 
 
@@ -910,6 +961,7 @@ def test_state_round_trip(
     assert other.join_key(DEV[0]) == LINK_KEY
     assert other.take_held(DEV[0]) == held
     assert other.counters == hub.counters
+    assert state["handed_over"] == []
     assert other.alert_counter == hub.alert_counter
 
 
@@ -956,6 +1008,30 @@ def test_load_state_replaces_everything(make_hub: Callable[..., CommsHub], dcc: 
     assert dcc.hub.current == {}
     assert dcc.hub.join_windows == {}
     assert dcc.hub.historic.maxlen == 4
+
+
+def test_a_handed_over_message_is_saved_as_such(
+    make_hub: Callable[..., CommsHub], hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    """Saved, it still fails not final after a load; a state saved before the key was
+    kept loads with nothing handed over; one naming a message not held is refused."""
+    dcc.add(DEV[0], device_type=DeviceType.GSME)
+    hub.from_wan(cs07_for(headend, DEV[0]).encode())
+    data = hub.take_held(DEV[0])
+    assert data is not None
+    hub.undelivered(DEV[0], data)
+    state = json.loads(json.dumps(hub.state()))
+    assert state["handed_over"] == [data.hex()]
+    other = make_hub()
+    other.load_state(state)
+    assert other.handed_over == {data} and other.state() == state
+    older = {k: v for k, v in state.items() if k != "handed_over"}
+    other.load_state(older)
+    assert other.handed_over == set() and other.held_count(DEV[0]) == 1
+    stray = {**state, "handed_over": ["00" * 20]}
+    with pytest.raises(GbcsError, match="handed_over names a message that is not held"):
+        other.load_state(stray)
+    assert other.handed_over == set()  # left as it was
 
 
 @pytest.mark.parametrize(
