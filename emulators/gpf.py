@@ -32,6 +32,8 @@ READ_JOIN_DETAILS = 0x0013
 # The RTDS GCS62 alert backs up a GPF device log of six entries (CRIB §6.9): a GCS59
 # restore of that backup must fit.
 GPF_LOG_CAPACITY = 6
+# The device types a GPF logs: GBCS's (CRIB §5.2) but the hub's own functions.
+_LOGGED_TYPES = frozenset(int(t) for t in DeviceType) - {int(DeviceType.CHF), int(DeviceType.GPF)}
 
 
 class Gpf(GbcsDevice):
@@ -43,6 +45,9 @@ class Gpf(GbcsDevice):
         self.backup_pending = False  # a GCS62 booked on the clock, not sent yet
         self.handlers[GCS59] = self._restore
         self.handlers[READ_JOIN_DETAILS] = self._join_details
+        # The DCC restores the log from the GCS62 backups its Access Control Broker holds:
+        # GCS59 comes from the ACB (CRIB §6.8; the RTDS command's originator).
+        self.acb_originated = frozenset({GCS59})
 
     def add(self, device: HanDevice) -> None:
         self.device_log[device.device_id] = device.device_type
@@ -78,8 +83,18 @@ class Gpf(GbcsDevice):
         )
         outcomes = []
         changed = False
+        seen: set[bytes] = set()
         for device in command.devices:
-            if device.device_id == self.eui64:  # as CS03 answers a join with oneself
+            repeated = device.device_id in seen
+            seen.add(device.device_id)
+            if device.device_type not in _LOGGED_TYPES:
+                # No GBCS device type, or a hub function: no role in the GPF's log, as CS03
+                # answers such a join (joinResponseCode uses CS03's list, CRIB §6.8).
+                outcomes.append((device, JoinResult.INVALID_JOIN_METHOD_AND_ROLE))
+                continue
+            if device.device_id == self.eui64 or repeated:
+                # As CS03 answers a join with oneself; a device named twice keeps its first
+                # entry, so the second is not silently lost but answered as conflicting.
                 outcomes.append((device, JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY))
                 continue
             if device.device_id not in self.device_log and len(self.device_log) >= GPF_LOG_CAPACITY:
@@ -90,7 +105,10 @@ class Gpf(GbcsDevice):
             outcomes.append((device, JoinResult.SUCCESS))
         if changed:  # a restore that changes nothing backs nothing up
             self._book_backup()
-        return asn1_reply(GpfRestoreOutcome(tuple(outcomes)).to_payload())
+        restored = any(code == JoinResult.SUCCESS for _, code in outcomes)
+        return asn1_reply(
+            GpfRestoreOutcome(tuple(outcomes)).to_payload(), executed=restored or not outcomes
+        )
 
     def _join_details(self, message: GbcsMessage) -> Reply:
         self.asn1_payload(message)  # a malformed command is refused, not answered
@@ -107,7 +125,11 @@ class Gpf(GbcsDevice):
         """Restore :meth:`state`; every key is required (a GbcsError names a missing one)."""
         saved = SavedState(obj)
         log = saved.table("device_log")
-        device_log = {k: saved_int(v, where, None, None) for k, where, v in log}
+        device_log: dict[bytes, int] = {}
+        for k, where, v in log:
+            device_log[k] = saved_int(v, where, None, None)
+            if device_log[k] not in _LOGGED_TYPES:
+                raise GbcsError(f"{where}: {v} is not the device type of a HAN device")
         if len(device_log) > GPF_LOG_CAPACITY or self.eui64 in device_log:
             raise GbcsError(f"device_log: at most {GPF_LOG_CAPACITY} devices, never the GPF itself")
         pending = saved.flag("backup_pending")

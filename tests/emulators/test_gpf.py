@@ -10,6 +10,7 @@ import pytest
 from emulators.gpf import GCS59, GCS62, GPF_LOG_CAPACITY, Gpf
 from emulators.headend import HeadEnd
 from gbcs import asn1
+from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
 from gbcs.frame import CraFlag, GbcsMessage
 from gbcs.joins import (
@@ -35,7 +36,9 @@ def alerts(gpf: Gpf) -> list[bytes]:
 
 
 def send(headend: HeadEnd, gpf: Gpf, code: int, payload: bytes) -> GbcsMessage:
-    out = gpf.receive(headend.command(code, payload, gpf.eui64).encode())
+    """As the RTDS sends them: GCS59 from the Access Control Broker, the rest a supplier's."""
+    originator = "acb" if code == GCS59 else "supplier"
+    out = gpf.receive(headend.command(code, payload, gpf.eui64, originator=originator).encode())
     assert out is not None, gpf.security_log[-1:]
     return verified(headend, out)
 
@@ -93,13 +96,53 @@ def test_restore_existing_entry_when_full_updates_it(gpf: Gpf, headend: HeadEnd)
 def test_restore_of_the_gpf_itself_is_refused_and_the_rest_restored(
     gpf: Gpf, headend: HeadEnd, alerts: list[bytes]
 ) -> None:
-    itself = HanDevice(gpf.eui64, 3)
+    itself = HanDevice(gpf.eui64, 5)  # (typed GPF it has no role at all: tested above)
     outcome = restore(headend, gpf, itself, PPMID)
     assert outcome.outcomes == (
         (itself, JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY),
         (PPMID, JoinResult.SUCCESS),
     )
     assert gpf.device_log == {PPMID.device_id: 5}
+
+
+@pytest.mark.parametrize("kind", [99, -5, 7, int(DeviceType.CHF), int(DeviceType.GPF)])
+def test_restore_of_a_device_type_with_no_role_is_refused(
+    gpf: Gpf, headend: HeadEnd, alerts: list[bytes], kind: int
+) -> None:
+    """No GBCS device type, or a hub function: CS03's invalid-join-method-and-role, and
+    nothing logged or backed up (audit 8, chf L1)."""
+    odd = HanDevice(bytes.fromhex("0011223344556677"), kind)
+    outcome = restore(headend, gpf, odd, PPMID)
+    assert outcome.outcomes == (
+        (odd, JoinResult.INVALID_JOIN_METHOD_AND_ROLE),
+        (PPMID, JoinResult.SUCCESS),
+    )
+    assert gpf.device_log == {PPMID.device_id: 5}
+    gpf.clock.run()
+    assert [b.devices for b in backups(headend, alerts)] == [(PPMID,)]
+
+
+def test_a_device_named_twice_keeps_its_first_entry(gpf: Gpf, headend: HeadEnd) -> None:
+    """The second entry is answered as conflicting, not reported restored and then lost."""
+    again = HanDevice(PPMID.device_id, 6)
+    outcome = restore(headend, gpf, PPMID, again)
+    assert outcome.outcomes == (
+        (PPMID, JoinResult.SUCCESS),
+        (again, JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY),
+    )
+    assert gpf.device_log == {PPMID.device_id: 5}
+
+
+@pytest.mark.parametrize("originator", ["supplier", "network_operator"])
+def test_restore_comes_from_the_access_control_broker_only(
+    gpf: Gpf, headend: HeadEnd, originator: str
+) -> None:
+    payload = asn1.encode(GpfDeviceLogRestore((PPMID,)).to_payload())
+    command = headend.command(GCS59, payload, gpf.eui64, originator=originator)
+    assert gpf.receive(command.encode()) is None
+    assert gpf.security_log[-1].event == "command rejected"
+    assert "comes from the Access Control Broker" in gpf.security_log[-1].detail
+    assert gpf.device_log == {}
 
 
 def test_restore_of_nothing(gpf: Gpf, headend: HeadEnd, alerts: list[bytes]) -> None:
@@ -115,7 +158,7 @@ def test_restore_response_bytes(gpf: Gpf, headend: HeadEnd) -> None:
 
 
 def test_restore_with_a_bad_payload_is_not_answered(gpf: Gpf, headend: HeadEnd) -> None:
-    command = headend.command(GCS59, b"\x30\x03\x02\x01\x00", gpf.eui64)
+    command = headend.command(GCS59, b"\x30\x03\x02\x01\x00", gpf.eui64, originator="acb")
     assert gpf.receive(command.encode()) is None
     assert gpf.security_log[-1].event == "command payload invalid"
     assert gpf.device_log == {}
@@ -242,9 +285,18 @@ def test_state_round_trip(gpf: Gpf, headend: HeadEnd, pki: object, anchors: obje
 def test_a_saved_log_the_gpf_cannot_hold_is_refused(gpf: Gpf, extra: str) -> None:
     state = json.loads(json.dumps(gpf.state()))
     if extra == "itself":
-        state["device_log"][gpf.eui64.hex().upper()] = 3
+        state["device_log"][gpf.eui64.hex().upper()] = 5
     else:
         state["device_log"] = {d.device_id.hex().upper(): 5 for d in DEVICES[:7]}
     with pytest.raises(GbcsError, match="at most 6 devices, never the GPF itself"):
+        gpf.load_state(state)
+    assert gpf.device_log == {}
+
+
+@pytest.mark.parametrize("kind", [99, -1, 2, 3])
+def test_a_saved_device_type_the_gpf_cannot_log_is_refused(gpf: Gpf, kind: int) -> None:
+    state = json.loads(json.dumps(gpf.state()))
+    state["device_log"]["0011223344556677"] = kind
+    with pytest.raises(GbcsError, match=f"{kind} is not the device type of a HAN device"):
         gpf.load_state(state)
     assert gpf.device_log == {}

@@ -234,7 +234,7 @@ def test_gcs59_restores_the_rtds_gcs62_backup(
     alerts: list[bytes] = []
     gpf.on_alert = alerts.append
     payload = asn1.encode(GpfDeviceLogRestore(backup.devices).to_payload())
-    out = gpf.receive(headend.command(GCS59, payload, gpf.eui64).encode())
+    out = gpf.receive(headend.command(GCS59, payload, gpf.eui64, originator="acb").encode())
     assert out is not None, gpf.security_log[-1:]
     outcome = GpfRestoreOutcome.from_payload(
         asn1.decode(GCS59, CraFlag.RESPONSE, verified(headend, out).payload)
