@@ -19,7 +19,7 @@ from emulators.medium import Capture
 from gbcs import dlms
 from gbcs.catalogue import CATALOGUE, Catalogue
 from gbcs.errors import GbcsError
-from gbcs.frame import CraFlag, GbcsMessage, decode_message, new_command
+from gbcs.frame import CraFlag, GbcsMessage, GroupingHeader, decode_message, new_command
 from gbcs.keys import KeyUsage, MemoryKeyStore
 from gbcs.primitives import slot_builder
 from gbcs.security import SecurityContext
@@ -44,6 +44,9 @@ class Outcome:
     failure: str | None = None
     sent_at: float = 0.0
     answered_at: float | None = None
+    # Why the head end refused a response that otherwise answered this command (a
+    # signature or MAC that does not verify): the device answered, and wrongly.
+    rejected: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,6 +69,7 @@ class _Pending:
     failure: str | None = None
     at: float | None = None
     settled: bool = False  # a failure that no response can follow any more
+    rejected: str | None = None  # a response from the target that did not verify
 
 
 @dataclass(slots=True)
@@ -198,10 +202,15 @@ class HeadEnd:
         clock.run_until(lambda: pending.response is not None or pending.settled, timeout=timeout)
         self._pending.pop(key, None)
         response = pending.response
-        failure = None if response is not None else pending.failure
-        if response is None and failure is None:
-            failure = f"no response within {timeout:g} s"
-        return _outcome(message, response, failure, sent_at, pending.at)
+        failure = rejected = None
+        if response is None:
+            failure, rejected = pending.failure, pending.rejected
+            if rejected is not None:
+                said = f"its response was rejected ({rejected})"
+                failure = said if failure is None else f"{failure}; {said}"
+            elif failure is None:
+                failure = f"no response within {timeout:g} s"
+        return _outcome(message, response, failure, sent_at, pending.at, rejected)
 
     # Incoming -----------------------------------------------------------------------------
     def _from_wan(self, data: bytes) -> None:
@@ -212,11 +221,21 @@ class HeadEnd:
             self.observer("received", data)
         try:
             message, parts = decode_message(data)
-            self.security.require_valid(message, parts)
         except GbcsError as e:
             self.received.rejected.append(f"{type(e).__name__}: {e}")
             return
         header = message.header
+        try:
+            self.security.require_valid(message, parts)
+        except GbcsError as e:
+            why = f"{type(e).__name__}: {e}"
+            self.received.rejected.append(why)
+            # The command's own target answering it with a bad MAC or signature: not its
+            # outcome (a valid response may still come), but what to report if none does.
+            pending = self._answered(header)
+            if pending is not None and pending.rejected is None:
+                pending.rejected = why
+            return
         if header.cra_flag is CraFlag.ALERT:
             self.received.alerts.append(message)
             if self.on_alert is not None:
@@ -229,11 +248,7 @@ class HeadEnd:
                 f"{header.originator_counter:#x}"
             )
             return
-        if (
-            header.cra_flag is not CraFlag.RESPONSE
-            or header.business_originator != pending.target
-            or header.message_code != pending.code
-        ):
+        if self._answered(header) is None:
             # Only the command's target answers it, with the command's code (CRIB §9.6):
             # another device echoing the counter is not its outcome.
             self.received.rejected.append(
@@ -245,6 +260,20 @@ class HeadEnd:
             return
         pending.response = message
         pending.at = self.clock.now
+
+    def _answered(self, header: GroupingHeader) -> _Pending | None:
+        """The pending command ``header`` is a response to: from its target, with its
+        counter and its message code (CRIB §9.6)."""
+        if header.cra_flag is not CraFlag.RESPONSE:
+            return None
+        pending = self._pending.get((header.business_target, header.originator_counter))
+        if (
+            pending is None
+            or header.business_originator != pending.target
+            or header.message_code != pending.code
+        ):
+            return None
+        return pending
 
     def _route_failure(self, failure: RouteFailure) -> None:
         """The failed command's outcome; only by its target when the hub did not name it.

@@ -133,6 +133,16 @@ class Failed(Rejected):
     """The command went out but its outcome is unknown or refused: it may have acted."""
 
 
+# What a failed 8.11 remove says when the CHF's answer is that the device is not logged.
+NOT_IN_LOG = "the device is not in that CHF's log"
+
+
+def _unanswered(outcome: Outcome) -> Reason:
+    """Why a command has no usable response: none came, or the device's own response did
+    not verify (a device fault: its keys do not match its certificates)."""
+    return Reason.NO_RESPONSE if outcome.rejected is None else Reason.DEVICE_FAILURE
+
+
 @dataclass(frozen=True, slots=True)
 class ServiceResponse:
     """The answer to one service request."""
@@ -395,7 +405,7 @@ class ServiceLayer:
         """The CHF's DLMS answer; Failed, not Rejected, when there is none to read: the
         command was sent and may have acted."""
         if not outcome.ok or outcome.response is None:
-            raise Failed(Reason.NO_RESPONSE, outcome.result)
+            raise Failed(_unanswered(outcome), outcome.result)
         apdu = dlms.decode(outcome.response.payload)
         if not isinstance(apdu, AccessResponse):
             raise Failed(Reason.DEVICE_FAILURE, "the response is not an Access-Response")
@@ -543,9 +553,7 @@ class ServiceLayer:
             outcome = self._device_log_command(user, hub, command, RemoveDevice.MESSAGE_CODE)
             apdu = self._results(outcome)
             if any(r.result for r in apdu.results):
-                return self._failed(
-                    "8.11", "the device is not in that CHF's log", Reason.DEVICE_FAILURE
-                )
+                return self._failed("8.11", NOT_IN_LOG, Reason.DEVICE_FAILURE)
             with self.inventory.transaction():
                 if meter.chf == chf:
                     # Off its CHF's whitelist, so no longer 'whitelisted' (as after 8.15).
@@ -649,7 +657,7 @@ class ServiceLayer:
             )
         outcome = he.send(hub.chf, he.security.add_mac(signed))
         if not outcome.ok or outcome.response is None:
-            return self._failed("8.15", outcome, Reason.NO_RESPONSE)
+            return self._failed("8.15", outcome, _unanswered(outcome))
         response = outcome.response
         # An answer that cannot be read fails the request in submit() ("not understood").
         value = asn1.decode_type(asn1.DISCONNECT_TYPES[response.header.cra_flag], response.payload)
@@ -716,7 +724,7 @@ class ServiceLayer:
         )
         outcome = he.send(hub.chf, he.security.add_mac(message))
         if not outcome.ok or outcome.response is None:
-            return self._failed("6.24.1", outcome, Reason.NO_RESPONSE)
+            return self._failed("6.24.1", outcome, _unanswered(outcome))
         return ServiceResponse("6.24.1", "ok", data=qa.anchor_holders(outcome.response))
 
     def _read(self, user: User, device: str, use_case: str) -> ServiceResponse:
@@ -730,7 +738,7 @@ class ServiceLayer:
         )
         outcome = he.send(hub.chf, he.security.add_mac(message))
         if not outcome.ok or outcome.response is None:
-            return self._failed(use_case, outcome, Reason.NO_RESPONSE)
+            return self._failed(use_case, outcome, _unanswered(outcome))
         data = qa.parse(use_case, outcome.response)
         if data.pop("failed"):
             return self._failed(

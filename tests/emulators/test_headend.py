@@ -160,3 +160,32 @@ def test_only_the_targets_response_with_the_commands_code_is_the_outcome(
         f"{command.header.originator_counter:#x} of a command 0x0013 to "
         f"{esme.eui64.hex().upper()}"
     )
+
+
+@pytest.mark.parametrize("then_valid", [False, True])
+def test_a_response_that_does_not_verify_is_reported_if_no_valid_one_comes(
+    esme: Esme, headend: HeadEnd, clock: VirtualClock, then_valid: bool
+) -> None:
+    """The target answered, but its MAC does not verify (keys not matching its
+    certificates): not the outcome, and no reason to stop waiting; if nothing valid comes,
+    the failure says what came rather than 'no response'."""
+
+    class Hub:
+        def from_wan(self, data: bytes) -> None:
+            good = esme.receive(data)
+            assert good is not None
+            bad = good[:-1] + bytes([good[-1] ^ 1])  # the MAC's last byte
+            clock.call_later(0.5, headend._from_wan, bad)
+            if then_valid:
+                clock.call_later(2.0, headend._from_wan, good)
+
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    outcome = headend.send(cast(CommsHub, Hub()), command, timeout=10)
+    (why,) = headend.received.rejected
+    assert why.startswith("VerificationError: MAC")
+    if then_valid:
+        assert outcome.ok and outcome.rejected is None and outcome.answered_at == 2.0
+    else:
+        assert not outcome.ok and clock.now == 10.0  # waited it out
+        assert outcome.rejected == why
+        assert outcome.failure == f"its response was rejected ({why})"
