@@ -33,7 +33,7 @@ from typing import Any
 from emulators.inventory import Inventory, saved_json
 from emulators.mpxn import MpxnError, ProductionProvingPolicy
 from emulators.node import NodeState
-from emulators.services import ServiceLayer, ServiceResponse, User
+from emulators.services import NOT_IN_LOG, Reason, ServiceLayer, ServiceResponse, User
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee.install_code import parse_install_code
 from gbcs.devicelog import DeviceLog
@@ -434,12 +434,14 @@ class Bench:
         # a meter is dead only when both attempts were made and both failed).
         needed = {"install-code join"}
         in_current = False  # the 8.9 read found it on its old CHF's whitelist
+        unread = False  # its old CHF's logs could not be read: it may be on its whitelist
         old = None if row.old_chf is None else row.old_chf.hex().upper()
         # (2) still joined to its old HAN: CCS07 on the old CHF, 8.16 onto the bench.
         if old is not None:
             result, detail = request("8.9", "8.9", chf=old)
             log_text = None
             if result != "ok":
+                unread = True
                 needed.add("trust-centre rejoin")  # it may be in that log: not tried
             if result == "ok":
                 for which in ("current", "historic"):
@@ -478,9 +480,14 @@ class Bench:
         # (else it is in two logs), and a dead one too (it is decommissioned); not one
         # the bench could not try both ways, which may still be on that HAN. Found only
         # in the historic log (DESIGN §2: taken off the whitelist before its divorce),
-        # it is off the old CHF's whitelist already.
+        # it is off the old CHF's whitelist already. Reached although its old CHF's logs
+        # could not be read, it may be on that whitelist (a late rejoin says it was): it
+        # comes off, and that CHF answering that it does not log it confirms it is off.
         if old is not None and in_current and (reached is not None or attempted == needed):
             old_removed = remove("8.11 remove (old CHF)", old) == "ok"
+        elif old is not None and unread and reached is not None:
+            result = remove("8.11 remove (old CHF)", old)
+            old_removed = result == "ok" or result.endswith(f": {NOT_IN_LOG}")
         if reached is None and attempted != needed:
             # The bench could not make every attempt (a rejected request, an unreadable old
             # CHF): not a finding about the meter, which may well be alive.
@@ -495,11 +502,15 @@ class Bench:
             checks = QA_ESME if row.device_type == "ESME" else QA_GSME
             passed = all([request(u, u, device=row.hex)[0] == "ok" for u in checks])
             result, detail = request("6.24.1", "6.24.1", device=row.hex)
-            passed = passed and result == "ok"
-            held = detail.get("data", {}).get("network_operator")
+            holders = detail.get("data", {})
+            # A meter with no supplier or no network operator anchor cannot be re-deployed
+            # anywhere (DESIGN §2): read, and found missing, it does not pass.
+            passed = passed and result == "ok" and None not in holders.values()
+            held = holders.get("network_operator")
             report.network_operator = held
             report.other_region = held is not None and held != self.region
-            left = self._release(row, run, request)
+            left, sound = self._release(row, run, request)
+            passed = passed and sound
             if left:
                 passed = remove("8.11 remove (bench CHF)", bench_chf) == "ok" and passed
             # Still on its old CHF's whitelist, it would be in two logs: not a clean PASS.
@@ -514,33 +525,37 @@ class Bench:
         row: ManifestRow,
         run: Callable[[str, Callable[[], tuple[str, dict]]], tuple[str, dict]],
         request: Callable[..., tuple[str, dict]],
-    ) -> bool:
-        """SR 8.15, then whether the meter left its HAN; the divorce is what the meter
-        does, so that is what counts.
+    ) -> tuple[bool, bool]:
+        """SR 8.15, then (whether the meter left its HAN, whether its answer was sound);
+        the divorce is what the meter does, so that is what counts.
 
         A CS02f that got no answer is tried again (up to DISCONNECT_ATTEMPTS) unless the
         meter left anyway: then it ran it and only its answer was lost, and the SMI is
-        brought in line. A meter that answered SUCCESS but keeps its network is at
-        fault. Either way one that has not left keeps its bench whitelist entry, the
-        only one that can still reach it.
+        brought in line. A meter that answered wrongly (a failure code, an unsigned
+        answer or one whose signature does not verify) is at fault, whether or not it
+        left; one that answered SUCCESS but keeps its network too. Either way one that
+        has not left keeps its bench whitelist entry, the only one that can still reach it.
         """
         meter = self.world.meters[row.eui64]
         for attempt in range(1, DISCONNECT_ATTEMPTS + 1):
             name = "8.15" if attempt == 1 else f"8.15 (attempt {attempt})"
-            answered = request(name, "8.15", device=row.hex)[0] == "ok"
+            result = request(name, "8.15", device=row.hex)[0]
             left = run("HAN leave", lambda: self._wait_left(meter))[0] == "ok"
-            if left and not answered:
-                run(
-                    "divorce seen on the HAN",
-                    lambda: _response(
-                        self.services.record_divorce(
-                            self.user, row.hex, "the meter left its HAN; its CS02f answer was lost"
-                        )
-                    ),
+            lost = result.startswith(f"failed: {Reason.NO_RESPONSE}:")
+            sound = result == "ok" or lost
+            if left and result != "ok":
+                evidence = (
+                    "the meter left its HAN; its CS02f answer was lost"
+                    if lost
+                    else f"the meter left its HAN, although its CS02f answer was: {result}"
                 )
-            if left or answered:
-                return left
-        return False
+                run("divorce seen on the HAN", lambda why=evidence: self._divorce_seen(row, why))
+            if left or not lost:
+                return left, sound
+        return False, True
+
+    def _divorce_seen(self, row: ManifestRow, evidence: str) -> tuple[str, dict]:
+        return _response(self.services.record_divorce(self.user, row.hex, evidence))
 
     def _wait_joined(self, meter: MeterUnit, hub: Hub) -> tuple[str, dict]:
         ok = self.world.run_until(lambda: self.world.joined_to(meter) == hub.eui64, JOIN_WAIT)

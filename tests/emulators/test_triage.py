@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +21,35 @@ from emulators.bench import (
     split_conflicts,
     write_reports,
 )
+from emulators.device import Reply, asn1_reply
 from emulators.inventory import Inventory
 from emulators.mpxn import DummyRange, ProductionProvingPolicy, dummy_mpan, dummy_mprn
+from emulators.services import NOT_IN_LOG
 from emulators.triage import (
     BENCH_PLACE,
     CAPTURE_KEY,
     Bench,
     ManifestError,
     ManifestRow,
+    MeterReport,
     SimulatedCrash,
     demo_rows,
     parse_manifest_eui,
     read_manifest,
 )
+from gbcs import asn1
 from gbcs.catalogue import CATALOGUE
+from gbcs.credentials_uc import (
+    PROVIDE_CREDENTIAL_DETAILS,
+    CredentialDetails,
+    CredentialStatus,
+    RemotePartyDetails,
+)
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
+from gbcs.frame import CraFlag, decode_message
+from gbcs.joins import DisconnectResult, int_response
+from gbcs.testpki import RemotePartyRole
 
 STILL_JOINED_ESME = [
     "on bench",
@@ -1013,3 +1027,170 @@ def test_reports_are_written_whole_or_not_at_all(
     assert (tmp_path / "report.json").read_text(encoding="utf-8") == before
     ET.parse(tmp_path / "junit.xml")
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".gbcs-hil-")]
+
+
+# --- A meter's answers must bear out its verdict (audit 8, triage 1-3) ----------------------
+
+
+def _reconciliations(inventory: Inventory) -> list[str]:
+    return [str(e.detail) for e in inventory.audit_log() if e.kind == "reconciliation"]
+
+
+def test_a_cs02f_answer_whose_signature_does_not_verify_fails_the_meter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A meter whose DS key does not match its certificate: its signed CS02f answer is
+    refused. It left, so the SMI follows, but it does not PASS as if the answer were lost."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    meter = bench.world.meters[row.eui64].device
+    receive = meter.receive
+
+    def bad_signature(data: bytes, decoded: Any = None) -> bytes | None:
+        out = receive(data, decoded)
+        if out is not None and decode_message(out)[0].header.message_code == (
+            CATALOGUE.disconnect_code
+        ):
+            out = out[:-1] + bytes([out[-1] ^ 1])  # the signature's last byte
+        return out
+
+    monkeypatch.setattr(meter, "receive", bad_signature)
+    report = bench.triage(row)
+    results = [(s["use_case"], s["result"]) for s in report.steps]
+    said = (
+        "failed: DEVICE_FAILURE: its response was rejected "
+        "(VerificationError: signature does not verify)"
+    )
+    tail = results[results.index(("8.15", said)) :]
+    assert [u for u, _ in tail] == [
+        "8.15",
+        "HAN leave",
+        "divorce seen on the HAN",
+        "8.11 remove (bench CHF)",
+        "off bench",
+    ]
+    assert report.outcome == "FAIL"
+    assert _reconciliations(inventory) == [
+        f"the meter left its HAN, although its CS02f answer was: {said}"
+    ]
+    assert inventory.require(row.hex).smi_status.value == "pending"  # divorced all the same
+    inventory.close()
+
+
+def test_a_meter_that_answers_cs02f_with_a_failure_fails_and_is_not_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said OTHER_FAILURE: an answer, not a lost one. Whether it then leaves or not,
+    its answer contradicts or ends the divorce: FAIL, and no second 8.15."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    meter = bench.world.meters[row.eui64].device
+    handler = meter.handlers[CATALOGUE.disconnect_code]
+
+    def fail_but_leave(message: Any) -> Reply:
+        reply = handler(message)  # decides to leave
+        code = int(DisconnectResult.OTHER_FAILURE)
+        failure = asn1.encode(int_response("DisconnectFromHanResponse", code))
+        return Reply(failure, reply.after, reply.delay)
+
+    meter.handlers[CATALOGUE.disconnect_code] = fail_but_leave
+    report = bench.triage(row)
+    uses = [s["use_case"] for s in report.steps]
+    assert "8.15 (attempt 2)" not in uses
+    results = dict((s["use_case"], s["result"]) for s in report.steps)
+    assert results["8.15"] == "failed: DEVICE_FAILURE: meter answered OTHER_FAILURE"
+    assert results["divorce seen on the HAN"] == ALL_OK
+    assert report.outcome == "FAIL"
+    assert any("although its CS02f answer was" in r for r in _reconciliations(inventory))
+    inventory.close()
+
+
+def _unread_then(
+    tmp_path: Path, answers: Callable[[str], bool], *, removed_first: bool = False
+) -> tuple[MeterReport, Bench]:
+    """The demo's third meter (still joined to old CHF ...A2, as its first two are) while
+    that CHF's WAN is down for its SR 8.9; ``answers(step)`` says whether it is up for
+    each later step. The bench is on that premises' network by then (the previous
+    meter's 8.16), so the meter rejoins it late."""
+    policy = ProductionProvingPolicy()
+    rows = demo_rows(policy)[:3]
+    inventory = Inventory(tmp_path / DB_NAME)
+    bench = Bench(inventory, setup(inventory, rows, 1, policy), policy=policy)
+    old = bench.world.hubs[bytes.fromhex("00DB1234567890A2")].chf
+    wan_out = old.wan_out
+    for row in rows[:2]:
+        assert bench.triage(row).outcome == "PASS"
+    if removed_first:  # off the old whitelist already, still holding that HAN's network
+        removed = bench.services.submit(
+            bench.user, "8.11", chf="00DB1234567890A2", device=rows[2].hex, action="remove"
+        )
+        assert removed.ok
+
+    def progress(text: str) -> None:
+        old.wan_out = None if text.endswith(" 8.9") or not answers(text) else wan_out
+
+    bench.progress = progress
+    report = bench.triage(rows[2])
+    results = dict((s["use_case"], s["result"]) for s in report.steps)
+    assert results["8.9"].startswith("failed: NO_RESPONSE")
+    assert next(s for s in report.steps if s["use_case"] == "install-code join")["by"] == "rejoin"
+    return report, bench
+
+
+def test_a_meter_reached_although_its_old_chf_was_unread_comes_off_that_whitelist(
+    tmp_path: Path,
+) -> None:
+    """It rejoined late: it was still on that HAN and its whitelist. It passed without
+    coming off it, left in two CHF logs."""
+    report, bench = _unread_then(tmp_path, lambda step: True)
+    results = dict((s["use_case"], s["result"]) for s in report.steps)
+    assert results["8.11 remove (old CHF)"] == ALL_OK
+    assert (report.state_found, report.outcome) == ("still-joined", "PASS")
+    world = bench.world
+    assert world.logs_holding(world.meters[bytes.fromhex(report.eui64)]) == []
+    bench.inventory.close()
+
+
+def test_a_meter_not_confirmed_off_an_unread_old_chf_does_not_pass(tmp_path: Path) -> None:
+    report, bench = _unread_then(tmp_path, lambda step: not step.endswith("(old CHF)"))
+    results = dict((s["use_case"], s["result"]) for s in report.steps)
+    assert results["8.11 remove (old CHF)"].startswith("failed: NO_RESPONSE")
+    assert (report.state_found, report.outcome) == ("still-joined", "FAIL")
+    bench.inventory.close()
+
+
+def test_a_meter_the_old_chf_says_it_does_not_log_is_confirmed_off_it(tmp_path: Path) -> None:
+    """Unread old CHF, meter reached: the CHF answering 'not in my log' confirms it is off."""
+    report, bench = _unread_then(tmp_path, lambda step: True, removed_first=True)
+    results = dict((s["use_case"], s["result"]) for s in report.steps)
+    assert results["8.11 remove (old CHF)"] == f"failed: DEVICE_FAILURE: {NOT_IN_LOG}"
+    assert (report.state_found, report.outcome) == ("still-joined", "PASS")
+    bench.inventory.close()
+
+
+def test_a_meter_that_holds_no_network_operator_anchor_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said it holds none (CS02a trustAnchorNotFound): read, not 'not read', and a
+    meter that can be re-deployed in no region does not pass."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    meter = bench.world.meters[row.eui64].device
+    handler = meter.handlers[PROVIDE_CREDENTIAL_DETAILS]
+
+    def without_operator(message: Any) -> Reply:
+        details = CredentialDetails.from_payload(
+            asn1.decode(PROVIDE_CREDENTIAL_DETAILS, CraFlag.RESPONSE, handler(message).payload)
+        )
+        parties = tuple(
+            RemotePartyDetails(p.role, CredentialStatus.TRUST_ANCHOR_NOT_FOUND)
+            if p.role == RemotePartyRole.NETWORK_OPERATOR
+            else p
+            for p in details.parties
+        )
+        return asn1_reply(CredentialDetails(parties).to_payload())
+
+    meter.handlers[PROVIDE_CREDENTIAL_DETAILS] = without_operator
+    report = bench.triage(row)
+    read = next(s for s in report.steps if s["use_case"] == "6.24.1")
+    assert read["result"] == ALL_OK and read["data"]["network_operator"] is None
+    assert read["data"]["supplier"] is not None
+    assert (report.network_operator, report.outcome) == (None, "FAIL")
+    inventory.close()
