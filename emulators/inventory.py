@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
 
 __all__ = [
@@ -153,6 +154,17 @@ class SmiDevice:
     mpxns: tuple[str, ...]
 
 
+_STATUSES = frozenset(s.value for s in SmiStatus)
+
+
+def _hex_or_none(value: Any, digits: int) -> bool:
+    return value is None or (
+        isinstance(value, str)
+        and len(value) == digits
+        and all(c in "0123456789abcdefABCDEF" for c in value)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     seq: int
@@ -249,8 +261,28 @@ class Inventory:
         row = self._row(eui64)
         if row is None:
             return None
+        _, device_type, status, chf, install_code, network_operator = row
+        # Stored by the kit, so only a hand edit or a bad restore makes these wrong: named
+        # as damage rather than surfacing as a ValueError wherever the field is used.
+        damaged = None
+        if status not in _STATUSES:
+            damaged = f"SMI status {status!r}"
+        elif device_type not in DeviceType.__members__:
+            damaged = f"device type {device_type!r}"
+        elif not _hex_or_none(install_code, 32):
+            damaged = f"install code {install_code!r}"
+        elif not _hex_or_none(chf, 16):
+            damaged = f"CHF {chf!r}"
+        if damaged is not None:
+            raise InventoryError(f"{self.path}: device {eui64}: its {damaged} is damaged")
         return SmiDevice(
-            row[0], row[1], SmiStatus(row[2]), row[3], row[4], row[5], self.mpxns(eui64)
+            eui64,
+            device_type,
+            SmiStatus(status),
+            chf,
+            install_code,
+            network_operator,
+            self.mpxns(eui64),
         )
 
     def require(self, eui64: str) -> SmiDevice:

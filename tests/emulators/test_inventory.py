@@ -416,3 +416,24 @@ def test_a_database_that_cannot_be_opened_is_an_inventory_error(tmp_path: Path) 
     garbage.write_bytes(b"this is not SQLite" * 100)
     with pytest.raises(InventoryError, match="not a database"):
         Inventory(garbage)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "named"),
+    [
+        ("smi_status", "Pending", "SMI status 'Pending'"),
+        ("device_type", "EMSE", "device type 'EMSE'"),
+        ("install_code", "AB" * 15 + "AG", f"install code '{'AB' * 15}AG'"),
+        ("install_code", "AB", "install code 'AB'"),
+        ("chf", "00DB", "CHF '00DB'"),
+    ],
+)
+def test_a_damaged_device_row_is_named_as_damage(
+    inv: Inventory, column: str, value: str, named: str
+) -> None:
+    """Only a hand edit or a bad restore makes them so; they were ValueErrors (a traceback
+    and the exit status of a failed meter) wherever the field was used (audit 8, triage 4)."""
+    inv.add_device(METER, "ESME", install_code="AB" * 16)
+    inv.db.execute(f"UPDATE devices SET {column} = ? WHERE eui64 = ?", (value, METER))
+    with pytest.raises(InventoryError, match=f"device {METER}: its {named} is damaged"):
+        inv.require(METER)
