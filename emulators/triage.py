@@ -39,7 +39,7 @@ from emulators.zigbee.install_code import parse_install_code
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
 from gbcs.primitives import RESERVED_EUI64
-from gbcs.testpki import RemotePartyRole
+from gbcs.testpki import DEFAULT_ORGANISATIONS, RemotePartyRole
 
 __all__ = [
     "CAPTURE_KEY",
@@ -91,6 +91,13 @@ _EUI_SEPARATORS = re.compile(r"[\s:\-]")
 _HEADER_NAMES = frozenset({"eui64", "eui"})
 
 
+# The test PKI's remote parties (DCC users and the ACB): none of them is a device.
+_PARTIES = {
+    eui: f"{name} ({role.name.lower().replace('_', ' ')})"
+    for name, (eui, role) in DEFAULT_ORGANISATIONS.items()
+}
+
+
 def parse_manifest_eui(text: str, what: str = "EUI-64") -> bytes:
     """A device's EUI-64 from 16 hex digits (``:``, ``-`` or spaces between them allowed).
 
@@ -109,6 +116,9 @@ def parse_manifest_eui(text: str, what: str = "EUI-64") -> bytes:
     raw = bytes.fromhex(digits)
     if raw in RESERVED_EUI64:
         raise GbcsError(f"{what} {text!r} is {RESERVED_EUI64[raw]}, not a device's address")
+    party = _PARTIES.get(raw)
+    if party is not None:  # the emulated device would be given that party's keys
+        raise GbcsError(f"{what} {text!r} is the test PKI's {party}, not a device's address")
     return raw
 
 

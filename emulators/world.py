@@ -352,6 +352,15 @@ class World:
         the commands meant for it."""
         if eui in self.meters or eui in self.hubs:
             raise GbcsError(f"{eui.hex().upper()} is already in this world")
+        try:
+            party = self.pki.party(eui)
+        except GbcsError:
+            party = None
+        if party is not None and not party.is_device:  # it would be given the party's keys
+            raise GbcsError(
+                f"{eui.hex().upper()} is the test PKI's {party.name or 'remote party'} "
+                f"({party.role.name.lower().replace('_', ' ')}), not a device"
+            )
         for hub in self.hubs.values():
             if hub.gpf.eui64 == eui:
                 raise GbcsError(f"{eui.hex().upper()} is the GPF of hub {hub.eui64.hex().upper()}")

@@ -744,6 +744,10 @@ def test_a_manifest_that_is_not_utf8_is_refused_naming_file_and_line(tmp_path: P
         ("00DB00000000001", "has 15 hex digits; an EUI-64 has 16"),
         ("00DB0000000000011", "has 17 hex digits"),
         ("00DB00000000001G", "not hexadecimal"),
+        # A DCC party's: the emulated device would have been given its private keys.
+        ("90B3D51F30010000", "is the test PKI's supplier (supplier), not a device's"),
+        ("90B3D51F30000002", "is the test PKI's acb (access control broker), not a"),
+        ("90B3D51F30020001", "network_operator2 (network operator), not a device's"),
     ],
 )
 def test_manifest_eui64s_that_are_no_device_address(tmp_path: Path, eui: str, match: str) -> None:
@@ -755,7 +759,7 @@ def test_manifest_eui64s_that_are_no_device_address(tmp_path: Path, eui: str, ma
     rows, errors = read_manifest(write_manifest(tmp_path / "m.csv", lines))
     assert [r.line for r in rows] == [3]
     assert [e.split(":")[0] for e in errors] == ["line 1", "line 2"]
-    assert match in errors[0] and "EUI-64" in errors[0]
+    assert match in errors[0] and "EUI-64" in errors[0], errors
     assert match in errors[1] and "old CHF" in errors[1]
     assert parse_manifest_eui("00:DB:12:34:56:78:90:A0") == bytes.fromhex("00DB1234567890A0")
 

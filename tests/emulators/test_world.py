@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -58,6 +59,24 @@ def test_no_device_takes_a_gpfs_eui64() -> None:
     with pytest.raises(GbcsError, match="already in this world"):
         world.add_hub("elsewhere", bytes.fromhex("00DB12345678000F"))  # its GPF is HUB
     assert list(world.hubs) == [HUB] and "elsewhere" not in world.places
+
+
+@pytest.mark.parametrize(
+    ("eui", "party"),
+    [
+        ("90B3D51F30010000", "supplier (supplier)"),
+        ("90B3D51F30000002", "acb (access control broker)"),
+        ("90B3D51F30020000", "network_operator (network operator)"),
+    ],
+)
+def test_no_device_takes_a_remote_partys_eui64(eui: str, party: str) -> None:
+    """The device would have been given that party's private keys and certificates."""
+    world = World(1)
+    at = bytes.fromhex(eui)
+    _meter_refused(world, re.escape(f"{eui} is the test PKI's {party}, not a device"), eui=at)
+    with pytest.raises(GbcsError, match=re.escape(f"is the test PKI's {party}")):
+        world.add_hub("bench", at)
+    assert world.hubs == {} and world.places == {}
 
 
 @pytest.mark.parametrize(
