@@ -960,6 +960,22 @@ def single_frame(
     frame = component.frame
     if not isinstance(frame, ZclFrame):
         raise DecodeError(LAYER, "component", 0, f"{what} must be sent in clear, not encrypted")
+    if component.from_date_time is not None:
+        # Future dating (CRIB §5.3) is not something these views can carry out or echo:
+        # refused, not run at once with the date dropped.
+        raise DecodeError(
+            LAYER,
+            "from_date_time",
+            0,
+            f"{what} is not taken future-dated (from-date-time {component.from_date_time})",
+        )
+    if component.control != CONTROL_LAST:
+        raise DecodeError(
+            LAYER,
+            "control",
+            0,
+            f"{what} has component control 0x{component.control:02X}, not 0x{CONTROL_LAST:02X}",
+        )
     if frame.frame_control & ~FC_DISABLE_DEFAULT_RESPONSE != frame_control:
         raise DecodeError(
             LAYER,

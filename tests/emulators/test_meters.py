@@ -726,6 +726,20 @@ def test_cs11_with_a_malformed_payload_gets_a_zcl_default_response(
     assert [e.event for e in gsme.event_log] == ["joined HAN"]  # nothing cleared, nothing run
 
 
+def test_a_future_dated_cs11_is_refused_not_run_now(headend: HeadEnd, gsme: Gsme) -> None:
+    """A from-date-time the GSME cannot honour: it used to clear its log at once and
+    answer as if immediate, the date dropped (audit 8, codec 1)."""
+    gsme.log_event("joined HAN", "00DB1234567890A2")
+    frame = gbz.ZclFrame(0x01, 7, 0x01, b"\x03")
+    dated = gbz.GbzPayload.build([gbz.GbzComponent.build(0x0709, frame, 946771200)])
+    out = gsme.receive(headend.command(CLEAR_EVENT_LOG, dated.encode(), gsme.eui64).encode())
+    assert out is not None
+    answer = verified(headend, out)
+    assert answer.payload == bytes.fromhex("010901010709000508070B0180")  # malformed command
+    assert "not taken future-dated" in gsme.security_log[-1].detail
+    assert [e.event for e in gsme.event_log] == ["joined HAN"]  # nothing cleared, nothing run
+
+
 def test_a_gbz_command_with_no_plain_frame_is_not_answered(headend: HeadEnd, gsme: Gsme) -> None:
     """Nothing to answer with a Default Response: only the security log says why."""
     for payload in (b"\x01\x09\x00", bytes.fromhex("0109")):  # no component; truncated

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,7 +18,7 @@ from gbcs.events import (
     LogId,
 )
 from gbcs.frame import decode
-from gbcs.gbz import EncryptedFrame, GbzComponent, GbzPayload, ZclFrame
+from gbcs.gbz import CONTROL_LAST, EncryptedFrame, GbzComponent, GbzPayload, ZclFrame
 from gbcs.rtds import RtdsVector
 
 
@@ -88,6 +90,15 @@ def _plain(
         (_payload(_plain(body=b"")), "one byte, found 0"),
         (_payload(_plain(body=b"\x03\x00")), "one byte, found 2"),
         (_payload(_plain(body=b"\x08")), "LogID 8 is not one of 0-7"),
+        # Future-dated, or a reserved control bit: refused, not run now with them dropped.
+        (
+            _payload(GbzComponent.build(EVENTS_CLUSTER, ZclFrame(1, 0, 1, b"\x03"), 946771200)),
+            "not taken future-dated",
+        ),
+        (
+            GbzPayload((replace(_plain(), control=CONTROL_LAST | 0x04),), None, None),
+            "component control 0x05, not 0x01",
+        ),
         (
             _payload(
                 GbzComponent.build(
