@@ -141,10 +141,14 @@ def _load_public(
         if b"CERTIFICATE" in data:
             cert = x509.load_pem_x509_certificate(data)
             key = cert.public_key()
+            # cryptography parses these lazily: read now, a bad one is this file's error
+            # rather than a ValueError wherever the certificate is first looked into.
+            cert.extensions  # noqa: B018
+            cert.subject  # noqa: B018
         else:
             cert = None
             key = serialization.load_pem_public_key(data)
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, UnsupportedAlgorithm, x509.DuplicateExtension) as exc:
         raise GbcsError(f"{path}: not a PEM certificate or public key ({exc})") from None
     if not isinstance(key, ec.EllipticCurvePublicKey):
         raise GbcsError(f"{path}: not an elliptic-curve key")

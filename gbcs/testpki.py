@@ -189,6 +189,8 @@ def certificate_party(cert: x509.Certificate) -> tuple[bytes, RemotePartyRole | 
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         san = None
+    except (ValueError, x509.DuplicateExtension) as e:  # extensions are parsed lazily
+        raise DecodeError("certificate", "extensions", 0, f"cannot be read ({e})") from None
     if san is not None:
         for other in san.get_values_for_type(x509.OtherName):
             if other.type_id == HARDWARE_MODULE_NAME_OID:
