@@ -247,7 +247,9 @@ def cmd_encode(args: argparse.Namespace) -> int:
                 raise GbcsError("--sign/--mac need --keystore (or $GBCS_KEYSTORE)")
             if args.sign or (args.resign and message.is_signed):
                 message = security.sign(message)
-            if args.mac or (args.resign and message.mac is not None):
+            # A MAC covers the signature (CRIB §2.4, §3.3): signing a MAC'd message
+            # anew makes its old MAC wrong, so it is recomputed too.
+            if args.mac or ((args.resign or args.sign) and message.mac is not None):
                 message = security.add_mac(message)
         if args.no_mac:
             message = message.with_mac(None)
@@ -255,8 +257,30 @@ def cmd_encode(args: argparse.Namespace) -> int:
     except GbcsError as exc:
         print(f"gbcs-hil encode: {exc}", file=sys.stderr)
         return 1
+    unused = _unused_payload_hex(obj, message.payload)
+    if unused:
+        print(f"gbcs-hil encode: warning: {unused}", file=sys.stderr)
     print(wire.hex().upper())
     return 0
+
+
+def _unused_payload_hex(obj: Any, payload: bytes) -> str | None:
+    """What to say when ``payload_hex`` was given beside a ``payload`` tree (which wins)
+    and differs from it: an edit to the hex would otherwise be dropped without a word."""
+    if not isinstance(obj, dict) or obj.get("payload") is None:
+        return None
+    given = obj.get("payload_hex")
+    if given is None:
+        return None
+    try:
+        if bytes.fromhex(given) == payload:
+            return None
+    except (TypeError, ValueError):
+        pass  # not hex at all: differs too
+    return (
+        "$.payload_hex differs from the encoded $.payload tree and was not used "
+        "(the tree wins; set $.payload to null to send $.payload_hex)"
+    )
 
 
 def cmd_example(args: argparse.Namespace) -> int:

@@ -80,6 +80,31 @@ def test_edit_and_encode_resigns(
     assert result["payload"]["value"]["deviceId"] == "00DB1234567890A1"
     code, _, err = run(["encode", "--resign", "-"], capsys, text, monkeypatch)
     assert code == 1 and "--keystore" in err
+    # --sign on a MAC'd message recomputes the MAC that covers the new signature: it kept
+    # the old one, which could not verify (audit 8, codec 4).
+    code, out, _ = run(
+        ["encode", "--keystore", str(keys), "--sign", "-"], capsys, text, monkeypatch
+    )
+    assert code == 0
+    _, checked, _ = run(["decode", "--keystore", str(keys), "--json", out.strip()], capsys)
+    assert (json.loads(checked)["mac"], json.loads(checked)["signature"]) == ("valid", "valid")
+
+
+def test_a_payload_hex_edit_beside_a_tree_is_not_dropped_without_a_word(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tree wins (the documented way to edit), but a payload_hex that no longer
+    matches it is named on stderr rather than silently unused (audit 8, codec 3)."""
+    _, wire = _example(tmp_path, capsys)
+    obj = _decoded_json(wire, capsys)
+    code, out, err = _encode(obj, capsys, monkeypatch)
+    assert (code, out.strip(), err) == (0, wire, "")  # untouched: nothing to say
+    edited = {**obj, "payload_hex": obj["payload_hex"][:-2] + "00"}
+    code, out, err = _encode(edited, capsys, monkeypatch)
+    assert code == 0 and out.strip() == wire  # the tree's payload went out
+    assert "warning: $.payload_hex differs from the encoded $.payload tree" in err
+    code, out, err = _encode({**edited, "payload": None}, capsys, monkeypatch)
+    assert code == 0 and err == "" and out.strip() != wire  # the hex, verbatim
 
 
 def test_malformed_inputs_report_and_exit_nonzero(
