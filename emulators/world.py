@@ -249,12 +249,12 @@ class World:
     def _credentials(
         self, eui: bytes, name: str, given: DeviceCredentials | None = None
     ) -> DeviceCredentials:
+        """The device's credentials: given, the test PKI's for its EUI-64, or generated.
+        Nothing is trusted yet (:meth:`_trust`, once the device is made): a device
+        refused on the way must leave no keys behind at the head end."""
         if given is not None:
             if given.eui64 != eui:
                 raise GbcsError(f"credentials are for {given.eui64.hex().upper()}, not {eui.hex()}")
-            self.headend.trust_device(
-                eui, given.public_point(KeyUsage.KA), given.public_point(KeyUsage.DS)
-            )
             return given
         try:
             party = self.pki.party(eui)
@@ -262,11 +262,22 @@ class World:
             party = None
         if party is not None:
             return DeviceCredentials.from_party(party)
-        credentials = DeviceCredentials.generate(eui, self.seed)
-        self.headend.trust_device(
-            eui, credentials.public_point(KeyUsage.KA), credentials.public_point(KeyUsage.DS)
-        )
-        return credentials
+        return DeviceCredentials.generate(eui, self.seed)
+
+    def _trust(self, *devices: DeviceCredentials) -> None:
+        """The head end holds the public keys of devices the test PKI did not certify (it
+        knows those already), as the DCC holds every device's certificates."""
+        for credentials in devices:
+            try:
+                self.pki.party(credentials.eui64)
+                continue
+            except GbcsError:
+                pass
+            self.headend.trust_device(
+                credentials.eui64,
+                credentials.public_point(KeyUsage.KA),
+                credentials.public_point(KeyUsage.DS),
+            )
 
     def _certificates(self, eui: bytes, credentials: DeviceCredentials) -> dict[KeyUsage, bytes]:
         """A meter's DER certificates when the test PKI certified its key pairs (CS02e)."""
@@ -315,14 +326,9 @@ class World:
         # its credentials exist, and a zigpy radio would raise zigpy's own error.
         check_network(channel, pan_id, epid, key)
         given = credentials or (None, None)
-        chf = CommsHub(
-            self._credentials(eui, name, given[0]),
-            self.anchors,
-            self.clock,
-            extended_pan_id=epid,
-            name=name,
-        )
-        gpf = Gpf(self._credentials(gpf_eui, f"{name} GPF", given[1]), self.anchors, self.clock)
+        own = self._credentials(eui, name, given[0]), self._credentials(gpf_eui, name, given[1])
+        chf = CommsHub(own[0], self.anchors, self.clock, extended_pan_id=epid, name=name)
+        gpf = Gpf(own[1], self.anchors, self.clock)
         node = self.hub_radio(self.clock, eui, name or eui.hex().upper())
         node.trace = self.trace
         created = place not in self.places
@@ -341,6 +347,7 @@ class World:
         chf.on_network_change = node.adopt_extended_pan_id
         chf.local[gpf.eui64] = gpf
         gpf.on_alert = chf.wan_to
+        self._trust(*own)
         self.headend.connect(chf)
         hub = Hub(chf, gpf, node, place)
         self.hubs[eui] = hub
@@ -445,6 +452,7 @@ class World:
         node.on_gbcs = on_gbcs
         node.on_state = on_state
         node.on_left = lambda trust_centre: device.log_event("left HAN", trust_centre.hex().upper())
+        self._trust(own)
         if place is not None:
             node.place(self.place(place))
         if power:

@@ -133,3 +133,41 @@ def test_channels_may_come_from_any_iterable() -> None:
     world = World(1)
     unit = world.add_meter(None, "esme", channels=(c for c in (15, 20)))  # type: ignore[arg-type]
     assert unit.node.channels == (15, 20)
+
+
+def test_a_device_refused_late_leaves_no_keys_at_the_head_end() -> None:
+    """Its keys were trusted before the device was made: a meter refused for its install
+    code, or a hub whose radio would not form, left the head end trusting a device that
+    does not exist (audit 8, codec 5)."""
+    world = World(1)
+    meter = bytes.fromhex("00DB1234567800F1")
+    _meter_refused(world, "a GBCS install code is 16 bytes", eui=meter, install_code=b"\x01" * 18)
+    with pytest.raises(KeyNotFoundError):
+        world.headend.keystore.public_key(meter, KeyUsage.KA)
+
+    class Dead(Exception):
+        pass
+
+    make = world.hub_radio
+
+    def radio(clock: Any, eui: bytes, name: str) -> Any:
+        node = make(clock, eui, name)
+
+        def form(*args: Any) -> None:
+            raise Dead("the radio did not come up")
+
+        node.form = form  # type: ignore[method-assign]
+        return node
+
+    world.hub_radio = radio
+    with pytest.raises(Dead):
+        world.add_hub("bench", HUB)
+    for eui in (HUB, bytes.fromhex("00DB123456780011")):  # the hub and its GPF
+        with pytest.raises(KeyNotFoundError):
+            world.headend.keystore.public_key(eui, KeyUsage.KA)
+    world.hub_radio = make
+    hub = world.add_hub("bench", HUB)  # made, its keys are trusted
+    assert world.headend.keystore.public_key(HUB, KeyUsage.KA) is not None
+    unit = world.add_meter("bench", "esme", meter)
+    assert world.headend.keystore.public_key(unit.eui64, KeyUsage.KA) is not None
+    assert hub.gpf.eui64 == bytes.fromhex("00DB123456780011")
