@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from gbcs.rtds import RtdsVector, find_rtds, load_corpus
 
@@ -37,3 +42,22 @@ def corpus() -> list[RtdsVector]:
     if not CORPUS:
         pytest.skip(SKIP_REASON)
     return CORPUS
+
+
+def self_signed_p256(name: str, *extensions: tuple[x509.ExtensionType, bool]) -> bytes:
+    """DER of a throwaway self-signed P-256 certificate with ``(extension, critical)``s:
+    for tests of certificates a device or key store must refuse."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)

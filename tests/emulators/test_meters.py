@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 
 from emulators.device import AFTER_RESPONSE_DELAY
 from emulators.headend import HeadEnd
@@ -57,6 +56,7 @@ from gbcs.reads import (
 )
 from gbcs.rtds import RtdsVector
 from gbcs.testpki import TestPki
+from tests.conftest import self_signed_p256
 from tests.emulators.conftest import INSTALL_CODE, FakeHan, executed, verified
 
 PARTNERS = [bytes.fromhex(f"00DB12345678C0{i:02X}") for i in range(8)]
@@ -244,21 +244,8 @@ def _with_version(der: bytes, version: int) -> bytes:
 
 def _dual_use_certificate() -> bytes:
     """A P-256 certificate for both signing and key agreement: not a key-agreement one."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "dual use")])
     usage = x509.KeyUsage(True, False, False, False, True, False, False, False, False)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-        .not_valid_after(dt.datetime(2040, 1, 1, tzinfo=dt.UTC))
-        .add_extension(usage, critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
+    return self_signed_p256("dual use", (usage, True))
 
 
 @pytest.mark.parametrize(

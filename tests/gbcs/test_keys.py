@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import threading
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from gbcs.errors import DecodeError, GbcsError
 from gbcs.keys import FileKeyStore, KeyUsage, MemoryKeyStore
 from gbcs.testpki import certificate_party
+from tests.conftest import self_signed_p256
 
 PARTY = bytes.fromhex("00DB123456789001")
 # sect163k1 (1.3.132.0.1): parses as PEM, but OpenSSL 3 refuses the curve with
@@ -89,22 +88,11 @@ def test_memory_keystore_refuses_other_curves(curve: ec.EllipticCurve) -> None:
 def _duplicate_extension_certificate() -> x509.Certificate:
     """A P-256 certificate that loads, whose extensions do not parse (two SANs):
     cryptography only finds out when they are first read."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
-    now = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("a")]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier(b"\x01" * 8), critical=False)
-        .sign(key, hashes.SHA256())
+    der = self_signed_p256(
+        "x",
+        (x509.SubjectAlternativeName([x509.DNSName("a")]), False),
+        (x509.SubjectKeyIdentifier(b"\x01" * 8), False),
     )
-    der = cert.public_bytes(serialization.Encoding.DER)
     bad = der.replace(bytes.fromhex("0603551d0e"), bytes.fromhex("0603551d11"), 1)
     assert bad != der
     return x509.load_der_x509_certificate(bad)
