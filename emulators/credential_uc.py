@@ -80,6 +80,7 @@ from gbcs.credentials_uc import (
     UpdateOutcome,
     UpdateSecurityCredentials,
 )
+from gbcs.errors import GbcsError
 from gbcs.frame import GbcsMessage
 from gbcs.keys import KeyUsage
 from gbcs.testpki import RemotePartyRole, certificate_party
@@ -238,6 +239,19 @@ def usable_certificate(der: bytes, usage: KeyUsage) -> x509.Certificate | None:
     if (key_usage.digital_signature, key_usage.key_agreement) != wanted:
         return None
     return cert
+
+
+def device_certificate_owner(der: bytes, usage: KeyUsage) -> bytes | None:
+    """The EUI-64 a usable ``usage`` device certificate names (hwModuleName); None when
+    ``der`` is no such certificate (unreadable, another usage, an organisation's)."""
+    cert = usable_certificate(der, usage)
+    if cert is None:
+        return None
+    try:
+        owner, role = certificate_party(cert)
+    except GbcsError:
+        return None
+    return owner if role is None else None
 
 
 def _certificate_key(

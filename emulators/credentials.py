@@ -235,6 +235,11 @@ class TrustAnchors:
                 raise GbcsError(f"{name}: {e}") from None
             if anchor.role is not role:
                 raise GbcsError(f"{name}: the trust anchor has role {anchor.role.name.lower()}")
+            other = next((k for k, a in held.items() if a.party_id == anchor.party_id), None)
+            if other is not None:  # CS02b never makes one: only the first would be found
+                raise GbcsError(
+                    f"{name}: party {anchor.party_id.hex().upper()} is already the {other} anchor"
+                )
             held[name] = anchor
         return cls(**held)
 

@@ -455,7 +455,10 @@ class GbcsDevice:
 
 def _saved_log(saved: SavedState, key: str) -> list[LogEvent]:
     path = saved.path(key)
-    return [LogEvent.from_json(e, f"{path}[{i}]") for i, e in enumerate(saved.array(key))]
+    entries = saved.array(key)
+    if len(entries) > SECURITY_LOG_LIMIT:  # the next entry would drop the surplus unsaid
+        raise GbcsError(f"{path} holds {len(entries)} entries; a device keeps {SECURITY_LOG_LIMIT}")
+    return [LogEvent.from_json(e, f"{path}[{i}]") for i, e in enumerate(entries)]
 
 
 def saved_credentials(saved: SavedState) -> DeviceCredentials:

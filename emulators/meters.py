@@ -22,8 +22,8 @@ from emulators.credential_uc import (
     UpdatePlan,
     authorise_update,
     credential_details,
+    device_certificate_owner,
     plan_update,
-    usable_certificate,
 )
 from emulators.credentials import DeviceCredentials, TrustAnchors
 from emulators.device import (
@@ -99,24 +99,54 @@ PARTNER_CAPACITY = 5  # a meter's HAN partner log (GSME/PPMID/HCALCS/IHD) is sma
 # Anything else with method B, or those with a certificate-based method, is the wrong
 # role (RTDS CS03B ERROR: a PPMID by method B answers invalidJoinMethodAndRole).
 METHOD_B_TYPES = frozenset({int(DeviceType.GPF), int(DeviceType.TYPE2)})
+# A meter's HAN partners: the devices that work with a meter (its GPF, PPMID, HCALCS, a
+# Type 2 device), not the hub's CHF nor another meter (the GPF refuses those alike).
+PARTNER_TYPES = frozenset(
+    int(t) for t in (DeviceType.GPF, DeviceType.HCALCS, DeviceType.PPMID, DeviceType.TYPE2)
+)
+# CS03A2 (0x00AB) is the non-meter side of a method-A join (CRIB §7; in the RTDS it goes to
+# the PPMID and HCALCS only): a meter takes the meter side, CS03A1 (0x000D).
+NON_METER_SIDE_JOIN = 0x00AB
 # CS03 message codes and the join methods each may carry (GBCS 13.3.x).
 JOIN_CODES: dict[int, frozenset[int]] = {
     0x000D: frozenset({JoinMethod.METHOD_A_INITIATOR, JoinMethod.METHOD_A_RESPONDER}),
-    0x00AB: frozenset({JoinMethod.METHOD_A_INITIATOR, JoinMethod.METHOD_A_RESPONDER}),
+    NON_METER_SIDE_JOIN: frozenset(),
     0x000E: frozenset({JoinMethod.METHOD_B}),
     0x00AF: frozenset({JoinMethod.METHOD_C}),
 }
 _JOIN_METHODS = frozenset(int(m) for m in JoinMethod)
 _DEVICE_TYPES = frozenset(int(t) for t in DeviceType)
 UNJOIN_CODES = (0x000F, 0x0010)
+CS04B = 0x0010  # unjoins a method-B partner only: CS04AC, critical, unjoins the others
 CREDENTIAL_DETAILS_WITH_LOAD_CONTROLLER = 0x011B
 READ_JOIN_DETAILS = 0x0013
 
 
 def _is_key_agreement_certificate(der: bytes | None) -> bool:
     """Whether a CS03C certificate can serve the key establishment method C exists for:
-    X.509 with a P-256 key for key agreement only, as in both RTDS method-C joins."""
-    return der is not None and usable_certificate(der, KeyUsage.KA) is not None
+    a device's X.509 certificate with a P-256 key for key agreement only, as in both RTDS
+    method-C joins (an organisation's certificate is no HAN device's). Not that it names
+    the partner: one RTDS CS03C carries another device's."""
+    return der is not None and device_certificate_owner(der, KeyUsage.KA) is not None
+
+
+def _own_certificates(
+    certificates: Mapping[KeyUsage, bytes], eui64: bytes, where: str
+) -> dict[KeyUsage, bytes]:
+    """A meter's own certificates, as CS02e returns them: its KA and DS device
+    certificates, each naming this meter (GbcsError naming the bad one otherwise)."""
+    out: dict[KeyUsage, bytes] = {}
+    for usage, der in certificates.items():
+        if usage not in (KeyUsage.KA, KeyUsage.DS):
+            raise GbcsError(f"{where}: a meter holds KA and DS certificates, not {usage.value}")
+        owner = device_certificate_owner(der, usage)
+        if owner != eui64:
+            whose = "no usable device certificate" if owner is None else owner.hex().upper()
+            raise GbcsError(
+                f"{where}[{usage.value}] is not this meter's {usage.name} certificate ({whose})"
+            )
+        out[usage] = der
+    return out
 
 
 class Meter(GbcsDevice):
@@ -151,7 +181,7 @@ class Meter(GbcsDevice):
         self.firmware_version = firmware_version
         self.partners: dict[bytes, int] = {}
         self.leaving = False  # a CS02f answered SUCCESS, the network not forgotten yet
-        self.certificates: dict[KeyUsage, bytes] = dict(certificates or {})
+        self.certificates = _own_certificates(certificates or {}, self.eui64, "certificates")
         for code in JOIN_CODES:
             self.handlers[code] = self._join
         for code in UNJOIN_CODES:
@@ -177,7 +207,7 @@ class Meter(GbcsDevice):
             code = JoinResult.INVALID_MESSAGE_CODE_FOR_JOIN_METHOD
         elif (command.method == JoinMethod.METHOD_B) != (
             command.other_device_type in METHOD_B_TYPES
-        ):
+        ) or command.other_device_type not in PARTNER_TYPES:
             code = JoinResult.INVALID_JOIN_METHOD_AND_ROLE
         elif command.method == JoinMethod.METHOD_C and not _is_key_agreement_certificate(
             command.other_device_ka_certificate
@@ -199,9 +229,19 @@ class Meter(GbcsDevice):
 
     def _unjoin(self, message: GbcsMessage) -> Reply:
         device = UnjoinDevice.from_payload(self.asn1_payload(message)).device_id
-        if self.partners.pop(device, None) is None:
+        kind = self.partners.get(device)
+        by_b = message.header.other_information.message_code == CS04B
+        if kind is None:
             code = UnjoinResult.NOT_IN_DEVICE_LOG
+        elif by_b != (kind in METHOD_B_TYPES):
+            # CS04B is not critical: it unjoins only what method B joined. A partner joined
+            # by a critical CS03A/CS03C comes off only by the critical CS04AC, else CS04B
+            # would bypass that signature (a network operator could send it).
+            code = UnjoinResult.OTHER_FAILURE
+            which = "CS04B unjoins only GPF and Type 2" if by_b else "CS04AC unjoins no method-B"
+            self.log_security("unjoin refused", f"{device.hex().upper()}: {which} partners")
         else:
+            del self.partners[device]
             code = UnjoinResult.SUCCESS
             self.log_event("partner unjoined", device.hex().upper())
         return asn1_reply(
@@ -330,6 +370,9 @@ class Meter(GbcsDevice):
         firmware_version = saved.octets("firmware_version")
         top = max(_DEVICE_TYPES)  # a GBCS device type (CRIB §5.2), as a join admits
         partners = {k: saved_int(v, where, 0, top) for k, where, v in saved.table("partners")}
+        for (_, where, _), kind in zip(saved.table("partners"), partners.values(), strict=True):
+            if kind not in PARTNER_TYPES:
+                raise GbcsError(f"{where}: a meter takes no device of type {kind} as a partner")
         if len(partners) > PARTNER_CAPACITY or self.eui64 in partners:
             raise GbcsError(f"partners: at most {PARTNER_CAPACITY} devices, never the meter itself")
         leaving = saved.flag("leaving")
@@ -342,6 +385,7 @@ class Meter(GbcsDevice):
                 except ValueError:
                     raise GbcsError(f"{held.where} has unknown key usage {usage!r}") from None
                 certificates[key] = saved_hex(der, held.path(usage))
+            certificates = _own_certificates(certificates, self.eui64, held.where)
         self.load_gbcs_state(obj)
         self.firmware_version = firmware_version
         self.partners = partners

@@ -360,3 +360,16 @@ def test_anchors_from_the_rtds_certificates_report_the_rtds_key_identifiers(
         assert anchor.ds_ski != point_key_identifier(anchor.ds_public)  # not the kit's rule
         # Saved and loaded, the identifiers stay.
         assert TrustAnchor.from_json(anchor.to_json()) == anchor
+
+
+def test_saved_anchors_name_three_parties(pki: TestPki) -> None:
+    """Two roles on one party ID: only the first is ever found, and CS02a reports one
+    identity twice. CS02b never makes such a state; loading one is refused (audit 8,
+    meters L5)."""
+    saved = TrustAnchors.from_pki(pki).to_json()
+    saved["network_operator"] = {
+        **saved["network_operator"],
+        "party_id": saved["supplier"]["party_id"],
+    }
+    with pytest.raises(GbcsError, match="network_operator: party 90B3D51F30010000 is already"):
+        TrustAnchors.from_json(saved)

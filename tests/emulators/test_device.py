@@ -28,6 +28,7 @@ from emulators.headend import FIRST_COUNTER, HeadEnd
 from emulators.meters import Esme
 from gbcs import asn1, dlms
 from gbcs.dlms import AccessKind, AccessResponse
+from gbcs.errors import GbcsError
 from gbcs.frame import CraFlag, decode_message, new_command
 from gbcs.joins import (
     DisconnectFromHan,
@@ -50,7 +51,7 @@ def cs07_payload() -> bytes:
     return asn1.encode(JoinDetails.COMMAND)
 
 
-def join_payload(device: bytes, device_type: int = 0) -> bytes:
+def join_payload(device: bytes, device_type: int = 5) -> bytes:  # a PPMID
     return asn1.encode(JoinDevice(JoinMethod.METHOD_A_INITIATOR, device, device_type).to_payload())
 
 
@@ -127,7 +128,7 @@ def test_critical_command_response_is_signed(
     assert parse_int_response(
         asn1.decode(CS03A1, CraFlag.RESPONSE, response.payload), "JoinDeviceResponse"
     ) == (JoinResult.SUCCESS)
-    assert esme.partners == {eui("gsme"): 0}
+    assert esme.partners == {eui("gsme"): 5}
 
 
 def test_command_from_network_operator_and_acb_are_accepted(
@@ -389,6 +390,20 @@ def test_security_log_is_bounded(esme: Esme) -> None:
     for _ in range(SECURITY_LOG_LIMIT + 10):
         esme.receive(b"\x00")
     assert len(esme.security_log) == SECURITY_LOG_LIMIT
+
+
+@pytest.mark.parametrize("key", ["security_log", "event_log"])
+def test_a_saved_log_longer_than_a_device_keeps_is_refused(esme: Esme, key: str) -> None:
+    """The next entry would have dropped the surplus without a word (audit 8, meters L5)."""
+    state = esme.state()
+    entry = {"time": 0.0, "event": "x", "detail": ""}
+    state[key] = [entry] * (SECURITY_LOG_LIMIT + 1)
+    before = esme.state()
+    with pytest.raises(GbcsError, match=f"{key} holds 101 entries; a device keeps 100"):
+        esme.load_state(state)
+    assert esme.state() == before
+    state[key] = [entry] * SECURITY_LOG_LIMIT
+    esme.load_state(state)
 
 
 @settings(

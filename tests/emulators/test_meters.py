@@ -44,6 +44,7 @@ from gbcs.joins import (
     UnjoinResult,
     parse_int_response,
 )
+from gbcs.keys import KeyUsage
 from gbcs.primitives import utc_to_gbz
 from gbcs.reads import (
     EsmeIdentity,
@@ -114,7 +115,7 @@ def bench(esme: Esme, headend: HeadEnd, fake_han: FakeHan) -> Bench:
     return Bench(headend, esme)
 
 
-def join_a(device: bytes, device_type: int = 0) -> JoinDevice:
+def join_a(device: bytes, device_type: int = DeviceType.PPMID) -> JoinDevice:
     return JoinDevice(JoinMethod.METHOD_A_INITIATOR, device, device_type)
 
 
@@ -140,7 +141,6 @@ def test_meter_kinds(esme: Esme, gsme: Gsme) -> None:
     [
         (0x000D, JoinMethod.METHOD_A_INITIATOR),
         (0x000D, JoinMethod.METHOD_A_RESPONDER),
-        (0x00AB, JoinMethod.METHOD_A_RESPONDER),
         (0x000E, JoinMethod.METHOD_B),
     ],
 )
@@ -249,7 +249,8 @@ def _dual_use_certificate() -> bytes:
 
 
 @pytest.mark.parametrize(
-    "certificate", ["not x509", "signing", "truncated", "bad version", "signing and KA"]
+    "certificate",
+    ["not x509", "signing", "truncated", "bad version", "signing and KA", "organisation"],
 )
 def test_join_method_c_needs_a_key_agreement_certificate(
     bench: Bench, esme: Esme, pki: TestPki, certificate: str
@@ -264,6 +265,8 @@ def test_join_method_c_needs_a_key_agreement_certificate(
         # X.509 version field 5: cryptography raises InvalidVersion, which is no ValueError
         "bad version": _with_version(gsme.ka_cert.public_bytes(serialization.Encoding.DER), 5),
         "signing and KA": _dual_use_certificate(),
+        # The supplier's KA certificate: no HAN device's (audit 8, meters L3).
+        "organisation": pki.party("supplier").ka_cert.public_bytes(serialization.Encoding.DER),
     }[certificate]
     command = JoinDevice(JoinMethod.METHOD_C, PARTNERS[0], 5, der)
     if certificate == "truncated":  # not even one TLV: the payload itself is refused
@@ -272,6 +275,35 @@ def test_join_method_c_needs_a_key_agreement_certificate(
     else:
         assert bench.join(0x00AF, command) == JoinResult.INVALID_OR_MISSING_CERTIFICATE
     assert esme.partners == {}
+
+
+@pytest.mark.parametrize(
+    ("certificates", "match"),
+    [
+        ({"ka": "00"}, r"certificates\[ka\] is not this meter's KA certificate \(no usable"),
+        ({"ds": "KA"}, r"certificates\[ds\] is not this meter's DS certificate \(no usable"),
+        ({"ka": "GSME-KA"}, r"KA certificate \(00DB1234567890A1\)"),
+        ({"pp-ka": "KA"}, "a meter holds KA and DS certificates, not pp-ka"),
+    ],
+)
+def test_a_meter_holds_only_its_own_certificates(
+    esme: Esme, pki: TestPki, make_esme: Callable[..., Esme], certificates: dict, match: str
+) -> None:
+    """Anything else was taken, and CS02e then failed blaming the command's payload, no
+    answer sent (audit 8, meters M2)."""
+    der = {
+        "KA": pki.party("esme").ka_cert.public_bytes(serialization.Encoding.DER),
+        "GSME-KA": pki.party("gsme").ka_cert.public_bytes(serialization.Encoding.DER),
+    }
+    given = {k: der[v].hex() if v in der else v for k, v in certificates.items()}
+    state = esme.state()
+    state["certificates"] = given
+    before = esme.state()
+    with pytest.raises(GbcsError, match=match):
+        esme.load_state(state)
+    assert esme.state() == before
+    with pytest.raises(GbcsError, match=match):
+        make_esme(certificates={KeyUsage(k): bytes.fromhex(v) for k, v in given.items()})
 
 
 def test_load_state_refuses_a_partner_of_no_gbcs_device_type(esme: Esme) -> None:
@@ -284,14 +316,14 @@ def test_load_state_refuses_a_partner_of_no_gbcs_device_type(esme: Esme) -> None
 
 
 def test_join_incompatible_with_existing_entry(bench: Bench, esme: Esme) -> None:
-    assert bench.join(0x000D, join_a(PARTNERS[0], 0)) == JoinResult.SUCCESS
+    assert bench.join(0x000D, join_a(PARTNERS[0], 4)) == JoinResult.SUCCESS
     assert bench.join(0x000D, join_a(PARTNERS[0], 5)) == JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY
-    assert esme.partners == {PARTNERS[0]: 0}
-    assert bench.join(0x000D, join_a(PARTNERS[0], 0)) == JoinResult.SUCCESS  # same type again
+    assert esme.partners == {PARTNERS[0]: 4}
+    assert bench.join(0x000D, join_a(PARTNERS[0], 4)) == JoinResult.SUCCESS  # same type again
 
 
 def test_join_with_itself_is_incompatible(bench: Bench, esme: Esme) -> None:
-    assert bench.join(0x000D, join_a(esme.eui64, 1)) == JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY
+    assert bench.join(0x000D, join_a(esme.eui64)) == JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY
     assert esme.partners == {}
 
 
@@ -309,7 +341,7 @@ def test_join_critical_codes_must_be_signed(esme: Esme, headend: HeadEnd) -> Non
     unsigned = headend.command(0x000D, payload, esme.eui64, sign=False)
     assert esme.receive(unsigned.encode()) is None
     assert esme.partners == {}
-    method_b = asn1.encode(JoinDevice(JoinMethod.METHOD_B, PARTNERS[0], 0).to_payload())
+    method_b = asn1.encode(JoinDevice(JoinMethod.METHOD_B, PARTNERS[0], 3).to_payload())
     assert esme.receive(headend.command(0x000E, method_b, esme.eui64).encode()) is not None
 
 
@@ -318,7 +350,11 @@ def test_join_critical_codes_must_be_signed(esme: Esme, headend: HeadEnd) -> Non
 
 @pytest.mark.parametrize("code", [0x000F, 0x0010])
 def test_unjoin(bench: Bench, esme: Esme, code: int) -> None:
-    bench.join(0x000D, join_a(PARTNERS[0]))
+    """CS04AC unjoins what method A or C joined, CS04B what method B joined."""
+    if code == 0x0010:
+        bench.join(0x000E, JoinDevice(JoinMethod.METHOD_B, PARTNERS[0], DeviceType.TYPE2))
+    else:
+        bench.join(0x000D, join_a(PARTNERS[0]))
     bench.join(0x000D, join_a(PARTNERS[1], 5))
     assert bench.unjoin(code, PARTNERS[0]) == UnjoinResult.SUCCESS
     assert esme.partners == {PARTNERS[1]: 5}
@@ -328,6 +364,46 @@ def test_unjoin(bench: Bench, esme: Esme, code: int) -> None:
     assert bench.unjoin(code, PARTNERS[0]) == UnjoinResult.NOT_IN_DEVICE_LOG
     assert esme.partners == {PARTNERS[1]: 5}
     assert executed(esme) == ran  # refused: not logged as executed
+
+
+def test_cs04b_unjoins_only_what_method_b_joined(bench: Bench, esme: Esme) -> None:
+    """A PPMID joined by the critical, signed CS03C/CS03A came off by an unsigned CS04B
+    (which any anchor, the network operator too, may send): a bypass of CS04AC's
+    signature. Each unjoin now takes only its own method's partners (audit 8, meters M1)."""
+    bench.join(0x000D, join_a(PARTNERS[0]))  # a PPMID, method A
+    bench.join(0x000E, JoinDevice(JoinMethod.METHOD_B, PARTNERS[1], DeviceType.TYPE2))
+    ran = executed(esme)
+    assert bench.unjoin(0x0010, PARTNERS[0]) == UnjoinResult.OTHER_FAILURE
+    assert bench.unjoin(0x000F, PARTNERS[1]) == UnjoinResult.OTHER_FAILURE
+    assert esme.partners == {PARTNERS[0]: DeviceType.PPMID, PARTNERS[1]: DeviceType.TYPE2}
+    assert executed(esme) == ran
+    assert [e.event for e in esme.security_log[-2:]] == ["unjoin refused"] * 2
+    assert bench.unjoin(0x000F, PARTNERS[0]) == UnjoinResult.SUCCESS
+    assert bench.unjoin(0x0010, PARTNERS[1]) == UnjoinResult.SUCCESS
+    assert esme.partners == {}
+
+
+@pytest.mark.parametrize("kind", [DeviceType.CHF, DeviceType.ESME, DeviceType.GSME])
+def test_a_meter_takes_no_hub_function_or_meter_as_partner(
+    bench: Bench, esme: Esme, kind: DeviceType
+) -> None:
+    """Its partners work with a meter (GPF, PPMID, HCALCS, Type 2); the GPF refuses a
+    CHF entry alike (audit 8, meters L2)."""
+    assert bench.join(0x000D, join_a(PARTNERS[0], kind)) == (
+        JoinResult.INVALID_JOIN_METHOD_AND_ROLE
+    )
+    assert esme.partners == {} and executed(esme) == []
+
+
+@pytest.mark.parametrize("method", [JoinMethod.METHOD_A_INITIATOR, JoinMethod.METHOD_A_RESPONDER])
+def test_the_non_meter_side_join_code_is_not_a_meters(
+    bench: Bench, esme: Esme, method: JoinMethod
+) -> None:
+    """CS03A2 (0x00AB) is sent to the PPMID or HCALCS, the non-meter side (CRIB §7)."""
+    assert bench.join(0x00AB, JoinDevice(method, PARTNERS[0], DeviceType.PPMID)) == (
+        JoinResult.INVALID_MESSAGE_CODE_FOR_JOIN_METHOD
+    )
+    assert esme.partners == {}
 
 
 def test_unjoin_not_in_log(bench: Bench, esme: Esme) -> None:
@@ -746,11 +822,11 @@ def test_cs11_is_not_an_esme_use_case(headend: HeadEnd, esme: Esme) -> None:
 
 def test_state_round_trip(bench: Bench, esme: Esme, make_esme: Callable[..., Esme]) -> None:
     bench.join(0x000D, join_a(PARTNERS[0], 5))
-    bench.join(0x000D, join_a(PARTNERS[1], 0))
+    bench.join(0x000D, join_a(PARTNERS[1], 4))
     esme.firmware_version = b"\x09\x09\x09\x09"
     state = json.loads(json.dumps(esme.state()))
     assert state["install_code"] == INSTALL_CODE.hex().upper()
-    assert state["partners"] == {PARTNERS[0].hex().upper(): 5, PARTNERS[1].hex().upper(): 0}
+    assert state["partners"] == {PARTNERS[0].hex().upper(): 5, PARTNERS[1].hex().upper(): 4}
     assert state["firmware_version"] == "09090909"
     other = make_esme()
     other.load_state(state)
@@ -761,7 +837,7 @@ def test_state_round_trip(bench: Bench, esme: Esme, make_esme: Callable[..., Esm
 
 
 def test_load_state_refuses_missing_keys_and_changes_nothing(esme: Esme) -> None:
-    esme.partners[PARTNERS[0]] = 1
+    esme.partners[PARTNERS[0]] = 5
     before = esme.state()
     with pytest.raises(GbcsError, match="install_code is missing"):
         esme.load_state({})
