@@ -110,12 +110,13 @@ def bellows_config(settings: SerialSettings, **extra: Any) -> dict[str, Any]:
 
 
 def bellows_app(settings: SerialSettings, **extra: Any) -> ControllerApplication:
-    """An unconnected bellows ControllerApplication for the dongle (bellows imported here)."""
+    """An unconnected bellows application for the dongle, as the kit runs it
+    (:mod:`hardware.bellows_radio`: no well-known key at start-up; bellows imported here)."""
     try:
-        from bellows.zigbee.application import ControllerApplication as BellowsApplication
+        from hardware.bellows_radio import KitBellowsApplication
     except ImportError as e:  # pragma: no cover - bellows is a dependency of the hardware extra
         raise GbcsError(f"bellows is needed for an EZSP dongle ({e})") from None
-    return BellowsApplication(bellows_config(settings, **extra))
+    return KitBellowsApplication(bellows_config(settings, **extra))
 
 
 def use_wall_clock(world: World, clock: WallClock | None = None) -> WallClock:

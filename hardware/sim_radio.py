@@ -73,6 +73,7 @@ from gbcs.errors import GbcsError
 from hardware.zigpy_han import (
     WELL_KNOWN_KEY,
     VirtualTimeLoop,
+    WellKnownKeyRefused,
     ZigpyHubRadio,
     from_eui64,
     loop_for_clock,
@@ -118,10 +119,6 @@ def sim_config(path: str, **extra: Any) -> dict[str, Any]:
         zconf.CONF_OTA: {zconf.CONF_OTA_ENABLED: False},
         **extra,
     }
-
-
-class WellKnownKeyRefused(zigpy.exceptions.ControllerException):
-    """Joining with the well-known ZigBee key (or open to everyone) was asked for."""
 
 
 @dataclass(frozen=True, slots=True)

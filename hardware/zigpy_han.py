@@ -14,7 +14,8 @@ zigpy does not speak Smart Energy, so the kit does:
   CCS01 join window is open, with the link key in the CHF's device log (the
   AES-MMO hash of install code + CRC). ``permit()`` is never called with a
   non-zero time: on bellows it opens the network to every device holding the
-  well-known key.
+  well-known key (and bellows' own ``permit(0)`` does too, for 300 s:
+  :mod:`hardware.bellows_radio` is bellows without that).
 * The coordinator's key table mirrors the CHF's current device log (zigpy
   ``NetworkInfo.key_table`` + ``write_network_info``), and the network takes the
   log's extended PAN ID: after a CCS03 restore a swapped-out meter's trust-centre
@@ -86,6 +87,7 @@ __all__ = [
     "SE_ENDPOINT",
     "WELL_KNOWN_KEY",
     "VirtualTimeLoop",
+    "WellKnownKeyRefused",
     "ZigpyHubRadio",
     "describe_exception",
     "from_eui64",
@@ -103,6 +105,10 @@ SE_DEVICE_TYPE = 0x0500  # Smart Energy: Energy Service Interface (the hub)
 METER_DEVICE_TYPE = 0x0501  # Smart Energy: Metering Device
 PERMIT_MAX = 254  # zigpy permits for at most 254 s; longer join windows are renewed
 DEVICE_ANNOUNCE = 0x0013
+
+
+class WellKnownKeyRefused(zigpy.exceptions.ControllerException):
+    """Joining with the well-known ZigBee key (or open to everyone) was asked for."""
 
 
 NWK_ADDR_RSP = 0x8000
