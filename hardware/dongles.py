@@ -258,6 +258,8 @@ class ProbeResult:
     board: str | None = None
     baudrate: int | None = None
     reason: str | None = None
+    eui64: str | None = None
+    """The radio's own IEEE address (hex), which a hub on it takes: the kit never rewrites it."""
 
     @property
     def text(self) -> str:
@@ -268,6 +270,8 @@ class ProbeResult:
         parts = [self.protocol or "?", self.firmware or "firmware unknown"]
         if self.board:
             parts.append(self.board)
+        if self.eui64:
+            parts.append(f"EUI-64 {self.eui64}")
         return ", ".join(parts) + f" @ {self.baudrate} baud"
 
     def to_json(self) -> dict[str, Any]:
@@ -375,11 +379,12 @@ def ezsp_failure_reason(exc: BaseException, device: str, baudrate: int, timeout:
 async def _ezsp_once(
     device: str, baudrate: int, timeout: float, flow_control: str | None = None
 ) -> ProbeResult:
-    """One rate: the version must come within ``timeout``; the board info only adds detail.
+    """One rate: the version must come within ``timeout``; its EUI-64 and board info only
+    add detail.
 
     A radio that answered the version is an EZSP radio even when it then leaves the
-    manufacturing tokens unanswered (bellows waits 10 s for each), so the board info has
-    its own, shorter bound inside the same deadline.
+    manufacturing tokens unanswered (bellows waits 10 s for each), so the details have
+    their own, shorter bound inside the same deadline.
     """
     import zigpy.config
     from bellows.ezsp import EZSP
@@ -394,9 +399,14 @@ async def _ezsp_once(
     try:
         async with asyncio.timeout_at(deadline):
             await ezsp.connect(use_thread=False)
-        board = firmware = None
+        details_until = min(deadline, loop.time() + BOARD_INFO_TIMEOUT)
+        board = firmware = eui64 = None
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout_at(details_until):
+                (eui,) = await ezsp.getEui64()
+            eui64 = bytes(eui)[::-1].hex().upper()  # EZSP sends it little-endian
         with contextlib.suppress(Exception):  # old firmware may lack the manufacturing tokens
-            async with asyncio.timeout_at(min(deadline, loop.time() + BOARD_INFO_TIMEOUT)):
+            async with asyncio.timeout_at(details_until):
                 manufacturer, board_name, version = await ezsp.get_board_info()
             board = " ".join(part for part in (manufacturer, board_name) if part) or None
             firmware = f"EmberZNet {version}" if version else None
@@ -406,6 +416,7 @@ async def _ezsp_once(
             firmware=firmware,
             board=board,
             baudrate=baudrate,
+            eui64=eui64,
         )
     finally:
         with contextlib.suppress(Exception):

@@ -13,7 +13,8 @@ that gives every hub its radio:
   (:mod:`hardware.labgrid_support`).
 
 Fixtures: ``han`` (the backend), ``world`` (an :class:`emulators.world.World`
-prepared by it, seeded by ``--han-seed``), ``chf`` (a hub at place "bench"),
+prepared by it, seeded by ``--han-seed``), ``chf`` (a hub at place "bench";
+on a dongle with the dongle's own EUI-64, which the kit never rewrites),
 ``esme`` and ``gsme`` (emulated meters on the bench; on a real dongle the
 meters named with ``--meter EUI64:INSTALLCODE[:esme|:gsme]``). Tests marked
 ``hardware`` are skipped unless ``--han`` names a real dongle. A dongle named
@@ -174,6 +175,10 @@ class HanBackend:
     def prepare(self, world: World) -> None:
         """Set the world up for this backend before any hub is added."""
 
+    def hub_eui(self) -> bytes | None:
+        """The EUI-64 the bench hub must have (a dongle's own), or None: any."""
+        return None
+
 
 class EmulatedBackend(HanBackend):
     """The default: hubs keep the emulated coordinator; nothing to prepare."""
@@ -275,10 +280,12 @@ class SerialBackend(HanBackend):
         self._reason: str | None = None
         self.serial_number: str | None = None
         self.firmware: str | None = None
+        self.eui64: bytes | None = None  # the dongle's own, as the probe read it
         self.baudrate = baudrate
         self.flow_control = flow_control
         self.connect_timeout = connect_timeout
         self.probe_timeout = self.PROBE_TIMEOUT if probe_timeout is None else probe_timeout
+        self.app_factory: Callable[[Any], Any] | None = None  # the dongle's zigpy app (bellows)
         self._radios: Any = None  # the current world's DongleRadioFactory
         self._clock: Any = None  # and its WallClock
         self._at_exit = False
@@ -352,7 +359,14 @@ class SerialBackend(HanBackend):
             return f"--han {self.name}: {result.reason}"
         if self.firmware is None:
             self.firmware = result.firmware
+        if result.eui64 is not None:
+            self.eui64 = bytes.fromhex(result.eui64)
         return None
+
+    def hub_eui(self) -> bytes | None:
+        """The dongle's own EUI-64 (None when its probe could not read it): the kit never
+        rewrites a dongle's IEEE address, so the hub on it takes that one."""
+        return self.eui64
 
     def settings(self) -> Any:
         """The port's :class:`hardware.realtime.SerialSettings` (arguments, then URL query)."""
@@ -383,6 +397,8 @@ class SerialBackend(HanBackend):
             raise GbcsError(f"--han {self.name}: {self._failure} (earlier test; not retried)")
         clock = use_wall_clock(world)
         radios = DongleRadioFactory(settings, sync_timeout=self.connect_timeout)
+        if self.app_factory is not None:
+            radios.app_factory = self.app_factory
         world.hub_radio = radios
         self._radios, self._clock = radios, clock
         if not self._at_exit:
@@ -592,10 +608,11 @@ def chf(han: HanBackend, world: World) -> Hub:
 
     The dongle is brought up here, so a port that opens but is no ZigBee radio
     fails the test with one line saying so, not a traceback (on the emulated
-    backends an error is a bug, and keeps its traceback).
+    backends an error is a bug, and keeps its traceback). On a dongle the hub
+    has the dongle's own EUI-64.
     """
     try:
-        return world.add_hub(han.bench, name="bench CHF")
+        return world.add_hub(han.bench, han.hub_eui(), name="bench CHF")
     except GbcsError as e:
         if not han.hardware:
             raise

@@ -29,7 +29,7 @@ from emulators.clock import VirtualClock, WallClock
 from emulators.medium import HanMedium
 from gbcs.errors import GbcsError
 from hardware.dongles import ezsp_failure_reason
-from hardware.zigpy_han import REALTIME_SYNC_TIMEOUT, ZigpyHubRadio
+from hardware.zigpy_han import REALTIME_SYNC_TIMEOUT, ForeignRadio, ZigpyHubRadio
 
 if TYPE_CHECKING:
     from emulators.world import World
@@ -201,6 +201,8 @@ class _DongleRadio(ZigpyHubRadio):
     def form(self, channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes) -> Any:
         try:
             return super().form(channel, pan_id, extended_pan_id, network_key)
+        except ForeignRadio:
+            raise  # the hub asked for, not the dongle: another hub may still use it
         except GbcsError as e:
             self._factory.failure = str(e)
             raise

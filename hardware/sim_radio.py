@@ -23,6 +23,9 @@ decides, as on an EZSP NCP:
   wrote with ``write_network_info`` (``NetworkInfo.key_table``: the device's
   hashed TC link key as partner), with the network key under that key; the
   network takes the extended PAN ID written there.
+* **Its EUI-64 is its own** (``ieee=``; :func:`sim_hub_radio` makes the hub's dongle
+  with the hub's): as a stick that cannot rewrite it, ``write_network_info`` refuses
+  another one (the hub radio never asks, and refuses a hub of another EUI-64).
 * Every NWK-secured APS data frame (reassembled when fragmented) goes to zigpy
   as a ``ZigbeePacket`` through ``packet_received``; ``send_packet`` sends
   zigpy's packets NWK-secured, APS-fragmented when longer than a block. A
@@ -358,7 +361,7 @@ def _parse_path(path: str) -> str:
 
 
 def _default_ieee(path: str) -> bytes:
-    """A stable EUI-64 for a dongle that has not been given one (zigpy writes the hub's)."""
+    """A stable EUI-64 for a sim dongle made without one."""
     return b"\x00\xdb\x5e" + hashlib.sha256(path.encode()).digest()[:5]
 
 
@@ -368,8 +371,12 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
     DISPLAY_NAME = "gbcs-hil emulated HAN"
     DESCRIPTION = "A simulated NCP on the gbcs-hil emulated 802.15.4 medium"
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], *, ieee: bytes | None = None) -> None:
+        """``ieee``: the sim dongle's own EUI-64 (None: one derived from its path)."""
         super().__init__(config)
+        if ieee is not None and len(ieee) != 8:
+            raise GbcsError(f"a sim dongle's EUI-64 is 8 bytes, not {ieee.hex().upper()!r}")
+        self._ieee = ieee
         self._ncp: SimNcp | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._descriptors: dict[int, zdo_t.SimpleDescriptor] = {}
@@ -395,7 +402,8 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
             )
         self._loop = loop
         if self._ncp is None or self._ncp.clock is not medium.clock:
-            self._ncp = SimNcp(medium.clock, _default_ieee(path), name=path)
+            ieee = self._ieee if self._ieee is not None else _default_ieee(path)
+            self._ncp = SimNcp(medium.clock, ieee, name=path)
         ncp = self._ncp
         ncp.on_join = self._ncp_join
         ncp.on_leave = self._ncp_leave
@@ -412,6 +420,10 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
     async def disconnect(self) -> None:
         if self._ncp is not None:
             self._ncp.place(None)
+
+    async def ncp_eui64(self) -> t.EUI64:
+        """The sim dongle's own EUI-64, as EZSP's getEui64 gives it."""
+        return to_eui64(self.ncp.ieee)
 
     async def add_endpoint(self, descriptor: zdo_t.SimpleDescriptor) -> None:
         self._descriptors[descriptor.endpoint] = descriptor
@@ -506,10 +518,17 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
     async def write_network_info(
         self, *, network_info: zigpy.state.NetworkInfo, node_info: zigpy.state.NodeInfo
     ) -> None:
-        """Form (or re-form) the network from zigpy's settings, keeping listed children."""
+        """Form (or re-form) the network from zigpy's settings, keeping listed children.
+
+        As a stick that cannot rewrite its IEEE address, it refuses another one (bellows
+        raises CannotWriteNetworkSettings or DestructiveWriteNetworkSettings there).
+        """
         ncp = self.ncp
-        if node_info.ieee != t.EUI64.UNKNOWN:
-            ncp.ieee = from_eui64(node_info.ieee)
+        if node_info.ieee not in (t.EUI64.UNKNOWN, to_eui64(ncp.ieee)):
+            raise zigpy.exceptions.CannotWriteNetworkSettings(
+                f"the sim dongle's EUI-64 is {ncp.ieee.hex().upper()}: it is not rewritten "
+                f"to {from_eui64(node_info.ieee).hex().upper()}"
+            )
         keep = {from_eui64(e) for e in network_info.children}
         try:
             ncp.form(
@@ -673,6 +692,7 @@ def sim_hub_radio(clock: VirtualClock, eui: bytes, name: str) -> ZigpyHubRadio:
     def app_factory(medium: HanMedium | None) -> SimControllerApplication:
         if medium is None:
             raise GbcsError("a sim:// radio needs a place")
-        return SimControllerApplication(sim_config(f"{register_place(medium)}"))
+        # The hub's dongle: the kit gives a hub its dongle's EUI-64, never the other way.
+        return SimControllerApplication(sim_config(f"{register_place(medium)}"), ieee=eui)
 
     return ZigpyHubRadio(clock, eui, name, app_factory=app_factory)

@@ -86,6 +86,7 @@ __all__ = [
     "PERMIT_MAX",
     "SE_ENDPOINT",
     "WELL_KNOWN_KEY",
+    "ForeignRadio",
     "VirtualTimeLoop",
     "WellKnownKeyRefused",
     "ZigpyHubRadio",
@@ -93,6 +94,7 @@ __all__ = [
     "from_eui64",
     "loop_for_clock",
     "names_another_device",
+    "ncp_eui64",
     "se_endpoint_descriptor",
     "to_eui64",
 ]
@@ -109,6 +111,20 @@ DEVICE_ANNOUNCE = 0x0013
 
 class WellKnownKeyRefused(zigpy.exceptions.ControllerException):
     """Joining with the well-known ZigBee key (or open to everyone) was asked for."""
+
+
+class ForeignRadio(GbcsError):
+    """The radio's own EUI-64 is not the hub's: the kit never rewrites a dongle's."""
+
+    def __init__(self, hub: str, radio_eui: bytes, hub_eui: bytes) -> None:
+        self.radio_eui, self.hub_eui = radio_eui, hub_eui
+        radio, wanted = radio_eui.hex().upper(), hub_eui.hex().upper()
+        super().__init__(
+            f"{hub}: the radio's own EUI-64 is {radio}, not the hub's {wanted}, and the kit "
+            f"never rewrites a dongle's IEEE address: give the hub the dongle's EUI-64 "
+            f"(World.add_hub(place, bytes.fromhex({radio!r})); the pytest plugin's chf "
+            "fixture does)"
+        )
 
 
 NWK_ADDR_RSP = 0x8000
@@ -146,6 +162,21 @@ def to_eui64(eui: bytes) -> t.EUI64:
 def from_eui64(eui: t.EUI64) -> bytes:
     """The kit's display-order bytes from zigpy's EUI64 or ExtendedPanId."""
     return bytes(eui)[::-1]
+
+
+async def ncp_eui64(app: ControllerApplication) -> bytes:
+    """The radio's own EUI-64 in display order, read before any network is written.
+
+    zigpy has no call for it (``load_network_info`` raises on a radio with no network
+    before it reads it), so the kit's applications have ``ncp_eui64()``.
+    """
+    read = getattr(app, "ncp_eui64", None)
+    if read is None:
+        raise GbcsError(
+            f"{type(app).__name__} cannot tell its radio's own EUI-64 (no ncp_eui64()): "
+            "the kit would not know whether forming rewrites it"
+        )
+    return from_eui64(await read())
 
 
 def se_endpoint_descriptor(endpoint: int = SE_ENDPOINT) -> zdo_t.SimpleDescriptor:
@@ -428,21 +459,29 @@ class ZigpyHubRadio:
             children=[],
             nwk_addresses={},
         )
+        # An unknown IEEE address: bellows keeps the NCP's own (write_network_info), where
+        # another one would rewrite its NV3 token or burn the write-once MFG token.
         node_info = zigpy.state.NodeInfo(
             nwk=t.NWK(0x0000),
-            ieee=to_eui64(self.ieee),
+            ieee=t.EUI64.UNKNOWN,
             logical_type=zdo_t.LogicalType.Coordinator,
         )
 
         async def bring_up() -> None:
             await app.connect()
+            own = await ncp_eui64(app)
+            if own != self.ieee:
+                raise ForeignRadio(self.name, own, self.ieee)
             await app.write_network_info(network_info=network_info, node_info=node_info)
             await app.initialize(auto_form=False)
 
         started = self._seconds()
         try:
             self._run(bring_up())
-        except (GbcsError, RuntimeError):
+        except GbcsError:
+            self._let_go(app)
+            raise
+        except RuntimeError:
             raise
         except Exception as e:  # a port that is not there, silent or not an NCP: say which
             self._let_go(app)

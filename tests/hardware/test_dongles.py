@@ -404,6 +404,16 @@ def test_a_radio_that_answers_the_version_but_not_its_tokens_is_found() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+def test_a_probe_reads_the_radios_own_eui64() -> None:
+    """The IEEE address a hub on the dongle takes (the kit never rewrites it)."""
+    with fake_ncp("version-only", eui64=bytes.fromhex("000D6FFFFEA1B2C3")) as path:
+        result, _ = _quick(path, 8.0)
+    assert result.status == "ok" and result.eui64 == "000D6FFFFEA1B2C3"
+    assert result.text == "EZSP v4, firmware unknown, EUI-64 000D6FFFFEA1B2C3 @ 115200 baud"
+    assert result.to_json()["eui64"] == "000D6FFFFEA1B2C3"
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
 @pytest.mark.parametrize("mode", ["mute", "garbled"])
 def test_a_failed_probe_prints_only_its_result(mode: str) -> None:
     """With logging unconfigured (as in ``gbcs-hil dongles``), nothing of bellows reaches

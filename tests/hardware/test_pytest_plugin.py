@@ -190,6 +190,33 @@ def test_serial_backend_on_a_port_with_an_ezsp_radio(ncp_url: str) -> None:
         backend.release()
 
 
+RECORDED_DONGLE = """
+import pytest
+from hardware.zigpy_han import to_eui64
+from tests.hardware.recorded_ezsp import Wire, recorded_bellows
+
+@pytest.fixture(scope="session", autouse=True)
+def recorded(han):
+    han.app_factory = recorded_bellows(Wire(to_eui64(bytes.fromhex("{eui}"))))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+def test_chf_on_a_dongle_has_the_dongles_own_eui64(pytester: pytest.Pytester) -> None:
+    """The probe reads the dongle's EUI-64 and the chf fixture gives it to the hub: the kit
+    never asks a dongle to take the hub's. (Bring-up is bellows on a recorded NCP.)"""
+    eui = "000D6FFFFEA1B2C3"
+    pytester.makeconftest(RECORDED_DONGLE.format(eui=eui))
+    pytester.makepyfile(
+        "def test_c(han, chf):\n"
+        f"    assert han.hub_eui() == chf.eui64 == bytes.fromhex({eui!r})\n"
+        "    assert chf.node.joined\n"
+    )
+    with fake_ncp("version-only", eui64=bytes.fromhex(eui)) as path:
+        result = pytester.runpytest(*PLUGIN, f"--han={path}")
+    result.assert_outcomes(passed=1)
+
+
 def test_serial_backend_on_a_closed_tcp_port() -> None:
     backend = SerialBackend(f"socket://127.0.0.1:{closed_port()}")
     assert "cannot open socket://127.0.0.1" in (backend.available() or "")

@@ -8,8 +8,10 @@ reaches the CHF through zigpy's ``packet_received``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+from typing import Any
 
 import pytest
 import zigpy.exceptions
@@ -38,8 +40,20 @@ from gbcs.errors import GbcsError
 from gbcs.frame import decode_message
 from gbcs.joins import JoinDetails
 from hardware.realtime import use_wall_clock
-from hardware.sim_radio import SimControllerApplication, WellKnownKeyRefused, sim_hub_radio
-from hardware.zigpy_han import WELL_KNOWN_KEY, ZigpyHubRadio, from_eui64, to_eui64
+from hardware.sim_radio import (
+    SimControllerApplication,
+    WellKnownKeyRefused,
+    register_place,
+    sim_config,
+    sim_hub_radio,
+)
+from hardware.zigpy_han import (
+    WELL_KNOWN_KEY,
+    ForeignRadio,
+    ZigpyHubRadio,
+    from_eui64,
+    to_eui64,
+)
 from tests.emulators.test_han_invariants import (
     esme_rebooted_before_its_tunnel_reopens,
     esme_unplugged_after_joining,
@@ -773,3 +787,35 @@ def test_zdo_frames_placing_another_device_are_dropped(cluster: int, profile: in
         world.run(0.5)
     step = run.join_details(hub, esme)
     assert step.ok, step.result
+
+
+def test_a_hub_takes_the_sim_dongles_own_eui64() -> None:
+    """As on a real stick: a hub of another EUI-64 than the dongle's is refused before
+    anything is written (no hub, no place left), and the dongle never takes another one."""
+    own = bytes.fromhex("00DB5E0102030405")
+
+    def hub_radio(clock: Any, eui: bytes, name: str) -> ZigpyHubRadio:
+        def app_factory(medium: Any) -> SimControllerApplication:
+            return SimControllerApplication(sim_config(register_place(medium)), ieee=own)
+
+        return ZigpyHubRadio(clock, eui, name, app_factory=app_factory)
+
+    world = World(SEED)
+    world.hub_radio = hub_radio
+    with pytest.raises(
+        ForeignRadio, match="radio's own EUI-64 is 00DB5E0102030405, not the hub's 00DB12345678C000"
+    ):
+        world.add_hub("premises", name="premises CHF")
+    assert not world.hubs and "premises" not in world.places
+
+    hub = world.add_hub("premises", own, name="premises CHF")
+    app = _app(hub)
+    assert hub.node.joined and app.ncp.ieee == own
+    foreign = dataclasses.replace(
+        app.state.node_info, ieee=to_eui64(bytes.fromhex("00DB12345678C000"))
+    )
+    with pytest.raises(zigpy.exceptions.CannotWriteNetworkSettings, match="not rewritten"):
+        _radio(hub)._run(
+            app.write_network_info(network_info=app.state.network_info, node_info=foreign)
+        )
+    assert app.ncp.ieee == own
