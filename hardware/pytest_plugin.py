@@ -34,7 +34,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -178,6 +178,9 @@ class HanBackend:
     def hub_eui(self) -> bytes | None:
         """The EUI-64 the bench hub must have (a dongle's own), or None: any."""
         return None
+
+    def release(self) -> None:
+        """Let the radio go after a test and at the end of the session (nothing to let go)."""
 
 
 class EmulatedBackend(HanBackend):
@@ -401,7 +404,7 @@ class SerialBackend(HanBackend):
             radios.app_factory = self.app_factory
         world.hub_radio = radios
         self._radios, self._clock = radios, clock
-        if not self._at_exit:
+        if not self._at_exit:  # a last resort: the world fixture and pytest_unconfigure do it
             import atexit
 
             atexit.register(self.release)
@@ -497,6 +500,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_METERS] = meters
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Let the last world's dongle go before Python exits: bellows' serial thread is no
+    daemon (bellows/thread.py), and Python waits for such threads before it runs atexit."""
+    backend = config.stash.get(_BACKEND, None)
+    if backend is not None:
+        backend.release()
+
+
 def backend_of(config: pytest.Config) -> HanBackend:
     """The session's backend (the default one when the plugin was registered late)."""
     if _BACKEND not in config.stash:
@@ -585,21 +596,26 @@ def han(request: pytest.FixtureRequest) -> HanBackend:
 
 
 @pytest.fixture
-def world(han: HanBackend, request: pytest.FixtureRequest) -> World:
-    """A fresh world seeded by ``--han-seed``, prepared by the backend (see :func:`unusable`)."""
+def world(han: HanBackend, request: pytest.FixtureRequest) -> Iterator[World]:
+    """A fresh world seeded by ``--han-seed``, prepared by the backend (see :func:`unusable`);
+    its dongle is let go at teardown, so the port is free between tests."""
     from emulators.world import World
 
     reason = han.available()
     if reason is not None:
         unusable(han, reason)
     created = World(int(request.config.getoption("han_seed", 0)))
+    failure = None
     try:
         han.prepare(created)
     except GbcsError as e:
         failure = str(e)
-    else:
-        return created
-    pytest.fail(failure, pytrace=False)
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)
+    try:
+        yield created
+    finally:
+        han.release()
 
 
 @pytest.fixture

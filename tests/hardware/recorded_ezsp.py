@@ -23,6 +23,7 @@ import zigpy.config as zconf
 import zigpy.device
 import zigpy.state
 import zigpy.types as t
+from bellows.config import CONF_USE_THREAD
 from bellows.ezsp import EZSP
 from zigpy.application import ControllerApplication
 
@@ -81,9 +82,8 @@ def _replies(wire: Wire) -> dict[str, list[Any]]:
     }
 
 
-def _recorded_ezsp(app: ControllerApplication, wire: Wire) -> EZSP:
-    """bellows' EZSP on protocol v13, started, its commands going to ``wire``."""
-    ezsp = EZSP(app.config[zconf.CONF_DEVICE], app)
+def _recorded_ezsp(ezsp: EZSP, wire: Wire) -> EZSP:
+    """bellows' EZSP switched to protocol v13, started, its commands going to ``wire``."""
     ezsp._switch_protocol_version(13)
     protocol = ezsp._protocol
     replies = _replies(wire)
@@ -102,16 +102,27 @@ def _recorded_ezsp(app: ControllerApplication, wire: Wire) -> EZSP:
     return ezsp
 
 
-def record(app: ControllerApplication, wire: Wire) -> ControllerApplication:
-    """``app`` (the kit's bellows application) talking to a recorded NCP."""
+def record(
+    app: ControllerApplication, wire: Wire, *, serial: bool = False
+) -> ControllerApplication:
+    """``app`` (the kit's bellows application) talking to a recorded NCP.
+
+    ``serial``: connect for real first (bellows' serial port and its thread, to a fake
+    NCP that answers the reset and the version), then record the commands.
+    """
 
     async def connect(self: Any) -> None:
         wire.links.append("connect")
-        self._ezsp = _recorded_ezsp(self, wire)
+        ezsp = EZSP(self.config[zconf.CONF_DEVICE], self)
+        if serial:
+            await ezsp.connect(use_thread=self.config[CONF_USE_THREAD])
+        self._ezsp = _recorded_ezsp(ezsp, wire)
 
     async def disconnect(self: Any) -> None:
         wire.links.append("disconnect")
-        self._ezsp = None
+        ezsp, self._ezsp = self._ezsp, None
+        if ezsp is not None:
+            await ezsp.disconnect()  # bellows': closes the port and ends its thread
 
     async def write_network_info(
         self: Any, *, network_info: zigpy.state.NetworkInfo, node_info: zigpy.state.NodeInfo
@@ -146,11 +157,14 @@ def record(app: ControllerApplication, wire: Wire) -> ControllerApplication:
     return app
 
 
-def recorded_bellows(wire: Wire) -> Callable[[SerialSettings], ControllerApplication]:
+def recorded_bellows(
+    wire: Wire, *, serial: bool = False
+) -> Callable[[SerialSettings], ControllerApplication]:
     """A ``DongleRadioFactory`` app factory: the kit's bellows application on ``wire``
-    (watchdog off: its EZSP counters are not recorded)."""
+    (watchdog off: its EZSP counters are not recorded); ``serial`` as :func:`record`'s."""
 
     def factory(settings: SerialSettings) -> ControllerApplication:
-        return record(bellows_app(settings, **{zconf.CONF_WATCHDOG_ENABLED: False}), wire)
+        app = bellows_app(settings, **{zconf.CONF_WATCHDOG_ENABLED: False})
+        return record(app, wire, serial=serial)
 
     return factory

@@ -10,6 +10,7 @@ import types
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +48,7 @@ PLUGIN = [
     *([] if INSTALLED else ["-p", "hardware.pytest_plugin"]),
 ]
 
+REPO = Path(__file__).resolve().parents[2]
 ESME_EUI = "00DB123456780001"
 CODE = "83FED3407A939723A5C639B26916D505"
 CODE_CRC = CODE + "C3B5"  # the published test vector's CRC-16/X.25
@@ -197,7 +199,8 @@ from tests.hardware.recorded_ezsp import Wire, recorded_bellows
 
 @pytest.fixture(scope="session", autouse=True)
 def recorded(han):
-    han.app_factory = recorded_bellows(Wire(to_eui64(bytes.fromhex("{eui}"))))
+    wire = Wire(to_eui64(bytes.fromhex("{eui}")))
+    han.app_factory = recorded_bellows(wire, serial={serial})
 """
 
 
@@ -206,7 +209,7 @@ def test_chf_on_a_dongle_has_the_dongles_own_eui64(pytester: pytest.Pytester) ->
     """The probe reads the dongle's EUI-64 and the chf fixture gives it to the hub: the kit
     never asks a dongle to take the hub's. (Bring-up is bellows on a recorded NCP.)"""
     eui = "000D6FFFFEA1B2C3"
-    pytester.makeconftest(RECORDED_DONGLE.format(eui=eui))
+    pytester.makeconftest(RECORDED_DONGLE.format(eui=eui, serial=False))
     pytester.makepyfile(
         "def test_c(han, chf):\n"
         f"    assert han.hub_eui() == chf.eui64 == bytes.fromhex({eui!r})\n"
@@ -215,6 +218,52 @@ def test_chf_on_a_dongle_has_the_dongles_own_eui64(pytester: pytest.Pytester) ->
     with fake_ncp("version-only", eui64=bytes.fromhex(eui)) as path:
         result = pytester.runpytest(*PLUGIN, f"--han={path}")
     result.assert_outcomes(passed=1)
+
+
+RELEASED = """
+import fcntl
+import os
+import threading
+
+from emulators.world import World
+
+def _bellows():
+    return [t.name for t in threading.enumerate() if t.name.startswith("bellows")]
+
+def test_a(chf):
+    assert chf.node.joined and _bellows()  # bellows' (non-daemon) serial thread runs
+
+def test_b(han):
+    assert not _bellows()  # test_a's world let the dongle go at its teardown
+    fd = os.open(han.url, os.O_RDWR | os.O_NOCTTY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # and the port is free
+    finally:
+        os.close(fd)
+
+def test_c(han):
+    world = World(0)
+    han.prepare(world)  # no world fixture: only the end of the session lets it go
+    assert world.add_hub(han.bench, han.hub_eui()).node.joined and _bellows()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+def test_a_dongle_is_let_go_after_each_test_and_the_session_ends(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bellows' serial thread is not a daemon: Python waits for it before running atexit
+    handlers, so a session whose last world held the dongle never ended. The world fixture
+    lets the dongle go at its teardown, and the end of the session lets the last one go.
+    (bellows' real serial connection and thread on a fake NCP; then commands recorded.)"""
+    eui = "000D6FFFFEA1B2C3"
+    pytester.makeconftest(RECORDED_DONGLE.format(eui=eui, serial=True))
+    pytester.makepyfile(RELEASED)
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the subprocess runs in pytester's folder
+    with fake_ncp("version-only", eui64=bytes.fromhex(eui)) as path:
+        result = pytester.runpytest_subprocess(*PLUGIN, f"--han={path}", timeout=60)
+    result.assert_outcomes(passed=3)
+    assert result.ret == 0
 
 
 def test_serial_backend_on_a_closed_tcp_port() -> None:
