@@ -198,6 +198,11 @@ class _DongleRadio(ZigpyHubRadio):
         settings = self._factory.settings
         return ezsp_failure_reason(exc, settings.path, settings.baudrate, waited)
 
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """As the hub radio's, and the dongle is not used again this session."""
+        super().connection_lost(exc)
+        self._factory.failure = f"{self.name}: {self.lost}"
+
     def form(self, channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes) -> Any:
         try:
             return super().form(channel, pan_id, extended_pan_id, network_key)

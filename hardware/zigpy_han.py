@@ -400,6 +400,7 @@ class ZigpyHubRadio:
         self._sync_running = False
         self._renew: Timer | None = None
         self.syncs = 0  # how often the coordinator was brought in line with the CHF
+        self.lost: str | None = None  # why the radio went away mid-run, once it did
 
     # HubRadio: placement and forming ----------------------------------------------------
     @property
@@ -416,6 +417,13 @@ class ZigpyHubRadio:
     @property
     def joined(self) -> bool:
         return self._formed
+
+    @property
+    def port(self) -> str:
+        """Where the radio is: its zigpy device path (a serial port, socket://, sim://)."""
+        if self.app is None:
+            return "(no radio yet)"
+        return str(self.app.config[zconf.CONF_DEVICE][zconf.CONF_DEVICE_PATH])
 
     def place(self, medium: HanMedium | None) -> None:
         """Where the dongle is; the first placement creates the zigpy application."""
@@ -510,7 +518,7 @@ class ZigpyHubRadio:
     def _let_go(self, app: ControllerApplication) -> None:
         """Free the port after a failed bring-up: bellows keeps it when a timeout cancels it."""
         with contextlib.suppress(Exception):
-            self._run(app.disconnect())
+            self._complete(app.disconnect())
 
     def adopt_extended_pan_id(self, extended_pan_id: bytes) -> None:
         """CCS03 restored a log with another extended PAN ID: the next sync takes it."""
@@ -521,15 +529,45 @@ class ZigpyHubRadio:
         raise GbcsError("a Communications Hub does not leave its own network")
 
     def close(self) -> None:
-        """Shut the zigpy application down (the loop stays: other hubs may share it)."""
+        """Shut the zigpy application down (the loop stays: other hubs may share it).
+
+        A lost radio is shut down too: bellows' serial thread runs until it is.
+        """
         if self._renew is not None:
             self._renew.cancel()
-        if self.app is not None and self._formed:
+        if self.app is not None and (self._formed or self.lost is not None):
+            shutdown = self.app.shutdown(db=False)
             if self.loop.is_running():  # from a zigpy callback: cannot wait for it here
-                self._spawn(self.app.shutdown(db=False))
+                self._start(shutdown)
+            elif self.lost is not None:
+                with contextlib.suppress(Exception):  # a lost port may not close cleanly
+                    self._complete(shutdown)
             else:
-                self._run(self.app.shutdown(db=False))
+                self._complete(shutdown)
         self._formed = False
+
+    # zigpy's connection_lost listener event --------------------------------------------
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The radio went away: unplugged, NCP failed, or zigpy's watchdog gave up.
+
+        zigpy 2.4 only emits this event (``ControllerApplication.connection_lost``) and
+        does not reconnect, so the radio stops here and says why: joined no more, no
+        timers, and every later send, sync or state read fails naming the port.
+        """
+        why = describe_exception(exc) if exc is not None else "no reason given"
+        self.lost = f"radio lost: {self.port}: {why}"
+        LOGGER.error("%s: %s", self.name, self.lost)
+        self._log(self.lost)
+        self._formed = False
+        self._permitted.clear()
+        if self._renew is not None:
+            self._renew.cancel()
+            self._renew = None
+
+    def _alive(self) -> None:
+        """Raise the reason when the radio was lost."""
+        if self.lost is not None:
+            raise GbcsError(f"{self.name}: {self.lost}")
 
     # Trust centre: keep the coordinator in line with the CHF --------------------------
     def _request_sync(self) -> None:
@@ -541,6 +579,8 @@ class ZigpyHubRadio:
 
     def _start_sync(self) -> None:
         self._sync_pending = False
+        if not self._formed:  # lost since it was asked for
+            return
         if self._sync_running:  # a slow radio: go again when this one ends
             self._sync_pending = True
             self.clock.call_later(1.0, self._start_sync)
@@ -883,9 +923,10 @@ class ZigpyHubRadio:
 
     def reachable(self, peer: bytes) -> bool:
         child = self._children.get(peer)
-        return child is not None and child.tunnel_id is not None
+        return self.lost is None and child is not None and child.tunnel_id is not None
 
     def send_gbcs(self, peer: bytes, data: bytes) -> None:
+        self._alive()
         child = self._children.get(peer)
         if child is None or child.tunnel_id is None:
             raise GbcsError(f"{peer.hex().upper()} has no GBCS tunnel to this hub")
@@ -893,7 +934,9 @@ class ZigpyHubRadio:
 
     # State ----------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """Settings in the emulated coordinator's shape (World.save reads them), plus zigpy's."""
+        """Settings in the emulated coordinator's shape (World.save reads them), plus zigpy's
+        (refused once the radio was lost: its network is not known any more)."""
+        self._alive()
         app = self._app
         if self._formed and not self.loop.is_running():
             self._run(app.load_network_info(load_devices=False))
@@ -982,7 +1025,15 @@ class ZigpyHubRadio:
         return self.app
 
     def _run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run a zigpy call to its end (synchronous callers: forming, saving).
+        """Run a zigpy call to its end (synchronous callers: forming, saving); refused
+        with the reason once the radio was lost."""
+        if self.lost is not None:
+            coro.close()
+            self._alive()
+        return self._complete(coro)
+
+    def _complete(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine on the radio's loop to its end.
 
         On a VirtualTimeLoop the virtual clock advances until it is done. On an
         ordinary loop the wall clock turns the loop (timers firing) for at most
@@ -1005,7 +1056,16 @@ class ZigpyHubRadio:
         return loop.run_until_complete(asyncio.wait_for(coro, self.sync_timeout))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[None] | None:
-        """Start a zigpy call from the world's event handlers without waiting for it.
+        """Start a zigpy call from the world's event handlers without waiting for it;
+        dropped, saying why, once the radio was lost (None then)."""
+        if self.lost is not None:
+            coro.close()
+            self._log(f"zigpy call dropped: {self.lost}")
+            return None
+        return self._start(coro)
+
+    def _start(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[None] | None:
+        """Start a coroutine on the radio's loop.
 
         On an ordinary loop it is a task: it starts in the wall clock's next slice
         (at once when the loop is running). None when the loop is closed.

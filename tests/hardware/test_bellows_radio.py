@@ -123,3 +123,18 @@ def test_a_dongle_is_never_given_another_ieee_address() -> None:
         assert wire.written and all(
             node.ieee in (t.EUI64.UNKNOWN, to_eui64(STICK_EUI)) for node in wire.written
         )
+
+
+def test_a_dongle_lost_mid_run_is_its_factorys_failure(bench: Bench) -> None:
+    """bellows reports a lost port or a failed NCP with connection_lost: the dongle is not
+    used again (the plugin fails later tests at once with that reason), and closing still
+    shuts bellows down (its serial thread runs until then)."""
+    world, _, radios, wire = bench
+    radio = _radio(world.add_hub("bench", name="bench CHF"))
+    assert radio.app is not None
+    radio.app.connection_lost(OSError(5, "Input/output error"))
+    assert radios.failure == (
+        "bench CHF: radio lost: /dev/ttyUSB0: OSError: [Errno 5] Input/output error"
+    )
+    radios.close()
+    assert wire.links == ["connect", "disconnect"]

@@ -266,6 +266,27 @@ def test_a_dongle_is_let_go_after_each_test_and_the_session_ends(
     assert result.ret == 0
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+def test_a_dongle_lost_in_a_test_fails_the_later_ones_at_once(pytester: pytest.Pytester) -> None:
+    eui = "000D6FFFFEA1B2C3"
+    pytester.makeconftest(RECORDED_DONGLE.format(eui=eui, serial=False))
+    pytester.makepyfile(
+        "def test_a(chf):\n"
+        "    chf.node.app.connection_lost(OSError(5, 'Input/output error'))\n\n"
+        "def test_b(chf):\n"
+        "    pass\n"
+    )
+    with fake_ncp("version-only", eui64=bytes.fromhex(eui)) as path:
+        result = pytester.runpytest(*PLUGIN, f"--han={path}")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*--han {path}: bench CHF: radio lost: {path}: OSError: [[]Errno 5[]] "
+            "Input/output error (earlier test; not retried)"
+        ]
+    )
+
+
 def test_serial_backend_on_a_closed_tcp_port() -> None:
     backend = SerialBackend(f"socket://127.0.0.1:{closed_port()}")
     assert "cannot open socket://127.0.0.1" in (backend.available() or "")

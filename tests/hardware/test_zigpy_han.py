@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 from typing import Any
 
 import pytest
@@ -819,3 +820,33 @@ def test_a_hub_takes_the_sim_dongles_own_eui64() -> None:
             app.write_network_info(network_info=app.state.network_info, node_info=foreign)
         )
     assert app.ncp.ieee == own
+
+
+def test_a_radio_lost_mid_run_says_why_and_stops() -> None:
+    """zigpy tells a lost radio (a pulled stick, a failed NCP, its watchdog giving up) only
+    through the listener event connection_lost: the radio stops and says so, instead of
+    staying joined while every send fails on its own timeout."""
+    world = ZigpyWorld(SEED)
+    lines: list[str] = []
+    world.trace = lines.append
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok
+    assert run.wait_joined(meter, hub, "HAN join (install code)").ok
+    world.run(60)
+    radio = _radio(hub)
+    assert radio.reachable(meter.eui64)
+    away = world.add_meter("elsewhere", "esme", name="away")
+    assert run.add_device(hub, away).ok  # a window kept open by renewed permits
+    syncs = radio.syncs
+
+    _app(hub).connection_lost(OSError(5, "Input/output error"))
+    lost = "radio lost: sim://premises: OSError: [Errno 5] Input/output error"
+    assert not radio.joined and radio.lost == lost
+    assert lines[-1].endswith(f"premises CHF: {lost}")
+    assert not radio.reachable(meter.eui64)
+    for call in (lambda: radio.send_gbcs(meter.eui64, b"GBCS"), radio.state):
+        with pytest.raises(GbcsError, match=re.escape(f"premises CHF: {lost}")):
+            call()
+    seen = len(lines)
+    world.run(600)  # past the renewal of the open window's permit
+    assert radio.syncs == syncs and not [line for line in lines[seen:] if "permit" in line]
