@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -33,6 +34,7 @@ __all__ = [
     "find_links",
     "interface_number",
     "match_model",
+    "port_in_use",
     "probe",
     "probe_ezsp",
     "system_ports",
@@ -354,12 +356,33 @@ def discover(
     return sorted(found, key=lambda d: d.device)
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and those it was raised from or while handling, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def port_in_use(exc: BaseException) -> bool:
+    """Whether another program holds the port: serialx's exclusive open fails with EBUSY,
+    which zigpy re-raises as PermissionError("...locked by another application")."""
+    return any(
+        (isinstance(e, OSError) and e.errno == errno.EBUSY) or "locked by another" in str(e)
+        for e in _chain(exc)
+    )
+
+
 def ezsp_failure_reason(exc: BaseException, device: str, baudrate: int, timeout: float) -> str:
     """Turn what bellows/serialx raise into something a bench operator can act on.
 
     bellows times out with a bare ``TimeoutError()``, so the reason never relies on the
     exception's message. Shared by the probe and the pytest plugin's dongle.
     """
+    if port_in_use(exc):
+        return f"{device}: in use by another program (ZHA, Zigbee2MQTT, another test run?)"
     if isinstance(exc, TimeoutError):
         return (
             f"no EZSP answer from {device} at {baudrate} baud within {timeout:.3g} s "

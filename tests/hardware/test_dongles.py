@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import io
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -449,6 +452,66 @@ def test_a_port_listing_that_fails_is_one_clear_error(monkeypatch: pytest.Monkey
     monkeypatch.setattr(serial.tools.list_ports, "comports", unreadable)
     with pytest.raises(GbcsError, match=r"cannot list the serial ports \(TypeError"):
         system_ports()
+
+
+IN_USE = "in use by another program (ZHA, Zigbee2MQTT, another test run?)"
+HOLDER = (
+    "import fcntl, os, sys\n"
+    "fd = os.open(sys.argv[1], os.O_RDWR | os.O_NOCTTY)\n"
+    "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+    "print('locked', flush=True)\n"
+    "sys.stdin.read()\n"
+)
+
+
+@contextlib.contextmanager
+def held_by_another_program(path: str) -> Iterator[None]:
+    """Another process holds ``path`` locked as zigpy's serial layer (serialx), ZHA and
+    Zigbee2MQTT do: flock(LOCK_EX | LOCK_NB), until its standard input closes."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        yield
+    finally:
+        holder.communicate(timeout=10)
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+def test_a_port_another_program_holds_is_said_to_be_in_use() -> None:
+    """zigpy turns serialx's EBUSY into PermissionError: that was reported as a missing
+    dialout group, which no group change fixes."""
+    from hardware.pytest_plugin import SerialBackend
+
+    with fake_ncp("version-only") as path, held_by_another_program(path):
+        result, took = _quick(path, 5.0)
+        reason = SerialBackend(path, probe_timeout=5.0).available()
+    assert result.status == "failed" and took < 3
+    assert result.reason == f"{path}: {IN_USE}"
+    assert reason == f"--han {path}: {path}: {IN_USE}"
+
+
+def _raised_from(exc: BaseException, cause: BaseException) -> BaseException:
+    try:
+        raise exc from cause
+    except BaseException as raised:
+        return raised
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        OSError(errno.EBUSY, "Device or resource busy"),
+        _raised_from(PermissionError(13, "denied"), OSError(errno.EBUSY, "busy")),
+        PermissionError("The serial port is locked by another application"),  # zigpy's
+    ],
+)
+def test_a_lock_is_found_in_the_exception_or_its_cause(exc: BaseException) -> None:
+    assert ezsp_failure_reason(exc, "/dev/ttyACM0", 115200, 10) == f"/dev/ttyACM0: {IN_USE}"
 
 
 def test_a_permission_failure_says_where_the_udev_rules_are() -> None:
