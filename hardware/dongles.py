@@ -25,6 +25,7 @@ __all__ = [
     "DEFAULT_PROBE_TIMEOUT",
     "KNOWN_RADIOS",
     "LINK_DIRS",
+    "NO_ANSWER",
     "Dongle",
     "PortInfo",
     "ProbeResult",
@@ -33,6 +34,8 @@ __all__ = [
     "ezsp_failure_reason",
     "find_links",
     "interface_number",
+    "known_model",
+    "local_port",
     "match_model",
     "port_in_use",
     "probe",
@@ -50,6 +53,9 @@ RADIO_LOGGERS = ("bellows", "zigpy", "serialx", "serial")
 """The libraries a probe runs, whose log records must not reach stderr unasked."""
 
 LOGGER = logging.getLogger(__name__)
+
+NO_ANSWER = "no EZSP answer"
+"""How a failure reason starts when the port opened and nothing answered in time."""
 
 LINK_DIRS = ("dev/zigbee", "dev/serial/by-id")
 """Where udev puts the stable names (ours, then systemd's), relative to the file-system root."""
@@ -219,6 +225,27 @@ def match_model(port: PortInfo) -> RadioModel | None:
     return None
 
 
+def local_port(device: str, list_ports: Callable[[], Iterable[PortInfo]] = system_ports) -> Any:
+    """The listed serial port a local device path names (udev symlinks resolved), or None:
+    not a /dev path, not listed, or the listing failed (no pyserial, a dongle pulled out)."""
+    if not device.startswith("/dev/"):
+        return None
+    real = str(Path(device).resolve())
+    try:
+        ports = list(list_ports())
+    except (ImportError, GbcsError):
+        return None
+    return next((port for port in ports if port.device in (device, real)), None)
+
+
+def known_model(
+    device: str, list_ports: Callable[[], Iterable[PortInfo]] = system_ports
+) -> RadioModel | None:
+    """The known radio a local port is, by its listed USB VID:PID (None: not known)."""
+    port = local_port(device, list_ports)
+    return None if port is None else match_model(port)
+
+
 def _resolve(path: Path, root: Path) -> Path:
     """Follow symlinks treating ``root`` as ``/``, so a fake /dev tree resolves inside itself.
 
@@ -385,7 +412,7 @@ def ezsp_failure_reason(exc: BaseException, device: str, baudrate: int, timeout:
         return f"{device}: in use by another program (ZHA, Zigbee2MQTT, another test run?)"
     if isinstance(exc, TimeoutError):
         return (
-            f"no EZSP answer from {device} at {baudrate} baud within {timeout:.3g} s "
+            f"{NO_ANSWER} from {device} at {baudrate} baud within {timeout:.3g} s "
             "(not an EZSP radio, wrong baud rate, in its bootloader, or in use)"
         )
     if isinstance(exc, FileNotFoundError):

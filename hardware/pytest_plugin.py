@@ -36,7 +36,6 @@ import importlib.metadata
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
@@ -230,19 +229,28 @@ class ZigpySimBackend(HanBackend):
 
 def _usb_serial_number(device: str) -> str | None:
     """The USB serial number of a local port (udev symlinks resolved), if pyserial knows it."""
-    if not device.startswith("/dev/"):
-        return None
-    from hardware.dongles import system_ports
+    from hardware.dongles import local_port
 
-    real = str(Path(device).resolve())
-    try:
-        ports = system_ports()
-    except (ImportError, GbcsError):  # no pyserial, or the listing failed: not known
-        return None
-    for port in ports:
-        if port.device in (device, real):
-            return port.serial_number or None
-    return None
+    port = local_port(device)
+    return None if port is None else port.serial_number or None
+
+
+def _rate_hint(settings: Any) -> str:
+    """For a silent local port the kit knows by its VID:PID at another rate: which to try
+    (every port is opened at 115200 baud unless the URL says otherwise)."""
+    from hardware.dongles import known_model
+
+    model = known_model(settings.path)
+    if model is None or model.baudrates[0] == settings.baudrate:
+        return ""
+    rates = " or ".join(str(rate) for rate in model.baudrates)
+    query = f"?baudrate={model.baudrates[0]}"
+    if settings.flow_control is not None:
+        query += f"&flow_control={settings.flow_control}"
+    return (
+        f"; {settings.path} is a {model.vid_pid} {model.family}, which runs at {rates} baud: "
+        f"try --han {settings.path}{query}"
+    )
 
 
 class SerialBackend(HanBackend):
@@ -350,7 +358,7 @@ class SerialBackend(HanBackend):
             port.close()
         except (serial.SerialException, OSError, ValueError) as e:
             return f"--han {self.name}: cannot open {url}: {e}"
-        from hardware.dongles import probe_ezsp
+        from hardware.dongles import NO_ANSWER, probe_ezsp
 
         result = probe_ezsp(
             settings.path,
@@ -359,7 +367,8 @@ class SerialBackend(HanBackend):
             flow_control=settings.flow_control,
         )
         if result.status != "ok":
-            return f"--han {self.name}: {result.reason}"
+            silent = (result.reason or "").startswith(NO_ANSWER)
+            return f"--han {self.name}: {result.reason}" + (_rate_hint(settings) if silent else "")
         if self.firmware is None:
             self.firmware = result.firmware
         if result.eui64 is not None:
@@ -451,7 +460,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=parse_han,
         default=HanSpec("emulated"),
         metavar="BACKEND",
-        help=f"the HAN the tests run on: {HAN_FORMS} (default emulated)",
+        help=f"the HAN the tests run on: {HAN_FORMS} (default emulated); a port takes "
+        "?baudrate=N (default 115200) and ?flow_control=hardware|software (default "
+        "bellows' software, XON/XOFF), e.g. /dev/zigbee/zbt2-X?baudrate=460800",
     )
     group.addoption(
         "--meter",

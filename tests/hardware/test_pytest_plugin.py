@@ -287,6 +287,44 @@ def test_a_dongle_lost_in_a_test_fails_the_later_ones_at_once(pytester: pytest.P
     )
 
 
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal (POSIX)")
+def test_a_silent_dongle_known_at_another_rate_says_which(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plugin opens every port at 115200 baud unless told: a ZBT-2, which the kit lists
+    at 460800, failed with no word of the rate it runs at nor how to give it."""
+    import serial.tools.list_ports
+
+    with fake_ncp("mute") as path:
+        zbt2 = types.SimpleNamespace(
+            device=path, vid=0x303A, pid=0x831A, location=None, serial_number="0123ABCD"
+        )
+        monkeypatch.setattr(serial.tools.list_ports, "comports", lambda: [zbt2])
+        reasons = [
+            SerialBackend(url, probe_timeout=1.0).available()
+            for url in (path, f"{path}?flow_control=hardware", f"{path}?baudrate=460800")
+        ]
+    silent = (
+        "no EZSP answer from {path} at {rate} baud within 1 s (not an EZSP radio, wrong baud "
+        "rate, in its bootloader, or in use)"
+    )
+    hint = f"; {path} is a 303a:831a zbt2, which runs at 460800 or 115200 baud: try --han {path}"
+    assert reasons == [
+        f"--han {path}: {silent.format(path=path, rate=115200)}{hint}?baudrate=460800",
+        f"--han {path}?flow_control=hardware: {silent.format(path=path, rate=115200)}"
+        f"{hint}?baudrate=460800&flow_control=hardware",
+        f"--han {path}?baudrate=460800: {silent.format(path=path, rate=460800)}",
+    ]
+
+
+def test_the_han_help_says_how_to_set_the_line(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest(*PLUGIN, "--help")
+    result.stdout.fnmatch_lines(["*--han=BACKEND*"])
+    help_text = " ".join(result.stdout.str().split())
+    assert "?baudrate=N (default 115200)" in help_text
+    assert "?flow_control=hardware|software" in help_text
+
+
 def test_serial_backend_on_a_closed_tcp_port() -> None:
     backend = SerialBackend(f"socket://127.0.0.1:{closed_port()}")
     assert "cannot open socket://127.0.0.1" in (backend.available() or "")
