@@ -1001,7 +1001,8 @@ class CoordinatorNode(_Node):
         reply = tunnel_server.serve(device, child.tunnel_id, app.tunnel, app.gbcs, tc, self._ids)
         child.tunnel_id = reply.tunnel_id
         if reply.command is not None:
-            zcl = self._tunnel_zcl(reply.command, reply.direction)
+            asked = app.zcl.sequence if reply.answers and app.zcl is not None else None
+            zcl = self._tunnel_zcl(reply.command, reply.direction, asked)
             frames = self._send_application(settings, child.short_address, zcl)
             if reply.held is not None:
                 self._held_out[device] = (reply.held, frozenset(frames))

@@ -86,6 +86,9 @@ class TunnelReply:
     # The held message a GET-RESPONSE hands over: the hub gives it back to the CHF
     # (CommsHub.undelivered) if the radio cannot deliver it.
     held: bytes | None = None
+    # A ZCL response (RequestTunnelResponse, TransferDataError): it carries its request's
+    # sequence number (ZCL 2.4.1.3); a TransferData to the client takes the hub's next one.
+    answers: bool = False
 
 
 RECENT_PUTS = 16
@@ -146,23 +149,24 @@ def serve(
     if isinstance(tunnel, RequestTunnel):
         if tunnel_id is None:
             tunnel_id = ids.allocate()
-        return _reply(tunnel_id, RequestTunnelResponse(tunnel_id), None, None)
+        return _reply(tunnel_id, RequestTunnelResponse(tunnel_id), None, None, True)
     if not isinstance(tunnel, TransferData):
-        return _reply(tunnel_id, None, None, None)
+        return _reply(tunnel_id, None, None, None, False)
     if tunnel.tunnel_id != tunnel_id:
         refusal = TransferDataError(tunnel.tunnel_id, TransferDataStatus.NO_SUCH_TUNNEL)
-        return _reply(tunnel_id, refusal, Direction.TO_CLIENT, None)
+        return _reply(tunnel_id, refusal, Direction.TO_CLIENT, None, True)
     if isinstance(gbcs, GbcsPut):
         hub.from_han(device, gbcs.message)
     elif isinstance(gbcs, GbcsGet):
         message = hub.take_held(device)
         if message is None:
             # GBCS: with no message for the GSME the CHF still answers, 0x02 || 0x00.
-            return _reply(tunnel_id, put(tunnel_id, _NOTHING_HELD), Direction.TO_CLIENT, None)
+            nothing = put(tunnel_id, _NOTHING_HELD)
+            return _reply(tunnel_id, nothing, Direction.TO_CLIENT, None, False)
         remaining = min(hub.held_count(device), 0xFF)
         response = put(tunnel_id, GbcsGetResponse(remaining, message))
-        return _reply(tunnel_id, response, Direction.TO_CLIENT, message)
-    return _reply(tunnel_id, None, None, None)
+        return _reply(tunnel_id, response, Direction.TO_CLIENT, message, False)
+    return _reply(tunnel_id, None, None, None, False)
 
 
 _NOTHING_HELD = GbcsGetResponse(0, b"")

@@ -816,7 +816,8 @@ class ZigpyHubRadio:
             hand_over = None
             if reply.held is not None:
                 hand_over = self._held_out[child.ieee] = _HandOver(reply.held)
-            self._send_zcl(child, reply.command, direction, hand_over)
+            asked = app.zcl.sequence if reply.answers and app.zcl is not None else None
+            self._send_zcl(child, reply.command, direction, hand_over, sequence=asked)
 
     def _put(self, child: _Child, data: bytes) -> None:
         assert child.tunnel_id is not None
@@ -831,9 +832,12 @@ class ZigpyHubRadio:
         hand_over: _HandOver | None = None,
         *,
         pushed: bytes | None = None,
+        sequence: int | None = None,
     ) -> None:
-        sequence = self._zcl_sequence
-        self._zcl_sequence = (sequence + 1) % 256
+        """``sequence`` is the request's for a ZCL response (ZCL 2.4.1.3); else the next."""
+        if sequence is None:
+            sequence = self._zcl_sequence
+            self._zcl_sequence = (sequence + 1) % 256
         if pushed is not None:
             self._recent_puts.sent(child.ieee, sequence, pushed)
         zcl = encode_zcl(

@@ -30,6 +30,7 @@ from emulators.zigbee.tunnel import (
     SMART_ENERGY_PROFILE,
     TUNNELING_CLUSTER,
     GbcsGet,
+    RequestTunnel,
     TransferData,
     encode_gbcs_tunnel,
     tunnel_frame,
@@ -850,3 +851,40 @@ def test_a_radio_lost_mid_run_says_why_and_stops() -> None:
     seen = len(lines)
     world.run(600)  # past the renewal of the open window's permit
     assert radio.syncs == syncs and not [line for line in lines[seen:] if "permit" in line]
+
+
+@pytest.mark.parametrize("radio", ["emulated", "zigpy"])
+def test_the_hubs_tunnel_responses_carry_their_requests_sequence_number(radio: str) -> None:
+    """ZCL 2.4.1.3: RequestTunnelResponse and TransferDataError copy the request's ZCL
+    sequence number. The hub used its own counter, shared by all its children, so a real
+    meter matching replies by it would never get its tunnel (audit 8, han M1)."""
+    world = World(seed=3)
+    if radio == "zigpy":
+        world.hub_radio = sim_hub_radio
+    run = Run("tsn", world)
+    hub = world.add_hub("premises", name="CHF")
+    esme = world.add_meter("premises", "esme")
+    assert run.add_device(hub, esme).ok and run.wait_joined(esme, hub, "join").ok
+    node = esme.node
+    assert node.tunnel_id is not None and node.settings is not None
+    start = len(world.capture.frames)
+
+    def from_meter(command: Any, sequence: int, direction: Direction | None = None) -> None:
+        assert node.settings is not None
+        node._send_application(
+            node.settings, 0x0000, node._tunnel_zcl(command, direction, sequence)
+        )
+        world.run(1.0)
+
+    stale = TransferData(node.tunnel_id + 100, encode_gbcs_tunnel(GbcsGet()))
+    from_meter(stale, 0x5A, Direction.TO_SERVER)
+    node._tunnel_asked = True
+    from_meter(RequestTunnel(), 0x77)
+    answers = []
+    for _, _, psdu in world.capture.frames[start:]:
+        decoded = air.decode_frame(psdu, node.keys())
+        app = decoded.app
+        if app is not None and app.zcl is not None and app.tunnel is not None:
+            answers.append((type(app.tunnel).__name__, app.zcl.sequence))
+    assert ("TransferDataError", 0x5A) in answers
+    assert ("RequestTunnelResponse", 0x77) in answers
