@@ -211,6 +211,14 @@ class CommsHub(GbcsDevice):
         info.last_communication = self.clock.now
         self.log_event("device joined", device.hex().upper())
 
+    def logged_sleepy(self, device: bytes) -> bool | None:
+        """Whether the device sleeps by the type CCS01 logged (a GSME does); None when the
+        log does not say (a CCS03 entry carries no type)."""
+        info = self.devices.get(device)
+        if info is None or info.device_type is None:
+            return None
+        return info.device_type == DeviceType.GSME
+
     # Logs ------------------------------------------------------------------------
     def current_log(self) -> DeviceLog:
         return DeviceLog(self.extended_pan_id, tuple(self.current.values()), self.now_cosem())

@@ -220,6 +220,8 @@ class TrustCentre(Protocol):
 
     def device_joined(self, device: bytes, *, sleepy: bool) -> None: ...
 
+    def logged_sleepy(self, device: bytes) -> bool | None: ...
+
     def from_han(self, device: bytes, data: bytes) -> None: ...
 
     def take_held(self, device: bytes) -> bytes | None: ...
@@ -892,6 +894,12 @@ class CoordinatorNode(_Node):
         if not child.announced:
             if capability is not None:
                 child.sleepy = not capability.rx_on_when_idle
+            else:
+                # No Device_annce (lost: it is never repeated): what the device log says of
+                # its type, not the association request, which anyone can send.
+                logged = tc.logged_sleepy(device)
+                if logged is not None:
+                    child.sleepy = logged
             child.announced = True
             self._departed.pop(device, None)
             tc.device_joined(device, sleepy=child.sleepy)

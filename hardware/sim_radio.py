@@ -168,6 +168,9 @@ class _NcpTrustCentre:
         if entry is not None:
             self.ncp.key_table[device] = entry[0]
 
+    def logged_sleepy(self, device: bytes) -> bool | None:  # an NCP keeps no device types
+        return None
+
     def from_han(self, device: bytes, data: bytes) -> None:  # the host runs the tunnel
         pass
 
