@@ -35,6 +35,7 @@ from .zcl import Direction, ZclFrame, ZclFrameType
 __all__ = [
     "GBCS_MANUFACTURER_CODE",
     "GBCS_PROTOCOL_ID",
+    "MAX_TRANSFER_SIZE",
     "SMART_ENERGY_PROFILE",
     "TUNNELING_CLUSTER",
     "CloseTunnel",
@@ -89,12 +90,18 @@ class TunnelStatus(IntEnum):
     FLOW_CONTROL_NOT_SUPPORTED = 4
 
 
+# The most a kit device takes in one TransferData, and so advertises as its
+# MaximumIncomingTransferSize: what 255 APS blocks of 80 bytes carry once the ZCL header
+# (3 bytes) and the tunnel id (2) are taken. A test pins it against the node's limits.
+MAX_TRANSFER_SIZE = 255 * 80 - 3 - 2
+
+
 @dataclass(frozen=True, slots=True)
 class RequestTunnel:
     protocol_id: int = GBCS_PROTOCOL_ID
     manufacturer_code: int = GBCS_MANUFACTURER_CODE
     flow_control: bool = False
-    max_incoming_transfer_size: int = 1500
+    max_incoming_transfer_size: int = MAX_TRANSFER_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +113,7 @@ class CloseTunnel:
 class RequestTunnelResponse:
     tunnel_id: int
     status: int = TunnelStatus.SUCCESS
-    max_incoming_transfer_size: int = 1500
+    max_incoming_transfer_size: int = MAX_TRANSFER_SIZE
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.node import MAX_BLOCK
+from emulators.node import MAX_BLOCK, MAX_GBCS_MESSAGE
 from emulators.zigbee import air
 from emulators.zigbee.air import NwkSecurity
+from emulators.zigbee.aps import MAX_BLOCKS
 from emulators.zigbee.mac import MAX_PSDU
-from emulators.zigbee.tunnel import TUNNELING_CLUSTER
+from emulators.zigbee.tunnel import (
+    MAX_TRANSFER_SIZE,
+    TUNNELING_CLUSTER,
+    RequestTunnel,
+    RequestTunnelResponse,
+)
 from gbcs.errors import EncodeError
 
 SECURITY = NwkSecurity(bytes(16), 0, 0xFFFFFFFF, bytes.fromhex("00DB1234567890A0"))
@@ -37,3 +43,12 @@ def test_a_full_block_fills_the_psdu(index: int) -> None:
 def test_one_byte_more_does_not_fit() -> None:
     with pytest.raises(EncodeError, match="exceeds aMaxPHYPacketSize"):
         _psdu(MAX_BLOCK + 1, 0)
+
+
+def test_the_advertised_transfer_size_is_what_a_kit_device_takes() -> None:
+    """Both ends advertised 1500 octets, then sent and took up to 20 393 in one
+    TransferData (audit 8, han L1): they advertise what 255 blocks carry, a GET-RESPONSE's
+    2-byte GBCS header and the longest message the nodes send."""
+    assert MAX_TRANSFER_SIZE == MAX_BLOCKS * MAX_BLOCK - 5 == MAX_GBCS_MESSAGE + 2
+    assert RequestTunnel().max_incoming_transfer_size == MAX_TRANSFER_SIZE
+    assert RequestTunnelResponse(1).max_incoming_transfer_size == MAX_TRANSFER_SIZE
