@@ -114,6 +114,9 @@ class HubPort(HanPort, Protocol):
     """What the CHF needs of its HAN radio besides a device's: the emulated coordinator
     and the zigpy hub radio both answer these."""
 
+    # Why the radio went away mid-run (a dongle unplugged), once it did; else None.
+    lost: str | None
+
     def child_sleepy(self, device: bytes) -> bool | None: ...
 
     def take_hand_over(self, device: bytes) -> bytes | None: ...
@@ -447,7 +450,8 @@ class CommsHub(GbcsDevice):
             self.held.setdefault(target, collections.deque()).append(data)
             return
         if self.han is None or not self.han.joined:
-            self._route_failed(target, "the CHF has no HAN", command)
+            lost = None if self.han is None else self.han.lost
+            self._route_failed(target, lost or "the CHF has no HAN", command)
             return
         if not self.han.reachable(target):
             self._route_failed(
@@ -459,10 +463,22 @@ class CommsHub(GbcsDevice):
         self.han.send_gbcs(target, data)
 
     def from_han(self, device: bytes, data: bytes) -> None:
-        """A GBCS message from a HAN device: only whitelisted devices are heard."""
+        """A GBCS message from a HAN device: only whitelisted devices are heard, and only
+        about themselves (a device's tunnel carries its own messages: one naming another
+        originator is an impersonation, whatever its MAC)."""
         if device not in self.current:
             self.log_security("frame from a device not in the device log", device.hex().upper())
             self._response_not_routed(device, data)
+            return
+        try:
+            originator = decode_message(data)[0].header.business_originator
+        except GbcsError:
+            originator = device  # unreadable: the head end refuses it, and says why
+        if originator != device:
+            self.log_security(
+                "message claiming another originator",
+                f"{device.hex().upper()} sent one from {originator.hex().upper()}",
+            )
             return
         info = self.devices.setdefault(device, LoggedDevice())
         info.last_communication = self.clock.now

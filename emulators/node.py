@@ -667,6 +667,7 @@ class CoordinatorNode(_Node):
 
     TUNNEL_SRC_ENDPOINT = HUB_ENDPOINT
     TUNNEL_DST_ENDPOINT = METER_ENDPOINT
+    lost: str | None = None  # an emulated radio is never lost (a zigpy dongle may be)
 
     def __init__(self, clock: VirtualClock, ieee: bytes, *, name: str = "") -> None:
         super().__init__(clock, ieee, name=name)

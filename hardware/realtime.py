@@ -201,7 +201,8 @@ class _DongleRadio(ZigpyHubRadio):
     def connection_lost(self, exc: BaseException | None) -> None:
         """As the hub radio's, and the dongle is not used again this session."""
         super().connection_lost(exc)
-        self._factory.failure = f"{self.name}: {self.lost}"
+        if self.lost is not None:  # not when it was let go on purpose
+            self._factory.failure = f"{self.name}: {self.lost}"
 
     def form(self, channel: int, pan_id: int, extended_pan_id: bytes, network_key: bytes) -> Any:
         try:

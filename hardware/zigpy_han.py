@@ -401,6 +401,7 @@ class ZigpyHubRadio:
         self._renew: Timer | None = None
         self.syncs = 0  # how often the coordinator was brought in line with the CHF
         self.lost: str | None = None  # why the radio went away mid-run, once it did
+        self._closing = False  # close() is letting it go: its connection_lost is expected
 
     # HubRadio: placement and forming ----------------------------------------------------
     @property
@@ -535,6 +536,7 @@ class ZigpyHubRadio:
         """
         if self._renew is not None:
             self._renew.cancel()
+        self._closing = True  # bellows reports connection_lost(None) as the port closes
         if self.app is not None and (self._formed or self.lost is not None):
             shutdown = self.app.shutdown(db=False)
             if self.loop.is_running():  # from a zigpy callback: cannot wait for it here
@@ -554,6 +556,8 @@ class ZigpyHubRadio:
         does not reconnect, so the radio stops here and says why: joined no more, no
         timers, and every later send, sync or state read fails naming the port.
         """
+        if self._closing:
+            return  # let go on purpose (close): not a loss
         why = describe_exception(exc) if exc is not None else "no reason given"
         self.lost = f"radio lost: {self.port}: {why}"
         LOGGER.error("%s: %s", self.name, self.lost)

@@ -74,6 +74,8 @@ class FakeHan:
         self.joined = False
 
     # What a hub's radio also answers (emulators.chf.HubPort): no children, nothing handed.
+    lost: str | None = None
+
     def child_sleepy(self, device: bytes) -> bool | None:
         return None
 

@@ -41,7 +41,7 @@ from gbcs.devicelog import (
 )
 from gbcs.dlms import AccessResponse, DataNotification
 from gbcs.errors import EncodeError, GbcsError
-from gbcs.frame import CraFlag, GbcsMessage, new_command
+from gbcs.frame import CraFlag, GbcsMessage, build_header, build_message, new_command
 from gbcs.joins import JoinDetails
 from gbcs.primitives import CosemDateTime
 from gbcs.testpki import TestPki
@@ -780,6 +780,39 @@ def test_from_han_from_a_whitelisted_device_goes_to_the_wan(hub: CommsHub, dcc: 
     assert sent == [b"response bytes"]
     assert hub.devices[DEV[0]].frames_ok == 1
     assert hub.devices[DEV[0]].last_communication == 12
+
+
+def test_from_han_a_message_claiming_another_originator_is_dropped(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    """A device's tunnel carries its own messages. A whitelisted ESME PUTting one that
+    names the GSME as its originator (echoing the GSME's pending counter, with a MAC it
+    cannot make right) had the head end report the GSME's command as answered wrongly,
+    DEVICE_FAILURE (review F1); it is now dropped here, so the command sees no response."""
+    dcc.add(DEV[0], device_type=DeviceType.GSME)
+    dcc.add(DEV[1])
+    command = cs07_for(headend, DEV[0])
+    h = command.header
+    claim = build_header(
+        CraFlag.RESPONSE,
+        h.originator_counter,
+        DEV[0],
+        h.business_originator,
+        h.other_information,
+        None,
+    )
+    forged = build_message(claim, asn1.encode(JoinDetails(0, ()).to_payload()), mac=bytes(12))
+    sent: list[bytes] = []
+    hub.wan_out = sent.append
+    hub.from_han(DEV[1], forged.encode())
+    assert sent == []
+    assert (hub.security_log[-1].event, hub.security_log[-1].detail) == (
+        "message claiming another originator",
+        "00DB12345678B001 sent one from 00DB12345678B000",
+    )
+    assert hub.devices[DEV[1]].frames_ok == 0
+    hub.from_han(DEV[1], b"unreadable")  # what it cannot read it passes on: the head end says
+    assert sent == [b"unreadable"]
 
 
 def test_from_han_from_a_non_whitelisted_device_is_dropped(hub: CommsHub, dcc: Dcc) -> None:

@@ -851,6 +851,27 @@ def test_a_radio_lost_mid_run_says_why_and_stops() -> None:
     seen = len(lines)
     world.run(600)  # past the renewal of the open window's permit
     assert radio.syncs == syncs and not [line for line in lines[seen:] if "permit" in line]
+    # A command's outcome names it too, not only "the CHF has no HAN" (review F3).
+    assert run.join_details(hub, meter).result == lost
+
+
+def test_a_radio_let_go_on_purpose_is_not_lost() -> None:
+    """bellows reports connection_lost(None) as close() shuts it down: a deliberate close
+    (every test's teardown on a dongle) is no loss to log or fail later tests with."""
+    world = ZigpyWorld(SEED)
+    lines: list[str] = []
+    world.trace = lines.append
+    _, hub, _ = _premises(world)
+    radio, app = _radio(hub), _app(hub)
+    shutdown = app.shutdown
+
+    async def shutdown_as_bellows_does(*args: Any, **kwargs: Any) -> None:
+        app.connection_lost(None)
+        await shutdown(*args, **kwargs)
+
+    app.shutdown = shutdown_as_bellows_does  # type: ignore[method-assign]
+    radio.close()
+    assert radio.lost is None and not [line for line in lines if "radio lost" in line]
 
 
 @pytest.mark.parametrize("radio", ["emulated", "zigpy"])
