@@ -265,19 +265,24 @@ class World:
         return DeviceCredentials.generate(eui, self.seed)
 
     def _trust(self, *devices: DeviceCredentials) -> None:
-        """The head end holds the public keys of devices the test PKI did not certify (it
-        knows those already), as the DCC holds every device's certificates."""
+        """The head end holds every device's public keys, as the DCC holds every device's
+        certificates: it knows the test PKI's already, so only other keys (generated, or
+        given in place of the PKI's) are added."""
         for credentials in devices:
-            try:
-                self.pki.party(credentials.eui64)
-                continue
-            except GbcsError:
-                pass
-            self.headend.trust_device(
-                credentials.eui64,
+            points = (
                 credentials.public_point(KeyUsage.KA),
                 credentials.public_point(KeyUsage.DS),
             )
+            try:
+                certified = DeviceCredentials.from_party(self.pki.party(credentials.eui64))
+            except GbcsError:
+                certified = None
+            if certified is not None and points == (
+                certified.public_point(KeyUsage.KA),
+                certified.public_point(KeyUsage.DS),
+            ):
+                continue
+            self.headend.trust_device(credentials.eui64, *points)
 
     def _certificates(self, eui: bytes, credentials: DeviceCredentials) -> dict[KeyUsage, bytes]:
         """A meter's DER certificates when the test PKI certified its key pairs (CS02e)."""

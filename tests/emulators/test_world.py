@@ -171,3 +171,22 @@ def test_a_device_refused_late_leaves_no_keys_at_the_head_end() -> None:
     unit = world.add_meter("bench", "esme", meter)
     assert world.headend.keystore.public_key(unit.eui64, KeyUsage.KA) is not None
     assert hub.gpf.eui64 == bytes.fromhex("00DB123456780011")
+
+
+def test_credentials_given_for_a_certified_eui64_are_the_ones_trusted() -> None:
+    """The head end trusts the keys a device was given, not the test PKI's for its EUI-64:
+    trusting only uncertified EUI-64s (a refactor) left such a meter discarding every
+    command as MAC invalid (review F4)."""
+    from emulators.credentials import DeviceCredentials, public_point
+    from emulators.scenarios import Run
+
+    world = World(1)
+    run = Run("given", world)
+    hub = world.add_hub("premises", world.pki.party("chf").eui64)
+    eui = world.pki.party("esme").eui64
+    own = DeviceCredentials.generate(eui, 7)
+    meter = world.add_meter("premises", "esme", eui, credentials=own)
+    ka = world.headend.keystore.public_key(eui, KeyUsage.KA)
+    assert public_point(ka) == own.public_point(KeyUsage.KA)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    assert run.join_details(hub, meter).ok
