@@ -21,7 +21,7 @@ from gbcs.joins import (
     JoinDetails,
     JoinResult,
 )
-from tests.emulators.conftest import verified
+from tests.emulators.conftest import executed, verified
 
 GSME = HanDevice(bytes.fromhex("00DB1234567890A1"), 0)
 PPMID = HanDevice(bytes.fromhex("00DB12345678D001"), 5)
@@ -120,6 +120,10 @@ def test_restore_of_a_device_type_with_no_role_is_refused(
     assert gpf.device_log == {PPMID.device_id: 5}
     gpf.clock.run()
     assert [b.devices for b in backups(headend, alerts)] == [(PPMID,)]
+    assert executed(gpf) == ["GCS59"]
+    # A restore that restored nothing was not executed: answered, not logged so.
+    assert restore(headend, gpf, odd).outcomes == ((odd, JoinResult.INVALID_JOIN_METHOD_AND_ROLE),)
+    assert executed(gpf) == ["GCS59"]
 
 
 def test_a_device_named_twice_keeps_its_first_entry(gpf: Gpf, headend: HeadEnd) -> None:

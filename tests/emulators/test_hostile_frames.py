@@ -678,3 +678,26 @@ def test_a_rejoining_meter_takes_only_its_parents_answer(
     assert node._answered_by == (answered if taken else None)
     if not taken:
         assert node.short_address == before
+
+
+def test_a_gsme_whose_device_annce_is_lost_is_still_held_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without its Device_annce the hub goes by the type CCS01 logged: a GSME sleeps, so
+    its commands are held for its poll, not pushed at a radio that is off."""
+    world = World(5)
+    run = Run("gsme", world)
+    hub = world.add_hub("premises", name="CHF")
+    gsme = world.add_meter("premises", "gsme")
+    medium = hub.node.medium
+    assert medium is not None
+    send = medium.send
+
+    def drop_its_broadcasts(sender: object, psdu: bytes, *args: object) -> None:
+        if not (sender is gsme.node and args[1] == 0xFFFF and psdu[0] & 7 == 1):
+            send(sender, psdu, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(medium, "send", drop_its_broadcasts)
+    assert run.add_device(hub, gsme).ok and run.wait_joined(gsme, hub, "join").ok
+    assert hub.node.children[gsme.eui64].sleepy and hub.chf.devices[gsme.eui64].sleepy
+    assert run.join_details(hub, gsme).ok  # held, and taken at its next poll

@@ -306,6 +306,16 @@ def test_a_meter_holds_only_its_own_certificates(
         make_esme(certificates={KeyUsage(k): bytes.fromhex(v) for k, v in given.items()})
 
 
+@pytest.mark.parametrize("kind", [DeviceType.GSME, DeviceType.ESME, DeviceType.CHF])
+def test_load_state_refuses_a_partner_no_join_admits(esme: Esme, kind: DeviceType) -> None:
+    state = esme.state()
+    state["partners"] = {PARTNERS[0].hex().upper(): int(kind)}
+    before = esme.state()
+    with pytest.raises(GbcsError, match=f"takes no device of type {int(kind)} as a partner"):
+        esme.load_state(state)
+    assert esme.state() == before
+
+
 def test_load_state_refuses_a_partner_of_no_gbcs_device_type(esme: Esme) -> None:
     state = esme.state()
     state["partners"] = {PARTNERS[0].hex().upper(): 7}

@@ -1107,6 +1107,24 @@ def test_a_meter_that_answers_cs02f_with_a_failure_fails_and_is_not_asked_again(
     inventory.close()
 
 
+def test_a_meter_that_answers_cs02f_with_a_failure_and_stays_is_not_asked_again(
+    tmp_path: Path,
+) -> None:
+    """Its answer is an answer: not retried as a lost one would be, and it FAILs."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    meter = bench.world.meters[row.eui64].device
+    code = int(DisconnectResult.OTHER_FAILURE)
+    failure = asn1.encode(int_response("DisconnectFromHanResponse", code))
+    meter.handlers[CATALOGUE.disconnect_code] = lambda message: Reply(failure, executed=False)
+    report = bench.triage(row)
+    results = dict((s["use_case"], s["result"]) for s in report.steps)
+    assert results["8.15"] == "failed: DEVICE_FAILURE: meter answered OTHER_FAILURE"
+    assert results["HAN leave"] == "meter still holds its network settings"
+    assert "8.15 (attempt 2)" not in results and "divorce seen on the HAN" not in results
+    assert report.outcome == "FAIL"
+    inventory.close()
+
+
 def _unread_then(
     tmp_path: Path, answers: Callable[[str], bool], *, removed_first: bool = False
 ) -> tuple[MeterReport, Bench]:
