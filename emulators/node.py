@@ -238,6 +238,7 @@ class TrustCentre(Protocol):
 @dataclass(slots=True)
 class _Counters:
     mac: int = 0
+    beacon: int = 0  # macBSN: beacons have their own sequence (802.15.4-2006 7.2.2.1.2)
     nwk: int = 0
     aps: int = 0
     zcl: int = 0
@@ -252,11 +253,13 @@ class _Counters:
 
     @classmethod
     def from_json(cls, saved: SavedState) -> _Counters:
-        """Every counter required: sequence numbers 8 bits, frame counters 32."""
+        """Every counter required (but ``beacon``, absent from states saved before it was
+        kept): sequence numbers 8 bits, frame counters 32."""
         return cls(
             **{
                 name: saved.integer(name, 0, 0xFFFFFFFF if name.endswith("_frame") else 0xFF)
                 for name in cls.__dataclass_fields__
+                if name != "beacon" or name in saved
             }
         )
 
@@ -751,7 +754,7 @@ class CoordinatorNode(_Node):
             return
         if isinstance(mac.payload, BeaconRequest):
             psdu = air.beacon(
-                mac_sequence=self.counters.next("mac"),
+                mac_sequence=self.counters.next("beacon"),
                 pan_id=settings.pan_id,
                 src=COORDINATOR,
                 extended_pan_id=settings.extended_pan_id,

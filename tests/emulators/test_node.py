@@ -564,3 +564,21 @@ def test_a_radio_never_has_two_frames_on_the_air(
         overlaps += sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1] - 1e-9)
     assert sum(len(s) for s in on_air.values()) > 50
     assert overlaps == 0
+
+
+def test_beacons_have_their_own_sequence_number(bench: Bench) -> None:
+    """macBSN, not macDSN (802.15.4-2006 7.2.2.1.2): the hub's beacons counted 0, 1, 2...
+    on the counter of its data and command frames (audit 8, han L2)."""
+    hub, first, second = bench.hub(), bench.meter(), bench.meter()
+    bench.join(hub, first)
+    bench.join(hub, second)
+    assert bench.world.capture is not None
+    frames = [decode_mac(psdu) for _, _, psdu in bench.world.capture.frames]
+    beacons = [f.sequence for f in frames if f.frame_type == MacFrameType.BEACON]
+    # The second join's beacons go on from the first's, whatever the hub sent between.
+    assert len(beacons) >= 2 and beacons == list(range(len(beacons)))
+    saved = hub.node.state()
+    assert saved["counters"]["beacon"] == len(beacons) % 256
+    del saved["counters"]["beacon"]  # a state saved before it was kept still loads
+    hub.node.load_state(saved)
+    assert hub.node.counters.beacon == 0

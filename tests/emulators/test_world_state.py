@@ -118,9 +118,9 @@ def _saved_fleet() -> str:
 
 # Maps keyed by data (EUI-64s, key usages): their entries may go, the map itself may not.
 _DATA_MAPS = {"counters", "device_log", "partners", "join_windows", "held", "certificates"}
-# "certificates": written only when a meter holds some; "handed_over": absent from states
-# saved before it was kept (none then known to have been handed over).
-_OPTIONAL = {"certificates", "handed_over"}
+# "certificates": written only when a meter holds some; "handed_over" and a node's
+# "beacon" counter: absent from states saved before they were kept.
+_OPTIONAL = {"certificates", "handed_over", "beacon"}
 _WRONG: tuple[Any, ...] = ([], {}, "zz", None, -1, 2**70)
 
 KeyPath = tuple[str | int, ...]
