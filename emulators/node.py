@@ -110,7 +110,7 @@ DEPARTED_MEMORY = 64
 # How many unsecured sources (joining or rejoining devices) a node remembers.
 UNSECURED_MEMORY = 64
 TURNAROUND = 0.000192  # aTurnaroundTime, 12 symbols
-SCAN_DWELL = 0.0154  # one channel, scan duration 0 (802.15.4: aBaseSuperframeDuration)
+SCAN_DWELL = 0.03072  # one channel at scan duration 0: aBaseSuperframeDuration x (2^0 + 1)
 RESPONSE_WAIT = 0.5
 JOIN_RETRY = 30.0
 NEXT_CANDIDATE = 0.01  # after one network failed, the next from the same scan (its ack is out)

@@ -582,3 +582,18 @@ def test_beacons_have_their_own_sequence_number(bench: Bench) -> None:
     del saved["counters"]["beacon"]  # a state saved before it was kept still loads
     hub.node.load_state(saved)
     assert hub.node.counters.beacon == 0
+
+
+def test_a_scan_dwells_its_scan_duration_on_each_channel(bench: Bench) -> None:
+    """Scan duration 0 is aBaseSuperframeDuration x (2^0 + 1) = 1920 symbols, 30.72 ms per
+    channel (802.15.4-2006 7.5.2.1.2); the kit dwelt 15.4 ms (audit 8, han L2)."""
+    hub, meter = bench.hub(), bench.meter()
+    bench.join(hub, meter)
+    assert bench.world.capture is not None
+    requests = [
+        t
+        for t, _, psdu in bench.world.capture.frames
+        if decode_mac(psdu).frame_type == MacFrameType.COMMAND and psdu[-3] == 0x07
+    ]
+    gaps = {round(b - a, 6) for a, b in itertools.pairwise(requests[:16])}
+    assert gaps == {0.03072}
