@@ -79,6 +79,22 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+class _OnceFlag(_Once):
+    """A flag: given twice is a usage error too (README), like an option with a value."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        super().__call__(parser, namespace, True, option_string)
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     try:
         faults = FaultPlan.parse(args.faults) if args.faults is not None else FaultPlan()
@@ -246,10 +262,10 @@ def add_commands(sub: Any) -> None:
         help="seed of the emulated world (default 1; a resumed run keeps its own)",
     )
     t.add_argument(
-        "--lab-only", action="store_true", help="accept real-format MPxNs (never on a live bench)"
+        "--lab-only", action=_OnceFlag, help="accept real-format MPxNs (never on a live bench)"
     )
-    t.add_argument("--json", action="store_true", help="print the JSON report")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--json", action=_OnceFlag, help="print the JSON report")
+    t.add_argument("--quiet", action=_OnceFlag, help="no progress bar")
     t.set_defaults(func=cmd_triage)
 
     p = sub.add_parser("emulate", help="run the emulated HAN")
@@ -271,7 +287,7 @@ def add_commands(sub: Any) -> None:
     s.add_argument(
         "--pcap", metavar="FILE", action=_Once, help="write the air capture (and FILE.keys)"
     )
-    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--json", action=_OnceFlag, help="print one JSON object")
     s.add_argument(
         "--faults",
         metavar="SPEC",

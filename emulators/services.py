@@ -166,6 +166,8 @@ class User:
     """A DCC user (an energy supplier, say): its identity, role and its own signing key."""
 
     def __init__(self, name: str, party_id: bytes, role: RemotePartyRole, keystore: Any) -> None:
+        if not isinstance(role, RemotePartyRole):
+            raise GbcsError(f"user {name}: role {role!r} is not a RemotePartyRole")
         self.name = name
         self.party_id = party_id
         self.role = role
@@ -335,6 +337,10 @@ class ServiceLayer:
             value = self.policy.parse(text)
         except MpxnError as e:
             raise Rejected(Reason.INVALID_MPXN, str(e)) from None
+        if meter.device_type in ("CHF", "GPF"):  # a hub function serves no meter point
+            raise Rejected(
+                Reason.INVALID_MPXN, f"a {meter.device_type} has no MPxN of its own ({value})"
+            )
         want = {"ESME": Mpan, "GSME": Mprn}.get(meter.device_type)
         if want is not None and not isinstance(value, want):
             raise Rejected(
@@ -353,6 +359,11 @@ class ServiceLayer:
         self.inventory.audit("request", srv=srv, party=user.hex, detail=request)
         self._srv = srv
         try:
+            if not isinstance(srv, str):
+                raise Rejected(
+                    Reason.INVALID_PARAMETER,
+                    f"a service request is named by a string, not {type(srv).__name__} {srv!r}",
+                )
             params = _checked_parameters(params)
             if srv[:1].isdigit() or srv.strip().upper().startswith("SRV"):
                 try:
@@ -363,6 +374,8 @@ class ServiceLayer:
                     raise Rejected(Reason.INVALID_PARAMETER, str(e)) from None
             handler = getattr(self, "_sr_" + srv.replace(".", "_").replace("-", "_"), None)
             if handler is None and srv in qa.QA_USE_CASES:
+                if "use_case" in params:  # the request names it: one given would be dropped
+                    raise Rejected(Reason.INVALID_PARAMETER, f"{srv} takes no use_case: it is one")
                 handler = self._read
                 params = {**params, "use_case": srv}
             if handler is None:
@@ -729,6 +742,11 @@ class ServiceLayer:
 
     def _read(self, user: User, device: str, use_case: str) -> ServiceResponse:
         hub = self._meter_hub(device, use_case)
+        kind = self.inventory.require(device).device_type
+        if use_case in qa.ESME_READS and kind != "ESME":  # checked before anything is sent
+            raise Rejected(
+                Reason.INVALID_PARAMETER, f"{use_case} reads an ESME; device {device} is a {kind}"
+            )
         he = self.headend
         counter = he.next_counter(user.party_id)
         clock = self.world.clock

@@ -382,8 +382,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _negative_values_attached(argv: Sequence[str]) -> list[str]:
+    """``--seed -0x1`` as ``--seed=-0x1``: argparse takes a value that starts with '-' and
+    is not a plain negative number for an option, and the README promises any signed seed."""
+    out: list[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--seed":
+            value = next(rest, None)
+            if value is not None and value[:1] == "-" and value[1:2].isdigit():
+                out.append(f"--seed={value}")
+                continue
+            out.append(arg)
+            if value is not None:
+                out.append(value)
+            continue
+        out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(_negative_values_attached(given))
     try:
         return int(args.func(args))
     except BrokenPipeError:

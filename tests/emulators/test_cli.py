@@ -127,6 +127,11 @@ def test_a_seed_a_world_cannot_take_is_a_usage_error(
         ["triage", "--seed", "1", "--seed", "2"],
         ["triage", "--workdir", "a", "--workdir", "b"],
         ["triage", "--manifest", "a.csv", "--manifest", "b.csv"],
+        # Flags too, as the README says of any option (audit 8, services F6).
+        ["emulate", "scenario", "fresh-meter", "--json", "--json"],
+        ["triage", "--quiet", "--quiet"],
+        ["triage", "--json", "--json"],
+        ["triage", "--lab-only", "--lab-only"],
     ],
 )
 def test_an_option_given_twice_is_a_usage_error(
@@ -137,6 +142,15 @@ def test_an_option_given_twice_is_a_usage_error(
         main(argv)
     err = capsys.readouterr().err
     assert stop.value.code == 2 and f"argument {argv[-2]}: given twice" in err
+
+
+@pytest.mark.parametrize("seed", ["-0x1", "-1", "-0b101"])
+def test_a_negative_seed_may_follow_its_option_as_a_separate_word(
+    capsys: pytest.CaptureFixture[str], seed: str
+) -> None:
+    """argparse took "-0x1" for an option ("expected one argument")."""
+    code, report = _json(capsys, "fresh-meter", "--seed", seed)
+    assert code == 0 and report["seed"] == int(seed, 0)
 
 
 def test_the_largest_seed_runs(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,7 @@ from emulators.world import Hub, MeterUnit, World
 from gbcs import crypto
 from gbcs.catalogue import CATALOGUE
 from gbcs.devicelog import DeviceLog, WhitelistChangeAlert
-from gbcs.errors import DecodeError
+from gbcs.errors import DecodeError, GbcsError
 from gbcs.frame import decode_message
 from gbcs.keys import KeyUsage, MemoryKeyStore
 from gbcs.security import CheckResult, SecurityContext
@@ -944,3 +944,59 @@ def test_a_parameter_json_cannot_hold_is_audited_and_refused(
     response, rows = bed.rejected(bed.supplier, "CS07", Reason.INVALID_PARAMETER, **params)
     assert response.text.startswith(f"{name} must be")
     assert rows[0].kind == "request" and name in (rows[0].detail or "")
+
+
+# --- From an audit of the service layer (audit 8, services) -----------------------------
+
+
+@pytest.mark.parametrize("use_case", ["ECS26m", "ECS52", "ECS35a"])
+def test_an_esme_read_of_a_gas_meter_is_refused_before_it_is_sent(bed: Bed, use_case: str) -> None:
+    """It went out and came back failed, NO_RESPONSE ('may have acted'), 120 s later."""
+    start = bed.world.clock.now
+    response, _ = bed.rejected(bed.supplier, use_case, Reason.INVALID_PARAMETER, device=h(GSME))
+    assert response.text == f"{use_case} reads an ESME; device {h(GSME)} is a GSME"
+    assert bed.world.clock.now == start
+
+
+def test_a_qa_read_takes_no_use_case_of_its_own(bed: Bed) -> None:
+    """It is its use case: one given was replaced without a word."""
+    response, _ = bed.rejected(
+        bed.supplier, "CS07", Reason.INVALID_PARAMETER, device=h(ESME), use_case="ECS26m"
+    )
+    assert response.text == "CS07 takes no use_case: it is one"
+
+
+def test_a_device_with_no_mpxn_of_its_own_is_given_none(bed: Bed) -> None:
+    """A GPF pre-notified and added with an MPAN: the MPAN was taken and the CCS01 sent."""
+    gpf = "00DB1234567890E1"
+    assert bed.submit(
+        bed.supplier,
+        "pre-notification",
+        device=gpf,
+        device_type="GPF",
+        install_code="00112233445566778899AABBCCDDEEF1",
+    ).ok
+    mpan = str(dummy_mpan(7))
+    response, _ = bed.rejected(
+        bed.supplier, "8.11", Reason.INVALID_MPXN, chf=h(OLD), device=gpf, action="add", mpxn=mpan
+    )
+    assert response.text == f"a GPF has no MPxN of its own ({mpan})"
+
+
+def test_a_service_request_not_named_by_a_string_is_refused_naming_that(bed: Bed) -> None:
+    """It was refused with "'NoneType' object is not subscriptable"."""
+    srv: Any = None
+    response, _ = bed.rejected(bed.supplier, srv, Reason.INVALID_PARAMETER, chf=h(OLD))
+    assert response.text == "a service request is named by a string, not NoneType None"
+    srv = 811
+    response = bed.submit(bed.supplier, srv, chf=h(OLD))
+    assert (response.status, response.text) == (
+        "rejected",
+        "a service request is named by a string, not int 811",
+    )
+
+
+def test_a_user_role_must_be_a_remote_party_role(bed: Bed) -> None:
+    """A plain string made submit raise AttributeError, leaving a request with no response."""
+    with pytest.raises(GbcsError, match="user supplier: role 'SUPPLIER' is not a RemotePartyRole"):
+        user(bed.world, "supplier", "SUPPLIER")  # type: ignore[arg-type]
