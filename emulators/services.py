@@ -453,6 +453,11 @@ class ServiceLayer:
         """Device pre-notification: the device enters the SMI as 'pending'."""
         if device_type not in DeviceType.__members__:
             raise Rejected(Reason.INVALID_PARAMETER, f"unknown device type {device_type!r}")
+        if device_type == "CHF":  # pending could never become commissioned (TRANSITIONS)
+            raise Rejected(
+                Reason.INVALID_PARAMETER,
+                "a CHF enters the SMI by its installation (SR 8.14.1), not pre-notification",
+            )
         with self.inventory.transaction():
             self.inventory.add_device(
                 device,
@@ -485,8 +490,14 @@ class ServiceLayer:
     def _sr_8_14_1(self, user: User, chf: str) -> ServiceResponse:
         """CH status update, installed: commissioned, and the user becomes its supplier."""
         self.hub(chf)
+        known = self.inventory.device(chf)
+        if known is not None and known.device_type != "CHF":
+            raise Rejected(
+                Reason.INVALID_PARAMETER,
+                f"device {chf} is in the SMI with device type {known.device_type}, not CHF",
+            )
         with self.inventory.transaction():
-            if self.inventory.device(chf) is None:
+            if known is None:
                 self.inventory.add_device(chf, "CHF", status=SmiStatus.WHITELISTED)
             self._set_status(chf, SmiStatus.COMMISSIONED)
             self.inventory.record_chf_supplier(chf, user.hex)

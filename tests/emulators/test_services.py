@@ -1000,3 +1000,22 @@ def test_a_user_role_must_be_a_remote_party_role(bed: Bed) -> None:
     """A plain string made submit raise AttributeError, leaving a request with no response."""
     with pytest.raises(GbcsError, match="user supplier: role 'SUPPLIER' is not a RemotePartyRole"):
         user(bed.world, "supplier", "SUPPLIER")  # type: ignore[arg-type]
+
+
+def test_a_chf_enters_the_smi_by_its_installation_only(bed: Bed) -> None:
+    """A pre-notified CHF could never be commissioned (pending -> commissioned is no
+    transition), and 8.14.1 took a hub EUI-64 the SMI had as a meter (audit 8, services F3)."""
+    hub = bed.world.add_hub("elsewhere", name="third CHF")
+    response, _ = bed.rejected(
+        bed.supplier,
+        "pre-notification",
+        Reason.INVALID_PARAMETER,
+        device=h(hub.eui64),
+        device_type="CHF",
+    )
+    assert response.text == (
+        "a CHF enters the SMI by its installation (SR 8.14.1), not pre-notification"
+    )
+    assert bed.submit(bed.supplier, "pre-notification", device=h(hub.eui64), device_type="ESME").ok
+    response, _ = bed.rejected(bed.supplier, "8.14.1", Reason.INVALID_PARAMETER, chf=h(hub.eui64))
+    assert response.text == (f"device {h(hub.eui64)} is in the SMI with device type ESME, not CHF")
