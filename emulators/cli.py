@@ -76,23 +76,14 @@ class _Once(argparse.Action):
         if getattr(namespace, f"_{self.dest}_given", False):
             parser.error(f"argument {option_string}: given twice")
         setattr(namespace, f"_{self.dest}_given", True)
-        setattr(namespace, self.dest, values)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
 
 
 class _OnceFlag(_Once):
     """A flag: given twice is a usage error too (README), like an option with a value."""
 
     def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, default=False, **kwargs)
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        super().__call__(parser, namespace, True, option_string)
+        super().__init__(option_strings, dest, nargs=0, const=True, default=False, **kwargs)
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
