@@ -356,13 +356,15 @@ class ServiceLayer:
         """Run one service request: checks, then the GBCS exchange, all audited."""
         self.inventory.now = self.world.clock.now
         request = {k: (v.hex().upper() if isinstance(v, bytes) else v) for k, v in params.items()}
+        wrong = None if isinstance(srv, str) else f"{type(srv).__name__} {srv!r}"
+        if wrong is not None:  # audited as written (the log takes text), refused below
+            srv = repr(srv)
         self.inventory.audit("request", srv=srv, party=user.hex, detail=request)
         self._srv = srv
         try:
-            if not isinstance(srv, str):
+            if wrong is not None:
                 raise Rejected(
-                    Reason.INVALID_PARAMETER,
-                    f"a service request is named by a string, not {type(srv).__name__} {srv!r}",
+                    Reason.INVALID_PARAMETER, f"a service request is named by a string, not {wrong}"
                 )
             params = _checked_parameters(params)
             if srv[:1].isdigit() or srv.strip().upper().startswith("SRV"):

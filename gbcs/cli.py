@@ -388,6 +388,8 @@ def _negative_values_attached(argv: Sequence[str]) -> list[str]:
     out: list[str] = []
     rest = iter(argv)
     for arg in rest:
+        if len(arg) >= 3 and "--seed".startswith(arg):  # argparse takes '--se' for '--seed'
+            arg = "--seed"
         if arg == "--seed":
             value = next(rest, None)
             if value is not None and value[:1] == "-" and value[1:2].isdigit():

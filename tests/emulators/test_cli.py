@@ -267,3 +267,12 @@ def test_a_report_that_cannot_be_written_is_a_clear_error(
     monkeypatch.setattr(sys, "stdout", FullDisk())
     assert main(["emulate", "scenario", "fresh-meter", "--json"]) == 2
     assert "cannot write the report: No space left on device" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--se", "--see"])
+def test_a_negative_seed_follows_an_abbreviated_option_too(
+    capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    """argparse takes '--see' for '--seed'; '--see -0x1' failed as 'expected one argument'."""
+    code = main(["emulate", "scenario", "fresh-meter", option, "-0x1", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["seed"] == -1

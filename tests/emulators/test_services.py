@@ -983,17 +983,31 @@ def test_a_device_with_no_mpxn_of_its_own_is_given_none(bed: Bed) -> None:
     assert response.text == f"a GPF has no MPxN of its own ({mpan})"
 
 
-def test_a_service_request_not_named_by_a_string_is_refused_naming_that(bed: Bed) -> None:
-    """It was refused with "'NoneType' object is not subscriptable"."""
-    srv: Any = None
-    response, _ = bed.rejected(bed.supplier, srv, Reason.INVALID_PARAMETER, chf=h(OLD))
-    assert response.text == "a service request is named by a string, not NoneType None"
-    srv = 811
+@pytest.mark.parametrize(
+    ("srv", "named"),
+    [
+        (None, "NoneType None"),
+        (811, "int 811"),
+        (["8.14.1"], "list ['8.14.1']"),
+        ({"a": 1}, "dict {'a': 1}"),
+    ],
+)
+def test_a_service_request_not_named_by_a_string_is_refused_naming_that(
+    bed: Bed, srv: Any, named: str
+) -> None:
+    """It was refused with "'NoneType' object is not subscriptable"; a list or a dict made
+    the audit log's write raise (sqlite cannot store them) before any check."""
+    before = bed.state()
+    seen = len(bed.inventory.audit_log())
     response = bed.submit(bed.supplier, srv, chf=h(OLD))
-    assert (response.status, response.text) == (
+    assert (response.status, response.reason, response.text) == (
         "rejected",
-        "a service request is named by a string, not int 811",
+        Reason.INVALID_PARAMETER,
+        f"a service request is named by a string, not {named}",
     )
+    assert bed.state() == before
+    rows = bed.inventory.audit_log()[seen:]
+    assert [(e.kind, e.srv) for e in rows] == [("request", repr(srv)), ("response", repr(srv))]
 
 
 def test_a_user_role_must_be_a_remote_party_role(bed: Bed) -> None:
