@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -28,7 +29,7 @@ from emulators.headend import FIRST_COUNTER, HeadEnd
 from emulators.meters import Esme
 from gbcs import asn1, dlms
 from gbcs.dlms import AccessKind, AccessResponse
-from gbcs.errors import GbcsError
+from gbcs.errors import GbcsError, KeyNotFoundError
 from gbcs.frame import CraFlag, decode_message, new_command
 from gbcs.joins import (
     DisconnectFromHan,
@@ -38,6 +39,7 @@ from gbcs.joins import (
     JoinResult,
     parse_int_response,
 )
+from gbcs.keys import KeyUsage
 from gbcs.reads import ReadEsmeIdentity, ReadEventLog, ReadFirmwareVersion
 from gbcs.security import CheckResult
 from gbcs.testpki import TestPki
@@ -184,6 +186,37 @@ def test_bad_mac(esme: Esme, headend: HeadEnd) -> None:
 def test_missing_mac(esme: Esme, headend: HeadEnd) -> None:
     command = headend.command(CS07, cs07_payload(), esme.eui64).with_mac(None)
     assert_rejected(esme, command.encode(), "MAC absent")
+
+
+def test_a_signed_only_code_with_an_empty_signature_and_no_mac_is_refused(
+    esme: Esme, headend: HeadEnd
+) -> None:
+    """CS02a may come signed instead of MAC'd; with an empty signature field and no MAC it is
+    authenticated by nothing (a mutation treating it as signed-only went unnoticed)."""
+    command = headend.command(0x0008, b"\x30\x00", esme.eui64).with_mac(None)
+    bare = replace(command, signature=b"")
+    assert bare.mac is None and bare.signature == b""
+    assert_rejected(esme, bare.encode(), "MAC absent")
+
+
+def test_a_signature_from_an_anchor_without_a_ds_key_is_refused(
+    esme: Esme, headend: HeadEnd, eui: Callable[[str], bytes]
+) -> None:
+    """A signature the device cannot check (no DS key held for its signer) is no signature:
+    'no-key' must refuse, not only 'invalid'."""
+    command = headend.command(CS03A1, join_payload(eui("gsme")), esme.eui64)
+    assert command.is_signed
+    keys = esme.security.keystore
+    held = keys.public_key  # the anchor's DS key is gone; everything else as it was
+    supplier = eui("supplier")
+
+    def no_ds_for_the_supplier(party: bytes, usage: Any) -> Any:
+        if party == supplier and usage is KeyUsage.DS:
+            raise KeyNotFoundError(party, usage.value, private=False)
+        return held(party, usage)
+
+    keys.public_key = no_ds_for_the_supplier  # type: ignore[method-assign]
+    assert_rejected(esme, command.encode(), "signature no-key")
 
 
 def test_mac_from_someone_without_the_acb_key(

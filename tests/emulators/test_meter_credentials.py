@@ -381,6 +381,18 @@ def test_only_the_future_dateable_cs02b_response_is_dated(bench: Bench, pki: Tes
     assert read is not None and read.header.date_time is None
 
 
+def test_cs02b_acb_by_acb_unsigned_is_the_acbs_alone(bench: Bench, pki: TestPki) -> None:
+    """Only the ACB may send accessControlBrokerByACB unsigned: from a supplier, MAC'd as
+    every command is, the critical command is unsigned and refused (a mutation dropping
+    the originator check went unnoticed)."""
+    before = bench.meter.anchors
+    response = bench.update(ACB_BY_ACB, "supplier", _replacements(pki.party("acb2")), sign=False)
+    assert response is None
+    assert "critical command CS02b" in bench.meter.security_log[-1].detail
+    assert "is not signed" in bench.meter.security_log[-1].detail
+    assert bench.meter.anchors == before
+
+
 def test_cs02b_acb_by_acb_is_authorised_by_the_acb_mac(
     bench: Bench, pki: TestPki, clock: VirtualClock
 ) -> None:

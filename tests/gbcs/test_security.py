@@ -620,3 +620,39 @@ def test_random_ecdsa_nonces_are_warned_of_once(monkeypatch: pytest.MonkeyPatch)
     assert len(warned) == 1 and first != second
     assert crypto.ecdsa_verify(key.public_key(), b"m", first)
     crypto._warn_random_nonces.cache_clear()
+
+
+def test_ecdsa_verify_takes_only_the_64_byte_r_s_form() -> None:
+    """r || 00 || s (65 bytes: s reads as the same integer) and an all-zero r, s are no
+    signature; no test failed when either guard was dropped."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    data = b"GBCS signed data"
+    signature = crypto.ecdsa_sign(key, data)
+    public = key.public_key()
+    assert crypto.ecdsa_verify(public, data, signature)
+    assert not crypto.ecdsa_verify(public, data, signature[:32] + b"\0" + signature[32:])
+    assert not crypto.ecdsa_verify(public, data, bytes(64))
+    assert not crypto.ecdsa_verify(public, data, signature[:32] + bytes(32))
+
+
+def test_a_macd_frame_with_no_signature_field_is_refused() -> None:
+    """CRIB §2.4: only an unwrapped command may be a pre-command. The fast decoder declines
+    one inside a General-Ciphering wrapper and falls back to the careful one, which must
+    refuse it too (a mutation letting the careful one take it went unnoticed)."""
+    from gbcs.frame import decode_message, new_command
+
+    command = new_command(
+        0x0013,
+        b"\x30\x00",
+        originator=bytes.fromhex("90B3D51F30010000"),
+        target=bytes.fromhex("00DB1234567890A0"),
+        counter=0x1_0000_0000,
+    )
+    wrapped = replace(command, signature=b"", mac=bytes(12)).encode()
+    assert decode_message(wrapped)[0].signature == b""
+    # The signature-length byte (just before the 12-byte MAC) taken out, the length fixed.
+    bare = wrapped[:7] + bytes([wrapped[7] - 1]) + wrapped[8:-13] + wrapped[-12:]
+    with pytest.raises(DecodeError, match="only an unwrapped command may be a pre-command"):
+        decode_message(bare)
