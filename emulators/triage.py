@@ -39,7 +39,7 @@ from emulators.zigbee.install_code import parse_install_code
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
 from gbcs.primitives import RESERVED_EUI64
-from gbcs.testpki import DEFAULT_ORGANISATIONS, RemotePartyRole
+from gbcs.testpki import DEFAULT_ORGANISATIONS, RemotePartyRole, role_label
 
 __all__ = [
     "CAPTURE_KEY",
@@ -93,8 +93,7 @@ _HEADER_NAMES = frozenset({"eui64", "eui"})
 
 # The test PKI's remote parties (DCC users and the ACB): none of them is a device.
 _PARTIES = {
-    eui: f"{name} ({role.name.lower().replace('_', ' ')})"
-    for name, (eui, role) in DEFAULT_ORGANISATIONS.items()
+    eui: f"{name} ({role_label(role)})" for name, (eui, role) in DEFAULT_ORGANISATIONS.items()
 }
 
 

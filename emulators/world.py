@@ -45,7 +45,7 @@ from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
 from gbcs.keys import KeyUsage
 from gbcs.primitives import RESERVED_EUI64
-from gbcs.testpki import RemotePartyRole, TestPki
+from gbcs.testpki import RemotePartyRole, TestPki, role_label
 
 __all__ = ["SEED_RANGE", "Hub", "MeterUnit", "World", "check_seed"]
 
@@ -371,7 +371,7 @@ class World:
         if party is not None and not party.is_device:  # it would be given the party's keys
             raise GbcsError(
                 f"{eui.hex().upper()} is the test PKI's {party.name or 'remote party'} "
-                f"({party.role.name.lower().replace('_', ' ')}), not a device"
+                f"({role_label(party.role)}), not a device"
             )
         for hub in self.hubs.values():
             if hub.gpf.eui64 == eui:
