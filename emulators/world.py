@@ -246,9 +246,15 @@ class World:
             radio.power_cycle(self.faults.plan.power_off_time)
 
     # Credentials ----------------------------------------------------------------------
-    def _credentials(
-        self, eui: bytes, name: str, given: DeviceCredentials | None = None
-    ) -> DeviceCredentials:
+    def _certified(self, eui: bytes) -> DeviceCredentials | None:
+        """The test PKI's credentials for a device EUI-64 it certifies (None: it does not)."""
+        try:
+            party = self.pki.party(eui)
+        except GbcsError:
+            return None
+        return DeviceCredentials.from_party(party) if party.is_device else None
+
+    def _credentials(self, eui: bytes, given: DeviceCredentials | None = None) -> DeviceCredentials:
         """The device's credentials: given, the test PKI's for its EUI-64, or generated.
         Nothing is trusted yet (:meth:`_trust`, once the device is made): a device
         refused on the way must leave no keys behind at the head end."""
@@ -256,42 +262,25 @@ class World:
             if given.eui64 != eui:
                 raise GbcsError(f"credentials are for {given.eui64.hex().upper()}, not {eui.hex()}")
             return given
-        try:
-            party = self.pki.party(eui)
-        except GbcsError:
-            party = None
-        if party is not None:
-            return DeviceCredentials.from_party(party)
-        return DeviceCredentials.generate(eui, self.seed)
+        return self._certified(eui) or DeviceCredentials.generate(eui, self.seed)
 
     def _trust(self, *devices: DeviceCredentials) -> None:
         """The head end holds every device's public keys, as the DCC holds every device's
         certificates: it knows the test PKI's already, so only other keys (generated, or
         given in place of the PKI's) are added."""
         for credentials in devices:
-            points = (
-                credentials.public_point(KeyUsage.KA),
-                credentials.public_point(KeyUsage.DS),
-            )
-            try:
-                certified = DeviceCredentials.from_party(self.pki.party(credentials.eui64))
-            except GbcsError:
-                certified = None
-            if certified is not None and points == (
-                certified.public_point(KeyUsage.KA),
-                certified.public_point(KeyUsage.DS),
-            ):
-                continue
-            self.headend.trust_device(credentials.eui64, *points)
+            if credentials != self._certified(credentials.eui64):
+                self.headend.trust_device(
+                    credentials.eui64,
+                    credentials.public_point(KeyUsage.KA),
+                    credentials.public_point(KeyUsage.DS),
+                )
 
     def _certificates(self, eui: bytes, credentials: DeviceCredentials) -> dict[KeyUsage, bytes]:
         """A meter's DER certificates when the test PKI certified its key pairs (CS02e)."""
-        try:
-            party = self.pki.party(eui)
-        except GbcsError:
+        if credentials != self._certified(eui):
             return {}
-        if not party.is_device or DeviceCredentials.from_party(party) != credentials:
-            return {}
+        party = self.pki.party(eui)
         return {
             usage: party.certificate(usage).public_bytes(serialization.Encoding.DER)
             for usage in (KeyUsage.KA, KeyUsage.DS)
@@ -331,7 +320,7 @@ class World:
         # its credentials exist, and a zigpy radio would raise zigpy's own error.
         check_network(channel, pan_id, epid, key)
         given = credentials or (None, None)
-        own = self._credentials(eui, name, given[0]), self._credentials(gpf_eui, name, given[1])
+        own = self._credentials(eui, given[0]), self._credentials(gpf_eui, given[1])
         chf = CommsHub(own[0], self.anchors, self.clock, extended_pan_id=epid, name=name)
         gpf = Gpf(own[1], self.anchors, self.clock)
         node = self.hub_radio(self.clock, eui, name or eui.hex().upper())
@@ -424,7 +413,7 @@ class World:
                 b"install code" + eui + self.seed.to_bytes(8, "big", signed=True)
             ).digest()[:16]
         cls = Esme if kind == "esme" else Gsme
-        own = self._credentials(eui, name, credentials)
+        own = self._credentials(eui, credentials)
         device = cls(
             own,
             anchors,
