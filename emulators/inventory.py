@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import json
 import sqlite3
+import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -161,7 +162,7 @@ def _hex_or_none(value: Any, digits: int) -> bool:
     return value is None or (
         isinstance(value, str)
         and len(value) == digits
-        and all(c in "0123456789abcdefABCDEF" for c in value)
+        and all(c in string.hexdigits for c in value)
     )
 
 

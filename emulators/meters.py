@@ -369,10 +369,11 @@ class Meter(GbcsDevice):
             raise GbcsError("install_code is not this meter's")
         firmware_version = saved.octets("firmware_version")
         top = max(_DEVICE_TYPES)  # a GBCS device type (CRIB §5.2), as a join admits
-        partners = {k: saved_int(v, where, 0, top) for k, where, v in saved.table("partners")}
-        for (_, where, _), kind in zip(saved.table("partners"), partners.values(), strict=True):
-            if kind not in PARTNER_TYPES:
-                raise GbcsError(f"{where}: a meter takes no device of type {kind} as a partner")
+        partners: dict[bytes, int] = {}
+        for k, where, v in saved.table("partners"):
+            partners[k] = saved_int(v, where, 0, top)
+            if partners[k] not in PARTNER_TYPES:
+                raise GbcsError(f"{where}: a meter takes no device of type {v} as a partner")
         if len(partners) > PARTNER_CAPACITY or self.eui64 in partners:
             raise GbcsError(f"partners: at most {PARTNER_CAPACITY} devices, never the meter itself")
         leaving = saved.flag("leaving")
