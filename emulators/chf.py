@@ -29,9 +29,8 @@ from emulators.credentials import DeviceCredentials, TrustAnchors
 from emulators.device import GbcsDevice, HanPort, Reply, dlms_request
 from emulators.node import MAX_GBCS_MESSAGE
 from emulators.saved_state import SavedState, saved_hex, saved_int, saved_seconds
-from emulators.zigbee.aps import MAX_BLOCKS
 from emulators.zigbee.install_code import link_key_from_install_code
-from emulators.zigbee.tunnel import TransferDataStatus
+from emulators.zigbee.tunnel import MAX_TRANSFER_SIZE, TransferDataStatus
 from gbcs import dlms
 from gbcs.devicelog import (
     ActiveDevice,
@@ -441,7 +440,7 @@ class CommsHub(GbcsDevice):
             self._route_failed(
                 target,
                 f"message of {len(data)} bytes exceeds the {MAX_GBCS_MESSAGE}-byte limit of "
-                f"the HAN tunnel ({MAX_BLOCKS} APS blocks, ZigBee 2.2.8.4.5)",
+                f"the HAN tunnel (MaximumIncomingTransferSize {MAX_TRANSFER_SIZE}, GBCS 10.2.2)",
                 command,
             )
             return

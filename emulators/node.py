@@ -46,7 +46,6 @@ from emulators.saved_state import SavedState, saved_hex, saved_int
 from emulators.zigbee import air
 from emulators.zigbee.air import Keys, NwkSecurity
 from emulators.zigbee.aps import (
-    MAX_BLOCKS,
     ApsCommand,
     ApsData,
     Fragment,
@@ -72,6 +71,7 @@ from emulators.zigbee.mac import (
 from emulators.zigbee.nwk import Leave, RejoinRequest, RejoinResponse
 from emulators.zigbee.security import EncryptedPayload, KeyId
 from emulators.zigbee.tunnel import (
+    MAX_TRANSFER_SIZE,
     TUNNELING_CLUSTER,
     GbcsGet,
     GbcsGetResponse,
@@ -134,22 +134,10 @@ HUB_ENDPOINT = 0x0A  # the hub's Smart Energy endpoint (Tunneling server)
 METER_ENDPOINT = 0x01
 
 
-def _largest_gbcs_message() -> int:
-    """The longest GBCS message a tunnel frame carries in MAX_BLOCKS blocks of MAX_BLOCK.
-
-    The block number is one byte (ZigBee 2.2.8.4.5); the costliest wrapper is a
-    GET-RESPONSE (ZCL header, tunnel id, command and remaining count).
-    """
-    wrapper = tunnel_frame(
-        TransferData(0xFFFF, encode_gbcs_tunnel(GbcsGetResponse(0xFF, b""))),
-        sequence=0,
-        direction=Direction.TO_CLIENT,
-        disable_default_response=True,
-    )
-    return MAX_BLOCKS * MAX_BLOCK - len(encode_zcl(wrapper))
-
-
-MAX_GBCS_MESSAGE = _largest_gbcs_message()
+# The longest GBCS message a tunnel carries: the MaximumIncomingTransferSize (GBCS 10.2.2)
+# less the costliest GBCS tunnel header, a GET-RESPONSE's command and remaining count. A
+# test pins that a TransferData this long fits in the APS blocks a message may take.
+MAX_GBCS_MESSAGE = MAX_TRANSFER_SIZE - len(encode_gbcs_tunnel(GbcsGetResponse(0xFF, b"")))
 
 
 class NodeState(enum.Enum):
@@ -1731,12 +1719,13 @@ class MeterNode(_Node):
             return
         if not isinstance(tunnel, TransferData):
             return
-        if tunnel.tunnel_id != self.tunnel_id:
-            # Not taken (a reboot closed the tunnel and the new one is not open yet): say
-            # so, as ZCL 10.6 has it, and the hub fails the command at once rather than
-            # leaving the head end to its timeout.
-            self._log(f"TransferData on tunnel {tunnel.tunnel_id}, not ours: refused")
-            refusal = TransferDataError(tunnel.tunnel_id, TransferDataStatus.NO_SUCH_TUNNEL)
+        status = tunnel_server.transfer_refusal(tunnel, self.tunnel_id)
+        if status is not None:
+            # Not taken (a reboot closed the tunnel and the new one is not open yet, or more
+            # than the 1500 octets we advertised): say so, as ZCL 10.6 has it, and the hub
+            # fails the command at once rather than leaving the head end to its timeout.
+            self._log(f"TransferData on tunnel {tunnel.tunnel_id} refused: {status.name}")
+            refusal = TransferDataError(tunnel.tunnel_id, status)
             if self.settings is not None and app.zcl is not None:
                 zcl = self._tunnel_zcl(refusal, Direction.TO_SERVER, app.zcl.sequence)
                 self._send_application(self.settings, COORDINATOR, zcl)

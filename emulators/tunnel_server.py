@@ -1,13 +1,15 @@
 """The hub's side of the GBCS tunnel, whatever radio carries it.
 
-A joined device asks for a tunnel (RequestTunnel, protocol GB-HRGP) and gets
-its tunnel id; then TransferData carries the GBCS tunnel commands: PUT is a
-message for the WAN, GET asks for the next message the hub holds for a sleepy
-device and is answered with GET-RESPONSE (with the number still waiting). The
-emulated coordinator and the zigpy hub radio both serve the tunnel with this.
+A joined device asks for a tunnel (RequestTunnel, protocol GB-HRGP without flow
+control, as GBCS 10.2.2 fixes them; any other is refused) and gets its tunnel
+id; then TransferData carries the GBCS tunnel commands: PUT is a message for the
+WAN, GET asks for the next message the hub holds for a sleepy device and is
+answered with GET-RESPONSE (with the number still waiting). The emulated
+coordinator and the zigpy hub radio both serve the tunnel with this.
 
 TransferData on a tunnel the device does not hold is answered TransferDataError
-"no such tunnel" (ZCL 10.6), so the device opens a new one. A device's own
+"no such tunnel" (ZCL 10.6), so the device opens a new one; TransferData longer
+than the 1500 octets advertised, "data overflow". A device's own
 TransferDataError (it refused a PUT: a reboot closed its tunnel) is the radio's to
 match with the PUT it answers (same ZCL sequence number) and report to the CHF.
 """
@@ -18,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from emulators.zigbee.tunnel import (
+    GBCS_MANUFACTURER_CODE,
+    GBCS_PROTOCOL_ID,
+    MAX_TRANSFER_SIZE,
     GbcsGet,
     GbcsGetResponse,
     GbcsPut,
@@ -28,6 +33,7 @@ from emulators.zigbee.tunnel import (
     TransferDataError,
     TransferDataStatus,
     TunnelCommand,
+    TunnelStatus,
     encode_gbcs_tunnel,
 )
 from emulators.zigbee.zcl import Direction, ZclFrame
@@ -42,6 +48,8 @@ __all__ = [
     "put",
     "report_refusal",
     "serve",
+    "transfer_refusal",
+    "tunnel_refusal",
 ]
 
 
@@ -133,6 +141,34 @@ def report_refusal(
     return True
 
 
+NO_TUNNEL_ID = 0xFFFF
+"""The tunnel id a refused RequestTunnelResponse carries (it names no tunnel)."""
+
+
+def tunnel_refusal(request: RequestTunnel) -> TunnelStatus | None:
+    """Why a RequestTunnel is refused; None if granted. GBCS 10.2.2 fixes the protocol
+    (GB-HRGP, manufacturer code 0xFFFF) and FlowControlSupport FALSE: a tunnel granted with
+    flow control would promise AckTransferData and ReadyData no kit device sends."""
+    if (
+        request.protocol_id != GBCS_PROTOCOL_ID
+        or request.manufacturer_code != GBCS_MANUFACTURER_CODE
+    ):
+        return TunnelStatus.PROTOCOL_NOT_SUPPORTED
+    if request.flow_control:
+        return TunnelStatus.FLOW_CONTROL_NOT_SUPPORTED
+    return None
+
+
+def transfer_refusal(transfer: TransferData, tunnel_id: int | None) -> TransferDataStatus | None:
+    """Why TransferData is not taken from a peer holding ``tunnel_id``; None if it is:
+    not on that tunnel, or longer than the MaximumIncomingTransferSize advertised."""
+    if transfer.tunnel_id != tunnel_id:
+        return TransferDataStatus.NO_SUCH_TUNNEL
+    if len(transfer.data) > MAX_TRANSFER_SIZE:
+        return TransferDataStatus.DATA_OVERFLOW
+    return None
+
+
 # TunnelReply(...) through its twin: one per tunnel command a hub serves.
 _reply = slot_builder(TunnelReply)
 
@@ -147,13 +183,19 @@ def serve(
 ) -> TunnelReply:
     """One tunnel command from ``device`` (holding ``tunnel_id``), served."""
     if isinstance(tunnel, RequestTunnel):
+        status = tunnel_refusal(tunnel)
+        if status is not None:
+            # No tunnel id allocated: the device keeps whatever tunnel it holds.
+            refused = RequestTunnelResponse(NO_TUNNEL_ID, status)
+            return _reply(tunnel_id, refused, None, None, True)
         if tunnel_id is None:
             tunnel_id = ids.allocate()
         return _reply(tunnel_id, RequestTunnelResponse(tunnel_id), None, None, True)
     if not isinstance(tunnel, TransferData):
         return _reply(tunnel_id, None, None, None, False)
-    if tunnel.tunnel_id != tunnel_id:
-        refusal = TransferDataError(tunnel.tunnel_id, TransferDataStatus.NO_SUCH_TUNNEL)
+    status = transfer_refusal(tunnel, tunnel_id)
+    if status is not None:
+        refusal = TransferDataError(tunnel.tunnel_id, status)
         return _reply(tunnel_id, refusal, Direction.TO_CLIENT, None, True)
     if isinstance(gbcs, GbcsPut):
         hub.from_han(device, gbcs.message)

@@ -90,10 +90,10 @@ class TunnelStatus(IntEnum):
     FLOW_CONTROL_NOT_SUPPORTED = 4
 
 
-# The most a kit device takes in one TransferData, and so advertises as its
-# MaximumIncomingTransferSize: what 255 APS blocks of 80 bytes carry once the ZCL header
-# (3 bytes) and the tunnel id (2) are taken. A test pins it against the node's limits.
-MAX_TRANSFER_SIZE = 255 * 80 - 3 - 2
+# MaximumIncomingTransferSize: GBCS 10.2.2 fixes it at 1500 octets (the ZSE default) for
+# every RequestTunnel and RequestTunnelResponse, and a kit device takes no more in one
+# TransferData (more is refused with TransferDataError "data overflow").
+MAX_TRANSFER_SIZE = 1500
 
 
 @dataclass(frozen=True, slots=True)

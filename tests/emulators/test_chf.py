@@ -701,9 +701,10 @@ def test_from_wan_too_long_for_the_han_tunnel_fails_at_once(
     size = MAX_GBCS_MESSAGE + 1
     command = command_of_size(headend, DEV[0], size)
     hub.from_wan(command.encode())
+    assert size == 1499  # a 1500-octet TransferData less a GET-RESPONSE's header, plus one
     reason = (
-        f"message of {size} bytes exceeds the {MAX_GBCS_MESSAGE}-byte limit of the HAN "
-        "tunnel (255 APS blocks, ZigBee 2.2.8.4.5)"
+        "message of 1499 bytes exceeds the 1498-byte limit of the HAN tunnel "
+        "(MaximumIncomingTransferSize 1500, GBCS 10.2.2)"
     )
     key = (command.header.business_originator, command.header.originator_counter)
     assert failures == [RouteFailure(DEV[0], reason, key)]

@@ -19,10 +19,12 @@ from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
 from emulators.zigbee.tunnel import (
+    MAX_TRANSFER_SIZE,
     GbcsPut,
     RequestTunnelResponse,
     TransferData,
     TransferDataError,
+    TransferDataStatus,
     encode_gbcs_tunnel,
 )
 from emulators.zigbee.zcl import Direction
@@ -491,6 +493,33 @@ def test_tunnel_frames_only_from_the_hub() -> None:
     assert ran == [] and esme.node.frames_dropped == dropped + 2
     esme.node._application(app, 0x0000, hub.eui64)
     assert ran == [command.encode()]
+
+
+def test_a_meter_refuses_transfer_data_over_the_1500_octets_it_advertised() -> None:
+    """A meter advertises MaximumIncomingTransferSize 1500 (GBCS 10.2.2) and refuses more
+    with TransferDataError "data overflow" (ZCL 10.6), echoing the frame's sequence number;
+    exactly 1500 it takes."""
+    world = World(seed=13)
+    run = Run("overflow", world)
+    hub, esme = _joined(world, run, "esme")
+    node = esme.node
+    assert node.tunnel_id is not None
+    ran: list[bytes] = []
+    node.on_gbcs = lambda peer, data: ran.append(data)
+    sent: list[bytes] = []
+    node._send_application = lambda settings, dst, zcl, *a: sent.append(zcl) or []  # type: ignore[method-assign]
+    for size, taken in ((MAX_TRANSFER_SIZE, True), (MAX_TRANSFER_SIZE + 1, False)):
+        data = encode_gbcs_tunnel(GbcsPut(bytes(size - 1)))
+        zcl = hub.node._tunnel_zcl(TransferData(node.tunnel_id, data), Direction.TO_CLIENT)
+        app = air.decode_application(0x0109, 0x0704, zcl)
+        node._application(app, 0x0000, hub.eui64)
+        if taken:
+            assert ran == [bytes(size - 1)] and sent == []
+    assert len(ran) == 1 and len(sent) == 1
+    refusal = air.decode_application(0x0109, 0x0704, sent[0])
+    assert refusal.tunnel == TransferDataError(node.tunnel_id, TransferDataStatus.DATA_OVERFLOW)
+    assert refusal.zcl is not None and app.zcl is not None
+    assert refusal.zcl.sequence == app.zcl.sequence
 
 
 def test_a_tunnel_response_to_no_request_is_dropped() -> None:

@@ -12,9 +12,10 @@ from emulators.zigbee.mac import MAX_PSDU
 from emulators.zigbee.tunnel import (
     MAX_TRANSFER_SIZE,
     TUNNELING_CLUSTER,
-    RequestTunnel,
-    RequestTunnelResponse,
+    TransferData,
+    tunnel_frame,
 )
+from emulators.zigbee.zcl import Direction, encode_zcl
 from gbcs.errors import EncodeError
 
 SECURITY = NwkSecurity(bytes(16), 0, 0xFFFFFFFF, bytes.fromhex("00DB1234567890A0"))
@@ -45,10 +46,17 @@ def test_one_byte_more_does_not_fit() -> None:
         _psdu(MAX_BLOCK + 1, 0)
 
 
-def test_the_advertised_transfer_size_is_what_a_kit_device_takes() -> None:
-    """Both ends advertised 1500 octets, then sent and took up to 20 393 in one
-    TransferData (audit 8, han L1): they advertise what 255 blocks carry, a GET-RESPONSE's
-    2-byte GBCS header and the longest message the nodes send."""
-    assert MAX_TRANSFER_SIZE == MAX_BLOCKS * MAX_BLOCK - 5 == MAX_GBCS_MESSAGE + 2
-    assert RequestTunnel().max_incoming_transfer_size == MAX_TRANSFER_SIZE
-    assert RequestTunnelResponse(1).max_incoming_transfer_size == MAX_TRANSFER_SIZE
+def test_the_longest_transfer_fits_the_blocks_a_message_may_take() -> None:
+    """A TransferData of the 1500 octets both ends advertise (GBCS 10.2.2), in its ZCL
+    frame, fits in MAX_BLOCKS APS blocks; the longest GBCS message leaves room for a
+    GET-RESPONSE's 2-byte tunnel header."""
+    assert MAX_GBCS_MESSAGE == MAX_TRANSFER_SIZE - 2
+    zcl = encode_zcl(
+        tunnel_frame(
+            TransferData(0xFFFF, bytes(MAX_TRANSFER_SIZE)),
+            sequence=0,
+            direction=Direction.TO_CLIENT,
+            disable_default_response=True,
+        )
+    )
+    assert len(zcl) <= MAX_BLOCKS * MAX_BLOCK

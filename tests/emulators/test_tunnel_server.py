@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emulators.tunnel_server import RECENT_PUTS, RecentPuts, TunnelIds, put, serve
+import pytest
+
+from emulators.tunnel_server import NO_TUNNEL_ID, RECENT_PUTS, RecentPuts, TunnelIds, put, serve
 from emulators.zigbee.tunnel import (
+    MAX_TRANSFER_SIZE,
     GbcsGet,
     GbcsGetResponse,
     GbcsPut,
@@ -14,6 +17,8 @@ from emulators.zigbee.tunnel import (
     TransferData,
     TransferDataError,
     TransferDataStatus,
+    TunnelProtocol,
+    TunnelStatus,
     decode_gbcs_tunnel,
     encode_gbcs_tunnel,
 )
@@ -44,6 +49,51 @@ def test_request_gives_an_id_once_and_round_robin() -> None:
     again = serve(METER, first.tunnel_id, RequestTunnel(), None, Hub(), ids)
     assert again.tunnel_id == 0xFFFF  # the same device keeps its tunnel
     assert ids.allocate() == 1  # wraps, never 0
+
+
+@pytest.mark.parametrize(
+    ("request_", "status"),
+    [
+        (RequestTunnel(protocol_id=TunnelProtocol.DLMS_COSEM), TunnelStatus.PROTOCOL_NOT_SUPPORTED),
+        (
+            RequestTunnel(protocol_id=TunnelProtocol.MANUFACTURER, manufacturer_code=0x1234),
+            TunnelStatus.PROTOCOL_NOT_SUPPORTED,
+        ),
+        (RequestTunnel(manufacturer_code=0x1234), TunnelStatus.PROTOCOL_NOT_SUPPORTED),
+        (RequestTunnel(flow_control=True), TunnelStatus.FLOW_CONTROL_NOT_SUPPORTED),
+    ],
+)
+def test_a_tunnel_gbcs_does_not_use_is_refused_without_an_id(
+    request_: RequestTunnel, status: TunnelStatus
+) -> None:
+    """GBCS 10.2.2 fixes protocol GB-HRGP (manufacturer 0xFFFF) and no flow control; every
+    RequestTunnel was granted (audit 9, wire M2): a DLMS tunnel's data then read as GBCS."""
+    ids = TunnelIds()
+    for holds in (None, 5):
+        reply = serve(METER, holds, request_, None, Hub(), ids)
+        assert reply.command == RequestTunnelResponse(NO_TUNNEL_ID, status)
+        assert reply.answers and reply.tunnel_id == holds  # a tunnel held is kept
+    assert ids.allocate() == 1  # none was allocated
+
+
+def test_both_ends_advertise_the_1500_octets_gbcs_fixes() -> None:
+    """GBCS 10.2.2: MaximumIncomingTransferSize 1500 in every RequestTunnel and
+    RequestTunnelResponse (audit 9, wire M1: the kit advertised 20395)."""
+    assert MAX_TRANSFER_SIZE == 1500
+    assert RequestTunnel().max_incoming_transfer_size == 1500
+    assert RequestTunnelResponse(1).max_incoming_transfer_size == 1500
+
+
+def test_transfer_data_over_the_advertised_size_is_refused_as_overflow() -> None:
+    hub = Hub()
+    exact = encode_gbcs_tunnel(GbcsPut(bytes(MAX_TRANSFER_SIZE - 1)))
+    reply = serve(METER, 7, TransferData(7, exact), GbcsPut(exact[1:]), hub, TunnelIds())
+    assert reply.command is None and hub.heard == [(METER, exact[1:])]
+    over = exact + b"\x00"
+    reply = serve(METER, 7, TransferData(7, over), GbcsPut(over[1:]), hub, TunnelIds())
+    assert reply.command == TransferDataError(7, TransferDataStatus.DATA_OVERFLOW)
+    assert reply.direction is Direction.TO_CLIENT and reply.answers
+    assert hub.heard == [(METER, exact[1:])]  # the long one went nowhere
 
 
 def test_put_reaches_the_hub_and_get_returns_held_messages() -> None:

@@ -69,13 +69,11 @@ def test_server_commands_round_trip(command: TunnelCommand) -> None:
 
 
 def test_gbcs_request_tunnel_bytes() -> None:
-    """GB-HRGP (6), manufacturer code unused (0xFFFF), no flow control, and the 20 395
-    bytes a kit device takes in one TransferData; a real meter's 1500 encodes as such."""
+    """GB-HRGP (6), manufacturer code unused (0xFFFF), no flow control, and the 1500-octet
+    MaximumIncomingTransferSize GBCS 10.2.2 fixes."""
     assert (GBCS_PROTOCOL_ID, GBCS_MANUFACTURER_CODE) == (6, 0xFFFF)
     frame = tunnel_frame(RequestTunnel(), sequence=1)
-    assert encode_zcl(frame).hex() == "01010006ffff00ab4f"
-    real = tunnel_frame(RequestTunnel(max_incoming_transfer_size=1500), sequence=1)
-    assert encode_zcl(real).hex() == "01010006ffff00dc05"
+    assert encode_zcl(frame).hex() == "01010006ffff00dc05"
 
 
 def test_transfer_data_command_ids_depend_on_direction() -> None:
