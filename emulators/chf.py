@@ -444,6 +444,11 @@ class CommsHub(GbcsDevice):
                 command,
             )
             return
+        if self.han is not None and self.han.lost:
+            # Before holding for a sleepy device too: a radio lost (a dongle unplugged) takes
+            # no poll, and the head end would only learn of it at its timeout.
+            self._route_failed(target, self.han.lost, command)
+            return
         info = self.devices.get(target)
         if info is not None and info.sleepy:
             self.held.setdefault(target, collections.deque()).append(data)

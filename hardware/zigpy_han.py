@@ -866,7 +866,12 @@ class ZigpyHubRadio:
             radius=0,
         )
         task = self._spawn(self._send(child, packet, hand_over, pushed))
-        if task is not None:
+        if task is None:
+            if hand_over is not None:
+                # Nothing went out (the radio is lost): the message stays the CHF's, first
+                # in line, rather than counting as handed over at the GSME's next poll.
+                self._undelivered(child.ieee, hand_over)
+        else:
             # It waits for the MAC's acknowledgements; a world dropped while a frame is in
             # the air never resumes it, as the clock's own pending events never run.
             task._log_destroy_pending = False  # type: ignore[attr-defined]

@@ -855,6 +855,49 @@ def test_a_radio_lost_mid_run_says_why_and_stops() -> None:
     assert run.join_details(hub, meter).result == lost
 
 
+def _gsme_premises(world: World) -> tuple[Run, Hub, MeterUnit]:
+    run = Run("test", world)
+    hub = world.add_hub("premises", name="premises CHF")
+    gsme = world.add_meter("premises", "gsme", name="GSME")
+    assert run.add_device(hub, gsme).ok
+    assert run.wait_joined(gsme, hub, "HAN join (install code)").ok
+    world.run(60)
+    return run, hub, gsme
+
+
+def test_a_command_for_a_gsme_after_the_radio_is_lost_fails_naming_it() -> None:
+    """It was held for the GSME's poll the lost radio never takes, and the head end said
+    "no response within 120 s" (audit 9, gsme F1); an ESME's failed at once."""
+    world = ZigpyWorld(SEED)
+    run, hub, gsme = _gsme_premises(world)
+    _app(hub).connection_lost(OSError(5, "Input/output error"))
+    start = world.clock.now
+    step = run.join_details(hub, gsme)
+    assert step.result == "radio lost: sim://premises: OSError: [Errno 5] Input/output error"
+    assert step.time - start < 1.0 and hub.chf.held_count(gsme.eui64) == 0
+
+
+def test_a_hand_over_the_lost_radio_could_not_send_stays_held() -> None:
+    """A message held before the radio was lost: the GSME's next GET took it out of the CHF
+    and its GET-RESPONSE was dropped unsent, yet the GET after counted it delivered. It
+    vanished: not sent, failed or logged (audit 9, gsme F1)."""
+    world = ZigpyWorld(SEED)
+    lines: list[str] = []
+    world.trace = lines.append
+    _, hub, gsme = _gsme_premises(world)
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+    hub.chf.from_wan(command.encode())
+    assert hub.chf.held_count(gsme.eui64) == 1
+    _app(hub).connection_lost(OSError(5, "Input/output error"))
+    seen = len(lines)
+    world.run(600)  # the GSME polls on, and the sim NCP still hears it
+    after = [line.split(": ", 1)[1] for line in lines[seen:] if "premises CHF" in line]
+    assert any(line.startswith("zigpy call dropped: radio lost") for line in after)
+    assert f"held message for {gsme.eui64.hex().upper()} not delivered" in after
+    assert hub.chf.held_count(gsme.eui64) == 1 and not _radio(hub).handed_out()
+    assert not [e for e in gsme.device.event_log if e.detail == "CS07"]
+
+
 def test_a_radio_let_go_on_purpose_is_not_lost() -> None:
     """bellows reports connection_lost(None) as close() shuts it down: a deliberate close
     (every test's teardown on a dongle) is no loss to log or fail later tests with."""
