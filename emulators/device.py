@@ -108,20 +108,27 @@ TYPE_UNMATCHED = 12
 OTHER_REASON = 250
 
 
-def _refusal(message: GbcsMessage, error: GbcsError) -> Reply | None:
+def _refusal(message: GbcsMessage, error: GbcsError, family: str | None) -> Reply | None:
     """The answer to an authenticated command whose content the device cannot use, so
-    the sender learns at once instead of waiting out its timeout.
+    the sender learns at once instead of waiting out its timeout. It is in the use case's
+    payload family (``family``, from the catalogue), whatever the bytes look like: a
+    device answers a use case only in the form that use case has.
 
     A DLMS Access-Request gets a DLMS refusal: type-unmatched for every specification
     when a parameter has the wrong shape, else other-reason. A GBZ command gets a ZCL
     Default Response for its first plain component (:func:`_zcl_status` says which
-    status). An ASN.1 command has no generic error form in GBCS: None, and the security
-    log holds the reason.
+    status). An ASN.1 use case has no generic error form in GBCS, and a body not of its
+    use case's family has no answer in that family: None, and the security log holds the
+    reason.
     """
+    if family == "asn1":
+        return None
+    if family == "gbz":
+        return _gbz_refusal(message, error)
     try:
         request = dlms_request(message)
     except GbcsError:
-        return _gbz_refusal(message, error)
+        return None if family == "dlms" else _gbz_refusal(message, error)
     result = TYPE_UNMATCHED if isinstance(error, DecodeError) else OTHER_REASON
     results = (result,) * len(request.specs)
     return Reply(dlms.encode(simple_response(request.invoke_id, request.specs, results)))
@@ -358,17 +365,17 @@ class GbcsDevice:
             return None
         # Authenticated: the counter is spent whatever the payload holds (GBCS 4.3.2).
         self.counters[header.business_originator] = header.originator_counter
+        catalogue = self.catalogue
+        use_case = catalogue.get(code)
         try:
             reply = handler(message)
             executed = reply.executed
         except GbcsError as e:
             self.log_security("command payload invalid", f"0x{code:04X}: {e}")
-            refusal = _refusal(message, e)
+            refusal = _refusal(message, e, None if use_case is None else use_case.family)
             if refusal is None:
                 return None
             reply, executed = refusal, False  # answered, not run: the security log says why
-        catalogue = self.catalogue
-        use_case = catalogue.get(code)
         stamp = self.now_cosem() if code in self.dated_responses else None
         response = response_to(header, reply.payload, date_time=stamp)
         # A response to a critical command, or to a signed-only one, is signed by the device

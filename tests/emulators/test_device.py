@@ -31,6 +31,7 @@ from gbcs import asn1, dlms
 from gbcs.dlms import AccessKind, AccessResponse
 from gbcs.errors import GbcsError, KeyNotFoundError
 from gbcs.frame import CraFlag, decode_message, new_command
+from gbcs.gsme_reads import ReadGsmeFirmwareVersion
 from gbcs.joins import (
     DisconnectFromHan,
     JoinDetails,
@@ -370,6 +371,44 @@ def test_a_dlms_request_of_the_wrong_shape_gets_a_dlms_refusal(
     assert esme.counters == {eui("supplier"): FIRST_COUNTER}  # authenticated: spent
     # Refused, not run: ECS35a must not report it as an executed command.
     assert all(e.event != "command executed" for e in esme.event_log)
+
+
+def _dlms_body() -> bytes:
+    return dlms.encode(ReadFirmwareVersion().to_request(0x42))
+
+
+def _gbz_body() -> bytes:
+    return ReadGsmeFirmwareVersion().to_payload().encode()
+
+
+@pytest.mark.parametrize(
+    ("device", "code", "body"),
+    [
+        ("esme", CS07, _dlms_body),  # ASN.1 use cases: only logged, whatever the body
+        ("esme", None, _dlms_body),  # the SECMP0013 disconnect (critical: it was signed)
+        ("esme", ReadFirmwareVersion.MESSAGE_CODE, _gbz_body),  # a DLMS use case
+        ("gsme", ReadGsmeFirmwareVersion.MESSAGE_CODE, _dlms_body),  # a GBZ use case
+        ("gsme", CS07, _dlms_body),
+    ],
+)
+def test_a_body_of_another_payload_family_is_only_logged(
+    request: pytest.FixtureRequest,
+    headend: HeadEnd,
+    eui: Callable[[str], bytes],
+    device: str,
+    code: int | None,
+    body: Callable[[], bytes],
+) -> None:
+    """A meter answers a use case only in that use case's payload family: a CS07 or CS02f
+    whose body parsed as DLMS got a DLMS refusal (signed, for CS02f), an ECS52 with a GBZ
+    body a ZCL Default Response, and a GSME, which speaks GBZ, answered in DLMS (audit 9,
+    gsme F2). Such a command is logged, spent and not answered."""
+    meter = request.getfixturevalue(device)
+    code = meter.catalogue.disconnect_code if code is None else code
+    assert meter.receive(headend.command(code, body(), meter.eui64).encode()) is None
+    assert meter.security_log[-1].event == "command payload invalid"
+    assert meter.counters == {eui("supplier"): FIRST_COUNTER}
+    assert all(e.event != "command executed" for e in meter.event_log)
 
 
 @pytest.mark.parametrize(
