@@ -39,8 +39,11 @@ _LOGGED_TYPES = frozenset(int(t) for t in DeviceType) - {int(DeviceType.CHF), in
 class Gpf(GbcsDevice):
     device_type = DeviceType.GPF
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, hub: bytes | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # The CHF of the same Communications Hub: a hub function, never a HAN device in
+        # this log (as the CHF never logs its GPF).
+        self.hub = hub
         self.device_log: dict[bytes, int] = {}
         self.backup_pending = False  # a GCS62 booked on the clock, not sent yet
         self.handlers[GCS59] = self._restore
@@ -92,9 +95,10 @@ class Gpf(GbcsDevice):
                 # answers such a join (joinResponseCode uses CS03's list, CRIB §6.8).
                 outcomes.append((device, JoinResult.INVALID_JOIN_METHOD_AND_ROLE))
                 continue
-            if device.device_id == self.eui64 or repeated:
-                # As CS03 answers a join with oneself; a device named twice keeps its first
-                # entry, so the second is not silently lost but answered as conflicting.
+            if device.device_id in (self.eui64, self.hub) or repeated:
+                # As CS03 answers a join with oneself (or one's own hub); a device named
+                # twice keeps its first entry, so the second is not silently lost but
+                # answered as conflicting.
                 outcomes.append((device, JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY))
                 continue
             if device.device_id not in self.device_log and len(self.device_log) >= GPF_LOG_CAPACITY:
@@ -132,6 +136,8 @@ class Gpf(GbcsDevice):
                 raise GbcsError(f"{where}: {v} is not the device type of a HAN device")
         if len(device_log) > GPF_LOG_CAPACITY or self.eui64 in device_log:
             raise GbcsError(f"device_log: at most {GPF_LOG_CAPACITY} devices, never the GPF itself")
+        if self.hub is not None and self.hub in device_log:
+            raise GbcsError(f"device_log: {self.hub.hex().upper()} is this GPF's own CHF")
         pending = saved.flag("backup_pending")
         self.load_gbcs_state(obj)
         self.device_log = device_log

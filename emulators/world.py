@@ -322,7 +322,7 @@ class World:
         given = credentials or (None, None)
         own = self._credentials(eui, given[0]), self._credentials(gpf_eui, given[1])
         chf = CommsHub(own[0], self.anchors, self.clock, extended_pan_id=epid, name=name)
-        gpf = Gpf(own[1], self.anchors, self.clock)
+        gpf = Gpf(own[1], self.anchors, self.clock, hub=eui)
         node = self.hub_radio(self.clock, eui, name or eui.hex().upper())
         node.trace = self.trace
         created = place not in self.places

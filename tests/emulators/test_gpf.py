@@ -7,8 +7,11 @@ import json
 
 import pytest
 
+from emulators.clock import VirtualClock
+from emulators.credentials import DeviceCredentials, TrustAnchors
 from emulators.gpf import GCS59, GCS62, GPF_LOG_CAPACITY, Gpf
 from emulators.headend import HeadEnd
+from emulators.world import World
 from gbcs import asn1
 from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
@@ -21,6 +24,7 @@ from gbcs.joins import (
     JoinDetails,
     JoinResult,
 )
+from gbcs.testpki import TestPki
 from tests.emulators.conftest import executed, verified
 
 GSME = HanDevice(bytes.fromhex("00DB1234567890A1"), 0)
@@ -103,6 +107,32 @@ def test_restore_of_the_gpf_itself_is_refused_and_the_rest_restored(
         (PPMID, JoinResult.SUCCESS),
     )
     assert gpf.device_log == {PPMID.device_id: 5}
+
+
+def test_restore_of_the_gpfs_own_chf_is_refused(
+    pki: TestPki, anchors: TrustAnchors, clock: VirtualClock, headend: HeadEnd
+) -> None:
+    """The hub's CHF typed as a PPMID was logged and backed up in GCS62 (audit 9, gsme F3),
+    though the CHF never logs its GPF; a saved log naming it is refused too."""
+    chf = pki.party("chf").eui64
+    gpf = Gpf(DeviceCredentials.from_party(pki.party("gpf")), anchors, clock, hub=chf)
+    own_hub = HanDevice(chf, 5)
+    outcome = restore(headend, gpf, own_hub, PPMID)
+    assert outcome.outcomes == (
+        (own_hub, JoinResult.INCOMPATIBLE_WITH_EXISTING_ENTRY),
+        (PPMID, JoinResult.SUCCESS),
+    )
+    assert gpf.device_log == {PPMID.device_id: 5}
+    state = json.loads(json.dumps(gpf.state()))
+    state["device_log"][chf.hex().upper()] = 5
+    with pytest.raises(GbcsError, match=f"{chf.hex().upper()} is this GPF's own CHF"):
+        gpf.load_state(state)
+    assert gpf.device_log == {PPMID.device_id: 5}
+
+
+def test_a_worlds_gpf_knows_its_chf() -> None:
+    hub = World(seed=1).add_hub("premises")
+    assert hub.gpf.hub == hub.chf.eui64
 
 
 @pytest.mark.parametrize("kind", [99, -5, 7, int(DeviceType.CHF), int(DeviceType.GPF)])
