@@ -68,6 +68,9 @@ def read_inputs(items: Sequence[str], stdin: TextIO) -> Iterator[tuple[str | Non
         elif item.startswith("@"):
             path = Path(item[1:])
             files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            if not files:
+                # An empty folder (the wrong one?) would otherwise look like a clean run.
+                yield str(path), "no file below this folder"
             for file in files:
                 try:
                     raw = file.read_bytes()
@@ -76,12 +79,15 @@ def read_inputs(items: Sequence[str], stdin: TextIO) -> Iterator[tuple[str | Non
                     continue
                 text = raw.removeprefix(UTF8_BOM)  # editors on Windows save hex with one
                 try:
-                    ascii_text = text.decode("ascii")
+                    # Text is UTF-8 (a hex dump copied from a PDF brings a no-break space);
+                    # a binary GBCS message never is: its 0xDD or 0xDF tag is a UTF-8 lead
+                    # byte, and the byte after it (< 0x80) is no continuation byte.
+                    utf8_text = text.decode("utf-8")
                 except UnicodeDecodeError:
-                    yield str(file), raw  # binary: a GBCS message starts 0xDD or 0xDF
+                    yield str(file), raw  # binary
                     continue
                 try:
-                    yield str(file), parse_input(ascii_text)
+                    yield str(file), parse_input(utf8_text)
                 except GbcsError as exc:  # text, so not a binary message: say what is wrong
                     yield str(file), str(exc)
         else:

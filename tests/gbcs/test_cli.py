@@ -362,6 +362,41 @@ def test_hex_file_with_utf8_bom_is_hex(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0 and json.loads(out)["use_case"] == "CS02f-SECMP0013"
 
 
+def test_a_utf8_text_file_is_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A text file with one non-ASCII character (a no-break space from a PDF, an ellipsis)
+    was taken as a binary message, and the error named its first ASCII byte as a frame
+    tag (audit 9, readme M1): it is text, decoded as hex, or an input error naming it."""
+    _, wire = _example(tmp_path, capsys)
+    spaced = " ".join(wire[i : i + 2] for i in range(0, len(wire), 2))
+    nbsp = tmp_path / "nbsp.hex"
+    nbsp.write_text(spaced.replace(" ", "\u00a0", 1) + "\n", encoding="utf-8")
+    code, out, _ = run(["decode", "--json", f"@{nbsp}"], capsys)
+    assert code == 0 and json.loads(out)["use_case"] == "CS02f-SECMP0013"
+    ellipsis = tmp_path / "ellipsis.hex"
+    ellipsis.write_text(wire + "\u2026\n", encoding="utf-8")
+    code, out, _ = run(["decode", "--json", f"@{ellipsis}"], capsys)
+    error = json.loads(out)["error"]
+    assert code == 1 and error["layer"] == "input" and "'\u2026'" in error["reason"]
+    # A binary message is never UTF-8: it is still read as one.
+    binary = tmp_path / "message.bin"
+    binary.write_bytes(bytes.fromhex(wire))
+    code, out, _ = run(["decode", "--json", f"@{binary}"], capsys)
+    assert code == 0 and json.loads(out)["use_case"] == "CS02f-SECMP0013"
+
+
+def test_an_empty_folder_is_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It printed nothing and exited 0, like a clean run (audit 9, readme L2)."""
+    empty = tmp_path / "captures"
+    (empty / "sub").mkdir(parents=True)
+    code, out, _ = run(["decode", "--json", f"@{empty}"], capsys)
+    error = json.loads(out)["error"]
+    assert code == 1 and error["layer"] == "input"
+    assert json.loads(out)["file"] == str(empty)
+    assert error["reason"] == "no file below this folder"
+
+
 def test_ten_byte_other_information_prints_no_counter(
     rtds_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
