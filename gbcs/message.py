@@ -394,32 +394,40 @@ def message_from_json(obj: Any, catalogue: Catalogue = CATALOGUE) -> GbcsMessage
         cra = CraFlag[str(_field(obj, "cra_flag", "$")).upper()]
     except KeyError:
         raise EncodeError("$.cra_flag must be command, response or alert") from None
-    other_obj = obj.get("other_information") or {"message_code": _field(obj, "message_code", "$")}
+    # A header field left out would be dropped from the message: every one is required,
+    # null saying it is absent (as decode writes it); null other-information is the
+    # message code alone.
+    other_obj = _field(obj, "other_information", "$") or {
+        "message_code": _field(obj, "message_code", "$"),
+        **dict.fromkeys(_OTHER_INFORMATION_KEYS - {"message_code"}),
+    }
     if not isinstance(other_obj, dict):
-        raise EncodeError("$.other_information must be an object")
+        raise EncodeError("$.other_information must be an object or null")
     p = "$.other_information"
     _known_keys(other_obj, _OTHER_INFORMATION_KEYS, p)
     other = OtherInformation(
         _json_int(_field(other_obj, "message_code", p), p + ".message_code"),
         _opt_bytes(
-            other_obj.get("supplementary_remote_party"), p + ".supplementary_remote_party", 8
+            _field(other_obj, "supplementary_remote_party", p),
+            p + ".supplementary_remote_party",
+            8,
         ),
         _opt_int(
-            other_obj.get("supplementary_remote_party_counter"),
+            _field(other_obj, "supplementary_remote_party_counter", p),
             p + ".supplementary_remote_party_counter",
         ),
         _opt_int(
-            other_obj.get("supplementary_originator_counter"),
+            _field(other_obj, "supplementary_originator_counter", p),
             p + ".supplementary_originator_counter",
         ),
-        _opt_bytes(other_obj.get("certificate"), p + ".certificate"),
+        _opt_bytes(_field(other_obj, "certificate", p), p + ".certificate"),
     )
     if (
         "message_code" in obj
         and _json_int(obj["message_code"], "$.message_code") != other.message_code
     ):
         raise EncodeError("$.message_code and $.other_information.message_code differ")
-    dt_obj = obj.get("date_time")
+    dt_obj = _field(obj, "date_time", "$")
     date_time = None
     if dt_obj is not None:
         if isinstance(dt_obj, dict):
@@ -447,10 +455,10 @@ def message_from_json(obj: Any, catalogue: Catalogue = CATALOGUE) -> GbcsMessage
         payload = encode_payload(payload_from_json(family, tree))
     else:
         payload = _json_bytes(_field(obj, "payload_hex", "$"), "$.payload_hex")
-    signature = _opt_bytes(obj.get("signature_bytes"), "$.signature_bytes")
+    signature = _opt_bytes(_field(obj, "signature_bytes", "$"), "$.signature_bytes")
     if signature is not None and len(signature) not in (0, 64):
         raise EncodeError("$.signature_bytes must be empty (unsigned) or 64 bytes")
-    mac = _opt_bytes(obj.get("mac_bytes"), "$.mac_bytes", 12)
+    mac = _opt_bytes(_field(obj, "mac_bytes", "$"), "$.mac_bytes", 12)
     message = GbcsMessage(header, payload, signature, mac)
     if tree is not None:
         _check_fits_header(message, family, catalogue)

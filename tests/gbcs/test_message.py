@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -138,6 +139,55 @@ def test_a_misspelled_key_or_a_contrary_date_time_text_is_refused(
     with pytest.raises(EncodeError, match=r"date_time\.text .* disagrees with its hex"):
         message_from_json({**dated, "date_time": contrary})
     assert message_from_json(dated).encode()  # the form as decoded still encodes
+
+
+@pytest.mark.parametrize(
+    ("where", "key"),
+    [
+        ("$", "date_time"),
+        ("$", "other_information"),
+        ("$", "mac_bytes"),
+        ("$", "signature_bytes"),
+        ("$.other_information", "certificate"),
+        ("$.other_information", "supplementary_remote_party"),
+        ("$.other_information", "supplementary_remote_party_counter"),
+        ("$.other_information", "supplementary_originator_counter"),
+    ],
+)
+def test_a_header_field_left_out_is_refused_not_dropped(
+    corpus: list[RtdsVector], where: str, key: str
+) -> None:
+    """Leaving out date_time, other_information (or its certificate) or mac_bytes built
+    another message without a word: no Date-Time, no supplementary party, no MAC (audit
+    9, readme M2). Every header field is required; null says absent, as decode writes."""
+    forms = [to_json(inspect(v.data)) for v in corpus]
+    if where == "$":
+        full = next(o for o in forms if o["date_time"] is not None and o["mac_bytes"])
+    else:
+        full = next(o for o in forms if o["other_information"]["certificate"] is not None)
+    if where == "$":
+        cut = {k: v for k, v in full.items() if k != key}
+    else:
+        other = {k: v for k, v in full["other_information"].items() if k != key}
+        cut = {**full, "other_information": other}
+    with pytest.raises(EncodeError, match=rf"^{re.escape(where)}\.{key} is missing$"):
+        message_from_json(cut)
+    # Given as null it is absent on the wire, as asked.
+    if key == "date_time":
+        assert message_from_json({**full, key: None}).header.date_time is None
+    if key == "mac_bytes":
+        assert message_from_json({**full, key: None}).mac is None
+
+
+def test_null_other_information_is_the_message_code_alone(corpus: list[RtdsVector]) -> None:
+    plain = next(
+        o
+        for v in corpus
+        if (o := to_json(inspect(v.data)))["other_information"]["certificate"] is None
+        and o["other_information"]["supplementary_remote_party"] is None
+    )
+    rebuilt = message_from_json({**plain, "other_information": None})
+    assert rebuilt.encode() == message_from_json(plain).encode()
 
 
 def test_parse_input_forms(tmp_path: Path) -> None:
