@@ -14,6 +14,7 @@ from emulators.scenarios import SCENARIOS, run_scenario
 from emulators.wireshark import check_capture_path, uat_options, write_capture
 from emulators.world import check_seed
 from gbcs.errors import GbcsError
+from gbcs.options import Once, OnceFlag
 
 __all__ = ["add_commands", "cmd_scenario"]
 
@@ -61,29 +62,6 @@ def seed_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     except GbcsError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-class _Once(argparse.Action):
-    """An option that takes one value: given twice, the first would be silently lost."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: Any,
-        option_string: str | None = None,
-    ) -> None:
-        if getattr(namespace, f"_{self.dest}_given", False):
-            parser.error(f"argument {option_string}: given twice")
-        setattr(namespace, f"_{self.dest}_given", True)
-        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
-
-
-class _OnceFlag(_Once):
-    """A flag: given twice is a usage error too (README), like an option with a value."""
-
-    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, nargs=0, const=True, default=False, **kwargs)
 
 
 def cmd_scenario(args: argparse.Namespace) -> int:
@@ -236,27 +214,27 @@ def add_commands(sub: Any) -> None:
     t.add_argument(
         "--workdir",
         default="triage-run",
-        action=_Once,
+        action=Once,
         help="working folder (default ./triage-run)",
     )
     t.add_argument(
         "--manifest",
         metavar="FILE",
-        action=_Once,
+        action=Once,
         help="CSV: EUI-64, install code, type, old CHF, MPxN",
     )
     t.add_argument(
         "--seed",
         type=seed_argument,
         default=None,
-        action=_Once,
+        action=Once,
         help="seed of the emulated world (default 1; a resumed run keeps its own)",
     )
     t.add_argument(
-        "--lab-only", action=_OnceFlag, help="accept real-format MPxNs (never on a live bench)"
+        "--lab-only", action=OnceFlag, help="accept real-format MPxNs (never on a live bench)"
     )
-    t.add_argument("--json", action=_OnceFlag, help="print the JSON report")
-    t.add_argument("--quiet", action=_OnceFlag, help="no progress bar")
+    t.add_argument("--json", action=OnceFlag, help="print the JSON report")
+    t.add_argument("--quiet", action=OnceFlag, help="no progress bar")
     t.set_defaults(func=cmd_triage)
 
     p = sub.add_parser("emulate", help="run the emulated HAN")
@@ -272,17 +250,17 @@ def add_commands(sub: Any) -> None:
         "--seed",
         type=seed_argument,
         default=0,
-        action=_Once,
+        action=Once,
         help="seed for keys, networks and faults",
     )
     s.add_argument(
-        "--pcap", metavar="FILE", action=_Once, help="write the air capture (and FILE.keys)"
+        "--pcap", metavar="FILE", action=Once, help="write the air capture (and FILE.keys)"
     )
-    s.add_argument("--json", action=_OnceFlag, help="print one JSON object")
+    s.add_argument("--json", action=OnceFlag, help="print one JSON object")
     s.add_argument(
         "--faults",
         metavar="SPEC",
-        action=_Once,
+        action=Once,
         help="seeded faults, e.g. loss=0.05,duplication=0.02,reordering=0.02,delay=0.1",
     )
     s.set_defaults(func=cmd_scenario)

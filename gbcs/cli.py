@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from gbcs.catalogue import CATALOGUE, Catalogue
 from gbcs.errors import DecodeError, GbcsError
 from gbcs.keys import FileKeyStore
+from gbcs.options import Once, OnceFlag
 from gbcs.security import DEFAULT_ACB, SecurityContext
 
 __all__ = ["main"]
@@ -322,11 +323,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--keystore",
             metavar="DIR",
+            action=Once,
             help="key folder in the RTDS layout (default $GBCS_KEYSTORE)",
         )
         p.add_argument(
             "--acb",
             metavar="EUI64",
+            action=Once,
             type=_eui64,
             help=f"Access Control Broker id (default {DEFAULT_ACB.hex().upper()})",
         )
@@ -335,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--disconnect-code",
             type=_disconnect_code,
+            action=Once,
             metavar="CODE",
             help="message code of the SECMP0013 disconnect (default "
             "$GBCS_HIL_DISCONNECT_CODE or 0x7F00)",
@@ -342,10 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("decode", help="decode, verify and decrypt GBCS messages")
     keys(p)
-    p.add_argument("--json", action="store_true", help="one JSON object per input per line")
+    p.add_argument("--json", action=OnceFlag, help="one JSON object per input per line")
     p.add_argument(
         "--roundtrip",
-        action="store_true",
+        action=OnceFlag,
         help="re-encode from the decoded tree and compare with the input",
     )
     disconnect_code(p)
@@ -359,15 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("encode", help="build a message from the decode --json form")
     keys(p)
-    p.add_argument("--sign", action="store_true", help="sign as the business originator")
+    p.add_argument("--sign", action=OnceFlag, help="sign as the business originator")
     mac = p.add_mutually_exclusive_group()  # one would silently win over the other
-    mac.add_argument("--mac", action="store_true", help="add or recompute the GBCS MAC")
+    mac.add_argument("--mac", action=OnceFlag, help="add or recompute the GBCS MAC")
     p.add_argument(
         "--resign",
-        action="store_true",
+        action=OnceFlag,
         help="recompute the signature and MAC where the input had them",
     )
-    mac.add_argument("--no-mac", action="store_true", help="emit the unwrapped form")
+    mac.add_argument("--no-mac", action=OnceFlag, help="emit the unwrapped form")
     disconnect_code(p)
     p.add_argument("input", nargs="?", default="-", help="JSON file or - (default)")
     p.set_defaults(func=cmd_encode)
@@ -377,11 +381,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keys",
         default="gbcs-hil-keys",
+        action=Once,
         metavar="DIR",
         help="folder to write the generated test keys to (RTDS layout)",
     )
-    p.add_argument("--seed", type=int, default=1, help="test-PKI seed (deterministic keys)")
-    p.add_argument("--list", action="store_true", help="list the examples")
+    p.add_argument(
+        "--seed", type=int, default=1, action=Once, help="test-PKI seed (deterministic keys)"
+    )
+    p.add_argument("--list", action=OnceFlag, help="list the examples")
     p.set_defaults(func=cmd_example)
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_commands(sub)

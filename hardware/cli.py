@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
+from gbcs.options import Once, OnceFlag
 from hardware.dongles import (
     DEFAULT_PROBE_TIMEOUT,
     Dongle,
@@ -97,16 +98,17 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument(
         "--probe",
-        action="store_true",
+        action=OnceFlag,
         help="talk to each radio for its protocol and firmware (EZSP only; exit 1 on failure)",
     )
     p.add_argument(
-        "--json", action="store_true", help="a JSON array, one object per dongle ([] for none)"
+        "--json", action=OnceFlag, help="a JSON array, one object per dongle ([] for none)"
     )
     p.add_argument(
         "--timeout",
         type=positive_seconds,
         default=DEFAULT_PROBE_TIMEOUT,
+        action=Once,
         metavar="S",
         help=f"seconds per probed dongle (default {DEFAULT_PROBE_TIMEOUT:g})",
     )
