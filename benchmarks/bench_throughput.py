@@ -48,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="keep the run here (default: a temporary folder)")
     args = parser.parse_args(argv)
     folder = Path(args.workdir or tempfile.mkdtemp(prefix="bench-throughput-"))
+    if (folder / "triage.sqlite").exists():
+        # A run's inventory is its own: set-up would find its meters commissioned already.
+        parser.error(f"--workdir {folder} holds an earlier run: give a new or empty folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        parser.error(f"--workdir {folder}: {e.strerror}")
     rows = batch(args.meters, args.per_premises)
 
     # Set-up only: the premises HANs with their meters joined, then carried away.
