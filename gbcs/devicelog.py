@@ -605,9 +605,13 @@ class WhitelistChangeAlert:
         code, stamp, log = _items(apdu.body, Structure, "alert", 3, base)
         if not isinstance(code, LongUnsigned):
             raise _bad("alert code", f"expected long-unsigned, found {code.TYPE}", base)
+        device_log = DeviceLog.from_axdr(log, base)
+        if device_log.date_time is None:
+            # The 2-element (CCS03 restore) form: a CS14 log is a backup, dated (CRIB §6.6).
+            raise _bad("device log", "the CS14 device log carries its backup date-time", base)
         return cls(
             CosemDateTime.decode(_octets(stamp, "timestamp", 12, base), LAYER, base),
-            DeviceLog.from_axdr(log, base),
+            device_log,
             code.value,
         )
 

@@ -350,3 +350,10 @@ def test_a_date_time_or_echoed_specs_the_types_would_drop_are_refused() -> None:
     for parse, apdu in cases[3:5]:
         with pytest.raises(DecodeError, match="do not echo"):
             parse(replace(apdu, specs=()))
+    # A CS14 log in the undated CCS03 form: taken, it could not be written back (audit 9,
+    # props M1).
+    dated = WhitelistChangeAlert(BACKUP, log).to_notification(1)
+    code, stamp, _ = dated.body.value  # type: ignore[union-attr]
+    undated = replace(dated, body=Structure((code, stamp, replace(log, date_time=None).to_axdr())))
+    with pytest.raises(DecodeError, match="carries its backup date-time"):
+        WhitelistChangeAlert.from_notification(undated)
