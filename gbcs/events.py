@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from gbcs.errors import DecodeError, EncodeError
 from gbcs.gbz import (
     FC_CLUSTER_SPECIFIC,
+    FC_DISABLE_DEFAULT_RESPONSE,
     FC_SERVER_TO_CLIENT,
     GbzPayload,
     ZclFrame,
@@ -64,9 +65,13 @@ def _only_frame(
     return frame
 
 
-def _component(command_id: int, frame_control: int, sequence: int, value: int) -> GbzPayload:
+def _component(
+    command_id: int, frame_control: int, sequence: int, value: int, no_default_response: bool
+) -> GbzPayload:
     if not 0 <= sequence <= 0xFF:
         raise EncodeError(f"ZCL sequence number {sequence} is not a byte")
+    if no_default_response:
+        frame_control |= FC_DISABLE_DEFAULT_RESPONSE
     frame = ZclFrame(frame_control, sequence, command_id, bytes((value,)))
     return one_component(EVENTS_CLUSTER, frame)
 
@@ -77,6 +82,9 @@ class ClearEventLog:
 
     log_id: int
     sequence: int = 0
+    # The ZCL frame control's bit as sent (either is valid ZCL): kept so the bytes
+    # round-trip.
+    disable_default_response: bool = False
 
     MESSAGE_CODE = CLEAR_EVENT_LOG
 
@@ -85,7 +93,13 @@ class ClearEventLog:
             raise EncodeError(f"LogID {self.log_id} is not one of 0-7")
 
     def to_payload(self) -> GbzPayload:
-        return _component(_REQUEST, FC_CLUSTER_SPECIFIC, self.sequence, self.log_id)
+        return _component(
+            _REQUEST,
+            FC_CLUSTER_SPECIFIC,
+            self.sequence,
+            self.log_id,
+            self.disable_default_response,
+        )
 
     @classmethod
     def from_payload(cls, payload: GbzPayload) -> ClearEventLog:
@@ -93,7 +107,7 @@ class ClearEventLog:
         log_id = frame.payload[0]
         if log_id not in LogId._value2member_map_:
             raise DecodeError(LAYER, "LogID", 0, f"LogID {log_id} is not one of 0-7")
-        return cls(log_id, frame.sequence)
+        return cls(log_id, frame.sequence, frame.disable_default_response)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +116,7 @@ class EventLogsCleared:
 
     cleared: int
     sequence: int = 0
+    disable_default_response: bool = False  # as sent, as for ClearEventLog
 
     def __post_init__(self) -> None:
         if not 0 <= self.cleared <= 0xFF:
@@ -117,9 +132,9 @@ class EventLogsCleared:
 
     def to_payload(self) -> GbzPayload:
         fc = FC_CLUSTER_SPECIFIC | FC_SERVER_TO_CLIENT
-        return _component(_RESPONSE, fc, self.sequence, self.cleared)
+        return _component(_RESPONSE, fc, self.sequence, self.cleared, self.disable_default_response)
 
     @classmethod
     def from_payload(cls, payload: GbzPayload) -> EventLogsCleared:
         frame = _only_frame(payload, _RESPONSE, True, "a CS11 response")
-        return cls(frame.payload[0], frame.sequence)
+        return cls(frame.payload[0], frame.sequence, frame.disable_default_response)

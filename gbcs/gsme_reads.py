@@ -57,8 +57,15 @@ _GET_EVENT_LOG_BODY = struct.Struct("<BHIIBH")  # control/LogID, id, start, end,
 _EVENT_HEADER = struct.Struct("<BHIB")  # LogID, event id, time, data length
 
 
-def _attributes_response(sequence: int, records: bytes) -> GbzPayload:
-    frame = ZclFrame(FC_SERVER_TO_CLIENT, sequence, _READ_ATTRIBUTES_RESPONSE, records)
+def _ddr(frame_control: int, disable_default_response: bool) -> int:
+    return frame_control | (FC_DISABLE_DEFAULT_RESPONSE if disable_default_response else 0)
+
+
+def _attributes_response(
+    sequence: int, records: bytes, disable_default_response: bool = False
+) -> GbzPayload:
+    fc = _ddr(FC_SERVER_TO_CLIENT, disable_default_response)
+    frame = ZclFrame(fc, sequence, _READ_ATTRIBUTES_RESPONSE, records)
     return one_component(METERING_CLUSTER, frame)
 
 
@@ -85,6 +92,9 @@ class ReadGsmeFirmwareVersion:
     """GCS38 command: Read Attributes (0x0206) on the Metering cluster."""
 
     sequence: int = 0
+    # The ZCL frame control's bit as sent (either is valid ZCL): kept so the bytes
+    # round-trip; so for every type here.
+    disable_default_response: bool = False
 
     MESSAGE_CODE = 0x0084
 
@@ -93,9 +103,8 @@ class ReadGsmeFirmwareVersion:
 
     def to_payload(self) -> GbzPayload:
         body = GSME_FIRMWARE_VERSION_ATTRIBUTE.to_bytes(2, "little")
-        return one_component(
-            METERING_CLUSTER, ZclFrame(0x00, self.sequence, _READ_ATTRIBUTES, body)
-        )
+        fc = _ddr(0x00, self.disable_default_response)
+        return one_component(METERING_CLUSTER, ZclFrame(fc, self.sequence, _READ_ATTRIBUTES, body))
 
     @classmethod
     def from_payload(cls, payload: GbzPayload) -> ReadGsmeFirmwareVersion:
@@ -108,7 +117,7 @@ class ReadGsmeFirmwareVersion:
                 0,
                 f"a GCS38 command reads attribute 0x0206 alone, not {frame.payload.hex()}",
             )
-        return cls(frame.sequence)
+        return cls(frame.sequence, frame.disable_default_response)
 
 
 def read_attributes_answer(payload: GbzPayload, values: Mapping[int, bytes]) -> GbzPayload:
@@ -136,6 +145,7 @@ class GsmeFirmwareVersion:
     version: bytes | None
     status: int = 0
     sequence: int = 0
+    disable_default_response: bool = False
 
     def __post_init__(self) -> None:
         _byte(self.status, "ZCL status")
@@ -147,7 +157,8 @@ class GsmeFirmwareVersion:
 
     def to_payload(self) -> GbzPayload:
         attribute = GSME_FIRMWARE_VERSION_ATTRIBUTE.to_bytes(2, "little")
-        return _attributes_response(self.sequence, _record(attribute, self.version, self.status))
+        record = _record(attribute, self.version, self.status)
+        return _attributes_response(self.sequence, record, self.disable_default_response)
 
     @classmethod
     def from_payload(cls, payload: GbzPayload) -> GsmeFirmwareVersion:
@@ -166,12 +177,13 @@ class GsmeFirmwareVersion:
             raise DecodeError(
                 LAYER, "attribute", 0, f"attribute 0x{record.attribute_id:04X}, not 0x0206"
             )
+        ddr = frame.disable_default_response
         if record.status != 0:
-            return cls(None, record.status, frame.sequence)
+            return cls(None, record.status, frame.sequence, ddr)
         value = record.value
         if value is None or value.data_type != _OCTET_STRING or not isinstance(value.value, bytes):
             raise DecodeError(LAYER, "value", 0, "the firmware version is an octet string")
-        return cls(value.value, 0, frame.sequence)
+        return cls(value.value, 0, frame.sequence, ddr)
 
 
 # CS10a ----------------------------------------------------------------------------------
@@ -193,6 +205,7 @@ class ReadZigbeeEventLog:
     offset: int = 0
     control: int = 1
     sequence: int = 0
+    disable_default_response: bool = False
 
     MESSAGE_CODE = 0x0014
 
@@ -223,7 +236,8 @@ class ReadZigbeeEventLog:
             self.count,
             self.offset,
         )
-        frame = ZclFrame(FC_CLUSTER_SPECIFIC, self.sequence, _GET_EVENT_LOG, body)
+        fc = _ddr(FC_CLUSTER_SPECIFIC, self.disable_default_response)
+        frame = ZclFrame(fc, self.sequence, _GET_EVENT_LOG, body)
         return one_component(EVENTS_CLUSTER, frame)
 
     @classmethod
@@ -240,7 +254,17 @@ class ReadZigbeeEventLog:
                 f"found {len(frame.payload)}",
             )
         first, event_id, start, end, count, offset = _GET_EVENT_LOG_BODY.unpack(frame.payload)
-        return cls(first & 0x0F, start, end, event_id, count, offset, first >> 4, frame.sequence)
+        return cls(
+            first & 0x0F,
+            start,
+            end,
+            event_id,
+            count,
+            offset,
+            first >> 4,
+            frame.sequence,
+            frame.disable_default_response,
+        )
 
     def wants(self, entry: ZigbeeEventLogEntry) -> bool:
         return (
@@ -285,6 +309,7 @@ class ZigbeeEventLog:
     entries: tuple[ZigbeeEventLogEntry, ...]
     sequence: int = 0
     payload_control: int = 0
+    disable_default_response: bool = True  # as the RTDS sends it
 
     def __post_init__(self) -> None:
         if not len(self.entries) <= self.matching <= 0xFFFF:
@@ -308,7 +333,7 @@ class ZigbeeEventLog:
     def to_payload(self) -> GbzPayload:
         body = self.matching.to_bytes(2, "little") + bytes((0, 1, self.payload_control))
         body += b"".join(e.encode() for e in self.entries)
-        fc = FC_CLUSTER_SPECIFIC | FC_SERVER_TO_CLIENT | FC_DISABLE_DEFAULT_RESPONSE
+        fc = _ddr(FC_CLUSTER_SPECIFIC | FC_SERVER_TO_CLIENT, self.disable_default_response)
         return one_component(EVENTS_CLUSTER, ZclFrame(fc, self.sequence, _PUBLISH_EVENT_LOG, body))
 
     @classmethod
@@ -343,4 +368,6 @@ class ZigbeeEventLog:
             raise DecodeError(
                 LAYER, "payload", 0, f"{len(entries)} events, but {matching} said to match"
             )
-        return cls(matching, tuple(entries), frame.sequence, data[4])
+        return cls(
+            matching, tuple(entries), frame.sequence, data[4], frame.disable_default_response
+        )

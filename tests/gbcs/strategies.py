@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from hypothesis import strategies as st
 
 from gbcs.frame import CraFlag, GbcsMessage, GroupingHeader, OtherInformation
+from gbcs.gbz import FC_DISABLE_DEFAULT_RESPONSE, GbzPayload, ZclFrame, one_component
 from gbcs.primitives import CosemDateTime
 
 ids = st.binary(min_size=8, max_size=8)
@@ -60,3 +64,23 @@ messages = st.builds(
     signature=st.sampled_from([None, b""]) | st.binary(min_size=64, max_size=64),
     mac=st.none() | st.binary(min_size=12, max_size=12),
 ).filter(lambda m: m.signature is not None or (m.mac is None and m.cra_flag is CraFlag.COMMAND))
+
+
+def flip_disable_default_response(payload: GbzPayload) -> GbzPayload:
+    """The one-component payload with its ZCL disable-default-response bit the other way:
+    either value is valid ZCL, and a typed GBZ value must give back the one it was sent."""
+    (component,) = payload.components
+    frame = component.frame
+    assert isinstance(frame, ZclFrame)
+    flipped = replace(frame, frame_control=frame.frame_control ^ FC_DISABLE_DEFAULT_RESPONSE)
+    return one_component(component.cluster_id, flipped)
+
+
+def assert_disable_default_response_round_trips(value: Any) -> None:
+    """A typed GBZ value parsed from its payload with either value of the bit writes back
+    the bytes it was parsed from."""
+    payload = value.to_payload()
+    for sent in (payload, flip_disable_default_response(payload)):
+        parsed = type(value).from_payload(sent)
+        assert parsed.to_payload().encode() == sent.encode()
+        assert parsed.disable_default_response == sent.components[0].frame.disable_default_response

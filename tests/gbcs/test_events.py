@@ -20,6 +20,7 @@ from gbcs.events import (
 from gbcs.frame import decode
 from gbcs.gbz import CONTROL_LAST, EncryptedFrame, GbzComponent, GbzPayload, ZclFrame
 from gbcs.rtds import RtdsVector
+from tests.gbcs.strategies import assert_disable_default_response_round_trips
 
 
 def _rtds(corpus: list[RtdsVector], stem: str) -> bytes:
@@ -133,3 +134,9 @@ def test_a_command_is_not_a_response() -> None:
 def test_values_that_do_not_fit_are_not_encoded(build: object, message: str) -> None:
     with pytest.raises(EncodeError, match=message):
         build()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("value", [ClearEventLog(LogId.ALL, 7), EventLogsCleared(0x08, 7)])
+def test_the_disable_default_response_bit_as_sent_round_trips(value: object) -> None:
+    """As for the GSME's reads (audit 9, props M2): the bit as sent, not a fixed one."""
+    assert_disable_default_response_round_trips(value)

@@ -21,6 +21,7 @@ from gbcs.gsme_reads import (
     read_attributes_answer,
 )
 from gbcs.rtds import RtdsVector
+from tests.gbcs.strategies import assert_disable_default_response_round_trips
 
 Typed = ReadGsmeFirmwareVersion | GsmeFirmwareVersion | ReadZigbeeEventLog | ZigbeeEventLog
 
@@ -262,3 +263,19 @@ def test_other_attributes_get_their_own_unsupported_record() -> None:
 def test_a_read_with_no_whole_attribute_id_is_malformed(asked: bytes) -> None:
     with pytest.raises(DecodeError, match="attribute ids are 2 bytes each"):
         read_attributes_answer(_one(0x0702, ZclFrame(0x00, 0, 0x00, asked)), {})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ReadGsmeFirmwareVersion(7),
+        GsmeFirmwareVersion(b"\x01\x02", 0, 7),
+        GsmeFirmwareVersion(None, gbz.ZCL_UNSUPPORTED_ATTRIBUTE, 7),
+        ReadZigbeeEventLog(3, 100, 200, sequence=7),
+        ZigbeeEventLog(1, (ZigbeeEventLogEntry(3, 0x1234, 150, b"\xaa"),), 7),
+    ],
+)
+def test_the_disable_default_response_bit_as_sent_round_trips(value: object) -> None:
+    """Every typed GBZ value took either value of the bit and wrote back one fixed value:
+    the sender's bit was lost and the bytes changed (audit 9, props M2)."""
+    assert_disable_default_response_round_trips(value)
