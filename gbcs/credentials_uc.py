@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from gbcs import asn1
-from gbcs.asn1 import Asn1Payload
+from gbcs.asn1 import Asn1Payload, LengthForms
 from gbcs.errors import DecodeError, EncodeError
 from gbcs.keys import KeyUsage
 from gbcs.primitives import pack_id8
@@ -58,7 +58,6 @@ __all__ = [
 ]
 
 LAYER = "credentials"
-LengthForms = tuple[tuple[int, int], ...]
 
 PROVIDE_CREDENTIAL_DETAILS = 0x0008
 PROVIDE_DEVICE_CERTIFICATE = 0x000C

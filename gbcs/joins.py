@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gbcs import asn1
-from gbcs.asn1 import Asn1Payload
+from gbcs.asn1 import Asn1Payload, LengthForms
 from gbcs.devicelog import DeviceType
 from gbcs.errors import DecodeError, EncodeError
 from gbcs.primitives import pack_id8
@@ -126,6 +126,9 @@ class JoinDevice:
     other_device_id: bytes
     other_device_type: int
     other_device_ka_certificate: bytes | None = None  # DER X.509, method C
+    # The non-shortest length forms it came with (asn1.decode keeps them), so it writes
+    # back the bytes it was parsed from; so for each type here.
+    length_forms: LengthForms = field(default=(), compare=False, repr=False)
 
     def to_payload(self) -> Asn1Payload:
         value: dict[str, Any] = {
@@ -135,7 +138,7 @@ class JoinDevice:
         }
         if self.other_device_ka_certificate is not None:
             value["otherDeviceKACertificate"] = _certificate_value(self.other_device_ka_certificate)
-        return Asn1Payload("JoinDeviceCommand", value)
+        return Asn1Payload("JoinDeviceCommand", value, self.length_forms)
 
     @classmethod
     def from_payload(cls, payload: Asn1Payload) -> JoinDevice:
@@ -146,6 +149,7 @@ class JoinDevice:
             v["otherDeviceEntityId"],
             v["otherDeviceType"],
             None if cert is None else _certificate_der(cert),
+            payload.length_forms,
         )
 
 
@@ -154,13 +158,15 @@ class UnjoinDevice:
     """CS04 unjoin command (0x000F A/C, 0x0010 B): the device to forget."""
 
     device_id: bytes
+    length_forms: LengthForms = field(default=(), compare=False, repr=False)
 
     def to_payload(self) -> Asn1Payload:
-        return Asn1Payload("UnjoinDeviceCommand", pack_id8(self.device_id, "device id"))
+        value = pack_id8(self.device_id, "device id")
+        return Asn1Payload("UnjoinDeviceCommand", value, self.length_forms)
 
     @classmethod
     def from_payload(cls, payload: Asn1Payload) -> UnjoinDevice:
-        return cls(_expect(payload, "UnjoinDeviceCommand"))
+        return cls(_expect(payload, "UnjoinDeviceCommand"), payload.length_forms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +175,7 @@ class JoinDetails:
 
     response_code: int
     devices: tuple[HanDevice, ...] | None
+    length_forms: LengthForms = field(default=(), compare=False, repr=False)
 
     COMMAND = Asn1Payload("ReadDeviceJoinDetailsCommand", None)
 
@@ -176,7 +183,7 @@ class JoinDetails:
         value: dict[str, Any] = {"responseCode": self.response_code}
         if self.devices is not None:
             value["deviceLogEntries"] = [d.to_value() for d in self.devices]
-        return Asn1Payload("ReadDeviceJoinDetailsResponse", value)
+        return Asn1Payload("ReadDeviceJoinDetailsResponse", value, self.length_forms)
 
     @classmethod
     def from_payload(cls, payload: Asn1Payload) -> JoinDetails:
@@ -185,6 +192,7 @@ class JoinDetails:
         return cls(
             v["responseCode"],
             None if entries is None else tuple(HanDevice.from_value(e) for e in entries),
+            payload.length_forms,
         )
 
 
@@ -193,16 +201,17 @@ class GpfDeviceLogRestore:
     """GCS59 command (0x008C): restore the GPF device log (CRIB §6.8)."""
 
     devices: tuple[HanDevice, ...]
+    length_forms: LengthForms = field(default=(), compare=False, repr=False)
 
     def to_payload(self) -> Asn1Payload:
-        return Asn1Payload(
-            "GpfDeviceLogRestoreCommand", {"deviceLogEntries": [d.to_value() for d in self.devices]}
-        )
+        value = {"deviceLogEntries": [d.to_value() for d in self.devices]}
+        return Asn1Payload("GpfDeviceLogRestoreCommand", value, self.length_forms)
 
     @classmethod
     def from_payload(cls, payload: Asn1Payload) -> GpfDeviceLogRestore:
         v = _expect(payload, "GpfDeviceLogRestoreCommand")
-        return cls(tuple(HanDevice.from_value(e) for e in v["deviceLogEntries"]))
+        devices = tuple(HanDevice.from_value(e) for e in v["deviceLogEntries"])
+        return cls(devices, payload.length_forms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +219,7 @@ class GpfRestoreOutcome:
     """GCS59 response: a join response code per restored entry."""
 
     outcomes: tuple[tuple[HanDevice, int], ...]
+    length_forms: LengthForms = field(default=(), compare=False, repr=False)
 
     def to_payload(self) -> Asn1Payload:
         return Asn1Payload(
@@ -220,6 +230,7 @@ class GpfRestoreOutcome:
                     for d, code in self.outcomes
                 ]
             },
+            self.length_forms,
         )
 
     @classmethod
@@ -229,7 +240,8 @@ class GpfRestoreOutcome:
             tuple(
                 (HanDevice.from_value(o["deviceLogEntry"]), o["joinResponseCode"])
                 for o in v["restoreOutcomes"]
-            )
+            ),
+            payload.length_forms,
         )
 
 
@@ -240,6 +252,7 @@ class GpfDeviceLogBackup:
     backup_time: dt.datetime
     devices: tuple[HanDevice, ...]
     alert_code: int = 0x8071
+    length_forms: LengthForms = field(default=(), compare=False, repr=False)
 
     def to_payload(self) -> Asn1Payload:
         when = self.backup_time
@@ -252,6 +265,7 @@ class GpfDeviceLogBackup:
                 "backupDateTime": when,
                 "deviceLogEntries": [d.to_value() for d in self.devices],
             },
+            self.length_forms,
         )
 
     @classmethod
@@ -261,6 +275,7 @@ class GpfDeviceLogBackup:
             v["backupDateTime"].replace(tzinfo=dt.UTC),
             tuple(HanDevice.from_value(e) for e in v["deviceLogEntries"]),
             v["alertCode"],
+            payload.length_forms,
         )
 
 
@@ -269,15 +284,16 @@ class DisconnectFromHan:
     """SECMP0013 CS02f Disconnect Smart Meter from HAN: names the meter itself."""
 
     device_id: bytes
+    length_forms: LengthForms = field(default=(), compare=False, repr=False)
 
     def to_payload(self) -> Asn1Payload:
-        return Asn1Payload(
-            "DisconnectFromHanCommand", {"deviceId": pack_id8(self.device_id, "device id")}
-        )
+        value = {"deviceId": pack_id8(self.device_id, "device id")}
+        return Asn1Payload("DisconnectFromHanCommand", value, self.length_forms)
 
     @classmethod
     def from_payload(cls, payload: Asn1Payload) -> DisconnectFromHan:
-        return cls(_expect(payload, "DisconnectFromHanCommand")["deviceId"])
+        device_id = _expect(payload, "DisconnectFromHanCommand")["deviceId"]
+        return cls(device_id, payload.length_forms)
 
 
 def int_response(type_name: str, code: int) -> Asn1Payload:

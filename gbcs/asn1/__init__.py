@@ -47,6 +47,7 @@ __all__ = [
     "DISCONNECT_TYPES",
     "SECMP0013_DISCONNECT_DEFAULT_CODE",
     "Asn1Payload",
+    "LengthForms",
     "build",
     "decode",
     "decode_type",
@@ -116,6 +117,10 @@ def _default_mapping() -> dict[tuple[int, int], str]:
 _MAPPING = _default_mapping()
 
 
+# (tlv_index, length_octets) of each TLV whose length was not in its shortest form.
+LengthForms = tuple[tuple[int, int], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Asn1Payload:
     """A decoded ASN.1 payload.
@@ -128,7 +133,7 @@ class Asn1Payload:
 
     type_name: str
     value: Any
-    length_forms: tuple[tuple[int, int], ...] = field(default=())
+    length_forms: LengthForms = field(default=())
 
 
 class _PayloadBuilder:

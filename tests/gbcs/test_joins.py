@@ -95,3 +95,28 @@ def test_join_with_a_non_der_certificate_is_an_encode_error() -> None:
     """The caller's bytes are a value to encode: not DER is an EncodeError, not a DecodeError."""
     with pytest.raises(EncodeError, match="not a DER certificate"):
         JoinDevice(JoinMethod.METHOD_C, ESME, 1, b"\x95\xec\x87").to_payload()
+
+
+_DEVICES = tuple(HanDevice(ESME[:7] + bytes((i,)), 1) for i in range(11))
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        JoinDetails(0, _DEVICES),
+        GpfDeviceLogRestore(_DEVICES),
+        GpfRestoreOutcome(tuple((d, 0) for d in _DEVICES)),
+        GpfDeviceLogBackup(dt.datetime(2015, 1, 1, tzinfo=dt.UTC), _DEVICES),
+    ],
+)
+def test_a_typed_value_keeps_the_length_forms_it_came_with(typed: object) -> None:
+    """asn1.decode keeps a device's non-shortest `82 00 xx` lengths (README); these typed
+    values dropped them, so a parsed CS07 response or GCS62 came back out in DER (audit 9,
+    props L1)."""
+    der = asn1.encode(typed.to_payload())  # type: ignore[attr-defined]
+    assert der[1] == 0x81  # 128..255 bytes: DER's 81 xx
+    loose = der[:1] + b"\x82\x00" + der[2:]
+    payload = asn1.decode_type(typed.to_payload().type_name, loose)  # type: ignore[attr-defined]
+    parsed = type(typed).from_payload(payload)  # type: ignore[attr-defined]
+    assert parsed == typed  # the form is not part of the value
+    assert asn1.encode(parsed.to_payload()) == loose
