@@ -433,6 +433,27 @@ def compact_arrays() -> st.SearchStrategy[CompactArray]:
     )
 
 
+def long_values() -> st.SearchStrategy[Data]:
+    """Values whose length or count needs the long form (128 or more): the generated
+    values above never reached one (audit 9, props T1)."""
+    unsigned = st.integers(0, 255).map(Unsigned)
+    return st.one_of(
+        st.sampled_from(STRINGS).flatmap(
+            lambda cls: st.binary(min_size=128, max_size=300).map(cls)
+        ),
+        st.lists(unsigned, min_size=128, max_size=140).map(lambda xs: Array(tuple(xs))),
+        st.lists(unsigned, min_size=128, max_size=140).map(lambda xs: Structure(tuple(xs))),
+        st.lists(unsigned, min_size=128, max_size=300).map(
+            lambda xs: CompactArray(TD(Tag.UNSIGNED), tuple(xs))
+        ),
+        st.integers(1024, 2000).flatmap(
+            lambda n: st.binary(min_size=(n + 7) // 8, max_size=(n + 7) // 8).map(
+                lambda raw: BitString(raw, n)
+            )
+        ),
+    )
+
+
 def data_values() -> st.SearchStrategy[Data]:
     leaves = st.one_of(st.sampled_from(SIMPLE_TAGS).flatmap(simple_of), compact_arrays())
     return st.recursive(
@@ -455,6 +476,17 @@ def test_round_trip_of_generated_values(value: Data) -> None:
     assert axdr.decode(raw) == value
     text = json.dumps(axdr.to_json(value), allow_nan=False)
     assert axdr.from_json(json.loads(text)) == value
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(long_values(), st.sampled_from(SIMPLE_TAGS).flatmap(simple_of))
+def test_round_trip_of_long_forms(value: Data, beside: Data) -> None:
+    """Long-form lengths and counts, alone and inside a structure, both ways."""
+    for whole in (value, Structure((beside, value, beside))):
+        raw = axdr.encode(whole)
+        assert axdr.decode(raw) == whole and axdr.encode(axdr.decode(raw)) == raw
+        text = json.dumps(axdr.to_json(whole), allow_nan=False)
+        assert axdr.from_json(json.loads(text)) == whole
 
 
 def _decode_or_error(raw: bytes) -> None:

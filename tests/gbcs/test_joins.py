@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gbcs import asn1
 from gbcs.asn1 import Asn1Payload
@@ -120,3 +123,38 @@ def test_a_typed_value_keeps_the_length_forms_it_came_with(typed: object) -> Non
     parsed = type(typed).from_payload(payload)  # type: ignore[attr-defined]
     assert parsed == typed  # the form is not part of the value
     assert asn1.encode(parsed.to_payload()) == loose
+
+
+_ids8 = st.binary(min_size=8, max_size=8)
+_han = st.builds(HanDevice, _ids8, st.integers(0, 6))
+_hans = st.lists(_han, max_size=12).map(tuple)  # up to 12 makes the 81 xx / 82 00 xx sizes
+_seconds = st.datetimes(
+    dt.datetime(2000, 1, 1), dt.datetime(2099, 12, 31), timezones=st.just(dt.UTC)
+).map(lambda t: t.replace(microsecond=0))
+_joins_values = st.one_of(
+    st.builds(JoinDetails, st.integers(0, 3), st.none() | _hans),
+    st.builds(GpfDeviceLogRestore, _hans),
+    st.builds(
+        GpfRestoreOutcome, st.lists(st.tuples(_han, st.integers(0, 3)), max_size=8).map(tuple)
+    ),
+    st.builds(GpfDeviceLogBackup, _seconds, _hans, st.integers(0, 0xFFFF)),
+    st.builds(JoinDevice, st.integers(0, 6), _ids8, st.integers(0, 6)),
+    st.builds(UnjoinDevice, _ids8),
+    st.builds(DisconnectFromHan, _ids8),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_joins_values, st.booleans())
+def test_joins_values_round_trip_both_ways(value: Any, widen: bool) -> None:
+    """typed -> DER -> typed is the value, and bytes -> typed -> bytes the bytes, in DER
+    or with the outer length widened to the 82 00 xx form devices send (audit 9, props T5)."""
+    payload = value.to_payload()
+    wire = asn1.encode(payload)
+    if widen and wire[1] < 0x80:
+        wire = wire[:1] + b"\x82\x00" + wire[1:]
+    elif widen and wire[1] == 0x81:
+        wire = wire[:1] + b"\x82\x00" + wire[2:]
+    back = type(value).from_payload(asn1.decode_type(payload.type_name, wire))
+    assert back == value
+    assert asn1.encode(back.to_payload()) == wire
