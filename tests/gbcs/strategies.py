@@ -84,3 +84,20 @@ def assert_disable_default_response_round_trips(value: Any) -> None:
         parsed = type(value).from_payload(sent)
         assert parsed.to_payload().encode() == sent.encode()
         assert parsed.disable_default_response == sent.components[0].frame.disable_default_response
+
+
+def mutated(data: st.DataObject, raw: bytes) -> bytes:
+    """``raw`` with one to three bytes set, bit-flipped, cut or inserted."""
+    out = bytearray(raw)
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, max(len(out) - 1, 0)))
+        change = data.draw(st.sampled_from(["set", "flip", "cut", "insert"]))
+        if change == "set" and out:
+            out[at] = data.draw(st.integers(0, 255))
+        elif change == "flip" and out:
+            out[at] ^= 1 << data.draw(st.integers(0, 7))
+        elif change == "cut" and out:
+            del out[at]
+        else:
+            out.insert(at, data.draw(st.integers(0, 255)))
+    return bytes(out)

@@ -4,7 +4,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from hypothesis import event, given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from gbcs import axdr, dlms
@@ -28,6 +28,7 @@ from gbcs.errors import DecodeError, EncodeError
 from gbcs.frame import decode_message
 from gbcs.primitives import CosemDateTime
 from gbcs.rtds import RtdsVector
+from tests.gbcs.strategies import mutated
 
 ESME = bytes.fromhex("00DB1234567890A0")
 GSME = bytes.fromhex("00DB1234567890A1")
@@ -357,3 +358,64 @@ def test_a_date_time_or_echoed_specs_the_types_would_drop_are_refused() -> None:
     undated = replace(dated, body=Structure((code, stamp, replace(log, date_time=None).to_axdr())))
     with pytest.raises(DecodeError, match="carries its backup date-time"):
         WhitelistChangeAlert.from_notification(undated)
+
+
+_ids8 = st.binary(min_size=8, max_size=8)
+_u8 = st.integers(0, 255)
+_stamps = st.binary(min_size=12, max_size=12).map(CosemDateTime.decode)
+_entries = st.builds(DeviceLogEntry, _ids8, st.binary(min_size=16, max_size=16))
+
+
+def _logs(dated: bool) -> st.SearchStrategy[DeviceLog]:
+    return st.builds(
+        DeviceLog,
+        _ids8,
+        st.lists(_entries, max_size=3, unique_by=lambda e: e.device_id).map(tuple),
+        _stamps if dated else st.none(),
+    )
+
+
+# (typed values, build the APDU with an invoke id, parse it back)
+_TYPED: list[tuple[st.SearchStrategy[Any], Any, Any]] = [
+    (
+        st.builds(AddDevice, _ids8, st.integers(0, 6), st.binary(min_size=16, max_size=16)),
+        lambda v, i: v.to_request(i),
+        AddDevice.from_request,
+    ),
+    (st.builds(RemoveDevice, _ids8), lambda v, i: v.to_request(i), RemoveDevice.from_request),
+    (st.just(ReadDeviceLog()), lambda v, i: v.to_request(i), ReadDeviceLog.from_request),
+    (st.just(ReadDeviceLogs()), lambda v, i: v.to_request(i), ReadDeviceLogs.from_request),
+    (
+        st.builds(
+            DeviceLogs, st.none() | _logs(True), st.none() | _logs(True), st.tuples(_u8, _u8)
+        ),
+        lambda v, i: v.to_response(i),
+        DeviceLogs.from_response,
+    ),
+    (
+        st.builds(WhitelistChangeAlert, _stamps, _logs(True), st.integers(0, 0xFFFF)),
+        lambda v, i: v.to_notification(i),
+        WhitelistChangeAlert.from_notification,
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "build", "parse"), _TYPED)
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_a_typed_value_accepts_only_what_it_writes_back(
+    values: st.SearchStrategy[Any], build: Any, parse: Any, data: st.DataObject
+) -> None:
+    """bytes -> typed -> bytes: a mutated APDU the typed parser takes is written back as it
+    came, or refused with a DecodeError (audit 9, props T4: the CS14 parser took a log it
+    then could not write)."""
+    value = data.draw(values)
+    invoke_id = data.draw(st.integers(0, 2**32 - 1))
+    raw = mutated(data, dlms.encode(build(value, invoke_id)))
+    try:
+        apdu = dlms.decode(raw)
+        typed = parse(apdu)
+    except DecodeError:
+        return
+    event("accepted")
+    assert dlms.encode(build(typed, apdu.invoke_id)) == raw
