@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from emulators.zigbee.aps import (
     ApsAck,
     ApsCommand,
     ApsData,
+    ApsFrame,
     DeliveryMode,
     DeviceAnnounce,
     Fragment,
@@ -28,6 +29,7 @@ from emulators.zigbee.aps import (
 from emulators.zigbee.mac import Capability
 from emulators.zigbee.security import AuxHeader, EncryptedPayload, KeyId
 from gbcs.errors import DecodeError, EncodeError, VerificationError
+from tests.gbcs.strategies import mutated
 
 from .checks import every_prefix_fails, every_prefix_is_handled
 from .strategies import (
@@ -52,6 +54,28 @@ def test_round_trip_unsecured(frame: object) -> None:
     data = encode_aps(frame)  # type: ignore[arg-type]
     assert decode_aps(data) == frame
     assert encode_aps(decode_aps(data)) == data
+
+
+@given(
+    st.one_of(aps_frames, aps_data_frames(secured=True), aps_commands(secured=True)),
+    keys,
+    eui64,
+    st.data(),
+)
+def test_mutated_frames_decode_to_what_re_encodes_or_raise(
+    frame: ApsFrame, key: bytes, sender: bytes, data: st.DataObject
+) -> None:
+    """bytes -> frame -> bytes on frames the encoder did not make (a secured one decoded
+    without its key keeps its MIC) (audit 9, props T7)."""
+    secured = getattr(frame, "security", None) is not None
+    wire = encode_aps(frame, key, nonce_source=sender) if secured else encode_aps(frame)
+    raw = mutated(data, wire)
+    try:
+        sniffed = decode_aps(raw)
+    except DecodeError:
+        return
+    event("accepted")
+    assert encode_aps(sniffed) == raw
 
 
 @given(st.one_of(aps_data_frames(secured=True), aps_commands(secured=True)), keys, eui64)

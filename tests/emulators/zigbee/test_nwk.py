@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from emulators.zigbee.mac import Capability
@@ -18,6 +18,7 @@ from emulators.zigbee.nwk import (
 )
 from emulators.zigbee.security import AuxHeader, EncryptedPayload, KeyId
 from gbcs.errors import DecodeError, EncodeError, VerificationError
+from tests.gbcs.strategies import mutated
 
 from .checks import every_prefix_fails, every_prefix_is_handled
 from .strategies import keys, nwk_frames
@@ -50,6 +51,21 @@ def test_without_keys_the_payload_stays_encrypted_and_re_encodes(
     sniffed = decode_nwk(data)
     assert isinstance(sniffed.payload, EncryptedPayload)
     assert encode_nwk(sniffed) == data
+
+
+@given(st.one_of(nwk_frames(secured=False), nwk_frames(secured=True)), keys, st.data())
+def test_mutated_frames_decode_to_what_re_encodes_or_raise(
+    frame: NwkFrame, key: bytes, data: st.DataObject
+) -> None:
+    """bytes -> frame -> bytes on frames the encoder did not make: a mutated frame (a
+    secured one decoded without its key) is written back as it came (audit 9, props T7)."""
+    raw = mutated(data, encode_nwk(frame, key if frame.security is not None else None))
+    try:
+        sniffed = decode_nwk(raw)
+    except DecodeError:
+        return
+    event("accepted")
+    assert encode_nwk(sniffed) == raw
 
 
 @given(nwk_frames(secured=True), keys, st.data())
