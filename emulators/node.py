@@ -13,15 +13,20 @@ in the README):
   device in the CHF's current device log, with the network key secured with
   the logged trust-centre link key: after CCS03 restored a meter's entry onto
   another hub that took over its extended PAN ID, the meter rejoins there.
-* Joined meters keep a GBCS tunnel (Tunneling cluster 0x0704, protocol
-  GB-HRGP) to the hub. The hub pushes commands to an ESME with PUT; a sleepy
-  GSME wakes every 30 s and asks with GET, and the hub answers GET-RESPONSE
-  with a message it held. Meters answer with PUT. Long messages are APS
-  fragmented.
+* Joined meters share a GBCS tunnel (Tunneling cluster 0x0704, protocol
+  GB-HRGP) with the hub, opened as GBCS 10.2.2.1 has it: to an ESME by the
+  hub (its client) once the ESME is announced (the kit's stand-in for key
+  establishment), the ESME allocating the tunnel id; a sleepy GSME opens its
+  own, the hub its server. The hub pushes commands to an ESME with PUT; a
+  sleepy GSME wakes every 30 s and asks with GET, and the hub answers
+  GET-RESPONSE with a message it held. Meters answer with PUT. Long messages
+  are APS fragmented.
 * Unicast MAC frames are acknowledged and retried (macMaxFrameRetries 3); NWK
-  frame counters drop duplicates. A meter whose keep-alive GET goes
-  unacknowledged has lost its parent: it searches for its extended PAN ID and
-  tries a trust-centre rejoin, and until then keeps its network settings.
+  frame counters drop duplicates. A meter whose keep-alive goes unacknowledged
+  (a GSME's GET; an ESME's Read Attributes of the hub's Time cluster, hourly
+  and at once on power-up) has lost its parent: it searches for its extended
+  PAN ID and tries a trust-centre rejoin, and until then keeps its network
+  settings.
 * A meter without network settings auto-joins: it scans its channels for a
   beacon that permits joining and associates. Refused there (association
   denied, or no network key it can read), it tries the next such network of
@@ -70,12 +75,21 @@ from emulators.zigbee.mac import (
 )
 from emulators.zigbee.nwk import Leave, RejoinRequest, RejoinResponse
 from emulators.zigbee.security import EncryptedPayload, KeyId
+from emulators.zigbee.time_cluster import (
+    TIME_CLUSTER,
+    is_time_read,
+    parse_time_response,
+    time_read,
+    time_response,
+    utc_time,
+)
 from emulators.zigbee.tunnel import (
     MAX_TRANSFER_SIZE,
     TUNNELING_CLUSTER,
     GbcsGet,
     GbcsGetResponse,
     GbcsPut,
+    GbcsTunnelCommand,
     RequestTunnel,
     RequestTunnelResponse,
     TransferData,
@@ -114,8 +128,8 @@ SCAN_DWELL = 0.03072  # one channel at scan duration 0: aBaseSuperframeDuration 
 RESPONSE_WAIT = 0.5
 JOIN_RETRY = 30.0
 NEXT_CANDIDATE = 0.01  # after one network failed, the next from the same scan (its ack is out)
-# A mains-powered ESME notices a lost parent when a frame to it goes unacknowledged
-# (on power-up it re-opens its tunnel at once); an idle one also checks hourly.
+# A mains-powered ESME notices a lost parent when a frame to it goes unacknowledged: it
+# reads the hub's time (its keep-alive) at once on power-up and after joining, then hourly.
 KEEPALIVE = 3600.0
 REJOIN_RETRY = 60.0  # an orphaned meter looks for its network again this often
 SLEEPY_POLL = 30.0  # a GSME wakes this often (GBCS: at least every 30 s)
@@ -130,7 +144,7 @@ MIN_PSDU = 5  # the shortest 802.15.4 frame, an ack: control, sequence, FCS (200
 # fragmentation) carries in a 127-byte PSDU; a test pins it.
 MAX_BLOCK = 80
 NWK_DEDUP_WINDOW = 64
-HUB_ENDPOINT = 0x0A  # the hub's Smart Energy endpoint (Tunneling server)
+HUB_ENDPOINT = 0x0A  # the hub's Smart Energy endpoint (Tunneling, Time server)
 METER_ENDPOINT = 0x01
 
 
@@ -619,7 +633,8 @@ def short_address_for(ieee: bytes, taken: set[int]) -> int:
 class SavedChildren:
     """A saved hub's children, read one by one: each device once, on an address that is
     neither the coordinator's 0x0000 nor a broadcast one (0xFFF8..), and one device per
-    address and per tunnel id (a second would get the first one's frames)."""
+    address and per tunnel id the hub gave out (a second would get the first one's
+    frames). An ESME allocates its own tunnel ids (GBCS 10.2.2.1): two may hold the same."""
 
     def __init__(self) -> None:
         self.ieees: set[bytes] = set()
@@ -635,11 +650,12 @@ class SavedChildren:
         if short in self.shorts:
             raise GbcsError(f"{child.where}: short_address {short:#06x} is taken")
         tunnel = child.optional_integer("tunnel_id", 1, 0xFFFF)
-        if tunnel is not None and tunnel in self.tunnels:
+        served = tunnel is not None and child.flag("sleepy")  # the hub's own tunnel id
+        if served and tunnel in self.tunnels:
             raise GbcsError(f"{child.where}: tunnel_id {tunnel} is taken")
         self.ieees.add(ieee)
         self.shorts.add(short)
-        if tunnel is not None:
+        if served and tunnel is not None:
             self.tunnels.add(tunnel)
         return ieee, short, tunnel
 
@@ -651,6 +667,8 @@ class Child:
     sleepy: bool
     tunnel_id: int | None = None
     announced: bool = False
+    # An ESME's: the hub's RequestTunnel awaiting its answer, or its refusal's back-off.
+    tunnel_ask: tunnel_server.TunnelAsk | None = None
 
 
 class CoordinatorNode(_Node):
@@ -659,6 +677,8 @@ class CoordinatorNode(_Node):
     TUNNEL_SRC_ENDPOINT = HUB_ENDPOINT
     TUNNEL_DST_ENDPOINT = METER_ENDPOINT
     lost: str | None = None  # an emulated radio is never lost (a zigpy dongle may be)
+    # Whether this node runs the GBCS tunnel itself (a sim NCP leaves it to its host).
+    runs_tunnels = True
 
     def __init__(self, clock: VirtualClock, ieee: bytes, *, name: str = "") -> None:
         super().__init__(clock, ieee, name=name)
@@ -876,7 +896,59 @@ class CoordinatorNode(_Node):
                 app = self._decode_whole(aps, whole)
                 if app is None:
                     return
+            if aps.cluster_id == TIME_CLUSTER:
+                self._answer_time(device, app.zcl)
+                return
             self._application(device, app)
+
+    def _answer_time(self, device: bytes, zcl: ZclFrame | None) -> None:
+        """A child reads the hub's Time attribute (an ESME's keep-alive): Read Attributes
+        Response with the virtual clock's UTCTime, on the request's sequence number (ZCL
+        2.4.1.3). An ESME with no tunnel (a lost exchange, an expired refusal) is asked
+        again now that it shows it is there."""
+        child = self.children.get(device)
+        settings = self.settings
+        if child is None or settings is None or not child.announced or not is_time_read(zcl):
+            return
+        assert zcl is not None
+        answer = encode_zcl(time_response(zcl.sequence, utc_time(self.clock.utc)))
+        self._send_application(settings, child.short_address, answer, TIME_CLUSTER)
+        if child.tunnel_id is None:
+            self._open_tunnel(child)
+
+    def _open_tunnel(self, child: Child) -> None:
+        """GBCS 10.2.2.1: the CHF sends an ESME RequestTunnel and is its client; not again
+        while one awaits its answer or a back-off holds it back. A GSME opens its own."""
+        settings = self.settings
+        if child.sleepy or settings is None:
+            return
+        if not tunnel_server.may_ask(child.tunnel_ask, self.clock.now):
+            return
+        sequence = self.counters.zcl
+        zcl = self._tunnel_zcl(RequestTunnel())
+        child.tunnel_id = None
+        self._ask_at(child, sequence, self.clock.now + tunnel_server.TUNNEL_ANSWER_WAIT)
+        self._send_application(settings, child.short_address, zcl)
+
+    def _ask_at(
+        self, child: Child, sequence: int | None, until: float, *, refused: bool = False
+    ) -> None:
+        """Note the hub's next step for an ESME's tunnel and book it: the answer awaited to
+        ``sequence`` by ``until``, or (no sequence) a RequestTunnel then."""
+        ask = child.tunnel_ask = tunnel_server.TunnelAsk(sequence, until, refused)
+        self.clock.call_at(max(until, self.clock.now), self._ask_due, child.ieee, ask)
+
+    def _ask_due(self, device: bytes, ask: tunnel_server.TunnelAsk) -> None:
+        """A booked step, unless overtaken (answered, re-asked, the child gone)."""
+        child = self.children.get(device)
+        if child is None or child.tunnel_ask is not ask or child.tunnel_id is not None:
+            return
+        if ask.sequence is None:
+            self._open_tunnel(child)
+            return
+        self._log(f"RequestTunnel to {device.hex().upper()} unanswered")
+        after = tunnel_server.unanswered(self.clock.now)
+        self._ask_at(child, None, after.until)
 
     def _announced(self, device: bytes, short: int, capability: Capability | None = None) -> None:
         child = self.children.get(device)
@@ -897,6 +969,10 @@ class CoordinatorNode(_Node):
             tc.device_joined(device, sleepy=child.sleepy)
             if self.trace is not None:  # not formatted for nobody: every join
                 self._log(f"{device.hex().upper()} joined as {short:#06x}")
+            if self.runs_tunnels and not child.sleepy:
+                # GBCS 10.2.2.1: the CHF opens it after key establishment (not modelled).
+                after = self.clock.now + tunnel_server.TUNNEL_AFTER_ANNOUNCE
+                self._ask_at(child, None, after)
 
     def _taken(self, device: bytes) -> set[int]:
         """Short addresses held by other devices, joined or with a rejoin pending."""
@@ -953,10 +1029,12 @@ class CoordinatorNode(_Node):
         """Complete a pending rejoin once ``device`` shows it holds the network key.
 
         Proof is a NWK-secured frame from the device at the address the rejoin gave it
-        that is its Device_annce (sent on rejoining, ZigBee 2.4.3.1.11) or its request
-        for a new tunnel (in case the broadcast was lost), or that comes from a new
-        address. Its other traffic does not count: a device that never asked for the
-        rejoin goes on sending it from its old address, with its old tunnel.
+        that is its Device_annce (sent on rejoining, ZigBee 2.4.3.1.11) or what it sends
+        at once after (in case the broadcast was lost: a GSME's request for a new tunnel,
+        an ESME's read of the hub's time), or that comes from a new address. Its other
+        traffic does not count: a device that never asked for the rejoin goes on sending
+        it from its old address, with its old tunnel (at worst its hourly time read
+        falls in the window, and the hub opens the ESME a new tunnel).
         """
         pending, until = self._rejoining[device]
         if self.clock.now > until:
@@ -969,9 +1047,12 @@ class CoordinatorNode(_Node):
         announce = app.zdo if app is not None and app.zdo is not None else None
         if announce is not None and announce.ieee != device:
             announce = None
-        new_tunnel = app is not None and isinstance(app.tunnel, RequestTunnel)
+        first = app is not None and (
+            isinstance(app.tunnel, RequestTunnel)
+            or (isinstance(decoded.aps, ApsData) and decoded.aps.cluster_id == TIME_CLUSTER)
+        )
         moved = old is None or old.short_address != pending.short_address
-        if announce is None and not new_tunnel and not moved:
+        if announce is None and not first and not moved:
             return
         del self._rejoining[device]
         if announce is not None:  # what the device says of itself, not the unsecured request
@@ -991,6 +1072,9 @@ class CoordinatorNode(_Node):
         if isinstance(app.tunnel, TransferDataError):
             self._transfer_refused(child, app.tunnel, app.zcl)
             return
+        if not child.sleepy:
+            self._esme_tunnel(child, app)
+            return
         if self._held_out and isinstance(app.gbcs, GbcsGet):
             if self._handing_out(device):
                 # A keep-alive poll while the last GET-RESPONSE is still going out: that
@@ -1006,6 +1090,54 @@ class CoordinatorNode(_Node):
             frames = self._send_application(settings, child.short_address, zcl)
             if reply.held is not None:
                 self._held_out[device] = (reply.held, frozenset(frames))
+
+    def _esme_tunnel(self, child: Child, app: air.Application) -> None:
+        """A tunnel frame from an ESME, whose client the hub is (GBCS 10.2.2.1): the answer
+        to its RequestTunnel, or server-to-client TransferData with the ESME's PUT. A
+        TransferData on a tunnel the hub does not hold is refused client to server (ZCL
+        10.6) and the hub opens a new one; anything else is not the server's to send."""
+        tunnel, zcl = app.tunnel, app.zcl
+        assert zcl is not None
+        device = child.ieee.hex().upper()
+        if isinstance(tunnel, RequestTunnelResponse):
+            self._tunnel_answered(child, tunnel, zcl.sequence)
+            return
+        if not isinstance(tunnel, TransferData) or zcl.direction is not Direction.TO_CLIENT:
+            self._drop(f"{type(tunnel).__name__} from ESME {device}, its tunnel's server")
+            return
+        assert self.trust_centre is not None and self.settings is not None
+        refusal = tunnel_server.take_put(
+            child.ieee, child.tunnel_id, tunnel, app.gbcs, self.trust_centre
+        )
+        if refusal is None:
+            return
+        self._log(f"TransferData from {device} on tunnel {tunnel.tunnel_id}: {refusal.status}")
+        answer = self._tunnel_zcl(refusal, Direction.TO_SERVER, zcl.sequence)
+        self._send_application(self.settings, child.short_address, answer)
+        if refusal.status == TransferDataStatus.NO_SUCH_TUNNEL:
+            self._open_tunnel(child)
+
+    def _tunnel_answered(
+        self, child: Child, response: RequestTunnelResponse, sequence: int
+    ) -> None:
+        """An ESME's RequestTunnelResponse: taken only as the answer to the hub's request
+        (its sequence number, ZCL 2.4.1.3); a refusal holds the next request back."""
+        matched, tunnel_id, ask = tunnel_server.tunnel_answered(
+            child.tunnel_ask, sequence, response, self.clock.now
+        )
+        device = child.ieee.hex().upper()
+        if not matched:
+            self._drop(f"RequestTunnelResponse from {device} answers no request of ours")
+            return
+        child.tunnel_id = tunnel_id
+        if ask is None:
+            child.tunnel_ask = None
+        else:
+            self._ask_at(child, None, ask.until, refused=True)
+        if tunnel_id is None:
+            self._log(f"{device} refused a tunnel (status {response.status})")
+        elif self.trace is not None:
+            self._log(f"tunnel {tunnel_id} to {device} open")
 
     def _handing_out(self, device: bytes) -> bool:
         """Whether a block of the GET-RESPONSE handed to ``device`` has not been sent yet:
@@ -1064,12 +1196,12 @@ class CoordinatorNode(_Node):
             self.trust_centre.undelivered(device, data)
 
     def _put(self, child: Child, data: bytes) -> None:
+        """PUT on the child's tunnel: to a GSME as its server, to an ESME as its client."""
         settings = self.settings
         assert settings is not None and child.tunnel_id is not None
         sequence = self.counters.zcl
-        zcl = self._tunnel_zcl(
-            tunnel_server.put(child.tunnel_id, GbcsPut(data)), Direction.TO_CLIENT
-        )
+        direction = Direction.TO_CLIENT if child.sleepy else Direction.TO_SERVER
+        zcl = self._tunnel_zcl(tunnel_server.put(child.tunnel_id, GbcsPut(data)), direction)
         frames = self._send_application(settings, child.short_address, zcl)
         if not child.sleepy:
             pushed = (child.ieee, data)
@@ -1082,11 +1214,15 @@ class CoordinatorNode(_Node):
     def _transfer_refused(
         self, child: Child, refusal: TransferDataError, zcl: ZclFrame | None
     ) -> None:
-        """The child did not take a PUT (its tunnel closed in a reboot): the CHF fails it."""
+        """The child did not take a PUT (its tunnel closed in a reboot): the CHF fails it,
+        and the hub, an ESME's tunnel client, opens it a new tunnel for the next one."""
         device = child.ieee.hex().upper()
         recent, tc = self._recent_puts, self.trust_centre
         if tunnel_server.report_refusal(recent, child.ieee, refusal, zcl, tc):
             self._log(f"{device} refused a PUT on tunnel {refusal.tunnel_id}")
+            if not child.sleepy:
+                child.tunnel_ask = None  # re-open at once, whatever was awaited
+                self._open_tunnel(child)
         else:
             self._drop(f"TransferDataError from {device} names no PUT of ours")
 
@@ -1099,8 +1235,19 @@ class CoordinatorNode(_Node):
         self._unqueue(rest)
         device, data = pushed
         self._log(f"message to {device.hex().upper()} not delivered (no acknowledgement)")
+        self._tunnel_lost(device)
         if self.trust_centre is not None:
             self.trust_centre.push_failed(device, data)
+
+    def _tunnel_lost(self, device: bytes) -> None:
+        """A PUT to an ESME went unacknowledged: it may have lost power, and its tunnel with
+        it. The hub (its client) drops the tunnel and asks for a new one when the ESME reads
+        its time again (at once on power-up), or after TUNNEL_NO_ANSWER_RETRY."""
+        child = self.children.get(device)
+        if child is None or child.sleepy or child.tunnel_id is None:
+            return
+        child.tunnel_id = None
+        self._ask_at(child, None, tunnel_server.unanswered(self.clock.now).until)
 
     # HanPort ------------------------------------------------------------------------------
     def child_sleepy(self, device: bytes) -> bool | None:
@@ -1139,6 +1286,7 @@ class CoordinatorNode(_Node):
                     "sleepy": c.sleepy,
                     "tunnel_id": c.tunnel_id,
                     "announced": c.announced,
+                    "tunnel_ask": None if c.tunnel_ask is None else c.tunnel_ask.to_json(),
                 }
                 for c in self.children.values()
             ],
@@ -1174,7 +1322,14 @@ class CoordinatorNode(_Node):
         taken = SavedChildren()
         for c in saved.members("children"):
             ieee, short, tunnel = taken.claim(c)
-            children[ieee] = Child(ieee, short, c.flag("sleepy"), tunnel, c.flag("announced"))
+            children[ieee] = Child(
+                ieee,
+                short,
+                c.flag("sleepy"),
+                tunnel,
+                c.flag("announced"),
+                tunnel_server.saved_ask(c),
+            )
         ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
         seen = _saved_secured_counters(saved)
         self.settings = settings
@@ -1185,6 +1340,10 @@ class CoordinatorNode(_Node):
         self.children = children
         self._rejoining = {}
         self._ids = ids
+        for child in children.values():
+            ask = child.tunnel_ask
+            if ask is not None:  # booked again, as saved
+                self._ask_at(child, ask.sequence, ask.until, refused=ask.refused)
         self._nwk_seen = seen
         # Sources that are not children any more, in the order saved (oldest first).
         self._departed = {k: None for k in seen if isinstance(k, bytes) and k not in children}
@@ -1215,7 +1374,11 @@ class MeterNode(_Node):
         self.tunnel_id: int | None = None
         self.on_gbcs: Callable[[bytes, bytes], None] | None = None
         self.on_state: Callable[[NodeState], None] | None = None
-        self._tunnel_asked = False  # a RequestTunnel of ours awaits its response
+        self._tunnel_asked = False  # a GSME's RequestTunnel awaits its response
+        # An ESME's tunnel ids (it is the tunnel's server, GBCS 10.2.2.1): a new one per
+        # RequestTunnel, the next kept across power cycles (a stale PUT names an old one).
+        self._tunnel_ids = tunnel_server.TunnelIds()
+        self.hub_time: int | None = None  # an ESME's last reading of the hub's UTCTime
         # Told the trust centre of a network the meter has just forgotten (a CS02f or a
         # Leave request from its parent): the meter's event log records leaving the HAN.
         self.on_left: Callable[[bytes], None] | None = None
@@ -1347,7 +1510,7 @@ class MeterNode(_Node):
         self.short_address = settings.short_address
         self._set_state(NodeState.JOINED)
         if tunnel_id is None:
-            self._request_tunnel()
+            self._greet_parent()
             self._schedule_keepalive()
             return
         self.tunnel_id = tunnel_id
@@ -1611,6 +1774,9 @@ class MeterNode(_Node):
             app = self._decode_whole(aps, whole)
             if app is None:
                 return
+        if aps.cluster_id == TIME_CLUSTER:
+            self._time_answered(app.zcl, nwk.src, nwk.security.source)
+            return
         self._application(app, nwk.src, nwk.security.source)
 
     def _untrusted_key(self, aps: ApsCommand, command: TransportKey) -> str | None:
@@ -1673,28 +1839,59 @@ class MeterNode(_Node):
             security=self._security(self.settings),
         )
         self._transmit(psdu, pan, 0xFFFF)
-        self.clock.call_later(0.01, self._request_tunnel)
+        self.clock.call_later(0.01, self._greet_parent)
         self._schedule_keepalive()
 
     # Tunnel ----------------------------------------------------------------------------
+    def _greet_parent(self) -> None:
+        """What a meter sends its parent first, after joining or powering up: a GSME asks
+        for its tunnel; an ESME, whose tunnel the hub opens (GBCS 10.2.2.1), reads the
+        hub's time. Either is a unicast: unacknowledged, the parent is gone."""
+        if self.sleepy:
+            self._request_tunnel()
+        else:
+            self._read_hub_time()
+
     def _request_tunnel(self) -> None:
+        """A GSME opens its own tunnel, the hub its server (GBCS 10.2.2.1)."""
         if self.settings is None or self.tunnel_id is not None or not self.powered:
             return  # not powered: booked just before the power went (join, GET-RESPONSE)
         self._tunnel_asked = True
         self._send_application(self.settings, COORDINATOR, self._tunnel_zcl(RequestTunnel()))
         self._stay_awake()
 
+    def _read_hub_time(self) -> None:
+        """An ESME's keep-alive: Read Attributes of the hub's Time cluster (GBCS devices
+        take their time from the CHF). The MAC acknowledgement is what it is for."""
+        settings = self.settings
+        if settings is None or not self.powered:
+            return  # not powered: booked just before the power went (a join)
+        sequence = self.counters.zcl
+        self.counters.zcl = (sequence + 1) & 0xFF
+        zcl = encode_zcl(time_read(sequence))
+        self._send_application(settings, COORDINATOR, zcl, TIME_CLUSTER)
+
+    def _from_parent(self, source: int, secured_by: bytes | None) -> bool:
+        """Whether a frame comes from our parent, the hub: its short address and, in the
+        NWK security header, its EUI-64 (another device holding the network key does not
+        speak for it, whatever short address it claims, as for a Leave request)."""
+        settings = self.settings
+        return (
+            source == COORDINATOR and settings is not None and secured_by == settings.trust_centre
+        )
+
+    def _time_answered(self, zcl: ZclFrame | None, source: int, secured_by: bytes | None) -> None:
+        utc = parse_time_response(zcl)
+        if utc is not None and self._from_parent(source, secured_by):
+            self.hub_time = utc
+
     def _application(self, app: air.Application, source: int, secured_by: bytes | None) -> None:
         tunnel = app.tunnel
-        if tunnel is not None and (
-            source != COORDINATOR
-            or self.settings is None
-            or secured_by != self.settings.trust_centre
-        ):
-            # The tunnel's server is the hub: another device holding the network key does
-            # not speak for it, whatever short address it claims (the NWK security header
-            # names who secured the frame, as for a Leave request).
+        if tunnel is not None and not self._from_parent(source, secured_by):
             self._drop(f"tunnel command from {source:#06x}, not the hub")
+            return
+        if tunnel is not None and not self.sleepy:
+            self._serve_tunnel(app)
             return
         if isinstance(tunnel, RequestTunnelResponse):
             if not self._tunnel_asked:
@@ -1742,15 +1939,73 @@ class MeterNode(_Node):
             self._stay_awake()
             self.on_gbcs(self.settings.trust_centre, message)
 
+    def _serve_tunnel(self, app: air.Application) -> None:
+        """An ESME is its tunnel's server (GBCS 10.2.2.1): the hub asks with RequestTunnel
+        and PUTs client to server; the hub saying it holds no such tunnel closes ours."""
+        tunnel, zcl = app.tunnel, app.zcl
+        assert zcl is not None
+        if not self.powered:
+            return  # booked just before the power went
+        if isinstance(tunnel, RequestTunnel):
+            self._grant_tunnel(tunnel, zcl.sequence)
+        elif isinstance(tunnel, TransferData) and zcl.direction is Direction.TO_SERVER:
+            self._take_transfer(tunnel, app.gbcs, zcl.sequence)
+        elif isinstance(tunnel, TransferDataError) and zcl.direction is Direction.TO_SERVER:
+            if tunnel.tunnel_id == self.tunnel_id:
+                self._log(f"the hub has no tunnel {tunnel.tunnel_id}: closed")
+                self.tunnel_id = None
+        else:
+            self._drop(f"{type(tunnel).__name__} to the ESME, its tunnel's server")
+
+    def _grant_tunnel(self, request: RequestTunnel, sequence: int) -> None:
+        """RequestTunnelResponse on the request's sequence number (ZCL 2.4.1.3): a new
+        tunnel id, or a refusal as the hub's (GB-HRGP without flow control only), which
+        keeps the tunnel held."""
+        settings = self.settings
+        assert settings is not None
+        status = tunnel_server.tunnel_refusal(request)
+        if status is None:
+            self.tunnel_id = self._tunnel_ids.allocate()
+            response = RequestTunnelResponse(self.tunnel_id)
+        else:
+            self._log(f"RequestTunnel refused: {status.name}")
+            response = RequestTunnelResponse(tunnel_server.NO_TUNNEL_ID, status)
+        self._send_application(settings, COORDINATOR, self._tunnel_zcl(response, None, sequence))
+        if status is None:
+            if self.trace is not None:
+                self._log(f"tunnel {self.tunnel_id} open")
+            if self.on_state is not None:
+                self.on_state(self.state)
+
+    def _take_transfer(
+        self, transfer: TransferData, gbcs: GbcsTunnelCommand | None, sequence: int
+    ) -> None:
+        """The hub's TransferData: its PUT runs; on a tunnel we do not hold (a reboot closed
+        it), or over the 1500 octets advertised, TransferDataError server to client (ZCL
+        10.6) on its sequence number, so the hub fails the command at once and re-opens."""
+        settings = self.settings
+        assert settings is not None
+        status = tunnel_server.transfer_refusal(transfer, self.tunnel_id)
+        if status is not None:
+            self._log(f"TransferData on tunnel {transfer.tunnel_id} refused: {status.name}")
+            refusal = TransferDataError(transfer.tunnel_id, status)
+            zcl = self._tunnel_zcl(refusal, Direction.TO_CLIENT, sequence)
+            self._send_application(settings, COORDINATOR, zcl)
+            return
+        if isinstance(gbcs, GbcsPut) and gbcs.message and self.on_gbcs is not None:
+            self.on_gbcs(settings.trust_centre, gbcs.message)
+
     def reachable(self, peer: bytes) -> bool:
         return self.joined and self.settings is not None and peer == self.settings.trust_centre
 
     def send_gbcs(self, peer: bytes, data: bytes) -> None:
+        """PUT to the hub: a GSME as its tunnel's client, an ESME as its server."""
         if self.settings is None or self.tunnel_id is None:
             self._log("no tunnel: GBCS message dropped")
             return
+        direction = Direction.TO_SERVER if self.sleepy else Direction.TO_CLIENT
         zcl = self._tunnel_zcl(
-            TransferData(self.tunnel_id, encode_gbcs_tunnel(GbcsPut(data))), Direction.TO_SERVER
+            TransferData(self.tunnel_id, encode_gbcs_tunnel(GbcsPut(data))), direction
         )
         self._send_application(self.settings, COORDINATOR, zcl)
         self._stay_awake()
@@ -1762,11 +2017,13 @@ class MeterNode(_Node):
     def _keepalive(self) -> None:
         if self.state is not _JOINED or self.settings is None:
             return
-        if self.sleepy:
+        if not self.sleepy:
+            self._read_hub_time()
+        elif self.tunnel_id is None:
             self.listening = True
-        if self.tunnel_id is None:
             self._request_tunnel()
         else:
+            self.listening = True
             self._poll()
         self._schedule_keepalive()
 
@@ -1855,6 +2112,8 @@ class MeterNode(_Node):
             "powered": self.powered,
             "back_on_at": self.back_on_at,
             "tunnel_id": self.tunnel_id,
+            "next_tunnel_id": self._tunnel_ids.next_id,
+            "hub_time": self.hub_time,
             "next": None if (step := self._next_step()) is None else step.to_json(),
             "awake_until": self._awake_until,
             "nwk_frame_counters": self._secured_counters(),
@@ -1888,7 +2147,13 @@ class MeterNode(_Node):
             raise GbcsError("tunnel_id is set for a meter part-way through a scan")
         awake_until = saved.seconds("awake_until")
         seen = _saved_secured_counters(saved)
+        ids = _saved_tunnel_ids(saved, tunnel)
+        hub_time = (
+            saved.optional_integer("hub_time", 0, 0xFFFFFFFE) if "hub_time" in saved else None
+        )
         self.settings = settings
+        self._tunnel_ids = ids
+        self.hub_time = hub_time
         self.counters = counters
         self.channels = channels
         self.back_on_at = back_on_at
@@ -1967,6 +2232,14 @@ def _saved_next_step(saved: SavedState, has_network: bool, channels: int) -> Nex
             )
         )
     return NextStep(step, at, ScanProgress(index, tuple(heard)))
+
+
+def _saved_tunnel_ids(saved: SavedState, held: int | None) -> tunnel_server.TunnelIds:
+    """An ESME's ``next_tunnel_id``; a state saved before ESMEs allocated tunnel ids has none:
+    the one after the tunnel it holds, so the next never repeats it."""
+    if "next_tunnel_id" in saved:
+        return tunnel_server.TunnelIds(saved.integer("next_tunnel_id", 1, 0xFFFF))
+    return tunnel_server.TunnelIds(1 if held is None else held % 0xFFFF + 1)
 
 
 def _saved_secured_counters(saved: SavedState) -> dict[bytes | int, int]:

@@ -1,17 +1,22 @@
 """The hub's side of the GBCS tunnel, whatever radio carries it.
 
-A joined device asks for a tunnel (RequestTunnel, protocol GB-HRGP without flow
-control, as GBCS 10.2.2 fixes them; any other is refused) and gets its tunnel
-id; then TransferData carries the GBCS tunnel commands: PUT is a message for the
-WAN, GET asks for the next message the hub holds for a sleepy device and is
-answered with GET-RESPONSE (with the number still waiting). The emulated
-coordinator and the zigpy hub radio both serve the tunnel with this.
+GBCS 10.2.2.1 gives the tunnel two shapes. A sleepy GSME opens its own: it asks
+for a tunnel (RequestTunnel, protocol GB-HRGP without flow control, as GBCS
+10.2.2 fixes them; any other is refused) and the hub, its server, gives it a
+tunnel id; then TransferData carries the GBCS tunnel commands: PUT is a message
+for the WAN, GET asks for the next message the hub holds for it and is answered
+with GET-RESPONSE (with the number still waiting). To an ESME the CHF opens the
+tunnel once key establishment is done (the kit: once the ESME is announced): the
+hub is the client, sends RequestTunnel (:class:`TunnelAsk` tracks it) and keeps
+the tunnel id the ESME allocated; both then PUT. The emulated coordinator and the
+zigpy hub radio both run the tunnel with this.
 
 TransferData on a tunnel the device does not hold is answered TransferDataError
-"no such tunnel" (ZCL 10.6), so the device opens a new one; TransferData longer
-than the 1500 octets advertised, "data overflow". A device's own
-TransferDataError (it refused a PUT: a reboot closed its tunnel) is the radio's to
-match with the PUT it answers (same ZCL sequence number) and report to the CHF.
+"no such tunnel" (ZCL 10.6), so the GSME opens a new one (to an ESME the hub
+opens a new one itself); TransferData longer than the 1500 octets advertised,
+"data overflow". A device's own TransferDataError (it refused a PUT: a reboot
+closed its tunnel) is the radio's to match with the PUT it answers (same ZCL
+sequence number), report to the CHF and, for an ESME, re-open the tunnel.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from emulators.saved_state import SavedState
 from emulators.zigbee.tunnel import (
     GBCS_MANUFACTURER_CODE,
     GBCS_PROTOCOL_ID,
@@ -41,15 +47,25 @@ from gbcs.errors import GbcsError
 from gbcs.primitives import slot_builder
 
 __all__ = [
+    "TUNNEL_AFTER_ANNOUNCE",
+    "TUNNEL_ANSWER_WAIT",
+    "TUNNEL_NO_ANSWER_RETRY",
+    "TUNNEL_RETRY",
     "RecentPuts",
+    "TunnelAsk",
     "TunnelHub",
     "TunnelIds",
     "TunnelReply",
+    "may_ask",
     "put",
     "report_refusal",
+    "saved_ask",
     "serve",
+    "take_put",
     "transfer_refusal",
+    "tunnel_answered",
     "tunnel_refusal",
+    "unanswered",
 ]
 
 
@@ -215,5 +231,93 @@ _NOTHING_HELD = GbcsGetResponse(0, b"")
 
 
 def put(tunnel_id: int, command: GbcsTunnelCommand) -> TransferData:
-    """A GBCS tunnel command to a device (the hub is the tunnel's server)."""
+    """A GBCS tunnel command to a device on its tunnel (to a GSME as the tunnel's server,
+    to an ESME as its client: the caller picks the ZCL direction)."""
     return TransferData(tunnel_id, encode_gbcs_tunnel(command))
+
+
+# -- the hub as an ESME's tunnel client (GBCS 10.2.2.1) ----------------------------------
+
+TUNNEL_AFTER_ANNOUNCE = 0.05
+"""Seconds from an ESME's announce to the hub's RequestTunnel: key establishment would come
+between (GBCS 10.2.2.1; not modelled), and the ESME's own first frame (its time read) goes
+first, so neither radio has to take a frame while sending one."""
+TUNNEL_ANSWER_WAIT = 5.0
+"""Seconds the hub waits for an ESME's RequestTunnelResponse."""
+TUNNEL_NO_ANSWER_RETRY = 60.0
+"""Seconds after an unanswered RequestTunnel before the hub asks again (sooner if the ESME
+reads the hub's time meanwhile): a lost exchange is not the end of the tunnel."""
+TUNNEL_RETRY = 3600.0
+"""Seconds after an ESME refused a tunnel before the hub asks it again: no tight loop."""
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelAsk:
+    """The hub's RequestTunnel to an ESME: its ZCL sequence number (the response echoes
+    it, ZCL 2.4.1.3), answered by ``until``; or, with no sequence number, the next one
+    to send at ``until`` (after the announce, no answer, a lost PUT), sooner if the
+    ESME shows it is there, unless it ``refused`` the last one."""
+
+    sequence: int | None
+    until: float
+    refused: bool = False
+
+    def to_json(self) -> dict[str, int | float | bool | None]:
+        return {"sequence": self.sequence, "until": self.until, "refused": self.refused}
+
+
+def saved_ask(child: SavedState) -> TunnelAsk | None:
+    """A saved child's ``tunnel_ask`` (absent from states saved before the hub asked)."""
+    if "tunnel_ask" not in child:
+        return None
+    raw = child.optional_member("tunnel_ask")
+    if raw is None:
+        return None
+    sequence = raw.optional_integer("sequence", 0, 0xFF)
+    refused = raw.flag("refused")
+    if refused and sequence is not None:
+        raise GbcsError(f"{raw.where}: a refused request awaits no answer (sequence is set)")
+    return TunnelAsk(sequence, raw.seconds("until"), refused)
+
+
+def may_ask(ask: TunnelAsk | None, now: float) -> bool:
+    """Whether the hub may send an ESME a RequestTunnel now: none awaits its answer and
+    no refusal holds it back (a request only booked may go early)."""
+    if ask is None or ask.until <= now:
+        return True
+    return ask.sequence is None and not ask.refused
+
+
+def unanswered(now: float) -> TunnelAsk:
+    """What follows a RequestTunnel left unanswered: another, TUNNEL_NO_ANSWER_RETRY on."""
+    return TunnelAsk(None, now + TUNNEL_NO_ANSWER_RETRY)
+
+
+def tunnel_answered(
+    ask: TunnelAsk | None, sequence: int, response: RequestTunnelResponse, now: float
+) -> tuple[bool, int | None, TunnelAsk | None]:
+    """An ESME's RequestTunnelResponse on ``sequence``: whether it answers the hub's
+    request, the tunnel id it granted (None if refused), and what the hub then awaits.
+    One that answers no request of ours changes nothing (the caller drops it)."""
+    if ask is None or ask.sequence != sequence:
+        return False, None, ask
+    if response.status == TunnelStatus.SUCCESS:
+        return True, response.tunnel_id, None
+    return True, None, TunnelAsk(None, now + TUNNEL_RETRY, refused=True)
+
+
+def take_put(
+    device: bytes,
+    tunnel_id: int | None,
+    transfer: TransferData,
+    gbcs: GbcsTunnelCommand | None,
+    hub: TunnelHub,
+) -> TransferDataError | None:
+    """TransferData from an ESME (server to client) to the hub holding ``tunnel_id``: its
+    PUT goes to the CHF; a refusal (ZCL 10.6) is what to send back when not taken."""
+    status = transfer_refusal(transfer, tunnel_id)
+    if status is not None:
+        return TransferDataError(transfer.tunnel_id, status)
+    if isinstance(gbcs, GbcsPut):
+        hub.from_han(device, gbcs.message)
+    return None

@@ -479,7 +479,9 @@ class World:
         hub = self.hubs.get(node.settings.trust_centre)
         if hub is None or hub.node.medium is not node.medium:
             return None
-        return hub.eui64 if hub.node.has_child(meter.eui64) else None
+        # Both ends hold the tunnel: an ESME grants it before the hub has its answer.
+        eui = meter.eui64
+        return hub.eui64 if hub.node.has_child(eui) and hub.node.reachable(eui) else None
 
     def logs_holding(self, meter: MeterUnit) -> list[bytes]:
         """The hubs whose current device log lists the meter."""

@@ -193,6 +193,8 @@ class _NcpTrustCentre:
 class SimNcp(CoordinatorNode):
     """The sim dongle: PAN coordinator and trust centre, admitting what zigpy allowed."""
 
+    runs_tunnels = False  # the host (ZigpyHubRadio) opens an ESME's tunnel
+
     def __init__(self, clock: VirtualClock, ieee: bytes, *, name: str = "") -> None:
         super().__init__(clock, ieee, name=name)
         self.trust_centre = _NcpTrustCentre(self)

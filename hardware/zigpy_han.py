@@ -8,8 +8,12 @@ zigpy does not speak Smart Energy, so the kit does:
 * zigpy's Tunneling (0x0704) and Key Establishment clusters are empty stubs and
   its ZCL layer ignores profile 0x0109, so the radio registers a Smart Energy
   endpoint (``additional_endpoints``), takes raw frames from zigpy's
-  ``handle_message`` listener event and runs the tunnel server (RequestTunnel,
-  TransferData with GBCS GET / GET-RESPONSE / PUT) with :mod:`emulators.zigbee`.
+  ``handle_message`` listener event and runs the GBCS tunnel with
+  :mod:`emulators.zigbee`: to an ESME as its client, sending RequestTunnel once
+  the ESME is announced (GBCS 10.2.2.1), then PUT; for a sleepy GSME as its
+  server (RequestTunnel, TransferData with GET / GET-RESPONSE / PUT). It answers
+  an ESME's read of its Time cluster (the ESME's keep-alive) with the clock's
+  UTCTime.
 * Meters are admitted only with ``permit_with_link_key`` for the EUI-64 whose
   CCS01 join window is open, with the link key in the CHF's device log (the
   AES-MMO hash of install code + CRC). ``permit()`` is never called with a
@@ -71,15 +75,20 @@ from emulators.medium import HanMedium
 from emulators.node import HUB_ENDPOINT, SavedChildren
 from emulators.saved_state import SavedState
 from emulators.zigbee import air
+from emulators.zigbee.time_cluster import TIME_CLUSTER, is_time_read, time_response, utc_time
 from emulators.zigbee.tunnel import (
     SMART_ENERGY_PROFILE,
     TUNNELING_CLUSTER,
     GbcsGet,
     GbcsPut,
+    RequestTunnel,
+    RequestTunnelResponse,
+    TransferData,
     TransferDataError,
+    TransferDataStatus,
     tunnel_frame,
 )
-from emulators.zigbee.zcl import Direction, encode_zcl
+from emulators.zigbee.zcl import Direction, ZclFrame, encode_zcl
 from gbcs.errors import GbcsError
 
 __all__ = [
@@ -180,13 +189,14 @@ async def ncp_eui64(app: ControllerApplication) -> bytes:
 
 
 def se_endpoint_descriptor(endpoint: int = SE_ENDPOINT) -> zdo_t.SimpleDescriptor:
-    """The hub's Smart Energy endpoint: Tunneling server and client (profile 0x0109)."""
+    """The hub's Smart Energy endpoint: Tunneling server and client, Time server (profile
+    0x0109)."""
     return zdo_t.SimpleDescriptor(
         endpoint=endpoint,
         profile=SMART_ENERGY_PROFILE,
         device_type=SE_DEVICE_TYPE,
         device_version=0,
-        input_clusters=[TUNNELING_CLUSTER],
+        input_clusters=[TUNNELING_CLUSTER, TIME_CLUSTER],
         output_clusters=[TUNNELING_CLUSTER],
     )
 
@@ -348,6 +358,8 @@ class _Child:
     sleepy: bool
     endpoint: int = 1
     tunnel_id: int | None = None
+    # An ESME's: the hub's RequestTunnel awaiting its answer, or the next one booked.
+    tunnel_ask: tunnel_server.TunnelAsk | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -725,7 +737,7 @@ class ZigpyHubRadio:
         if profile != SMART_ENERGY_PROFILE:
             return
         child = self._present(eui, device.nwk, None)
-        if child is None or cluster != TUNNELING_CLUSTER:
+        if child is None or cluster not in (TUNNELING_CLUSTER, TIME_CLUSTER):
             return
         child.endpoint = src_ep
         try:
@@ -733,7 +745,10 @@ class ZigpyHubRadio:
         except GbcsError as e:
             self._log(f"malformed tunnel frame from {eui.hex().upper()}: {e}")
             return
-        self._tunnel(child, app)
+        if cluster == TIME_CLUSTER:
+            self._answer_time(child, app.zcl)
+        else:
+            self._tunnel(child, app)
 
     def _describe(self, device: Any) -> None:
         if device.node_desc is None:
@@ -791,20 +806,122 @@ class ZigpyHubRadio:
         tc.device_joined(eui, sleepy=sleepy)
         self._log(f"{eui.hex().upper()} joined as {int(nwk):#06x}")
         self._request_sync()  # its join window has closed
+        if not sleepy:
+            # GBCS 10.2.2.1: the CHF opens an ESME's tunnel after key establishment (not
+            # modelled); announced again, the ESME has (re)joined and holds none.
+            child.tunnel_id = None
+            self._ask_at(child, None, self.clock.now + tunnel_server.TUNNEL_AFTER_ANNOUNCE)
         return child
 
-    # Tunnel server --------------------------------------------------------------------------
+    # Time server: an ESME's keep-alive -----------------------------------------------------
+    def _answer_time(self, child: _Child, zcl: ZclFrame | None) -> None:
+        """Read Attributes Response with the clock's UTCTime on the request's sequence
+        number (ZCL 2.4.1.3); an ESME with no tunnel is asked again now that it is here."""
+        if not is_time_read(zcl):
+            return
+        assert zcl is not None
+        answer = encode_zcl(time_response(zcl.sequence, utc_time(self.clock.utc)))
+        self._send_frame(child, answer, TIME_CLUSTER, zcl.sequence)
+        if child.tunnel_id is None:
+            self._open_tunnel(child)
+
+    # Tunnel: an ESME's client (GBCS 10.2.2.1) -----------------------------------------
+    def _open_tunnel(self, child: _Child) -> None:
+        """RequestTunnel to an ESME; not while one awaits its answer or a refusal holds
+        the next back (as the emulated coordinator's)."""
+        if child.sleepy or not tunnel_server.may_ask(child.tunnel_ask, self.clock.now):
+            return
+        sequence = self._zcl_sequence
+        child.tunnel_id = None
+        self._ask_at(child, sequence, self.clock.now + tunnel_server.TUNNEL_ANSWER_WAIT)
+        self._send_zcl(child, RequestTunnel(), None)
+
+    def _ask_at(
+        self, child: _Child, sequence: int | None, until: float, *, refused: bool = False
+    ) -> None:
+        """Note and book the hub's next step for an ESME's tunnel: the answer awaited to
+        ``sequence`` by ``until``, or (no sequence) a RequestTunnel then."""
+        ask = child.tunnel_ask = tunnel_server.TunnelAsk(sequence, until, refused)
+        self.clock.call_at(max(until, self.clock.now), self._ask_due, child.ieee, ask)
+
+    def _ask_due(self, device: bytes, ask: tunnel_server.TunnelAsk) -> None:
+        """A booked step, unless overtaken (answered, re-asked, the child gone, the radio
+        lost)."""
+        child = self._children.get(device)
+        if child is None or child.tunnel_ask is not ask or child.tunnel_id is not None:
+            return
+        if self.lost is not None or not self._formed:
+            return
+        if ask.sequence is None:
+            self._open_tunnel(child)
+            return
+        self._log(f"RequestTunnel to {device.hex().upper()} unanswered")
+        self._ask_at(child, None, tunnel_server.unanswered(self.clock.now).until)
+
+    def _tunnel_answered(self, child: _Child, response: RequestTunnelResponse, seq: int) -> None:
+        matched, tunnel_id, ask = tunnel_server.tunnel_answered(
+            child.tunnel_ask, seq, response, self.clock.now
+        )
+        device = child.ieee.hex().upper()
+        if not matched:
+            self._log(f"RequestTunnelResponse from {device} answers no request of ours")
+            return
+        child.tunnel_id = tunnel_id
+        if ask is None:
+            child.tunnel_ask = None
+            self._log(f"tunnel {tunnel_id} to {device} open")
+        else:
+            self._ask_at(child, None, ask.until, refused=True)
+            self._log(f"{device} refused a tunnel (status {response.status})")
+
+    def _esme_tunnel(self, child: _Child, app: air.Application) -> None:
+        """From an ESME, the tunnel's server: the answer to our RequestTunnel, or its PUT
+        (server to client); TransferData on a tunnel we do not hold is refused client to
+        server (ZCL 10.6) and a new one asked for."""
+        tunnel, zcl = app.tunnel, app.zcl
+        assert zcl is not None and self._tc is not None
+        device = child.ieee.hex().upper()
+        if isinstance(tunnel, RequestTunnelResponse):
+            self._tunnel_answered(child, tunnel, zcl.sequence)
+            return
+        if not isinstance(tunnel, TransferData) or zcl.direction is not Direction.TO_CLIENT:
+            self._log(f"{type(tunnel).__name__} from ESME {device}, its tunnel's server: dropped")
+            return
+        refusal = tunnel_server.take_put(child.ieee, child.tunnel_id, tunnel, app.gbcs, self._tc)
+        if refusal is None:
+            return
+        self._log(f"TransferData from {device} on tunnel {tunnel.tunnel_id}: {refusal.status}")
+        self._send_zcl(child, refusal, Direction.TO_SERVER, sequence=zcl.sequence)
+        if refusal.status == TransferDataStatus.NO_SUCH_TUNNEL:
+            self._open_tunnel(child)
+
+    def _tunnel_lost(self, child: _Child) -> None:
+        """A PUT to an ESME failed: it may have lost power and its tunnel with it. Asked
+        for a new one when it reads our time again, or after TUNNEL_NO_ANSWER_RETRY."""
+        if child.sleepy or child.tunnel_id is None:
+            return
+        child.tunnel_id = None
+        self._ask_at(child, None, tunnel_server.unanswered(self.clock.now).until)
+
+    # Tunnel server (a GSME's) -----------------------------------------------------------
     def _tunnel(self, child: _Child, app: air.Application) -> None:
         if isinstance(app.tunnel, TransferDataError):
-            # The child did not take a PUT (a reboot closed its tunnel): the CHF fails it.
+            # The child did not take a PUT (a reboot closed its tunnel): the CHF fails it,
+            # and an ESME's client opens it a new tunnel for the next one.
             device = child.ieee.hex().upper()
             refusal = app.tunnel
             if tunnel_server.report_refusal(
                 self._recent_puts, child.ieee, refusal, app.zcl, self._tc
             ):
                 self._log(f"{device} refused a PUT on tunnel {refusal.tunnel_id}")
+                if not child.sleepy:
+                    child.tunnel_ask = None  # re-open at once, whatever was awaited
+                    self._open_tunnel(child)
             else:
                 self._log(f"TransferDataError from {device} names no PUT")
+            return
+        if not child.sleepy:
+            self._esme_tunnel(child, app)
             return
         if isinstance(app.gbcs, GbcsGet):
             # It polls again: the GET-RESPONSE it was handed arrived, whatever its MAC
@@ -824,9 +941,11 @@ class ZigpyHubRadio:
             self._send_zcl(child, reply.command, direction, hand_over, sequence=asked)
 
     def _put(self, child: _Child, data: bytes) -> None:
+        """PUT on the child's tunnel: to a GSME as its server, to an ESME as its client."""
         assert child.tunnel_id is not None
         command = tunnel_server.put(child.tunnel_id, GbcsPut(data))
-        self._send_zcl(child, command, Direction.TO_CLIENT, pushed=None if child.sleepy else data)
+        direction = Direction.TO_CLIENT if child.sleepy else Direction.TO_SERVER
+        self._send_zcl(child, command, direction, pushed=None if child.sleepy else data)
 
     def _send_zcl(
         self,
@@ -849,6 +968,18 @@ class ZigpyHubRadio:
                 command, sequence=sequence, direction=direction, disable_default_response=True
             )
         )
+        self._send_frame(child, zcl, TUNNELING_CLUSTER, sequence, hand_over, pushed)
+
+    def _send_frame(
+        self,
+        child: _Child,
+        zcl: bytes,
+        cluster: int,
+        sequence: int,
+        hand_over: _HandOver | None = None,
+        pushed: bytes | None = None,
+    ) -> None:
+        """One ZCL frame to ``child`` through zigpy, from the Smart Energy endpoint."""
         app = self._app
         packet = t.ZigbeePacket(
             src=t.AddrModeAddress(addr_mode=t.AddrMode.NWK, address=app.state.node_info.nwk),
@@ -860,7 +991,7 @@ class ZigpyHubRadio:
             extended_timeout=child.sleepy,
             tsn=sequence,
             profile_id=SMART_ENERGY_PROFILE,
-            cluster_id=TUNNELING_CLUSTER,
+            cluster_id=cluster,
             data=t.SerializableBytes(zcl),
             tx_options=t.TransmitOptions.NONE,
             radius=0,
@@ -898,6 +1029,7 @@ class ZigpyHubRadio:
             if hand_over is not None:
                 self._undelivered(child.ieee, hand_over)
             elif pushed is not None and self._tc is not None:
+                self._tunnel_lost(child)
                 self._tc.push_failed(child.ieee, pushed)
             return
         if hand_over is not None and self._held_out.get(child.ieee) is hand_over:
@@ -978,6 +1110,7 @@ class ZigpyHubRadio:
                     "sleepy": c.sleepy,
                     "endpoint": c.endpoint,
                     "tunnel_id": c.tunnel_id,
+                    "tunnel_ask": None if c.tunnel_ask is None else c.tunnel_ask.to_json(),
                 }
                 for c in self._children.values()
             ],
@@ -997,7 +1130,14 @@ class ZigpyHubRadio:
         for c in saved.members("children"):
             ieee, short, tunnel = taken.claim(c)
             children.append(
-                _Child(ieee, short, c.flag("sleepy"), c.integer("endpoint", 1, 0xF0), tunnel)
+                _Child(
+                    ieee,
+                    short,
+                    c.flag("sleepy"),
+                    c.integer("endpoint", 1, 0xF0),
+                    tunnel,
+                    tunnel_server.saved_ask(c),
+                )
             )
         ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
         nwk_counter = saved.integer("nwk_frame_counter", 0, 0xFFFFFFFF)
@@ -1028,6 +1168,10 @@ class ZigpyHubRadio:
         self._run(restore())
         self._ids = ids
         self._children = {c.ieee: c for c in children}
+        for c in children:
+            if c.tunnel_ask is not None:  # booked again, as saved
+                ask = c.tunnel_ask
+                self._ask_at(c, ask.sequence, ask.until, refused=ask.refused)
         self._request_sync()
 
     # Plumbing ---------------------------------------------------------------------------

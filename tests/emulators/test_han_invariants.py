@@ -228,11 +228,19 @@ def test_a_saved_hub_with_two_children_on_one_address_is_refused() -> None:
     children[1]["short_address"] = children[0]["short_address"]
     with pytest.raises(GbcsError, match=r"short_address .* is taken"):
         World.from_json(state)
+    # A tunnel id the hub gave out (a GSME's) is one device's; an ESME allocates its own
+    # (GBCS 10.2.2.1), so an ESME's may equal another child's.
     state = _saved_pair()
     children = state["hubs"][0]["node"]["children"]
-    children[1]["tunnel_id"] = children[0]["tunnel_id"]
+    gsme = next(c for c in children if c["sleepy"])
+    children.append({**gsme, "ieee": "00DB123456789999", "short_address": 0x7777})
     with pytest.raises(GbcsError, match=r"tunnel_id .* is taken"):
         World.from_json(state)
+    state = _saved_pair()
+    children = state["hubs"][0]["node"]["children"]
+    esme = next(c for c in children if not c["sleepy"])
+    esme["tunnel_id"] = next(c for c in children if c["sleepy"])["tunnel_id"]
+    World.from_json(state)
 
 
 def test_a_saved_hub_holding_messages_for_a_device_off_its_log_is_refused() -> None:
@@ -418,15 +426,17 @@ def test_a_command_to_an_unpowered_esme_fails_in_seconds_naming_it() -> None:
 
 
 def esme_rebooted_before_its_tunnel_reopens(world: World) -> None:
-    """An ESME reboots and a command reaches it before its new tunnel is open: it refuses
-    the PUT (TransferDataError "no such tunnel", ZCL 10.6) and the command fails at once,
-    finally, by name; it was acknowledged and dropped, and the head end waited 120 s.
-    Shared with the zigpy hub radio's test."""
+    """An ESME reboots, forgetting the tunnel it gave the hub, and a command reaches it
+    before the hub has opened a new one: it refuses the PUT (TransferDataError "no such
+    tunnel", server to client, ZCL 10.6) and the command fails at once, finally, by
+    name; it was acknowledged and dropped, and the head end waited 120 s. The hub, the
+    tunnel's client (GBCS 10.2.2.1), then opens a new tunnel. Shared with the zigpy hub
+    radio's test."""
     run = Run("rebooted", world)
     hub, esme = _joined(world, run, "esme")
     failures = _route_failures(hub)
     esme.node.power_off()
-    esme.node.power_on()  # asks for its tunnel at once; the command crosses that request
+    esme.node.power_on()  # back on its network at once; the hub does not know it rebooted
     assert hub.node.reachable(esme.eui64) and esme.node.tunnel_id is None
     command, outcome, took = _cs07_through(world, hub, esme)
     assert outcome.failure == (
@@ -437,8 +447,9 @@ def esme_rebooted_before_its_tunnel_reopens(world: World) -> None:
     assert took < 1.0
     assert [(f.target, f.command, f.final) for f in failures] == [(esme.eui64, _key(command), True)]
     assert _transmission_failures(run, hub) == [(esme.eui64, 1)]  # CCS06 counts it
-    # Its new tunnel opened meanwhile: the next command gets through.
-    assert world.run_until(lambda: esme.node.tunnel_id is not None, 10)
+    # The refusal made the hub open a new tunnel: the next command gets through.
+    assert world.run_until(lambda: world.joined_to(esme) == hub.eui64, 10)
+    assert esme.node.tunnel_id is not None
     assert run.join_details(hub, esme).ok
     assert len(failures) == 1
 
@@ -447,25 +458,67 @@ def test_a_command_crossing_an_esme_reboot_fails_at_once_naming_it() -> None:
     esme_rebooted_before_its_tunnel_reopens(World(seed=8))
 
 
-def test_a_meter_whose_tunnel_the_hub_does_not_hold_opens_a_new_one() -> None:
-    """The hub answers TransferData on a tunnel it does not hold with TransferDataError
-    (ZCL 10.6) and the meter opens a new tunnel; both ignored it before, so the meter's
-    polls and responses went nowhere until its next join."""
+def test_a_gsme_whose_tunnel_the_hub_does_not_hold_opens_a_new_one() -> None:
+    """The hub, a GSME's tunnel server, answers TransferData on a tunnel it does not hold
+    with TransferDataError (ZCL 10.6) and the GSME opens a new tunnel; both ignored it
+    before, so the meter's polls and responses went nowhere until its next join."""
+    world = World(seed=14)
+    run = Run("tunnel forgotten", world)
+    hub, gsme = _joined(world, run, "gsme")
+    old = gsme.node.tunnel_id
+    assert old is not None
+    # A stale refusal, naming a tunnel the meter does not hold, changes nothing.
+    stale = hub.node._tunnel_zcl(TransferDataError(old + 1), Direction.TO_CLIENT)
+    gsme.node._application(air.decode_application(0x0109, 0x0704, stale), 0x0000, hub.eui64)
+    assert gsme.node.tunnel_id == old and not gsme.node._tx_queue
+    hub.node.children[gsme.eui64].tunnel_id = None  # as after loading an older saved hub
+    assert not hub.node.reachable(gsme.eui64)
+    gsme.node._poll()  # its GET, on the tunnel it holds
+    assert world.run_until(lambda: gsme.node.tunnel_id not in (None, old), 5)
+    assert hub.node.children[gsme.eui64].tunnel_id == gsme.node.tunnel_id
+
+
+def test_an_esme_put_on_a_tunnel_the_hub_does_not_hold_reopens_it() -> None:
+    """An ESME's PUT (server to client) on a tunnel the hub, its client, does not hold is
+    refused client to server (TransferDataError 0x03, its sequence number echoed, ZCL
+    10.6 / 2.4.1.3) and the hub opens a new tunnel; a stale refusal naming another
+    tunnel leaves the ESME's alone."""
     world = World(seed=14)
     run = Run("tunnel forgotten", world)
     hub, esme = _joined(world, run, "esme")
     old = esme.node.tunnel_id
     assert old is not None
-    # A stale refusal, naming a tunnel the meter does not hold, changes nothing.
-    stale = hub.node._tunnel_zcl(TransferDataError(old + 1), Direction.TO_CLIENT)
+    stale = hub.node._tunnel_zcl(TransferDataError(old + 1), Direction.TO_SERVER)
     esme.node._application(air.decode_application(0x0109, 0x0704, stale), 0x0000, hub.eui64)
     assert esme.node.tunnel_id == old and not esme.node._tx_queue
     hub.node.children[esme.eui64].tunnel_id = None  # as after loading an older saved hub
     assert not hub.node.reachable(esme.eui64)
-    esme.node._poll()  # its keep-alive GET, on the tunnel it holds
-    assert world.run_until(lambda: esme.node.tunnel_id not in (None, old), 5)
+    assert world.capture is not None
+    mark = len(world.capture.frames)
+    esme.node.send_gbcs(hub.eui64, b"\xdd\x00")
+    assert world.run_until(lambda: hub.node.reachable(esme.eui64), 5)
+    assert esme.node.tunnel_id not in (None, old)
     assert hub.node.children[esme.eui64].tunnel_id == esme.node.tunnel_id
+    frames = _tunnel_frames(world, esme, mark)
+    put = next(f for f in frames if f[0] == "TransferData")
+    assert put[1:3] == (0x19, 0x01)  # server to client
+    refusal = next(f for f in frames if f[0] == "TransferDataError")
+    assert refusal[1:] == (0x11, 0x03, put[3])  # client to server, the PUT's sequence number
     assert run.join_details(hub, esme).ok
+
+
+def _tunnel_frames(world: World, meter: MeterUnit, mark: int) -> list[tuple[str, int, int, int]]:
+    """The tunnel commands on the air since ``mark``: name, ZCL frame control, command id
+    and sequence number."""
+    assert world.capture is not None
+    out = []
+    for _, _, psdu in world.capture.frames[mark:]:
+        app = air.decode_frame(psdu, meter.node.keys()).app
+        if app is not None and app.zcl is not None and app.tunnel is not None:
+            zcl = app.zcl
+            control = zcl.frame_type | zcl.direction << 3 | zcl.disable_default_response << 4
+            out.append((type(app.tunnel).__name__, control, zcl.command_id, zcl.sequence))
+    return out
 
 
 def test_tunnel_frames_only_from_the_hub() -> None:
@@ -482,7 +535,7 @@ def test_tunnel_frames_only_from_the_hub() -> None:
     command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
     zcl = hub.node._tunnel_zcl(
         TransferData(esme.node.tunnel_id, encode_gbcs_tunnel(GbcsPut(command.encode()))),
-        Direction.TO_CLIENT,
+        Direction.TO_SERVER,  # the hub is the ESME's tunnel client (GBCS 10.2.2.1)
     )
     app = air.decode_application(0x0109, 0x0704, zcl)
     esme.node._application(app, 0x1234, hub.eui64)
@@ -496,9 +549,9 @@ def test_tunnel_frames_only_from_the_hub() -> None:
 
 
 def test_a_meter_refuses_transfer_data_over_the_1500_octets_it_advertised() -> None:
-    """A meter advertises MaximumIncomingTransferSize 1500 (GBCS 10.2.2) and refuses more
-    with TransferDataError "data overflow" (ZCL 10.6), echoing the frame's sequence number;
-    exactly 1500 it takes."""
+    """An ESME advertises MaximumIncomingTransferSize 1500 (GBCS 10.2.2) and refuses more
+    with TransferDataError "data overflow" (ZCL 10.6), server to client, echoing the
+    frame's sequence number; exactly 1500 it takes."""
     world = World(seed=13)
     run = Run("overflow", world)
     hub, esme = _joined(world, run, "esme")
@@ -510,7 +563,7 @@ def test_a_meter_refuses_transfer_data_over_the_1500_octets_it_advertised() -> N
     node._send_application = lambda settings, dst, zcl, *a: sent.append(zcl) or []  # type: ignore[method-assign]
     for size, taken in ((MAX_TRANSFER_SIZE, True), (MAX_TRANSFER_SIZE + 1, False)):
         data = encode_gbcs_tunnel(GbcsPut(bytes(size - 1)))
-        zcl = hub.node._tunnel_zcl(TransferData(node.tunnel_id, data), Direction.TO_CLIENT)
+        zcl = hub.node._tunnel_zcl(TransferData(node.tunnel_id, data), Direction.TO_SERVER)
         app = air.decode_application(0x0109, 0x0704, zcl)
         node._application(app, 0x0000, hub.eui64)
         if taken:
@@ -520,21 +573,21 @@ def test_a_meter_refuses_transfer_data_over_the_1500_octets_it_advertised() -> N
     assert refusal.tunnel == TransferDataError(node.tunnel_id, TransferDataStatus.DATA_OVERFLOW)
     assert refusal.zcl is not None and app.zcl is not None
     assert refusal.zcl.sequence == app.zcl.sequence
+    assert refusal.zcl.direction is Direction.TO_CLIENT and refusal.zcl.command_id == 0x02
 
 
 def test_a_tunnel_response_to_no_request_is_dropped() -> None:
-    """Any key holder could otherwise hand a joined meter another tunnel id, and every
-    command to it would then fail until its hourly keep-alive opened a new tunnel."""
+    """Any key holder could otherwise hand a joined GSME another tunnel id, and every
+    message to it would then fail until its keep-alive opened a new tunnel."""
     world = World(seed=13)
     run = Run("unasked tunnel", world)
-    hub, esme = _joined(world, run, "esme")
-    held = esme.node.tunnel_id
+    hub, gsme = _joined(world, run, "gsme")
+    held = gsme.node.tunnel_id
     assert held is not None
     zcl = hub.node._tunnel_zcl(RequestTunnelResponse(held + 2048, 0), Direction.TO_CLIENT)
-    dropped = esme.node.frames_dropped
-    esme.node._application(air.decode_application(0x0109, 0x0704, zcl), 0x0000, hub.eui64)
-    assert esme.node.tunnel_id == held and esme.node.frames_dropped == dropped + 1
-    assert run.join_details(hub, esme).ok
+    dropped = gsme.node.frames_dropped
+    gsme.node._application(air.decode_application(0x0109, 0x0704, zcl), 0x0000, hub.eui64)
+    assert gsme.node.tunnel_id == held and gsme.node.frames_dropped == dropped + 1
 
 
 def test_an_esme_whose_acknowledgements_are_lost_still_answers() -> None:

@@ -496,9 +496,16 @@ def test_power_cycle_keeps_settings_and_the_meter_resumes(bench: Bench) -> None:
     bench.world.run(1.0)
     assert node.state is NodeState.OFF
     world = bench.world
-    assert world.run_until(lambda: node.joined and world.joined_to(meter) == hub.eui64, 10)
+    node.hub_time = None
+    # Back on its network at once: its keep-alive (a read of the hub's time) is answered.
+    assert world.run_until(lambda: node.state is NodeState.JOINED and node.hub_time, 10)
     assert node.settings == settings
     assert (node.joins, node.rejoins) == (1, 0)  # resumed, not joined again
+    # The tunnel it gave the hub went with the power (GBCS 10.2.2.1: the hub opens it):
+    # the first command is refused, the hub opens a new tunnel and the next gets through.
+    assert node.tunnel_id is None and hub.node.reachable(meter.eui64)
+    assert not bench.run.join_details(hub, meter).ok
+    assert world.run_until(lambda: node.joined and world.joined_to(meter) == hub.eui64, 10)
     assert bench.run.join_details(hub, meter).ok
 
 

@@ -24,6 +24,7 @@ from emulators.bench import (
 from emulators.device import Reply, asn1_reply
 from emulators.inventory import Inventory
 from emulators.mpxn import DummyRange, ProductionProvingPolicy, dummy_mpan, dummy_mprn
+from emulators.node import NodeState
 from emulators.services import NOT_IN_LOG
 from emulators.triage import (
     BENCH_PLACE,
@@ -990,7 +991,11 @@ def test_a_divorced_meter_still_on_its_old_chfs_whitelist_comes_off_it(tmp_path:
     old = world.hubs[bytes.fromhex(OLD_CHF)]
     world.move(meter, old.place)  # back at the premises, where it is divorced
     meter.node.power_on()
-    assert world.run_until(lambda: meter.node.tunnel_id is not None, 120)
+    # Its tunnel went with the power: the first command is refused and the old CHF, the
+    # tunnel's client (GBCS 10.2.2.1), opens a new one.
+    assert world.run_until(lambda: meter.node.state is NodeState.JOINED, 120)
+    assert not bench.services.submit(bench.user, "CS07", device=row.hex).ok
+    assert world.run_until(lambda: world.joined_to(meter) == old.eui64, 120)
     assert bench.services.submit(bench.user, "8.15", device=row.hex).ok
     meter.node.power_off()  # collected
     world.move(meter, None)

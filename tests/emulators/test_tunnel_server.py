@@ -6,7 +6,21 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from emulators.tunnel_server import NO_TUNNEL_ID, RECENT_PUTS, RecentPuts, TunnelIds, put, serve
+from emulators.saved_state import SavedState
+from emulators.tunnel_server import (
+    NO_TUNNEL_ID,
+    RECENT_PUTS,
+    TUNNEL_RETRY,
+    RecentPuts,
+    TunnelAsk,
+    TunnelIds,
+    may_ask,
+    put,
+    saved_ask,
+    serve,
+    take_put,
+    tunnel_answered,
+)
 from emulators.zigbee.tunnel import (
     MAX_TRANSFER_SIZE,
     GbcsGet,
@@ -23,6 +37,7 @@ from emulators.zigbee.tunnel import (
     encode_gbcs_tunnel,
 )
 from emulators.zigbee.zcl import Direction
+from gbcs.errors import GbcsError
 
 METER = bytes.fromhex("00DB1234567890A1")
 
@@ -143,3 +158,52 @@ def test_recent_puts_name_the_refused_message_once() -> None:
     assert recent.refused(METER, 0) is None and recent.refused(METER, RECENT_PUTS) == bytes(
         [RECENT_PUTS]
     )
+
+
+# -- the hub as an ESME's tunnel client (GBCS 10.2.2.1) ---------------------------------
+
+
+def test_a_tunnel_response_is_taken_only_on_the_requests_sequence_number() -> None:
+    """ZCL 2.4.1.3: the response echoes its request's number; a refusal holds the next
+    request back for TUNNEL_RETRY (no tight loop), a grant ends the asking."""
+    asked = TunnelAsk(0x10, 5.0)
+    granted = RequestTunnelResponse(9)
+    assert tunnel_answered(None, 0x10, granted, 1.0) == (False, None, None)
+    assert tunnel_answered(asked, 0x11, granted, 1.0) == (False, None, asked)
+    assert tunnel_answered(asked, 0x10, granted, 1.0) == (True, 9, None)
+    busy = RequestTunnelResponse(NO_TUNNEL_ID, TunnelStatus.BUSY)
+    refused = TunnelAsk(None, 1.0 + TUNNEL_RETRY, refused=True)
+    assert tunnel_answered(asked, 0x10, busy, 1.0) == (True, None, refused)
+
+
+def test_when_the_hub_may_ask_an_esme_for_a_tunnel() -> None:
+    assert may_ask(None, 0.0)
+    assert not may_ask(TunnelAsk(3, 5.0), 4.0)  # an answer is awaited
+    assert may_ask(TunnelAsk(3, 5.0), 5.0)  # not any more
+    assert may_ask(TunnelAsk(None, 60.0), 4.0)  # only booked: the ESME is here, ask now
+    assert not may_ask(TunnelAsk(None, 60.0, refused=True), 4.0)
+    assert may_ask(TunnelAsk(None, 60.0, refused=True), 60.0)
+
+
+def test_an_esmes_put_reaches_the_chf_only_on_the_tunnel_the_hub_holds() -> None:
+    hub = Hub()
+    data = encode_gbcs_tunnel(GbcsPut(b"\xdd\x01"))
+    assert take_put(METER, 4, TransferData(4, data), GbcsPut(b"\xdd\x01"), hub) is None
+    assert hub.heard == [(METER, b"\xdd\x01")]
+    refusal = take_put(METER, None, TransferData(4, data), GbcsPut(b"\xdd\x01"), hub)
+    assert refusal == TransferDataError(4, TransferDataStatus.NO_SUCH_TUNNEL)
+    long = TransferData(4, bytes(MAX_TRANSFER_SIZE + 1))
+    assert take_put(METER, 4, long, None, hub) == TransferDataError(
+        4, TransferDataStatus.DATA_OVERFLOW
+    )
+    assert len(hub.heard) == 1
+
+
+def test_a_saved_tunnel_ask_is_read_strictly() -> None:
+    assert saved_ask(SavedState({})) is None  # saved before the hub asked
+    assert saved_ask(SavedState({"tunnel_ask": None})) is None
+    ask = TunnelAsk(7, 12.5)
+    assert saved_ask(SavedState({"tunnel_ask": ask.to_json()})) == ask
+    refused = {"sequence": 7, "until": 1.0, "refused": True}
+    with pytest.raises(GbcsError, match="awaits no answer"):
+        saved_ask(SavedState({"tunnel_ask": refused}))

@@ -21,15 +21,18 @@ import zigpy.types as t
 from emulators.medium import airtime
 from emulators.node import NodeState
 from emulators.scenarios import Run, run_scenario
+from emulators.tunnel_server import TunnelAsk
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsCommand, TransportKey
 from emulators.zigbee.install_code import link_key_from_install_code
 from emulators.zigbee.mac import decode_mac
+from emulators.zigbee.time_cluster import TIME_CLUSTER, utc_time
 from emulators.zigbee.tunnel import (
     SMART_ENERGY_PROFILE,
     TUNNELING_CLUSTER,
     GbcsGet,
+    GbcsPut,
     RequestTunnel,
     TransferData,
     encode_gbcs_tunnel,
@@ -54,6 +57,7 @@ from hardware.zigpy_han import (
     ForeignRadio,
     ZigpyHubRadio,
     from_eui64,
+    se_endpoint_descriptor,
     to_eui64,
 )
 from tests.emulators.test_han_invariants import (
@@ -61,6 +65,7 @@ from tests.emulators.test_han_invariants import (
     esme_unplugged_after_joining,
     held_message_lost_in_the_air,
 )
+from tests.emulators.test_node_tunnel import esme_tunnel_frames
 
 SEED = 7
 
@@ -261,6 +266,13 @@ def test_a_zigpy_world_loads_only_with_a_zigpy_hub_radio() -> None:
     assert Run("again", again).join_details(again.hubs[hub.eui64], again.meters[meter.eui64]).ok
 
 
+def _two_gsmes_on_one_tunnel(node: dict[str, Any]) -> None:
+    """A second GSME on the tunnel id the hub gave the first (an ESME's own may repeat)."""
+    first = node["children"][0]
+    first["sleepy"] = True
+    node["children"].append({**first, "ieee": "00DB123456789999", "short_address": 0x7777})
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -274,12 +286,7 @@ def test_a_zigpy_world_loads_only_with_a_zigpy_hub_radio() -> None:
             lambda n: n["children"].append({**n["children"][0], "ieee": "00DB123456789999"}),
             r"short_address 0x[0-9a-f]{4} is taken",
         ),
-        (
-            lambda n: n["children"].append(
-                {**n["children"][0], "ieee": "00DB123456789999", "short_address": 0x7777}
-            ),
-            r"tunnel_id \d+ is taken",
-        ),
+        (_two_gsmes_on_one_tunnel, r"tunnel_id \d+ is taken"),
         (lambda n: n.pop("next_tunnel"), "next_tunnel"),
         (lambda n: n.update(nwk_frame_counter=-1), "nwk_frame_counter"),
     ],
@@ -353,8 +360,8 @@ def test_send_packet_to_a_meter_that_lost_power_raises_delivery_error() -> None:
     assert len(sent) == 4
     assert len({psdu for psdu in sent}) == 1
     assert not app.ncp._awaiting and app.ncp._tx_current is None
-    meter.node.power_on()
-    assert world.run_until(lambda: meter.node.joined and hub.node.reachable(meter.eui64), 120)
+    meter.node.power_on()  # back on its network (its tunnel is the hub radio's business)
+    assert world.run_until(lambda: meter.node.state is NodeState.JOINED, 120)
     loop.run_until_complete(app.send_packet(_tunnel_packet(hub, meter, b"\x01")))
 
 
@@ -917,38 +924,101 @@ def test_a_radio_let_go_on_purpose_is_not_lost() -> None:
     assert radio.lost is None and not [line for line in lines if "radio lost" in line]
 
 
+def _answers(world: World, node: Any, start: int) -> list[tuple[str, int, int]]:
+    """Tunnel commands on the air since ``start``: name, ZCL direction, sequence number."""
+    out = []
+    for _, _, psdu in world.capture.frames[start:]:
+        app = air.decode_frame(psdu, node.keys()).app
+        if app is not None and app.zcl is not None and app.tunnel is not None:
+            out.append((type(app.tunnel).__name__, int(app.zcl.direction), app.zcl.sequence))
+    return out
+
+
 @pytest.mark.parametrize("radio", ["emulated", "zigpy"])
 def test_the_hubs_tunnel_responses_carry_their_requests_sequence_number(radio: str) -> None:
     """ZCL 2.4.1.3: RequestTunnelResponse and TransferDataError copy the request's ZCL
     sequence number. The hub used its own counter, shared by all its children, so a real
-    meter matching replies by it would never get its tunnel (audit 8, han M1)."""
+    meter matching replies by it would never get its tunnel (audit 8, han M1). As a
+    GSME's tunnel server, and as an ESME's client (GBCS 10.2.2.1)."""
     world = World(seed=3)
     if radio == "zigpy":
         world.hub_radio = sim_hub_radio
     run = Run("tsn", world)
     hub = world.add_hub("premises", name="CHF")
+    gsme = world.add_meter("premises", "gsme")
     esme = world.add_meter("premises", "esme")
-    assert run.add_device(hub, esme).ok and run.wait_joined(esme, hub, "join").ok
-    node = esme.node
-    assert node.tunnel_id is not None and node.settings is not None
+    for meter in (gsme, esme):
+        assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
     start = len(world.capture.frames)
 
-    def from_meter(command: Any, sequence: int, direction: Direction | None = None) -> None:
+    def from_meter(
+        node: Any, command: Any, sequence: int, direction: Direction | None = None
+    ) -> None:
         assert node.settings is not None
+        node._stay_awake()  # a GSME's radio sends nothing while asleep
         node._send_application(
             node.settings, 0x0000, node._tunnel_zcl(command, direction, sequence)
         )
         world.run(1.0)
 
+    node = gsme.node
     stale = TransferData(node.tunnel_id + 100, encode_gbcs_tunnel(GbcsGet()))
-    from_meter(stale, 0x5A, Direction.TO_SERVER)
+    from_meter(node, stale, 0x5A, Direction.TO_SERVER)
     node._tunnel_asked = True
-    from_meter(RequestTunnel(), 0x77)
-    answers = []
-    for _, _, psdu in world.capture.frames[start:]:
-        decoded = air.decode_frame(psdu, node.keys())
-        app = decoded.app
-        if app is not None and app.zcl is not None and app.tunnel is not None:
-            answers.append((type(app.tunnel).__name__, app.zcl.sequence))
-    assert ("TransferDataError", 0x5A) in answers
-    assert ("RequestTunnelResponse", 0x77) in answers
+    from_meter(node, RequestTunnel(), 0x77)
+    answers = _answers(world, node, start)
+    assert ("TransferDataError", 1, 0x5A) in answers
+    assert ("RequestTunnelResponse", 1, 0x77) in answers
+    # The ESME's PUT on a tunnel the hub does not hold: refused client to server, on its
+    # number, and the hub asks for a new tunnel, whose answer carries the request's.
+    start = len(world.capture.frames)
+    node = esme.node
+    stale = TransferData(node.tunnel_id + 100, encode_gbcs_tunnel(GbcsPut(b"\xdd")))
+    from_meter(node, stale, 0x5B, Direction.TO_CLIENT)
+    answers = _answers(world, node, start)
+    assert ("TransferDataError", 0, 0x5B) in answers
+    request = next(a for a in answers if a[0] == "RequestTunnel")
+    assert request[1] == 0 and ("RequestTunnelResponse", 1, request[2]) in answers
+    assert world.joined_to(esme) == hub.eui64
+
+
+def test_the_zigpy_hub_opens_an_esmes_tunnel_and_each_end_sends_its_own_direction() -> None:
+    """GBCS 10.2.2.1 through zigpy: the hub radio sends RequestTunnel once the ESME is
+    announced and PUTs client to server; the ESME answers and PUTs server to client."""
+    esme_tunnel_frames(ZigpyWorld(SEED))
+
+
+def test_the_zigpy_hub_answers_an_esmes_time_read() -> None:
+    """The ESME's keep-alive reads the hub's Time attribute: answered with the clock's
+    UTCTime from the Smart Energy endpoint, which lists the Time cluster as a server."""
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    meter.node.hub_time = None
+    meter.node._keepalive()
+    world.run(1.0)
+    assert meter.node.hub_time is not None
+    assert abs(meter.node.hub_time - utc_time(world.clock.utc)) <= 1
+    assert TIME_CLUSTER in se_endpoint_descriptor().input_clusters
+
+
+def test_the_zigpy_hubs_tunnel_requests_save_and_load() -> None:
+    """A pending or refused RequestTunnel is saved with the child and booked again."""
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    radio = _radio(hub)
+    child = radio._children[meter.eui64]
+    child.tunnel_id = None
+    child.tunnel_ask = TunnelAsk(None, world.clock.now + 30)
+    saved = json.loads(json.dumps(radio.state()))
+    assert saved["children"][0]["tunnel_ask"] == child.tunnel_ask.to_json()
+    child.tunnel_ask = None
+    radio.load_state(saved)
+    loaded = radio._children[meter.eui64]
+    assert loaded.tunnel_ask == TunnelAsk(None, world.clock.now + 30)
+    # Booked again: the hub asks when it is due (or when the ESME next reads its time).
+    assert world.run_until(lambda: radio.reachable(meter.eui64), 40)
+    del saved["children"][0]["tunnel_ask"]  # saved before the hub asked: still loads
+    radio.load_state(saved)
+    assert radio._children[meter.eui64].tunnel_ask is None

@@ -1,0 +1,325 @@
+"""Who opens the GBCS tunnel (GBCS 10.2.2.1): the CHF to an ESME, a GSME its own.
+
+For an ESME the hub is the Tunneling cluster's client: it sends RequestTunnel once the
+ESME is announced, the ESME (the server) answers with the tunnel id it allocated, and
+their PUTs go client to server (command 0x02, frame control 0x11) and server to client
+(0x01, 0x19). The ESME's keep-alive is a read of the hub's Time cluster. Shared with the
+zigpy hub radio's tests (:func:`esme_tunnel_frames`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from emulators import node as node_module
+from emulators import tunnel_server
+from emulators.node import KEEPALIVE, NodeState
+from emulators.scenarios import Run
+from emulators.world import Hub, MeterUnit, World
+from emulators.zigbee import air
+from emulators.zigbee.aps import ApsData
+from emulators.zigbee.time_cluster import TIME_CLUSTER, utc_time
+from emulators.zigbee.tunnel import (
+    MAX_TRANSFER_SIZE,
+    RequestTunnel,
+    RequestTunnelResponse,
+    TransferData,
+    TransferDataError,
+    TransferDataStatus,
+    TunnelProtocol,
+    TunnelStatus,
+)
+from emulators.zigbee.zcl import Direction
+
+HUB = 0x0000
+
+
+def _joined(world: World, kind: str = "esme") -> tuple[Run, Hub, MeterUnit]:
+    run = Run("tunnel", world)
+    hub = world.add_hub("premises", world.pki.party("chf").eui64, name="CHF")
+    meter = world.add_meter("premises", kind, world.pki.party(kind).eui64)
+    assert run.add_device(hub, meter).ok
+    assert run.wait_joined(meter, hub, "join").ok
+    return run, hub, meter
+
+
+def frames(world: World, meter: MeterUnit, start: int = 0) -> list[dict[str, Any]]:
+    """The application frames between the hub and ``meter`` since ``start``: who sent it
+    (NWK source), cluster, ZCL frame control, command id, sequence number, tunnel command."""
+    assert world.capture is not None
+    out = []
+    for _, _, psdu in world.capture.frames[start:]:
+        decoded = air.decode_frame(psdu, meter.node.keys())
+        app, aps = decoded.app, decoded.aps
+        if app is None or app.zcl is None or not isinstance(aps, ApsData):
+            continue
+        zcl = app.zcl
+        out.append(
+            {
+                "src": decoded.nwk.src if decoded.nwk is not None else None,
+                "cluster": aps.cluster_id,
+                "control": zcl.frame_type | zcl.direction << 3 | zcl.disable_default_response << 4,
+                "command": zcl.command_id,
+                "sequence": zcl.sequence,
+                "tunnel": app.tunnel,
+                "gbcs": app.gbcs,
+            }
+        )
+    return out
+
+
+def _tunnel(found: list[dict[str, Any]], kind: type) -> list[dict[str, Any]]:
+    return [f for f in found if isinstance(f["tunnel"], kind)]
+
+
+def esme_tunnel_frames(world: World) -> None:
+    """Join an ESME and run a command: the hub asks for the tunnel (GB-HRGP, 0xFFFF, no
+    flow control, 1500), the ESME answers on its sequence number, and every tunnel frame
+    goes client to server from the hub and server to client from the ESME; the ESME
+    sends no RequestTunnel and no GET."""
+    run, hub, esme = _joined(world)
+    assert world.joined_to(esme) == hub.eui64
+    assert run.join_details(hub, esme).ok
+    meter_short = esme.node.short_address
+    found = [f for f in frames(world, esme) if f["cluster"] == 0x0704]
+    requests = _tunnel(found, RequestTunnel)
+    assert requests and all(f["src"] == HUB for f in requests)
+    assert all((f["control"], f["command"]) == (0x11, 0x00) for f in requests)
+    assert requests[0]["tunnel"] == RequestTunnel(
+        protocol_id=TunnelProtocol.GB_HRGP,
+        manufacturer_code=0xFFFF,
+        flow_control=False,
+        max_incoming_transfer_size=MAX_TRANSFER_SIZE,
+    )
+    responses = _tunnel(found, RequestTunnelResponse)
+    assert [f["src"] for f in responses] == [meter_short] * len(responses)
+    assert all((f["control"], f["command"]) == (0x19, 0x00) for f in responses)
+    assert [f["sequence"] for f in responses] == [f["sequence"] for f in requests]
+    assert responses[-1]["tunnel"].tunnel_id == esme.node.tunnel_id
+    puts = _tunnel(found, TransferData)
+    from_hub = [(f["control"], f["command"]) for f in puts if f["src"] == HUB]
+    from_esme = [(f["control"], f["command"]) for f in puts if f["src"] == meter_short]
+    assert from_hub and set(from_hub) == {(0x11, 0x02)}
+    assert from_esme and set(from_esme) == {(0x19, 0x01)}
+    assert not any(type(f["gbcs"]).__name__ == "GbcsGet" for f in puts)
+
+
+def test_the_hub_opens_an_esmes_tunnel_and_each_end_sends_its_own_direction() -> None:
+    esme_tunnel_frames(World(seed=21))
+
+
+def _from(hub: Hub, command: Any, sequence: int, direction: Direction | None = None) -> Any:
+    zcl = hub.node._tunnel_zcl(command, direction, sequence)
+    return air.decode_application(0x0109, 0x0704, zcl)
+
+
+def _sent(node: Any) -> list[bytes]:
+    sent: list[bytes] = []
+    node._send_application = lambda settings, dst, zcl, *a: sent.append(zcl) or []
+    return sent
+
+
+def test_an_esme_grants_a_tunnel_only_to_its_parent() -> None:
+    """Every HAN device holds the network key: a RequestTunnel from another address, or
+    claiming the hub's under another EUI-64 in the NWK security header, is dropped."""
+    world = World(seed=22)
+    _, hub, esme = _joined(world)
+    node = esme.node
+    held, dropped = node.tunnel_id, node.frames_dropped
+    sent = _sent(node)
+    request = _from(hub, RequestTunnel(), 0x31)
+    node._application(request, 0x1234, hub.eui64)
+    node._application(request, HUB, bytes.fromhex("00DB9999999999AA"))
+    assert sent == [] and node.tunnel_id == held and node.frames_dropped == dropped + 2
+    node._application(request, HUB, hub.eui64)
+    assert len(sent) == 1 and node.tunnel_id not in (None, held)  # a new one per request
+    answer = air.decode_application(0x0109, 0x0704, sent[0])
+    assert answer.tunnel == RequestTunnelResponse(node.tunnel_id)
+    assert answer.zcl is not None and answer.zcl.sequence == 0x31  # ZCL 2.4.1.3
+
+
+@pytest.mark.parametrize(
+    ("request_", "status"),
+    [
+        (RequestTunnel(protocol_id=TunnelProtocol.DLMS_COSEM), TunnelStatus.PROTOCOL_NOT_SUPPORTED),
+        (RequestTunnel(manufacturer_code=0x1234), TunnelStatus.PROTOCOL_NOT_SUPPORTED),
+        (RequestTunnel(flow_control=True), TunnelStatus.FLOW_CONTROL_NOT_SUPPORTED),
+    ],
+)
+def test_an_esme_refuses_other_protocols_as_the_hub_does(
+    request_: RequestTunnel, status: TunnelStatus
+) -> None:
+    """GBCS 10.2.2: GB-HRGP, manufacturer 0xFFFF, no flow control; anything else is refused
+    (tunnel_server.tunnel_refusal) and the tunnel held stays."""
+    world = World(seed=23)
+    _, hub, esme = _joined(world)
+    node = esme.node
+    held = node.tunnel_id
+    sent = _sent(node)
+    node._application(_from(hub, request_, 0x44), HUB, hub.eui64)
+    answer = air.decode_application(0x0109, 0x0704, sent[0])
+    assert answer.tunnel == RequestTunnelResponse(tunnel_server.NO_TUNNEL_ID, status)
+    assert answer.zcl is not None and answer.zcl.sequence == 0x44
+    assert node.tunnel_id == held
+
+
+def test_an_esme_refuses_a_put_on_a_tunnel_it_does_not_hold_server_to_client() -> None:
+    world = World(seed=24)
+    _, hub, esme = _joined(world)
+    node = esme.node
+    assert node.tunnel_id is not None
+    sent = _sent(node)
+    put = TransferData(node.tunnel_id + 1, b"\x03\xdd")
+    node._application(_from(hub, put, 0x52, Direction.TO_SERVER), HUB, hub.eui64)
+    answer = air.decode_application(0x0109, 0x0704, sent[0])
+    assert answer.tunnel == TransferDataError(node.tunnel_id + 1, 0)
+    assert answer.tunnel.status == TransferDataStatus.NO_SUCH_TUNNEL
+    assert answer.zcl is not None
+    assert (answer.zcl.direction, answer.zcl.command_id, answer.zcl.sequence) == (
+        Direction.TO_CLIENT,
+        0x02,
+        0x52,
+    )
+
+
+def test_a_refusal_reopens_the_tunnel_and_the_next_command_gets_through() -> None:
+    """The ESME rebooted: it refuses the hub's PUT (server to client, 0x02) and the hub
+    sends a new RequestTunnel at once."""
+    world = World(seed=25)
+    run, hub, esme = _joined(world)
+    esme.node.power_cycle(0.5)
+    world.run(1.0)
+    assert world.capture is not None
+    start = len(world.capture.frames)
+    assert not run.join_details(hub, esme).ok
+    found = frames(world, esme, start)
+    kinds = [(type(f["tunnel"]).__name__, f["control"], f["command"]) for f in found]
+    refusal = kinds.index(("TransferDataError", 0x19, 0x02))
+    assert ("RequestTunnel", 0x11, 0x00) in kinds[refusal:]
+    assert world.run_until(lambda: world.joined_to(esme) == hub.eui64, 5)
+    assert run.join_details(hub, esme).ok
+
+
+def test_the_hub_takes_a_tunnel_response_only_to_its_own_request() -> None:
+    """A RequestTunnelResponse is taken only on the sequence number of the hub's request
+    to that very child (ZCL 2.4.1.3); another device's, or an unasked one, is dropped."""
+    world = World(seed=26)
+    run = Run("two", world)
+    hub = world.add_hub("premises", name="CHF")
+    first, second = world.add_meter("premises", "esme"), world.add_meter("premises", "esme")
+    for meter in (first, second):
+        assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    child = hub.node.children[first.eui64]
+    child.tunnel_id = None
+    child.tunnel_ask = tunnel_server.TunnelAsk(0x42, world.clock.now + 5)
+    dropped = hub.node.frames_dropped
+
+    def answer(meter: MeterUnit, sequence: int) -> None:
+        node = meter.node
+        zcl = node._tunnel_zcl(RequestTunnelResponse(77), None, sequence)
+        node._send_application(node.settings, HUB, zcl)
+        world.run(0.5)
+
+    answer(second, 0x42)  # not the child asked
+    answer(first, 0x43)  # not the request's sequence number
+    assert child.tunnel_id is None and hub.node.frames_dropped == dropped + 2
+    assert hub.node.children[second.eui64].tunnel_id == second.node.tunnel_id
+    answer(first, 0x42)
+    assert child.tunnel_id == 77 and child.tunnel_ask is None
+
+
+def test_a_refused_tunnel_is_asked_again_only_after_the_back_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An ESME that refuses (BUSY, say) is not asked again in a tight loop: once, then
+    after TUNNEL_RETRY, its keep-alives meanwhile notwithstanding."""
+    monkeypatch.setattr(
+        node_module.tunnel_server, "tunnel_refusal", lambda request: TunnelStatus.BUSY
+    )
+    world = World(seed=27)
+    run = Run("busy", world)
+    hub = world.add_hub("premises", name="CHF")
+    esme = world.add_meter("premises", "esme")
+    assert run.add_device(hub, esme).ok
+    assert world.run_until(lambda: esme.eui64 in hub.node.children, 60)
+    world.run(2 * KEEPALIVE - 10)
+
+    def requests() -> int:
+        return len(_tunnel(frames(world, esme), RequestTunnel))
+
+    assert requests() == 2  # at the announce, and once TUNNEL_RETRY (an hour) had passed
+    assert not hub.node.reachable(esme.eui64)
+    ask = hub.node.children[esme.eui64].tunnel_ask
+    assert ask is not None and ask.refused
+
+
+def test_the_esme_keep_alive_reads_the_hubs_time_and_a_lost_parent_orphans_it() -> None:
+    """Its keep-alive is a Read Attributes of the hub's Time attribute (cluster 0x000A,
+    endpoint 0x0A), answered with the clock's UTCTime (seconds since 2000); unacknowledged
+    it means the parent is gone (trust-centre rejoin follows)."""
+    world = World(seed=28)
+    _, hub, esme = _joined(world)
+    assert world.capture is not None
+    start = len(world.capture.frames)
+    esme.node.hub_time = None
+    world.run(KEEPALIVE + 1)
+    reads = [f for f in frames(world, esme, start) if f["cluster"] == TIME_CLUSTER]
+    assert [(f["src"], f["control"], f["command"]) for f in reads] == [
+        (esme.node.short_address, 0x10, 0x00),
+        (HUB, 0x18, 0x01),
+    ]
+    assert reads[0]["sequence"] == reads[1]["sequence"]
+    assert esme.node.hub_time is not None
+    assert abs(esme.node.hub_time - utc_time(world.clock.utc)) <= 2
+    medium = world.places["premises"]
+    hub.node.place(None)  # the parent gone: its keep-alive goes unacknowledged
+    esme.node._keepalive()
+    world.run(0.1)
+    assert esme.node.state is NodeState.ORPHANED
+    hub.node.place(medium)
+    assert world.run_until(lambda: world.joined_to(esme) == hub.eui64, 120)
+
+
+def test_a_gsme_still_opens_its_own_tunnel_and_polls() -> None:
+    """Only a sleepy GSME opens its own tunnel (GBCS 10.2.2.1): RequestTunnel from it,
+    the hub answering as the server, then GET on that tunnel."""
+    world = World(seed=29)
+    _, _, gsme = _joined(world, "gsme")
+    world.run(61)
+    found = [f for f in frames(world, gsme) if f["cluster"] == 0x0704]
+    requests = _tunnel(found, RequestTunnel)
+    assert [(f["src"], f["control"]) for f in requests] == [(gsme.node.short_address, 0x11)]
+    responses = _tunnel(found, RequestTunnelResponse)
+    assert [(f["src"], f["control"]) for f in responses] == [(HUB, 0x19)]
+    gets = [f for f in found if type(f["gbcs"]).__name__ == "GbcsGet"]
+    assert gets and all((f["control"], f["command"]) == (0x11, 0x02) for f in gets)
+    assert not [f for f in found if f["cluster"] == TIME_CLUSTER]
+
+
+def test_the_esme_tunnel_state_saves_and_loads() -> None:
+    """The ESME's next tunnel id and last hub time, the hub's pending request: a round trip
+    keeps them; a state saved before they were kept still loads."""
+    world = World(seed=30)
+    _, hub, esme = _joined(world)
+    child = hub.node.children[esme.eui64]
+    child.tunnel_ask = tunnel_server.TunnelAsk(None, world.clock.now + 100, refused=True)
+    saved = json.loads(json.dumps(world.to_json()))
+    meter_state = saved["meters"][0]["node"]
+    assert meter_state["next_tunnel_id"] == esme.node.tunnel_id + 1
+    assert meter_state["hub_time"] == esme.node.hub_time is not None
+    again = World.from_json(saved, capture=False)
+    assert again.to_json() == saved
+    loaded = again.hubs[hub.eui64].node.children[esme.eui64]
+    assert loaded.tunnel_ask == child.tunnel_ask
+    older = json.loads(json.dumps(saved))
+    for key in ("next_tunnel_id", "hub_time"):
+        del older["meters"][0]["node"][key]
+    for c in older["hubs"][0]["node"]["children"]:
+        del c["tunnel_ask"]
+    old = World.from_json(older, capture=False)
+    node = old.meters[esme.eui64].node
+    assert node._tunnel_ids.next_id == esme.node.tunnel_id + 1  # never the one it holds
+    assert old.hubs[hub.eui64].node.children[esme.eui64].tunnel_ask is None
