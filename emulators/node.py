@@ -671,7 +671,7 @@ class Child:
     tunnel_ask: tunnel_server.TunnelAsk | None = None
 
 
-class CoordinatorNode(_Node):
+class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     """The CHF's radio: PAN coordinator and trust centre."""
 
     TUNNEL_SRC_ENDPOINT = HUB_ENDPOINT
@@ -916,39 +916,20 @@ class CoordinatorNode(_Node):
         if child.tunnel_id is None:
             self._open_tunnel(child)
 
-    def _open_tunnel(self, child: Child) -> None:
-        """GBCS 10.2.2.1: the CHF sends an ESME RequestTunnel and is its client; not again
-        while one awaits its answer or a back-off holds it back. A GSME opens its own."""
+    # The ESME tunnel client's hooks (tunnel_server.EsmeTunnelClient).
+    def _tunnel_child(self, device: bytes) -> Child | None:
+        return self.children.get(device)
+
+    def _send_request_tunnel(self, child: Child) -> int | None:
         settings = self.settings
-        if child.sleepy or settings is None:
-            return
-        if not tunnel_server.may_ask(child.tunnel_ask, self.clock.now):
-            return
+        if settings is None:
+            return None
         sequence = self.counters.zcl
-        zcl = self._tunnel_zcl(RequestTunnel())
-        child.tunnel_id = None
-        self._ask_at(child, sequence, self.clock.now + tunnel_server.TUNNEL_ANSWER_WAIT)
-        self._send_application(settings, child.short_address, zcl)
+        self._send_application(settings, child.short_address, self._tunnel_zcl(RequestTunnel()))
+        return sequence
 
-    def _ask_at(
-        self, child: Child, sequence: int | None, until: float, *, refused: bool = False
-    ) -> None:
-        """Note the hub's next step for an ESME's tunnel and book it: the answer awaited to
-        ``sequence`` by ``until``, or (no sequence) a RequestTunnel then."""
-        ask = child.tunnel_ask = tunnel_server.TunnelAsk(sequence, until, refused)
-        self.clock.call_at(max(until, self.clock.now), self._ask_due, child.ieee, ask)
-
-    def _ask_due(self, device: bytes, ask: tunnel_server.TunnelAsk) -> None:
-        """A booked step, unless overtaken (answered, re-asked, the child gone)."""
-        child = self.children.get(device)
-        if child is None or child.tunnel_ask is not ask or child.tunnel_id is not None:
-            return
-        if ask.sequence is None:
-            self._open_tunnel(child)
-            return
-        self._log(f"RequestTunnel to {device.hex().upper()} unanswered")
-        after = tunnel_server.unanswered(self.clock.now)
-        self._ask_at(child, None, after.until)
+    def _unmatched_answer(self, text: str) -> None:
+        self._drop(text)
 
     def _announced(self, device: bytes, short: int, capability: Capability | None = None) -> None:
         child = self.children.get(device)
@@ -1116,28 +1097,6 @@ class CoordinatorNode(_Node):
         self._send_application(self.settings, child.short_address, answer)
         if refusal.status == TransferDataStatus.NO_SUCH_TUNNEL:
             self._open_tunnel(child)
-
-    def _tunnel_answered(
-        self, child: Child, response: RequestTunnelResponse, sequence: int
-    ) -> None:
-        """An ESME's RequestTunnelResponse: taken only as the answer to the hub's request
-        (its sequence number, ZCL 2.4.1.3); a refusal holds the next request back."""
-        matched, tunnel_id, ask = tunnel_server.tunnel_answered(
-            child.tunnel_ask, sequence, response, self.clock.now
-        )
-        device = child.ieee.hex().upper()
-        if not matched:
-            self._drop(f"RequestTunnelResponse from {device} answers no request of ours")
-            return
-        child.tunnel_id = tunnel_id
-        if ask is None:
-            child.tunnel_ask = None
-        else:
-            self._ask_at(child, None, ask.until, refused=True)
-        if tunnel_id is None:
-            self._log(f"{device} refused a tunnel (status {response.status})")
-        elif self.trace is not None:
-            self._log(f"tunnel {tunnel_id} to {device} open")
 
     def _handing_out(self, device: bytes) -> bool:
         """Whether a block of the GET-RESPONSE handed to ``device`` has not been sent yet:

@@ -21,8 +21,9 @@ sequence number), report to the CHF and, for an ESME, re-open the tunnel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from emulators.saved_state import SavedState
 from emulators.zigbee.tunnel import (
@@ -51,6 +52,7 @@ __all__ = [
     "TUNNEL_ANSWER_WAIT",
     "TUNNEL_NO_ANSWER_RETRY",
     "TUNNEL_RETRY",
+    "EsmeTunnelClient",
     "RecentPuts",
     "TunnelAsk",
     "TunnelHub",
@@ -321,3 +323,88 @@ def take_put(
     if isinstance(gbcs, GbcsPut):
         hub.from_han(device, gbcs.message)
     return None
+
+
+class TunnelChild(Protocol):
+    """What the ESME tunnel client needs of a hub radio's child record."""
+
+    ieee: bytes
+    sleepy: bool
+    tunnel_id: int | None
+    tunnel_ask: TunnelAsk | None
+
+
+class EsmeTunnelClient:
+    """The hub as its ESMEs' tunnel client (GBCS 10.2.2.1), for the emulated coordinator
+    and the zigpy hub radio alike: when to send RequestTunnel, and what an answer means.
+    A radio gives its clock, its children and how it sends RequestTunnel."""
+
+    clock: Any  # the world's VirtualClock
+
+    def _tunnel_child(self, device: bytes) -> TunnelChild | None:
+        raise NotImplementedError
+
+    def _send_request_tunnel(self, child: Any) -> int | None:
+        """Send ``child`` a RequestTunnel; its ZCL sequence number, None if it cannot go."""
+        raise NotImplementedError
+
+    def _may_ask_now(self) -> bool:
+        """Whether the radio can ask at all (a lost dongle cannot)."""
+        return True
+
+    _log: Callable[[str], None]  # the radio's trace (not defined here: it has its own)
+
+    def _unmatched_answer(self, text: str) -> None:
+        self._log(text)
+
+    def _open_tunnel(self, child: Any) -> None:
+        """RequestTunnel to an ESME; not again while one awaits its answer or a refusal's
+        back-off holds the next back. A GSME opens its own."""
+        if child.sleepy or not may_ask(child.tunnel_ask, self.clock.now):
+            return
+        child.tunnel_id = None
+        sequence = self._send_request_tunnel(child)
+        if sequence is not None:
+            self._ask_at(child, sequence, self.clock.now + TUNNEL_ANSWER_WAIT)
+
+    def _ask_at(
+        self, child: Any, sequence: int | None, until: float, *, refused: bool = False
+    ) -> None:
+        """Note the hub's next step for an ESME's tunnel and book it: the answer awaited to
+        ``sequence`` by ``until``, or (no sequence) a RequestTunnel then."""
+        ask = child.tunnel_ask = TunnelAsk(sequence, until, refused)
+        self.clock.call_at(max(until, self.clock.now), self._ask_due, child.ieee, ask)
+
+    def _ask_due(self, device: bytes, ask: TunnelAsk) -> None:
+        """A booked step, unless overtaken (answered, re-asked, the child gone, the radio
+        lost)."""
+        child = self._tunnel_child(device)
+        if child is None or child.tunnel_ask is not ask or child.tunnel_id is not None:
+            return
+        if not self._may_ask_now():
+            return
+        if ask.sequence is None:
+            self._open_tunnel(child)
+            return
+        self._log(f"RequestTunnel to {device.hex().upper()} unanswered")
+        self._ask_at(child, None, unanswered(self.clock.now).until)
+
+    def _tunnel_answered(self, child: Any, response: RequestTunnelResponse, sequence: int) -> None:
+        """An ESME's RequestTunnelResponse: taken only as the answer to the hub's request
+        (its sequence number, ZCL 2.4.1.3); a refusal holds the next request back."""
+        matched, tunnel_id, ask = tunnel_answered(
+            child.tunnel_ask, sequence, response, self.clock.now
+        )
+        device = child.ieee.hex().upper()
+        if not matched:
+            self._unmatched_answer(
+                f"RequestTunnelResponse from {device} answers no request of ours"
+            )
+            return
+        child.tunnel_id = tunnel_id
+        if ask is None:
+            child.tunnel_ask = None
+            self._log(f"tunnel {tunnel_id} to {device} open")
+        else:
+            self._ask_at(child, None, ask.until, refused=True)
+            self._log(f"{device} refused a tunnel (status {response.status})")

@@ -370,7 +370,7 @@ class _HandOver:
     data: bytes
 
 
-class ZigpyHubRadio:
+class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
     """A CHF's HAN port on a zigpy ControllerApplication (see the module docstring)."""
 
     def __init__(
@@ -825,54 +825,17 @@ class ZigpyHubRadio:
         if child.tunnel_id is None:
             self._open_tunnel(child)
 
-    # Tunnel: an ESME's client (GBCS 10.2.2.1) -----------------------------------------
-    def _open_tunnel(self, child: _Child) -> None:
-        """RequestTunnel to an ESME; not while one awaits its answer or a refusal holds
-        the next back (as the emulated coordinator's)."""
-        if child.sleepy or not tunnel_server.may_ask(child.tunnel_ask, self.clock.now):
-            return
+    # Tunnel: an ESME's client (GBCS 10.2.2.1), tunnel_server.EsmeTunnelClient's hooks ------
+    def _tunnel_child(self, device: bytes) -> _Child | None:
+        return self._children.get(device)
+
+    def _send_request_tunnel(self, child: _Child) -> int | None:
         sequence = self._zcl_sequence
-        child.tunnel_id = None
-        self._ask_at(child, sequence, self.clock.now + tunnel_server.TUNNEL_ANSWER_WAIT)
         self._send_zcl(child, RequestTunnel(), None)
+        return sequence
 
-    def _ask_at(
-        self, child: _Child, sequence: int | None, until: float, *, refused: bool = False
-    ) -> None:
-        """Note and book the hub's next step for an ESME's tunnel: the answer awaited to
-        ``sequence`` by ``until``, or (no sequence) a RequestTunnel then."""
-        ask = child.tunnel_ask = tunnel_server.TunnelAsk(sequence, until, refused)
-        self.clock.call_at(max(until, self.clock.now), self._ask_due, child.ieee, ask)
-
-    def _ask_due(self, device: bytes, ask: tunnel_server.TunnelAsk) -> None:
-        """A booked step, unless overtaken (answered, re-asked, the child gone, the radio
-        lost)."""
-        child = self._children.get(device)
-        if child is None or child.tunnel_ask is not ask or child.tunnel_id is not None:
-            return
-        if self.lost is not None or not self._formed:
-            return
-        if ask.sequence is None:
-            self._open_tunnel(child)
-            return
-        self._log(f"RequestTunnel to {device.hex().upper()} unanswered")
-        self._ask_at(child, None, tunnel_server.unanswered(self.clock.now).until)
-
-    def _tunnel_answered(self, child: _Child, response: RequestTunnelResponse, seq: int) -> None:
-        matched, tunnel_id, ask = tunnel_server.tunnel_answered(
-            child.tunnel_ask, seq, response, self.clock.now
-        )
-        device = child.ieee.hex().upper()
-        if not matched:
-            self._log(f"RequestTunnelResponse from {device} answers no request of ours")
-            return
-        child.tunnel_id = tunnel_id
-        if ask is None:
-            child.tunnel_ask = None
-            self._log(f"tunnel {tunnel_id} to {device} open")
-        else:
-            self._ask_at(child, None, ask.until, refused=True)
-            self._log(f"{device} refused a tunnel (status {response.status})")
+    def _may_ask_now(self) -> bool:
+        return self.lost is None and self._formed
 
     def _esme_tunnel(self, child: _Child, app: air.Application) -> None:
         """From an ESME, the tunnel's server: the answer to our RequestTunnel, or its PUT
