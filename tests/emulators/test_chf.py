@@ -712,18 +712,53 @@ def test_from_wan_too_long_for_the_han_tunnel_fails_at_once(
     assert hub.event_log[-1].event == "message not routed"
 
 
-@pytest.mark.parametrize("device_type", [DeviceType.ESME, DeviceType.GSME])
-def test_from_wan_at_the_han_tunnel_limit_is_routed(
-    hub: CommsHub, dcc: Dcc, headend: HeadEnd, fake_han: FakeHan, device_type: DeviceType
+def test_ccs03_naming_a_logged_gsme_keeps_its_record(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, fake_han: FakeHan, eui: Callable[[str], bytes]
 ) -> None:
+    """A CCS03 naming a device already in the log leaves what CCS01 recorded of it: a GSME
+    not yet joined stays logged as a GSME (its commands held for its poll), its traffic
+    counts stay (a mutation rebuilding the record passed every test: audit 9, mut F1)."""
     hub.han = fake_han
-    dcc.add(DEV[0], device_type=device_type)
-    data = command_of_size(headend, DEV[0], MAX_GBCS_MESSAGE).encode()
-    hub.from_wan(data)
-    if device_type == DeviceType.GSME:
-        assert hub.take_held(DEV[0]) == data
-    else:
-        assert fake_han.sent == [(DEV[0], data)]
+    gsme = eui("gsme")
+    dcc.add(gsme, device_type=DeviceType.GSME)
+    hub.devices[gsme].frames_ok = 3
+    assert dcc.restore(DeviceLog(EPID, (hub.current[gsme],))) == 0
+    info = hub.devices[gsme]
+    assert (info.device_type, info.sleepy, info.frames_ok) == (DeviceType.GSME, True, 3)
+    hub.from_wan(headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme).encode())
+    assert hub.held_count(gsme) == 1 and fake_han.sent == []
+
+
+def test_a_whitelisted_device_not_joined_fails_at_once_naming_why(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, fake_han: FakeHan, eui: Callable[[str], bytes]
+) -> None:
+    """Whitelisted, not reachable on the HAN: a route failure naming it, not the radio's
+    exception out of from_wan (audit 9, mut F4)."""
+    hub.han = fake_han
+    esme = eui("esme")
+    dcc.add(esme)
+    fake_han.reachable = lambda peer: False  # type: ignore[method-assign]
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme)
+    outcome = headend.send(hub, command, timeout=10)
+    assert outcome.failure == (
+        f"device {esme.hex().upper()} is whitelisted but not joined to this CHF's HAN"
+    )
+    assert fake_han.sent == []
+
+
+def test_a_whitelist_alert_booked_before_a_load_is_not_sent(
+    hub: CommsHub, headend: HeadEnd
+) -> None:
+    """A CS14 booked on the clock when a state is loaded over the hub belongs to the state
+    it was booked in: it must not go out after the load (audit 9, mut F5)."""
+    saved = hub.state()  # nothing pending
+    command = AddDevice(DEV[0], int(DeviceType.ESME), INSTALL_CODE, 90, True)
+    message = device_log_message(headend, command, AddDevice.MESSAGE_CODE, hub.eui64)
+    hub.from_wan(message.encode())  # answered at once; its CS14 booked on the clock
+    assert len(hub.pending_alerts) == 1
+    hub.load_state(saved)
+    hub.clock.run(1.0)
+    assert headend.received.alerts == [] and hub.pending_alerts == []
 
 
 def test_from_wan_malformed(hub: CommsHub) -> None:

@@ -584,3 +584,16 @@ def test_gbcs_state_round_trip(esme: Esme, headend: HeadEnd, make_esme: Callable
     # The restored counters still protect against replay.
     replay = headend.command(CS07, cs07_payload(), esme.eui64, counter=77).encode()
     assert other.receive(replay) is None
+
+
+def test_the_event_log_keeps_the_latest_100_and_its_state_reloads(esme: Esme) -> None:
+    """GBCS logs keep the latest 100 events; without the trim a meter that logged more
+    wrote a state its own load refused (audit 9, mut F3)."""
+    for i in range(150):
+        esme.log_event("partner joined", str(i))
+    assert len(esme.event_log) == 100
+    assert [e.detail for e in esme.event_log[:2]] == ["50", "51"]
+    assert esme.event_log[-1].detail == "149"
+    state = esme.state()
+    esme.load_state(state)
+    assert esme.state() == state

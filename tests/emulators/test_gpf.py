@@ -334,3 +334,14 @@ def test_a_saved_device_type_the_gpf_cannot_log_is_refused(gpf: Gpf, kind: int) 
     with pytest.raises(GbcsError, match=f"{kind} is not the device type of a HAN device"):
         gpf.load_state(state)
     assert gpf.device_log == {}
+
+
+def test_a_backup_booked_before_a_load_is_not_sent(gpf: Gpf, alerts: list[bytes]) -> None:
+    """A GCS62 booked on the clock when a state is loaded over the GPF belongs to the state
+    it was booked in: not sent after the load (audit 9, mut F5)."""
+    saved = gpf.state()  # nothing pending
+    gpf.add(GSME)  # a GCS62 booked
+    assert gpf.backup_pending
+    gpf.load_state(saved)
+    gpf.clock.run(1.0)
+    assert alerts == [] and not gpf.backup_pending

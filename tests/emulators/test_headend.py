@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -11,7 +11,8 @@ from emulators.chf import CommsHub, RouteFailure
 from emulators.clock import VirtualClock
 from emulators.headend import LATE_RESPONSE_GRACE, HeadEnd, _Pending
 from emulators.meters import Esme, Gsme, Meter
-from gbcs import asn1
+from gbcs import asn1, dlms
+from gbcs.devicelog import ReadDeviceLogs
 from gbcs.frame import CraFlag, build_header, build_message, decode_message, new_alert
 from gbcs.joins import JoinDetails
 
@@ -189,3 +190,45 @@ def test_a_response_that_does_not_verify_is_reported_if_no_valid_one_comes(
         assert not outcome.ok and clock.now == 10.0  # waited it out
         assert outcome.rejected == why
         assert outcome.failure == f"its response was rejected ({why})"
+
+
+class _SilentHub:
+    """A hub that takes a command and answers nothing in time."""
+
+    data: bytes = b""
+
+    def from_wan(self, data: bytes) -> None:
+        self.data = data
+
+
+def test_a_response_after_the_timeout_is_unexpected(headend: HeadEnd, esme: Esme) -> None:
+    """Once send() gave up on a command, a response that still comes is recorded as
+    unexpected, not taken by a stale pending entry (audit 9, mut F2; README: a held
+    message the head end stopped waiting for still runs, and its response is unexpected)."""
+    hub = _SilentHub()
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    outcome = headend.send(cast(CommsHub, hub), command, timeout=10)
+    assert not outcome.ok and outcome.failure == "no response within 10 s"
+    late = esme.receive(hub.data)
+    assert late is not None
+    headend._from_wan(late)
+    counter = command.header.originator_counter
+    assert headend.received.rejected == [f"unexpected response 0x0013 counter {counter:#x}"]
+    assert headend._pending == {}
+
+
+def test_device_log_commands_carry_their_counter_in_the_invoke_id(
+    headend: HeadEnd, make_hub: Any
+) -> None:
+    """CRIB §5.1: a DLMS command's invoke id is 0x20 || the low 24 bits of its originator
+    counter (743/743 RTDS vectors). The tests build CCS commands with their own copy of
+    that rule, so the head end's, which services and scenarios use, went unpinned (audit
+    9, mut F6)."""
+    hub = make_hub()
+    for _ in range(2):
+        message = headend.device_log_command(
+            ReadDeviceLogs(), ReadDeviceLogs.MESSAGE_CODE, hub.eui64, headend.party("supplier")
+        )
+        counter = message.header.originator_counter
+        apdu = dlms.decode(message.payload)
+        assert apdu.invoke_id == 0x20000000 | counter & 0xFFFFFF
