@@ -527,6 +527,57 @@ def test_inconsistent_state_is_refused(change: Any, message: str) -> None:
         World.from_json(saved)
 
 
+def _twice(log: list[Any]) -> list[Any]:
+    return [log[0], log[0]]
+
+
+def _beyond_capacity(state: dict[str, Any]) -> None:
+    row = {"device_id": "00DB12345678B000", "tc_link_key_hash": "00" * 16}
+    state["historic_capacity"] = 2
+    state["historic_log"] = [{**row, "device_id": f"00DB12345678B00{i}"} for i in range(3)]
+
+
+@pytest.mark.parametrize(
+    ("device", "change", "message"),
+    [
+        ("chf", lambda s, o: s.update(current_log=_twice(s["current_log"])), "logged twice"),
+        ("chf", lambda s, o: _beyond_capacity(s), "more than historic_capacity"),
+        ("chf", lambda s, o: s.update(credentials=o["chf"]["credentials"]), "own"),
+        ("gpf", lambda s, o: s.update(credentials=o["gpf"]["credentials"]), "own"),
+        (
+            "meter",
+            lambda s, o: s.update(partners={f"00DB12345678B00{i}": 5 for i in range(6)}),
+            "at most 5",
+        ),
+        ("meter", lambda s, o: s.update(partners={o["meter_eui"]: 5}), "never the meter itself"),
+        ("meter", lambda s, o: s.update(counters={o["supplier"]: -5}), "outside"),
+        ("meter", lambda s, o: s.update(install_code="00" * 16), "install_code"),
+    ],
+)
+def test_a_device_refuses_a_state_it_could_not_be_in_and_keeps_its_own(
+    device: str, change: Any, message: str
+) -> None:
+    """Loading is strict (README "State"): each of these checks could be deleted with every
+    test passing (audit 9, mut F8): a log naming a device twice, a historic log beyond its
+    capacity, another device's state, six partners or itself as one, a counter out of
+    range, another install code. Refused, naming it, and nothing of it taken."""
+    world, _, hub, meter = _premises(44)
+    other = world.add_hub("elsewhere", name="other")
+    target = {"chf": hub.chf, "gpf": hub.gpf, "meter": meter.device}[device]
+    others = {
+        "chf": other.chf.state(),
+        "gpf": other.gpf.state(),
+        "meter_eui": meter.eui64.hex().upper(),
+        "supplier": world.pki.party("supplier").eui64.hex().upper(),
+    }
+    before = json.dumps(target.state(), sort_keys=True)
+    state = json.loads(before)
+    change(state, others)
+    with pytest.raises(GbcsError, match=message):
+        target.load_state(state)
+    assert json.dumps(target.state(), sort_keys=True) == before
+
+
 def test_a_hub_keeps_a_departed_devices_frame_counter_boundedly_across_a_load() -> None:
     """A device that left keeps its NWK frame counter at the hub (its old frames stay
     replays), among the last DEPARTED_MEMORY departed devices: a bench CHF outliving
