@@ -163,6 +163,7 @@ def test_ccs01_adds_install_code_link_key_and_opens_join_window(
     assert hub.rejoin_key(DEV[0]) == LINK_KEY
     hub.clock.run(120)  # the window is open up to and including its closing time
     assert hub.join_key(DEV[0]) == LINK_KEY
+    assert hub.joining_open()  # the association permit agrees (audit 9, mut F12)
     hub.clock.run(120.001)
     assert hub.join_key(DEV[0]) is None
     assert not hub.joining_open()

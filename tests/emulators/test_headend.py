@@ -232,3 +232,56 @@ def test_device_log_commands_carry_their_counter_in_the_invoke_id(
         counter = message.header.originator_counter
         apdu = dlms.decode(message.payload)
         assert apdu.invoke_id == 0x20000000 | counter & 0xFFFFFF
+
+
+class _ScriptedHub:
+    """A hub that, given the command, books what the test tells it to on the clock."""
+
+    def __init__(self, *actions: Any) -> None:
+        self.actions = actions
+
+    def from_wan(self, data: bytes) -> None:
+        for action in self.actions:
+            action(data)
+
+
+def _tampered(data: bytes) -> bytes:
+    return data[:-1] + bytes((data[-1] ^ 1,))  # its MAC no longer verifies
+
+
+def test_a_route_failure_and_a_rejected_response_are_both_reported(
+    headend: HeadEnd, esme: Esme
+) -> None:
+    """Neither report is dropped for the other (audit 9, mut F9): the hub's reason and the
+    rejected response's."""
+    clock = headend.clock
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    key = (command.header.business_originator, command.header.originator_counter)
+    failure = RouteFailure(esme.eui64, "acks lost, may have arrived", key, final=False)
+    hub = _ScriptedHub(
+        lambda data: clock.call_soon(headend._route_failure, failure),
+        lambda data: clock.call_soon(
+            lambda: headend._from_wan(_tampered(cast(bytes, esme.receive(data))))
+        ),
+    )
+    outcome = headend.send(cast(CommsHub, hub), command, timeout=30)
+    assert outcome.failure is not None
+    assert outcome.failure.startswith("acks lost, may have arrived; its response was rejected")
+
+
+def test_a_second_route_failure_does_not_replace_the_first(headend: HeadEnd, esme: Esme) -> None:
+    """A not-final failure becomes the outcome after its grace; a later failure for the same
+    command neither replaces it nor ends the grace early (audit 9, mut F9)."""
+    clock = headend.clock
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64)
+    key = (command.header.business_originator, command.header.originator_counter)
+    first = RouteFailure(esme.eui64, "first: acks lost", key, final=False)
+    second = RouteFailure(esme.eui64, "second: tunnel refused", key, final=True)
+    hub = _ScriptedHub(
+        lambda data: clock.call_soon(headend._route_failure, first),
+        lambda data: clock.call_later(1, headend._route_failure, second),
+    )
+    start = clock.now
+    outcome = headend.send(cast(CommsHub, hub), command, timeout=30)
+    assert outcome.failure == "first: acks lost"
+    assert clock.now - start == pytest.approx(LATE_RESPONSE_GRACE)
