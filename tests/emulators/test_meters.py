@@ -856,3 +856,29 @@ def test_load_state_refuses_missing_keys_and_changes_nothing(esme: Esme) -> None
     with pytest.raises(GbcsError, match="counters is missing"):
         esme.load_state(state)
     assert esme.state() == before
+
+
+def test_a_gbz_read_the_gsme_cannot_carry_out_is_a_hardware_failure(
+    pki: TestPki, anchors: Any
+) -> None:
+    """A valid command the device cannot carry out for its own reason (here a GSME whose
+    clock is before 2000, the GBZ epoch, cannot write its event times) is answered ZCL
+    HARDWARE_FAILURE, not MALFORMED_COMMAND, which would blame the command (audit 9,
+    mut F11)."""
+    from emulators.clock import VirtualClock
+    from emulators.credentials import DeviceCredentials
+
+    clock = VirtualClock(epoch=dt.datetime(1999, 12, 31, 23, 0, tzinfo=dt.UTC))
+    headend = HeadEnd(pki, clock)
+    credentials = DeviceCredentials.from_party(pki.party("gsme"))
+    gsme = Gsme(credentials, anchors, clock, install_code=INSTALL_CODE)
+    gsme.log_event("joined HAN")
+    query = ReadZigbeeEventLog(3, 0, 0xFFFFFFF0, sequence=9)
+    out = gsme.receive(
+        headend.command(query.MESSAGE_CODE, query.to_payload().encode(), gsme.eui64).encode()
+    )
+    assert out is not None
+    (component,) = gbz.decode_message_payload(verified(headend, out)).components
+    view = gbz.zcl_view(component.cluster_id, component.frame)
+    assert view.status == gbz.ZCL_HARDWARE_FAILURE  # type: ignore[union-attr]
+    assert gsme.security_log[-1].event == "command payload invalid"
