@@ -1124,3 +1124,17 @@ def test_a_refused_put_fails_its_command_finally_and_counts(
     reason = f"device {DEV[0].hex().upper()} refused the message on the HAN {says}"
     assert failures == [RouteFailure(DEV[0], reason + ", the command did not run", key)]
     assert failures[0].final and hub.devices[DEV[0]].frames_failed == 1
+
+
+def test_a_booked_route_failure_not_final_stays_not_final_over_a_load(
+    hub: CommsHub, make_hub: Callable[..., CommsHub], headend: HeadEnd
+) -> None:
+    """A hand-over cut off by CCS02 is reported not final (it may have run): reloaded as
+    final, the head end would settle the command at once instead of leaving its grace for
+    a response (audit 9, mut F7)."""
+    failure = RouteFailure(DEV[1], "handed over, may have run", (headend.acb, 5), final=False)
+    hub._book(failure)
+    state = json.loads(json.dumps(hub.state()))
+    other = make_hub()
+    other.load_state(state)
+    assert other.pending_alerts == [failure]
