@@ -21,6 +21,7 @@ from emulators.chf import (
 )
 from emulators.device import TYPE_UNMATCHED
 from emulators.headend import HeadEnd, Outcome
+from emulators.meters import Esme
 from emulators.node import MAX_GBCS_MESSAGE
 from emulators.scenarios import Run
 from emulators.world import World
@@ -1138,3 +1139,25 @@ def test_a_booked_route_failure_not_final_stays_not_final_over_a_load(
     other = make_hub()
     other.load_state(state)
     assert other.pending_alerts == [failure]
+
+
+def test_traffic_from_a_removed_device_fails_no_command_twice(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd, esme: Esme
+) -> None:
+    """After CCS02 removed a device: the response to a command already failed (its frames
+    unacknowledged) fails it no second time, and an alert from it fails no command (audit
+    9, mut F10: both passed every test)."""
+    failures: list[RouteFailure] = []
+    hub.on_route_failure = failures.append
+    dcc.add(esme.eui64)
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme.eui64).encode()
+    hub.push_failed(esme.eui64, command)  # its frames went unacknowledged
+    assert dcc.remove(esme.eui64) == 0
+    hub.clock.run(hub.clock.now + 1)
+    assert len(failures) == 1
+    response = esme.receive(command)  # but it had arrived: the answer comes
+    assert response is not None
+    hub.from_han(esme.eui64, response)
+    hub.from_han(esme.eui64, esme.alert(0x8F84, b"\x00"))  # and an alert
+    hub.clock.run(hub.clock.now + 1)
+    assert len(failures) == 1
