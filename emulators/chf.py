@@ -458,11 +458,13 @@ class CommsHub(GbcsDevice):
             self._route_failed(target, lost or "the CHF has no HAN", command)
             return
         if not self.han.reachable(target):
-            self._route_failed(
-                target,
-                f"device {target.hex().upper()} is whitelisted but not joined to this CHF's HAN",
-                command,
+            joined = self.han.child_sleepy(target) is not None
+            state = (
+                "is joined to this CHF's HAN but its GBCS tunnel is not open (yet)"
+                if joined
+                else "is whitelisted but not joined to this CHF's HAN"
             )
+            self._route_failed(target, f"device {target.hex().upper()} {state}", command)
             return
         self.han.send_gbcs(target, data)
 

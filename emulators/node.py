@@ -913,8 +913,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         assert zcl is not None
         answer = encode_zcl(time_response(zcl.sequence, utc_time(self.clock.utc)))
         self._send_application(settings, child.short_address, answer, TIME_CLUSTER)
-        if child.tunnel_id is None:
-            self._open_tunnel(child)
+        self._esme_heard(child)
 
     # The ESME tunnel client's hooks (tunnel_server.EsmeTunnelClient).
     def _tunnel_child(self, device: bytes) -> Child | None:
@@ -1092,7 +1091,8 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         )
         if refusal is None:
             return
-        self._log(f"TransferData from {device} on tunnel {tunnel.tunnel_id}: {refusal.status}")
+        status = TransferDataStatus(refusal.status).name
+        self._log(f"TransferData from {device} on tunnel {tunnel.tunnel_id} refused: {status}")
         answer = self._tunnel_zcl(refusal, Direction.TO_SERVER, zcl.sequence)
         self._send_application(self.settings, child.short_address, answer)
         if refusal.status == TransferDataStatus.NO_SUCH_TUNNEL:
@@ -1194,19 +1194,11 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         self._unqueue(rest)
         device, data = pushed
         self._log(f"message to {device.hex().upper()} not delivered (no acknowledgement)")
-        self._tunnel_lost(device)
+        child = self.children.get(device)
+        if child is not None:
+            self._tunnel_in_doubt(child)
         if self.trust_centre is not None:
             self.trust_centre.push_failed(device, data)
-
-    def _tunnel_lost(self, device: bytes) -> None:
-        """A PUT to an ESME went unacknowledged: it may have lost power, and its tunnel with
-        it. The hub (its client) drops the tunnel and asks for a new one when the ESME reads
-        its time again (at once on power-up), or after TUNNEL_NO_ANSWER_RETRY."""
-        child = self.children.get(device)
-        if child is None or child.sleepy or child.tunnel_id is None:
-            return
-        child.tunnel_id = None
-        self._ask_at(child, None, tunnel_server.unanswered(self.clock.now).until)
 
     # HanPort ------------------------------------------------------------------------------
     def child_sleepy(self, device: bytes) -> bool | None:
@@ -1223,6 +1215,11 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         """Whether ``peer`` has joined this network and opened its GBCS tunnel."""
         child = self.children.get(peer)
         return child is not None and child.tunnel_id is not None
+
+    def tunnel_of(self, device: bytes) -> int | None:
+        """The tunnel id the hub holds for ``device`` (None: none, or not a child)."""
+        child = self.children.get(device)
+        return None if child is None else child.tunnel_id
 
     def send_gbcs(self, peer: bytes, data: bytes) -> None:
         child = self.children.get(peer)
@@ -1300,9 +1297,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         self._rejoining = {}
         self._ids = ids
         for child in children.values():
-            ask = child.tunnel_ask
-            if ask is not None:  # booked again, as saved
-                self._ask_at(child, ask.sequence, ask.until, refused=ask.refused)
+            self._rebook(child)
         self._nwk_seen = seen
         # Sources that are not children any more, in the order saved (oldest first).
         self._departed = {k: None for k in seen if isinstance(k, bytes) and k not in children}
@@ -1910,7 +1905,11 @@ class MeterNode(_Node):
         elif isinstance(tunnel, TransferData) and zcl.direction is Direction.TO_SERVER:
             self._take_transfer(tunnel, app.gbcs, zcl.sequence)
         elif isinstance(tunnel, TransferDataError) and zcl.direction is Direction.TO_SERVER:
-            if tunnel.tunnel_id == self.tunnel_id:
+            # Only "no such tunnel" closes ours: "data overflow" refused one message.
+            if (
+                tunnel.tunnel_id == self.tunnel_id
+                and tunnel.status == TransferDataStatus.NO_SUCH_TUNNEL
+            ):
                 self._log(f"the hub has no tunnel {tunnel.tunnel_id}: closed")
                 self.tunnel_id = None
         else:

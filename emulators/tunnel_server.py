@@ -357,15 +357,45 @@ class EsmeTunnelClient:
     def _unmatched_answer(self, text: str) -> None:
         self._log(text)
 
-    def _open_tunnel(self, child: Any) -> None:
+    def _open_tunnel(self, child: Any, *, keep: bool = False) -> None:
         """RequestTunnel to an ESME; not again while one awaits its answer or a refusal's
-        back-off holds the next back. A GSME opens its own."""
+        back-off holds the next back. A GSME opens its own. ``keep``: the tunnel held
+        stays in use until the new one is granted (it is only in doubt)."""
         if child.sleepy or not may_ask(child.tunnel_ask, self.clock.now):
             return
-        child.tunnel_id = None
+        if not keep:
+            child.tunnel_id = None
         sequence = self._send_request_tunnel(child)
         if sequence is not None:
             self._ask_at(child, sequence, self.clock.now + TUNNEL_ANSWER_WAIT)
+
+    def _tunnel_in_doubt(self, child: Any) -> None:
+        """A PUT to an ESME went unacknowledged: one lost acknowledgement, or the ESME lost
+        power and its tunnel with it. The tunnel is kept (the next command still goes, and
+        after a reboot is refused "no such tunnel" at once); the ESME's next time read, at
+        once on power-up, has the hub open a new one."""
+        if child.sleepy or child.tunnel_id is None:
+            return
+        child.tunnel_ask = TunnelAsk(None, self.clock.now + TUNNEL_NO_ANSWER_RETRY)
+
+    def _esme_heard(self, child: Any) -> None:
+        """An ESME read the hub's time (its keep-alive, at once on power-up): it is there.
+        Asked for a tunnel if the hub holds none, or holds one in doubt."""
+        ask = child.tunnel_ask
+        in_doubt = ask is not None and ask.sequence is None and not ask.refused
+        if child.tunnel_id is None or in_doubt:
+            self._open_tunnel(child, keep=child.tunnel_id is not None)
+
+    def _rebook(self, child: Any) -> None:
+        """After a load, book a saved child's next step again. A request that awaited its
+        answer is asked again now: frames in flight at a save are lost, its answer too."""
+        ask = child.tunnel_ask
+        if ask is None:
+            return
+        if ask.sequence is not None:
+            self._ask_at(child, None, self.clock.now)
+        else:
+            self._ask_at(child, None, ask.until, refused=ask.refused)
 
     def _ask_at(
         self, child: Any, sequence: int | None, until: float, *, refused: bool = False
@@ -407,4 +437,6 @@ class EsmeTunnelClient:
             self._log(f"tunnel {tunnel_id} to {device} open")
         else:
             self._ask_at(child, None, ask.until, refused=True)
-            self._log(f"{device} refused a tunnel (status {response.status})")
+            known = response.status in TunnelStatus._value2member_map_
+            status = TunnelStatus(response.status).name if known else f"status {response.status}"
+            self._log(f"{device} refused a tunnel ({status})")

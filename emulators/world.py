@@ -71,6 +71,8 @@ class HubRadio(HubPort, Protocol):
 
     def has_child(self, device: bytes) -> bool: ...
 
+    def tunnel_of(self, device: bytes) -> int | None: ...
+
     def state(self) -> dict[str, Any]: ...
 
     def load_state(self, obj: dict[str, Any]) -> None: ...
@@ -479,9 +481,11 @@ class World:
         hub = self.hubs.get(node.settings.trust_centre)
         if hub is None or hub.node.medium is not node.medium:
             return None
-        # Both ends hold the tunnel: an ESME grants it before the hub has its answer.
+        # Both ends hold the same tunnel: an ESME grants a new one before the hub has its
+        # answer, and a hub re-opening one in doubt still holds the old one meanwhile.
         eui = meter.eui64
-        return hub.eui64 if hub.node.has_child(eui) and hub.node.reachable(eui) else None
+        same = hub.node.reachable(eui) and hub.node.tunnel_of(eui) == node.tunnel_id
+        return hub.eui64 if hub.node.has_child(eui) and same else None
 
     def logs_holding(self, meter: MeterUnit) -> list[bytes]:
         """The hubs whose current device log lists the meter."""

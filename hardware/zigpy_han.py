@@ -822,8 +822,7 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
         assert zcl is not None
         answer = encode_zcl(time_response(zcl.sequence, utc_time(self.clock.utc)))
         self._send_frame(child, answer, TIME_CLUSTER, zcl.sequence)
-        if child.tunnel_id is None:
-            self._open_tunnel(child)
+        self._esme_heard(child)
 
     # Tunnel: an ESME's client (GBCS 10.2.2.1), tunnel_server.EsmeTunnelClient's hooks ------
     def _tunnel_child(self, device: bytes) -> _Child | None:
@@ -853,18 +852,11 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
         refusal = tunnel_server.take_put(child.ieee, child.tunnel_id, tunnel, app.gbcs, self._tc)
         if refusal is None:
             return
-        self._log(f"TransferData from {device} on tunnel {tunnel.tunnel_id}: {refusal.status}")
+        status = TransferDataStatus(refusal.status).name
+        self._log(f"TransferData from {device} on tunnel {tunnel.tunnel_id} refused: {status}")
         self._send_zcl(child, refusal, Direction.TO_SERVER, sequence=zcl.sequence)
         if refusal.status == TransferDataStatus.NO_SUCH_TUNNEL:
             self._open_tunnel(child)
-
-    def _tunnel_lost(self, child: _Child) -> None:
-        """A PUT to an ESME failed: it may have lost power and its tunnel with it. Asked
-        for a new one when it reads our time again, or after TUNNEL_NO_ANSWER_RETRY."""
-        if child.sleepy or child.tunnel_id is None:
-            return
-        child.tunnel_id = None
-        self._ask_at(child, None, tunnel_server.unanswered(self.clock.now).until)
 
     # Tunnel server (a GSME's) -----------------------------------------------------------
     def _tunnel(self, child: _Child, app: air.Application) -> None:
@@ -992,7 +984,7 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
             if hand_over is not None:
                 self._undelivered(child.ieee, hand_over)
             elif pushed is not None and self._tc is not None:
-                self._tunnel_lost(child)
+                self._tunnel_in_doubt(child)
                 self._tc.push_failed(child.ieee, pushed)
             return
         if hand_over is not None and self._held_out.get(child.ieee) is hand_over:
@@ -1032,6 +1024,11 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
     def reachable(self, peer: bytes) -> bool:
         child = self._children.get(peer)
         return self.lost is None and child is not None and child.tunnel_id is not None
+
+    def tunnel_of(self, device: bytes) -> int | None:
+        """The tunnel id the hub holds for ``device`` (None: none, or not a child)."""
+        child = self._children.get(device)
+        return None if child is None else child.tunnel_id
 
     def send_gbcs(self, peer: bytes, data: bytes) -> None:
         self._alive()
@@ -1132,9 +1129,7 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
         self._ids = ids
         self._children = {c.ieee: c for c in children}
         for c in children:
-            if c.tunnel_ask is not None:  # booked again, as saved
-                ask = c.tunnel_ask
-                self._ask_at(c, ask.sequence, ask.until, refused=ask.refused)
+            self._rebook(c)
         self._request_sync()
 
     # Plumbing ---------------------------------------------------------------------------

@@ -746,6 +746,15 @@ def test_a_whitelisted_device_not_joined_fails_at_once_naming_why(
         f"device {esme.hex().upper()} is whitelisted but not joined to this CHF's HAN"
     )
     assert fake_han.sent == []
+    # Joined, its tunnel not open yet (the hub opens an ESME's just after its announce):
+    # said so, not "not joined" (review of audit 9).
+    fake_han.child_sleepy = lambda device: False  # type: ignore[method-assign]
+    command = headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), esme)
+    outcome = headend.send(hub, command, timeout=10)
+    assert outcome.failure == (
+        f"device {esme.hex().upper()} is joined to this CHF's HAN but its GBCS tunnel is "
+        "not open (yet)"
+    )
 
 
 def test_a_whitelist_alert_booked_before_a_load_is_not_sent(

@@ -65,7 +65,10 @@ from tests.emulators.test_han_invariants import (
     esme_unplugged_after_joining,
     held_message_lost_in_the_air,
 )
-from tests.emulators.test_node_tunnel import esme_tunnel_frames
+from tests.emulators.test_node_tunnel import (
+    esme_tunnel_frames,
+    one_missed_ack_keeps_a_healthy_esme_reachable,
+)
 
 SEED = 7
 
@@ -1022,3 +1025,7 @@ def test_the_zigpy_hubs_tunnel_requests_save_and_load() -> None:
     del saved["children"][0]["tunnel_ask"]  # saved before the hub asked: still loads
     radio.load_state(saved)
     assert radio._children[meter.eui64].tunnel_ask is None
+
+
+def test_one_missed_acknowledgement_keeps_a_healthy_esme_reachable() -> None:
+    one_missed_ack_keeps_a_healthy_esme_reachable(ZigpyWorld(21))
