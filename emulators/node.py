@@ -930,6 +930,15 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     def _unmatched_answer(self, text: str) -> None:
         self._drop(text)
 
+    def _tunnel_hub(self) -> tunnel_server.TunnelHub | None:
+        return self.trust_centre
+
+    def _send_tunnel_refusal(self, child: Child, refusal: TransferDataError, sequence: int) -> None:
+        settings = self.settings
+        if settings is not None:
+            answer = self._tunnel_zcl(refusal, Direction.TO_SERVER, sequence)
+            self._send_application(settings, child.short_address, answer)
+
     def _announced(self, device: bytes, short: int, capability: Capability | None = None) -> None:
         child = self.children.get(device)
         tc = self.trust_centre
@@ -1070,33 +1079,6 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             frames = self._send_application(settings, child.short_address, zcl)
             if reply.held is not None:
                 self._held_out[device] = (reply.held, frozenset(frames))
-
-    def _esme_tunnel(self, child: Child, app: air.Application) -> None:
-        """A tunnel frame from an ESME, whose client the hub is (GBCS 10.2.2.1): the answer
-        to its RequestTunnel, or server-to-client TransferData with the ESME's PUT. A
-        TransferData on a tunnel the hub does not hold is refused client to server (ZCL
-        10.6) and the hub opens a new one; anything else is not the server's to send."""
-        tunnel, zcl = app.tunnel, app.zcl
-        assert zcl is not None
-        device = child.ieee.hex().upper()
-        if isinstance(tunnel, RequestTunnelResponse):
-            self._tunnel_answered(child, tunnel, zcl.sequence)
-            return
-        if not isinstance(tunnel, TransferData) or zcl.direction is not Direction.TO_CLIENT:
-            self._drop(f"{type(tunnel).__name__} from ESME {device}, its tunnel's server")
-            return
-        assert self.trust_centre is not None and self.settings is not None
-        refusal = tunnel_server.take_put(
-            child.ieee, child.tunnel_id, tunnel, app.gbcs, self.trust_centre
-        )
-        if refusal is None:
-            return
-        status = TransferDataStatus(refusal.status).name
-        self._log(f"TransferData from {device} on tunnel {tunnel.tunnel_id} refused: {status}")
-        answer = self._tunnel_zcl(refusal, Direction.TO_SERVER, zcl.sequence)
-        self._send_application(self.settings, child.short_address, answer)
-        if refusal.status == TransferDataStatus.NO_SUCH_TUNNEL:
-            self._open_tunnel(child)
 
     def _handing_out(self, device: bytes) -> bool:
         """Whether a block of the GET-RESPONSE handed to ``device`` has not been sent yet:

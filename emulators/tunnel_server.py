@@ -357,6 +357,39 @@ class EsmeTunnelClient:
     def _unmatched_answer(self, text: str) -> None:
         self._log(text)
 
+    def _tunnel_hub(self) -> TunnelHub | None:
+        """The CHF the ESMEs' PUTs go to."""
+        raise NotImplementedError
+
+    def _send_tunnel_refusal(self, child: Any, refusal: TransferDataError, sequence: int) -> None:
+        """Send ``child`` the refusal, client to server, on its TransferData's ``sequence``."""
+        raise NotImplementedError
+
+    def _esme_tunnel(self, child: Any, app: Any) -> None:
+        """A tunnel frame from an ESME, whose client the hub is (GBCS 10.2.2.1): the answer
+        to its RequestTunnel, or server-to-client TransferData with the ESME's PUT. A
+        TransferData on a tunnel the hub does not hold is refused client to server (ZCL
+        10.6) and the hub opens a new one; anything else is not the server's to send."""
+        tunnel, zcl = app.tunnel, app.zcl
+        device = child.ieee.hex().upper()
+        if isinstance(tunnel, RequestTunnelResponse):
+            self._tunnel_answered(child, tunnel, zcl.sequence)
+            return
+        hub = self._tunnel_hub()
+        if not isinstance(tunnel, TransferData) or zcl.direction is not Direction.TO_CLIENT:
+            self._unmatched_answer(f"{type(tunnel).__name__} from ESME {device}, its server")
+            return
+        if hub is None:
+            return
+        refusal = take_put(child.ieee, child.tunnel_id, tunnel, app.gbcs, hub)
+        if refusal is None:
+            return
+        status = TransferDataStatus(refusal.status).name
+        self._log(f"TransferData from {device} on tunnel {tunnel.tunnel_id} refused: {status}")
+        self._send_tunnel_refusal(child, refusal, zcl.sequence)
+        if refusal.status == TransferDataStatus.NO_SUCH_TUNNEL:
+            self._open_tunnel(child)
+
     def _open_tunnel(self, child: Any, *, keep: bool = False) -> None:
         """RequestTunnel to an ESME; not again while one awaits its answer or a refusal's
         back-off holds the next back. A GSME opens its own. ``keep``: the tunnel held

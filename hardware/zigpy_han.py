@@ -82,10 +82,7 @@ from emulators.zigbee.tunnel import (
     GbcsGet,
     GbcsPut,
     RequestTunnel,
-    RequestTunnelResponse,
-    TransferData,
     TransferDataError,
-    TransferDataStatus,
     tunnel_frame,
 )
 from emulators.zigbee.zcl import Direction, ZclFrame, encode_zcl
@@ -836,27 +833,13 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
     def _may_ask_now(self) -> bool:
         return self.lost is None and self._formed
 
-    def _esme_tunnel(self, child: _Child, app: air.Application) -> None:
-        """From an ESME, the tunnel's server: the answer to our RequestTunnel, or its PUT
-        (server to client); TransferData on a tunnel we do not hold is refused client to
-        server (ZCL 10.6) and a new one asked for."""
-        tunnel, zcl = app.tunnel, app.zcl
-        assert zcl is not None and self._tc is not None
-        device = child.ieee.hex().upper()
-        if isinstance(tunnel, RequestTunnelResponse):
-            self._tunnel_answered(child, tunnel, zcl.sequence)
-            return
-        if not isinstance(tunnel, TransferData) or zcl.direction is not Direction.TO_CLIENT:
-            self._log(f"{type(tunnel).__name__} from ESME {device}, its tunnel's server: dropped")
-            return
-        refusal = tunnel_server.take_put(child.ieee, child.tunnel_id, tunnel, app.gbcs, self._tc)
-        if refusal is None:
-            return
-        status = TransferDataStatus(refusal.status).name
-        self._log(f"TransferData from {device} on tunnel {tunnel.tunnel_id} refused: {status}")
-        self._send_zcl(child, refusal, Direction.TO_SERVER, sequence=zcl.sequence)
-        if refusal.status == TransferDataStatus.NO_SUCH_TUNNEL:
-            self._open_tunnel(child)
+    def _tunnel_hub(self) -> tunnel_server.TunnelHub | None:
+        return self._tc
+
+    def _send_tunnel_refusal(
+        self, child: _Child, refusal: TransferDataError, sequence: int
+    ) -> None:
+        self._send_zcl(child, refusal, Direction.TO_SERVER, sequence=sequence)
 
     # Tunnel server (a GSME's) -----------------------------------------------------------
     def _tunnel(self, child: _Child, app: air.Application) -> None:
