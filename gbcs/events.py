@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from gbcs.errors import DecodeError, EncodeError
 from gbcs.gbz import (
     FC_CLUSTER_SPECIFIC,
-    FC_DISABLE_DEFAULT_RESPONSE,
     FC_SERVER_TO_CLIENT,
     GbzPayload,
     ZclFrame,
     one_component,
     single_frame,
+    with_default_response_bit,
 )
 
 __all__ = [
@@ -70,9 +70,8 @@ def _component(
 ) -> GbzPayload:
     if not 0 <= sequence <= 0xFF:
         raise EncodeError(f"ZCL sequence number {sequence} is not a byte")
-    if no_default_response:
-        frame_control |= FC_DISABLE_DEFAULT_RESPONSE
-    frame = ZclFrame(frame_control, sequence, command_id, bytes((value,)))
+    fc = with_default_response_bit(frame_control, no_default_response)
+    frame = ZclFrame(fc, sequence, command_id, bytes((value,)))
     return one_component(EVENTS_CLUSTER, frame)
 
 

@@ -72,6 +72,7 @@ __all__ = [
     "one_component",
     "single_frame",
     "to_json",
+    "with_default_response_bit",
     "zcl_view",
 ]
 
@@ -991,6 +992,12 @@ def single_frame(
             f"{what} is command 0x{command_id:02X}, not 0x{frame.command_id:02X}",
         )
     return frame
+
+
+def with_default_response_bit(frame_control: int, disable_default_response: bool) -> int:
+    """``frame_control`` with the disable-default-response bit as a typed value keeps it
+    (either is valid ZCL; the sender's must round-trip)."""
+    return frame_control | (FC_DISABLE_DEFAULT_RESPONSE if disable_default_response else 0)
 
 
 def one_component(cluster_id: int, frame: ZclFrame) -> GbzPayload:

@@ -22,7 +22,6 @@ from gbcs.errors import DecodeError, EncodeError
 from gbcs.events import EVENTS_CLUSTER
 from gbcs.gbz import (
     FC_CLUSTER_SPECIFIC,
-    FC_DISABLE_DEFAULT_RESPONSE,
     FC_SERVER_TO_CLIENT,
     ZCL_UNSUPPORTED_ATTRIBUTE,
     GbzPayload,
@@ -30,6 +29,7 @@ from gbcs.gbz import (
     ZclFrame,
     one_component,
     single_frame,
+    with_default_response_bit,
     zcl_view,
 )
 from gbcs.primitives import utc_from_gbz, utc_to_gbz
@@ -57,14 +57,10 @@ _GET_EVENT_LOG_BODY = struct.Struct("<BHIIBH")  # control/LogID, id, start, end,
 _EVENT_HEADER = struct.Struct("<BHIB")  # LogID, event id, time, data length
 
 
-def _ddr(frame_control: int, disable_default_response: bool) -> int:
-    return frame_control | (FC_DISABLE_DEFAULT_RESPONSE if disable_default_response else 0)
-
-
 def _attributes_response(
     sequence: int, records: bytes, disable_default_response: bool = False
 ) -> GbzPayload:
-    fc = _ddr(FC_SERVER_TO_CLIENT, disable_default_response)
+    fc = with_default_response_bit(FC_SERVER_TO_CLIENT, disable_default_response)
     frame = ZclFrame(fc, sequence, _READ_ATTRIBUTES_RESPONSE, records)
     return one_component(METERING_CLUSTER, frame)
 
@@ -103,7 +99,7 @@ class ReadGsmeFirmwareVersion:
 
     def to_payload(self) -> GbzPayload:
         body = GSME_FIRMWARE_VERSION_ATTRIBUTE.to_bytes(2, "little")
-        fc = _ddr(0x00, self.disable_default_response)
+        fc = with_default_response_bit(0x00, self.disable_default_response)
         return one_component(METERING_CLUSTER, ZclFrame(fc, self.sequence, _READ_ATTRIBUTES, body))
 
     @classmethod
@@ -236,7 +232,7 @@ class ReadZigbeeEventLog:
             self.count,
             self.offset,
         )
-        fc = _ddr(FC_CLUSTER_SPECIFIC, self.disable_default_response)
+        fc = with_default_response_bit(FC_CLUSTER_SPECIFIC, self.disable_default_response)
         frame = ZclFrame(fc, self.sequence, _GET_EVENT_LOG, body)
         return one_component(EVENTS_CLUSTER, frame)
 
@@ -333,7 +329,9 @@ class ZigbeeEventLog:
     def to_payload(self) -> GbzPayload:
         body = self.matching.to_bytes(2, "little") + bytes((0, 1, self.payload_control))
         body += b"".join(e.encode() for e in self.entries)
-        fc = _ddr(FC_CLUSTER_SPECIFIC | FC_SERVER_TO_CLIENT, self.disable_default_response)
+        fc = with_default_response_bit(
+            FC_CLUSTER_SPECIFIC | FC_SERVER_TO_CLIENT, self.disable_default_response
+        )
         return one_component(EVENTS_CLUSTER, ZclFrame(fc, self.sequence, _PUBLISH_EVENT_LOG, body))
 
     @classmethod
