@@ -48,6 +48,7 @@ from emulators import tunnel_server
 from emulators.clock import Timer, VirtualClock
 from emulators.medium import Capture, HanMedium
 from emulators.saved_state import SavedState, saved_hex, saved_int
+from emulators.tunnel_server import from_hub, to_hub
 from emulators.zigbee import air
 from emulators.zigbee.air import Keys, NwkSecurity
 from emulators.zigbee.aps import (
@@ -75,14 +76,7 @@ from emulators.zigbee.mac import (
 )
 from emulators.zigbee.nwk import Leave, RejoinRequest, RejoinResponse
 from emulators.zigbee.security import EncryptedPayload, KeyId
-from emulators.zigbee.time_cluster import (
-    TIME_CLUSTER,
-    is_time_read,
-    parse_time_response,
-    time_read,
-    time_response,
-    utc_time,
-)
+from emulators.zigbee.time_cluster import TIME_CLUSTER, parse_time_response, time_read
 from emulators.zigbee.tunnel import (
     MAX_TRANSFER_SIZE,
     TUNNELING_CLUSTER,
@@ -897,23 +891,15 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 if app is None:
                     return
             if aps.cluster_id == TIME_CLUSTER:
-                self._answer_time(device, app.zcl)
+                self._heard_time_read(device, app.zcl)
                 return
             self._application(device, app)
 
-    def _answer_time(self, device: bytes, zcl: ZclFrame | None) -> None:
-        """A child reads the hub's Time attribute (an ESME's keep-alive): Read Attributes
-        Response with the virtual clock's UTCTime, on the request's sequence number (ZCL
-        2.4.1.3). An ESME with no tunnel (a lost exchange, an expired refusal) is asked
-        again now that it shows it is there."""
+    def _heard_time_read(self, device: bytes, zcl: ZclFrame | None) -> None:
+        """A child's read of the hub's time: answered for an announced child only."""
         child = self.children.get(device)
-        settings = self.settings
-        if child is None or settings is None or not child.announced or not is_time_read(zcl):
-            return
-        assert zcl is not None
-        answer = encode_zcl(time_response(zcl.sequence, utc_time(self.clock.utc)))
-        self._send_application(settings, child.short_address, answer, TIME_CLUSTER)
-        self._esme_heard(child)
+        if child is not None and child.announced:
+            self._answer_time(child, zcl)
 
     # The ESME tunnel client's hooks (tunnel_server.EsmeTunnelClient).
     def _tunnel_child(self, device: bytes) -> Child | None:
@@ -934,10 +920,15 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         return self.trust_centre
 
     def _send_tunnel_refusal(self, child: Child, refusal: TransferDataError, sequence: int) -> None:
+        self._send_to_child(child, self._tunnel_zcl(refusal, from_hub(False), sequence))
+
+    def _send_time(self, child: Child, zcl: bytes, sequence: int) -> None:
+        self._send_to_child(child, zcl, TIME_CLUSTER)
+
+    def _send_to_child(self, child: Child, zcl: bytes, cluster: int = TUNNELING_CLUSTER) -> None:
         settings = self.settings
         if settings is not None:
-            answer = self._tunnel_zcl(refusal, Direction.TO_SERVER, sequence)
-            self._send_application(settings, child.short_address, answer)
+            self._send_application(settings, child.short_address, zcl, cluster)
 
     def _announced(self, device: bytes, short: int, capability: Capability | None = None) -> None:
         child = self.children.get(device)
@@ -1141,7 +1132,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         settings = self.settings
         assert settings is not None and child.tunnel_id is not None
         sequence = self.counters.zcl
-        direction = Direction.TO_CLIENT if child.sleepy else Direction.TO_SERVER
+        direction = from_hub(child.sleepy)
         zcl = self._tunnel_zcl(tunnel_server.put(child.tunnel_id, GbcsPut(data)), direction)
         frames = self._send_application(settings, child.short_address, zcl)
         if not child.sleepy:
@@ -1802,9 +1793,7 @@ class MeterNode(_Node):
         settings = self.settings
         if settings is None or not self.powered:
             return  # not powered: booked just before the power went (a join)
-        sequence = self.counters.zcl
-        self.counters.zcl = (sequence + 1) & 0xFF
-        zcl = encode_zcl(time_read(sequence))
+        zcl = encode_zcl(time_read(self.counters.next("zcl")))
         self._send_application(settings, COORDINATOR, zcl, TIME_CLUSTER)
 
     def _from_parent(self, source: int, secured_by: bytes | None) -> bool:
@@ -1852,16 +1841,7 @@ class MeterNode(_Node):
             return
         if not isinstance(tunnel, TransferData):
             return
-        status = tunnel_server.transfer_refusal(tunnel, self.tunnel_id)
-        if status is not None:
-            # Not taken (a reboot closed the tunnel and the new one is not open yet, or more
-            # than the 1500 octets we advertised): say so, as ZCL 10.6 has it, and the hub
-            # fails the command at once rather than leaving the head end to its timeout.
-            self._log(f"TransferData on tunnel {tunnel.tunnel_id} refused: {status.name}")
-            refusal = TransferDataError(tunnel.tunnel_id, status)
-            if self.settings is not None and app.zcl is not None:
-                zcl = self._tunnel_zcl(refusal, Direction.TO_SERVER, app.zcl.sequence)
-                self._send_application(self.settings, COORDINATOR, zcl)
+        if self._refused_transfer(tunnel, app.zcl):
             return
         gbcs = app.gbcs
         message = None
@@ -1885,7 +1865,7 @@ class MeterNode(_Node):
         if isinstance(tunnel, RequestTunnel):
             self._grant_tunnel(tunnel, zcl.sequence)
         elif isinstance(tunnel, TransferData) and zcl.direction is Direction.TO_SERVER:
-            self._take_transfer(tunnel, app.gbcs, zcl.sequence)
+            self._take_transfer(tunnel, app.gbcs, zcl)
         elif isinstance(tunnel, TransferDataError) and zcl.direction is Direction.TO_SERVER:
             # Only "no such tunnel" closes ours: "data overflow" refused one message.
             if (
@@ -1918,22 +1898,31 @@ class MeterNode(_Node):
                 self.on_state(self.state)
 
     def _take_transfer(
-        self, transfer: TransferData, gbcs: GbcsTunnelCommand | None, sequence: int
+        self, transfer: TransferData, gbcs: GbcsTunnelCommand | None, zcl: ZclFrame
     ) -> None:
-        """The hub's TransferData: its PUT runs; on a tunnel we do not hold (a reboot closed
-        it), or over the 1500 octets advertised, TransferDataError server to client (ZCL
-        10.6) on its sequence number, so the hub fails the command at once and re-opens."""
+        """The hub's TransferData: its PUT runs, unless refused (server to client: the hub
+        fails the command at once and re-opens the tunnel)."""
         settings = self.settings
         assert settings is not None
-        status = tunnel_server.transfer_refusal(transfer, self.tunnel_id)
-        if status is not None:
-            self._log(f"TransferData on tunnel {transfer.tunnel_id} refused: {status.name}")
-            refusal = TransferDataError(transfer.tunnel_id, status)
-            zcl = self._tunnel_zcl(refusal, Direction.TO_CLIENT, sequence)
-            self._send_application(settings, COORDINATOR, zcl)
+        if self._refused_transfer(transfer, zcl):
             return
         if isinstance(gbcs, GbcsPut) and gbcs.message and self.on_gbcs is not None:
             self.on_gbcs(settings.trust_centre, gbcs.message)
+
+    def _refused_transfer(self, transfer: TransferData, zcl: ZclFrame | None) -> bool:
+        """Whether the hub's TransferData is not taken: on a tunnel we do not hold (a reboot
+        closed it, the new one is not open yet) or over the 1500 octets advertised. Then
+        TransferDataError on its sequence number (ZCL 10.6, 2.4.1.3), so the hub fails the
+        command at once rather than leaving the head end to its timeout."""
+        status = tunnel_server.transfer_refusal(transfer, self.tunnel_id)
+        if status is None:
+            return False
+        self._log(f"TransferData on tunnel {transfer.tunnel_id} refused: {status.name}")
+        if self.settings is not None and zcl is not None:
+            refusal = TransferDataError(transfer.tunnel_id, status)
+            answer = self._tunnel_zcl(refusal, to_hub(self.sleepy), zcl.sequence)
+            self._send_application(self.settings, COORDINATOR, answer)
+        return True
 
     def reachable(self, peer: bytes) -> bool:
         return self.joined and self.settings is not None and peer == self.settings.trust_centre
@@ -1943,9 +1932,8 @@ class MeterNode(_Node):
         if self.settings is None or self.tunnel_id is None:
             self._log("no tunnel: GBCS message dropped")
             return
-        direction = Direction.TO_SERVER if self.sleepy else Direction.TO_CLIENT
         zcl = self._tunnel_zcl(
-            TransferData(self.tunnel_id, encode_gbcs_tunnel(GbcsPut(data))), direction
+            TransferData(self.tunnel_id, encode_gbcs_tunnel(GbcsPut(data))), to_hub(self.sleepy)
         )
         self._send_application(self.settings, COORDINATOR, zcl)
         self._stay_awake()
@@ -1959,12 +1947,12 @@ class MeterNode(_Node):
             return
         if not self.sleepy:
             self._read_hub_time()
-        elif self.tunnel_id is None:
-            self.listening = True
-            self._request_tunnel()
         else:
             self.listening = True
-            self._poll()
+            if self.tunnel_id is None:
+                self._request_tunnel()
+            else:
+                self._poll()
         self._schedule_keepalive()
 
     def _poll(self) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from emulators.saved_state import SavedState
+from emulators.zigbee.time_cluster import is_time_read, time_response, utc_time
 from emulators.zigbee.tunnel import (
     GBCS_MANUFACTURER_CODE,
     GBCS_PROTOCOL_ID,
@@ -43,7 +44,7 @@ from emulators.zigbee.tunnel import (
     TunnelStatus,
     encode_gbcs_tunnel,
 )
-from emulators.zigbee.zcl import Direction, ZclFrame
+from emulators.zigbee.zcl import Direction, ZclFrame, encode_zcl
 from gbcs.errors import GbcsError
 from gbcs.primitives import slot_builder
 
@@ -58,12 +59,14 @@ __all__ = [
     "TunnelHub",
     "TunnelIds",
     "TunnelReply",
+    "from_hub",
     "may_ask",
     "put",
     "report_refusal",
     "saved_ask",
     "serve",
     "take_put",
+    "to_hub",
     "transfer_refusal",
     "tunnel_answered",
     "tunnel_refusal",
@@ -238,6 +241,17 @@ def put(tunnel_id: int, command: GbcsTunnelCommand) -> TransferData:
     return TransferData(tunnel_id, encode_gbcs_tunnel(command))
 
 
+def from_hub(sleepy: bool) -> Direction:
+    """The ZCL direction of the hub's frames on a device's tunnel (GBCS 10.2.2.1): to a
+    sleepy GSME's client from its server, to an ESME's server from its client."""
+    return Direction.TO_CLIENT if sleepy else Direction.TO_SERVER
+
+
+def to_hub(sleepy: bool) -> Direction:
+    """The ZCL direction of a device's frames on its tunnel to the hub."""
+    return Direction.TO_SERVER if sleepy else Direction.TO_CLIENT
+
+
 # -- the hub as an ESME's tunnel client (GBCS 10.2.2.1) ----------------------------------
 
 TUNNEL_AFTER_ANNOUNCE = 0.05
@@ -409,7 +423,22 @@ class EsmeTunnelClient:
         once on power-up, has the hub open a new one."""
         if child.sleepy or child.tunnel_id is None:
             return
-        child.tunnel_ask = TunnelAsk(None, self.clock.now + TUNNEL_NO_ANSWER_RETRY)
+        child.tunnel_ask = unanswered(self.clock.now)
+
+    def _send_time(self, child: Any, zcl: bytes, sequence: int) -> None:
+        """Send ``child`` a Time cluster frame answering its request ``sequence``."""
+        raise NotImplementedError
+
+    def _answer_time(self, child: Any, zcl: ZclFrame | None) -> None:
+        """A child reads the hub's Time attribute (an ESME's keep-alive): Read Attributes
+        Response with the virtual clock's UTCTime, on the request's sequence number (ZCL
+        2.4.1.3); an ESME with no tunnel, or one in doubt, is asked again now that it
+        shows it is there."""
+        if zcl is None or not is_time_read(zcl):
+            return
+        answer = encode_zcl(time_response(zcl.sequence, utc_time(self.clock.utc)))
+        self._send_time(child, answer, zcl.sequence)
+        self._esme_heard(child)
 
     def _esme_heard(self, child: Any) -> None:
         """An ESME read the hub's time (its keep-alive, at once on power-up): it is there.

@@ -75,7 +75,7 @@ from emulators.medium import HanMedium
 from emulators.node import HUB_ENDPOINT, SavedChildren
 from emulators.saved_state import SavedState
 from emulators.zigbee import air
-from emulators.zigbee.time_cluster import TIME_CLUSTER, is_time_read, time_response, utc_time
+from emulators.zigbee.time_cluster import TIME_CLUSTER
 from emulators.zigbee.tunnel import (
     SMART_ENERGY_PROFILE,
     TUNNELING_CLUSTER,
@@ -85,7 +85,7 @@ from emulators.zigbee.tunnel import (
     TransferDataError,
     tunnel_frame,
 )
-from emulators.zigbee.zcl import Direction, ZclFrame, encode_zcl
+from emulators.zigbee.zcl import Direction, encode_zcl
 from gbcs.errors import GbcsError
 
 __all__ = [
@@ -810,17 +810,6 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
             self._ask_at(child, None, self.clock.now + tunnel_server.TUNNEL_AFTER_ANNOUNCE)
         return child
 
-    # Time server: an ESME's keep-alive -----------------------------------------------------
-    def _answer_time(self, child: _Child, zcl: ZclFrame | None) -> None:
-        """Read Attributes Response with the clock's UTCTime on the request's sequence
-        number (ZCL 2.4.1.3); an ESME with no tunnel is asked again now that it is here."""
-        if not is_time_read(zcl):
-            return
-        assert zcl is not None
-        answer = encode_zcl(time_response(zcl.sequence, utc_time(self.clock.utc)))
-        self._send_frame(child, answer, TIME_CLUSTER, zcl.sequence)
-        self._esme_heard(child)
-
     # Tunnel: an ESME's client (GBCS 10.2.2.1), tunnel_server.EsmeTunnelClient's hooks ------
     def _tunnel_child(self, device: bytes) -> _Child | None:
         return self._children.get(device)
@@ -839,7 +828,10 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
     def _send_tunnel_refusal(
         self, child: _Child, refusal: TransferDataError, sequence: int
     ) -> None:
-        self._send_zcl(child, refusal, Direction.TO_SERVER, sequence=sequence)
+        self._send_zcl(child, refusal, tunnel_server.from_hub(False), sequence=sequence)
+
+    def _send_time(self, child: _Child, zcl: bytes, sequence: int) -> None:
+        self._send_frame(child, zcl, TIME_CLUSTER, sequence)
 
     # Tunnel server (a GSME's) -----------------------------------------------------------
     def _tunnel(self, child: _Child, app: air.Application) -> None:
@@ -882,7 +874,7 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
         """PUT on the child's tunnel: to a GSME as its server, to an ESME as its client."""
         assert child.tunnel_id is not None
         command = tunnel_server.put(child.tunnel_id, GbcsPut(data))
-        direction = Direction.TO_CLIENT if child.sleepy else Direction.TO_SERVER
+        direction = tunnel_server.from_hub(child.sleepy)
         self._send_zcl(child, command, direction, pushed=None if child.sleepy else data)
 
     def _send_zcl(
