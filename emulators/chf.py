@@ -539,14 +539,14 @@ class CommsHub(GbcsDevice):
             self._fail_held(device, (data,))
 
     def push_failed(self, device: bytes, data: bytes) -> None:
-        """The HAN gave up on a message passed to an always-listening device (an ESME): its
-        radio never acknowledged a frame of it. Reported at once, naming the command, so
-        the head end need not wait out its timeout for a meter that has gone (GBCS has an
-        alert for this, "Failure to Deliver Remote Party Message to ESME"; the kit tells
-        its head end directly, as it does its other route failures)."""
+        """The HAN gave up on a message passed to an always-listening device (an ESME): it
+        was never acknowledged (at the MAC, or a fragmented one at the APS layer). Reported,
+        naming the command, so the head end need not wait out its timeout for a meter that
+        has gone (GBCS has an alert for this, "Failure to Deliver Remote Party Message to
+        ESME"; the kit tells its head end directly, as it does its other route failures)."""
         reason = (
             f"device {device.hex().upper()} did not acknowledge the message on the HAN "
-            "(802.15.4 retries exhausted); it may still have arrived"
+            "(802.15.4 and APS retries exhausted); it may still have arrived"
         )
         self._not_delivered(device, data, reason, final=False)
 

@@ -20,7 +20,7 @@ in the README):
   own, the hub its server. The hub pushes commands to an ESME with PUT; a
   sleepy GSME wakes every 30 s and asks with GET, and the hub answers
   GET-RESPONSE with a message it held. Meters answer with PUT. Long messages
-  are APS fragmented.
+  are APS fragmented, each window of blocks acknowledged at the APS layer.
 * Unicast MAC frames are acknowledged and retried (macMaxFrameRetries 3); NWK
   frame counters drop duplicates. A meter whose keep-alive goes unacknowledged
   (a GSME's GET; an ESME's Read Attributes of the hub's Time cluster, hourly
@@ -52,6 +52,8 @@ from emulators.tunnel_server import from_hub, to_hub
 from emulators.zigbee import air
 from emulators.zigbee.air import Keys, NwkSecurity
 from emulators.zigbee.aps import (
+    AckFragment,
+    ApsAck,
     ApsCommand,
     ApsData,
     Fragment,
@@ -138,6 +140,15 @@ MIN_PSDU = 5  # the shortest 802.15.4 frame, an ack: control, sequence, FCS (200
 # fragmentation) carries in a 127-byte PSDU; a test pins it.
 MAX_BLOCK = 80
 NWK_DEDUP_WINDOW = 64
+# APS fragmentation (ZigBee 2.2.8.4.5): every block asks for an APS acknowledgement; the
+# receiver acknowledges each window of APS_WINDOW blocks (apsMaxWindowSize, at its most),
+# and the sender sends the next window only then. A window not acknowledged within
+# APS_ACK_WAIT (apscAckWaitDuration: 0.05 s x 2 x nwkcMaxDepth 15 + 0.1 s for security)
+# of its last block's MAC acknowledgement is sent again, at most APS_MAX_RETRIES times
+# (apscMaxFrameRetries).
+APS_WINDOW = 8
+APS_ACK_WAIT = 1.6
+APS_MAX_RETRIES = 3
 HUB_ENDPOINT = 0x0A  # the hub's Smart Energy endpoint (Tunneling, Time server)
 METER_ENDPOINT = 0x01
 
@@ -266,6 +277,35 @@ class _Reassembly:
     timer: Timer | None = None
 
 
+@dataclass(slots=True, eq=False)
+class Transfer:
+    """One application payload on its way to one neighbour, in one or more APS blocks.
+
+    A block is framed (MAC and NWK sequence numbers, NWK frame counter) only when it is
+    sent, so a later window or a block sent again takes the numbers of its moment. A
+    single block is delivered when the MAC has its acknowledgement; blocks of a
+    fragmented payload when the receiver's APS acknowledgement names them.
+    """
+
+    dst: int
+    settings: NetworkSettings
+    blocks: list[ApsData]
+    window: int = 0  # the first block of the window on its way
+    acked: int = 0  # one bit per block the receiver acknowledged
+    tries: int = 0  # how often the current window was sent again
+    timer: Timer | None = None
+    in_mac: set[bytes] = field(default_factory=set)  # its PSDUs queued or on the air
+    outcome: str | None = None  # why it failed, once it has
+    finished: bool = False
+
+    @property
+    def fragmented(self) -> bool:
+        return len(self.blocks) > 1
+
+    def window_end(self) -> int:
+        return min(self.window + APS_WINDOW, len(self.blocks))
+
+
 class _Node:
     """What both ends share: the radio, counters, MAC acks and retries, NWK dedup."""
 
@@ -298,6 +338,13 @@ class _Node:
         self._nwk_seen: dict[bytes | int, int] = {}  # secured: last frame counter per source
         self._unsecured_seen: dict[bytes | int, int] = {}  # last NWK sequence per source
         self._reassembly: dict[tuple[int, int], _Reassembly] = {}
+        # Fragmented payloads received whole, by (source, APS counter), while a block of
+        # theirs may still come again (our acknowledgement lost): their block count.
+        self._reassembled: dict[tuple[int, int], int] = {}
+        # Outgoing payloads: by each of their PSDUs in the MAC, and the fragmented ones
+        # awaiting APS acknowledgements by (destination, APS counter).
+        self._in_mac: dict[bytes, Transfer] = {}
+        self._transfers: dict[tuple[int, int], Transfer] = {}
         self.frames_dropped = 0
         self.trace: Callable[[str], None] | None = None
         self._keys: tuple[Any, Keys] | None = None  # (what they were built from, keys)
@@ -361,9 +408,18 @@ class _Node:
             self._tx_next()
             return
         if tries >= MAX_FRAME_RETRIES:
-            # Told before the next frame goes: it may take the failed message's other
-            # frames off the queue.
+            # Told before the next frame goes: the failed message's other frames come off
+            # the queue.
             self._tx_current = None
+            transfer = self._in_mac.pop(psdu, None) if self._in_mac else None
+            if transfer is not None:
+                if transfer.finished and transfer.outcome is None:
+                    # Its APS acknowledgement came first: the receiver has it all.
+                    transfer.in_mac.discard(psdu)
+                    if self._tx_current is None:
+                        self._tx_next()
+                    return
+                self._block_failed(transfer, psdu, tries)
             if dst is not None:
                 self.delivery_failed(dst, psdu)
             if self._tx_current is None:
@@ -381,6 +437,16 @@ class _Node:
         if self._tx_timer is not None:
             self._tx_timer.cancel()
         self._tx_next()
+        transfer = self._in_mac.pop(current[0], None) if self._in_mac else None
+        if transfer is not None:
+            in_mac = transfer.in_mac
+            in_mac.discard(current[0])
+            if transfer.finished:
+                return
+            if len(transfer.blocks) == 1:
+                self._finish(transfer)
+            elif not in_mac:
+                self._await_window(transfer)
 
     def _unqueue(self, psdus: set[bytes]) -> None:
         """Take frames off the transmit queue: the rest of a message whose block failed,
@@ -397,9 +463,136 @@ class _Node:
         self._tx_queue.clear()
         self._tx_current = None
         self._tx_timer = None
+        for transfer in self._transfers.values():
+            if transfer.timer is not None:
+                transfer.timer.cancel()
+            transfer.finished = True
+        self._transfers.clear()
+        self._in_mac.clear()
 
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         """The MAC gave up on ``psdu`` to ``dst`` (no acknowledgement)."""
+
+    def transfer_done(self, transfer: Transfer) -> None:
+        """``transfer`` was delivered, or failed (its ``outcome`` says why)."""
+
+    # APS transfers (ZigBee 2.2.8.4.5) -----------------------------------------------------
+    def _send_block(self, transfer: Transfer, index: int) -> None:
+        """Frame block ``index`` of ``transfer`` now and queue it in the MAC."""
+        settings = transfer.settings
+        counters = self.counters
+        mac_sequence, nwk_sequence = counters.mac, counters.nwk
+        counters.mac, counters.nwk = (mac_sequence + 1) & 0xFF, (nwk_sequence + 1) & 0xFF
+        psdu = air.nwk_data(
+            transfer.blocks[index],
+            mac_sequence=mac_sequence,
+            nwk_sequence=nwk_sequence,
+            pan_id=settings.pan_id,
+            src=settings.short_address,
+            dst=transfer.dst,
+            security=self._security(settings),
+        )
+        self._in_mac[psdu] = transfer
+        transfer.in_mac.add(psdu)
+        self._send_acked(psdu, settings.pan_id, transfer.dst)
+
+    def _send_window(self, transfer: Transfer) -> None:
+        """The blocks of the current window the receiver has not acknowledged."""
+        acked = transfer.acked
+        for index in range(transfer.window, transfer.window_end()):
+            if not acked >> index & 1:
+                self._send_block(transfer, index)
+
+    def _block_failed(self, transfer: Transfer, psdu: bytes, tries: int) -> None:
+        """The MAC gave up on ``psdu``. A lone frame's transfer fails; a lost block of a
+        fragmented one is sent again when its window's acknowledgement does not come
+        (2.2.8.4.5.1)."""
+        transfer.in_mac.discard(psdu)
+        if transfer.finished:
+            return
+        if len(transfer.blocks) == 1:
+            to = f"{transfer.dst:#06x}"
+            self._fail(transfer, f"no MAC acknowledgement from {to} after {tries} retries")
+        elif not transfer.in_mac:
+            self._await_window(transfer)
+
+    def _await_window(self, transfer: Transfer) -> None:
+        """The window is out: its APS acknowledgement is awaited from now."""
+        if transfer.timer is not None:
+            transfer.timer.cancel()
+        transfer.timer = self.clock.call_later(APS_ACK_WAIT, self._window_timeout, transfer)
+
+    def _window_timeout(self, transfer: Transfer) -> None:
+        transfer.timer = None
+        if transfer.finished:
+            return
+        if transfer.tries >= APS_MAX_RETRIES:
+            to = f"{transfer.dst:#06x}"
+            self._fail(transfer, f"no APS acknowledgement from {to} after {transfer.tries} retries")
+            return
+        transfer.tries += 1
+        self._send_window(transfer)
+
+    def _aps_acked(self, src: int, ack: ApsAck) -> None:
+        """An APS acknowledgement of a window of blocks we sent ``src``."""
+        transfer = self._transfers.get((src, ack.counter))
+        frag = ack.fragment
+        if transfer is None or frag is None or frag.block_number != transfer.window:
+            return  # late (a window acknowledged before), or not for anything we await
+        end = transfer.window_end()
+        bits = frag.ack_bitfield & ((1 << (end - transfer.window)) - 1)
+        new = (bits << transfer.window) & ~transfer.acked
+        if not new:
+            return
+        transfer.acked |= new
+        transfer.tries = 0
+        if transfer.timer is not None:
+            transfer.timer.cancel()
+            transfer.timer = None
+        window = ((1 << end) - 1) & ~((1 << transfer.window) - 1)
+        if transfer.acked & window != window:
+            self._send_window(transfer)  # the receiver names what it is missing
+            return
+        if end == len(transfer.blocks):
+            self._finish(transfer)
+            return
+        transfer.window = end
+        self._send_window(transfer)
+
+    def _finish(self, transfer: Transfer) -> None:
+        transfer.finished = True
+        if transfer.in_mac:
+            # Delivered: blocks queued to be sent again are not needed. (One on the air
+            # stays until its MAC is done with it.)
+            current = self._tx_current
+            queued = {p for p in transfer.in_mac if current is None or p != current[0]}
+            if queued:
+                for psdu in queued:
+                    self._in_mac.pop(psdu, None)
+                self._unqueue(queued)
+                transfer.in_mac -= queued
+        if transfer.timer is not None:
+            transfer.timer.cancel()
+            transfer.timer = None
+        if transfer.fragmented:
+            self._transfers.pop((transfer.dst, transfer.blocks[0].counter), None)
+        self.transfer_done(transfer)
+
+    def _fail(self, transfer: Transfer, reason: str) -> None:
+        """Give up on ``transfer``: its blocks still queued are not sent."""
+        if transfer.finished:
+            return
+        transfer.outcome = reason
+        self._finish(transfer)
+
+    def unsent(self, transfer: Transfer) -> bool:
+        """Whether a block of ``transfer`` has not been on the air yet."""
+        if transfer.finished:
+            return False
+        if transfer.window_end() < len(transfer.blocks):
+            return True
+        in_mac = transfer.in_mac
+        return any(queued[0] in in_mac for queued in self._tx_queue)
 
     def _ack(self, seq: int) -> None:
         # Acks go out at the turnaround time, outside the transmit queue (802.15.4 7.5.6.4.2).
@@ -519,17 +712,28 @@ class _Node:
 
     # APS data ------------------------------------------------------------------------
     def _aps_payload(self, src: int, aps: ApsData) -> bytes | None:
-        """The whole APS payload once every block is in (spec 2.2.8.4.5)."""
-        if aps.fragment is None:
+        """The whole APS payload once every block is in (spec 2.2.8.4.5); each window
+        of blocks complete is acknowledged when the sender asked."""
+        frag = aps.fragment
+        if frag is None:
             return aps.payload if isinstance(aps.payload, bytes) else None
         if not isinstance(aps.payload, bytes):
             return None
         key = (src, aps.counter)
+        done = self._reassembled.get(key)
+        if done is not None:
+            # Whole already: the sender missed our acknowledgement and sent again.
+            if aps.ack_request and frag.block_number < done:
+                start = frag.block_number - frag.block_number % APS_WINDOW
+                self._ack_window(src, aps, start, (1 << min(APS_WINDOW, done - start)) - 1)
+            return None
         entry = self._reassembly.get(key)
         if entry is None:
             entry = self._reassembly[key] = _Reassembly()
             entry.timer = self.clock.call_later(REASSEMBLY_TIMEOUT, self._reassembly.pop, key, None)
-        entry.parts[aps.fragment.block_number] = (aps.fragment, aps.payload)
+        entry.parts[frag.block_number] = (frag, aps.payload)
+        if aps.ack_request:
+            self._ack_if_complete(src, aps, entry)
         try:
             whole = reassemble(entry.parts.values())
         except FragmentError:
@@ -537,7 +741,52 @@ class _Node:
         if entry.timer is not None:
             entry.timer.cancel()
         del self._reassembly[key]
+        self._reassembled[key] = len(entry.parts)
+        self.clock.call_later(REASSEMBLY_TIMEOUT, self._reassembled.pop, key, None)
         return whole
+
+    def _ack_if_complete(self, src: int, aps: ApsData, entry: _Reassembly) -> None:
+        """Acknowledge the window of the block just in once it holds all its blocks."""
+        first = entry.parts.get(0)
+        total = None if first is None else first[0].total_blocks
+        if total is None:
+            return  # the first block (which counts them) is not in: window 0 is not whole
+        block = aps.fragment.block_number if aps.fragment is not None else 0
+        start = block - block % APS_WINDOW
+        if block >= total:
+            return
+        size = min(APS_WINDOW, total - start)
+        parts = entry.parts
+        if all(start + i in parts for i in range(size)):
+            self._ack_window(src, aps, start, (1 << size) - 1)
+
+    def _ack_window(self, src: int, aps: ApsData, start: int, bits: int) -> None:
+        """An APS acknowledgement of blocks ``start``.. (one bit each) of ``aps``'s payload,
+        to the endpoint it came from (2.2.5.2.3)."""
+        settings: NetworkSettings | None = getattr(self, "settings", None)
+        if settings is None:
+            return
+        ack = ApsAck(
+            aps.counter,
+            dst_endpoint=aps.src_endpoint,
+            cluster_id=aps.cluster_id,
+            profile_id=aps.profile_id,
+            src_endpoint=aps.dst_endpoint,
+            fragment=AckFragment(start == 0, start, bits),
+        )
+        counters = self.counters
+        mac_sequence, nwk_sequence = counters.mac, counters.nwk
+        counters.mac, counters.nwk = (mac_sequence + 1) & 0xFF, (nwk_sequence + 1) & 0xFF
+        psdu = air.nwk_data(
+            ack,
+            mac_sequence=mac_sequence,
+            nwk_sequence=nwk_sequence,
+            pan_id=settings.pan_id,
+            src=settings.short_address,
+            dst=src,
+            security=self._security(settings),
+        )
+        self._send_acked(psdu, settings.pan_id, src)
 
     def _security(self, settings: NetworkSettings) -> NwkSecurity:
         counter = self.counters.nwk_frame
@@ -551,36 +800,38 @@ class _Node:
 
     def _send_application(
         self, settings: NetworkSettings, dst: int, zcl: bytes, cluster: int = TUNNELING_CLUSTER
-    ) -> list[bytes]:
-        """Queue ``zcl`` to ``dst`` in as many APS blocks as it takes; their PSDUs."""
+    ) -> Transfer:
+        """Send ``zcl`` to ``dst`` in as many APS blocks as it takes."""
         counters = self.counters
-        aps_counter = counters.aps  # counters.next("aps") etc. inlined: every frame
+        aps_counter = counters.aps  # counters.next("aps"), inlined: every frame
         counters.aps = (aps_counter + 1) & 0xFF
-        frames = air.application_frames(
-            zcl,
-            cluster_id=cluster,
-            counter=aps_counter,
-            src_endpoint=self.TUNNEL_SRC_ENDPOINT,
-            dst_endpoint=self.TUNNEL_DST_ENDPOINT,
-            max_block=MAX_BLOCK,
-            ack_request=False,
+        return self._send_payload(
+            settings,
+            dst,
+            air.application_frames(
+                zcl,
+                cluster_id=cluster,
+                counter=aps_counter,
+                src_endpoint=self.TUNNEL_SRC_ENDPOINT,
+                dst_endpoint=self.TUNNEL_DST_ENDPOINT,
+                max_block=MAX_BLOCK,
+                ack_request=len(zcl) > MAX_BLOCK,  # fragments are acknowledged (2.2.8.4.5)
+            ),
         )
-        sent = []
-        for aps in frames:
-            mac_sequence, nwk_sequence = counters.mac, counters.nwk
-            counters.mac, counters.nwk = (mac_sequence + 1) & 0xFF, (nwk_sequence + 1) & 0xFF
-            psdu = air.nwk_data(
-                aps,
-                mac_sequence=mac_sequence,
-                nwk_sequence=nwk_sequence,
-                pan_id=settings.pan_id,
-                src=settings.short_address,
-                dst=dst,
-                security=self._security(settings),
-            )
-            self._send_acked(psdu, settings.pan_id, dst)
-            sent.append(psdu)
-        return sent
+
+    def _send_payload(self, settings: NetworkSettings, dst: int, blocks: list[ApsData]) -> Transfer:
+        """Start a transfer of ``blocks`` (one payload's, unicast) to ``dst``."""
+        transfer = Transfer(dst, settings, blocks)
+        if len(blocks) > 1:
+            key = (dst, blocks[0].counter)
+            earlier = self._transfers.get(key)
+            if earlier is not None:  # 256 payloads later, the same APS counter
+                self._fail(earlier, f"APS counter {key[1]} reused before its acknowledgement")
+            self._transfers[key] = transfer
+            self._send_window(transfer)
+        else:
+            self._send_block(transfer, 0)
+        return transfer
 
     def _tunnel_zcl(
         self, command: Any, direction: Direction | None = None, sequence: int | None = None
@@ -681,13 +932,13 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         self.children: dict[bytes, Child] = {}
         self._ids = tunnel_server.TunnelIds()
         self.capture: Capture | None = None
-        # The held message each sleepy child was last handed (GET-RESPONSE) and the PSDUs
-        # that carry it, until it polls again: if the MAC gives up on one of them, the
-        # message goes back to the CHF rather than being lost in the air.
-        self._held_out: dict[bytes, tuple[bytes, frozenset[bytes]]] = {}
-        # Each PSDU of a message pushed to an always-listening child (PUT), until it is
-        # acknowledged: its (device, message). The frames of one message share the tuple.
-        self._pushing: dict[bytes, tuple[bytes, bytes]] = {}
+        # The held message each sleepy child was last handed (GET-RESPONSE) and the
+        # transfer that carries it, until it polls again: if that fails, the message goes
+        # back to the CHF rather than being lost in the air.
+        self._held_out: dict[bytes, tuple[bytes, Transfer]] = {}
+        # Each transfer of a message pushed to an always-listening child (PUT), until it
+        # is delivered: its (device, message).
+        self._pushing: dict[Transfer, tuple[bytes, bytes]] = {}
         # The last PUTs to always-listening children, for a TransferDataError naming one.
         self._recent_puts: tunnel_server.RecentPuts | None = None
         # Devices that left, oldest first: their NWK frame counters are kept while they
@@ -880,6 +1131,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             # even when its broadcast Device_annce was lost; a Device_annce also says,
             # authenticated, whether it sleeps (the association request did not).
             self._announced(device, nwk.src, None if announce is None else announce.capability)
+        if isinstance(aps, ApsAck):
+            self._aps_acked(nwk.src, aps)
+            return
         if isinstance(aps, ApsData):
             if announce is not None:
                 return
@@ -1067,63 +1321,39 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         if reply.command is not None:
             asked = app.zcl.sequence if reply.answers and app.zcl is not None else None
             zcl = self._tunnel_zcl(reply.command, reply.direction, asked)
-            frames = self._send_application(settings, child.short_address, zcl)
-            if reply.held is not None:
-                self._held_out[device] = (reply.held, frozenset(frames))
+            transfer = self._send_application(settings, child.short_address, zcl)
+            if reply.held is not None and not transfer.finished:
+                self._held_out[device] = (reply.held, transfer)
 
     def _handing_out(self, device: bytes) -> bool:
         """Whether a block of the GET-RESPONSE handed to ``device`` has not been sent yet:
         then a new GET (a keep-alive poll) cannot mean that it arrived. Once every block
-        has been on the air a GET can (only the last one's acknowledgements are awaited)."""
+        has been on the air a GET can (only the last acknowledgements are awaited)."""
         entry = self._held_out.get(device)
-        if entry is None:
-            return False
-        frames = entry[1]
-        return any(queued[0] in frames for queued in self._tx_queue)
+        return entry is not None and self.unsent(entry[1])
 
-    def _acknowledged(self, seq: int) -> None:
-        current = self._tx_current
-        super()._acknowledged(seq)
-        if current is None or self._tx_current is current:
-            return  # not the frame on the air
-        if self._pushing:
-            self._pushing.pop(current[0], None)
-        if self._held_out:
-            self._block_delivered(current[0])
-
-    def _handed_to(self, psdu: bytes) -> bytes | None:
-        """The device whose GET-RESPONSE ``psdu`` is a block of, if it is one."""
-        for device, (_, frames) in self._held_out.items():
-            if psdu in frames:
+    def _handed_to(self, transfer: Transfer) -> bytes | None:
+        """The device whose GET-RESPONSE ``transfer`` carries, if it carries one."""
+        for device, (_, handed) in self._held_out.items():
+            if handed is transfer:
                 return device
         return None
 
-    def _block_delivered(self, psdu: bytes) -> None:
-        """Once every block of a GET-RESPONSE is acknowledged, its held message is the
-        GSME's: not handed out any more (a save does not hold it again)."""
-        device = self._handed_to(psdu)
-        if device is None:
-            return
-        data, frames = self._held_out[device]
-        if len(frames) == 1:
-            del self._held_out[device]
-        else:
-            self._held_out[device] = (data, frames - {psdu})
-
-    def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
-        """A GET-RESPONSE block went unacknowledged (the GSME slept, moved or lost power):
-        its message goes back to the CHF, first in line, instead of vanishing. A PUT
-        block to an always-listening child: the rest of its message is not sent, and the
-        CHF reports the failure instead of leaving the head end to its timeout."""
-        pushed = self._pushing.pop(psdu, None) if self._pushing else None
+    def transfer_done(self, transfer: Transfer) -> None:
+        """A PUT to an always-listening child failed: the CHF reports it instead of leaving
+        the head end to its timeout. A GET-RESPONSE delivered is the GSME's message (a save
+        does not hold it again); one that failed (the GSME slept, moved or lost power) goes
+        back to the CHF, first in line, instead of vanishing."""
+        pushed = self._pushing.pop(transfer, None) if self._pushing else None
         if pushed is not None:
-            self._push_failed(pushed)
+            if transfer.outcome is not None:
+                self._push_failed(pushed)
             return
-        device = self._handed_to(psdu) if self._held_out else None
+        device = self._handed_to(transfer) if self._held_out else None
         if device is None:
             return
         data, _ = self._held_out.pop(device)
-        if self.trust_centre is not None:
+        if transfer.outcome is not None and self.trust_centre is not None:
             self._log(f"held message for {device.hex().upper()} not delivered")
             self.trust_centre.undelivered(device, data)
 
@@ -1134,11 +1364,10 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         sequence = self.counters.zcl
         direction = from_hub(child.sleepy)
         zcl = self._tunnel_zcl(tunnel_server.put(child.tunnel_id, GbcsPut(data)), direction)
-        frames = self._send_application(settings, child.short_address, zcl)
+        transfer = self._send_application(settings, child.short_address, zcl)
         if not child.sleepy:
-            pushed = (child.ieee, data)
-            for psdu in frames:
-                self._pushing[psdu] = pushed
+            if not transfer.finished:
+                self._pushing[transfer] = (child.ieee, data)
             if self._recent_puts is None:
                 self._recent_puts = tunnel_server.RecentPuts()
             self._recent_puts.sent(child.ieee, sequence, data)
@@ -1159,12 +1388,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             self._drop(f"TransferDataError from {device} names no PUT of ours")
 
     def _push_failed(self, pushed: tuple[bytes, bytes]) -> None:
-        """The MAC gave up on a block of a PUT: its later blocks are not sent."""
-        pushing = self._pushing
-        rest = {psdu for psdu, entry in pushing.items() if entry is pushed}
-        for psdu in rest:
-            del pushing[psdu]
-        self._unqueue(rest)
+        """A PUT was not delivered (its later blocks are not sent)."""
         device, data = pushed
         self._log(f"message to {device.hex().upper()} not delivered (no acknowledgement)")
         child = self.children.get(device)
@@ -1409,6 +1633,7 @@ class MeterNode(_Node):
         self._cancel()
         self._tx_reset()
         self._reassembly.clear()
+        self._reassembled.clear()
         self.tunnel_id = None
         self._set_state(NodeState.OFF)
 
@@ -1691,7 +1916,12 @@ class MeterNode(_Node):
                 return
             self.forget_network()
             return
-        if not isinstance(aps, ApsData) or nwk.security is None or self.settings is None:
+        if nwk.security is None or self.settings is None:
+            return
+        if isinstance(aps, ApsAck):
+            self._aps_acked(nwk.src, aps)
+            return
+        if not isinstance(aps, ApsData):
             return
         whole = self._aps_payload(nwk.src, aps)
         if whole is None:
@@ -1978,6 +2208,7 @@ class MeterNode(_Node):
             and self.clock.now >= self._awake_until
             and self._tx_current is None
             and not self._reassembly
+            and not self._transfers
         ):
             self.listening = False
 

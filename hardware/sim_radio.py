@@ -39,10 +39,11 @@ The application must run on the loop of the medium's clock
 radio then shows the real-time path in CI). Places are found by name:
 :func:`register_place` (which :func:`sim_hub_radio` calls) makes
 ``sim://<name>`` point at a medium.
-``send_packet`` returns when the MAC has had every block of a unicast
-acknowledged, and raises ``DeliveryError`` when it gave up on one after its
-retries, as bellows does on EZSP's messageSentHandler; a broadcast returns once
-queued (nothing acknowledges it).
+``send_packet`` returns when a unicast is delivered (the MAC acknowledgement of a
+single frame, the APS acknowledgement of a fragmented payload's last window), and
+raises ``DeliveryError`` when the MAC or the APS layer gave up after its retries,
+as bellows does on EZSP's messageSentHandler; a broadcast returns once queued
+(nothing acknowledges it).
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ import zigpy.zdo.types as zdo_t
 
 from emulators.clock import VirtualClock
 from emulators.medium import HanMedium
-from emulators.node import COORDINATOR, MAX_BLOCK, MAX_FRAME_RETRIES, CoordinatorNode
+from emulators.node import COORDINATOR, MAX_BLOCK, CoordinatorNode, Transfer
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsData, DeliveryMode
 from emulators.zigbee.nwk import Leave, NwkFrame, RejoinRequest
@@ -207,7 +208,7 @@ class SimNcp(CoordinatorNode):
         self.on_leave: Callable[[bytes, int], None] | None = None
         self.on_packet: Callable[[bytes | None, NwkFrame, ApsData, bytes], None] | None = None
         # Unicast PSDUs the host waits on -> told None when acknowledged, else why not.
-        self._awaiting: dict[bytes, Callable[[str | None], None]] = {}
+        self._awaiting: dict[Transfer, Callable[[str | None], None]] = {}
 
     # Joins ------------------------------------------------------------------------------
     def _send_network_key(self, device: bytes, link_key: bytes) -> None:
@@ -264,10 +265,11 @@ class SimNcp(CoordinatorNode):
         dst_ep: int,
         data: bytes,
         radius: int = 0,
-    ) -> list[bytes]:
-        """One APS payload, NWK-secured, in blocks of MAX_BLOCK when it is longer.
+    ) -> Transfer | None:
+        """One APS payload, NWK-secured, in blocks of MAX_BLOCK when it is longer (those
+        acknowledged at the APS layer, a window at a time, as the emulated nodes do).
 
-        Returns the PSDUs the MAC will want acknowledged (none for a broadcast).
+        Returns the transfer to await, or None for a broadcast (nothing acknowledges it).
         """
         settings = self.settings
         if settings is None:
@@ -283,54 +285,36 @@ class SimNcp(CoordinatorNode):
             dst_endpoint=dst_ep,
             profile_id=profile,
             max_block=MAX_BLOCK,
-            ack_request=False,
+            ack_request=len(data) > MAX_BLOCK,
         )
-        acked = []
-        for aps in frames:
-            if broadcast:
-                aps = dataclasses.replace(aps, delivery_mode=DeliveryMode.BROADCAST)
-            psdu = air.nwk_data(
-                aps,
-                mac_sequence=self.counters.next("mac"),
-                nwk_sequence=self.counters.next("nwk"),
-                pan_id=settings.pan_id,
-                src=COORDINATOR,
-                dst=dst,
-                security=self._security(settings),
-                radius=radius or 30,
-            )
-            if broadcast:
-                self._transmit(psdu, settings.pan_id, 0xFFFF)
-            else:
-                self._send_acked(psdu, settings.pan_id, dst)
-                acked.append(psdu)
-        return acked
+        if not broadcast:
+            return self._send_payload(settings, dst, frames)
+        (aps,) = frames
+        psdu = air.nwk_data(
+            dataclasses.replace(aps, delivery_mode=DeliveryMode.BROADCAST),
+            mac_sequence=self.counters.next("mac"),
+            nwk_sequence=self.counters.next("nwk"),
+            pan_id=settings.pan_id,
+            src=COORDINATOR,
+            dst=dst,
+            security=self._security(settings),
+            radius=radius or 30,
+        )
+        self._transmit(psdu, settings.pan_id, 0xFFFF)
+        return None
 
-    def await_delivery(self, psdu: bytes, outcome: Callable[[str | None], None]) -> None:
-        """Call ``outcome(None)`` once ``psdu`` is acknowledged, else with the reason."""
-        self._awaiting[psdu] = outcome
+    def await_delivery(self, transfer: Transfer, outcome: Callable[[str | None], None]) -> None:
+        """Call ``outcome(None)`` once ``transfer`` is delivered, else with the reason."""
+        if transfer.finished:
+            outcome(transfer.outcome)
+        else:
+            self._awaiting[transfer] = outcome
 
-    def abandon(self, psdus: list[bytes]) -> None:
-        """A block failed: the rest of its message is neither sent nor awaited. (The MAC
-        reports a failure before its next frame goes, so no block is on the air.)"""
-        for psdu in psdus:
-            self._awaiting.pop(psdu, None)
-        self._unqueue(set(psdus))
-
-    def _acknowledged(self, seq: int) -> None:
-        current = self._tx_current
-        super()._acknowledged(seq)
-        if current is not None and self._awaiting and self._tx_current is not current:
-            outcome = self._awaiting.pop(current[0], None)
-            if outcome is not None:
-                outcome(None)
-
-    def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
-        super().delivery_failed(dst, psdu)
-        outcome = self._awaiting.pop(psdu, None)
+    def transfer_done(self, transfer: Transfer) -> None:
+        super().transfer_done(transfer)
+        outcome = self._awaiting.pop(transfer, None) if self._awaiting else None
         if outcome is not None:
-            to = dst.hex().upper() if isinstance(dst, bytes) else f"{dst:#06x}"
-            outcome(f"no MAC acknowledgement from {to} after {MAX_FRAME_RETRIES} retries")
+            outcome(transfer.outcome)
 
     def ask_to_leave(self, device: bytes) -> None:
         """NWK leave request to a child (what ``force_remove`` does on an NCP)."""
@@ -616,7 +600,7 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
             raise zigpy.exceptions.DeliveryError("group addressing is not supported")
         if address == COORDINATOR:
             return  # to ourselves: the NCP's own ZDO is not emulated
-        psdus = ncp.send_aps(
+        transfer = ncp.send_aps(
             dst=address,
             profile=int(packet.profile_id),
             cluster=int(packet.cluster_id),
@@ -625,21 +609,10 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
             data=packet.data.serialize(),
             radius=int(packet.radius),
         )
-        if not psdus:
+        if transfer is None:
             return
         sent = asyncio.get_running_loop().create_future()
-        left = len(psdus)
-
-        def outcome(reason: str | None) -> None:
-            nonlocal left
-            left -= 1
-            if reason is not None:
-                ncp.abandon(psdus)
-            if reason is not None or left == 0:
-                self._in_loop(_settle, sent, reason)
-
-        for psdu in psdus:
-            ncp.await_delivery(psdu, outcome)
+        ncp.await_delivery(transfer, lambda reason: self._in_loop(_settle, sent, reason))
         reason = await sent
         if reason is not None:
             raise zigpy.exceptions.DeliveryError(f"{dst.address}: {reason}")

@@ -7,6 +7,7 @@ silent whatever it was doing when the power went.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -14,10 +15,17 @@ import pytest
 from emulators.chf import RouteFailure
 from emulators.faults import FaultPlan
 from emulators.headend import LATE_RESPONSE_GRACE
-from emulators.node import CoordinatorNode, NodeState
+from emulators.node import (
+    APS_ACK_WAIT,
+    APS_MAX_RETRIES,
+    MAX_FRAME_RETRIES,
+    CoordinatorNode,
+    NodeState,
+)
 from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
+from emulators.zigbee.aps import ApsData
 from emulators.zigbee.tunnel import (
     MAX_TRANSFER_SIZE,
     GbcsPut,
@@ -200,12 +208,21 @@ def test_a_meter_unplugged_right_after_answering_cs02f_stays_silent() -> None:
     assert run.disconnect(hub, esme).ok
     esme.node.power_off()  # before it acts on the disconnect (AFTER_RESPONSE_DELAY)
     medium = world.places["premises"]
-    sent = medium.frames_sent
+    from_meter: list[bytes] = []
+    send = medium.send
+
+    def counting(sender: Any, psdu: bytes, *rest: Any) -> None:
+        if sender is esme.node:
+            from_meter.append(psdu)
+        send(sender, psdu, *rest)
+
+    # The hub still retries its APS acknowledgement of the response's last window.
+    medium.send = counting  # type: ignore[method-assign]
     assert run.add_device(hub, esme).ok  # a join window it could use if it were on
     world.run(120)
     assert esme.node.settings is None  # divorced all the same
     assert esme.node.state is NodeState.OFF and not esme.node.listening
-    assert medium.frames_sent - sent == 0
+    assert from_meter == []
     assert world.joined_to(esme) is None
     esme.node.power_on()  # plugged in again: auto-joins with its install code
     assert run.wait_joined(esme, hub, "join").ok
@@ -405,7 +422,7 @@ def esme_unplugged_after_joining(world: World) -> None:
     command, outcome, took = _cs07_through(world, hub, esme)
     assert outcome.failure == (
         f"device {esme.eui64.hex().upper()} did not acknowledge the message on the HAN "
-        "(802.15.4 retries exhausted); it may still have arrived"
+        "(802.15.4 and APS retries exhausted); it may still have arrived"
     )
     # Reported as the MAC gives up, then the head end waits its grace for a late response.
     assert took < LATE_RESPONSE_GRACE + 1.0
@@ -609,33 +626,46 @@ def test_an_esme_whose_acknowledgements_are_lost_still_answers() -> None:
     assert world.headend.received.rejected == []
 
 
-def test_a_long_message_to_an_unpowered_esme_is_not_sent_past_its_failed_block() -> None:
-    """The first APS block goes unacknowledged: the blocks after it are taken off the
-    queue, not sent to a meter that cannot reassemble the message."""
+def test_a_long_message_to_an_unpowered_esme_is_sent_again_by_window_then_given_up() -> None:
+    """No APS acknowledgement comes: the window's blocks go again after each wait, at most
+    apscMaxFrameRetries times (ZigBee 2.2.8.4.5.1), each framed anew and each tried by the
+    MAC; then the CHF reports the failure and nothing of it stays queued."""
     world = World(seed=10)
     run = Run("long message", world)
     hub, esme = _joined(world, run, "esme")
     esme.node.power_off()
-    sent: list[bytes] = []
+    sent: list[tuple[float, bytes]] = []
     medium = world.place("premises")
     send = medium.send
 
     def note(sender: Any, psdu: bytes, *args: Any) -> None:
         if sender is hub.node:
-            sent.append(psdu)
+            sent.append((world.clock.now, psdu))
         send(sender, psdu, *args)
 
     medium.send = note  # type: ignore[method-assign]
-    # A CS07 command padded to three APS blocks (the ASN.1 is checked only at the meter).
+    # A CS07 command padded to four APS blocks (the ASN.1 is checked only at the meter).
     command = world.headend.command(
         0x0013, asn1.encode(JoinDetails.COMMAND) + bytes(200), esme.eui64
     )
+    start = world.clock.now
     outcome = world.headend.send(hub.chf, command)
     assert outcome.failure is not None and "did not acknowledge" in outcome.failure
-    # Four tries of the first block (macMaxFrameRetries 3), never the second or third.
-    assert len(sent) == 4
-    assert len(set(sent)) == 1
-    assert not hub.node._pushing and not hub.node._tx_queue
+    keys = hub.node.keys()
+    framings = list(dict.fromkeys(psdu for _, psdu in sent))
+    blocks = [air.decode_frame(psdu, keys).aps for psdu in framings]
+    assert all(isinstance(b, ApsData) and b.ack_request for b in blocks)
+    numbers = [b.fragment.block_number for b in blocks]  # type: ignore[union-attr]
+    assert numbers == [0, 1, 2, 3] * (1 + APS_MAX_RETRIES)
+    assert len(sent) == len(framings) * (1 + MAX_FRAME_RETRIES)
+    # Each window again only after the wait for its acknowledgement.
+    rounds = [t for t, psdu in sent if psdu in framings[::4]][:: 1 + MAX_FRAME_RETRIES]
+    again = [b - a for a, b in itertools.pairwise(rounds)]
+    assert len(again) == APS_MAX_RETRIES and all(gap > APS_ACK_WAIT for gap in again)
+    assert world.clock.now - start > (1 + APS_MAX_RETRIES) * APS_ACK_WAIT
+    node = hub.node
+    assert not node._pushing and not node._tx_queue and not node._transfers
+    assert not node._in_mac
 
 
 def test_a_joined_gsme_added_again_under_another_type_is_still_polled_not_pushed() -> None:

@@ -19,12 +19,12 @@ import zigpy.exceptions
 import zigpy.types as t
 
 from emulators.medium import airtime
-from emulators.node import NodeState
+from emulators.node import APS_MAX_RETRIES, MAX_FRAME_RETRIES, NodeState
 from emulators.scenarios import Run, run_scenario
 from emulators.tunnel_server import TunnelAsk
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
-from emulators.zigbee.aps import ApsCommand, TransportKey
+from emulators.zigbee.aps import AckFragment, ApsAck, ApsCommand, TransportKey
 from emulators.zigbee.install_code import link_key_from_install_code
 from emulators.zigbee.mac import decode_mac
 from emulators.zigbee.time_cluster import TIME_CLUSTER, utc_time
@@ -331,17 +331,35 @@ def _tunnel_packet(hub: Hub, meter: MeterUnit, data: bytes) -> t.ZigbeePacket:
 
 
 def test_send_packet_returns_once_every_block_is_acknowledged() -> None:
+    """200 bytes: three APS blocks, one window. send_packet returns when the meter's APS
+    acknowledgement names all three (ZigBee 2.2.8.4.5), not when the MAC has them."""
     world = ZigpyWorld(SEED)
     run, hub, meter = _premises(world)
     assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
     app, loop = _app(hub), _radio(hub).loop
     acked_before = meter.node.counters.mac
-    started = world.clock.now
-    # 200 bytes: three APS blocks, each acknowledged at the MAC before the next goes.
+    assert world.capture is not None
+    mark = len(world.capture.frames)
     loop.run_until_complete(app.send_packet(_tunnel_packet(hub, meter, bytes(200))))
-    assert world.clock.now > started  # it waited for the air, not just the queue
-    assert meter.node.counters.mac == acked_before  # MAC acks take no sequence number
-    assert not app.ncp._awaiting
+    keys = meter.node.keys()
+    from_meter = [
+        air.decode_frame(psdu, keys).aps
+        for _, _, psdu in world.capture.frames[mark:]
+        if decode_mac(psdu).frame_type == 1 and decode_mac(psdu).src == meter.node.short_address
+    ]
+    assert from_meter == [
+        ApsAck(
+            from_meter[0].counter,  # type: ignore[union-attr]
+            dst_endpoint=1,  # back to the packet's source endpoint, from its destination
+            cluster_id=TUNNELING_CLUSTER,
+            profile_id=0x0109,
+            src_endpoint=1,
+            fragment=AckFragment(True, 0, 0b111),
+        )
+    ]
+    # Its acknowledgement is the one frame the meter numbered (MAC acks take none).
+    assert meter.node.counters.mac == acked_before + 1
+    assert not app.ncp._awaiting and not app.ncp._transfers
 
 
 def test_send_packet_to_a_meter_that_lost_power_raises_delivery_error() -> None:
@@ -354,15 +372,15 @@ def test_send_packet_to_a_meter_that_lost_power_raises_delivery_error() -> None:
     meter.node.power_off()
     assert world.capture is not None
     mark = len(world.capture.frames)
-    with pytest.raises(zigpy.exceptions.DeliveryError, match="no MAC acknowledgement"):
+    with pytest.raises(zigpy.exceptions.DeliveryError, match="no APS acknowledgement"):
         loop.run_until_complete(app.send_packet(packet))
     world.run(1)
-    # Block 1 sent and retried 3 times; blocks 2 and 3 never (off the queue before the
-    # MAC's next frame goes).
+    # The window's three blocks, sent and then sent again apscMaxFrameRetries times, each
+    # framing tried 1 + macMaxFrameRetries times.
     sent = [psdu for _, _, psdu in world.capture.frames[mark:]]
-    assert len(sent) == 4
-    assert len({psdu for psdu in sent}) == 1
-    assert not app.ncp._awaiting and app.ncp._tx_current is None
+    assert len({psdu for psdu in sent}) == 3 * (1 + APS_MAX_RETRIES)
+    assert len(sent) == 3 * (1 + APS_MAX_RETRIES) * (1 + MAX_FRAME_RETRIES)
+    assert not app.ncp._awaiting and app.ncp._tx_current is None and not app.ncp._transfers
     meter.node.power_on()  # back on its network (its tunnel is the hub radio's business)
     assert world.run_until(lambda: meter.node.state is NodeState.JOINED, 120)
     loop.run_until_complete(app.send_packet(_tunnel_packet(hub, meter, b"\x01")))
@@ -494,9 +512,9 @@ def test_a_late_failure_after_the_gsme_polled_again_hands_nothing_out_twice() ->
     assert not [e for e in gsme.device.security_log if "replayed" in e.detail]
 
 
-def test_an_abandoned_message_sends_no_more_blocks_and_no_frames_overlap() -> None:
-    """A message's first block fails: its other blocks never leave, and the next
-    message's frames follow one at a time."""
+def test_a_failing_message_and_another_never_overlap_on_the_air() -> None:
+    """A message to a meter that lost power is sent again by window until its APS
+    retries run out, while the other message's frames go between: one at a time."""
     world = ZigpyWorld(SEED)
     run = Run("test", world)
     hub = world.add_hub("premises", name="premises CHF")
@@ -521,7 +539,8 @@ def test_an_abandoned_message_sends_no_more_blocks_and_no_frames_overlap() -> No
         for at, _, psdu in world.capture.frames[mark:]
         if decode_mac(psdu).frame_type != 2 and decode_mac(psdu).src in (0, app.ncp.ieee)
     ]
-    assert len(ncp_frames) == 4 + 3  # block 1 with 3 retries; the other message's 3
+    # The failing message's 3 blocks in 1 + 3 windows of 1 + 3 MAC tries each; the other's 3.
+    assert len(ncp_frames) == 3 * 4 * 4 + 3
     for (at, psdu), (then, _) in itertools.pairwise(ncp_frames):
         assert then >= at + airtime(psdu), "two frames on the air from one radio"
 
