@@ -297,6 +297,7 @@ class Transfer:
     in_mac: set[bytes] = field(default_factory=set)  # its PSDUs queued or on the air
     outcome: str | None = None  # why it failed, once it has
     finished: bool = False
+    radius: int = 30  # the NWK radius of its frames
 
     @property
     def fragmented(self) -> bool:
@@ -491,6 +492,7 @@ class _Node:
             src=settings.short_address,
             dst=transfer.dst,
             security=self._security(settings),
+            radius=transfer.radius,
         )
         self._in_mac[psdu] = transfer
         transfer.in_mac.add(psdu)
@@ -819,9 +821,11 @@ class _Node:
             ),
         )
 
-    def _send_payload(self, settings: NetworkSettings, dst: int, blocks: list[ApsData]) -> Transfer:
+    def _send_payload(
+        self, settings: NetworkSettings, dst: int, blocks: list[ApsData], radius: int = 30
+    ) -> Transfer:
         """Start a transfer of ``blocks`` (one payload's, unicast) to ``dst``."""
-        transfer = Transfer(dst, settings, blocks)
+        transfer = Transfer(dst, settings, blocks, radius=radius)
         if len(blocks) > 1:
             key = (dst, blocks[0].counter)
             earlier = self._transfers.get(key)

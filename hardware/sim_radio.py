@@ -288,7 +288,7 @@ class SimNcp(CoordinatorNode):
             ack_request=len(data) > MAX_BLOCK,
         )
         if not broadcast:
-            return self._send_payload(settings, dst, frames)
+            return self._send_payload(settings, dst, frames, radius or 30)
         (aps,) = frames
         psdu = air.nwk_data(
             dataclasses.replace(aps, delivery_mode=DeliveryMode.BROADCAST),

@@ -20,7 +20,6 @@ from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
 from emulators.zigbee.aps import AckFragment, ApsAck, ApsData
 from emulators.zigbee.mac import decode_mac
-from emulators.zigbee.tunnel import TUNNELING_CLUSTER
 
 SE_PROFILE = 0x0109
 
@@ -245,6 +244,22 @@ def test_a_block_the_mac_gave_up_on_is_recovered_by_the_window_timer() -> None:
     assert meter.node.state is NodeState.JOINED
 
 
-def test_the_window_is_the_aib_maximum() -> None:
-    assert APS_WINDOW == 8  # apsMaxWindowSize's largest value (ZigBee table 2.24)
-    assert TUNNELING_CLUSTER == 0x0704
+def test_nine_blocks_take_two_windows_of_the_aib_maximum() -> None:
+    """apsMaxWindowSize at its largest, 8 (ZigBee table 2.24): the ninth block waits for
+    the first window's acknowledgement, and its own names it alone."""
+    assert APS_WINDOW == 8
+    world = World(seed=7)
+    hub, meter = _joined(world)
+    assert world.capture is not None
+    mark = len(world.capture.frames)
+    transfer = _send(hub, meter, 8 * MAX_BLOCK + 1)
+    world.run(1)
+    frames = _air(world, meter, mark)
+    order = [
+        "ack" if isinstance(aps, ApsAck) else aps.fragment.block_number
+        for who, aps in frames
+        if (who, type(aps)) in (("hub", ApsData), ("meter", ApsAck))
+    ]
+    assert order == [0, 1, 2, 3, 4, 5, 6, 7, "ack", 8, "ack"]
+    assert _acks(frames, "meter") == [AckFragment(True, 0, 0xFF), AckFragment(False, 8, 0b1)]
+    assert transfer.finished and transfer.outcome is None

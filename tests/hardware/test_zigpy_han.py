@@ -362,6 +362,23 @@ def test_send_packet_returns_once_every_block_is_acknowledged() -> None:
     assert not app.ncp._awaiting and not app.ncp._transfers
 
 
+def test_send_packet_keeps_its_radius_on_every_block() -> None:
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    app, loop = _app(hub), _radio(hub).loop
+    assert world.capture is not None
+    mark = len(world.capture.frames)
+    packet = dataclasses.replace(_tunnel_packet(hub, meter, bytes(200)), radius=5)
+    loop.run_until_complete(app.send_packet(packet))
+    radii = [
+        air.decode_frame(psdu, meter.node.keys()).nwk.radius  # type: ignore[union-attr]
+        for _, _, psdu in world.capture.frames[mark:]
+        if decode_mac(psdu).frame_type == 1 and decode_mac(psdu).src == 0
+    ]
+    assert radii == [5, 5, 5]
+
+
 def test_send_packet_to_a_meter_that_lost_power_raises_delivery_error() -> None:
     """As bellows does when EZSP's messageSentHandler reports a failed delivery."""
     world = ZigpyWorld(SEED)
