@@ -587,6 +587,14 @@ class _Node:
         transfer.outcome = reason
         self._finish(transfer)
 
+    def _drop_transfers(self, reason: str) -> None:
+        """Give up on every transfer under way, and on payloads half reassembled: the node
+        leaves the network they belong to."""
+        for transfer in {*self._transfers.values(), *self._in_mac.values()}:
+            self._fail(transfer, reason)
+        self._reassembly.clear()
+        self._reassembled.clear()
+
     def unsent(self, transfer: Transfer) -> bool:
         """Whether a block of ``transfer`` has not been on the air yet."""
         if transfer.finished:
@@ -2251,6 +2259,8 @@ class MeterNode(_Node):
         self.pan_id = None
         self.link_key = link_key_from_install_code(self.install_code)
         self._forget_neighbours()
+        # Nothing more goes out on the network it left (a window sent again, say).
+        self._drop_transfers("the meter left the network")
         if settings is not None and self.on_left is not None:
             self.on_left(settings.trust_centre)
         if not self.powered:

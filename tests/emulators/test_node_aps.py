@@ -20,6 +20,7 @@ from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
 from emulators.zigbee.aps import AckFragment, ApsAck, ApsData
 from emulators.zigbee.mac import decode_mac
+from emulators.zigbee.nwk import Leave
 
 SE_PROFILE = 0x0109
 
@@ -263,3 +264,30 @@ def test_nine_blocks_take_two_windows_of_the_aib_maximum() -> None:
     assert order == [0, 1, 2, 3, 4, 5, 6, 7, "ack", 8, "ack"]
     assert _acks(frames, "meter") == [AckFragment(True, 0, 0xFF), AckFragment(False, 8, 0b1)]
     assert transfer.finished and transfer.outcome is None
+
+
+def test_a_meter_that_leaves_sends_nothing_more_of_its_transfers() -> None:
+    """Its CS02f answer's acknowledgement lost, a divorced meter would send the window
+    again on the network it left: it gives the transfer up instead, after its Leave."""
+    world = World(seed=8)
+    hub, meter = _joined(world)
+    hub.node.deliver = lambda psdu: None  # type: ignore[method-assign]  # the hub hears nothing
+    node = meter.node
+    settings = node.settings
+    assert settings is not None
+    transfer = node._send_application(settings, 0x0000, bytes(2 * MAX_BLOCK), 0x000A)
+    world.run(0.1)
+    assert not transfer.finished
+    assert world.capture is not None
+    mark = len(world.capture.frames)
+    node.forget_network()
+    world.run(10)
+    assert transfer.finished and transfer.outcome == "the meter left the network"
+    old_network = air.Keys({settings.key_sequence: settings.network_key})
+    sent = [
+        air.decode_frame(psdu, old_network).nwk
+        for _, _, psdu in world.capture.frames[mark:]
+        if len(psdu) > 5 and decode_mac(psdu).src == settings.short_address
+    ]
+    assert [type(nwk.payload) for nwk in sent if nwk is not None] == [Leave]
+    assert not node._transfers and not node._in_mac and not node._reassembled
