@@ -1,9 +1,13 @@
 """A GB HAN conversation, frame by frame, for the decode and Wireshark tests.
 
-An ESME finds the CHF's PAN, associates, receives the network key (APS-secured
+A device finds the CHF's PAN, associates, receives the network key (APS-secured
 with the link key from its install code), announces itself, opens a GBCS
 tunnel, GETs a CCS07 response that needs APS fragmentation, PUTs a message with
 APS link-key security, then does a trust-centre rejoin and leaves.
+
+It exercises the codec's frame types, not the emulated devices' protocol: there
+the CHF opens an ESME's tunnel (GBCS 10.2.2.1), only a GSME GETs, and fragments
+are acknowledged a window at a time (see ``tests/emulators/test_node_aps.py``).
 """
 
 from __future__ import annotations
