@@ -550,10 +550,14 @@ class CommsHub(GbcsDevice):
         )
         self._not_delivered(device, data, reason, final=False)
 
-    def tunnel_refused(self, device: bytes, data: bytes, status: int) -> None:
+    def tunnel_refused(
+        self, device: bytes, data: bytes, status: int, *, may_have_run: bool = False
+    ) -> None:
         """An always-listening device answered a message passed to it with TransferDataError
         (ZCL 10.6): it had no tunnel open (a reboot closed it, and it has not opened its new
-        one yet), so it did not take the message. Final: the command did not run."""
+        one yet), so it did not take the message. Final: the command did not run. Unless
+        the HAN had sent the whole message again (``may_have_run``): then the refusal may
+        answer the second copy of one the device took, and ran, before it restarted."""
         try:
             why = TransferDataStatus(status).name.lower().replace("_", " ")
         except ValueError:
@@ -563,6 +567,14 @@ class CommsHub(GbcsDevice):
             if status == TransferDataStatus.NO_SUCH_TUNNEL
             else "it did not take it"
         )
+        if may_have_run:
+            reason = (
+                f"device {device.hex().upper()} refused the message on the HAN when it was "
+                f"sent again (TransferDataError: {why}): {meaning} then, but may have run "
+                "the command before"
+            )
+            self._not_delivered(device, data, reason, final=False)
+            return
         reason = (
             f"device {device.hex().upper()} refused the message on the HAN "
             f"(TransferDataError: {why}): {meaning}, the command did not run"

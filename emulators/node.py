@@ -130,6 +130,7 @@ KEEPALIVE = 3600.0
 REJOIN_RETRY = 60.0  # an orphaned meter looks for its network again this often
 SLEEPY_POLL = 30.0  # a GSME wakes this often (GBCS: at least every 30 s)
 AWAKE_WINDOW = 0.25
+SLEEP_RECHECK = 0.05  # a GSME busy at the end of its awake window looks again this soon
 REASSEMBLY_TIMEOUT = 5.0
 # How long the trust centre keeps a rejoin it answered open for the device to prove it got
 # the network key (its secured Device_annce): the meter waits 4 x RESPONSE_WAIT for the key.
@@ -239,7 +240,9 @@ class TrustCentre(Protocol):
 
     def push_failed(self, device: bytes, data: bytes) -> None: ...
 
-    def tunnel_refused(self, device: bytes, data: bytes, status: int) -> None: ...
+    def tunnel_refused(
+        self, device: bytes, data: bytes, status: int, *, may_have_run: bool = False
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -298,6 +301,9 @@ class Transfer:
     outcome: str | None = None  # why it failed, once it has
     finished: bool = False
     radius: int = 30  # the NWK radius of its frames
+    # Its last window was sent again for want of an acknowledgement: the receiver may have
+    # had it all before (and acted on it, then lost the memory of it in a restart).
+    resent_whole: bool = False
 
     @property
     def fragmented(self) -> bool:
@@ -533,6 +539,8 @@ class _Node:
             self._fail(transfer, f"no APS acknowledgement from {to} after {transfer.tries} retries")
             return
         transfer.tries += 1
+        if transfer.window_end() == len(transfer.blocks):
+            transfer.resent_whole = True
         self._send_window(transfer)
 
     def _aps_acked(self, src: int, ack: ApsAck) -> None:
@@ -735,7 +743,7 @@ class _Node:
             # Whole already: the sender missed our acknowledgement and sent again.
             if aps.ack_request and frag.block_number < done:
                 start = frag.block_number - frag.block_number % APS_WINDOW
-                self._ack_window(src, aps, start, (1 << min(APS_WINDOW, done - start)) - 1)
+                self._ack_window(src, aps, start)
             return None
         entry = self._reassembly.get(key)
         if entry is None:
@@ -768,11 +776,13 @@ class _Node:
         size = min(APS_WINDOW, total - start)
         parts = entry.parts
         if all(start + i in parts for i in range(size)):
-            self._ack_window(src, aps, start, (1 << size) - 1)
+            self._ack_window(src, aps, start)
 
-    def _ack_window(self, src: int, aps: ApsData, start: int, bits: int) -> None:
-        """An APS acknowledgement of blocks ``start``.. (one bit each) of ``aps``'s payload,
-        to the endpoint it came from (2.2.5.2.3)."""
+    def _ack_window(self, src: int, aps: ApsData, start: int) -> None:
+        """An APS acknowledgement of the whole window of ``aps``'s payload from block
+        ``start``, to the endpoint it came from (2.2.5.2.3). Every bit is 1: one per block
+        held, and those past the payload's end are 1 too, as ZigBee PRO receivers set
+        them."""
         settings: NetworkSettings | None = getattr(self, "settings", None)
         if settings is None:
             return
@@ -782,7 +792,7 @@ class _Node:
             cluster_id=aps.cluster_id,
             profile_id=aps.profile_id,
             src_endpoint=aps.dst_endpoint,
-            fragment=AckFragment(start == 0, start, bits),
+            fragment=AckFragment(start == 0, start, 0xFF),
         )
         counters = self.counters
         mac_sequence, nwk_sequence = counters.mac, counters.nwk
@@ -1382,7 +1392,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 self._pushing[transfer] = (child.ieee, data)
             if self._recent_puts is None:
                 self._recent_puts = tunnel_server.RecentPuts()
-            self._recent_puts.sent(child.ieee, sequence, data)
+            self._recent_puts.sent(child.ieee, sequence, data, transfer)
 
     def _transfer_refused(
         self, child: Child, refusal: TransferDataError, zcl: ZclFrame | None
@@ -1391,8 +1401,14 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         and the hub, an ESME's tunnel client, opens it a new tunnel for the next one."""
         device = child.ieee.hex().upper()
         recent, tc = self._recent_puts, self.trust_centre
-        if tunnel_server.report_refusal(recent, child.ieee, refusal, zcl, tc):
+        refused = tunnel_server.report_refusal(recent, child.ieee, refusal, zcl, tc)
+        if refused is not None:
             self._log(f"{device} refused a PUT on tunnel {refusal.tunnel_id}")
+            transfer = refused[1]
+            if isinstance(transfer, Transfer):
+                # The refusal is its outcome: a failure of its transfer is not another.
+                self._pushing.pop(transfer, None)
+                self._fail(transfer, f"{device} refused it")
             if not child.sleepy:
                 child.tunnel_ask = None  # re-open at once, whatever was awaited
                 self._open_tunnel(child)
@@ -2214,15 +2230,15 @@ class MeterNode(_Node):
         self.clock.call_at(self._awake_until, self._maybe_sleep)
 
     def _maybe_sleep(self) -> None:
-        if (
-            self.sleepy
-            and self.state is _JOINED
-            and self.clock.now >= self._awake_until
-            and self._tx_current is None
-            and not self._reassembly
-            and not self._transfers
-        ):
+        """At the end of its awake window a GSME sleeps, once nothing it sends or receives
+        is under way (a frame on the air, blocks being reassembled, a payload awaiting
+        its APS acknowledgement): until then it looks again every SLEEP_RECHECK."""
+        if not (self.sleepy and self.state is _JOINED and self.clock.now >= self._awake_until):
+            return
+        if self._tx_current is None and not self._reassembly and not self._transfers:
             self.listening = False
+        else:
+            self.clock.call_later(SLEEP_RECHECK, self._maybe_sleep)
 
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         if self.state is NodeState.JOINED and dst == COORDINATOR:

@@ -55,6 +55,7 @@ __all__ = [
     "TUNNEL_RETRY",
     "EsmeTunnelClient",
     "RecentPuts",
+    "SentPut",
     "TunnelAsk",
     "TunnelHub",
     "TunnelIds",
@@ -83,7 +84,9 @@ class TunnelHub(Protocol):
 
     def held_count(self, device: bytes) -> int: ...
 
-    def tunnel_refused(self, device: bytes, data: bytes, status: int) -> None: ...
+    def tunnel_refused(
+        self, device: bytes, data: bytes, status: int, *, may_have_run: bool = False
+    ) -> None: ...
 
 
 @dataclass(slots=True)
@@ -130,19 +133,31 @@ class RecentPuts:
     number). A device that did not take one answers TransferDataError with the same
     sequence number (a response's, ZCL 2.4.1.3), which names the message it refused."""
 
-    _sent: dict[tuple[bytes, int], bytes] = field(default_factory=dict)
+    _sent: dict[tuple[bytes, int], tuple[bytes, SentPut | None]] = field(default_factory=dict)
 
-    def sent(self, device: bytes, sequence: int, data: bytes) -> None:
+    def sent(
+        self, device: bytes, sequence: int, data: bytes, transfer: SentPut | None = None
+    ) -> None:
+        """Note a PUT, with the HAN transfer carrying it when the hub has one (a refusal
+        may answer a copy the HAN sent again of a message the device had taken)."""
         sent = self._sent
         key = (device, sequence)
         sent.pop(key, None)  # a sequence number come round again: the newer message
-        sent[key] = data
+        sent[key] = (data, transfer)
         if len(sent) > RECENT_PUTS:
             del sent[next(iter(sent))]
 
-    def refused(self, device: bytes, sequence: int) -> bytes | None:
-        """The message ``device`` refused, once (a duplicate refusal finds nothing)."""
+    def refused(self, device: bytes, sequence: int) -> tuple[bytes, SentPut | None] | None:
+        """The message ``device`` refused and its transfer, once (a duplicate refusal finds
+        nothing)."""
         return self._sent.pop((device, sequence), None)
+
+
+class SentPut(Protocol):
+    """What a refusal needs of the HAN transfer that carried a PUT."""
+
+    @property
+    def resent_whole(self) -> bool: ...
 
 
 def report_refusal(
@@ -151,15 +166,18 @@ def report_refusal(
     refusal: TransferDataError,
     zcl: ZclFrame | None,
     hub: TunnelHub | None,
-) -> bool:
-    """Tell the CHF which PUT ``device`` refused: the one its ZCL sequence number names.
-    False when it names none of ours (stale, repeated or forged): nothing is failed."""
-    data = None if recent is None or zcl is None else recent.refused(device, zcl.sequence)
-    if data is None:
-        return False
+) -> tuple[bytes, SentPut | None] | None:
+    """Tell the CHF which PUT ``device`` refused: the one its ZCL sequence number names;
+    that PUT and its transfer. None when it names none of ours (stale, repeated or
+    forged): nothing is failed."""
+    entry = None if recent is None or zcl is None else recent.refused(device, zcl.sequence)
+    if entry is None:
+        return None
     if hub is not None:
-        hub.tunnel_refused(device, data, refusal.status)
-    return True
+        data, transfer = entry
+        sent_again = transfer is not None and transfer.resent_whole
+        hub.tunnel_refused(device, data, refusal.status, may_have_run=sent_again)
+    return entry
 
 
 NO_TUNNEL_ID = 0xFFFF

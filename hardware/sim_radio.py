@@ -69,7 +69,7 @@ import zigpy.zdo.types as zdo_t
 
 from emulators.clock import VirtualClock
 from emulators.medium import HanMedium
-from emulators.node import COORDINATOR, MAX_BLOCK, CoordinatorNode, Transfer
+from emulators.node import COORDINATOR, MAX_BLOCK, CoordinatorNode, NetworkSettings, Transfer
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsData, DeliveryMode
 from emulators.zigbee.nwk import Leave, NwkFrame, RejoinRequest
@@ -187,7 +187,9 @@ class _NcpTrustCentre:
     def push_failed(self, device: bytes, data: bytes) -> None:  # nor pushes any itself
         pass
 
-    def tunnel_refused(self, device: bytes, data: bytes, status: int) -> None:  # nor its PUTs
+    def tunnel_refused(  # nor its PUTs
+        self, device: bytes, data: bytes, status: int, *, may_have_run: bool = False
+    ) -> None:
         pass
 
 
@@ -334,6 +336,11 @@ class SimNcp(CoordinatorNode):
             src_ieee=self.ieee,
         )
         self._send_acked(psdu, settings.pan_id, child.short_address)
+
+
+def _network_of(settings: NetworkSettings) -> tuple[int, int, bytes, bytes]:
+    """What a frame under way belongs to: written again the same, it stays under way."""
+    return settings.channel, settings.pan_id, settings.extended_pan_id, settings.network_key
 
 
 def _settle(future: asyncio.Future[str | None], reason: str | None) -> None:
@@ -519,6 +526,7 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
                 f"to {from_eui64(node_info.ieee).hex().upper()}"
             )
         keep = {from_eui64(e) for e in network_info.children}
+        before = None if ncp.settings is None else _network_of(ncp.settings)
         try:
             ncp.form(
                 int(network_info.channel),
@@ -534,6 +542,8 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
         ncp.counters.nwk_frame = max(ncp.counters.nwk_frame, network_info.network_key.tx_counter)
         ncp.counters.aps_frame = max(ncp.counters.aps_frame, network_info.tc_link_key.tx_counter)
         ncp.tc_link_key = bytes(network_info.tc_link_key.key)
+        if before is not None and before != _network_of(ncp.settings):
+            ncp._drop_transfers("the network was written anew")
         ncp.children = {eui: c for eui, c in ncp.children.items() if eui in keep}
         ncp.transient.clear()
         ncp.key_table = {}
@@ -545,6 +555,7 @@ class SimControllerApplication(zigpy.application.ControllerApplication):
 
     async def reset_network_info(self) -> None:
         ncp = self.ncp
+        ncp._drop_transfers("the network was reset")
         ncp.settings = None
         ncp.pan_id = ncp.short_address = None
         ncp.children.clear()

@@ -840,8 +840,11 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
             # and an ESME's client opens it a new tunnel for the next one.
             device = child.ieee.hex().upper()
             refusal = app.tunnel
-            if tunnel_server.report_refusal(
-                self._recent_puts, child.ieee, refusal, app.zcl, self._tc
+            if (
+                tunnel_server.report_refusal(
+                    self._recent_puts, child.ieee, refusal, app.zcl, self._tc
+                )
+                is not None
             ):
                 self._log(f"{device} refused a PUT on tunnel {refusal.tunnel_id}")
                 if not child.sleepy:

@@ -1136,6 +1136,25 @@ def test_a_refused_put_fails_its_command_finally_and_counts(
     assert failures[0].final and hub.devices[DEV[0]].frames_failed == 1
 
 
+def test_a_refusal_of_a_put_sent_again_whole_is_not_final(
+    hub: CommsHub, dcc: Dcc, headend: HeadEnd
+) -> None:
+    """The HAN sent the whole message again (its last APS window unacknowledged): the
+    refusal may answer that second copy, after a restart, of one the device had run."""
+    dcc.add(DEV[0])
+    failures: list[RouteFailure] = []
+    hub.on_route_failure = failures.append
+    command = cs07_for(headend, DEV[0])
+    hub.tunnel_refused(DEV[0], command.encode(), 0x00, may_have_run=True)
+    key = (command.header.business_originator, command.header.originator_counter)
+    reason = (
+        f"device {DEV[0].hex().upper()} refused the message on the HAN when it was sent again "
+        "(TransferDataError: no such tunnel): it had no GBCS tunnel open then, but may have "
+        "run the command before"
+    )
+    assert failures == [RouteFailure(DEV[0], reason, key, final=False)]
+
+
 def test_a_booked_route_failure_not_final_stays_not_final_over_a_load(
     hub: CommsHub, make_hub: Callable[..., CommsHub], headend: HeadEnd
 ) -> None:

@@ -21,6 +21,9 @@ from emulators.zigbee import air
 from emulators.zigbee.aps import AckFragment, ApsAck, ApsData
 from emulators.zigbee.mac import decode_mac
 from emulators.zigbee.nwk import Leave
+from gbcs import asn1
+from gbcs.joins import JoinDetails
+from tests.emulators.test_han_invariants import _route_failures
 
 SE_PROFILE = 0x0109
 
@@ -106,7 +109,8 @@ def test_fragments_ask_for_acknowledgement_and_each_window_waits_for_its_own(
     assert order == [("block", 0), ("block", 1), ("ack", 0), ("block", 2), ("block", 3), ("ack", 2)]
     hub_blocks = [aps for who, aps in frames if who == "hub" and isinstance(aps, ApsData)]
     assert all(aps.ack_request for aps in hub_blocks)
-    assert _acks(frames, "meter") == [AckFragment(True, 0, 0b11), AckFragment(False, 2, 0b11)]
+    # Every bit set: the window's blocks, and those past it (ZigBee PRO receivers set them).
+    assert _acks(frames, "meter") == [AckFragment(True, 0, 0xFF), AckFragment(False, 2, 0xFF)]
     ack = next(aps for who, aps in frames if who == "meter" and isinstance(aps, ApsAck))
     # To the endpoint the data came from, naming its cluster, profile and APS counter.
     block = hub_blocks[0]
@@ -154,7 +158,7 @@ def test_a_lost_acknowledgement_brings_the_window_again_and_it_is_acknowledged_a
     # Block 0 sent again brings the acknowledgement again; block 1 was already on the air
     # and block 2 no longer goes.
     assert _blocks(frames, "hub") == [0, 1, 2, 0, 1]
-    assert _acks(frames, "meter") == [AckFragment(True, 0, 0b111)] * 3
+    assert _acks(frames, "meter") == [AckFragment(True, 0, 0xFF)] * 3
     hub_psdus = [
         psdu
         for _, _, psdu in world.capture.frames[mark:]
@@ -178,7 +182,9 @@ def test_a_partial_acknowledgement_brings_only_the_missing_blocks() -> None:
     short = meter.node.short_address
     assert short is not None
     counter = transfer.blocks[0].counter
-    ack = ApsAck(counter, 10, 0x000A, SE_PROFILE, 1, AckFragment(True, 0, 0b101))
+    ack = ApsAck(
+        counter, 10, 0x000A, SE_PROFILE, 1, AckFragment(True, 0, 0b11111101)
+    )  # block 1 missing
     node._aps_acked(short, ack)
     world.run(0.1)
     resent = [psdu for _, _, psdu in world.capture.frames[mark:] if len(psdu) > 5]
@@ -194,7 +200,7 @@ def test_a_partial_acknowledgement_brings_only_the_missing_blocks() -> None:
         node._aps_acked(short, stray)
     node._aps_acked(short ^ 1, ApsAck(counter, 10, 0x000A, SE_PROFILE, 1, AckFragment(True, 0, 7)))
     assert transfer.acked == 0b101 and not transfer.finished
-    node._aps_acked(short, ApsAck(counter, 10, 0x000A, SE_PROFILE, 1, AckFragment(True, 0, 0b10)))
+    node._aps_acked(short, ApsAck(counter, 10, 0x000A, SE_PROFILE, 1, AckFragment(True, 0, 0xFF)))
     assert transfer.finished and transfer.outcome is None and not node._transfers
 
 
@@ -262,7 +268,7 @@ def test_nine_blocks_take_two_windows_of_the_aib_maximum() -> None:
         if (who, type(aps)) in (("hub", ApsData), ("meter", ApsAck))
     ]
     assert order == [0, 1, 2, 3, 4, 5, 6, 7, "ack", 8, "ack"]
-    assert _acks(frames, "meter") == [AckFragment(True, 0, 0xFF), AckFragment(False, 8, 0b1)]
+    assert _acks(frames, "meter") == [AckFragment(True, 0, 0xFF), AckFragment(False, 8, 0xFF)]
     assert transfer.finished and transfer.outcome is None
 
 
@@ -291,3 +297,68 @@ def test_a_meter_that_leaves_sends_nothing_more_of_its_transfers() -> None:
     ]
     assert [type(nwk.payload) for nwk in sent if nwk is not None] == [Leave]
     assert not node._transfers and not node._in_mac and not node._reassembled
+
+
+def test_a_put_the_esme_took_before_restarting_is_not_reported_as_never_run() -> None:
+    """The ESME takes a PUT and restarts before its APS acknowledgement is heard: the hub
+    sends the last window again, the restarted ESME (no tunnel) refuses it, and the CHF
+    must not tell the head end, finally, that the command did not run."""
+    world = World(seed=9)
+    hub, meter = _joined(world)
+    hub.node._aps_acked = lambda src, ack: None  # type: ignore[method-assign]  # all lost
+    node = meter.node
+    took = node.on_gbcs
+    assert took is not None
+    ran: list[bytes] = []
+
+    def take_then_restart(peer: bytes, data: bytes) -> None:
+        ran.append(data)
+        took(peer, data)
+        node.power_cycle(2.0)  # its answer and its RAM go with the power
+
+    node.on_gbcs = take_then_restart
+    failures = _route_failures(hub)
+    # A CS07 padded to four APS blocks (the ASN.1 is checked only at the meter).
+    padded = asn1.encode(JoinDetails.COMMAND) + bytes(200)
+    command = world.headend.command(0x0013, padded, meter.eui64)
+    world.headend.send(hub.chf, command, timeout=30)
+    world.run(15)
+    assert len(ran) == 1  # it took it once
+    device = meter.eui64.hex().upper()
+    assert [(f.reason, f.final) for f in failures] == [
+        (
+            f"device {device} refused the message on the HAN when it was sent again "
+            "(TransferDataError: no such tunnel): it had no GBCS tunnel open then, but may "
+            "have run the command before",
+            False,
+        )
+    ]
+
+
+def test_a_sleepy_gsme_sleeps_once_its_late_transfer_is_done() -> None:
+    """Its payload needed the window again (the hub's first acknowledgement lost): the
+    GSME's awake window ended while it was under way, and it sleeps once it is done."""
+    world = World(seed=10)
+    run = Run("gsme", world)
+    hub = world.add_hub("premises", world.pki.party("chf").eui64, name="CHF")
+    gsme = world.add_meter("premises", "gsme", world.pki.party("gsme").eui64)
+    assert run.add_device(hub, gsme).ok and run.wait_joined(gsme, hub, "join").ok
+    node = gsme.node
+    assert world.run_until(lambda: not node.listening, 60)
+    acked = node._aps_acked
+    lost: list[ApsAck] = []
+
+    def lose_first(src: int, ack: ApsAck) -> None:
+        if not lost:
+            lost.append(ack)
+            return
+        acked(src, ack)
+
+    node._aps_acked = lose_first  # type: ignore[method-assign]
+    node.listening = True
+    assert node.settings is not None
+    transfer = node._send_application(node.settings, 0x0000, bytes(2 * MAX_BLOCK), 0x000A)
+    node._stay_awake()
+    world.run(APS_ACK_WAIT + 0.5)
+    assert lost and transfer.finished and transfer.outcome is None
+    assert not node.listening

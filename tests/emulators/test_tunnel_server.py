@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import pytest
 
@@ -149,15 +150,15 @@ def test_recent_puts_name_the_refused_message_once() -> None:
     recent.sent(METER, 6, b"\xdd\x06")
     other = bytes.fromhex("00DB1234567890A2")
     assert recent.refused(other, 5) is None  # another device's refusal names none of these
-    assert recent.refused(METER, 5) == b"\xdd\x05"
+    assert recent.refused(METER, 5) == (b"\xdd\x05", None)
     assert recent.refused(METER, 5) is None  # a duplicate refusal finds nothing
-    recent.sent(METER, 6, b"\xdd\x07")  # sequence numbers come round: the newer message
-    assert recent.refused(METER, 6) == b"\xdd\x07"
+    carried = SimpleNamespace(resent_whole=True)
+    recent.sent(METER, 6, b"\xdd\x07", carried)  # sequence numbers come round: the newer
+    assert recent.refused(METER, 6) == (b"\xdd\x07", carried)
     for n in range(RECENT_PUTS + 1):
         recent.sent(METER, n, bytes([n]))
-    assert recent.refused(METER, 0) is None and recent.refused(METER, RECENT_PUTS) == bytes(
-        [RECENT_PUTS]
-    )
+    assert recent.refused(METER, 0) is None
+    assert recent.refused(METER, RECENT_PUTS) == (bytes([RECENT_PUTS]), None)
 
 
 # -- the hub as an ESME's tunnel client (GBCS 10.2.2.1) ---------------------------------

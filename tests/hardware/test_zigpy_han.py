@@ -354,7 +354,7 @@ def test_send_packet_returns_once_every_block_is_acknowledged() -> None:
             cluster_id=TUNNELING_CLUSTER,
             profile_id=0x0109,
             src_endpoint=1,
-            fragment=AckFragment(True, 0, 0b111),
+            fragment=AckFragment(True, 0, 0xFF),
         )
     ]
     # Its acknowledgement is the one frame the meter numbered (MAC acks take none).
@@ -377,6 +377,24 @@ def test_send_packet_keeps_its_radius_on_every_block() -> None:
         if decode_mac(psdu).frame_type == 1 and decode_mac(psdu).src == 0
     ]
     assert radii == [5, 5, 5]
+
+
+def test_a_network_reset_fails_the_sends_under_way_at_once() -> None:
+    """Nothing of the old network goes out after reset_network_info: a payload awaiting
+    its APS acknowledgement fails then, not after its retries."""
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    app, loop = _app(hub), _radio(hub).loop
+    meter.node.power_off()
+    sending = loop.spawn(app.send_packet(_tunnel_packet(hub, meter, bytes(200))))
+    world.run(0.5)
+    assert not sending.done()
+    loop.run_until_complete(app.reset_network_info())
+    assert world.run_until(sending.done, 0.01)
+    with pytest.raises(zigpy.exceptions.DeliveryError, match="the network was reset"):
+        sending.result()
+    assert not app.ncp._transfers and not app.ncp._in_mac
 
 
 def test_send_packet_to_a_meter_that_lost_power_raises_delivery_error() -> None:
