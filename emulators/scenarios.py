@@ -304,6 +304,7 @@ def _premises(
 
 
 DISCONNECT_ATTEMPTS = 3
+LEAVE_WAIT = 30.0  # how long a meter whose CS02f answer did not come is watched for leaving
 FAULTY = "FAULTY: no install-code join and no trust-centre rejoin"
 
 
@@ -317,6 +318,20 @@ def _release(run: Run, hub: Hub, meter: MeterUnit) -> bool:
     for _ in range(DISCONNECT_ATTEMPTS):
         if run.disconnect(hub, meter).ok:
             run.wait_left(meter, hub)
+            run.remove_device(hub, meter)
+            return True
+        # The divorce is what the meter does: one that leaves its HAN ran the CS02f and
+        # only its answer was lost. One that does not is asked again after that wait (a
+        # tunnel not open yet has opened by then).
+        if run.world.run_until(lambda: meter.node.state is NodeState.SCANNING, LEAVE_WAIT):
+            run.record(
+                "HAN leave (auto-join)",
+                HAN_EVENT,
+                meter.eui64,
+                hub.eui64,
+                "ok",
+                evidence="the meter left its HAN; its CS02f answer was lost",
+            )
             run.remove_device(hub, meter)
             return True
     run.record(

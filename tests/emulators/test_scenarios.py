@@ -6,10 +6,19 @@ import pytest
 
 from emulators.faults import FaultPlan
 from emulators.node import NodeState
-from emulators.scenarios import FAULTY, SCENARIOS, Run, run_scenario, single_entry_log
+from emulators.scenarios import (
+    FAULTY,
+    SCENARIOS,
+    Run,
+    _premises,
+    _release,
+    run_scenario,
+    single_entry_log,
+)
 from emulators.world import World
 from gbcs.catalogue import CATALOGUE
 from gbcs.errors import GbcsError
+from gbcs.frame import decode
 
 DISCONNECT = CATALOGUE.disconnect_code
 
@@ -367,3 +376,32 @@ def test_a_gsme_divorced_while_asleep_still_tells_its_hub() -> None:
     assert run.wait_left(gsme, hub).ok
     world.run(5)
     assert not hub.node.has_child(gsme.eui64) and gsme.eui64 not in hub.node.children
+
+
+def test_a_divorce_whose_answer_was_lost_is_seen_on_the_han() -> None:
+    """SR 8.15 is what the meter does: its CS02f answer lost, it still left its HAN, so
+    the scenario takes it off the bench whitelist instead of asking twice more and
+    reporting the divorce unconfirmed."""
+    run = Run("lost answer", World(seed=4))
+    hub, meter = _premises(run)
+    chf = hub.chf
+    taken = chf.from_han
+    lost: list[bytes] = []
+
+    def lose_the_answer(device: bytes, data: bytes) -> None:
+        if decode(data).header.other_information.message_code == CATALOGUE.disconnect_code:
+            lost.append(data)
+            return
+        taken(device, data)
+
+    chf.from_han = lose_the_answer  # type: ignore[method-assign]
+    assert _release(run, hub, meter)
+    assert len(lost) == 1
+    (cs02f,) = [s for s in run.steps if s.use_case.startswith("CS02f")]
+    assert not cs02f.ok
+    leave = run.steps[-2]
+    assert (leave.use_case, leave.result) == ("HAN leave (auto-join)", "ok")
+    assert leave.detail == {"evidence": "the meter left its HAN; its CS02f answer was lost"}
+    assert run.steps[-1].use_case == "CCS02" and run.steps[-1].ok
+    assert meter.eui64 not in chf.current and meter.node.settings is None
+    assert not [s for s in run.steps if s.use_case == "SR 8.15"]
