@@ -19,8 +19,10 @@ in the README):
   establishment), the ESME allocating the tunnel id; a sleepy GSME opens its
   own, the hub its server. The hub pushes commands to an ESME with PUT; a
   sleepy GSME wakes every 30 s and asks with GET, and the hub answers
-  GET-RESPONSE with a message it held. Meters answer with PUT. Long messages
-  are APS fragmented, each window of blocks acknowledged at the APS layer.
+  GET-RESPONSE with a message it held. Frames to a joined GSME wait at the
+  hub for its MAC Data Request (indirect transmission). Meters answer with
+  PUT. Long messages are APS fragmented, each window of blocks acknowledged at
+  the APS layer.
 * Unicast MAC frames are acknowledged and retried (macMaxFrameRetries 3); NWK
   frame counters drop duplicates. A meter whose keep-alive goes unacknowledged
   (a GSME's GET; an ESME's Read Attributes of the hub's Time cluster, hourly
@@ -70,6 +72,7 @@ from emulators.zigbee.mac import (
     Beacon,
     BeaconRequest,
     Capability,
+    DataRequest,
     MacFrame,
     MacFrameType,
     decode_mac,
@@ -131,6 +134,14 @@ REJOIN_RETRY = 60.0  # an orphaned meter looks for its network again this often
 SLEEPY_POLL = 30.0  # a GSME wakes this often (GBCS: at least every 30 s)
 AWAKE_WINDOW = 0.25
 SLEEP_RECHECK = 0.05  # a GSME busy at the end of its awake window looks again this soon
+# Indirect transmission (802.15.4-2006 7.5.6.3): the hub holds frames for a sleepy child
+# until it polls with a MAC Data Request, at most macTransactionPersistenceTime (0x01F4
+# unit periods of aBaseSuperframeDuration, 15.36 ms, in a beaconless PAN).
+TRANSACTION_PERSISTENCE = 0x01F4 * 0.01536
+FRAME_WAIT = 0.05  # a GSME told a frame is pending stays on this long for it
+POLL_BUSY = 0.25  # a GSME awaiting blocks or an acknowledgement polls again this often
+FAST_POLL = 0.1  # a GSME awaiting its GET's or RequestTunnel's answer polls this often
+REPLY_WAIT = 1.0  # ... for this long
 REASSEMBLY_TIMEOUT = 5.0
 # How long the trust centre keeps a rejoin it answered open for the device to prove it got
 # the network key (its secured Device_annce): the meter waits 4 x RESPONSE_WAIT for the key.
@@ -319,6 +330,7 @@ class _Node:
     # Whether the fault plan's power cycles apply: a meter's supply fails; the hub's is
     # not modelled as failing.
     power_cyclable = False
+    sleepy = False  # a sleepy end device polls its parent for what it holds
 
     def __init__(self, clock: VirtualClock, ieee: bytes, *, name: str = "") -> None:
         if len(ieee) != 8:
@@ -352,6 +364,9 @@ class _Node:
         # awaiting APS acknowledgements by (destination, APS counter).
         self._in_mac: dict[bytes, Transfer] = {}
         self._transfers: dict[tuple[int, int], Transfer] = {}
+        # A hub's frames held for each polling child, by its short address: [psdu, timer].
+        self._indirect: dict[int, collections.deque[list[Any]]] = {}
+        self._ack_pending = False  # the frame pending bit of the last ack heard
         self.frames_dropped = 0
         self.trace: Callable[[str], None] | None = None
         self._keys: tuple[Any, Keys] | None = None  # (what they were built from, keys)
@@ -418,17 +433,7 @@ class _Node:
             # Told before the next frame goes: the failed message's other frames come off
             # the queue.
             self._tx_current = None
-            transfer = self._in_mac.pop(psdu, None) if self._in_mac else None
-            if transfer is not None:
-                if transfer.finished and transfer.outcome is None:
-                    # Its APS acknowledgement came first: the receiver has it all.
-                    transfer.in_mac.discard(psdu)
-                    if self._tx_current is None:
-                        self._tx_next()
-                    return
-                self._block_failed(transfer, psdu, tries)
-            if dst is not None:
-                self.delivery_failed(dst, psdu)
+            self._mac_failed(psdu, dst, tries)
             if self._tx_current is None:
                 self._tx_next()
             return
@@ -436,6 +441,24 @@ class _Node:
         after = self._after_own_ack()
         self._put_on_air(psdu, dst_pan, dst, after)
         self._tx_timer = self.clock.call_later(after + _airtime(psdu) + ACK_WAIT, self._tx_timeout)
+
+    def _mac_failed(
+        self, psdu: bytes, dst: int | bytes | None, tries: int, why: str | None = None
+    ) -> None:
+        """The MAC gave up on ``psdu``: unacknowledged after its retries, or (``why``)
+        never polled for while held for a sleepy child."""
+        transfer = self._in_mac.pop(psdu, None) if self._in_mac else None
+        if transfer is not None:
+            if transfer.finished and transfer.outcome is None:
+                # Its APS acknowledgement came first: the receiver has it all.
+                transfer.in_mac.discard(psdu)
+                return
+            to = f"{transfer.dst:#06x}"
+            self._block_failed(
+                transfer, psdu, why or f"no MAC acknowledgement from {to} after {tries} retries"
+            )
+        if dst is not None:
+            self.delivery_failed(dst, psdu)
 
     def _acknowledged(self, seq: int) -> None:
         current = self._tx_current
@@ -463,6 +486,10 @@ class _Node:
         if len(keep) != len(queue):
             queue.clear()
             queue.extend(keep)
+        for held in self._indirect.values():
+            for entry in [e for e in held if e[0] in psdus]:
+                entry[1].cancel()
+                held.remove(entry)
 
     def _tx_reset(self) -> None:
         if self._tx_timer is not None:
@@ -511,7 +538,7 @@ class _Node:
             if not acked >> index & 1:
                 self._send_block(transfer, index)
 
-    def _block_failed(self, transfer: Transfer, psdu: bytes, tries: int) -> None:
+    def _block_failed(self, transfer: Transfer, psdu: bytes, why: str) -> None:
         """The MAC gave up on ``psdu``. A lone frame's transfer fails; a lost block of a
         fragmented one is sent again when its window's acknowledgement does not come
         (2.2.8.4.5.1)."""
@@ -519,8 +546,7 @@ class _Node:
         if transfer.finished:
             return
         if len(transfer.blocks) == 1:
-            to = f"{transfer.dst:#06x}"
-            self._fail(transfer, f"no MAC acknowledgement from {to} after {tries} retries")
+            self._fail(transfer, why)
         elif not transfer.in_mac:
             self._await_window(transfer)
 
@@ -610,12 +636,22 @@ class _Node:
         if transfer.window_end() < len(transfer.blocks):
             return True
         in_mac = transfer.in_mac
-        return any(queued[0] in in_mac for queued in self._tx_queue)
+        if any(queued[0] in in_mac for queued in self._tx_queue):
+            return True
+        held = self._indirect.get(transfer.dst)
+        return held is not None and any(entry[0] in in_mac for entry in held)
 
-    def _ack(self, seq: int) -> None:
+    def _held_for(self, mac: MacFrame) -> bool:
+        """Whether a Data Request's sender has frames held for it (a hub's answer)."""
+        return False
+
+    def _poll_parent(self) -> None:
+        """A sleepy end device's MAC Data Request to its parent."""
+
+    def _ack(self, seq: int, pending: bool = False) -> None:
         # Acks go out at the turnaround time, outside the transmit queue (802.15.4 7.5.6.4.2).
         self._ack_until = self.clock.now + TURNAROUND + _ACK_AIRTIME
-        self._put_on_air(_ACKS[seq], None, None, TURNAROUND)
+        self._put_on_air((_ACKS_PENDING if pending else _ACKS)[seq], None, None, TURNAROUND)
 
     def keys(self) -> Keys:
         return Keys()
@@ -638,6 +674,7 @@ class _Node:
                 and current[0][2] == psdu[2]
                 and (psdu in _ACK_SET or fcs(psdu[:3]) == psdu[3:])
             ):
+                self._ack_pending = psdu[0] & 0x10 != 0
                 self._acknowledged(psdu[2])
             return
         if not self.wants(frame_type, psdu):
@@ -648,12 +685,16 @@ class _Node:
             self.frames_dropped += 1
             return
         if mac.frame_type == _ACK_FRAME:
+            self._ack_pending = mac.frame_pending
             self._acknowledged(mac.sequence)
             return
         if mac.ack_request and (
             mac.dst == self.ieee or (mac.dst == self.short_address and mac.dst_pan == self.pan_id)
         ):
-            self._ack(mac.sequence)
+            pending = bool(self._indirect) and self._held_for(mac)
+            self._ack(mac.sequence, pending)
+            if mac.frame_pending and self.sleepy:
+                self.clock.call_soon(self._poll_parent)  # more is held for it: ask at once
         if mac.frame_type != _DATA_FRAME:
             self.mac_frame(mac)
             return
@@ -879,7 +920,11 @@ class _Node:
 
 _NO_KEYS = Keys()
 _ACKS = tuple(encode_mac(MacFrame(MacFrameType.ACK, seq)) for seq in range(256))
-_ACK_SET = frozenset(_ACKS)  # acks known to have a good FCS: no CRC per ack received
+# Acks of a Data Request when a frame is held for the poller (frame pending bit set).
+_ACKS_PENDING = tuple(
+    encode_mac(MacFrame(MacFrameType.ACK, seq, frame_pending=True)) for seq in range(256)
+)
+_ACK_SET = frozenset(_ACKS + _ACKS_PENDING)  # acks known to have a good FCS: no CRC each
 
 
 def _airtime(psdu: bytes) -> float:
@@ -954,6 +999,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         self.children: dict[bytes, Child] = {}
         self._ids = tunnel_server.TunnelIds()
         self.capture: Capture | None = None
+        self._indirect = {}
         # The held message each sleepy child was last handed (GET-RESPONSE) and the
         # transfer that carries it, until it polls again: if that fails, the message goes
         # back to the CHF rather than being lost in the air.
@@ -961,8 +1007,10 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         # Each transfer of a message pushed to an always-listening child (PUT), until it
         # is delivered: its (device, message).
         self._pushing: dict[Transfer, tuple[bytes, bytes]] = {}
-        # The last PUTs to always-listening children, for a TransferDataError naming one.
+        # The last PUTs to always-listening children, for a TransferDataError naming one;
+        # the last GET-RESPONSEs that handed sleepy children a held message, likewise.
         self._recent_puts: tunnel_server.RecentPuts | None = None
+        self._recent_hand_overs: tunnel_server.RecentPuts | None = None
         # Devices that left, oldest first: their NWK frame counters are kept while they
         # are among the last DEPARTED_MEMORY, so one of their old frames replayed by
         # someone who associates under their EUI-64 does not "prove" a join.
@@ -1023,9 +1071,79 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         return self._keys[1]
 
     # MAC -----------------------------------------------------------------------------
+    def _send_acked(self, psdu: bytes, dst_pan: int, dst: int | bytes) -> None:
+        """Frames to a joined sleepy child wait for its MAC Data Request (indirect
+        transmission, 802.15.4-2006 7.5.6.3); the rest go at once."""
+        if type(dst) is int and self._polls(dst):
+            entry: list[Any] = [psdu, None]
+            entry[1] = self.clock.call_later(TRANSACTION_PERSISTENCE, self._unclaimed, dst, entry)
+            self._indirect.setdefault(dst, collections.deque()).append(entry)
+            return
+        _Node._send_acked(self, psdu, dst_pan, dst)
+
+    def _polls(self, short: int) -> bool:
+        """Whether ``short`` is a joined (announced) sleepy child's address, one not
+        rejoining: the kit's joining and rejoining devices do not poll (their Transport
+        Key and Rejoin Response go to them directly)."""
+        for child in self.children.values():
+            if child.short_address == short:
+                return child.sleepy and child.announced and child.ieee not in self._rejoining
+        return False
+
+    def _unclaimed(self, dst: int, entry: list[Any]) -> None:
+        """A held frame its child never polled for within the persistence time: the MAC
+        gives up on it (802.15.4-2006 7.5.6.3, TRANSACTION_EXPIRED)."""
+        held = self._indirect.get(dst)
+        if held is None or entry not in held:
+            return
+        held.remove(entry)
+        if not held:
+            del self._indirect[dst]
+        self._mac_failed(
+            entry[0], dst, 0, f"{dst:#06x} did not poll for it within macTransactionPersistenceTime"
+        )
+
+    def _held_for(self, mac: MacFrame) -> bool:
+        return (
+            isinstance(mac.payload, DataRequest)
+            and type(mac.src) is int
+            and bool(self._indirect.get(mac.src))
+        )
+
+    def _hand_over_held(self, short: int) -> None:
+        """A child's Data Request: its first held frame goes now, with the frame pending
+        bit set when more are held (the child polls again for them)."""
+        held = self._indirect.get(short)
+        if not held:
+            return
+        entry = held.popleft()
+        entry[1].cancel()
+        psdu = entry[0]
+        if held:
+            marked = bytes([psdu[0] | 0x10]) + psdu[1:-2]
+            marked += fcs(marked)
+            transfer = self._in_mac.pop(psdu, None)
+            if transfer is not None:
+                transfer.in_mac.discard(psdu)
+                transfer.in_mac.add(marked)
+                self._in_mac[marked] = transfer
+            psdu = marked
+        else:
+            del self._indirect[short]
+        settings = self.settings
+        assert settings is not None
+        # Sent next, ahead of frames queued for others: the child stays on only briefly.
+        self._tx_queue.appendleft((psdu, settings.pan_id, short, 0))
+        if self._tx_current is None:
+            self._tx_next()
+
     def mac_frame(self, mac: MacFrame) -> None:
         settings, tc = self.settings, self.trust_centre
         if settings is None or tc is None:
+            return
+        if isinstance(mac.payload, DataRequest):
+            if type(mac.src) is int and mac.dst_pan == settings.pan_id:
+                self._hand_over_held(mac.src)
             return
         if isinstance(mac.payload, BeaconRequest):
             psdu = air.beacon(
@@ -1269,7 +1387,8 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             network_address=short,
             status=status,
         )
-        self._send_acked(psdu, settings.pan_id, old_short)
+        # Directly, not held for a poll: the kit's rejoining GSME does not poll for it.
+        _Node._send_acked(self, psdu, settings.pan_id, old_short)
         if key is None:
             self._log(f"trust-centre rejoin from {device.hex().upper()} denied: not in device log")
             return
@@ -1331,6 +1450,12 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         if not child.sleepy:
             self._esme_tunnel(child, app)
             return
+        if self._held_out and isinstance(app.tunnel, RequestTunnel):
+            handed = self._held_out.get(device)
+            if handed is not None and not handed[1].finished:
+                # Restarted, it asks for a new tunnel: a GET-RESPONSE still held or under
+                # way on the old one would reach it on a tunnel it no longer knows.
+                self._fail(handed[1], "the GSME asked for a new tunnel")
         if self._held_out and isinstance(app.gbcs, GbcsGet):
             if self._handing_out(device):
                 # A keep-alive poll while the last GET-RESPONSE is still going out: that
@@ -1342,10 +1467,15 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         child.tunnel_id = reply.tunnel_id
         if reply.command is not None:
             asked = app.zcl.sequence if reply.answers and app.zcl is not None else None
+            sequence = self.counters.zcl if asked is None else asked
             zcl = self._tunnel_zcl(reply.command, reply.direction, asked)
             transfer = self._send_application(settings, child.short_address, zcl)
-            if reply.held is not None and not transfer.finished:
-                self._held_out[device] = (reply.held, transfer)
+            if reply.held is not None:
+                if self._recent_hand_overs is None:
+                    self._recent_hand_overs = tunnel_server.RecentPuts()
+                self._recent_hand_overs.sent(device, sequence, reply.held)
+                if not transfer.finished:
+                    self._held_out[device] = (reply.held, transfer)
 
     def _handing_out(self, device: bytes) -> bool:
         """Whether a block of the GET-RESPONSE handed to ``device`` has not been sent yet:
@@ -1400,6 +1530,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         """The child did not take a PUT (its tunnel closed in a reboot): the CHF fails it,
         and the hub, an ESME's tunnel client, opens it a new tunnel for the next one."""
         device = child.ieee.hex().upper()
+        if child.sleepy:
+            self._hand_over_refused(child, zcl)
+            return
         recent, tc = self._recent_puts, self.trust_centre
         refused = tunnel_server.report_refusal(recent, child.ieee, refusal, zcl, tc)
         if refused is not None:
@@ -1414,6 +1547,22 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 self._open_tunnel(child)
         else:
             self._drop(f"TransferDataError from {device} names no PUT of ours")
+
+    def _hand_over_refused(self, child: Child, zcl: ZclFrame | None) -> None:
+        """A GSME refused a GET-RESPONSE (it restarted while it was held for its poll): the
+        message is the CHF's again, held for its next GET, and counted out only once."""
+        device = child.ieee
+        handed = self._held_out.get(device)
+        data = tunnel_server.report_hand_over_refusal(
+            self._recent_hand_overs, device, zcl, self.trust_centre
+        )
+        if data is None:
+            self._drop(f"TransferDataError from {device.hex().upper()} names no hand-over")
+            return
+        self._log(f"{device.hex().upper()} refused a GET-RESPONSE: its message is held again")
+        if handed is not None and handed[0] == data:
+            del self._held_out[device]
+            self._fail(handed[1], "refused by the GSME")
 
     def _push_failed(self, pushed: tuple[bytes, bytes]) -> None:
         """A PUT was not delivered (its later blocks are not sent)."""
@@ -1571,6 +1720,9 @@ class MeterNode(_Node):
         self._candidates: list[tuple[int, int, bytes]] = []
         self._pending_short: int | None = None
         self._awake_until = 0.0
+        self._last_poll: bytes | None = None  # its last MAC Data Request
+        self._polled_at = float("-inf")
+        self._reply_due = 0.0  # until when a GSME polls fast for its request's answer
         self.joins = 0
         self.rejoins = 0
         self.listening = False
@@ -2044,6 +2196,7 @@ class MeterNode(_Node):
         self._tunnel_asked = True
         self._send_application(self.settings, COORDINATOR, self._tunnel_zcl(RequestTunnel()))
         self._stay_awake()
+        self._expect_reply()
 
     def _read_hub_time(self) -> None:
         """An ESME's keep-alive: Read Attributes of the hub's Time cluster (GBCS devices
@@ -2076,6 +2229,8 @@ class MeterNode(_Node):
         if tunnel is not None and not self.sleepy:
             self._serve_tunnel(app)
             return
+        if tunnel is not None and self.sleepy:
+            self._replied()
         if isinstance(tunnel, RequestTunnelResponse):
             if not self._tunnel_asked:
                 self._drop("RequestTunnelResponse to no request of ours")
@@ -2221,13 +2376,76 @@ class MeterNode(_Node):
         )
         self._send_application(self.settings, COORDINATOR, zcl)
         self._stay_awake()
+        self._expect_reply()
 
-    def _stay_awake(self) -> None:
+    def _expect_reply(self) -> None:
+        """A GSME awaiting the answer to its GET or RequestTunnel polls for it every
+        FAST_POLL, for up to REPLY_WAIT (the hub may take a moment to have it held)."""
+        self._reply_due = self.clock.now + REPLY_WAIT
+        self.clock.call_later(FAST_POLL, self._fast_poll)
+
+    def _replied(self) -> None:
+        self._reply_due = 0.0
+
+    def _fast_poll(self) -> None:
+        if not self.sleepy or self.clock.now >= self._reply_due or self.state is not _JOINED:
+            return
+        self._stay_awake(FAST_POLL * 2)
+        self._poll_parent()
+        self.clock.call_later(FAST_POLL, self._fast_poll)
+
+    def _stay_awake(self, window: float = AWAKE_WINDOW) -> None:
         if not self.sleepy:
             return
         self.listening = True
-        self._awake_until = max(self._awake_until, self.clock.now + AWAKE_WINDOW)
+        self._awake_until = max(self._awake_until, self.clock.now + window)
         self.clock.call_at(self._awake_until, self._maybe_sleep)
+
+    def _poll_parent(self) -> None:
+        """MAC Data Request: what the hub holds for this GSME comes only when it asks
+        (802.15.4-2006 7.5.6.3). Sent after each of its own frames to the hub (the answer
+        is held by then), again while a frame is said to be pending, and while blocks or
+        an acknowledgement are awaited."""
+        settings = self.settings
+        if (
+            not self.sleepy
+            or settings is None
+            or self.state is not _JOINED
+            or not self.powered
+            or self._polling()
+        ):
+            return
+        psdu = air.data_request(
+            mac_sequence=self.counters.next("mac"),
+            pan_id=settings.pan_id,
+            src=settings.short_address,
+            dst=COORDINATOR,
+        )
+        self._last_poll = psdu
+        self._polled_at = self.clock.now
+        self.listening = True
+        self._send_acked(psdu, settings.pan_id, COORDINATOR)
+
+    def _polling(self) -> bool:
+        """Whether its last Data Request is still queued or on the air."""
+        poll = self._last_poll
+        if poll is None:
+            return False
+        current = self._tx_current
+        return (current is not None and current[0] is poll) or any(
+            entry[0] is poll for entry in self._tx_queue
+        )
+
+    def _acknowledged(self, seq: int) -> None:
+        current = self._tx_current
+        super()._acknowledged(seq)
+        if not self.sleepy or current is None or self._tx_current is current:
+            return
+        if current[0] is self._last_poll:
+            if self._ack_pending:
+                self._stay_awake(FRAME_WAIT)  # the held frame follows
+        elif current[2] == COORDINATOR and not self._tx_queue:
+            self._poll_parent()  # its answer, if any, is held for it by now
 
     def _maybe_sleep(self) -> None:
         """At the end of its awake window a GSME sleeps, once nothing it sends or receives
@@ -2237,8 +2455,10 @@ class MeterNode(_Node):
             return
         if self._tx_current is None and not self._reassembly and not self._transfers:
             self.listening = False
-        else:
-            self.clock.call_later(SLEEP_RECHECK, self._maybe_sleep)
+            return
+        if (self._reassembly or self._transfers) and self.clock.now >= self._polled_at + POLL_BUSY:
+            self._poll_parent()  # blocks or an acknowledgement awaited: ask for them
+        self.clock.call_later(SLEEP_RECHECK, self._maybe_sleep)
 
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         if self.state is NodeState.JOINED and dst == COORDINATOR:

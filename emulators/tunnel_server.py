@@ -63,6 +63,7 @@ __all__ = [
     "from_hub",
     "may_ask",
     "put",
+    "report_hand_over_refusal",
     "report_refusal",
     "saved_ask",
     "serve",
@@ -87,6 +88,8 @@ class TunnelHub(Protocol):
     def tunnel_refused(
         self, device: bytes, data: bytes, status: int, *, may_have_run: bool = False
     ) -> None: ...
+
+    def undelivered(self, device: bytes, data: bytes) -> None: ...
 
 
 @dataclass(slots=True)
@@ -178,6 +181,21 @@ def report_refusal(
         sent_again = transfer is not None and transfer.resent_whole
         hub.tunnel_refused(device, data, refusal.status, may_have_run=sent_again)
     return entry
+
+
+def report_hand_over_refusal(
+    recent: RecentPuts | None, device: bytes, zcl: ZclFrame | None, hub: TunnelHub | None
+) -> bytes | None:
+    """A GSME refused a GET-RESPONSE (TransferDataError on its sequence number): it came on
+    a tunnel the GSME no longer holds (held for its poll while it restarted). The message
+    goes back to the CHF, first in line, for its next GET; the held message, or None when
+    the refusal names no hand-over of ours."""
+    entry = None if recent is None or zcl is None else recent.refused(device, zcl.sequence)
+    if entry is None:
+        return None
+    if hub is not None:
+        hub.undelivered(device, entry[0])
+    return entry[0]
 
 
 NO_TUNNEL_ID = 0xFFFF

@@ -402,6 +402,7 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
         # arrived (as the emulated coordinator's _held_out).
         self._held_out: dict[bytes, _HandOver] = {}
         self._recent_puts = tunnel_server.RecentPuts()  # for a TransferDataError naming one
+        self._recent_hand_overs = tunnel_server.RecentPuts()  # a GSME's, likewise
         self._ids = tunnel_server.TunnelIds()
         self._zcl_sequence = 0
         self._permitted: dict[bytes, tuple[bytes, float]] = {}  # eui -> key, until
@@ -835,6 +836,22 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
 
     # Tunnel server (a GSME's) -----------------------------------------------------------
     def _tunnel(self, child: _Child, app: air.Application) -> None:
+        if isinstance(app.tunnel, TransferDataError) and child.sleepy:
+            # A GSME restarted while a GET-RESPONSE was held for its poll: the message is
+            # the CHF's again, for its next GET, and counted out only once.
+            data = tunnel_server.report_hand_over_refusal(
+                self._recent_hand_overs, child.ieee, app.zcl, self._tc
+            )
+            hand_over = self._held_out.get(child.ieee)
+            if data is not None and hand_over is not None and hand_over.data == data:
+                del self._held_out[child.ieee]
+            device = child.ieee.hex().upper()
+            self._log(
+                f"{device} refused a GET-RESPONSE: its message is held again"
+                if data is not None
+                else f"TransferDataError from {device} names no hand-over"
+            )
+            return
         if isinstance(app.tunnel, TransferDataError):
             # The child did not take a PUT (a reboot closed its tunnel): the CHF fails it,
             # and an ESME's client opens it a new tunnel for the next one.
@@ -868,9 +885,13 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
         if reply.command is not None:
             direction = reply.direction
             hand_over = None
+            asked = app.zcl.sequence if reply.answers and app.zcl is not None else None
             if reply.held is not None:
                 hand_over = self._held_out[child.ieee] = _HandOver(reply.held)
-            asked = app.zcl.sequence if reply.answers and app.zcl is not None else None
+                if asked is None:
+                    asked = self._zcl_sequence  # a command's own: the next
+                    self._zcl_sequence = (asked + 1) % 256
+                self._recent_hand_overs.sent(child.ieee, asked, reply.held)
             self._send_zcl(child, reply.command, direction, hand_over, sequence=asked)
 
     def _put(self, child: _Child, data: bytes) -> None:

@@ -462,7 +462,7 @@ def test_a_get_response_that_fails_as_bellows_reports_it_is_held_again(
     world = ZigpyWorld(SEED)
     trace: list[str] = []
     world.trace = trace.append
-    held_message_lost_in_the_air(world)
+    held_message_lost_in_the_air(world, off_time=20.0)  # its frame expires, unpolled
     assert any(f"not delivered: {type(raised).__name__}" in line for line in trace)
 
 
