@@ -334,6 +334,10 @@ def test_dummy_range_prefix_and_bounds() -> None:
     assert bounded.contains(Mprn("7000000050"))
     assert not bounded.contains(Mprn("7000000100"))
     assert not bounded.contains(Mprn("70000000"))  # bounds fix the length
+    # Between the bounds as text, but a digit short: still outside (not compared as text).
+    assert not bounded.contains(Mprn("700000005"))
+    # A prefix range holds only values that start with it, not ones that merely contain it.
+    assert not prefix.contains(Mprn("1999999"))
     assert str(bounded) == "MPRNs 7000000000..7000000099"
     assert bounded.example(99) == Mprn("7000000099")
     with pytest.raises(MpxnError, match="past the end"):
@@ -352,6 +356,14 @@ def test_bounded_mpan_range_examples_are_valid_and_inside(n: int) -> None:
     assert rng.distributor_ids == {"99"}
     if n:
         assert rng.example(n - 1).core < mpan.core
+
+
+def test_a_bounded_mpan_range_starting_past_a_bodys_core_begins_at_the_next_body() -> None:
+    # 990000000000's core is 9900000000006, below the first bound: the range's first
+    # example is the next body's core, never one outside the range.
+    rng = DummyRange("mpan", first="9900000000009", last="9900000000100")
+    assert rng.example(0) == Mpan("9900000000015")
+    assert rng.contains(rng.example(0))
 
 
 @pytest.mark.parametrize(
@@ -393,6 +405,9 @@ def test_default_policy_refuses_real_mpxns() -> None:
             policy.check(core)
     with pytest.raises(MpxnError, match="MPRN 1234567890 is not in the reserved dummy range"):
         policy.check(Mprn("1234567890"))
+    # A real MPAN with the dummy prefix inside it (distributor 13) is still real.
+    with pytest.raises(MpxnError, match="MPAN 1399123456785 is not in the reserved dummy range"):
+        policy.check("1399123456785")
 
 
 def test_policy_still_rejects_malformed_input_before_range() -> None:
