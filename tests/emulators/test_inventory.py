@@ -224,6 +224,28 @@ def test_the_transition_table_covers_every_status() -> None:
     assert SmiStatus.PENDING not in TRANSITIONS[SmiStatus.PENDING]
 
 
+def test_the_transition_table_is_the_seeds() -> None:
+    """ALLOWED and REFUSED are derived from TRANSITIONS, so they cannot catch a change to
+    it: the table itself is pinned here, row by row (a pending device may be withdrawn,
+    any active one may go back to pending, decommissioned and withdrawn are final)."""
+    s = SmiStatus
+    seeds = {
+        s.PENDING: {s.WHITELISTED, s.DECOMMISSIONED, s.WITHDRAWN},
+        s.WHITELISTED: {
+            s.WHITELISTED,
+            s.PENDING,
+            s.INSTALLED_NOT_COMMISSIONED,
+            s.COMMISSIONED,
+            s.DECOMMISSIONED,
+        },
+        s.INSTALLED_NOT_COMMISSIONED: {s.COMMISSIONED, s.PENDING, s.WHITELISTED, s.DECOMMISSIONED},
+        s.COMMISSIONED: {s.PENDING, s.WHITELISTED, s.DECOMMISSIONED},
+        s.DECOMMISSIONED: set(),
+        s.WITHDRAWN: set(),
+    }
+    assert seeds == TRANSITIONS
+
+
 @pytest.mark.parametrize(("start", "end"), ALLOWED, ids=lambda s: str(s).replace(" ", "-"))
 def test_every_allowed_transition(inv: Inventory, start: SmiStatus, end: SmiStatus) -> None:
     inv.add_device(METER, "ESME", status=start)
