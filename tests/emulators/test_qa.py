@@ -21,7 +21,7 @@ from gbcs.errors import DecodeError
 from gbcs.frame import CraFlag, new_alert
 from gbcs.joins import HanDevice, JoinDetails
 from gbcs.keys import KeyUsage
-from gbcs.reads import FirmwareVersion, ReadEventLog, ReadFirmwareVersion
+from gbcs.reads import EsmeIdentity, FirmwareVersion, ReadEventLog, ReadFirmwareVersion
 
 T0 = dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
 T1 = dt.datetime(2026, 11, 22, tzinfo=dt.UTC)
@@ -52,6 +52,10 @@ def test_answers_are_parsed_and_failures_flagged() -> None:
     assert qa.parse("CS07", _message(asn1.encode(failed.to_payload())))["failed"] is True
     firmware = FirmwareVersion(None, result=1).to_response(0x20000001)
     assert qa.parse("ECS52", _message(dlms.encode(firmware))) == {"failed": True, "firmware": ""}
+    # One GET of several failing is a read failure, not only all of them failing.
+    identity = EsmeIdentity(b"B", None, b"CSW ", False, results=(0, 1, 0, 0))
+    answer = qa.parse("ECS26m", _message(dlms.encode(identity.to_response(0x20000001))))
+    assert answer == {"failed": True, "model": "", "manufacturer": "CSW "}
 
 
 def test_a_request_where_a_response_belongs_is_an_error() -> None:
@@ -100,3 +104,8 @@ def test_anchor_holders_name_each_roles_party_or_none() -> None:
     with pytest.raises(DecodeError, match="network_operator cells name 2 different parties"):
         qa.anchor_holders(mixed)
     assert qa.anchor_holders(_details()) == {"supplier": None, "network_operator": None}
+    # Cells beside a failure status are not an answer: the meter did not say it holds them.
+    refused = _details(
+        RemotePartyDetails(3, CredentialStatus.OTHER, 0, (_cell(KeyUsage.DS, no),)),
+    )
+    assert qa.anchor_holders(refused) == {"supplier": None, "network_operator": None}
