@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from emulators.device import asn1_reply
 from emulators.inventory import TRANSITIONS, AuditEntry, Inventory, SmiStatus
 from emulators.mpxn import ProductionProvingPolicy, dummy_mpan, dummy_mprn
 from emulators.node import NodeState
@@ -20,6 +21,7 @@ from gbcs.catalogue import CATALOGUE
 from gbcs.devicelog import DeviceLog, WhitelistChangeAlert
 from gbcs.errors import DecodeError, GbcsError
 from gbcs.frame import decode_message
+from gbcs.joins import JoinDetails
 from gbcs.keys import KeyUsage, MemoryKeyStore
 from gbcs.security import CheckResult, SecurityContext
 from gbcs.testpki import RemotePartyRole
@@ -755,6 +757,12 @@ def test_8_11_remove_from_its_chf_is_no_longer_whitelisted(bed: Bed) -> None:
             {"device": "00DB1234567890C9", "device_type": "ESME", "network_operator": "1"},
             "network_operator '1' is not 16 hex digits",
         ),
+        # The right length is not enough: every character must be a hex digit.
+        ({"device": "00DB1234567890CZ", "device_type": "ESME"}, "is not 16 hex digits"),
+        (
+            {"device": "00DB1234567890C9", "device_type": "ESME", "install_code": "G" * 32},
+            "is not 32 hex digits",
+        ),
     ],
 )
 def test_pre_notification_refuses_malformed_identifiers(
@@ -1033,3 +1041,78 @@ def test_a_chf_enters_the_smi_by_its_installation_only(bed: Bed) -> None:
     assert bed.submit(bed.supplier, "pre-notification", device=h(hub.eui64), device_type="ESME").ok
     response, _ = bed.rejected(bed.supplier, "8.14.1", Reason.INVALID_PARAMETER, chf=h(hub.eui64))
     assert response.text == (f"device {h(hub.eui64)} is in the SMI with device type ESME, not CHF")
+
+
+def test_a_request_that_leaves_the_smi_status_as_it_was_notifies_no_one(bed: Bed) -> None:
+    """A notification tells network parties of a status change: adding a whitelisted
+    meter to its CHF's log again changes nothing, so none goes out."""
+    before = len(bed.inventory.audit_log())
+    response = bed.submit(bed.supplier, "8.11", chf=h(OLD), device=h(ESME), action="add")
+    assert response.ok, response.result
+    assert bed.inventory.require(h(ESME)).smi_status is SmiStatus.WHITELISTED
+    kinds = [e.kind for e in bed.inventory.audit_log()[before:]]
+    assert "notification" not in kinds and kinds[-1] == "response"
+
+
+def test_8_11_add_of_a_meter_with_no_mpxn_and_none_given_is_refused(bed: Bed) -> None:
+    """The Responsible Supplier check is made on the meter's MPxNs: with none linked and
+    none given there is no one to check, so the add must not go out unchecked."""
+    bed.inventory.end_mpxn_links(h(FRESH))
+    response, _ = bed.fresh_add_rejected(bed.supplier, Reason.INVALID_PARAMETER)
+    assert response.text == "adding a meter needs its MPxN"
+    assert not bed.bench.chf.current
+
+
+def test_8_11_remove_from_a_chf_other_than_its_own_keeps_its_association(bed: Bed) -> None:
+    """Logged by two CHFs (as a restored meter is, until its old CHF lets it go), a meter
+    taken off the one the SMI does not associate it with stays whitelisted on the other."""
+    bench = h(bed.bench.eui64)
+    assert bed.submit(bed.supplier, "8.11", chf=bench, device=h(ESME), action="add").ok
+    assert bed.inventory.require(h(ESME)).chf == bench
+    response = bed.submit(bed.supplier, "8.11", chf=h(OLD), device=h(ESME), action="remove")
+    assert response.ok, response.result
+    device = bed.inventory.require(h(ESME))
+    assert (device.smi_status, device.chf) == (SmiStatus.WHITELISTED, bench)
+    assert ESME in bed.bench.chf.current and ESME not in bed.old.chf.current
+
+
+def test_8_15_of_a_meter_with_no_chf_in_the_smi_is_refused_naming_that(bed: Bed) -> None:
+    """A critical request skips the status check, so a decommissioned meter (no CHF) gets
+    as far as finding its CHF: that is refused with a reason, and nothing is sent."""
+    assert bed.submit(bed.supplier, "decommission", device=h(ESME)).ok
+    response, _ = bed.rejected(bed.supplier, "8.15", Reason.INVALID_PARAMETER, device=h(ESME))
+    assert response.text == f"device {h(ESME)} has no CHF in the SMI"
+
+
+def test_8_15_refuses_a_pre_command_whose_signature_does_not_verify(bed: Bed) -> None:
+    """Header and payload unchanged, but the signature the user's system returned is not
+    a valid one: the DCC does not MAC and send it."""
+
+    class Spoiling(User):
+        def sign(self, precommand: Any) -> Any:
+            signed = super().sign(precommand)
+            spoiled = bytearray(signed.signature)
+            spoiled[5] ^= 1
+            return dataclasses.replace(signed, signature=bytes(spoiled))
+
+    pki = bed.world.pki
+    spoiling = Spoiling(
+        "supplier", pki.party("supplier").eui64, RemotePartyRole.SUPPLIER, pki.keystore()
+    )
+    seen = len(bed.inventory.audit_log())
+    response = bed.submit(spoiling, "8.15", device=h(ESME))
+    assert (response.status, response.reason) == ("rejected", Reason.NOT_SIGNED_BY_USER)
+    assert "the signed pre-command does not verify" in response.text
+    assert "gbcs sent" not in [e.kind for e in bed.inventory.audit_log()[seen:]]
+    assert bed.world.joined_to(bed.meter(ESME)) == OLD
+
+
+def test_a_qa_read_the_meter_answers_with_a_failure_fails(bed: Bed) -> None:
+    """CS07 answered with a non-zero response code: the read failed, whatever came with it."""
+    bed.meter(ESME).device.handlers[0x0013] = lambda message: asn1_reply(
+        JoinDetails(1, None).to_payload()
+    )
+    response = bed.submit(bed.supplier, "CS07", device=h(ESME))
+    assert (response.status, response.reason) == ("failed", Reason.DEVICE_FAILURE)
+    assert response.text == "the meter reported a read failure"
+    assert response.data == {}
