@@ -395,6 +395,26 @@ def test_journal_steps_in_order_and_never_twice(inv: Inventory) -> None:
     assert len(inv.journal(METER)) == 2
 
 
+def test_a_journal_step_whose_detail_is_not_an_object_is_named_as_damaged(
+    inv: Inventory,
+) -> None:
+    inv.journal_step(METER, 1, "8.9", "ok", {})
+    inv.db.execute("UPDATE journal SET detail = '[1]'")
+    with pytest.raises(InventoryError, match=f"journal step 1 of {METER} is damaged"):
+        inv.journal(METER)
+
+
+def test_no_device_is_associated_with_a_decommissioned_or_withdrawn_chf(inv: Inventory) -> None:
+    """The inventory itself refuses it, whatever a caller checked before."""
+    inv.add_device(METER, "ESME")
+    for status in (SmiStatus.DECOMMISSIONED, SmiStatus.WITHDRAWN):
+        inv.db.execute("DELETE FROM devices WHERE eui64 = ?", (CHF,))
+        inv.add_device(CHF, "CHF", status=status)
+        with pytest.raises(InventoryError, match=f"CHF {CHF} is {status}: no device can join"):
+            inv.associate(METER, CHF)
+        assert inv.require(METER).chf is None
+
+
 def test_kv(inv: Inventory) -> None:
     assert inv.get("rows") is None
     inv.put("rows", [{"eui64": METER}])
