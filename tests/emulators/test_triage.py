@@ -49,7 +49,7 @@ from gbcs.credentials_uc import (
 from gbcs.devicelog import DeviceLog
 from gbcs.errors import GbcsError
 from gbcs.frame import CraFlag, decode_message
-from gbcs.joins import DisconnectResult, int_response
+from gbcs.joins import DisconnectResult, JoinDetails, int_response
 from gbcs.testpki import RemotePartyRole
 
 STILL_JOINED_ESME = [
@@ -852,6 +852,9 @@ def test_a_meter_is_dead_only_when_both_attempts_were_made(tmp_path: Path) -> No
     assert "trust-centre rejoin" not in [u for u, _ in steps]
     assert (report.state_found, report.outcome) == ("unknown", "FAIL")
     assert "decommission" not in [u for u, _ in steps]
+    # Neither reached nor known to be dead: it may still be on that HAN, so it is not
+    # taken off the unread old CHF's whitelist.
+    assert "8.11 remove (old CHF)" not in [u for u, _ in steps]
     assert inventory.require(row.hex).smi_status.value != "decommissioned"
     inventory.close()
 
@@ -1220,4 +1223,103 @@ def test_a_meter_that_holds_no_network_operator_anchor_fails(
     assert read["result"] == ALL_OK and read["data"]["network_operator"] is None
     assert read["data"]["supplier"] is not None
     assert (report.network_operator, report.outcome) == (None, "FAIL")
+    assert report.other_region is False  # no operator's anchor: of no region, not another
+    inventory.close()
+
+
+def test_a_meter_whose_restore_was_refused_is_not_found_dead(tmp_path: Path) -> None:
+    """Found in its old CHF's log, the meter is owed a trust-centre rejoin: with the 8.16
+    refused, that attempt was never made, so a failed install-code join alone does not
+    make it dead (DESIGN §2 state 3): it is not decommissioned, nor taken off its old
+    CHF's whitelist."""
+    bench, row, inventory = _bench_on(tmp_path, dead=True)
+    inventory.db.execute("DELETE FROM chf_suppliers WHERE chf = ?", (OLD_CHF,))
+    report = bench.triage(row)
+    steps = dict((s["use_case"], s["result"]) for s in report.steps)
+    assert steps["8.16"].startswith("rejected: LOG_NOT_FROM_SUPPLIERS_CHF")
+    assert steps["install-code join"] == NO_JOIN
+    assert "trust-centre rejoin" not in steps and "decommission" not in steps
+    # Perhaps alive and still on that HAN: it keeps its place on the old CHF's whitelist.
+    assert "8.11 remove (old CHF)" not in steps
+    assert row.eui64 in bench.world.hubs[bytes.fromhex(OLD_CHF)].chf.current
+    assert (report.state_found, report.outcome) == ("unknown", "FAIL")
+    assert inventory.require(row.hex).smi_status.value != "decommissioned"
+    inventory.close()
+
+
+def test_a_meter_that_fails_one_qa_read_fails(tmp_path: Path) -> None:
+    """Every QA read must pass, not just one: a CS07 the meter answers with a failure
+    fails the meter although its ECS26m, ECS52 and ECS35a reads were fine."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    bench.world.meters[row.eui64].device.handlers[0x0013] = lambda message: asn1_reply(
+        JoinDetails(1, None).to_payload()
+    )
+    report = bench.triage(row)
+    steps = dict((s["use_case"], s["result"]) for s in report.steps)
+    assert steps["CS07"] == "failed: DEVICE_FAILURE: the meter reported a read failure"
+    assert [steps[u] for u in ("ECS26m", "ECS52", "ECS35a")] == [ALL_OK] * 3
+    assert (report.state_found, report.outcome) == ("still-joined", "FAIL")
+    inventory.close()
+
+
+def test_a_meter_whose_credentials_cannot_be_read_fails(tmp_path: Path) -> None:
+    """6.24.1 failing (an answer that is not a CS02a response) leaves no anchors read:
+    the meter cannot be shown re-deployable, so it does not pass."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    meter = bench.world.meters[row.eui64].device
+    meter.handlers[PROVIDE_CREDENTIAL_DETAILS] = lambda message: Reply(b"\x05\x00")
+    report = bench.triage(row)
+    read = next(s for s in report.steps if s["use_case"] == "6.24.1")
+    assert read["result"].startswith("failed: DEVICE_FAILURE: response not understood")
+    assert [s["result"] for s in report.steps if s["use_case"] in ("CS07", "8.15")] == [
+        ALL_OK,
+        ALL_OK,
+    ]
+    assert (report.network_operator, report.outcome) == (None, "FAIL")
+    inventory.close()
+
+
+def test_a_cs02f_that_never_reached_the_meter_is_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No answer and the meter did not leave: the command may never have reached it, so
+    the bench tries again (up to DISCONNECT_ATTEMPTS) rather than failing the meter."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    world = bench.world
+    meter = world.meters[row.eui64]
+    medium = world.place(BENCH_PLACE)
+    send = medium.send
+    submit = bench.services.submit
+    deaf: list[bool] = []
+
+    def first_disconnect_unheard(user: Any, srv: str, **params: Any) -> Any:
+        if srv == "8.15" and not deaf:
+            deaf.append(True)
+            try:
+                return submit(user, srv, **params)
+            finally:
+                deaf.append(False)
+        return submit(user, srv, **params)
+
+    def maybe_unheard(sender: Any, psdu: bytes, *args: Any) -> None:
+        if not (deaf and deaf[-1] and sender is not meter.node):
+            send(sender, psdu, *args)
+
+    monkeypatch.setattr(bench.services, "submit", first_disconnect_unheard)
+    monkeypatch.setattr(medium, "send", maybe_unheard)
+    report = bench.triage(row)
+    steps = [(s["use_case"], s["result"]) for s in report.steps]
+    first = next(r for u, r in steps if u == "8.15")
+    assert first.startswith("failed: NO_RESPONSE: ")
+    tail = [u for u, _ in steps[steps.index(("8.15", first)) :]]
+    assert tail == [
+        "8.15",
+        "HAN leave",
+        "8.15 (attempt 2)",
+        "HAN leave",
+        "8.11 remove (bench CHF)",
+        "off bench",
+    ]
+    assert dict(steps)["8.15 (attempt 2)"] == ALL_OK
+    assert (report.state_found, report.outcome) == ("still-joined", "PASS")
     inventory.close()
