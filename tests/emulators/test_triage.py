@@ -38,6 +38,7 @@ from emulators.triage import (
     parse_manifest_eui,
     read_manifest,
 )
+from emulators.zigbee.install_code import install_code_crc
 from gbcs import asn1
 from gbcs.catalogue import CATALOGUE
 from gbcs.credentials_uc import (
@@ -575,6 +576,10 @@ def test_damaged_capture_keys_are_refused(tmp_path: Path) -> None:
         ("UPDATE kv SET value='[{' WHERE key='rows'", "rows: the saved value is damaged"),
         ("UPDATE kv SET value='[{\"eui64\": \"00DB\"}]' WHERE key='rows'", r"damaged \(rows"),
         ("UPDATE kv SET value='{}' WHERE key='rows'", r"damaged \(rows: not a list"),
+        (
+            "UPDATE kv SET value=replace(value, '\"GSME\"', '\"PPMID\"') WHERE key='rows'",
+            r"damaged \(rows: a row that is not a meter",
+        ),
         ("DELETE FROM kv WHERE key='seed'", r"damaged \(seed\)"),
         ("UPDATE kv SET value='\"one\"' WHERE key='seed'", r"damaged \(seed\)"),
         ("UPDATE kv SET value='{oops' WHERE key LIKE 'world:meter:%'", "world:meter:"),
@@ -670,6 +675,24 @@ def test_split_conflicts_names_the_row_that_cannot_be_built() -> None:
     assert "bench CHF's EUI-64 00DB12345678C002 (or its GPF's, 00DB12345678C003)" in text[9]
     assert bench_eui(1) == bytes.fromhex("00DB12345678C002")
     assert split_conflicts(kept) == (kept, [])  # what it keeps, it keeps
+
+
+@pytest.mark.parametrize(
+    "old",
+    [
+        "00DB12345678C001",  # its GPF would be C002, the bench CHF with one premises
+        "00DB12345678C003",  # it would be the bench CHF's GPF
+    ],
+)
+def test_an_old_chf_whose_hub_overlaps_the_bench_hub_is_refused(old: str) -> None:
+    """Not only the old CHF's own EUI-64: its GPF's, and the bench GPF's, must not meet."""
+    rows = [_row("00DB000000000015", old, 1, 1), _row("00DB000000000016", None, 2, 2)]
+    kept, errors = split_conflicts(rows)
+    assert [r.line for r in kept] == [2]
+    assert errors == [
+        f"line 1: old CHF {old} clashes with the bench CHF's EUI-64 00DB12345678C002 "
+        "(or its GPF's, 00DB12345678C003)"
+    ]
 
 
 def test_an_old_chf_holds_no_more_meters_than_its_device_log() -> None:
@@ -1227,6 +1250,46 @@ def test_a_meter_that_holds_no_network_operator_anchor_fails(
     inventory.close()
 
 
+def test_a_manifest_install_code_given_with_its_crc_is_refused_on_its_line(
+    tmp_path: Path,
+) -> None:
+    """parse_install_code takes the 18-byte form (code and CRC); the SMI holds the 16-byte
+    GBCS code, so such a row is named on its line rather than failing the whole set-up."""
+    code = bytes.fromhex("00112233445566778899AABBCCDDEE05")
+    with_crc = (code + install_code_crc(code)).hex().upper()
+    lines = [GOOD_FRESH, f"00DB1234567890C9,{with_crc},ESME,,{dummy_mpan(15)}"]
+    rows, errors = read_manifest(write_manifest(tmp_path / "m.csv", lines))
+    assert [r.hex for r in rows] == ["00DB1234567890C1"]
+    assert errors == ["line 2: a GBCS install code is 16 bytes (32 hex digits) without its CRC"]
+
+
+def test_a_journal_step_under_another_name_is_refused_not_replayed(tmp_path: Path) -> None:
+    """Resuming replays step N only if the journal's step N is the same step: a journal
+    from another flow (or damaged) must not be taken for this one's."""
+    bench, row, inventory = _bench_on(tmp_path, dead=False)
+    inventory.journal_step(row.hex, 1, "off bench", "ok", {"place": None})
+    with pytest.raises(
+        GbcsError, match=f"journal of {row.hex} has step 1 'off bench', not 'on bench'"
+    ):
+        bench.triage(row)
+    inventory.close()
+
+
+def test_the_saved_old_chf_is_the_one_the_bench_left(demo: tuple[Path, BenchRun]) -> None:
+    """The old CHF is one of the devices a meter's steps change (8.9, 8.11 remove): its
+    state is saved with each step, or a resumed run would reload it from the set-up,
+    still whitelisting meters the SMI says were taken off it."""
+    inv = open_inventory(demo[0])
+    try:
+        world = Bench.load_world(inv)
+    finally:
+        inv.close()
+    assert world is not None
+    old = world.hubs[bytes.fromhex("00DB1234567890A2")]
+    assert old.place == "premises-1"
+    assert not old.chf.current  # each of its meters came off it (DEMO's old-CHF removes)
+
+
 def test_a_meter_whose_restore_was_refused_is_not_found_dead(tmp_path: Path) -> None:
     """Found in its old CHF's log, the meter is owed a trust-centre rejoin: with the 8.16
     refused, that attempt was never made, so a failed install-code join alone does not
@@ -1323,3 +1386,28 @@ def test_a_cs02f_that_never_reached_the_meter_is_sent_again(
     assert dict(steps)["8.15 (attempt 2)"] == ALL_OK
     assert (report.state_found, report.outcome) == ("still-joined", "PASS")
     inventory.close()
+
+
+def test_junit_counts_a_meter_without_its_expected_outcome_as_a_failure(
+    tmp_path: Path, demo: tuple[Path, BenchRun]
+) -> None:
+    """The demo has no failing meter, so its junit.xml cannot show that failures are
+    counted: here one meter FAILs where PASS was expected and one manifest row was bad."""
+    inventory = open_inventory(demo[0])
+    try:
+        world = Bench.load_world(inventory)
+    finally:
+        inventory.close()
+    assert world is not None
+    failing = MeterReport("00DB000000000016", "ESME", "fresh", "FAIL")
+    failing.steps = [{"use_case": "CS07", "result": "failed: NO_RESPONSE: none"}]
+    passing = MeterReport("00DB000000000017", "ESME", "fresh", "PASS")
+    run = BenchRun([failing, passing], ["line 3: bad EUI-64"], tmp_path, False)
+    write_reports(run, world)
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    assert junit_counts(suite) == {"tests": 3, "failures": 1, "errors": 1, "skipped": 0}
+    case = suite.find("testcase[@name='00DB000000000016']")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None and failure.get("message") == "FAIL (fresh)"
+    assert failure.text == "CS07: failed: NO_RESPONSE: none"
