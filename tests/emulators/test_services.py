@@ -1116,3 +1116,29 @@ def test_a_qa_read_the_meter_answers_with_a_failure_fails(bed: Bed) -> None:
     assert (response.status, response.reason) == ("failed", Reason.DEVICE_FAILURE)
     assert response.text == "the meter reported a read failure"
     assert response.data == {}
+
+
+def test_8_15_fails_on_a_disconnect_response_that_is_not_signed(
+    bed: Bed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CS02f response must carry the meter's signature (it answers a critical command):
+    one that verified only by its MAC is a device failure, and the SMI is left as it was."""
+    send = bed.sl.headend.send
+
+    def mac_only(*args: Any, **kwargs: Any) -> Any:
+        outcome = send(*args, **kwargs)
+        assert outcome.response is not None and outcome.response.signature
+        return dataclasses.replace(
+            outcome, response=dataclasses.replace(outcome.response, signature=b"")
+        )
+
+    monkeypatch.setattr(bed.sl.headend, "send", mac_only)
+    response = bed.submit(bed.supplier, "8.15", device=h(ESME))
+    assert (response.status, response.reason) == ("failed", Reason.DEVICE_FAILURE)
+    assert response.text == "the response is not signed"
+    device = bed.inventory.require(h(ESME))
+    assert (device.smi_status, device.chf, device.mpxns) == (
+        SmiStatus.WHITELISTED,
+        h(OLD),
+        (MPXN[ESME],),
+    )
