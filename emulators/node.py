@@ -486,10 +486,12 @@ class _Node:
         if len(keep) != len(queue):
             queue.clear()
             queue.extend(keep)
-        for held in self._indirect.values():
+        for short, held in list(self._indirect.items()):
             for entry in [e for e in held if e[0] in psdus]:
                 entry[1].cancel()
                 held.remove(entry)
+            if not held:
+                del self._indirect[short]
 
     def _tx_reset(self) -> None:
         if self._tx_timer is not None:
