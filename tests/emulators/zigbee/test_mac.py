@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 from hypothesis import given
@@ -122,3 +123,49 @@ def test_payload_type_must_match_frame_type() -> None:
         encode_mac(MacFrame(MacFrameType.DATA, 0, BeaconRequest(), 0xFFFF, 0xFFFF))
     with pytest.raises(EncodeError):
         encode_mac(MacFrame(MacFrameType.DATA, 0, b"", None, None, None, 1))  # compression
+
+
+def _sealed(body: bytes) -> bytes:
+    return body + fcs(body)
+
+
+def test_psdu_of_exactly_127_bytes_is_the_largest_that_encodes() -> None:
+    """aMaxPHYPacketSize (802.15.4-2006 6.4.1) is 127 bytes including the 2-byte FCS.
+
+    Short addresses take the data-frame fast path, extended ones the general path:
+    both must stop at 127.
+    """
+    short = MacFrame(MacFrameType.DATA, 0, bytes(116), 0x1A2B, 0, None, 1)  # 9-byte MHR
+    assert len(encode_mac(short)) == 127
+    with pytest.raises(EncodeError, match="aMaxPHYPacketSize"):
+        encode_mac(dataclasses.replace(short, payload=bytes(117)))
+    extended = MacFrame(MacFrameType.DATA, 0, bytes(104), 0x1A2B, DEVICE, None, DEVICE)  # 21
+    assert len(encode_mac(extended)) == 127
+    with pytest.raises(EncodeError, match="aMaxPHYPacketSize"):
+        encode_mac(dataclasses.replace(extended, payload=bytes(105)))
+
+
+def test_pan_id_compression_without_both_addresses_is_refused() -> None:
+    """802.15.4-2006 7.2.1.1.5: PAN ID compression only when both addresses are present."""
+    # data frame, PAN ID compression, destination short, no source
+    with pytest.raises(DecodeError, match="PAN ID compression"):
+        decode_mac(_sealed(bytes.fromhex("4108002b1a0000") + b"nwk"))
+
+
+@pytest.mark.parametrize("capability", [0x10, 0x20, 0x8E | 0x10])
+def test_association_request_with_reserved_capability_bits_is_refused(capability: int) -> None:
+    """Capability information bits 4-5 are reserved (802.15.4-2006 7.3.1.2)."""
+    body = bytes.fromhex("23c8022b1a0000ffff0d0c0b0a004b120001") + bytes((capability,))
+    with pytest.raises(DecodeError, match="reserved bits 4-5"):
+        decode_mac(_sealed(body))
+
+
+def test_beacon_with_reserved_superframe_bit_is_refused() -> None:
+    """Superframe specification bit 13 is reserved (802.15.4-2006 7.2.2.1.2)."""
+    psdu = air.beacon(
+        mac_sequence=10, pan_id=0x1A2B, src=0, extended_pan_id=EPID, association_permit=True
+    )
+    body = bytearray(psdu[:-2])
+    body[8] |= 0x20  # superframe specification, high byte: 0xCF -> 0xEF
+    with pytest.raises(DecodeError, match="reserved bit 13"):
+        decode_mac(_sealed(bytes(body)))
