@@ -158,3 +158,66 @@ def test_wrong_protocol_version_is_refused() -> None:
     data[0] = (data[0] & 0xC3) | (3 << 2)
     with pytest.raises(DecodeError, match="protocol version"):
         decode_nwk(bytes(data))
+
+
+def _control(frame: bytes, set_bits: int, clear_bits: int = 0) -> bytes:
+    control = (int.from_bytes(frame[:2], "little") & ~clear_bits) | set_bits
+    return control.to_bytes(2, "little") + frame[2:]
+
+
+@pytest.mark.parametrize("bits", [0x4000, 0x8000])
+def test_reserved_frame_control_bits_are_refused(bits: int) -> None:
+    """NWK frame control bits 14-15 are reserved (spec 3.3.1.1)."""
+    data = encode_nwk(NwkFrame(NwkFrameType.DATA, 0, 1, 2, b"x"))
+    with pytest.raises(DecodeError, match="reserved bits 14-15"):
+        decode_nwk(_control(data, bits))
+
+
+@pytest.mark.parametrize("route", [2, 3])
+def test_reserved_discover_route_values_are_refused(route: int) -> None:
+    """Discover route 0x02-0x03 are reserved (spec 3.3.1.1.3): a DecodeError, not IndexError."""
+    data = encode_nwk(NwkFrame(NwkFrameType.DATA, 0, 1, 2, b"x"))
+    with pytest.raises(DecodeError, match="discover route"):
+        decode_nwk(_control(data, route << 6, 0x00C0))
+
+
+def test_relay_index_must_name_one_of_the_relays() -> None:
+    """Source route subframe (spec 3.3.1.9): the relay index counts from 0 up to count - 1."""
+    # control: data, version 2, source route; dst, src, radius, sequence; 2 relays, index
+    head = bytes.fromhex("0804000001000102") + b"\x02"
+    relays = bytes.fromhex("34127856")
+    assert decode_nwk(head + b"\x01" + relays + b"x").source_route.relay_index == 1  # type: ignore[union-attr]
+    with pytest.raises(DecodeError, match="relay index"):
+        decode_nwk(head + b"\x02" + relays + b"x")
+
+
+def test_secured_payload_shorter_than_the_mic_is_refused_without_keys() -> None:
+    """A sniffer (no keys) still refuses a secured frame too short to carry its 4-byte MIC."""
+    frame = NwkFrame(
+        NwkFrameType.DATA, 0, 1, 2, b"", security=AuxHeader(KeyId.NETWORK, 1, SOURCE, 0)
+    )
+    data = encode_nwk(frame, KEY)  # 8-byte header + 14-byte aux header + MIC
+    assert isinstance(decode_nwk(data).payload, EncryptedPayload)
+    for cut in (1, 4):
+        with pytest.raises(DecodeError, match="shorter than the MIC"):
+            decode_nwk(data[:-cut])
+
+
+def test_network_key_without_the_extended_nonce_is_refused() -> None:
+    """NWK security always sends the extended nonce (spec 4.3.1.1): without it the receiver
+    has no source for the nonce."""
+    header = encode_nwk(NwkFrame(NwkFrameType.DATA, 0, 1, 2, b""))
+    aux = bytes((KeyId.NETWORK << 3,)) + (1).to_bytes(4, "little") + b"\x00"  # key seq 0
+    data = _control(header, 0x0200) + aux + bytes(8)
+    with pytest.raises(DecodeError, match="extended nonce"):
+        decode_nwk(data)
+    with pytest.raises(DecodeError, match="extended nonce"):
+        decode_nwk(data, {0: KEY})
+
+
+@pytest.mark.parametrize("options", [0x01, 0x08, 0x10, 0x10 | 0x80])
+def test_leave_with_reserved_option_bits_is_refused(options: int) -> None:
+    """Leave command options bits 0-4 are reserved (spec 3.4.4.3.1)."""
+    data = encode_nwk(NwkFrame(NwkFrameType.COMMAND, 0, 1, 0, Leave(), 1))
+    with pytest.raises(DecodeError, match="reserved bits 0-4"):
+        decode_nwk(data[:-1] + bytes((options,)))
