@@ -80,11 +80,22 @@ def test_aux_header_refuses_level_on_air() -> None:
         AuxHeader.decode(Reader(bytes(data), "test"))
 
 
+@pytest.mark.parametrize("bit", [0x40, 0x80])
+def test_aux_header_refuses_reserved_control_bits(bit: int) -> None:
+    """Security control bits 6-7 are reserved (spec 4.5.1.1)."""
+    data = bytearray(AuxHeader(KeyId.NETWORK, 1, SOURCE, 0).encode())
+    data[0] |= bit
+    with pytest.raises(DecodeError, match="reserved bits 6-7"):
+        AuxHeader.decode(Reader(bytes(data), "test"))
+
+
 def test_aux_header_key_sequence_only_for_network_key() -> None:
     with pytest.raises(EncodeError):
         AuxHeader(KeyId.LINK, 1, SOURCE, 3).encode()
     with pytest.raises(EncodeError):
         AuxHeader(KeyId.NETWORK, 1, SOURCE).encode()
+    with pytest.raises(EncodeError):  # nor without the extended nonce
+        AuxHeader(KeyId.NETWORK, 1).encode()
 
 
 @given(

@@ -125,6 +125,26 @@ def test_trailing_bytes_and_unknown_commands() -> None:
         parse_tunnel(ZclFrame(ZclFrameType.CLUSTER, Direction.TO_SERVER, 1, 0x09))
 
 
+def test_manufacturer_specific_commands_are_not_tunnel_commands() -> None:
+    """A manufacturer-specific command id means whatever that manufacturer says (ZCL
+    2.4.1.1.2): 0x02 with a manufacturer code is not TransferData."""
+    frame = ZclFrame(
+        ZclFrameType.CLUSTER, Direction.TO_SERVER, 1, 0x02, b"\x07\x00\x03x", False, 0x1234
+    )
+    with pytest.raises(DecodeError, match="not a standard cluster-specific command"):
+        parse_tunnel(frame)
+
+
+@pytest.mark.parametrize("flag", [0x02, 0xFF])
+def test_request_tunnel_flow_control_must_be_a_boolean(flag: int) -> None:
+    """FlowControlSupport is a ZCL Boolean (0 or 1; 0xFF is "invalid", ZCL 2.6.2): any
+    other byte is refused, not read as TRUE."""
+    payload = bytes((GBCS_PROTOCOL_ID,)) + b"\xff\xff" + bytes((flag,)) + b"\xdc\x05"
+    request = ZclFrame(ZclFrameType.CLUSTER, Direction.TO_SERVER, 1, 0x00, payload)
+    with pytest.raises(DecodeError, match="boolean value"):
+        parse_tunnel(request)
+
+
 @given(gbcs_tunnel_commands)
 def test_gbcs_tunnel_round_trip(command: GbcsTunnelCommand) -> None:
     data = encode_gbcs_tunnel(command)
