@@ -16,11 +16,24 @@ from emulators.zigbee.mac import (
     Beacon,
     BeaconRequest,
     DataRequest,
+    MacFrame,
+    MacFrameType,
+    encode_mac,
     fcs,
 )
-from emulators.zigbee.nwk import Leave, RejoinRequest, RejoinResponse
-from emulators.zigbee.security import EncryptedPayload
+from emulators.zigbee.nwk import (
+    DiscoverRoute,
+    Leave,
+    NwkFrame,
+    NwkFrameType,
+    RejoinRequest,
+    RejoinResponse,
+    encode_nwk,
+)
+from emulators.zigbee.security import AuxHeader, EncryptedPayload, KeyId
 from emulators.zigbee.tunnel import (
+    SMART_ENERGY_PROFILE,
+    TUNNELING_CLUSTER,
     GbcsGet,
     GbcsGetResponse,
     GbcsPut,
@@ -29,8 +42,9 @@ from emulators.zigbee.tunnel import (
     TransferData,
     decode_gbcs_tunnel,
     parse_tunnel,
+    tunnel_frame,
 )
-from emulators.zigbee.zcl import decode_zcl
+from emulators.zigbee.zcl import Direction, decode_zcl, encode_zcl
 from gbcs.errors import DecodeError, GbcsError, VerificationError
 from gbcs.frame import decode_message
 
@@ -182,3 +196,41 @@ def test_decode_application_leaves_other_tunnel_protocols_alone() -> None:
     assert frame.app is not None and frame.app.zcl is not None
     tunnel = parse_tunnel(decode_zcl(frame.aps.payload))  # type: ignore[union-attr, arg-type]
     assert decode_gbcs_tunnel(tunnel.data) == GbcsGet()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("secured", [False, True])
+def test_aps_decode_errors_point_into_the_psdu_behind_nwk_security(secured: bool) -> None:
+    """A malformed APS frame is reported at its offset in the PSDU: after the 9-byte MAC
+    header, the 8-byte NWK header and (when NWK-secured) the 14-byte aux header; the MIC
+    comes after the payload, not before it."""
+    aux = AuxHeader(KeyId.NETWORK, 1, ESME_IEEE, 0) if secured else None
+    start = 9 + 8 + (14 if secured else 0)
+    for aps, field, offset in (
+        (b"\x03", "frame type", start),
+        (b"\x40", "dst endpoint", start + 1),
+    ):
+        nwk = encode_nwk(NwkFrame(NwkFrameType.DATA, 0, 0x1234, 2, aps, security=aux), NETWORK_KEY)
+        psdu = encode_mac(MacFrame(MacFrameType.DATA, 1, nwk, 0x1A2B, 0, None, 0x1234))
+        with pytest.raises(DecodeError) as info:
+            air.decode_frame(psdu, air.Keys({0: NETWORK_KEY}))
+        assert (info.value.layer, info.value.field, info.value.offset) == ("aps", field, offset)
+
+
+@pytest.mark.parametrize("label", ["rejoin request", "rejoin response", "leave"])
+def test_nwk_commands_suppress_route_discovery_and_go_one_hop(label: str) -> None:
+    """Rejoin request/response and leave are sent with discover route 0 (suppress) and
+    radius 1 (spec 3.4.6.2, 3.4.7.2, 3.4.4.2): they are for a neighbour, never routed."""
+    nwk = air.decode_frame(BY_LABEL[label], KEYS).nwk
+    assert nwk is not None
+    assert (nwk.discover_route, nwk.radius) == (DiscoverRoute.SUPPRESS, 1)
+
+
+def test_transfer_data_that_is_no_gbcs_tunnel_command_is_left_as_tunnel_data() -> None:
+    """Only 0x01-0x03 are GBCS tunnel commands (GET, GET-RESPONSE, PUT); other
+    TransferData is decoded as far as the tunnel and not refused."""
+    for first in (b"\x00", b"\x04", b"\xff"):
+        zcl = encode_zcl(
+            tunnel_frame(TransferData(7, first + b"abc"), sequence=1, direction=Direction.TO_SERVER)
+        )
+        app = air.decode_application(SMART_ENERGY_PROFILE, TUNNELING_CLUSTER, zcl)
+        assert app.tunnel == TransferData(7, first + b"abc") and app.gbcs is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from emulators.zigbee.time_cluster import (
@@ -34,3 +35,25 @@ def test_utc_time_counts_from_2000() -> None:
     assert utc_time(ZIGBEE_EPOCH) == 0
     assert utc_time(dt.datetime(2026, 11, 21, 9, tzinfo=dt.UTC)) == 848_566_800
     assert utc_time(dt.datetime(1999, 1, 1, tzinfo=dt.UTC)) == 0
+
+
+def test_utc_time_never_sends_the_invalid_value() -> None:
+    """UTCTime 0xFFFFFFFF means "invalid" (ZCL 2.6.2): a clock past 2136 stops one short."""
+    assert utc_time(dt.datetime(2200, 1, 1, tzinfo=dt.UTC)) == 0xFFFFFFFE
+
+
+def test_only_a_standard_read_of_the_time_attribute_is_a_time_read() -> None:
+    """A manufacturer-specific Read Attributes reads that manufacturer's attribute 0x0000
+    (ZCL 2.4.1.1.2), not the Time attribute, and the hub must not answer it as one."""
+    read = time_read(7)
+    assert is_time_read(read)
+    assert not is_time_read(dataclasses.replace(read, manufacturer_code=0x1234))
+    assert not is_time_read(dataclasses.replace(read, payload=bytes.fromhex("0100")))
+
+
+def test_a_time_response_with_an_error_status_carries_no_time() -> None:
+    """Only a SUCCESS record carries a value (ZCL 2.5.2): any other status is no time."""
+    good = time_response(7, 99)
+    failed = dataclasses.replace(good, payload=good.payload[:2] + b"\x86" + good.payload[3:])
+    assert parse_time_response(good) == 99
+    assert parse_time_response(failed) is None

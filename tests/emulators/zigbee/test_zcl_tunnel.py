@@ -49,6 +49,13 @@ def test_zcl_header_bytes() -> None:
     assert encode_zcl(frame).hex() == "1d34124201"
 
 
+@pytest.mark.parametrize("bit", [0x20, 0x40, 0x80])
+def test_zcl_reserved_frame_control_bits_are_refused(bit: int) -> None:
+    """ZCL frame control bits 5-7 are reserved (ZCL 2.4.1.1)."""
+    with pytest.raises(DecodeError, match="reserved bits 5-7"):
+        decode_zcl(bytes((0x01 | bit, 0x42, 0x02)) + b"\x07\x00\x03x")
+
+
 @given(client_tunnel_commands)
 def test_client_commands_round_trip(command: TunnelCommand) -> None:
     both_ways = isinstance(command, TransferData | TransferDataError)
