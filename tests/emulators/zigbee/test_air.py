@@ -234,3 +234,25 @@ def test_transfer_data_that_is_no_gbcs_tunnel_command_is_left_as_tunnel_data() -
         )
         app = air.decode_application(SMART_ENERGY_PROFILE, TUNNELING_CLUSTER, zcl)
         assert app.tunnel == TransferData(7, first + b"abc") and app.gbcs is None
+
+
+@pytest.mark.parametrize("dst", [0xFFF8, 0xFFFB, 0xFFFC, 0xFFFD, 0xFFFF])
+def test_every_nwk_broadcast_address_goes_to_the_mac_broadcast_address(dst: int) -> None:
+    """NWK addresses 0xFFF8-0xFFFF are broadcasts (spec 3.6.5; 0xFFF8-0xFFFB reserved):
+    MAC destination 0xFFFF with no acknowledgement request, and no route discovery."""
+    put = tunnel_frame(TransferData(7, b"\x03x"), sequence=1, direction=Direction.TO_SERVER)
+    aps = air.application_frames(encode_zcl(put), cluster_id=TUNNELING_CLUSTER, counter=1)[0]
+    for security in (None, air.NwkSecurity(NETWORK_KEY, 0, 1, ESME_IEEE)):
+        psdu = air.nwk_data(
+            aps,
+            mac_sequence=1,
+            nwk_sequence=2,
+            pan_id=0x1A2B,
+            src=0x1234,
+            dst=dst,
+            security=security,
+        )
+        frame = air.decode_frame(psdu, KEYS)
+        assert (frame.mac.dst, frame.mac.ack_request) == (0xFFFF, False)
+        assert frame.nwk is not None
+        assert (frame.nwk.dst, frame.nwk.discover_route) == (dst, DiscoverRoute.SUPPRESS)

@@ -13,7 +13,7 @@ from emulators.zigbee.time_cluster import (
     time_response,
     utc_time,
 )
-from emulators.zigbee.zcl import decode_zcl, encode_zcl
+from emulators.zigbee.zcl import Direction, decode_zcl, encode_zcl
 
 
 def test_a_time_read_and_its_response_on_the_wire() -> None:
@@ -49,6 +49,7 @@ def test_only_a_standard_read_of_the_time_attribute_is_a_time_read() -> None:
     assert is_time_read(read)
     assert not is_time_read(dataclasses.replace(read, manufacturer_code=0x1234))
     assert not is_time_read(dataclasses.replace(read, payload=bytes.fromhex("0100")))
+    assert not is_time_read(dataclasses.replace(read, direction=Direction.TO_CLIENT))
 
 
 def test_a_time_response_with_an_error_status_carries_no_time() -> None:
@@ -57,3 +58,5 @@ def test_a_time_response_with_an_error_status_carries_no_time() -> None:
     failed = dataclasses.replace(good, payload=good.payload[:2] + b"\x86" + good.payload[3:])
     assert parse_time_response(good) == 99
     assert parse_time_response(failed) is None
+    # a client-to-server frame is no response, whatever its bytes
+    assert parse_time_response(dataclasses.replace(good, direction=Direction.TO_SERVER)) is None

@@ -49,6 +49,13 @@ def test_zcl_header_bytes() -> None:
     assert encode_zcl(frame).hex() == "1d34124201"
 
 
+@pytest.mark.parametrize("control", [0x02, 0x03, 0x0A, 0x1B])
+def test_zcl_reserved_frame_types_are_refused(control: int) -> None:
+    """ZCL frame types 0b10 and 0b11 are reserved (ZCL 2.4.1.1.1): not read as 0 or 1."""
+    with pytest.raises(DecodeError, match="reserved frame type"):
+        decode_zcl(bytes((control, 0x42, 0x01)))
+
+
 @pytest.mark.parametrize("bit", [0x20, 0x40, 0x80])
 def test_zcl_reserved_frame_control_bits_are_refused(bit: int) -> None:
     """ZCL frame control bits 5-7 are reserved (ZCL 2.4.1.1)."""
