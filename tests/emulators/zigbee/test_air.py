@@ -256,3 +256,26 @@ def test_every_nwk_broadcast_address_goes_to_the_mac_broadcast_address(dst: int)
         assert (frame.mac.dst, frame.mac.ack_request) == (0xFFFF, False)
         assert frame.nwk is not None
         assert (frame.nwk.dst, frame.nwk.discover_route) == (dst, DiscoverRoute.SUPPRESS)
+
+
+def test_aps_security_without_extended_nonce_takes_the_nwk_aux_source() -> None:
+    """An APS-secured frame whose aux header carries no source (extended nonce bit 0) is
+    the usual APS data frame: the receiver takes the nonce's source from the NWK aux
+    header (spec 4.4.1.2), here with no NWK source IEEE to fall back on."""
+    put = tunnel_frame(TransferData(7, b"\x03x"), sequence=1, direction=Direction.TO_SERVER)
+    aps = air.application_frames(
+        encode_zcl(put), cluster_id=TUNNELING_CLUSTER, counter=1, security=AuxHeader(KeyId.LINK, 5)
+    )[0]
+    psdu = air.nwk_data(
+        aps,
+        mac_sequence=1,
+        nwk_sequence=2,
+        pan_id=0x1A2B,
+        src=0x1234,
+        dst=0,
+        security=air.NwkSecurity(NETWORK_KEY, 0, 1, ESME_IEEE),
+        aps_key=LINK_KEY,
+    )
+    frame = air.decode_frame(psdu, KEYS)
+    assert frame.nwk is not None and frame.nwk.src_ieee is None
+    assert frame.app is not None and frame.app.gbcs == GbcsPut(b"x")
