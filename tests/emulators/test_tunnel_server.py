@@ -161,6 +161,18 @@ def test_recent_puts_name_the_refused_message_once() -> None:
     assert recent.refused(METER, RECENT_PUTS) == (bytes([RECENT_PUTS]), None)
 
 
+def test_a_message_sent_again_on_a_reused_sequence_number_is_kept_as_the_newest() -> None:
+    """ZCL sequence numbers wrap: a PUT on a number already remembered replaces the older
+    message and counts as the newest, so the next evictions take older messages first."""
+    recent = RecentPuts()
+    for n in range(RECENT_PUTS):
+        recent.sent(METER, n, bytes([n]))
+    recent.sent(METER, 0, b"\xdd\x00")  # number 0 again: now the newest
+    recent.sent(METER, RECENT_PUTS, bytes([RECENT_PUTS]))  # one over: evicts number 1
+    assert recent.refused(METER, 1) is None
+    assert recent.refused(METER, 0) == (b"\xdd\x00", None)
+
+
 # -- the hub as an ESME's tunnel client (GBCS 10.2.2.1) ---------------------------------
 
 
