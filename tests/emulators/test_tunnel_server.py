@@ -7,11 +7,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from emulators.clock import VirtualClock
 from emulators.saved_state import SavedState
 from emulators.tunnel_server import (
     NO_TUNNEL_ID,
     RECENT_PUTS,
+    TUNNEL_ANSWER_WAIT,
+    TUNNEL_NO_ANSWER_RETRY,
     TUNNEL_RETRY,
+    EsmeTunnelClient,
     RecentPuts,
     TunnelAsk,
     TunnelIds,
@@ -37,7 +41,7 @@ from emulators.zigbee.tunnel import (
     decode_gbcs_tunnel,
     encode_gbcs_tunnel,
 )
-from emulators.zigbee.zcl import Direction
+from emulators.zigbee.zcl import Direction, ZclFrame, ZclFrameType
 from gbcs.errors import GbcsError
 
 METER = bytes.fromhex("00DB1234567890A1")
@@ -121,6 +125,7 @@ def test_put_reaches_the_hub_and_get_returns_held_messages() -> None:
     reply = serve(METER, 7, get, GbcsGet(), hub, TunnelIds())
     assert isinstance(reply.command, TransferData) and reply.command.tunnel_id == 7
     assert decode_gbcs_tunnel(reply.command.data) == GbcsGetResponse(1, b"\xdd\x01")
+    assert reply.held == b"\xdd\x01"  # given back to the CHF if the radio cannot deliver it
     reply = serve(METER, 7, get, GbcsGet(), hub, TunnelIds())
     assert decode_gbcs_tunnel(reply.command.data) == GbcsGetResponse(0, b"\xdd\x02")
     # Nothing held: the CHF still answers, 0x02 || 0x00 (GBCS: the GSME learns it may sleep).
@@ -220,3 +225,89 @@ def test_a_saved_tunnel_ask_is_read_strictly() -> None:
     refused = {"sequence": 7, "until": 1.0, "refused": True}
     with pytest.raises(GbcsError, match="awaits no answer"):
         saved_ask(SavedState({"tunnel_ask": refused}))
+
+
+@dataclass
+class Child:
+    ieee: bytes = METER
+    sleepy: bool = False
+    tunnel_id: int | None = 7
+    tunnel_ask: TunnelAsk | None = None
+
+
+@dataclass
+class App:
+    tunnel: object
+    zcl: ZclFrame
+    gbcs: object = None
+
+
+class Client(EsmeTunnelClient):
+    """The ESME tunnel client with a recording radio under it."""
+
+    def __init__(self) -> None:
+        self.clock = VirtualClock()
+        self.child = Child()
+        self.hub = Hub()
+        self.log: list[str] = []
+        self.requests: list[bytes] = []
+        self.refusals: list[tuple[TransferDataError, int]] = []
+
+    def _log(self, text: str) -> None:
+        self.log.append(text)
+
+    def _tunnel_child(self, device: bytes) -> Child | None:
+        return self.child if device == self.child.ieee else None
+
+    def _send_request_tunnel(self, child: Child) -> int | None:
+        self.requests.append(child.ieee)
+        return 0x40 + len(self.requests)
+
+    def _tunnel_hub(self) -> Hub:
+        return self.hub
+
+    def _send_tunnel_refusal(self, child: Child, refusal: TransferDataError, sequence: int) -> None:
+        self.refusals.append((refusal, sequence))
+
+
+def _from_esme(client: Client, transfer: TransferData, direction: Direction) -> None:
+    zcl = ZclFrame(ZclFrameType.CLUSTER, direction, 0x21, 0x01, b"")
+    client._esme_tunnel(client.child, App(transfer, zcl, decode_gbcs_tunnel(transfer.data)))
+
+
+def test_an_esmes_transfer_data_goes_server_to_client_only() -> None:
+    """The ESME is its tunnel's server (GBCS 10.2.2.1): its TransferData is server to
+    client. One sent client to server is not the server's to send and reaches no CHF."""
+    client = Client()
+    put_ = TransferData(7, encode_gbcs_tunnel(GbcsPut(b"\xdd\x01")))
+    _from_esme(client, put_, Direction.TO_SERVER)
+    assert client.hub.heard == [] and client.refusals == []
+    _from_esme(client, put_, Direction.TO_CLIENT)
+    assert client.hub.heard == [(METER, b"\xdd\x01")]
+
+
+def test_transfer_data_on_a_tunnel_the_hub_does_not_hold_has_it_open_a_new_one() -> None:
+    """ZCL 10.6: TransferData on an unknown tunnel is refused "no such tunnel" on the
+    request's sequence number; the hub forgets the tunnel it held and asks for a new one,
+    and if that goes unanswered asks again."""
+    client = Client()
+    put_ = TransferData(9, encode_gbcs_tunnel(GbcsPut(b"\xdd\x01")))
+    _from_esme(client, put_, Direction.TO_CLIENT)
+    assert client.refusals == [(TransferDataError(9, TransferDataStatus.NO_SUCH_TUNNEL), 0x21)]
+    assert client.hub.heard == [] and client.requests == [METER]
+    assert client.child.tunnel_id is None
+    assert client.child.tunnel_ask == TunnelAsk(0x41, TUNNEL_ANSWER_WAIT)
+    client.clock.run_for(TUNNEL_ANSWER_WAIT + TUNNEL_NO_ANSWER_RETRY)
+    assert client.requests == [METER, METER]
+
+
+def test_only_an_esmes_tunnel_falls_in_doubt() -> None:
+    """An unacknowledged PUT puts an ESME's tunnel in doubt (the hub re-asks when the ESME
+    next reads its time). A GSME opens its own tunnel (GBCS 10.2.2.1): the hub books no
+    request for it."""
+    client = Client()
+    client._tunnel_in_doubt(client.child)
+    assert client.child.tunnel_ask == TunnelAsk(None, TUNNEL_NO_ANSWER_RETRY)
+    gsme = client.child = Child(sleepy=True)
+    client._tunnel_in_doubt(gsme)
+    assert gsme.tunnel_ask is None and gsme.tunnel_id == 7
