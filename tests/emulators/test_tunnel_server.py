@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -26,6 +27,7 @@ from emulators.tunnel_server import (
     take_put,
     tunnel_answered,
 )
+from emulators.zigbee.time_cluster import time_read
 from emulators.zigbee.tunnel import (
     MAX_TRANSFER_SIZE,
     GbcsGet,
@@ -252,6 +254,7 @@ class Client(EsmeTunnelClient):
         self.log: list[str] = []
         self.requests: list[bytes] = []
         self.refusals: list[tuple[TransferDataError, int]] = []
+        self.times: list[tuple[bytes, int]] = []
 
     def _log(self, text: str) -> None:
         self.log.append(text)
@@ -268,6 +271,9 @@ class Client(EsmeTunnelClient):
 
     def _send_tunnel_refusal(self, child: Child, refusal: TransferDataError, sequence: int) -> None:
         self.refusals.append((refusal, sequence))
+
+    def _send_time(self, child: Child, zcl: bytes, sequence: int) -> None:
+        self.times.append((zcl, sequence))
 
 
 def _from_esme(client: Client, transfer: TransferData, direction: Direction) -> None:
@@ -297,7 +303,9 @@ def test_transfer_data_on_a_tunnel_the_hub_does_not_hold_has_it_open_a_new_one()
     assert client.hub.heard == [] and client.requests == [METER]
     assert client.child.tunnel_id is None
     assert client.child.tunnel_ask == TunnelAsk(0x41, TUNNEL_ANSWER_WAIT)
-    client.clock.run_for(TUNNEL_ANSWER_WAIT + TUNNEL_NO_ANSWER_RETRY)
+    client.clock.run_for(TUNNEL_ANSWER_WAIT + TUNNEL_NO_ANSWER_RETRY - 1)
+    assert client.requests == [METER]  # not asked again at once: a lost exchange waits
+    client.clock.run_for(1)
     assert client.requests == [METER, METER]
 
 
@@ -311,3 +319,29 @@ def test_only_an_esmes_tunnel_falls_in_doubt() -> None:
     gsme = client.child = Child(sleepy=True)
     client._tunnel_in_doubt(gsme)
     assert gsme.tunnel_ask is None and gsme.tunnel_id == 7
+
+
+def test_the_hub_answers_only_time_reads_and_asks_only_an_esme_for_a_tunnel() -> None:
+    """A time read (the keep-alive) is answered on its sequence number (ZCL 2.4.1.3) and
+    has the hub ask an ESME without a tunnel for one; a GSME opens its own tunnel, and
+    another ZCL frame is no time read."""
+    client = Client()
+    esme = client.child = Child(tunnel_id=None)
+    client._answer_time(esme, dataclasses.replace(time_read(0x33), manufacturer_code=0x1234))
+    assert client.times == [] and client.requests == []
+    client._answer_time(esme, time_read(0x33))
+    assert [sequence for _, sequence in client.times] == [0x33] and client.requests == [METER]
+    gsme = client.child = Child(sleepy=True, tunnel_id=None)
+    client._answer_time(gsme, time_read(0x34))
+    assert len(client.times) == 2 and client.requests == [METER]
+    assert gsme.tunnel_ask is None
+
+
+def test_only_an_esmes_put_reaches_the_chf() -> None:
+    """An ESME PUTs its messages (GBCS 10.2.2.1); a GET or other data on its tunnel carries
+    no message for the CHF."""
+    hub = Hub()
+    for command in (GbcsGet(), GbcsGetResponse(0, b"\xdd\x01"), None):
+        data = encode_gbcs_tunnel(command) if command is not None else b"\x09"
+        assert take_put(METER, 4, TransferData(4, data), command, hub) is None
+    assert hub.heard == []
