@@ -22,6 +22,7 @@ from emulators.tunnel_server import (
     TunnelIds,
     may_ask,
     put,
+    report_refusal,
     saved_ask,
     serve,
     take_put,
@@ -53,6 +54,7 @@ METER = bytes.fromhex("00DB1234567890A1")
 class Hub:
     held: list[bytes] = field(default_factory=list)
     heard: list[tuple[bytes, bytes]] = field(default_factory=list)
+    refused: list[tuple[bytes, bytes, int, bool]] = field(default_factory=list)
 
     def from_han(self, device: bytes, data: bytes) -> None:
         self.heard.append((device, data))
@@ -62,6 +64,11 @@ class Hub:
 
     def held_count(self, device: bytes) -> int:
         return len(self.held)
+
+    def tunnel_refused(
+        self, device: bytes, data: bytes, status: int, *, may_have_run: bool = False
+    ) -> None:
+        self.refused.append((device, data, status, may_have_run))
 
 
 def test_request_gives_an_id_once_and_round_robin() -> None:
@@ -345,3 +352,21 @@ def test_only_an_esmes_put_reaches_the_chf() -> None:
         data = encode_gbcs_tunnel(command) if command is not None else b"\x09"
         assert take_put(METER, 4, TransferData(4, data), command, hub) is None
     assert hub.heard == []
+
+
+def test_a_refusal_is_reported_to_the_chf_with_the_message_it_names() -> None:
+    """A device's TransferDataError answers the PUT with its ZCL sequence number (ZCL
+    2.4.1.3): the CHF is told which message was not taken, and why, once."""
+    hub, recent = Hub(), RecentPuts()
+    recent.sent(METER, 0x21, b"\xdd\x01")
+    refusal = TransferDataError(7, TransferDataStatus.NO_SUCH_TUNNEL)
+    zcl = ZclFrame(ZclFrameType.CLUSTER, Direction.TO_SERVER, 0x21, 0x03, b"")
+    assert report_refusal(recent, METER, refusal, zcl, hub) == (b"\xdd\x01", None)
+    assert hub.refused == [(METER, b"\xdd\x01", TransferDataStatus.NO_SUCH_TUNNEL, False)]
+    assert report_refusal(recent, METER, refusal, zcl, hub) is None  # a repeated refusal
+    assert report_refusal(None, METER, refusal, zcl, hub) is None
+    # a refusal of a copy the HAN sent again whole: the device may have run the message
+    recent.sent(METER, 0x22, b"\xdd\x02", SimpleNamespace(resent_whole=True))
+    again = dataclasses.replace(zcl, sequence=0x22)
+    assert report_refusal(recent, METER, refusal, again, hub) is not None
+    assert hub.refused[1:] == [(METER, b"\xdd\x02", TransferDataStatus.NO_SUCH_TUNNEL, True)]
