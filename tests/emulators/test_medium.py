@@ -72,3 +72,19 @@ def test_power_cycles_are_drawn_only_for_radios_that_can_lose_power() -> None:
     clock.run()
     assert len(hub.heard) == 1 and meter.heard == [] and cycled == [meter.ieee]
     assert faults.counts["power_cycles"] == 1
+
+
+def test_a_radio_detached_before_the_frame_ends_does_not_get_it() -> None:
+    """A meter moved to another medium (another room) mid-frame is not on this air any more."""
+    clock, medium = _medium()
+    sender, ear = Ear(clock, b"\x01" * 8), Ear(clock, b"\x02" * 8)
+    medium.attach(sender)
+    medium.attach(ear)
+    medium.send(sender, b"\x03\x08\x01\xff\xff\xff\xff", 0xFFFF, 0xFFFF)
+    medium.detach(ear)
+    clock.run()
+    assert ear.heard == []
+    medium.attach(ear)  # back in the room: hears the frames sent from now on
+    medium.send(sender, b"\x03\x08\x02\xff\xff\xff\xff", 0xFFFF, 0xFFFF)
+    clock.run()
+    assert [psdu[2] for _, psdu in ear.heard] == [2]
