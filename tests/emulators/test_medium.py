@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from emulators.clock import VirtualClock
 from emulators.faults import FaultInjector, FaultPlan
-from emulators.medium import BYTE_TIME, PHY_OVERHEAD, HanMedium
+from emulators.medium import BYTE_TIME, PHY_OVERHEAD, Capture, HanMedium
 
 
 @dataclass
@@ -88,3 +88,50 @@ def test_a_radio_detached_before_the_frame_ends_does_not_get_it() -> None:
     medium.send(sender, b"\x03\x08\x02\xff\xff\xff\xff", 0xFFFF, 0xFFFF)
     clock.run()
     assert [psdu[2] for _, psdu in ear.heard] == [2]
+
+
+def test_a_radio_that_changes_channel_before_the_frame_ends_does_not_get_it() -> None:
+    """A joining device scanning channels (802.15.4-2006 7.5.2.1) hears only the channel it
+    is on when the frame ends."""
+    clock, medium = _medium()
+    sender, ear = Ear(clock, b"\x01" * 8), Ear(clock, b"\x02" * 8)
+    medium.attach(sender)
+    medium.attach(ear)
+    medium.send(sender, b"\x03\x08\x01\xff\xff\xff\xff", 0xFFFF, 0xFFFF)
+    ear.channel = 20
+    clock.run()
+    assert ear.heard == []
+
+
+def test_a_unicast_reaches_the_short_address_on_its_pan_only() -> None:
+    """802.15.4-2006 7.5.6.2: a frame's destination is its PAN ID and short address; the
+    broadcast PAN 0xFFFF names that short address on any PAN."""
+    clock, medium = _medium()
+    sender = Ear(clock, b"\x01" * 8)
+    ours, theirs = (
+        Ear(clock, b"\x02" * 8, short_address=5),
+        Ear(clock, b"\x03" * 8, short_address=5),
+    )
+    theirs.pan_id = 0x9999  # a neighbour's network on the same channel
+    for radio in (sender, ours, theirs):
+        medium.attach(radio)
+    medium.send(sender, b"\x41\x88\x01\x34\x12\x05\x00", 0x1234, 5)
+    clock.run()
+    assert len(ours.heard) == 1 and theirs.heard == []
+    medium.send(sender, b"\x41\x88\x02\xff\xff\x05\x00", 0xFFFF, 5)
+    clock.run()
+    assert len(ours.heard) == 2 and len(theirs.heard) == 1
+
+
+def test_the_capture_stamps_a_frame_when_it_starts_after_its_turnaround() -> None:
+    clock = VirtualClock()
+    capture = Capture()
+    medium = HanMedium(clock, name="bench", capture=capture)
+    sender, ear = Ear(clock, b"\x01" * 8), Ear(clock, b"\x02" * 8)
+    medium.attach(sender)
+    medium.attach(ear)
+    psdu = b"\x03\x08\x01\xff\xff\xff\xff"
+    medium.transmit(sender, psdu, dst_pan=0xFFFF, dst=0xFFFF, after=0.25)
+    clock.run()
+    assert capture.frames == [(0.25, "bench", psdu)]
+    assert ear.heard == [(0.25 + (len(psdu) + PHY_OVERHEAD) * BYTE_TIME, psdu)]
