@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -248,3 +250,16 @@ def test_property_copies_shape(plan: FaultPlan, seed: int) -> None:
     counts = injector.counts
     if plan.active:
         assert total == 30 - counts["lost"] + counts["duplicated"]
+
+
+def test_a_saved_injector_goes_on_drawing_where_it_stood() -> None:
+    """A world saved mid-run and loaded again replays the same faults from there on (the
+    module's promise: a run with faults replays exactly from its seed), with its counts."""
+    plan = FaultPlan(loss=0.3, duplication=0.3, delay=0.3, reordering=0.3, power_cycle=0.3)
+    running = FaultInjector(plan, seed=7)
+    draws(running, 40)
+    saved = json.loads(json.dumps(running.state()))
+    loaded = FaultInjector.from_state(saved, seed=7)
+    assert loaded.counts == running.counts and sum(loaded.counts.values()) > 0
+    assert draws(loaded, 40) == draws(running, 40)
+    assert loaded.counts == running.counts
