@@ -366,6 +366,9 @@ class _Node:
         self._transfers: dict[tuple[int, int], Transfer] = {}
         # A hub's frames held for each polling child, by its short address: [psdu, timer].
         self._indirect: dict[int, collections.deque[list[Any]]] = {}
+        # Held frames handed to their polling child, awaiting its acknowledgement: until
+        # when they may be held again.
+        self._handed: dict[bytes, float] = {}
         self._ack_pending = False  # the frame pending bit of the last ack heard
         self.frames_dropped = 0
         self.trace: Callable[[str], None] | None = None
@@ -406,7 +409,7 @@ class _Node:
         medium = self.medium
         if medium is not None and self.listening:  # _put_on_air, inlined: every frame
             medium.send(self, psdu, current[1], current[2], after)
-        wait = after + _airtime(psdu) + (ACK_WAIT if current[3] == 0 else TURNAROUND)
+        wait = after + _airtime(psdu) + (ACK_WAIT if current[3] >= 0 else TURNAROUND)
         self._tx_timer = self.clock.call_later(wait, self._tx_timeout)
 
     def _after_own_ack(self) -> float:
@@ -427,6 +430,13 @@ class _Node:
             return
         psdu, dst_pan, dst, tries = current
         if tries < 0:  # unacknowledged frame: done once it has left
+            self._tx_next()
+            return
+        if tries == _HANDED_OVER:
+            # Not retried at once: it waits, with its sequence number, for the child's next
+            # Data Request (802.15.4-2006 7.5.6.4.3).
+            self._tx_current = None
+            self._hold_again(psdu, dst)  # type: ignore[arg-type]
             self._tx_next()
             return
         if tries >= MAX_FRAME_RETRIES:
@@ -467,6 +477,8 @@ class _Node:
         if self._tx_timer is not None:
             self._tx_timer.cancel()
         self._tx_next()
+        if self._handed:
+            self._handed.pop(current[0], None)
         transfer = self._in_mac.pop(current[0], None) if self._in_mac else None
         if transfer is not None:
             in_mac = transfer.in_mac
@@ -646,6 +658,9 @@ class _Node:
     def _held_for(self, mac: MacFrame) -> bool:
         """Whether a Data Request's sender has frames held for it (a hub's answer)."""
         return False
+
+    def _hold_again(self, psdu: bytes, dst: int) -> None:
+        """A held frame its child did not acknowledge (a hub's)."""
 
     def _poll_parent(self) -> None:
         """A sleepy end device's MAC Data Request to its parent."""
@@ -927,6 +942,8 @@ _ACKS_PENDING = tuple(
     encode_mac(MacFrame(MacFrameType.ACK, seq, frame_pending=True)) for seq in range(256)
 )
 _ACK_SET = frozenset(_ACKS + _ACKS_PENDING)  # acks known to have a good FCS: no CRC each
+# A transmit-queue entry's tries for a held frame handed to its polling child: sent once.
+_HANDED_OVER = 0x100
 
 
 def _airtime(psdu: bytes) -> float:
@@ -1077,11 +1094,27 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         """Frames to a joined sleepy child wait for its MAC Data Request (indirect
         transmission, 802.15.4-2006 7.5.6.3); the rest go at once."""
         if type(dst) is int and self._polls(dst):
-            entry: list[Any] = [psdu, None]
-            entry[1] = self.clock.call_later(TRANSACTION_PERSISTENCE, self._unclaimed, dst, entry)
-            self._indirect.setdefault(dst, collections.deque()).append(entry)
+            self._hold(psdu, dst, self.clock.now + TRANSACTION_PERSISTENCE)
             return
         _Node._send_acked(self, psdu, dst_pan, dst)
+
+    def _hold(self, psdu: bytes, dst: int, until: float, first: bool = False) -> None:
+        entry: list[Any] = [psdu, None, until]
+        entry[1] = self.clock.call_at(until, self._unclaimed, dst, entry)
+        held = self._indirect.setdefault(dst, collections.deque())
+        if first:
+            held.appendleft(entry)
+        else:
+            held.append(entry)
+
+    def _hold_again(self, psdu: bytes, dst: int) -> None:
+        until = self._handed.pop(psdu, None)
+        transfer = self._in_mac.get(psdu)
+        if transfer is not None and transfer.finished:
+            del self._in_mac[psdu]  # its message is settled: nothing to hold it for
+            transfer.in_mac.discard(psdu)
+        elif until is not None:
+            self._hold(psdu, dst, until, first=True)
 
     def _polls(self, short: int) -> bool:
         """Whether ``short`` is a joined (announced) sleepy child's address, one not
@@ -1121,7 +1154,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         entry = held.popleft()
         entry[1].cancel()
         psdu = entry[0]
-        if held:
+        if held and not psdu[0] & 0x10:
             marked = bytes([psdu[0] | 0x10]) + psdu[1:-2]
             marked += fcs(marked)
             transfer = self._in_mac.pop(psdu, None)
@@ -1130,12 +1163,13 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 transfer.in_mac.add(marked)
                 self._in_mac[marked] = transfer
             psdu = marked
-        else:
+        if not held:
             del self._indirect[short]
         settings = self.settings
         assert settings is not None
+        self._handed[psdu] = entry[2]
         # Sent next, ahead of frames queued for others: the child stays on only briefly.
-        self._tx_queue.appendleft((psdu, settings.pan_id, short, 0))
+        self._tx_queue.appendleft((psdu, settings.pan_id, short, _HANDED_OVER))
         if self._tx_current is None:
             self._tx_next()
 
@@ -1509,6 +1543,8 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         data, _ = self._held_out.pop(device)
         if transfer.outcome is not None and self.trust_centre is not None:
             self._log(f"held message for {device.hex().upper()} not delivered")
+            if self._recent_hand_overs is not None:
+                self._recent_hand_overs.forget(device, data)  # a late refusal is no second
             self.trust_centre.undelivered(device, data)
 
     def _put(self, child: Child, data: bytes) -> None:
@@ -1634,7 +1670,11 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         """The message handed to ``device`` and not yet acknowledged, no longer tracked:
         the CHF fails it (CCS02), so a later delivery failure must not hold it again."""
         entry = self._held_out.pop(device, None)
-        return None if entry is None else entry[0]
+        if entry is None:
+            return None
+        if self._recent_hand_overs is not None:
+            self._recent_hand_overs.forget(device, entry[0])
+        return entry[0]
 
     def load_state(self, obj: dict[str, Any]) -> None:
         """Restore :meth:`state`; every key is required (settings may be null: not formed)."""
@@ -1725,6 +1765,9 @@ class MeterNode(_Node):
         self._last_poll: bytes | None = None  # its last MAC Data Request
         self._polled_at = float("-inf")
         self._reply_due = 0.0  # until when a GSME polls fast for its request's answer
+        # A GSME's last frame to the hub went unacknowledged: one more (a poll) unanswered
+        # and the hub is lost.
+        self._missed = False
         self.joins = 0
         self.rejoins = 0
         self.listening = False
@@ -2443,6 +2486,8 @@ class MeterNode(_Node):
         super()._acknowledged(seq)
         if not self.sleepy or current is None or self._tx_current is current:
             return
+        if current[2] == COORDINATOR:
+            self._missed = False  # the hub is there
         if current[0] is self._last_poll:
             if self._ack_pending:
                 self._stay_awake(FRAME_WAIT)  # the held frame follows
@@ -2464,9 +2509,16 @@ class MeterNode(_Node):
 
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         if self.state is NodeState.JOINED and dst == COORDINATOR:
+            if self.sleepy and not self._missed:
+                # Its frame may have arrived with every acknowledgement lost, and the answer
+                # be held for its poll: a Data Request acknowledged says the hub is there.
+                self._missed = True
+                self._poll_parent()
+                if self._polling():
+                    return
             self._log("parent lost (no acknowledgement)")
-            # The tunnel stays until the rejoin starts: a GET-RESPONSE to the GET sent
-            # just before is still taken, not acknowledged at the MAC and then dropped.
+            # The tunnel stays until the rejoin starts: a frame the hub still sends on it
+            # (an ESME's PUT) is taken, not refused.
             self._set_state(NodeState.ORPHANED)
             self.listening = True
             self._schedule(1.0, self._start_rejoin)

@@ -150,6 +150,11 @@ class RecentPuts:
         if len(sent) > RECENT_PUTS:
             del sent[next(iter(sent))]
 
+    def forget(self, device: bytes, data: bytes) -> None:
+        """``data`` to ``device`` is settled another way: a refusal naming it finds nothing."""
+        for key in [k for k, (sent, _) in self._sent.items() if k[0] == device and sent == data]:
+            del self._sent[key]
+
     def refused(self, device: bytes, sequence: int) -> tuple[bytes, SentPut | None] | None:
         """The message ``device`` refused and its transfer, once (a duplicate refusal finds
         nothing)."""

@@ -996,6 +996,7 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
             self._log(f"{device.hex().upper()}: that hand-over is settled (polled again or failed)")
             return
         del self._held_out[device]
+        self._recent_hand_overs.forget(device, hand_over.data)  # a late refusal is no second
         if self._tc is not None:
             self._log(f"held message for {device.hex().upper()} not delivered")
             self._tc.undelivered(device, hand_over.data)
@@ -1004,7 +1005,10 @@ class ZigpyHubRadio(tunnel_server.EsmeTunnelClient):
         """The message handed to ``device`` and not yet acknowledged, no longer tracked:
         the CHF fails it (CCS02), so a later delivery failure must not hold it again."""
         hand_over = self._held_out.pop(device, None)
-        return None if hand_over is None else hand_over.data
+        if hand_over is None:
+            return None
+        self._recent_hand_overs.forget(device, hand_over.data)
+        return hand_over.data
 
     def handed_out(self) -> dict[bytes, bytes]:
         """Held messages in a GET-RESPONSE the GSME may not have yet (not acknowledged)."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.node import MAX_BLOCK, TRANSACTION_PERSISTENCE
+from emulators.node import MAX_BLOCK, TRANSACTION_PERSISTENCE, NodeState
 from emulators.scenarios import Run
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee.mac import DataRequest, MacFrameType, decode_mac
+from gbcs import asn1
+from gbcs.joins import JoinDetails
 
 
 def _asleep(world: World) -> tuple[Hub, MeterUnit]:
@@ -86,3 +88,60 @@ def test_a_frame_never_polled_for_is_given_up_after_the_persistence_time() -> No
         f"{short:#06x} did not poll for it within macTransactionPersistenceTime"
     )
     assert not node._indirect and not node._in_mac
+
+
+def test_a_gsme_whose_acknowledgements_were_lost_polls_before_giving_up_its_hub() -> None:
+    """The hub has its GET, every MAC acknowledgement of it lost: the GSME polls once more
+    before calling its parent lost, and the poll brings the answer held for it."""
+    world = World(seed=3)
+    hub, gsme = _asleep(world)
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+    hub.chf.from_wan(command.encode())
+    node = hub.node
+    ack = node._ack
+    lost: list[int] = []
+    node._ack = lambda seq, pending=False: (  # type: ignore[method-assign]
+        lost.append(seq) if len(lost) < 4 else ack(seq, pending)
+    )
+    taken: list[bytes] = []
+    on_gbcs = gsme.node.on_gbcs
+    assert on_gbcs is not None
+    gsme.node.on_gbcs = lambda peer, data: (taken.append(data), on_gbcs(peer, data))
+    gsme.node._keepalive()  # its GET: the hub takes it, its acknowledgements are lost
+    world.run(2)
+    assert len(lost) == 4
+    assert taken == [command.encode()]
+    assert gsme.node.state is NodeState.JOINED
+
+
+def test_a_held_frame_unacknowledged_waits_for_the_next_poll_with_its_sequence() -> None:
+    """802.15.4-2006 7.5.6.4.3: an indirect frame is not retried at once; it goes again,
+    with the same sequence number, when the child next polls."""
+    world = World(seed=4)
+    hub, gsme = _asleep(world)
+    assert world.capture is not None
+    mark = len(world.capture.frames)
+    deliver = gsme.node.deliver
+    missed: list[bytes] = []
+
+    def deaf_once(psdu: bytes) -> None:
+        mac = decode_mac(psdu)
+        if not missed and mac.frame_type is MacFrameType.DATA and mac.src == 0:
+            missed.append(psdu)
+            return
+        deliver(psdu)
+
+    gsme.node.deliver = deaf_once  # type: ignore[method-assign]
+    _send(hub, gsme, MAX_BLOCK)
+    gsme.node._keepalive()
+    world.run(2)
+    sent = [(at, p) for at, p in _air(world, mark) if p == missed[0]]
+    assert len(sent) == 2  # once, then again at the next poll (not three MAC retries)
+    (first, _), (again, _) = sent
+    polls = [
+        at
+        for at, p in _air(world, mark)
+        if first < at < again and isinstance(decode_mac(p).payload, DataRequest)
+    ]
+    assert polls  # the second time answers a new Data Request
+    assert not hub.node._indirect and not hub.node._handed

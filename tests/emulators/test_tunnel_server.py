@@ -22,6 +22,7 @@ from emulators.tunnel_server import (
     TunnelIds,
     may_ask,
     put,
+    report_hand_over_refusal,
     report_refusal,
     saved_ask,
     serve,
@@ -69,6 +70,9 @@ class Hub:
         self, device: bytes, data: bytes, status: int, *, may_have_run: bool = False
     ) -> None:
         self.refused.append((device, data, status, may_have_run))
+
+    def undelivered(self, device: bytes, data: bytes) -> None:
+        self.held.insert(0, data)
 
 
 def test_request_gives_an_id_once_and_round_robin() -> None:
@@ -370,3 +374,22 @@ def test_a_refusal_is_reported_to_the_chf_with_the_message_it_names() -> None:
     again = dataclasses.replace(zcl, sequence=0x22)
     assert report_refusal(recent, METER, refusal, again, hub) is not None
     assert hub.refused[1:] == [(METER, b"\xdd\x02", TransferDataStatus.NO_SUCH_TUNNEL, True)]
+
+
+def test_a_refused_hand_over_is_held_again_once() -> None:
+    """A GSME's refusal of a GET-RESPONSE gives its message back to the CHF, first in
+    line; a second refusal, or one after the message came back another way (its frames
+    failed, or CCS02 took it: ``forget``), gives nothing back again."""
+    hub = Hub(held=[b"\xdd\x02"])
+    recent = RecentPuts()
+    recent.sent(METER, 7, b"\xdd\x01")
+    zcl = SimpleNamespace(sequence=7)
+    assert report_hand_over_refusal(recent, METER, zcl, hub) == b"\xdd\x01"  # type: ignore[arg-type]
+    assert hub.held == [b"\xdd\x01", b"\xdd\x02"]
+    assert report_hand_over_refusal(recent, METER, zcl, hub) is None  # type: ignore[arg-type]
+    recent.sent(METER, 8, b"\xdd\x03")
+    recent.sent(METER, 9, b"\xdd\x04")
+    recent.forget(METER, b"\xdd\x03")  # given back when its frames failed
+    assert report_hand_over_refusal(recent, METER, SimpleNamespace(sequence=8), hub) is None  # type: ignore[arg-type]
+    assert recent.refused(METER, 9) == (b"\xdd\x04", None)  # others untouched
+    assert hub.held == [b"\xdd\x01", b"\xdd\x02"]
