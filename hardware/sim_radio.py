@@ -28,7 +28,8 @@ decides, as on an EZSP NCP:
   another one (the hub radio never asks, and refuses a hub of another EUI-64).
 * Every NWK-secured APS data frame (reassembled when fragmented) goes to zigpy
   as a ``ZigbeePacket`` through ``packet_received``; ``send_packet`` sends
-  zigpy's packets NWK-secured, APS-fragmented when longer than a block. A
+  zigpy's packets NWK-secured, APS-fragmented when longer than a block, and
+  holds those for a joined sleepy child until it polls, as an EZSP NCP does. A
   device's admission is reported with ``handle_join`` (EZSP's trust-centre join
   handler) and its NWK leave with ``handle_leave``.
 
@@ -209,7 +210,7 @@ class SimNcp(CoordinatorNode):
         self.on_join: Callable[[bytes, int], None] | None = None
         self.on_leave: Callable[[bytes, int], None] | None = None
         self.on_packet: Callable[[bytes | None, NwkFrame, ApsData, bytes], None] | None = None
-        # Unicast PSDUs the host waits on -> told None when acknowledged, else why not.
+        # Unicast transfers the host waits on -> told None when delivered, else why not.
         self._awaiting: dict[Transfer, Callable[[str | None], None]] = {}
 
     # Joins ------------------------------------------------------------------------------
