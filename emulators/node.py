@@ -528,19 +528,7 @@ class _Node:
     def _send_block(self, transfer: Transfer, index: int) -> None:
         """Frame block ``index`` of ``transfer`` now and queue it in the MAC."""
         settings = transfer.settings
-        counters = self.counters
-        mac_sequence, nwk_sequence = counters.mac, counters.nwk
-        counters.mac, counters.nwk = (mac_sequence + 1) & 0xFF, (nwk_sequence + 1) & 0xFF
-        psdu = air.nwk_data(
-            transfer.blocks[index],
-            mac_sequence=mac_sequence,
-            nwk_sequence=nwk_sequence,
-            pan_id=settings.pan_id,
-            src=settings.short_address,
-            dst=transfer.dst,
-            security=self._security(settings),
-            radius=transfer.radius,
-        )
+        psdu = self._frame(transfer.blocks[index], settings, transfer.dst, transfer.radius)
         self._in_mac[psdu] = transfer
         transfer.in_mac.add(psdu)
         self._send_acked(psdu, settings.pan_id, transfer.dst)
@@ -852,19 +840,24 @@ class _Node:
             src_endpoint=aps.dst_endpoint,
             fragment=AckFragment(start == 0, start, 0xFF),
         )
+        self._send_acked(self._frame(ack, settings, src), settings.pan_id, src)
+
+    def _frame(self, aps: Any, settings: NetworkSettings, dst: int, radius: int = 30) -> bytes:
+        """An APS frame to ``dst`` in a NWK-secured data frame, on the next sequence
+        numbers and NWK frame counter."""
         counters = self.counters
         mac_sequence, nwk_sequence = counters.mac, counters.nwk
         counters.mac, counters.nwk = (mac_sequence + 1) & 0xFF, (nwk_sequence + 1) & 0xFF
-        psdu = air.nwk_data(
-            ack,
+        return air.nwk_data(
+            aps,
             mac_sequence=mac_sequence,
             nwk_sequence=nwk_sequence,
             pan_id=settings.pan_id,
             src=settings.short_address,
-            dst=src,
+            dst=dst,
             security=self._security(settings),
+            radius=radius,
         )
-        self._send_acked(psdu, settings.pan_id, src)
 
     def _security(self, settings: NetworkSettings) -> NwkSecurity:
         counter = self.counters.nwk_frame
