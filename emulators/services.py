@@ -101,7 +101,6 @@ ELIGIBLE_ROLES: dict[str, frozenset[RemotePartyRole]] = {
     "ECS35a": frozenset({SUPPLIER}),
     "6.24.1": frozenset({SUPPLIER, NETWORK_OPERATOR}),
 }
-CRITICAL = frozenset({"8.15"})
 
 
 class Reason(enum.StrEnum):
@@ -321,11 +320,11 @@ class ServiceLayer:
         device = self.inventory.device(eui64)
         if device is None:
             raise Rejected(Reason.UNKNOWN_DEVICE, f"device {eui64} is not in the inventory")
-        if srv not in CRITICAL and device.smi_status not in ACTIVE_STATUSES:
+        if device.smi_status not in ACTIVE_STATUSES:
             raise Rejected(
                 Reason.SMI_STATUS,
-                f"device {eui64} has SMI status '{device.smi_status}', "
-                "not commissioned, installed not commissioned, whitelisted or pending",
+                f"device {eui64} has SMI status '{device.smi_status}': {srv} needs it "
+                "commissioned, installed not commissioned, whitelisted or pending",
             )
 
     def _mpxn(self, text: str, meter: SmiDevice) -> str:

@@ -251,7 +251,7 @@ def test_a_read_is_refused_in_an_inactive_status(bed: Bed, status: SmiStatus) ->
     bed.set_status(ESME, status)
     for use_case in ("CS07", "ECS26m", "ECS52", "ECS35a"):
         response, _ = bed.rejected(bed.supplier, use_case, Reason.SMI_STATUS, device=h(ESME))
-        assert str(status) in response.text
+        assert f"SMI status '{status}': {use_case} needs it" in response.text
     bed.rejected(
         bed.supplier, "8.11", Reason.SMI_STATUS, chf=h(OLD), device=h(ESME), action="remove"
     )
