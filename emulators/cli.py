@@ -25,8 +25,11 @@ def _table(report: dict[str, Any]) -> str:
     for s in report["steps"]:
         code = f"0x{s['message_code']:04X}" if s["message_code"] else "HAN"
         result = s["result"]
-        if result != "ok" and s.get("detail", {}).get("probe"):
+        detail = s.get("detail", {})
+        if result != "ok" and detail.get("probe"):
             result = f"[finding] {result}"  # what the scenario is after, not a failure
+        if detail.get("evidence"):
+            result = f"{result} ({detail['evidence']})"  # how the outcome was seen
         rows.append((f"{s['time']:.3f}", s["use_case"], code, s["from"], s["to"], result))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from emulators.cli import _table
 from gbcs.cli import main
 
 
@@ -293,3 +294,39 @@ def test_a_negative_seed_follows_an_abbreviated_option_too(
     """argparse takes '--see' for '--seed'; '--see -0x1' failed as 'expected one argument'."""
     code = main(["emulate", "scenario", "fresh-meter", option, "-0x1", "--json"])
     assert code == 0 and json.loads(capsys.readouterr().out)["seed"] == -1
+
+
+def test_the_table_shows_a_steps_evidence() -> None:
+    """A step that says how its outcome was seen (a divorce seen on the HAN, its CS02f
+    answer lost) shows it in the table, not only in --json."""
+    report = {
+        "scenario": "fresh-meter",
+        "seed": 1,
+        "ok": False,
+        "steps": [
+            {
+                "use_case": "HAN leave (auto-join)",
+                "message_code": 0,
+                "from": "00DB1234567890A0",
+                "to": "00DB12345678C000",
+                "result": "ok",
+                "time": 151.5,
+                "detail": {"evidence": "the meter left its HAN; its CS02f answer was lost"},
+            },
+            {
+                "use_case": "CS07",
+                "message_code": 0x13,
+                "from": "90B3D51F30010000",
+                "to": "00DB1234567890A0",
+                "result": "no response within 120 s",
+                "time": 30.0,
+                "detail": {},
+            },
+        ],
+        "meters": {},
+    }
+    lines = _table(report).splitlines()
+    (leave,) = [line for line in lines if "HAN leave" in line]
+    assert leave.endswith("ok (the meter left its HAN; its CS02f answer was lost)")
+    (cs07,) = [line for line in lines if "  CS07  " in line]
+    assert cs07.endswith("no response within 120 s")
