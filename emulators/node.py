@@ -511,11 +511,6 @@ class _Node:
         self._tx_queue.clear()
         self._tx_current = None
         self._tx_timer = None
-        for transfer in self._transfers.values():
-            if transfer.timer is not None:
-                transfer.timer.cancel()
-            transfer.finished = True
-        self._transfers.clear()
         self._in_mac.clear()
 
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
@@ -626,7 +621,8 @@ class _Node:
     def _drop_transfers(self, reason: str) -> None:
         """Give up on every transfer under way, and on payloads half reassembled: the node
         leaves the network they belong to."""
-        for transfer in {*self._transfers.values(), *self._in_mac.values()}:
+        # Each once, in the order they were queued (a set's order would vary between runs).
+        for transfer in dict.fromkeys([*self._transfers.values(), *self._in_mac.values()]):
             self._fail(transfer, reason)
         self._reassembly.clear()
         self._reassembled.clear()
@@ -788,8 +784,7 @@ class _Node:
         if done is not None:
             # Whole already: the sender missed our acknowledgement and sent again.
             if aps.ack_request and frag.block_number < done:
-                start = frag.block_number - frag.block_number % APS_WINDOW
-                self._ack_window(src, aps, start)
+                self._ack_window(src, aps, _window_of(frag.block_number))
             return None
         entry = self._reassembly.get(key)
         if entry is None:
@@ -797,7 +792,7 @@ class _Node:
             entry.timer = self.clock.call_later(REASSEMBLY_TIMEOUT, self._reassembly.pop, key, None)
         entry.parts[frag.block_number] = (frag, aps.payload)
         if aps.ack_request:
-            self._ack_if_complete(src, aps, entry)
+            self._ack_if_complete(src, aps, frag.block_number, entry)
         try:
             whole = reassemble(entry.parts.values())
         except FragmentError:
@@ -809,19 +804,15 @@ class _Node:
         self.clock.call_later(REASSEMBLY_TIMEOUT, self._reassembled.pop, key, None)
         return whole
 
-    def _ack_if_complete(self, src: int, aps: ApsData, entry: _Reassembly) -> None:
-        """Acknowledge the window of the block just in once it holds all its blocks."""
+    def _ack_if_complete(self, src: int, aps: ApsData, block: int, entry: _Reassembly) -> None:
+        """Acknowledge the window of ``block``, just in, once it holds all its blocks."""
         first = entry.parts.get(0)
         total = None if first is None else first[0].total_blocks
-        if total is None:
+        if total is None or block >= total:
             return  # the first block (which counts them) is not in: window 0 is not whole
-        block = aps.fragment.block_number if aps.fragment is not None else 0
-        start = block - block % APS_WINDOW
-        if block >= total:
-            return
-        size = min(APS_WINDOW, total - start)
+        start = _window_of(block)
         parts = entry.parts
-        if all(start + i in parts for i in range(size)):
+        if all(i in parts for i in range(start, min(start + APS_WINDOW, total))):
             self._ack_window(src, aps, start)
 
     def _ack_window(self, src: int, aps: ApsData, start: int) -> None:
@@ -937,6 +928,11 @@ _ACKS_PENDING = tuple(
 _ACK_SET = frozenset(_ACKS + _ACKS_PENDING)  # acks known to have a good FCS: no CRC each
 # A transmit-queue entry's tries for a held frame handed to its polling child: sent once.
 _HANDED_OVER = 0x100
+
+
+def _window_of(block: int) -> int:
+    """The first block of the APS window ``block`` is in."""
+    return block - block % APS_WINDOW
 
 
 def _airtime(psdu: bytes) -> float:
@@ -1849,9 +1845,8 @@ class MeterNode(_Node):
         self.powered = False
         self.listening = False
         self._cancel()
+        self._drop_transfers("the meter lost power")  # RAM: half reassembled ones too
         self._tx_reset()
-        self._reassembly.clear()
-        self._reassembled.clear()
         self.tunnel_id = None
         self._set_state(NodeState.OFF)
 

@@ -293,16 +293,8 @@ class SimNcp(CoordinatorNode):
         if not broadcast:
             return self._send_payload(settings, dst, frames, radius or 30)
         (aps,) = frames
-        psdu = air.nwk_data(
-            dataclasses.replace(aps, delivery_mode=DeliveryMode.BROADCAST),
-            mac_sequence=self.counters.next("mac"),
-            nwk_sequence=self.counters.next("nwk"),
-            pan_id=settings.pan_id,
-            src=COORDINATOR,
-            dst=dst,
-            security=self._security(settings),
-            radius=radius or 30,
-        )
+        broadcast_aps = dataclasses.replace(aps, delivery_mode=DeliveryMode.BROADCAST)
+        psdu = self._frame(broadcast_aps, settings, dst, radius or 30)
         self._transmit(psdu, settings.pan_id, 0xFFFF)
         return None
 
