@@ -125,8 +125,16 @@ UNSECURED_MEMORY = 64
 TURNAROUND = 0.000192  # aTurnaroundTime, 12 symbols
 SCAN_DWELL = 0.03072  # one channel at scan duration 0: aBaseSuperframeDuration x (2^0 + 1)
 RESPONSE_WAIT = 0.5
+# A joining device asks for its Association Response this long after the request's
+# acknowledgement (macResponseWaitTime: 32 x aBaseSuperframeDuration, 802.15.4-2006 7.5.3.1).
+MAC_RESPONSE_WAIT = 32 * 0.01536
 JOIN_RETRY = 30.0
 NEXT_CANDIDATE = 0.01  # after one network failed, the next from the same scan (its ack is out)
+# A network that did not answer an association (no response, or no network key after it:
+# either may be lost on the air) is asked again this soon, up to JOIN_ATTEMPTS times in
+# all, before the next network or a later scan; one that refused is not asked again.
+JOIN_AGAIN = 0.5
+JOIN_ATTEMPTS = 3
 # A mains-powered ESME notices a lost parent when a frame to it goes unacknowledged: it
 # reads the hub's time (its keep-alive) at once on power-up and after joining, then hourly.
 KEEPALIVE = 3600.0
@@ -364,8 +372,9 @@ class _Node:
         # awaiting APS acknowledgements by (destination, APS counter).
         self._in_mac: dict[bytes, Transfer] = {}
         self._transfers: dict[tuple[int, int], Transfer] = {}
-        # A hub's frames held for each polling child, by its short address: [psdu, timer].
-        self._indirect: dict[int, collections.deque[list[Any]]] = {}
+        # A hub's frames held for each polling child, by its short address, and its
+        # Association Responses, by the joining device's EUI-64: [psdu, timer, until].
+        self._indirect: dict[int | bytes, collections.deque[list[Any]]] = {}
         # Held frames handed to their polling child, awaiting its acknowledgement: until
         # when they may be held again.
         self._handed: dict[bytes, float] = {}
@@ -1008,6 +1017,10 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         self._ids = tunnel_server.TunnelIds()
         self.capture: Capture | None = None
         self._indirect = {}
+        # Association Responses held for their devices' Data Requests, admitting them: the
+        # child record each makes and the link key its Transport Key goes under, once the
+        # device acknowledges it (802.15.4-2006 7.5.3.1).
+        self._associating: dict[bytes, tuple[Child, bytes]] = {}
         # The held message each sleepy child was last handed (GET-RESPONSE) and the
         # transfer that carries it, until it polls again: if that fails, the message goes
         # back to the CHF rather than being lost in the air.
@@ -1087,7 +1100,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             return
         _Node._send_acked(self, psdu, dst_pan, dst)
 
-    def _hold(self, psdu: bytes, dst: int, until: float, first: bool = False) -> None:
+    def _hold(self, psdu: bytes, dst: int | bytes, until: float, first: bool = False) -> None:
         entry: list[Any] = [psdu, None, until]
         entry[1] = self.clock.call_at(until, self._unclaimed, dst, entry)
         held = self._indirect.setdefault(dst, collections.deque())
@@ -1096,7 +1109,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         else:
             held.append(entry)
 
-    def _hold_again(self, psdu: bytes, dst: int) -> None:
+    def _hold_again(self, psdu: bytes, dst: int | bytes) -> None:
         until = self._handed.pop(psdu, None)
         transfer = self._in_mac.get(psdu)
         if transfer is not None and transfer.finished:
@@ -1114,7 +1127,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 return child.sleepy and child.announced and child.ieee not in self._rejoining
         return False
 
-    def _unclaimed(self, dst: int, entry: list[Any]) -> None:
+    def _unclaimed(self, dst: int | bytes, entry: list[Any]) -> None:
         """A held frame its child never polled for within the persistence time: the MAC
         gives up on it (802.15.4-2006 7.5.6.3, TRANSACTION_EXPIRED)."""
         held = self._indirect.get(dst)
@@ -1123,18 +1136,35 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         held.remove(entry)
         if not held:
             del self._indirect[dst]
+        who = dst.hex().upper() if isinstance(dst, bytes) else f"{dst:#06x}"
         self._mac_failed(
-            entry[0], dst, 0, f"{dst:#06x} did not poll for it within macTransactionPersistenceTime"
+            entry[0], dst, 0, f"{who} did not poll for it within macTransactionPersistenceTime"
         )
+
+    def _mac_failed(
+        self, psdu: bytes, dst: int | bytes | None, tries: int, why: str | None = None
+    ) -> None:
+        if self._associating and self._associating.pop(psdu, None) is not None:
+            assert isinstance(dst, bytes)
+            self._log(f"association of {dst.hex().upper()} not completed: {why or 'no ack'}")
+        _Node._mac_failed(self, psdu, dst, tries, why)
+
+    def _acknowledged(self, seq: int) -> None:
+        current = self._tx_current
+        _Node._acknowledged(self, seq)
+        if self._associating and current is not None and self._tx_current is not current:
+            joining = self._associating.pop(current[0], None)
+            if joining is not None:
+                self._associated(*joining)
 
     def _held_for(self, mac: MacFrame) -> bool:
         return (
             isinstance(mac.payload, DataRequest)
-            and type(mac.src) is int
+            and mac.src is not None
             and bool(self._indirect.get(mac.src))
         )
 
-    def _hand_over_held(self, short: int) -> None:
+    def _hand_over_held(self, short: int | bytes) -> None:
         """A child's Data Request: its first held frame goes now, with the frame pending
         bit set when more are held (the child polls again for them)."""
         held = self._indirect.get(short)
@@ -1167,7 +1197,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         if settings is None or tc is None:
             return
         if isinstance(mac.payload, DataRequest):
-            if type(mac.src) is int and mac.dst_pan == settings.pan_id:
+            if mac.src is not None and mac.dst_pan == settings.pan_id:
                 self._hand_over_held(mac.src)
             return
         if isinstance(mac.payload, BeaconRequest):
@@ -1202,12 +1232,26 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             short_address=short,
             status=status,
         )
-        self._send_acked(psdu, settings.pan_id, device)
+        # Held until the device asks for it with a Data Request (802.15.4-2006 7.5.3.1);
+        # a new request replaces an answer it has not fetched.
+        self._drop_association(device)
         if key is not None:
             sleepy = not capability.rx_on_when_idle
-            self.children[device] = Child(device, short, sleepy)
+            self._associating[psdu] = (Child(device, short, sleepy), key)
             self._rejoining.pop(device, None)  # joined afresh instead
-            self.clock.call_later(0.01, self._send_network_key, device, key)
+        self._hold(psdu, device, self.clock.now + TRANSACTION_PERSISTENCE)
+
+    def _drop_association(self, device: bytes) -> None:
+        """Forget an Association Response still held for ``device``."""
+        for entry in self._indirect.pop(device, ()):
+            entry[1].cancel()
+            self._associating.pop(entry[0], None)
+
+    def _associated(self, child: Child, link_key: bytes) -> None:
+        """The device acknowledged its Association Response: it is a child, and its
+        network key follows under its link key."""
+        self.children[child.ieee] = child
+        self.clock.call_later(0.01, self._send_network_key, child.ieee, link_key)
 
     def joining_child(self, device: bytes) -> Child | None:
         """The record a device joins or rejoins under: a pending rejoin's, else its own."""
@@ -1225,6 +1269,10 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         for device in [d for d in self._rejoining if tc.rejoin_key(d) is None]:
             del self._rejoining[device]
             self._log(f"{device.hex().upper()} left the device log while rejoining")
+        for psdu, (child, _) in list(self._associating.items()):
+            if tc.rejoin_key(child.ieee) is None:
+                del self._associating[psdu]  # its response still goes; no record, no key
+                self._log(f"{child.ieee.hex().upper()} left the device log while associating")
         for device in [d for d, c in self.children.items() if not c.announced]:
             if tc.rejoin_key(device) is None:
                 del self.children[device]
@@ -1377,6 +1425,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         """Short addresses held by other devices, joined or with a rejoin pending."""
         taken = {c.short_address for c in self.children.values() if c.ieee != device}
         taken.update(c.short_address for d, (c, _) in self._rejoining.items() if d != device)
+        taken.update(c.short_address for c, _ in self._associating.values() if c.ieee != device)
         return taken
 
     def _rejoin(self, device: bytes, old_short: int, request: RejoinRequest) -> None:
@@ -1700,6 +1749,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         self.counters = counters
         self.children = children
         self._rejoining = {}
+        for device in [d for d in self._indirect if isinstance(d, bytes)]:
+            self._drop_association(device)
+        self._associating = {}
         self._ids = ids
         for child in children.values():
             self._rebook(child)
@@ -1750,6 +1802,10 @@ class MeterNode(_Node):
         # The networks of the last scan not tried yet, in scan order: channel, pan, epid.
         self._candidates: list[tuple[int, int, bytes]] = []
         self._pending_short: int | None = None
+        # This join attempt's Association Request, and its Data Request for the response.
+        self._association_request: bytes | None = None
+        self._association_poll: bytes | None = None
+        self._join_attempts = 0  # associations with the current network since the scan
         self._awake_until = 0.0
         self._last_poll: bytes | None = None  # its last MAC Data Request
         self._polled_at = float("-inf")
@@ -1985,7 +2041,7 @@ class MeterNode(_Node):
                 return  # another device's answer (802.15.4 7.3.2: to our extended address)
             if mac.payload.status != AssociationStatus.SUCCESS:
                 self._log(f"association refused (status {int(mac.payload.status)})")
-                self._join_failed()
+                self._join_failed(refused=True)
                 return
             self._pending_short = mac.payload.short_address
             self.short_address = mac.payload.short_address
@@ -2019,11 +2075,14 @@ class MeterNode(_Node):
             self._schedule(JOIN_RETRY, self._scan)
             return
         self._candidates = list(found)
+        self._join_attempts = 0
         self._try_join()
 
     def _try_join(self) -> None:
         """Associate with the next candidate network; the network key must follow."""
-        pan = self._aim_at(self._candidates.pop(0), NodeState.JOINING)
+        target = self._candidates.pop(0)
+        self._join_attempts = self._join_attempts + 1 if target == self._target else 1
+        pan = self._aim_at(target, NodeState.JOINING)
         psdu = air.association_request(
             mac_sequence=self.counters.next("mac"),
             pan_id=pan,
@@ -2031,8 +2090,49 @@ class MeterNode(_Node):
             device_ieee=self.ieee,
             capability=self.capability,
         )
+        self._association_request = psdu
+        self._association_poll = None
         self._send_acked(psdu, pan, COORDINATOR)
         self._schedule(RESPONSE_WAIT * 4, self._join_failed)
+
+    def _fetch_association(self, request: bytes) -> None:
+        """Ask for the Association Response the coordinator holds (802.15.4-2006 7.5.3.1):
+        a Data Request from our extended address, macResponseWaitTime after the request's
+        acknowledgement."""
+        if (
+            self.state is not _JOINING
+            or self._association_request is not request
+            or self._pending_short is not None
+            or self.pan_id is None
+        ):
+            return
+        psdu = air.data_request(
+            mac_sequence=self.counters.next("mac"),
+            pan_id=self.pan_id,
+            src=self.ieee,
+            dst=COORDINATOR,
+        )
+        self._association_poll = psdu
+        self._send_acked(psdu, self.pan_id, COORDINATOR)
+
+    def _association_polled(self, poll: bytes) -> None:
+        """The coordinator acknowledged our Data Request: with the frame pending bit its
+        response follows; without, it holds none for us (NO_DATA)."""
+        if self._pending_short is not None:
+            return
+        if self._ack_pending:
+            self.clock.call_later(FRAME_WAIT, self._no_association, poll)
+        else:
+            self._no_association(poll)
+
+    def _no_association(self, poll: bytes) -> None:
+        if (
+            self.state is _JOINING
+            and self._association_poll is poll
+            and self._pending_short is None
+        ):
+            self._log("association failed: no Association Response (NO_DATA)")
+            self._join_failed()
 
     def _try_rejoin(self) -> None:
         """Trust-centre rejoin on the next candidate network with our extended PAN ID."""
@@ -2052,15 +2152,26 @@ class MeterNode(_Node):
         self._send_acked(psdu, pan, COORDINATOR)
         self._schedule(RESPONSE_WAIT * 4, self._rejoin_failed)
 
-    def _join_failed(self) -> None:
-        """Refused, or no network key we can read: the next network heard, else scan later."""
-        more = bool(self._candidates)
-        self._log("join failed; " + ("trying the next network" if more else "scanning again later"))
+    def _join_failed(self, refused: bool = False) -> None:
+        """Refused, unanswered, or no network key we can read: this network again unless it
+        refused (JOIN_ATTEMPTS in all), else the next network heard, else scan later."""
+        again = not refused and self._join_attempts < JOIN_ATTEMPTS and self._target is not None
+        more = again or bool(self._candidates)
+        if again:
+            what = "asking this network again"
+        else:
+            what = "trying the next network" if more else "scanning again later"
+        self._log(f"join failed; {what}")
         self.short_address = None
         self.pan_id = None
         self._pending_short = None
+        self._association_request = self._association_poll = None
         self._set_state(NodeState.SCANNING)
-        if more:
+        if again:
+            assert self._target is not None
+            self._candidates.insert(0, self._target)
+            self._schedule(JOIN_AGAIN, self._try_join)
+        elif more:
             self._schedule(NEXT_CANDIDATE, self._try_join)
         else:
             self._schedule(JOIN_RETRY, self._scan)
@@ -2472,7 +2583,15 @@ class MeterNode(_Node):
     def _acknowledged(self, seq: int) -> None:
         current = self._tx_current
         super()._acknowledged(seq)
-        if not self.sleepy or current is None or self._tx_current is current:
+        if current is None or self._tx_current is current:
+            return
+        if self.state is _JOINING:
+            if current[0] is self._association_request:
+                self.clock.call_later(MAC_RESPONSE_WAIT, self._fetch_association, current[0])
+            elif current[0] is self._association_poll:
+                self._association_polled(current[0])
+            return
+        if not self.sleepy:
             return
         if current[2] == COORDINATOR:
             self._missed = False  # the hub is there

@@ -1,0 +1,227 @@
+"""Association by indirect transmission (802.15.4-2006 7.5.3.1).
+
+The hub holds a joining device's Association Response until the device asks for it with
+a MAC Data Request from its extended address, macResponseWaitTime after its request was
+acknowledged, and admits the device (a child record, then the network key) only once it
+acknowledges the response. A device that gets no response, or no key after one, asks the
+same network again, JOIN_ATTEMPTS times in all.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from emulators.node import (
+    JOIN_ATTEMPTS,
+    MAC_RESPONSE_WAIT,
+    TRANSACTION_PERSISTENCE,
+    CoordinatorNode,
+    MeterNode,
+    NodeState,
+    short_address_for,
+)
+from emulators.scenarios import Run
+from emulators.world import Hub, MeterUnit, World
+from emulators.zigbee.mac import (
+    AssociationRequest,
+    AssociationResponse,
+    Capability,
+    DataRequest,
+    MacFrame,
+    MacFrameType,
+    decode_mac,
+)
+
+
+def _bench(kind: str, seed: int = 1) -> tuple[World, Run, Hub, MeterUnit]:
+    world = World(seed)
+    run = Run("association", world)
+    hub = world.add_hub("premises", world.pki.party("chf").eui64, name="CHF")
+    meter = world.add_meter("premises", kind, world.pki.party(kind).eui64, power=False)
+    assert run.add_device(hub, meter).ok
+    return world, run, hub, meter
+
+
+def _frames(world: World) -> list[tuple[float, MacFrame]]:
+    assert world.capture is not None
+    return [(at, decode_mac(psdu)) for at, _, psdu in world.capture.frames]
+
+
+def _lines(node: CoordinatorNode | MeterNode) -> list[str]:
+    """What ``node`` traces from now on, without the time each line starts with."""
+    lines: list[str] = []
+    node.trace = lambda text: lines.append(text.split(None, 1)[1])
+    return lines
+
+
+def _is(frame: MacFrame, payload: type) -> bool:
+    return isinstance(frame.payload, payload)
+
+
+def _drop_first(meter: MeterUnit, payload: type, *, ack_only: bool) -> list[int]:
+    """Lose the first frame of type ``payload`` that reaches ``meter`` (``ack_only``: it
+    arrives, but the meter's acknowledgement of it is lost). Returns its sequence, once."""
+    node = meter.node
+    deliver, ack = node.deliver, node._ack
+    dropped: list[int] = []
+    losing = [False]
+
+    def arrive(psdu: bytes) -> None:
+        if not dropped and psdu[0] & 0x07 != 1 and len(psdu) > 5:
+            frame = decode_mac(psdu)
+            if _is(frame, payload) and frame.dst == meter.eui64:
+                dropped.append(frame.sequence)
+                if not ack_only:
+                    return
+                losing[0] = True
+        deliver(psdu)
+
+    def acknowledge(seq: int, pending: bool = False) -> None:
+        if losing[0]:
+            losing[0] = False
+            return
+        ack(seq, pending)
+
+    node.deliver = arrive  # type: ignore[method-assign]
+    node._ack = acknowledge  # type: ignore[method-assign]
+    return dropped
+
+
+@pytest.mark.parametrize("kind", ["esme", "gsme"])
+def test_the_response_waits_for_the_devices_data_request(kind: str) -> None:
+    world, run, hub, meter = _bench(kind)
+    meter.node.power_on()
+    assert run.wait_joined(meter, hub, "join").ok
+    frames = _frames(world)
+    (request,) = [i for i, (_, f) in enumerate(frames) if _is(f, AssociationRequest)]
+    (response,) = [i for i, (_, f) in enumerate(frames) if _is(f, AssociationResponse)]
+    (poll,) = [i for i, (_, f) in enumerate(frames) if _is(f, DataRequest) and f.src == meter.eui64]
+    request_ack, poll_ack, response_ack = request + 1, poll + 1, response + 1
+    for index, target in ((request_ack, request), (poll_ack, poll), (response_ack, response)):
+        ack = frames[index][1]
+        assert ack.frame_type is MacFrameType.ACK and ack.sequence == frames[target][1].sequence
+    # Asked for macResponseWaitTime after the request's acknowledgement, by its extended
+    # address, of the coordinator the request went to; the poll's acknowledgement says a
+    # frame is pending, and the response follows it at once.
+    assert request_ack < poll < response
+    assert frames[poll][0] - frames[request_ack][0] == pytest.approx(MAC_RESPONSE_WAIT, abs=2e-3)
+    assert frames[poll][1].dst == 0x0000 and frames[poll][1].dst_pan == hub.node.pan_id
+    assert frames[poll_ack][1].frame_pending
+    assert poll_ack + 1 == response
+    assert frames[response][1].dst == meter.eui64
+    # The network key (the hub's first data frame to the device) only once it acknowledged.
+    key = next(
+        i
+        for i, (_, f) in enumerate(frames)
+        if f.frame_type is MacFrameType.DATA and f.src == 0x0000
+    )
+    assert key > response_ack
+    node = hub.node
+    assert not node._indirect and not node._associating
+    assert meter.node.joins == 1
+
+
+def test_a_device_whose_response_was_lost_asks_again() -> None:
+    world, run, hub, meter = _bench("esme")
+    lines = _lines(meter.node)
+    dropped = _drop_first(meter, AssociationResponse, ack_only=False)
+    meter.node.power_on()
+    assert run.wait_joined(meter, hub, "join").ok
+    assert len(dropped) == 1
+    name = meter.node.name
+    assert f"{name}: association failed: no Association Response (NO_DATA)" in lines
+    assert f"{name}: join failed; asking this network again" in lines
+    requests = [f for _, f in _frames(world) if _is(f, AssociationRequest)]
+    assert len(requests) == 2
+    # The second request replaced the answer the hub still held for the first.
+    assert not hub.node._indirect and not hub.node._associating
+    assert list(hub.node.children) == [meter.eui64]
+
+
+def test_an_unacknowledged_response_admits_nobody_until_the_device_asks_again() -> None:
+    world, run, hub, meter = _bench("esme")
+    node = hub.node
+    dropped = _drop_first(meter, AssociationResponse, ack_only=True)
+    meter.node.power_on()
+    assert world.run_until(lambda: bool(dropped), 60)
+    world.run(0.1)
+    # It has its address; the hub, unaware, holds the response again for a poll that will
+    # not come, keeps no record and sends no key.
+    assert meter.node.state is NodeState.JOINING and meter.node.short_address is not None
+    assert [len(held) for held in node._indirect.values()] == [1]
+    assert meter.eui64 not in node.children
+    assert not [f for _, f in _frames(world) if f.frame_type is MacFrameType.DATA]
+    assert run.wait_joined(meter, hub, "join").ok
+    assert len([f for _, f in _frames(world) if _is(f, AssociationRequest)]) == 2
+    assert not node._indirect and not node._associating
+
+
+def test_a_response_never_asked_for_again_expires_with_its_admission() -> None:
+    world, _, hub, meter = _bench("esme")
+    node = hub.node
+    lines = _lines(node)
+    dropped = _drop_first(meter, AssociationResponse, ack_only=True)
+    meter.node.power_on()
+    assert world.run_until(lambda: bool(dropped), 60)
+    held_at = world.clock.now
+    meter.node.power_off()  # it will not ask again
+    world.run(TRANSACTION_PERSISTENCE + 1)
+    eui = meter.eui64.hex().upper()
+    (line,) = [text for text in lines if "not completed" in text]
+    assert line == (
+        f"CHF: association of {eui} not completed: {eui} did not poll for it within "
+        "macTransactionPersistenceTime"
+    )
+    assert not node._indirect and not node._associating and not node.children
+    assert world.clock.now - held_at > TRANSACTION_PERSISTENCE
+
+
+def test_a_device_removed_from_the_log_while_associating_gets_no_record_or_key() -> None:
+    world, run, hub, meter = _bench("esme")
+    node = hub.node
+    lines = _lines(node)
+    meter.node.power_on()
+    assert world.run_until(lambda: bool(node._associating), 60)
+    assert run.remove_device(hub, meter).ok
+    assert not node._associating
+    world.run(1)
+    eui = meter.eui64.hex().upper()
+    assert f"CHF: {eui} left the device log while associating" in lines
+    # The response already decided still goes and is acknowledged; nothing follows it.
+    assert [f for _, f in _frames(world) if _is(f, AssociationResponse)]
+    assert meter.eui64 not in node.children
+    assert not [f for _, f in _frames(world) if f.frame_type is MacFrameType.DATA]
+    assert not meter.node.joined
+
+
+def test_a_network_that_never_answers_is_asked_join_attempts_times_then_left() -> None:
+    world, _, hub, meter = _bench("esme")
+    lines = _lines(meter.node)
+    node = hub.node
+    node._hand_over_held = lambda short: None  # type: ignore[method-assign]  # never answers
+    meter.node.power_on()
+    world.run(20)
+    name = meter.node.name
+    tries = [f for _, f in _frames(world) if _is(f, AssociationRequest)]
+    assert len(tries) == JOIN_ATTEMPTS
+    assert lines.count(f"{name}: join failed; asking this network again") == JOIN_ATTEMPTS - 1
+    assert lines.count(f"{name}: join failed; scanning again later") == 1
+
+
+def test_an_address_offered_in_a_held_response_is_not_offered_to_another() -> None:
+    """Two devices whose EUI-64s hash to one NWK address (ZigBee 3.6.1.7), associating
+    at once: the second is offered another while the first's response is held."""
+    world = World(5)
+    run = Run("association", world)
+    hub = world.add_hub("premises", world.pki.party("chf").eui64, name="CHF")
+    first, second = bytes.fromhex("00DB1234567800EE"), bytes.fromhex("00DB123456780123")
+    assert short_address_for(first, set()) == short_address_for(second, set())
+    for eui in (first, second):
+        assert run.add_device(hub, world.add_meter("premises", "esme", eui, power=False)).ok
+    node = hub.node
+    node._associate(first, Capability.router())
+    node._associate(second, Capability.router())
+    offered = {child.ieee: child.short_address for child, _ in node._associating.values()}
+    assert set(offered) == {first, second}
+    assert offered[first] == short_address_for(first, set())
+    assert offered[second] != offered[first]
