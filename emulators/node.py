@@ -146,6 +146,10 @@ SLEEP_RECHECK = 0.05  # a GSME busy at the end of its awake window looks again t
 # until it polls with a MAC Data Request, at most macTransactionPersistenceTime (0x01F4
 # unit periods of aBaseSuperframeDuration, 15.36 ms, in a beaconless PAN).
 TRANSACTION_PERSISTENCE = 0x01F4 * 0.01536
+# How many Association Responses a hub holds at once: its pending-transaction list is
+# bounded, and a request it has no room to answer gets none (TRANSACTION_OVERFLOW), so a
+# flood of association requests does not grow it.
+MAX_HELD_ASSOCIATIONS = 16
 FRAME_WAIT = 0.05  # a GSME told a frame is pending stays on this long for it
 POLL_BUSY = 0.25  # a GSME awaiting blocks or an acknowledgement polls again this often
 FAST_POLL = 0.1  # a GSME awaiting its GET's or RequestTunnel's answer polls this often
@@ -1215,6 +1219,13 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     def _associate(self, device: bytes, capability: Capability) -> None:
         settings, tc = self.settings, self.trust_centre
         assert settings is not None and tc is not None
+        held = self._indirect
+        if device not in held and sum(type(k) is bytes for k in held) >= MAX_HELD_ASSOCIATIONS:
+            self._log(
+                f"association from {device.hex().upper()} not answered: "
+                f"{MAX_HELD_ASSOCIATIONS} responses already held (TRANSACTION_OVERFLOW)"
+            )
+            return
         key = tc.join_key(device)
         child = self.children.get(device)
         if key is None:

@@ -14,6 +14,7 @@ import pytest
 from emulators.node import (
     JOIN_ATTEMPTS,
     MAC_RESPONSE_WAIT,
+    MAX_HELD_ASSOCIATIONS,
     TRANSACTION_PERSISTENCE,
     CoordinatorNode,
     MeterNode,
@@ -225,3 +226,31 @@ def test_an_address_offered_in_a_held_response_is_not_offered_to_another() -> No
     assert set(offered) == {first, second}
     assert offered[first] == short_address_for(first, set())
     assert offered[second] != offered[first]
+
+
+def test_a_flood_of_association_requests_holds_a_bounded_number_of_responses() -> None:
+    """802.15.4's pending-transaction list is bounded: with MAX_HELD_ASSOCIATIONS
+    responses held, a request from another device gets none (TRANSACTION_OVERFLOW), while
+    one from a device already held replaces its own; room comes back as they expire."""
+    world, _, hub, meter = _bench("esme")
+    node = hub.node
+    lines = _lines(node)
+    strangers = [bytes.fromhex(f"00DB99990000{i:04X}") for i in range(MAX_HELD_ASSOCIATIONS)]
+    for eui in strangers:
+        node._associate(eui, Capability.router())  # denied (no window), and held
+    assert sorted(k for k in node._indirect if isinstance(k, bytes)) == strangers
+    node._associate(meter.eui64, Capability.router())
+    eui = meter.eui64.hex().upper()
+    assert lines[-1] == (
+        f"CHF: association from {eui} not answered: {MAX_HELD_ASSOCIATIONS} responses "
+        "already held (TRANSACTION_OVERFLOW)"
+    )
+    assert meter.eui64 not in node._indirect and not node._associating
+    (before,) = node._indirect[strangers[0]]
+    node._associate(strangers[0], Capability.router())  # its own held answer is replaced
+    (after,) = node._indirect[strangers[0]]
+    assert after[0] != before[0]  # a new response (its own MAC sequence number)
+    world.run(TRANSACTION_PERSISTENCE + 0.1)
+    assert not node._indirect
+    meter.node.power_on()
+    assert Run("after the flood", world).wait_joined(meter, hub, "join").ok
