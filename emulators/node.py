@@ -1123,12 +1123,12 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             self._hold(psdu, dst, until, first=True)
 
     def _polls(self, short: int) -> bool:
-        """Whether ``short`` is a joined (announced) sleepy child's address, one not
-        rejoining: the kit's joining and rejoining devices do not poll (their Transport
-        Key and Rejoin Response go to them directly)."""
+        """Whether ``short`` is a sleepy child's address, joined or joining (it polls for
+        its Transport Key), and not rejoining: the kit's rejoining GSME does not poll (its
+        Rejoin Response and Transport Key go to it directly)."""
         for child in self.children.values():
             if child.short_address == short:
-                return child.sleepy and child.announced and child.ieee not in self._rejoining
+                return child.sleepy and child.ieee not in self._rejoining
         return False
 
     def _unclaimed(self, dst: int | bytes, entry: list[Any]) -> None:
@@ -1290,7 +1290,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 self._forget_neighbour(device)
                 self._log(f"{device.hex().upper()} left the device log while joining")
 
-    def _send_network_key(self, device: bytes, link_key: bytes) -> None:
+    def _send_network_key(self, device: bytes, link_key: bytes, direct: bool = False) -> None:
+        """The network key under the device's link key; ``direct`` for a rejoining device,
+        else held for a sleepy one's poll."""
         settings = self.settings
         child = self.joining_child(device)
         if settings is None or child is None:
@@ -1313,7 +1315,10 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         )
         if self.medium is not None and self.medium.capture is not None:
             self.medium.capture.add_key(link_key, f"link {device.hex().upper()}")
-        self._send_acked(psdu, settings.pan_id, child.short_address)
+        if direct:
+            _Node._send_acked(self, psdu, settings.pan_id, child.short_address)
+        else:
+            self._send_acked(psdu, settings.pan_id, child.short_address)
 
     # NWK ------------------------------------------------------------------------------
     def nwk_frame(self, decoded: air.Decoded) -> None:
@@ -1483,7 +1488,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         else:  # no record to lose
             self._rejoining.pop(device, None)
             self.children[device] = Child(device, short, sleepy)
-        self.clock.call_later(0.01, self._send_network_key, device, key)
+        self.clock.call_later(0.01, self._send_network_key, device, key, True)
 
     def _rejoin_proved(self, device: bytes, decoded: air.Decoded) -> None:
         """Complete a pending rejoin once ``device`` shows it holds the network key.
@@ -2058,6 +2063,8 @@ class MeterNode(_Node):
             self.short_address = mac.payload.short_address
             self._answered_by = mac.src
             self._schedule(RESPONSE_WAIT * 4, self._join_failed)
+            if self.sleepy:
+                self.clock.call_later(FAST_POLL, self._poll_for_key, self._association_request)
 
     def _aim_at(self, target: tuple[int, int, bytes], state: NodeState) -> int:
         """Tune to the network a beacon announced and enter ``state``; its PAN ID."""
@@ -2144,6 +2151,28 @@ class MeterNode(_Node):
         ):
             self._log("association failed: no Association Response (NO_DATA)")
             self._join_failed()
+
+    def _poll_for_key(self, request: bytes) -> None:
+        """A joining GSME's hub holds its Transport Key for its poll, as it holds all a
+        sleepy child's frames: it polls every FAST_POLL until the key comes or the join
+        gives up."""
+        if (
+            self.state is not _JOINING
+            or self._association_request is not request
+            or self._pending_short is None
+            or self.pan_id is None
+        ):
+            return
+        if not self._polling():
+            psdu = air.data_request(
+                mac_sequence=self.counters.next("mac"),
+                pan_id=self.pan_id,
+                src=self._pending_short,
+                dst=COORDINATOR,
+            )
+            self._last_poll = psdu
+            self._send_acked(psdu, self.pan_id, COORDINATOR)
+        self.clock.call_later(FAST_POLL, self._poll_for_key, request)
 
     def _try_rejoin(self) -> None:
         """Trust-centre rejoin on the next candidate network with our extended PAN ID."""

@@ -214,8 +214,8 @@ class SimNcp(CoordinatorNode):
         self._awaiting: dict[Transfer, Callable[[str | None], None]] = {}
 
     # Joins ------------------------------------------------------------------------------
-    def _send_network_key(self, device: bytes, link_key: bytes) -> None:
-        super()._send_network_key(device, link_key)
+    def _send_network_key(self, device: bytes, link_key: bytes, direct: bool = False) -> None:
+        super()._send_network_key(device, link_key, direct)
         child = self.joining_child(device)  # a rejoin's new address, not the old record's
         if child is not None and self.on_join is not None:
             self.on_join(device, child.short_address)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 
 from emulators.node import (
+    FAST_POLL,
     JOIN_ATTEMPTS,
     MAC_RESPONSE_WAIT,
     MAX_HELD_ASSOCIATIONS,
@@ -21,8 +22,10 @@ from emulators.node import (
     NodeState,
     short_address_for,
 )
-from emulators.scenarios import Run
+from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
+from emulators.zigbee import air
+from emulators.zigbee.air import Keys
 from emulators.zigbee.mac import (
     AssociationRequest,
     AssociationResponse,
@@ -32,6 +35,7 @@ from emulators.zigbee.mac import (
     MacFrameType,
     decode_mac,
 )
+from emulators.zigbee.nwk import RejoinRequest
 
 
 def _bench(kind: str, seed: int = 1) -> tuple[World, Run, Hub, MeterUnit]:
@@ -254,3 +258,65 @@ def test_a_flood_of_association_requests_holds_a_bounded_number_of_responses() -
     assert not node._indirect
     meter.node.power_on()
     assert Run("after the flood", world).wait_joined(meter, hub, "join").ok
+
+
+def test_a_joining_gsme_polls_for_its_network_key() -> None:
+    """A sleepy child's frames wait for its poll from the moment it is a child: its
+    Transport Key too, fetched with a Data Request from the address it was given."""
+    world, run, hub, gsme = _bench("gsme")
+    gsme.node.power_on()
+    assert run.wait_joined(gsme, hub, "join").ok
+    frames = _frames(world)
+    (response,) = [i for i, (_, f) in enumerate(frames) if _is(f, AssociationResponse)]
+    key = next(
+        i
+        for i, (_, f) in enumerate(frames)
+        if f.frame_type is MacFrameType.DATA and f.src == 0x0000
+    )
+    short = frames[response][1].payload.short_address
+    between = [f for _, f in frames[response + 2 : key]]
+    # The response's ack, then the GSME's poll from its new address, its ack with the frame
+    # pending bit, then the key.
+    assert len(between) == 2 and _is(between[0], DataRequest)
+    assert between[0].src == short and between[1].frame_pending
+    assert frames[key][1].dst == short
+    assert frames[key][0] - frames[response + 1][0] >= FAST_POLL
+
+
+def test_a_rejoining_gsme_still_gets_its_network_key_directly() -> None:
+    """Onto a bench CHF that has no record of it (a CCS03-restored entry), a GSME's
+    trust-centre rejoin is answered and keyed at once: it does not poll for them."""
+    world, run, old, gsme = _bench("gsme")
+    gsme.node.power_on()
+    assert run.wait_joined(gsme, old, "join").ok
+    bench = world.add_hub("bench", name="bench CHF")
+    world.move(gsme, "bench")
+    _, logs = run.read_logs(old)
+    log = single_entry_log(logs, gsme.eui64)
+    assert log is not None and run.restore(bench, log).ok
+    assert gsme.eui64 not in bench.node.children
+    mark = len(_frames(world))
+    assert run.wait_joined(gsme, bench, "trust-centre rejoin").ok
+    assert gsme.node.rejoins == 1
+    assert world.capture is not None
+    psdus = [psdu for _, _, psdu in world.capture.frames[mark:]]
+    (request,) = [i for i, p in enumerate(psdus) if _rejoin_request(p)]  # one was enough
+    frames = [decode_mac(p) for p in psdus[request:]]
+    # The request, its ack, the Rejoin Response at once, its ack, and then the key: the
+    # hub's next data frame, with no Data Request from the GSME anywhere before it.
+    assert frames[1].frame_type is MacFrameType.ACK
+    assert frames[2].frame_type is MacFrameType.DATA and frames[2].src == 0x0000
+    key = next(
+        i
+        for i, f in enumerate(frames)
+        if i > 2 and f.frame_type is MacFrameType.DATA and f.src == 0x0000
+    )
+    assert not [f for f in frames[:key] if _is(f, DataRequest)]
+    assert frames[key].dst == gsme.node.short_address
+
+
+def _rejoin_request(psdu: bytes) -> bool:
+    if psdu[0] & 0x07 != MacFrameType.DATA:
+        return False
+    nwk = air.decode_frame(psdu, Keys()).nwk
+    return nwk is not None and isinstance(nwk.payload, RejoinRequest)
