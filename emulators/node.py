@@ -705,7 +705,7 @@ class _Node:
         if mac.ack_request and (
             mac.dst == self.ieee or (mac.dst == self.short_address and mac.dst_pan == self.pan_id)
         ):
-            pending = bool(self._indirect) and self._held_for(mac)
+            pending = (bool(self._indirect) or bool(self._handed)) and self._held_for(mac)
             self._ack(mac.sequence, pending)
             if mac.frame_pending and self.sleepy:
                 self.clock.call_soon(self._poll_parent)  # more is held for it: ask at once
@@ -1025,6 +1025,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         # child record each makes and the link key its Transport Key goes under, once the
         # device acknowledges it (802.15.4-2006 7.5.3.1).
         self._associating: dict[bytes, tuple[Child, bytes]] = {}
+        # Each device's Association Response, admitting or refusing, while it is held or
+        # being handed over: one at a time, the latest request's.
+        self._responses: dict[bytes, bytes] = {}
         # The held message each sleepy child was last handed (GET-RESPONSE) and the
         # transfer that carries it, until it polls again: if that fails, the message goes
         # back to the CHF rather than being lost in the air.
@@ -1148,25 +1151,40 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     def _mac_failed(
         self, psdu: bytes, dst: int | bytes | None, tries: int, why: str | None = None
     ) -> None:
-        if self._associating and self._associating.pop(psdu, None) is not None:
-            assert isinstance(dst, bytes)
-            self._log(f"association of {dst.hex().upper()} not completed: {why or 'no ack'}")
+        if type(dst) is bytes and self._responses.get(dst) == psdu:
+            del self._responses[dst]
+            if self._associating.pop(psdu, None) is not None:
+                self._log(f"association of {dst.hex().upper()} not completed: {why or 'no ack'}")
         _Node._mac_failed(self, psdu, dst, tries, why)
 
     def _acknowledged(self, seq: int) -> None:
         current = self._tx_current
         _Node._acknowledged(self, seq)
-        if self._associating and current is not None and self._tx_current is not current:
+        if (
+            self._responses
+            and current is not None
+            and self._tx_current is not current
+            and type(current[2]) is bytes
+            and self._responses.get(current[2]) == current[0]
+        ):
+            del self._responses[current[2]]
             joining = self._associating.pop(current[0], None)
             if joining is not None:
                 self._associated(*joining)
 
     def _held_for(self, mac: MacFrame) -> bool:
-        return (
-            isinstance(mac.payload, DataRequest)
-            and mac.src is not None
-            and bool(self._indirect.get(mac.src))
-        )
+        """Whether a Data Request's sender has a frame pending: held, or handed over and
+        not yet acknowledged (the transaction stays pending until then, 802.15.4-2006
+        7.5.6.3), so a poll sent again while its frame is on the way is told to wait."""
+        src = mac.src
+        if not isinstance(mac.payload, DataRequest) or src is None:
+            return False
+        if self._indirect.get(src):
+            return True
+        current = self._tx_current
+        if current is not None and current[3] == _HANDED_OVER and current[2] == src:
+            return True
+        return any(entry[3] == _HANDED_OVER and entry[2] == src for entry in self._tx_queue)
 
     def _hand_over_held(self, short: int | bytes) -> None:
         """A child's Data Request: its first held frame goes now, with the frame pending
@@ -1219,6 +1237,15 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     def _associate(self, device: bytes, capability: Capability) -> None:
         settings, tc = self.settings, self.trust_centre
         assert settings is not None and tc is not None
+        # A response still held or on its way answers this request too (a copy of the
+        # request, or the device asking again after losing the response or its key),
+        # unless it refused a device now admitted.
+        pending = self._responses.get(device)
+        if pending is not None and pending in self._associating:
+            return
+        key = tc.join_key(device)
+        if pending is not None and key is None:
+            return
         held = self._indirect
         if device not in held and sum(type(k) is bytes for k in held) >= MAX_HELD_ASSOCIATIONS:
             self._log(
@@ -1226,7 +1253,6 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 f"{MAX_HELD_ASSOCIATIONS} responses already held (TRANSACTION_OVERFLOW)"
             )
             return
-        key = tc.join_key(device)
         child = self.children.get(device)
         if key is None:
             status, short = AssociationStatus.PAN_ACCESS_DENIED, 0xFFFF
@@ -1243,9 +1269,10 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             short_address=short,
             status=status,
         )
-        # Held until the device asks for it with a Data Request (802.15.4-2006 7.5.3.1);
-        # a new request replaces an answer it has not fetched.
+        # Held until the device asks for it with a Data Request (802.15.4-2006 7.5.3.1); a
+        # refusal still pending is replaced now that the device is admitted.
         self._drop_association(device)
+        self._responses[device] = psdu
         if key is not None:
             sleepy = not capability.rx_on_when_idle
             self._associating[psdu] = (Child(device, short, sleepy), key)
@@ -1253,16 +1280,29 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         self._hold(psdu, device, self.clock.now + TRANSACTION_PERSISTENCE)
 
     def _drop_association(self, device: bytes) -> None:
-        """Forget an Association Response still held for ``device``."""
+        """Forget the Association Response held for ``device``, or being handed over to
+        it (if unacknowledged it is not held again, and if acknowledged it admits nobody)."""
+        old = self._responses.pop(device, None)
+        if old is None:
+            return
+        self._associating.pop(old, None)
+        self._handed.pop(old, None)
         for entry in self._indirect.pop(device, ()):
             entry[1].cancel()
-            self._associating.pop(entry[0], None)
 
     def _associated(self, child: Child, link_key: bytes) -> None:
         """The device acknowledged its Association Response: it is a child, and its
-        network key follows under its link key."""
+        network key follows under its link key, if the trust centre still admits it."""
+        if not self._admits(child.ieee):
+            self._log(f"{child.ieee.hex().upper()} associated but is no longer admitted")
+            return
         self.children[child.ieee] = child
         self.clock.call_later(0.01, self._send_network_key, child.ieee, link_key)
+
+    def _admits(self, device: bytes) -> bool:
+        """Whether the trust centre still admits ``device`` (a CHF's log changes reach
+        :meth:`whitelist_changed` instead)."""
+        return True
 
     def joining_child(self, device: bytes) -> Child | None:
         """The record a device joins or rejoins under: a pending rejoin's, else its own."""
@@ -1765,7 +1805,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         self.counters = counters
         self.children = children
         self._rejoining = {}
-        for device in [d for d in self._indirect if isinstance(d, bytes)]:
+        for device in list(self._responses):
             self._drop_association(device)
         self._associating = {}
         self._ids = ids

@@ -214,6 +214,12 @@ class SimNcp(CoordinatorNode):
         self._awaiting: dict[Transfer, Callable[[str | None], None]] = {}
 
     # Joins ------------------------------------------------------------------------------
+    def _admits(self, device: bytes) -> bool:
+        """Whether zigpy's permit for ``device`` still stands now its association is
+        acknowledged: a permit it closed meanwhile (or a reset) admits nobody."""
+        entry = self.transient.get(device)
+        return entry is not None and self.clock.now <= entry[1] and entry[0] != WELL_KNOWN_KEY
+
     def _send_network_key(self, device: bytes, link_key: bytes, direct: bool = False) -> None:
         super()._send_network_key(device, link_key, direct)
         child = self.joining_child(device)  # a rejoin's new address, not the old record's

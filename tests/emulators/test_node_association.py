@@ -9,6 +9,8 @@ same network again, JOIN_ATTEMPTS times in all.
 
 from __future__ import annotations
 
+import collections
+
 import pytest
 
 from emulators.node import (
@@ -126,6 +128,22 @@ def test_the_response_waits_for_the_devices_data_request(kind: str) -> None:
     assert meter.node.joins == 1
 
 
+def test_a_refusal_still_held_is_replaced_once_the_device_is_admitted() -> None:
+    world, run, hub, _ = _bench("esme")
+    node = hub.node
+    other = world.add_meter("premises", "esme", bytes.fromhex("00DB123456780777"), power=False)
+    node._associate(other.eui64, Capability.router())  # no window for it: refused, held
+    (refusal,) = node._indirect[other.eui64]
+    node._associate(other.eui64, Capability.router())  # still refused: the same answer
+    assert node._indirect[other.eui64] == collections.deque([refusal])
+    assert not node._associating
+    assert run.add_device(hub, other).ok  # now CCS01 admits it
+    node._associate(other.eui64, Capability.router())
+    (admission,) = node._indirect[other.eui64]
+    assert admission[0] != refusal[0] and admission[0] in node._associating
+    assert refusal[1].cancelled
+
+
 def test_a_device_whose_response_was_lost_asks_again() -> None:
     world, run, hub, meter = _bench("esme")
     lines = _lines(meter.node)
@@ -138,7 +156,9 @@ def test_a_device_whose_response_was_lost_asks_again() -> None:
     assert f"{name}: join failed; asking this network again" in lines
     requests = [f for _, f in _frames(world) if _is(f, AssociationRequest)]
     assert len(requests) == 2
-    # The second request replaced the answer the hub still held for the first.
+    # The second request was answered by the response still held for the first.
+    responses = [f for _, f in _frames(world) if _is(f, AssociationResponse)]
+    assert len(responses) == 2 and responses[0].sequence == responses[1].sequence
     assert not hub.node._indirect and not hub.node._associating
     assert list(hub.node.children) == [meter.eui64]
 
@@ -235,7 +255,8 @@ def test_an_address_offered_in_a_held_response_is_not_offered_to_another() -> No
 def test_a_flood_of_association_requests_holds_a_bounded_number_of_responses() -> None:
     """802.15.4's pending-transaction list is bounded: with MAX_HELD_ASSOCIATIONS
     responses held, a request from another device gets none (TRANSACTION_OVERFLOW), while
-    one from a device already held replaces its own; room comes back as they expire."""
+    one from a device already held is answered by its own; room comes back as they
+    expire."""
     world, _, hub, meter = _bench("esme")
     node = hub.node
     lines = _lines(node)
@@ -251,9 +272,8 @@ def test_a_flood_of_association_requests_holds_a_bounded_number_of_responses() -
     )
     assert meter.eui64 not in node._indirect and not node._associating
     (before,) = node._indirect[strangers[0]]
-    node._associate(strangers[0], Capability.router())  # its own held answer is replaced
-    (after,) = node._indirect[strangers[0]]
-    assert after[0] != before[0]  # a new response (its own MAC sequence number)
+    node._associate(strangers[0], Capability.router())  # its own held answer stands
+    assert node._indirect[strangers[0]] == collections.deque([before])
     world.run(TRANSACTION_PERSISTENCE + 0.1)
     assert not node._indirect
     meter.node.power_on()
@@ -320,3 +340,78 @@ def _rejoin_request(psdu: bytes) -> bool:
         return False
     nwk = air.decode_frame(psdu, Keys()).nwk
     return nwk is not None and isinstance(nwk.payload, RejoinRequest)
+
+
+def _sent(node: MeterNode, payload: type) -> list[bytes]:
+    """Every frame of type ``payload`` ``node`` queues from now on."""
+    sent: list[bytes] = []
+    send = node._send_acked
+
+    def record(psdu: bytes, pan: int, dst: int | bytes) -> None:
+        if _is(decode_mac(psdu), payload):
+            sent.append(psdu)
+        send(psdu, pan, dst)
+
+    node._send_acked = record  # type: ignore[method-assign]
+    return sent
+
+
+def test_a_request_arriving_during_the_hand_over_is_answered_by_the_response_on_its_way() -> None:
+    """A late copy of the device's Association Request reaches the hub while the response
+    is being handed over, and the device's acknowledgement of that response is lost: the
+    response is held again, alone, answers the device's next request, and nothing of it
+    is left once the device has joined."""
+    world, run, hub, meter = _bench("esme")
+    node = hub.node
+    requests = _sent(meter.node, AssociationRequest)
+    _drop_first(meter, AssociationResponse, ack_only=True)
+    hand_over = node._hand_over_held
+    copies: list[float] = []
+
+    def hand_over_and_hear_a_copy(src: int | bytes) -> None:
+        hand_over(src)
+        if src == meter.eui64 and not copies:
+            copies.append(world.clock.now)
+            node.deliver(requests[0])
+
+    node._hand_over_held = hand_over_and_hear_a_copy  # type: ignore[method-assign]
+    meter.node.power_on()
+    assert world.run_until(lambda: bool(copies), 60)
+    world.run(0.01)
+    assert len(node._indirect.get(meter.eui64, ())) == 1  # held again, and alone
+    assert meter.eui64 not in node.children
+    assert run.wait_joined(meter, hub, "join").ok
+    world.run(TRANSACTION_PERSISTENCE + 1)
+    assert not node._associating and not node._responses and not node._indirect
+    assert list(node.children) == [meter.eui64]
+
+
+def test_a_poll_sent_again_while_its_response_is_on_the_way_is_told_to_wait() -> None:
+    """The acknowledgement of the device's Data Request is lost and its MAC sends it again
+    while the response is on the air: the hub's answer still says a frame is pending
+    (the transaction is pending until acknowledged), so the device waits for it."""
+    world, run, hub, meter = _bench("esme")
+    lines = _lines(meter.node)
+    node = meter.node
+    deliver = node.deliver
+    lost: list[bytes] = []
+    late: list[bytes] = []
+
+    def arrive(psdu: bytes) -> None:
+        poll = node._association_poll
+        if not lost and poll is not None and len(psdu) == 5 and psdu[2] == poll[2]:
+            lost.append(psdu)  # the first ack of its poll
+            return
+        if lost and not late and len(psdu) > 5 and _is(decode_mac(psdu), AssociationResponse):
+            late.append(psdu)
+            world.clock.call_later(0.003, deliver, psdu)  # a few ms late, as reordering does
+            return
+        deliver(psdu)
+
+    node.deliver = arrive  # type: ignore[method-assign]
+    node.power_on()
+    assert run.wait_joined(meter, hub, "join").ok
+    assert lost and lost[0][0] & 0x10  # it said a frame was pending
+    # It took the late response (whose acknowledgement, late too, the hub missed: it asked
+    # again for its key), not NO_DATA.
+    assert late and not [line for line in lines if "NO_DATA" in line]

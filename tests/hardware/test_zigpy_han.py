@@ -205,6 +205,29 @@ def test_the_well_known_key_never_admits() -> None:
     assert not hub.node.has_child(rogue.eui64)
 
 
+def test_a_device_ccs02_removes_while_its_association_is_held_gets_no_key() -> None:
+    """zigpy takes its permit back (CCS02) between the association and its acknowledged
+    response, at least macResponseWaitTime apart: the sim NCP, deciding then, admits
+    nobody, as the emulated coordinator does."""
+    world = ZigpyWorld(SEED)
+    run = Run("test", world)
+    hub = world.add_hub("premises", name="premises CHF")
+    meter = world.add_meter("premises", "esme", name="ESME", power=False)
+    assert run.add_device(hub, meter).ok
+    world.run(5)  # the permit reaches the NCP
+    ncp = _app(hub).ncp
+    joins: list[bytes] = []
+    ncp.on_join = lambda ieee, nwk, inner=ncp.on_join: (joins.append(ieee), inner(ieee, nwk))
+    meter.node.power_on()
+    assert world.run_until(lambda: bool(ncp._associating), 60)
+    assert run.remove_device(hub, meter).ok
+    world.run(3)
+    assert meter.eui64 not in ncp.transient  # the permit was taken back
+    assert joins == [] and meter.eui64 not in ncp.children
+    assert not meter.node.has_network
+    assert _transport_keys_under(world, meter.node.link_key) == 0
+
+
 def test_ccs03_restore_writes_key_table_and_meter_rejoins() -> None:
     world = ZigpyWorld(SEED)
     run, old, meter = _premises(world)
