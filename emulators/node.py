@@ -2164,14 +2164,7 @@ class MeterNode(_Node):
             or self.pan_id is None
         ):
             return
-        psdu = air.data_request(
-            mac_sequence=self.counters.next("mac"),
-            pan_id=self.pan_id,
-            src=self.ieee,
-            dst=COORDINATOR,
-        )
-        self._association_poll = psdu
-        self._send_acked(psdu, self.pan_id, COORDINATOR)
+        self._association_poll = self._send_data_request(self.pan_id, self.ieee)
 
     def _association_polled(self, poll: bytes) -> None:
         """The coordinator acknowledged our Data Request: with the frame pending bit its
@@ -2204,14 +2197,7 @@ class MeterNode(_Node):
         ):
             return
         if not self._polling():
-            psdu = air.data_request(
-                mac_sequence=self.counters.next("mac"),
-                pan_id=self.pan_id,
-                src=self._pending_short,
-                dst=COORDINATOR,
-            )
-            self._last_poll = psdu
-            self._send_acked(psdu, self.pan_id, COORDINATOR)
+            self._last_poll = self._send_data_request(self.pan_id, self._pending_short)
         self.clock.call_later(FAST_POLL, self._poll_for_key, request)
 
     def _try_rejoin(self) -> None:
@@ -2639,16 +2625,18 @@ class MeterNode(_Node):
             or self._polling()
         ):
             return
-        psdu = air.data_request(
-            mac_sequence=self.counters.next("mac"),
-            pan_id=settings.pan_id,
-            src=settings.short_address,
-            dst=COORDINATOR,
-        )
-        self._last_poll = psdu
-        self._polled_at = self.clock.now
         self.listening = True
-        self._send_acked(psdu, settings.pan_id, COORDINATOR)
+        self._polled_at = self.clock.now
+        self._last_poll = self._send_data_request(settings.pan_id, settings.short_address)
+
+    def _send_data_request(self, pan_id: int, src: int | bytes) -> bytes:
+        """A MAC Data Request to the coordinator (a poll, or fetching the association):
+        queued, and returned so its acknowledgement can be told apart."""
+        psdu = air.data_request(
+            mac_sequence=self.counters.next("mac"), pan_id=pan_id, src=src, dst=COORDINATOR
+        )
+        self._send_acked(psdu, pan_id, COORDINATOR)
+        return psdu
 
     def _polling(self) -> bool:
         """Whether its last Data Request is still queued or on the air."""
