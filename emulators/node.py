@@ -1296,8 +1296,18 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         if not self._admits(child.ieee):
             self._log(f"{child.ieee.hex().upper()} associated but is no longer admitted")
             return
+        old = self.children.get(child.ieee)
+        if old is not None:  # what was held for its earlier association is not for this one
+            self._drop_held(old.short_address, "its device associated again")
         self.children[child.ieee] = child
         self.clock.call_later(0.01, self._send_network_key, child.ieee, link_key)
+
+    def _drop_held(self, short: int, why: str) -> None:
+        """Give up now the frames held for ``short``, no longer the child they were for
+        (a joining GSME's Transport Key among them)."""
+        for entry in self._indirect.pop(short, ()):
+            entry[1].cancel()
+            self._mac_failed(entry[0], short, 0, why)
 
     def _admits(self, device: bytes) -> bool:
         """Whether the trust centre still admits ``device`` (a CHF's log changes reach
@@ -1326,7 +1336,8 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 self._log(f"{child.ieee.hex().upper()} left the device log while associating")
         for device in [d for d, c in self.children.items() if not c.announced]:
             if tc.rejoin_key(device) is None:
-                del self.children[device]
+                gone = self.children.pop(device)
+                self._drop_held(gone.short_address, "its device left the device log")
                 self._forget_neighbour(device)
                 self._log(f"{device.hex().upper()} left the device log while joining")
 
@@ -2095,6 +2106,8 @@ class MeterNode(_Node):
         ):
             if mac.dst != self.ieee or not isinstance(mac.src, bytes):
                 return  # another device's answer (802.15.4 7.3.2: to our extended address)
+            if self._pending_short is not None:
+                return  # a copy of the response we have (acknowledged all the same)
             if mac.payload.status != AssociationStatus.SUCCESS:
                 self._log(f"association refused (status {int(mac.payload.status)})")
                 self._join_failed(refused=True)
@@ -2111,6 +2124,7 @@ class MeterNode(_Node):
         channel, pan, _ = self._target = target
         self.channel, self.pan_id = channel, pan
         self._answered_by = None
+        self._pending_short = None  # no answer yet (none kept from before a power cut)
         self._set_state(state)
         return pan
 

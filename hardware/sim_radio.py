@@ -324,6 +324,7 @@ class SimNcp(CoordinatorNode):
         self.key_table.pop(device, None)
         if settings is None or child is None:
             return
+        self._drop_held(child.short_address, "zigpy removed its device")
         psdu = air.leave(
             mac_sequence=self.counters.next("mac"),
             nwk_sequence=self.counters.next("nwk"),

@@ -10,6 +10,7 @@ same network again, JOIN_ATTEMPTS times in all.
 from __future__ import annotations
 
 import collections
+import itertools
 
 import pytest
 
@@ -415,3 +416,81 @@ def test_a_poll_sent_again_while_its_response_is_on_the_way_is_told_to_wait() ->
     # It took the late response (whose acknowledgement, late too, the hub missed: it asked
     # again for its key), not NO_DATA.
     assert late and not [line for line in lines if "NO_DATA" in line]
+
+
+def _key_held(node: CoordinatorNode) -> int | None:
+    """The address a frame is held for (a joining GSME's Transport Key), if any."""
+    return next((k for k, held in node._indirect.items() if type(k) is int and held), None)
+
+
+def test_a_joining_gsme_removed_from_the_log_does_not_collect_its_held_key() -> None:
+    world, run, hub, gsme = _bench("gsme")
+    node = hub.node
+    lines = _lines(node)
+    gsme.node.power_on()
+    assert world.run_until(lambda: _key_held(node) is not None, 60)
+    assert run.remove_device(hub, gsme).ok
+    eui = gsme.eui64.hex().upper()
+    assert f"CHF: {eui} left the device log while joining" in lines
+    assert _key_held(node) is None and gsme.eui64 not in node.children
+    world.run(3)
+    assert not gsme.node.has_network and gsme.node.state is not NodeState.JOINED
+
+
+def test_a_meter_cut_off_after_its_response_fetches_the_next_one() -> None:
+    """Power cut after the Association Response, before the key: the next association
+    asks for its own response (nothing of the last answer kept) and joins first time."""
+    world, run, hub, gsme = _bench("gsme")
+    lines = _lines(gsme.node)
+    node = gsme.node
+    deliver = node.deliver
+    cut: list[float] = []
+
+    def arrive(psdu: bytes) -> None:
+        deliver(psdu)
+        if not cut and psdu[0] & 0x07 == 3 and _is(decode_mac(psdu), AssociationResponse):
+            cut.append(world.clock.now)
+            world.clock.call_later(0.005, node.power_cycle, 2.0)
+
+    node.deliver = arrive  # type: ignore[method-assign]
+    node.power_on()
+    assert run.wait_joined(gsme, hub, "join").ok
+    assert cut and not [line for line in lines if "join failed" in line]
+    fetches = [
+        at
+        for at, f in _frames(world)
+        if _is(f, DataRequest) and f.src == gsme.eui64 and at > cut[0]
+    ]
+    assert len(fetches) == 1
+    # Only the second join's key went out: the first, still held, was given up.
+    keys = [f for _, f in _frames(world) if f.frame_type is MacFrameType.DATA and f.src == 0]
+    assert len([k for k in keys if len(k.payload) > 60]) == 1
+    assert _key_held(hub.node) is None
+
+
+def test_a_copy_of_the_response_starts_no_second_round_of_key_polls() -> None:
+    world, run, hub, gsme = _bench("gsme")
+    node = gsme.node
+    deliver = node.deliver
+    seen: list[float] = []
+
+    def arrive(psdu: bytes) -> None:
+        if not seen and psdu[0] & 0x07 == 3 and _is(decode_mac(psdu), AssociationResponse):
+            seen.append(world.clock.now)
+            deliver(psdu)
+            world.clock.call_later(0.003, deliver, psdu)  # a duplicate on the air
+            return
+        if seen and psdu[0] & 0x07 == 1 and world.clock.now < seen[0] + 1.0:
+            return  # its key lost for a second: it keeps polling
+        deliver(psdu)
+
+    node.deliver = arrive  # type: ignore[method-assign]
+    node.power_on()
+    assert run.wait_joined(gsme, hub, "join").ok
+    polls = [
+        at
+        for at, f in _frames(world)
+        if _is(f, DataRequest) and f.src == node.short_address and seen[0] < at < seen[0] + 1.0
+    ]
+    assert len(polls) >= 8
+    assert all(b - a == pytest.approx(FAST_POLL, abs=2e-3) for a, b in itertools.pairwise(polls))

@@ -228,6 +228,27 @@ def test_a_device_ccs02_removes_while_its_association_is_held_gets_no_key() -> N
     assert _transport_keys_under(world, meter.node.link_key) == 0
 
 
+def test_a_joining_gsme_zigpy_removes_does_not_collect_its_held_key() -> None:
+    """zigpy's force_remove (the sim NCP's ask_to_leave) while a joining GSME's Transport
+    Key is held for its poll: the key is given up with the child, so the GSME, which
+    cannot read the Leave request yet, gets no network key."""
+    world = ZigpyWorld(SEED)
+    run = Run("test", world)
+    hub = world.add_hub("premises", name="premises CHF")
+    gsme = world.add_meter("premises", "gsme", name="GSME", power=False)
+    assert run.add_device(hub, gsme).ok
+    world.run(5)  # the permit reaches the NCP
+    ncp = _app(hub).ncp
+    gsme.node.power_on()
+    held = lambda: [k for k, frames in ncp._indirect.items() if type(k) is int and frames]  # noqa: E731
+    assert world.run_until(lambda: bool(held()), 60)
+    ncp.ask_to_leave(gsme.eui64)
+    assert not held()
+    world.run(3)
+    assert not gsme.node.has_network
+    assert _transport_keys_under(world, gsme.node.link_key) == 0  # it never went on the air
+
+
 def test_ccs03_restore_writes_key_table_and_meter_rejoins() -> None:
     world = ZigpyWorld(SEED)
     run, old, meter = _premises(world)
