@@ -47,6 +47,7 @@ from gbcs.joins import JoinDetails
 from hardware.realtime import use_wall_clock
 from hardware.sim_radio import (
     SimControllerApplication,
+    SimNcp,
     WellKnownKeyRefused,
     register_place,
     sim_config,
@@ -205,17 +206,22 @@ def test_the_well_known_key_never_admits() -> None:
     assert not hub.node.has_child(rogue.eui64)
 
 
+def _permitted(kind: str) -> tuple[World, Run, Hub, MeterUnit, SimNcp]:
+    """A meter, still off, whose CCS01 permit has reached the sim NCP."""
+    world = ZigpyWorld(SEED)
+    run = Run("test", world)
+    hub = world.add_hub("premises", name="premises CHF")
+    meter = world.add_meter("premises", kind, name=kind.upper(), power=False)
+    assert run.add_device(hub, meter).ok
+    world.run(5)
+    return world, run, hub, meter, _app(hub).ncp
+
+
 def test_a_device_ccs02_removes_while_its_association_is_held_gets_no_key() -> None:
     """zigpy takes its permit back (CCS02) between the association and its acknowledged
     response, at least macResponseWaitTime apart: the sim NCP, deciding then, admits
     nobody, as the emulated coordinator does."""
-    world = ZigpyWorld(SEED)
-    run = Run("test", world)
-    hub = world.add_hub("premises", name="premises CHF")
-    meter = world.add_meter("premises", "esme", name="ESME", power=False)
-    assert run.add_device(hub, meter).ok
-    world.run(5)  # the permit reaches the NCP
-    ncp = _app(hub).ncp
+    world, run, hub, meter, ncp = _permitted("esme")
     joins: list[bytes] = []
     ncp.on_join = lambda ieee, nwk, inner=ncp.on_join: (joins.append(ieee), inner(ieee, nwk))
     meter.node.power_on()
@@ -232,13 +238,7 @@ def test_a_joining_gsme_zigpy_removes_does_not_collect_its_held_key() -> None:
     """zigpy's force_remove (the sim NCP's ask_to_leave) while a joining GSME's Transport
     Key is held for its poll: the key is given up with the child, so the GSME, which
     cannot read the Leave request yet, gets no network key."""
-    world = ZigpyWorld(SEED)
-    run = Run("test", world)
-    hub = world.add_hub("premises", name="premises CHF")
-    gsme = world.add_meter("premises", "gsme", name="GSME", power=False)
-    assert run.add_device(hub, gsme).ok
-    world.run(5)  # the permit reaches the NCP
-    ncp = _app(hub).ncp
+    world, _, _, gsme, ncp = _permitted("gsme")
     gsme.node.power_on()
     held = lambda: [k for k, frames in ncp._indirect.items() if type(k) is int and frames]  # noqa: E731
     assert world.run_until(lambda: bool(held()), 60)
