@@ -1310,9 +1310,10 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             self._mac_failed(entry[0], short, 0, why)
 
     def _admits(self, device: bytes) -> bool:
-        """Whether the trust centre still admits ``device`` (a CHF's log changes reach
-        :meth:`whitelist_changed` instead)."""
-        return True
+        """Whether the trust centre still admits ``device``: its join window may have
+        closed since the request (a CHF's log changes reach :meth:`whitelist_changed`)."""
+        tc = self.trust_centre
+        return tc is not None and tc.join_key(device) is not None
 
     def joining_child(self, device: bytes) -> Child | None:
         """The record a device joins or rejoins under: a pending rejoin's, else its own."""

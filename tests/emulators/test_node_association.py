@@ -494,3 +494,19 @@ def test_a_copy_of_the_response_starts_no_second_round_of_key_polls() -> None:
     ]
     assert len(polls) >= 8
     assert all(b - a == pytest.approx(FAST_POLL, abs=2e-3) for a, b in itertools.pairwise(polls))
+
+
+def test_a_join_window_that_closes_before_the_response_is_acknowledged_admits_nobody() -> None:
+    """The trust centre decides when the device has its address (its acknowledgement),
+    as the sim NCP does with zigpy's permit: a CCS01 window that closed meanwhile
+    admits nobody."""
+    world, _, hub, meter = _bench("esme")
+    node = hub.node
+    lines = _lines(node)
+    meter.node.power_on()
+    assert world.run_until(lambda: bool(node._associating), 60)
+    hub.chf.join_windows[meter.eui64] = world.clock.now  # it closes now
+    world.run(1)
+    assert f"CHF: {meter.eui64.hex().upper()} associated but is no longer admitted" in lines
+    assert meter.eui64 not in node.children
+    assert not [f for _, f in _frames(world) if f.frame_type is MacFrameType.DATA]
