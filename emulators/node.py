@@ -1395,6 +1395,8 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 self._rejoining.pop(device, None)
             if device is not None and child is not None:
                 del self.children[device]
+                # Nothing held for it will be polled for now (802.15.4 MCPS-PURGE).
+                self._drop_held(child.short_address, f"{device.hex().upper()} left")
                 self._forget_neighbour(device)
                 self._log(f"{device.hex().upper()} left")
             return

@@ -145,3 +145,24 @@ def test_a_held_frame_unacknowledged_waits_for_the_next_poll_with_its_sequence()
     ]
     assert polls  # the second time answers a new Data Request
     assert not hub.node._indirect and not hub.node._handed
+
+
+def test_what_is_held_for_a_gsme_that_leaves_is_given_up_at_once() -> None:
+    """A child that left polls no more: its held frames are purged when its Leave comes,
+    and their messages fail then, not a persistence time later."""
+    world = World(seed=5)
+    hub, gsme = _asleep(world)
+    node = hub.node
+    done = []
+    inner = node.transfer_done
+    node.transfer_done = lambda t: (done.append((world.clock.now, t)), inner(t))  # type: ignore[method-assign]
+    short = gsme.node.short_address
+    _send(hub, gsme, MAX_BLOCK)
+    assert short in node._indirect
+    left_at = world.clock.now
+    gsme.node.forget_network()  # it wakes to say it leaves
+    world.run(1)
+    ((at, transfer),) = done
+    assert at - left_at < 0.1
+    assert transfer.outcome == f"{gsme.eui64.hex().upper()} left"
+    assert short not in node._indirect and gsme.eui64 not in node.children
