@@ -147,6 +147,13 @@ def _premises(world: World) -> tuple[Run, Hub, MeterUnit]:
     return run, hub, meter
 
 
+def _joined_premises(world: World) -> tuple[Hub, MeterUnit]:
+    """:func:`_premises`' hub and its ESME, joined to it."""
+    run, hub, meter = _premises(world)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    return hub, meter
+
+
 def test_wrong_install_code_never_joins() -> None:
     world = ZigpyWorld(SEED)
     run, hub, meter = _premises(world)
@@ -303,8 +310,7 @@ def test_state_survives_a_restart_through_zigpy() -> None:
 
 def test_a_zigpy_world_loads_only_with_a_zigpy_hub_radio() -> None:
     world = ZigpyWorld(SEED)
-    run, hub, meter = _premises(world)
-    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    hub, meter = _joined_premises(world)
     saved = json.loads(json.dumps(world.to_json()))
     with pytest.raises(GbcsError, match="saved from a zigpy backend: load the state with a"):
         World.from_json(saved)
@@ -343,8 +349,7 @@ def test_a_damaged_zigpy_hub_state_is_refused_and_changes_nothing(
 ) -> None:
     """As strict as the emulated coordinator's state: a bad value is named, not kept."""
     world = ZigpyWorld(SEED)
-    run, hub, meter = _premises(world)
-    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    hub, _ = _joined_premises(world)
     node = json.loads(json.dumps(hub.node.state()))
     change(node)  # type: ignore[operator]
     radio = _radio(hub)
@@ -378,8 +383,7 @@ def test_send_packet_returns_once_every_block_is_acknowledged() -> None:
     """200 bytes: three APS blocks, one window. send_packet returns when the meter's APS
     acknowledgement names all three (ZigBee 2.2.8.4.5), not when the MAC has them."""
     world = ZigpyWorld(SEED)
-    run, hub, meter = _premises(world)
-    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    hub, meter = _joined_premises(world)
     app, loop = _app(hub), _radio(hub).loop
     acked_before = meter.node.counters.mac
     assert world.capture is not None
@@ -408,8 +412,7 @@ def test_send_packet_returns_once_every_block_is_acknowledged() -> None:
 
 def test_send_packet_keeps_its_radius_on_every_block() -> None:
     world = ZigpyWorld(SEED)
-    run, hub, meter = _premises(world)
-    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    hub, meter = _joined_premises(world)
     app, loop = _app(hub), _radio(hub).loop
     assert world.capture is not None
     mark = len(world.capture.frames)
@@ -427,8 +430,7 @@ def test_a_network_reset_fails_the_sends_under_way_at_once() -> None:
     """Nothing of the old network goes out after reset_network_info: a payload awaiting
     its APS acknowledgement fails then, not after its retries."""
     world = ZigpyWorld(SEED)
-    run, hub, meter = _premises(world)
-    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    hub, meter = _joined_premises(world)
     app, loop = _app(hub), _radio(hub).loop
     meter.node.power_off()
     sending = loop.spawn(app.send_packet(_tunnel_packet(hub, meter, bytes(200))))
@@ -444,8 +446,7 @@ def test_a_network_reset_fails_the_sends_under_way_at_once() -> None:
 def test_send_packet_to_a_meter_that_lost_power_raises_delivery_error() -> None:
     """As bellows does when EZSP's messageSentHandler reports a failed delivery."""
     world = ZigpyWorld(SEED)
-    run, hub, meter = _premises(world)
-    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    hub, meter = _joined_premises(world)
     app, loop = _app(hub), _radio(hub).loop
     packet = _tunnel_packet(hub, meter, bytes(200))
     meter.node.power_off()
@@ -1093,8 +1094,7 @@ def test_the_zigpy_hub_answers_an_esmes_time_read() -> None:
     """The ESME's keep-alive reads the hub's Time attribute: answered with the clock's
     UTCTime from the Smart Energy endpoint, which lists the Time cluster as a server."""
     world = ZigpyWorld(SEED)
-    run, hub, meter = _premises(world)
-    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    _, meter = _joined_premises(world)
     meter.node.hub_time = None
     meter.node._keepalive()
     world.run(1.0)
@@ -1106,8 +1106,7 @@ def test_the_zigpy_hub_answers_an_esmes_time_read() -> None:
 def test_the_zigpy_hubs_tunnel_requests_save_and_load() -> None:
     """A pending or refused RequestTunnel is saved with the child and booked again."""
     world = ZigpyWorld(SEED)
-    run, hub, meter = _premises(world)
-    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    hub, meter = _joined_premises(world)
     radio = _radio(hub)
     child = radio._children[meter.eui64]
     child.tunnel_id = None
