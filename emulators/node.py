@@ -1154,7 +1154,14 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         if type(dst) is bytes and self._responses.get(dst) == psdu:
             del self._responses[dst]
             if self._associating.pop(psdu, None) is not None:
-                self._log(f"association of {dst.hex().upper()} not completed: {why or 'no ack'}")
+                eui = dst.hex().upper()
+                if self.has_child(dst):
+                    self._log(
+                        f"association response to {eui} not fetched: {eui} is joined already "
+                        "(a late copy of its request?)"
+                    )
+                else:
+                    self._log(f"association of {eui} not completed: {why or 'no ack'}")
         _Node._mac_failed(self, psdu, dst, tries, why)
 
     def _acknowledged(self, seq: int) -> None:
@@ -1256,7 +1263,10 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         child = self.children.get(device)
         if key is None:
             status, short = AssociationStatus.PAN_ACCESS_DENIED, 0xFFFF
-            self._log(f"association from {device.hex().upper()} denied: no join window")
+            if self.trace is not None:
+                eui = device.hex().upper()
+                joined = f" ({eui} is joined already)" if self.has_child(device) else ""
+                self._log(f"association from {eui} denied: no join window{joined}")
         else:
             taken = self._taken(device)
             short = child.short_address if child else short_address_for(device, taken)

@@ -510,3 +510,33 @@ def test_a_join_window_that_closes_before_the_response_is_acknowledged_admits_no
     assert f"CHF: {meter.eui64.hex().upper()} associated but is no longer admitted" in lines
     assert meter.eui64 not in node.children
     assert not [f for _, f in _frames(world) if f.frame_type is MacFrameType.DATA]
+
+
+@pytest.mark.parametrize("window_open", [True, False])
+def test_a_late_copy_of_a_joined_devices_request_is_logged_as_what_it_is(
+    window_open: bool,
+) -> None:
+    """A copy of the Association Request reaches the hub after the device joined (a
+    delayed frame). With a join window still open (a CCS01 sent again; a zigpy permit
+    lasts its whole duration) the response it gets goes unfetched, which is no failed
+    association; with none, it is refused. The hub says which, and keeps the device."""
+    world, run, hub, meter = _bench("esme")
+    node = hub.node
+    requests = _sent(meter.node, AssociationRequest)
+    meter.node.power_on()
+    assert run.wait_joined(meter, hub, "join").ok
+    if window_open:
+        hub.chf.join_windows[meter.eui64] = world.clock.now + 60
+    lines = _lines(node)
+    child = node.children[meter.eui64]
+    node.deliver(requests[0])
+    world.run(TRANSACTION_PERSISTENCE + 1)
+    eui = meter.eui64.hex().upper()
+    assert lines == [
+        f"CHF: association response to {eui} not fetched: {eui} is joined already "
+        "(a late copy of its request?)"
+        if window_open
+        else f"CHF: association from {eui} denied: no join window ({eui} is joined already)"
+    ]
+    assert node.children[meter.eui64] == child and meter.node.joined
+    assert not node._associating and not node._responses and not node._indirect
