@@ -544,6 +544,10 @@ class CommsHub(GbcsDevice):
         naming the command, so the head end need not wait out its timeout for a meter that
         has gone (GBCS has an alert for this, "Failure to Deliver Remote Party Message to
         ESME"; the kit tells its head end directly, as it does its other route failures)."""
+        lost = None if self.han is None else self.han.lost
+        if lost is not None:  # the hub went mute part-way (its frame counter ran out)
+            self._not_delivered(device, data, lost, final=True)
+            return
         reason = (
             f"device {device.hex().upper()} did not acknowledge the message on the HAN "
             "(802.15.4 and APS retries exhausted); it may still have arrived"

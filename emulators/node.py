@@ -80,7 +80,12 @@ from emulators.zigbee.mac import (
     fcs,
 )
 from emulators.zigbee.nwk import Leave, RejoinRequest, RejoinResponse
-from emulators.zigbee.security import EncryptedPayload, KeyId
+from emulators.zigbee.security import (
+    FRAME_COUNTER_LIMIT,
+    EncryptedPayload,
+    FrameCounterExhausted,
+    KeyId,
+)
 from emulators.zigbee.time_cluster import TIME_CLUSTER, parse_time_response, time_read
 from emulators.zigbee.tunnel import (
     MAX_TRANSFER_SIZE,
@@ -536,7 +541,13 @@ class _Node:
     def _send_block(self, transfer: Transfer, index: int) -> None:
         """Frame block ``index`` of ``transfer`` now and queue it in the MAC."""
         settings = transfer.settings
-        psdu = self._frame(transfer.blocks[index], settings, transfer.dst, transfer.radius)
+        try:
+            psdu = self._frame(transfer.blocks[index], settings, transfer.dst, transfer.radius)
+        except FrameCounterExhausted as e:
+            # Failed as a MAC failure is, a moment later: whoever started the transfer
+            # learns its outcome the usual way.
+            self.clock.call_later(0.0, self._fail, transfer, str(e))
+            return
         self._in_mac[psdu] = transfer
         transfer.in_mac.add(psdu)
         self._send_acked(psdu, settings.pan_id, transfer.dst)
@@ -844,11 +855,16 @@ class _Node:
             src_endpoint=aps.dst_endpoint,
             fragment=AckFragment(start == 0, start, 0xFF),
         )
-        self._send_acked(self._frame(ack, settings, src), settings.pan_id, src)
+        try:
+            psdu = self._frame(ack, settings, src)
+        except FrameCounterExhausted:
+            return  # unacknowledged: the sender gives the payload up, as for a lost ack
+        self._send_acked(psdu, settings.pan_id, src)
 
     def _frame(self, aps: Any, settings: NetworkSettings, dst: int, radius: int = 30) -> bytes:
         """An APS frame to ``dst`` in a NWK-secured data frame, on the next sequence
-        numbers and NWK frame counter."""
+        numbers and NWK frame counter (FrameCounterExhausted, taking none, if it is used up)."""
+        security = self._security(settings)
         counters = self.counters
         mac_sequence, nwk_sequence = counters.mac, counters.nwk
         counters.mac, counters.nwk = (mac_sequence + 1) & 0xFF, (nwk_sequence + 1) & 0xFF
@@ -859,14 +875,29 @@ class _Node:
             pan_id=settings.pan_id,
             src=settings.short_address,
             dst=dst,
-            security=self._security(settings),
+            security=security,
             radius=radius,
         )
 
     def _security(self, settings: NetworkSettings) -> NwkSecurity:
-        counter = self.counters.nwk_frame
-        self.counters.nwk_frame += 1
+        """The next outgoing NWK frame counter's security; FrameCounterExhausted when the
+        counter is used up (ZigBee 4.3.1.1), leaving it as it is."""
+        counters = self.counters
+        counter = counters.nwk_frame
+        if counter >= FRAME_COUNTER_LIMIT:
+            raise self._exhausted("NWK")
+        counters.nwk_frame = counter + 1
         return NwkSecurity(settings.network_key, settings.key_sequence, counter, self.ieee)
+
+    def _exhausted(self, layer: str) -> FrameCounterExhausted:
+        """The error for a frame not sent for want of a frame counter, traced."""
+        clause = "4.3.1.1" if layer == "NWK" else "4.4.1.1"
+        text = (
+            f"outgoing {layer} frame counter used up ({FRAME_COUNTER_LIMIT:#010x}, ZigBee "
+            f"{clause}): no more secured frames until the key changes"
+        )
+        self._log(f"frame not sent: {text}")
+        return FrameCounterExhausted(f"{self.name or self.ieee.hex().upper()}: {text}")
 
     # Endpoints of the GBCS tunnel: the hub's Smart Energy endpoint (endpoint 1 is the
     # Home Automation one on zigpy coordinators) and the meter's.
@@ -1009,9 +1040,19 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
 
     TUNNEL_SRC_ENDPOINT = HUB_ENDPOINT
     TUNNEL_DST_ENDPOINT = METER_ENDPOINT
-    lost: str | None = None  # an emulated radio is never lost (a zigpy dongle may be)
     # Whether this node runs the GBCS tunnel itself (a sim NCP leaves it to its host).
     runs_tunnels = True
+
+    @property
+    def lost(self) -> str | None:
+        """Why the hub can reach no device: an emulated radio is never unplugged (a zigpy
+        dongle may be), but one whose NWK frame counter is used up is mute."""
+        if self.counters.nwk_frame < FRAME_COUNTER_LIMIT:
+            return None
+        return (
+            f"the hub's outgoing NWK frame counter is used up ({FRAME_COUNTER_LIMIT:#010x}, "
+            "ZigBee 4.3.1.1): it can send no secured frame until its network key changes"
+        )
 
     def __init__(self, clock: VirtualClock, ieee: bytes, *, name: str = "") -> None:
         super().__init__(clock, ieee, name=name)
@@ -1360,6 +1401,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         if settings is None or child is None:
             return
         frame_counter = self.counters.aps_frame
+        if frame_counter >= FRAME_COUNTER_LIMIT:  # ZigBee 4.4.1.1: no key for the device
+            self._exhausted("APS")
+            return
         self.counters.aps_frame += 1
         psdu = air.transport_network_key(
             mac_sequence=self.counters.next("mac"),
@@ -2401,18 +2445,23 @@ class MeterNode(_Node):
             )
         self._pending_short = None
         self._set_state(NodeState.JOINED)
-        psdu = air.device_announce(
-            mac_sequence=self.counters.next("mac"),
-            nwk_sequence=self.counters.next("nwk"),
-            aps_counter=self.counters.next("aps"),
-            zdo_sequence=self.counters.next("zdo"),
-            pan_id=pan,
-            nwk_address=self.settings.short_address,
-            ieee=self.ieee,
-            capability=self.capability,
-            security=self._security(self.settings),
-        )
-        self._transmit(psdu, pan, 0xFFFF)
+        try:
+            security = self._security(self.settings)
+        except FrameCounterExhausted:
+            pass  # traced; what it sends next fails the same way
+        else:
+            psdu = air.device_announce(
+                mac_sequence=self.counters.next("mac"),
+                nwk_sequence=self.counters.next("nwk"),
+                aps_counter=self.counters.next("aps"),
+                zdo_sequence=self.counters.next("zdo"),
+                pan_id=pan,
+                nwk_address=self.settings.short_address,
+                ieee=self.ieee,
+                capability=self.capability,
+                security=security,
+            )
+            self._transmit(psdu, pan, 0xFFFF)
         self.clock.call_later(0.01, self._greet_parent)
         self._schedule_keepalive()
 
@@ -2735,16 +2784,21 @@ class MeterNode(_Node):
             # A sleepy GSME wakes to send it (its radio sends nothing while asleep).
             self.channel, self.pan_id = settings.channel, settings.pan_id
             self.listening = True
-            psdu = air.leave(
-                mac_sequence=self.counters.next("mac"),
-                nwk_sequence=self.counters.next("nwk"),
-                pan_id=settings.pan_id,
-                src=settings.short_address,
-                dst=0xFFFD,
-                security=self._security(settings),
-                src_ieee=self.ieee,
-            )
-            self._transmit(psdu, settings.pan_id, 0xFFFF)
+            try:
+                security = self._security(settings)
+            except FrameCounterExhausted:
+                pass  # traced: it leaves without a word, the hub keeps its record
+            else:
+                psdu = air.leave(
+                    mac_sequence=self.counters.next("mac"),
+                    nwk_sequence=self.counters.next("nwk"),
+                    pan_id=settings.pan_id,
+                    src=settings.short_address,
+                    dst=0xFFFD,
+                    security=security,
+                    src_ieee=self.ieee,
+                )
+                self._transmit(psdu, settings.pan_id, 0xFFFF)
         self.settings = None
         self.tunnel_id = None
         self.short_address = None

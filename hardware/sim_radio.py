@@ -74,6 +74,7 @@ from emulators.node import COORDINATOR, MAX_BLOCK, CoordinatorNode, NetworkSetti
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsData, DeliveryMode
 from emulators.zigbee.nwk import Leave, NwkFrame, RejoinRequest
+from emulators.zigbee.security import FrameCounterExhausted
 from gbcs.errors import GbcsError
 from hardware.zigpy_han import (
     WELL_KNOWN_KEY,
@@ -300,7 +301,10 @@ class SimNcp(CoordinatorNode):
             return self._send_payload(settings, dst, frames, radius or 30)
         (aps,) = frames
         broadcast_aps = dataclasses.replace(aps, delivery_mode=DeliveryMode.BROADCAST)
-        psdu = self._frame(broadcast_aps, settings, dst, radius or 30)
+        try:
+            psdu = self._frame(broadcast_aps, settings, dst, radius or 30)
+        except FrameCounterExhausted as e:
+            raise zigpy.exceptions.DeliveryError(str(e)) from None
         self._transmit(psdu, settings.pan_id, 0xFFFF)
         return None
 
@@ -325,13 +329,17 @@ class SimNcp(CoordinatorNode):
         if settings is None or child is None:
             return
         self._drop_held(child.short_address, "zigpy removed its device")
+        try:
+            security = self._security(settings)
+        except FrameCounterExhausted:
+            return  # traced: removed here, but not told to leave
         psdu = air.leave(
             mac_sequence=self.counters.next("mac"),
             nwk_sequence=self.counters.next("nwk"),
             pan_id=settings.pan_id,
             src=COORDINATOR,
             dst=child.short_address,
-            security=self._security(settings),
+            security=security,
             request=True,
             src_ieee=self.ieee,
         )

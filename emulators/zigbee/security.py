@@ -34,10 +34,12 @@ from gbcs.errors import EncodeError, VerificationError
 from ._wire import Reader, builder, check_range, eui64, u8, u32
 
 __all__ = [
+    "FRAME_COUNTER_LIMIT",
     "LEVEL_ENC_MIC_32",
     "MIC_LENGTH",
     "AuxHeader",
     "EncryptedPayload",
+    "FrameCounterExhausted",
     "KeyId",
     "ccm_key",
     "decrypt",
@@ -53,6 +55,9 @@ __all__ = [
 
 LEVEL_ENC_MIC_32 = 5
 MIC_LENGTH = 4
+# An outgoing frame counter of 2^32-1 fails security processing (ZigBee 4.3.1.1 step 1,
+# 4.4.1.1 step 1): the last value a secured frame may carry is 2^32-2.
+FRAME_COUNTER_LIMIT = 0xFFFFFFFF
 _BLOCK = 16
 _LEVEL_MASK = 0x07
 _KEY_ID_SHIFT = 3
@@ -61,6 +66,11 @@ _RESERVED = 0xC0
 _AUX_HEAD = struct.Struct("<BI")  # security control, frame counter
 _U32 = struct.Struct("<I")
 _NONCE_TAIL = struct.Struct("<IB")  # frame counter, security control
+
+
+class FrameCounterExhausted(EncodeError):
+    """A node's outgoing frame counter is used up: it can secure no more frames with its
+    key (only a new key, which the kit does not distribute, would let it talk again)."""
 
 
 class KeyId(IntEnum):

@@ -27,6 +27,7 @@ from emulators.zigbee import air
 from emulators.zigbee.aps import AckFragment, ApsAck, ApsCommand, TransportKey
 from emulators.zigbee.install_code import link_key_from_install_code
 from emulators.zigbee.mac import decode_mac
+from emulators.zigbee.security import FRAME_COUNTER_LIMIT
 from emulators.zigbee.time_cluster import TIME_CLUSTER, utc_time
 from emulators.zigbee.tunnel import (
     SMART_ENERGY_PROFILE,
@@ -1126,3 +1127,24 @@ def test_the_zigpy_hubs_tunnel_requests_save_and_load() -> None:
 
 def test_one_missed_acknowledgement_keeps_a_healthy_esme_reachable() -> None:
     one_missed_ack_keeps_a_healthy_esme_reachable(ZigpyWorld(21))
+
+
+def test_a_sim_ncp_whose_frame_counter_is_used_up_refuses_what_it_cannot_secure() -> None:
+    """ZigBee 4.3.1.1: the NCP sends no secured frame once its NWK frame counter is used
+    up. A broadcast is refused as zigpy expects a failed send to be (DeliveryError naming
+    why); zigpy's force_remove drops the child without a Leave; a unicast fails as
+    undelivered; nothing raises out of the clock."""
+    world = ZigpyWorld(SEED)
+    hub, meter = _joined_premises(world)
+    ncp = _app(hub).ncp
+    ncp.counters.nwk_frame = FRAME_COUNTER_LIMIT
+    with pytest.raises(zigpy.exceptions.DeliveryError, match="NWK frame counter used up"):
+        ncp.send_aps(dst=0xFFFD, profile=0, cluster=0x0013, src_ep=0, dst_ep=0, data=b"\x00")
+    assert not Run("read", world).read(hub, meter, "CS07").ok
+    assert world.capture is not None
+    sent = len(world.capture.frames)
+    ncp.ask_to_leave(meter.eui64)
+    world.run(1)
+    assert meter.eui64 not in ncp.children
+    assert len(world.capture.frames) == sent  # no Leave request went out
+    assert ncp.counters.nwk_frame == FRAME_COUNTER_LIMIT
