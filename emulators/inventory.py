@@ -469,5 +469,5 @@ def saved_json(text: Any, what: str) -> Any:
     """A value the inventory saved as JSON; an InventoryError naming it if damaged."""
     try:
         return json.loads(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise InventoryError(f"{what}: the saved value is damaged (not JSON)") from None

@@ -592,7 +592,7 @@ def _saved_keys(inventory: Inventory) -> dict[bytes, str]:
     for (value,) in rows:
         try:
             item = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep
             item = value
         try:
             text, label = item
@@ -600,8 +600,11 @@ def _saved_keys(inventory: Inventory) -> dict[bytes, str]:
             if len(key) != 16 or not isinstance(label, str):
                 raise ValueError
         except (TypeError, ValueError):
+            shown = repr(item)
+            if len(shown) > 80:
+                shown = shown[:77] + "..."
             raise GbcsError(
-                f"{inventory.path}: the capture keys are damaged ({item!r} is not a key)"
+                f"{inventory.path}: the capture keys are damaged ({shown} is not a key)"
             ) from None
         keys[key] = label
     return keys

@@ -654,7 +654,11 @@ class World:
 
         Strict: every key the writers always write is required and checked, so damage is
         a :class:`GbcsError` saying where ("hub <EUI-64> chf: counters is missing"),
-        never a default nor another exception, and no half-built world is returned.
+        never another exception, and no half-built world is returned. The exceptions are
+        the few keys this format gained after its first states were saved (a node's
+        ``beacon`` counter, a meter's ``hub_time`` and ``next_tunnel_id``, a CHF's
+        ``handed_over``, a hub child's ``tunnel_ask``): absent, they take the value such
+        a state implies (nothing handed over, nothing asked, and so on).
         ``faults`` None goes on with the saved plan and its random stream; a plan given
         replaces it and starts its stream from the seed. ``pki`` must be the test PKI the
         world was made with (None: the seed's default cast); ``hub_radio`` makes the hubs'

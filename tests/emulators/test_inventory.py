@@ -479,3 +479,13 @@ def test_a_damaged_device_row_is_named_as_damage(
     inv.db.execute(f"UPDATE devices SET {column} = ? WHERE eui64 = ?", (value, METER))
     with pytest.raises(InventoryError, match=f"device {METER}: its {named} is damaged"):
         inv.require(METER)
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[" * 100_000], ids=["not JSON", "too deep"])
+def test_a_damaged_saved_value_is_an_inventory_error_naming_it(inv: Inventory, damage: str) -> None:
+    """Not JSON, or JSON nested deeper than the parser recurses (a RecursionError)."""
+    inv.put("world:meta", {"ok": 1})
+    with inv.transaction() as db:
+        db.execute("UPDATE kv SET value = ? WHERE key = ?", (damage, "world:meta"))
+    with pytest.raises(InventoryError, match=r"world:meta: the saved value is damaged"):
+        inv.get("world:meta")

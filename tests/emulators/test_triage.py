@@ -570,6 +570,9 @@ def test_damaged_capture_keys_are_refused(tmp_path: Path) -> None:
         run_bench(tmp_path)
 
 
+_DEEP = "replace(hex(zeroblob(50000)), '00', '[')"  # SQL for 50,000 '[' characters
+
+
 @pytest.mark.parametrize(
     ("sql", "message"),
     [
@@ -586,6 +589,9 @@ def test_damaged_capture_keys_are_refused(tmp_path: Path) -> None:
         ("UPDATE journal SET detail='{oops' WHERE step=2", "journal step 2 of"),
         ("UPDATE kv SET value='[]' WHERE key='policy'", r"damaged \(policy\)"),
         ("UPDATE kv SET value='3' WHERE key='manifest_errors'", r"damaged \(manifest_errors\)"),
+        # Nested deeper than the JSON parser recurses: a RecursionError before.
+        (f"UPDATE kv SET value={_DEEP} WHERE key='world:meta'", "world:meta: the saved value"),
+        (f"UPDATE kv SET value={_DEEP} WHERE key GLOB 'capture_key:*'", "capture keys are dam"),
     ],
 )
 def test_a_damaged_saved_run_is_refused_naming_what_and_leaves_the_reports(
