@@ -252,6 +252,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
         if args.sign or args.mac or args.resign:
             if security is None:
                 raise GbcsError("--sign/--mac need --keystore (or $GBCS_KEYSTORE)")
+            if args.mac and not args.sign and message.signature is None:
+                # CRIB §2.4: the supplier signs a pre-command, then the ACB MACs the command.
+                raise GbcsError(
+                    "--mac: a pre-command (no signature field) is not MAC'd; sign it into a "
+                    "command first (--sign --mac)"
+                )
             if args.sign or (args.resign and message.is_signed):
                 message = security.sign(message)
             # A MAC covers the signature (CRIB §2.4, §3.3): signing a MAC'd message

@@ -494,3 +494,27 @@ def test_encode_refuses_names_the_message_code_does_not_have(
     assert code == 0 and out.strip() == wire
     code, out, _ = _encode({**obj, "mac": "invalid", "signature": "absent"}, capsys, monkeypatch)
     assert code == 0 and out.strip() == wire
+
+
+def test_mac_on_a_pre_command_asks_for_it_to_be_signed_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pre-command has no signature field for a MAC to cover: --mac alone is refused
+    saying so (it named the frame rule instead); with --sign it becomes a command."""
+    keys = tmp_path / "keys"
+    _, out, _ = run(["example", "disconnect", "--keys", str(keys)], capsys)
+    _, out, _ = run(["decode", "--json", out.strip()], capsys)
+    pre = {**json.loads(out), "signature_bytes": None, "mac_bytes": None}
+    text = json.dumps(pre)
+    code, _, err = run(["encode", "--keystore", str(keys), "--mac", "-"], capsys, text, monkeypatch)
+    assert code == 1
+    assert err == (
+        "gbcs-hil encode: --mac: a pre-command (no signature field) is not MAC'd; sign it "
+        "into a command first (--sign --mac)\n"
+    )
+    code, out, _ = run(
+        ["encode", "--keystore", str(keys), "--sign", "--mac", "-"], capsys, text, monkeypatch
+    )
+    assert code == 0
+    _, checked, _ = run(["decode", "--keystore", str(keys), "--json", out.strip()], capsys)
+    assert (json.loads(checked)["mac"], json.loads(checked)["signature"]) == ("valid", "valid")
