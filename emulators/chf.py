@@ -113,8 +113,10 @@ class HubPort(HanPort, Protocol):
     """What the CHF needs of its HAN radio besides a device's: the emulated coordinator
     and the zigpy hub radio both answer these."""
 
-    # Why the radio went away mid-run (a dongle unplugged), once it did; else None.
-    lost: str | None
+    @property
+    def lost(self) -> str | None:
+        """Why the radio can send nothing (a dongle unplugged, a frame counter used up),
+        once it cannot; else None."""
 
     def child_sleepy(self, device: bytes) -> bool | None: ...
 
@@ -518,6 +520,11 @@ class CommsHub(GbcsDevice):
         queue = self.held.get(device)
         if not queue:
             return None
+        lost = None if self.han is None else self.han.lost
+        if lost is not None:  # the hub can send nothing (its frame counter ran out)
+            del self.held[device]
+            self._fail_held(device, queue, lost)
+            return None
         data = queue.popleft()
         self.handed_over.discard(data)  # the radio tracks it until it is acknowledged
         return data
@@ -538,15 +545,15 @@ class CommsHub(GbcsDevice):
         else:
             self._fail_held(device, (data,))
 
-    def push_failed(self, device: bytes, data: bytes) -> None:
+    def push_failed(self, device: bytes, data: bytes, *, unsent: str | None = None) -> None:
         """The HAN gave up on a message passed to an always-listening device (an ESME): it
         was never acknowledged (at the MAC, or a fragmented one at the APS layer). Reported,
         naming the command, so the head end need not wait out its timeout for a meter that
         has gone (GBCS has an alert for this, "Failure to Deliver Remote Party Message to
-        ESME"; the kit tells its head end directly, as it does its other route failures)."""
-        lost = None if self.han is None else self.han.lost
-        if lost is not None:  # the hub went mute part-way (its frame counter ran out)
-            self._not_delivered(device, data, lost, final=True)
+        ESME"; the kit tells its head end directly, as it does its other route failures).
+        ``unsent`` says why part of it never went on the air: then it is final."""
+        if unsent is not None:
+            self._not_delivered(device, data, unsent, final=True)
             return
         reason = (
             f"device {device.hex().upper()} did not acknowledge the message on the HAN "
@@ -617,22 +624,30 @@ class CommsHub(GbcsDevice):
         if self.on_route_failure is not None:
             self.on_route_failure(RouteFailure(target, reason, command, final))
 
-    def _fail_held(self, device: bytes, messages: Iterable[bytes]) -> None:
-        """Fail each message held for a device CCS02 removed: none is dropped silently.
+    def _fail_held(self, device: bytes, messages: Iterable[bytes], lost: str | None = None) -> None:
+        """Fail each message held for a device CCS02 removed, or for any device once the
+        HAN radio is ``lost`` (it can send nothing): none is dropped silently.
 
         Logged now; reported to the WAN on the clock after the CCS02 response (as CS14
         is), so the failure cannot be taken for the CCS02 command's own outcome. Each
         names its message, so it can only fail that command, never a later one.
         """
-        reason = (
-            f"device {device.hex().upper()} was removed from the CHF device log "
-            "while a message for it was held"
-        )
-        handed = (
-            f"device {device.hex().upper()} was removed from the CHF device log while a "
-            "message it had been handed, and never acknowledged, was held again: it may "
-            "have run, its response will not be routed"
-        )
+        eui = device.hex().upper()
+        if lost is None:
+            reason = (
+                f"device {eui} was removed from the CHF device log while a message for it was held"
+            )
+            handed = (
+                f"device {eui} was removed from the CHF device log while a message it had "
+                "been handed, and never acknowledged, was held again: it may have run, its "
+                "response will not be routed"
+            )
+        else:
+            reason = f"{lost} (a message held for device {eui} was not sent)"
+            handed = (
+                f"{lost} (a message held for device {eui}, handed to it before and never "
+                "acknowledged, was not sent again: it may have run)"
+            )
         for data in messages:
             if data in self.handed_over:
                 self.handed_over.discard(data)

@@ -266,7 +266,7 @@ class TrustCentre(Protocol):
 
     def undelivered(self, device: bytes, data: bytes) -> None: ...
 
-    def push_failed(self, device: bytes, data: bytes) -> None: ...
+    def push_failed(self, device: bytes, data: bytes, *, unsent: str | None = None) -> None: ...
 
     def tunnel_refused(
         self, device: bytes, data: bytes, status: int, *, may_have_run: bool = False
@@ -332,6 +332,10 @@ class Transfer:
     # Its last window was sent again for want of an acknowledgement: the receiver may have
     # had it all before (and acted on it, then lost the memory of it in a restart).
     resent_whole: bool = False
+    framed: int = 0  # blocks 0..framed-1 have been on the air (each window goes in order)
+    # Why a block of it never went on the air (its sender's frame counter ran out): the
+    # receiver cannot hold the whole payload, so it cannot have acted on it.
+    unsent: str | None = None
 
     @property
     def fragmented(self) -> bool:
@@ -544,10 +548,14 @@ class _Node:
         try:
             psdu = self._frame(transfer.blocks[index], settings, transfer.dst, transfer.radius)
         except FrameCounterExhausted as e:
+            if index >= transfer.framed:
+                transfer.unsent = str(e)
             # Failed as a MAC failure is, a moment later: whoever started the transfer
             # learns its outcome the usual way.
             self.clock.call_later(0.0, self._fail, transfer, str(e))
             return
+        if index >= transfer.framed:
+            transfer.framed = index + 1
         self._in_mac[psdu] = transfer
         transfer.in_mac.add(psdu)
         self._send_acked(psdu, settings.pan_id, transfer.dst)
@@ -1393,17 +1401,17 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 self._forget_neighbour(device)
                 self._log(f"{device.hex().upper()} left the device log while joining")
 
-    def _send_network_key(self, device: bytes, link_key: bytes, direct: bool = False) -> None:
+    def _send_network_key(self, device: bytes, link_key: bytes, direct: bool = False) -> bool:
         """The network key under the device's link key; ``direct`` for a rejoining device,
-        else held for a sleepy one's poll."""
+        else held for a sleepy one's poll. False if it was not sent."""
         settings = self.settings
         child = self.joining_child(device)
         if settings is None or child is None:
-            return
+            return False
         frame_counter = self.counters.aps_frame
         if frame_counter >= FRAME_COUNTER_LIMIT:  # ZigBee 4.4.1.1: no key for the device
             self._exhausted("APS")
-            return
+            return False
         self.counters.aps_frame += 1
         psdu = air.transport_network_key(
             mac_sequence=self.counters.next("mac"),
@@ -1425,6 +1433,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             _Node._send_acked(self, psdu, settings.pan_id, child.short_address)
         else:
             self._send_acked(psdu, settings.pan_id, child.short_address)
+        return True
 
     # NWK ------------------------------------------------------------------------------
     def nwk_frame(self, decoded: air.Decoded) -> None:
@@ -1697,7 +1706,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         pushed = self._pushing.pop(transfer, None) if self._pushing else None
         if pushed is not None:
             if transfer.outcome is not None:
-                self._push_failed(pushed)
+                self._push_failed(pushed, transfer.unsent)
             return
         device = self._handed_to(transfer) if self._held_out else None
         if device is None:
@@ -1764,9 +1773,15 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             del self._held_out[device]
             self._fail(handed[1], "refused by the GSME")
 
-    def _push_failed(self, pushed: tuple[bytes, bytes]) -> None:
-        """A PUT was not delivered (its later blocks are not sent)."""
+    def _push_failed(self, pushed: tuple[bytes, bytes], unsent: str | None = None) -> None:
+        """A PUT was not delivered (its later blocks are not sent); ``unsent`` says why a
+        block of it never went on the air, if one did not (the device cannot have it)."""
         device, data = pushed
+        if unsent is not None:
+            self._log(f"message to {device.hex().upper()} not sent: {unsent}")
+            if self.trust_centre is not None:
+                self.trust_centre.push_failed(device, data, unsent=unsent)
+            return
         self._log(f"message to {device.hex().upper()} not delivered (no acknowledgement)")
         child = self.children.get(device)
         if child is not None:

@@ -74,7 +74,7 @@ from emulators.node import COORDINATOR, MAX_BLOCK, CoordinatorNode, NetworkSetti
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsData, DeliveryMode
 from emulators.zigbee.nwk import Leave, NwkFrame, RejoinRequest
-from emulators.zigbee.security import FrameCounterExhausted
+from emulators.zigbee.security import FRAME_COUNTER_LIMIT, FrameCounterExhausted
 from gbcs.errors import GbcsError
 from hardware.zigpy_han import (
     WELL_KNOWN_KEY,
@@ -186,7 +186,9 @@ class _NcpTrustCentre:
     def undelivered(self, device: bytes, data: bytes) -> None:  # it never hands any out
         pass
 
-    def push_failed(self, device: bytes, data: bytes) -> None:  # nor pushes any itself
+    def push_failed(  # nor pushes any itself
+        self, device: bytes, data: bytes, *, unsent: str | None = None
+    ) -> None:
         pass
 
     def tunnel_refused(  # nor its PUTs
@@ -221,11 +223,13 @@ class SimNcp(CoordinatorNode):
         entry = self.transient.get(device)
         return entry is not None and self.clock.now <= entry[1] and entry[0] != WELL_KNOWN_KEY
 
-    def _send_network_key(self, device: bytes, link_key: bytes, direct: bool = False) -> None:
-        super()._send_network_key(device, link_key, direct)
+    def _send_network_key(self, device: bytes, link_key: bytes, direct: bool = False) -> bool:
+        if not super()._send_network_key(device, link_key, direct):
+            return False  # no key went: zigpy is not told of a join
         child = self.joining_child(device)  # a rejoin's new address, not the old record's
         if child is not None and self.on_join is not None:
             self.on_join(device, child.short_address)
+        return True
 
     # Frames up to the host ------------------------------------------------------------
     def nwk_frame(self, decoded: air.Decoded) -> None:
@@ -287,6 +291,9 @@ class SimNcp(CoordinatorNode):
         broadcast = dst >= _BROADCAST_FLOOR
         if broadcast and len(data) > MAX_BLOCK:
             raise zigpy.exceptions.DeliveryError("broadcasts cannot be APS-fragmented")
+        if broadcast and self.counters.nwk_frame >= FRAME_COUNTER_LIMIT:
+            # Refused before an APS counter is taken for it (a unicast fails as undelivered).
+            raise zigpy.exceptions.DeliveryError(str(self._exhausted("NWK")))
         frames = air.application_frames(
             data,
             cluster_id=cluster,
@@ -301,10 +308,7 @@ class SimNcp(CoordinatorNode):
             return self._send_payload(settings, dst, frames, radius or 30)
         (aps,) = frames
         broadcast_aps = dataclasses.replace(aps, delivery_mode=DeliveryMode.BROADCAST)
-        try:
-            psdu = self._frame(broadcast_aps, settings, dst, radius or 30)
-        except FrameCounterExhausted as e:
-            raise zigpy.exceptions.DeliveryError(str(e)) from None
+        psdu = self._frame(broadcast_aps, settings, dst, radius or 30)
         self._transmit(psdu, settings.pan_id, 0xFFFF)
         return None
 

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from emulators.chf import RouteFailure
 from emulators.node import NodeState
 from emulators.scenarios import Run
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee.security import FRAME_COUNTER_LIMIT, FrameCounterExhausted
+from gbcs import asn1
+from gbcs.joins import JoinDetails
 
 USED_UP = "outgoing NWK frame counter used up (0xffffffff, ZigBee 4.3.1.1)"
 
@@ -28,6 +31,20 @@ def _joined(kind: str = "esme") -> tuple[World, Run, Hub, MeterUnit]:
     meter.node.power_on()
     assert run.wait_joined(meter, hub, "join").ok
     return world, run, hub, meter
+
+
+def _route_failures(hub: Hub) -> list[RouteFailure]:
+    """The route failures the CHF reports from now on."""
+    failures: list[RouteFailure] = []
+    reported = hub.chf.on_route_failure
+
+    def report(failure: RouteFailure) -> None:
+        failures.append(failure)
+        if reported is not None:
+            reported(failure)
+
+    hub.chf.on_route_failure = report
+    return failures
 
 
 def _trace(*nodes: object) -> list[str]:
@@ -76,7 +93,8 @@ def test_a_hub_whose_counter_runs_out_fails_commands_at_once_naming_why(tmp_path
 
 def test_a_put_cut_short_by_the_counter_fails_as_final_naming_why() -> None:
     """The counter runs out between the CHF's check and the frame (here: a lone frame's
-    counter is taken just before): the PUT fails at once, final, with the reason."""
+    counter is taken just before): the PUT fails at once, final, with the reason, traced
+    as not sent, and the ESME's tunnel is not put in doubt (the ESME did nothing wrong)."""
     world, run, hub, meter = _joined()
     node = hub.node
     send_application = node._send_application
@@ -86,14 +104,53 @@ def test_a_put_cut_short_by_the_counter_fails_as_final_naming_why() -> None:
         return send_application(*args, **kwargs)  # type: ignore[arg-type]
 
     node._send_application = counter_taken_first  # type: ignore[method-assign]
+    failures = _route_failures(hub)
     lines = _trace(node)
     started = world.clock.now
     step = run.read(hub, meter, "CS07")
-    assert step.result == node.lost
+    assert step.result == f"CHF: {USED_UP}: no more secured frames until the key changes"
     assert world.clock.now - started < 1.0
-    assert f"CHF: frame not sent: {USED_UP}: no more secured frames until the key changes" in (
-        lines
-    )
+    assert [f.final for f in failures] == [True]
+    eui = meter.eui64.hex().upper()
+    assert lines == [
+        f"CHF: frame not sent: {USED_UP}: no more secured frames until the key changes",
+        f"CHF: message to {eui} not sent: CHF: {USED_UP}: no more secured frames until the "
+        "key changes",
+    ]
+    assert node.children[meter.eui64].tunnel_ask is None
+
+
+def test_a_put_on_the_last_counter_whose_acks_are_lost_may_still_have_arrived() -> None:
+    """The PUT took the last usable counter and went on the air; only the ESME's MAC
+    acknowledgements were lost. The ESME ran it: its failure is not final."""
+    world, run, hub, meter = _joined()
+    hub.node.counters.nwk_frame = FRAME_COUNTER_LIMIT - 1
+    failures = _route_failures(hub)
+    meter.node._ack = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    ran = len(meter.device.event_log)
+    run.read(hub, meter, "CS07")
+    world.run(5)
+    assert [e.detail for e in meter.device.event_log[ran:]].count("CS07") == 1
+    assert [(f.final, "may still have arrived" in f.reason) for f in failures] == [(False, True)]
+
+
+def test_messages_held_for_a_gsme_fail_at_its_next_poll_once_the_hub_is_mute() -> None:
+    """Each fails once, final, naming why, rather than being taken, not sent and held
+    again at every poll."""
+    world, _, hub, gsme = _joined("gsme")
+    world.run(60)
+    command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
+    hub.chf.from_wan(command.encode())
+    assert hub.chf.held_count(gsme.eui64) == 1
+    failures = _route_failures(hub)
+    hub.node.counters.nwk_frame = FRAME_COUNTER_LIMIT
+    world.run(3600)
+    assert hub.chf.held_count(gsme.eui64) == 0
+    eui = gsme.eui64.hex().upper()
+    assert [(f.final, f.reason) for f in failures] == [
+        (True, f"{hub.node.lost} (a message held for device {eui} was not sent)")
+    ]
+    assert hub.chf.devices[gsme.eui64].frames_failed == 0
 
 
 def test_a_meter_whose_counter_is_used_up_answers_nothing_and_says_why() -> None:

@@ -987,24 +987,28 @@ def test_a_command_for_a_gsme_after_the_radio_is_lost_fails_naming_it() -> None:
     assert step.time - start < 1.0 and hub.chf.held_count(gsme.eui64) == 0
 
 
-def test_a_hand_over_the_lost_radio_could_not_send_stays_held() -> None:
+def test_a_message_held_when_the_radio_is_lost_fails_at_the_next_poll_naming_it() -> None:
     """A message held before the radio was lost: the GSME's next GET took it out of the CHF
     and its GET-RESPONSE was dropped unsent, yet the GET after counted it delivered. It
-    vanished: not sent, failed or logged (audit 9, gsme F1)."""
+    vanished: not sent, failed or logged (audit 9, gsme F1). It was then held again at
+    every poll, for ever; now the CHF, asked for it through a radio that can send nothing,
+    fails it (final: it never went out), naming the loss, as it fails new commands."""
     world = ZigpyWorld(SEED)
-    lines: list[str] = []
-    world.trace = lines.append
     _, hub, gsme = _gsme_premises(world)
     command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
     hub.chf.from_wan(command.encode())
     assert hub.chf.held_count(gsme.eui64) == 1
+    failures: list[Any] = []
+    reported = hub.chf.on_route_failure
+    hub.chf.on_route_failure = lambda f: (failures.append(f), reported and reported(f))
     _app(hub).connection_lost(OSError(5, "Input/output error"))
-    seen = len(lines)
     world.run(600)  # the GSME polls on, and the sim NCP still hears it
-    after = [line.split(": ", 1)[1] for line in lines[seen:] if "premises CHF" in line]
-    assert any(line.startswith("zigpy call dropped: radio lost") for line in after)
-    assert f"held message for {gsme.eui64.hex().upper()} not delivered" in after
-    assert hub.chf.held_count(gsme.eui64) == 1 and not _radio(hub).handed_out()
+    lost = "radio lost: sim://premises: OSError: [Errno 5] Input/output error"
+    eui = gsme.eui64.hex().upper()
+    assert [(f.final, f.reason) for f in failures] == [
+        (True, f"{lost} (a message held for device {eui} was not sent)")
+    ]
+    assert hub.chf.held_count(gsme.eui64) == 0 and not _radio(hub).handed_out()
     assert not [e for e in gsme.device.event_log if e.detail == "CS07"]
 
 
@@ -1132,19 +1136,63 @@ def test_one_missed_acknowledgement_keeps_a_healthy_esme_reachable() -> None:
 def test_a_sim_ncp_whose_frame_counter_is_used_up_refuses_what_it_cannot_secure() -> None:
     """ZigBee 4.3.1.1: the NCP sends no secured frame once its NWK frame counter is used
     up. A broadcast is refused as zigpy expects a failed send to be (DeliveryError naming
-    why); zigpy's force_remove drops the child without a Leave; a unicast fails as
-    undelivered; nothing raises out of the clock."""
+    why, no APS counter taken); a unicast fails as undelivered; zigpy's force_remove sends
+    no Leave; nothing raises out of the clock."""
     world = ZigpyWorld(SEED)
     hub, meter = _joined_premises(world)
     ncp = _app(hub).ncp
     ncp.counters.nwk_frame = FRAME_COUNTER_LIMIT
+    aps = ncp.counters.aps
     with pytest.raises(zigpy.exceptions.DeliveryError, match="NWK frame counter used up"):
         ncp.send_aps(dst=0xFFFD, profile=0, cluster=0x0013, src_ep=0, dst_ep=0, data=b"\x00")
-    assert not Run("read", world).read(hub, meter, "CS07").ok
+    assert ncp.counters.aps == aps
     assert world.capture is not None
     sent = len(world.capture.frames)
+    assert not Run("read", world).read(hub, meter, "CS07").ok
     ncp.ask_to_leave(meter.eui64)
     world.run(1)
-    assert meter.eui64 not in ncp.children
-    assert len(world.capture.frames) == sent  # no Leave request went out
+    assert len(world.capture.frames) == sent  # neither the PUT nor a Leave went out
     assert ncp.counters.nwk_frame == FRAME_COUNTER_LIMIT
+
+
+def test_a_sim_ncp_out_of_aps_counter_tells_zigpy_of_no_join() -> None:
+    """It sends no Transport Key (ZigBee 4.4.1.1), so zigpy is not told the device
+    joined: it would hold a device that never got the network key."""
+    world = ZigpyWorld(SEED)
+    run, hub, meter = _premises(world)
+    ncp = _app(hub).ncp
+    ncp.counters.aps_frame = FRAME_COUNTER_LIMIT
+    joins: list[bytes] = []
+    ncp.on_join = lambda ieee, nwk, inner=ncp.on_join: (joins.append(ieee), inner(ieee, nwk))
+    assert run.add_device(hub, meter).ok
+    world.run(30)
+    assert joins == [] and not meter.node.has_network
+    assert to_eui64(meter.eui64) not in _app(hub).devices
+
+
+def test_a_put_under_way_when_the_dongle_is_lost_may_still_have_arrived() -> None:
+    """The PUT went on the air and the ESME ran it; only its acknowledgements were lost
+    when the dongle went away. Its failure is not final (the radio's loss says nothing
+    of whether this message arrived)."""
+    world = ZigpyWorld(SEED)
+    hub, meter = _joined_premises(world)
+    world.run(60)
+    failures: list[Any] = []
+    reported = hub.chf.on_route_failure
+    hub.chf.on_route_failure = lambda f: (failures.append(f), reported and reported(f))
+    meter.node._ack = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    ran = len(meter.device.event_log)
+    deliver = meter.node.deliver
+
+    def arrive(psdu: bytes) -> None:
+        deliver(psdu)
+        ran_it = "CS07" in [e.detail for e in meter.device.event_log[ran:]]
+        if ran_it and not failures and hub.node.lost is None:  # lost just after it ran
+            world.clock.call_later(0.0, _app(hub).connection_lost, OSError(5, "I/O error"))
+
+    meter.node.deliver = arrive  # type: ignore[method-assign]
+    Run("read", world).read(hub, meter, "CS07")
+    world.run(10)
+    assert hub.node.lost is not None
+    assert [e.detail for e in meter.device.event_log[ran:]].count("CS07") == 1
+    assert failures and not any(f.final for f in failures)
