@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from emulators.chf import RouteFailure
 from emulators.node import NodeState
 from emulators.scenarios import Run
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee.security import FRAME_COUNTER_LIMIT, FrameCounterExhausted
 from gbcs import asn1
 from gbcs.joins import JoinDetails
+from tests.emulators.test_han_invariants import _route_failures
 
 USED_UP = "outgoing NWK frame counter used up (0xffffffff, ZigBee 4.3.1.1)"
 
@@ -31,20 +31,6 @@ def _joined(kind: str = "esme") -> tuple[World, Run, Hub, MeterUnit]:
     meter.node.power_on()
     assert run.wait_joined(meter, hub, "join").ok
     return world, run, hub, meter
-
-
-def _route_failures(hub: Hub) -> list[RouteFailure]:
-    """The route failures the CHF reports from now on."""
-    failures: list[RouteFailure] = []
-    reported = hub.chf.on_route_failure
-
-    def report(failure: RouteFailure) -> None:
-        failures.append(failure)
-        if reported is not None:
-            reported(failure)
-
-    hub.chf.on_route_failure = report
-    return failures
 
 
 def _trace(*nodes: object) -> list[str]:

@@ -63,6 +63,7 @@ from hardware.zigpy_han import (
     to_eui64,
 )
 from tests.emulators.test_han_invariants import (
+    _route_failures,
     esme_rebooted_before_its_tunnel_reopens,
     esme_unplugged_after_joining,
     held_message_lost_in_the_air,
@@ -998,9 +999,7 @@ def test_a_message_held_when_the_radio_is_lost_fails_at_the_next_poll_naming_it(
     command = world.headend.command(0x0013, asn1.encode(JoinDetails.COMMAND), gsme.eui64)
     hub.chf.from_wan(command.encode())
     assert hub.chf.held_count(gsme.eui64) == 1
-    failures: list[Any] = []
-    reported = hub.chf.on_route_failure
-    hub.chf.on_route_failure = lambda f: (failures.append(f), reported and reported(f))
+    failures = _route_failures(hub)
     _app(hub).connection_lost(OSError(5, "Input/output error"))
     world.run(600)  # the GSME polls on, and the sim NCP still hears it
     lost = "radio lost: sim://premises: OSError: [Errno 5] Input/output error"
@@ -1177,9 +1176,7 @@ def test_a_put_under_way_when_the_dongle_is_lost_may_still_have_arrived() -> Non
     world = ZigpyWorld(SEED)
     hub, meter = _joined_premises(world)
     world.run(60)
-    failures: list[Any] = []
-    reported = hub.chf.on_route_failure
-    hub.chf.on_route_failure = lambda f: (failures.append(f), reported and reported(f))
+    failures = _route_failures(hub)
     meter.node._ack = lambda *args, **kwargs: None  # type: ignore[method-assign]
     ran = len(meter.device.event_log)
     deliver = meter.node.deliver
