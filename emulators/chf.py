@@ -521,7 +521,7 @@ class CommsHub(GbcsDevice):
         if not queue:
             return None
         lost = None if self.han is None else self.han.lost
-        if lost is not None:  # the hub can send nothing (its frame counter ran out)
+        if lost is not None:  # the radio can send nothing (lost, or out of frame counter)
             del self.held[device]
             self._fail_held(device, queue, lost)
             return None
