@@ -1175,12 +1175,14 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             self._hold(psdu, dst, until, first=True)
 
     def _polls(self, short: int) -> bool:
-        """Whether ``short`` is a sleepy child's address, joined or joining (it polls for
-        its Transport Key), and not rejoining: the kit's rejoining GSME does not poll (its
-        Rejoin Response and Transport Key go to it directly)."""
+        """Whether ``short`` is a sleepy child's address, joined, joining or rejoining (it
+        polls for its Transport Key)."""
         for child in self.children.values():
             if child.short_address == short:
-                return child.sleepy and child.ieee not in self._rejoining
+                return child.sleepy
+        for pending, _ in self._rejoining.values():
+            if pending.short_address == short:
+                return pending.sleepy
         return False
 
     def _unclaimed(self, dst: int | bytes, entry: list[Any]) -> None:
@@ -1401,9 +1403,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 self._forget_neighbour(device)
                 self._log(f"{device.hex().upper()} left the device log while joining")
 
-    def _send_network_key(self, device: bytes, link_key: bytes, direct: bool = False) -> bool:
-        """The network key under the device's link key; ``direct`` for a rejoining device,
-        else held for a sleepy one's poll. False if it was not sent."""
+    def _send_network_key(self, device: bytes, link_key: bytes) -> bool:
+        """The network key under the device's link key: held for a sleepy device's poll
+        (after a Rejoin Response held there), else sent at once. False if not sent."""
         settings = self.settings
         child = self.joining_child(device)
         if settings is None or child is None:
@@ -1429,10 +1431,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         )
         if self.medium is not None and self.medium.capture is not None:
             self.medium.capture.add_key(link_key, f"link {device.hex().upper()}")
-        if direct:
-            _Node._send_acked(self, psdu, settings.pan_id, child.short_address)
-        else:
-            self._send_acked(psdu, settings.pan_id, child.short_address)
+        self._send_acked(psdu, settings.pan_id, child.short_address)
         return True
 
     # NWK ------------------------------------------------------------------------------
@@ -1594,18 +1593,23 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             network_address=short,
             status=status,
         )
-        # Directly, not held for a poll: the kit's rejoining GSME does not poll for it.
-        _Node._send_acked(self, psdu, settings.pan_id, old_short)
+        sleepy = not request.capability.rx_on_when_idle
+        if sleepy:
+            # A sleepy device asks for it with a MAC Data Request from the address its
+            # request came from (indirect transmission), ahead of what is held there.
+            self._hold(psdu, old_short, now + TRANSACTION_PERSISTENCE, first=True)
+        else:
+            _Node._send_acked(self, psdu, settings.pan_id, old_short)
         if key is None:
             self._log(f"trust-centre rejoin from {device.hex().upper()} denied: not in device log")
             return
-        sleepy = not request.capability.rx_on_when_idle
         if device in self.children:
             self._rejoining[device] = (Child(device, short, sleepy), now + REJOIN_TIMEOUT)
         else:  # no record to lose
             self._rejoining.pop(device, None)
             self.children[device] = Child(device, short, sleepy)
-        self.clock.call_later(0.01, self._send_network_key, device, key, True)
+        # Held for a sleepy device's poll at the address the response gives it.
+        self.clock.call_later(0.01, self._send_network_key, device, key)
 
     def _rejoin_proved(self, device: bytes, decoded: air.Decoded) -> None:
         """Complete a pending rejoin once ``device`` shows it holds the network key.
@@ -1943,6 +1947,7 @@ class MeterNode(_Node):
         self._pending_short: int | None = None
         # This join attempt's Association Request, and its Data Request for the response.
         self._association_request: bytes | None = None
+        self._rejoin_request: bytes | None = None  # a sleepy one polls for its answer
         self._association_poll: bytes | None = None
         self._join_attempts = 0  # associations with the current network since the scan
         self._awake_until = 0.0
@@ -2272,12 +2277,15 @@ class MeterNode(_Node):
             self._join_failed()
 
     def _poll_for_key(self, request: bytes) -> None:
-        """A joining GSME's hub holds its Transport Key for its poll, as it holds all a
-        sleepy child's frames: it polls every FAST_POLL until the key comes or the join
-        gives up."""
+        """A joining or rejoining GSME's hub holds its Transport Key for its poll, as it
+        holds all a sleepy child's frames: it polls every FAST_POLL from the address it
+        was given until the key comes or the (re)join gives up."""
+        state = self.state
         if (
-            self.state is not _JOINING
-            or self._association_request is not request
+            not (
+                (state is _JOINING and request is self._association_request)
+                or (state is _REJOINING and request is self._rejoin_request)
+            )
             or self._pending_short is None
             or self.pan_id is None
         ):
@@ -2303,6 +2311,25 @@ class MeterNode(_Node):
         self.short_address = settings.short_address
         self._send_acked(psdu, pan, COORDINATOR)
         self._schedule(RESPONSE_WAIT * 4, self._rejoin_failed)
+        self._rejoin_request = psdu
+        if self.sleepy:
+            self.clock.call_later(FAST_POLL, self._poll_for_rejoin, psdu)
+
+    def _poll_for_rejoin(self, request: bytes) -> None:
+        """A sleepy GSME's Rejoin Response is held for its poll: it polls every FAST_POLL,
+        from the address it asked with, until the response comes or the rejoin gives up."""
+        settings = self.settings
+        if (
+            self.state is not _REJOINING
+            or self._rejoin_request is not request
+            or self._pending_short is not None
+            or self.pan_id is None
+            or settings is None
+        ):
+            return
+        if not self._polling():
+            self._last_poll = self._send_data_request(self.pan_id, settings.short_address)
+        self.clock.call_later(FAST_POLL, self._poll_for_rejoin, request)
 
     def _join_failed(self, refused: bool = False) -> None:
         """Refused, unanswered, or no network key we can read: this network again unless it
@@ -2354,9 +2381,13 @@ class MeterNode(_Node):
                 self._log(f"rejoin refused (status {nwk.payload.status})")
                 self._rejoin_failed()
                 return
+            if self._pending_short is not None:
+                return  # a copy of the response we have
             self._pending_short = nwk.payload.network_address
             self.short_address = nwk.payload.network_address
             self._answered_by = nwk.src_ieee
+            if self.sleepy and self._rejoin_request is not None:
+                self.clock.call_later(FAST_POLL, self._poll_for_key, self._rejoin_request)
             return
         if isinstance(aps, ApsCommand):
             command = aps.command

@@ -223,8 +223,8 @@ class SimNcp(CoordinatorNode):
         entry = self.transient.get(device)
         return entry is not None and self.clock.now <= entry[1] and entry[0] != WELL_KNOWN_KEY
 
-    def _send_network_key(self, device: bytes, link_key: bytes, direct: bool = False) -> bool:
-        if not super()._send_network_key(device, link_key, direct):
+    def _send_network_key(self, device: bytes, link_key: bytes) -> bool:
+        if not super()._send_network_key(device, link_key):
             return False  # no key went: zigpy is not told of a join
         child = self.joining_child(device)  # a rejoin's new address, not the old record's
         if child is not None and self.on_join is not None:

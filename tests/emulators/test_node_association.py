@@ -38,7 +38,7 @@ from emulators.zigbee.mac import (
     MacFrameType,
     decode_mac,
 )
-from emulators.zigbee.nwk import RejoinRequest
+from emulators.zigbee.nwk import RejoinRequest, RejoinResponse
 
 
 def _bench(kind: str, seed: int = 1) -> tuple[World, Run, Hub, MeterUnit]:
@@ -304,18 +304,28 @@ def test_a_joining_gsme_polls_for_its_network_key() -> None:
     assert frames[key][0] - frames[response + 1][0] >= FAST_POLL
 
 
-def test_a_rejoining_gsme_still_gets_its_network_key_directly() -> None:
-    """Onto a bench CHF that has no record of it (a CCS03-restored entry), a GSME's
-    trust-centre rejoin is answered and keyed at once: it does not poll for them."""
-    world, run, old, gsme = _bench("gsme")
-    gsme.node.power_on()
-    assert run.wait_joined(gsme, old, "join").ok
+def _restored_on_a_bench(kind: str) -> tuple[World, Run, Hub, MeterUnit]:
+    """A meter joined to its premises CHF, moved to a bench CHF that has had its log
+    entry restored (CCS03) but no record of it: it will rejoin the bench (trust centre)."""
+    world, run, old, meter = _bench(kind)
+    meter.node.power_on()
+    assert run.wait_joined(meter, old, "join").ok
     bench = world.add_hub("bench", name="bench CHF")
-    world.move(gsme, "bench")
+    world.move(meter, "bench")
     _, logs = run.read_logs(old)
-    log = single_entry_log(logs, gsme.eui64)
+    log = single_entry_log(logs, meter.eui64)
     assert log is not None and run.restore(bench, log).ok
-    assert gsme.eui64 not in bench.node.children
+    assert meter.eui64 not in bench.node.children
+    return world, run, bench, meter
+
+
+def test_a_rejoining_gsme_polls_for_its_rejoin_response_and_network_key() -> None:
+    """A sleepy GSME's trust-centre rejoin: the hub holds the Rejoin Response for the
+    address the request came from, and the Transport Key for the address it gives, and
+    the GSME fetches each with a MAC Data Request (as a sleepy end device rejoining does:
+    Rejoin Request, Data Request, Rejoin Response, Data Request, Transport Key)."""
+    world, run, bench, gsme = _restored_on_a_bench("gsme")
+    old_short = gsme.node.settings.short_address if gsme.node.settings else None
     mark = len(_frames(world))
     assert run.wait_joined(gsme, bench, "trust-centre rejoin").ok
     assert gsme.node.rejoins == 1
@@ -323,17 +333,53 @@ def test_a_rejoining_gsme_still_gets_its_network_key_directly() -> None:
     psdus = [psdu for _, _, psdu in world.capture.frames[mark:]]
     (request,) = [i for i, p in enumerate(psdus) if _rejoin_request(p)]  # one was enough
     frames = [decode_mac(p) for p in psdus[request:]]
-    # The request, its ack, the Rejoin Response at once, its ack, and then the key: the
-    # hub's next data frame, with no Data Request from the GSME anywhere before it.
-    assert frames[1].frame_type is MacFrameType.ACK
-    assert frames[2].frame_type is MacFrameType.DATA and frames[2].src == 0x0000
-    key = next(
-        i
-        for i, f in enumerate(frames)
-        if i > 2 and f.frame_type is MacFrameType.DATA and f.src == 0x0000
-    )
+    hub_data = [
+        i for i, f in enumerate(frames) if f.frame_type is MacFrameType.DATA and f.src == 0x0000
+    ]
+    response, key = hub_data[0], hub_data[1]
+    new_short = gsme.node.short_address
+    # Each follows a Data Request of the GSME's, acknowledged with the frame pending bit:
+    # from its old address for the response, from the one the response gave for the key.
+    for held, src in ((response, old_short), (key, new_short)):
+        poll = max(i for i in range(held) if _is(frames[i], DataRequest))
+        assert frames[poll].src == src and frames[poll + 1].frame_pending
+        assert frames[held].dst == src
+    assert _rejoin_response(psdus[request + response])
+
+
+def test_a_rejoining_esme_is_answered_and_keyed_directly() -> None:
+    """A router is always listening: its Rejoin Response and key are not held."""
+    world, run, bench, esme = _restored_on_a_bench("esme")
+    mark = len(_frames(world))
+    assert run.wait_joined(esme, bench, "trust-centre rejoin").ok
+    assert world.capture is not None
+    psdus = [psdu for _, _, psdu in world.capture.frames[mark:]]
+    (request,) = [i for i, p in enumerate(psdus) if _rejoin_request(p)]
+    frames = [decode_mac(p) for p in psdus[request:]]
+    key = [
+        i for i, f in enumerate(frames) if f.frame_type is MacFrameType.DATA and f.src == 0x0000
+    ][1]
     assert not [f for f in frames[:key] if _is(f, DataRequest)]
-    assert frames[key].dst == gsme.node.short_address
+    assert _rejoin_response(psdus[request + 2])
+
+
+def test_a_rejoin_response_a_gsme_never_polls_for_expires() -> None:
+    """The GSME loses power right after its Rejoin Request: what the hub held for it is
+    given up after macTransactionPersistenceTime, and it gets no record."""
+    world, _, bench, gsme = _restored_on_a_bench("gsme")
+    node = bench.node
+    rejoin = node._rejoin
+
+    def rejoin_then_power_cut(*args: object) -> None:
+        rejoin(*args)  # type: ignore[arg-type]
+        gsme.node.power_off()
+
+    node._rejoin = rejoin_then_power_cut  # type: ignore[method-assign]
+    assert world.run_until(lambda: bool(node._indirect), 120)
+    held = {k: len(v) for k, v in node._indirect.items()}
+    assert list(held.values()) == [1]  # the Rejoin Response, for the address it came from
+    world.run(TRANSACTION_PERSISTENCE + 1)
+    assert not node._indirect
 
 
 def _rejoin_request(psdu: bytes) -> bool:
@@ -341,6 +387,13 @@ def _rejoin_request(psdu: bytes) -> bool:
         return False
     nwk = air.decode_frame(psdu, Keys()).nwk
     return nwk is not None and isinstance(nwk.payload, RejoinRequest)
+
+
+def _rejoin_response(psdu: bytes) -> bool:
+    if psdu[0] & 0x07 != MacFrameType.DATA:
+        return False
+    nwk = air.decode_frame(psdu, Keys()).nwk
+    return nwk is not None and isinstance(nwk.payload, RejoinResponse)
 
 
 def _sent(node: MeterNode, payload: type) -> list[bytes]:
