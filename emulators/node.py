@@ -1077,6 +1077,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         # Each device's Association Response, admitting or refusing, while it is held or
         # being handed over: one at a time, the latest request's.
         self._responses: dict[bytes, bytes] = {}
+        # Rejoin Responses held for sleepy devices, by PSDU: (device, the link key its
+        # Transport Key goes under once it acknowledges the response, or None: refused).
+        self._rejoin_answers: dict[bytes, tuple[bytes, bytes | None]] = {}
         # The held message each sleepy child was last handed (GET-RESPONSE) and the
         # transfer that carries it, until it polls again: if that fails, the message goes
         # back to the CHF rather than being lost in the air.
@@ -1202,6 +1205,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     def _mac_failed(
         self, psdu: bytes, dst: int | bytes | None, tries: int, why: str | None = None
     ) -> None:
+        answer = self._rejoin_answers.pop(psdu, None) if self._rejoin_answers else None
+        if answer is not None:
+            self._log(f"rejoin of {answer[0].hex().upper()} not completed: {why or 'no ack'}")
         if type(dst) is bytes and self._responses.get(dst) == psdu:
             del self._responses[dst]
             if self._associating.pop(psdu, None) is not None:
@@ -1229,6 +1235,13 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             joining = self._associating.pop(current[0], None)
             if joining is not None:
                 self._associated(*joining)
+        if self._rejoin_answers and current is not None and self._tx_current is not current:
+            answer = self._rejoin_answers.pop(current[0], None)
+            if answer is not None and answer[1] is not None:
+                # Its key only now, as for an association: handed to a poll sent again
+                # while the response was on the air, it would reach a device with no
+                # address yet, which drops it.
+                self.clock.call_later(0.01, self._send_network_key, *answer)
 
     def _held_for(self, mac: MacFrame) -> bool:
         """Whether a Data Request's sender has a frame pending: held, or handed over and
@@ -1261,6 +1274,8 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 transfer.in_mac.discard(psdu)
                 transfer.in_mac.add(marked)
                 self._in_mac[marked] = transfer
+            if self._rejoin_answers and psdu in self._rejoin_answers:
+                self._rejoin_answers[marked] = self._rejoin_answers.pop(psdu)
             psdu = marked
         if not held:
             del self._indirect[short]
@@ -1405,7 +1420,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
 
     def _send_network_key(self, device: bytes, link_key: bytes) -> bool:
         """The network key under the device's link key: held for a sleepy device's poll
-        (after a Rejoin Response held there), else sent at once. False if not sent."""
+        (first), else sent at once. False if it was not sent."""
         settings = self.settings
         child = self.joining_child(device)
         if settings is None or child is None:
@@ -1431,7 +1446,11 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         )
         if self.medium is not None and self.medium.capture is not None:
             self.medium.capture.add_key(link_key, f"link {device.hex().upper()}")
-        self._send_acked(psdu, settings.pan_id, child.short_address)
+        short = child.short_address
+        if self._polls(short):  # ahead of what is held there: without it, nothing reads
+            self._hold(psdu, short, self.clock.now + TRANSACTION_PERSISTENCE, first=True)
+        else:
+            _Node._send_acked(self, psdu, settings.pan_id, short)
         return True
 
     # NWK ------------------------------------------------------------------------------
@@ -1570,6 +1589,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         settings, tc = self.settings, self.trust_centre
         assert settings is not None and tc is not None
         key = tc.rejoin_key(device)
+        sleepy = not request.capability.rx_on_when_idle
+        if sleepy and self._held_rejoin_answer(device, key):
+            return
         now = self.clock.now
         for other, (_, until) in list(self._rejoining.items()):
             if until < now:
@@ -1593,11 +1615,12 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             network_address=short,
             status=status,
         )
-        sleepy = not request.capability.rx_on_when_idle
         if sleepy:
             # A sleepy device asks for it with a MAC Data Request from the address its
-            # request came from (indirect transmission), ahead of what is held there.
+            # request came from (indirect transmission), ahead of what is held there;
+            # its key follows once it acknowledges it.
             self._hold(psdu, old_short, now + TRANSACTION_PERSISTENCE, first=True)
+            self._rejoin_answers[psdu] = (device, key)
         else:
             _Node._send_acked(self, psdu, settings.pan_id, old_short)
         if key is None:
@@ -1608,8 +1631,39 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         else:  # no record to lose
             self._rejoining.pop(device, None)
             self.children[device] = Child(device, short, sleepy)
-        # Held for a sleepy device's poll at the address the response gives it.
-        self.clock.call_later(0.01, self._send_network_key, device, key)
+        if not sleepy:
+            self.clock.call_later(0.01, self._send_network_key, device, key)
+
+    def _held_rejoin_answer(self, device: bytes, key: bytes | None) -> bool:
+        """Whether a sleepy device's rejoin request is answered by a Rejoin Response the
+        hub holds already (a copy of the request, or the device asking again), or gets
+        none: the hub holds at most MAX_HELD_ASSOCIATIONS (TRANSACTION_OVERFLOW; anyone
+        can send an unsecured rejoin request). A refusal held for a device now in the
+        log is given up for a new answer."""
+        for psdu, (held_for, held_key) in list(self._rejoin_answers.items()):
+            if held_for == device:
+                if held_key is not None or key is None:
+                    return True
+                self._drop_rejoin_answer(psdu)
+        if len(self._rejoin_answers) >= MAX_HELD_ASSOCIATIONS:
+            self._log(
+                f"rejoin from {device.hex().upper()} not answered: {MAX_HELD_ASSOCIATIONS} "
+                "responses already held (TRANSACTION_OVERFLOW)"
+            )
+            return True
+        return False
+
+    def _drop_rejoin_answer(self, psdu: bytes) -> None:
+        """Give up a held Rejoin Response (a refusal replaced, or a state loaded)."""
+        del self._rejoin_answers[psdu]
+        for short, held in list(self._indirect.items()):
+            for entry in held:
+                if entry[0] == psdu:
+                    entry[1].cancel()
+                    held.remove(entry)
+                    if not held:
+                        del self._indirect[short]
+                    return
 
     def _rejoin_proved(self, device: bytes, decoded: air.Decoded) -> None:
         """Complete a pending rejoin once ``device`` shows it holds the network key.
@@ -1892,6 +1946,8 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         self.counters = counters
         self.children = children
         self._rejoining = {}
+        for psdu in list(self._rejoin_answers):
+            self._drop_rejoin_answer(psdu)
         for device in list(self._responses):
             self._drop_association(device)
         self._associating = {}

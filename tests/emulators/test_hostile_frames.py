@@ -11,7 +11,13 @@ from __future__ import annotations
 import pytest
 
 from emulators.medium import HanMedium
-from emulators.node import KEEPALIVE, MAX_GBCS_MESSAGE, REJOIN_RETRY, NodeState
+from emulators.node import (
+    KEEPALIVE,
+    MAX_GBCS_MESSAGE,
+    MAX_HELD_ASSOCIATIONS,
+    REJOIN_RETRY,
+    NodeState,
+)
 from emulators.scenarios import Run
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
@@ -701,3 +707,31 @@ def test_a_gsme_whose_device_annce_is_lost_is_still_held_for(
     assert run.add_device(hub, gsme).ok and run.wait_joined(gsme, hub, "join").ok
     assert hub.node.children[gsme.eui64].sleepy and hub.chf.devices[gsme.eui64].sleepy
     assert run.join_details(hub, gsme).ok  # held, and taken at its next poll
+
+
+def test_a_flood_of_sleepy_rejoin_requests_holds_a_bounded_number_of_responses(
+    pki: TestPki,
+) -> None:
+    """Rejoin requests are unsecured: anyone can send one claiming to sleep. The hub holds
+    a sleepy device's Rejoin Response for its poll, but no more of them than of
+    Association Responses (TRANSACTION_OVERFLOW), and the real meter is untouched."""
+    bench = Bench(pki, "gsme")
+    bench.join()
+    hub = bench.hub.node
+    for i in range(3 * MAX_HELD_ASSOCIATIONS):
+        psdu = air.rejoin_request(
+            mac_sequence=i & 0xFF,
+            nwk_sequence=i & 0xFF,
+            pan_id=bench.settings.pan_id,
+            src=0x2000 + i,
+            dst=0,
+            device_ieee=bytes([0x42, 0, 0, 0, 0, 0, i >> 8, i & 0xFF]),
+            capability=Capability.sleepy_end_device(),
+        )
+        bench.inject(psdu, 0, 0.01)
+    held = sum(len(frames) for frames in hub._indirect.values())
+    assert held == MAX_HELD_ASSOCIATIONS
+    assert len(bench.lines("TRANSACTION_OVERFLOW")) == 2 * MAX_HELD_ASSOCIATIONS
+    bench.world.run(10)  # each expires unfetched
+    assert not hub._indirect and not hub._rejoin_answers
+    assert bench.run.join_details(bench.hub, bench.meter).ok

@@ -15,10 +15,13 @@ import itertools
 import pytest
 
 from emulators.node import (
+    COORDINATOR,
     FAST_POLL,
     JOIN_ATTEMPTS,
     MAC_RESPONSE_WAIT,
+    MAX_BLOCK,
     MAX_HELD_ASSOCIATIONS,
+    REJOIN_RETRY,
     TRANSACTION_PERSISTENCE,
     CoordinatorNode,
     MeterNode,
@@ -29,6 +32,7 @@ from emulators.scenarios import Run, single_entry_log
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
 from emulators.zigbee.air import Keys
+from emulators.zigbee.aps import ApsCommand
 from emulators.zigbee.mac import (
     AssociationRequest,
     AssociationResponse,
@@ -39,6 +43,7 @@ from emulators.zigbee.mac import (
     decode_mac,
 )
 from emulators.zigbee.nwk import RejoinRequest, RejoinResponse
+from emulators.zigbee.time_cluster import TIME_CLUSTER
 
 
 def _bench(kind: str, seed: int = 1) -> tuple[World, Run, Hub, MeterUnit]:
@@ -365,7 +370,7 @@ def test_a_rejoining_esme_is_answered_and_keyed_directly() -> None:
 
 def test_a_rejoin_response_a_gsme_never_polls_for_expires() -> None:
     """The GSME loses power right after its Rejoin Request: what the hub held for it is
-    given up after macTransactionPersistenceTime, and it gets no record."""
+    given up after macTransactionPersistenceTime, and no key is sent."""
     world, _, bench, gsme = _restored_on_a_bench("gsme")
     node = bench.node
     rejoin = node._rejoin
@@ -378,8 +383,85 @@ def test_a_rejoin_response_a_gsme_never_polls_for_expires() -> None:
     assert world.run_until(lambda: bool(node._indirect), 120)
     held = {k: len(v) for k, v in node._indirect.items()}
     assert list(held.values()) == [1]  # the Rejoin Response, for the address it came from
+    lines = _lines(node)
     world.run(TRANSACTION_PERSISTENCE + 1)
-    assert not node._indirect
+    assert not node._indirect and not node._rejoin_answers
+    eui = gsme.eui64.hex().upper()
+    assert [line for line in lines if "rejoin" in line] == [
+        f"bench CHF: rejoin of {eui} not completed: {gsme.node.settings.short_address:#06x} "
+        "did not poll for it within macTransactionPersistenceTime"
+    ]
+    assert _transport_keys(world) == 0
+
+
+def _transport_keys(world: World) -> int:
+    """APS commands (the hub sends only Transport Keys) on the air at the bench."""
+    assert world.capture is not None
+    count = 0
+    for _, place, psdu in world.capture.frames:
+        if place == "bench" and psdu[0] & 0x07 == MacFrameType.DATA:
+            count += isinstance(air.decode_frame(psdu, Keys()).aps, ApsCommand)
+    return count
+
+
+def test_a_rejoin_survives_a_lost_response_and_a_lost_poll_acknowledgement() -> None:
+    """The hub's acknowledgement of the GSME's first poll is lost, so the GSME polls again
+    while the Rejoin Response is on the air, and that response is lost. The key is not
+    handed to the second poll ahead of the response (the GSME, with no address yet, would
+    drop it, and the attempt would fail and wait a minute): it is held only once the
+    response is acknowledged, as for an association."""
+    world, run, bench, gsme = _restored_on_a_bench("gsme")
+    node, hub = gsme.node, bench.node
+    lines = _lines(node)
+    ack = hub._ack
+    lost_ack: list[int] = []
+
+    def hub_ack(seq: int, pending: bool = False) -> None:
+        if not lost_ack and node.state is NodeState.REJOINING and pending:
+            lost_ack.append(seq)
+            return
+        ack(seq, pending)
+
+    hub._ack = hub_ack  # type: ignore[method-assign]
+    deliver = node.deliver
+    lost: list[bytes] = []
+
+    def gsme_deliver(psdu: bytes) -> None:
+        if not lost and _rejoin_response(psdu):
+            lost.append(psdu)
+            return
+        deliver(psdu)
+
+    node.deliver = gsme_deliver  # type: ignore[method-assign]
+    started = world.clock.now
+    assert run.wait_joined(gsme, bench, "trust-centre rejoin", timeout=120).ok
+    assert lost_ack and lost
+    assert not [line for line in lines if "rejoin failed" in line]
+    assert world.clock.now - started < REJOIN_RETRY
+
+
+def test_a_gsme_rejoining_its_own_hub_gets_its_key_ahead_of_what_is_held_for_it() -> None:
+    """It lost its parent with many frames held for it there: its Transport Key goes
+    ahead of them, so the rejoin does not time out while it fetches them one poll at
+    a time."""
+    world, run, hub, gsme = _bench("gsme")
+    gsme.node.power_on()
+    assert run.wait_joined(gsme, hub, "join").ok
+    assert world.run_until(lambda: not gsme.node.listening, 60)
+    node = hub.node
+    settings = node.settings
+    assert settings is not None
+    zcl = bytes([0x18, 0x01, 0x01]) + bytes(8 * MAX_BLOCK - 4)
+    for _ in range(3):
+        node._send_application(settings, gsme.node.short_address, zcl, TIME_CLUSTER)
+    assert sum(len(frames) for frames in node._indirect.values()) == 24
+    lines = _lines(gsme.node)
+    gsme.node._missed = True
+    gsme.node.delivery_failed(COORDINATOR, b"")  # its parent lost
+    started = world.clock.now
+    assert world.run_until(lambda: gsme.node.joined, 60)
+    assert gsme.node.rejoins == 1 and world.clock.now - started < REJOIN_RETRY
+    assert not [line for line in lines if "rejoin failed" in line]
 
 
 def _rejoin_request(psdu: bytes) -> bool:
@@ -593,3 +675,24 @@ def test_a_late_copy_of_a_joined_devices_request_is_logged_as_what_it_is(
     ]
     assert node.children[meter.eui64] == child and meter.node.joined
     assert not node._associating and not node._responses and not node._indirect
+
+
+def test_a_copy_of_a_sleepy_rejoin_request_is_answered_by_the_response_held() -> None:
+    """A copy of the request (or the GSME asking again) gets no second Rejoin Response:
+    the one held answers it, and one key follows."""
+    world, run, bench, gsme = _restored_on_a_bench("gsme")
+    node = bench.node
+    rejoin = node._rejoin
+    copies: list[int] = []
+
+    def rejoin_twice(device: bytes, old_short: int, request: RejoinRequest) -> None:
+        rejoin(device, old_short, request)
+        if not copies:
+            copies.append(len(node._rejoin_answers))
+            rejoin(device, old_short, request)
+            copies.append(len(node._rejoin_answers))
+
+    node._rejoin = rejoin_twice  # type: ignore[method-assign]
+    assert run.wait_joined(gsme, bench, "trust-centre rejoin").ok
+    assert copies == [1, 1]
+    assert _transport_keys(world) == 1
