@@ -1078,8 +1078,9 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         # being handed over: one at a time, the latest request's.
         self._responses: dict[bytes, bytes] = {}
         # Rejoin Responses held for sleepy devices, by PSDU: (device, the link key its
-        # Transport Key goes under once it acknowledges the response, or None: refused).
-        self._rejoin_answers: dict[bytes, tuple[bytes, bytes | None]] = {}
+        # Transport Key goes under once it acknowledges the response, or None: refused,
+        # the address the request came from, the address the response gives).
+        self._rejoin_answers: dict[bytes, tuple[bytes, bytes | None, int, int]] = {}
         # The held message each sleepy child was last handed (GET-RESPONSE) and the
         # transfer that carries it, until it polls again: if that fails, the message goes
         # back to the CHF rather than being lost in the air.
@@ -1237,11 +1238,21 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
                 self._associated(*joining)
         if self._rejoin_answers and current is not None and self._tx_current is not current:
             answer = self._rejoin_answers.pop(current[0], None)
-            if answer is not None and answer[1] is not None:
-                # Its key only now, as for an association: handed to a poll sent again
-                # while the response was on the air, it would reach a device with no
-                # address yet, which drops it.
-                self.clock.call_later(0.01, self._send_network_key, *answer)
+            if answer is not None:
+                self._rejoin_answered(answer[0], answer[1])
+
+    def _rejoin_answered(self, device: bytes, key: bytes | None) -> None:
+        """A sleepy device has its Rejoin Response: its key follows now (as for an
+        association: handed to a poll sent again while the response was on the air, it
+        would reach a device with no address yet, which drops it), if the trust centre
+        still has it in its log."""
+        if key is None:
+            return
+        tc = self.trust_centre
+        if tc is None or tc.rejoin_key(device) is None:
+            self._log(f"{device.hex().upper()} rejoined but is no longer in the device log")
+            return
+        self.clock.call_later(0.01, self._send_network_key, device, key)
 
     def _held_for(self, mac: MacFrame) -> bool:
         """Whether a Data Request's sender has a frame pending: held, or handed over and
@@ -1293,6 +1304,8 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             return
         if isinstance(mac.payload, DataRequest):
             if mac.src is not None and mac.dst_pan == settings.pan_id:
+                if self._rejoin_answers and type(mac.src) is int:
+                    self._rejoin_polled(mac.src)
                 self._hand_over_held(mac.src)
             return
         if isinstance(mac.payload, BeaconRequest):
@@ -1590,7 +1603,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         assert settings is not None and tc is not None
         key = tc.rejoin_key(device)
         sleepy = not request.capability.rx_on_when_idle
-        if sleepy and self._held_rejoin_answer(device, key):
+        if sleepy and self._held_rejoin_answer(device, key, old_short):
             return
         now = self.clock.now
         for other, (_, until) in list(self._rejoining.items()):
@@ -1620,7 +1633,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             # request came from (indirect transmission), ahead of what is held there;
             # its key follows once it acknowledges it.
             self._hold(psdu, old_short, now + TRANSACTION_PERSISTENCE, first=True)
-            self._rejoin_answers[psdu] = (device, key)
+            self._rejoin_answers[psdu] = (device, key, old_short, short)
         else:
             _Node._send_acked(self, psdu, settings.pan_id, old_short)
         if key is None:
@@ -1634,15 +1647,25 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         if not sleepy:
             self.clock.call_later(0.01, self._send_network_key, device, key)
 
-    def _held_rejoin_answer(self, device: bytes, key: bytes | None) -> bool:
+    def _rejoin_polled(self, short: int) -> None:
+        """A poll from the new address a held Rejoin Response gives: the device has that
+        response (only its acknowledgement was lost), so the copy held again at its old
+        address goes, and its key follows."""
+        for psdu, (device, key, old_short, new_short) in list(self._rejoin_answers.items()):
+            if new_short == short and old_short != short:
+                self._drop_rejoin_answer(psdu)
+                self._rejoin_answered(device, key)
+
+    def _held_rejoin_answer(self, device: bytes, key: bytes | None, old_short: int) -> bool:
         """Whether a sleepy device's rejoin request is answered by a Rejoin Response the
-        hub holds already (a copy of the request, or the device asking again), or gets
-        none: the hub holds at most MAX_HELD_ASSOCIATIONS (TRANSACTION_OVERFLOW; anyone
-        can send an unsecured rejoin request). A refusal held for a device now in the
-        log is given up for a new answer."""
-        for psdu, (held_for, held_key) in list(self._rejoin_answers.items()):
-            if held_for == device:
-                if held_key is not None or key is None:
+        hub holds already (a copy of the request, or the device asking again: same device,
+        same address), or gets none: the hub holds at most MAX_HELD_ASSOCIATIONS
+        (TRANSACTION_OVERFLOW; anyone can send an unsecured rejoin request). A response
+        held there that the log no longer bears out (a refusal for a device now in it, an
+        acceptance for one removed) is given up for a new answer."""
+        for psdu, (held_for, held_key, held_at, _) in list(self._rejoin_answers.items()):
+            if held_for == device and held_at == old_short:
+                if (held_key is None) == (key is None):
                     return True
                 self._drop_rejoin_answer(psdu)
         if len(self._rejoin_answers) >= MAX_HELD_ASSOCIATIONS:
@@ -1654,8 +1677,10 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         return False
 
     def _drop_rejoin_answer(self, psdu: bytes) -> None:
-        """Give up a held Rejoin Response (a refusal replaced, or a state loaded)."""
+        """Give up a held Rejoin Response (replaced, fetched by another way, or a state
+        loaded); one on the air now is not held again if unacknowledged."""
         del self._rejoin_answers[psdu]
+        self._handed.pop(psdu, None)
         for short, held in list(self._indirect.items()):
             for entry in held:
                 if entry[0] == psdu:

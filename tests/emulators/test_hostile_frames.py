@@ -735,3 +735,28 @@ def test_a_flood_of_sleepy_rejoin_requests_holds_a_bounded_number_of_responses(
     bench.world.run(10)  # each expires unfetched
     assert not hub._indirect and not hub._rejoin_answers
     assert bench.run.join_details(bench.hub, bench.meter).ok
+
+
+def test_a_spoofed_sleepy_rejoin_request_from_another_address_does_not_block_the_real_one(
+    pki: TestPki,
+) -> None:
+    """Anyone can send a rejoin request naming a GSME from some other address: the
+    response held there answers nothing the GSME sends from its own."""
+    bench = Bench(pki, "gsme")
+    bench.join()
+    meter = bench.meter
+    bench.world.run(60)
+    psdu = air.rejoin_request(
+        mac_sequence=1,
+        nwk_sequence=200,
+        pan_id=bench.settings.pan_id,
+        src=0x1234,
+        dst=0,
+        device_ieee=meter.eui64,
+        capability=Capability.sleepy_end_device(),
+    )
+    bench.inject(psdu, 0)
+    meter.node._missed = True
+    meter.node.delivery_failed(0x0000, b"")  # the real GSME loses its parent, and rejoins
+    assert bench.world.run_until(lambda: meter.node.rejoins == 1 and meter.node.joined, 30)
+    assert not bench.lines("rejoin failed")

@@ -696,3 +696,77 @@ def test_a_copy_of_a_sleepy_rejoin_request_is_answered_by_the_response_held() ->
     assert run.wait_joined(gsme, bench, "trust-centre rejoin").ok
     assert copies == [1, 1]
     assert _transport_keys(world) == 1
+
+
+def test_a_gsme_removed_from_the_log_while_its_rejoin_response_is_held_gets_no_key() -> None:
+    """CCS02 between the hub holding the response and the GSME fetching it (a GSME that
+    lost its parent and rejoins its own hub, which keeps its record): the response still
+    goes (as an association's does), but no key follows it."""
+    world, run, bench, gsme = _bench("gsme")
+    gsme.node.power_on()
+    assert run.wait_joined(gsme, bench, "join").ok
+    assert world.run_until(lambda: not gsme.node.listening, 60)
+    node = bench.node
+    send = gsme.node._send_data_request
+    holding = [True]
+
+    def polls_held_back(pan_id: int, src: int | bytes) -> bytes:
+        psdu = send(pan_id, src)
+        if holding[0] and node._rejoin_answers:
+            gsme.node._tx_reset()  # this poll never goes out
+        return psdu
+
+    gsme.node._send_data_request = polls_held_back  # type: ignore[method-assign]
+    gsme.node._missed = True
+    gsme.node.delivery_failed(COORDINATOR, b"")  # its parent lost: it rejoins
+    assert world.run_until(lambda: bool(node._rejoin_answers), 120)
+    assert run.remove_device(bench, gsme).ok
+    keys = _transport_keys(world)
+    lines = _lines(node)
+    holding[0] = False
+    world.run(5)
+    assert not node._rejoin_answers  # fetched and acknowledged
+    assert _transport_keys(world) == keys
+    eui = gsme.eui64.hex().upper()
+    assert f"CHF: {eui} rejoined but is no longer in the device log" in lines
+    assert not gsme.node.joined
+
+
+def test_a_lost_acknowledgement_of_a_rejoin_response_giving_a_new_address_costs_no_retry() -> None:
+    """The GSME's old address is another GSME's, so the response gives it a new one, and
+    the hub misses its acknowledgement of that response: the GSME's poll from its new
+    address shows it has the response, so the key follows (rather than the copy held
+    again at the old address waiting for a poll that never comes)."""
+    world = World(1)
+    run = Run("conflict", world)
+    old = world.add_hub("premises", world.pki.party("chf").eui64, name="CHF")
+    a = world.add_meter("premises", "gsme", world.pki.party("gsme").eui64, power=False)
+    assert run.add_device(old, a).ok
+    a.node.power_on()
+    assert run.wait_joined(a, old, "join").ok
+    bench = world.add_hub("bench", name="bench CHF")
+    b = world.add_meter("bench", "gsme", name="B")
+    assert run.add_device(bench, b).ok and run.wait_joined(b, bench, "join").ok
+    assert a.node.settings is not None and b.node.short_address is not None
+    a.node.settings.short_address = b.node.short_address  # A's old address is B's
+    node = bench.node
+    acknowledged = node._acknowledged
+    lost: list[float] = []
+
+    def lossy(seq: int) -> None:
+        current = node._tx_current
+        if not lost and current is not None and _rejoin_response(current[0]):
+            lost.append(world.clock.now)
+            return
+        acknowledged(seq)
+
+    node._acknowledged = lossy  # type: ignore[method-assign]
+    lines = _lines(a.node)
+    world.move(a, "bench")
+    _, logs = run.read_logs(old)
+    log = single_entry_log(logs, a.eui64)
+    assert log is not None and run.restore(bench, log).ok
+    assert run.wait_joined(a, bench, "trust-centre rejoin").ok
+    assert lost and a.node.short_address != b.node.short_address
+    assert not [line for line in lines if "rejoin failed" in line]
+    assert not node._rejoin_answers and not node._indirect.get(b.node.short_address)
