@@ -1192,16 +1192,22 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     def _unclaimed(self, dst: int | bytes, entry: list[Any]) -> None:
         """A held frame its child never polled for within the persistence time: the MAC
         gives up on it (802.15.4-2006 7.5.6.3, TRANSACTION_EXPIRED)."""
-        held = self._indirect.get(dst)
-        if held is None or entry not in held:
+        if not self._unhold(dst, entry):
             return
-        held.remove(entry)
-        if not held:
-            del self._indirect[dst]
         who = dst.hex().upper() if isinstance(dst, bytes) else f"{dst:#06x}"
         self._mac_failed(
             entry[0], dst, 0, f"{who} did not poll for it within macTransactionPersistenceTime"
         )
+
+    def _unhold(self, dst: int | bytes, entry: list[Any]) -> bool:
+        """Take ``entry`` out of what is held for ``dst``; False if it is not held."""
+        held = self._indirect.get(dst)
+        if held is None or entry not in held:
+            return False
+        held.remove(entry)
+        if not held:
+            del self._indirect[dst]
+        return True
 
     def _mac_failed(
         self, psdu: bytes, dst: int | bytes | None, tries: int, why: str | None = None
@@ -1225,19 +1231,16 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     def _acknowledged(self, seq: int) -> None:
         current = self._tx_current
         _Node._acknowledged(self, seq)
-        if (
-            self._responses
-            and current is not None
-            and self._tx_current is not current
-            and type(current[2]) is bytes
-            and self._responses.get(current[2]) == current[0]
-        ):
-            del self._responses[current[2]]
-            joining = self._associating.pop(current[0], None)
+        if current is None or self._tx_current is current:
+            return  # not the frame on the air: nothing was acknowledged
+        psdu, dst = current[0], current[2]
+        if self._responses and type(dst) is bytes and self._responses.get(dst) == psdu:
+            del self._responses[dst]
+            joining = self._associating.pop(psdu, None)
             if joining is not None:
                 self._associated(*joining)
-        if self._rejoin_answers and current is not None and self._tx_current is not current:
-            answer = self._rejoin_answers.pop(current[0], None)
+        if self._rejoin_answers:
+            answer = self._rejoin_answers.pop(psdu, None)
             if answer is not None:
                 self._rejoin_answered(answer[0], answer[1])
 
@@ -1679,16 +1682,13 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     def _drop_rejoin_answer(self, psdu: bytes) -> None:
         """Give up a held Rejoin Response (replaced, fetched by another way, or a state
         loaded); one on the air now is not held again if unacknowledged."""
-        del self._rejoin_answers[psdu]
+        old_short = self._rejoin_answers.pop(psdu)[2]  # where it is held, and held again
         self._handed.pop(psdu, None)
-        for short, held in list(self._indirect.items()):
-            for entry in held:
-                if entry[0] == psdu:
-                    entry[1].cancel()
-                    held.remove(entry)
-                    if not held:
-                        del self._indirect[short]
-                    return
+        for entry in self._indirect.get(old_short, ()):
+            if entry[0] == psdu:
+                entry[1].cancel()
+                self._unhold(old_short, entry)
+                return
 
     def _rejoin_proved(self, device: bytes, decoded: air.Decoded) -> None:
         """Complete a pending rejoin once ``device`` shows it holds the network key.

@@ -74,7 +74,7 @@ from emulators.node import COORDINATOR, MAX_BLOCK, CoordinatorNode, NetworkSetti
 from emulators.zigbee import air
 from emulators.zigbee.aps import ApsData, DeliveryMode
 from emulators.zigbee.nwk import Leave, NwkFrame, RejoinRequest
-from emulators.zigbee.security import FRAME_COUNTER_LIMIT, FrameCounterExhausted
+from emulators.zigbee.security import FrameCounterExhausted
 from gbcs.errors import GbcsError
 from hardware.zigpy_han import (
     WELL_KNOWN_KEY,
@@ -291,7 +291,7 @@ class SimNcp(CoordinatorNode):
         broadcast = dst >= _BROADCAST_FLOOR
         if broadcast and len(data) > MAX_BLOCK:
             raise zigpy.exceptions.DeliveryError("broadcasts cannot be APS-fragmented")
-        if broadcast and self.counters.nwk_frame >= FRAME_COUNTER_LIMIT:
+        if broadcast and self.lost is not None:  # its NWK frame counter is used up
             # Refused before an APS counter is taken for it (a unicast fails as undelivered).
             raise zigpy.exceptions.DeliveryError(str(self._exhausted("NWK")))
         frames = air.application_frames(
