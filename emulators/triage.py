@@ -416,10 +416,10 @@ class Bench:
         def joined(name: str) -> bool:
             return run(name, lambda: self._wait_joined(meter, bench))[0] == "ok"
 
-        def joined_how(name: str) -> str | None:
+        def joined_how(name: str, rejoins: int) -> str | None:
             """Join the bench; whether by "association" (install code) or "rejoin" (a
-            still-joined meter's late trust-centre rejoin). Journaled, so a resume knows."""
-            rejoins = meter.node.rejoins
+            still-joined meter's late trust-centre rejoin: more than ``rejoins``, counted
+            before the join window opened). Journaled, so a resume knows."""
 
             def wait() -> tuple[str, dict]:
                 result, detail = self._wait_joined(meter, bench)
@@ -469,6 +469,7 @@ class Bench:
                     remove("8.11 remove (bench CHF)", bench_chf)
         # (1) fresh or divorced: install-code join to the bench CHF.
         if reached is None:
+            rejoins = meter.node.rejoins  # one may come as soon as the window opens
             result, _ = request(
                 "8.11 add (bench CHF)",
                 "8.11",
@@ -477,7 +478,7 @@ class Bench:
                 action="add",
                 mpxn=row.mpxn,
             )
-            how = joined_how("install-code join") if result == "ok" else None
+            how = joined_how("install-code join", rejoins) if result == "ok" else None
             if how is not None:
                 # A still-joined meter whose trust-centre rejoin came after the wait
                 # rejoins now: it was not fresh.
