@@ -143,6 +143,11 @@ JOIN_ATTEMPTS = 3
 # A mains-powered ESME notices a lost parent when a frame to it goes unacknowledged: it
 # reads the hub's time (its keep-alive) at once on power-up and after joining, then hourly.
 KEEPALIVE = 3600.0
+# A meter counts its parent lost only after this many frames to it in a row went
+# unacknowledged: as SE stacks do (Silicon Labs' trust-centre keep-alive and end-device
+# poll both give up after 3); the ZigBee spec leaves the test to the implementation.
+PARENT_FAILURE_LIMIT = 3
+KEEPALIVE_RETRY = 1.0  # an ESME whose frame to the hub went unacknowledged reads its time
 REJOIN_RETRY = 60.0  # an orphaned meter looks for its network again this often
 SLEEPY_POLL = 30.0  # a GSME wakes this often (GBCS: at least every 30 s)
 AWAKE_WINDOW = 0.25
@@ -2035,9 +2040,8 @@ class MeterNode(_Node):
         self._last_poll: bytes | None = None  # its last MAC Data Request
         self._polled_at = float("-inf")
         self._reply_due = 0.0  # until when a GSME polls fast for its request's answer
-        # A GSME's last frame to the hub went unacknowledged: one more (a poll) unanswered
-        # and the hub is lost.
-        self._missed = False
+        # Its frames to the hub unacknowledged in a row (PARENT_FAILURE_LIMIT: lost).
+        self._parent_failures = 0
         self.joins = 0
         self.rejoins = 0
         self.listening = False
@@ -2172,6 +2176,8 @@ class MeterNode(_Node):
     def _set_state(self, state: NodeState) -> None:
         if state is not self.state:
             self.state = state
+            if state is not _JOINED:
+                self._parent_failures = 0  # counted only while joined
             if self.trace is not None:  # not formatted for nobody: every state change
                 self._log(f"state {state.value}")
             if self.on_state is not None:
@@ -2506,6 +2512,8 @@ class MeterNode(_Node):
             return
         if nwk.security is None or self.settings is None:
             return
+        if self._parent_failures and self._from_parent(nwk.src, nwk.security.source):
+            self._parent_failures = 0  # the hub is there: only our acknowledgements were lost
         if isinstance(aps, ApsAck):
             self._aps_acked(nwk.src, aps)
             return
@@ -2862,10 +2870,10 @@ class MeterNode(_Node):
             elif current[0] is self._association_poll:
                 self._association_polled(current[0])
             return
+        if current[2] == COORDINATOR:
+            self._parent_failures = 0  # the hub is there
         if not self.sleepy:
             return
-        if current[2] == COORDINATOR:
-            self._missed = False  # the hub is there
         if current[0] is self._last_poll:
             if self._ack_pending:
                 self._stay_awake(FRAME_WAIT)  # the held frame follows
@@ -2887,14 +2895,24 @@ class MeterNode(_Node):
 
     def delivery_failed(self, dst: int | bytes, psdu: bytes) -> None:
         if self.state is NodeState.JOINED and dst == COORDINATOR:
-            if self.sleepy and not self._missed:
-                # Its frame may have arrived with every acknowledgement lost, and the answer
-                # be held for its poll: a Data Request acknowledged says the hub is there.
-                self._missed = True
+            self._parent_failures += 1
+            if self._parent_failures < PARENT_FAILURE_LIMIT:
+                # A moment's interference, or its frame arrived with every acknowledgement
+                # lost: it asks again, and any acknowledgement says the hub is there. A GSME
+                # polls at once (its answer may be held for it), an ESME reads the hub's
+                # time shortly.
+                if self.trace is not None:
+                    self._log(
+                        f"no acknowledgement from the hub "
+                        f"({self._parent_failures} of {PARENT_FAILURE_LIMIT} in a row)"
+                    )
+                if not self.sleepy:
+                    self._schedule(KEEPALIVE_RETRY, self._keepalive)
+                    return
                 self._poll_parent()
                 if self._polling():
                     return
-            self._log("parent lost (no acknowledgement)")
+            self._log(f"parent lost (no acknowledgement, {PARENT_FAILURE_LIMIT} in a row)")
             # The tunnel stays until the rejoin starts: a frame the hub still sends on it
             # (an ESME's PUT) is taken, not refused.
             self._set_state(NodeState.ORPHANED)
@@ -2960,6 +2978,7 @@ class MeterNode(_Node):
             "tunnel_id": self.tunnel_id,
             "next_tunnel_id": self._tunnel_ids.next_id,
             "hub_time": self.hub_time,
+            "parent_failures": self._parent_failures,
             "next": None if (step := self._next_step()) is None else step.to_json(),
             "awake_until": self._awake_until,
             "nwk_frame_counters": self._secured_counters(),
@@ -2967,7 +2986,8 @@ class MeterNode(_Node):
 
     def load_node_state(self, obj: dict[str, Any]) -> None:
         """Restore :meth:`node_state` (``powered`` is the world's to act on); every key is
-        required, and ``ieee``, ``install_code`` and ``sleepy`` must be this node's."""
+        required but those older saves lack (World.from_json), and ``ieee``,
+        ``install_code`` and ``sleepy`` must be this node's."""
         saved = SavedState(obj)
         if saved.octets("ieee", 8) != self.ieee:
             raise GbcsError(f"ieee is not this node's ({self.ieee.hex().upper()})")
@@ -2997,9 +3017,17 @@ class MeterNode(_Node):
         hub_time = (
             saved.optional_integer("hub_time", 0, 0xFFFFFFFE) if "hub_time" in saved else None
         )
+        failures = (
+            saved.integer("parent_failures", 0, PARENT_FAILURE_LIMIT - 1)
+            if "parent_failures" in saved
+            else 0
+        )
+        if failures and (settings is None or not powered):
+            raise GbcsError("parent_failures is set for a meter without a network or power")
         self.settings = settings
         self._tunnel_ids = ids
         self.hub_time = hub_time
+        self._parent_failures = failures
         self.counters = counters
         self.channels = channels
         self.back_on_at = back_on_at

@@ -656,7 +656,8 @@ class World:
         a :class:`GbcsError` saying where ("hub <EUI-64> chf: counters is missing"),
         never another exception, and no half-built world is returned. The exceptions are
         the few keys this format gained after its first states were saved (a node's
-        ``beacon`` counter, a meter's ``hub_time`` and ``next_tunnel_id``, a CHF's
+        ``beacon`` counter, a meter's ``hub_time``, ``next_tunnel_id`` and
+        ``parent_failures``, a CHF's
         ``handed_over``, a hub child's ``tunnel_ask``): absent, they take the value such
         a state implies (nothing handed over, nothing asked, and so on).
         ``faults`` None goes on with the saved plan and its random stream; a plan given

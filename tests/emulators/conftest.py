@@ -15,6 +15,7 @@ from emulators.device import GbcsDevice
 from emulators.gpf import Gpf
 from emulators.headend import HeadEnd
 from emulators.meters import Esme, Gsme
+from emulators.node import COORDINATOR, PARENT_FAILURE_LIMIT, MeterNode
 from gbcs import dlms
 from gbcs.frame import GbcsMessage, decode_message, new_command
 from gbcs.testpki import TestPki
@@ -148,6 +149,13 @@ def verified(headend: HeadEnd, data: bytes) -> GbcsMessage:
 def executed(device: GbcsDevice) -> list[str]:
     """The use cases ``device`` logged as executed, oldest first (refusals are not)."""
     return [e.detail for e in device.event_log if e.event == "command executed"]
+
+
+def lose_parent(node: MeterNode) -> None:
+    """Its frames to the hub go unacknowledged, enough in a row for it to count the hub
+    lost and start a trust-centre rejoin."""
+    for _ in range(PARENT_FAILURE_LIMIT):
+        node.delivery_failed(COORDINATOR, b"")
 
 
 def command_of_size(headend: HeadEnd, target: bytes, size: int) -> GbcsMessage:

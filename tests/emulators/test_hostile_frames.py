@@ -27,7 +27,7 @@ from emulators.zigbee.mac import Capability
 from emulators.zigbee.nwk import Leave
 from emulators.zigbee.security import AuxHeader, KeyId
 from gbcs.testpki import TestPki
-from tests.emulators.conftest import command_of_size
+from tests.emulators.conftest import command_of_size, lose_parent
 
 SEED = 3
 EVIL_KEY = b"\xee" * 16
@@ -756,7 +756,6 @@ def test_a_spoofed_sleepy_rejoin_request_from_another_address_does_not_block_the
         capability=Capability.sleepy_end_device(),
     )
     bench.inject(psdu, 0)
-    meter.node._missed = True
-    meter.node.delivery_failed(0x0000, b"")  # the real GSME loses its parent, and rejoins
+    lose_parent(meter.node)  # the real GSME loses its parent, and rejoins
     assert bench.world.run_until(lambda: meter.node.rejoins == 1 and meter.node.joined, 30)
     assert not bench.lines("rejoin failed")

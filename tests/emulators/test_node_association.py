@@ -15,7 +15,6 @@ import itertools
 import pytest
 
 from emulators.node import (
-    COORDINATOR,
     FAST_POLL,
     JOIN_ATTEMPTS,
     MAC_RESPONSE_WAIT,
@@ -44,6 +43,7 @@ from emulators.zigbee.mac import (
 )
 from emulators.zigbee.nwk import RejoinRequest, RejoinResponse
 from emulators.zigbee.time_cluster import TIME_CLUSTER
+from tests.emulators.conftest import lose_parent
 
 
 def _bench(kind: str, seed: int = 1) -> tuple[World, Run, Hub, MeterUnit]:
@@ -456,8 +456,7 @@ def test_a_gsme_rejoining_its_own_hub_gets_its_key_ahead_of_what_is_held_for_it(
         node._send_application(settings, gsme.node.short_address, zcl, TIME_CLUSTER)
     assert sum(len(frames) for frames in node._indirect.values()) == 24
     lines = _lines(gsme.node)
-    gsme.node._missed = True
-    gsme.node.delivery_failed(COORDINATOR, b"")  # its parent lost
+    lose_parent(gsme.node)
     started = world.clock.now
     assert world.run_until(lambda: gsme.node.joined, 60)
     assert gsme.node.rejoins == 1 and world.clock.now - started < REJOIN_RETRY
@@ -717,8 +716,7 @@ def test_a_gsme_removed_from_the_log_while_its_rejoin_response_is_held_gets_no_k
         return psdu
 
     gsme.node._send_data_request = polls_held_back  # type: ignore[method-assign]
-    gsme.node._missed = True
-    gsme.node.delivery_failed(COORDINATOR, b"")  # its parent lost: it rejoins
+    lose_parent(gsme.node)  # it rejoins
     assert world.run_until(lambda: bool(node._rejoin_answers), 120)
     assert run.remove_device(bench, gsme).ok
     keys = _transport_keys(world)

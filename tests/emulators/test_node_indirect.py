@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.node import MAX_BLOCK, TRANSACTION_PERSISTENCE, NodeState
+from emulators.node import (
+    MAX_BLOCK,
+    MAX_FRAME_RETRIES,
+    PARENT_FAILURE_LIMIT,
+    TRANSACTION_PERSISTENCE,
+    NodeState,
+)
 from emulators.scenarios import Run
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee.mac import DataRequest, MacFrameType, decode_mac
@@ -112,6 +118,35 @@ def test_a_gsme_whose_acknowledgements_were_lost_polls_before_giving_up_its_hub(
     assert len(lost) == 4
     assert taken == [command.encode()]
     assert gsme.node.state is NodeState.JOINED
+
+
+def test_a_gsme_counts_its_hub_lost_after_its_get_and_two_polls_go_unacknowledged() -> None:
+    """Its GET unacknowledged, it polls at once, and again when that poll is: the hub is
+    lost only at the third frame in a row (the end-device poll rule of SE stacks). It gave
+    up after one poll; and one acknowledgement between failures starts the count again."""
+    world = World(seed=3)
+    hub, gsme = _asleep(world)
+    assert world.capture is not None
+    medium = world.places["premises"]
+    lines: list[str] = []
+    gsme.node.trace = lines.append
+    hub.node.place(None)
+    mark = len(world.capture.frames)
+    gsme.node._keepalive()  # its GET
+    world.run(1)
+    assert gsme.node.state is not NodeState.JOINED
+    sent = [decode_mac(psdu) for _, psdu in _air(world, mark)]
+    tries = MAX_FRAME_RETRIES + 1
+    kinds = ["poll" if isinstance(m.payload, DataRequest) else "data" for m in sent]
+    assert kinds == ["data"] * tries + ["poll"] * (2 * tries)
+    noted = [line.split(": ", 1)[1] for line in lines if "acknowledgement" in line]
+    assert noted == [
+        f"no acknowledgement from the hub (1 of {PARENT_FAILURE_LIMIT} in a row)",
+        f"no acknowledgement from the hub (2 of {PARENT_FAILURE_LIMIT} in a row)",
+        f"parent lost (no acknowledgement, {PARENT_FAILURE_LIMIT} in a row)",
+    ]
+    hub.node.place(medium)
+    assert world.run_until(lambda: gsme.node.joined, 120) and gsme.node.rejoins == 1
 
 
 def test_a_held_frame_unacknowledged_waits_for_the_next_poll_with_its_sequence() -> None:

@@ -9,6 +9,7 @@ zigpy hub radio's tests (:func:`esme_tunnel_frames`).
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -16,7 +17,13 @@ import pytest
 
 from emulators import node as node_module
 from emulators import tunnel_server
-from emulators.node import KEEPALIVE, NodeState
+from emulators.node import (
+    KEEPALIVE,
+    KEEPALIVE_RETRY,
+    MAX_FRAME_RETRIES,
+    PARENT_FAILURE_LIMIT,
+    NodeState,
+)
 from emulators.scenarios import Run
 from emulators.world import Hub, MeterUnit, World
 from emulators.zigbee import air
@@ -33,6 +40,7 @@ from emulators.zigbee.tunnel import (
     TunnelStatus,
 )
 from emulators.zigbee.zcl import Direction
+from gbcs.errors import GbcsError
 
 HUB = 0x0000
 
@@ -47,11 +55,12 @@ def _joined(world: World, kind: str = "esme") -> tuple[Run, Hub, MeterUnit]:
 
 
 def frames(world: World, meter: MeterUnit, start: int = 0) -> list[dict[str, Any]]:
-    """The application frames between the hub and ``meter`` since ``start``: who sent it
-    (NWK source), cluster, ZCL frame control, command id, sequence number, tunnel command."""
+    """The application frames between the hub and ``meter`` since ``start``: when it went
+    on the air, who sent it (NWK source), cluster, ZCL frame control, command id, sequence
+    number, tunnel command."""
     assert world.capture is not None
     out = []
-    for _, _, psdu in world.capture.frames[start:]:
+    for at, _, psdu in world.capture.frames[start:]:
         decoded = air.decode_frame(psdu, meter.node.keys())
         app, aps = decoded.app, decoded.aps
         if app is None or app.zcl is None or not isinstance(aps, ApsData):
@@ -59,6 +68,7 @@ def frames(world: World, meter: MeterUnit, start: int = 0) -> list[dict[str, Any
         zcl = app.zcl
         out.append(
             {
+                "at": at,
                 "src": decoded.nwk.src if decoded.nwk is not None else None,
                 "cluster": aps.cluster_id,
                 "control": zcl.frame_type | zcl.direction << 3 | zcl.disable_default_response << 4,
@@ -275,12 +285,60 @@ def test_the_esme_keep_alive_reads_the_hubs_time_and_a_lost_parent_orphans_it() 
     assert esme.node.hub_time is not None
     assert abs(esme.node.hub_time - utc_time(world.clock.utc)) <= 2
     medium = world.places["premises"]
-    hub.node.place(None)  # the parent gone: its keep-alive goes unacknowledged
+    hub.node.place(None)  # the parent gone: its keep-alives go unacknowledged
+    start = len(world.capture.frames)
     esme.node._keepalive()
     world.run(0.1)
+    assert esme.node.state is NodeState.JOINED  # one unacknowledged: it asks again
+    world.run((PARENT_FAILURE_LIMIT - 1) * KEEPALIVE_RETRY)
     assert esme.node.state is NodeState.ORPHANED
+    # Three reads, KEEPALIVE_RETRY apart, each tried 1 + MAX_FRAME_RETRIES times.
+    sent = [(f["at"], f["sequence"]) for f in frames(world, esme, start) if f["src"] != HUB]
+    sequences = list(dict.fromkeys(seq for _, seq in sent))
+    assert len(sequences) == PARENT_FAILURE_LIMIT
+    assert [seq for _, seq in sent] == [q for q in sequences for _ in range(MAX_FRAME_RETRIES + 1)]
+    firsts = [next(t for t, q in sent if q == seq) for seq in sequences]
+    assert all(b - a >= KEEPALIVE_RETRY for a, b in itertools.pairwise(firsts))
     hub.node.place(medium)
     assert world.run_until(lambda: world.joined_to(esme) == hub.eui64, 120)
+
+
+def test_an_esme_counts_only_unacknowledged_frames_in_a_row() -> None:
+    """One keep-alive unacknowledged (a moment's interference) and the next acknowledged:
+    the count starts again, and a later moment does not orphan the meter either. One
+    unacknowledged frame orphaned it, and it rejoined; under heavy loss, again and again."""
+    world = World(seed=28)
+    _, hub, esme = _joined(world)
+    medium = world.places["premises"]
+    lines: list[str] = []
+    esme.node.trace = lines.append
+    for _ in range(PARENT_FAILURE_LIMIT + 1):
+        hub.node.place(None)
+        esme.node._keepalive()
+        world.run(0.1)
+        hub.node.place(medium)
+        world.run(KEEPALIVE_RETRY + 0.1)  # its next read is acknowledged
+        assert esme.node.state is NodeState.JOINED and esme.node._parent_failures == 0
+    noted = [line for line in lines if "no acknowledgement" in line]
+    assert len(noted) == PARENT_FAILURE_LIMIT + 1
+    assert all(line.endswith(f"(1 of {PARENT_FAILURE_LIMIT} in a row)") for line in noted)
+    assert esme.node.rejoins == 0
+
+
+def test_an_answer_from_the_hub_says_it_is_there_when_only_its_acks_are_lost() -> None:
+    """The hub hears the ESME and answers, but its MAC acknowledgements are lost: each read
+    fails at the MAC, and each answer (secured by the hub) says the parent is there."""
+    world = World(seed=28)
+    _, hub, esme = _joined(world)
+    hub.node._ack = lambda seq, pending=False: None  # type: ignore[method-assign]
+    answered = esme.node.hub_time = None
+    for _ in range(2 * PARENT_FAILURE_LIMIT):
+        esme.node._keepalive()
+        world.run(KEEPALIVE_RETRY + 0.1)
+        assert esme.node.state is NodeState.JOINED
+        answered = esme.node.hub_time
+    assert answered is not None and esme.node.rejoins == 0
+    assert esme.node._parent_failures == 1  # the last read failed after its answer came
 
 
 def test_a_gsme_still_opens_its_own_tunnel_and_polls() -> None:
@@ -323,6 +381,40 @@ def test_the_esme_tunnel_state_saves_and_loads() -> None:
     node = old.meters[esme.eui64].node
     assert node._tunnel_ids.next_id == esme.node.tunnel_id + 1  # never the one it holds
     assert old.hubs[hub.eui64].node.children[esme.eui64].tunnel_ask is None
+
+
+def test_unacknowledged_frames_in_a_row_save_and_load() -> None:
+    """A meter one unacknowledged frame short of counting its hub lost is so after a load
+    (the emulator restarted, not the meter); a state saved before they were counted loads
+    with none; a count the meter could not hold is damage."""
+    world = World(seed=30)
+    _, hub, esme = _joined(world)
+    hub.node.place(None)
+    for _ in range(PARENT_FAILURE_LIMIT - 1):
+        esme.node._keepalive()
+        world.run(KEEPALIVE_RETRY / 2)
+    saved = json.loads(json.dumps(world.to_json()))
+    node_state = saved["meters"][0]["node"]
+    assert node_state["parent_failures"] == PARENT_FAILURE_LIMIT - 1
+    assert node_state["next"]["step"] == "keepalive"  # its next read, a moment away
+    assert 0 < node_state["next"]["at"] - world.clock.now < KEEPALIVE_RETRY
+    again = World.from_json(saved, capture=False)
+    assert again.to_json() == saved
+    meter = again.meters[esme.eui64].node
+    again.hubs[hub.eui64].node.place(None)
+    again.run(KEEPALIVE_RETRY)
+    assert meter.state is NodeState.ORPHANED  # its third read, due at once, was the last
+    older = json.loads(json.dumps(saved))
+    del older["meters"][0]["node"]["parent_failures"]
+    assert World.from_json(older, capture=False).meters[esme.eui64].node._parent_failures == 0
+    for wrong in (PARENT_FAILURE_LIMIT, -1, "1"):
+        node_state["parent_failures"] = wrong
+        with pytest.raises(GbcsError, match="parent_failures"):
+            World.from_json(saved, capture=False)
+    node_state["parent_failures"] = 1
+    node_state["settings"] = node_state["tunnel_id"] = node_state["next"] = None
+    with pytest.raises(GbcsError, match="parent_failures is set for a meter without a network"):
+        World.from_json(saved, capture=False)
 
 
 def one_missed_ack_keeps_a_healthy_esme_reachable(world: World) -> None:

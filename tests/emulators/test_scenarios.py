@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from emulators.faults import FaultPlan
-from emulators.node import NodeState
+from emulators.node import KEEPALIVE_RETRY, PARENT_FAILURE_LIMIT, NodeState
 from emulators.scenarios import (
     FAULTY,
     SCENARIOS,
@@ -333,7 +333,7 @@ def test_state_2_for_a_gsme_divorces_it_on_its_next_wake() -> None:
 
 
 def test_cs02f_divorces_a_meter_that_lost_its_parent_for_a_moment() -> None:
-    """Orphaned (one keep-alive unacknowledged), the meter still holds its network and
+    """Orphaned (its keep-alives unacknowledged), the meter still holds its network and
     tunnel, and a CS02f that reaches it must divorce it, not answer notJoined and rejoin."""
     world = World(3)
     run = Run("orphaned divorce", world)
@@ -341,9 +341,9 @@ def test_cs02f_divorces_a_meter_that_lost_its_parent_for_a_moment() -> None:
     esme = world.add_meter("bench", "esme")
     assert run.add_device(hub, esme).ok and run.wait_joined(esme, hub, "join").ok
     medium = world.places["bench"]
-    hub.node.place(None)  # a moment without the hub: the keep-alive goes unacknowledged
+    hub.node.place(None)  # a moment without the hub: the keep-alives go unacknowledged
     esme.node._keepalive()
-    world.run(0.1)
+    world.run((PARENT_FAILURE_LIMIT - 1) * KEEPALIVE_RETRY + 0.1)
     hub.node.place(medium)
     assert esme.node.state is NodeState.ORPHANED and esme.node.settings is not None
     step = run.disconnect(hub, esme)

@@ -121,8 +121,17 @@ _DATA_MAPS = {"counters", "device_log", "partners", "join_windows", "held", "cer
 # "certificates": written only when a meter holds some; "handed_over" and a node's
 # "beacon" counter: absent from states saved before they were kept.
 # Keys a state saved before they were kept lacks: "tunnel_ask", "next_tunnel_id" and
-# "hub_time" came with the hub opening an ESME's tunnel (GBCS 10.2.2.1).
-_OPTIONAL = {"certificates", "handed_over", "beacon", "tunnel_ask", "next_tunnel_id", "hub_time"}
+# "hub_time" came with the hub opening an ESME's tunnel (GBCS 10.2.2.1); a meter's
+# "parent_failures" with counting its unacknowledged frames to the hub.
+_OPTIONAL = {
+    "certificates",
+    "handed_over",
+    "beacon",
+    "tunnel_ask",
+    "next_tunnel_id",
+    "hub_time",
+    "parent_failures",
+}
 _WRONG: tuple[Any, ...] = ([], {}, "zz", None, -1, 2**70)
 
 KeyPath = tuple[str | int, ...]

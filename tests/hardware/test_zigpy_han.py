@@ -62,6 +62,7 @@ from hardware.zigpy_han import (
     se_endpoint_descriptor,
     to_eui64,
 )
+from tests.emulators.conftest import lose_parent
 from tests.emulators.test_han_invariants import (
     _route_failures,
     esme_rebooted_before_its_tunnel_reopens,
@@ -843,8 +844,6 @@ def test_a_device_annce_about_another_device_is_ignored() -> None:
 def test_a_rejoin_at_the_same_address_reaches_the_chf(zigpy: bool) -> None:
     """A trust-centre rejoin that keeps the meter's address is still a join to the CHF
     (its log entry, its join window closed), on both hub radios alike."""
-    from emulators.node import COORDINATOR
-
     world = ZigpyWorld(SEED) if zigpy else World(SEED)
     run, hub, esme = _joined_esme(world)
     settings = esme.node.settings
@@ -855,7 +854,7 @@ def test_a_rejoin_at_the_same_address_reaches_the_chf(zigpy: bool) -> None:
         return sum(1 for e in hub.chf.event_log if e.event == "device joined")
 
     before = joins()
-    esme.node.delivery_failed(COORDINATOR, b"")  # its parent lost: a rejoin in a second
+    lose_parent(esme.node)  # a rejoin in a second
     world.run(120)
     assert esme.node.rejoins == 1 and esme.node.state is NodeState.JOINED
     assert esme.node.settings is not None and esme.node.settings.short_address == short
