@@ -2202,7 +2202,7 @@ class MeterNode(_Node):
             callback == self._scan and rejoining
         ):
             return NextStep(NEXT_REJOIN, due, scanned)
-        if callback in (self._scan, self._try_join, self._join_failed):
+        if callback in (self._scan, self._try_join, self._join_failed, self._join_timed_out):
             return NextStep(NEXT_SCAN, due, scanned)
         return None
 
@@ -2279,7 +2279,7 @@ class MeterNode(_Node):
             self._pending_short = mac.payload.short_address
             self.short_address = mac.payload.short_address
             self._answered_by = mac.src
-            self._schedule(RESPONSE_WAIT * 4, self._join_failed)
+            self._schedule(RESPONSE_WAIT * 4, self._join_timed_out)
             if self.sleepy:
                 self.clock.call_later(FAST_POLL, self._poll_for_key, self._association_request)
 
@@ -2329,7 +2329,7 @@ class MeterNode(_Node):
         self._association_request = psdu
         self._association_poll = None
         self._send_acked(psdu, pan, COORDINATOR)
-        self._schedule(RESPONSE_WAIT * 4, self._join_failed)
+        self._schedule(RESPONSE_WAIT * 4, self._join_timed_out)
 
     def _fetch_association(self, request: bytes) -> None:
         """Ask for the Association Response the coordinator holds (802.15.4-2006 7.5.3.1):
@@ -2417,6 +2417,18 @@ class MeterNode(_Node):
         if not self._polling():
             self._last_poll = self._send_data_request(self.pan_id, settings.short_address)
         self.clock.call_later(FAST_POLL, self._poll_for_rejoin, request)
+
+    def _join_timed_out(self) -> None:
+        """No network key in time: the trace says which step of the join was missing, as
+        an engineer reading it needs, then it goes on as for any failed attempt."""
+        if self._pending_short is not None:
+            what = "no Transport Key after its Association Response"
+        elif self._association_poll is not None:
+            what = "no Association Response to its Data Request"
+        else:
+            what = "its Association Request not acknowledged"
+        self._log(f"association failed: {what}")
+        self._join_failed()
 
     def _join_failed(self, refused: bool = False) -> None:
         """Refused, unanswered, or no network key we can read: this network again unless it

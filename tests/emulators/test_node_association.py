@@ -172,6 +172,7 @@ def test_a_device_whose_response_was_lost_asks_again() -> None:
 def test_an_unacknowledged_response_admits_nobody_until_the_device_asks_again() -> None:
     world, run, hub, meter = _bench("esme")
     node = hub.node
+    lines = _lines(meter.node)
     dropped = _drop_first(meter, AssociationResponse, ack_only=True)
     meter.node.power_on()
     assert world.run_until(lambda: bool(dropped), 60)
@@ -185,6 +186,26 @@ def test_an_unacknowledged_response_admits_nobody_until_the_device_asks_again() 
     assert run.wait_joined(meter, hub, "join").ok
     assert len([f for _, f in _frames(world) if _is(f, AssociationRequest)]) == 2
     assert not node._indirect and not node._associating
+    name = meter.node.name
+    assert (
+        lines.count(f"{name}: association failed: no Transport Key after its Association Response")
+        == 1
+    )
+
+
+def test_a_join_attempt_nobody_acknowledges_says_so() -> None:
+    """The hub gone after the scan: each attempt's trace names the missing step."""
+    world, _, hub, meter = _bench("esme")
+    lines = _lines(meter.node)
+    meter.node.power_on()
+    assert world.run_until(lambda: meter.node.state is NodeState.JOINING, 60)
+    hub.node.place(None)
+    world.run(20)
+    name = meter.node.name
+    failed = [line for line in lines if "association failed" in line]
+    assert failed == [f"{name}: association failed: its Association Request not acknowledged"] * (
+        JOIN_ATTEMPTS
+    )
 
 
 def test_a_response_never_asked_for_again_expires_with_its_admission() -> None:
@@ -235,6 +256,10 @@ def test_a_network_that_never_answers_is_asked_join_attempts_times_then_left() -
     name = meter.node.name
     tries = [f for _, f in _frames(world) if _is(f, AssociationRequest)]
     assert len(tries) == JOIN_ATTEMPTS
+    failed = [line for line in lines if "association failed" in line]
+    assert failed == [f"{name}: association failed: no Association Response (NO_DATA)"] * (
+        JOIN_ATTEMPTS
+    )
     assert lines.count(f"{name}: join failed; asking this network again") == JOIN_ATTEMPTS - 1
     assert lines.count(f"{name}: join failed; scanning again later") == 1
 
