@@ -416,15 +416,27 @@ class Bench:
         def joined(name: str) -> bool:
             return run(name, lambda: self._wait_joined(meter, bench))[0] == "ok"
 
-        def joined_how(name: str, rejoins: int) -> str | None:
+        def admitted() -> tuple[str, dict]:
+            """SR 8.11 add onto the bench, noting whether the meter still held a HAN's
+            network as the window opened: journaled with the step, as the meter may
+            rejoin within it (before a crash and the resume that replays it)."""
+            held = meter.node.has_network
+            result, detail = _response(
+                sr.submit(user, "8.11", chf=bench_chf, device=row.hex, action="add", mpxn=row.mpxn)
+            )
+            if result == "ok":
+                detail["held_network"] = held
+            return result, detail
+
+        def joined_how(name: str, held_network: bool) -> str | None:
             """Join the bench; whether by "association" (install code) or "rejoin" (a
-            still-joined meter's late trust-centre rejoin: more than ``rejoins``, counted
-            before the join window opened). Journaled, so a resume knows."""
+            still-joined meter's late trust-centre rejoin). A meter holding a network
+            comes back only by a rejoin, one holding none only by associating."""
 
             def wait() -> tuple[str, dict]:
                 result, detail = self._wait_joined(meter, bench)
                 if result == "ok":
-                    detail["by"] = "rejoin" if meter.node.rejoins > rejoins else "association"
+                    detail["by"] = "rejoin" if held_network else "association"
                 return result, detail
 
             result, detail = run(name, wait)
@@ -469,16 +481,9 @@ class Bench:
                     remove("8.11 remove (bench CHF)", bench_chf)
         # (1) fresh or divorced: install-code join to the bench CHF.
         if reached is None:
-            rejoins = meter.node.rejoins  # one may come as soon as the window opens
-            result, _ = request(
-                "8.11 add (bench CHF)",
-                "8.11",
-                chf=bench_chf,
-                device=row.hex,
-                action="add",
-                mpxn=row.mpxn,
-            )
-            how = joined_how("install-code join", rejoins) if result == "ok" else None
+            result, detail = run("8.11 add (bench CHF)", admitted)
+            held = bool(detail.get("held_network"))
+            how = joined_how("install-code join", held) if result == "ok" else None
             if how is not None:
                 # A still-joined meter whose trust-centre rejoin came after the wait
                 # rejoins now: it was not fresh.

@@ -266,6 +266,8 @@ def test_demo_step_details(demo: tuple[Path, BenchRun]) -> None:
     rejoin = a0.steps[3]
     bench = rejoin["joined_to"]
     assert bench != "00DB1234567890A2"
+    added = by_eui["00DB1234567890B2"].steps[1]
+    assert added == {"use_case": "8.11 add (bench CHF)", "result": "ok", "held_network": False}
     fresh = by_eui["00DB1234567890B2"].steps[2]
     assert fresh == {
         "use_case": "install-code join",
@@ -1163,12 +1165,18 @@ def test_a_meter_that_answers_cs02f_with_a_failure_and_stays_is_not_asked_again(
 
 
 def _unread_then(
-    tmp_path: Path, answers: Callable[[str], bool], *, removed_first: bool = False
+    tmp_path: Path,
+    answers: Callable[[str], bool],
+    *,
+    removed_first: bool = False,
+    crash_at: str | None = None,
 ) -> tuple[MeterReport, Bench]:
     """The demo's third meter (still joined to old CHF ...A2, as its first two are) while
     that CHF's WAN is down for its SR 8.9; ``answers(step)`` says whether it is up for
     each later step. The bench is on that premises' network by then (the previous
-    meter's 8.16), so the meter rejoins it late."""
+    meter's 8.16), so the meter rejoins it late: within the 8.11 add step. ``crash_at``:
+    the run crashes as that step starts, and resumes from the saved state (its old
+    CHF's WAN then up throughout)."""
     policy = ProductionProvingPolicy()
     rows = demo_rows(policy)[:3]
     inventory = Inventory(tmp_path / DB_NAME)
@@ -1185,9 +1193,20 @@ def _unread_then(
 
     def progress(text: str) -> None:
         old.wan_out = None if text.endswith(" 8.9") or not answers(text) else wan_out
+        if crash_at is not None and text.endswith(f" {crash_at}"):
+            bench.crash_after = 0
 
     bench.progress = progress
-    report = bench.triage(rows[2])
+    try:
+        report = bench.triage(rows[2])
+    except SimulatedCrash:
+        inventory.close()
+        inventory = Inventory(tmp_path / DB_NAME)
+        world = Bench.load_world(inventory)
+        assert world is not None
+        bench = Bench(inventory, world, policy=policy)
+        old = bench.world.hubs[bytes.fromhex("00DB1234567890A2")].chf
+        report = bench.triage(rows[2])
     results = dict((s["use_case"], s["result"]) for s in report.steps)
     assert results["8.9"].startswith("failed: NO_RESPONSE")
     assert next(s for s in report.steps if s["use_case"] == "install-code join")["by"] == "rejoin"
@@ -1213,6 +1232,20 @@ def test_a_meter_not_confirmed_off_an_unread_old_chf_does_not_pass(tmp_path: Pat
     results = dict((s["use_case"], s["result"]) for s in report.steps)
     assert results["8.11 remove (old CHF)"].startswith("failed: NO_RESPONSE")
     assert (report.state_found, report.outcome) == ("still-joined", "FAIL")
+    bench.inventory.close()
+
+
+def test_a_rejoin_within_the_8_11_step_is_still_one_after_a_crash_and_resume(
+    tmp_path: Path,
+) -> None:
+    """The meter rejoins while SR 8.11 add settles; the run crashes as the join step
+    starts. The resumed run had no count of rejoins from before the step (nor does a
+    saved meter keep one) and called it an association: a fresh meter. The 8.11 step
+    journals that the meter still held a network, which only a rejoin brings back."""
+    report, bench = _unread_then(tmp_path, lambda step: True, crash_at="install-code join")
+    assert (report.state_found, report.outcome) == ("still-joined", "PASS")
+    added = next(s for s in report.steps if s["use_case"] == "8.11 add (bench CHF)")
+    assert added["held_network"] is True
     bench.inventory.close()
 
 
