@@ -140,8 +140,8 @@ NEXT_CANDIDATE = 0.01  # after one network failed, the next from the same scan (
 # all, before the next network or a later scan; one that refused is not asked again.
 JOIN_AGAIN = 0.5
 JOIN_ATTEMPTS = 3
-# A mains-powered ESME notices a lost parent when a frame to it goes unacknowledged: it
-# reads the hub's time (its keep-alive) at once on power-up and after joining, then hourly.
+# A mains-powered ESME reads the hub's time (its keep-alive) at once on power-up and after
+# joining, then hourly: unacknowledged, it is how the meter comes to count its hub lost.
 KEEPALIVE = 3600.0
 # A meter counts its parent lost only after this many frames to it in a row went
 # unacknowledged: as SE stacks do (Silicon Labs' trust-centre keep-alive and end-device
@@ -2097,6 +2097,13 @@ class MeterNode(_Node):
         """
         tunnel, self._loaded_tunnel = self._loaded_tunnel, None
         resume, self._loaded_next = self._loaded_next, None
+        self._restart(powered, tunnel, resume)
+        if self.state is not _JOINED:
+            self._parent_failures = 0  # a dead radio saved as powered stays off
+        elif self.sleepy and self._parent_failures:
+            self._poll_parent()  # it was making sure of its hub: the poll in flight was lost
+
+    def _restart(self, powered: bool, tunnel: int | None, resume: NextStep | None) -> None:
         if not powered:
             if self.back_on_at is not None:
                 self._power_back_at(self.back_on_at)
@@ -3036,6 +3043,11 @@ class MeterNode(_Node):
         )
         if failures and (settings is None or not powered):
             raise GbcsError("parent_failures is set for a meter without a network or power")
+        if failures and resume is not None and resume.step != NEXT_KEEPALIVE:
+            # Counted only while joined: an orphaned or scanning meter has none.
+            raise GbcsError(
+                f"parent_failures is set for a meter that is not joined (next: {resume.step})"
+            )
         self.settings = settings
         self._tunnel_ids = ids
         self.hub_time = hub_time

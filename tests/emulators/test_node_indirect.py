@@ -8,6 +8,8 @@ macTransactionPersistenceTime.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from emulators.node import (
@@ -147,6 +149,55 @@ def test_a_gsme_counts_its_hub_lost_after_its_get_and_two_polls_go_unacknowledge
     ]
     hub.node.place(medium)
     assert world.run_until(lambda: gsme.node.joined, 120) and gsme.node.rejoins == 1
+
+
+def test_a_gsme_saved_while_making_sure_of_its_hub_polls_at_once_after_the_load() -> None:
+    """Saved with its GET unacknowledged and its poll in flight (lost with the save): it
+    polls again at once, not at its next wake 30 s on, and counts on from where it was."""
+    world = World(seed=3)
+    hub, gsme = _asleep(world)
+    hub.node.place(None)
+    gsme.node._keepalive()
+    assert world.run_until(lambda: gsme.node._parent_failures == 1, 5)
+    again = World.from_json(json.loads(json.dumps(world.to_json())), capture=False)
+    again.hubs[hub.eui64].node.place(None)
+    meter = again.meters[gsme.eui64].node
+    assert meter._parent_failures == 1
+    assert again.run_until(lambda: meter.state is not NodeState.JOINED, 1)
+
+
+def test_a_gsme_poll_acknowledged_between_failures_starts_the_count_again() -> None:
+    """Its GET's acknowledgements lost, and the hub's data frames too: the poll that
+    follows is acknowledged, and that alone says the hub is there. Three such moments,
+    each one unacknowledged frame, never orphan it."""
+    world = World(seed=3)
+    hub, gsme = _asleep(world)
+    node = hub.node
+    ack = node._ack
+    deaf = [0]
+    deliver = gsme.node.deliver
+
+    def only_acks_from_the_hub(psdu: bytes) -> None:
+        mac = decode_mac(psdu)
+        if mac.frame_type is not MacFrameType.DATA or mac.src != 0:
+            deliver(psdu)
+
+    gsme.node.deliver = only_acks_from_the_hub  # type: ignore[method-assign]
+
+    def lose_get_acks(seq: int, pending: bool = False) -> None:
+        if deaf[0]:
+            deaf[0] -= 1
+            return
+        ack(seq, pending)
+
+    node._ack = lose_get_acks  # type: ignore[method-assign]
+    for _ in range(PARENT_FAILURE_LIMIT):
+        deaf[0] = MAX_FRAME_RETRIES + 1
+        gsme.node._keepalive()  # its GET, every acknowledgement lost
+        world.run(2)
+        assert deaf[0] == 0 and gsme.node._parent_failures == 0
+        assert gsme.node.state is NodeState.JOINED
+    assert gsme.node.rejoins == 0
 
 
 def test_a_held_frame_unacknowledged_waits_for_the_next_poll_with_its_sequence() -> None:

@@ -412,9 +412,19 @@ def test_unacknowledged_frames_in_a_row_save_and_load() -> None:
         with pytest.raises(GbcsError, match="parent_failures"):
             World.from_json(saved, capture=False)
     node_state["parent_failures"] = 1
+    dead = json.loads(json.dumps(saved))
+    node_state["next"] = {"step": "rejoin", "at": world.clock.now + 1}
+    with pytest.raises(GbcsError, match=r"parent_failures is set .* not joined \(next: rejoin\)"):
+        World.from_json(saved, capture=False)
     node_state["settings"] = node_state["tunnel_id"] = node_state["next"] = None
     with pytest.raises(GbcsError, match="parent_failures is set for a meter without a network"):
         World.from_json(saved, capture=False)
+    # A dead radio saved as powered stays off after the load, with nothing counted: its
+    # own save loads again.
+    dead["meters"][0]["dead"] = True
+    off = World.from_json(dead, capture=False)
+    assert off.meters[esme.eui64].node._parent_failures == 0
+    World.from_json(json.loads(json.dumps(off.to_json())), capture=False)
 
 
 def one_missed_ack_keeps_a_healthy_esme_reachable(world: World) -> None:
