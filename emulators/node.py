@@ -135,9 +135,10 @@ RESPONSE_WAIT = 0.5
 MAC_RESPONSE_WAIT = 32 * 0.01536
 JOIN_RETRY = 30.0
 NEXT_CANDIDATE = 0.01  # after one network failed, the next from the same scan (its ack is out)
-# A network that did not answer an association (no response, or no network key after it:
-# either may be lost on the air) is asked again this soon, up to JOIN_ATTEMPTS times in
-# all, before the next network or a later scan; one that refused is not asked again.
+# A network that did not answer an association or a trust-centre rejoin (no response, or no
+# network key after it: either may be lost on the air) is asked again this soon, up to
+# JOIN_ATTEMPTS times in all, before the next network or a later scan; one that refused is
+# not asked again.
 JOIN_AGAIN = 0.5
 JOIN_ATTEMPTS = 3
 # A mains-powered ESME reads the hub's time (its keep-alive) at once on power-up and after
@@ -2035,7 +2036,7 @@ class MeterNode(_Node):
         self._association_request: bytes | None = None
         self._rejoin_request: bytes | None = None  # a sleepy one polls for its answer
         self._association_poll: bytes | None = None
-        self._join_attempts = 0  # associations with the current network since the scan
+        self._join_attempts = 0  # (re)join attempts with the current network since the scan
         self._awake_until = 0.0
         self._last_poll: bytes | None = None  # its last MAC Data Request
         self._polled_at = float("-inf")
@@ -2311,6 +2312,7 @@ class MeterNode(_Node):
                 self._schedule(REJOIN_RETRY, self._start_rejoin)
                 return
             self._candidates = list(found)
+            self._join_attempts = 0
             self._try_rejoin()
             return
         found = dict.fromkeys(b[:3] for b in self._beacons if b[3])
@@ -2392,7 +2394,9 @@ class MeterNode(_Node):
         """Trust-centre rejoin on the next candidate network with our extended PAN ID."""
         settings = self.settings
         assert settings is not None
-        pan = self._aim_at(self._candidates.pop(0), NodeState.REJOINING)
+        target = self._candidates.pop(0)
+        self._join_attempts = self._join_attempts + 1 if target == self._target else 1
+        pan = self._aim_at(target, NodeState.REJOINING)
         psdu = air.rejoin_request(
             mac_sequence=self.counters.next("mac"),
             nwk_sequence=self.counters.next("nwk"),
@@ -2461,12 +2465,23 @@ class MeterNode(_Node):
         else:
             self._schedule(JOIN_RETRY, self._scan)
 
-    def _rejoin_failed(self) -> None:
-        more = bool(self._candidates)
-        self._log("trust-centre rejoin failed" + ("; trying the next network" if more else ""))
+    def _rejoin_failed(self, refused: bool = False) -> None:
+        """Refused, or unanswered (a request, response or key lost on the air): as for a
+        join, this network again unless it refused (JOIN_ATTEMPTS in all), else the next
+        network heard with our extended PAN ID, else look again REJOIN_RETRY later."""
+        again = not refused and self._join_attempts < JOIN_ATTEMPTS and self._target is not None
+        if again:
+            what = "; asking this network again"
+        else:
+            what = "; trying the next network" if self._candidates else ""
+        self._log("trust-centre rejoin failed" + what)
         self._pending_short = None
         self._set_state(NodeState.ORPHANED)
-        if more:
+        if again:
+            assert self._target is not None
+            self._candidates.insert(0, self._target)
+            self._schedule(JOIN_AGAIN, self._try_rejoin)
+        elif self._candidates:
             self._schedule(NEXT_CANDIDATE, self._try_rejoin)
         else:
             self._schedule(REJOIN_RETRY, self._start_rejoin)
@@ -2485,7 +2500,7 @@ class MeterNode(_Node):
                 return  # not our parent's answer to us (ZigBee 3.6.1.4.2)
             if nwk.payload.status != 0:
                 self._log(f"rejoin refused (status {nwk.payload.status})")
-                self._rejoin_failed()
+                self._rejoin_failed(refused=True)
                 return
             if self._pending_short is not None:
                 return  # a copy of the response we have

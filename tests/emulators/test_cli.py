@@ -71,7 +71,7 @@ def test_the_table_marks_findings_and_says_what_failed(
     out = capsys.readouterr().out
     assert "[finding] device " in out and "[finding] STRANDED: " in out
     assert "\nok: every step but the findings succeeded\n" in out
-    code = main(["emulate", "scenario", "returned-meter", "--seed", "6", "--faults", "loss=0.5"])
+    code = main(["emulate", "scenario", "returned-meter", "--seed", "6", "--faults", "loss=0.9"])
     out = capsys.readouterr().out
     assert code == 1 and re.search(r"\nFAILED: \d+ step\(s\), first [^:]+: .+\n", out)
 

@@ -393,6 +393,51 @@ def test_a_rejoining_esme_is_answered_and_keyed_directly() -> None:
     assert _rejoin_response(psdus[request + 2])
 
 
+@pytest.mark.parametrize("kind", ["esme", "gsme"])
+def test_a_rejoin_left_unanswered_is_asked_again_at_once(kind: str) -> None:
+    """Every copy of its Rejoin Response lost on the air for 2 s (the hub's retries to an
+    ESME, each a GSME fetches): as for an association, the meter asks the same network
+    again JOIN_AGAIN later, not REJOIN_RETRY (a minute) later."""
+    world, run, bench, meter = _restored_on_a_bench(kind)
+    node = meter.node
+    lines = _lines(node)
+    deliver = node.deliver
+    lost: list[float] = []
+
+    def lose_the_first_answers(psdu: bytes) -> None:
+        if _rejoin_response(psdu) and (not lost or world.clock.now < lost[0] + 2.0):
+            lost.append(world.clock.now)
+            return
+        deliver(psdu)
+
+    node.deliver = lose_the_first_answers  # type: ignore[method-assign]
+    assert world.run_until(lambda: bool(lost), 120)
+    started = lost[0]
+    assert run.wait_joined(meter, bench, "trust-centre rejoin", timeout=120).ok
+    name = node.name
+    failed = [line for line in lines if "rejoin failed" in line]
+    again = f"{name}: trust-centre rejoin failed; asking this network again"
+    assert failed and set(failed) == {again}
+    assert world.clock.now - started < REJOIN_RETRY / 4
+    assert node.rejoins == 1
+
+
+def test_a_refused_rejoin_is_not_asked_again_at_once() -> None:
+    """A hub that refuses (the meter is not in its log) would refuse again: a minute on."""
+    world, run, old, meter = _bench("esme")
+    meter.node.power_on()
+    assert run.wait_joined(meter, old, "join").ok
+    world.add_hub("bench", name="bench CHF", extended_pan_id=old.chf.extended_pan_id)
+    lines = _lines(meter.node)
+    world.move(meter, "bench")
+    world.run(REJOIN_RETRY / 2)
+    name = meter.node.name
+    assert [line for line in lines if "rejoin refused" in line or "rejoin failed" in line] == [
+        f"{name}: rejoin refused (status 2)",
+        f"{name}: trust-centre rejoin failed",
+    ]
+
+
 def test_a_rejoin_response_a_gsme_never_polls_for_expires() -> None:
     """The GSME loses power right after its Rejoin Request: what the hub held for it is
     given up after macTransactionPersistenceTime, and no key is sent."""
