@@ -2359,17 +2359,19 @@ class MeterNode(_Node):
         if self._pending_short is not None:
             return
         if self._ack_pending:
-            self.clock.call_later(FRAME_WAIT, self._no_association, poll)
+            self.clock.call_later(FRAME_WAIT, self._no_association, poll, True)
         else:
             self._no_association(poll)
 
-    def _no_association(self, poll: bytes) -> None:
+    def _no_association(self, poll: bytes, pending: bool = False) -> None:
         if (
             self.state is _JOINING
             and self._association_poll is poll
             and self._pending_short is None
         ):
-            self._log("association failed: no Association Response (NO_DATA)")
+            # NO_DATA either way (802.15.4-2006 7.1.3.1.2); the trace tells the two apart.
+            lost = "; the hub said one was pending" if pending else ""
+            self._log(f"association failed: no Association Response (NO_DATA{lost})")
             self._join_failed()
 
     def _poll_for_key(self, request: bytes) -> None:
@@ -2498,15 +2500,19 @@ class MeterNode(_Node):
         if isinstance(nwk.payload, RejoinResponse) and self.state is _REJOINING:
             if nwk.dst_ieee != self.ieee or nwk.src != COORDINATOR or nwk.src_ieee is None:
                 return  # not our parent's answer to us (ZigBee 3.6.1.4.2)
+            if self._pending_short is not None:
+                # A copy of the response we have, or a late or stray refusal (one to an
+                # earlier attempt, delayed): this attempt was accepted, its key is coming.
+                return
             if nwk.payload.status != 0:
                 self._log(f"rejoin refused (status {nwk.payload.status})")
                 self._rejoin_failed(refused=True)
                 return
-            if self._pending_short is not None:
-                return  # a copy of the response we have
             self._pending_short = nwk.payload.network_address
             self.short_address = nwk.payload.network_address
             self._answered_by = nwk.src_ieee
+            # As after an Association Response: the key has its own while to come.
+            self._schedule(RESPONSE_WAIT * 4, self._rejoin_failed)
             if self.sleepy and self._rejoin_request is not None:
                 self.clock.call_later(FAST_POLL, self._poll_for_key, self._rejoin_request)
             return

@@ -15,6 +15,7 @@ import itertools
 import pytest
 
 from emulators.node import (
+    COORDINATOR,
     FAST_POLL,
     JOIN_ATTEMPTS,
     MAC_RESPONSE_WAIT,
@@ -158,7 +159,10 @@ def test_a_device_whose_response_was_lost_asks_again() -> None:
     assert run.wait_joined(meter, hub, "join").ok
     assert len(dropped) == 1
     name = meter.node.name
-    assert f"{name}: association failed: no Association Response (NO_DATA)" in lines
+    assert (
+        f"{name}: association failed: no Association Response "
+        "(NO_DATA; the hub said one was pending)"
+    ) in lines
     assert f"{name}: join failed; asking this network again" in lines
     requests = [f for _, f in _frames(world) if _is(f, AssociationRequest)]
     assert len(requests) == 2
@@ -257,11 +261,27 @@ def test_a_network_that_never_answers_is_asked_join_attempts_times_then_left() -
     tries = [f for _, f in _frames(world) if _is(f, AssociationRequest)]
     assert len(tries) == JOIN_ATTEMPTS
     failed = [line for line in lines if "association failed" in line]
-    assert failed == [f"{name}: association failed: no Association Response (NO_DATA)"] * (
+    pending = "(NO_DATA; the hub said one was pending)"
+    assert failed == [f"{name}: association failed: no Association Response {pending}"] * (
         JOIN_ATTEMPTS
     )
     assert lines.count(f"{name}: join failed; asking this network again") == JOIN_ATTEMPTS - 1
     assert lines.count(f"{name}: join failed; scanning again later") == 1
+
+
+def test_a_poll_the_hub_has_nothing_for_is_plain_no_data() -> None:
+    """The hub acknowledges the request but holds no response (its stack dropped the
+    request): the poll's acknowledgement says nothing is pending, and the trace says so."""
+    world, _, hub, meter = _bench("esme")
+    lines = _lines(meter.node)
+    hub.node._associate = lambda device, capability: None  # type: ignore[method-assign]
+    meter.node.power_on()
+    world.run(20)
+    name = meter.node.name
+    failed = [line for line in lines if "association failed" in line]
+    assert failed == [f"{name}: association failed: no Association Response (NO_DATA)"] * (
+        JOIN_ATTEMPTS
+    )
 
 
 def test_an_address_offered_in_a_held_response_is_not_offered_to_another() -> None:
@@ -420,6 +440,66 @@ def test_a_rejoin_left_unanswered_is_asked_again_at_once(kind: str) -> None:
     assert failed and set(failed) == {again}
     assert world.clock.now - started < REJOIN_RETRY / 4
     assert node.rejoins == 1
+
+
+def test_a_late_refusal_does_not_undo_an_accepted_rejoin() -> None:
+    """Accepted, awaiting its key, the ESME gets a refusal (one to an earlier attempt,
+    delayed, or a stray): it ignored copies of its response but took the refusal, gave up
+    the attempt and waited a minute (helper review). Now nothing undoes an acceptance."""
+    world, run, bench, esme = _restored_on_a_bench("esme")
+    node, hub = esme.node, bench.node
+    lines = _lines(node)
+    take = node.nwk_frame
+    refused: list[float] = []
+
+    def refusal_after_the_acceptance(decoded: air.Decoded) -> None:
+        take(decoded)
+        if not refused and node.state is NodeState.REJOINING and node._pending_short:
+            refused.append(world.clock.now)
+            assert hub.settings is not None and node.settings is not None
+            psdu = air.rejoin_response(
+                mac_sequence=0x55,
+                nwk_sequence=0x55,
+                pan_id=hub.settings.pan_id,
+                src=COORDINATOR,
+                src_ieee=hub.ieee,
+                dst=node.settings.short_address,
+                dst_ieee=node.ieee,
+                network_address=node.settings.short_address,
+                status=2,
+            )
+            take(air.decode_frame(psdu, node.keys()))
+
+    node.nwk_frame = refusal_after_the_acceptance  # type: ignore[method-assign]
+    assert run.wait_joined(esme, bench, "trust-centre rejoin", timeout=120).ok
+    assert refused and world.clock.now - refused[0] < 1
+    assert not [line for line in lines if "refused" in line or "rejoin failed" in line]
+
+
+def test_a_rejoin_key_has_its_own_while_after_a_late_response() -> None:
+    """The hub answers 1.5 s after the request and the key takes 1 s more: as after an
+    Association Response, the key's wait starts at the response. It ran from the request,
+    and the attempt failed with its key on the way."""
+    world, run, bench, esme = _restored_on_a_bench("esme")
+    node, hub = esme.node, bench.node
+    lines = _lines(node)
+    rejoin = hub._rejoin
+    hub._rejoin = lambda *args: world.clock.call_later(1.5, rejoin, *args)  # type: ignore[method-assign]
+    deliver = node.deliver
+
+    def slow_key(psdu: bytes) -> None:
+        if psdu[0] & 0x07 == MacFrameType.DATA and isinstance(
+            air.decode_frame(psdu, Keys()).aps, ApsCommand
+        ):
+            world.clock.call_later(1.0, deliver, psdu)
+            return
+        deliver(psdu)
+
+    node.deliver = slow_key  # type: ignore[method-assign]
+    started = world.clock.now
+    assert run.wait_joined(esme, bench, "trust-centre rejoin", timeout=120).ok
+    assert not [line for line in lines if "rejoin failed" in line]
+    assert world.clock.now - started < REJOIN_RETRY
 
 
 def test_a_refused_rejoin_is_not_asked_again_at_once() -> None:
