@@ -2476,6 +2476,9 @@ class MeterNode(_Node):
             what = "; asking this network again"
         else:
             what = "; trying the next network" if self._candidates else ""
+        if not refused:  # which step was missing, as for a join
+            why = "Transport Key" if self._pending_short is not None else "Rejoin Response"
+            what = f" (no {why}){what}"
         self._log("trust-centre rejoin failed" + what)
         self._pending_short = None
         self._set_state(NodeState.ORPHANED)

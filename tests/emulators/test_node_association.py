@@ -413,19 +413,29 @@ def test_a_rejoining_esme_is_answered_and_keyed_directly() -> None:
     assert _rejoin_response(psdus[request + 2])
 
 
+def _transport_key(psdu: bytes) -> bool:
+    """Whether ``psdu`` carries an APS command: the hub sends only Transport Keys."""
+    return psdu[0] & 0x07 == MacFrameType.DATA and isinstance(
+        air.decode_frame(psdu, Keys()).aps, ApsCommand
+    )
+
+
 @pytest.mark.parametrize("kind", ["esme", "gsme"])
-def test_a_rejoin_left_unanswered_is_asked_again_at_once(kind: str) -> None:
-    """Every copy of its Rejoin Response lost on the air for 2 s (the hub's retries to an
-    ESME, each a GSME fetches): as for an association, the meter asks the same network
-    again JOIN_AGAIN later, not REJOIN_RETRY (a minute) later."""
+@pytest.mark.parametrize("missing", ["Rejoin Response", "Transport Key"])
+def test_a_rejoin_left_unanswered_is_asked_again_at_once(kind: str, missing: str) -> None:
+    """Every copy of its Rejoin Response (or its key) lost on the air for 2 s (the hub's
+    retries to an ESME, each a GSME fetches): as for an association, the meter asks the
+    same network again JOIN_AGAIN later, not REJOIN_RETRY (a minute) later, and its trace
+    names what was missing."""
     world, run, bench, meter = _restored_on_a_bench(kind)
     node = meter.node
     lines = _lines(node)
     deliver = node.deliver
     lost: list[float] = []
+    losing = _rejoin_response if missing == "Rejoin Response" else _transport_key
 
     def lose_the_first_answers(psdu: bytes) -> None:
-        if _rejoin_response(psdu) and (not lost or world.clock.now < lost[0] + 2.0):
+        if losing(psdu) and (not lost or world.clock.now < lost[0] + 2.0):
             lost.append(world.clock.now)
             return
         deliver(psdu)
@@ -436,7 +446,7 @@ def test_a_rejoin_left_unanswered_is_asked_again_at_once(kind: str) -> None:
     assert run.wait_joined(meter, bench, "trust-centre rejoin", timeout=120).ok
     name = node.name
     failed = [line for line in lines if "rejoin failed" in line]
-    again = f"{name}: trust-centre rejoin failed; asking this network again"
+    again = f"{name}: trust-centre rejoin failed (no {missing}); asking this network again"
     assert failed and set(failed) == {again}
     assert world.clock.now - started < REJOIN_RETRY / 4
     assert node.rejoins == 1
@@ -488,9 +498,7 @@ def test_a_rejoin_key_has_its_own_while_after_a_late_response() -> None:
     deliver = node.deliver
 
     def slow_key(psdu: bytes) -> None:
-        if psdu[0] & 0x07 == MacFrameType.DATA and isinstance(
-            air.decode_frame(psdu, Keys()).aps, ApsCommand
-        ):
+        if _transport_key(psdu):
             world.clock.call_later(1.0, deliver, psdu)
             return
         deliver(psdu)
@@ -547,11 +555,7 @@ def test_a_rejoin_response_a_gsme_never_polls_for_expires() -> None:
 def _transport_keys(world: World) -> int:
     """APS commands (the hub sends only Transport Keys) on the air at the bench."""
     assert world.capture is not None
-    count = 0
-    for _, place, psdu in world.capture.frames:
-        if place == "bench" and psdu[0] & 0x07 == MacFrameType.DATA:
-            count += isinstance(air.decode_frame(psdu, Keys()).aps, ApsCommand)
-    return count
+    return sum(place == "bench" and _transport_key(psdu) for _, place, psdu in world.capture.frames)
 
 
 def test_a_rejoin_survives_a_lost_response_and_a_lost_poll_acknowledgement() -> None:
