@@ -241,7 +241,9 @@ def test_a_joining_meter_takes_only_its_own_secured_transport_key(
 # Trust-centre rejoin ------------------------------------------------------------------------
 
 
-def _spoofed_rejoin(bench: Bench, src: int) -> bytes:
+def _spoofed_rejoin(bench: Bench, src: int, capability: Capability | None = None) -> bytes:
+    """An unsecured rejoin request naming the bench's meter, from ``src`` (a router's
+    capability unless told)."""
     return air.rejoin_request(
         mac_sequence=1,
         nwk_sequence=200,
@@ -249,7 +251,7 @@ def _spoofed_rejoin(bench: Bench, src: int) -> bytes:
         src=src,
         dst=0,
         device_ieee=bench.meter.eui64,
-        capability=Capability.router(),
+        capability=Capability.router() if capability is None else capability,
     )
 
 
@@ -746,16 +748,7 @@ def test_a_spoofed_sleepy_rejoin_request_from_another_address_does_not_block_the
     bench.join()
     meter = bench.meter
     bench.world.run(60)
-    psdu = air.rejoin_request(
-        mac_sequence=1,
-        nwk_sequence=200,
-        pan_id=bench.settings.pan_id,
-        src=0x1234,
-        dst=0,
-        device_ieee=meter.eui64,
-        capability=Capability.sleepy_end_device(),
-    )
-    bench.inject(psdu, 0)
+    bench.inject(_spoofed_rejoin(bench, 0x1234, Capability.sleepy_end_device()), 0)
     lose_parent(meter.node)  # the real GSME loses its parent, and rejoins
     assert bench.world.run_until(lambda: meter.node.rejoins == 1 and meter.node.joined, 30)
     assert not bench.lines("rejoin failed")
