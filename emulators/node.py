@@ -167,7 +167,8 @@ FAST_POLL = 0.1  # a GSME awaiting its GET's or RequestTunnel's answer polls thi
 REPLY_WAIT = 1.0  # ... for this long
 REASSEMBLY_TIMEOUT = 5.0
 # How long the trust centre keeps a rejoin it answered open for the device to prove it got
-# the network key (its secured Device_annce): the meter waits 4 x RESPONSE_WAIT for the key.
+# the network key (its secured Device_annce), counted again from the key it sends (a GSME
+# may fetch its response late): the meter waits 4 x RESPONSE_WAIT for the key.
 REJOIN_TIMEOUT = 5.0
 MIN_PSDU = 5  # the shortest 802.15.4 frame, an ack: control, sequence, FCS (2006: 7.2.2.3)
 # APS payload bytes per block: the most a NWK-secured data frame (8-byte NWK header,
@@ -1469,10 +1470,13 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         if self.medium is not None and self.medium.capture is not None:
             self.medium.capture.add_key(link_key, f"link {device.hex().upper()}")
         short = child.short_address
+        now = self.clock.now
         if self._polls(short):  # ahead of what is held there: without it, nothing reads
-            self._hold(psdu, short, self.clock.now + TRANSACTION_PERSISTENCE, first=True)
+            self._hold(psdu, short, now + TRANSACTION_PERSISTENCE, first=True)
         else:
             _Node._send_acked(self, psdu, settings.pan_id, short)
+        if device in self._rejoining:  # its proof can come only from now on
+            self._rejoining[device] = (child, now + REJOIN_TIMEOUT)
         return True
 
     # NWK ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from emulators.node import (
     MAX_BLOCK,
     MAX_HELD_ASSOCIATIONS,
     REJOIN_RETRY,
+    REJOIN_TIMEOUT,
     TRANSACTION_PERSISTENCE,
     CoordinatorNode,
     MeterNode,
@@ -922,3 +923,50 @@ def test_a_lost_acknowledgement_of_a_rejoin_response_giving_a_new_address_costs_
     assert lost and a.node.short_address != b.node.short_address
     assert not [line for line in lines if "rejoin failed" in line]
     assert not node._rejoin_answers and not node._indirect.get(b.node.short_address)
+
+
+def test_a_gsme_fetching_its_rejoin_response_late_is_recorded_at_its_new_address() -> None:
+    """The hub has a record of the GSME at one address while the GSME rejoins from another
+    (it joined elsewhere since), and its polls are lost until REJOIN_TIMEOUT after its first
+    request (it asks again, answered by the response still held). It proves its key after
+    that: the hub's wait for the proof counts from the key it sent, not from the first
+    request, so its record moves to the address the rejoin gave (before, it kept the old
+    one and the GSME was unreachable; helper review)."""
+    world, run, hub, gsme = _bench("gsme")
+    gsme.node.power_on()
+    assert run.wait_joined(gsme, hub, "join").ok
+    assert world.run_until(lambda: not gsme.node.listening, 60)
+    node, meter = hub.node, gsme.node
+    settings = meter.settings
+    assert settings is not None
+    recorded = node.children[gsme.eui64].short_address
+    elsewhere = next(s for s in range(0x0100, 0xFFF7) if s != recorded)
+    settings.short_address = meter.short_address = elsewhere
+    deliver = node.deliver
+    asked: list[float] = []
+
+    def polls_lost_for_a_while(psdu: bytes) -> None:
+        if asked and world.clock.now < asked[0] + REJOIN_TIMEOUT - 0.1 and len(psdu) > 5:
+            frame = decode_mac(psdu)
+            if _is(frame, DataRequest) and frame.src == elsewhere:
+                return
+        deliver(psdu)
+
+    rejoin = node._rejoin
+
+    def note_request(device: bytes, old_short: int, request: RejoinRequest) -> None:
+        asked.append(world.clock.now)
+        rejoin(device, old_short, request)
+
+    node.deliver = polls_lost_for_a_while  # type: ignore[method-assign]
+    node._rejoin = note_request  # type: ignore[method-assign]
+    lines = _lines(meter)
+    lose_parent(meter)
+    assert world.run_until(lambda: meter.rejoins == 1, 60)
+    world.run(1)  # its Device_annce reaches the hub
+    assert len(asked) > 1 and world.clock.now > asked[0] + REJOIN_TIMEOUT
+    assert meter.short_address == elsewhere
+    assert node.children[gsme.eui64].short_address == elsewhere
+    assert not node._rejoining
+    assert [line for line in lines if "rejoin failed" in line]  # it did ask again
+    assert run.read(hub, gsme, "CS07").ok  # reached at the address it has
