@@ -196,6 +196,9 @@ class CommsHub(GbcsDevice):
         entry = self.current.get(device)
         return None if entry is None else entry.tc_link_key_hash
 
+    def logged(self, device: bytes) -> bool:
+        return device in self.current
+
     def joining_open(self) -> bool:
         now = self.clock.now
         return any(now <= closes for closes in self.join_windows.values())

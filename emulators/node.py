@@ -259,6 +259,10 @@ class TrustCentre(Protocol):
 
     def rejoin_key(self, device: bytes) -> bytes | None: ...
 
+    def logged(self, device: bytes) -> bool:
+        """Whether ``device`` is in the log still: a look again, not an admission."""
+        ...
+
     def joining_open(self) -> bool: ...
 
     def device_joined(self, device: bytes, *, sleepy: bool) -> None: ...
@@ -1009,6 +1013,30 @@ def short_address_for(ieee: bytes, taken: set[int]) -> int:
     return value
 
 
+def _saved_rejoins(
+    saved: SavedState, children: dict[bytes, Child]
+) -> dict[bytes, tuple[Child, float]]:
+    """A saved hub's pending rejoins (absent from states saved before they were): each of
+    a child (a rejoin is pending only for a device with a record to lose), once, on an
+    address no other device holds."""
+    pending: dict[bytes, tuple[Child, float]] = {}
+    if "rejoining" not in saved:
+        return pending
+    for r in saved.members("rejoining"):
+        ieee = r.octets("ieee", 8)
+        if ieee not in children:
+            raise GbcsError(f"{r.where}: {ieee.hex().upper()} is not a child")
+        if ieee in pending:
+            raise GbcsError(f"{r.where}: {ieee.hex().upper()} is rejoining twice")
+        short = r.integer("short_address", 1, 0xFFF7)
+        others = [c for c in children.values() if c.ieee != ieee]
+        others += [c for c, _ in pending.values()]
+        if any(c.short_address == short for c in others):
+            raise GbcsError(f"{r.where}: short_address {short:#06x} is taken")
+        pending[ieee] = (Child(ieee, short, r.flag("sleepy")), r.seconds("until"))
+    return pending
+
+
 class SavedChildren:
     """A saved hub's children, read one by one: each device once, on an address that is
     neither the coordinator's 0x0000 nor a broadcast one (0xFFF8..), and one device per
@@ -1254,15 +1282,18 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
     def _rejoin_answered(self, device: bytes, key: bytes | None) -> None:
         """A sleepy device has its Rejoin Response: its key follows now (as for an
         association: handed to a poll sent again while the response was on the air, it
-        would reach a device with no address yet, which drops it), if the trust centre
-        still has it in its log."""
-        if key is None:
-            return
+        would reach a device with no address yet, which drops it)."""
+        if key is not None:
+            self.clock.call_later(0.01, self._send_rejoin_key, device, key)
+
+    def _send_rejoin_key(self, device: bytes, key: bytes) -> None:
+        """The network key for an accepted rejoin, if the trust centre still has the device
+        in its log as it goes (a CCS02 may have come since the response)."""
         tc = self.trust_centre
-        if tc is None or tc.rejoin_key(device) is None:
+        if tc is None or not tc.logged(device):
             self._log(f"{device.hex().upper()} rejoined but is no longer in the device log")
             return
-        self.clock.call_later(0.01, self._send_network_key, device, key)
+        self._send_network_key(device, key)
 
     def _held_for(self, mac: MacFrame) -> bool:
         """Whether a Data Request's sender has a frame pending: held, or handed over and
@@ -1427,15 +1458,15 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         tc = self.trust_centre
         if tc is None:
             return
-        for device in [d for d in self._rejoining if tc.rejoin_key(d) is None]:
+        for device in [d for d in self._rejoining if not tc.logged(d)]:
             del self._rejoining[device]
             self._log(f"{device.hex().upper()} left the device log while rejoining")
         for psdu, (child, _) in list(self._associating.items()):
-            if tc.rejoin_key(child.ieee) is None:
+            if not tc.logged(child.ieee):
                 del self._associating[psdu]  # its response still goes; no record, no key
                 self._log(f"{child.ieee.hex().upper()} left the device log while associating")
         for device in [d for d, c in self.children.items() if not c.announced]:
-            if tc.rejoin_key(device) is None:
+            if not tc.logged(device):
                 gone = self.children.pop(device)
                 self._drop_held(gone.short_address, "its device left the device log")
                 self._forget_neighbour(device)
@@ -1476,8 +1507,17 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         else:
             _Node._send_acked(self, psdu, settings.pan_id, short)
         if device in self._rejoining:  # its proof can come only from now on
-            self._rejoining[device] = (child, now + REJOIN_TIMEOUT)
+            self._rejoining[device] = (child, now + self._proof_wait(device, child))
         return True
+
+    def _proof_wait(self, device: bytes, pending: Child) -> float:
+        """How long a rejoin whose key was just sent waits for its proof: REJOIN_TIMEOUT,
+        and a sleepy device's next wake more if the rejoin moves it to a new address (its
+        Device_annce and RequestTunnel lost, the RequestTunnel it sends at that wake is
+        the first proof to come; lapsed, the hub would serve it at the old address)."""
+        old = self.children.get(device)
+        moved = old is not None and old.short_address != pending.short_address
+        return REJOIN_TIMEOUT + (SLEEPY_POLL if pending.sleepy and moved else 0.0)
 
     # NWK ------------------------------------------------------------------------------
     def nwk_frame(self, decoded: air.Decoded) -> None:
@@ -1658,7 +1698,7 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             self._rejoining.pop(device, None)
             self.children[device] = Child(device, short, sleepy)
         if not sleepy:
-            self.clock.call_later(0.01, self._send_network_key, device, key)
+            self.clock.call_later(0.01, self._send_rejoin_key, device, key)
 
     def _rejoin_polled(self, short: int) -> None:
         """A poll from the new address a held Rejoin Response gives: the device has that
@@ -1930,6 +1970,17 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             ],
             "next_tunnel": self._ids.next_id,
             "nwk_frame_counters": self._secured_counters(),
+            # Rejoins awaiting their proof: the device may have its key already, and the
+            # record moves to its new address only with the proof.
+            "rejoining": [
+                {
+                    "ieee": device.hex().upper(),
+                    "short_address": pending.short_address,
+                    "sleepy": pending.sleepy,
+                    "until": until,
+                }
+                for device, (pending, until) in self._rejoining.items()
+            ],
         }
 
     def handed_out(self) -> dict[bytes, bytes]:
@@ -1947,7 +1998,8 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
         return entry[0]
 
     def load_state(self, obj: dict[str, Any]) -> None:
-        """Restore :meth:`state`; every key is required (settings may be null: not formed)."""
+        """Restore :meth:`state`; every key is required (settings may be null: not formed)
+        but ``rejoining``, absent from states saved before it was kept."""
         saved = SavedState(obj)
         if saved.octets("ieee", 8) != self.ieee:
             raise GbcsError(f"ieee is not this node's ({self.ieee.hex().upper()})")
@@ -1974,13 +2026,14 @@ class CoordinatorNode(tunnel_server.EsmeTunnelClient, _Node):
             )
         ids = tunnel_server.TunnelIds(saved.integer("next_tunnel", 1, 0xFFFF))
         seen = _saved_secured_counters(saved)
+        rejoining = _saved_rejoins(saved, children)
         self.settings = settings
         if settings is not None:
             self.channel, self.pan_id = settings.channel, settings.pan_id
             self.short_address = COORDINATOR
         self.counters = counters
         self.children = children
-        self._rejoining = {}
+        self._rejoining = rejoining
         for psdu in list(self._rejoin_answers):
             self._drop_rejoin_answer(psdu)
         for device in list(self._responses):

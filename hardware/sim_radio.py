@@ -161,6 +161,10 @@ class _NcpTrustCentre:
         ncp.admitted.append(Admission(ncp.clock.now, device, key, "rejoin"))
         return key
 
+    def logged(self, device: bytes) -> bool:
+        """Looked at again, not admitted: nothing recorded."""
+        return self.ncp.key_table.get(device) not in (None, WELL_KNOWN_KEY)
+
     def joining_open(self) -> bool:
         now = self.ncp.clock.now
         return any(now <= until for _, until in self.ncp.transient.values())

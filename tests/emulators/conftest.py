@@ -16,6 +16,8 @@ from emulators.gpf import Gpf
 from emulators.headend import HeadEnd
 from emulators.meters import Esme, Gsme
 from emulators.node import COORDINATOR, PARENT_FAILURE_LIMIT, MeterNode
+from emulators.scenarios import Run
+from emulators.world import Hub, MeterUnit, World
 from gbcs import dlms
 from gbcs.frame import GbcsMessage, decode_message, new_command
 from gbcs.testpki import TestPki
@@ -156,6 +158,25 @@ def lose_parent(node: MeterNode) -> None:
     lost and start a trust-centre rejoin."""
     for _ in range(PARENT_FAILURE_LIMIT):
         node.delivery_failed(COORDINATOR, b"")
+
+
+def known_at_another_address(kind: str, seed: int = 1) -> tuple[World, Run, Hub, MeterUnit, int]:
+    """A meter joined to its hub, the hub's record of it at one address while the meter
+    holds another (it joined elsewhere since): on losing its parent it rejoins, and the
+    rejoin moves it. Returns that other address too."""
+    world = World(seed)
+    run = Run("moved", world)
+    hub = world.add_hub("premises", world.pki.party("chf").eui64, name="CHF")
+    meter = world.add_meter("premises", kind, world.pki.party(kind).eui64)
+    assert run.add_device(hub, meter).ok and run.wait_joined(meter, hub, "join").ok
+    if kind == "gsme":
+        assert world.run_until(lambda: not meter.node.listening, 60)
+    settings = meter.node.settings
+    assert settings is not None
+    recorded = hub.node.children[meter.eui64].short_address
+    elsewhere = next(s for s in range(0x0100, 0xFFF7) if s != recorded)
+    settings.short_address = meter.node.short_address = elsewhere
+    return world, run, hub, meter, elsewhere
 
 
 def command_of_size(headend: HeadEnd, target: bytes, size: int) -> GbcsMessage:

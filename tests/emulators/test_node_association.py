@@ -45,7 +45,7 @@ from emulators.zigbee.mac import (
 )
 from emulators.zigbee.nwk import RejoinRequest, RejoinResponse
 from emulators.zigbee.time_cluster import TIME_CLUSTER
-from tests.emulators.conftest import lose_parent
+from tests.emulators.conftest import known_at_another_address, lose_parent
 
 
 def _bench(kind: str, seed: int = 1) -> tuple[World, Run, Hub, MeterUnit]:
@@ -932,16 +932,8 @@ def test_a_gsme_fetching_its_rejoin_response_late_is_recorded_at_its_new_address
     that: the hub's wait for the proof counts from the key it sent, not from the first
     request, so its record moves to the address the rejoin gave (before, it kept the old
     one and the GSME was unreachable; helper review)."""
-    world, run, hub, gsme = _bench("gsme")
-    gsme.node.power_on()
-    assert run.wait_joined(gsme, hub, "join").ok
-    assert world.run_until(lambda: not gsme.node.listening, 60)
+    world, run, hub, gsme, elsewhere = known_at_another_address("gsme")
     node, meter = hub.node, gsme.node
-    settings = meter.settings
-    assert settings is not None
-    recorded = node.children[gsme.eui64].short_address
-    elsewhere = next(s for s in range(0x0100, 0xFFF7) if s != recorded)
-    settings.short_address = meter.short_address = elsewhere
     deliver = node.deliver
     asked: list[float] = []
 
@@ -970,3 +962,64 @@ def test_a_gsme_fetching_its_rejoin_response_late_is_recorded_at_its_new_address
     assert not node._rejoining
     assert [line for line in lines if "rejoin failed" in line]  # it did ask again
     assert run.read(hub, gsme, "CS07").ok  # reached at the address it has
+
+
+def test_a_moved_gsme_whose_first_proofs_are_lost_proves_its_key_at_its_next_wake() -> None:
+    """The rejoin moves the GSME, and its Device_annce and its RequestTunnel (every MAC
+    try) are lost: it sends nothing more until it wakes SLEEPY_POLL later. The hub waits
+    for that wake's RequestTunnel, so its record moves and the GSME is reached (before,
+    the rejoin lapsed after REJOIN_TIMEOUT and the hub held everything for the old
+    address, which nobody polls, for good; helper review)."""
+    world, run, hub, gsme, elsewhere = known_at_another_address("gsme")
+    node, meter = hub.node, gsme.node
+    deliver = node.deliver
+    lost: list[float] = []
+    losing: list[float] = []
+
+    def proofs_lost(psdu: bytes) -> None:
+        if losing and world.clock.now < losing[0] and len(psdu) > 5:
+            frame = decode_mac(psdu)
+            if frame.src == elsewhere and not _is(frame, DataRequest):
+                lost.append(world.clock.now)
+                return
+        deliver(psdu)
+
+    node.deliver = proofs_lost  # type: ignore[method-assign]
+    lose_parent(meter)
+    assert world.run_until(lambda: meter.rejoins == 1, 60)
+    losing.append(world.clock.now + 0.1)  # it has its key: what it sends at once is lost
+    assert world.run_until(lambda: node.children[gsme.eui64].short_address == elsewhere, 60)
+    assert len(lost) == 1 + 4  # its Device_annce, its RequestTunnel's four MAC tries
+    assert world.clock.now - losing[0] > REJOIN_TIMEOUT  # proved at its next wake
+    assert not node._rejoining
+    assert run.read(hub, gsme, "CS07").ok
+
+
+def test_an_esme_taken_off_the_log_as_its_rejoin_is_answered_gets_no_key() -> None:
+    """The trust centre looks at its log again as the key goes (a CCS02 may have come in
+    the moment since the Rejoin Response), as it does for a GSME's held response."""
+    world, _, bench, esme = _restored_on_a_bench("esme")
+    node = bench.node
+    lines = _lines(node)
+    tc = node.trust_centre
+    assert tc is not None
+    logged, rejoin = tc.logged, node._rejoin
+    answered: list[bytes] = []
+
+    def log_changed_after_answering(device: bytes, old_short: int, request: RejoinRequest) -> None:
+        rejoin(device, old_short, request)
+        answered.append(device)
+
+    node._rejoin = log_changed_after_answering  # type: ignore[method-assign]
+
+    def logged_still(device: bytes) -> bool:
+        return device not in answered and logged(device)
+
+    tc.logged = logged_still  # type: ignore[method-assign]
+    keys = _transport_keys(world)
+    assert world.run_until(lambda: bool(answered), 120)
+    world.run(1)
+    assert _transport_keys(world) == keys
+    eui = esme.eui64.hex().upper()
+    assert f"bench CHF: {eui} rejoined but is no longer in the device log" in lines
+    assert not esme.node.joined
