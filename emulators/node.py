@@ -2073,6 +2073,9 @@ class MeterNode(_Node):
         self.on_gbcs: Callable[[bytes, bytes], None] | None = None
         self.on_state: Callable[[NodeState], None] | None = None
         self._tunnel_asked = False  # a GSME's RequestTunnel awaits its response
+        # A GSME's RequestTunnels in a row still unanswered at its next wake: the hub
+        # acknowledges them but answers where the GSME is not (see _keepalive).
+        self._tunnel_unanswered = 0
         # An ESME's tunnel ids (it is the tunnel's server, GBCS 10.2.2.1): a new one per
         # RequestTunnel, the next kept across power cycles (a stale PUT names an old one).
         self._tunnel_ids = tunnel_server.TunnelIds()
@@ -2242,7 +2245,7 @@ class MeterNode(_Node):
         if state is not self.state:
             self.state = state
             if state is not _JOINED:
-                self._parent_failures = 0  # counted only while joined
+                self._parent_failures = self._tunnel_unanswered = 0  # counted while joined
             if self.trace is not None:  # not formatted for nobody: every state change
                 self._log(f"state {state.value}")
             if self.on_state is not None:
@@ -2757,6 +2760,7 @@ class MeterNode(_Node):
                 self._drop("RequestTunnelResponse to no request of ours")
                 return
             self._tunnel_asked = False
+            self._tunnel_unanswered = 0
             if tunnel.status == 0:
                 self.tunnel_id = tunnel.tunnel_id
                 if self.trace is not None:
@@ -2881,12 +2885,25 @@ class MeterNode(_Node):
             return
         if not self.sleepy:
             self._read_hub_time()
-        else:
+        elif self.tunnel_id is not None:
             self.listening = True
-            if self.tunnel_id is None:
-                self._request_tunnel()
-            else:
-                self._poll()
+            self._poll()
+        else:
+            if self._tunnel_asked:  # its last RequestTunnel: answered by now, if at all
+                self._tunnel_unanswered += 1
+                if self._tunnel_unanswered >= PARENT_FAILURE_LIMIT:
+                    # As an SE keep-alive counts reads its trust centre left unanswered: a
+                    # hub that holds its answers for another address (a record it never
+                    # moved) acknowledges every frame, and only a rejoin puts that right.
+                    self._parent_lost("its RequestTunnel unanswered")
+                    return
+                if self.trace is not None:
+                    self._log(
+                        f"no answer to its RequestTunnel "
+                        f"({self._tunnel_unanswered} of {PARENT_FAILURE_LIMIT} in a row)"
+                    )
+            self.listening = True
+            self._request_tunnel()
         self._schedule_keepalive()
 
     def _poll(self) -> None:
@@ -3012,12 +3029,16 @@ class MeterNode(_Node):
                 self._poll_parent()
                 if self._polling():
                     return
-            self._log(f"parent lost (no acknowledgement, {PARENT_FAILURE_LIMIT} in a row)")
-            # The tunnel stays until the rejoin starts: a frame the hub still sends on it
-            # (an ESME's PUT) is taken, not refused.
-            self._set_state(NodeState.ORPHANED)
-            self.listening = True
-            self._schedule(1.0, self._start_rejoin)
+            self._parent_lost("no acknowledgement")
+
+    def _parent_lost(self, why: str) -> None:
+        """Orphaned: a trust-centre rejoin follows (SE 1.2b keep-alive: three failures)."""
+        self._log(f"parent lost ({why}, {PARENT_FAILURE_LIMIT} in a row)")
+        # The tunnel stays until the rejoin starts: a frame the hub still sends on it
+        # (an ESME's PUT) is taken, not refused.
+        self._set_state(NodeState.ORPHANED)
+        self.listening = True
+        self._schedule(1.0, self._start_rejoin)
 
     # SECMP0013 disconnect --------------------------------------------------------------------
     def forget_network(self) -> None:

@@ -23,6 +23,7 @@ from emulators.node import (
     MAX_HELD_ASSOCIATIONS,
     REJOIN_RETRY,
     REJOIN_TIMEOUT,
+    SLEEPY_POLL,
     TRANSACTION_PERSISTENCE,
     CoordinatorNode,
     MeterNode,
@@ -1023,3 +1024,40 @@ def test_an_esme_taken_off_the_log_as_its_rejoin_is_answered_gets_no_key() -> No
     eui = esme.eui64.hex().upper()
     assert f"bench CHF: {eui} rejoined but is no longer in the device log" in lines
     assert not esme.node.joined
+
+
+def test_a_gsme_its_hub_answers_at_an_address_it_no_longer_holds_rejoins() -> None:
+    """Its proofs lost until the hub gave up waiting, the moved GSME is served at its old
+    address for good: the hub acknowledges its every frame, and holds every answer where
+    nobody polls. Three RequestTunnels still unanswered at its next wake count as its hub
+    lost, as an SE keep-alive counts reads left unanswered: it rejoins, and the rejoin
+    puts the record right."""
+    world, run, hub, gsme, elsewhere = known_at_another_address("gsme")
+    node, meter = hub.node, gsme.node
+    deliver = node.deliver
+    losing: list[float] = []
+
+    def proofs_lost(psdu: bytes) -> None:
+        if losing and world.clock.now < losing[0] and len(psdu) > 5:
+            frame = decode_mac(psdu)
+            if frame.src == elsewhere and not _is(frame, DataRequest):
+                return
+        deliver(psdu)
+
+    node.deliver = proofs_lost  # type: ignore[method-assign]
+    lose_parent(meter)
+    assert world.run_until(lambda: meter.rejoins == 1, 60)
+    losing.append(world.clock.now + REJOIN_TIMEOUT + SLEEPY_POLL + 1)
+    lines = _lines(meter)
+    world.run(losing[0] - world.clock.now)
+    assert node.children[gsme.eui64].short_address != elsewhere  # the hub gave up waiting
+    assert world.run_until(lambda: node.children[gsme.eui64].short_address == elsewhere, 300)
+    name = meter.name
+    assert [line for line in lines if "RequestTunnel" in line] == [
+        f"{name}: no answer to its RequestTunnel (1 of 3 in a row)",
+        f"{name}: no answer to its RequestTunnel (2 of 3 in a row)",
+        f"{name}: parent lost (its RequestTunnel unanswered, 3 in a row)",
+    ]
+    assert meter.rejoins == 2  # the rejoin that moved it, and the one that put it right
+    assert world.run_until(lambda: world.joined_to(gsme) == hub.eui64, 60)
+    assert run.read(hub, gsme, "CS07").ok
