@@ -426,9 +426,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(_negative_values_attached(given))
     try:
-        return int(args.func(args))
-    except BrokenPipeError:
+        status = int(args.func(args))
+        sys.stdout.flush()  # a full disk behind a redirect shows here, not at exit
+        return status
+    except BrokenPipeError:  # the reader went away: nothing more to say
+        _stdout_to_devnull()
         return 0
+    except OSError as e:
+        # The commands name the files they read and write; what is left is their output.
+        what = f"{e.filename}" if e.filename is not None else "cannot write the output"
+        print(f"gbcs-hil {args.command}: {what}: {e.strerror or e}", file=sys.stderr)
+        _stdout_to_devnull()
+        return 2
+
+
+def _stdout_to_devnull() -> None:
+    """What is still buffered for a stdout that cannot take it goes nowhere, so that
+    flushing it at exit does not fail again (a second message, exit status 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind it (a test's capture)
+        pass
 
 
 if __name__ == "__main__":

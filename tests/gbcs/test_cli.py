@@ -206,6 +206,25 @@ def test_console_script_pipeline(tmp_path: Path) -> None:
     assert "MAC: valid   signature: valid" in result.stdout
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to write to")
+@pytest.mark.parametrize("command", [["example", "disconnect"], ["dongles"]])
+def test_an_output_that_cannot_be_written_is_said_so(command: list[str]) -> None:
+    """A full disk behind a redirect (/dev/full): one line naming it and exit status 2,
+    not a traceback (helper audit), nor a second complaint as the process exits."""
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "gbcs", *command],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    assert result.returncode == 2
+    name = command[0]
+    assert result.stderr == (f"gbcs-hil {name}: cannot write the output: No space left on device\n")
+
+
 @pytest.mark.skipif(shutil.which("gbcs-hil") is None, reason="console script not installed")
 def test_readme_main_job_command(tmp_path: Path) -> None:
     """The README's first command after the install: ``gbcs-hil triage``, as a process."""
