@@ -451,7 +451,14 @@ def _run_locked(
         resumed = saved is not None
         if resumed:
             stored = _rows_from_json(saved, str(database))
-            if rows is not None and _rows_json(rows) != saved:
+            saved_errors = inventory.get("manifest_errors") or []
+            if not isinstance(saved_errors, list) or not all(
+                isinstance(e, str) for e in saved_errors
+            ):
+                raise GbcsError(f"{database}: the saved run is damaged (manifest_errors)")
+            # The manifest's bad rows too: one that gained a bad row is another manifest,
+            # whose new error the saved run's report would not carry.
+            if rows is not None and (_rows_json(rows) != saved or errors != saved_errors):
                 raise GbcsError(
                     f"{folder} holds a different run; use another --workdir to start a new one"
                 )
@@ -463,9 +470,7 @@ def _run_locked(
             # The emulated devices restart with the bench: give their HAN time to come
             # back (tunnels re-open) before the next command, as an operator would.
             world.run(RESTART_SETTLE)
-            errors = inventory.get("manifest_errors") or []
-            if not isinstance(errors, list) or not all(isinstance(e, str) for e in errors):
-                raise GbcsError(f"{database}: the saved run is damaged (manifest_errors)")
+            errors = saved_errors
         else:
             seed = 1 if seed is None else check_seed(seed)
             try:

@@ -67,6 +67,14 @@ def seed_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def path_argument(text: str) -> str:
+    """A path given on the command line: an empty one (an unset variable, most likely)
+    would mean the current folder, so it is refused rather than used."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path is not a file or folder")
+    return text
+
+
 def cmd_scenario(args: argparse.Namespace) -> int:
     try:
         faults = FaultPlan.parse(args.faults) if args.faults is not None else FaultPlan()
@@ -217,12 +225,14 @@ def add_commands(sub: Any) -> None:
     t.add_argument(
         "--workdir",
         default="triage-run",
+        type=path_argument,
         action=Once,
         help="working folder (default ./triage-run)",
     )
     t.add_argument(
         "--manifest",
         metavar="FILE",
+        type=path_argument,
         action=Once,
         help="CSV: EUI-64, install code, type, old CHF, MPxN",
     )

@@ -370,3 +370,39 @@ def test_junit_counts_match_its_test_cases(
         "errors": "2",
         "skipped": "0",
     }
+
+
+def test_a_manifest_that_gained_a_bad_row_is_a_different_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run again on the same folder with a bad row added: the saved run's report would
+    not carry the new row's error (the rerun exited 0 without it; helper audit)."""
+    good = f"00DB1234567890C1,00112233445566778899AABBCCDDEEFF,ESME,,{dummy_mpan(21)}\n"
+    manifest = tmp_path / "meters.csv"
+    manifest.write_text(good, encoding="utf-8")
+    work = tmp_path / "run"
+    args = ["triage", "--workdir", str(work), "--manifest", str(manifest), "--quiet"]
+    assert main(args) == 0
+    manifest.write_text(
+        good + "00DB1234567890C2,00112233445566778899AABBCCDDEEFF,ESME,,1312345678907\n",
+        encoding="utf-8",
+    )
+    capsys.readouterr()
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert f"{manifest}: line 2:" in err and "holds a different run" in err and out == ""
+    manifest.write_text(good, encoding="utf-8")  # the run it holds: resumed, as before
+    assert main(args) == 0
+
+
+@pytest.mark.parametrize("option", ["--workdir", "--manifest"])
+def test_an_empty_path_is_a_usage_error(
+    option: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unset variable (``--workdir "$DIR"``) would otherwise run in the current folder."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["triage", option, "", "--quiet"])
+    assert stop.value.code == 2
+    assert f"argument {option}: an empty path is not a file or folder" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
