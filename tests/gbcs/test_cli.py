@@ -208,12 +208,13 @@ def test_console_script_pipeline(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full to write to")
 @pytest.mark.parametrize("command", [["example", "disconnect"], ["dongles"]])
-def test_an_output_that_cannot_be_written_is_said_so(command: list[str]) -> None:
+def test_an_output_that_cannot_be_written_is_said_so(command: list[str], tmp_path: Path) -> None:
     """A full disk behind a redirect (/dev/full): one line naming it and exit status 2,
     not a traceback (helper audit), nor a second complaint as the process exits."""
     with open("/dev/full", "w") as full:
         result = subprocess.run(
             [sys.executable, "-m", "gbcs", *command],
+            cwd=tmp_path,  # example writes its keys here
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,
