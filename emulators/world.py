@@ -41,6 +41,7 @@ from emulators.node import (
     saved_channels,
 )
 from emulators.saved_state import U64, SavedState, saved_int
+from gbcs import strict_json
 from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
 from gbcs.keys import KeyUsage
@@ -785,7 +786,7 @@ class World:
         except OSError as e:
             raise GbcsError(f"{path}: cannot read ({e.strerror or e})") from None
         try:
-            obj = json.loads(text)
+            obj = strict_json.loads(text)
         except RecursionError:
             raise GbcsError(f"{path}: not JSON (nested too deeply)") from None
         except ValueError as e:  # JSONDecodeError, or an integer too long to convert

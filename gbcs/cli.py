@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from gbcs import strict_json
 from gbcs.catalogue import CATALOGUE, Catalogue
 from gbcs.errors import DecodeError, GbcsError
 from gbcs.keys import FileKeyStore
@@ -239,7 +240,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
         print(f"gbcs-hil encode: {args.input} is not UTF-8 text: {exc.reason}", file=sys.stderr)
         return 2
     try:
-        obj = json.loads(text)
+        obj = strict_json.loads(text)
     except json.JSONDecodeError as exc:
         print(f"gbcs-hil encode: input is not JSON: {exc}", file=sys.stderr)
         return 2

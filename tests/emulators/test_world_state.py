@@ -104,6 +104,16 @@ def test_a_file_not_in_utf8_is_refused(tmp_path: Path) -> None:
         World.load(bad)
 
 
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    """Not the last one silently kept: the first may be the edit meant."""
+    text = _saved_fleet()
+    bad = tmp_path / "twice.json"
+    bad.write_text(text.replace('{"format"', '{"format": 0, "format"', 1), encoding="utf-8")
+    assert text.startswith('{"format"')
+    with pytest.raises(GbcsError, match="key 'format' is given twice in one object"):
+        World.load(bad)
+
+
 def test_json_nested_too_deeply_is_refused(tmp_path: Path) -> None:
     bad = tmp_path / "deep.json"
     bad.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")

@@ -132,6 +132,22 @@ def test_encode_rejects_bad_json(
     assert code == 1 and "missing" in err
 
 
+def test_encode_refuses_a_key_given_twice(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first of two equal keys was dropped without a word (helper audit): the edit
+    the user made may be the one lost."""
+    _, wire = _example(tmp_path, capsys)
+    text = json.dumps(_decoded_json(wire, capsys))
+    counter = text.index('"originator_counter"')
+    twice = text[:counter] + '"originator_counter": 5, ' + text[counter:]
+    code, out, err = run(["encode", "-"], capsys, twice, monkeypatch)
+    assert code == 2 and out == ""
+    assert "key 'originator_counter' is given twice in one object" in err
+    code, out, _ = run(["encode", "-"], capsys, text, monkeypatch)
+    assert code == 0 and out.strip() == wire
+
+
 @pytest.mark.parametrize(
     "text", ["[" * 100_000 + "]" * 100_000, '{"x": ' + "9" * 5000 + "}"], ids=["deep", "long"]
 )
