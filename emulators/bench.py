@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from emulators.chf import CURRENT_LOG_CAPACITY
-from emulators.files import write_together
 from emulators.inventory import Inventory
 from emulators.mpxn import MpxnError, ProductionProvingPolicy
 from emulators.triage import (
@@ -37,6 +36,7 @@ from emulators.triage import (
 from emulators.wireshark import capture_files
 from emulators.world import World, check_seed
 from gbcs.errors import GbcsError
+from gbcs.files import write_together
 
 __all__ = [
     "BenchRun",

@@ -15,8 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from emulators.files import temporary_name, write_together
 from emulators.medium import Capture
+from gbcs.files import temporary_name, write_together
 from gbcs.pcap import (
     LINKTYPE_IEEE802_15_4_WITHFCS,
     LINKTYPE_WIRESHARK_UPPER_PDU,

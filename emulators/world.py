@@ -25,7 +25,6 @@ from emulators.clock import VirtualClock
 from emulators.credentials import DeviceCredentials, TrustAnchor, TrustAnchors
 from emulators.device import saved_credentials
 from emulators.faults import NO_FAULTS, FaultInjector, FaultPlan
-from emulators.files import write_together
 from emulators.gpf import Gpf
 from emulators.headend import HeadEnd
 from emulators.medium import Capture, HanMedium, Radio
@@ -44,6 +43,7 @@ from emulators.saved_state import U64, SavedState, saved_int
 from gbcs import strict_json
 from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
+from gbcs.files import write_together
 from gbcs.keys import KeyUsage
 from gbcs.primitives import RESERVED_EUI64
 from gbcs.testpki import RemotePartyRole, TestPki, role_label

@@ -27,6 +27,7 @@ certificate signatures use RFC 6979 deterministic ECDSA where the installed
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import enum
 import hashlib
@@ -43,6 +44,7 @@ from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from gbcs.errors import DecodeError, EncodeError, GbcsError
+from gbcs.files import write_together
 from gbcs.keys import KeyUsage, MemoryKeyStore
 from gbcs.primitives import Reader, encode_length, eui64
 
@@ -474,27 +476,31 @@ class TestPki:
         key store ignores) for chain checks.
         """
         out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        path = out / "issuing-authority.pem"
-        path.write_bytes(self.issuer_certificate.public_bytes(serialization.Encoding.PEM))
-        written.append(path)
+        pem = serialization.Encoding.PEM
+        files = [(out / "issuing-authority.pem", self.issuer_certificate.public_bytes(pem))]
+        keys = []
         for party in self._parties.values():
             for usage in (KeyUsage.KA, KeyUsage.DS):
                 stem = f"{party.eui64.hex()}-{usage.value}"
-                cert = out / f"{stem}.pem"
-                cert.write_bytes(party.certificate(usage).public_bytes(serialization.Encoding.PEM))
                 key = out / f"{stem}.key"
-                key.write_bytes(
-                    party.private_key(usage).private_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption(),
-                    )
+                private = party.private_key(usage).private_bytes(
+                    pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
                 )
-                key.chmod(0o600)
-                written += [cert, key]
-        return written
+                certificate = party.certificate(usage).public_bytes(pem)
+                files += [(out / f"{stem}.pem", certificate), (key, private)]
+                keys.append(key)
+        made = [p for p in (out, *out.parents) if not p.exists()]
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            # All or none: a store half this seed's and half an earlier one's would make
+            # signatures and MACs fail with no word why.
+            write_together(files, private=keys)
+        except BaseException:
+            for folder_made in made:  # only those it made, and only if still empty
+                with contextlib.suppress(OSError):
+                    folder_made.rmdir()
+            raise
+        return [path for path, _ in files]
 
     # Internals --------------------------------------------------------------------
     def _digest(self, label: bytes) -> bytes:

@@ -550,7 +550,7 @@ def test_a_failed_save_keeps_the_previous_one(
     def full_disk(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("emulators.files.os.replace", full_disk)
+    monkeypatch.setattr("gbcs.files.os.replace", full_disk)
     with pytest.raises(GbcsError, match=r"fleet.json: cannot write \(No space left on device"):
         world.save(path)
     assert path.read_text(encoding="utf-8") == good

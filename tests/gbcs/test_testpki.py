@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -172,6 +173,47 @@ def test_certificate_party_reads_rtds_certificates(rtds_root: Path) -> None:
     assert roles["90b3d51f30010008"] is RemotePartyRole.LOAD_CONTROLLER
     assert roles["90b3d51f30000004"] is RemotePartyRole.TRANSITIONAL_COS
     assert roles["90b3d51f30000001"] is RemotePartyRole.RECOVERY
+
+
+def _files(folder: Path) -> dict[str, bytes | str]:
+    return {p.name: "folder" if p.is_dir() else p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_keystore_that_cannot_be_written_whole_keeps_the_one_before(tmp_path: Path) -> None:
+    """A write failing part-way (a folder where one key goes, a full disk) left a store
+    half one seed's and half another's, whose signatures and MACs then failed with no
+    word why (helper audit): now it is all or nothing."""
+    keys = tmp_path / "keys"
+    TestPki.default_cast(1).write(keys)
+    (keys / "00db1234567890a2-ds.key").unlink()
+    (keys / "00db1234567890a2-ds.key").mkdir()
+    before = _files(keys)
+    with pytest.raises(IsADirectoryError, match=r"00db1234567890a2-ds\.key"):
+        TestPki.default_cast(2).write(keys)
+    assert _files(keys) == before  # every file still seed 1's, nothing staged left
+
+
+def test_a_new_keystore_that_cannot_be_written_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("gbcs.testpki.write_together", full_disk)
+    (tmp_path / "a").mkdir()
+    with pytest.raises(OSError, match="No space left"):
+        TestPki.default_cast(1).write(tmp_path / "a" / "b" / "keys")
+    assert _files(tmp_path) == {"a": "folder"} and _files(tmp_path / "a") == {}
+
+
+def test_written_private_keys_are_the_owners_alone_whatever_the_umask(tmp_path: Path) -> None:
+    previous = os.umask(0)
+    try:
+        written = TestPki.default_cast(1).write(tmp_path / "keys")
+    finally:
+        os.umask(previous)
+    modes = {p.suffix: p.stat().st_mode & 0o777 for p in written}
+    assert modes == {".key": 0o600, ".pem": 0o666}
 
 
 def test_written_folder_reads_back_through_file_keystore(pki: TestPki, tmp_path: Path) -> None:

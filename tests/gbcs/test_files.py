@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from emulators import files
-from emulators.files import write_together
+from gbcs import files
+from gbcs.files import write_together
 
 
 def _listing(folder: Path) -> dict[str, bytes | str]:

@@ -14,7 +14,7 @@ import contextlib
 import itertools
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 __all__ = ["temporary_name", "write_together"]
@@ -38,10 +38,22 @@ def _keep(final: Path) -> Path:
     return previous
 
 
-def write_together(contents: Iterable[tuple[Path, bytes]]) -> None:
+def _stage_private(temporary: Path, data: bytes) -> None:
+    """A new file readable by its owner only from the start (a private key is never
+    readable by others, not even for a moment), then written."""
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(temporary, 0o600)  # 0600 whatever the umask took away
+
+
+def write_together(
+    contents: Iterable[tuple[Path, bytes]], *, private: Collection[Path] = ()
+) -> None:
     """Write every ``(path, data)``; on any failure or interrupt none is left staged or
     half-placed, and the files they would have replaced are as they were. Each file is
-    replaced in one rename, so a reader always finds the old file or the new one."""
+    replaced in one rename, so a reader always finds the old file or the new one. The
+    ``private`` ones are readable by their owner only (0600)."""
     files = list(contents)
     staged: list[Path] = []
     kept: list[tuple[Path, Path]] = []  # (final, a second name for its previous file)
@@ -50,7 +62,10 @@ def write_together(contents: Iterable[tuple[Path, bytes]]) -> None:
         for final, data in files:
             temporary = final.with_name(temporary_name())
             staged.append(temporary)
-            temporary.write_bytes(data)
+            if final in private:
+                _stage_private(temporary, data)
+            else:
+                temporary.write_bytes(data)
         for final, _ in files:
             if final.is_dir() and not final.is_symlink():
                 raise IsADirectoryError(21, "Is a directory", str(final))
