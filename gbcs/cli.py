@@ -57,41 +57,71 @@ def _catalogue(args: argparse.Namespace) -> Catalogue:
     return CATALOGUE if code is None else Catalogue(code)
 
 
+def _file_message(raw: bytes) -> bytes | str:
+    """The message in a file's (or standard input's) bytes: binary as it is, hex or base64
+    text parsed; an error's text if it is text that is neither."""
+    from gbcs.message import parse_input
+
+    text = raw.removeprefix(UTF8_BOM)  # editors on Windows save hex with one
+    try:
+        # Text is UTF-8 (a hex dump copied from a PDF brings a no-break space); a binary
+        # GBCS message never is: its 0xDD or 0xDF tag is a UTF-8 lead byte, and the byte
+        # after it (< 0x80) is no continuation byte.
+        utf8_text = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw  # binary
+    try:
+        return parse_input(utf8_text)
+    except GbcsError as exc:  # text, so not a binary message: say what is wrong
+        return str(exc)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why an entry below a folder cannot be read as a message (None: it is a file). A
+    FIFO would block the run, and an entry skipped without a word is a message lost."""
+    if path.is_file():
+        return None
+    if path.is_symlink() and not path.exists():
+        return "a symbolic link to nothing"
+    return "not a regular file"
+
+
 def read_inputs(items: Sequence[str], stdin: TextIO) -> Iterator[tuple[str | None, bytes | str]]:
     """Yield (file name or None, bytes) per message; an unreadable input yields its error text."""
     from gbcs.message import parse_input
 
     for item in items:
         if item == "-":
+            # Bytes, as from a file: a binary message piped in is as good as one named.
+            buffer = getattr(stdin, "buffer", None)
+            if buffer is not None:
+                found = _file_message(buffer.read())
+                yield None, f"standard input: {found}" if isinstance(found, str) else found
+                continue
             try:
                 yield None, parse_input(stdin.read())
             except GbcsError as exc:
                 yield None, f"standard input: {exc}"
         elif item.startswith("@"):
             path = Path(item[1:])
-            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            if path.is_dir():
+                files = sorted(p for p in path.rglob("*") if not p.is_dir())
+            else:
+                files = [path]
             if not files:
                 # An empty folder (the wrong one?) would otherwise look like a clean run.
                 yield str(path), "no file below this folder"
             for file in files:
+                why = _not_a_file(file) if file is not path else None
+                if why is not None:
+                    yield str(file), f"cannot read: {why}"
+                    continue
                 try:
                     raw = file.read_bytes()
                 except OSError as exc:
                     yield str(file), f"cannot read: {exc.strerror}"
                     continue
-                text = raw.removeprefix(UTF8_BOM)  # editors on Windows save hex with one
-                try:
-                    # Text is UTF-8 (a hex dump copied from a PDF brings a no-break space);
-                    # a binary GBCS message never is: its 0xDD or 0xDF tag is a UTF-8 lead
-                    # byte, and the byte after it (< 0x80) is no continuation byte.
-                    utf8_text = text.decode("utf-8")
-                except UnicodeDecodeError:
-                    yield str(file), raw  # binary
-                    continue
-                try:
-                    yield str(file), parse_input(utf8_text)
-                except GbcsError as exc:  # text, so not a binary message: say what is wrong
-                    yield str(file), str(exc)
+                yield str(file), _file_message(raw)
         else:
             try:
                 yield None, parse_input(item)

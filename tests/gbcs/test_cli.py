@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -554,3 +555,45 @@ def test_mac_on_a_pre_command_asks_for_it_to_be_signed_first(
     assert code == 0
     _, checked, _ = run(["decode", "--keystore", str(keys), "--json", out.strip()], capsys)
     assert (json.loads(checked)["mac"], json.loads(checked)["signature"]) == ("valid", "valid")
+
+
+def test_a_binary_message_on_standard_input_decodes_as_from_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``decode - < msg.bin`` said "neither hexadecimal nor base64" while ``@msg.bin``
+    decoded the same bytes (helper audit)."""
+    _, wire = _example(tmp_path, capsys)
+    raw = bytes.fromhex(wire)
+    (tmp_path / "msg.bin").write_bytes(raw)
+    _, from_file, _ = run(["decode", "--json", f"@{tmp_path / 'msg.bin'}"], capsys)
+    for given in (raw, wire.encode(), b"\xef\xbb\xbf" + wire.encode() + b"\n"):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(given)))
+        code, out, err = run(["decode", "--json", "-"], capsys)
+        assert (code, err) == (0, "")
+        assert {**json.loads(out), "file": None} == {**json.loads(from_file), "file": None}
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"not a message")))
+    code, out, _ = run(["decode", "-"], capsys)
+    assert code == 1 and "standard input: " in out
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_folder_entry_that_is_no_file_is_reported_not_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dangling link or a FIFO below a decoded folder was skipped without a word, and
+    the run exited 0 (helper audit); a FIFO must not be read either (it would block)."""
+    _, wire = _example(tmp_path, capsys)
+    folder = tmp_path / "messages"
+    folder.mkdir()
+    (folder / "a.hex").write_text(wire)
+    (folder / "b.hex").symlink_to(tmp_path / "gone.hex")
+    os.mkfifo(folder / "c.fifo")
+    code, out, _ = run(["decode", "--json", f"@{folder}"], capsys)
+    assert code == 1
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [r["file"] for r in results] == [str(folder / n) for n in ("a.hex", "b.hex", "c.fifo")]
+    assert "error" not in results[0]
+    assert [r["error"]["reason"] for r in results[1:]] == [
+        "cannot read: a symbolic link to nothing",
+        "cannot read: not a regular file",
+    ]
