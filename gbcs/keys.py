@@ -169,7 +169,8 @@ class FileKeyStore(MemoryKeyStore):
         super().__init__()
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise GbcsError(f"key store folder {self.folder} does not exist")
+            why = "is not a folder" if self.folder.exists() else "does not exist"
+            raise GbcsError(f"key store folder {self.folder} {why}")
         self._files: dict[tuple[bytes, KeyUsage], dict[str, Path]] = {}
         self._lock = threading.Lock()
         for path in sorted(self.folder.iterdir()):

@@ -108,3 +108,13 @@ def test_a_certificate_whose_extensions_do_not_parse_is_this_files_error(tmp_pat
         FileKeyStore(tmp_path).public_key(PARTY, KeyUsage.KA)
     with pytest.raises(DecodeError, match=r"extensions .*cannot be read"):
         certificate_party(cert)
+
+
+def test_a_key_store_that_is_no_folder_is_named_for_what_it_is(tmp_path: Path) -> None:
+    """A file given as the key store was said not to exist (helper audit)."""
+    afile = tmp_path / "keys"
+    afile.write_text("")
+    with pytest.raises(GbcsError, match=f"key store folder {afile} is not a folder"):
+        FileKeyStore(afile)
+    with pytest.raises(GbcsError, match=f"key store folder {tmp_path / 'none'} does not exist"):
+        FileKeyStore(tmp_path / "none")
