@@ -121,9 +121,17 @@ def parse_manifest_eui(text: str, what: str = "EUI-64") -> bytes:
     return raw
 
 
+# A manifest is a list of meters: this is some 200,000 rows. Anything longer is not one
+# (``--manifest /dev/zero`` would otherwise grow until the process is killed).
+MAX_MANIFEST_BYTES = 16 * 2**20
+
+
 def _manifest_text(path: Path | str) -> str:
     """The file as text: UTF-8, with or without the byte-order mark Excel writes."""
-    data = Path(path).read_bytes()
+    with open(path, "rb") as f:
+        data = f.read(MAX_MANIFEST_BYTES + 1)
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{path}: longer than {MAX_MANIFEST_BYTES} bytes: not a manifest")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -144,7 +152,8 @@ def read_manifest(
     raises :class:`ManifestError`: no row of it can be trusted then.
     """
     policy = policy if policy is not None else ProductionProvingPolicy.from_env()
-    reader = csv.reader(io.StringIO(_manifest_text(path), newline=""))
+    # strict: a quote left open swallows every row after it, so it is an error, named.
+    reader = csv.reader(io.StringIO(_manifest_text(path), newline=""), strict=True)
     rows: list[ManifestRow] = []
     errors: list[str] = []
     seen: dict[bytes, int] = {}

@@ -767,6 +767,28 @@ def test_a_manifest_that_is_not_utf8_is_refused_naming_file_and_line(tmp_path: P
         read_manifest(path)
 
 
+def test_a_manifest_with_a_quote_left_open_is_refused_as_not_csv(tmp_path: Path) -> None:
+    """The open quote swallowed every row after it into one field, reported as a row of
+    the wrong length (helper audit): the file's real fault is named now."""
+    path = tmp_path / "quote.csv"
+    path.write_text("\n".join([MANIFEST[0], '"' + GOOD_FRESH, GOOD_FRESH]) + "\n")
+    with pytest.raises(ManifestError, match=r"quote\.csv: line \d+: not CSV: unexpected end"):
+        read_manifest(path)
+
+
+def test_a_manifest_too_long_to_be_one_is_refused_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--manifest /dev/zero`` read until the process was killed (helper audit)."""
+    monkeypatch.setattr("emulators.triage.MAX_MANIFEST_BYTES", 120)
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join([MANIFEST[0], GOOD_FRESH, "#" * 100]) + "\n")
+    with pytest.raises(ManifestError, match=r"long\.csv: longer than 120 bytes: not a manifest"):
+        read_manifest(path)
+    path.write_text("\n".join([MANIFEST[0], GOOD_FRESH]) + "\n")
+    assert len(path.read_bytes()) <= 120 and read_manifest(path)[0]
+
+
 @pytest.mark.parametrize(
     ("eui", "match"),
     [
