@@ -463,15 +463,24 @@ def _run_locked(
                     f"{folder} holds a different run; use another --workdir to start a new one"
                 )
             seed = _check_same_run(folder, inventory, seed, policy)
+            inventory.check_journal()
             rows = stored
             world = Bench.load_world(inventory)
             if world is None:
                 raise GbcsError(f"{folder / DB_NAME} has a run but no device state")
+            strangers = [row.hex for row in rows if row.eui64 not in world.meters]
+            if strangers:
+                raise GbcsError(
+                    f"{database}: the saved run is damaged (no device state for "
+                    f"{', '.join(strangers)})"
+                )
             # The emulated devices restart with the bench: give their HAN time to come
             # back (tunnels re-open) before the next command, as an operator would.
             world.run(RESTART_SETTLE)
             errors = saved_errors
         else:
+            if inventory.has_run():
+                raise GbcsError(f"{database}: the saved run is damaged (its rows are missing)")
             seed = 1 if seed is None else check_seed(seed)
             try:
                 demo = rows is None

@@ -71,6 +71,23 @@ TRANSITIONS: dict[SmiStatus, frozenset[SmiStatus]] = {
     SmiStatus.WITHDRAWN: frozenset(),
 }
 
+JOURNAL_STEPS = "journal_steps"  # kv: the steps committed to the journal
+# PRAGMA application_id of the kit's inventories ("GBHL"): another program's SQLite file
+# is refused rather than given the kit's tables.
+APPLICATION_ID = int.from_bytes(b"GBHL", "big")
+TABLES = frozenset(
+    {
+        "devices",
+        "mpxn_links",
+        "responsible_suppliers",
+        "chf_suppliers",
+        "issued_logs",
+        "audit",
+        "journal",
+        "capture",
+        "kv",
+    }
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     eui64 TEXT PRIMARY KEY,
@@ -187,17 +204,50 @@ class Inventory:
         db: sqlite3.Connection | None = None
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            untagged = self._check_identity(db)  # before anything is written to the file
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
-        except sqlite3.Error as e:
+            if untagged:
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        except (sqlite3.Error, InventoryError) as e:
             # A folder or file that cannot be written, a damaged or foreign file: say which.
             if db is not None:
                 db.close()
+            if isinstance(e, InventoryError):
+                raise
             raise InventoryError(f"cannot open the inventory {self.path}: {e}") from None
         self.db = db
         self._depth = 0
         self.now = 0.0  # the bench's clock, set by whoever drives it
+
+    def _check_identity(self, db: sqlite3.Connection) -> bool:
+        """Refuse another application's SQLite file, or one of ours missing a table, before
+        a table is added to it or its journal mode changed. True if it is new (empty) or
+        was written before the kit tagged its files: it gets the tag."""
+        tag = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {
+            name
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if tag not in (0, APPLICATION_ID):
+            raise InventoryError(
+                f"{self.path} is not a gbcs-hil inventory (another application's SQLite "
+                f"file, application_id {tag:#010x}); use another --workdir"
+            )
+        missing = sorted(TABLES - tables)
+        if tag == APPLICATION_ID and missing:
+            raise InventoryError(
+                f"{self.path}: the saved run is damaged (table {', '.join(missing)} missing)"
+            )
+        if tag == 0 and tables and missing:
+            raise InventoryError(
+                f"{self.path} is not a gbcs-hil inventory (it holds tables "
+                f"{', '.join(sorted(tables))}); use another --workdir"
+            )
+        return tag == 0
 
     def close(self) -> None:
         self.db.close()
@@ -442,6 +492,39 @@ class Inventory:
                 "INSERT INTO journal VALUES (?, ?, ?, ?, ?)",
                 (meter, step, name, result, json.dumps(detail, sort_keys=True)),
             )
+            # Counted beside it: a step deleted from the journal would be run again.
+            (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
+            self.put(JOURNAL_STEPS, count)
+
+    def has_run(self) -> bool:
+        """Whether a triage has started in it: a step journaled, or device state saved."""
+        return any(
+            self.db.execute(query).fetchone() is not None
+            for query in (
+                "SELECT 1 FROM journal LIMIT 1",
+                "SELECT 1 FROM devices LIMIT 1",
+                "SELECT 1 FROM kv WHERE key GLOB 'world:*' LIMIT 1",
+            )
+        )
+
+    def check_journal(self) -> None:
+        """Refuse a journal that lost or renumbered a committed step, before any step is
+        run: the flow would run that step again (its commands sent twice) or skip one."""
+        (count,) = self.db.execute("SELECT count(*) FROM journal").fetchone()
+        kept = self.get(JOURNAL_STEPS)
+        if kept is not None and (type(kept) is not int or kept != count):
+            raise InventoryError(
+                f"{self.path}: the saved run is damaged (its journal holds {count} steps, "
+                f"{kept!r} were committed)"
+            )
+        for meter, steps, first, last in self.db.execute(
+            "SELECT meter, count(*), min(step), max(step) FROM journal GROUP BY meter"
+        ):
+            if (first, last) != (1, steps):
+                raise InventoryError(
+                    f"{self.path}: the saved run is damaged (the journal of {meter} holds "
+                    f"{steps} steps numbered {first} to {last}, not 1 to {steps})"
+                )
 
     def get(self, key: str) -> Any:
         row = self.db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulators.inventory import Inventory, saved_json
+from emulators.inventory import Inventory, InventoryError, saved_json
 from emulators.mpxn import MpxnError, ProductionProvingPolicy
 from emulators.node import NodeState
 from emulators.services import NOT_IN_LOG, Reason, ServiceLayer, ServiceResponse, User
@@ -258,6 +258,16 @@ def _crash_after(text: str | None) -> int | None:
     return steps
 
 
+def _saved_count(inventory: Inventory, key: str) -> int:
+    """A count the bench keeps in the inventory (0 before the first save)."""
+    value = inventory.get(key)
+    if value is None:
+        return 0
+    if type(value) is not int or value < 0:
+        raise InventoryError(f"{inventory.path}: the saved run is damaged ({key})")
+    return value
+
+
 class Bench:
     """A triage bench over the emulated world, resumable from its SQLite database."""
 
@@ -283,8 +293,8 @@ class Bench:
         self.crash_after = _crash_after(env) if self.hard_crash else crash_after
         self.commits = 0
         self.progress = progress
-        self._frames_saved = int(inventory.get("capture_frames") or 0)
-        self._wan_saved = int(inventory.get("capture_wan") or 0)
+        self._frames_saved = _saved_count(inventory, "capture_frames")
+        self._wan_saved = _saved_count(inventory, "capture_wan")
         self._keys_saved = len(_saved_keys(inventory))
         self.touched: set[bytes] = set()
         # The network operator of the bench's region (the world's own anchors).
@@ -346,13 +356,39 @@ class Bench:
         world = World.from_entities(entities, **kwargs)
         capture = world.capture
         if capture is not None:
-            for t, interface, frame in inventory.db.execute(
-                "SELECT time, interface, frame FROM capture ORDER BY seq"
+            han: list[tuple[float, str, bytes]] = []
+            wan: list[tuple[float, bytes]] = []
+            for seq, t, interface, frame in inventory.db.execute(
+                "SELECT seq, time, interface, frame FROM capture ORDER BY seq"
             ):
+                if (
+                    type(t) not in (int, float)
+                    or not isinstance(frame, bytes)
+                    or not isinstance(interface, str)
+                    or not (interface == "wan" or interface.startswith("han:"))
+                ):
+                    raise InventoryError(
+                        f"{inventory.path}: the saved run is damaged (capture row {seq})"
+                    )
                 if interface == "wan":
-                    capture.wan.append((t, bytes(frame)))
+                    wan.append((float(t), frame))
                 else:
-                    capture.frames.append((t, interface.removeprefix("han:"), bytes(frame)))
+                    han.append((float(t), interface.removeprefix("han:"), frame))
+            # The frames each step saved, counted beside them: one lost or added would
+            # shift what the next step saves.
+            for key, count, what in (
+                ("capture_frames", len(han), "HAN frames"),
+                ("capture_wan", len(wan), "WAN messages"),
+            ):
+                if _saved_count(inventory, key) != count:
+                    raise InventoryError(
+                        f"{inventory.path}: the saved run is damaged (its capture holds "
+                        f"{count} {what}, {_saved_count(inventory, key)} were saved)"
+                    )
+            # Ahead of any frame a device sent as it was rebuilt: the bench saves from the
+            # saved count on, so such a frame went unsaved and the last saved one twice.
+            capture.frames[:0] = han
+            capture.wan[:0] = wan
             # Saved keys first, in the order learnt; then any the rebuilt devices noted.
             keys = _saved_keys(inventory)
             for key, label in capture.keys.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from emulators.inventory import TRANSITIONS, Inventory, InventoryError, SmiStatus
+from emulators.inventory import SCHEMA, TABLES, TRANSITIONS, Inventory, InventoryError, SmiStatus
 
 METER = "00DB1234567890A0"
 OTHER = "00DB1234567890A1"
@@ -489,3 +489,65 @@ def test_a_damaged_saved_value_is_an_inventory_error_naming_it(inv: Inventory, d
         db.execute("UPDATE kv SET value = ? WHERE key = ?", (damage, "world:meta"))
     with pytest.raises(InventoryError, match=r"world:meta: the saved value is damaged"):
         inv.get("world:meta")
+
+
+def _tables(path: Path) -> tuple[set[str], str, int]:
+    db = sqlite3.connect(path)
+    try:
+        tables = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        (mode,) = db.execute("PRAGMA journal_mode").fetchone()
+        (tag,) = db.execute("PRAGMA application_id").fetchone()
+        return tables, mode, tag
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("CREATE TABLE notes (value TEXT)", r"not a gbcs-hil inventory \(it holds tables notes\)"),
+        (
+            "PRAGMA application_id = 1234",
+            r"not a gbcs-hil inventory \(another application's SQLite file, application_id "
+            r"0x000004d2\)",
+        ),
+    ],
+)
+def test_another_programs_sqlite_file_is_refused_untouched(
+    tmp_path: Path, setup: str, message: str
+) -> None:
+    """It was given the kit's nine tables and switched to WAL, then failed on a column
+    it lacked (helper audit)."""
+    path = tmp_path / "triage.sqlite"
+    db = sqlite3.connect(path)
+    db.execute(setup)
+    db.commit()
+    db.close()
+    before = _tables(path)
+    with pytest.raises(InventoryError, match=message):
+        Inventory(path)
+    assert _tables(path) == before
+
+
+def test_an_inventory_is_tagged_and_one_from_before_the_tag_is_taken_and_tagged(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "inventory.sqlite"
+    Inventory(path).close()
+    tables, _, tag = _tables(path)
+    assert tag == int.from_bytes(b"GBHL", "big") and tables >= TABLES
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA application_id = 0")  # as the kit wrote it before
+    db.commit()
+    db.close()
+    Inventory(path).close()
+    assert _tables(path)[2] == int.from_bytes(b"GBHL", "big")
+
+
+def test_the_tables_checked_are_the_schemas(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "schema.sqlite")
+    db.executescript(SCHEMA)
+    assert {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} - {
+        "sqlite_sequence"
+    } == TABLES
+    db.close()

@@ -38,6 +38,7 @@ from emulators.triage import (
     parse_manifest_eui,
     read_manifest,
 )
+from emulators.world import World
 from emulators.zigbee.install_code import install_code_crc
 from gbcs import asn1
 from gbcs.catalogue import CATALOGUE
@@ -410,6 +411,41 @@ def test_a_crash_at_any_step_resumes_to_the_same_result(
     assert len(data) == len(sent(demo[0]))
 
 
+def _capture_rows(folder: Path) -> list[tuple[float, str, bytes]]:
+    inv = open_inventory(folder)
+    try:
+        return inv.db.execute("SELECT time, interface, frame FROM capture ORDER BY seq").fetchall()
+    finally:
+        inv.close()
+
+
+def test_a_frame_sent_as_the_world_is_rebuilt_is_saved_and_none_twice(tmp_path: Path) -> None:
+    """Resumed after a crash at its first step, a meter sends a frame as its state is
+    loaded: the saved frames were put after it, so the bench, saving from the saved count
+    on, saved the last saved frame a second time and never that one."""
+    with pytest.raises(SimulatedCrash):
+        run_bench(tmp_path, crash_after=1)
+    before = _capture_rows(tmp_path)
+    rebuild = World.from_entities
+    sent_on_load: list[tuple[float, str, bytes]] = []
+
+    def rebuilt(rows: dict[str, Any], **kwargs: Any) -> World:
+        world = rebuild(rows, **kwargs)
+        assert world.capture is not None
+        sent_on_load.extend(world.capture.frames)
+        return world
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("emulators.triage.World.from_entities", rebuilt)
+        assert run_bench(tmp_path).resumed
+    assert sent_on_load  # the case this is about
+    after = _capture_rows(tmp_path)
+    assert after[: len(before)] == before
+    new = after[len(before) :]
+    assert [(t, "han:" + place, f) for t, place, f in sent_on_load] == new[: len(sent_on_load)]
+    assert before[-1] not in new
+
+
 def test_crashing_repeatedly_still_finishes(tmp_path: Path, demo: tuple[Path, BenchRun]) -> None:
     crashes = 0
     while True:
@@ -594,6 +630,31 @@ _DEEP = "replace(hex(zeroblob(50000)), '00', '[')"  # SQL for 50,000 '[' charact
         # Nested deeper than the JSON parser recurses: a RecursionError before.
         (f"UPDATE kv SET value={_DEEP} WHERE key='world:meta'", "world:meta: the saved value"),
         (f"UPDATE kv SET value={_DEEP} WHERE key GLOB 'capture_key:*'", "capture keys are dam"),
+        # Found by a helper's audit: each ran committed steps again, ran a new run over
+        # the old one, or raised a traceback, before or instead of refusing.
+        (
+            "DELETE FROM journal WHERE rowid = (SELECT max(rowid) FROM journal)",
+            r"damaged \(its journal holds \d+ steps, \d+ were committed\)",
+        ),
+        (
+            "UPDATE journal SET step = 50 WHERE step = 5",
+            r"damaged \(the journal of \w+ holds \d+ steps numbered 1 to 50, not 1 to \d+\)",
+        ),
+        ("DROP TABLE journal", r"damaged \(table journal missing\)"),
+        ("DELETE FROM kv WHERE key='rows'", r"damaged \(its rows are missing\)"),
+        (
+            "UPDATE kv SET value = json_insert(value, '$[#]', json_set(json_extract(value, "
+            "'$[0]'), '$.eui64', '00DB0000000000AB', '$.mpxn', '1')) WHERE key='rows'",
+            r"damaged \(no device state for 00DB0000000000AB\)",
+        ),
+        ("UPDATE capture SET frame = 'x' WHERE seq = 5", r"damaged \(capture row 5\)"),
+        ("UPDATE capture SET time = 'soon' WHERE seq = 5", r"damaged \(capture row 5\)"),
+        (
+            "DELETE FROM capture WHERE seq = 5",
+            r"damaged \(its capture holds \d+ HAN frames, \d+ were saved\)",
+        ),
+        ("UPDATE kv SET value='\"x\"' WHERE key='capture_frames'", r"damaged \(capture_frames\)"),
+        ("UPDATE kv SET value='-1' WHERE key='capture_wan'", r"damaged \(capture_wan\)"),
     ],
 )
 def test_a_damaged_saved_run_is_refused_naming_what_and_leaves_the_reports(
