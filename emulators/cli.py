@@ -12,9 +12,8 @@ from typing import Any
 from emulators.faults import FaultPlan
 from emulators.scenarios import SCENARIOS, run_scenario
 from emulators.wireshark import check_capture_path, uat_options, write_capture
-from emulators.world import check_seed
 from gbcs.errors import GbcsError
-from gbcs.options import Once, OnceFlag
+from gbcs.options import Once, OnceFlag, seed_argument
 
 __all__ = ["add_commands", "cmd_scenario"]
 
@@ -53,18 +52,6 @@ def _table(report: dict[str, Any]) -> str:
             f"network operator {m['network_operator']}"
         )
     return "\n".join(lines)
-
-
-def seed_argument(text: str) -> int:
-    """``--seed``: an integer a world can be built from (signed 64-bit)."""
-    try:
-        # Decimal as people write it (leading zeros too), or 0x/0o/0b with its prefix.
-        prefixed = text.strip().lstrip("+-")[:2].lower() in ("0x", "0o", "0b")
-        return check_seed(int(text, 0) if prefixed else int(text, 10))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    except GbcsError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def path_argument(text: str) -> str:

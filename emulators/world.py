@@ -45,6 +45,7 @@ from gbcs.devicelog import DeviceType
 from gbcs.errors import GbcsError
 from gbcs.files import write_together
 from gbcs.keys import KeyUsage
+from gbcs.options import SEED_RANGE, check_seed
 from gbcs.primitives import RESERVED_EUI64
 from gbcs.testpki import RemotePartyRole, TestPki, role_label
 
@@ -125,18 +126,6 @@ class MeterUnit:
 #    when (a scan part-way through with its next channel and the beacons heard), so one
 #    saved while it looks for a network is not loaded as joined.
 STATE_FORMAT = "gbcs-hil world 5"
-
-# Device keys hash the seed as 8 signed bytes, so a world's seed is a signed 64-bit integer.
-SEED_RANGE = range(-(2**63), 2**63)
-
-
-def check_seed(seed: int) -> int:
-    """The seed, if a world can be built from it; a :class:`GbcsError` naming it if not."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise GbcsError(f"seed {seed!r} is not an integer")
-    if seed not in SEED_RANGE:
-        raise GbcsError(f"seed {seed} is outside the signed 64-bit range -2**63 .. 2**63-1")
-    return seed
 
 
 def _derived_eui(prefix: str, index: int) -> bytes:

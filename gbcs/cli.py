@@ -15,7 +15,7 @@ from gbcs import strict_json
 from gbcs.catalogue import CATALOGUE, Catalogue
 from gbcs.errors import DecodeError, GbcsError
 from gbcs.keys import FileKeyStore
-from gbcs.options import Once, OnceFlag
+from gbcs.options import Once, OnceFlag, seed_argument
 from gbcs.security import DEFAULT_ACB, SecurityContext
 
 __all__ = ["main"]
@@ -423,7 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder to write the generated test keys to (RTDS layout)",
     )
     p.add_argument(
-        "--seed", type=int, default=1, action=Once, help="test-PKI seed (deterministic keys)"
+        "--seed",
+        type=seed_argument,
+        default=1,
+        action=Once,
+        help="test-PKI seed (deterministic keys; the emulated world's of the same seed)",
     )
     p.add_argument("--list", action=OnceFlag, help="list the examples")
     p.set_defaults(func=cmd_example)

@@ -597,3 +597,20 @@ def test_a_folder_entry_that_is_no_file_is_reported_not_skipped(
         "cannot read: a symbolic link to nothing",
         "cannot read: not a regular file",
     ]
+
+
+def test_example_reads_its_seed_as_triage_and_emulate_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Decimal only, and any size, while the world's commands took 0x.. and stopped at
+    64 bits (helper audit): the same seed is the same test PKI everywhere."""
+    outs = [
+        run(["example", "disconnect", "--keys", str(tmp_path / seed), "--seed", seed], capsys)
+        for seed in ("0x11", "17", "0o21")
+    ]
+    assert outs[0][0] == 0 and outs[0] == outs[1] == outs[2]
+    with pytest.raises(SystemExit) as stop:
+        main(["example", "disconnect", "--keys", str(tmp_path / "big"), "--seed", str(2**64)])
+    assert stop.value.code == 2
+    assert "outside the signed 64-bit range" in capsys.readouterr().err
+    assert not (tmp_path / "big").exists()
