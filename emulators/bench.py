@@ -209,6 +209,7 @@ def setup(
     dead: frozenset[bytes] = frozenset(),
     other_region: frozenset[bytes] = frozenset(),
     removed: frozenset[bytes] = frozenset(),
+    manifest_errors: list[str] | None = None,
 ) -> World:
     """The world before the bench: premises HANs with the meters joined, then carried
     to the bench without being divorced; fresh meters straight onto the bench. Meters
@@ -284,6 +285,9 @@ def setup(
         world.run(600)  # in the van, then on the warehouse shelf until its turn
         bench.save_world(None)
         inventory.put("rows", _rows_json(rows))
+        # With the rows, in one transaction: a run killed between the two would resume
+        # with none, and its manifest then taken for another (its bad rows differ).
+        inventory.put("manifest_errors", list(manifest_errors or []))
         inventory.put("seed", seed)
         inventory.put("policy", _policy_json(policy))
     return world
@@ -488,8 +492,7 @@ def _run_locked(
                 dead = frozenset({DEAD_IN_DEMO}) if demo else frozenset()
                 other = frozenset({OTHER_REGION_IN_DEMO}) if demo else frozenset()
                 removed = frozenset({REMOVED_IN_DEMO}) if demo else frozenset()
-                world = setup(inventory, rows, seed, policy, dead, other, removed)
-                inventory.put("manifest_errors", errors)
+                world = setup(inventory, rows, seed, policy, dead, other, removed, errors)
             except BaseException:
                 if new_database:  # the set-up committed nothing: leave nothing behind
                     inventory.close()

@@ -5,6 +5,9 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -406,3 +409,42 @@ def test_an_empty_path_is_a_usage_error(
     assert stop.value.code == 2
     assert f"argument {option}: an empty path is not a file or folder" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+_KILLED_AS_ERRORS_ARE_SAVED = r"""
+import os, signal, sys
+from emulators import inventory
+put = inventory.Inventory.put
+def put_or_die(self, key, value):
+    if key == "manifest_errors":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return put(self, key, value)
+inventory.Inventory.put = put_or_die
+from gbcs.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_run_killed_as_its_manifest_errors_are_saved_resumes_with_that_manifest(
+    tmp_path: Path,
+) -> None:
+    """They were saved just after set-up's transaction: killed between the two, the run
+    resumed with none, and its own manifest was then refused as another's (its bad rows
+    differ; helper review). They are saved in that transaction now."""
+    manifest = tmp_path / "meters.csv"
+    manifest.write_text(
+        f"00DB1234567890C1,00112233445566778899AABBCCDDEEFF,ESME,,{dummy_mpan(21)}\n"
+        "not-an-eui,00112233445566778899AABBCCDDEEFF,ESME,,x\n",
+        encoding="utf-8",
+    )
+    args = ["triage", "--workdir", str(tmp_path / "w"), "--manifest", str(manifest), "--quiet"]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AS_ERRORS_ARE_SAVED, *args])
+    assert killed.returncode == -signal.SIGKILL
+    again = subprocess.run(
+        [sys.executable, "-m", "gbcs", "triage", *args[1:], "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 1, again.stderr  # the bad row fails the run; not refused
+    assert [e.split(":")[0] for e in json.loads(again.stdout)["manifest_errors"]] == ["line 2"]
