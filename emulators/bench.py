@@ -478,6 +478,7 @@ def _run_locked(
                     f"{database}: the saved run is damaged (no device state for "
                     f"{', '.join(strangers)})"
                 )
+            inventory.adopt()
             # The emulated devices restart with the bench: give their HAN time to come
             # back (tunnels re-open) before the next command, as an operator would.
             world.run(RESTART_SETTLE)
@@ -485,6 +486,7 @@ def _run_locked(
         else:
             if inventory.has_run():
                 raise GbcsError(f"{database}: the saved run is damaged (its rows are missing)")
+            inventory.adopt()
             seed = 1 if seed is None else check_seed(seed)
             try:
                 demo = rows is None

@@ -196,6 +196,15 @@ class AuditEntry:
     detail: str | None
 
 
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+
+
 class Inventory:
     """SQLite-backed SMI, audit log and journal; use :meth:`transaction` for changes."""
 
@@ -205,10 +214,11 @@ class Inventory:
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             untagged = self._check_identity(db)  # before anything is written to the file
+            new = untagged and not _tables(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
-            if untagged:
+            if new:
                 db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except (sqlite3.Error, InventoryError) as e:
             # A folder or file that cannot be written, a damaged or foreign file: say which.
@@ -218,6 +228,9 @@ class Inventory:
                 raise
             raise InventoryError(f"cannot open the inventory {self.path}: {e}") from None
         self.db = db
+        # Written before the kit tagged its files: tagged by adopt(), once the run in it has
+        # passed its checks (a file refused as damaged is left as it was).
+        self.untagged = untagged and not new
         self._depth = 0
         self.now = 0.0  # the bench's clock, set by whoever drives it
 
@@ -226,12 +239,7 @@ class Inventory:
         a table is added to it or its journal mode changed. True if it is new (empty) or
         was written before the kit tagged its files: it gets the tag."""
         tag = db.execute("PRAGMA application_id").fetchone()[0]
-        tables = {
-            name
-            for (name,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        }
+        tables = _tables(db)
         if tag not in (0, APPLICATION_ID):
             raise InventoryError(
                 f"{self.path} is not a gbcs-hil inventory (another application's SQLite "
@@ -248,6 +256,18 @@ class Inventory:
                 f"{', '.join(sorted(tables))}); use another --workdir"
             )
         return tag == 0
+
+    def adopt(self) -> None:
+        """Tag a file written before the kit tagged its files, and start counting its
+        journal's steps from what it holds now (a step it lost before cannot be told)."""
+        if not self.untagged:
+            return
+        with self.transaction() as db:
+            if self.get(JOURNAL_STEPS) is None:
+                (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
+                self.put(JOURNAL_STEPS, count)
+        self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        self.untagged = False
 
     def close(self) -> None:
         self.db.close()

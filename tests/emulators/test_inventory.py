@@ -529,7 +529,7 @@ def test_another_programs_sqlite_file_is_refused_untouched(
     assert _tables(path) == before
 
 
-def test_an_inventory_is_tagged_and_one_from_before_the_tag_is_taken_and_tagged(
+def test_an_inventory_is_tagged_and_one_from_before_the_tag_is_tagged_once_adopted(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "inventory.sqlite"
@@ -538,9 +538,16 @@ def test_an_inventory_is_tagged_and_one_from_before_the_tag_is_taken_and_tagged(
     assert tag == int.from_bytes(b"GBHL", "big") and tables >= TABLES
     db = sqlite3.connect(path)
     db.execute("PRAGMA application_id = 0")  # as the kit wrote it before
+    db.execute("INSERT INTO journal VALUES ('M', 1, 'CS07', 'ok', '{}')")
     db.commit()
     db.close()
-    Inventory(path).close()
+    old = Inventory(path)
+    try:
+        assert old.untagged and _tables(path)[2] == 0  # not yet: its run may be refused
+        old.adopt()
+        assert not old.untagged and old.get("journal_steps") == 1  # counted from now on
+    finally:
+        old.close()
     assert _tables(path)[2] == int.from_bytes(b"GBHL", "big")
 
 

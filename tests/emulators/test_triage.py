@@ -677,6 +677,66 @@ def test_a_damaged_saved_run_is_refused_naming_what_and_leaves_the_reports(
     assert (folder / "report.json").read_bytes() == report
 
 
+def _as_written_before_the_tag(folder: Path) -> Path:
+    """The finished run's inventory as the kit wrote it before it tagged its files and
+    counted its journal's steps."""
+    import sqlite3
+
+    path = folder / DB_NAME
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA application_id = 0")
+    db.execute("DELETE FROM kv WHERE key = 'journal_steps'")
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return path
+
+
+def test_an_older_inventory_refused_as_damaged_is_left_as_it_was(
+    demo: tuple[Path, BenchRun], tmp_path: Path
+) -> None:
+    """It was tagged as it was opened, before the checks refused it (helper review)."""
+    import hashlib
+    import shutil
+    import sqlite3
+
+    folder = tmp_path / "copy"
+    shutil.copytree(demo[0], folder)
+    path = _as_written_before_the_tag(folder)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM kv WHERE key = 'rows'")
+    db.commit()
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(GbcsError, match=r"damaged \(its rows are missing\)"):
+        run_bench(folder)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_an_older_inventory_resumed_is_tagged_and_its_steps_counted_from_then(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    with pytest.raises(SimulatedCrash):
+        run_bench(tmp_path, crash_after=10)
+    path = _as_written_before_the_tag(tmp_path)
+    with pytest.raises(SimulatedCrash):
+        run_bench(tmp_path, crash_after=5)  # resumed, adopted, five more steps
+    db = sqlite3.connect(path)
+    try:
+        (tag,) = db.execute("PRAGMA application_id").fetchone()
+        (kept,) = db.execute("SELECT value FROM kv WHERE key = 'journal_steps'").fetchone()
+        db.execute("DELETE FROM journal WHERE rowid = (SELECT max(rowid) FROM journal)")
+        db.commit()
+    finally:
+        db.close()
+    assert tag == int.from_bytes(b"GBHL", "big") and json.loads(kept) == 15
+    with pytest.raises(GbcsError, match=r"journal holds 14 steps, 15 were committed"):
+        run_bench(tmp_path)
+
+
 # --- Resuming with other settings ------------------------------------------------------
 
 
