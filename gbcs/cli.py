@@ -462,7 +462,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_negative_values_attached(given))
     try:
         status = int(args.func(args))
-        sys.stdout.flush()  # a full disk behind a redirect shows here, not at exit
+        if sys.stdout is not None:  # None when started with stdout closed (>&-)
+            sys.stdout.flush()  # a full disk behind a redirect shows here, not at exit
         return status
     except BrokenPipeError:  # the reader went away: nothing more to say
         _stdout_to_devnull()
@@ -481,7 +482,7 @@ def _stdout_to_devnull() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # no file descriptor behind it (a test's capture)
+    except (OSError, ValueError, AttributeError):  # no descriptor (a capture), or no stdout
         pass
 
 

@@ -243,6 +243,22 @@ def test_an_output_that_cannot_be_written_is_said_so(command: list[str], tmp_pat
     assert result.stderr == (f"gbcs-hil {name}: cannot write the output: No space left on device\n")
 
 
+def test_a_closed_standard_output_is_no_error(tmp_path: Path) -> None:
+    """Started with stdout closed (``>&-``), Python has no sys.stdout: flushing it
+    raised AttributeError (helper review)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gbcs", "example", "--list"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+        timeout=120,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 @pytest.mark.skipif(shutil.which("gbcs-hil") is None, reason="console script not installed")
 def test_readme_main_job_command(tmp_path: Path) -> None:
     """The README's first command after the install: ``gbcs-hil triage``, as a process."""
