@@ -152,8 +152,7 @@ def read_manifest(
     raises :class:`ManifestError`: no row of it can be trusted then.
     """
     policy = policy if policy is not None else ProductionProvingPolicy.from_env()
-    # strict: a quote left open swallows every row after it, so it is an error, named.
-    reader = csv.reader(io.StringIO(_manifest_text(path), newline=""), strict=True)
+    reader = csv.reader(io.StringIO(_manifest_text(path), newline=""))
     rows: list[ManifestRow] = []
     errors: list[str] = []
     seen: dict[bytes, int] = {}
@@ -163,6 +162,13 @@ def read_manifest(
     try:
         for fields in reader:
             start, number = number, reader.line_num + 1  # a quoted field may span lines
+            if any("\n" in x or "\r" in x for x in fields):
+                # No manifest field holds a line break: a quote left open, which takes in
+                # every row after it. None of them can be trusted to be what was meant.
+                raise ManifestError(
+                    f"{path}: line {start}: not CSV: a quoted field runs on to line "
+                    f"{reader.line_num} (a quote left open?)"
+                )
             if not fields or all(not x.strip() for x in fields) or fields[0].lstrip()[:1] == "#":
                 continue
             header = fields[0].strip().lower().replace("-", "").replace("_", "")

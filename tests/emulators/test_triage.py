@@ -893,8 +893,15 @@ def test_a_manifest_with_a_quote_left_open_is_refused_as_not_csv(tmp_path: Path)
     the wrong length (helper audit): the file's real fault is named now."""
     path = tmp_path / "quote.csv"
     path.write_text("\n".join([MANIFEST[0], '"' + GOOD_FRESH, GOOD_FRESH]) + "\n")
-    with pytest.raises(ManifestError, match=r"quote\.csv: line \d+: not CSV: unexpected end"):
+    with pytest.raises(
+        ManifestError, match=r"quote\.csv: line 2: not CSV: a quoted field runs on to line 3"
+    ):
         read_manifest(path)
+    # A space after a closing quote is no such fault: the field is read as before.
+    eui, rest = GOOD_FRESH.split(",", 1)
+    path.write_text("\n".join([MANIFEST[0], f'"{eui}" ,{rest}']) + "\n")
+    ((row,), errors) = read_manifest(path)
+    assert row.hex == eui and errors == []
 
 
 def test_a_manifest_too_long_to_be_one_is_refused_unread(
