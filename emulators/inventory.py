@@ -512,9 +512,13 @@ class Inventory:
                 "INSERT INTO journal VALUES (?, ?, ?, ?, ?)",
                 (meter, step, name, result, json.dumps(detail, sort_keys=True)),
             )
-            # Counted beside it: a step deleted from the journal would be run again.
-            (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
-            self.put(JOURNAL_STEPS, count)
+            # Counted beside it: a step deleted from the journal would be run again. (Kept
+            # as a JSON number, as put() writes it; counted up, not recounted, per step.)
+            db.execute(
+                "INSERT INTO kv VALUES (?, '1') "
+                "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+                (JOURNAL_STEPS,),
+            )
 
     def has_run(self) -> bool:
         """Whether a triage has started in it: a step journaled, or device state saved."""
