@@ -217,9 +217,10 @@ class Inventory:
             new = untagged and not _tables(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
-            if new:
-                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            # One transaction: a file killed while being made has all its tables and its
+            # tag, or none (then it is new again), never some tables and no tag.
+            tag = f"PRAGMA application_id = {APPLICATION_ID};\n" if new else ""
+            db.executescript(f"BEGIN;\n{SCHEMA}{tag}COMMIT;")
         except (sqlite3.Error, InventoryError) as e:
             # A folder or file that cannot be written, a damaged or foreign file: say which.
             if db is not None:
@@ -260,14 +261,14 @@ class Inventory:
     def adopt(self) -> None:
         """Tag a file written before the kit tagged its files, and start counting its
         journal's steps from what it holds now (a step it lost before cannot be told)."""
-        if not self.untagged:
-            return
         with self.transaction() as db:
+            # A file tagged by a kit that did not count yet has no count either.
             if self.get(JOURNAL_STEPS) is None:
                 (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
                 self.put(JOURNAL_STEPS, count)
-        self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-        self.untagged = False
+        if self.untagged:
+            self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            self.untagged = False
 
     def close(self) -> None:
         self.db.close()
@@ -514,11 +515,13 @@ class Inventory:
             )
             # Counted beside it: a step deleted from the journal would be run again. (Kept
             # as a JSON number, as put() writes it; counted up, not recounted, per step.)
-            db.execute(
-                "INSERT INTO kv VALUES (?, '1') "
-                "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            counted = db.execute(
+                "UPDATE kv SET value = CAST(value AS INTEGER) + 1 WHERE key = ?",
                 (JOURNAL_STEPS,),
             )
+            if counted.rowcount == 0:  # not counted yet: from what the journal holds
+                (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
+                self.put(JOURNAL_STEPS, count)
 
     def has_run(self) -> bool:
         """Whether a triage has started in it: a step journaled, or device state saved."""

@@ -558,3 +558,39 @@ def test_the_tables_checked_are_the_schemas(tmp_path: Path) -> None:
         "sqlite_sequence"
     } == TABLES
     db.close()
+
+
+def test_a_file_whose_making_failed_part_way_is_made_again_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its tables and its tag are made in one transaction: a kill part-way left some
+    tables and no tag, which every later open refused as another program's file."""
+    path = tmp_path / "inventory.sqlite"
+    monkeypatch.setattr(
+        "emulators.inventory.SCHEMA", SCHEMA + "CREATE TABLE kv (clash TEXT);\n"
+    )  # fails after every table is made
+    with pytest.raises(InventoryError, match="cannot open the inventory"):
+        Inventory(path)
+    monkeypatch.undo()
+    assert _tables(path)[0] == set() and _tables(path)[2] == 0
+    Inventory(path).close()
+    assert _tables(path)[0] >= TABLES
+
+
+def test_a_tagged_file_with_no_step_count_is_counted_from_its_journal(tmp_path: Path) -> None:
+    """Tagged by a kit that did not count yet: counting up from nothing gave 1 over a
+    journal of many steps, and the next resume was refused (helper review)."""
+    path = tmp_path / "inventory.sqlite"
+    inv = Inventory(path)
+    try:
+        for step in (1, 2, 3):
+            inv.journal_step(METER, step, "CS07", "ok", {})
+        inv.db.execute("DELETE FROM kv WHERE key = 'journal_steps'")
+        inv.journal_step(METER, 4, "CS07", "ok", {})
+        assert inv.get("journal_steps") == 4
+        inv.db.execute("DELETE FROM kv WHERE key = 'journal_steps'")
+        inv.adopt()
+        assert inv.get("journal_steps") == 4
+        inv.check_journal()
+    finally:
+        inv.close()
