@@ -455,7 +455,11 @@ def _run_locked(
         resumed = saved is not None
         if resumed:
             stored = _rows_from_json(saved, str(database))
-            saved_errors = inventory.get("manifest_errors") or []
+            kept_errors = inventory.get("manifest_errors")
+            # None: a run an older kit had killed just after its set-up, before it saved
+            # them; the manifest given now has them, if it is that run's.
+            saved_errors = errors if kept_errors is None and rows is not None else kept_errors
+            saved_errors = saved_errors or []
             if not isinstance(saved_errors, list) or not all(
                 isinstance(e, str) for e in saved_errors
             ):
@@ -479,6 +483,8 @@ def _run_locked(
                     f"{', '.join(strangers)})"
                 )
             inventory.adopt()
+            if kept_errors is None and saved_errors:
+                inventory.put("manifest_errors", saved_errors)
             # The emulated devices restart with the bench: give their HAN time to come
             # back (tunnels re-open) before the next command, as an operator would.
             world.run(RESTART_SETTLE)

@@ -518,6 +518,31 @@ def test_read_manifest_in_lab_only_mode_accepts_a_real_mpan(tmp_path: Path) -> N
     assert 9 not in [int(e.split(":")[0].removeprefix("line ")) for e in errors]
 
 
+def test_a_run_an_older_kit_left_without_its_manifest_errors_takes_them_again(
+    tmp_path: Path,
+) -> None:
+    """An older kit saved them just after set-up: killed between, the run has none, and
+    resumed with its own manifest it was refused as another's (helper review). The
+    manifest given has them: they are taken, and saved."""
+    import sqlite3
+
+    rows, errors = read_manifest(write_manifest(tmp_path / "m.csv", MANIFEST))
+    folder = tmp_path / "run"
+    with pytest.raises(SimulatedCrash):
+        run_bench(folder, rows, manifest_errors=errors, crash_after=2)
+    db = sqlite3.connect(folder / DB_NAME)
+    db.execute("DELETE FROM kv WHERE key = 'manifest_errors'")
+    db.commit()
+    db.close()
+    run = run_bench(folder, rows, manifest_errors=errors)
+    assert run.resumed and run.manifest_errors == errors and errors
+    inv = open_inventory(folder)
+    try:
+        assert inv.get("manifest_errors") == errors
+    finally:
+        inv.close()
+
+
 def test_a_manifest_run_triages_the_good_rows(tmp_path: Path) -> None:
     rows, errors = read_manifest(write_manifest(tmp_path / "m.csv", MANIFEST))
     folder = tmp_path / "run"
