@@ -162,7 +162,7 @@ def read_manifest(
     try:
         for fields in reader:
             start, number = number, reader.line_num + 1  # a quoted field may span lines
-            if any("\n" in x or "\r" in x for x in fields):
+            if any("\n" in x or "\r" in x for x in (f.rstrip("\r\n") for f in fields)):
                 # No manifest field holds a line break: a quote left open, which takes in
                 # every row after it. None of them can be trusted to be what was meant.
                 raise ManifestError(

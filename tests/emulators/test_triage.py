@@ -922,6 +922,11 @@ def test_a_manifest_with_a_quote_left_open_is_refused_as_not_csv(tmp_path: Path)
         ManifestError, match=r"quote\.csv: line 2: not CSV: a quoted field runs on to line 3"
     ):
         read_manifest(path)
+    # A quote left open in the last field of the last row takes in only the line end.
+    head, mpxn = GOOD_FRESH.rsplit(",", 1)
+    path.write_text("\n".join([MANIFEST[0], f'{head},"{mpxn}']) + "\n")
+    ((row,), errors) = read_manifest(path)
+    assert row.mpxn == mpxn and errors == []
     # A space after a closing quote is no such fault: the field is read as before.
     eui, rest = GOOD_FRESH.split(",", 1)
     path.write_text("\n".join([MANIFEST[0], f'"{eui}" ,{rest}']) + "\n")
