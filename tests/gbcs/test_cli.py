@@ -259,6 +259,44 @@ def test_a_closed_standard_output_is_no_error(tmp_path: Path) -> None:
     assert (result.returncode, result.stderr) == (0, "")
 
 
+def _stderr_on_a_read_only_file() -> None:
+    """As a pyenv shim leaves it when started with ``2>&-``: its own script, read-only,
+    on descriptor 2."""
+    os.close(2)
+    assert os.open(__file__, os.O_RDONLY) == 2
+
+
+@pytest.mark.parametrize(
+    "start", [lambda: os.close(2), _stderr_on_a_read_only_file], ids=["closed", "read-only"]
+)
+def test_a_standard_error_that_cannot_be_written_is_no_error(tmp_path: Path, start: Any) -> None:
+    """The triage's progress lines went to it: a traceback, exit 1 (helper review)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gbcs", "triage", "--workdir", str(tmp_path / "run")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+        timeout=300,
+        preexec_fn=start,
+    )
+    assert result.returncode == 0 and "reports in" in result.stdout
+
+
+def test_a_closed_standard_input_is_an_empty_one(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gbcs", "decode", "-"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert (result.returncode, result.stderr) == (1, "")
+    assert "standard input: input is empty" in result.stdout
+
+
 @pytest.mark.skipif(shutil.which("gbcs-hil") is None, reason="console script not installed")
 def test_readme_main_job_command(tmp_path: Path) -> None:
     """The README's first command after the install: ``gbcs-hil triage``, as a process."""
