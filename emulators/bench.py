@@ -405,9 +405,25 @@ def run_bench(
     made = _make_folder(folder)
     lock = _lock_folder(folder, made)
     try:
+        _check_report_paths(folder)
         return _run_locked(folder, made, rows, seed, policy, errors, crash_after, progress)
     finally:
         os.close(lock)
+
+
+REPORT_NAMES = ("report.json", "junit.xml", "han.pcap", "han.pcap.keys")
+
+
+def _check_report_paths(folder: Path) -> None:
+    """A folder where a report goes is found before the run, not after every step has
+    run (the reports are written last, all or none)."""
+    for name in REPORT_NAMES:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            raise GbcsError(
+                f"{path} is a folder: the run's {name} cannot be written there; "
+                "move it out of the way"
+            )
 
 
 def _lock_folder(folder: Path, made: list[Path]) -> int:

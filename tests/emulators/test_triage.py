@@ -1630,3 +1630,13 @@ def test_junit_counts_a_meter_without_its_expected_outcome_as_a_failure(
     failure = case.find("failure")
     assert failure is not None and failure.get("message") == "FAIL (fresh)"
     assert failure.text == "CS07: failed: NO_RESPONSE: none"
+
+
+@pytest.mark.parametrize("name", ["report.json", "junit.xml", "han.pcap", "han.pcap.keys"])
+def test_a_folder_where_a_report_goes_is_refused_before_the_run(tmp_path: Path, name: str) -> None:
+    """It was found only once every step had run (helper audit): the reports are
+    written last, all or none."""
+    (tmp_path / name).mkdir()
+    with pytest.raises(GbcsError, match=rf"{name} is a folder: the run's {name} cannot be"):
+        run_bench(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no inventory, no step run
