@@ -196,15 +196,6 @@ class AuditEntry:
     detail: str | None
 
 
-def _tables(db: sqlite3.Connection) -> set[str]:
-    return {
-        name
-        for (name,) in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        )
-    }
-
-
 class Inventory:
     """SQLite-backed SMI, audit log and journal; use :meth:`transaction` for changes."""
 
@@ -213,8 +204,8 @@ class Inventory:
         db: sqlite3.Connection | None = None
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            untagged = self._check_identity(db)  # before anything is written to the file
-            new = untagged and not _tables(db)
+            # Before anything is written to the file.
+            untagged, new = self._check_identity(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             # One transaction: a file killed while being made has all its tables and its
@@ -235,12 +226,18 @@ class Inventory:
         self._depth = 0
         self.now = 0.0  # the bench's clock, set by whoever drives it
 
-    def _check_identity(self, db: sqlite3.Connection) -> bool:
+    def _check_identity(self, db: sqlite3.Connection) -> tuple[bool, bool]:
         """Refuse another application's SQLite file, or one of ours missing a table, before
-        a table is added to it or its journal mode changed. True if it is new (empty) or
-        was written before the kit tagged its files: it gets the tag."""
+        a table is added to it or its journal mode changed. Whether it is untagged, and
+        whether it is new (empty): a new one is tagged as it is made, one written before
+        the kit tagged its files by :meth:`adopt`."""
         tag = db.execute("PRAGMA application_id").fetchone()[0]
-        tables = _tables(db)
+        tables = {
+            name
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
         if tag not in (0, APPLICATION_ID):
             raise InventoryError(
                 f"{self.path} is not a gbcs-hil inventory (another application's SQLite "
@@ -256,16 +253,14 @@ class Inventory:
                 f"{self.path} is not a gbcs-hil inventory (it holds tables "
                 f"{', '.join(sorted(tables))}); use another --workdir"
             )
-        return tag == 0
+        return tag == 0, not tables
 
     def adopt(self) -> None:
         """Tag a file written before the kit tagged its files, and start counting its
         journal's steps from what it holds now (a step it lost before cannot be told)."""
-        with self.transaction() as db:
-            # A file tagged by a kit that did not count yet has no count either.
-            if self.get(JOURNAL_STEPS) is None:
-                (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
-                self.put(JOURNAL_STEPS, count)
+        # A file tagged by a kit that did not count yet has no count either.
+        if self.get(JOURNAL_STEPS) is None:
+            self._count_journal()
         if self.untagged:
             self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self.untagged = False
@@ -519,9 +514,13 @@ class Inventory:
                 "UPDATE kv SET value = CAST(value AS INTEGER) + 1 WHERE key = ?",
                 (JOURNAL_STEPS,),
             )
-            if counted.rowcount == 0:  # not counted yet: from what the journal holds
-                (count,) = db.execute("SELECT count(*) FROM journal").fetchone()
-                self.put(JOURNAL_STEPS, count)
+            if counted.rowcount == 0:  # not counted yet
+                self._count_journal()
+
+    def _count_journal(self) -> None:
+        """Start counting the journal's steps from what it holds."""
+        (count,) = self.db.execute("SELECT count(*) FROM journal").fetchone()
+        self.put(JOURNAL_STEPS, count)
 
     def has_run(self) -> bool:
         """Whether a triage has started in it: a step journaled, or device state saved."""
