@@ -33,7 +33,7 @@ from emulators.triage import (
     MeterReport,
     demo_rows,
 )
-from emulators.wireshark import capture_files
+from emulators.wireshark import capture_files, keys_path
 from emulators.world import World, check_seed
 from gbcs.errors import GbcsError
 from gbcs.files import write_together
@@ -411,17 +411,17 @@ def run_bench(
         os.close(lock)
 
 
-REPORT_NAMES = ("report.json", "junit.xml", "han.pcap", "han.pcap.keys")
+REPORT_JSON, JUNIT_XML, CAPTURE = "report.json", "junit.xml", "han.pcap"
 
 
 def _check_report_paths(folder: Path) -> None:
-    """A folder where a report goes is found before the run, not after every step has
-    run (the reports are written last, all or none)."""
-    for name in REPORT_NAMES:
-        path = folder / name
+    """A folder where a report goes (where :func:`write_reports` writes) is found before
+    the run, not after every step has run (the reports are written last, all or none)."""
+    capture = folder / CAPTURE
+    for path in (folder / REPORT_JSON, folder / JUNIT_XML, capture, keys_path(capture)):
         if path.is_dir() and not path.is_symlink():
             raise GbcsError(
-                f"{path} is a folder: the run's {name} cannot be written there; "
+                f"{path} is a folder: the run's {path.name} cannot be written there; "
                 "move it out of the way"
             )
 
@@ -569,9 +569,9 @@ def write_reports(run: BenchRun, world: World) -> None:
         case = ET.SubElement(suite, "testcase", classname="manifest", name=error.split(":")[0])
         ET.SubElement(case, "error", message=error)
     junit = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
-    files = [(folder / "report.json", report), (folder / "junit.xml", junit)]
+    files = [(folder / REPORT_JSON, report), (folder / JUNIT_XML, junit)]
     if world.capture is not None:
-        files += capture_files(world.capture, folder / "han.pcap", world.clock.epoch.timestamp())
+        files += capture_files(world.capture, folder / CAPTURE, world.clock.epoch.timestamp())
     write_together(files)
 
 

@@ -386,10 +386,11 @@ class Bench:
                 ("capture_frames", len(han), "HAN frames"),
                 ("capture_wan", len(wan), "WAN messages"),
             ):
-                if _saved_count(inventory, key) != count:
+                saved = _saved_count(inventory, key)
+                if saved != count:
                     raise InventoryError(
                         f"{inventory.path}: the saved run is damaged (its capture holds "
-                        f"{count} {what}, {_saved_count(inventory, key)} were saved)"
+                        f"{count} {what}, {saved} were saved)"
                     )
             # Ahead of any frame a device sent as it was rebuilt: the bench saves from the
             # saved count on, so such a frame went unsaved and the last saved one twice.
